@@ -1,0 +1,94 @@
+/*
+ * dtype.h - tensor element types (ggml/GGUF numbering) and their block layouts.
+ *
+ * The quantized layouts are byte-exact with ggml's so GGUF files are read in
+ * place: weights keep their quantized form on every backend. This header owns
+ * the format definitions (block structs, sizes) and the reference conversions
+ * to and from float; fast kernels live in the backends.
+ * Invariant: hearth_dtype_traits(t)->known is true only for types this build
+ * can load; all sizes below are exact.
+ */
+#ifndef HEARTH_DTYPE_H
+#define HEARTH_DTYPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum hearth_dtype {
+    HEARTH_F32 = 0,
+    HEARTH_F16 = 1,
+    HEARTH_Q4_0 = 2,
+    HEARTH_Q4_1 = 3,
+    HEARTH_Q5_0 = 6,
+    HEARTH_Q5_1 = 7,
+    HEARTH_Q8_0 = 8,
+    HEARTH_Q8_1 = 9,
+    HEARTH_Q2_K = 10,
+    HEARTH_Q3_K = 11,
+    HEARTH_Q4_K = 12,
+    HEARTH_Q5_K = 13,
+    HEARTH_Q6_K = 14,
+    HEARTH_Q8_K = 15,
+    HEARTH_BF16 = 30,
+    HEARTH_DTYPE_COUNT = 40
+} hearth_dtype;
+
+typedef uint16_t hearth_f16;  /* IEEE binary16 bits */
+typedef uint16_t hearth_bf16; /* bfloat16 bits */
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK8_1 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+typedef struct { hearth_f16 d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
+typedef struct { hearth_f16 d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;
+typedef struct { hearth_f16 d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_0;
+typedef struct { hearth_f16 d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;
+typedef struct { hearth_f16 d; int8_t qs[QK8_0]; } block_q8_0;
+typedef struct { hearth_f16 d, s; int8_t qs[QK8_1]; } block_q8_1; /* s = d * sum(qs) */
+typedef struct { hearth_f16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; } block_q4_K;
+typedef struct { hearth_f16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } block_q5_K;
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; hearth_f16 d; } block_q6_K;
+typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+
+typedef void (*hearth_to_float_fn)(const void *src, float *dst, int64_t n);
+typedef void (*hearth_from_float_fn)(const float *src, void *dst, int64_t n);
+
+typedef struct hearth_dtype_traits {
+    const char *name;      /* "q4_0", "f16", ... */
+    bool known;            /* loadable by this build */
+    int64_t block_size;    /* elements per block (1 for plain floats) */
+    size_t type_size;      /* bytes per block */
+    hearth_to_float_fn to_float;     /* reference dequantization, n % block_size == 0 */
+    hearth_from_float_fn from_float; /* reference quantization (NULL if none) */
+    hearth_dtype vec_dot_type;       /* what activations are converted to for dot products */
+} hearth_dtype_traits;
+
+/* Traits of `t`; never NULL (unknown types get known=false, name "?"). */
+const hearth_dtype_traits *hearth_dtype_info(hearth_dtype t);
+const char *hearth_dtype_name(hearth_dtype t);
+/* Parse a name ("q8_0", "F16", ...); returns false when unknown. */
+bool hearth_dtype_from_name(const char *name, hearth_dtype *out);
+/* Bytes of one row of n elements; 0 when n is not a multiple of the block size. */
+size_t hearth_dtype_row_size(hearth_dtype t, int64_t n);
+/* Comma-separated list of loadable types, for error messages. */
+const char *hearth_dtype_supported_list(void);
+
+/* Scalar conversions (exact, round-to-nearest-even). */
+float hearth_f16_to_f32(hearth_f16 h);
+hearth_f16 hearth_f32_to_f16(float f);
+float hearth_bf16_to_f32(hearth_bf16 h);
+hearth_bf16 hearth_f32_to_bf16(float f);
+
+/* Row conversions for every type are reachable through hearth_dtype_info(). */
+void hearth_dequantize_row(hearth_dtype t, const void *src, float *dst, int64_t n);
+/* Returns false when the type has no quantizer or n is not a block multiple. */
+bool hearth_quantize_row(hearth_dtype t, const float *src, void *dst, int64_t n);
+
+#endif
