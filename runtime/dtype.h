@@ -52,10 +52,33 @@ typedef struct { hearth_f16 d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_
 typedef struct { hearth_f16 d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;
 typedef struct { hearth_f16 d; int8_t qs[QK8_0]; } block_q8_0;
 typedef struct { hearth_f16 d, s; int8_t qs[QK8_1]; } block_q8_1; /* s = d * sum(qs) */
+/* Q2_K: 16 sub-blocks of 16; scales[j] = 4-bit scale | 4-bit min << 4. */
+typedef struct { uint8_t scales[QK_K / 16]; uint8_t qs[QK_K / 4]; hearth_f16 d, dmin; } block_q2_K;
+/* Q3_K: 16 sub-blocks of 16; 2 low bits in qs, high bit in hmask, 6-bit signed scales packed in 12 bytes. */
+typedef struct { uint8_t hmask[QK_K / 8]; uint8_t qs[QK_K / 4]; uint8_t scales[12]; hearth_f16 d; } block_q3_K;
 typedef struct { hearth_f16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; } block_q4_K;
 typedef struct { hearth_f16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } block_q5_K;
 typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; hearth_f16 d; } block_q6_K;
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+
+/* 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block, unpacked
+ * from the 12-byte `scales` field (ggml's get_scale_min_k4 layout). */
+static inline void hearth_kquant_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *mn) {
+    if (j < 4) {
+        *sc = scales[j] & 63;
+        *mn = scales[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4));
+        *mn = (uint8_t)((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
+    }
+}
+
+/* Signed 6-bit scale (-32..31) of sub-block j (0..15) of a Q3_K block. */
+static inline int hearth_q3k_scale(int j, const uint8_t *scales) {
+    int lo = j < 8 ? (scales[j] & 0xF) : (scales[j - 8] >> 4);
+    int hi = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
 
 typedef void (*hearth_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*hearth_from_float_fn)(const float *src, void *dst, int64_t n);
