@@ -1,0 +1,76 @@
+/*
+ * common.c - see common.h.
+ */
+#include "common.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+double app_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, bool quiet,
+              hearth_backend **be_out, hearth_model **model_out) {
+    hearth_error err = {0};
+    if (!model_path) {
+        fprintf(stderr, "hearth %s: no model given: pass -m MODEL.gguf (see hearth %s --help)\n", cmd, cmd);
+        return false;
+    }
+    hearth_backend_config bc = {backend_name ? backend_name : "auto", threads};
+    hearth_backend *be = hearth_backend_create(&bc, &err);
+    if (!be) {
+        fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);
+        return false;
+    }
+    hearth_model_params mp = {be};
+    hearth_model *m = hearth_model_load(model_path, &mp, &err);
+    if (!m) {
+        fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);
+        hearth_backend_free(be);
+        return false;
+    }
+    if (!quiet) {
+        hearth_backend_info bi;
+        be->ops->info(be, &bi);
+        fprintf(stderr, "hearth: backend %s (%s)\n", bi.name, bi.device);
+    }
+    *be_out = be;
+    *model_out = m;
+    return true;
+}
+
+static bool file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *app_sample_model(void) {
+    static char buf[PATH_MAX + 64];
+    const char *env = getenv("HEARTH_SAMPLE_MODEL");
+    if (env && file_exists(env)) return env;
+    const char *rel = "shared/models/hearth-kjv-llama-q8_0.gguf";
+    /* next to the executable: <root>/main/build/bin/hearth -> <root>/shared */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 5; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+            snprintf(buf, sizeof buf, "%s/%s", exe, rel);
+            if (file_exists(buf)) return buf;
+        }
+    }
+    snprintf(buf, sizeof buf, "../%s", rel);
+    if (file_exists(buf)) return buf;
+    return NULL;
+}

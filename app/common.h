@@ -1,0 +1,26 @@
+/*
+ * common.h - pieces the subcommands share: loading a backend + model with
+ * user-facing messages, timing, and file checks.
+ */
+#ifndef HEARTH_APP_COMMON_H
+#define HEARTH_APP_COMMON_H
+
+#include <stdbool.h>
+
+#include "backend.h"
+#include "model.h"
+
+/* Monotonic milliseconds. */
+double app_now_ms(void);
+
+/* Create the backend and load the model; on failure print
+ * "hearth CMD: <message>" to stderr and return false. `quiet` suppresses
+ * the one-line "using backend ..." note on stderr. */
+bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, bool quiet,
+              hearth_backend **be_out, hearth_model **model_out);
+
+/* Sample model used when nothing is configured: ../shared/models/... next to
+ * the source tree or the executable, or $HEARTH_SAMPLE_MODEL. NULL if none. */
+const char *app_sample_model(void);
+
+#endif

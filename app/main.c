@@ -1,0 +1,48 @@
+/*
+ * main.c - the `hearth` executable: dispatch to subcommands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+
+int cmd_run(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"run", cmd_run, "generate text from a prompt"},
+    {"info", cmd_info, "show a model's architecture, tensors and memory needs"},
+    {"tokenize", cmd_tokenize, "show the token ids of a text"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "hearth %s - run open-weight LLMs (GGUF) on your own machine\n\nusage: hearth COMMAND [options]\n\ncommands:\n",
+            HEARTH_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`hearth COMMAND --help` shows a command's options. Backends in this build: %s\n",
+            hearth_backend_list());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("hearth %s (backends: %s)\n", HEARTH_VERSION, hearth_backend_list());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "hearth: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

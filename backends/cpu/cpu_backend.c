@@ -1,0 +1,418 @@
+/*
+ * cpu_backend.c - the CPU implementation of backend.h (always available).
+ *
+ * Tensors are host memory; weights point straight into the mmapped GGUF file
+ * (no copies). Ops run at once on the backend's thread pool; synchronize is a
+ * no-op. Quantized matmuls convert the activations to the weight type's
+ * vec_dot_type once per op (8-bit blocks for integer dot products, as ggml
+ * does), then every output is one vec_dot of a weight row with an activation
+ * row. Owns: the thread pool and a growable scratch arena for converted
+ * activations and attention scores.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cpu_features.h"
+#include "cpu_quants.h"
+#include "threadpool.h"
+
+typedef struct cpu_ctx {
+    hearth_threadpool *pool;
+    int n_threads;
+    void *scratch; /* activations converted to vec_dot_type */
+    size_t scratch_size;
+    float *att_scratch; /* per-thread score rows */
+    size_t att_scratch_n;
+} cpu_ctx;
+
+static cpu_ctx *ctx_of(hearth_backend *b) { return b->ctx; }
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+#define PROFILE_BEGIN(b) double t0_ = (b)->profile ? now_us() : 0
+#define PROFILE_END(b, op)                                \
+    do {                                                  \
+        if ((b)->profile) {                               \
+            (b)->op_time_us[op] += now_us() - t0_;        \
+            (b)->op_count[op]++;                          \
+        }                                                 \
+    } while (0)
+
+static void *scratch_get(cpu_ctx *c, size_t bytes) {
+    if (bytes > c->scratch_size) {
+        void *p = realloc(c->scratch, bytes);
+        if (!p) return NULL;
+        c->scratch = p;
+        c->scratch_size = bytes;
+    }
+    return c->scratch;
+}
+
+static inline float *row_f32(const hearth_tensor *t, int64_t r) { return (float *)((char *)t->data + r * t->nb1); }
+static inline void *row_ptr(const hearth_tensor *t, int64_t r) { return (char *)t->data + r * t->nb1; }
+
+/* Split [0, n) into nth near-equal parts; part ith is [*lo, *hi). */
+static inline void split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+    int64_t per = (n + nth - 1) / nth;
+    *lo = per * ith;
+    *hi = *lo + per < n ? *lo + per : n;
+    if (*lo > n) *lo = n;
+}
+
+/* ------------------------------------------------------------ memory */
+
+static void *cpu_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64)) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "cpu: cannot allocate %zu bytes", bytes);
+        return NULL;
+    }
+    return p;
+}
+static void cpu_dealloc(hearth_backend *b, void *p) { free(p); }
+static void cpu_upload(hearth_backend *b, void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
+static void cpu_download(hearth_backend *b, void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
+static void cpu_copy(hearth_backend *b, void *dst, const void *src, size_t n) { memmove(dst, src, n); }
+
+static bool cpu_supports_type(hearth_backend *b, hearth_dtype t) { return hearth_cpu_vec_dot(t) != NULL; }
+
+/* ------------------------------------------------------------ get_rows */
+
+static void cpu_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    const hearth_dtype_traits *tr = hearth_dtype_info(w->type);
+    for (int i = 0; i < n; i++) tr->to_float(row_ptr(w, ids[i]), row_f32(out, i), w->ne0);
+    PROFILE_END(b, HEARTH_OP_GET_ROWS);
+}
+
+static void cpu_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    for (int i = 0; i < n; i++) memmove(row_f32(out, i), row_f32(x, rows[i]), (size_t)x->ne0 * sizeof(float));
+    PROFILE_END(b, HEARTH_OP_COPY);
+}
+
+/* ------------------------------------------------------------ rms_norm */
+
+static void cpu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, float eps,
+                         hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    const float *wd = w->data;
+    for (int64_t r = 0; r < x->ne1; r++) {
+        const float *xr = row_f32(x, r);
+        float *o = row_f32(out, r);
+        double ss = 0; /* float products summed in double, as ggml does */
+        for (int64_t i = 0; i < x->ne0; i++) ss += (double)(xr[i] * xr[i]);
+        float scale = 1.0f / sqrtf((float)(ss / x->ne0) + eps);
+        for (int64_t i = 0; i < x->ne0; i++) o[i] = xr[i] * scale * wd[i];
+    }
+    PROFILE_END(b, HEARTH_OP_RMS_NORM);
+}
+
+/* ------------------------------------------------------------ matmul */
+
+typedef struct matmul_job {
+    const hearth_tensor *w;
+    const hearth_tensor *bias;
+    hearth_tensor *out;
+    const void *act;  /* converted activations, act_row bytes apart */
+    size_t act_row;
+    int64_t n_tokens;
+    hearth_vec_dot_fn dot;
+} matmul_job;
+
+enum { MATMUL_ROW_TILE = 16, MATMUL_TOK_TILE = 64 };
+
+static void matmul_worker(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    int64_t lo, hi;
+    split_range(j->w->ne1, ith, nth, &lo, &hi);
+    const float *bias = j->bias ? j->bias->data : NULL;
+    /* Tile: a block of weight rows stays in cache while it meets a block of tokens. */
+    for (int64_t r0 = lo; r0 < hi; r0 += MATMUL_ROW_TILE) {
+        int64_t r1 = r0 + MATMUL_ROW_TILE < hi ? r0 + MATMUL_ROW_TILE : hi;
+        for (int64_t t0 = 0; t0 < j->n_tokens; t0 += MATMUL_TOK_TILE) {
+            int64_t t1 = t0 + MATMUL_TOK_TILE < j->n_tokens ? t0 + MATMUL_TOK_TILE : j->n_tokens;
+            for (int64_t r = r0; r < r1; r++) {
+                const void *wr = row_ptr(j->w, r);
+                for (int64_t t = t0; t < t1; t++) {
+                    float s;
+                    j->dot(j->w->ne0, &s, wr, (const char *)j->act + t * j->act_row);
+                    row_f32(j->out, t)[r] = bias ? s + bias[r] : s;
+                }
+            }
+        }
+    }
+}
+
+static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
+                       hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    cpu_ctx *c = ctx_of(b);
+    hearth_dtype vdt = hearth_dtype_info(w->type)->vec_dot_type;
+    size_t act_row = hearth_dtype_row_size(vdt, x->ne0);
+    void *act = scratch_get(c, act_row * (size_t)x->ne1);
+    if (!act) abort(); /* out of memory for a few KB of activations: nothing sane to do */
+    for (int64_t t = 0; t < x->ne1; t++) hearth_cpu_quantize_act(vdt, row_f32(x, t), (char *)act + t * act_row, x->ne0);
+    matmul_job j = {w, bias, out, act, act_row, x->ne1, hearth_cpu_vec_dot(w->type)};
+    hearth_threadpool_run(c->pool, matmul_worker, &j, c->n_threads);
+    PROFILE_END(b, HEARTH_OP_MATMUL);
+}
+
+/* ------------------------------------------------------------ elementwise */
+
+static void cpu_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    for (int64_t r = 0; r < a->ne1; r++) {
+        const float *x = row_f32(a, r), *y = row_f32(c2, r);
+        float *o = row_f32(out, r);
+        for (int64_t i = 0; i < a->ne0; i++) o[i] = x[i] + y[i];
+    }
+    PROFILE_END(b, HEARTH_OP_ADD);
+}
+
+static void cpu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    for (int64_t r = 0; r < gate->ne1; r++) {
+        const float *g = row_f32(gate, r), *u = row_f32(up, r);
+        float *o = row_f32(out, r);
+        for (int64_t i = 0; i < gate->ne0; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+    PROFILE_END(b, HEARTH_OP_SILU_MUL);
+}
+
+/* ------------------------------------------------------------ rope */
+
+static void cpu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos,
+                     const hearth_rope_params *p) {
+    PROFILE_BEGIN(b);
+    const int hd = p->head_dim, half = p->n_rot / 2;
+    const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
+    for (int64_t t = 0; t < x->ne1; t++) {
+        float *row = row_f32(x, t);
+        for (int h = 0; h < n_heads; h++) {
+            float *v = row + (size_t)h * hd;
+            float theta = (float)pos[t];
+            for (int i = 0; i < half; i++) {
+                float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
+                float th = theta * p->freq_scale / ff;
+                float cs = cosf(th) * p->attn_factor, sn = sinf(th) * p->attn_factor;
+                int i0, i1;
+                if (p->mode == HEARTH_ROPE_NEOX) {
+                    i0 = i;
+                    i1 = i + half;
+                } else {
+                    i0 = 2 * i;
+                    i1 = 2 * i + 1;
+                }
+                float a = v[i0], c = v[i1];
+                v[i0] = a * cs - c * sn;
+                v[i1] = a * sn + c * cs;
+                theta *= theta_scale;
+            }
+        }
+    }
+    PROFILE_END(b, HEARTH_OP_ROPE);
+}
+
+/* ------------------------------------------------------------ KV store */
+
+static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots) {
+    PROFILE_BEGIN(b);
+    const hearth_dtype_traits *tr = hearth_dtype_info(pool->type);
+    for (int64_t t = 0; t < src->ne1; t++) {
+        void *dst = row_ptr(pool, slots[t]);
+        if (pool->type == HEARTH_F32)
+            memcpy(dst, row_f32(src, t), (size_t)src->ne0 * sizeof(float));
+        else
+            tr->from_float(row_f32(src, t), dst, src->ne0);
+    }
+    PROFILE_END(b, HEARTH_OP_KV_STORE);
+}
+
+/* ------------------------------------------------------------ attention */
+
+typedef struct attn_job {
+    const hearth_tensor *q, *k, *v;
+    const hearth_attn_meta *m;
+    int n_heads, n_kv_heads, hd;
+    float scale;
+    hearth_tensor *out;
+    float *scratch; /* per thread: max_kv scores + hd accum + hd converted q */
+    size_t scratch_per_thread;
+} attn_job;
+
+/* Read element i of a KV row as float. */
+static inline float kv_elem(hearth_dtype t, const void *row, int i) {
+    if (t == HEARTH_F16) return hearth_f16_to_f32(((const hearth_f16 *)row)[i]);
+    return ((const float *)row)[i];
+}
+
+static inline float round_like(hearth_dtype t, float x) {
+    return t == HEARTH_F16 ? hearth_f16_to_f32(hearth_f32_to_f16(x)) : x;
+}
+
+static void attn_worker(void *arg, int ith, int nth) {
+    attn_job *j = arg;
+    const hearth_attn_meta *m = j->m;
+    const int group = j->n_heads / j->n_kv_heads;
+    float *scores = j->scratch + (size_t)ith * j->scratch_per_thread;
+    float *qv = scores + (j->scratch_per_thread - (size_t)j->hd);
+    const int64_t n_work = (int64_t)m->n_tokens * j->n_heads;
+    int64_t lo, hi;
+    split_range(n_work, ith, nth, &lo, &hi);
+    const hearth_dtype kt = j->k->type, vt = j->v->type;
+    for (int64_t w = lo; w < hi; w++) {
+        int t = (int)(w / j->n_heads), h = (int)(w % j->n_heads), kvh = h / group;
+        const float *q = row_f32(j->q, t) + (size_t)h * j->hd;
+        /* The KV cache type decides the precision of Q as well (ggml converts Q to
+         * the K type for the dot product); keeps results comparable with llama.cpp. */
+        for (int d = 0; d < j->hd; d++) qv[d] = round_like(kt, q[d]);
+        const int n_kv = m->kv_len[t];
+        const int32_t *pt = m->page_table + m->pt_offset[t];
+        float mx = -INFINITY;
+        for (int p = 0; p < n_kv; p++) {
+            int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
+            const char *krow = (const char *)row_ptr(j->k, slot) + hearth_dtype_row_size(kt, (int64_t)kvh * j->hd);
+            float s = 0;
+            for (int d = 0; d < j->hd; d++) s += qv[d] * kv_elem(kt, krow, d);
+            s *= j->scale;
+            scores[p] = s;
+            if (s > mx) mx = s;
+        }
+        double sum = 0;
+        for (int p = 0; p < n_kv; p++) {
+            float e = expf(scores[p] - mx);
+            scores[p] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = row_f32(j->out, t) + (size_t)h * j->hd;
+        for (int d = 0; d < j->hd; d++) o[d] = 0;
+        for (int p = 0; p < n_kv; p++) {
+            int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
+            const char *vrow = (const char *)row_ptr(j->v, slot) + hearth_dtype_row_size(vt, (int64_t)kvh * j->hd);
+            float wgt = round_like(vt, scores[p] * inv);
+            for (int d = 0; d < j->hd; d++) o[d] += wgt * kv_elem(vt, vrow, d);
+        }
+    }
+}
+
+static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                          const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
+                          int head_dim, float scale, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    cpu_ctx *c = ctx_of(b);
+    int max_kv = 0;
+    for (int t = 0; t < m->n_tokens; t++)
+        if (m->kv_len[t] > max_kv) max_kv = m->kv_len[t];
+    size_t per = (size_t)max_kv + (size_t)head_dim;
+    size_t need = per * (size_t)c->n_threads;
+    if (need > c->att_scratch_n) {
+        float *p = realloc(c->att_scratch, need * sizeof(float));
+        if (!p) abort();
+        c->att_scratch = p;
+        c->att_scratch_n = need;
+    }
+    attn_job j = {q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, out, c->att_scratch, per};
+    hearth_threadpool_run(c->pool, attn_worker, &j, c->n_threads);
+    PROFILE_END(b, HEARTH_OP_ATTENTION);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static hearth_status cpu_synchronize(hearth_backend *b, hearth_error *err) { return HEARTH_OK; }
+
+static void cpu_info(hearth_backend *b, hearth_backend_info *out) {
+    cpu_ctx *c = ctx_of(b);
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "cpu");
+    snprintf(out->device, sizeof out->device, "%s, %d thread%s", hearth_cpu_features(), c->n_threads,
+             c->n_threads == 1 ? "" : "s");
+    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    out->mem_total = pages > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    out->mem_free = avail > 0 ? (uint64_t)avail * (uint64_t)psz : 0;
+    out->host_visible = true;
+}
+
+static void cpu_destroy(hearth_backend *b) {
+    cpu_ctx *c = ctx_of(b);
+    hearth_threadpool_free(c->pool);
+    free(c->scratch);
+    free(c->att_scratch);
+    free(c);
+    free(b);
+}
+
+static const hearth_backend_ops cpu_ops = {
+    .destroy = cpu_destroy,
+    .info = cpu_info,
+    .supports_type = cpu_supports_type,
+    .alloc = cpu_alloc,
+    .dealloc = cpu_dealloc,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy = cpu_copy,
+    .get_rows = cpu_get_rows,
+    .rms_norm = cpu_rms_norm,
+    .matmul = cpu_matmul,
+    .add = cpu_add,
+    .rope = cpu_rope,
+    .kv_store = cpu_kv_store,
+    .attention = cpu_attention,
+    .silu_mul = cpu_silu_mul,
+    .get_rows_f32 = cpu_get_rows_f32,
+    .synchronize = cpu_synchronize,
+};
+
+int hearth_cpu_physical_cores(void) {
+    /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    int n_online = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (!f) return n_online > 0 ? n_online : 1;
+    char line[256];
+    int phys = -1, pairs[1024][2], n_pairs = 0;
+    while (fgets(line, sizeof line, f)) {
+        int v;
+        if (sscanf(line, "physical id : %d", &v) == 1) phys = v;
+        else if (sscanf(line, "core id : %d", &v) == 1) {
+            bool seen = false;
+            for (int i = 0; i < n_pairs; i++)
+                if (pairs[i][0] == phys && pairs[i][1] == v) seen = true;
+            if (!seen && n_pairs < 1024) {
+                pairs[n_pairs][0] = phys;
+                pairs[n_pairs][1] = v;
+                n_pairs++;
+            }
+        }
+    }
+    fclose(f);
+    if (n_pairs <= 0) return n_online > 0 ? n_online : 1;
+    return n_pairs;
+}
+
+hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err) {
+    if (n_threads <= 0) n_threads = hearth_cpu_physical_cores();
+    if (n_threads > 256) n_threads = 256;
+    hearth_backend *b = calloc(1, sizeof *b);
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!b || !c) goto oom;
+    c->n_threads = n_threads;
+    c->pool = hearth_threadpool_create(n_threads);
+    if (!c->pool) goto oom;
+    b->ops = &cpu_ops;
+    b->ctx = c;
+    return b;
+oom:
+    free(b);
+    free(c);
+    hearth_error_set(err, HEARTH_ERR_NOMEM, "cpu backend: cannot create %d threads", n_threads);
+    return NULL;
+}

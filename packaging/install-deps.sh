@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian packages Hearth needs to build and test.
+# Idempotent: only missing packages are installed; apt-get update runs once
+# when something is missing. Needs root (or sudo).
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libsqlite3-dev sqlite3      # prefix cache + chat history
+  libyaml-dev                 # config file
+  libncurses-dev              # TUI (wide-character ncursesw)
+  libcjson-dev                # JSON (API bodies, --json output)
+  libmicrohttpd-dev           # HTTP server for `hearth serve`
+  clang libclang-rt-dev       # libFuzzer + sanitizers
+  tmux                        # TUI tests
+  libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools  # Vulkan backend, lavapipe for tests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

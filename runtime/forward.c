@@ -1,0 +1,253 @@
+/*
+ * forward.c - the transformer forward pass (llama / qwen2 / qwen3).
+ *
+ * For each layer l, on every token of the ubatch at once:
+ *
+ *   h   = rms_norm(x) * attn_norm
+ *   q,k,v = h Wq (+bq), h Wk (+bk), h Wv (+bv)
+ *   q,k = rms_norm per head (qwen3 only)
+ *   q,k = rope(q, pos), rope(k, pos)
+ *   KV[slot(seq, pos)] = k, v                     (paged KV cache)
+ *   a   = softmax(q K^T / sqrt(d), causal) V      (paged attention, GQA)
+ *   x   = x + a Wo
+ *   h   = rms_norm(x) * ffn_norm
+ *   x   = x + (silu(h Wgate) * (h Wup)) Wdown     (SwiGLU)
+ *
+ * then logits = rms_norm(x) * output_norm Wout, only for the tokens that ask.
+ * Every step is one backend op; nothing here touches device memory directly.
+ */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hearth_forward {
+    hearth_model *m;
+    hearth_kv_cache *kv;
+    hearth_backend *be;
+    int max_tokens;
+    /* activations, F32, [max_tokens rows] */
+    hearth_tensor x;      /* residual stream, [n, n_embd] */
+    hearth_tensor h;      /* normed input, [n, n_embd] */
+    hearth_tensor q;      /* [n, n_head * head_dim] */
+    hearth_tensor k, v;   /* [n, n_head_kv * head_dim] */
+    hearth_tensor att;    /* attention output, [n, n_head * head_dim] */
+    hearth_tensor gate;   /* [n, n_ff] */
+    hearth_tensor up;     /* [n, n_ff] */
+    hearth_tensor proj;   /* projection back to n_embd, [n, n_embd] */
+    hearth_tensor logits; /* [n, n_vocab] */
+    /* host-side per-pass metadata */
+    int32_t *slots, *kv_len, *pt_offset, *page_table, *out_rows;
+    int *seq_ids, *seq_new_len;
+    int page_table_cap;
+};
+
+static hearth_status alloc_act(hearth_forward *f, hearth_tensor *t, int64_t ne0, hearth_error *err) {
+    void *p = f->be->ops->alloc(f->be, (size_t)ne0 * (size_t)f->max_tokens * sizeof(float), err);
+    if (!p) return err ? err->code : HEARTH_ERR_NOMEM;
+    *t = hearth_tensor_2d(HEARTH_F32, ne0, f->max_tokens, p);
+    return HEARTH_OK;
+}
+
+hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int max_tokens, hearth_error *err) {
+    hearth_forward *f = calloc(1, sizeof *f);
+    if (!f) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    const hearth_hparams *hp = &m->hp;
+    f->m = m;
+    f->kv = kv;
+    f->be = m->backend;
+    f->max_tokens = max_tokens > 0 ? max_tokens : 1;
+    const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (alloc_act(f, &f->x, hp->n_embd, err) || alloc_act(f, &f->h, hp->n_embd, err) || alloc_act(f, &f->q, Q, err) ||
+        alloc_act(f, &f->k, KV, err) || alloc_act(f, &f->v, KV, err) || alloc_act(f, &f->att, Q, err) ||
+        alloc_act(f, &f->gate, hp->n_ff, err) || alloc_act(f, &f->up, hp->n_ff, err) ||
+        alloc_act(f, &f->proj, hp->n_embd, err) || alloc_act(f, &f->logits, hp->n_vocab, err))
+        goto fail;
+    size_t n = (size_t)f->max_tokens;
+    f->slots = malloc(n * sizeof(int32_t));
+    f->kv_len = malloc(n * sizeof(int32_t));
+    f->pt_offset = malloc(n * sizeof(int32_t));
+    f->out_rows = malloc(n * sizeof(int32_t));
+    f->seq_ids = malloc(n * sizeof(int));
+    f->seq_new_len = malloc(n * sizeof(int));
+    if (!f->slots || !f->kv_len || !f->pt_offset || !f->out_rows || !f->seq_ids || !f->seq_new_len) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    return f;
+fail:
+    hearth_forward_free(f);
+    return NULL;
+}
+
+void hearth_forward_free(hearth_forward *f) {
+    if (!f) return;
+    hearth_tensor *acts[] = {&f->x, &f->h, &f->q, &f->k, &f->v, &f->att, &f->gate, &f->up, &f->proj, &f->logits};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+        if (acts[i]->data) f->be->ops->dealloc(f->be, acts[i]->data);
+    free(f->slots);
+    free(f->kv_len);
+    free(f->pt_offset);
+    free(f->page_table);
+    free(f->out_rows);
+    free(f->seq_ids);
+    free(f->seq_new_len);
+    free(f);
+}
+
+int hearth_forward_max_tokens(const hearth_forward *f) { return f->max_tokens; }
+
+/* A view of the first n rows of an activation buffer. */
+static inline hearth_tensor rows(const hearth_tensor *t, int n) {
+    hearth_tensor v = *t;
+    v.ne1 = n;
+    return v;
+}
+
+/* The same buffer seen as [n * heads, head_dim] (per-head norms). */
+static inline hearth_tensor per_head(const hearth_tensor *t, int n, int heads, int head_dim) {
+    hearth_tensor v = *t;
+    v.ne0 = head_dim;
+    v.ne1 = (int64_t)n * heads;
+    v.nb1 = (size_t)head_dim * sizeof(float);
+    return v;
+}
+
+/* Check positions, reserve KV pages, and build the slot / page-table metadata. */
+static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hearth_attn_meta *meta, hearth_error *err) {
+    hearth_kv_cache *kv = f->kv;
+    const int n = ub->n_tokens;
+    /* New length of each sequence touched = max(len, pos + 1). At most n
+     * distinct sequences; a linear scan is fine for the handful in a batch. */
+    int *ids = f->seq_ids, *new_len = f->seq_new_len, n_seqs = 0;
+    for (int i = 0; i < n; i++) {
+        int s = ub->seq[i], j = 0;
+        while (j < n_seqs && ids[j] != s) j++;
+        if (j == n_seqs) {
+            ids[n_seqs] = s;
+            new_len[n_seqs++] = hearth_kv_seq_len(kv, s);
+        }
+        /* a token may extend its sequence by exactly one position */
+        if (ub->pos[i] < 0 || ub->pos[i] > new_len[j])
+            return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                    "ubatch token %d: position %d of sequence %d leaves a gap (length %d)", i,
+                                    ub->pos[i], s, new_len[j]);
+        if (ub->pos[i] + 1 > new_len[j]) new_len[j] = ub->pos[i] + 1;
+    }
+    hearth_status st = HEARTH_OK;
+    for (int j = 0; j < n_seqs && !st; j++) st = hearth_kv_seq_reserve(kv, ids[j], new_len[j], err);
+    /* Concatenate page tables of the touched sequences. */
+    int total = 0;
+    for (int j = 0; j < n_seqs && !st; j++) {
+        int np;
+        hearth_kv_seq_pages(kv, ids[j], &np);
+        total += np;
+    }
+    if (!st && total > f->page_table_cap) {
+        int32_t *p = realloc(f->page_table, (size_t)total * sizeof *p);
+        if (!p) st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        else {
+            f->page_table = p;
+            f->page_table_cap = total;
+        }
+    }
+    if (!st) {
+        int off = 0;
+        for (int j = 0; j < n_seqs; j++) {
+            int np;
+            const int32_t *pages = hearth_kv_seq_pages(kv, ids[j], &np);
+            memcpy(f->page_table + off, pages, (size_t)np * sizeof *pages);
+            for (int i = 0; i < n; i++)
+                if (ub->seq[i] == ids[j]) f->pt_offset[i] = off;
+            off += np;
+            hearth_kv_seq_set_len(kv, ids[j], new_len[j]);
+        }
+        for (int i = 0; i < n; i++) {
+            f->slots[i] = hearth_kv_slot(kv, ub->seq[i], ub->pos[i]);
+            f->kv_len[i] = ub->pos[i] + 1;
+        }
+        *meta = (hearth_attn_meta){n, hearth_kv_config_get(kv)->page_size, f->kv_len, f->pt_offset, f->page_table, total};
+    }
+    return st;
+}
+
+int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, hearth_error *err) {
+    const hearth_model *m = f->m;
+    const hearth_hparams *hp = &m->hp;
+    const hearth_backend_ops *op = f->be->ops;
+    hearth_backend *be = f->be;
+    const int n = ub->n_tokens;
+    if (n <= 0 || n > f->max_tokens)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "ubatch of %d tokens (this context takes 1..%d)", n,
+                                f->max_tokens);
+    for (int i = 0; i < n; i++)
+        if (ub->tokens[i] < 0 || ub->tokens[i] >= hp->n_vocab)
+            return hearth_error_set(err, HEARTH_ERR_INVALID, "token id %d is outside the vocabulary (0..%d)",
+                                    ub->tokens[i], hp->n_vocab - 1);
+    hearth_attn_meta meta;
+    hearth_status st = prepare_kv(f, ub, &meta, err);
+    if (st) return st;
+
+    const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
+    const hearth_rope_params rope = {m->arch_info->rope, hp->n_rot,  D, hp->rope_freq_base, hp->rope_freq_scale,
+                                     m->rope_freqs,      1.0f};
+    const float att_scale = 1.0f / sqrtf((float)D);
+    hearth_tensor x = rows(&f->x, n), h = rows(&f->h, n), q = rows(&f->q, n), k = rows(&f->k, n),
+                  v = rows(&f->v, n), att = rows(&f->att, n), gate = rows(&f->gate, n), up = rows(&f->up, n),
+                  proj = rows(&f->proj, n);
+
+    /* ---- token embeddings */
+    op->get_rows(be, &m->token_embd, ub->tokens, n, &x);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const hearth_layer *L = &m->layers[l];
+
+        /* ---- attention block: h = rmsnorm(x) * attn_norm */
+        op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &h);
+        op->matmul(be, &L->wq, &h, L->bq.data ? &L->bq : NULL, &q);
+        op->matmul(be, &L->wk, &h, L->bk.data ? &L->bk : NULL, &k);
+        op->matmul(be, &L->wv, &h, L->bv.data ? &L->bv : NULL, &v);
+        if (L->q_norm.data) { /* qwen3: RMS norm over each head's vector */
+            hearth_tensor qh = per_head(&q, n, H, D), kh = per_head(&k, n, HKV, D);
+            op->rms_norm(be, &qh, &L->q_norm, hp->rms_eps, &qh);
+            op->rms_norm(be, &kh, &L->k_norm, hp->rms_eps, &kh);
+        }
+        op->rope(be, &q, H, ub->pos, &rope);
+        op->rope(be, &k, HKV, ub->pos, &rope);
+
+        /* ---- write this ubatch's K/V into the pages, then attend over the cache */
+        op->kv_store(be, hearth_kv_k(f->kv, l), &k, f->slots);
+        op->kv_store(be, hearth_kv_v(f->kv, l), &v, f->slots);
+        op->attention(be, &q, hearth_kv_k(f->kv, l), hearth_kv_v(f->kv, l), &meta, H, HKV, D, att_scale, &att);
+
+        /* ---- x = x + att Wo */
+        op->matmul(be, &L->wo, &att, NULL, &proj);
+        op->add(be, &x, &proj, &x);
+
+        /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
+        op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
+        op->matmul(be, &L->w_gate, &h, NULL, &gate);
+        op->matmul(be, &L->w_up, &h, NULL, &up);
+        op->silu_mul(be, &gate, &up, &gate);
+        op->matmul(be, &L->w_down, &gate, NULL, &proj);
+        op->add(be, &x, &proj, &x);
+    }
+
+    /* ---- logits for the tokens that want them */
+    int n_out = 0;
+    for (int i = 0; i < n; i++)
+        if (ub->logits ? ub->logits[i] : i == n - 1) f->out_rows[n_out++] = i;
+    if (n_out > 0) {
+        hearth_tensor sel = rows(&f->h, n_out), lg = rows(&f->logits, n_out);
+        op->get_rows_f32(be, &x, f->out_rows, n_out, &sel);
+        op->rms_norm(be, &sel, &m->output_norm, hp->rms_eps, &sel);
+        op->matmul(be, &m->output, &sel, NULL, &lg);
+        op->download(be, logits_out, lg.data, (size_t)n_out * (size_t)hp->n_vocab * sizeof(float));
+    }
+    st = op->synchronize(be, err);
+    return st ? st : n_out;
+}
