@@ -30,7 +30,7 @@ const char *hearth_backend_list(void) {
         ;
 }
 
-static int parse_device(const char *name, const char *prefix) {
+__attribute__((unused)) static int parse_device(const char *name, const char *prefix) {
     size_t n = strlen(prefix);
     if (name[n] == ':') return atoi(name + n + 1);
     return -1;

@@ -28,7 +28,12 @@ void hearth_error_prefix(hearth_error *err, const char *fmt, ...) {
     va_end(ap);
     char old[HEARTH_ERROR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    old[sizeof old - 1] = '\0';
+    /* "<prefix>: <old>", truncated to the buffer */
+    size_t cap = sizeof err->msg - 1, n = 0;
+    for (const char *parts[] = {prefix, ": ", old}, **p = parts; p < parts + 3; p++)
+        for (const char *c = *p; *c && n < cap; c++) err->msg[n++] = *c;
+    err->msg[n] = '\0';
 }
 
 void hearth_error_clear(hearth_error *err) {

@@ -10,6 +10,7 @@
  * activations and attention scores.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
