@@ -50,27 +50,7 @@ static inline uint32_t f32_bits(float f) {
     return u;
 }
 
-static inline float f32_from_bits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-float hearth_f16_to_f32(hearth_f16 h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    const uint32_t exp = (h >> 10) & 0x1F;
-    uint32_t mant = h & 0x3FF;
-    if (exp == 0x1F) return f32_from_bits(sign | 0x7F800000u | (mant << 13)); /* inf / NaN */
-    if (exp != 0) return f32_from_bits(sign | ((exp + 112) << 23) | (mant << 13));
-    if (mant == 0) return f32_from_bits(sign); /* signed zero */
-    /* Subnormal: value = mant * 2^-24; normalise the mantissa. */
-    uint32_t e = 113;
-    while (!(mant & 0x400)) {
-        mant <<= 1;
-        e--;
-    }
-    return f32_from_bits(sign | (e << 23) | ((mant & 0x3FF) << 13));
-}
+float hearth_f16_to_f32(hearth_f16 h) { return hearth_f16_to_f32_inline(h); }
 
 hearth_f16 hearth_f32_to_f16(float f) {
     const uint32_t x = f32_bits(f);
@@ -98,7 +78,7 @@ hearth_f16 hearth_f32_to_f16(float f) {
     return sign | (uint16_t)h;
 }
 
-float hearth_bf16_to_f32(hearth_bf16 h) { return f32_from_bits((uint32_t)h << 16); }
+float hearth_bf16_to_f32(hearth_bf16 h) { return hearth_bf16_to_f32_inline(h); }
 
 hearth_bf16 hearth_f32_to_bf16(float f) {
     const uint32_t x = f32_bits(f);

@@ -109,6 +109,35 @@ hearth_f16 hearth_f32_to_f16(float f);
 float hearth_bf16_to_f32(hearth_bf16 h);
 hearth_bf16 hearth_f32_to_bf16(float f);
 
+/* Inline forms of the two widening conversions, for kernels (same results as
+ * hearth_f16_to_f32 / hearth_bf16_to_f32, which call them). Exact and
+ * branch-free: normals, inf and NaN are re-biased by a multiply by 2^-112;
+ * subnormals are built as 0.5 + m*2^-24 and 0.5 is subtracted exactly. */
+static inline float hearth_f16_to_f32_inline(hearth_f16 h) {
+    const uint32_t two_w = (uint32_t)h << 17; /* exponent and mantissa, sign dropped */
+    const uint32_t normal_bits = (two_w >> 4) + (0xE0u << 23), sub_bits = (two_w >> 17) | (126u << 23);
+    const uint32_t scale_bits = 0x07800000u; /* 2^-112 */
+    float normal, sub, scale;
+    __builtin_memcpy(&normal, &normal_bits, sizeof normal);
+    __builtin_memcpy(&sub, &sub_bits, sizeof sub);
+    __builtin_memcpy(&scale, &scale_bits, sizeof scale);
+    normal *= scale;
+    sub -= 0.5f;
+    uint32_t r;
+    __builtin_memcpy(&r, two_w < (1u << 27) ? &sub : &normal, sizeof r);
+    r |= (uint32_t)(h & 0x8000) << 16;
+    float f;
+    __builtin_memcpy(&f, &r, sizeof f);
+    return f;
+}
+
+static inline float hearth_bf16_to_f32_inline(hearth_bf16 h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 /* Row conversions for every type are reachable through hearth_dtype_info(). */
 void hearth_dequantize_row(hearth_dtype t, const void *src, float *dst, int64_t n);
 /* Returns false when the type has no quantizer or n is not a block multiple. */

@@ -26,14 +26,14 @@ static void dot_f32(int64_t n, float *out, const void *w, const void *a) {
 static void dot_f16(int64_t n, float *out, const void *w, const void *a) {
     const hearth_f16 *x = w, *y = a;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(hearth_f16_to_f32(x[i]) * hearth_f16_to_f32(y[i]));
+    for (int64_t i = 0; i < n; i++) sum += (double)(hearth_f16_to_f32_inline(x[i]) * hearth_f16_to_f32_inline(y[i]));
     *out = (float)sum;
 }
 
 static void dot_bf16(int64_t n, float *out, const void *w, const void *a) {
     const hearth_bf16 *x = w, *y = a;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(hearth_bf16_to_f32(x[i]) * hearth_bf16_to_f32(y[i]));
+    for (int64_t i = 0; i < n; i++) sum += (double)(hearth_bf16_to_f32_inline(x[i]) * hearth_bf16_to_f32_inline(y[i]));
     *out = (float)sum;
 }
 
@@ -53,7 +53,7 @@ static void dot_q4_0_q8_0(int64_t n, float *out, const void *w, const void *a) {
             sumi += ((x[ib].qs[j] & 0x0F) - 8) * y[ib].qs[j];
             sumi += ((x[ib].qs[j] >> 4) - 8) * y[ib].qs[j + QK4_0 / 2];
         }
-        sumf += sumi * hearth_f16_to_f32(x[ib].d) * hearth_f16_to_f32(y[ib].d);
+        sumf += sumi * hearth_f16_to_f32_inline(x[ib].d) * hearth_f16_to_f32_inline(y[ib].d);
     }
     *out = sumf;
 }
@@ -69,8 +69,8 @@ static void dot_q4_1_q8_1(int64_t n, float *out, const void *w, const void *a) {
             sumi += (x[ib].qs[j] & 0x0F) * y[ib].qs[j];
             sumi += (x[ib].qs[j] >> 4) * y[ib].qs[j + QK4_1 / 2];
         }
-        sumf += (hearth_f16_to_f32(x[ib].d) * hearth_f16_to_f32(y[ib].d)) * sumi +
-                hearth_f16_to_f32(x[ib].m) * hearth_f16_to_f32(y[ib].s);
+        sumf += (hearth_f16_to_f32_inline(x[ib].d) * hearth_f16_to_f32_inline(y[ib].d)) * sumi +
+                hearth_f16_to_f32_inline(x[ib].m) * hearth_f16_to_f32_inline(y[ib].s);
     }
     *out = sumf;
 }
@@ -87,7 +87,7 @@ static void dot_q5_0_q8_0(int64_t n, float *out, const void *w, const void *a) {
             const int x1 = ((x[ib].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16;
             sumi += x0 * y[ib].qs[j] + x1 * y[ib].qs[j + QK5_0 / 2];
         }
-        sumf += (hearth_f16_to_f32(x[ib].d) * hearth_f16_to_f32(y[ib].d)) * sumi;
+        sumf += (hearth_f16_to_f32_inline(x[ib].d) * hearth_f16_to_f32_inline(y[ib].d)) * sumi;
     }
     *out = sumf;
 }
@@ -104,8 +104,8 @@ static void dot_q5_1_q8_1(int64_t n, float *out, const void *w, const void *a) {
             const int x1 = (x[ib].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
             sumi += x0 * y[ib].qs[j] + x1 * y[ib].qs[j + QK5_1 / 2];
         }
-        sumf += (hearth_f16_to_f32(x[ib].d) * hearth_f16_to_f32(y[ib].d)) * sumi +
-                hearth_f16_to_f32(x[ib].m) * hearth_f16_to_f32(y[ib].s);
+        sumf += (hearth_f16_to_f32_inline(x[ib].d) * hearth_f16_to_f32_inline(y[ib].d)) * sumi +
+                hearth_f16_to_f32_inline(x[ib].m) * hearth_f16_to_f32_inline(y[ib].s);
     }
     *out = sumf;
 }
@@ -117,7 +117,7 @@ static void dot_q8_0_q8_0(int64_t n, float *out, const void *w, const void *a) {
     for (int64_t ib = 0; ib < n / QK8_0; ib++) {
         int sumi = 0;
         for (int j = 0; j < QK8_0; j++) sumi += x[ib].qs[j] * y[ib].qs[j];
-        sumf += sumi * (hearth_f16_to_f32(x[ib].d) * hearth_f16_to_f32(y[ib].d));
+        sumf += sumi * (hearth_f16_to_f32_inline(x[ib].d) * hearth_f16_to_f32_inline(y[ib].d));
     }
     *out = sumf;
 }
@@ -153,8 +153,8 @@ static void dot_q2_K_q8_K(int64_t n, float *out, const void *w, const void *act)
         /* The mins multiply every activation of their 16-group: use bsums. */
         int summs = 0;
         for (int j = 0; j < QK_K / 16; j++) summs += y[i].bsums[j] * (sc[j] >> 4);
-        const float dall = y[i].d * hearth_f16_to_f32(x[i].d);
-        const float dmin = y[i].d * hearth_f16_to_f32(x[i].dmin);
+        const float dall = y[i].d * hearth_f16_to_f32_inline(x[i].d);
+        const float dmin = y[i].d * hearth_f16_to_f32_inline(x[i].dmin);
         int isum = 0, is = 0;
         for (int half = 0; half < QK_K / 128; half++, q2 += 32) {
             for (int shift = 0; shift < 8; shift += 2, q8 += 32) {
@@ -188,7 +188,7 @@ static void dot_q3_K_q8_K(int64_t n, float *out, const void *w, const void *act)
                 for (int l = 0; l < 32; l++) p[l] = (int8_t)(((q3[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
         for (int j = 0; j < QK_K / 16; j++) scale[j] = hearth_q3k_scale(j, x[i].scales);
         lanes_scaled_products(aux32, a, y[i].qs, scale, 16);
-        lanes_accumulate(sums, aux32, hearth_f16_to_f32(x[i].d) * y[i].d);
+        lanes_accumulate(sums, aux32, hearth_f16_to_f32_inline(x[i].d) * y[i].d);
     }
     float sumf = 0;
     for (int l = 0; l < LANES; l++) sumf += sums[l];
@@ -224,8 +224,8 @@ static void dot_q4_K_q8_K(int64_t n, float *out, const void *w, const void *act)
         }
         const int sumi = kquant_min_term(&y[i], x[i].scales, scale);
         lanes_scaled_products(aux32, a, y[i].qs, scale, 32);
-        lanes_accumulate(sums, aux32, hearth_f16_to_f32(x[i].d) * y[i].d);
-        const float dmin = hearth_f16_to_f32(x[i].dmin) * y[i].d;
+        lanes_accumulate(sums, aux32, hearth_f16_to_f32_inline(x[i].d) * y[i].d);
+        const float dmin = hearth_f16_to_f32_inline(x[i].dmin) * y[i].d;
         sumf -= dmin * sumi;
     }
     for (int l = 0; l < LANES; l++) sumf += sums[l];
@@ -251,8 +251,8 @@ static void dot_q5_K_q8_K(int64_t n, float *out, const void *w, const void *act)
         }
         const int sumi = kquant_min_term(&y[i], x[i].scales, scale);
         lanes_scaled_products(aux32, a, y[i].qs, scale, 32);
-        lanes_accumulate(sums, aux32, hearth_f16_to_f32(x[i].d) * y[i].d);
-        const float dmin = hearth_f16_to_f32(x[i].dmin) * y[i].d;
+        lanes_accumulate(sums, aux32, hearth_f16_to_f32_inline(x[i].d) * y[i].d);
+        const float dmin = hearth_f16_to_f32_inline(x[i].dmin) * y[i].d;
         sumf -= dmin * sumi;
     }
     for (int l = 0; l < LANES; l++) sumf += sums[l];
@@ -278,7 +278,7 @@ static void dot_q6_K_q8_K(int64_t n, float *out, const void *w, const void *act)
         }
         for (int j = 0; j < QK_K / 16; j++) scale[j] = x[i].scales[j];
         lanes_scaled_products(aux32, a, y[i].qs, scale, 16);
-        lanes_accumulate(sums, aux32, hearth_f16_to_f32(x[i].d) * y[i].d);
+        lanes_accumulate(sums, aux32, hearth_f16_to_f32_inline(x[i].d) * y[i].d);
     }
     float sumf = 0;
     for (int l = 0; l < LANES; l++) sumf += sums[l];
