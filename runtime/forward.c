@@ -27,6 +27,7 @@ struct hearth_forward {
     hearth_kv_cache *kv;
     hearth_backend *be;
     int max_tokens;
+    int max_logits; /* rows of logits one pass can return */
     /* activations, F32, [max_tokens rows] */
     hearth_tensor x;      /* residual stream, [n, n_embd] */
     hearth_tensor h;      /* normed input, [n, n_embd] */
@@ -65,8 +66,16 @@ hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int 
     if (alloc_act(f, &f->x, hp->n_embd, err) || alloc_act(f, &f->h, hp->n_embd, err) || alloc_act(f, &f->q, Q, err) ||
         alloc_act(f, &f->k, KV, err) || alloc_act(f, &f->v, KV, err) || alloc_act(f, &f->att, Q, err) ||
         alloc_act(f, &f->gate, hp->n_ff, err) || alloc_act(f, &f->up, hp->n_ff, err) ||
-        alloc_act(f, &f->proj, hp->n_embd, err) || alloc_act(f, &f->logits, hp->n_vocab, err))
+        alloc_act(f, &f->proj, hp->n_embd, err))
         goto fail;
+    /* Logits are wanted for a few rows per pass (one per sequence); with
+     * vocabularies of 150k a full [max_tokens, n_vocab] buffer would be huge. */
+    f->max_logits = f->max_tokens < HEARTH_FORWARD_MAX_LOGITS ? f->max_tokens : HEARTH_FORWARD_MAX_LOGITS;
+    {
+        void *p = f->be->ops->alloc(f->be, (size_t)hp->n_vocab * (size_t)f->max_logits * sizeof(float), err);
+        if (!p) goto fail;
+        f->logits = hearth_tensor_2d(HEARTH_F32, hp->n_vocab, f->max_logits, p);
+    }
     size_t n = (size_t)f->max_tokens;
     f->slots = malloc(n * sizeof(int32_t));
     f->kv_len = malloc(n * sizeof(int32_t));
@@ -188,6 +197,12 @@ int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits
         if (ub->tokens[i] < 0 || ub->tokens[i] >= hp->n_vocab)
             return hearth_error_set(err, HEARTH_ERR_INVALID, "token id %d is outside the vocabulary (0..%d)",
                                     ub->tokens[i], hp->n_vocab - 1);
+    int n_out = 0;
+    for (int i = 0; i < n; i++)
+        if (ub->logits ? ub->logits[i] : i == n - 1) f->out_rows[n_out++] = i;
+    if (n_out > f->max_logits)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "ubatch asks for %d rows of logits (at most %d per pass)",
+                                n_out, f->max_logits);
     hearth_attn_meta meta;
     hearth_status st = prepare_kv(f, ub, &meta, err);
     if (st) return st;
@@ -238,9 +253,6 @@ int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits
     }
 
     /* ---- logits for the tokens that want them */
-    int n_out = 0;
-    for (int i = 0; i < n; i++)
-        if (ub->logits ? ub->logits[i] : i == n - 1) f->out_rows[n_out++] = i;
     if (n_out > 0) {
         hearth_tensor sel = rows(&f->h, n_out), lg = rows(&f->logits, n_out);
         op->get_rows_f32(be, &x, f->out_rows, n_out, &sel);

@@ -23,6 +23,7 @@ struct hearth_kv_cache {
     hearth_tensor *k, *v;
     int *refcount;     /* per page */
     bool *retained;    /* per page: held by the release hook owner */
+    bool *immutable;   /* per page: copy before writing */
     int32_t *free_stack;
     int n_free;
     kv_seq *seqs;
@@ -64,8 +65,9 @@ hearth_kv_cache *hearth_kv_create(hearth_backend *b, const hearth_kv_config *cfg
     kv->v = calloc((size_t)cfg->n_layer, sizeof *kv->v);
     kv->refcount = calloc((size_t)cfg->n_pages, sizeof *kv->refcount);
     kv->retained = calloc((size_t)cfg->n_pages, sizeof *kv->retained);
+    kv->immutable = calloc((size_t)cfg->n_pages, sizeof *kv->immutable);
     kv->free_stack = malloc((size_t)cfg->n_pages * sizeof *kv->free_stack);
-    if (!kv->k || !kv->v || !kv->refcount || !kv->retained || !kv->free_stack) goto oom;
+    if (!kv->k || !kv->v || !kv->refcount || !kv->retained || !kv->immutable || !kv->free_stack) goto oom;
     int64_t rows = (int64_t)cfg->n_pages * cfg->page_size;
     for (int l = 0; l < cfg->n_layer; l++) {
         hearth_tensor *pools[2] = {&kv->k[l], &kv->v[l]};
@@ -100,6 +102,7 @@ void hearth_kv_free(hearth_kv_cache *kv) {
     free(kv->v);
     free(kv->refcount);
     free(kv->retained);
+    free(kv->immutable);
     free(kv->free_stack);
     free(kv);
 }
@@ -125,6 +128,7 @@ int32_t hearth_kv_page_alloc(hearth_kv_cache *kv) {
     }
     int32_t p = kv->free_stack[--kv->n_free];
     kv->refcount[p] = 1;
+    kv->immutable[p] = false;
     return p;
 }
 
@@ -211,7 +215,8 @@ hearth_status hearth_kv_seq_reserve(hearth_kv_cache *kv, int seq, int new_len, h
     int need = (new_len + ps - 1) / ps;
     /* Writes start at position s->len: if that falls inside a shared page, copy it first. */
     int first_written = s->len / ps;
-    bool cow = new_len > s->len && first_written < s->n_pages && kv->refcount[s->pages[first_written]] > 1;
+    bool cow = new_len > s->len && first_written < s->n_pages &&
+               (kv->refcount[s->pages[first_written]] > 1 || kv->immutable[s->pages[first_written]]);
     int extra = (need > s->n_pages ? need - s->n_pages : 0) + (cow ? 1 : 0);
     if (extra == 0) return HEARTH_OK;
     if (!seq_grow_table(s, need)) return hearth_error_set(err, HEARTH_ERR_NOMEM, "kv cache: out of memory");
@@ -283,6 +288,14 @@ int32_t hearth_kv_slot(const hearth_kv_cache *kv, int seq, int pos) {
     const int ps = kv->cfg.page_size;
     return kv->seqs[seq].pages[pos / ps] * ps + pos % ps;
 }
+
+void hearth_kv_page_set_immutable(hearth_kv_cache *kv, int32_t page, bool immutable) {
+    kv->immutable[page] = immutable;
+}
+
+hearth_backend *hearth_kv_backend(const hearth_kv_cache *kv) { return kv->be; }
+
+size_t hearth_kv_page_bytes_per_layer(const hearth_kv_cache *kv) { return kv->row_bytes * (size_t)kv->cfg.page_size; }
 
 void hearth_kv_stats_get(const hearth_kv_cache *kv, hearth_kv_stats *out) {
     memset(out, 0, sizeof *out);

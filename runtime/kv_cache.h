@@ -95,6 +95,16 @@ void hearth_kv_page_release(hearth_kv_cache *kv, int32_t page);
 typedef bool (*hearth_kv_reclaim_hook)(void *user);
 void hearth_kv_set_reclaim_hook(hearth_kv_cache *kv, hearth_kv_reclaim_hook hook, void *user);
 
+/* Mark a page immutable (its contents are published, e.g. in the prefix
+ * cache): a sequence that would write into it copies it first. */
+void hearth_kv_page_set_immutable(hearth_kv_cache *kv, int32_t page, bool immutable);
+
+/* The backend owning the pools. */
+hearth_backend *hearth_kv_backend(const hearth_kv_cache *kv);
+
+/* Bytes of one page in one layer's pool (K or V). */
+size_t hearth_kv_page_bytes_per_layer(const hearth_kv_cache *kv);
+
 void hearth_kv_stats_get(const hearth_kv_cache *kv, hearth_kv_stats *out);
 
 #endif
