@@ -51,7 +51,8 @@ typedef struct req {
     uint64_t page_key;   /* key of the last published page of this sequence */
     int n_keyed;         /* pages of the sequence that have keys */
     bool admitted_once;
-    struct req *next;
+    struct req *next;                  /* waiting queue */
+    struct req *live_prev, *live_next; /* all live requests (under mu) */
 } req;
 
 struct hearth_engine {
@@ -69,6 +70,7 @@ struct hearth_engine {
     int *chunk;          /* per running slot: tokens in this step */
     req **running;       /* [n_parallel], admission order */
     int n_running;
+    int n_running_pub;   /* n_running as of the last snapshot (under mu) */
 
     pthread_t worker;
     pthread_mutex_t mu;
@@ -76,6 +78,7 @@ struct hearth_engine {
     bool stop;
     req *wait_head, *wait_tail;
     int n_waiting;
+    req *live; /* every submitted request until its DONE event */
     uint64_t next_id;
     /* counters (under mu) */
     uint64_t requests_done, tokens_generated, prompt_tokens, cached_tokens, preemptions, steps;
@@ -172,6 +175,7 @@ static size_t hold_release(req *r, bool *stopped) {
 }
 
 static void hold_consume(req *r, size_t n) {
+    if (!n) return;
     memmove(r->hold, r->hold + n, r->hold_len - n);
     r->hold_len -= n;
     if (r->hold) r->hold[r->hold_len] = 0;
@@ -214,6 +218,9 @@ static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status st
     pthread_mutex_lock(&e->mu);
     e->requests_done++;
     e->tokens_generated += (uint64_t)r->n_gen;
+    if (r->live_prev) r->live_prev->live_next = r->live_next;
+    else e->live = r->live_next;
+    if (r->live_next) r->live_next->live_prev = r->live_prev;
     pthread_mutex_unlock(&e->mu);
     emit(r, &ev);
     req_free(r);
@@ -491,7 +498,11 @@ static void step(hearth_engine *e) {
         finish(e, r, why, why == HEARTH_FINISH_ERROR ? HEARTH_ERR_NOMEM : HEARTH_OK,
                why == HEARTH_FINISH_ERROR ? "out of memory" : NULL);
     }
-    /* ---- snapshot stats for readers on other threads */
+}
+
+/* Publish what stats readers on other threads see (called after each step,
+ * so a request's DONE event precedes the snapshot that no longer counts it). */
+static void snapshot_stats(hearth_engine *e) {
     hearth_kv_stats ks;
     hearth_kv_stats_get(e->kv, &ks);
     hearth_prefix_stats ps = {0};
@@ -499,6 +510,7 @@ static void step(hearth_engine *e) {
     pthread_mutex_lock(&e->mu);
     e->kv_stats = ks;
     e->prefix_stats = ps;
+    e->n_running_pub = e->n_running;
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -510,6 +522,7 @@ static void *worker_main(void *arg) {
         if (e->stop) break;
         pthread_mutex_unlock(&e->mu);
         step(e);
+        snapshot_stats(e);
         pthread_mutex_lock(&e->mu);
     }
     pthread_mutex_unlock(&e->mu);
@@ -688,6 +701,9 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
         return 0;
     }
     r->id = e->next_id++;
+    r->live_next = e->live;
+    if (e->live) e->live->live_prev = r;
+    e->live = r;
     if (e->wait_tail) e->wait_tail->next = r;
     else e->wait_head = r;
     e->wait_tail = r;
@@ -703,13 +719,11 @@ oom:
 }
 
 void hearth_engine_cancel(hearth_engine *e, uint64_t id) {
+    /* every live request is on the `live` list until its DONE event; the
+     * worker notices the flag at its next step */
     pthread_mutex_lock(&e->mu);
-    for (req *r = e->wait_head; r; r = r->next)
+    for (req *r = e->live; r; r = r->live_next)
         if (r->id == id) atomic_store(&r->cancel, true);
-    /* running requests are only touched by the worker; flag them through a
-     * scan under the same lock the worker uses to move them */
-    for (int i = 0; i < e->n_running; i++)
-        if (e->running[i]->id == id) atomic_store(&e->running[i]->cancel, true);
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
 }
@@ -717,7 +731,7 @@ void hearth_engine_cancel(hearth_engine *e, uint64_t id) {
 void hearth_engine_stats_get(hearth_engine *e, hearth_engine_stats *out) {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&e->mu);
-    out->running = e->n_running;
+    out->running = e->n_running_pub;
     out->waiting = e->n_waiting;
     out->requests_done = e->requests_done;
     out->tokens_generated = e->tokens_generated;
