@@ -755,11 +755,14 @@ typedef struct sync_ctx {
     pthread_cond_t cv;
     bool done;
     hearth_completion *out;
+    hearth_event_fn tap; /* the caller's own callback, called first */
+    void *tap_user;
 } sync_ctx;
 
 static void sync_event(const hearth_event *ev, void *user) {
     sync_ctx *s = user;
     hearth_completion *c = s->out;
+    if (s->tap) s->tap(ev, s->tap_user);
     if (ev->kind == HEARTH_EVENT_TOKEN) hearth_tokens_push(&c->tokens, ev->token);
     if (ev->text_len) {
         char *p = realloc(c->text, c->text_len + ev->text_len + 1);
@@ -784,7 +787,7 @@ static void sync_event(const hearth_event *ev, void *user) {
 hearth_status hearth_engine_generate(hearth_engine *e, const hearth_request *r, hearth_completion *out,
                                      hearth_error *err) {
     memset(out, 0, sizeof *out);
-    sync_ctx s = {.out = out};
+    sync_ctx s = {.out = out, .tap = r->on_event, .tap_user = r->user};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     hearth_request rq = *r;

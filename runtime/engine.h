@@ -122,7 +122,8 @@ const hearth_model *hearth_engine_model(const hearth_engine *e);
 int hearth_engine_n_ctx(const hearth_engine *e);
 
 /* Convenience for synchronous callers: submit and wait for DONE, collecting
- * generated ids and text. */
+ * generated ids and text. r->on_event, when set, still sees every event
+ * first (e.g. to stream text), on the worker thread. */
 typedef struct hearth_completion {
     hearth_tokens tokens;
     char *text;              /* malloc'd, NUL-terminated */
