@@ -250,10 +250,12 @@ typedef struct attn_job {
     size_t scratch_per_thread;
 } attn_job;
 
-/* Read element i of a KV row as float. */
-static inline float kv_elem(hearth_dtype t, const void *row, int i) {
-    if (t == HEARTH_F16) return hearth_f16_to_f32(((const hearth_f16 *)row)[i]);
-    return ((const float *)row)[i];
+/* The head vector of a KV row as floats: F32 rows are used in place, other
+ * types (F16, Q8_0) are converted into tmp. */
+static inline const float *kv_head(hearth_dtype t, const void *row, int kvh, int hd, float *tmp) {
+    if (t == HEARTH_F32) return (const float *)row + (size_t)kvh * hd;
+    hearth_dequantize_row(t, (const char *)row + hearth_dtype_row_size(t, (int64_t)kvh * hd), tmp, hd);
+    return tmp;
 }
 
 static inline float round_like(hearth_dtype t, float x) {
@@ -265,7 +267,8 @@ static void attn_worker(void *arg, int ith, int nth) {
     const hearth_attn_meta *m = j->m;
     const int group = j->n_heads / j->n_kv_heads;
     float *scores = j->scratch + (size_t)ith * j->scratch_per_thread;
-    float *qv = scores + (j->scratch_per_thread - (size_t)j->hd);
+    float *qv = scores + (j->scratch_per_thread - 2 * (size_t)j->hd);
+    float *tmp = qv + j->hd;
     const int64_t n_work = (int64_t)m->n_tokens * j->n_heads;
     int64_t lo, hi;
     split_range(n_work, ith, nth, &lo, &hi);
@@ -281,9 +284,9 @@ static void attn_worker(void *arg, int ith, int nth) {
         float mx = -INFINITY;
         for (int p = 0; p < n_kv; p++) {
             int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
-            const char *krow = (const char *)row_ptr(j->k, slot) + hearth_dtype_row_size(kt, (int64_t)kvh * j->hd);
+            const float *k = kv_head(kt, row_ptr(j->k, slot), kvh, j->hd, tmp);
             float s = 0;
-            for (int d = 0; d < j->hd; d++) s += qv[d] * kv_elem(kt, krow, d);
+            for (int d = 0; d < j->hd; d++) s += qv[d] * k[d];
             s *= j->scale;
             scores[p] = s;
             if (s > mx) mx = s;
@@ -299,9 +302,9 @@ static void attn_worker(void *arg, int ith, int nth) {
         for (int d = 0; d < j->hd; d++) o[d] = 0;
         for (int p = 0; p < n_kv; p++) {
             int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
-            const char *vrow = (const char *)row_ptr(j->v, slot) + hearth_dtype_row_size(vt, (int64_t)kvh * j->hd);
+            const float *v = kv_head(vt, row_ptr(j->v, slot), kvh, j->hd, tmp);
             float wgt = round_like(vt, scores[p] * inv);
-            for (int d = 0; d < j->hd; d++) o[d] += wgt * kv_elem(vt, vrow, d);
+            for (int d = 0; d < j->hd; d++) o[d] += wgt * v[d];
         }
     }
 }
@@ -314,7 +317,7 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     int max_kv = 0;
     for (int t = 0; t < m->n_tokens; t++)
         if (m->kv_len[t] > max_kv) max_kv = m->kv_len[t];
-    size_t per = (size_t)max_kv + (size_t)head_dim;
+    size_t per = (size_t)max_kv + 2 * (size_t)head_dim;
     size_t need = per * (size_t)c->n_threads;
     if (need > c->att_scratch_n) {
         float *p = realloc(c->att_scratch, need * sizeof(float));
