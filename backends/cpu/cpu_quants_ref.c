@@ -1,6 +1,6 @@
 /*
  * cpu_quants_ref.c - portable scalar row kernels for the CPU backend, the
- * activation converters, and (for now) the ISA dispatcher.
+ * activation converters, and the ISA dispatcher (end of file).
  *
  * Every dot kernel mirrors ggml's generic C kernel (ggml-cpu/quants.c and
  * vec.c) operation for operation: integer sums per block, then the same float
@@ -9,6 +9,11 @@
  * See cpu_quants.h for the contract shared by all kernel families.
  */
 #include "cpu_quants.h"
+
+#if HEARTH_HAVE_AVX2_KERNELS || HEARTH_HAVE_AVX512_KERNELS
+#include "avx2/simd_kernels.h"
+#endif
+#include "cpu_features.h"
 
 #include <math.h>
 #include <string.h>
@@ -364,28 +369,48 @@ hearth_quantize_act_fn hearth_cpu_quantize_act_ref(hearth_dtype vec_dot_type) {
 
 // ---------------------------------------------------------------- dispatch
 /*
- * DISPATCHER - temporary home. Today only the scalar family exists, so both
- * entry points return it. When an ISA family lands (the files in backends/cpu/avx2/ are
- * compiled with -mavx2 and defines HEARTH_HAVE_AVX2_KERNELS for libhearth),
- * it exports e.g. `hearth_vec_dot_fn hearth_cpu_vec_dot_avx2(hearth_dtype)`
- * returning NULL for types it lacks, and this function becomes:
- *
- *     #if HEARTH_HAVE_AVX2_KERNELS
- *         if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {   // cpu_features.h
- *             hearth_vec_dot_fn f = hearth_cpu_vec_dot_avx2(t);
- *             if (f) return f;
- *         }
- *     #endif
- *         return hearth_cpu_vec_dot_ref(t);
- *
- * (widest ISA first; the same for hearth_cpu_quantize_act, whose SIMD
- * converters must stay byte-identical to act_q8_0/act_q8_1/Q8_K below).
- * Move this section to its own cpu_dispatch.c then.
+ * DISPATCHER. Picks the widest kernel family this CPU can run, per type:
+ * AVX-512 (backends/cpu/avx512/, needs avx512f+bw+vl+vnni), then AVX2
+ * (backends/cpu/avx2/, needs avx2+fma+f16c), then the scalar kernels above.
+ * A family getter returns NULL for a type it lacks, so each type falls back
+ * independently. hearth_cpu_level_get() honours HEARTH_CPU_ISA, so
+ * HEARTH_CPU_ISA=scalar makes both entry points return the *_ref functions.
+ * The HEARTH_HAVE_*_KERNELS macros are set by CMake when those folders hold
+ * sources (x86-64 only). This file is compiled without ISA flags, so it is
+ * safe to run on any CPU; only the kernels it returns need the extensions.
+ * SIMD converters are byte-identical to act_q8_0/act_q8_1/Q8_K above (see
+ * avx2/simd_kernels.h), so dispatch never changes quantized activations.
  */
 
-hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) { return hearth_cpu_vec_dot_ref(weight_type); }
+#if HEARTH_HAVE_AVX512_KERNELS
+static int avx512_family_usable(void) {
+    return hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni;
+}
+#endif
+
+hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
+    hearth_vec_dot_fn f = NULL;
+#if HEARTH_HAVE_AVX512_KERNELS
+    if (!f && avx512_family_usable()) f = hearth_cpu_vec_dot_avx512(weight_type);
+#endif
+#if HEARTH_HAVE_AVX2_KERNELS
+    if (!f && hearth_cpu_level_get() >= HEARTH_CPU_AVX2) f = hearth_cpu_vec_dot_avx2(weight_type);
+#endif
+    return f ? f : hearth_cpu_vec_dot_ref(weight_type);
+}
+
+static hearth_quantize_act_fn quantize_act_best(hearth_dtype vec_dot_type) {
+    hearth_quantize_act_fn f = NULL;
+#if HEARTH_HAVE_AVX512_KERNELS
+    if (!f && avx512_family_usable()) f = hearth_cpu_quantize_act_avx512(vec_dot_type);
+#endif
+#if HEARTH_HAVE_AVX2_KERNELS
+    if (!f && hearth_cpu_level_get() >= HEARTH_CPU_AVX2) f = hearth_cpu_quantize_act_avx2(vec_dot_type);
+#endif
+    return f ? f : hearth_cpu_quantize_act_ref(vec_dot_type);
+}
 
 void hearth_cpu_quantize_act(hearth_dtype vec_dot_type, const float *x, void *dst, int64_t n) {
-    const hearth_quantize_act_fn f = hearth_cpu_quantize_act_ref(vec_dot_type);
+    const hearth_quantize_act_fn f = quantize_act_best(vec_dot_type);
     if (f && n > 0 && n % hearth_dtype_info(vec_dot_type)->block_size == 0) f(x, dst, n);
 }
