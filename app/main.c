@@ -9,6 +9,8 @@
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -20,6 +22,8 @@ static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"info", cmd_info, "show a model's architecture, tensors and memory needs"},
     {"tokenize", cmd_tokenize, "show the token ids of a text"},
+    {"bench", cmd_bench, "measure prompt and generation speed (tok/s, bandwidth roofline)"},
+    {"mkmodel", cmd_mkmodel, "write a synthetic GGUF model with random weights in a real shape"},
 };
 
 static void usage(FILE *f) {
