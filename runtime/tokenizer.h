@@ -66,10 +66,27 @@ int hearth_tokenizer_token_type(const hearth_tokenizer *t, int32_t id);
 /* Look up a token by its exact text; -1 when absent. */
 int32_t hearth_tokenizer_find(const hearth_tokenizer *t, const char *text, size_t len);
 
+/* End-of-turn token (tokenizer.ggml.eot_token_id, else found by its text as
+ * llama.cpp does: <|eot_id|>, <|im_end|>, ...); -1 if none. */
+int32_t hearth_tokenizer_eot(const hearth_tokenizer *t);
+/* tokenizer.ggml.pre as written in the file ("spm" for SPM vocabularies,
+ * "default" when the key is absent). */
+const char *hearth_tokenizer_pre_name(const hearth_tokenizer *t);
+/* The pre-tokenizer actually applied ("spm", "default", "gpt2", "llama3",
+ * "qwen2", ...): differs from the name for aliases and unknown names. */
+const char *hearth_tokenizer_pretokenizer(const hearth_tokenizer *t);
+/* A note about what loading had to assume (unknown pre-tokenizer name, an
+ * ignored out-of-range optional id), or NULL. */
+const char *hearth_tokenizer_note(const hearth_tokenizer *t);
+
 /* Encode `text` (len bytes, UTF-8) appending ids to `out`. add_bos: prepend
  * BOS (when the vocabulary has one). parse_special: text spans equal to a
  * control or user-defined token's text become that token, as llama.cpp does
- * with parse_special=true. Returns HEARTH_OK or an error (only NOMEM). */
+ * with parse_special=true. As in llama.cpp, user-defined tokens are split out
+ * even when parse_special is false, and tokens that look like end markers
+ * (<|im_end|>, <|eot_id|>, ...) count as control. For SPM every text fragment
+ * (including one after a special token) gets the leading space when
+ * add_space_prefix. Returns HEARTH_OK or an error (only NOMEM). */
 hearth_status hearth_tokenizer_encode(const hearth_tokenizer *t, const char *text, size_t len, bool add_bos,
                                       bool parse_special, hearth_tokens *out, hearth_error *err);
 
@@ -81,6 +98,14 @@ hearth_status hearth_tokenizer_encode(const hearth_tokenizer *t, const char *tex
 size_t hearth_tokenizer_piece(const hearth_tokenizer *t, int32_t id, bool special, char *buf, size_t cap);
 /* The raw vocabulary text of a token (as stored in the file). */
 const char *hearth_tokenizer_text(const hearth_tokenizer *t, int32_t id, size_t *len);
+
+/* llama_detokenize: the concatenated pieces of ids (control tokens only when
+ * unparse_special), with the SPM leading space of the first piece removed,
+ * BOS/EOS dropped when remove_special and the vocabulary adds them, and
+ * llama.cpp's clean_up_tokenization_spaces for vocabularies that use it.
+ * Writes at most cap bytes, returns the full length (0 on allocation failure). */
+size_t hearth_tokenizer_decode(const hearth_tokenizer *t, const int32_t *ids, size_t n, bool remove_special,
+                               bool unparse_special, char *buf, size_t cap);
 
 /* Streaming detokenizer: feed ids one at a time, get only complete UTF-8
  * characters out (a byte token that starts a multi-byte character is held
