@@ -10,8 +10,10 @@
  *   (b) dot kernels agree with the scalar kernel on seeded random rows of
  *       1, 2, 3, 7, 16 and 17 blocks (plain floats also on odd lengths, for
  *       the tails), with weights both quantized from floats and raw random
- *       bytes (full bit patterns, sane f16 scales): integer kernels within
- *       1e-5 * |w'| |a'| (w', a' the dequantized rows), float kernels 1e-4;
+ *       bytes (full bit patterns, sane f16 scales): the 32-element block
+ *       types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) bit-identical to the scalar
+ *       kernel, the K-quants within 1e-5 * |w'| |a'| (w', a' the dequantized
+ *       rows), float kernels (F32, F16, BF16) within 1e-4 * |w'| |a'|;
  *   (c) the dispatcher returns the widest usable family, and with
  *       HEARTH_CPU_ISA=scalar (a re-run of this binary) the *_ref functions.
  * It also prints each kernel's speed against the scalar one (informational;
@@ -117,22 +119,23 @@ typedef struct wtype {
     size_t f16_fields[2]; /* offsets of f16 scale fields in a block (0 = none after the first) */
     int n_f16;
     int is_float;
+    int exact; /* SIMD kernels must be bit-identical to the scalar one */
 } wtype;
 
 static const wtype k_types[] = {
-    {HEARTH_F32, {0, 0}, 0, 1},
-    {HEARTH_F16, {0, 0}, 0, 1},
-    {HEARTH_BF16, {0, 0}, 0, 1},
-    {HEARTH_Q8_0, {offsetof(block_q8_0, d), 0}, 1, 0},
-    {HEARTH_Q4_0, {offsetof(block_q4_0, d), 0}, 1, 0},
-    {HEARTH_Q4_1, {offsetof(block_q4_1, d), offsetof(block_q4_1, m)}, 2, 0},
-    {HEARTH_Q5_0, {offsetof(block_q5_0, d), 0}, 1, 0},
-    {HEARTH_Q5_1, {offsetof(block_q5_1, d), offsetof(block_q5_1, m)}, 2, 0},
-    {HEARTH_Q2_K, {offsetof(block_q2_K, d), offsetof(block_q2_K, dmin)}, 2, 0},
-    {HEARTH_Q3_K, {offsetof(block_q3_K, d), 0}, 1, 0},
-    {HEARTH_Q4_K, {offsetof(block_q4_K, d), offsetof(block_q4_K, dmin)}, 2, 0},
-    {HEARTH_Q5_K, {offsetof(block_q5_K, d), offsetof(block_q5_K, dmin)}, 2, 0},
-    {HEARTH_Q6_K, {offsetof(block_q6_K, d), 0}, 1, 0},
+    {HEARTH_F32, {0, 0}, 0, 1, 0},
+    {HEARTH_F16, {0, 0}, 0, 1, 0},
+    {HEARTH_BF16, {0, 0}, 0, 1, 0},
+    {HEARTH_Q8_0, {offsetof(block_q8_0, d), 0}, 1, 0, 1},
+    {HEARTH_Q4_0, {offsetof(block_q4_0, d), 0}, 1, 0, 1},
+    {HEARTH_Q4_1, {offsetof(block_q4_1, d), offsetof(block_q4_1, m)}, 2, 0, 1},
+    {HEARTH_Q5_0, {offsetof(block_q5_0, d), 0}, 1, 0, 1},
+    {HEARTH_Q5_1, {offsetof(block_q5_1, d), offsetof(block_q5_1, m)}, 2, 0, 1},
+    {HEARTH_Q2_K, {offsetof(block_q2_K, d), offsetof(block_q2_K, dmin)}, 2, 0, 0},
+    {HEARTH_Q3_K, {offsetof(block_q3_K, d), 0}, 1, 0, 0},
+    {HEARTH_Q4_K, {offsetof(block_q4_K, d), offsetof(block_q4_K, dmin)}, 2, 0, 0},
+    {HEARTH_Q5_K, {offsetof(block_q5_K, d), offsetof(block_q5_K, dmin)}, 2, 0, 0},
+    {HEARTH_Q6_K, {offsetof(block_q6_K, d), 0}, 1, 0, 0},
 };
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
@@ -280,6 +283,9 @@ static void check_dot(const family *fam, int fi, size_t ti, int64_t n, int raw) 
     if (unit > 0 && err / unit > g_worst[ti][fi]) g_worst[ti][fi] = err / unit;
     CHECKF(err <= tol, "%s dot %s n=%lld raw=%d: ref %.9g simd %.9g (err %.3g, tol %.3g)", fam->name,
            hearth_dtype_name(wt->t), (long long)n, raw, r, s, err, tol);
+    if (wt->exact)
+        CHECKF(!memcmp(&r, &s, sizeof r), "%s dot %s n=%lld raw=%d: ref %a simd %a must be bit-identical", fam->name,
+               hearth_dtype_name(wt->t), (long long)n, raw, r, s);
     free(w);
     free(a);
     free(x);

@@ -16,9 +16,14 @@
  *   - activation converters produce bytes identical to the scalar converters
  *     of hearth_cpu_quantize_act_ref for every finite input (f16/bf16 also for
  *     inf and NaN);
- *   - integer dot kernels compute the same integer block sums as the scalar
- *     kernels and differ from them only in float summation order; float dot
- *     kernels (F32/F16/BF16) accumulate in float lanes instead of a double.
+ *   - the 32-element block kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) return
+ *     bit-identical results to the scalar kernels (same integer block sums,
+ *     same float operations in the same order), so logits of those types do
+ *     not depend on the ISA;
+ *   - the K-quant kernels compute the same integer sums but add them in a
+ *     different float order (within 1e-5 * |w'| |a'| of the scalar result);
+ *     float dot kernels (F32/F16/BF16) accumulate in float lanes instead of
+ *     the scalar kernels' double (within 1e-4 * |w'| |a'|).
  *
  * The families are compiled only on x86-64 (see CMakeLists.txt); code outside
  * an `#if HEARTH_HAVE_AVX2_KERNELS` / `#if defined(__x86_64__)` guard must not

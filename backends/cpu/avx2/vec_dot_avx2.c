@@ -11,8 +11,9 @@
  * Invariants (checked by tests/unit/test_simd.c against cpu_quants_ref.c):
  *   - integer kernels form exactly the integer block sums of the scalar
  *     kernels (int8 x int8 pair products stay inside int16 because
- *     activations are in -127..127, or the weight side is at most 6 bits), so
- *     they differ from the reference only in float summation order;
+ *     activations are in -127..127, or the weight side is at most 6 bits);
+ *     the 32-element block kernels also repeat the scalar float operations in
+ *     order (bit-identical results), the K-quants add in another order;
  *   - activation converters write the same bytes as the scalar ones:
  *     Q8_0/Q8_1 use ggml's x86 rule q = round_half_even(x * (127/amax)),
  *     Q8_K uses q = min(127, round_half_even(x * (-127/max))), and the f16
@@ -153,101 +154,120 @@ static void dot_bf16(int64_t n, float *out, const void *w, const void *a) {
 
 // ---------------------------------------------------------------- 32-element blocks
 
-/* The 32-element kernels run two blocks per iteration into two accumulators
- * so consecutive FMAs do not wait on each other. */
+/* The 32-element kernels are bit-identical to the scalar ones: the scalar
+ * kernel adds one float per block to a single running sum, so these form the
+ * exact integer sums of 4 blocks at once, turn them into the 4 per-block
+ * floats with the scalar kernel's operations in its order (separate multiply
+ * and add, no FMA), and add the 4 to the running sum in block order. The
+ * serial add chain (one add per 32 elements) is the price of results that do
+ * not depend on the ISA. */
 
-static void dot_q8_0_q8_0(int64_t n, float *out, const void *w, const void *a) {
-    const block_q8_0 *x = w;
-    const block_q8_0 *y = a;
-    const int64_t nb = n / QK8_0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m256 d0 = _mm256_set1_ps(f16_scalar(x[i].d) * f16_scalar(y[i].d));
-        const __m256 d1 = _mm256_set1_ps(f16_scalar(x[i + 1].d) * f16_scalar(y[i + 1].d));
-        const __m256i s0 = dot_i8x32(loadu256(x[i].qs), loadu256(y[i].qs));
-        const __m256i s1 = dot_i8x32(loadu256(x[i + 1].qs), loadu256(y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(s0), acc0);
-        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(s1), acc1);
-    }
-    if (i < nb) {
-        const __m256 d0 = _mm256_set1_ps(f16_scalar(x[i].d) * f16_scalar(y[i].d));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8x32(loadu256(x[i].qs), loadu256(y[i].qs))), acc0);
-    }
-    *out = hsum_f32x8(_mm256_add_ps(acc0, acc1));
+/* Totals of 4 vectors of 8 int32 partial sums, as one vector of 4. */
+static inline __m128i hsum4_i32x8(__m256i s0, __m256i s1, __m256i s2, __m256i s3) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-static inline __m256i q4_0_levels(const block_q4_0 *b) { /* -8..7 */
-    return _mm256_sub_epi8(unpack_nibbles32(b->qs), _mm256_set1_epi8(8));
+/* Four f16 values widened to a float vector. */
+static inline __m128 f16x4(hearth_f16 a, hearth_f16 b, hearth_f16 c, hearth_f16 d) {
+    return _mm_cvtph_ps(_mm_setr_epi16((short)a, (short)b, (short)c, (short)d, 0, 0, 0, 0));
 }
 
-static void dot_q4_0_q8_0(int64_t n, float *out, const void *w, const void *a) {
-    const block_q4_0 *x = w;
-    const block_q8_0 *y = a;
-    const int64_t nb = n / QK8_0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m256 d0 = _mm256_set1_ps(f16_scalar(x[i].d) * f16_scalar(y[i].d));
-        const __m256 d1 = _mm256_set1_ps(f16_scalar(x[i + 1].d) * f16_scalar(y[i + 1].d));
-        const __m256i s0 = dot_i8x32(q4_0_levels(&x[i]), loadu256(y[i].qs));
-        const __m256i s1 = dot_i8x32(q4_0_levels(&x[i + 1]), loadu256(y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(s0), acc0);
-        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(s1), acc1);
-    }
-    if (i < nb) {
-        const __m256 d0 = _mm256_set1_ps(f16_scalar(x[i].d) * f16_scalar(y[i].d));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8x32(q4_0_levels(&x[i]), loadu256(y[i].qs))), acc0);
-    }
-    *out = hsum_f32x8(_mm256_add_ps(acc0, acc1));
+/* acc + v[0] + v[1] + v[2] + v[3], left to right. */
+static inline float add4_in_order(float acc, __m128 v) {
+    acc += _mm_cvtss_f32(v);
+    acc += _mm_cvtss_f32(_mm_movehdup_ps(v));
+    acc += _mm_cvtss_f32(_mm_movehl_ps(v, v));
+    acc += _mm_cvtss_f32(_mm_shuffle_ps(v, v, _MM_SHUFFLE(3, 3, 3, 3)));
+    return acc;
 }
 
-/* Q4_1/Q5_1: levels are unsigned, the min m contributes m * s (s = d_a * sum(q_a)). */
-static void dot_q4_1_q8_1(int64_t n, float *out, const void *w, const void *a) {
-    const block_q4_1 *x = w;
-    const block_q8_1 *y = a;
-    const int64_t nb = n / QK8_1;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256 d = _mm256_set1_ps(f16_scalar(x[i].d) * f16_scalar(y[i].d));
-        summ += f16_scalar(x[i].m) * f16_scalar(y[i].s);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8x32(unpack_nibbles32(x[i].qs), loadu256(y[i].qs))), acc);
+/* One kernel per type from three pieces: BLOCK_DOT(x, y) gives a block's 8
+ * int32 partial sums, BLOCK_VALUES4(x, y, sumi_f) its 4 block floats from the
+ * 4 exact block sums (as floats), BLOCK_VALUE1(x, y, sumi) one block's float. */
+#define DEFINE_DOT_32(name, wtype, atype, BLOCK_DOT, BLOCK_VALUES4, BLOCK_VALUE1)              \
+    static void name(int64_t n, float *out, const void *w, const void *a) {                    \
+        const wtype *x = w;                                                                    \
+        const atype *y = a;                                                                    \
+        const int64_t nb = n / 32;                                                             \
+        float sumf = 0;                                                                        \
+        int64_t i = 0;                                                                         \
+        for (; i + 4 <= nb; i += 4) {                                                          \
+            const __m128i sumi = hsum4_i32x8(BLOCK_DOT(&x[i], &y[i]), BLOCK_DOT(&x[i + 1], &y[i + 1]), \
+                                             BLOCK_DOT(&x[i + 2], &y[i + 2]), BLOCK_DOT(&x[i + 3], &y[i + 3])); \
+            sumf = add4_in_order(sumf, BLOCK_VALUES4(&x[i], &y[i], _mm_cvtepi32_ps(sumi)));     \
+        }                                                                                      \
+        for (; i < nb; i++) sumf += BLOCK_VALUE1(&x[i], &y[i], hsum_i32x8(BLOCK_DOT(&x[i], &y[i]))); \
+        *out = sumf;                                                                           \
     }
-    *out = hsum_f32x8(acc) + summ;
-}
 
-static void dot_q5_0_q8_0(int64_t n, float *out, const void *w, const void *a) {
-    const block_q5_0 *x = w;
-    const block_q8_0 *y = a;
-    const int64_t nb = n / QK8_0;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256 d = _mm256_set1_ps(f16_scalar(x[i].d) * f16_scalar(y[i].d));
-        /* level = nibble | bit4 << 4, minus 16: as int8 that is the nibble
-         * itself when bit 4 is set, else nibble | 0xF0. */
-        const __m256i hi = _mm256_andnot_si256(expand_bits32(load_u32(x[i].qh)), _mm256_set1_epi8((char)0xF0));
-        const __m256i q = _mm256_or_si256(unpack_nibbles32(x[i].qs), hi);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8x32(q, loadu256(y[i].qs))), acc);
-    }
-    *out = hsum_f32x8(acc);
-}
+#define F16X4(p, field) f16x4((p)[0].field, (p)[1].field, (p)[2].field, (p)[3].field)
 
-static void dot_q5_1_q8_1(int64_t n, float *out, const void *w, const void *a) {
-    const block_q5_1 *x = w;
-    const block_q8_1 *y = a;
-    const int64_t nb = n / QK8_1;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256 d = _mm256_set1_ps(f16_scalar(x[i].d) * f16_scalar(y[i].d));
-        summ += f16_scalar(x[i].m) * f16_scalar(y[i].s);
-        const __m256i hi = _mm256_and_si256(expand_bits32(load_u32(x[i].qh)), _mm256_set1_epi8(0x10));
-        const __m256i q = _mm256_or_si256(unpack_nibbles32(x[i].qs), hi); /* 0..31 */
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8x32(q, loadu256(y[i].qs))), acc);
-    }
-    *out = hsum_f32x8(acc) + summ;
+/* Q8_0: sumi * (d_w * d_a). */
+static inline __m256i q8_0_block_dot(const block_q8_0 *x, const block_q8_0 *y) {
+    return dot_i8x32(loadu256(x->qs), loadu256(y->qs));
 }
+static inline __m128 q8_0_values4(const block_q8_0 *x, const block_q8_0 *y, __m128 sumi) {
+    return _mm_mul_ps(sumi, _mm_mul_ps(F16X4(x, d), F16X4(y, d)));
+}
+static inline float q8_0_value1(const block_q8_0 *x, const block_q8_0 *y, int sumi) {
+    return (float)sumi * (f16_scalar(x->d) * f16_scalar(y->d));
+}
+DEFINE_DOT_32(dot_q8_0_q8_0, block_q8_0, block_q8_0, q8_0_block_dot, q8_0_values4, q8_0_value1)
+
+/* Q4_0: levels nibble - 8; sumi * d_w * d_a. */
+static inline __m256i q4_0_block_dot(const block_q4_0 *x, const block_q8_0 *y) {
+    return dot_i8x32(_mm256_sub_epi8(unpack_nibbles32(x->qs), _mm256_set1_epi8(8)), loadu256(y->qs));
+}
+static inline __m128 q4_0_values4(const block_q4_0 *x, const block_q8_0 *y, __m128 sumi) {
+    return _mm_mul_ps(_mm_mul_ps(sumi, F16X4(x, d)), F16X4(y, d));
+}
+static inline float q4_0_value1(const block_q4_0 *x, const block_q8_0 *y, int sumi) {
+    return (float)sumi * f16_scalar(x->d) * f16_scalar(y->d);
+}
+DEFINE_DOT_32(dot_q4_0_q8_0, block_q4_0, block_q8_0, q4_0_block_dot, q4_0_values4, q4_0_value1)
+
+/* Q4_1/Q5_1: unsigned levels plus a min m: (d_w * d_a) * sumi + m * s, with
+ * s = d_a * sum(q_a) stored in the Q8_1 block. */
+static inline __m256i q4_1_block_dot(const block_q4_1 *x, const block_q8_1 *y) {
+    return dot_u8i8x32(unpack_nibbles32(x->qs), loadu256(y->qs));
+}
+static inline __m128 q4_1_values4(const block_q4_1 *x, const block_q8_1 *y, __m128 sumi) {
+    const __m128 dd = _mm_mul_ps(F16X4(x, d), F16X4(y, d));
+    return _mm_add_ps(_mm_mul_ps(dd, sumi), _mm_mul_ps(F16X4(x, m), F16X4(y, s)));
+}
+static inline float q4_1_value1(const block_q4_1 *x, const block_q8_1 *y, int sumi) {
+    return (f16_scalar(x->d) * f16_scalar(y->d)) * (float)sumi + f16_scalar(x->m) * f16_scalar(y->s);
+}
+DEFINE_DOT_32(dot_q4_1_q8_1, block_q4_1, block_q8_1, q4_1_block_dot, q4_1_values4, q4_1_value1)
+
+/* Q5_0: level = nibble | bit4 << 4, minus 16; as int8 that is the nibble
+ * itself when bit 4 is set, else nibble | 0xF0. (d_w * d_a) * sumi. */
+static inline __m256i q5_0_block_dot(const block_q5_0 *x, const block_q8_0 *y) {
+    const __m256i hi = _mm256_andnot_si256(expand_bits32(load_u32(x->qh)), _mm256_set1_epi8((char)0xF0));
+    return dot_i8x32(_mm256_or_si256(unpack_nibbles32(x->qs), hi), loadu256(y->qs));
+}
+static inline __m128 q5_0_values4(const block_q5_0 *x, const block_q8_0 *y, __m128 sumi) {
+    return _mm_mul_ps(_mm_mul_ps(F16X4(x, d), F16X4(y, d)), sumi);
+}
+static inline float q5_0_value1(const block_q5_0 *x, const block_q8_0 *y, int sumi) {
+    return (f16_scalar(x->d) * f16_scalar(y->d)) * (float)sumi;
+}
+DEFINE_DOT_32(dot_q5_0_q8_0, block_q5_0, block_q8_0, q5_0_block_dot, q5_0_values4, q5_0_value1)
+
+/* Q5_1: level = nibble | bit4 << 4 (0..31). */
+static inline __m256i q5_1_block_dot(const block_q5_1 *x, const block_q8_1 *y) {
+    const __m256i hi = _mm256_and_si256(expand_bits32(load_u32(x->qh)), _mm256_set1_epi8(0x10));
+    return dot_u8i8x32(_mm256_or_si256(unpack_nibbles32(x->qs), hi), loadu256(y->qs));
+}
+static inline __m128 q5_1_values4(const block_q5_1 *x, const block_q8_1 *y, __m128 sumi) {
+    const __m128 dd = _mm_mul_ps(F16X4(x, d), F16X4(y, d));
+    return _mm_add_ps(_mm_mul_ps(dd, sumi), _mm_mul_ps(F16X4(x, m), F16X4(y, s)));
+}
+static inline float q5_1_value1(const block_q5_1 *x, const block_q8_1 *y, int sumi) {
+    return (f16_scalar(x->d) * f16_scalar(y->d)) * (float)sumi + f16_scalar(x->m) * f16_scalar(y->s);
+}
+DEFINE_DOT_32(dot_q5_1_q8_1, block_q5_1, block_q8_1, q5_1_block_dot, q5_1_values4, q5_1_value1)
 
 // ---------------------------------------------------------------- K-quants against Q8_K
 
