@@ -539,7 +539,7 @@ static void test_vec_dot(void) {
         const hearth_dtype t = k_types[ti].t;
         const hearth_vec_dot_fn dot = hearth_cpu_vec_dot_ref(t);
         if (!dot) continue;
-        CHECK(hearth_cpu_vec_dot(t) == dot); /* the dispatcher has only the scalar family today */
+        CHECK(hearth_cpu_vec_dot(t) != NULL); /* the dispatcher may pick a SIMD kernel (test_simd checks those) */
         const hearth_dtype vdt = hearth_dtype_info(t)->vec_dot_type;
         double worst_same = 0, worst_corr = 0;
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
