@@ -26,7 +26,7 @@ typedef struct cpu_ctx {
     int n_threads;
     void *scratch; /* activations converted to vec_dot_type */
     size_t scratch_size;
-    float *att_scratch; /* per-thread score rows */
+    void *att_scratch; /* per-thread attention tiles */
     size_t att_scratch_n;
 } cpu_ctx;
 
@@ -240,71 +240,105 @@ static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_te
 
 /* ------------------------------------------------------------ attention */
 
+/* Flash-style paged attention, GQA-aware.
+ *
+ * One work item = one token and one KV head with the `group` query heads that
+ * share it, so each K and V row is read once for the whole group. Keys are
+ * visited in tiles of ATT_TILE through the page table; per query head an
+ * online softmax keeps a running max m, a running sum l and an unnormalised
+ * output acc: for each tile, scores s = q.k * scale, m' = max(m, max s),
+ * acc = acc * e^(m - m') + sum e^(s - m') v, l likewise. No n x n matrix.
+ * Q is converted to the K type's dot-product format (F16 for an F16 cache, as
+ * ggml does) and scored with the same SIMD dot kernels as the matmuls. */
+
+enum { ATT_TILE = 64 };
+
 typedef struct attn_job {
     const hearth_tensor *q, *k, *v;
     const hearth_attn_meta *m;
     int n_heads, n_kv_heads, hd;
     float scale;
     hearth_tensor *out;
-    float *scratch; /* per thread: max_kv scores + hd accum + hd converted q */
+    char *scratch;
     size_t scratch_per_thread;
+    size_t q_row_bytes; /* one head of Q in the K dot format */
 } attn_job;
-
-/* The head vector of a KV row as floats: F32 rows are used in place, other
- * types (F16, Q8_0) are converted into tmp. */
-static inline const float *kv_head(hearth_dtype t, const void *row, int kvh, int hd, float *tmp) {
-    if (t == HEARTH_F32) return (const float *)row + (size_t)kvh * hd;
-    hearth_dequantize_row(t, (const char *)row + hearth_dtype_row_size(t, (int64_t)kvh * hd), tmp, hd);
-    return tmp;
-}
-
-static inline float round_like(hearth_dtype t, float x) {
-    return t == HEARTH_F16 ? hearth_f16_to_f32(hearth_f32_to_f16(x)) : x;
-}
 
 static void attn_worker(void *arg, int ith, int nth) {
     attn_job *j = arg;
     const hearth_attn_meta *m = j->m;
-    const int group = j->n_heads / j->n_kv_heads;
-    float *scores = j->scratch + (size_t)ith * j->scratch_per_thread;
-    float *qv = scores + (j->scratch_per_thread - 2 * (size_t)j->hd);
-    float *tmp = qv + j->hd;
-    const int64_t n_work = (int64_t)m->n_tokens * j->n_heads;
+    const int G = j->n_heads / j->n_kv_heads, hd = j->hd;
+    char *base = j->scratch + (size_t)ith * j->scratch_per_thread;
+    float *s = (float *)base;                      /* [G][ATT_TILE] scores, then weights */
+    float *acc = s + (size_t)G * ATT_TILE;         /* [G][hd] */
+    float *mx = acc + (size_t)G * hd;              /* [G] */
+    float *l = mx + G;                             /* [G] */
+    float *vtmp = l + G;                           /* [hd] */
+    char *qk = (char *)(vtmp + hd);                /* [G] q heads in the K dot format */
+    const hearth_dtype kt = j->k->type, vt = j->v->type;
+    const hearth_dtype kdot = hearth_dtype_info(kt)->vec_dot_type;
+    const hearth_vec_dot_fn dot = hearth_cpu_vec_dot(kt);
+    const size_t k_head_off = hearth_dtype_row_size(kt, hd), v_head_off = hearth_dtype_row_size(vt, hd);
+    const int64_t n_work = (int64_t)m->n_tokens * j->n_kv_heads;
     int64_t lo, hi;
     split_range(n_work, ith, nth, &lo, &hi);
-    const hearth_dtype kt = j->k->type, vt = j->v->type;
     for (int64_t w = lo; w < hi; w++) {
-        int t = (int)(w / j->n_heads), h = (int)(w % j->n_heads), kvh = h / group;
-        const float *q = row_f32(j->q, t) + (size_t)h * j->hd;
-        /* The KV cache type decides the precision of Q as well (ggml converts Q to
-         * the K type for the dot product); keeps results comparable with llama.cpp. */
-        for (int d = 0; d < j->hd; d++) qv[d] = round_like(kt, q[d]);
+        const int t = (int)(w / j->n_kv_heads), g = (int)(w % j->n_kv_heads);
+        for (int h = 0; h < G; h++) {
+            hearth_cpu_quantize_act(kdot, row_f32(j->q, t) + (size_t)(g * G + h) * hd, qk + h * j->q_row_bytes, hd);
+            mx[h] = -INFINITY;
+            l[h] = 0;
+        }
+        memset(acc, 0, (size_t)G * hd * sizeof *acc);
         const int n_kv = m->kv_len[t];
         const int32_t *pt = m->page_table + m->pt_offset[t];
-        float mx = -INFINITY;
-        for (int p = 0; p < n_kv; p++) {
-            int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
-            const float *k = kv_head(kt, row_ptr(j->k, slot), kvh, j->hd, tmp);
-            float s = 0;
-            for (int d = 0; d < j->hd; d++) s += qv[d] * k[d];
-            s *= j->scale;
-            scores[p] = s;
-            if (s > mx) mx = s;
+        for (int p0 = 0; p0 < n_kv; p0 += ATT_TILE) {
+            const int nt = n_kv - p0 < ATT_TILE ? n_kv - p0 : ATT_TILE;
+            /* scores of the tile, for every head of the group */
+            for (int i = 0; i < nt; i++) {
+                const int p = p0 + i;
+                const int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
+                const char *krow = (const char *)row_ptr(j->k, slot) + (size_t)g * k_head_off;
+                for (int h = 0; h < G; h++) {
+                    float sc;
+                    dot(hd, &sc, krow, qk + h * j->q_row_bytes);
+                    s[h * ATT_TILE + i] = sc * j->scale;
+                }
+            }
+            /* online softmax update */
+            for (int h = 0; h < G; h++) {
+                float *sh = s + h * ATT_TILE, tmax = mx[h];
+                for (int i = 0; i < nt; i++)
+                    if (sh[i] > tmax) tmax = sh[i];
+                const float c = expf(mx[h] - tmax); /* 0 on the first tile (mx = -inf) */
+                if (c != 1.0f) {
+                    for (int d = 0; d < hd; d++) acc[h * hd + d] *= c;
+                    l[h] *= c;
+                }
+                mx[h] = tmax;
+                for (int i = 0; i < nt; i++) {
+                    sh[i] = expf(sh[i] - tmax);
+                    l[h] += sh[i];
+                }
+            }
+            /* weighted values */
+            for (int i = 0; i < nt; i++) {
+                const int p = p0 + i;
+                const int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
+                const char *vrow = (const char *)row_ptr(j->v, slot) + (size_t)g * v_head_off;
+                const float *v = vt == HEARTH_F32 ? (const float *)vrow : vtmp;
+                if (vt != HEARTH_F32) hearth_dequantize_row(vt, vrow, vtmp, hd);
+                for (int h = 0; h < G; h++) {
+                    const float wgt = s[h * ATT_TILE + i];
+                    float *a = acc + (size_t)h * hd;
+                    for (int d = 0; d < hd; d++) a[d] += wgt * v[d];
+                }
+            }
         }
-        double sum = 0;
-        for (int p = 0; p < n_kv; p++) {
-            float e = expf(scores[p] - mx);
-            scores[p] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        float *o = row_f32(j->out, t) + (size_t)h * j->hd;
-        for (int d = 0; d < j->hd; d++) o[d] = 0;
-        for (int p = 0; p < n_kv; p++) {
-            int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
-            const float *v = kv_head(vt, row_ptr(j->v, slot), kvh, j->hd, tmp);
-            float wgt = round_like(vt, scores[p] * inv);
-            for (int d = 0; d < j->hd; d++) o[d] += wgt * v[d];
+        for (int h = 0; h < G; h++) {
+            float *o = row_f32(j->out, t) + (size_t)(g * G + h) * hd;
+            const float inv = 1.0f / l[h];
+            for (int d = 0; d < hd; d++) o[d] = acc[h * hd + d] * inv;
         }
     }
 }
@@ -314,18 +348,19 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
                           int head_dim, float scale, hearth_tensor *out) {
     PROFILE_BEGIN(b);
     cpu_ctx *c = ctx_of(b);
-    int max_kv = 0;
-    for (int t = 0; t < m->n_tokens; t++)
-        if (m->kv_len[t] > max_kv) max_kv = m->kv_len[t];
-    size_t per = (size_t)max_kv + 2 * (size_t)head_dim;
+    const int G = n_heads / n_kv_heads;
+    size_t q_row = hearth_dtype_row_size(hearth_dtype_info(k_pool->type)->vec_dot_type, head_dim);
+    size_t per = sizeof(float) * ((size_t)G * ATT_TILE + (size_t)G * head_dim + 2 * (size_t)G + (size_t)head_dim) +
+                 (size_t)G * q_row;
+    per = (per + 63) & ~(size_t)63;
     size_t need = per * (size_t)c->n_threads;
     if (need > c->att_scratch_n) {
-        float *p = realloc(c->att_scratch, need * sizeof(float));
-        if (!p) abort();
+        void *p = realloc(c->att_scratch, need);
+        if (!p) abort(); /* a few KB per thread */
         c->att_scratch = p;
         c->att_scratch_n = need;
     }
-    attn_job j = {q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, out, c->att_scratch, per};
+    attn_job j = {q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, out, c->att_scratch, per, q_row};
     hearth_threadpool_run(c->pool, attn_worker, &j, c->n_threads);
     PROFILE_END(b, HEARTH_OP_ATTENTION);
 }

@@ -23,10 +23,14 @@
 #include "sampling.h"
 #include "test.h"
 
-/* Two logits within this of each other (absolute; the models' top logits are
- * 9-18) are a near-tie: either implementation may pick either token. Where
- * the reference logged per-step logits (stories260K), its own gap counts. */
-#define NEAR_TIE 0.05f
+/* A divergence is a near-tie when the two tokens' logits are closer than the
+ * two implementations disagree anyway: twice the largest absolute difference
+ * between Hearth's and the reference's logits at the first position of the
+ * same prompt, and never less than NEAR_TIE_FLOOR (the issue's 1e-2). For
+ * the F32 files that is the floor; for quantized files, where both programs
+ * round activations to 8 bits in different orders, it is larger. Where the
+ * reference logged per-step logits (stories260K), its own gap counts too. */
+#define NEAR_TIE_FLOOR 0.01f
 
 static int g_threads = 2;
 
@@ -153,6 +157,7 @@ static void check_file(hearth_backend *be, const char *model_file, const char *g
         /* first-position logits */
         const cJSON *jl = cJSON_GetObjectItem(j, f_logits);
         int nv = m->hp.n_vocab;
+        float tie_tol = NEAR_TIE_FLOOR;
         if (jl && cJSON_GetArraySize(jl) == nv) {
             float max_ref = 0, max_err = 0;
             const cJSON *it;
@@ -165,6 +170,7 @@ static void check_file(hearth_backend *be, const char *model_file, const char *g
             }
             float e = relative ? max_err / max_ref : max_err;
             if (e > st.max_logit_err) st.max_logit_err = e;
+            if (2 * max_err > tie_tol) tie_tol = 2 * max_err;
             CHECKF(e <= logit_tol, "%s \"%s\": first logits differ by %g (tolerance %g%s)", model_file, prompt, e,
                    logit_tol, relative ? " of max |logit|" : "");
         }
@@ -192,14 +198,15 @@ static void check_file(hearth_backend *be, const char *model_file, const char *g
                 if (id == r.ids.ids[diverge]) ref_ours = v;
             }
             if (!isnan(ref_best) && !isnan(ref_ours) && ref_best - ref_ours < gap) gap = ref_best - ref_ours;
-            if (gap <= NEAR_TIE) {
+            if (gap <= tie_tol) {
                 st.near_tie++;
-                printf("  %s \"%s\": parts from the reference at token %d of %d, a near-tie (logit gap %.4f)\n",
-                       model_file, prompt, diverge, n_wi, gap);
+                printf("  %s \"%s\": parts from the reference at token %d of %d, a near-tie (logit gap %.4f, "
+                       "tolerance %.4f)\n",
+                       model_file, prompt, diverge, n_wi, gap, tie_tol);
             } else {
                 st.bad++;
-                CHECKF(false, "%s \"%s\": token %d is %d, reference %d; logit gap %.4f is no near-tie", model_file,
-                       prompt, diverge, r.ids.ids[diverge], want_ids[diverge], gap);
+                CHECKF(false, "%s \"%s\": token %d is %d, reference %d; logit gap %.4f is no near-tie (tolerance %.4f)",
+                       model_file, prompt, diverge, r.ids.ids[diverge], want_ids[diverge], gap, tie_tol);
             }
         } else {
             st.bad++;
