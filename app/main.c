@@ -12,6 +12,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -21,6 +22,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
+    {"serve", cmd_serve, "serve the OpenAI/Ollama-compatible HTTP API on a local socket"},
     {"info", cmd_info, "show a model's architecture, tensors and memory needs"},
     {"tokenize", cmd_tokenize, "show the token ids of a text"},
     {"bench", cmd_bench, "measure prompt and generation speed (tok/s, bandwidth roofline)"},

@@ -1,0 +1,169 @@
+/*
+ * serve_json.c - a growable byte buffer and typed readers for the fields of
+ * JSON request bodies (see serve.h).
+ *
+ * Owner: the serve subsystem. Parsing itself is cJSON's; this file only
+ * checks types and ranges so every 400 names the offending field.
+ * Invariants: sbuf always stays NUL-terminated when non-empty; an allocation
+ * failure sets sbuf.oom and drops the append instead of crashing.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve.h"
+
+/* ---------------------------------------------------------------- sbuf */
+
+static bool sbuf_reserve(sbuf *b, size_t extra) {
+    if (b->n + extra + 1 <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + extra + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void sbuf_add(sbuf *b, const char *s, size_t n) {
+    if (!n || !sbuf_reserve(b, n)) return;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void sbuf_adds(sbuf *b, const char *s) { sbuf_add(b, s, strlen(s)); }
+
+void sbuf_printf(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        sbuf_add(b, small, (size_t)n);
+        return;
+    }
+    if (!sbuf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
+}
+
+void sbuf_add_json(sbuf *b, const cJSON *v) {
+    char *s = cJSON_PrintUnformatted(v);
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    sbuf_adds(b, s);
+    free(s);
+}
+
+void sbuf_free(sbuf *b) {
+    free(b->p);
+    *b = (sbuf){0};
+}
+
+/* ---------------------------------------------------------------- typed fields */
+
+static const cJSON *field(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+bool sj_number(const cJSON *o, const char *key, double lo, double hi, double *out, sj_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) return true;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
+        snprintf(e->msg, sizeof e->msg, "'%s' must be a number between %g and %g", key, lo, hi);
+        return false;
+    }
+    *out = v->valuedouble;
+    return true;
+}
+
+bool sj_float(const cJSON *o, const char *key, double lo, double hi, float *out, sj_err *e) {
+    double d = *out;
+    if (!sj_number(o, key, lo, hi, &d, e)) return false;
+    *out = (float)d;
+    return true;
+}
+
+bool sj_int(const cJSON *o, const char *key, long lo, long hi, int *out, sj_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) return true;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)lo ||
+        v->valuedouble > (double)hi) {
+        snprintf(e->msg, sizeof e->msg, "'%s' must be a whole number between %ld and %ld", key, lo, hi);
+        return false;
+    }
+    *out = (int)v->valuedouble;
+    return true;
+}
+
+bool sj_u64(const cJSON *o, const char *key, uint64_t *out, bool *given, sj_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) return true;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 9.0e18) {
+        snprintf(e->msg, sizeof e->msg, "'%s' must be a whole number", key);
+        return false;
+    }
+    /* negative seeds (llama.cpp uses -1 for "random") wrap like a C cast */
+    *out = v->valuedouble < 0 ? (uint64_t)(int64_t)v->valuedouble : (uint64_t)v->valuedouble;
+    if (given) *given = v->valuedouble >= 0;
+    return true;
+}
+
+bool sj_bool(const cJSON *o, const char *key, bool *out, sj_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) return true;
+    if (!cJSON_IsBool(v)) {
+        snprintf(e->msg, sizeof e->msg, "'%s' must be true or false", key);
+        return false;
+    }
+    *out = cJSON_IsTrue(v);
+    return true;
+}
+
+bool sj_string(const cJSON *o, const char *key, const char **out, sj_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) return true;
+    if (!cJSON_IsString(v)) {
+        snprintf(e->msg, sizeof e->msg, "'%s' must be a string", key);
+        return false;
+    }
+    *out = v->valuestring;
+    return true;
+}
+
+bool sj_stop(const cJSON *o, const char *key, const char **stops, int max, int *n, sj_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) return true;
+    if (cJSON_IsString(v)) {
+        *n = 0;
+        if (v->valuestring[0]) stops[(*n)++] = v->valuestring;
+        return true;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > max) {
+        snprintf(e->msg, sizeof e->msg, "'%s' must be a string or an array of at most %d strings", key, max);
+        return false;
+    }
+    *n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        if (!cJSON_IsString(it)) {
+            snprintf(e->msg, sizeof e->msg, "'%s' must be a string or an array of strings", key);
+            return false;
+        }
+        if (it->valuestring[0]) stops[(*n)++] = it->valuestring;
+    }
+    return true;
+}

@@ -1,0 +1,275 @@
+/*
+ * serve_openai.c - the OpenAI-compatible routes: POST /v1/chat/completions,
+ * POST /v1/completions (streamed as SSE or whole), GET /v1/models; plus the
+ * sampling-field parser the llama.cpp-style routes share.
+ *
+ * Owner: the serve subsystem.
+ * Invariants: errors use {"error":{"message","type","code"}}; a stream always
+ * ends with a chunk carrying finish_reason, the usage chunk when
+ * stream_options.include_usage was set, and "data: [DONE]"; n > 1 is refused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "serve.h"
+
+enum { OA_CHAT = 1 };
+
+bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e) {
+    bool seed_given = false;
+    uint64_t seed = sp->seed;
+    if (!sj_float(o, "temperature", 0, 100, &sp->temperature, e) || !sj_float(o, "top_p", 0, 1, &sp->top_p, e) ||
+        !sj_int(o, "top_k", 0, 1000000, &sp->top_k, e) || !sj_float(o, "min_p", 0, 1, &sp->min_p, e) ||
+        !sj_float(o, "presence_penalty", -2, 2, &sp->presence_penalty, e) ||
+        !sj_float(o, "frequency_penalty", -2, 2, &sp->frequency_penalty, e) ||
+        !sj_float(o, "repeat_penalty", 0, 10, &sp->repeat_penalty, e) ||
+        !sj_int(o, "repeat_last_n", -1, 1 << 20, &sp->penalty_last_n, e) || !sj_u64(o, "seed", &seed, &seed_given, e))
+        return false;
+    if (seed_given) sp->seed = seed;
+    return true;
+}
+
+static void add_usage(cJSON *o, const serve_gen *g) {
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", g->stats.prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", g->stats.generated_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", g->stats.prompt_tokens + g->stats.generated_tokens);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", g->stats.cached_tokens);
+}
+
+static cJSON *chunk_head(serve_req *rq, bool chat) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", rq->id);
+    cJSON_AddStringToObject(o, "object", chat ? "chat.completion.chunk" : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)rq->created);
+    cJSON_AddStringToObject(o, "model", rq->srv->model_id);
+    cJSON_AddStringToObject(o, "system_fingerprint", "hearth-" HEARTH_VERSION);
+    return o;
+}
+
+static void sse_json(sbuf *out, cJSON *o) {
+    sbuf_adds(out, "data: ");
+    sbuf_add_json(out, o);
+    sbuf_adds(out, "\n\n");
+    cJSON_Delete(o);
+}
+
+/* One chunk: text (may be empty) and, when finish is set, the finish reason. */
+static void add_chunk(serve_req *rq, const char *text, size_t n, const char *finish, sbuf *out) {
+    bool chat = rq->flags & OA_CHAT;
+    cJSON *o = chunk_head(rq, chat);
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *t = cJSON_CreateString("");
+    if (n) {
+        char *s = strndup(text, n);
+        if (s) cJSON_SetValuestring(t, s);
+        free(s);
+    }
+    if (chat) {
+        cJSON *delta = cJSON_AddObjectToObject(c, "delta");
+        if (!rq->sent_first) cJSON_AddStringToObject(delta, "role", "assistant");
+        if (n || !finish) cJSON_AddItemToObject(delta, "content", t);
+        else cJSON_Delete(t);
+    } else {
+        cJSON_AddItemToObject(c, "text", t);
+    }
+    cJSON_AddNullToObject(c, "logprobs");
+    if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
+    else cJSON_AddNullToObject(c, "finish_reason");
+    if (rq->include_usage) cJSON_AddNullToObject(o, "usage");
+    rq->sent_first = true;
+    sse_json(out, o);
+}
+
+static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, sbuf *out) {
+    if (n) add_chunk(rq, text, n, NULL, out);
+    if (!done) return;
+    serve_gen *g = rq->gen;
+    if (g->finish == HEARTH_FINISH_ERROR) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "message", g->error);
+        cJSON_AddStringToObject(e, "type", "server_error");
+        cJSON_AddNumberToObject(e, "code", 500);
+        sse_json(out, o);
+    } else {
+        add_chunk(rq, "", 0, serve_gen_finish_reason(g), out);
+        if (rq->include_usage) {
+            cJSON *o = chunk_head(rq, rq->flags & OA_CHAT);
+            cJSON_AddArrayToObject(o, "choices");
+            add_usage(o, g);
+            sse_json(out, o);
+        }
+    }
+    sbuf_adds(out, "data: [DONE]\n\n");
+}
+
+/* The prompt of /v1/completions: a string, an array of one string, or an array of token ids. */
+static bool completion_prompt(serve_req *rq, const cJSON *p, hearth_tokens *ids, sj_err *e) {
+    hearth_error err = {0};
+    if (cJSON_IsString(p)) return serve_tokenize(rq->srv, p->valuestring, strlen(p->valuestring), true, ids, &err);
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0))) {
+        const char *s = cJSON_GetArrayItem(p, 0)->valuestring;
+        return serve_tokenize(rq->srv, s, strlen(s), true, ids, &err);
+    }
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) > 0) {
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, p) {
+            if (!cJSON_IsNumber(it)) break;
+            hearth_tokens_push(ids, (int32_t)it->valuedouble);
+            i++;
+        }
+        if (i == cJSON_GetArraySize(p)) return true;
+    }
+    snprintf(e->msg, sizeof e->msg,
+             "'prompt' must be a string, an array of one string, or an array of token ids (one prompt per request)");
+    return false;
+}
+
+static int openai_generate(serve_req *rq, bool chat) {
+    serve_ctx *srv = rq->srv;
+    cJSON *body = serve_body_json(rq);
+    if (!body) return MHD_YES;
+    int rc = MHD_YES;
+    sj_err e = {0};
+    const char *model = NULL;
+    bool stream = false, include_usage = false, ignore_eos = false;
+    int n = 1, max_tokens = -1;
+    const char *stops[SJ_MAX_STOP];
+    int n_stop = 0;
+    hearth_sampling_params sp = serve_sampling_defaults(srv);
+    hearth_tokens ids = {0};
+    serve_msg *msgs = NULL;
+    int n_msgs = 0;
+    char *text = NULL;
+    sbuf out = {0};
+
+    if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
+        !sj_int(body, "n", 1, 128, &n, &e) || !sj_int(body, "max_tokens", 0, 1 << 30, &max_tokens, &e) ||
+        !sj_int(body, "max_completion_tokens", 0, 1 << 30, &max_tokens, &e) ||
+        !sj_stop(body, "stop", stops, SJ_MAX_STOP, &n_stop, &e) || !serve_parse_sampling(body, &sp, &e) ||
+        !sj_bool(body, "ignore_eos", &ignore_eos, &e))
+        goto bad;
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    if (so && !cJSON_IsNull(so)) {
+        if (!cJSON_IsObject(so)) {
+            snprintf(e.msg, sizeof e.msg, "'stream_options' must be an object");
+            goto bad;
+        }
+        if (!sj_bool(so, "include_usage", &include_usage, &e)) goto bad;
+    }
+    if (n != 1) {
+        snprintf(e.msg, sizeof e.msg, "'n' is %d but this server returns one choice per request (n=1)", n);
+        goto bad;
+    }
+    if (!serve_model_matches(srv, model)) {
+        rc = serve_reply_error(rq, 404, "not_found_error", "model '%s' not found; this server serves '%s'", model,
+                               srv->model_id);
+        goto done;
+    }
+    if (chat) {
+        if (!serve_messages_parse(cJSON_GetObjectItemCaseSensitive(body, "messages"), &msgs, &n_msgs, &e)) goto bad;
+        text = serve_chat_render(srv, msgs, n_msgs, &e);
+        if (!text) goto bad;
+        hearth_error err = {0};
+        if (!serve_tokenize(srv, text, strlen(text), true, &ids, &err)) {
+            rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
+            goto done;
+        }
+    } else {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+        if (!p) {
+            snprintf(e.msg, sizeof e.msg, "'prompt' is required");
+            goto bad;
+        }
+        if (!completion_prompt(rq, p, &ids, &e)) goto bad;
+    }
+    serve_gen_params gp = {.prompt = ids.ids,
+                           .n_prompt = (int)ids.n,
+                           .sampling = sp,
+                           .max_tokens = max_tokens,
+                           .stop = stops,
+                           .n_stop = n_stop,
+                           .ignore_eog = ignore_eos};
+    if (max_tokens == 0) gp.max_tokens = 1; /* OpenAI treats 0 as "as few as possible" */
+    if (!serve_start_or_reply(rq, &gp)) goto done;
+    rq->flags = chat ? OA_CHAT : 0;
+    rq->include_usage = include_usage;
+    snprintf(rq->id, sizeof rq->id, "%s-%llx%04llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)rq->created,
+             (unsigned long long)(atomic_fetch_add(&srv->seq, 1) & 0xffff));
+    if (stream) {
+        rc = serve_reply_stream(rq, "text/event-stream", openai_stream);
+        goto done;
+    }
+    if (!serve_wait_done(rq, &out)) {
+        rc = MHD_NO; /* the client is gone */
+        goto done;
+    }
+    serve_gen *g = rq->gen;
+    if (g->finish == HEARTH_FINISH_ERROR) {
+        rc = serve_reply_error(rq, 500, NULL, "%s", g->error);
+        goto done;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", rq->id);
+    cJSON_AddStringToObject(o, "object", chat ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)rq->created);
+    cJSON_AddStringToObject(o, "model", srv->model_id);
+    cJSON_AddStringToObject(o, "system_fingerprint", "hearth-" HEARTH_VERSION);
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    if (chat) {
+        cJSON *m = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", out.p ? out.p : "");
+    } else {
+        cJSON_AddStringToObject(c, "text", out.p ? out.p : "");
+    }
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", serve_gen_finish_reason(g));
+    add_usage(o, g);
+    rc = serve_reply_json(rq, 200, o);
+    goto done;
+bad:
+    rc = serve_reply_error(rq, 400, "invalid_request_error", "%s", e.msg);
+done:
+    sbuf_free(&out);
+    free(text);
+    serve_messages_free(msgs, n_msgs);
+    hearth_tokens_free(&ids);
+    cJSON_Delete(body);
+    return rc;
+}
+
+int route_openai_chat(serve_req *rq) { return openai_generate(rq, true); }
+int route_openai_completions(serve_req *rq) { return openai_generate(rq, false); }
+
+int route_openai_models(serve_req *rq) {
+    serve_ctx *srv = rq->srv;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(o, "data");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddItemToArray(data, m);
+    cJSON_AddStringToObject(m, "id", srv->model_id);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)srv->model_mtime);
+    cJSON_AddStringToObject(m, "owned_by", "hearth");
+    cJSON *meta = cJSON_AddObjectToObject(m, "meta");
+    cJSON_AddNumberToObject(meta, "n_ctx", srv->n_ctx);
+    cJSON_AddNumberToObject(meta, "n_ctx_train", srv->model->hp.n_ctx_train);
+    cJSON_AddNumberToObject(meta, "n_vocab", srv->model->hp.n_vocab);
+    cJSON_AddNumberToObject(meta, "n_params", (double)srv->model->n_params);
+    cJSON_AddNumberToObject(meta, "size", (double)srv->model_size);
+    return serve_reply_json(rq, 200, o);
+}
