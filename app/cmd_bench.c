@@ -497,7 +497,12 @@ static bool parse_int_list(const char *s, int *out, int cap, int *n) {
     return *n > 0;
 }
 
+int bench_load_main(int argc, char **argv); /* bench_load.c: the engine under load */
+
 int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--concurrency") || !strncmp(argv[i], "--concurrency=", 14))
+            return bench_load_main(argc, argv);
     /* -m may repeat: take every -m/--model out before the common parser. */
     const char *models[MAX_MODELS];
     int n_models = 0;
@@ -549,7 +554,8 @@ int cmd_bench(int argc, char **argv) {
                       "Measure prompt processing (pp: one forward pass over P tokens) and token generation (tg: N\n"
                       "decode steps after it) in tokens/s, mean ± stddev over R repetitions, like llama-bench. Each tg\n"
                       "figure is also given as a fraction of the memory-bandwidth roofline (bytes read per token x tok/s\n"
-                      "/ bandwidth measured by a STREAM-like read test with the same thread count).",
+                      "/ bandwidth measured by a STREAM-like read test with the same thread count).\n"
+                      "With --concurrency N it load-tests the engine instead (see hearth bench --concurrency 1 --help).",
                       opts, sizeof opts / sizeof opts[0], n_rest, rest, pos, 0, &n_pos);
     free(rest);
     if (r) return r > 0 ? 0 : 2;
