@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cpu_attn.h"
 #include "cpu_features.h"
 #include "cpu_quants.h"
 #include "threadpool.h"
@@ -262,7 +263,16 @@ typedef struct attn_job {
     char *scratch;
     size_t scratch_per_thread;
     size_t q_row_bytes; /* one head of Q in the K dot format */
+    hearth_axpy_f16_fn axpy_f16;
+    hearth_axpy_f32_fn axpy_f32;
 } attn_job;
+
+static void axpy_f16_ref(int n, float *y, float a, const uint16_t *x) {
+    for (int i = 0; i < n; i++) y[i] = fmaf(a, hearth_f16_to_f32(x[i]), y[i]);
+}
+static void axpy_f32_ref(int n, float *y, float a, const float *x) {
+    for (int i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}
 
 static void attn_worker(void *arg, int ith, int nth) {
     attn_job *j = arg;
@@ -326,13 +336,13 @@ static void attn_worker(void *arg, int ith, int nth) {
                 const int p = p0 + i;
                 const int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
                 const char *vrow = (const char *)row_ptr(j->v, slot) + (size_t)g * v_head_off;
+                if (vt == HEARTH_F16) {
+                    for (int h = 0; h < G; h++) j->axpy_f16(hd, acc + (size_t)h * hd, s[h * ATT_TILE + i], (const uint16_t *)vrow);
+                    continue;
+                }
                 const float *v = vt == HEARTH_F32 ? (const float *)vrow : vtmp;
                 if (vt != HEARTH_F32) hearth_dequantize_row(vt, vrow, vtmp, hd);
-                for (int h = 0; h < G; h++) {
-                    const float wgt = s[h * ATT_TILE + i];
-                    float *a = acc + (size_t)h * hd;
-                    for (int d = 0; d < hd; d++) a[d] += wgt * v[d];
-                }
+                for (int h = 0; h < G; h++) j->axpy_f32(hd, acc + (size_t)h * hd, s[h * ATT_TILE + i], v);
             }
         }
         for (int h = 0; h < G; h++) {
@@ -360,7 +370,14 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
         c->att_scratch = p;
         c->att_scratch_n = need;
     }
-    attn_job j = {q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, out, c->att_scratch, per, q_row};
+    attn_job j = {q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, out, c->att_scratch, per, q_row,
+                  axpy_f16_ref, axpy_f32_ref};
+#ifdef HEARTH_HAVE_AVX2_KERNELS
+    if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
+        j.axpy_f16 = hearth_axpy_f16_avx2;
+        j.axpy_f32 = hearth_axpy_f32_avx2;
+    }
+#endif
     hearth_threadpool_run(c->pool, attn_worker, &j, c->n_threads);
     PROFILE_END(b, HEARTH_OP_ATTENTION);
 }
