@@ -7,6 +7,7 @@
 #include "backend.h"
 
 int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
@@ -21,6 +22,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"chat", cmd_chat, "talk with a model in the terminal (or --once / stdin for scripts)"},
     {"run", cmd_run, "generate text from a prompt"},
     {"serve", cmd_serve, "serve the OpenAI/Ollama-compatible HTTP API on a local socket"},
     {"info", cmd_info, "show a model's architecture, tensors and memory needs"},
