@@ -351,7 +351,7 @@ int route_llama_detokenize(serve_req *rq) {
     }
     sbuf text = {0};
     hearth_detok d;
-    hearth_detok_init(&d, srv->tok, false, false);
+    hearth_detok_init(&d, srv->tok, false, true); /* SPM: no leading space, so text round-trips */
     char buf[512];
     int i = 0;
     const cJSON *it;

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# test_serve.sh - `hearth serve` end to end: a real server on the sample model
+# on a temporary Unix socket and on 127.0.0.1 (port 0: the server picks and
+# prints it). curl over the Unix socket for every route and error status
+# (400 malformed / wrong type / too long, 401, 404, 405, 413, 429); the real
+# `openai` and `ollama` npm clients over TCP and the Unix socket
+# (tests/e2e/clients.mjs); a load test of 32 concurrent streaming clients
+# plus clients that vanish mid-stream, after which no KV page may be in use
+# (tests/e2e/load.mjs); socket-file handling; SIGTERM exits 0.
+# Owner: serve. The node part is skipped (with a "skipped:" line) only when
+# node/npm are missing or `npm install` fails (no network).
+set -u
+BIN=${HEARTH_BIN:?}
+SHARED=${HEARTH_SHARED:?}
+SRC=${HEARTH_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${HEARTH_BUILD:-$SRC/build}
+MODEL=$SHARED/models/hearth-kjv-llama-q8_0.gguf
+ID=hearth-kjv-llama-q8_0
+TMP=$(mktemp -d /tmp/hearth-serve.XXXXXX) # short: Unix socket paths are limited to 107 bytes
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+jq_() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)" 2>/dev/null; }
+
+# start_server NAME ARGS... : runs in the background, waits (bounded) for /health.
+start_server() {
+  local name=$1
+  shift
+  "$BIN" serve -m "$MODEL" --cache-db none "$@" 2>"$TMP/$name.err" &
+  local pid=$!
+  pids+=("$pid")
+  eval "${name}_pid=$pid"
+  local sock=""
+  for i in $(seq 1 100); do
+    sock=$(sed -n 's/^hearth serve: listening on unix:\(.*\)$/\1/p' "$TMP/$name.err" | head -n 1)
+    if [ -n "$sock" ] && curl -s -o /dev/null --max-time 2 --unix-socket "$sock" http://x/health; then
+      eval "${name}_port=$(sed -n 's/^hearth serve: listening on http:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$TMP/$name.err" | head -n 1)"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "server $name did not come up:" >&2
+  cat "$TMP/$name.err" >&2
+  return 1
+}
+
+S=$TMP/s1.sock
+start_server s1 --socket "$S" --listen 127.0.0.1:0 --max-body 65536 -c 512 || { echo "FAIL: server start"; exit 1; }
+P=$s1_port
+# c OUTFILE ARGS... : curl over the Unix socket; prints the HTTP status
+c() { local o=$1; shift; curl -s -o "$o" -w '%{http_code}' --max-time 30 --unix-socket "$S" "$@"; }
+
+# ---- transport
+check '[ "$(stat -c %a "$S")" = 600 ]' "socket mode 0600"
+check '[ -n "$P" ] && [ "$(curl -s --max-time 5 http://127.0.0.1:$P/health)" = "{\"status\":\"ok\"}" ]' "TCP /health on the printed port"
+"$BIN" serve -m "$MODEL" --cache-db none --socket "$S" >"$TMP/o" 2>&1
+check '[ $? -ne 0 ] && grep -q "already listening on" "$TMP/o"' "a live server's socket is refused"
+python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.bind('$TMP/stale.sock')"
+start_server s3 --socket "$TMP/stale.sock" && ok || bad "stale socket file replaced"
+kill -TERM "$s3_pid"; wait "$s3_pid"; check '[ $? -eq 0 ] && [ ! -e "$TMP/stale.sock" ]' "SIGTERM: exit 0, socket removed"
+"$BIN" serve --help >"$TMP/o" 2>&1; check '[ $? -eq 0 ] && grep -q -- "--listen" "$TMP/o"' "serve --help"
+"$BIN" serve -m "$MODEL" --listen nonsense:port --socket none >"$TMP/o" 2>&1
+check '[ $? -ne 0 ] && grep -q "HOST:PORT" "$TMP/o"' "bad --listen named"
+
+# ---- routes over the Unix socket
+st=$(c "$TMP/r" http://x/v1/models); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"data\"][0][\"id\"]")" = $ID ]' "GET /v1/models"
+st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"model":"'$ID'","messages":[{"role":"user","content":"Who made the heaven?"}],"max_tokens":16,"temperature":0}')
+check '[ $st = 200 ] && [ -n "$(jq_ "$TMP/r" "d[\"choices\"][0][\"message\"][\"content\"]")" ] && [ "$(jq_ "$TMP/r" "d[\"usage\"][\"completion_tokens\"] <= 16")" = True ]' "POST /v1/chat/completions"
+st=$(c "$TMP/r" -N http://x/v1/chat/completions -d '{"messages":[{"role":"user","content":"Who made the heaven?"}],"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}')
+check '[ $st = 200 ] && [ "$(tail -n 2 "$TMP/r" | head -n 1)" = "data: [DONE]" ] && grep -q "\"choices\":\[\],\"usage\":{\"prompt_tokens\"" "$TMP/r" && grep -q "\"finish_reason\":\"" "$TMP/r"' "chat stream: finish, usage chunk, [DONE]"
+st=$(c "$TMP/r" http://x/v1/completions -d '{"prompt":"In the beginning","max_tokens":4,"temperature":0}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"choices\"][0][\"finish_reason\"]")" = length ]' "POST /v1/completions"
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","options":{"num_predict":6}}')
+check '[ $st = 200 ] && [ "$(tail -n 1 "$TMP/r" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d[\"done\"] and d[\"eval_count\"] == 6 and d[\"eval_duration\"] > 0 and d[\"done_reason\"])")" = length ]' "POST /api/generate NDJSON, last line done"
+st=$(c "$TMP/r" http://x/api/chat -d '{"model":"'$ID'","messages":[{"role":"user","content":"Who?"}],"stream":false,"options":{"num_predict":4}}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"done\"] and d[\"message\"][\"role\"]")" = assistant ]' "POST /api/chat stream:false"
+st=$(c "$TMP/r" http://x/api/tags); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"models\"][0][\"name\"]")" = $ID ]' "GET /api/tags"
+st=$(c "$TMP/r" http://x/api/version); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "tuple(map(int, d[\"version\"].split(\".\"))) >= (0,6,4)")" = True ]' "GET /api/version >= 0.6.4"
+st=$(c "$TMP/r" http://x/api/show -d '{"model":"'$ID'"}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"model_info\"][\"llama.context_length\"]")" = 512 ] && [ "$(jq_ "$TMP/r" "d[\"capabilities\"] == [\"completion\"]")" = True ]' "POST /api/show"
+st=$(c "$TMP/r" http://x/api/ps); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "len(d[\"models\"])")" = 1 ]' "GET /api/ps"
+st=$(c "$TMP/r" -N http://x/completion -d '{"prompt":"In the beginning","n_predict":6,"stream":true}')
+check '[ $st = 200 ] && grep -q "^data: {\"content\":" "$TMP/r" && tail -n 2 "$TMP/r" | grep -q "\"stop\":true"' "POST /completion SSE"
+st=$(c "$TMP/r" http://x/infill -d '{"input_prefix":"And God said, Let there be","input_suffix":"\n","input_extra":[{"filename":"gen.txt","text":"In the beginning"}],"n_predict":0}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"tokens_predicted\"]")" = 0 ]' "POST /infill warm-up (n_predict 0)"
+st=$(c "$TMP/r" http://x/infill -d '{"input_prefix":"And God said, Let there be","input_suffix":"\n","input_extra":[{"filename":"gen.txt","text":"In the beginning"}],"n_predict":4}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"tokens_predicted\"] == 4 and d[\"tokens_cached\"] > 0")" = True ]' "POST /infill reuses the warmed prefix"
+st=$(c "$TMP/r" http://x/tokenize -d '{"content":"In the beginning"}'); toks=$(jq_ "$TMP/r" "json.dumps(d[\"tokens\"])")
+st=$(c "$TMP/r" http://x/detokenize -d "{\"tokens\":$toks}")
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"content\"]")" = "In the beginning" ]' "tokenize/detokenize round trip"
+st=$(c "$TMP/r" http://x/metrics)
+check '[ $st = 200 ] && grep -q "^hearth_kv_pages_used " "$TMP/r" && grep -q "^hearth_time_to_first_token_seconds_bucket" "$TMP/r" && grep -q "^hearth_prefix_cache_hits_total" "$TMP/r"' "GET /metrics"
+check 'grep -Eq "^hearth serve: POST /v1/chat/completions 200 prompt=[0-9]+ gen=[0-9]+ ttft=[0-9.]+ms [0-9.]+ms$" "$TMP/s1.err"' "one log line per request"
+
+# ---- errors
+st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"messages": [')
+check '[ $st = 400 ] && grep -q "not valid JSON" "$TMP/r" && [ "$(jq_ "$TMP/r" "d[\"error\"][\"type\"]")" = invalid_request_error ]' "400 malformed JSON (OpenAI shape)"
+st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"temperature":"hot"}')
+check '[ $st = 400 ] && grep -q "temperature" "$TMP/r"' "400 wrong type names the field"
+st=$(c "$TMP/r" http://x/api/chat -d '{"model":"'$ID'","messages":"x"}')
+check '[ $st = 400 ] && [ "$(jq_ "$TMP/r" "type(d[\"error\"]).__name__")" = str ] && grep -q messages "$TMP/r"' "400 Ollama shape: error is a string"
+python3 -c "print('{\"prompt\":\"' + 'In the beginning God created the heaven. ' * 100 + '\"}')" >"$TMP/long.json"
+st=$(c "$TMP/r" http://x/v1/completions -d @"$TMP/long.json")
+check '[ $st = 400 ] && grep -q "context holds 512" "$TMP/r"' "400 prompt longer than the context, with the numbers"
+head -c 70000 /dev/zero | tr '\0' a >"$TMP/big"
+st=$(c "$TMP/r" http://x/v1/completions --data-binary @"$TMP/big"); check '[ $st = 413 ]' "413 body over --max-body"
+st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"model":"gpt-4","messages":[{"role":"user","content":"x"}]}')
+check '[ $st = 404 ] && grep -q "gpt-4" "$TMP/r"' "404 unknown model (OpenAI)"
+st=$(c "$TMP/r" http://x/api/show -d '{"model":"nope"}'); check '[ $st = 404 ] && [ "$(jq_ "$TMP/r" "type(d[\"error\"]).__name__")" = str ]' "404 unknown model (Ollama)"
+st=$(c "$TMP/r" http://x/nope); check '[ $st = 404 ]' "404 unknown route"
+st=$(c "$TMP/r" http://x/v1/chat/completions); check '[ $st = 405 ]' "405 GET on a POST route"
+
+# ---- API key and 429 on a second server (one sequence, one waiting)
+start_server s2 --socket "$TMP/s2.sock" --api-key sekrit --parallel 1 --max-waiting 1 || bad "server s2 start"
+st=$(curl -s -o "$TMP/r" -w '%{http_code}' --unix-socket "$TMP/s2.sock" http://x/v1/models); check '[ $st = 401 ]' "401 without the key"
+st=$(curl -s -o "$TMP/r" -w '%{http_code}' -H "Authorization: Bearer wrong" --unix-socket "$TMP/s2.sock" http://x/v1/models); check '[ $st = 401 ]' "401 with a wrong key"
+st=$(curl -s -o "$TMP/r" -w '%{http_code}' -H "Authorization: Bearer sekrit" --unix-socket "$TMP/s2.sock" http://x/v1/models); check '[ $st = 200 ]' "200 with the key"
+got429=0
+for attempt in 1 2 3; do
+  cpids=()
+  for i in $(seq 1 8); do
+    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer sekrit" --unix-socket "$TMP/s2.sock" http://x/v1/completions \
+      -d '{"prompt":"In the beginning","max_tokens":400,"ignore_eos":true}' >>"$TMP/codes.$attempt" &
+    cpids+=($!)
+  done
+  wait "${cpids[@]}"
+  grep -q 429 "$TMP/codes.$attempt" && { got429=1; break; }
+done
+check '[ $got429 = 1 ]' "429 when too many requests wait"
+
+# ---- the real clients and the load test (node)
+node_ok=""
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  node_ok="node/npm not found"
+else
+  NODE_DIR=$BUILD/e2e-node
+  if [ ! -d "$NODE_DIR/node_modules/openai" ] || [ ! -d "$NODE_DIR/node_modules/ollama" ] || [ ! -d "$NODE_DIR/node_modules/undici" ]; then
+    mkdir -p "$NODE_DIR"
+    timeout 120 npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" openai ollama undici >"$TMP/npm.log" 2>&1 ||
+      node_ok="npm install failed (no network?): $(tail -n 1 "$TMP/npm.log")"
+  fi
+fi
+if [ -z "$node_ok" ]; then
+  export E2E_NODE_DIR=$NODE_DIR HEARTH_SOCK=$S HEARTH_PORT=$P HEARTH_MODEL_ID=$ID
+  timeout 120 node "$SRC/tests/e2e/clients.mjs" >"$TMP/clients.out" 2>&1
+  check '[ $? -eq 0 ]' "node clients (openai + ollama, TCP + Unix): $(tail -n 5 "$TMP/clients.out")"
+  timeout 120 node "$SRC/tests/e2e/load.mjs" >"$TMP/load.out" 2>&1
+  check '[ $? -eq 0 ]' "load test: $(tail -n 5 "$TMP/load.out")"
+  grep '^{' "$TMP/load.out" | sed 's/^/load: /'
+fi
+
+# ---- shutdown with a stream in flight
+curl -s -N --unix-socket "$S" http://x/v1/completions -d '{"prompt":"In","max_tokens":480,"ignore_eos":true,"stream":true}' >"$TMP/inflight" &
+sleep 0.05
+kill -TERM "$s1_pid"; wait "$s1_pid"; rc=$?
+check '[ $rc -eq 0 ] && [ ! -e "$S" ] && grep -q "stopped" "$TMP/s1.err"' "SIGTERM with a stream in flight: exit 0"
+
+echo "test_serve: $pass passed, $fail failed"
+[ -n "$node_ok" ] && echo "skipped: node e2e clients and load test ($node_ok)"
+[ $fail -eq 0 ]
