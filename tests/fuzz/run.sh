@@ -41,6 +41,8 @@ for m in stories260K-q4_0.gguf hearth-kjv-draft-q4_0.gguf; do
 done
 smallest=$(ls -S "$shared"/vocab/*.gguf 2>/dev/null | tail -n 1 || true)
 [ -n "$smallest" ] && cat "$smallest" >"$seeds/fuzz_gguf/$(basename "$smallest")"
+mkdir -p "$seeds/fuzz_config"
+cp "$root/packaging/config.example.yaml" "$seeds/fuzz_config/"
 # Committed seeds, if any: tests/fuzz/corpus/<target>/
 for d in "$here"/corpus/*/; do
     [ -d "$d" ] && mkdir -p "$seeds/$(basename "$d")" && cp "$d"* "$seeds/$(basename "$d")/" 2>/dev/null || true
