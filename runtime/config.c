@@ -31,8 +31,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define CONFIG_MAX_BYTES (4u << 20)    /* a config file larger than this is a mistake */
-#define TEMPLATE_MAX_BYTES (1u << 20)  /* chat_template_file */
+#define CONFIG_MAX_BYTES (4u << 20)   /* a config file larger than this is a mistake */
+#define TEMPLATE_MAX_BYTES (1u << 20) /* chat_template_file */
 
 /* ------------------------------------------------------------ the schema */
 
@@ -47,29 +47,33 @@ typedef enum field_kind {
     K_INT,
     K_FLOAT,
     K_BOOL,
-    K_SIZE,          /* bytes, with optional unit */
+    K_SIZE, /* bytes, with optional unit */
     K_U64,
     K_BACKEND,
     K_KV_TYPE,
-    K_LISTEN,        /* HOST:PORT */
+    K_LISTEN, /* HOST:PORT */
 } field_kind;
 
 typedef struct field {
     const char *name;
     field_kind kind;
-    size_t off;         /* into hearth_config, or into hearth_config_model for model fields */
-    double min, max;    /* K_INT / K_FLOAT range */
-    bool zero_ok;       /* K_INT: 0 ("default") is allowed besides [min, max] */
-    const char *range;  /* the range as a message says it */
+    size_t off;              /* into hearth_config, or into hearth_config_model for model fields */
+    double min, max;         /* K_INT / K_FLOAT range */
+    bool zero_ok;            /* K_INT: 0 ("default") is allowed besides [min, max] */
+    const char *range;       /* the range as a message says it */
     const struct field *sub; /* K_SECTION */
 } field;
 
 #define CFG(f) offsetof(hearth_config, f)
 #define MDL(f) offsetof(hearth_config_model, f)
-#define FIELD(n, k, o) {.name = n, .kind = k, .off = o}
-#define RANGED(n, k, o, lo, hi, z, r) {.name = n, .kind = k, .off = o, .min = lo, .max = hi, .zero_ok = z, .range = r}
-#define SECTION(n, s) {.name = n, .kind = K_SECTION, .sub = s}
-#define END {.name = NULL}
+#define FIELD(n, k, o)                                                                                       \
+    { .name = n, .kind = k, .off = o }
+#define RANGED(n, k, o, lo, hi, z, r)                                                                        \
+    { .name = n, .kind = k, .off = o, .min = lo, .max = hi, .zero_ok = z, .range = r }
+#define SECTION(n, s)                                                                                        \
+    { .name = n, .kind = K_SECTION, .sub = s }
+#define END                                                                                                  \
+    { .name = NULL }
 
 static const field k_prefix_cache_fields[] = {
     FIELD("enabled", K_BOOL, CFG(prefix_cache.enabled)),
@@ -83,7 +87,8 @@ static const field k_server_fields[] = {
     FIELD("listen", K_LISTEN, CFG(server.listen)),
     FIELD("api_key", K_STR, CFG(server.api_key)),
     FIELD("max_body", K_SIZE, CFG(server.max_body)),
-    RANGED("max_waiting", K_INT, CFG(server.max_waiting), 0, 1000000, false, "0 (the engine's default) to 1000000"),
+    RANGED("max_waiting", K_INT, CFG(server.max_waiting), 0, 1000000, false,
+           "0 (the engine's default) to 1000000"),
     END,
 };
 
@@ -99,14 +104,16 @@ static const field k_model_fields[] = {
     FIELD("draft", K_MODEL_REF, MDL(draft)),
     FIELD("system_prompt", K_TEXT, MDL(system_prompt)),
     RANGED("max_tokens", K_INT, MDL(max_tokens), -1, INT_MAX, false,
-     "-1 (until the context is full), 0 (the command's default) or more"),
+           "-1 (until the context is full), 0 (the command's default) or more"),
     RANGED("temperature", K_FLOAT, MDL(sampling.temperature), 0, 100, false, "0 (greedy) to 100"),
     RANGED("top_k", K_INT, MDL(sampling.top_k), 0, INT_MAX, false, "0 (off) or more"),
     RANGED("top_p", K_FLOAT, MDL(sampling.top_p), 0, 1, false, "0 to 1 (1: off)"),
     RANGED("min_p", K_FLOAT, MDL(sampling.min_p), 0, 1, false, "0 (off) to 1"),
     RANGED("repeat_penalty", K_FLOAT, MDL(sampling.repeat_penalty), 0.01, 100, false, "0.01 to 100 (1: off)"),
-    RANGED("presence_penalty", K_FLOAT, MDL(sampling.presence_penalty), -100, 100, false, "-100 to 100 (0: off)"),
-    RANGED("frequency_penalty", K_FLOAT, MDL(sampling.frequency_penalty), -100, 100, false, "-100 to 100 (0: off)"),
+    RANGED("presence_penalty", K_FLOAT, MDL(sampling.presence_penalty), -100, 100, false,
+           "-100 to 100 (0: off)"),
+    RANGED("frequency_penalty", K_FLOAT, MDL(sampling.frequency_penalty), -100, 100, false,
+           "-100 to 100 (0: off)"),
     FIELD("seed", K_U64, MDL(sampling.seed)),
     END,
 };
@@ -176,7 +183,8 @@ static void model_free(hearth_config_model *m) {
 
 void hearth_config_free(hearth_config *cfg) {
     if (!cfg) return;
-    for (int i = 0; i < cfg->n_models; i++) model_free(&cfg->models[i]);
+    for (int i = 0; i < cfg->n_models; i++)
+        model_free(&cfg->models[i]);
     free(cfg->models);
     free(cfg->path);
     free(cfg->default_model);
@@ -192,10 +200,10 @@ void hearth_config_free(hearth_config *cfg) {
 
 /* Where a parse is and who hears about failures. */
 typedef struct cfg_parse {
-    const char *name;      /* file name for "FILE:LINE:COL: "; NULL: messages carry no location */
-    const char *base_dir;  /* relative paths resolve here; NULL: they stay relative */
+    const char *name;     /* file name for "FILE:LINE:COL: "; NULL: messages carry no location */
+    const char *base_dir; /* relative paths resolve here; NULL: they stay relative */
     hearth_error *err;
-    char key[256];         /* dotted key being set ("server.listen"), for messages */
+    char key[256]; /* dotted key being set ("server.listen"), for messages */
     /* per model (parallel to cfg->models): where its name and its draft are */
     yaml_mark_t *model_at, *draft_at;
     int marks_cap;
@@ -223,15 +231,19 @@ static const char *quote(char *buf, size_t cap, const char *s, size_t n) {
     bool cut = n > max;
     if (cut) {
         n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* don't split a UTF-8 sequence */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* don't split a UTF-8 sequence */
     }
-    for (size_t i = 0; i < n; i++) buf[o++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7F ? '?' : s[i];
+    for (size_t i = 0; i < n; i++)
+        buf[o++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7F ? '?' : s[i];
     if (cut) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
     buf[o] = '\0';
     return buf;
 }
 
-static const char *quote_str(char *buf, size_t cap, const char *s) { return quote(buf, cap, s, strlen(s)); }
+static const char *quote_str(char *buf, size_t cap, const char *s) {
+    return quote(buf, cap, s, strlen(s));
+}
 
 /* ------------------------------------------------------------ suggestions */
 
@@ -241,7 +253,8 @@ static int edit_distance(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
     if (na > 63 || nb > 63) return 1000;
     int row[64];
-    for (size_t j = 0; j <= nb; j++) row[j] = (int)j;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = (int)j;
     for (size_t i = 1; i <= na; i++) {
         int diag = row[0];
         row[0] = (int)i;
@@ -384,10 +397,20 @@ static bool parse_bool(const char *s, bool *out) {
 }
 
 bool hearth_config_parse_size(const char *s, uint64_t *out) {
-    static const struct { const char *unit; uint64_t mult; } units[] = {
-        {"", 1}, {"b", 1},
-        {"kb", 1000ull}, {"mb", 1000000ull}, {"gb", 1000000000ull}, {"tb", 1000000000000ull},
-        {"kib", 1ull << 10}, {"mib", 1ull << 20}, {"gib", 1ull << 30}, {"tib", 1ull << 40},
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},
+        {"b", 1},
+        {"kb", 1000ull},
+        {"mb", 1000000ull},
+        {"gb", 1000000000ull},
+        {"tb", 1000000000000ull},
+        {"kib", 1ull << 10},
+        {"mib", 1ull << 20},
+        {"gib", 1ull << 30},
+        {"tib", 1ull << 40},
     };
     if (!s || *s == '-' || *s == '+') return false;
     /* whole numbers exactly; fractions and exponents through a double */
@@ -403,7 +426,8 @@ bool hearth_config_parse_size(const char *s, uint64_t *out) {
         exact = false;
         if (!parse_decimal(s, &v, &end) || !isfinite(v)) return false;
     }
-    while (*end == ' ') end++;
+    while (*end == ' ')
+        end++;
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (!eq_nocase(end, units[i].unit)) continue;
         if (exact) {
@@ -441,16 +465,16 @@ static bool valid_listen(const char *s) {
         const char *close = strchr(s, ']');
         if (!close || close == s + 1 || close[1] != ':') return false;
         for (const char *c = s + 1; c < close; c++)
-            if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') || (*c >= 'A' && *c <= 'F') || *c == ':' ||
-                  *c == '.' || *c == '%'))
+            if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') || (*c >= 'A' && *c <= 'F') ||
+                  *c == ':' || *c == '.' || *c == '%'))
                 return false;
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
         if (!colon || colon == s) return false;
         for (const char *c = s; c < colon; c++)
-            if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '.' ||
-                  *c == '-' || *c == '_'))
+            if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  *c == '.' || *c == '-' || *c == '_'))
                 return false;
     }
     const char *port = colon + 1;
@@ -542,11 +566,11 @@ static char *read_template(const char *path, char *why, size_t why_cap) {
 
 /* A value to set: the text of a scalar, or the shape of something else. */
 typedef struct cfg_value {
-    const char *text;       /* NUL-terminated scalar text; NULL: not a scalar */
-    size_t len;             /* bytes of text (a NUL inside means len != strlen) */
-    bool is_null;           /* YAML null: reset to the default */
-    const char *shape;      /* "a mapping", "a list" when text is NULL */
-    const yaml_mark_t *at;  /* where it is; NULL from hearth_config_set */
+    const char *text;      /* NUL-terminated scalar text; NULL: not a scalar */
+    size_t len;            /* bytes of text (a NUL inside means len != strlen) */
+    bool is_null;          /* YAML null: reset to the default */
+    const char *shape;     /* "a mapping", "a list" when text is NULL */
+    const yaml_mark_t *at; /* where it is; NULL from hearth_config_set */
 } cfg_value;
 
 static const char *describe(char *buf, size_t cap, const cfg_value *v) {
@@ -586,9 +610,10 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
 
     if (v->is_null) { /* back to the default */
         switch (f->kind) {
-        case K_STR: case K_TEXT: case K_PATH: case K_MODEL_REF:
-            put_str(base, f->off, NULL);
-            return HEARTH_OK;
+        case K_STR:
+        case K_TEXT:
+        case K_PATH:
+        case K_MODEL_REF: put_str(base, f->off, NULL); return HEARTH_OK;
         case K_TEMPLATE_FILE:
             put_str(base, f->off, NULL);
             put_str(base, MDL(chat_template), NULL);
@@ -600,17 +625,19 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
         hearth_config_init(&dc);
         model_init(&dm);
         const char *defaults = is_model_field(f) ? (const char *)&dm : (const char *)&dc;
-        size_t size = f->kind == K_INT ? sizeof(int) : f->kind == K_FLOAT ? sizeof(float)
-                    : f->kind == K_BOOL ? sizeof(bool) : f->kind == K_BACKEND ? sizeof dc.backend
-                    : f->kind == K_KV_TYPE ? sizeof(hearth_dtype) : sizeof(uint64_t);
+        size_t size = f->kind == K_INT       ? sizeof(int)
+                      : f->kind == K_FLOAT   ? sizeof(float)
+                      : f->kind == K_BOOL    ? sizeof(bool)
+                      : f->kind == K_BACKEND ? sizeof dc.backend
+                      : f->kind == K_KV_TYPE ? sizeof(hearth_dtype)
+                                             : sizeof(uint64_t);
         memcpy(slot, defaults + f->off, size);
         return HEARTH_OK;
     }
 
     switch (f->kind) {
     case K_SECTION:
-    case K_MODELS:
-        return wrong_type(p, f, v);
+    case K_MODELS: return wrong_type(p, f, v);
 
     case K_STR:
     case K_TEXT:
@@ -625,19 +652,21 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
 
     case K_PATH:
     case K_TEMPLATE_FILE: {
-        if (!*t) return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: expected a file path, got an empty string", p->key);
+        if (!*t)
+            return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: expected a file path, got an empty string", p->key);
         bool no_home;
         char *path = resolve_path(t, p->base_dir, &no_home);
         if (!path && no_home)
-            return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: '%s' starts with ~ but no home directory is known ($HOME)",
-                        p->key, quote_str(q, sizeof q, t));
+            return fail(p, v->at, HEARTH_ERR_FORMAT,
+                        "%s: '%s' starts with ~ but no home directory is known ($HOME)", p->key,
+                        quote_str(q, sizeof q, t));
         if (!path) return nomem(p, v->at);
         if (f->kind == K_TEMPLATE_FILE) {
             char why[128];
             char *text = read_template(path, why, sizeof why);
             if (!text) {
-                hearth_status st = fail(p, v->at, HEARTH_ERR_FORMAT, "%s: cannot read the template '%s': %s", p->key,
-                                        quote_str(q, sizeof q, path), why);
+                hearth_status st = fail(p, v->at, HEARTH_ERR_FORMAT, "%s: cannot read the template '%s': %s",
+                                        p->key, quote_str(q, sizeof q, path), why);
                 free(path);
                 return st;
             }
@@ -678,9 +707,11 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
     case K_SIZE: {
         uint64_t n;
         if (!hearth_config_parse_size(t, &n))
-            return fail(p, v->at, HEARTH_ERR_FORMAT,
-                        "%s: expected a size such as 512MiB or 2GB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), "
-                        "got %s", p->key, describe(d, sizeof d, v));
+            return fail(
+                p, v->at, HEARTH_ERR_FORMAT,
+                "%s: expected a size such as 512MiB or 2GB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), "
+                "got %s",
+                p->key, describe(d, sizeof d, v));
         *(uint64_t *)slot = n;
         return HEARTH_OK;
     }
@@ -695,16 +726,17 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
     case K_BACKEND:
         if (!valid_backend(t))
             return fail(p, v->at, HEARTH_ERR_FORMAT,
-                        "%s: unknown backend %s (expected auto, cpu, cuda, cuda:N, vulkan or vulkan:N)", p->key,
-                        describe(d, sizeof d, v));
-        snprintf(slot, sizeof ((hearth_config *)0)->backend, "%s", t);
+                        "%s: unknown backend %s (expected auto, cpu, cuda, cuda:N, vulkan or vulkan:N)",
+                        p->key, describe(d, sizeof d, v));
+        snprintf(slot, sizeof((hearth_config *)0)->backend, "%s", t);
         return HEARTH_OK;
 
     case K_KV_TYPE: {
         hearth_dtype dt;
         if (!hearth_dtype_from_name(t, &dt) || (dt != HEARTH_F16 && dt != HEARTH_F32 && dt != HEARTH_Q8_0))
-            return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: unknown KV cache type %s (expected f16, f32 or q8_0)",
-                        p->key, describe(d, sizeof d, v));
+            return fail(p, v->at, HEARTH_ERR_FORMAT,
+                        "%s: unknown KV cache type %s (expected f16, f32 or q8_0)", p->key,
+                        describe(d, sizeof d, v));
         *(hearth_dtype *)slot = dt;
         return HEARTH_OK;
     }
@@ -738,7 +770,9 @@ static cfg_value node_value(const yaml_node_t *n) {
         v.len = n->data.scalar.length;
         v.is_null = node_is_null(n);
     } else {
-        v.shape = n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "nothing";
+        v.shape = n->type == YAML_MAPPING_NODE    ? "a mapping"
+                  : n->type == YAML_SEQUENCE_NODE ? "a list"
+                                                  : "nothing";
     }
     return v;
 }
@@ -747,8 +781,10 @@ static cfg_value node_value(const yaml_node_t *n) {
  * a plain string key. */
 static const char *key_text(cfg_parse *p, const yaml_node_t *k, const char *where) {
     if (!k || k->type != YAML_SCALAR_NODE || node_is_null(k)) {
-        const char *got = !k ? "nothing" : k->type == YAML_MAPPING_NODE ? "a mapping"
-                        : k->type == YAML_SEQUENCE_NODE ? "a list" : "an empty key";
+        const char *got = !k                              ? "nothing"
+                          : k->type == YAML_MAPPING_NODE  ? "a mapping"
+                          : k->type == YAML_SEQUENCE_NODE ? "a list"
+                                                          : "an empty key";
         fail(p, k ? &k->start_mark : NULL, HEARTH_ERR_FORMAT, "%s: expected a key name, got %s", where, got);
         return NULL;
     }
@@ -767,7 +803,8 @@ static void set_key(cfg_parse *p, const char *prefix, const char *name) {
     size_t cap = sizeof p->key - 1, o = 0;
     const char *parts[] = {prefix ? prefix : "", prefix && *prefix ? "." : "", q};
     for (int i = 0; i < 3; i++)
-        for (const char *c = parts[i]; *c && o < cap; c++) p->key[o++] = *c;
+        for (const char *c = parts[i]; *c && o < cap; c++)
+            p->key[o++] = *c;
     p->key[o] = '\0';
 }
 
@@ -780,26 +817,31 @@ static hearth_status walk_mapping(cfg_parse *p, yaml_document_t *doc, yaml_node_
     bool seen[MAX_FIELDS] = {0};
     yaml_mark_t seen_at[MAX_FIELDS];
     for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
-        yaml_node_t *k = yaml_document_get_node(doc, pair->key), *v = yaml_document_get_node(doc, pair->value);
+        yaml_node_t *k = yaml_document_get_node(doc, pair->key),
+                    *v = yaml_document_get_node(doc, pair->value);
         const char *name = key_text(p, k, *where ? where : "config");
         if (!name) return HEARTH_ERR_FORMAT;
         const field *f = find_field(fields, name);
         char q[72], s[200];
         if (!f)
-            return fail(p, &k->start_mark, HEARTH_ERR_FORMAT, "unknown key '%s'%s%s %s", quote_str(q, sizeof q, name),
-                        *where ? " in " : "", where, suggest(s, sizeof s, name, fields));
+            return fail(p, &k->start_mark, HEARTH_ERR_FORMAT, "unknown key '%s'%s%s %s",
+                        quote_str(q, sizeof q, name), *where ? " in " : "", where,
+                        suggest(s, sizeof s, name, fields));
         size_t i = (size_t)(f - fields);
         set_key(p, where, name);
         if (seen[i])
-            return fail(p, &k->start_mark, HEARTH_ERR_FORMAT, "%s: duplicate key (first set at line %zu, column %zu)",
-                        p->key, seen_at[i].line + 1, seen_at[i].column + 1);
+            return fail(p, &k->start_mark, HEARTH_ERR_FORMAT,
+                        "%s: duplicate key (first set at line %zu, column %zu)", p->key, seen_at[i].line + 1,
+                        seen_at[i].column + 1);
         seen[i] = true;
         seen_at[i] = k->start_mark;
-        if (fields == k_model_fields && (!strcmp(name, "chat_template") || !strcmp(name, "chat_template_file"))) {
+        if (fields == k_model_fields &&
+            (!strcmp(name, "chat_template") || !strcmp(name, "chat_template_file"))) {
             const field *other = find_field(fields, name[13] ? "chat_template" : "chat_template_file");
             if (seen[other - fields])
                 return fail(p, &k->start_mark, HEARTH_ERR_FORMAT,
-                            "%s: chat_template and chat_template_file are both set; give one or the other", where);
+                            "%s: chat_template and chat_template_file are both set; give one or the other",
+                            where);
         }
         if (!v) return fail(p, &k->start_mark, HEARTH_ERR_FORMAT, "%s: missing value", p->key);
 
@@ -821,7 +863,8 @@ static hearth_status walk_mapping(cfg_parse *p, yaml_document_t *doc, yaml_node_
             hearth_status st = set_field(p, f, base, &cv);
             if (st) return st;
             if (f->kind == K_MODEL_REF && fields == k_top_fields) p->default_model_at = v->start_mark;
-            if (f->kind == K_MODEL_REF && fields == k_model_fields) p->draft_at[cfg->n_models - 1] = v->start_mark;
+            if (f->kind == K_MODEL_REF && fields == k_model_fields)
+                p->draft_at[cfg->n_models - 1] = v->start_mark;
         }
     }
     return HEARTH_OK;
@@ -834,7 +877,8 @@ static hearth_status walk_models(cfg_parse *p, yaml_document_t *doc, yaml_node_t
         return wrong_type(p, find_field(k_top_fields, "models"), &cv);
     }
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
-        yaml_node_t *k = yaml_document_get_node(doc, pair->key), *v = yaml_document_get_node(doc, pair->value);
+        yaml_node_t *k = yaml_document_get_node(doc, pair->key),
+                    *v = yaml_document_get_node(doc, pair->value);
         const char *name = key_text(p, k, "models");
         if (!name) return HEARTH_ERR_FORMAT;
         if (!*name) return fail(p, &k->start_mark, HEARTH_ERR_FORMAT, "models: a model name cannot be empty");
@@ -876,11 +920,12 @@ static hearth_status walk_models(cfg_parse *p, yaml_document_t *doc, yaml_node_t
             cfg_value cv = node_value(v);
             char d[80];
             return fail(p, cv.at, HEARTH_ERR_FORMAT,
-                        "%s: expected the model's settings (a mapping with 'path') or its GGUF path, got %s", where,
-                        describe(d, sizeof d, &cv));
+                        "%s: expected the model's settings (a mapping with 'path') or its GGUF path, got %s",
+                        where, describe(d, sizeof d, &cv));
         }
         if (!m->path)
-            return fail(p, &k->start_mark, HEARTH_ERR_FORMAT, "%s: no 'path' given (the model's GGUF file)", where);
+            return fail(p, &k->start_mark, HEARTH_ERR_FORMAT, "%s: no 'path' given (the model's GGUF file)",
+                        where);
     }
     return HEARTH_OK;
 }
@@ -894,7 +939,8 @@ static const char *model_names(char *buf, size_t cap, const hearth_config *cfg) 
     size_t o = (size_t)snprintf(buf, cap, "configured:");
     for (int i = 0; i < cfg->n_models && o < cap; i++) {
         char q[48];
-        o += (size_t)snprintf(buf + o, cap - o, "%s %s", i ? "," : "", quote_str(q, sizeof q, cfg->models[i].name));
+        o += (size_t)snprintf(buf + o, cap - o, "%s %s", i ? "," : "",
+                              quote_str(q, sizeof q, cfg->models[i].name));
     }
     return buf;
 }
@@ -909,17 +955,19 @@ static int model_index(const hearth_config *cfg, const char *name) {
 static hearth_status check_refs(cfg_parse *p, const hearth_config *cfg) {
     char q[72], names[200];
     if (cfg->default_model && model_index(cfg, cfg->default_model) < 0)
-        return fail(p, &p->default_model_at, HEARTH_ERR_FORMAT, "default_model: no model named '%s' in models (%s)",
+        return fail(p, &p->default_model_at, HEARTH_ERR_FORMAT,
+                    "default_model: no model named '%s' in models (%s)",
                     quote_str(q, sizeof q, cfg->default_model), model_names(names, sizeof names, cfg));
     for (int i = 0; i < cfg->n_models; i++) {
         const hearth_config_model *m = &cfg->models[i];
         if (!m->draft) continue;
         set_key(p, "models", m->name);
         if (!strcmp(m->draft, m->name))
-            return fail(p, &p->draft_at[i], HEARTH_ERR_FORMAT, "%s.draft: a model cannot be its own draft", p->key);
+            return fail(p, &p->draft_at[i], HEARTH_ERR_FORMAT, "%s.draft: a model cannot be its own draft",
+                        p->key);
         if (model_index(cfg, m->draft) < 0)
-            return fail(p, &p->draft_at[i], HEARTH_ERR_FORMAT, "%s.draft: no model named '%s' in models (%s)", p->key,
-                        quote_str(q, sizeof q, m->draft), model_names(names, sizeof names, cfg));
+            return fail(p, &p->draft_at[i], HEARTH_ERR_FORMAT, "%s.draft: no model named '%s' in models (%s)",
+                        p->key, quote_str(q, sizeof q, m->draft), model_names(names, sizeof names, cfg));
     }
     return HEARTH_OK;
 }
@@ -933,19 +981,21 @@ static hearth_status syntax_error(cfg_parse *p, const yaml_parser_t *y, const ch
     if (y->error == YAML_READER_ERROR) { /* only an offset: count lines ourselves */
         size_t off = y->problem_offset < n ? y->problem_offset : n, line = 0, col = 0;
         for (size_t i = 0; i < off; i++) {
-            if (data[i] == '\n') line++, col = 0;
-            else col++;
+            if (data[i] == '\n')
+                line++, col = 0;
+            else
+                col++;
         }
         at.line = line;
         at.column = col;
         if (y->problem_value != -1)
-            return fail(p, &at, HEARTH_ERR_FORMAT, "invalid YAML: %s (0x%X)", y->problem ? y->problem : "bad input",
-                        (unsigned)y->problem_value);
+            return fail(p, &at, HEARTH_ERR_FORMAT, "invalid YAML: %s (0x%X)",
+                        y->problem ? y->problem : "bad input", (unsigned)y->problem_value);
     }
     const char *problem = y->problem ? y->problem : "malformed input";
     if (y->context)
-        return fail(p, &at, HEARTH_ERR_FORMAT, "invalid YAML: %s (%s that starts at line %zu, column %zu)", problem,
-                    y->context, y->context_mark.line + 1, y->context_mark.column + 1);
+        return fail(p, &at, HEARTH_ERR_FORMAT, "invalid YAML: %s (%s that starts at line %zu, column %zu)",
+                    problem, y->context, y->context_mark.line + 1, y->context_mark.column + 1);
     return fail(p, &at, HEARTH_ERR_FORMAT, "invalid YAML: %s", problem);
 }
 
@@ -959,7 +1009,8 @@ static void apply_env(hearth_config *cfg) {
 
 static hearth_status parse_yaml(cfg_parse *p, const char *data, size_t n, hearth_config *cfg) {
     yaml_parser_t y;
-    if (!yaml_parser_initialize(&y)) return hearth_error_set(p->err, HEARTH_ERR_NOMEM, "%s: out of memory", p->name);
+    if (!yaml_parser_initialize(&y))
+        return hearth_error_set(p->err, HEARTH_ERR_NOMEM, "%s: out of memory", p->name);
     yaml_parser_set_input_string(&y, (const unsigned char *)(data ? data : ""), data ? n : 0);
     yaml_document_t doc;
     hearth_status st = HEARTH_OK;
@@ -1084,8 +1135,9 @@ hearth_status hearth_config_load(const char *path, hearth_config *out, hearth_er
             if (cap >= CONFIG_MAX_BYTES) {
                 free(data);
                 close(fd);
-                return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: larger than %u bytes; is this a config file?",
-                                        path, CONFIG_MAX_BYTES);
+                return hearth_error_set(err, HEARTH_ERR_FORMAT,
+                                        "%s: larger than %u bytes; is this a config file?", path,
+                                        CONFIG_MAX_BYTES);
             }
             char *bigger = realloc(data, cap * 2);
             if (!bigger) free(data);
@@ -1099,7 +1151,8 @@ hearth_status hearth_config_load(const char *path, hearth_config *out, hearth_er
             int e = errno;
             free(data);
             close(fd);
-            return hearth_error_set(err, HEARTH_ERR_IO, "%s: cannot read the config file: %s", path, strerror(e));
+            return hearth_error_set(err, HEARTH_ERR_IO, "%s: cannot read the config file: %s", path,
+                                    strerror(e));
         }
         if (r == 0) break;
         n += (size_t)r;
@@ -1137,7 +1190,8 @@ const hearth_config_model *hearth_config_find_model(const hearth_config *cfg, co
 }
 
 hearth_status hearth_config_set(hearth_config *cfg, const char *key, const char *value, hearth_error *err) {
-    if (!cfg || !key || !value) return hearth_error_set(err, HEARTH_ERR_INVALID, "hearth_config_set: missing argument");
+    if (!cfg || !key || !value)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "hearth_config_set: missing argument");
     cfg_parse p = {.err = err};
     char q[72], s[200];
     snprintf(p.key, sizeof p.key, "%s", quote_str(s, sizeof s, key));
@@ -1167,7 +1221,8 @@ hearth_status hearth_config_set(hearth_config *cfg, const char *key, const char 
         const char *dot = strchr(key, '.');
         const field *sec = NULL;
         for (const field *f = k_top_fields; f->name; f++)
-            if (f->kind == K_SECTION && strlen(f->name) == (size_t)(dot - key) && !strncmp(f->name, key, (size_t)(dot - key)))
+            if (f->kind == K_SECTION && strlen(f->name) == (size_t)(dot - key) &&
+                !strncmp(f->name, key, (size_t)(dot - key)))
                 sec = f;
         if (!sec) return hearth_error_set(err, HEARTH_ERR_INVALID, "unknown setting '%s'", p.key);
         fields = sec->sub;
@@ -1178,8 +1233,9 @@ hearth_status hearth_config_set(hearth_config *cfg, const char *key, const char 
         return hearth_error_set(err, HEARTH_ERR_INVALID, "unknown setting '%s' %s", p.key,
                                 suggest(s, sizeof s, name, fields));
     if (f->kind == K_SECTION || f->kind == K_MODELS)
-        return hearth_error_set(err, HEARTH_ERR_INVALID, "%s is a group of settings; set one of them (e.g. %s.%s)",
-                                p.key, p.key, f->sub ? f->sub[0].name : "NAME.path");
+        return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                "%s is a group of settings; set one of them (e.g. %s.%s)", p.key, p.key,
+                                f->sub ? f->sub[0].name : "NAME.path");
     if (f->kind == K_MODEL_REF && *value) {
         char names[200];
         if (model_index(cfg, value) < 0)

@@ -43,9 +43,9 @@ typedef struct hearth_engine_config hearth_engine_config; /* engine.h */
 
 /* One entry of `models:`. */
 typedef struct hearth_config_model {
-    char *name;                      /* the key under models: */
-    char *path;                      /* GGUF file (resolved) */
-    char *chat_template;             /* Jinja text (inline, or read from chat_template_file); NULL: the model's own */
+    char *name;          /* the key under models: */
+    char *path;          /* GGUF file (resolved) */
+    char *chat_template; /* Jinja text (inline, or read from chat_template_file); NULL: the model's own */
     char *chat_template_file;        /* where chat_template was read from (resolved), or NULL */
     char *draft;                     /* name of another model used for speculative decoding, or NULL */
     char *system_prompt;             /* NULL: none */
@@ -54,36 +54,36 @@ typedef struct hearth_config_model {
 } hearth_config_model;
 
 typedef struct hearth_config {
-    char *path;                 /* the file read; NULL when the defaults were used */
+    char *path; /* the file read; NULL when the defaults were used */
 
-    char *default_model;        /* NULL: the first model listed (see hearth_config_find_model) */
+    char *default_model;         /* NULL: the first model listed (see hearth_config_find_model) */
     hearth_config_model *models; /* in file order */
     int n_models;
 
-    char backend[16];           /* "auto" (default), "cpu", "cuda", "cuda:N", "vulkan", "vulkan:N" */
-    int gpu_layers;             /* layers offloaded to the GPU; -1: all (default) */
-    int threads;                /* CPU threads; 0: physical cores (default) */
-    int context;                /* tokens per sequence; 0: the model's, capped at 4096 (default) */
-    int parallel;               /* sequences at once; 0: the command's default */
-    int batch;                  /* token budget per step; 0: the engine's default (512) */
-    hearth_dtype kv_type;       /* F16 (default), F32 or Q8_0 */
+    char backend[16];     /* "auto" (default), "cpu", "cuda", "cuda:N", "vulkan", "vulkan:N" */
+    int gpu_layers;       /* layers offloaded to the GPU; -1: all (default) */
+    int threads;          /* CPU threads; 0: physical cores (default) */
+    int context;          /* tokens per sequence; 0: the model's, capped at 4096 (default) */
+    int parallel;         /* sequences at once; 0: the command's default */
+    int batch;            /* token budget per step; 0: the engine's default (512) */
+    hearth_dtype kv_type; /* F16 (default), F32 or Q8_0 */
 
     struct {
-        bool enabled;           /* default true */
-        char *path;             /* SQLite file; NULL: hearth_cache_store_default_path() */
-        uint64_t max_size;      /* bytes; 0: the store's default */
+        bool enabled;      /* default true */
+        char *path;        /* SQLite file; NULL: hearth_cache_store_default_path() */
+        uint64_t max_size; /* bytes; 0: the store's default (2 GiB) */
     } prefix_cache;
 
     struct {
-        char *socket;           /* Unix socket path, or NULL */
-        char *listen;           /* "HOST:PORT"; NULL: the server's default */
-        char *api_key;          /* NULL: no authentication */
-        uint64_t max_body;      /* request body cap in bytes; 0: the server's default */
-        int max_waiting;        /* queued requests before 503; 0: the engine's default */
+        char *socket;      /* Unix socket path, or NULL */
+        char *listen;      /* "HOST:PORT"; NULL: the server's default */
+        char *api_key;     /* NULL: no authentication */
+        uint64_t max_body; /* request body cap in bytes; 0: the server's default */
+        int max_waiting;   /* queued requests before 503; 0: the engine's default */
     } server;
 
     struct {
-        char *history_db;       /* conversation database for `hearth chat`; NULL: its default */
+        char *history_db; /* conversation database for `hearth chat`; NULL: its default */
     } chat;
 } hearth_config;
 

@@ -35,7 +35,8 @@ static void check_model(const hearth_config *c, const hearth_config_model *m) {
     check(hearth_config_find_model(c, m->name) != NULL);
     check(m->max_tokens >= -1);
     check(m->sampling.temperature >= 0 && m->sampling.top_k >= 0);
-    check(m->sampling.top_p >= 0 && m->sampling.top_p <= 1 && m->sampling.min_p >= 0 && m->sampling.min_p <= 1);
+    check(m->sampling.top_p >= 0 && m->sampling.top_p <= 1 && m->sampling.min_p >= 0 &&
+          m->sampling.min_p <= 1);
     check(m->sampling.repeat_penalty > 0);
     if (m->draft) check(strcmp(m->draft, m->name) && hearth_config_find_model(c, m->draft));
 }
@@ -52,8 +53,10 @@ static void check_config(const hearth_config *c) {
     check(c->context == 0 || c->context >= 16);
     check(c->kv_type == HEARTH_F16 || c->kv_type == HEARTH_F32 || c->kv_type == HEARTH_Q8_0);
     check(c->n_models >= 0 && (c->n_models == 0 || c->models));
-    for (int i = 0; i < c->n_models; i++) check_model(c, &c->models[i]);
-    if (c->default_model) check(hearth_config_find_model(c, NULL) == hearth_config_find_model(c, c->default_model));
+    for (int i = 0; i < c->n_models; i++)
+        check_model(c, &c->models[i]);
+    if (c->default_model)
+        check(hearth_config_find_model(c, NULL) == hearth_config_find_model(c, c->default_model));
     if (c->n_models) check(hearth_config_find_model(c, NULL) != NULL);
 }
 
@@ -70,8 +73,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     /* overrides: applied, or refused with the config unchanged */
     static const char *const sets[][2] = {
-        {"threads", "four"}, {"threads", "3"}, {"context", "8"}, {"backend", "vulkan:2"},
-        {"server.listen", "[::1]:1"}, {"prefix_cache.max_size", "1.5GiB"}, {"default_model", "x"},
+        {"threads", "four"},
+        {"threads", "3"},
+        {"context", "8"},
+        {"backend", "vulkan:2"},
+        {"server.listen", "[::1]:1"},
+        {"prefix_cache.max_size", "1.5GiB"},
+        {"default_model", "x"},
     };
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
         int before = c.threads, ctx = c.context;
@@ -86,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             memcpy(key + 7, c.models[0].name, n);
             memcpy(key + 7 + n, ".top_p", 7);
             check(hearth_config_set(&c, key, "0.5", &err) == HEARTH_OK && c.models[0].sampling.top_p == 0.5f);
-            check(hearth_config_set(&c, key, "2", &err) == HEARTH_ERR_INVALID && c.models[0].sampling.top_p == 0.5f);
+            check(hearth_config_set(&c, key, "2", &err) == HEARTH_ERR_INVALID &&
+                  c.models[0].sampling.top_p == 0.5f);
         }
     }
     check_config(&c);

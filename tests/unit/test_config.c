@@ -34,7 +34,9 @@ static void rm_rf(const char *dir) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
-static bool feq(float a, float b) { return fabsf(a - b) < 1e-6f; }
+static bool feq(float a, float b) {
+    return fabsf(a - b) < 1e-6f;
+}
 
 /* Parse `yaml` as "cfg.yaml"; it must fail with HEARTH_ERR_FORMAT, a message
  * that starts with `where` ("cfg.yaml:L:C: ") and contains `what`, and leave
@@ -44,7 +46,8 @@ static void expect_error_at(int line, const char *yaml, const char *where, const
     hearth_error err = {0};
     hearth_status st = hearth_config_load_memory(yaml, strlen(yaml), "cfg.yaml", &c, &err);
     CHECKF(st == HEARTH_ERR_FORMAT, "line %d: status %d for:\n%s", line, st, yaml);
-    CHECKF(!strncmp(err.msg, where, strlen(where)), "line %d: '%s' does not start with '%s'", line, err.msg, where);
+    CHECKF(!strncmp(err.msg, where, strlen(where)), "line %d: '%s' does not start with '%s'", line, err.msg,
+           where);
     CHECKF(strstr(err.msg, what) != NULL, "line %d: '%s' does not contain '%s'", line, err.msg, what);
     CHECK(c.n_models == 0 && c.models == NULL && c.threads == 0 && !strcmp(c.backend, "auto"));
     hearth_config_free(&c);
@@ -89,47 +92,46 @@ static void test_defaults(void) {
 
 /* ------------------------------------------------------------ every key */
 
-static const char *k_full =
-    "# every key\n"
-    "default_model: big\n"
-    "models:\n"
-    "  big:\n"
-    "    path: /models/big.gguf\n"
-    "    chat_template: \"{{ messages }}\"\n"
-    "    draft: small\n"
-    "    system_prompt: Be brief.\n"
-    "    max_tokens: 256\n"
-    "    temperature: 0.25\n"
-    "    top_k: 20\n"
-    "    top_p: 0.5\n"
-    "    min_p: 0.1\n"
-    "    repeat_penalty: 1.1\n"
-    "    presence_penalty: 0.5\n"
-    "    frequency_penalty: -0.5\n"
-    "    seed: 18446744073709551615\n"
-    "  small: /models/small.gguf\n"
-    "  tmpl:\n"
-    "    path: tmpl.gguf\n"
-    "    chat_template_file: t.jinja\n"
-    "backend: cuda:1\n"
-    "gpu_layers: 20\n"
-    "threads: 6\n"
-    "context: 8192\n"
-    "parallel: 4\n"
-    "batch: 256\n"
-    "kv_type: Q8_0\n"
-    "prefix_cache:\n"
-    "  enabled: no\n"
-    "  path: /var/cache/pc.sqlite\n"
-    "  max_size: 1.5 GiB\n"
-    "server:\n"
-    "  socket: /run/hearth.sock\n"
-    "  listen: \"[::1]:9000\"\n"
-    "  api_key: s3cret\n"
-    "  max_body: 64KB\n"
-    "  max_waiting: 32\n"
-    "chat:\n"
-    "  history_db: /data/history.sqlite\n";
+static const char *k_full = "# every key\n"
+                            "default_model: big\n"
+                            "models:\n"
+                            "  big:\n"
+                            "    path: /models/big.gguf\n"
+                            "    chat_template: \"{{ messages }}\"\n"
+                            "    draft: small\n"
+                            "    system_prompt: Be brief.\n"
+                            "    max_tokens: 256\n"
+                            "    temperature: 0.25\n"
+                            "    top_k: 20\n"
+                            "    top_p: 0.5\n"
+                            "    min_p: 0.1\n"
+                            "    repeat_penalty: 1.1\n"
+                            "    presence_penalty: 0.5\n"
+                            "    frequency_penalty: -0.5\n"
+                            "    seed: 18446744073709551615\n"
+                            "  small: /models/small.gguf\n"
+                            "  tmpl:\n"
+                            "    path: tmpl.gguf\n"
+                            "    chat_template_file: t.jinja\n"
+                            "backend: cuda:1\n"
+                            "gpu_layers: 20\n"
+                            "threads: 6\n"
+                            "context: 8192\n"
+                            "parallel: 4\n"
+                            "batch: 256\n"
+                            "kv_type: Q8_0\n"
+                            "prefix_cache:\n"
+                            "  enabled: no\n"
+                            "  path: /var/cache/pc.sqlite\n"
+                            "  max_size: 1.5 GiB\n"
+                            "server:\n"
+                            "  socket: /run/hearth.sock\n"
+                            "  listen: \"[::1]:9000\"\n"
+                            "  api_key: s3cret\n"
+                            "  max_body: 64KB\n"
+                            "  max_waiting: 32\n"
+                            "chat:\n"
+                            "  history_db: /data/history.sqlite\n";
 
 static void test_full_file(void) {
     char dir[PATH_MAX], cfgp[PATH_MAX], tp[PATH_MAX];
@@ -153,7 +155,8 @@ static void test_full_file(void) {
     CHECK(!strcmp(big->chat_template, "{{ messages }}") && big->chat_template_file == NULL);
     CHECK(!strcmp(big->draft, "small") && !strcmp(big->system_prompt, "Be brief."));
     CHECK(big->max_tokens == 256);
-    CHECK(feq(big->sampling.temperature, 0.25f) && big->sampling.top_k == 20 && feq(big->sampling.top_p, 0.5f));
+    CHECK(feq(big->sampling.temperature, 0.25f) && big->sampling.top_k == 20 &&
+          feq(big->sampling.top_p, 0.5f));
     CHECK(feq(big->sampling.min_p, 0.1f) && feq(big->sampling.repeat_penalty, 1.1f));
     CHECK(feq(big->sampling.presence_penalty, 0.5f) && feq(big->sampling.frequency_penalty, -0.5f));
     CHECK(big->sampling.seed == UINT64_MAX);
@@ -166,7 +169,8 @@ static void test_full_file(void) {
     char want[PATH_MAX];
     CHECK(!strcmp(tm->path, tmp_path(want, sizeof want, "full/tmpl.gguf")));
     CHECK(!strcmp(tm->chat_template_file, tp));
-    CHECK(tm->chat_template && !strcmp(tm->chat_template, "{% for m in messages %}{{ m.content }}{% endfor %}"));
+    CHECK(tm->chat_template &&
+          !strcmp(tm->chat_template, "{% for m in messages %}{{ m.content }}{% endfor %}"));
 
     CHECK(!strcmp(c.backend, "cuda:1") && c.gpu_layers == 20 && c.threads == 6 && c.context == 8192);
     CHECK(c.parallel == 4 && c.batch == 256 && c.kv_type == HEARTH_Q8_0);
@@ -203,7 +207,8 @@ static void test_full_file(void) {
     hearth_config_free(&c);
 
     /* booleans and numbers in their other spellings */
-    const char *spell = "prefix_cache: {enabled: On}\nthreads: +3\nmodels: {m: {path: m.gguf, temperature: 1e-1, top_p: 1}}\n";
+    const char *spell = "prefix_cache: {enabled: On}\nthreads: +3\nmodels: {m: {path: m.gguf, temperature: "
+                        "1e-1, top_p: 1}}\n";
     REQUIRE(hearth_config_load_memory(spell, strlen(spell), "cfg.yaml", &c, &err) == HEARTH_OK);
     CHECK(c.prefix_cache.enabled && c.threads == 3 && feq(c.models[0].sampling.temperature, 0.1f));
     CHECK(feq(c.models[0].sampling.top_p, 1.0f));
@@ -279,18 +284,24 @@ static void test_paths(void) {
 
 static void test_errors(void) {
     /* YAML syntax, with libyaml's problem and its position */
-    EXPECT_ERROR("threads: 4\nserver: a: b\n", "cfg.yaml:2:10: ", "invalid YAML: mapping values are not allowed");
-    EXPECT_ERROR("models:\n  a: [x.gguf\nthreads: 2\n", "cfg.yaml:3:8: ", "invalid YAML: did not find expected ',' or ']'");
+    EXPECT_ERROR("threads: 4\nserver: a: b\n",
+                 "cfg.yaml:2:10: ", "invalid YAML: mapping values are not allowed");
+    EXPECT_ERROR("models:\n  a: [x.gguf\nthreads: 2\n",
+                 "cfg.yaml:3:8: ", "invalid YAML: did not find expected ',' or ']'");
     EXPECT_ERROR("threads: \"4\n", "cfg.yaml:2:1: ", "invalid YAML: found unexpected end of stream");
     EXPECT_ERROR("threads: 4\n\tbatch: 2\n", "cfg.yaml:2:1: ", "invalid YAML:");
     EXPECT_ERROR("chat: *nowhere\n", "cfg.yaml:1:7: ", "invalid YAML: found undefined alias");
-    EXPECT_ERROR("threads: 4\nbackend: \xff\n", "cfg.yaml:2:10: ", "invalid YAML: invalid leading UTF-8 octet");
+    EXPECT_ERROR("threads: 4\nbackend: \xff\n",
+                 "cfg.yaml:2:10: ", "invalid YAML: invalid leading UTF-8 octet");
     /* unknown keys, with a suggestion or the list of keys */
-    EXPECT_ERROR("threads: 2\ntreads: 4\n", "cfg.yaml:2:1: ", "unknown key 'treads' (did you mean 'threads'?)");
-    EXPECT_ERROR("server:\n  lisen: x:1\n", "cfg.yaml:2:3: ", "unknown key 'lisen' in server (did you mean 'listen'?)");
-    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    temprature: 1\n", "cfg.yaml:4:5: ",
-                 "unknown key 'temprature' in models.a (did you mean 'temperature'?)");
-    EXPECT_ERROR("colour: red\n", "cfg.yaml:1:1: ", "unknown key 'colour' (expected one of: default_model, models,");
+    EXPECT_ERROR("threads: 2\ntreads: 4\n",
+                 "cfg.yaml:2:1: ", "unknown key 'treads' (did you mean 'threads'?)");
+    EXPECT_ERROR("server:\n  lisen: x:1\n",
+                 "cfg.yaml:2:3: ", "unknown key 'lisen' in server (did you mean 'listen'?)");
+    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    temprature: 1\n",
+                 "cfg.yaml:4:5: ", "unknown key 'temprature' in models.a (did you mean 'temperature'?)");
+    EXPECT_ERROR("colour: red\n",
+                 "cfg.yaml:1:1: ", "unknown key 'colour' (expected one of: default_model, models,");
     EXPECT_ERROR("prefix_cache:\n  size: 1GB\n", "cfg.yaml:2:3: ",
                  "unknown key 'size' in prefix_cache (expected one of: enabled, path, max_size)");
     EXPECT_ERROR("[1]: x\n", "cfg.yaml:1:1: ", "config: expected a key name, got a list");
@@ -300,61 +311,73 @@ static void test_errors(void) {
     EXPECT_ERROR("context: {n: 1}\n", "cfg.yaml:1:10: ", "context: expected an integer, got a mapping");
     EXPECT_ERROR("backend: [cpu]\n", "cfg.yaml:1:10: ", "backend: expected a backend name, got a list");
     EXPECT_ERROR("server: 8080\n", "cfg.yaml:1:9: ", "server: expected a mapping of settings, got '8080'");
-    EXPECT_ERROR("models: [a, b]\n", "cfg.yaml:1:9: ", "models: expected a mapping of model names to their settings");
+    EXPECT_ERROR("models: [a, b]\n",
+                 "cfg.yaml:1:9: ", "models: expected a mapping of model names to their settings");
     EXPECT_ERROR("models:\n  a: [x]\n", "cfg.yaml:2:6: ", "models.a: expected the model's settings");
     EXPECT_ERROR("models:\n  a:\n", "cfg.yaml:2:5: ", "models.a: expected the model's settings");
-    EXPECT_ERROR("prefix_cache:\n  enabled: maybe\n", "cfg.yaml:2:12: ",
-                 "prefix_cache.enabled: expected true or false, got 'maybe'");
-    EXPECT_ERROR("models:\n  a: {path: a.gguf, temperature: hot}\n", "cfg.yaml:2:34: ",
-                 "models.a.temperature: expected a number, got 'hot'");
-    EXPECT_ERROR("models:\n  a: {path: a.gguf, seed: -1}\n", "cfg.yaml:2:27: ",
-                 "models.a.seed: expected a non-negative integer, got '-1'");
-    EXPECT_ERROR("server:\n  max_body: 10 parsecs\n", "cfg.yaml:2:13: ",
-                 "server.max_body: expected a size such as 512MiB or 2GB");
-    EXPECT_ERROR("server:\n  api_key: \"a\\0b\"\n", "cfg.yaml:2:12: ", "server.api_key: contains a NUL character");
-    EXPECT_ERROR("server:\n  socket: \"\"\n", "cfg.yaml:2:11: ", "server.socket: expected a file path, got an empty string");
+    EXPECT_ERROR("prefix_cache:\n  enabled: maybe\n",
+                 "cfg.yaml:2:12: ", "prefix_cache.enabled: expected true or false, got 'maybe'");
+    EXPECT_ERROR("models:\n  a: {path: a.gguf, temperature: hot}\n",
+                 "cfg.yaml:2:34: ", "models.a.temperature: expected a number, got 'hot'");
+    EXPECT_ERROR("models:\n  a: {path: a.gguf, seed: -1}\n",
+                 "cfg.yaml:2:27: ", "models.a.seed: expected a non-negative integer, got '-1'");
+    EXPECT_ERROR("server:\n  max_body: 10 parsecs\n",
+                 "cfg.yaml:2:13: ", "server.max_body: expected a size such as 512MiB or 2GB");
+    EXPECT_ERROR("server:\n  api_key: \"a\\0b\"\n",
+                 "cfg.yaml:2:12: ", "server.api_key: contains a NUL character");
+    EXPECT_ERROR("server:\n  socket: \"\"\n",
+                 "cfg.yaml:2:11: ", "server.socket: expected a file path, got an empty string");
     /* out-of-range and unknown values */
-    EXPECT_ERROR("threads: -1\n", "cfg.yaml:1:10: ", "threads: -1 is out of range (expected 0 (physical cores) to 4096)");
-    EXPECT_ERROR("context: 8\n", "cfg.yaml:1:10: ", "context: 8 is out of range (expected 0 (the model's) or 16 to");
-    EXPECT_ERROR("context: 99999999999999999999\n", "cfg.yaml:1:10: ", "context: 99999999999999999999 is out of range");
+    EXPECT_ERROR("threads: -1\n",
+                 "cfg.yaml:1:10: ", "threads: -1 is out of range (expected 0 (physical cores) to 4096)");
+    EXPECT_ERROR("context: 8\n",
+                 "cfg.yaml:1:10: ", "context: 8 is out of range (expected 0 (the model's) or 16 to");
+    EXPECT_ERROR("context: 99999999999999999999\n",
+                 "cfg.yaml:1:10: ", "context: 99999999999999999999 is out of range");
     EXPECT_ERROR("gpu_layers: -2\n", "cfg.yaml:1:13: ", "gpu_layers: -2 is out of range");
     EXPECT_ERROR("\nbackend: cude\n", "cfg.yaml:2:10: ",
                  "backend: unknown backend 'cude' (expected auto, cpu, cuda, cuda:N, vulkan or vulkan:N)");
     EXPECT_ERROR("backend: cpu:1\n", "cfg.yaml:1:10: ", "unknown backend 'cpu:1'");
-    EXPECT_ERROR("kv_type: q4_0\n", "cfg.yaml:1:10: ", "kv_type: unknown KV cache type 'q4_0' (expected f16, f32 or q8_0)");
+    EXPECT_ERROR("kv_type: q4_0\n",
+                 "cfg.yaml:1:10: ", "kv_type: unknown KV cache type 'q4_0' (expected f16, f32 or q8_0)");
     EXPECT_ERROR("server:\n  listen: localhost\n", "cfg.yaml:2:11: ", "server.listen: expected HOST:PORT");
-    EXPECT_ERROR("server:\n  listen: 0.0.0.0:99999\n", "cfg.yaml:2:11: ", "server.listen: expected HOST:PORT");
-    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    top_p: 1.5\n", "cfg.yaml:4:12: ",
-                 "models.a.top_p: 1.5 is out of range (expected 0 to 1 (1: off))");
+    EXPECT_ERROR("server:\n  listen: 0.0.0.0:99999\n",
+                 "cfg.yaml:2:11: ", "server.listen: expected HOST:PORT");
+    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    top_p: 1.5\n",
+                 "cfg.yaml:4:12: ", "models.a.top_p: 1.5 is out of range (expected 0 to 1 (1: off))");
     EXPECT_ERROR("models:\n  a: {path: a.gguf, repeat_penalty: 0}\n", "cfg.yaml:2:37: ", "out of range");
     EXPECT_ERROR("models:\n  a: {path: a.gguf, max_tokens: -2}\n", "cfg.yaml:2:33: ", "out of range");
     /* references to models */
-    EXPECT_ERROR("default_model: nope\nmodels:\n  a: a.gguf\n  b: b.gguf\n", "cfg.yaml:1:16: ",
-                 "default_model: no model named 'nope' in models (configured: a, b)");
+    EXPECT_ERROR("default_model: nope\nmodels:\n  a: a.gguf\n  b: b.gguf\n",
+                 "cfg.yaml:1:16: ", "default_model: no model named 'nope' in models (configured: a, b)");
     EXPECT_ERROR("default_model: nope\n", "cfg.yaml:1:16: ", "(no models are configured)");
-    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    draft: b\n", "cfg.yaml:4:12: ",
-                 "models.a.draft: no model named 'b' in models (configured: a)");
-    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    draft: a\n", "cfg.yaml:4:12: ",
-                 "models.a.draft: a model cannot be its own draft");
+    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    draft: b\n",
+                 "cfg.yaml:4:12: ", "models.a.draft: no model named 'b' in models (configured: a)");
+    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    draft: a\n",
+                 "cfg.yaml:4:12: ", "models.a.draft: a model cannot be its own draft");
     EXPECT_ERROR("models:\n  a:\n    temperature: 0\n", "cfg.yaml:2:3: ", "models.a: no 'path' given");
     EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    chat_template: x\n    chat_template_file: t.jinja\n",
                  "cfg.yaml:5:5: ", "models.a: chat_template and chat_template_file are both set");
-    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    chat_template_file: /nonexistent/t.jinja\n", "cfg.yaml:4:25: ",
-                 "models.a.chat_template_file: cannot read the template '/nonexistent/t.jinja': No such file");
-    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    chat_template_file: /dev/null\n", "cfg.yaml:4:25: ",
-                 "not a regular file");
+    EXPECT_ERROR(
+        "models:\n  a:\n    path: a.gguf\n    chat_template_file: /nonexistent/t.jinja\n", "cfg.yaml:4:25: ",
+        "models.a.chat_template_file: cannot read the template '/nonexistent/t.jinja': No such file");
+    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    chat_template_file: /dev/null\n",
+                 "cfg.yaml:4:25: ", "not a regular file");
     EXPECT_ERROR("models:\n  \"\": a.gguf\n", "cfg.yaml:2:3: ", "models: a model name cannot be empty");
     /* duplicates */
-    EXPECT_ERROR("threads: 1\nbatch: 2\nthreads: 2\n", "cfg.yaml:3:1: ",
-                 "threads: duplicate key (first set at line 1, column 1)");
-    EXPECT_ERROR("server:\n  listen: a:1\n  listen: b:2\n", "cfg.yaml:3:3: ",
-                 "server.listen: duplicate key (first set at line 2, column 3)");
-    EXPECT_ERROR("models:\n  a: a.gguf\n  b: b.gguf\n  a: c.gguf\n", "cfg.yaml:4:3: ",
-                 "models.a: duplicate model (first defined at line 2, column 3)");
-    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    path: b.gguf\n", "cfg.yaml:4:5: ", "models.a.path: duplicate key");
+    EXPECT_ERROR("threads: 1\nbatch: 2\nthreads: 2\n",
+                 "cfg.yaml:3:1: ", "threads: duplicate key (first set at line 1, column 1)");
+    EXPECT_ERROR("server:\n  listen: a:1\n  listen: b:2\n",
+                 "cfg.yaml:3:3: ", "server.listen: duplicate key (first set at line 2, column 3)");
+    EXPECT_ERROR("models:\n  a: a.gguf\n  b: b.gguf\n  a: c.gguf\n",
+                 "cfg.yaml:4:3: ", "models.a: duplicate model (first defined at line 2, column 3)");
+    EXPECT_ERROR("models:\n  a:\n    path: a.gguf\n    path: b.gguf\n",
+                 "cfg.yaml:4:5: ", "models.a.path: duplicate key");
     /* the shape of the file */
-    EXPECT_ERROR("- threads: 4\n", "cfg.yaml:1:1: ", "the top level must be a mapping of settings (key: value lines), got a list");
-    EXPECT_ERROR("\n\nhello\n", "cfg.yaml:3:1: ", "the top level must be a mapping of settings (key: value lines), got 'hello'");
+    EXPECT_ERROR("- threads: 4\n", "cfg.yaml:1:1: ",
+                 "the top level must be a mapping of settings (key: value lines), got a list");
+    EXPECT_ERROR("\n\nhello\n", "cfg.yaml:3:1: ",
+                 "the top level must be a mapping of settings (key: value lines), got 'hello'");
     EXPECT_ERROR("threads: 1\n---\nthreads: 2\n", "cfg.yaml:2:1: ", "a config holds one YAML document");
     /* long or odd values are quoted safely */
     EXPECT_ERROR("threads: \"a\\nb\"\n", "cfg.yaml:1:10: ", "got 'a?b'");
@@ -367,18 +390,49 @@ static void test_errors(void) {
 /* ------------------------------------------------------------ sizes, environment */
 
 static void test_sizes(void) {
-    static const struct { const char *text; uint64_t bytes; } ok[] = {
-        {"0", 0}, {"512", 512}, {"512B", 512}, {"1KB", 1000}, {"1kb", 1000}, {"1KiB", 1024},
-        {"64 MiB", 67108864}, {"2GiB", 2147483648ull}, {"2GB", 2000000000ull}, {"1.5GiB", 1610612736ull},
-        {"1TB", 1000000000000ull}, {"1TiB", 1099511627776ull}, {"0.5 KiB", 512}, {"1e3", 1000},
-        {"18446744073709551615", UINT64_MAX}, {"4194304TiB", 1ull << 62},
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } ok[] = {
+        {"0", 0},
+        {"512", 512},
+        {"512B", 512},
+        {"1KB", 1000},
+        {"1kb", 1000},
+        {"1KiB", 1024},
+        {"64 MiB", 67108864},
+        {"2GiB", 2147483648ull},
+        {"2GB", 2000000000ull},
+        {"1.5GiB", 1610612736ull},
+        {"1TB", 1000000000000ull},
+        {"1TiB", 1099511627776ull},
+        {"0.5 KiB", 512},
+        {"1e3", 1000},
+        {"18446744073709551615", UINT64_MAX},
+        {"4194304TiB", 1ull << 62},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t n = 1;
         CHECKF(hearth_config_parse_size(ok[i].text, &n) && n == ok[i].bytes, "'%s' -> %llu", ok[i].text,
                (unsigned long long)n);
     }
-    static const char *bad[] = {"", "GiB", "-1", "+1", "1 XB", "1K", "1 G", "1..5", "20000000TiB", "16777216TiB", "18446744073709551616", "99999999999999999999999", "16EiB", "1GiB ", " 1", "inf", "nan"};
+    static const char *bad[] = {"",
+                                "GiB",
+                                "-1",
+                                "+1",
+                                "1 XB",
+                                "1K",
+                                "1 G",
+                                "1..5",
+                                "20000000TiB",
+                                "16777216TiB",
+                                "18446744073709551616",
+                                "99999999999999999999999",
+                                "16EiB",
+                                "1GiB ",
+                                " 1",
+                                "inf",
+                                "nan"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t n;
         CHECKF(!hearth_config_parse_size(bad[i], &n), "'%s' accepted", bad[i]);
@@ -434,15 +488,18 @@ static void test_flags_override(void) {
     CHECK(!strcmp(c.server.listen, "0.0.0.0:9999"));
     CHECK(hearth_config_set(&c, "prefix_cache.max_size", "256MiB", &err) == HEARTH_OK);
     CHECK(c.prefix_cache.max_size == 268435456ull);
-    CHECK(hearth_config_set(&c, "prefix_cache.enabled", "false", &err) == HEARTH_OK && !c.prefix_cache.enabled);
+    CHECK(hearth_config_set(&c, "prefix_cache.enabled", "false", &err) == HEARTH_OK &&
+          !c.prefix_cache.enabled);
     CHECK(hearth_config_set(&c, "prefix_cache.path", "rel/pc.sqlite", &err) == HEARTH_OK);
     CHECK(!strcmp(c.prefix_cache.path, "rel/pc.sqlite")); /* flags: relative to the current directory */
     CHECK(hearth_config_set(&c, "models.a.temperature", "0", &err) == HEARTH_OK);
     CHECK(c.models[0].sampling.temperature == 0.0f);
-    CHECK(hearth_config_set(&c, "models.b.v2.top_k", "5", &err) == HEARTH_OK && c.models[1].sampling.top_k == 5);
+    CHECK(hearth_config_set(&c, "models.b.v2.top_k", "5", &err) == HEARTH_OK &&
+          c.models[1].sampling.top_k == 5);
     CHECK(hearth_config_set(&c, "default_model", "b.v2", &err) == HEARTH_OK);
     CHECK(hearth_config_find_model(&c, NULL) == &c.models[1]);
-    CHECK(hearth_config_set(&c, "models.a.draft", "b.v2", &err) == HEARTH_OK && !strcmp(c.models[0].draft, "b.v2"));
+    CHECK(hearth_config_set(&c, "models.a.draft", "b.v2", &err) == HEARTH_OK &&
+          !strcmp(c.models[0].draft, "b.v2"));
     CHECK(hearth_config_set(&c, "server.api_key", "", &err) == HEARTH_OK && c.server.api_key == NULL);
     CHECK(hearth_config_set(&c, "models.a.chat_template", "{{ x }}", &err) == HEARTH_OK);
     CHECK(!strcmp(c.models[0].chat_template, "{{ x }}"));
@@ -452,7 +509,8 @@ static void test_flags_override(void) {
     CHECK(!strcmp(err.msg, "threads: expected an integer, got 'four'") && c.threads == 4);
     CHECK(hearth_config_set(&c, "context", "8", &err) == HEARTH_ERR_INVALID && c.context == 2048);
     CHECK_CONTAINS(err.msg, "context: 8 is out of range");
-    CHECK(hearth_config_set(&c, "backend", "tpu", &err) == HEARTH_ERR_INVALID && !strcmp(c.backend, "cuda:0"));
+    CHECK(hearth_config_set(&c, "backend", "tpu", &err) == HEARTH_ERR_INVALID &&
+          !strcmp(c.backend, "cuda:0"));
     CHECK(hearth_config_set(&c, "treads", "4", &err) == HEARTH_ERR_INVALID);
     CHECK(!strcmp(err.msg, "unknown setting 'treads' (did you mean 'threads'?)"));
     CHECK(hearth_config_set(&c, "server.lisen", "x:1", &err) == HEARTH_ERR_INVALID);
@@ -467,12 +525,14 @@ static void test_flags_override(void) {
     CHECK(hearth_config_set(&c, "models.a.draft", "a", &err) == HEARTH_ERR_INVALID);
     CHECK_CONTAINS(err.msg, "own draft");
     CHECK(hearth_config_set(&c, "models.a.top_p", "2", &err) == HEARTH_ERR_INVALID);
-    CHECK(hearth_config_set(&c, "models.a.chat_template_file", "/nonexistent.jinja", &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_config_set(&c, "models.a.chat_template_file", "/nonexistent.jinja", &err) ==
+          HEARTH_ERR_INVALID);
     CHECK(!strcmp(c.models[0].chat_template, "{{ x }}"));
 
     hearth_engine_config ec = hearth_engine_defaults();
     hearth_config_apply_engine(&c, &ec);
-    CHECK(ec.n_ctx == 2048 && ec.kv_type == HEARTH_F32 && !ec.prefix_cache && ec.cache_db_max_bytes == 268435456ull);
+    CHECK(ec.n_ctx == 2048 && ec.kv_type == HEARTH_F32 && !ec.prefix_cache &&
+          ec.cache_db_max_bytes == 268435456ull);
     hearth_config_free(&c);
 }
 
