@@ -76,6 +76,9 @@ bool sj_string(const cJSON *o, const char *key, const char **out, sj_err *e);
 /* "stop": a string or an array of strings (at most max); pointers borrow o. */
 #define SJ_MAX_STOP 16
 bool sj_stop(const cJSON *o, const char *key, const char **stops, int max, int *n, sj_err *e);
+/* Sampling fields shared by every route (OpenAI names plus llama.cpp's
+ * top_k, min_p, repeat_penalty, repeat_last_n); a negative seed keeps sp->seed. */
+bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e);
 
 /* ---------------------------------------------------------------- server context */
 
@@ -290,7 +293,5 @@ int route_llama_health(serve_req *rq);
 int route_llama_metrics(serve_req *rq);
 int route_llama_props(serve_req *rq);
 
-/* Shared by OpenAI and llama.cpp routes: sampling fields of a request body. */
-bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e);
 
 #endif
