@@ -55,14 +55,18 @@ static void describe_model(serve_ctx *srv, const hearth_model *m) {
     if (n > 5 && !strcmp(srv->model_id + n - 5, ".gguf")) srv->model_id[n - 5] = 0;
     snprintf(srv->arch, sizeof srv->arch, "%s", m->arch_info->name);
     hearth_str s;
-    if (hearth_gguf_get_str(m->gguf, "tokenizer.chat_template", &s)) srv->chat_template = strndup(s.ptr, s.len);
+    if (hearth_gguf_get_str(m->gguf, "tokenizer.chat_template", &s))
+        srv->chat_template = strndup(s.ptr, s.len);
     uint32_t ft;
     snprintf(srv->quant, sizeof srv->quant, "%s",
              hearth_gguf_get_u32(m->gguf, "general.file_type", &ft) ? ftype_name(ft) : "unknown");
     double p = (double)m->n_params;
-    if (p >= 1e9) snprintf(srv->param_size, sizeof srv->param_size, "%.1fB", p / 1e9);
-    else if (p >= 1e6) snprintf(srv->param_size, sizeof srv->param_size, "%.1fM", p / 1e6);
-    else snprintf(srv->param_size, sizeof srv->param_size, "%.0fK", p / 1e3);
+    if (p >= 1e9)
+        snprintf(srv->param_size, sizeof srv->param_size, "%.1fB", p / 1e9);
+    else if (p >= 1e6)
+        snprintf(srv->param_size, sizeof srv->param_size, "%.1fM", p / 1e6);
+    else
+        snprintf(srv->param_size, sizeof srv->param_size, "%.0fK", p / 1e3);
     snprintf(srv->digest, sizeof srv->digest, "%s", m->fingerprint);
     struct stat st;
     if (!stat(m->path, &st)) {
@@ -73,15 +77,19 @@ static void describe_model(serve_ctx *srv, const hearth_model *m) {
 
 static const char *default_socket(char *buf, size_t n) {
     const char *rt = getenv("XDG_RUNTIME_DIR");
-    if (rt && rt[0]) snprintf(buf, n, "%s/hearth/hearth.sock", rt);
-    else snprintf(buf, n, "/tmp/hearth-%u/hearth.sock", (unsigned)getuid());
+    if (rt && rt[0])
+        snprintf(buf, n, "%s/hearth/hearth.sock", rt);
+    else
+        snprintf(buf, n, "/tmp/hearth-%u/hearth.sock", (unsigned)getuid());
     return buf;
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *model_path = NULL, *socket_path = NULL, *listen_addr = NULL, *api_key = NULL, *backend = "auto";
+    const char *model_path = NULL, *socket_path = NULL, *listen_addr = NULL, *api_key = NULL,
+               *backend = "auto";
     const char *cache_db = NULL, *kv_type_name = "f16";
-    int threads = 0, ctx = 0, parallel = 8, max_waiting = 256, batch = 512, timeout_s = 120, request_timeout_s = 600;
+    int threads = 0, ctx = 0, parallel = 8, max_waiting = 256, batch = 512, timeout_s = 120,
+        request_timeout_s = 600;
     uint64_t max_body = 8u << 20;
     bool no_prefix_cache = false, verbose = false;
     const arg_opt opts[] = {
@@ -90,32 +98,39 @@ int cmd_serve(int argc, char **argv) {
          "Unix socket (default $XDG_RUNTIME_DIR/hearth/hearth.sock; 'none': no Unix socket)"},
         {NULL, "--listen", ARG_STR, &listen_addr, "HOST:PORT",
          "also serve TCP, e.g. 127.0.0.1:8080 (port 0: any free port, printed on stderr)"},
-        {NULL, "--api-key", ARG_STR, &api_key, "KEY", "require 'Authorization: Bearer KEY' (or set HEARTH_API_KEY)"},
+        {NULL, "--api-key", ARG_STR, &api_key, "KEY",
+         "require 'Authorization: Bearer KEY' (or set HEARTH_API_KEY)"},
         {"-t", "--threads", ARG_INT, &threads, "N", "CPU threads (default: physical cores)"},
-        {"-c", "--ctx", ARG_INT, &ctx, "N", "context length per request (default: the model's, at most 4096)"},
+        {"-c", "--ctx", ARG_INT, &ctx, "N",
+         "context length per request (default: the model's, at most 4096)"},
         {"-np", "--parallel", ARG_INT, &parallel, "N", "sequences decoded at once (default 8)"},
         {"-b", "--batch", ARG_INT, &batch, "N", "token budget per engine step (default 512)"},
         {NULL, "--max-waiting", ARG_INT, &max_waiting, "N", "queued requests before 429 (default 256)"},
-        {NULL, "--max-body", ARG_U64, &max_body, "BYTES", "largest request body (default 8 MiB; larger: 413)"},
+        {NULL, "--max-body", ARG_U64, &max_body, "BYTES",
+         "largest request body (default 8 MiB; larger: 413)"},
         {NULL, "--timeout", ARG_INT, &timeout_s, "S", "close connections idle this long (default 120)"},
-        {NULL, "--request-timeout", ARG_INT, &request_timeout_s, "S", "cancel generations running longer (default 600)"},
+        {NULL, "--request-timeout", ARG_INT, &request_timeout_s, "S",
+         "cancel generations running longer (default 600)"},
         {NULL, "--kv-type", ARG_STR, &kv_type_name, "TYPE", "KV cache type: f16 (default), f32, q8_0"},
         {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
         {NULL, "--cache-db", ARG_STR, &cache_db, "PATH",
          "prefix-cache database (default $XDG_CACHE_HOME/hearth/prefix-cache.sqlite; 'none': memory only)"},
-        {NULL, "--no-prefix-cache", ARG_FLAG, &no_prefix_cache, NULL, "compute every prompt token, cache nothing"},
+        {NULL, "--no-prefix-cache", ARG_FLAG, &no_prefix_cache, NULL,
+         "compute every prompt token, cache nothing"},
         {"-v", "--verbose", ARG_FLAG, &verbose, NULL, "log HTTP library errors"},
     };
     int n_pos;
-    int r = arg_parse("serve", "-m MODEL.gguf [--socket PATH] [--listen HOST:PORT] [options]",
-                      "Serve the model over HTTP: OpenAI (/v1/...), Ollama (/api/...) and llama.cpp-style routes "
-                      "(/completion, /infill, ...) on a Unix socket and optionally TCP. See docs/API.md.",
-                      opts, sizeof opts / sizeof opts[0], argc, argv, NULL, 0, &n_pos);
+    int r =
+        arg_parse("serve", "-m MODEL.gguf [--socket PATH] [--listen HOST:PORT] [options]",
+                  "Serve the model over HTTP: OpenAI (/v1/...), Ollama (/api/...) and llama.cpp-style routes "
+                  "(/completion, /infill, ...) on a Unix socket and optionally TCP. See docs/API.md.",
+                  opts, sizeof opts / sizeof opts[0], argc, argv, NULL, 0, &n_pos);
     if (r) return r > 0 ? 0 : 2;
     if (ctx < 0 || parallel <= 0 || max_waiting <= 0 || batch <= 0 || max_body == 0 || timeout_s <= 0 ||
         request_timeout_s < 0) {
-        fprintf(stderr, "hearth serve: -c must not be negative; --parallel, --max-waiting, -b, --max-body and "
-                        "--timeout must be positive (see hearth serve --help)\n");
+        fprintf(stderr,
+                "hearth serve: -c must not be negative; --parallel, --max-waiting, -b, --max-body and "
+                "--timeout must be positive (see hearth serve --help)\n");
         return 2;
     }
     hearth_dtype kv_type;
@@ -126,10 +141,13 @@ int cmd_serve(int argc, char **argv) {
     }
     if (!api_key) api_key = getenv("HEARTH_API_KEY");
     char sock_buf[512];
-    if (!socket_path) socket_path = default_socket(sock_buf, sizeof sock_buf);
-    else if (!strcmp(socket_path, "none")) socket_path = NULL;
+    if (!socket_path)
+        socket_path = default_socket(sock_buf, sizeof sock_buf);
+    else if (!strcmp(socket_path, "none"))
+        socket_path = NULL;
     if (!socket_path && !listen_addr) {
-        fprintf(stderr, "hearth serve: --socket none needs --listen HOST:PORT, or there is nothing to serve on\n");
+        fprintf(stderr,
+                "hearth serve: --socket none needs --listen HOST:PORT, or there is nothing to serve on\n");
         return 2;
     }
 
@@ -178,16 +196,16 @@ int cmd_serve(int argc, char **argv) {
     srv.verbose = verbose;
     describe_model(&srv, m);
 
-    serve_listen l = {.socket_path = socket_path, .tcp = listen_addr, .timeout_s = (unsigned)timeout_s,
-                      .max_conns = 512};
+    serve_listen l = {
+        .socket_path = socket_path, .tcp = listen_addr, .timeout_s = (unsigned)timeout_s, .max_conns = 512};
     char herr[1024] = "";
     http = serve_http_start(&srv, &l, herr, sizeof herr);
     if (!http) {
         fprintf(stderr, "hearth serve: %s\n", herr);
         goto done;
     }
-    fprintf(stderr, "hearth serve: model %s (%s, %s, context %d, %d parallel)%s; Ctrl-C stops\n", srv.model_id,
-            srv.arch, srv.quant, srv.n_ctx, parallel, srv.api_key ? ", API key required" : "");
+    fprintf(stderr, "hearth serve: model %s (%s, %s, context %d, %d parallel)%s; Ctrl-C stops\n",
+            srv.model_id, srv.arch, srv.quant, srv.n_ctx, parallel, srv.api_key ? ", API key required" : "");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {

@@ -85,11 +85,11 @@ bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e)
 enum { SERVE_TTFT_BUCKETS = 11, SERVE_ITL_BUCKETS = 10 };
 
 typedef struct serve_metrics {
-    uint64_t requests_total;   /* finished HTTP requests */
+    uint64_t requests_total;       /* finished HTTP requests */
     uint64_t requests_by_class[6]; /* [1]=1xx .. [5]=5xx */
-    uint64_t generations;      /* completed generations */
+    uint64_t generations;          /* completed generations */
     uint64_t prompt_tokens, generated_tokens, cached_tokens;
-    uint64_t cancelled;        /* generations cancelled (client gone, shutdown) */
+    uint64_t cancelled; /* generations cancelled (client gone, shutdown) */
     uint64_t ttft_bucket[SERVE_TTFT_BUCKETS];
     double ttft_sum_ms;
     uint64_t ttft_count;
@@ -107,29 +107,29 @@ typedef struct serve_ctx {
     hearth_engine *eng;
     const hearth_model *model;
     const hearth_tokenizer *tok;
-    char model_id[256];       /* file base name without .gguf: what clients name */
-    char arch[32];            /* general.architecture */
-    char *chat_template;      /* tokenizer.chat_template (malloc'd) or NULL */
-    char digest[65];          /* model fingerprint */
-    uint64_t model_size;      /* file bytes */
-    long model_mtime;         /* file modification time (s) */
-    char quant[16];           /* "Q8_0", from general.file_type */
-    char param_size[16];      /* "3.5M" */
+    char model_id[256];  /* file base name without .gguf: what clients name */
+    char arch[32];       /* general.architecture */
+    char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
+    char digest[65];     /* model fingerprint */
+    uint64_t model_size; /* file bytes */
+    long model_mtime;    /* file modification time (s) */
+    char quant[16];      /* "Q8_0", from general.file_type */
+    char param_size[16]; /* "3.5M" */
     int n_parallel;
     int n_ctx;
-    const char *api_key;      /* NULL: no auth */
-    size_t max_body;          /* request body cap in bytes */
-    double request_timeout_ms;/* a generation running longer is cancelled */
+    const char *api_key;       /* NULL: no auth */
+    size_t max_body;           /* request body cap in bytes */
+    double request_timeout_ms; /* a generation running longer is cancelled */
     double load_ms;
-    long started;             /* unix time the server started */
+    long started; /* unix time the server started */
     int verbose;
 
     atomic_bool stopping;     /* shutting down: new requests get 503 */
     atomic_int active;        /* HTTP requests in progress */
     atomic_uint_fast64_t seq; /* for response ids / default seeds */
 
-    pthread_mutex_t mu;       /* guards live and metrics */
-    serve_gen *live;          /* generations in flight */
+    pthread_mutex_t mu; /* guards live and metrics */
+    serve_gen *live;    /* generations in flight */
     serve_metrics metrics;
 } serve_ctx;
 
@@ -139,20 +139,20 @@ struct serve_gen {
     serve_ctx *srv;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int refs;                 /* engine (until DONE) + connection (until release) */
-    uint64_t id;              /* engine request id, 0 until submitted */
+    int refs;    /* engine (until DONE) + connection (until release) */
+    uint64_t id; /* engine request id, 0 until submitted */
     bool cancel_asked;
-    sbuf text;                /* generated text not yet taken */
-    int n_tokens;             /* generated so far */
+    sbuf text;    /* generated text not yet taken */
+    int n_tokens; /* generated so far */
     bool done;
     hearth_finish finish;
     hearth_status status;
     char error[HEARTH_ERROR_MSG_MAX];
     hearth_request_stats stats;
     double t_submit_ms;
-    double t_max_predict_ms;  /* > 0: stop this long after the first token (/infill) */
+    double t_max_predict_ms; /* > 0: stop this long after the first token (/infill) */
     double t_first_ms;
-    bool time_limited;        /* stopped by t_max_predict_ms: report "length" */
+    bool time_limited; /* stopped by t_max_predict_ms: report "length" */
     serve_gen *live_prev, *live_next;
 };
 
@@ -160,7 +160,7 @@ typedef struct serve_gen_params {
     const int32_t *prompt;
     int n_prompt;
     hearth_sampling_params sampling;
-    int max_tokens;           /* <= 0: until the context is full */
+    int max_tokens; /* <= 0: until the context is full */
     const char *const *stop;
     int n_stop;
     bool ignore_eog;
@@ -194,7 +194,7 @@ bool serve_model_matches(const serve_ctx *srv, const char *name);
 
 typedef struct serve_msg {
     const char *role;
-    char *content;            /* malloc'd: text parts joined */
+    char *content; /* malloc'd: text parts joined */
 } serve_msg;
 
 /* Parse an OpenAI/Ollama "messages" array. Returns false with e set. */
@@ -241,7 +241,7 @@ struct serve_req {
     long created;
     bool include_usage;
     bool sent_first;
-    int flags;                /* route-private */
+    int flags; /* route-private */
 };
 
 int serve_reply_json(serve_req *rq, int status, cJSON *obj); /* takes obj */
@@ -261,9 +261,9 @@ cJSON *serve_body_json(serve_req *rq);
 serve_gen *serve_start_or_reply(serve_req *rq, const serve_gen_params *p);
 
 typedef struct serve_listen {
-    const char *socket_path;  /* NULL: no Unix socket */
-    const char *tcp;          /* "HOST:PORT" or NULL */
-    unsigned timeout_s;       /* idle connection timeout */
+    const char *socket_path; /* NULL: no Unix socket */
+    const char *tcp;         /* "HOST:PORT" or NULL */
+    unsigned timeout_s;      /* idle connection timeout */
     unsigned max_conns;
 } serve_listen;
 
@@ -292,6 +292,5 @@ int route_llama_detokenize(serve_req *rq);
 int route_llama_health(serve_req *rq);
 int route_llama_metrics(serve_req *rq);
 int route_llama_props(serve_req *rq);
-
 
 #endif

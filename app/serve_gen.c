@@ -18,7 +18,8 @@
 #include "common.h"
 #include "serve.h"
 
-const double serve_ttft_bounds_ms[SERVE_TTFT_BUCKETS] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000, 1e300};
+const double serve_ttft_bounds_ms[SERVE_TTFT_BUCKETS] = {5,   10,   25,   50,    100,  250,
+                                                         500, 1000, 2500, 10000, 1e300};
 const double serve_itl_bounds_ms[SERVE_ITL_BUCKETS] = {1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 1e300};
 
 static void bucket_add(uint64_t *b, const double *bounds, int n, double v) {
@@ -32,8 +33,10 @@ static void bucket_add(uint64_t *b, const double *bounds, int n, double v) {
 static void gen_free(serve_gen *g) {
     serve_ctx *srv = g->srv;
     pthread_mutex_lock(&srv->mu);
-    if (g->live_prev) g->live_prev->live_next = g->live_next;
-    else if (srv->live == g) srv->live = g->live_next;
+    if (g->live_prev)
+        g->live_prev->live_next = g->live_next;
+    else if (srv->live == g)
+        srv->live = g->live_next;
     if (g->live_next) g->live_next->live_prev = g->live_prev;
     pthread_mutex_unlock(&srv->mu);
     sbuf_free(&g->text);
@@ -221,7 +224,8 @@ hearth_sampling_params serve_sampling_defaults(serve_ctx *srv) {
     hearth_sampling_params sp = hearth_sampling_defaults();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (atomic_fetch_add(&srv->seq, 1) * 0x9E3779B97F4A7C15ull);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+                 (atomic_fetch_add(&srv->seq, 1) * 0x9E3779B97F4A7C15ull);
     x ^= x >> 31;
     sp.seed = x;
     return sp;

@@ -163,7 +163,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 int serve_reply_stream(serve_req *rq, const char *content_type, serve_stream_fn fn) {
     rq->stream_fn = fn;
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, rq, NULL);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, rq, NULL);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-cache");
@@ -255,21 +256,26 @@ static bool auth_ok(serve_req *rq) {
     const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7)) return false;
     h += 7;
-    while (*h == ' ') h++;
+    while (*h == ' ')
+        h++;
     size_t a = strlen(h), b = strlen(key);
     unsigned diff = (unsigned)(a ^ b);
-    for (size_t i = 0; i < b; i++) diff |= (unsigned char)key[i] ^ (unsigned char)(i < a ? h[i] : 0);
+    for (size_t i = 0; i < b; i++)
+        diff |= (unsigned char)key[i] ^ (unsigned char)(i < a ? h[i] : 0);
     return diff == 0;
 }
 
 static int dispatch(serve_req *rq) {
     serve_ctx *srv = rq->srv;
     if (rq->body_too_large)
-        return serve_reply_error(rq, 413, NULL, "the request body is larger than the server's limit of %zu bytes "
-                                                "(hearth serve --max-body)", srv->max_body);
+        return serve_reply_error(rq, 413, NULL,
+                                 "the request body is larger than the server's limit of %zu bytes "
+                                 "(hearth serve --max-body)",
+                                 srv->max_body);
     if (atomic_load(&srv->stopping)) return serve_reply_error(rq, 503, NULL, "the server is shutting down");
     if (!auth_ok(rq))
-        return serve_reply_error(rq, 401, NULL, "missing or wrong API key: send 'Authorization: Bearer <key>'");
+        return serve_reply_error(rq, 401, NULL,
+                                 "missing or wrong API key: send 'Authorization: Bearer <key>'");
     bool path_known = false;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(rq->path, routes[i].path)) continue;
@@ -284,9 +290,9 @@ static int dispatch(serve_req *rq) {
     return serve_reply_error(rq, 404, NULL, "no route %s %s (see docs/API.md)", rq->method, rq->path);
 }
 
-static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                      const char *version, const char *upload_data, size_t *upload_size,
-                                      void **con_cls) {
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version, const char *upload_data,
+                                      size_t *upload_size, void **con_cls) {
     serve_ctx *srv = cls;
     serve_req *rq = *con_cls;
     if (!rq) {
@@ -314,8 +320,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     if (*upload_size) {
-        if (rq->body.n + *upload_size > srv->max_body) rq->body_too_large = true;
-        else sbuf_add(&rq->body, upload_data, *upload_size);
+        if (rq->body.n + *upload_size > srv->max_body)
+            rq->body_too_large = true;
+        else
+            sbuf_add(&rq->body, upload_data, *upload_size);
         if (rq->body.oom) rq->body_too_large = true;
         *upload_size = 0;
         return MHD_YES;
@@ -344,8 +352,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
         rq->gen = NULL;
     }
     serve_metrics_request(srv, status);
-    fprintf(stderr, "hearth serve: %s %s %d prompt=%d gen=%d ttft=%.1fms %.1fms\n", rq->method, rq->path, status,
-            prompt_n, gen_n, ttft, app_now_ms() - rq->t_start_ms);
+    fprintf(stderr, "hearth serve: %s %s %d prompt=%d gen=%d ttft=%.1fms %.1fms\n", rq->method, rq->path,
+            status, prompt_n, gen_n, ttft, app_now_ms() - rq->t_start_ms);
     sbuf_free(&rq->body);
     sbuf_free(&rq->out);
     free(rq);
@@ -382,8 +390,8 @@ static int unix_listen(const char *path, char *err, size_t errsz) {
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
             close(probe);
-            snprintf(err, errsz, "another server is already listening on %s; stop it or pass another --socket",
-                     path);
+            snprintf(err, errsz,
+                     "another server is already listening on %s; stop it or pass another --socket", path);
             return -1;
         }
         if (probe >= 0) close(probe);
@@ -406,7 +414,8 @@ static int unix_listen(const char *path, char *err, size_t errsz) {
 }
 
 static bool is_loopback(const struct sockaddr *sa) {
-    if (sa->sa_family == AF_INET) return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
     if (sa->sa_family == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
     return false;
 }
@@ -446,8 +455,10 @@ static int tcp_listen(const char *spec, char *bound, size_t boundsz, char *err, 
         return -1;
     }
     if (!is_loopback(ai->ai_addr))
-        fprintf(stderr, "hearth serve: warning: %s is not a loopback address; anyone who can reach it can use "
-                        "this server\n", host);
+        fprintf(stderr,
+                "hearth serve: warning: %s is not a loopback address; anyone who can reach it can use "
+                "this server\n",
+                host);
     freeaddrinfo(ai);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -471,12 +482,13 @@ bad:
 }
 
 static struct MHD_Daemon *daemon_start(serve_ctx *srv, int fd, const serve_listen *l) {
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
     if (srv->verbose) flags |= MHD_USE_ERROR_LOG;
-    return MHD_start_daemon(flags, 0, NULL, NULL, access_handler, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                            MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned int)l->timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)l->max_conns,
-                            MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, NULL, NULL, access_handler, srv, MHD_OPTION_LISTEN_SOCKET,
+                            (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)l->timeout_s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)l->max_conns, MHD_OPTION_END);
 }
 
 serve_http *serve_http_start(serve_ctx *srv, const serve_listen *l, char *err, size_t errsz) {
@@ -531,8 +543,10 @@ void serve_http_quiesce(serve_http *h) {
 void serve_http_stop(serve_http *h) {
     if (!h) return;
     for (int i = 0; i < 2; i++) {
-        if (h->d[i]) MHD_stop_daemon(h->d[i]);
-        else if (h->fd[i] >= 0) close(h->fd[i]);
+        if (h->d[i])
+            MHD_stop_daemon(h->d[i]);
+        else if (h->fd[i] >= 0)
+            close(h->fd[i]);
     }
     if (h->unix_path[0]) unlink(h->unix_path);
     free(h);

@@ -19,7 +19,8 @@
 static bool sbuf_reserve(sbuf *b, size_t extra) {
     if (b->n + extra + 1 <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + extra + 1) cap *= 2;
+    while (cap < b->n + extra + 1)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) {
         b->oom = true;
@@ -37,7 +38,9 @@ void sbuf_add(sbuf *b, const char *s, size_t n) {
     b->p[b->n] = 0;
 }
 
-void sbuf_adds(sbuf *b, const char *s) { sbuf_add(b, s, strlen(s)); }
+void sbuf_adds(sbuf *b, const char *s) {
+    sbuf_add(b, s, strlen(s));
+}
 
 void sbuf_printf(sbuf *b, const char *fmt, ...) {
     va_list ap;
@@ -173,12 +176,14 @@ bool sj_stop(const cJSON *o, const char *key, const char **stops, int max, int *
 bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e) {
     bool seed_given = false;
     uint64_t seed = sp->seed;
-    if (!sj_float(o, "temperature", 0, 100, &sp->temperature, e) || !sj_float(o, "top_p", 0, 1, &sp->top_p, e) ||
-        !sj_int(o, "top_k", 0, 1000000, &sp->top_k, e) || !sj_float(o, "min_p", 0, 1, &sp->min_p, e) ||
+    if (!sj_float(o, "temperature", 0, 100, &sp->temperature, e) ||
+        !sj_float(o, "top_p", 0, 1, &sp->top_p, e) || !sj_int(o, "top_k", 0, 1000000, &sp->top_k, e) ||
+        !sj_float(o, "min_p", 0, 1, &sp->min_p, e) ||
         !sj_float(o, "presence_penalty", -2, 2, &sp->presence_penalty, e) ||
         !sj_float(o, "frequency_penalty", -2, 2, &sp->frequency_penalty, e) ||
         !sj_float(o, "repeat_penalty", 0, 10, &sp->repeat_penalty, e) ||
-        !sj_int(o, "repeat_last_n", -1, 1 << 20, &sp->penalty_last_n, e) || !sj_u64(o, "seed", &seed, &seed_given, e))
+        !sj_int(o, "repeat_last_n", -1, 1 << 20, &sp->penalty_last_n, e) ||
+        !sj_u64(o, "seed", &seed, &seed_given, e))
         return false;
     if (seed_given) sp->seed = seed;
     return true;

@@ -32,7 +32,8 @@ static void add_timings(cJSON *o, const serve_gen *g) {
     cJSON_AddNumberToObject(t, "predicted_n", gn);
     cJSON_AddNumberToObject(t, "predicted_ms", st->gen_ms);
     cJSON_AddNumberToObject(t, "predicted_per_token_ms", gn > 1 ? st->gen_ms / (gn - 1) : 0);
-    cJSON_AddNumberToObject(t, "predicted_per_second", gn > 1 && st->gen_ms > 0 ? (gn - 1) * 1000.0 / st->gen_ms : 0);
+    cJSON_AddNumberToObject(t, "predicted_per_second",
+                            gn > 1 && st->gen_ms > 0 ? (gn - 1) * 1000.0 / st->gen_ms : 0);
 }
 
 static cJSON *final_object(serve_req *rq, const char *text, size_t n, int predicted) {
@@ -117,9 +118,13 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
         return MHD_NO;
     }
     int rc;
-    if (rq->gen->finish == HEARTH_FINISH_ERROR) rc = serve_reply_error(rq, 500, NULL, "%s", rq->gen->error);
-    else if (warm_up) rc = serve_reply_json(rq, 200, final_object(rq, "", 0, 0));
-    else rc = serve_reply_json(rq, 200, final_object(rq, out.p ? out.p : "", out.n, rq->gen->stats.generated_tokens));
+    if (rq->gen->finish == HEARTH_FINISH_ERROR)
+        rc = serve_reply_error(rq, 500, NULL, "%s", rq->gen->error);
+    else if (warm_up)
+        rc = serve_reply_json(rq, 200, final_object(rq, "", 0, 0));
+    else
+        rc = serve_reply_json(rq, 200,
+                              final_object(rq, out.p ? out.p : "", out.n, rq->gen->stats.generated_tokens));
     sbuf_free(&out);
     return rc;
 }
@@ -135,11 +140,14 @@ static bool prompt_ids(serve_ctx *srv, const cJSON *p, bool add_bos, hearth_toke
         bool first = true;
         const cJSON *it;
         cJSON_ArrayForEach(it, p) {
-            if (cJSON_IsNumber(it)) hearth_tokens_push(ids, (int32_t)it->valuedouble);
+            if (cJSON_IsNumber(it))
+                hearth_tokens_push(ids, (int32_t)it->valuedouble);
             else if (cJSON_IsString(it)) {
-                if (!serve_tokenize(srv, it->valuestring, strlen(it->valuestring), add_bos && first, ids, &err))
+                if (!serve_tokenize(srv, it->valuestring, strlen(it->valuestring), add_bos && first, ids,
+                                    &err))
                     goto tok;
-            } else break;
+            } else
+                break;
             first = false;
         }
         if (!it) return true;
@@ -159,13 +167,14 @@ int route_llama_completion(serve_req *rq) {
     hearth_tokens ids = {0};
     const char *model = NULL;
     int rc;
-    if (!sj_int(body, "n_predict", -1, 1 << 30, &n_predict, &e) || !sj_int(body, "max_tokens", -1, 1 << 30, &n_predict, &e) ||
-        !sj_string(body, "model", &model, &e)) {
+    if (!sj_int(body, "n_predict", -1, 1 << 30, &n_predict, &e) ||
+        !sj_int(body, "max_tokens", -1, 1 << 30, &n_predict, &e) || !sj_string(body, "model", &model, &e)) {
         rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
         goto done;
     }
     if (!serve_model_matches(rq->srv, model)) {
-        rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model, rq->srv->model_id);
+        rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model,
+                               rq->srv->model_id);
         goto done;
     }
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "prompt");
@@ -197,7 +206,8 @@ static bool encode_plain(serve_ctx *srv, const char *s, hearth_tokens *out) {
 }
 
 static void append(hearth_tokens *dst, const int32_t *src, size_t n) {
-    for (size_t i = 0; i < n; i++) hearth_tokens_push(dst, src[i]);
+    for (size_t i = 0; i < n; i++)
+        hearth_tokens_push(dst, src[i]);
 }
 
 int route_llama_infill(serve_req *rq) {
@@ -208,8 +218,9 @@ int route_llama_infill(serve_req *rq) {
     int n_predict = -1, rc;
     const char *prefix = "", *suffix = "", *prompt = "";
     hearth_tokens extra = {0}, pre = {0}, suf = {0}, mid = {0}, ids = {0};
-    if (!sj_int(body, "n_predict", -1, 1 << 30, &n_predict, &e) || !sj_string(body, "input_prefix", &prefix, &e) ||
-        !sj_string(body, "input_suffix", &suffix, &e) || !sj_string(body, "prompt", &prompt, &e)) {
+    if (!sj_int(body, "n_predict", -1, 1 << 30, &n_predict, &e) ||
+        !sj_string(body, "input_prefix", &prefix, &e) || !sj_string(body, "input_suffix", &suffix, &e) ||
+        !sj_string(body, "prompt", &prompt, &e)) {
         rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
         goto done;
     }
@@ -217,7 +228,8 @@ int route_llama_infill(serve_req *rq) {
     static const char *const k_suf[] = {"<|fim_suffix|>", "<fim_suffix>", "<SUF>", "<fim-suffix>", NULL};
     static const char *const k_mid[] = {"<|fim_middle|>", "<fim_middle>", "<MID>", "<fim-middle>", NULL};
     static const char *const k_sep[] = {"<|file_sep|>", "<file_sep>", NULL};
-    int32_t t_pre = find_any(srv->tok, k_pre), t_suf = find_any(srv->tok, k_suf), t_mid = find_any(srv->tok, k_mid);
+    int32_t t_pre = find_any(srv->tok, k_pre), t_suf = find_any(srv->tok, k_suf),
+            t_mid = find_any(srv->tok, k_mid);
     int32_t t_sep = find_any(srv->tok, k_sep);
     bool fim = t_pre >= 0 && t_suf >= 0 && t_mid >= 0;
 
@@ -231,9 +243,10 @@ int route_llama_infill(serve_req *rq) {
         const cJSON *it;
         cJSON_ArrayForEach(it, ex) {
             const char *fn = "", *tx = "";
-            if (!cJSON_IsObject(it) || !sj_string(it, "filename", &fn, &e) || !sj_string(it, "text", &tx, &e)) {
-                rc = serve_reply_error(rq, 400, NULL, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}",
-                                       i);
+            if (!cJSON_IsObject(it) || !sj_string(it, "filename", &fn, &e) ||
+                !sj_string(it, "text", &tx, &e)) {
+                rc = serve_reply_error(
+                    rq, 400, NULL, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", i);
                 goto done;
             }
             if (t_sep >= 0) hearth_tokens_push(&extra, t_sep);
@@ -301,7 +314,8 @@ int route_llama_tokenize(serve_req *rq) {
     bool add_special = false, parse_special = true, with_pieces = false;
     int rc;
     if (!sj_string(body, "content", &content, &e) || !sj_bool(body, "add_special", &add_special, &e) ||
-        !sj_bool(body, "parse_special", &parse_special, &e) || !sj_bool(body, "with_pieces", &with_pieces, &e)) {
+        !sj_bool(body, "parse_special", &parse_special, &e) ||
+        !sj_bool(body, "with_pieces", &with_pieces, &e)) {
         rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
         goto out;
     }
@@ -312,7 +326,8 @@ int route_llama_tokenize(serve_req *rq) {
     hearth_tokens ids = {0};
     hearth_error err = {0};
     if (hearth_tokenizer_encode(srv->tok, content, strlen(content),
-                                add_special && hearth_tokenizer_add_bos_default(srv->tok), parse_special, &ids, &err)) {
+                                add_special && hearth_tokenizer_add_bos_default(srv->tok), parse_special,
+                                &ids, &err)) {
         rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
         goto out;
     }
@@ -358,7 +373,8 @@ int route_llama_detokenize(serve_req *rq) {
     cJSON_ArrayForEach(it, arr) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= n_vocab) {
             sbuf_free(&text);
-            rc = serve_reply_error(rq, 400, NULL, "'tokens[%d]' must be a token id between 0 and %d", i, n_vocab - 1);
+            rc = serve_reply_error(rq, 400, NULL, "'tokens[%d]' must be a token id between 0 and %d", i,
+                                   n_vocab - 1);
             goto out;
         }
         sbuf_add(&text, buf, hearth_detok_feed(&d, (int32_t)it->valuedouble, buf, sizeof buf));
@@ -377,20 +393,23 @@ out:
 /* ---------------------------------------------------------------- health, metrics, props */
 
 int route_llama_health(serve_req *rq) {
-    if (atomic_load(&rq->srv->stopping)) return serve_reply_error(rq, 503, "unavailable_error", "shutting down");
+    if (atomic_load(&rq->srv->stopping))
+        return serve_reply_error(rq, 503, "unavailable_error", "shutting down");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
     return serve_reply_json(rq, 200, o);
 }
 
-static void histogram(sbuf *b, const char *name, const char *help, const uint64_t *buckets, const double *bounds,
-                      int n, double sum_ms, uint64_t count) {
+static void histogram(sbuf *b, const char *name, const char *help, const uint64_t *buckets,
+                      const double *bounds, int n, double sum_ms, uint64_t count) {
     sbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (int i = 0; i < n; i++) {
         cum += buckets[i];
-        if (i == n - 1) sbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
-        else sbuf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i] / 1000.0, (unsigned long long)cum);
+        if (i == n - 1)
+            sbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+        else
+            sbuf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i] / 1000.0, (unsigned long long)cum);
     }
     sbuf_printf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum_ms / 1000.0, name, (unsigned long long)count);
 }
@@ -412,7 +431,8 @@ int route_llama_metrics(serve_req *rq) {
     for (int c = 1; c <= 5; c++)
         sbuf_printf(&b, "hearth_http_requests_total{code=\"%dxx\"} %llu\n", c,
                     (unsigned long long)m.requests_by_class[c]);
-    metric(&b, "hearth_requests_done_total", "counter", "Generations finished by the engine.", (double)es.requests_done);
+    metric(&b, "hearth_requests_done_total", "counter", "Generations finished by the engine.",
+           (double)es.requests_done);
     metric(&b, "hearth_requests_cancelled_total", "counter", "Generations cancelled (client gone, shutdown).",
            (double)m.cancelled);
     metric(&b, "hearth_requests_running", "gauge", "Sequences being decoded now.", es.running);
@@ -421,25 +441,30 @@ int route_llama_metrics(serve_req *rq) {
     metric(&b, "hearth_prompt_tokens_cached_total", "counter", "Prompt tokens taken from the prefix cache.",
            (double)es.cached_tokens);
     metric(&b, "hearth_tokens_generated_total", "counter", "Tokens generated.", (double)es.tokens_generated);
-    metric(&b, "hearth_preemptions_total", "counter", "Sequences preempted for KV space.", (double)es.preemptions);
+    metric(&b, "hearth_preemptions_total", "counter", "Sequences preempted for KV space.",
+           (double)es.preemptions);
     metric(&b, "hearth_engine_steps_total", "counter", "Engine batching steps.", (double)es.steps);
-    histogram(&b, "hearth_time_to_first_token_seconds", "Submit to first token.", m.ttft_bucket, serve_ttft_bounds_ms,
-              SERVE_TTFT_BUCKETS, m.ttft_sum_ms, m.ttft_count);
+    histogram(&b, "hearth_time_to_first_token_seconds", "Submit to first token.", m.ttft_bucket,
+              serve_ttft_bounds_ms, SERVE_TTFT_BUCKETS, m.ttft_sum_ms, m.ttft_count);
     histogram(&b, "hearth_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.",
               m.itl_bucket, serve_itl_bounds_ms, SERVE_ITL_BUCKETS, m.itl_sum_ms, m.itl_count);
     metric(&b, "hearth_kv_pages_total", "gauge", "KV cache pages in the pool.", es.kv.n_pages);
     metric(&b, "hearth_kv_pages_used", "gauge", "KV pages held by running sequences.", es.kv.pages_used);
-    metric(&b, "hearth_kv_pages_cached", "gauge", "KV pages held only by the prefix cache.", es.kv.pages_cached);
-    metric(&b, "hearth_kv_bytes_used", "gauge", "Bytes of KV pages in use or cached.", (double)es.kv.bytes_used);
+    metric(&b, "hearth_kv_pages_cached", "gauge", "KV pages held only by the prefix cache.",
+           es.kv.pages_cached);
+    metric(&b, "hearth_kv_bytes_used", "gauge", "Bytes of KV pages in use or cached.",
+           (double)es.kv.bytes_used);
     metric(&b, "hearth_prefix_cache_lookups_total", "counter", "Prompt pages looked up in the prefix cache.",
            (double)es.prefix.lookups);
     uint64_t hits = es.prefix.hits_memory + es.prefix.hits_disk;
-    metric(&b, "hearth_prefix_cache_hits_total", "counter", "Prompt pages found (memory or disk).", (double)hits);
+    metric(&b, "hearth_prefix_cache_hits_total", "counter", "Prompt pages found (memory or disk).",
+           (double)hits);
     metric(&b, "hearth_prefix_cache_hits_disk_total", "counter", "Prompt pages loaded from the SQLite store.",
            (double)es.prefix.hits_disk);
     metric(&b, "hearth_prefix_cache_hit_ratio", "gauge", "Hits / lookups since start.",
            es.prefix.lookups ? (double)hits / (double)es.prefix.lookups : 0);
-    metric(&b, "hearth_prefix_cache_evicted_total", "counter", "Cached pages evicted.", (double)es.prefix.evicted);
+    metric(&b, "hearth_prefix_cache_evicted_total", "counter", "Cached pages evicted.",
+           (double)es.prefix.evicted);
     int rc = b.oom ? serve_reply_error(rq, 500, NULL, "out of memory")
                    : serve_reply_text(rq, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.n);
     sbuf_free(&b);

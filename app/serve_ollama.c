@@ -95,7 +95,8 @@ static void add_final_fields(serve_req *rq, cJSON *o) {
     cJSON_AddNumberToObject(o, "total_duration", (double)(int64_t)(total_ms * 1e6));
     cJSON_AddNumberToObject(o, "load_duration", (double)(int64_t)(load_ms * 1e6));
     cJSON_AddNumberToObject(o, "prompt_eval_count", st->prompt_tokens);
-    cJSON_AddNumberToObject(o, "prompt_eval_duration", (double)(int64_t)((st->queue_ms + st->prompt_ms) * 1e6));
+    cJSON_AddNumberToObject(o, "prompt_eval_duration",
+                            (double)(int64_t)((st->queue_ms + st->prompt_ms) * 1e6));
     cJSON_AddNumberToObject(o, "eval_count", st->generated_tokens);
     cJSON_AddNumberToObject(o, "eval_duration", (double)(int64_t)(st->gen_ms * 1e6));
 }
@@ -163,7 +164,8 @@ static int ollama_generate(serve_req *rq, bool chat) {
         goto bad;
     }
     if (!serve_model_matches(srv, model)) {
-        rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model, srv->model_id);
+        rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model,
+                               srv->model_id);
         goto done;
     }
     if (chat) {
@@ -230,8 +232,12 @@ done:
     return rc;
 }
 
-int route_ollama_chat(serve_req *rq) { return ollama_generate(rq, true); }
-int route_ollama_generate(serve_req *rq) { return ollama_generate(rq, false); }
+int route_ollama_chat(serve_req *rq) {
+    return ollama_generate(rq, true);
+}
+int route_ollama_generate(serve_req *rq) {
+    return ollama_generate(rq, false);
+}
 
 int route_ollama_tags(serve_req *rq) {
     cJSON *o = cJSON_CreateObject();
@@ -271,8 +277,8 @@ int route_ollama_show(serve_req *rq) {
         return serve_reply_error(rq, 400, NULL, "%s", e.msg);
     }
     if (!model || !model[0] || !serve_model_matches(srv, model)) {
-        int rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model ? model : "",
-                                   srv->model_id);
+        int rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'",
+                                   model ? model : "", srv->model_id);
         cJSON_Delete(body);
         return rc;
     }
@@ -293,12 +299,9 @@ int route_ollama_show(serve_req *rq) {
     struct {
         const char *suffix;
         int v;
-    } kv[] = {{"context_length", srv->n_ctx},
-              {"embedding_length", hp->n_embd},
-              {"block_count", hp->n_layer},
-              {"feed_forward_length", hp->n_ff},
-              {"attention.head_count", hp->n_head},
-              {"attention.head_count_kv", hp->n_head_kv},
+    } kv[] = {{"context_length", srv->n_ctx},       {"embedding_length", hp->n_embd},
+              {"block_count", hp->n_layer},         {"feed_forward_length", hp->n_ff},
+              {"attention.head_count", hp->n_head}, {"attention.head_count_kv", hp->n_head_kv},
               {"vocab_size", hp->n_vocab}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
         snprintf(buf, sizeof buf, "%s.%s", srv->arch, kv[i].suffix);

@@ -61,14 +61,18 @@ static void add_chunk(serve_req *rq, const char *text, size_t n, const char *fin
     if (chat) {
         cJSON *delta = cJSON_AddObjectToObject(c, "delta");
         if (!rq->sent_first) cJSON_AddStringToObject(delta, "role", "assistant");
-        if (n || !finish) cJSON_AddItemToObject(delta, "content", t);
-        else cJSON_Delete(t);
+        if (n || !finish)
+            cJSON_AddItemToObject(delta, "content", t);
+        else
+            cJSON_Delete(t);
     } else {
         cJSON_AddItemToObject(c, "text", t);
     }
     cJSON_AddNullToObject(c, "logprobs");
-    if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
-    else cJSON_AddNullToObject(c, "finish_reason");
+    if (finish)
+        cJSON_AddStringToObject(c, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(c, "finish_reason");
     if (rq->include_usage) cJSON_AddNullToObject(o, "usage");
     rq->sent_first = true;
     sse_json(out, o);
@@ -100,7 +104,8 @@ static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, 
 /* The prompt of /v1/completions: a string, an array of one string, or an array of token ids. */
 static bool completion_prompt(serve_req *rq, const cJSON *p, hearth_tokens *ids, sj_err *e) {
     hearth_error err = {0};
-    if (cJSON_IsString(p)) return serve_tokenize(rq->srv, p->valuestring, strlen(p->valuestring), true, ids, &err);
+    if (cJSON_IsString(p))
+        return serve_tokenize(rq->srv, p->valuestring, strlen(p->valuestring), true, ids, &err);
     if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0))) {
         const char *s = cJSON_GetArrayItem(p, 0)->valuestring;
         return serve_tokenize(rq->srv, s, strlen(s), true, ids, &err);
@@ -116,7 +121,8 @@ static bool completion_prompt(serve_req *rq, const cJSON *p, hearth_tokens *ids,
         if (i == cJSON_GetArraySize(p)) return true;
     }
     snprintf(e->msg, sizeof e->msg,
-             "'prompt' must be a string, an array of one string, or an array of token ids (one prompt per request)");
+             "'prompt' must be a string, an array of one string, or an array of token ids (one prompt per "
+             "request)");
     return false;
 }
 
@@ -157,12 +163,13 @@ static int openai_generate(serve_req *rq, bool chat) {
         goto bad;
     }
     if (!serve_model_matches(srv, model)) {
-        rc = serve_reply_error(rq, 404, "not_found_error", "model '%s' not found; this server serves '%s'", model,
-                               srv->model_id);
+        rc = serve_reply_error(rq, 404, "not_found_error", "model '%s' not found; this server serves '%s'",
+                               model, srv->model_id);
         goto done;
     }
     if (chat) {
-        if (!serve_messages_parse(cJSON_GetObjectItemCaseSensitive(body, "messages"), &msgs, &n_msgs, &e)) goto bad;
+        if (!serve_messages_parse(cJSON_GetObjectItemCaseSensitive(body, "messages"), &msgs, &n_msgs, &e))
+            goto bad;
         text = serve_chat_render(srv, msgs, n_msgs, &e);
         if (!text) goto bad;
         hearth_error err = {0};
@@ -189,8 +196,8 @@ static int openai_generate(serve_req *rq, bool chat) {
     if (!serve_start_or_reply(rq, &gp)) goto done;
     rq->flags = chat ? OA_CHAT : 0;
     rq->include_usage = include_usage;
-    snprintf(rq->id, sizeof rq->id, "%s-%llx%04llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)rq->created,
-             (unsigned long long)(atomic_fetch_add(&srv->seq, 1) & 0xffff));
+    snprintf(rq->id, sizeof rq->id, "%s-%llx%04llx", chat ? "chatcmpl" : "cmpl",
+             (unsigned long long)rq->created, (unsigned long long)(atomic_fetch_add(&srv->seq, 1) & 0xffff));
     if (stream) {
         rc = serve_reply_stream(rq, "text/event-stream", openai_stream);
         goto done;
@@ -237,8 +244,12 @@ done:
     return rc;
 }
 
-int route_openai_chat(serve_req *rq) { return openai_generate(rq, true); }
-int route_openai_completions(serve_req *rq) { return openai_generate(rq, false); }
+int route_openai_chat(serve_req *rq) {
+    return openai_generate(rq, true);
+}
+int route_openai_completions(serve_req *rq) {
+    return openai_generate(rq, false);
+}
 
 int route_openai_models(serve_req *rq) {
     serve_ctx *srv = rq->srv;

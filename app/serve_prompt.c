@@ -24,7 +24,8 @@ bool serve_model_matches(const serve_ctx *srv, const char *name) {
 }
 
 void serve_messages_free(serve_msg *m, int n) {
-    for (int i = 0; i < n; i++) free(m[i].content);
+    for (int i = 0; i < n; i++)
+        free(m[i].content);
     free(m);
 }
 
@@ -48,7 +49,8 @@ static char *content_text(const cJSON *c, int idx, sj_err *e) {
         }
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") || !cJSON_IsString(text)) {
             snprintf(e->msg, sizeof e->msg,
-                     "'messages[%d].content' parts must be {\"type\":\"text\",\"text\":...}; this model reads text only",
+                     "'messages[%d].content' parts must be {\"type\":\"text\",\"text\":...}; this model "
+                     "reads text only",
                      idx);
             sbuf_free(&b);
             return NULL;
@@ -97,7 +99,8 @@ bool serve_messages_parse(const cJSON *arr, serve_msg **out, int *n_out, sj_err 
  * and the template of the sample models. */
 static char *render_chatml(const serve_msg *m, int n) {
     sbuf b = {0};
-    for (int i = 0; i < n; i++) sbuf_printf(&b, "<|im_start|>%s\n%s<|im_end|>\n", m[i].role, m[i].content);
+    for (int i = 0; i < n; i++)
+        sbuf_printf(&b, "<|im_start|>%s\n%s<|im_end|>\n", m[i].role, m[i].content);
     sbuf_adds(&b, "<|im_start|>assistant\n");
     if (b.oom) {
         sbuf_free(&b);
@@ -118,6 +121,6 @@ char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err 
 
 bool serve_tokenize(const serve_ctx *srv, const char *text, size_t len, bool add_bos, hearth_tokens *out,
                     hearth_error *err) {
-    return hearth_tokenizer_encode(srv->tok, text, len, add_bos && hearth_tokenizer_add_bos_default(srv->tok), true,
-                                   out, err) == HEARTH_OK;
+    return hearth_tokenizer_encode(srv->tok, text, len, add_bos && hearth_tokenizer_add_bos_default(srv->tok),
+                                   true, out, err) == HEARTH_OK;
 }

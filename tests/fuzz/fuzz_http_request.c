@@ -24,7 +24,9 @@ hearth_status hearth_tokenizer_encode(const hearth_tokenizer *t, const char *tex
                                       bool parse_special, hearth_tokens *out, hearth_error *err) {
     return HEARTH_OK;
 }
-bool hearth_tokenizer_add_bos_default(const hearth_tokenizer *t) { return true; }
+bool hearth_tokenizer_add_bos_default(const hearth_tokenizer *t) {
+    return true;
+}
 
 static volatile size_t sink;
 
@@ -67,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int n_stop = 0;
     if (sj_stop(o, "stop", stops, SJ_MAX_STOP, &n_stop, &e)) {
         check(n_stop >= 0 && n_stop <= SJ_MAX_STOP);
-        for (int i = 0; i < n_stop; i++) check(stops[i][0] != 0), sink += strlen(stops[i]);
+        for (int i = 0; i < n_stop; i++)
+            check(stops[i][0] != 0), sink += strlen(stops[i]);
     } else {
         check_err(&e);
     }
