@@ -128,20 +128,39 @@ typedef struct matmul_job {
     size_t act_row;
     int64_t n_tokens;
     hearth_vec_dot_fn dot;
+    hearth_gemm_fn gemm; /* NULL: no register-tiled kernel for this type here */
+    int gemm_rows, gemm_toks;
 } matmul_job;
 
 enum { MATMUL_ROW_TILE = 16, MATMUL_TOK_TILE = 64 };
 
+static inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Rows [lo, hi) of the output, all tokens. With a GEMM kernel, one call per
+ * tile of gemm_rows x gemm_toks (decode's single token too, so prefill,
+ * batches and decode share one path; the kernel is bit-identical to vec_dot
+ * anyway). Otherwise tiles of vec_dot calls: a block of weight rows stays in
+ * cache while it meets a block of tokens. */
 static void matmul_worker(void *arg, int ith, int nth) {
     matmul_job *j = arg;
     int64_t lo, hi;
     split_range(j->w->ne1, ith, nth, &lo, &hi);
     const float *bias = j->bias ? j->bias->data : NULL;
-    /* Tile: a block of weight rows stays in cache while it meets a block of tokens. */
-    for (int64_t r0 = lo; r0 < hi; r0 += MATMUL_ROW_TILE) {
-        int64_t r1 = r0 + MATMUL_ROW_TILE < hi ? r0 + MATMUL_ROW_TILE : hi;
-        for (int64_t t0 = 0; t0 < j->n_tokens; t0 += MATMUL_TOK_TILE) {
-            int64_t t1 = t0 + MATMUL_TOK_TILE < j->n_tokens ? t0 + MATMUL_TOK_TILE : j->n_tokens;
+    const int64_t row_tile = j->gemm ? j->gemm_rows : MATMUL_ROW_TILE;
+    const int64_t tok_tile = j->gemm ? j->gemm_toks : MATMUL_TOK_TILE;
+    const size_t out_stride = j->out->nb1 / sizeof(float);
+    for (int64_t r0 = lo; r0 < hi; r0 += row_tile) {
+        const int64_t r1 = min_i64(r0 + row_tile, hi);
+        for (int64_t t0 = 0; t0 < j->n_tokens; t0 += tok_tile) {
+            const int64_t t1 = min_i64(t0 + tok_tile, j->n_tokens);
+            if (j->gemm) {
+                j->gemm(j->w->ne0, row_ptr(j->w, r0), j->w->nb1, (int)(r1 - r0), (const char *)j->act + t0 * j->act_row,
+                        j->act_row, (int)(t1 - t0), row_f32(j->out, t0) + r0, out_stride);
+                if (bias)
+                    for (int64_t t = t0; t < t1; t++)
+                        for (int64_t r = r0; r < r1; r++) row_f32(j->out, t)[r] += bias[r];
+                continue;
+            }
             for (int64_t r = r0; r < r1; r++) {
                 const void *wr = row_ptr(j->w, r);
                 for (int64_t t = t0; t < t1; t++) {
@@ -163,7 +182,8 @@ static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_t
     void *act = scratch_get(c, act_row * (size_t)x->ne1);
     if (!act) abort(); /* out of memory for a few KB of activations: nothing sane to do */
     for (int64_t t = 0; t < x->ne1; t++) hearth_cpu_quantize_act(vdt, row_f32(x, t), (char *)act + t * act_row, x->ne0);
-    matmul_job j = {w, bias, out, act, act_row, x->ne1, hearth_cpu_vec_dot(w->type)};
+    matmul_job j = {w, bias, out, act, act_row, x->ne1, hearth_cpu_vec_dot(w->type), NULL, 0, 0};
+    j.gemm = hearth_cpu_gemm(w->type, &j.gemm_rows, &j.gemm_toks);
     hearth_threadpool_run(c->pool, matmul_worker, &j, c->n_threads);
     PROFILE_END(b, HEARTH_OP_MATMUL);
 }

@@ -22,12 +22,23 @@
 #ifndef HEARTH_CPU_QUANTS_H
 #define HEARTH_CPU_QUANTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dtype.h"
 
 /* *out = dot(w_row, act_row) over n elements. */
 typedef void (*hearth_vec_dot_fn)(int64_t n, float *out, const void *w_row, const void *act_row);
+
+/* Many dots at once: for r < nr and t < nt,
+ *   out[t * out_stride + r] = dot(weight row r, activation row t),
+ * weight row r at (char *)w + r * w_stride, activation row t at
+ * (char *)a + t * a_stride (converted like a vec_dot's), strides in bytes
+ * except out_stride (floats). nr/nt at most the max_rows/max_toks of the
+ * getter. Every result is BIT-IDENTICAL to hearth_cpu_vec_dot(type) of the
+ * same pair, so a sequence computes the same numbers alone or batched. */
+typedef void (*hearth_gemm_fn)(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                               int nt, float *out, size_t out_stride);
 
 /* Convert n floats (n a multiple of the type's block size) into dst. */
 typedef void (*hearth_quantize_act_fn)(const float *x, void *dst, int64_t n);
@@ -53,6 +64,12 @@ hearth_quantize_act_fn hearth_cpu_quantize_act_ref(hearth_dtype vec_dot_type);
 
 /* Best dot kernel for `weight_type` on this CPU; NULL when unsupported. */
 hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type);
+
+/* Register-tiled kernel for `weight_type` (see hearth_gemm_fn) and the tile
+ * it accepts in *max_rows x *max_toks; NULL (and the outputs untouched) when
+ * this CPU has none for the type: use hearth_cpu_vec_dot per pair then.
+ * Today: Q8_0 and Q4_0 on AVX2 and AVX-512 VNNI; none with HEARTH_CPU_ISA=scalar. */
+hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks);
 
 /* Convert one activation row of n floats to `vec_dot_type` with the best
  * converter; does nothing for a type no kernel consumes. */

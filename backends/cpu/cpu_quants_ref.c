@@ -11,6 +11,7 @@
 #include "cpu_quants.h"
 
 #if HEARTH_HAVE_AVX2_KERNELS || HEARTH_HAVE_AVX512_KERNELS
+#include "avx2/gemm_kernels.h"
 #include "avx2/simd_kernels.h"
 #endif
 #include "cpu_features.h"
@@ -397,6 +398,23 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
     if (!f && hearth_cpu_level_get() >= HEARTH_CPU_AVX2) f = hearth_cpu_vec_dot_avx2(weight_type);
 #endif
     return f ? f : hearth_cpu_vec_dot_ref(weight_type);
+}
+
+/* GEMM kernels exist only for types whose per-pair kernels are bit-identical
+ * to the scalar kernel in every family (Q8_0, Q4_0), so a gemm of one family
+ * matches hearth_cpu_vec_dot whichever family that picked. A kernel for a type
+ * whose families differ (K-quants, floats) must come from the same family as
+ * hearth_cpu_vec_dot's pick. */
+hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks) {
+    hearth_gemm_fn f = NULL;
+#if HEARTH_HAVE_AVX512_KERNELS
+    if (!f && avx512_family_usable()) f = hearth_cpu_gemm_avx512(weight_type, max_rows, max_toks);
+#endif
+#if HEARTH_HAVE_AVX2_KERNELS
+    if (!f && hearth_cpu_level_get() >= HEARTH_CPU_AVX2) f = hearth_cpu_gemm_avx2(weight_type, max_rows, max_toks);
+#endif
+    (void)weight_type, (void)max_rows, (void)max_toks;
+    return f;
 }
 
 static hearth_quantize_act_fn quantize_act_best(hearth_dtype vec_dot_type) {

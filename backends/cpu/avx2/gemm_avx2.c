@@ -1,0 +1,174 @@
+/*
+ * gemm_avx2.c - register-tiled GEMM kernels (AVX2 + FMA + F16C) of the CPU
+ * backend: up to 16 weight rows x 64 activation rows per call, Q8_0 and Q4_0
+ * weights against Q8_0 activations.
+ *
+ * Owned by the GEMM kernels; compiled with -mavx2 -mfma -mf16c and reached
+ * only through hearth_cpu_gemm (cpu_quants_ref.c). No state; thread-safe.
+ *
+ * How: vector lanes are weight rows. For each 32-element block, 8 rows are
+ * transposed so that vector k holds bytes 4k..4k+3 of every row; an
+ * activation's bytes 4k..4k+3 are broadcast to all lanes, and 8 such products
+ * give each lane its row's exact block sum, with no horizontal reduction. The
+ * transposed block then serves every token of the tile.
+ *
+ * Invariant (checked by tests/unit/test_gemm.c): every output is bit-identical
+ * to the per-pair kernels (scalar, AVX2, AVX-512 alike): per pair the exact
+ * integer block sum, then the scalar kernel's float operations per block
+ * (Q8_0: sumi * (d_w * d_a); Q4_0: sumi * d_w * d_a, no FMA), added to a
+ * running sum that starts at 0 in block order.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gemm_kernels.h"
+
+enum { LANES = 8, GROUPS = 2, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
+
+static inline uint32_t load_u32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Two 16-byte loads as one vector: lo in lanes 0..3, hi in lanes 4..7. */
+static inline __m256i load_2x128(const void *lo, const void *hi) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
+                                   _mm_loadu_si128((const __m128i *)hi), 1);
+}
+
+/* 4x4 transpose of int32 inside each 128-bit half: out[k] element i = a[i] element k. */
+static inline void transpose4(__m256i a0, __m256i a1, __m256i a2, __m256i a3, __m256i out[4]) {
+    const __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
+    const __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
+    out[0] = _mm256_unpacklo_epi64(t0, t2);
+    out[1] = _mm256_unpackhi_epi64(t0, t2);
+    out[2] = _mm256_unpacklo_epi64(t1, t3);
+    out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* 16 bytes of each of 8 rows -> 4 vectors, vector k lane r = bytes 4k..4k+3
+ * of row r (rows r and r+4 share a load, so lane order is row order). */
+static inline void transpose_8x16(const uint8_t *const p[LANES], __m256i out[4]) {
+    transpose4(load_2x128(p[0], p[4]), load_2x128(p[1], p[5]), load_2x128(p[2], p[6]), load_2x128(p[3], p[7]), out);
+}
+
+static inline __m256 f16x8(const hearth_f16 d[LANES]) {
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4],
+                                          (short)d[5], (short)d[6], (short)d[7]));
+}
+
+/* Per token of the tile, for the current block: sum of the 32 activation
+ * bytes (Q4_0's offset correction) and the activation scale. */
+static inline void token_terms(const block_q8_0 *y, int32_t *bsum, float *d) {
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)y->qs)),
+                                        _mm256_set1_epi16(1));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    *bsum = _mm_cvtsi128_si32(h);
+    *d = _cvtsh_ss(y->d);
+}
+
+/* Copy the finished tile out: lanes beyond nr are padding. */
+static void store_tile(const float (*acc)[MAX_TOKS][LANES], int nr, int nt, float *out, size_t out_stride) {
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) out[(size_t)t * out_stride + r] = acc[r / LANES][t][r % LANES];
+}
+
+#define BLOCK_AT(base, stride, i, type, ib) ((const type *)((const char *)(base) + (size_t)(i) * (stride)) + (ib))
+
+static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *out, size_t out_stride) {
+    _Alignas(32) float acc[GROUPS][MAX_TOKS][LANES];
+    memset(acc, 0, sizeof acc);
+    const int ng = (nr + LANES - 1) / LANES;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t ib = 0; ib < n / QK8_0; ib++) {
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *lo[LANES], *hi[LANES];
+            hearth_f16 dw16[LANES];
+            for (int i = 0; i < LANES; i++) {
+                const int r = g * LANES + i < nr ? g * LANES + i : nr - 1; /* pad with the last row */
+                const block_q8_0 *x = BLOCK_AT(w, w_stride, r, block_q8_0, ib);
+                lo[i] = (const uint8_t *)x->qs;
+                hi[i] = (const uint8_t *)x->qs + 16;
+                dw16[i] = x->d;
+            }
+            __m256i xs[8], xa[8]; /* signed weights, and their magnitudes */
+            transpose_8x16(lo, xs);
+            transpose_8x16(hi, xs + 4);
+            for (int k = 0; k < 8; k++) xa[k] = _mm256_sign_epi8(xs[k], xs[k]);
+            const __m256 dw = f16x8(dw16);
+            for (int t = 0; t < nt; t++) {
+                const block_q8_0 *y = BLOCK_AT(a, a_stride, t, block_q8_0, ib);
+                __m256i s = _mm256_setzero_si256();
+                for (int k = 0; k < 8; k++) {
+                    const __m256i yk = _mm256_set1_epi32((int)load_u32(y->qs + 4 * k));
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(xa[k], _mm256_sign_epi8(yk, xs[k])), ones));
+                }
+                const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(y->d))));
+                _mm256_store_ps(acc[g][t], _mm256_add_ps(_mm256_load_ps(acc[g][t]), v));
+            }
+        }
+    }
+    store_tile((const float(*)[MAX_TOKS][LANES])acc, nr, nt, out, out_stride);
+}
+
+static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *out, size_t out_stride) {
+    _Alignas(32) float acc[GROUPS][MAX_TOKS][LANES];
+    memset(acc, 0, sizeof acc);
+    int32_t bsum[MAX_TOKS];
+    float da[MAX_TOKS];
+    const int ng = (nr + LANES - 1) / LANES;
+    const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t ib = 0; ib < n / QK8_0; ib++) {
+        for (int t = 0; t < nt; t++) token_terms(BLOCK_AT(a, a_stride, t, block_q8_0, ib), &bsum[t], &da[t]);
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *qs[LANES];
+            hearth_f16 dw16[LANES];
+            for (int i = 0; i < LANES; i++) {
+                const int r = g * LANES + i < nr ? g * LANES + i : nr - 1;
+                const block_q4_0 *x = BLOCK_AT(w, w_stride, r, block_q4_0, ib);
+                qs[i] = x->qs;
+                dw16[i] = x->d;
+            }
+            /* packed byte j holds elements j (low nibble) and j + 16 (high):
+             * xq[k] = elements 4k..4k+3, xq[k + 4] = elements 16+4k..16+4k+3,
+             * i.e. xq[k] pairs with activation bytes 4k..4k+3 for all k. */
+            __m256i p[4], xq[8];
+            transpose_8x16(qs, p);
+            for (int k = 0; k < 4; k++) {
+                xq[k] = _mm256_and_si256(p[k], low4);
+                xq[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p[k], 4), low4);
+            }
+            const __m256 dw = f16x8(dw16);
+            for (int t = 0; t < nt; t++) {
+                const block_q8_0 *y = BLOCK_AT(a, a_stride, t, block_q8_0, ib);
+                /* nibbles 0..15 times int8: 8 steps of <= 2*15*128 stay inside int16 */
+                __m256i s16 = _mm256_setzero_si256();
+                for (int k = 0; k < 8; k++)
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(xq[k], _mm256_set1_epi32((int)load_u32(y->qs + 4 * k))));
+                /* sum((q - 8) * y) = sum(q * y) - 8 * sum(y), exactly */
+                const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(8 * bsum[t]));
+                const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dw), _mm256_set1_ps(da[t]));
+                _mm256_store_ps(acc[g][t], _mm256_add_ps(_mm256_load_ps(acc[g][t]), v));
+            }
+        }
+    }
+    store_tile((const float(*)[MAX_TOKS][LANES])acc, nr, nt, out, out_stride);
+}
+
+hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks) {
+    hearth_gemm_fn f = NULL;
+    switch (weight_type) {
+    case HEARTH_Q8_0: f = gemm_q8_0; break;
+    case HEARTH_Q4_0: f = gemm_q4_0; break;
+    default: return NULL;
+    }
+    if (max_rows) *max_rows = MAX_ROWS;
+    if (max_toks) *max_toks = MAX_TOKS;
+    return f;
+}

@@ -1,0 +1,30 @@
+/*
+ * gemm_kernels.h - the x86-64 register-tiled GEMM kernels of the CPU backend
+ * (many weight rows x many activation rows per call), as the dispatcher
+ * (hearth_cpu_gemm in cpu_quants_ref.c) and tests/unit/test_gemm.c see them.
+ *
+ * Owned by the GEMM kernels (avx2/gemm_avx2.c, avx512/gemm_avx512.c).
+ *
+ * Contract of every kernel (see hearth_gemm_fn in cpu_quants.h):
+ *   - out[t * out_stride + r] is BIT-IDENTICAL to hearth_cpu_vec_dot(type)
+ *     of weight row r and activation row t. The kernels exist only for types
+ *     whose per-pair kernels equal the scalar one on every ISA (Q8_0, Q4_0):
+ *     per pair they form the same exact integer block sums and apply the
+ *     scalar kernel's float operations per block, adding the block values to
+ *     one running sum in block order; speed comes from running the serial
+ *     chains of many (row, token) pairs side by side in vector lanes;
+ *   - a getter returns NULL for types it lacks and sets *max_rows and
+ *     *max_toks (the largest nr and nt one call accepts) otherwise;
+ *   - kernels may be called only where the family's ISA is present (AVX2:
+ *     avx2+fma+f16c; AVX-512: avx512f+bw+vl+vnni), and read exactly the row
+ *     bytes of the nr weight rows and nt activation rows.
+ */
+#ifndef HEARTH_CPU_GEMM_KERNELS_H
+#define HEARTH_CPU_GEMM_KERNELS_H
+
+#include "cpu/cpu_quants.h"
+
+hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
+hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, int *max_toks);
+
+#endif

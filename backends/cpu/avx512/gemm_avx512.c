@@ -1,0 +1,170 @@
+/*
+ * gemm_avx512.c - register-tiled GEMM kernels (AVX-512 F/BW/VL + VNNI) of the
+ * CPU backend: up to 32 weight rows x 64 activation rows per call, Q8_0 and
+ * Q4_0 weights against Q8_0 activations.
+ *
+ * Owned by the GEMM kernels; compiled with the AVX-512 flags and reached only
+ * through hearth_cpu_gemm (cpu_quants_ref.c) on CPUs with avx512f+bw+vl+vnni.
+ * No state; thread-safe.
+ *
+ * Same scheme as ../avx2/gemm_avx2.c with 16 rows per register: each block of
+ * 16 rows is transposed once (vector k lane r = bytes 4k..4k+3 of row r) and
+ * serves every token of the tile; an activation's 4-byte groups are
+ * broadcast, and vpdpbusd (unsigned x signed bytes, exact int32 sums) gives
+ * each lane its row's block sum. vpdpbusd wants unsigned weights, so Q8_0
+ * weights are offset by +128 and Q4_0 nibbles used as 0..15, and the
+ * activation's byte sum times the offset is subtracted again, exactly.
+ *
+ * Invariant (checked by tests/unit/test_gemm.c): every output is bit-identical
+ * to the per-pair kernels: exact integer block sums, the scalar kernel's float
+ * operations per block (no FMA), one running sum per pair in block order.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu/avx2/gemm_kernels.h"
+
+enum { LANES = 16, GROUPS = 2, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
+
+/* Four 16-byte loads as one vector, in 128-bit lanes 0..3. */
+static inline __m512i load_4x128(const void *p0, const void *p1, const void *p2, const void *p3) {
+    const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
+                                               _mm_loadu_si128((const __m128i *)p1), 1);
+    const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p2)),
+                                               _mm_loadu_si128((const __m128i *)p3), 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* 16 bytes of each of 16 rows -> 4 vectors, vector k lane r = bytes
+ * 4k..4k+3 of row r: rows i, i+4, i+8, i+12 share a load, and a 4x4 int32
+ * transpose inside each 128-bit lane puts lanes in row order. */
+static inline void transpose_16x16(const uint8_t *const p[LANES], __m512i out[4]) {
+    const __m512i a0 = load_4x128(p[0], p[4], p[8], p[12]), a1 = load_4x128(p[1], p[5], p[9], p[13]);
+    const __m512i a2 = load_4x128(p[2], p[6], p[10], p[14]), a3 = load_4x128(p[3], p[7], p[11], p[15]);
+    const __m512i t0 = _mm512_unpacklo_epi32(a0, a1), t1 = _mm512_unpackhi_epi32(a0, a1);
+    const __m512i t2 = _mm512_unpacklo_epi32(a2, a3), t3 = _mm512_unpackhi_epi32(a2, a3);
+    out[0] = _mm512_unpacklo_epi64(t0, t2);
+    out[1] = _mm512_unpackhi_epi64(t0, t2);
+    out[2] = _mm512_unpacklo_epi64(t1, t3);
+    out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+static inline __m512 f16x16(const hearth_f16 d[LANES]) {
+    __m256i v;
+    memcpy(&v, d, sizeof v);
+    return _mm512_cvtph_ps(v);
+}
+
+/* Sum of an activation block's 32 bytes. */
+static inline int32_t byte_sum(const block_q8_0 *y) {
+    const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)y->qs));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(h);
+}
+
+static inline uint32_t load_u32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Exact block sums of 16 rows (x, unsigned bytes) with one activation block:
+ * two independent dpbusd chains over the 8 four-byte groups. */
+static inline __m512i block_sums(const __m512i x[8], const block_q8_0 *y) {
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int k = 0; k < 8; k += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, x[k], _mm512_set1_epi32((int)load_u32(y->qs + 4 * k)));
+        s1 = _mm512_dpbusd_epi32(s1, x[k + 1], _mm512_set1_epi32((int)load_u32(y->qs + 4 * k + 4)));
+    }
+    return _mm512_add_epi32(s0, s1);
+}
+
+#define BLOCK_AT(base, stride, i, type, ib) ((const type *)((const char *)(base) + (size_t)(i) * (stride)) + (ib))
+
+/* One kernel per weight type; IS_Q8 selects the weight layout and the
+ * scalar kernel's float expression. */
+static inline __attribute__((always_inline)) void gemm_tile(const int is_q8, int64_t n, const void *w, size_t w_stride,
+                                                             int nr, const void *a, size_t a_stride, int nt, float *out,
+                                                             size_t out_stride) {
+    _Alignas(64) float acc[GROUPS][MAX_TOKS][LANES];
+    int32_t corr[MAX_TOKS];
+    float da[MAX_TOKS];
+    const int ng = (nr + LANES - 1) / LANES;
+    for (int g = 0; g < ng; g++)
+        for (int t = 0; t < nt; t++) _mm512_store_ps(acc[g][t], _mm512_setzero_ps());
+    for (int64_t ib = 0; ib < n / QK8_0; ib++) {
+        for (int t = 0; t < nt; t++) {
+            const block_q8_0 *y = BLOCK_AT(a, a_stride, t, block_q8_0, ib);
+            corr[t] = (is_q8 ? 128 : 8) * byte_sum(y); /* the weight offset times sum(y) */
+            da[t] = _cvtsh_ss(y->d);
+        }
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *lo[LANES], *hi[LANES];
+            _Alignas(32) hearth_f16 dw16[LANES];
+            for (int i = 0; i < LANES; i++) {
+                const int r = g * LANES + i < nr ? g * LANES + i : nr - 1; /* pad with the last row */
+                if (is_q8) {
+                    const block_q8_0 *x = BLOCK_AT(w, w_stride, r, block_q8_0, ib);
+                    lo[i] = (const uint8_t *)x->qs;
+                    hi[i] = (const uint8_t *)x->qs + 16;
+                    dw16[i] = x->d;
+                } else {
+                    const block_q4_0 *x = BLOCK_AT(w, w_stride, r, block_q4_0, ib);
+                    lo[i] = hi[i] = x->qs;
+                    dw16[i] = x->d;
+                }
+            }
+            __m512i xu[8]; /* xu[k] pairs with activation bytes 4k..4k+3 */
+            if (is_q8) {
+                transpose_16x16(lo, xu);
+                transpose_16x16(hi, xu + 4);
+                for (int k = 0; k < 8; k++) xu[k] = _mm512_xor_si512(xu[k], _mm512_set1_epi8((char)0x80)); /* q + 128 */
+            } else {
+                /* packed byte j: element j (low nibble), element j + 16 (high) */
+                __m512i p[4];
+                transpose_16x16(lo, p);
+                const __m512i low4 = _mm512_set1_epi8(0x0F);
+                for (int k = 0; k < 4; k++) {
+                    xu[k] = _mm512_and_si512(p[k], low4);
+                    xu[k + 4] = _mm512_and_si512(_mm512_srli_epi16(p[k], 4), low4);
+                }
+            }
+            const __m512 dw = f16x16(dw16);
+            for (int t = 0; t < nt; t++) {
+                const block_q8_0 *y = BLOCK_AT(a, a_stride, t, block_q8_0, ib);
+                const __m512i s = _mm512_sub_epi32(block_sums(xu, y), _mm512_set1_epi32(corr[t]));
+                const __m512 sf = _mm512_cvtepi32_ps(s);
+                const __m512 v = is_q8 ? _mm512_mul_ps(sf, _mm512_mul_ps(dw, _mm512_set1_ps(da[t])))  /* sumi * (dw * da) */
+                                       : _mm512_mul_ps(_mm512_mul_ps(sf, dw), _mm512_set1_ps(da[t])); /* sumi * dw * da */
+                _mm512_store_ps(acc[g][t], _mm512_add_ps(_mm512_load_ps(acc[g][t]), v));
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) out[(size_t)t * out_stride + r] = acc[r / LANES][t][r % LANES];
+}
+
+static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *out, size_t out_stride) {
+    gemm_tile(1, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+}
+
+static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *out, size_t out_stride) {
+    gemm_tile(0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+}
+
+hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, int *max_toks) {
+    hearth_gemm_fn f = NULL;
+    switch (weight_type) {
+    case HEARTH_Q8_0: f = gemm_q8_0; break;
+    case HEARTH_Q4_0: f = gemm_q4_0; break;
+    default: return NULL;
+    }
+    if (max_rows) *max_rows = MAX_ROWS;
+    if (max_toks) *max_toks = MAX_TOKS;
+    return f;
+}
