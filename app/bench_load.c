@@ -32,7 +32,7 @@ typedef struct load_state {
     double *ttft, *latency, *itl;
     int n_itl, cap_itl;
     uint64_t gen_tokens, cached_tokens, prompt_tokens;
-    char first_error[256];
+    char first_error[HEARTH_ERROR_MSG_MAX];
 } load_state;
 
 static int cmp_double(const void *a, const void *b) {
