@@ -1,10 +1,9 @@
 /*
  * chat_conv.c - see chat_conv.h.
  *
- * Rendering is ChatML, one turn at a time (chatml_turn). Each turn's text
- * starts with a special token, so encoding turn by turn gives the same ids as
- * encoding the whole conversation at once (the tokenizer's fragment rules
- * restart at every special token).
+ * Rendering goes through runtime/chat_template.h (the model's Jinja template,
+ * a configured override, or ChatML); the rendered text is encoded with special
+ * tokens parsed, BOS added unless the template wrote it.
  */
 #include "chat_conv.h"
 
@@ -27,60 +26,33 @@ bool chat_role_parse(const char *s, chat_role *out) {
 
 /* ------------------------------------------------------------ rendering */
 
-/* TODO(chat_template): use runtime/chat_template.h (the model's Jinja
- * template, ChatML fallback) once it lands. Until then every model gets
- * ChatML. `text` NULL renders only the header that opens a turn. */
-static char *chatml_turn(chat_role role, const char *text) {
-    const char *name = chat_role_name(role);
-    size_t n = strlen(name) + (text ? strlen(text) : 0) + 40;
-    char *s = malloc(n);
-    if (!s) return NULL;
-    if (text) snprintf(s, n, "<|im_start|>%s\n%s<|im_end|>\n", name, text);
-    else snprintf(s, n, "<|im_start|>%s\n", name);
-    return s;
-}
-
-static hearth_status encode_turn(const chat_conv *c, chat_role role, const char *text, hearth_tokens *out,
-                                 hearth_error *err) {
-    char *s = chatml_turn(role, text);
-    if (!s) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-    hearth_status st = hearth_tokenizer_encode(c->tok, s, strlen(s), false, true, out, err);
-    free(s);
-    return st;
-}
-
-/* ids = BOS + system + finished messages [first, end). */
-static hearth_status render_base(chat_conv *c, int first, int end, hearth_tokens *ids, hearth_error *err) {
+/* ids = the template's rendering of system + msgs[first, end), with the
+ * assistant's generation prompt when add_gen. */
+static hearth_status render(chat_conv *c, int first, int end, bool add_gen, hearth_tokens *ids, hearth_error *err) {
     ids->n = 0;
-    if (hearth_tokenizer_add_bos_default(c->tok) && hearth_tokenizer_bos(c->tok) >= 0 &&
-        !hearth_tokens_push(ids, hearth_tokenizer_bos(c->tok)))
-        return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-    hearth_status st = HEARTH_OK;
-    if (c->system) st = encode_turn(c, CHAT_ROLE_SYSTEM, c->system, ids, err);
-    for (int i = first; i < end && !st; i++) st = encode_turn(c, c->msgs[i].role, c->msgs[i].text, ids, err);
-    return st;
-}
-
-static hearth_status append_tokens(hearth_tokens *dst, const hearth_tokens *src, hearth_error *err) {
-    for (size_t i = 0; i < src->n; i++)
-        if (!hearth_tokens_push(dst, src->ids[i])) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-    return HEARTH_OK;
-}
-
-/* prompt = base + user turn + assistant header. */
-static hearth_status render_prompt(chat_conv *c, const char *user_text, hearth_error *err) {
-    c->prompt.n = 0;
-    hearth_status st = append_tokens(&c->prompt, &c->ids, err);
-    if (!st) st = encode_turn(c, CHAT_ROLE_USER, user_text, &c->prompt, err);
-    if (!st) st = encode_turn(c, CHAT_ROLE_ASSISTANT, NULL, &c->prompt, err);
+    int n = 0;
+    hearth_chat_msg *m = malloc((size_t)(end - first + 1) * sizeof *m);
+    if (!m) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    if (c->system) m[n++] = (hearth_chat_msg){"system", c->system};
+    for (int i = first; i < end; i++) m[n++] = (hearth_chat_msg){chat_role_name(c->msgs[i].role), c->msgs[i].text};
+    char *text = hearth_chat_template_render(c->tmpl, m, n, add_gen, err);
+    free(m);
+    if (!text) return err ? err->code : HEARTH_ERR_FORMAT;
+    /* the template may write the BOS text itself; then do not add another */
+    const char *bos = hearth_chat_template_bos(c->tmpl);
+    bool has_bos = bos[0] && !strncmp(text, bos, strlen(bos));
+    bool add_bos = !has_bos && hearth_tokenizer_add_bos_default(c->tok);
+    hearth_status st = hearth_tokenizer_encode(c->tok, text, strlen(text), add_bos, true, ids, err);
+    free(text);
     return st;
 }
 
 /* ------------------------------------------------------------ messages */
 
-void chat_conv_init(chat_conv *c, const hearth_tokenizer *tok, int n_ctx) {
+void chat_conv_init(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl, int n_ctx) {
     memset(c, 0, sizeof *c);
     c->tok = tok;
+    c->tmpl = tmpl;
     c->n_ctx = n_ctx;
 }
 
@@ -102,8 +74,9 @@ void chat_conv_free(chat_conv *c) {
     memset(c, 0, sizeof *c);
 }
 
-void chat_conv_set_tokenizer(chat_conv *c, const hearth_tokenizer *tok, int n_ctx) {
+void chat_conv_set_model(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl, int n_ctx) {
     c->tok = tok;
+    c->tmpl = tmpl;
     c->n_ctx = n_ctx;
     c->n_trimmed = 0;
     c->ids_valid = false;
@@ -140,18 +113,15 @@ hearth_status chat_conv_add(chat_conv *c, chat_role role, const char *text, hear
 
 hearth_status chat_conv_begin(chat_conv *c, const char *user_text, int reserve, hearth_error *err) {
     if (c->in_turn) return hearth_error_set(err, HEARTH_ERR_BUSY, "an answer is still being generated");
-    bool was_valid = c->ids_valid;
     hearth_status st = chat_conv_add(c, CHAT_ROLE_USER, user_text, err);
     if (st) return st;
-    c->ids_valid = was_valid; /* adding the open turn's message does not change the finished ids */
     int last = c->n_msgs - 1;
-    if (!c->ids_valid) st = render_base(c, c->n_trimmed, last, &c->ids, err);
-    if (!st) st = render_prompt(c, user_text, err);
+    if (c->n_trimmed > last) c->n_trimmed = 0;
+    st = render(c, c->n_trimmed, c->n_msgs, true, &c->prompt, err);
     /* drop the oldest user+assistant pairs from the prompt until it fits */
     while (!st && (int)c->prompt.n + reserve > c->n_ctx && c->n_trimmed + 2 <= last) {
         c->n_trimmed += 2;
-        st = render_base(c, c->n_trimmed, last, &c->ids, err);
-        if (!st) st = render_prompt(c, user_text, err);
+        st = render(c, c->n_trimmed, c->n_msgs, true, &c->prompt, err);
     }
     if (!st && (int)c->prompt.n + 8 > c->n_ctx)
         st = hearth_error_set(err, HEARTH_ERR_CONTEXT,
@@ -160,10 +130,9 @@ hearth_status chat_conv_begin(chat_conv *c, const char *user_text, int reserve, 
                               c->prompt.n, c->n_ctx);
     if (st) {
         free(c->msgs[--c->n_msgs].text);
-        c->ids_valid = false;
         return st;
     }
-    c->ids_valid = true;
+    c->ids_valid = false;
     c->in_turn = true;
     c->gen.n = 0;
     c->answer_len = 0;
@@ -190,20 +159,8 @@ void chat_conv_feed(chat_conv *c, int32_t token, const char *text, size_t len) {
 void chat_conv_end(chat_conv *c) {
     if (!c->in_turn) return;
     c->in_turn = false;
-    hearth_error err = {0};
-    if (chat_conv_add(c, CHAT_ROLE_ASSISTANT, c->answer ? c->answer : "", &err)) return; /* ids stay invalid */
-    /* ids = prompt + the answer's own ids, closed like a rendered turn */
-    hearth_tokens ids = c->prompt;
-    c->prompt = c->ids;
-    c->ids = ids;
-    c->prompt.n = 0;
-    bool ok = append_tokens(&c->ids, &c->gen, &err) == HEARTH_OK;
-    int32_t end = hearth_tokenizer_find(c->tok, "<|im_end|>", 10);
-    bool closed = c->gen.n && (c->gen.ids[c->gen.n - 1] == end ||
-                               (end < 0 && hearth_tokenizer_is_eog(c->tok, c->gen.ids[c->gen.n - 1])));
-    if (ok && !closed) ok = !hearth_tokenizer_encode(c->tok, "<|im_end|>", 10, false, true, &c->ids, &err);
-    if (ok) ok = !hearth_tokenizer_encode(c->tok, "\n", 1, false, true, &c->ids, &err);
-    c->ids_valid = ok;
+    chat_conv_add(c, CHAT_ROLE_ASSISTANT, c->answer ? c->answer : "", NULL);
+    c->ids_valid = false;
 }
 
 void chat_conv_abort(chat_conv *c) {
@@ -215,7 +172,7 @@ int chat_conv_n_tokens(chat_conv *c) {
     if (c->in_turn) return (int)(c->prompt.n + c->gen.n);
     if (!c->ids_valid && c->tok) {
         if (c->n_trimmed > c->n_msgs) c->n_trimmed = 0;
-        c->ids_valid = render_base(c, c->n_trimmed, c->n_msgs, &c->ids, NULL) == HEARTH_OK;
+        c->ids_valid = render(c, c->n_trimmed, c->n_msgs, false, &c->ids, NULL) == HEARTH_OK;
     }
     return c->ids_valid ? (int)c->ids.n : 0;
 }

@@ -3,21 +3,20 @@
  * rendered conversation, turn by turn. No ncurses, no engine: the TUI, the
  * --once mode and the stdin mode all keep their conversation in one of these.
  *
- * A turn goes: chat_conv_begin (adds the user message and renders the prompt:
- * every finished turn's ids + the new user turn + the assistant header),
- * chat_conv_feed for each generated token, chat_conv_end (the answer becomes
- * an assistant message; its generated ids, closed by the end-of-turn marker,
- * extend the conversation's ids). Each turn's prompt therefore starts with
- * exactly the previous turn's prompt + answer ids, so the engine's prefix
- * cache reuses those pages.
+ * A turn goes: chat_conv_begin (adds the user message and renders the whole
+ * conversation with the model's chat template, generation prompt included,
+ * into c->prompt), chat_conv_feed for each generated token, chat_conv_end
+ * (the answer becomes an assistant message). Every turn's prompt is the whole
+ * rendered conversation, so it starts with the previous turn's prompt and the
+ * engine's prefix cache reuses those pages.
  *
  * Ownership: the conversation owns its messages, ids and buffers; it borrows
- * the tokenizer, which must outlive it (or be replaced with
- * chat_conv_set_tokenizer before it goes). Not thread-safe: one thread (the UI
- * thread) drives it.
+ * the tokenizer and the chat template, which must outlive it (or be replaced
+ * with chat_conv_set_model before they go). Not thread-safe: one thread (the
+ * UI thread) drives it.
  * Invariants: messages alternate user / assistant, starting with user, except
  * that while a turn is open the last message is the user's; ids_valid false
- * means ids are re-rendered from the message text at the next begin.
+ * means ids are re-rendered from the message text when next needed.
  */
 #ifndef HEARTH_APP_CHAT_CONV_H
 #define HEARTH_APP_CHAT_CONV_H
@@ -25,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "chat_template.h"
 #include "engine.h"
 #include "tokenizer.h"
 
@@ -40,11 +40,12 @@ typedef struct chat_msg {
 
 typedef struct chat_conv {
     const hearth_tokenizer *tok; /* borrowed */
+    const hearth_chat_template *tmpl; /* borrowed */
     int n_ctx;                   /* the engine's context per sequence */
     char *system;                /* system prompt, NULL: none */
     chat_msg *msgs;
     int n_msgs, cap_msgs;
-    hearth_tokens ids;           /* rendered ids of every finished turn (system included) */
+    hearth_tokens ids;           /* the finished turns rendered (system included), for counting */
     bool ids_valid;
     /* the turn in progress */
     bool in_turn;
@@ -55,11 +56,11 @@ typedef struct chat_conv {
     int n_trimmed;               /* old turns dropped (from the prompt, not the transcript) to fit the context */
 } chat_conv;
 
-void chat_conv_init(chat_conv *c, const hearth_tokenizer *tok, int n_ctx);
+void chat_conv_init(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl, int n_ctx);
 void chat_conv_free(chat_conv *c);
 
-/* A new model: the ids are re-rendered with its tokenizer at the next turn. */
-void chat_conv_set_tokenizer(chat_conv *c, const hearth_tokenizer *tok, int n_ctx);
+/* A new model: the ids are re-rendered with its tokenizer and template. */
+void chat_conv_set_model(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl, int n_ctx);
 /* text NULL or "": no system prompt. */
 hearth_status chat_conv_set_system(chat_conv *c, const char *text, hearth_error *err);
 /* Forget every message (the system prompt stays). */

@@ -84,29 +84,40 @@ int chat_session_drain(chat_session *s, void (*fn)(const chat_event *ev, void *u
 
 static void free_model(chat_session *s) {
     hearth_engine_free(s->engine);
+    hearth_chat_template_free(s->tmpl);
     hearth_model_free(s->model);
     hearth_backend_free(s->be);
     s->engine = NULL;
+    s->tmpl = NULL;
     s->model = NULL;
     s->be = NULL;
 }
 
-/* Resolve a model name to a path. HOOK(config): once runtime/config.c lands,
- * look `name` up among the configured models (and take the default model when
- * name is NULL) before treating it as a path. */
-static const char *resolve_model(const char *name, hearth_error *err) {
+/* A configured model name, else a path; NULL: the configured default model,
+ * else the sample model. *cm: the config entry, or NULL. */
+static const char *resolve_model(const chat_session *s, const char *name, const hearth_config_model **cm,
+                                 hearth_error *err) {
+    *cm = NULL;
+    const hearth_config *cfg = s->opt.config;
+    if (cfg && cfg->n_models && (*cm = hearth_config_find_model(cfg, name && *name ? name : NULL)))
+        return (*cm)->path;
     if (name && *name) return name;
     const char *sample = app_sample_model();
     if (!sample)
         hearth_error_set(err, HEARTH_ERR_INVALID,
                          "no model given and the sample model (../shared/models/hearth-kjv-llama-q8_0.gguf) is not "
-                         "here: pass -m MODEL.gguf (or set HEARTH_SAMPLE_MODEL)");
+                         "here: pass -m MODEL.gguf, or list models in the config file (docs/CONFIG.md)");
     return sample;
 }
 
-/* Load path into fresh backend/model/engine; on success they replace s's. */
-static hearth_status load_model(chat_session *s, const char *path, hearth_error *err) {
-    hearth_backend_config bc = {s->opt.backend ? s->opt.backend : "auto", s->opt.threads};
+/* Load path into fresh backend/model/template/engine; on success they replace
+ * s's, with cm's settings (sampling, max_tokens) under the flags. */
+static hearth_status load_model(chat_session *s, const char *path, const hearth_config_model *cm,
+                                hearth_error *err) {
+    const hearth_config *cfg = s->opt.config;
+    const char *backend = s->opt.backend ? s->opt.backend : cfg && cfg->backend[0] ? cfg->backend : "auto";
+    int threads = s->opt.threads ? s->opt.threads : cfg ? cfg->threads : 0;
+    hearth_backend_config bc = {backend, threads};
     hearth_backend *be = hearth_backend_create(&bc, err);
     if (!be) return err ? err->code : HEARTH_ERR_BACKEND;
     hearth_model_params mp = {be};
@@ -115,17 +126,25 @@ static hearth_status load_model(chat_session *s, const char *path, hearth_error 
         hearth_backend_free(be);
         return err ? err->code : HEARTH_ERR_IO;
     }
+    char note[256] = "";
+    hearth_chat_template *tmpl =
+        hearth_chat_template_for_model(m->gguf, cm ? cm->chat_template : NULL, note, sizeof note);
     hearth_engine_config ec = hearth_engine_defaults();
-    ec.n_ctx = s->opt.ctx;
+    ec.prefix_cache = true;
+    hearth_config_apply_engine(cfg, &ec); /* the file, then the flags */
     ec.n_parallel = 1;
-    ec.prefix_cache = !s->opt.no_prefix_cache;
+    if (s->opt.ctx) ec.n_ctx = s->opt.ctx;
+    if (s->opt.no_prefix_cache) ec.prefix_cache = false;
     char db_default[1024];
-    const char *db = s->opt.cache_db;
+    const char *db = s->opt.cache_db ? s->opt.cache_db : ec.cache_db;
+    ec.cache_db = NULL;
     if (ec.prefix_cache && !(db && !strcmp(db, "none")))
         ec.cache_db = db ? db : hearth_cache_store_default_path(db_default, sizeof db_default);
     if (ec.cache_db && !*ec.cache_db) ec.cache_db = NULL;
-    hearth_engine *e = hearth_engine_create(m, &ec, err);
+    hearth_engine *e = tmpl ? hearth_engine_create(m, &ec, err) : NULL;
+    if (!tmpl) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     if (!e) {
+        hearth_chat_template_free(tmpl);
         hearth_model_free(m);
         hearth_backend_free(be);
         return err ? err->code : HEARTH_ERR_BACKEND;
@@ -133,13 +152,22 @@ static hearth_status load_model(chat_session *s, const char *path, hearth_error 
     free_model(s);
     s->be = be;
     s->model = m;
+    s->tmpl = tmpl;
     s->engine = e;
+    snprintf(s->template_note, sizeof s->template_note, "%s", note);
     snprintf(s->model_path, sizeof s->model_path, "%s", path);
+    /* settings: the model's configured ones, then the flags */
+    s->sampling = hearth_config_sampling(cm);
+    if (s->opt.temp >= 0) s->sampling.temperature = s->opt.temp;
+    if (s->opt.top_p >= 0) s->sampling.top_p = s->opt.top_p;
+    if (s->opt.seed) s->sampling.seed = s->opt.seed;
+    s->max_tokens = s->opt.max_tokens ? s->opt.max_tokens : cm ? cm->max_tokens : 0;
+    if (s->max_tokens < 0) s->max_tokens = 0;
     /* the weight type of the FFN matrices stands for the file's quantisation */
     char quant[16];
     snprintf(quant, sizeof quant, "%s", m->hp.n_layer ? hearth_dtype_name(m->layers[0].w_gate.type) : "?");
     for (char *p = quant; *p; p++) *p = (char)toupper((unsigned char)*p);
-    snprintf(s->model_label, sizeof s->model_label, "%s %s", m->name, quant);
+    snprintf(s->model_label, sizeof s->model_label, "%s %s", cm ? cm->name : m->name, quant);
     hearth_backend_info bi;
     be->ops->info(be, &bi);
     snprintf(s->backend_label, sizeof s->backend_label, "%s", bi.name);
@@ -157,19 +185,17 @@ hearth_status chat_session_open(chat_session *s, const chat_options *opt, hearth
     s->pipe_wr = fds[1];
     fcntl(s->pipe_rd, F_SETFL, fcntl(s->pipe_rd, F_GETFL) | O_NONBLOCK);
     fcntl(s->pipe_wr, F_SETFL, fcntl(s->pipe_wr, F_GETFL) | O_NONBLOCK);
-    s->sampling = hearth_sampling_defaults();
-    if (opt->temp >= 0) s->sampling.temperature = opt->temp;
-    if (opt->top_p >= 0) s->sampling.top_p = opt->top_p;
-    if (opt->seed) s->sampling.seed = opt->seed;
-    if (opt->history_db) snprintf(s->history_path, sizeof s->history_path, "%s", opt->history_db);
+    const char *hdb = opt->history_db ? opt->history_db : opt->config ? opt->config->chat.history_db : NULL;
+    if (hdb) snprintf(s->history_path, sizeof s->history_path, "%s", hdb);
     else if (!chat_history_default_path(s->history_path, sizeof s->history_path)) s->history_path[0] = 0;
 
-    const char *path = resolve_model(opt->model, err);
+    const hearth_config_model *cm;
+    const char *path = resolve_model(s, opt->model, &cm, err);
     if (!path) return HEARTH_ERR_INVALID;
-    hearth_status st = load_model(s, path, err);
+    hearth_status st = load_model(s, path, cm, err);
     if (st) return st;
-    chat_conv_init(&s->conv, s->model->tokenizer, hearth_engine_n_ctx(s->engine));
-    return chat_conv_set_system(&s->conv, opt->system, err);
+    chat_conv_init(&s->conv, s->model->tokenizer, s->tmpl, hearth_engine_n_ctx(s->engine));
+    return chat_conv_set_system(&s->conv, opt->system ? opt->system : cm ? cm->system_prompt : NULL, err);
 }
 
 void chat_session_close(chat_session *s) {
@@ -186,11 +212,12 @@ void chat_session_close(chat_session *s) {
 
 hearth_status chat_session_switch_model(chat_session *s, const char *name, hearth_error *err) {
     if (s->req_id) return hearth_error_set(err, HEARTH_ERR_BUSY, "stop the answer first (Esc), then switch");
-    const char *path = resolve_model(name, err);
+    const hearth_config_model *cm;
+    const char *path = resolve_model(s, name, &cm, err);
     if (!path) return HEARTH_ERR_INVALID;
-    hearth_status st = load_model(s, path, err);
+    hearth_status st = load_model(s, path, cm, err);
     if (st) return st;
-    chat_conv_set_tokenizer(&s->conv, s->model->tokenizer, hearth_engine_n_ctx(s->engine));
+    chat_conv_set_model(&s->conv, s->model->tokenizer, s->tmpl, hearth_engine_n_ctx(s->engine));
     s->have_last = false;
     return HEARTH_OK;
 }
@@ -204,7 +231,7 @@ bool chat_session_busy(const chat_session *s) { return s->req_id != 0; }
 hearth_status chat_session_send(chat_session *s, const char *text, hearth_error *err) {
     if (s->req_id) return hearth_error_set(err, HEARTH_ERR_BUSY, "an answer is still streaming (Esc stops it)");
     int n_ctx = chat_session_n_ctx(s);
-    int reserve = s->opt.max_tokens > 0 ? s->opt.max_tokens : n_ctx / 4;
+    int reserve = s->max_tokens > 0 ? s->max_tokens : n_ctx / 4;
     if (reserve > n_ctx / 2) reserve = n_ctx / 2;
     hearth_status st = chat_conv_begin(&s->conv, text, reserve, err);
     if (st) return st;
@@ -213,7 +240,7 @@ hearth_status chat_session_send(chat_session *s, const char *text, hearth_error 
     rq.prompt = s->conv.prompt.ids;
     rq.n_prompt = (int)s->conv.prompt.n;
     rq.sampling = s->sampling;
-    rq.max_tokens = s->opt.max_tokens > 0 ? s->opt.max_tokens : 0;
+    rq.max_tokens = s->max_tokens;
     rq.stop = stop;
     rq.n_stop = s->opt.ignore_eos ? 0 : 1;
     rq.ignore_eog = s->opt.ignore_eos;

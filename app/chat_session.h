@@ -9,8 +9,12 @@
  * calls chat_session_drain on its own thread. Only drain touches the
  * conversation; the worker thread touches only the queue.
  *
- * Ownership: the session owns backend, model, engine, conversation, history
- * handle, queue and pipe. Invariants: at most one request in flight
+ * Settings: the config file (runtime/config.h) gives the models by name, the
+ * default model, per-model sampling, system prompt, max_tokens and chat
+ * template, and the engine settings; chat_options (the flags) override it.
+ *
+ * Ownership: the session owns backend, model, chat template, engine,
+ * conversation, history handle, queue and pipe; it borrows opt.config. Invariants: at most one request in flight
  * (req_id != 0 exactly while a turn is open); switching models waits for no
  * request (it refuses while one is in flight).
  */
@@ -24,20 +28,23 @@
 #include "backend.h"
 #include "chat_conv.h"
 #include "chat_history.h"
+#include "chat_template.h"
+#include "config.h"
 #include "engine.h"
 #include "model.h"
 
 typedef struct chat_options {
-    const char *model;      /* path (or configured name); NULL: the configured default, else the sample model */
-    const char *backend;    /* "auto" */
-    int threads;            /* 0: physical cores */
-    int ctx;                /* 0: the model's, at most 4096 */
-    const char *system;     /* initial system prompt, or NULL */
-    const char *history_db; /* NULL: chat_history_default_path */
-    const char *cache_db;   /* NULL: the default prefix-cache file; "none": memory only */
+    const hearth_config *config; /* borrowed, may be NULL; the fields below override it */
+    const char *model;      /* configured name or path; NULL: the configured default, else the sample model */
+    const char *backend;    /* NULL: the config's, else "auto" */
+    int threads;            /* 0: the config's, else physical cores */
+    int ctx;                /* 0: the config's, else the model's (at most 4096) */
+    const char *system;     /* initial system prompt; NULL: the model's configured one */
+    const char *history_db; /* NULL: the config's chat.history_db, else chat_history_default_path */
+    const char *cache_db;   /* NULL: the config's, else the default prefix-cache file; "none": memory only */
     bool no_prefix_cache;
     float temp, top_p;      /* < 0: defaults */
-    int max_tokens;         /* <= 0: until the end of turn or the context is full */
+    int max_tokens;         /* 0: the model's configured max_tokens; <= 0 there too: until the end of turn */
     bool ignore_eos;        /* keep generating past end-of-turn (tests, benchmarks) */
     uint64_t seed;
     int token_delay_ms;     /* test hook ($HEARTH_CHAT_TOKEN_DELAY_MS): slow every token down */
@@ -60,6 +67,9 @@ typedef struct chat_session {
     hearth_backend *be;
     hearth_model *model;
     hearth_engine *engine;
+    hearth_chat_template *tmpl;
+    char template_note[256];  /* why a fallback template is used, "" if none */
+    int max_tokens;           /* per answer, 0: until the end of turn / context */
     char model_path[1024];
     char model_label[200];    /* "hearth-kjv-llama Q8_0" */
     char backend_label[200];  /* "cpu (avx2 fma, 8 threads)" */
@@ -85,9 +95,9 @@ typedef struct chat_session {
 hearth_status chat_session_open(chat_session *s, const chat_options *opt, hearth_error *err);
 void chat_session_close(chat_session *s);
 
-/* Load another model (a path, or a configured name) and restart the engine;
- * the conversation is kept and re-rendered for the new model. On failure the
- * old model stays. */
+/* Load another model (a configured name, or a path) and restart the engine;
+ * the conversation is kept and re-rendered for the new model (its configured
+ * sampling applies, then the flags). On failure the old model stays. */
 hearth_status chat_session_switch_model(chat_session *s, const char *name, hearth_error *err);
 
 /* Start a turn: the user's text is added and the whole conversation is

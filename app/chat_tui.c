@@ -50,6 +50,7 @@ static void show_conversation(tui *t) {
     snprintf(note, sizeof note, "hearth chat · %s · Enter sends · Alt-Enter newline · Esc stops · /help",
              s->model_label);
     chat_view_add(&t->view, CHAT_ENTRY_NOTE, note);
+    if (s->template_note[0]) chat_view_add(&t->view, CHAT_ENTRY_NOTE, s->template_note);
     if (s->conv_name[0] && s->conv.n_msgs) {
         snprintf(note, sizeof note, "Conversation '%s', %d messages.", s->conv_name, s->conv.n_msgs);
         chat_view_add(&t->view, CHAT_ENTRY_NOTE, note);

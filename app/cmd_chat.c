@@ -7,8 +7,9 @@
  *   - otherwise read stdin, one user turn per line (lines starting with '/'
  *     are commands, their output goes to stderr), answers to stdout, one per
  *     turn followed by a newline.
- * Exit status: 0, 1 when the model cannot be loaded or a turn fails, 2 for
- * usage errors.
+ * Settings come from the config file (--config, else the default path; see
+ * docs/CONFIG.md), then the flags. Exit status: 0; 1 when the model cannot
+ * be loaded or a turn fails; 2 for usage errors and a config file with errors.
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include "chat_commands.h"
 #include "chat_session.h"
 #include "chat_tui.h"
+#include "config.h"
 
 /* ------------------------------------------------------------ non-interactive */
 
@@ -89,11 +91,13 @@ static int run_lines(chat_session *s, bool show_stats) {
 /* ------------------------------------------------------------ command */
 
 int cmd_chat(int argc, char **argv) {
-    chat_options o = {.backend = "auto", .temp = -1, .top_p = -1};
-    const char *once = NULL, *load = NULL, *save = NULL;
+    chat_options o = {.temp = -1, .top_p = -1};
+    const char *once = NULL, *load = NULL, *save = NULL, *config_path = NULL;
     bool stats = false;
     const arg_opt opts[] = {
-        {"-m", "--model", ARG_STR, &o.model, "MODEL", "GGUF file (default: the sample model)"},
+        {"-m", "--model", ARG_STR, &o.model, "MODEL",
+         "a configured model name or a GGUF file (default: the configured default, else the sample model)"},
+        {NULL, "--config", ARG_STR, &config_path, "PATH", "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
         {NULL, "--once", ARG_STR, &once, "TEXT", "ask one question, print the answer, exit"},
         {NULL, "--system", ARG_STR, &o.system, "TEXT", "system prompt"},
         {NULL, "--temp", ARG_FLOAT, &o.temp, "T", "temperature; 0 = greedy (default 0.8)"},
@@ -103,7 +107,7 @@ int cmd_chat(int argc, char **argv) {
         {NULL, "--ignore-eos", ARG_FLAG, &o.ignore_eos, NULL, "keep generating past the end of the turn"},
         {"-t", "--threads", ARG_INT, &o.threads, "N", "CPU threads (default: physical cores)"},
         {"-c", "--ctx", ARG_INT, &o.ctx, "N", "context length (default: the model's, at most 4096)"},
-        {NULL, "--backend", ARG_STR, &o.backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
+        {NULL, "--backend", ARG_STR, &o.backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default: config, else auto)"},
         {NULL, "--history-db", ARG_STR, &o.history_db, "PATH",
          "saved conversations (default $XDG_DATA_HOME/hearth/history.sqlite)"},
         {NULL, "--cache-db", ARG_STR, &o.cache_db, "PATH",
@@ -129,17 +133,22 @@ int cmd_chat(int argc, char **argv) {
         fprintf(stderr, "hearth chat: -c and -t must not be negative (see hearth chat --help)\n");
         return 2;
     }
-    /* HOOK(config): when runtime/config.c lands, load hearth_config here and
-     * seed o (model, threads, ctx, backend, history_db, cache_db, sampling)
-     * from it before the flags, which override it. */
+    hearth_config cfg;
+    hearth_error err = {0};
+    if (hearth_config_load(config_path, &cfg, &err)) {
+        fprintf(stderr, "hearth chat: %s\n", err.msg);
+        hearth_config_free(&cfg);
+        return 2;
+    }
+    o.config = &cfg;
     const char *delay = getenv("HEARTH_CHAT_TOKEN_DELAY_MS");
     if (delay) o.token_delay_ms = atoi(delay);
 
     chat_session s;
-    hearth_error err = {0};
     if (chat_session_open(&s, &o, &err)) {
         fprintf(stderr, "hearth chat: %s\n", err.msg);
         chat_session_close(&s);
+        hearth_config_free(&cfg);
         return 1;
     }
     int rc = 0;
@@ -148,6 +157,7 @@ int cmd_chat(int argc, char **argv) {
         if (!h || chat_history_load(h, load, &s.conv, NULL, 0, &err)) {
             fprintf(stderr, "hearth chat: %s\n", err.msg);
             chat_session_close(&s);
+            hearth_config_free(&cfg);
             return 1;
         }
         snprintf(s.conv_name, sizeof s.conv_name, "%s", load);
@@ -164,5 +174,6 @@ int cmd_chat(int argc, char **argv) {
         }
     }
     chat_session_close(&s);
+    hearth_config_free(&cfg);
     return rc;
 }

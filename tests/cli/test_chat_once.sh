@@ -79,4 +79,29 @@ out2=$(cd "$TMP" && HEARTH_SAMPLE_MODEL="$MODEL" "$BIN" chat --temp 0 -t 1 --onc
 [ "$out2" = "$out" ] || fail "default model answer differs: $out2"
 echo "ok: sample model by default"
 
+# the config file: models by name, the default model, per-model system prompt;
+# flags override it; /model switches among configured models; errors name the place
+mkdir -p "$XDG_CONFIG_HOME/hearth"
+cat >"$XDG_CONFIG_HOME/hearth/config.yaml" <<YAML
+default_model: kjv
+models:
+  kjv:
+    path: $MODEL
+    temperature: 0
+    system_prompt: "Answer in one verse."
+  qwen: $(dirname "$MODEL")/hearth-kjv-qwen2-q8_0.gguf
+threads: 1
+YAML
+"$BIN" chat --once "Who was Moses?" --stats >/dev/null 2>"$TMP/err" || fail "configured default model: $(cat "$TMP/err")"
+grep -q "^hearth: kjv Q8_0 · cpu" "$TMP/err" || fail "configured default model not used: $(cat "$TMP/err")"
+"$BIN" chat -m qwen --once "Who was Moses?" --stats >/dev/null 2>"$TMP/err" || fail "-m NAME: $(cat "$TMP/err")"
+grep -q "^hearth: qwen Q8_0" "$TMP/err" || fail "-m NAME did not pick the configured model: $(cat "$TMP/err")"
+printf '/model qwen\nWho was Moses?\n/model\n' | "$BIN" chat >/dev/null 2>"$TMP/err" || fail "/model: $(cat "$TMP/err")"
+grep -q "Now using qwen Q8_0." "$TMP/err" || fail "/model switch: $(cat "$TMP/err")"
+printf 'models:\n  kjv:\n    path: %s\n    temprature: 0\n' "$MODEL" >"$TMP/bad.yaml"
+if "$BIN" chat --config "$TMP/bad.yaml" --once hi 2>"$TMP/err"; then fail "a bad config was accepted"; fi
+grep -q "bad.yaml:4:" "$TMP/err" || fail "config error without its place: $(cat "$TMP/err")"
+rm "$XDG_CONFIG_HOME/hearth/config.yaml"
+echo "ok: config file (default model, names, /model, errors)"
+
 echo "test_chat_once: all passed"

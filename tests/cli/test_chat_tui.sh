@@ -140,6 +140,18 @@ wait_for "$ANSWER" 5
 wait_for "System prompt: Answer in one verse." 5
 echo "ok: /save, restart, /load"
 
+# ---------------------------------------------------------------- scrollback
+for _ in 1 2 3; do send "/help"; key Enter; done
+wait_for "PgUp/PgDn scroll" 5
+wait_gone "Who was Aaron?" 5 # scrolled off the top by the help texts
+key PPage
+wait_for "more below" 5
+wait_for "Who was Aaron?" 5
+key NPage; key NPage; key NPage
+wait_gone "more below" 5
+wait_gone "Who was Aaron?" 5
+echo "ok: PgUp/PgDn scrollback"
+
 # ---------------------------------------------------------------- resize
 T resize-window -t chat -x 60 -y 20
 deadline=$((SECONDS + 10))
@@ -148,7 +160,7 @@ while :; do
   last=$(printf '%s\n' "$s" | sed -n 20p)
   rule=$(printf '%s\n' "$s" | sed -n 19p)
   widest=$(printf '%s\n' "$s" | LC_ALL=C.UTF-8 wc -L)
-  if [[ "$last" == "› "* ]] && [[ "$rule" == "─"* ]] && [ "$widest" -le 60 ] && printf '%s\n' "$s" | grep -qF "Who was Aaron?"; then
+  if [[ "$last" == "› "* ]] && [[ "$rule" == "─"* ]] && [ "$widest" -le 60 ] && printf '%s\n' "$s" | grep -qF "PgUp/PgDn scroll the transcript"; then
     break
   fi
   [ $SECONDS -lt $deadline ] || fail "layout not redrawn for 60x20"
