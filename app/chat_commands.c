@@ -26,9 +26,12 @@ static const char help_text[] =
     "  Esc or Ctrl-C stops the answer being generated\n"
     "  PgUp/PgDn scroll the transcript · Ctrl-U clears the input";
 
-const char *chat_help_text(void) { return help_text; }
+const char *chat_help_text(void) {
+    return help_text;
+}
 
-static void sayf(chat_say_fn say, void *user, bool error, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void sayf(chat_say_fn say, void *user, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void sayf(chat_say_fn say, void *user, bool error, const char *fmt, ...) {
     char buf[2048];
     va_list ap;
@@ -42,7 +45,8 @@ static bool parse_float(const char *s, float lo, float hi, float *out) {
     char *end;
     errno = 0;
     float v = strtof(s, &end);
-    while (*end == ' ') end++;
+    while (*end == ' ')
+        end++;
     if (errno || end == s || *end || v < lo || v > hi) return false;
     *out = v;
     return true;
@@ -64,9 +68,12 @@ static void list_one(const chat_history_entry *e, void *user) {
     char preview[48];
     size_t k = 0;
     for (const char *p = e->preview; *p && k < 40; p++) /* first line, cut on a character boundary */
-        if (*p == '\n') break;
-        else preview[k++] = *p;
-    while (k && ((unsigned char)preview[k - 1] & 0xC0) == 0x80) k--;
+        if (*p == '\n')
+            break;
+        else
+            preview[k++] = *p;
+    while (k && ((unsigned char)preview[k - 1] & 0xC0) == 0x80)
+        k--;
     if (k && (unsigned char)preview[k - 1] >= 0xC0) k--;
     preview[k] = 0;
     if (l->len < sizeof l->buf) {
@@ -82,9 +89,11 @@ chat_cmd_result chat_command_run(chat_session *s, const char *line, chat_say_fn 
     char cmd[32];
     size_t n = 0;
     const char *p = line + 1;
-    while (*p && *p != ' ' && *p != '\n' && n + 1 < sizeof cmd) cmd[n++] = *p++;
+    while (*p && *p != ' ' && *p != '\n' && n + 1 < sizeof cmd)
+        cmd[n++] = *p++;
     cmd[n] = 0;
-    while (*p == ' ') p++;
+    while (*p == ' ')
+        p++;
     const char *arg = p; /* the rest of the line, may be "" */
     hearth_error err = {0};
 
@@ -117,8 +126,10 @@ chat_cmd_result chat_command_run(chat_session *s, const char *line, chat_say_fn 
             sayf(say, user, true, "/%s expects a number from 0 to %s, got '%s'", cmd, temp ? "10" : "1", arg);
             return CHAT_CMD_ERROR;
         }
-        if (temp) s->sampling.temperature = v;
-        else s->sampling.top_p = v;
+        if (temp)
+            s->sampling.temperature = v;
+        else
+            s->sampling.top_p = v;
         sayf(say, user, false, "%s set to %g (from the next answer).", cmd, v);
         return CHAT_CMD_OK;
     }
@@ -135,8 +146,10 @@ chat_cmd_result chat_command_run(chat_session *s, const char *line, chat_say_fn 
         chat_history *h = chat_session_history(s, &err);
         if (!h) goto fail;
         char name[128];
-        if (*arg) snprintf(name, sizeof name, "%s", arg);
-        else if (s->conv_name[0]) snprintf(name, sizeof name, "%s", s->conv_name);
+        if (*arg)
+            snprintf(name, sizeof name, "%s", arg);
+        else if (s->conv_name[0])
+            snprintf(name, sizeof name, "%s", s->conv_name);
         else {
             time_t t = time(NULL);
             struct tm tm;
@@ -171,8 +184,9 @@ chat_cmd_result chat_command_run(chat_session *s, const char *line, chat_say_fn 
             free(l);
             goto fail;
         }
-        if (!l->n) sayf(say, user, false, "No saved conversations yet (in %s). /save NAME keeps this one.",
-                        chat_history_path(h));
+        if (!l->n)
+            sayf(say, user, false, "No saved conversations yet (in %s). /save NAME keeps this one.",
+                 chat_history_path(h));
         else {
             if (l->len && l->buf[l->len - 1] == '\n') l->buf[--l->len] = 0;
             say(user, false, l->buf);
@@ -196,8 +210,8 @@ chat_cmd_result chat_command_run(chat_session *s, const char *line, chat_say_fn 
              "%s\nModel %s on %s; context %d/%d tokens%s.\nSampling: temperature %g, top-p %g, top-k %d, "
              "min-p %g.\nEngine: %llu requests, %llu prompt tokens (%llu cached), %llu generated.",
              last, s->model_label, s->backend_label, chat_conv_n_tokens(&s->conv), chat_session_n_ctx(s),
-             s->conv.n_trimmed ? " (older turns dropped to fit)" : "", s->sampling.temperature, s->sampling.top_p,
-             s->sampling.top_k, s->sampling.min_p, (unsigned long long)es.requests_done,
+             s->conv.n_trimmed ? " (older turns dropped to fit)" : "", s->sampling.temperature,
+             s->sampling.top_p, s->sampling.top_k, s->sampling.min_p, (unsigned long long)es.requests_done,
              (unsigned long long)es.prompt_tokens, (unsigned long long)es.cached_tokens,
              (unsigned long long)es.tokens_generated);
         return CHAT_CMD_OK;

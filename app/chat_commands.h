@@ -16,9 +16,9 @@
 
 typedef enum chat_cmd_result {
     CHAT_CMD_OK = 0,
-    CHAT_CMD_ERROR,         /* said why */
+    CHAT_CMD_ERROR, /* said why */
     CHAT_CMD_QUIT,
-    CHAT_CMD_RELOADED,      /* /clear or /load: show the conversation afresh */
+    CHAT_CMD_RELOADED, /* /clear or /load: show the conversation afresh */
 } chat_cmd_result;
 
 typedef void (*chat_say_fn)(void *user, bool error, const char *text);

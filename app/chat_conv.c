@@ -13,7 +13,9 @@
 
 static const char *const role_names[] = {"system", "user", "assistant"};
 
-const char *chat_role_name(chat_role r) { return (unsigned)r < 3 ? role_names[r] : "?"; }
+const char *chat_role_name(chat_role r) {
+    return (unsigned)r < 3 ? role_names[r] : "?";
+}
 
 bool chat_role_parse(const char *s, chat_role *out) {
     for (int i = 0; i < 3; i++)
@@ -28,13 +30,15 @@ bool chat_role_parse(const char *s, chat_role *out) {
 
 /* ids = the template's rendering of system + msgs[first, end), with the
  * assistant's generation prompt when add_gen. */
-static hearth_status render(chat_conv *c, int first, int end, bool add_gen, hearth_tokens *ids, hearth_error *err) {
+static hearth_status render(chat_conv *c, int first, int end, bool add_gen, hearth_tokens *ids,
+                            hearth_error *err) {
     ids->n = 0;
     int n = 0;
     hearth_chat_msg *m = malloc((size_t)(end - first + 1) * sizeof *m);
     if (!m) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     if (c->system) m[n++] = (hearth_chat_msg){"system", c->system};
-    for (int i = first; i < end; i++) m[n++] = (hearth_chat_msg){chat_role_name(c->msgs[i].role), c->msgs[i].text};
+    for (int i = first; i < end; i++)
+        m[n++] = (hearth_chat_msg){chat_role_name(c->msgs[i].role), c->msgs[i].text};
     char *text = hearth_chat_template_render(c->tmpl, m, n, add_gen, err);
     free(m);
     if (!text) return err ? err->code : HEARTH_ERR_FORMAT;
@@ -57,7 +61,8 @@ void chat_conv_init(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat
 }
 
 static void drop_messages(chat_conv *c) {
-    for (int i = 0; i < c->n_msgs; i++) free(c->msgs[i].text);
+    for (int i = 0; i < c->n_msgs; i++)
+        free(c->msgs[i].text);
     c->n_msgs = 0;
     c->n_trimmed = 0;
     c->ids_valid = false;
@@ -74,7 +79,8 @@ void chat_conv_free(chat_conv *c) {
     memset(c, 0, sizeof *c);
 }
 
-void chat_conv_set_model(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl, int n_ctx) {
+void chat_conv_set_model(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl,
+                         int n_ctx) {
     c->tok = tok;
     c->tmpl = tmpl;
     c->n_ctx = n_ctx;
@@ -84,14 +90,17 @@ void chat_conv_set_model(chat_conv *c, const hearth_tokenizer *tok, const hearth
 
 hearth_status chat_conv_set_system(chat_conv *c, const char *text, hearth_error *err) {
     char *copy = NULL;
-    if (text && *text && !(copy = strdup(text))) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    if (text && *text && !(copy = strdup(text)))
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     free(c->system);
     c->system = copy;
     c->ids_valid = false;
     return HEARTH_OK;
 }
 
-void chat_conv_clear(chat_conv *c) { drop_messages(c); }
+void chat_conv_clear(chat_conv *c) {
+    drop_messages(c);
+}
 
 hearth_status chat_conv_add(chat_conv *c, chat_role role, const char *text, hearth_error *err) {
     if (role == CHAT_ROLE_SYSTEM) return chat_conv_set_system(c, text, err);
@@ -124,10 +133,11 @@ hearth_status chat_conv_begin(chat_conv *c, const char *user_text, int reserve, 
         st = render(c, c->n_trimmed, c->n_msgs, true, &c->prompt, err);
     }
     if (!st && (int)c->prompt.n + 8 > c->n_ctx)
-        st = hearth_error_set(err, HEARTH_ERR_CONTEXT,
-                              "this message needs %zu tokens with the system prompt, but the context holds %d; "
-                              "shorten it (or the /system prompt), or raise -c",
-                              c->prompt.n, c->n_ctx);
+        st = hearth_error_set(
+            err, HEARTH_ERR_CONTEXT,
+            "this message needs %zu tokens with the system prompt, but the context holds %d; "
+            "shorten it (or the /system prompt), or raise -c",
+            c->prompt.n, c->n_ctx);
     if (st) {
         free(c->msgs[--c->n_msgs].text);
         return st;

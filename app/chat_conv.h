@@ -39,28 +39,29 @@ typedef struct chat_msg {
 } chat_msg;
 
 typedef struct chat_conv {
-    const hearth_tokenizer *tok; /* borrowed */
+    const hearth_tokenizer *tok;      /* borrowed */
     const hearth_chat_template *tmpl; /* borrowed */
-    int n_ctx;                   /* the engine's context per sequence */
-    char *system;                /* system prompt, NULL: none */
+    int n_ctx;                        /* the engine's context per sequence */
+    char *system;                     /* system prompt, NULL: none */
     chat_msg *msgs;
     int n_msgs, cap_msgs;
-    hearth_tokens ids;           /* the finished turns rendered (system included), for counting */
+    hearth_tokens ids; /* the finished turns rendered (system included), for counting */
     bool ids_valid;
     /* the turn in progress */
     bool in_turn;
-    hearth_tokens prompt;        /* what was submitted */
-    hearth_tokens gen;           /* generated ids so far */
-    char *answer;                /* generated text so far, NUL-terminated */
+    hearth_tokens prompt; /* what was submitted */
+    hearth_tokens gen;    /* generated ids so far */
+    char *answer;         /* generated text so far, NUL-terminated */
     size_t answer_len, answer_cap;
-    int n_trimmed;               /* old turns dropped (from the prompt, not the transcript) to fit the context */
+    int n_trimmed; /* old turns dropped (from the prompt, not the transcript) to fit the context */
 } chat_conv;
 
 void chat_conv_init(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl, int n_ctx);
 void chat_conv_free(chat_conv *c);
 
 /* A new model: the ids are re-rendered with its tokenizer and template. */
-void chat_conv_set_model(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl, int n_ctx);
+void chat_conv_set_model(chat_conv *c, const hearth_tokenizer *tok, const hearth_chat_template *tmpl,
+                         int n_ctx);
 /* text NULL or "": no system prompt. */
 hearth_status chat_conv_set_system(chat_conv *c, const char *text, hearth_error *err);
 /* Forget every message (the system prompt stays). */

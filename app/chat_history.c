@@ -20,8 +20,10 @@ char *chat_history_default_path(char *buf, size_t cap) {
     const char *xdg = getenv("XDG_DATA_HOME");
     const char *home = getenv("HOME");
     int w = -1;
-    if (xdg && xdg[0] == '/') w = snprintf(buf, cap, "%s/hearth/history.sqlite", xdg);
-    else if (home && *home) w = snprintf(buf, cap, "%s/.local/share/hearth/history.sqlite", home);
+    if (xdg && xdg[0] == '/')
+        w = snprintf(buf, cap, "%s/hearth/history.sqlite", xdg);
+    else if (home && *home)
+        w = snprintf(buf, cap, "%s/.local/share/hearth/history.sqlite", home);
     if (w < 0 || (size_t)w >= cap) return NULL;
     return buf;
 }
@@ -45,15 +47,14 @@ static hearth_status db_error(chat_history *h, hearth_error *err, const char *wh
     return hearth_error_set(err, HEARTH_ERR_IO, "%s: %s: %s", h->path, what, sqlite3_errmsg(h->db));
 }
 
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS conversations("
-    " id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, model TEXT, system TEXT,"
-    " created INTEGER NOT NULL, updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS messages("
-    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
-    " seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,"
-    " PRIMARY KEY(conversation, seq));"
-    "PRAGMA user_version = 1;";
+static const char schema[] = "CREATE TABLE IF NOT EXISTS conversations("
+                             " id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, model TEXT, system TEXT,"
+                             " created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+                             "CREATE TABLE IF NOT EXISTS messages("
+                             " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+                             " seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,"
+                             " PRIMARY KEY(conversation, seq));"
+                             "PRAGMA user_version = 1;";
 
 chat_history *chat_history_open(const char *path, hearth_error *err) {
     chat_history *h = calloc(1, sizeof *h);
@@ -85,18 +86,22 @@ void chat_history_close(chat_history *h) {
     free(h);
 }
 
-const char *chat_history_path(const chat_history *h) { return h->path; }
+const char *chat_history_path(const chat_history *h) {
+    return h->path;
+}
 
 hearth_status chat_history_save(chat_history *h, const char *name, const char *model, const chat_conv *c,
                                 hearth_error *err) {
     sqlite3_stmt *st = NULL;
     int64_t now = (int64_t)time(NULL);
     int n_done = c->n_msgs - (c->in_turn ? 1 : 0); /* an open turn's question is not saved */
-    if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return db_error(h, err, "save");
-    if (sqlite3_prepare_v2(h->db,
-                           "INSERT INTO conversations(name, model, system, created, updated) VALUES(?1,?2,?3,?4,?4)"
-                           " ON CONFLICT(name) DO UPDATE SET model=?2, system=?3, updated=?4 RETURNING id",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(h, err, "save");
+    if (sqlite3_prepare_v2(
+            h->db,
+            "INSERT INTO conversations(name, model, system, created, updated) VALUES(?1,?2,?3,?4,?4)"
+            " ON CONFLICT(name) DO UPDATE SET model=?2, system=?3, updated=?4 RETURNING id",
+            -1, &st, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
@@ -112,7 +117,8 @@ hearth_status chat_history_save(chat_history *h, const char *name, const char *m
     if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_prepare_v2(h->db, "INSERT INTO messages(conversation, seq, role, content) VALUES(?1,?2,?3,?4)", -1,
+    if (sqlite3_prepare_v2(h->db,
+                           "INSERT INTO messages(conversation, seq, role, content) VALUES(?1,?2,?3,?4)", -1,
                            &st, NULL) != SQLITE_OK)
         goto fail;
     for (int i = 0; i < n_done; i++) {
@@ -137,16 +143,16 @@ fail:
 hearth_status chat_history_load(chat_history *h, const char *name, chat_conv *c, char *model_out, size_t cap,
                                 hearth_error *err) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h->db, "SELECT id, model, system FROM conversations WHERE name = ?1", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(h->db, "SELECT id, model, system FROM conversations WHERE name = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
         return db_error(h, err, "load");
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
         if (rc == SQLITE_DONE)
-            return hearth_error_set(err, HEARTH_ERR_INVALID, "no conversation named '%s' (/history lists them)",
-                                    name);
+            return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                    "no conversation named '%s' (/history lists them)", name);
         return db_error(h, err, "load");
     }
     int64_t id = sqlite3_column_int64(st, 0);
@@ -160,8 +166,8 @@ hearth_status chat_history_load(chat_history *h, const char *name, chat_conv *c,
     s = chat_conv_set_system(c, sys ? (const char *)sys : NULL, err);
     sqlite3_finalize(st);
     if (s) return s;
-    if (sqlite3_prepare_v2(h->db, "SELECT role, content FROM messages WHERE conversation = ?1 ORDER BY seq", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(h->db, "SELECT role, content FROM messages WHERE conversation = ?1 ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
         return db_error(h, err, "load");
     sqlite3_bind_int64(st, 1, id);
     chat_role expect = CHAT_ROLE_USER;
@@ -170,8 +176,9 @@ hearth_status chat_history_load(chat_history *h, const char *name, chat_conv *c,
         const char *text = (const char *)sqlite3_column_text(st, 1);
         chat_role r;
         if (!role || !chat_role_parse(role, &r) || r != expect) {
-            s = hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: conversation '%s' is damaged (message roles out of order)",
-                                 h->path, name);
+            s = hearth_error_set(err, HEARTH_ERR_FORMAT,
+                                 "%s: conversation '%s' is damaged (message roles out of order)", h->path,
+                                 name);
             break;
         }
         s = chat_conv_add(c, r, text ? text : "", err);
@@ -184,15 +191,16 @@ hearth_status chat_history_load(chat_history *h, const char *name, chat_conv *c,
     return s;
 }
 
-hearth_status chat_history_list(chat_history *h, void (*fn)(const chat_history_entry *e, void *user), void *user,
-                                hearth_error *err) {
+hearth_status chat_history_list(chat_history *h, void (*fn)(const chat_history_entry *e, void *user),
+                                void *user, hearth_error *err) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h->db,
-                           "SELECT c.name, c.model, c.updated,"
-                           " (SELECT count(*) FROM messages m WHERE m.conversation = c.id),"
-                           " (SELECT content FROM messages m WHERE m.conversation = c.id ORDER BY seq LIMIT 1)"
-                           " FROM conversations c ORDER BY c.updated DESC, c.id DESC",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            h->db,
+            "SELECT c.name, c.model, c.updated,"
+            " (SELECT count(*) FROM messages m WHERE m.conversation = c.id),"
+            " (SELECT content FROM messages m WHERE m.conversation = c.id ORDER BY seq LIMIT 1)"
+            " FROM conversations c ORDER BY c.updated DESC, c.id DESC",
+            -1, &st, NULL) != SQLITE_OK)
         return db_error(h, err, "list");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

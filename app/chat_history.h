@@ -46,12 +46,12 @@ typedef struct chat_history_entry {
     const char *name;
     const char *model;
     int n_messages;
-    int64_t updated; /* unix seconds */
+    int64_t updated;     /* unix seconds */
     const char *preview; /* the first user message (may be long) */
 } chat_history_entry;
 
 /* Call fn for each saved conversation, most recently updated first. */
-hearth_status chat_history_list(chat_history *h, void (*fn)(const chat_history_entry *e, void *user), void *user,
-                                hearth_error *err);
+hearth_status chat_history_list(chat_history *h, void (*fn)(const chat_history_entry *e, void *user),
+                                void *user, hearth_error *err);
 
 #endif

@@ -19,7 +19,11 @@ wchar_t *chat_utf8_to_wcs(const char *s, size_t len, size_t *n) {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         uint32_t c = *p;
-        int extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+        int extra = c < 0x80             ? 0
+                    : (c & 0xE0) == 0xC0 ? 1
+                    : (c & 0xF0) == 0xE0 ? 2
+                    : (c & 0xF8) == 0xF0 ? 3
+                                         : -1;
         if (extra == 0) {
             w[k++] = (wchar_t)c;
             p++;
@@ -59,7 +63,8 @@ char *chat_wcs_to_utf8(const wchar_t *w, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t c = (uint32_t)w[i];
         if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) c = 0xFFFD;
-        if (c < 0x80) *o++ = (char)c;
+        if (c < 0x80)
+            *o++ = (char)c;
         else if (c < 0x800) {
             *o++ = (char)(0xC0 | c >> 6);
             *o++ = (char)(0x80 | (c & 0x3F));
@@ -88,7 +93,8 @@ void chat_input_free(chat_input *in) {
 static bool reserve(chat_input *in, size_t n) {
     if (n + 1 <= in->cap) return true;
     size_t cap = in->cap ? in->cap * 2 : 256;
-    while (cap < n + 1) cap *= 2;
+    while (cap < n + 1)
+        cap *= 2;
     wchar_t *b = realloc(in->buf, cap * sizeof *b);
     if (!b) return false;
     in->buf = b;
@@ -125,17 +131,23 @@ void chat_input_right(chat_input *in) {
 }
 
 static size_t line_start(const chat_input *in, size_t i) {
-    while (i && in->buf[i - 1] != L'\n') i--;
+    while (i && in->buf[i - 1] != L'\n')
+        i--;
     return i;
 }
 
 static size_t line_end(const chat_input *in, size_t i) {
-    while (i < in->len && in->buf[i] != L'\n') i++;
+    while (i < in->len && in->buf[i] != L'\n')
+        i++;
     return i;
 }
 
-void chat_input_home(chat_input *in) { in->cur = line_start(in, in->cur); }
-void chat_input_end(chat_input *in) { in->cur = line_end(in, in->cur); }
+void chat_input_home(chat_input *in) {
+    in->cur = line_start(in, in->cur);
+}
+void chat_input_end(chat_input *in) {
+    in->cur = line_end(in, in->cur);
+}
 
 bool chat_input_up(chat_input *in) {
     size_t s = line_start(in, in->cur);
@@ -166,7 +178,8 @@ bool chat_input_empty(const chat_input *in) {
 
 char *chat_input_text(const chat_input *in) {
     size_t n = in->len;
-    while (n && (in->buf[n - 1] == L' ' || in->buf[n - 1] == L'\n' || in->buf[n - 1] == L'\t')) n--;
+    while (n && (in->buf[n - 1] == L' ' || in->buf[n - 1] == L'\n' || in->buf[n - 1] == L'\t'))
+        n--;
     return chat_wcs_to_utf8(in->buf ? in->buf : L"", n);
 }
 
@@ -175,6 +188,7 @@ void chat_input_set(chat_input *in, const char *utf8) {
     wchar_t *w = chat_utf8_to_wcs(utf8, strlen(utf8), &n);
     chat_input_clear(in);
     if (!w) return;
-    for (size_t i = 0; i < n; i++) chat_input_insert(in, w[i]);
+    for (size_t i = 0; i < n; i++)
+        chat_input_insert(in, w[i]);
     free(w);
 }

@@ -34,8 +34,10 @@ static void on_engine_event(const hearth_event *ev, void *user) {
     if (ev->error) snprintf(e->error, sizeof e->error, "%s", ev->error);
     if (ev->stats) e->stats = *ev->stats;
     pthread_mutex_lock(&s->mu);
-    if (s->tail) s->tail->next = e;
-    else s->head = e;
+    if (s->tail)
+        s->tail->next = e;
+    else
+        s->head = e;
     s->tail = e;
     pthread_mutex_unlock(&s->mu);
     char b = 1;
@@ -47,7 +49,9 @@ static void on_engine_event(const hearth_event *ev, void *user) {
     }
 }
 
-int chat_session_wait_fd(const chat_session *s) { return s->pipe_rd; }
+int chat_session_wait_fd(const chat_session *s) {
+    return s->pipe_rd;
+}
 
 int chat_session_drain(chat_session *s, void (*fn)(const chat_event *ev, void *user), void *user) {
     char buf[256];
@@ -104,9 +108,10 @@ static const char *resolve_model(const chat_session *s, const char *name, const 
     if (name && *name) return name;
     const char *sample = app_sample_model();
     if (!sample)
-        hearth_error_set(err, HEARTH_ERR_INVALID,
-                         "no model given and the sample model (../shared/models/hearth-kjv-llama-q8_0.gguf) is not "
-                         "here: pass -m MODEL.gguf, or list models in the config file (docs/CONFIG.md)");
+        hearth_error_set(
+            err, HEARTH_ERR_INVALID,
+            "no model given and the sample model (../shared/models/hearth-kjv-llama-q8_0.gguf) is not "
+            "here: pass -m MODEL.gguf, or list models in the config file (docs/CONFIG.md)");
     return sample;
 }
 
@@ -166,7 +171,8 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
     /* the weight type of the FFN matrices stands for the file's quantisation */
     char quant[16];
     snprintf(quant, sizeof quant, "%s", m->hp.n_layer ? hearth_dtype_name(m->layers[0].w_gate.type) : "?");
-    for (char *p = quant; *p; p++) *p = (char)toupper((unsigned char)*p);
+    for (char *p = quant; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
     snprintf(s->model_label, sizeof s->model_label, "%s %s", cm ? cm->name : m->name, quant);
     hearth_backend_info bi;
     be->ops->info(be, &bi);
@@ -186,8 +192,10 @@ hearth_status chat_session_open(chat_session *s, const chat_options *opt, hearth
     fcntl(s->pipe_rd, F_SETFL, fcntl(s->pipe_rd, F_GETFL) | O_NONBLOCK);
     fcntl(s->pipe_wr, F_SETFL, fcntl(s->pipe_wr, F_GETFL) | O_NONBLOCK);
     const char *hdb = opt->history_db ? opt->history_db : opt->config ? opt->config->chat.history_db : NULL;
-    if (hdb) snprintf(s->history_path, sizeof s->history_path, "%s", hdb);
-    else if (!chat_history_default_path(s->history_path, sizeof s->history_path)) s->history_path[0] = 0;
+    if (hdb)
+        snprintf(s->history_path, sizeof s->history_path, "%s", hdb);
+    else if (!chat_history_default_path(s->history_path, sizeof s->history_path))
+        s->history_path[0] = 0;
 
     const hearth_config_model *cm;
     const char *path = resolve_model(s, opt->model, &cm, err);
@@ -224,18 +232,24 @@ hearth_status chat_session_switch_model(chat_session *s, const char *name, heart
 
 /* ------------------------------------------------------------ turns */
 
-int chat_session_n_ctx(const chat_session *s) { return hearth_engine_n_ctx(s->engine); }
+int chat_session_n_ctx(const chat_session *s) {
+    return hearth_engine_n_ctx(s->engine);
+}
 
-bool chat_session_busy(const chat_session *s) { return s->req_id != 0; }
+bool chat_session_busy(const chat_session *s) {
+    return s->req_id != 0;
+}
 
 hearth_status chat_session_send(chat_session *s, const char *text, hearth_error *err) {
-    if (s->req_id) return hearth_error_set(err, HEARTH_ERR_BUSY, "an answer is still streaming (Esc stops it)");
+    if (s->req_id)
+        return hearth_error_set(err, HEARTH_ERR_BUSY, "an answer is still streaming (Esc stops it)");
     int n_ctx = chat_session_n_ctx(s);
     int reserve = s->max_tokens > 0 ? s->max_tokens : n_ctx / 4;
     if (reserve > n_ctx / 2) reserve = n_ctx / 2;
     hearth_status st = chat_conv_begin(&s->conv, text, reserve, err);
     if (st) return st;
-    static const char *const stop[] = {"<|im_end|>"}; /* ChatML end of turn, for models without it as a token */
+    static const char *const stop[] = {
+        "<|im_end|>"}; /* ChatML end of turn, for models without it as a token */
     hearth_request rq = {0};
     rq.prompt = s->conv.prompt.ids;
     rq.n_prompt = (int)s->conv.prompt.n;
@@ -263,7 +277,8 @@ void chat_session_stop(chat_session *s) {
 chat_history *chat_session_history(chat_session *s, hearth_error *err) {
     if (s->history) return s->history;
     if (!s->history_path[0]) {
-        hearth_error_set(err, HEARTH_ERR_INVALID, "no home directory for the history database: pass --history-db PATH");
+        hearth_error_set(err, HEARTH_ERR_INVALID,
+                         "no home directory for the history database: pass --history-db PATH");
         return NULL;
     }
     s->history = chat_history_open(s->history_path, err);
@@ -277,8 +292,8 @@ double chat_stats_tok_s(const hearth_request_stats *st) {
 }
 
 void chat_session_status(chat_session *s, char *buf, size_t cap) {
-    int w = snprintf(buf, cap, "%s · %s · ctx %d/%d", s->model_label, s->backend_label, chat_conv_n_tokens(&s->conv),
-                     chat_session_n_ctx(s));
+    int w = snprintf(buf, cap, "%s · %s · ctx %d/%d", s->model_label, s->backend_label,
+                     chat_conv_n_tokens(&s->conv), chat_session_n_ctx(s));
     if (w < 0 || (size_t)w >= cap) return;
     if (s->req_id) {
         snprintf(buf + w, cap - (size_t)w, " · generating %d tokens", (int)s->conv.gen.n);

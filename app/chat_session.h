@@ -14,9 +14,9 @@
  * template, and the engine settings; chat_options (the flags) override it.
  *
  * Ownership: the session owns backend, model, chat template, engine,
- * conversation, history handle, queue and pipe; it borrows opt.config. Invariants: at most one request in flight
- * (req_id != 0 exactly while a turn is open); switching models waits for no
- * request (it refuses while one is in flight).
+ * conversation, history handle, queue and pipe; it borrows opt.config. Invariants: at most one request in
+ * flight (req_id != 0 exactly while a turn is open); switching models waits for no request (it refuses while
+ * one is in flight).
  */
 #ifndef HEARTH_APP_CHAT_SESSION_H
 #define HEARTH_APP_CHAT_SESSION_H
@@ -43,11 +43,11 @@ typedef struct chat_options {
     const char *history_db; /* NULL: the config's chat.history_db, else chat_history_default_path */
     const char *cache_db;   /* NULL: the config's, else the default prefix-cache file; "none": memory only */
     bool no_prefix_cache;
-    float temp, top_p;      /* < 0: defaults */
-    int max_tokens;         /* 0: the model's configured max_tokens; <= 0 there too: until the end of turn */
-    bool ignore_eos;        /* keep generating past end-of-turn (tests, benchmarks) */
+    float temp, top_p; /* < 0: defaults */
+    int max_tokens;    /* 0: the model's configured max_tokens; <= 0 there too: until the end of turn */
+    bool ignore_eos;   /* keep generating past end-of-turn (tests, benchmarks) */
     uint64_t seed;
-    int token_delay_ms;     /* test hook ($HEARTH_CHAT_TOKEN_DELAY_MS): slow every token down */
+    int token_delay_ms; /* test hook ($HEARTH_CHAT_TOKEN_DELAY_MS): slow every token down */
 } chat_options;
 
 /* One engine event, copied for the UI thread. */
@@ -68,16 +68,16 @@ typedef struct chat_session {
     hearth_model *model;
     hearth_engine *engine;
     hearth_chat_template *tmpl;
-    char template_note[256];  /* why a fallback template is used, "" if none */
-    int max_tokens;           /* per answer, 0: until the end of turn / context */
+    char template_note[256]; /* why a fallback template is used, "" if none */
+    int max_tokens;          /* per answer, 0: until the end of turn / context */
     char model_path[1024];
-    char model_label[200];    /* "hearth-kjv-llama Q8_0" */
-    char backend_label[200];  /* "cpu (avx2 fma, 8 threads)" */
+    char model_label[200];   /* "hearth-kjv-llama Q8_0" */
+    char backend_label[200]; /* "cpu (avx2 fma, 8 threads)" */
     hearth_sampling_params sampling;
     chat_conv conv;
-    chat_history *history;    /* opened on first use */
+    chat_history *history; /* opened on first use */
     char history_path[1024];
-    char conv_name[128];      /* the name last saved or loaded, "" if none */
+    char conv_name[128]; /* the name last saved or loaded, "" if none */
     /* the turn in flight and the last finished one */
     uint64_t req_id;
     double t_submit;

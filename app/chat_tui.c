@@ -18,7 +18,7 @@
 #include "chat_view.h"
 #include "common.h"
 
-#define KEY_CTRL(c) ((c) & 0x1f)
+#define KEY_CTRL(c) ((c)&0x1f)
 #define RECALL_MAX 64
 
 typedef struct tui {
@@ -30,7 +30,7 @@ typedef struct tui {
     double last_draw;
     bool hinted_quit;
     char *recall[RECALL_MAX]; /* messages sent, oldest first */
-    int n_recall, recall_pos;  /* recall_pos == n_recall: editing a new message */
+    int n_recall, recall_pos; /* recall_pos == n_recall: editing a new message */
 } tui;
 
 /* ------------------------------------------------------------ transcript */
@@ -101,7 +101,8 @@ static void submit(tui *t) {
     char *text = chat_input_text(&t->in);
     if (!text) return;
     const char *p = text;
-    while (*p == ' ' || *p == '\n') p++;
+    while (*p == ' ' || *p == '\n')
+        p++;
     if (*p == '/') {
         remember(t, p);
         chat_input_clear(&t->in);
@@ -134,8 +135,10 @@ static void recall(tui *t, int dir) {
     int pos = t->recall_pos + dir;
     if (pos < 0 || pos > t->n_recall) return;
     t->recall_pos = pos;
-    if (pos == t->n_recall) chat_input_clear(&t->in);
-    else chat_input_set(&t->in, t->recall[pos]);
+    if (pos == t->n_recall)
+        chat_input_clear(&t->in);
+    else
+        chat_input_set(&t->in, t->recall[pos]);
 }
 
 static void stop_or_hint(tui *t, bool ctrl_c) {
@@ -184,15 +187,21 @@ static void handle_key(tui *t, int kind, wint_t ch) {
         timeout(30);
         int k = get_wch(&next);
         nodelay(stdscr, TRUE);
-        if (k == ERR) stop_or_hint(t, false);
-        else if (k == OK && (next == L'\r' || next == L'\n')) chat_input_insert(&t->in, L'\n');
-        else if (k == KEY_CODE_YES && next == KEY_ENTER) chat_input_insert(&t->in, L'\n');
-        else if (!(k == OK && next == 27)) handle_key(t, k, next);
+        if (k == ERR)
+            stop_or_hint(t, false);
+        else if (k == OK && (next == L'\r' || next == L'\n'))
+            chat_input_insert(&t->in, L'\n');
+        else if (k == KEY_CODE_YES && next == KEY_ENTER)
+            chat_input_insert(&t->in, L'\n');
+        else if (!(k == OK && next == 27))
+            handle_key(t, k, next);
         break;
     }
     case KEY_CTRL('d'):
-        if (chat_input_empty(&t->in)) t->quit = true;
-        else chat_input_delete(&t->in);
+        if (chat_input_empty(&t->in))
+            t->quit = true;
+        else
+            chat_input_delete(&t->in);
         break;
     case 127:
     case KEY_CTRL('h'): chat_input_backspace(&t->in); break;
@@ -202,8 +211,10 @@ static void handle_key(tui *t, int kind, wint_t ch) {
     case KEY_CTRL('l'): clearok(curscr, TRUE); break;
     case L'\t': chat_input_insert(&t->in, L' '); break;
     default:
-        if (ch >= 0x20) chat_input_insert(&t->in, (wchar_t)ch);
-        else t->dirty = false;
+        if (ch >= 0x20)
+            chat_input_insert(&t->in, (wchar_t)ch);
+        else
+            t->dirty = false;
         break;
     }
 }
@@ -213,8 +224,9 @@ static void handle_key(tui *t, int kind, wint_t ch) {
 static void draw(tui *t) {
     char status[512];
     chat_session_status(t->s, status, sizeof status);
-    const char *placeholder = chat_session_busy(t->s) ? "answering… Esc stops it"
-                                                      : "Ask something · Enter sends · /help for commands and keys";
+    const char *placeholder = chat_session_busy(t->s)
+                                  ? "answering… Esc stops it"
+                                  : "Ask something · Enter sends · /help for commands and keys";
     chat_view_draw(&t->view, &t->in, status, placeholder);
     t->dirty = false;
     t->last_draw = app_now_ms();
@@ -222,7 +234,8 @@ static void draw(tui *t) {
 
 int chat_tui_run(chat_session *s) {
     setlocale(LC_ALL, "");
-    if (strcmp(nl_langinfo(CODESET), "UTF-8")) setlocale(LC_CTYPE, "C.UTF-8"); /* wide characters need UTF-8 */
+    if (strcmp(nl_langinfo(CODESET), "UTF-8"))
+        setlocale(LC_CTYPE, "C.UTF-8"); /* wide characters need UTF-8 */
     tui *t = calloc(1, sizeof *t);
     if (!t) return 1;
     t->s = s;
@@ -235,8 +248,10 @@ int chat_tui_run(chat_session *s) {
         int wait = -1;
         if (t->dirty) {
             double since = app_now_ms() - t->last_draw;
-            if (since >= frame_ms || !chat_session_busy(s)) draw(t);
-            else wait = (int)(frame_ms - since) + 1;
+            if (since >= frame_ms || !chat_session_busy(s))
+                draw(t);
+            else
+                wait = (int)(frame_ms - since) + 1;
         }
         struct pollfd pfd[2] = {{STDIN_FILENO, POLLIN, 0}, {chat_session_wait_fd(s), POLLIN, 0}};
         int pr = poll(pfd, 2, wait);
@@ -248,14 +263,16 @@ int chat_tui_run(chat_session *s) {
         /* keys, and KEY_RESIZE after SIGWINCH (which may have interrupted poll) */
         wint_t ch;
         int k;
-        while (!t->quit && (k = get_wch(&ch)) != ERR) handle_key(t, k, ch);
+        while (!t->quit && (k = get_wch(&ch)) != ERR)
+            handle_key(t, k, ch);
         if (pfd[0].revents & (POLLHUP | POLLERR)) t->quit = true;
     }
     chat_session_stop(s);
     chat_view_stop(&t->view);
     chat_view_free(&t->view);
     chat_input_free(&t->in);
-    for (int i = 0; i < t->n_recall; i++) free(t->recall[i]);
+    for (int i = 0; i < t->n_recall; i++)
+        free(t->recall[i]);
     free(t);
     return 0;
 }

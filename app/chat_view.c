@@ -10,8 +10,8 @@
 
 enum { PAIR_USER = 1, PAIR_MODEL, PAIR_ERROR, PAIR_ACCENT };
 
-#define TEXT_X 3         /* transcript text column (labels at 1) */
-#define INPUT_X 2        /* input text column (the prompt mark at 0) */
+#define TEXT_X 3  /* transcript text column (labels at 1) */
+#define INPUT_X 2 /* input text column (the prompt mark at 0) */
 #define INPUT_MAX_ROWS 6
 
 /* Display width of one character; unprintables were replaced on entry. */
@@ -40,7 +40,9 @@ void chat_view_start(chat_view *v) {
     }
 }
 
-void chat_view_stop(chat_view *v) { endwin(); }
+void chat_view_stop(chat_view *v) {
+    endwin();
+}
 
 /* ------------------------------------------------------------ entries */
 
@@ -50,14 +52,16 @@ static void entry_free(chat_entry *e) {
 }
 
 void chat_view_free(chat_view *v) {
-    for (int i = 0; i < v->n; i++) entry_free(&v->entries[i]);
+    for (int i = 0; i < v->n; i++)
+        entry_free(&v->entries[i]);
     free(v->entries);
     v->entries = NULL;
     v->n = v->cap = 0;
 }
 
 void chat_view_reset(chat_view *v) {
-    for (int i = 0; i < v->n; i++) entry_free(&v->entries[i]);
+    for (int i = 0; i < v->n; i++)
+        entry_free(&v->entries[i]);
     v->n = 0;
     v->scroll = 0;
 }
@@ -143,7 +147,8 @@ static void wrap_entry(chat_entry *e, int width) {
     size_t i = 0;
     for (;;) {
         size_t pe = i;
-        while (pe < e->len && t[pe] != L'\n') pe++;
+        while (pe < e->len && t[pe] != L'\n')
+            pe++;
         size_t s = i;
         if (s == pe) push_line(e, s, 0, &cap);
         while (s < pe) {
@@ -156,7 +161,8 @@ static void wrap_entry(chat_entry *e, int width) {
                 j++;
                 if (t[j - 1] == L' ') brk = j;
             }
-            while (j < pe && char_width(t[j]) == 0) j++; /* combining marks stay with their base */
+            while (j < pe && char_width(t[j]) == 0)
+                j++; /* combining marks stay with their base */
             if (j >= pe) {
                 push_line(e, s, pe - s, &cap);
                 break;
@@ -164,22 +170,29 @@ static void wrap_entry(chat_entry *e, int width) {
             size_t end = brk > s ? brk : j;
             if (end == s) end = s + 1; /* a character wider than the screen */
             size_t le = end;
-            while (le > s && t[le - 1] == L' ') le--;
+            while (le > s && t[le - 1] == L' ')
+                le--;
             push_line(e, s, le - s, &cap);
             s = end;
-            while (s < pe && t[s] == L' ') s++;
+            while (s < pe && t[s] == L' ')
+                s++;
         }
         if (pe >= e->len) break;
         i = pe + 1;
     }
-    while (e->n_lines > 1 && e->lines[e->n_lines - 1].len == 0) e->n_lines--; /* trailing blank lines */
+    while (e->n_lines > 1 && e->lines[e->n_lines - 1].len == 0)
+        e->n_lines--; /* trailing blank lines */
     e->wrap_width = width;
 }
 
-static bool has_label(const chat_entry *e) { return e->kind == CHAT_ENTRY_USER || e->kind == CHAT_ENTRY_MODEL; }
+static bool has_label(const chat_entry *e) {
+    return e->kind == CHAT_ENTRY_USER || e->kind == CHAT_ENTRY_MODEL;
+}
 
 /* Rows an entry takes: label, text, one blank line after. */
-static int entry_rows(const chat_entry *e) { return (has_label(e) ? 1 : 0) + e->n_lines + 1; }
+static int entry_rows(const chat_entry *e) {
+    return (has_label(e) ? 1 : 0) + e->n_lines + 1;
+}
 
 /* ------------------------------------------------------------ drawing */
 
@@ -192,7 +205,8 @@ static int put_wcs(int y, int x, const wchar_t *w, size_t n, int width) {
         if (used + c > width) break;
         used += c;
         k++;
-        while (k < n && char_width(w[k]) == 0) k++;
+        while (k < n && char_width(w[k]) == 0)
+            k++;
     }
     if (k) mvaddnwstr(y, x, w, (int)k);
     return used;
@@ -338,7 +352,8 @@ void chat_view_draw(chat_view *v, const chat_input *in, const char *status, cons
         wchar_t *w = chat_utf8_to_wcs(more, strlen(more), &n);
         if (w) {
             int width = 0;
-            for (size_t i = 0; i < n; i++) width += char_width(w[i]);
+            for (size_t i = 0; i < n; i++)
+                width += char_width(w[i]);
             attrset(A_BOLD);
             put_wcs(y_status, W - width - 1, w, n, width);
             free(w);
@@ -358,7 +373,8 @@ void chat_view_draw(chat_view *v, const chat_input *in, const char *status, cons
     for (int r = 0; r < ih && top + r < L.rows; r++) {
         size_t s = L.row_start[top + r];
         size_t e = top + r + 1 < L.rows ? L.row_start[top + r + 1] : in->len;
-        while (e > s && in->buf[e - 1] == L'\n') e--;
+        while (e > s && in->buf[e - 1] == L'\n')
+            e--;
         if (e > s) put_wcs(y_input + r, INPUT_X, in->buf + s, e - s, iw);
     }
     move(y_input + L.cur_row - top, INPUT_X + L.cur_col);

@@ -25,7 +25,7 @@
 typedef enum chat_entry_kind {
     CHAT_ENTRY_USER,
     CHAT_ENTRY_MODEL,
-    CHAT_ENTRY_NOTE,  /* command output, hints */
+    CHAT_ENTRY_NOTE, /* command output, hints */
     CHAT_ENTRY_ERROR,
 } chat_entry_kind;
 
@@ -37,8 +37,8 @@ typedef struct chat_entry {
     chat_entry_kind kind;
     wchar_t *text;
     size_t len, cap;
-    char tag[32];      /* shown after a model turn, e.g. "stopped" */
-    chat_line *lines;  /* wrapped at wrap_width; NULL: not yet */
+    char tag[32];     /* shown after a model turn, e.g. "stopped" */
+    chat_line *lines; /* wrapped at wrap_width; NULL: not yet */
     int n_lines;
     int wrap_width;
 } chat_entry;
@@ -46,8 +46,8 @@ typedef struct chat_entry {
 typedef struct chat_view {
     chat_entry *entries;
     int n, cap;
-    int scroll;           /* transcript lines scrolled back from the bottom */
-    int page;             /* transcript rows at the last draw */
+    int scroll; /* transcript lines scrolled back from the bottom */
+    int page;   /* transcript rows at the last draw */
     bool colour;
     char model_name[128]; /* label of the model's turns */
 } chat_view;

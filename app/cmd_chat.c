@@ -31,7 +31,8 @@ static void print_text(const chat_event *ev, void *user) {
         fwrite(ev->text, 1, ev->text_len, stdout);
         fflush(stdout);
     }
-    if (ev->kind == HEARTH_EVENT_DONE && ev->finish == HEARTH_FINISH_ERROR) *(char **)user = strdup(ev->error);
+    if (ev->kind == HEARTH_EVENT_DONE && ev->finish == HEARTH_FINISH_ERROR)
+        *(char **)user = strdup(ev->error);
 }
 
 /* One turn, streamed to stdout. Returns false (message on stderr) on failure. */
@@ -74,7 +75,8 @@ static int run_lines(chat_session *s, bool show_stats) {
     ssize_t n;
     int rc = 0;
     while ((n = getline(&line, &cap, stdin)) >= 0) {
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
         if (!n) continue;
         if (line[0] == '/') {
             chat_cmd_result r = chat_command_run(s, line, say_stderr, NULL);
@@ -97,17 +99,20 @@ int cmd_chat(int argc, char **argv) {
     const arg_opt opts[] = {
         {"-m", "--model", ARG_STR, &o.model, "MODEL",
          "a configured model name or a GGUF file (default: the configured default, else the sample model)"},
-        {NULL, "--config", ARG_STR, &config_path, "PATH", "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
+        {NULL, "--config", ARG_STR, &config_path, "PATH",
+         "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
         {NULL, "--once", ARG_STR, &once, "TEXT", "ask one question, print the answer, exit"},
         {NULL, "--system", ARG_STR, &o.system, "TEXT", "system prompt"},
         {NULL, "--temp", ARG_FLOAT, &o.temp, "T", "temperature; 0 = greedy (default 0.8)"},
         {NULL, "--top-p", ARG_FLOAT, &o.top_p, "P", "nucleus sampling (default 0.95, 1 = off)"},
         {NULL, "--seed", ARG_U64, &o.seed, "S", "random seed"},
-        {"-n", "--max-tokens", ARG_INT, &o.max_tokens, "N", "longest answer (default: until the end of the turn)"},
+        {"-n", "--max-tokens", ARG_INT, &o.max_tokens, "N",
+         "longest answer (default: until the end of the turn)"},
         {NULL, "--ignore-eos", ARG_FLAG, &o.ignore_eos, NULL, "keep generating past the end of the turn"},
         {"-t", "--threads", ARG_INT, &o.threads, "N", "CPU threads (default: physical cores)"},
         {"-c", "--ctx", ARG_INT, &o.ctx, "N", "context length (default: the model's, at most 4096)"},
-        {NULL, "--backend", ARG_STR, &o.backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default: config, else auto)"},
+        {NULL, "--backend", ARG_STR, &o.backend, "NAME",
+         "auto, cpu, cuda[:N], vulkan[:N] (default: config, else auto)"},
         {NULL, "--history-db", ARG_STR, &o.history_db, "PATH",
          "saved conversations (default $XDG_DATA_HOME/hearth/history.sqlite)"},
         {NULL, "--cache-db", ARG_STR, &o.cache_db, "PATH",
@@ -115,18 +120,22 @@ int cmd_chat(int argc, char **argv) {
         {NULL, "--no-prefix-cache", ARG_FLAG, &o.no_prefix_cache, NULL, "compute every prompt token"},
         {NULL, "--load", ARG_STR, &load, "NAME", "continue a saved conversation"},
         {NULL, "--save", ARG_STR, &save, "NAME", "without the TUI: save the conversation at the end"},
-        {NULL, "--stats", ARG_FLAG, &stats, NULL, "without the TUI: print the status line to stderr after each answer"},
+        {NULL, "--stats", ARG_FLAG, &stats, NULL,
+         "without the TUI: print the status line to stderr after each answer"},
     };
     const char *pos[1];
     int n_pos;
-    int r = arg_parse("chat", "[-m MODEL] [--once TEXT] [options]",
-                      "Chat with a model in the terminal. Enter sends, Alt-Enter or Ctrl-J adds a newline, Esc stops\n"
-                      "an answer, /help lists the commands. With --once, or when stdin is not a terminal (one turn\n"
-                      "per line), answers go to stdout.",
-                      opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
+    int r = arg_parse(
+        "chat", "[-m MODEL] [--once TEXT] [options]",
+        "Chat with a model in the terminal. Enter sends, Alt-Enter or Ctrl-J adds a newline, Esc stops\n"
+        "an answer, /help lists the commands. With --once, or when stdin is not a terminal (one turn\n"
+        "per line), answers go to stdout.",
+        opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
     if (r) return r > 0 ? 0 : 2;
     if (n_pos) {
-        fprintf(stderr, "hearth chat: unexpected argument '%s': use --once TEXT for a question (see --help)\n", pos[0]);
+        fprintf(stderr,
+                "hearth chat: unexpected argument '%s': use --once TEXT for a question (see --help)\n",
+                pos[0]);
         return 2;
     }
     if (o.ctx < 0 || o.threads < 0) {
@@ -163,9 +172,12 @@ int cmd_chat(int argc, char **argv) {
         snprintf(s.conv_name, sizeof s.conv_name, "%s", load);
     }
     bool interactive = !once && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
-    if (interactive) rc = chat_tui_run(&s);
-    else if (once) rc = run_turn(&s, once, stats) ? 0 : 1;
-    else rc = run_lines(&s, stats);
+    if (interactive)
+        rc = chat_tui_run(&s);
+    else if (once)
+        rc = run_turn(&s, once, stats) ? 0 : 1;
+    else
+        rc = run_lines(&s, stats);
     if (!interactive && save) {
         chat_history *h = chat_session_history(&s, &err);
         if (!h || chat_history_save(h, save, s.model_path, &s.conv, &err)) {

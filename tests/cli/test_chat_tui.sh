@@ -76,6 +76,10 @@ start() {
   wait_for "Ask something" 15
 }
 
+# A session that outlives the "chat" ones: killing the last session would shut
+# the server down while the next one starts ("server exited unexpectedly").
+T new-session -d -s keep -x 100 -y 30 "sleep 600"
+
 send() { T send-keys -t chat -l -- "$1"; }
 key() { T send-keys -t chat "$@"; }
 
