@@ -50,10 +50,12 @@ static inline void transpose_16x16(const uint8_t *const p[LANES], __m512i out[4]
     out[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
+/* 16 f16 scales to floats (built in registers: one 32-byte load of 16 just
+ * stored 2-byte values would stall on store forwarding). */
 static inline __m512 f16x16(const hearth_f16 d[LANES]) {
-    __m256i v;
-    memcpy(&v, d, sizeof v);
-    return _mm512_cvtph_ps(v);
+    return _mm512_cvtph_ps(_mm256_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4], (short)d[5],
+                                             (short)d[6], (short)d[7], (short)d[8], (short)d[9], (short)d[10],
+                                             (short)d[11], (short)d[12], (short)d[13], (short)d[14], (short)d[15]));
 }
 
 /* Sum of an activation block's 32 bytes. */
@@ -82,6 +84,18 @@ static inline __m512i block_sums(const __m512i x[8], const block_q8_0 *y) {
     return _mm512_add_epi32(s0, s1);
 }
 
+/* The kernel reads its nr weight rows as nr interleaved streams, which the
+ * hardware prefetchers do not follow, so without help every block would wait
+ * on memory (decode, with one token, ran 4x slower). The rows of the caller's
+ * next tile usually follow this tile's in memory: while working on block ib
+ * of nb, request slice ib of the next tile (nr rows from `end`) into L2, so
+ * that memory streams in the background like the per-pair kernels' reads. */
+static inline void prefetch_next_tile(const char *end, size_t tile_bytes, int64_t ib, int64_t nb) {
+    const size_t from = (size_t)ib * tile_bytes / (size_t)nb, to = (size_t)(ib + 1) * tile_bytes / (size_t)nb;
+    /* inline asm: GCC 12 deletes a loop of nothing but _mm_prefetch here */
+    for (size_t off = from & ~(size_t)63; off < to; off += 64) __asm__ volatile("prefetcht1 %0" : : "m"(end[off]));
+}
+
 #define BLOCK_AT(base, stride, i, type, ib) ((const type *)((const char *)(base) + (size_t)(i) * (stride)) + (ib))
 
 /* One kernel per weight type; IS_Q8 selects the weight layout and the
@@ -96,6 +110,7 @@ static inline __attribute__((always_inline)) void gemm_tile(const int is_q8, int
     for (int g = 0; g < ng; g++)
         for (int t = 0; t < nt; t++) _mm512_store_ps(acc[g][t], _mm512_setzero_ps());
     for (int64_t ib = 0; ib < n / QK8_0; ib++) {
+        prefetch_next_tile((const char *)w + (size_t)nr * w_stride, (size_t)nr * w_stride, ib, n / QK8_0);
         for (int t = 0; t < nt; t++) {
             const block_q8_0 *y = BLOCK_AT(a, a_stride, t, block_q8_0, ib);
             corr[t] = (is_q8 ? 128 : 8) * byte_sum(y); /* the weight offset times sum(y) */
