@@ -54,7 +54,9 @@ static uint64_t rng_next(void) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static float rng_unit(void) { return (float)((double)(rng_next() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+static float rng_unit(void) {
+    return (float)((double)(rng_next() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
@@ -66,7 +68,8 @@ static void *xmalloc(size_t n) {
  * leading f16 scale(s) of each 32-element block are made sane (no inf/NaN),
  * float types get values in [-1, 1). */
 static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes, size_t stride) {
-    for (size_t i = 0; i < (size_t)rows * stride; i++) w[i] = (uint8_t)rng_next();
+    for (size_t i = 0; i < (size_t)rows * stride; i++)
+        w[i] = (uint8_t)rng_next();
     const hearth_dtype_traits *info = hearth_dtype_info(t);
     for (int r = 0; r < rows; r++) {
         uint8_t *row = w + (size_t)r * stride;
@@ -121,14 +124,16 @@ static void check_case(const family *fam, hearth_dtype t, int64_t n) {
     fill_weights(t, w, rows_total, hearth_dtype_row_size(t, n), w_row);
     for (int i = 0; i < toks_total; i++) {
         const float scale = i % 5 == 0 ? 100.0f : 1.0f;
-        for (int64_t k = 0; k < n; k++) x[k] = scale * rng_unit();
+        for (int64_t k = 0; k < n; k++)
+            x[k] = scale * rng_unit();
         if (i % 7 == 3) memset(x, 0, (size_t)n * sizeof(float)); /* all-zero activation row */
         hearth_cpu_quantize_act(vdt, x, a + (size_t)i * a_row, n);
     }
     /* Reference: every pair through the per-pair kernel. */
     float *ref = xmalloc(sizeof(float) * (size_t)rows_total * (size_t)toks_total);
     for (int tk = 0; tk < toks_total; tk++)
-        for (int r = 0; r < rows_total; r++) dot(n, &ref[(size_t)tk * rows_total + r], w + (size_t)r * w_row, a + (size_t)tk * a_row);
+        for (int r = 0; r < rows_total; r++)
+            dot(n, &ref[(size_t)tk * rows_total + r], w + (size_t)r * w_row, a + (size_t)tk * a_row);
 
     const size_t out_stride = (size_t)rows_total + 3;
     float *out = xmalloc(sizeof(float) * out_stride * (size_t)toks_total);
@@ -140,7 +145,8 @@ static void check_case(const family *fam, hearth_dtype t, int64_t n) {
             const int r0 = (int)(rng_next() % (uint64_t)(rows_total - nr + 1));
             const int t0 = (int)(rng_next() % (uint64_t)(toks_total - nt + 1));
             memset(out, 0xA5, sizeof(float) * out_stride * (size_t)toks_total);
-            gemm(n, w + (size_t)r0 * w_row, w_row, nr, a + (size_t)t0 * a_row, a_row, nt, out + 1, out_stride);
+            gemm(n, w + (size_t)r0 * w_row, w_row, nr, a + (size_t)t0 * a_row, a_row, nt, out + 1,
+                 out_stride);
             shapes++;
             for (int tk = 0; tk < toks_total; tk++)
                 for (size_t c = 0; c < out_stride; c++) {
@@ -150,13 +156,14 @@ static void check_case(const family *fam, hearth_dtype t, int64_t n) {
                     if (inside) {
                         const float *want = &ref[(size_t)(t0 + tk) * rows_total + r0 + r];
                         if (memcmp(o, want, sizeof(float)) != 0 && bad++ < 5)
-                            fprintf(stderr, "%s %s n=%lld nr=%d nt=%d: (r=%d,t=%d) %.9g != vec_dot %.9g\n", fam->name,
-                                    hearth_dtype_name(t), (long long)n, nr, nt, r, tk, *o, *want);
+                            fprintf(stderr, "%s %s n=%lld nr=%d nt=%d: (r=%d,t=%d) %.9g != vec_dot %.9g\n",
+                                    fam->name, hearth_dtype_name(t), (long long)n, nr, nt, r, tk, *o, *want);
                     } else {
                         uint32_t bits;
                         memcpy(&bits, o, sizeof bits);
                         if (bits != 0xA5A5A5A5u && bad++ < 5)
-                            fprintf(stderr, "%s %s n=%lld nr=%d nt=%d: wrote outside the tile at (c=%zu,t=%d)\n",
+                            fprintf(stderr,
+                                    "%s %s n=%lld nr=%d nt=%d: wrote outside the tile at (c=%zu,t=%d)\n",
                                     fam->name, hearth_dtype_name(t), (long long)n, nr, nt, c, tk);
                     }
                 }
@@ -186,7 +193,8 @@ static void bench_case(const family *fam, hearth_dtype t) {
     float *x = xmalloc((size_t)n * sizeof(float)), *out = xmalloc(sizeof(float) * rows * toks);
     fill_weights(t, w, rows, w_row, w_row);
     for (int i = 0; i < toks; i++) {
-        for (int64_t k = 0; k < n; k++) x[k] = rng_unit();
+        for (int64_t k = 0; k < n; k++)
+            x[k] = rng_unit();
         hearth_cpu_quantize_act(vdt, x, a + (size_t)i * a_row, n);
     }
     const int tok_counts[] = {1, 8, 64};
@@ -197,7 +205,8 @@ static void bench_case(const family *fam, hearth_dtype t) {
             double t0 = now_s();
             for (int it = 0; it < 20; it++)
                 for (int r = 0; r < rows; r++)
-                    for (int tk = 0; tk < nt_all; tk++) dot(n, &out[tk * rows + r], w + (size_t)r * w_row, a + (size_t)tk * a_row);
+                    for (int tk = 0; tk < nt_all; tk++)
+                        dot(n, &out[tk * rows + r], w + (size_t)r * w_row, a + (size_t)tk * a_row);
             double t1 = now_s();
             if (t1 - t0 < best_pair) best_pair = t1 - t0;
             t0 = now_s();
@@ -206,14 +215,16 @@ static void bench_case(const family *fam, hearth_dtype t) {
                     for (int tk0 = 0; tk0 < nt_all; tk0 += max_toks) {
                         const int nr = rows - r0 < max_rows ? rows - r0 : max_rows;
                         const int nt = nt_all - tk0 < max_toks ? nt_all - tk0 : max_toks;
-                        gemm(n, w + (size_t)r0 * w_row, w_row, nr, a + (size_t)tk0 * a_row, a_row, nt, out + tk0 * rows + r0, rows);
+                        gemm(n, w + (size_t)r0 * w_row, w_row, nr, a + (size_t)tk0 * a_row, a_row, nt,
+                             out + tk0 * rows + r0, rows);
                     }
             t1 = now_s();
             if (t1 - t0 < best_gemm) best_gemm = t1 - t0;
         }
         const double pairs = 20.0 * rows * nt_all * (double)n;
         printf("  %-7s %-5s %2d tokens: vec_dot %6.2f GMAC/s, gemm %6.2f GMAC/s (x%.2f)\n", fam->name,
-               hearth_dtype_name(t), nt_all, pairs / best_pair * 1e-9, pairs / best_gemm * 1e-9, best_pair / best_gemm);
+               hearth_dtype_name(t), nt_all, pairs / best_pair * 1e-9, pairs / best_gemm * 1e-9,
+               best_pair / best_gemm);
     }
     free(w);
     free(a);
@@ -246,7 +257,8 @@ static void test_scalar_override(const char *self) {
     }
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "HEARTH_CPU_ISA=scalar child passed (status %d)", status);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "HEARTH_CPU_ISA=scalar child passed (status %d)",
+           status);
 }
 
 int main(int argc, char **argv) {
@@ -260,8 +272,9 @@ int main(int argc, char **argv) {
     const hearth_cpu_level level = hearth_cpu_level_get();
     fams[n_fams++] = (family){"avx2", level >= HEARTH_CPU_AVX2 && caps->avx2 && caps->fma && caps->f16c,
                               hearth_cpu_gemm_avx2};
-    fams[n_fams++] = (family){"avx512", level >= HEARTH_CPU_AVX512 && caps->avx512f && caps->avx512bw &&
-                                            caps->avx512vl && caps->avx512vnni,
+    fams[n_fams++] = (family){"avx512",
+                              level >= HEARTH_CPU_AVX512 && caps->avx512f && caps->avx512bw &&
+                                  caps->avx512vl && caps->avx512vnni,
                               hearth_cpu_gemm_avx512};
 #endif
 
@@ -272,13 +285,15 @@ int main(int argc, char **argv) {
         for (int f = 0; f < n_fams; f++) {
             int mr = 0, mt = 0;
             if (fams[f].get(t, &mr, &mt)) {
-                CHECKF(mr >= 1 && mt >= 1, "%s gemm %s tile %dx%d", fams[f].name, hearth_dtype_name(t), mr, mt);
+                CHECKF(mr >= 1 && mt >= 1, "%s gemm %s tile %dx%d", fams[f].name, hearth_dtype_name(t), mr,
+                       mt);
                 any |= fams[f].usable;
             }
         }
         int mr = 0, mt = 0;
         const hearth_gemm_fn g = hearth_cpu_gemm(t, &mr, &mt);
-        CHECKF((g != NULL) == any, "dispatcher has a gemm for %s exactly when a usable family does", hearth_dtype_name(t));
+        CHECKF((g != NULL) == any, "dispatcher has a gemm for %s exactly when a usable family does",
+               hearth_dtype_name(t));
     }
 
     /* (a) bit-identity, every family this CPU runs */
@@ -293,7 +308,8 @@ int main(int argc, char **argv) {
                 const int64_t bs = hearth_dtype_info(k_types[ti])->block_size;
                 check_case(&fams[f], k_types[ti], k_blocks[bi] * (bs < 32 ? 32 : bs));
             }
-        for (size_t ti = 0; ti < N_TYPES; ti++) bench_case(&fams[f], k_types[ti]);
+        for (size_t ti = 0; ti < N_TYPES; ti++)
+            bench_case(&fams[f], k_types[ti]);
     }
 
     /* (c) HEARTH_CPU_ISA=scalar */

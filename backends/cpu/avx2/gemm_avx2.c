@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "gemm_kernels.h"
+#include "simd_kernels.h"
 
 enum { LANES = 8, GROUPS = 2, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
 
@@ -51,7 +52,8 @@ static inline void transpose4(__m256i a0, __m256i a1, __m256i a2, __m256i a3, __
 /* 16 bytes of each of 8 rows -> 4 vectors, vector k lane r = bytes 4k..4k+3
  * of row r (rows r and r+4 share a load, so lane order is row order). */
 static inline void transpose_8x16(const uint8_t *const p[LANES], __m256i out[4]) {
-    transpose4(load_2x128(p[0], p[4]), load_2x128(p[1], p[5]), load_2x128(p[2], p[6]), load_2x128(p[3], p[7]), out);
+    transpose4(load_2x128(p[0], p[4]), load_2x128(p[1], p[5]), load_2x128(p[2], p[6]), load_2x128(p[3], p[7]),
+               out);
 }
 
 static inline __m256 f16x8(const hearth_f16 d[LANES]) {
@@ -62,8 +64,9 @@ static inline __m256 f16x8(const hearth_f16 d[LANES]) {
 /* Per token of the tile, for the current block: sum of the 32 activation
  * bytes (Q4_0's offset correction) and the activation scale. */
 static inline void token_terms(const block_q8_0 *y, int32_t *bsum, float *d) {
-    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)y->qs)),
-                                        _mm256_set1_epi16(1));
+    const __m256i s = _mm256_madd_epi16(
+        _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)y->qs)),
+        _mm256_set1_epi16(1));
     __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
     h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
@@ -74,25 +77,49 @@ static inline void token_terms(const block_q8_0 *y, int32_t *bsum, float *d) {
 /* Copy the finished tile out: lanes beyond nr are padding. */
 static void store_tile(const float (*acc)[MAX_TOKS][LANES], int nr, int nt, float *out, size_t out_stride) {
     for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr; r++) out[(size_t)t * out_stride + r] = acc[r / LANES][t][r % LANES];
+        for (int r = 0; r < nr; r++)
+            out[(size_t)t * out_stride + r] = acc[r / LANES][t][r % LANES];
 }
 
 /* The kernel reads its nr weight rows as nr interleaved streams, which the
  * hardware prefetchers do not follow, so without help every block would wait
  * on memory (decode, with one token, ran 4x slower). The rows of the caller's
  * next tile usually follow this tile's in memory: while working on block ib
- * of nb, request slice ib of the next tile (nr rows from `end`) into L2, so
- * that memory streams in the background like the per-pair kernels' reads. */
+ * of nb, request slice ib of the next tile (nr rows from `end`) into L1
+ * (measured: better than L2), so that memory streams in the background like
+ * the per-pair kernels' reads. */
 static inline void prefetch_next_tile(const char *end, size_t tile_bytes, int64_t ib, int64_t nb) {
     const size_t from = (size_t)ib * tile_bytes / (size_t)nb, to = (size_t)(ib + 1) * tile_bytes / (size_t)nb;
     /* inline asm: GCC 12 deletes a loop of nothing but _mm_prefetch here */
-    for (size_t off = from & ~(size_t)63; off < to; off += 64) __asm__ volatile("prefetcht1 %0" : : "m"(end[off]));
+    for (size_t off = from & ~(size_t)63; off < to; off += 64)
+        __asm__ volatile("prefetcht0 %0" : : "m"(end[off]));
 }
 
-#define BLOCK_AT(base, stride, i, type, ib) ((const type *)((const char *)(base) + (size_t)(i) * (stride)) + (ib))
+#define BLOCK_AT(base, stride, i, type, ib)                                                                  \
+    ((const type *)((const char *)(base) + (size_t)(i) * (stride)) + (ib))
 
-static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *out, size_t out_stride) {
+/* Up to FEW_TOKS tokens (decode): the transposed block would serve too few
+ * dots to pay for itself (measured: slower than per-pair at 1 and 2 tokens),
+ * so use the family's per-pair kernel, row by row (the rows are then one
+ * sequential stream). Bit-identical all the same: the per-pair kernels of
+ * these types equal the scalar kernel, as the tiled path does. */
+enum { FEW_TOKS = 2 };
+
+static void gemm_few_tokens(hearth_dtype type, int64_t n, const void *w, size_t w_stride, int nr,
+                            const void *a, size_t a_stride, int nt, float *out, size_t out_stride) {
+    const hearth_vec_dot_fn dot = hearth_cpu_vec_dot_avx2(type);
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++)
+            dot(n, &out[(size_t)t * out_stride + r], (const char *)w + (size_t)r * w_stride,
+                (const char *)a + (size_t)t * a_stride);
+}
+
+static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                      int nt, float *out, size_t out_stride) {
+    if (nt <= FEW_TOKS) {
+        gemm_few_tokens(HEARTH_Q8_0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+        return;
+    }
     _Alignas(32) float acc[GROUPS][MAX_TOKS][LANES];
     memset(acc, 0, sizeof acc);
     const int ng = (nr + LANES - 1) / LANES;
@@ -112,16 +139,19 @@ static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const v
             __m256i xs[8], xa[8]; /* signed weights, and their magnitudes */
             transpose_8x16(lo, xs);
             transpose_8x16(hi, xs + 4);
-            for (int k = 0; k < 8; k++) xa[k] = _mm256_sign_epi8(xs[k], xs[k]);
+            for (int k = 0; k < 8; k++)
+                xa[k] = _mm256_sign_epi8(xs[k], xs[k]);
             const __m256 dw = f16x8(dw16);
             for (int t = 0; t < nt; t++) {
                 const block_q8_0 *y = BLOCK_AT(a, a_stride, t, block_q8_0, ib);
                 __m256i s = _mm256_setzero_si256();
                 for (int k = 0; k < 8; k++) {
                     const __m256i yk = _mm256_set1_epi32((int)load_u32(y->qs + 4 * k));
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(xa[k], _mm256_sign_epi8(yk, xs[k])), ones));
+                    s = _mm256_add_epi32(
+                        s, _mm256_madd_epi16(_mm256_maddubs_epi16(xa[k], _mm256_sign_epi8(yk, xs[k])), ones));
                 }
-                const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(y->d))));
+                const __m256 v =
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(y->d))));
                 _mm256_store_ps(acc[g][t], _mm256_add_ps(_mm256_load_ps(acc[g][t]), v));
             }
         }
@@ -129,8 +159,12 @@ static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const v
     store_tile((const float(*)[MAX_TOKS][LANES])acc, nr, nt, out, out_stride);
 }
 
-static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *out, size_t out_stride) {
+static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                      int nt, float *out, size_t out_stride) {
+    if (nt <= FEW_TOKS) {
+        gemm_few_tokens(HEARTH_Q4_0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+        return;
+    }
     _Alignas(32) float acc[GROUPS][MAX_TOKS][LANES];
     memset(acc, 0, sizeof acc);
     int32_t bsum[MAX_TOKS];
@@ -139,7 +173,8 @@ static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const v
     const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F);
     for (int64_t ib = 0; ib < n / QK8_0; ib++) {
         prefetch_next_tile((const char *)w + (size_t)nr * w_stride, (size_t)nr * w_stride, ib, n / QK8_0);
-        for (int t = 0; t < nt; t++) token_terms(BLOCK_AT(a, a_stride, t, block_q8_0, ib), &bsum[t], &da[t]);
+        for (int t = 0; t < nt; t++)
+            token_terms(BLOCK_AT(a, a_stride, t, block_q8_0, ib), &bsum[t], &da[t]);
         for (int g = 0; g < ng; g++) {
             const uint8_t *qs[LANES];
             hearth_f16 dw16[LANES];
@@ -164,10 +199,13 @@ static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const v
                 /* nibbles 0..15 times int8: 8 steps of <= 2*15*128 stay inside int16 */
                 __m256i s16 = _mm256_setzero_si256();
                 for (int k = 0; k < 8; k++)
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(xq[k], _mm256_set1_epi32((int)load_u32(y->qs + 4 * k))));
+                    s16 = _mm256_add_epi16(
+                        s16, _mm256_maddubs_epi16(xq[k], _mm256_set1_epi32((int)load_u32(y->qs + 4 * k))));
                 /* sum((q - 8) * y) = sum(q * y) - 8 * sum(y), exactly */
-                const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(8 * bsum[t]));
-                const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dw), _mm256_set1_ps(da[t]));
+                const __m256i s =
+                    _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(8 * bsum[t]));
+                const __m256 v =
+                    _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dw), _mm256_set1_ps(da[t]));
                 _mm256_store_ps(acc[g][t], _mm256_add_ps(_mm256_load_ps(acc[g][t]), v));
             }
         }
