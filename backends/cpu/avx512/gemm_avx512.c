@@ -1,6 +1,6 @@
 /*
  * gemm_avx512.c - register-tiled GEMM kernels (AVX-512 F/BW/VL + VNNI) of the
- * CPU backend: up to 32 weight rows x 64 activation rows per call, Q8_0 and
+ * CPU backend: up to 64 weight rows x 64 activation rows per call, Q8_0 and
  * Q4_0 weights against Q8_0 activations.
  *
  * Owned by the GEMM kernels; compiled with the AVX-512 flags and reached only
@@ -26,7 +26,7 @@
 #include "cpu/avx2/gemm_kernels.h"
 #include "cpu/avx2/simd_kernels.h"
 
-enum { LANES = 16, GROUPS = 2, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
+enum { LANES = 16, GROUPS = 4, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
 
 /* Four 16-byte loads as one vector, in 128-bit lanes 0..3. */
 static inline __m512i load_4x128(const void *p0, const void *p1, const void *p2, const void *p3) {
