@@ -10,7 +10,8 @@
  * transposed so that vector k holds bytes 4k..4k+3 of every row; an
  * activation's bytes 4k..4k+3 are broadcast to all lanes, and 8 such products
  * give each lane its row's exact block sum, with no horizontal reduction. The
- * transposed block then serves every token of the tile.
+ * transposed block then serves every token of the tile. One or two tokens
+ * (decode) use the per-pair kernel instead (see gemm_few_tokens).
  *
  * Invariant (checked by tests/unit/test_gemm.c): every output is bit-identical
  * to the per-pair kernels (scalar, AVX2, AVX-512 alike): per pair the exact
@@ -87,7 +88,8 @@ static void store_tile(const float (*acc)[MAX_TOKS][LANES], int nr, int nt, floa
  * next tile usually follow this tile's in memory: while working on block ib
  * of nb, request slice ib of the next tile (nr rows from `end`) into L1
  * (measured: better than L2), so that memory streams in the background like
- * the per-pair kernels' reads. */
+ * the per-pair kernels' reads. Past the matrix's end this is harmless: x86
+ * prefetches never fault. */
 static inline void prefetch_next_tile(const char *end, size_t tile_bytes, int64_t ib, int64_t nb) {
     const size_t from = (size_t)ib * tile_bytes / (size_t)nb, to = (size_t)(ib + 1) * tile_bytes / (size_t)nb;
     /* inline asm: GCC 12 deletes a loop of nothing but _mm_prefetch here */

@@ -13,7 +13,8 @@
  * broadcast, and vpdpbusd (unsigned x signed bytes, exact int32 sums) gives
  * each lane its row's block sum. vpdpbusd wants unsigned weights, so Q8_0
  * weights are offset by +128 and Q4_0 nibbles used as 0..15, and the
- * activation's byte sum times the offset is subtracted again, exactly.
+ * activation's byte sum times the offset is subtracted again, exactly. A
+ * single token (decode) uses the per-pair kernel instead (gemm_one_token).
  *
  * Invariant (checked by tests/unit/test_gemm.c): every output is bit-identical
  * to the per-pair kernels: exact integer block sums, the scalar kernel's float
@@ -92,7 +93,9 @@ static inline __m512i block_sums(const __m512i x[8], const block_q8_0 *y) {
  * on memory (decode, with one token, ran 4x slower). The rows of the caller's
  * next tile usually follow this tile's in memory: while working on block ib
  * of nb, request slice ib of the next tile (nr rows from `end`) into L1
- * (measured: better than L2), so that memory streams in the background like the per-pair kernels' reads. */
+ * (measured: better than L2), so that memory streams in the background like
+ * the per-pair kernels' reads. Past the matrix's end this is harmless: x86
+ * prefetches never fault. */
 static inline void prefetch_next_tile(const char *end, size_t tile_bytes, int64_t ib, int64_t nb) {
     const size_t from = (size_t)ib * tile_bytes / (size_t)nb, to = (size_t)(ib + 1) * tile_bytes / (size_t)nb;
     /* inline asm: GCC 12 deletes a loop of nothing but _mm_prefetch here */
