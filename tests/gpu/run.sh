@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh - the CUDA backend's checks on a machine with an NVIDIA GPU.
+#
+# Owner: the CUDA backend (issue 8). Two modes:
+#
+#   tests/gpu/run.sh --pack   (HERE, on the build machine, no GPU needed)
+#       Builds the CUDA binaries for sm_90 in build-gpu/ and packs what the GPU
+#       machine needs into build-gpu-carry/ (ignored by git via /build*/):
+#       bin/ (hearth, test_cuda_ops, cuda_bw_probe), lib/ (the shared libraries
+#       they load that a bare CUDA image may lack: sqlite3, yaml, cjson,
+#       microhttpd + gnutls, ncursesw; never glibc) and models/ (sample GGUFs
+#       from ../shared/models, which does not travel).
+#
+#   tests/gpu/run.sh          (THERE, on the GPU machine)
+#       Uses build-gpu-carry/ when present (the GPU image lacks the Debian -dev
+#       packages and the top-level CMakeLists requires them, so building there
+#       only works where they are installed); otherwise builds from source.
+#       Then: 1. every kernel's parity test vs the CPU backend (test_cuda_ops:
+#       random data, per-type tolerances, outputs NaN-poisoned first);
+#       2. greedy generation on the sample models, CUDA tokens vs CPU tokens;
+#       3. a device-to-device copy bandwidth probe; 4. `hearth bench` tg/pp on
+#       synthetic models (llama3-8b shape in q4_0, q8_0, f16; llama3.2-1b in
+#       q4_0), each tg given as achieved weight bandwidth (bytes per token x
+#       tok/s) and as a fraction of the probe. About 6-8 minutes on an H100.
+#       Results go to $OUT (or ./gpu-results): summary.txt, parity.log,
+#       greedy.log, bench.jsonl. Exit status: non-zero if parity failed.
+#
+# The device tool call a session makes (after --pack here):
+#   run(command="bash tests/gpu/run.sh", carry=["build-gpu-carry"], timeout_s=560)
+# Env: SKIP_BENCH=1 skips step 4; BENCH_SHAPES="llama3.2-1b:q4_0 ..." overrides it.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+CARRY=$ROOT/build-gpu-carry
+
+# ------------------------------------------------------------ --pack (here)
+if [ "${1:-}" = "--pack" ]; then
+    set -e
+    cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEARTH_CUDA=ON -DHEARTH_CUDA_ARCHS=90 \
+        -DHEARTH_VULKAN=OFF >/dev/null
+    cmake --build build-gpu -j"${JOBS:-2}" --target hearth-cli test_cuda_ops cuda_bw_probe
+    rm -rf "$CARRY"
+    mkdir -p "$CARRY/bin" "$CARRY/lib" "$CARRY/models"
+    cp build-gpu/bin/hearth build-gpu/bin/test_cuda_ops build-gpu/bin/cuda_bw_probe "$CARRY/bin/"
+    for b in "$CARRY"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
+        grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libgcc_s|libstdc\+\+)\.so' |
+        while read -r lib; do cp -L "$lib" "$CARRY/lib/"; done
+    SHARED=${HEARTH_SHARED:-$ROOT/../shared}
+    for m in stories260K-q8_0 stories260K-f16 stories260K-q4_k_m hearth-kjv-llama-q4_0 hearth-kjv-llama-q8_0 \
+        hearth-kjv-llama-f16 hearth-kjv-llama-bf16 hearth-kjv-llama-q6_k hearth-kjv-qwen2-q8_0 \
+        hearth-kjv-qwen3-q4_0 hearth-kjv-qwen3-f16; do
+        cp "$SHARED/models/$m.gguf" "$CARRY/models/"
+    done
+    git rev-parse HEAD >"$CARRY/commit" 2>/dev/null || true
+    du -sh "$CARRY"
+    echo "packed; now run on the GPU machine: bash tests/gpu/run.sh  (carry: build-gpu-carry)"
+    exit 0
+fi
+
+# ------------------------------------------------------------ on the GPU machine
+RES=${OUT:-$ROOT/gpu-results}
+mkdir -p "$RES"
+SUMMARY=$RES/summary.txt
+: >"$SUMMARY"
+say() { echo "$*" | tee -a "$SUMMARY"; }
+T0=$(date +%s)
+elapsed() { echo $(($(date +%s) - T0)); }
+
+if [ -x "$CARRY/bin/hearth" ]; then
+    BIN=$CARRY/bin
+    export LD_LIBRARY_PATH=$CARRY/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    MODELS=$CARRY/models
+    say "binaries: carried build (commit $(cat "$CARRY/commit" 2>/dev/null || echo ?))"
+else
+    say "binaries: building from source (needs the -dev packages of CMakeLists.txt)"
+    cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEARTH_CUDA=ON -DHEARTH_CUDA_ARCHS=90 \
+        -DHEARTH_VULKAN=OFF >"$RES/build.log" 2>&1 &&
+        cmake --build build-gpu -j"$(nproc)" --target hearth-cli test_cuda_ops cuda_bw_probe >>"$RES/build.log" 2>&1 ||
+        { say "build failed (see build.log)"; exit 1; }
+    BIN=$ROOT/build-gpu/bin
+    MODELS=${HEARTH_SHARED:-$ROOT/../shared}/models
+fi
+say "date: $(date -u +%Y-%m-%dT%H:%MZ)  git: $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
+say "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo 'nvidia-smi missing')"
+
+# ---- 1. kernel parity
+say "== 1. kernel parity (test_cuda_ops)"
+timeout 180 "$BIN/test_cuda_ops" >"$RES/parity.log" 2>&1
+PARITY=$?
+grep -E "FAIL|CHECK failed|cuda_ops:" "$RES/parity.log" | head -40 | tee -a "$SUMMARY"
+say "parity exit status: $PARITY  ($(elapsed)s)"
+
+# ---- 2. greedy generation, CUDA vs CPU tokens
+say "== 2. greedy generation (32 tokens), cuda vs cpu"
+: >"$RES/greedy.log"
+tokens_of() { python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["tokens"])))' 2>/dev/null; }
+for m in "$MODELS"/*.gguf; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m" .gguf)
+    args=(run -m "$m" -p "In the beginning God created" -n 32 --temp 0 --ignore-eos --no-prefix-cache --json -c 256)
+    cpu=$(timeout 60 "$BIN/hearth" "${args[@]}" --backend cpu 2>>"$RES/greedy.log" | tokens_of)
+    gpu=$(timeout 60 "$BIN/hearth" "${args[@]}" --backend cuda 2>>"$RES/greedy.log" | tokens_of)
+    echo "$name cpu: $cpu" >>"$RES/greedy.log"
+    echo "$name gpu: $gpu" >>"$RES/greedy.log"
+    verdict=$(python3 - "$cpu" "$gpu" <<'EOF'
+import sys
+a, b = sys.argv[1].split(), sys.argv[2].split()
+if not b: print("FAIL (no cuda output)"); sys.exit()
+if a == b: print("identical (%d tokens)" % len(a)); sys.exit()
+i = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+print(("WARN" if i >= 8 else "FAIL") + " diverges at token %d of %d" % (i, len(a)))
+EOF
+)
+    say "  $name: $verdict"
+done
+say "($(elapsed)s)"
+
+# ---- 3. bandwidth probe
+say "== 3. device-to-device copy bandwidth"
+BWLINE=$(timeout 60 "$BIN/cuda_bw_probe" 2>&1)
+say "  $BWLINE"
+BW=$(echo "$BWLINE" | sed -n 's/.*: \([0-9.]*\) GB\/s.*/\1/p')
+
+# ---- 4. bench on synthetic models
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+    say "== 4. hearth bench (pp 512, tg 64) on synthetic models"
+    SYN=${TMPDIR:-/tmp}/hearth-synth
+    mkdir -p "$SYN"
+    : >"$RES/bench.jsonl"
+    for st in ${BENCH_SHAPES:-llama3.2-1b:q4_0 llama3-8b:q4_0 llama3-8b:q8_0 llama3-8b:f16}; do
+        shape=${st%%:*} type=${st##*:}
+        if [ "$(elapsed)" -gt 420 ]; then say "  $shape $type: skipped (time budget)"; continue; fi
+        f=$SYN/$shape-$type.gguf
+        t1=$(date +%s)
+        timeout 150 "$BIN/hearth" mkmodel --shape "$shape" --type "$type" -o "$f" >/dev/null 2>>"$RES/bench.err" ||
+            { say "  $shape $type: mkmodel failed"; continue; }
+        t2=$(date +%s)
+        line=$(timeout 150 "$BIN/hearth" bench -m "$f" -p 512 -n 64 -r 2 --json --backend cuda --bw-mib 0 \
+            2>>"$RES/bench.err" | tail -1)
+        echo "$line" >>"$RES/bench.jsonl"
+        say "  $shape $type: $(python3 - "$line" "${BW:-0}" <<'EOF'
+import json, sys
+try:
+    r = json.loads(sys.argv[1])
+except Exception:
+    print("bench failed (see bench.err)"); sys.exit()
+bw = float(sys.argv[2] or 0)
+tg, pp = r["tg_tok_s"]["mean"], r["pp_tok_s"]["mean"]
+got = r["bytes_per_token"] * tg / 1e9
+frac = " = %.0f%% of %.0f GB/s copy" % (100 * got / bw, bw) if bw else ""
+print("pp %.1f tok/s, tg %.1f tok/s, weights streamed %.0f GB/s%s" % (pp, tg, got, frac))
+EOF
+)  (mkmodel $((t2 - t1))s, bench $(($(date +%s) - t2))s)"
+        rm -f "$f"
+    done
+fi
+say "total $(elapsed)s"
+exit $PARITY
