@@ -47,7 +47,7 @@ if [ "${1:-}" = "--pack" ]; then
         while read -r lib; do cp -L "$lib" "$CARRY/lib/"; done
     SHARED=${HEARTH_SHARED:-$ROOT/../shared}
     for m in stories260K-q8_0 stories260K-f16 stories260K-q4_k_m hearth-kjv-llama-q4_0 hearth-kjv-llama-q8_0 \
-        hearth-kjv-llama-f16 hearth-kjv-llama-bf16 hearth-kjv-llama-q6_k hearth-kjv-qwen2-q8_0 \
+        hearth-kjv-llama-f16 hearth-kjv-llama-q6_k hearth-kjv-qwen2-q8_0 \
         hearth-kjv-qwen3-q4_0 hearth-kjv-qwen3-f16; do
         cp "$SHARED/models/$m.gguf" "$CARRY/models/"
     done
