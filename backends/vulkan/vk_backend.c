@@ -1,0 +1,1014 @@
+/*
+ * vk_backend.c - the Vulkan implementation of backend.h (compute shaders).
+ *
+ * Owns: one VkInstance/VkDevice with one compute queue, a VkBuffer per
+ * `alloc`, one compute pipeline per embedded shader (shaders/<name>.comp, see
+ * vk_shaders.h), a per-pass staging arena for index arrays, and one command
+ * buffer that records every op of a forward pass; it is submitted (and waited
+ * on) at synchronize, download and upload.
+ *
+ * Device pointers: `alloc` returns a synthetic address (not dereferenceable)
+ * from a private address space; every allocation owns [addr, addr + size), so
+ * the runtime's pointer arithmetic on tensor->data (page views, row offsets)
+ * resolves back to (buffer, byte offset) by binary search. Shaders bind whole
+ * buffers and take offsets in push constants, so no offset alignment applies.
+ *
+ * Invariants: ops only record (they never fail); any problem (a pointer that
+ * is not ours, a KV type the shaders lack, head_dim > 256) is kept and
+ * reported by the next synchronize. Barriers: a dispatch that reads a buffer
+ * written since the last barrier, or writes one read or written since then,
+ * gets a full compute/transfer memory barrier first; independent dispatches
+ * (the q/k/v matmuls) run without one. Weight types: F32, F16, Q8_0, Q4_0.
+ * Buffers larger than the device's maxStorageBufferRange (128 MiB on
+ * lavapipe) are refused at alloc with a message naming the limit.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <vulkan/vulkan.h>
+
+#include "backend.h"
+#include "vk_shaders.h"
+
+/* ------------------------------------------------------------ types */
+
+typedef struct vk_buf {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    void *map;       /* host mapping when the memory is host visible, else NULL */
+    size_t size;     /* bytes requested */
+    uintptr_t addr;  /* synthetic base address (device buffers only) */
+} vk_buf;
+
+enum { SH_GET_ROWS, SH_MATMUL, SH_RMS_NORM, SH_BINARY, SH_ROPE, SH_KV_STORE, SH_ATTENTION, SH_COUNT };
+static const struct {
+    const char *name;
+    uint32_t n_bind;
+} shader_defs[SH_COUNT] = {{"get_rows", 3}, {"matmul", 4}, {"rms_norm", 3}, {"binary", 3},
+                           {"rope", 2},     {"kv_store", 3}, {"attention", 5}};
+
+enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128 };
+
+typedef struct vk_ctx {
+    int index;
+    VkInstance inst;
+    VkPhysicalDevice pdev;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t qfam;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties memprops;
+    char driver[96];
+    VkPipelineCache pcache;
+    char cache_path[512];
+    VkDescriptorSetLayout dsl[SH_COUNT];
+    VkPipelineLayout pl[SH_COUNT];
+    VkPipeline pipe[SH_COUNT];
+    VkCommandPool cpool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    bool recording;
+    VkDescriptorPool *dpools; /* per-pass descriptor sets; reset at flush */
+    int n_dpools, cur_dpool;
+    vk_buf **bufs; /* device buffers sorted by addr */
+    int n_bufs, cap_bufs;
+    uintptr_t next_addr;
+    vk_buf **stage; /* host-visible staging chunks, reused pass after pass */
+    int n_stage, cur_stage;
+    size_t stage_used;
+    const vk_buf *pend_w[MAX_PENDING], *pend_r[MAX_PENDING]; /* hazards since the last barrier */
+    int n_w, n_r;
+    /* rope angle table of this pass (the same for every layer) */
+    int32_t *rope_pos;
+    int rope_n, rope_cap;
+    hearth_rope_params rope_p;
+    vk_buf *rope_buf;
+    size_t rope_off;
+    bool rope_valid;
+    hearth_status err_code; /* first deferred error, reported by synchronize */
+    char err_msg[384];
+} vk_ctx;
+
+static vk_ctx *ctx_of(hearth_backend *b) { return b->ctx; }
+
+static void defer_error(vk_ctx *c, hearth_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include <stdarg.h>
+static void defer_error(vk_ctx *c, hearth_status code, const char *fmt, ...) {
+    if (c->err_code) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err_msg, sizeof c->err_msg, fmt, ap);
+    va_end(ap);
+    c->err_code = code;
+}
+
+static const char *vk_result_str(VkResult r) {
+    switch (r) {
+    case VK_SUCCESS: return "VK_SUCCESS";
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+    case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+    default: return "VkResult error";
+    }
+}
+
+/* ------------------------------------------------------------ memory */
+
+static int find_mem_type(vk_ctx *c, uint32_t bits, VkMemoryPropertyFlags want) {
+    for (uint32_t i = 0; i < c->memprops.memoryTypeCount; i++)
+        if ((bits & (1u << i)) && (c->memprops.memoryTypes[i].propertyFlags & want) == want) return (int)i;
+    return -1;
+}
+
+/* A buffer of `bytes`: device-local (mapped too when that memory is host
+ * visible and coherent, as on lavapipe and UMA GPUs), or host-visible. */
+static vk_buf *buf_create(vk_ctx *c, size_t bytes, bool host, hearth_error *err) {
+    vk_buf *b = calloc(1, sizeof *b);
+    if (!b) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "vulkan: out of host memory");
+        return NULL;
+    }
+    b->size = bytes;
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bi.size = (bytes + 15) & ~(size_t)15;
+    if (bi.size == 0) bi.size = 16;
+    bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    VkResult r = vkCreateBuffer(c->dev, &bi, NULL, &b->buf);
+    if (r != VK_SUCCESS) goto fail;
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(c->dev, b->buf, &req);
+    const VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    int t = host ? find_mem_type(c, req.memoryTypeBits, hv) : find_mem_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    if (t < 0) t = find_mem_type(c, req.memoryTypeBits, host ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT : 0);
+    if (t < 0) {
+        r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+        goto fail;
+    }
+    VkMemoryAllocateInfo ai = {VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, NULL, req.size, (uint32_t)t};
+    r = vkAllocateMemory(c->dev, &ai, NULL, &b->mem);
+    if (r != VK_SUCCESS) goto fail;
+    r = vkBindBufferMemory(c->dev, b->buf, b->mem, 0);
+    if (r != VK_SUCCESS) goto fail;
+    if ((c->memprops.memoryTypes[t].propertyFlags & hv) == hv) {
+        r = vkMapMemory(c->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map);
+        if (r != VK_SUCCESS) goto fail;
+    }
+    return b;
+fail:
+    if (b->buf) vkDestroyBuffer(c->dev, b->buf, NULL);
+    if (b->mem) vkFreeMemory(c->dev, b->mem, NULL);
+    free(b);
+    hearth_error_set(err, r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? HEARTH_ERR_NOMEM : HEARTH_ERR_IO,
+                     "vulkan: cannot allocate a %zu-byte buffer (%s)", bytes, vk_result_str(r));
+    return NULL;
+}
+
+static void buf_destroy(vk_ctx *c, vk_buf *b) {
+    if (!b) return;
+    if (b->map) vkUnmapMemory(c->dev, b->mem);
+    vkDestroyBuffer(c->dev, b->buf, NULL);
+    vkFreeMemory(c->dev, b->mem, NULL);
+    free(b);
+}
+
+/* The allocation holding synthetic address p, and p's byte offset in it. */
+static vk_buf *resolve(vk_ctx *c, const void *p, size_t *off) {
+    uintptr_t a = (uintptr_t)p;
+    *off = 0;
+    int lo = 0, hi = c->n_bufs - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        vk_buf *b = c->bufs[mid];
+        if (a < b->addr) hi = mid - 1;
+        else if (a >= b->addr + (b->size ? b->size : 1)) lo = mid + 1;
+        else {
+            *off = a - b->addr;
+            return b;
+        }
+    }
+    defer_error(c, HEARTH_ERR_INVALID, "vulkan: pointer %p is not memory of this backend", p);
+    return NULL;
+}
+
+/* Host-visible scratch for this pass (index arrays, rope tables). */
+static vk_buf *stage_alloc(vk_ctx *c, size_t bytes, size_t *off) {
+    *off = 0;
+    bytes = (bytes + 15) & ~(size_t)15;
+    for (;;) {
+        if (c->cur_stage < c->n_stage) {
+            vk_buf *s = c->stage[c->cur_stage];
+            if (c->stage_used + bytes <= s->size) {
+                *off = c->stage_used;
+                c->stage_used += bytes;
+                return s;
+            }
+            if (c->stage_used == 0 && bytes > s->size) { /* too small for this request: replace it */
+                buf_destroy(c, s);
+                hearth_error e = {0};
+                c->stage[c->cur_stage] = buf_create(c, bytes, true, &e);
+                if (!c->stage[c->cur_stage] || !c->stage[c->cur_stage]->map) goto oom;
+                continue;
+            }
+            c->cur_stage++;
+            c->stage_used = 0;
+            continue;
+        }
+        vk_buf **ns = realloc(c->stage, (size_t)(c->n_stage + 1) * sizeof *ns);
+        if (!ns) goto oom;
+        c->stage = ns;
+        hearth_error e = {0};
+        vk_buf *s = buf_create(c, bytes > STAGE_CHUNK ? bytes : STAGE_CHUNK, true, &e);
+        if (!s || !s->map) goto oom;
+        c->stage[c->n_stage++] = s;
+    }
+oom:
+    defer_error(c, HEARTH_ERR_NOMEM, "vulkan: cannot allocate %zu bytes of staging memory", bytes);
+    return NULL;
+}
+
+static vk_buf *stage_copy(vk_ctx *c, const void *src, size_t bytes, size_t *off) {
+    vk_buf *s = stage_alloc(c, bytes ? bytes : 4, off);
+    if (s && bytes) memcpy((char *)s->map + *off, src, bytes);
+    return s;
+}
+
+/* ------------------------------------------------------------ recording */
+
+static void begin_recording(vk_ctx *c) {
+    if (c->recording) return;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    vkBeginCommandBuffer(c->cmd, &bi);
+    c->recording = true;
+}
+
+/* Submit what was recorded, wait, and recycle the per-pass resources. */
+static void flush(vk_ctx *c) {
+    if (c->recording) {
+        c->recording = false;
+        VkResult r = vkEndCommandBuffer(c->cmd);
+        if (r == VK_SUCCESS) {
+            VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO};
+            si.commandBufferCount = 1;
+            si.pCommandBuffers = &c->cmd;
+            r = vkQueueSubmit(c->queue, 1, &si, c->fence);
+            if (r == VK_SUCCESS) r = vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX);
+            vkResetFences(c->dev, 1, &c->fence);
+        }
+        if (r != VK_SUCCESS) defer_error(c, HEARTH_ERR_IO, "vulkan: command submission failed (%s)", vk_result_str(r));
+        vkResetCommandPool(c->dev, c->cpool, 0);
+    }
+    for (int i = 0; i <= c->cur_dpool && i < c->n_dpools; i++) vkResetDescriptorPool(c->dev, c->dpools[i], 0);
+    c->cur_dpool = 0;
+    c->cur_stage = 0;
+    c->stage_used = 0;
+    c->n_w = c->n_r = 0;
+    c->rope_valid = false;
+}
+
+static bool in_list(const vk_buf *const *l, int n, const vk_buf *b) {
+    for (int i = 0; i < n; i++)
+        if (l[i] == b) return true;
+    return false;
+}
+
+static void full_barrier(vk_ctx *c) {
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                       VK_ACCESS_TRANSFER_WRITE_BIT;
+    const VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    vkCmdPipelineBarrier(c->cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+    c->n_w = c->n_r = 0;
+}
+
+typedef struct vk_arg {
+    vk_buf *b;
+    bool write;
+    bool track; /* device buffer (staging is host-written before submit) */
+} vk_arg;
+
+/* Barrier if any argument depends on work since the last barrier; then note its accesses. */
+static void hazards(vk_ctx *c, const vk_arg *a, int n) {
+    bool need = false;
+    for (int i = 0; i < n && !need; i++) {
+        if (!a[i].track) continue;
+        if (in_list(c->pend_w, c->n_w, a[i].b)) need = true;
+        if (a[i].write && in_list(c->pend_r, c->n_r, a[i].b)) need = true;
+    }
+    if (need || c->n_w + n > MAX_PENDING || c->n_r + n > MAX_PENDING) full_barrier(c);
+    for (int i = 0; i < n; i++) {
+        if (!a[i].track) continue;
+        if (a[i].write) c->pend_w[c->n_w++] = a[i].b;
+        else c->pend_r[c->n_r++] = a[i].b;
+    }
+}
+
+static VkDescriptorPool new_dpool(vk_ctx *c) {
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 5 * 512};
+    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    pi.maxSets = 512;
+    pi.poolSizeCount = 1;
+    pi.pPoolSizes = &ps;
+    VkDescriptorPool p = VK_NULL_HANDLE;
+    if (vkCreateDescriptorPool(c->dev, &pi, NULL, &p) != VK_SUCCESS) return VK_NULL_HANDLE;
+    VkDescriptorPool *np = realloc(c->dpools, (size_t)(c->n_dpools + 1) * sizeof *np);
+    if (!np) {
+        vkDestroyDescriptorPool(c->dev, p, NULL);
+        return VK_NULL_HANDLE;
+    }
+    c->dpools = np;
+    c->dpools[c->n_dpools++] = p;
+    return p;
+}
+
+static VkDescriptorSet alloc_set(vk_ctx *c, int sh) {
+    for (;;) {
+        if (c->cur_dpool >= c->n_dpools && !new_dpool(c)) return VK_NULL_HANDLE;
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+        ai.descriptorPool = c->dpools[c->cur_dpool];
+        ai.descriptorSetCount = 1;
+        ai.pSetLayouts = &c->dsl[sh];
+        VkDescriptorSet s;
+        if (vkAllocateDescriptorSets(c->dev, &ai, &s) == VK_SUCCESS) return s;
+        c->cur_dpool++;
+    }
+}
+
+/* Record one dispatch of shader `sh` over gx * gy workgroups. */
+static void dispatch(vk_ctx *c, int sh, const vk_arg *a, int n, const void *push, size_t push_bytes, uint32_t gx,
+                     uint32_t gy) {
+    for (int i = 0; i < n; i++)
+        if (!a[i].b) return; /* resolve failed: error already deferred */
+    if (gx == 0 || gy == 0) return;
+    begin_recording(c);
+    VkDescriptorSet set = alloc_set(c, sh);
+    if (!set) {
+        defer_error(c, HEARTH_ERR_NOMEM, "vulkan: cannot allocate a descriptor set");
+        return;
+    }
+    VkDescriptorBufferInfo bi[5];
+    VkWriteDescriptorSet w[5];
+    for (int i = 0; i < n; i++) {
+        bi[i] = (VkDescriptorBufferInfo){a[i].b->buf, 0, VK_WHOLE_SIZE};
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+        w[i].dstSet = set;
+        w[i].dstBinding = (uint32_t)i;
+        w[i].descriptorCount = 1;
+        w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        w[i].pBufferInfo = &bi[i];
+    }
+    vkUpdateDescriptorSets(c->dev, (uint32_t)n, w, 0, NULL);
+    hazards(c, a, n);
+    vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipe[sh]);
+    vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pl[sh], 0, 1, &set, 0, NULL);
+    vkCmdPushConstants(c->cmd, c->pl[sh], VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)push_bytes, push);
+    vkCmdDispatch(c->cmd, gx, gy, 1);
+}
+
+/* n workgroups as a 2-D grid within the device's per-dimension limit. */
+static void grid(vk_ctx *c, uint64_t n, uint32_t *gx, uint32_t *gy) {
+    uint32_t mx = c->props.limits.maxComputeWorkGroupCount[0];
+    if (mx > 65535) mx = 65535;
+    *gx = n < mx ? (uint32_t)n : mx;
+    *gy = *gx ? (uint32_t)((n + *gx - 1) / *gx) : 0;
+}
+
+static uint32_t u32(size_t v) { return (uint32_t)v; }
+
+/* ------------------------------------------------------------ memory ops */
+
+static void *vk_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
+    vk_ctx *c = ctx_of(b);
+    if (bytes > c->props.limits.maxStorageBufferRange) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM,
+                         "vulkan: a %zu-byte tensor exceeds this device's maxStorageBufferRange (%u bytes, %s); use "
+                         "a smaller context/model or --backend cpu",
+                         bytes, c->props.limits.maxStorageBufferRange, c->props.deviceName);
+        return NULL;
+    }
+    if (c->n_bufs == c->cap_bufs) {
+        int cap = c->cap_bufs ? 2 * c->cap_bufs : 64;
+        vk_buf **nb = realloc(c->bufs, (size_t)cap * sizeof *nb);
+        if (!nb) {
+            hearth_error_set(err, HEARTH_ERR_NOMEM, "vulkan: out of host memory");
+            return NULL;
+        }
+        c->bufs = nb;
+        c->cap_bufs = cap;
+    }
+    vk_buf *vb = buf_create(c, bytes, false, err);
+    if (!vb) return NULL;
+    vb->addr = c->next_addr;
+    c->next_addr += ((bytes + 0xFFFF) & ~(uintptr_t)0xFFFF) + 0x10000; /* a gap between allocations */
+    c->bufs[c->n_bufs++] = vb; /* addresses only grow: the array stays sorted */
+    return (void *)vb->addr;
+}
+
+static void vk_dealloc(hearth_backend *b, void *p) {
+    vk_ctx *c = ctx_of(b);
+    if (!p) return;
+    flush(c); /* the buffer may be in the pass being recorded */
+    for (int i = 0; i < c->n_bufs; i++)
+        if (c->bufs[i]->addr == (uintptr_t)p) {
+            buf_destroy(c, c->bufs[i]);
+            memmove(c->bufs + i, c->bufs + i + 1, (size_t)(c->n_bufs - i - 1) * sizeof *c->bufs);
+            c->n_bufs--;
+            return;
+        }
+}
+
+static void copy_cmd(vk_ctx *c, vk_buf *dst, size_t doff, vk_buf *src, size_t soff, size_t n, bool track_src,
+                     bool track_dst) {
+    begin_recording(c);
+    vk_arg a[2] = {{src, false, track_src}, {dst, true, track_dst}};
+    hazards(c, a, 2);
+    VkBufferCopy r = {soff, doff, n};
+    vkCmdCopyBuffer(c->cmd, src->buf, dst->buf, 1, &r);
+}
+
+static void vk_upload(hearth_backend *b, void *dst, const void *src, size_t n) {
+    vk_ctx *c = ctx_of(b);
+    size_t off;
+    vk_buf *d = resolve(c, dst, &off);
+    if (!d || !n) return;
+    flush(c);
+    if (d->map) {
+        memcpy((char *)d->map + off, src, n);
+        return;
+    }
+    for (size_t done = 0; done < n;) {
+        size_t part = n - done < (size_t)16 << 20 ? n - done : (size_t)16 << 20, so;
+        vk_buf *s = stage_copy(c, (const char *)src + done, part, &so);
+        if (!s) return;
+        copy_cmd(c, d, off + done, s, so, part, false, true);
+        flush(c);
+        done += part;
+    }
+}
+
+static void vk_download(hearth_backend *b, void *dst, const void *src, size_t n) {
+    vk_ctx *c = ctx_of(b);
+    size_t off;
+    vk_buf *s = resolve(c, src, &off);
+    if (!s || !n) return;
+    flush(c);
+    if (s->map) {
+        memcpy(dst, (const char *)s->map + off, n);
+        return;
+    }
+    for (size_t done = 0; done < n;) {
+        size_t part = n - done < (size_t)16 << 20 ? n - done : (size_t)16 << 20, so;
+        vk_buf *st = stage_alloc(c, part, &so);
+        if (!st) return;
+        copy_cmd(c, st, so, s, off + done, part, true, false);
+        flush(c);
+        memcpy((char *)dst + done, (const char *)st->map + so, part);
+        done += part;
+    }
+}
+
+static void vk_copy(hearth_backend *b, void *dst, const void *src, size_t n) {
+    vk_ctx *c = ctx_of(b);
+    size_t so, doff;
+    vk_buf *s = resolve(c, src, &so), *d = resolve(c, dst, &doff);
+    if (!s || !d || !n) return;
+    copy_cmd(c, d, doff, s, so, n, true, true);
+}
+
+static bool vk_supports_type(hearth_backend *b, hearth_dtype t) {
+    (void)b;
+    return t == HEARTH_F32 || t == HEARTH_F16 || t == HEARTH_Q8_0 || t == HEARTH_Q4_0;
+}
+
+/* ------------------------------------------------------------ ops */
+
+/* Offset of an F32 tensor in floats (views start on float boundaries). */
+static uint32_t f32_off(size_t byte_off) { return u32(byte_off / 4); }
+
+static void gather_rows(vk_ctx *c, const hearth_tensor *w, const int32_t *ids, int n, hearth_tensor *out) {
+    size_t wo, oo, io;
+    vk_buf *wb = resolve(c, w->data, &wo), *ob = resolve(c, out->data, &oo);
+    vk_buf *ib = stage_copy(c, ids, (size_t)n * sizeof *ids, &io);
+    struct { uint32_t w_off, w_nb1, ne0, type, i_off, o_off, o_nb1, n; } pc = {
+        u32(wo), u32(w->nb1), u32((size_t)w->ne0), (uint32_t)w->type, u32(io / 4), f32_off(oo), u32(out->nb1 / 4),
+        (uint32_t)n};
+    vk_arg a[3] = {{wb, false, true}, {ib, false, false}, {ob, true, true}};
+    uint32_t gx, gy;
+    grid(c, (uint64_t)n, &gx, &gy);
+    dispatch(c, SH_GET_ROWS, a, 3, &pc, sizeof pc, gx, gy);
+}
+
+static void vk_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n, hearth_tensor *out) {
+    gather_rows(ctx_of(b), w, ids, n, out);
+}
+
+static void vk_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n, hearth_tensor *out) {
+    gather_rows(ctx_of(b), x, rows, n, out);
+}
+
+static void vk_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, float eps,
+                        hearth_tensor *out) {
+    vk_ctx *c = ctx_of(b);
+    size_t xo, wo, oo;
+    vk_buf *xb = resolve(c, x->data, &xo), *wb = resolve(c, w->data, &wo), *ob = resolve(c, out->data, &oo);
+    struct { uint32_t x_off, x_nb1, ne0, rows, w_off, o_off, o_nb1; float eps; } pc = {
+        f32_off(xo), u32(x->nb1 / 4), u32((size_t)x->ne0), u32((size_t)x->ne1), f32_off(wo), f32_off(oo),
+        u32(out->nb1 / 4), eps};
+    vk_arg a[3] = {{xb, false, true}, {wb, false, true}, {ob, true, true}};
+    uint32_t gx, gy;
+    grid(c, (uint64_t)x->ne1, &gx, &gy);
+    dispatch(c, SH_RMS_NORM, a, 3, &pc, sizeof pc, gx, gy);
+}
+
+static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
+                      hearth_tensor *out) {
+    vk_ctx *c = ctx_of(b);
+    if (!vk_supports_type(b, w->type)) {
+        defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: matmul on %s weights is not implemented",
+                    hearth_dtype_name(w->type));
+        return;
+    }
+    size_t wo, xo, bo = 0, oo;
+    vk_buf *wb = resolve(c, w->data, &wo), *xb = resolve(c, x->data, &xo), *ob = resolve(c, out->data, &oo);
+    vk_buf *bb = bias ? resolve(c, bias->data, &bo) : xb;
+    struct { uint32_t w_off, w_nb1, ne0, rows, x_off, x_nb1, n_tok, b_off, o_off, o_nb1, type, has_bias; } pc = {
+        u32(wo),      u32(w->nb1), u32((size_t)w->ne0), u32((size_t)w->ne1), f32_off(xo),       u32(x->nb1 / 4),
+        u32((size_t)x->ne1), f32_off(bo), f32_off(oo), u32(out->nb1 / 4), (uint32_t)w->type, bias != NULL};
+    vk_arg a[4] = {{wb, false, true}, {xb, false, true}, {bb, false, true}, {ob, true, true}};
+    uint32_t gx, gy;
+    grid(c, (uint64_t)w->ne1, &gx, &gy);
+    dispatch(c, SH_MATMUL, a, 4, &pc, sizeof pc, gx, gy);
+}
+
+static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, hearth_tensor *out, uint32_t op) {
+    size_t xo, yo, oo;
+    vk_buf *xb = resolve(c, x->data, &xo), *yb = resolve(c, y->data, &yo), *ob = resolve(c, out->data, &oo);
+    struct { uint32_t a_off, a_nb1, b_off, b_nb1, o_off, o_nb1, ne0, ne1, op; } pc = {
+        f32_off(xo), u32(x->nb1 / 4), f32_off(yo), u32(y->nb1 / 4), f32_off(oo), u32(out->nb1 / 4),
+        u32((size_t)x->ne0), u32((size_t)x->ne1), op};
+    vk_arg a[3] = {{xb, false, true}, {yb, false, true}, {ob, true, true}};
+    dispatch(c, SH_BINARY, a, 3, &pc, sizeof pc, (uint32_t)((x->ne0 + 63) / 64), (uint32_t)x->ne1);
+}
+
+static void vk_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
+    binary(ctx_of(b), a, c2, out, 0);
+}
+
+static void vk_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
+    binary(ctx_of(b), gate, up, out, 1);
+}
+
+/* The (cos, sin) table of a rope call, computed exactly as the CPU backend
+ * does; q and k of every layer share one table per pass. */
+static vk_buf *rope_table(vk_ctx *c, const int32_t *pos, int n, const hearth_rope_params *p, size_t *off) {
+    const int half = p->n_rot / 2;
+    if (c->rope_valid && c->rope_n == n && !memcmp(c->rope_pos, pos, (size_t)n * sizeof *pos) &&
+        c->rope_p.n_rot == p->n_rot && c->rope_p.freq_base == p->freq_base && c->rope_p.freq_scale == p->freq_scale &&
+        c->rope_p.freq_factors == p->freq_factors && c->rope_p.attn_factor == p->attn_factor) {
+        *off = c->rope_off;
+        return c->rope_buf;
+    }
+    vk_buf *s = stage_alloc(c, (size_t)n * (size_t)half * 2 * sizeof(float), off);
+    if (!s) return NULL;
+    float *cs = (float *)((char *)s->map + *off);
+    const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
+    for (int t = 0; t < n; t++) {
+        float theta = (float)pos[t];
+        for (int i = 0; i < half; i++) {
+            float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
+            float th = theta * p->freq_scale / ff;
+            cs[2 * ((size_t)t * half + i)] = cosf(th) * p->attn_factor;
+            cs[2 * ((size_t)t * half + i) + 1] = sinf(th) * p->attn_factor;
+            theta *= theta_scale;
+        }
+    }
+    if (n > c->rope_cap) {
+        int32_t *np = realloc(c->rope_pos, (size_t)n * sizeof *np);
+        if (!np) return s; /* still correct, just not cached */
+        c->rope_pos = np;
+        c->rope_cap = n;
+    }
+    memcpy(c->rope_pos, pos, (size_t)n * sizeof *pos);
+    c->rope_n = n;
+    c->rope_p = *p;
+    c->rope_buf = s;
+    c->rope_off = *off;
+    c->rope_valid = true;
+    return s;
+}
+
+static void vk_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos, const hearth_rope_params *p) {
+    vk_ctx *c = ctx_of(b);
+    size_t xo, co;
+    vk_buf *xb = resolve(c, x->data, &xo);
+    vk_buf *cb = rope_table(c, pos, (int)x->ne1, p, &co);
+    struct { uint32_t x_off, x_nb1, n_heads, hd, half_rot, n_tok, mode, cs_off; } pc = {
+        f32_off(xo), u32(x->nb1 / 4), (uint32_t)n_heads, (uint32_t)p->head_dim, (uint32_t)(p->n_rot / 2),
+        u32((size_t)x->ne1), (uint32_t)p->mode, u32(co / 4)};
+    vk_arg a[2] = {{xb, true, true}, {cb, false, false}};
+    uint32_t gx, gy;
+    grid(c, ((uint64_t)x->ne1 * (uint64_t)n_heads * (uint64_t)(p->n_rot / 2) + 63) / 64, &gx, &gy);
+    dispatch(c, SH_ROPE, a, 2, &pc, sizeof pc, gx, gy);
+}
+
+static void vk_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots) {
+    vk_ctx *c = ctx_of(b);
+    if (pool->type != HEARTH_F32 && pool->type != HEARTH_F16) {
+        defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: a %s KV cache is not implemented (use f16 or f32)",
+                    hearth_dtype_name(pool->type));
+        return;
+    }
+    size_t po, so, lo;
+    vk_buf *pb = resolve(c, pool->data, &po), *sb = resolve(c, src->data, &so);
+    if (pool->type == HEARTH_F16 && ((src->ne0 & 1) || (pool->nb1 & 3) || (po & 3))) {
+        defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: f16 KV rows of odd length (%lld) are not implemented",
+                    (long long)src->ne0);
+        return;
+    }
+    vk_buf *lb = stage_copy(c, slots, (size_t)src->ne1 * sizeof *slots, &lo);
+    struct { uint32_t p_off, p_nb1, s_off, s_nb1, ne0, n, type, sl_off; } pc = {
+        u32(po), u32(pool->nb1), f32_off(so), u32(src->nb1 / 4), u32((size_t)src->ne0), u32((size_t)src->ne1),
+        (uint32_t)pool->type, u32(lo / 4)};
+    vk_arg a[3] = {{pb, true, true}, {sb, false, true}, {lb, false, false}};
+    uint64_t words = pool->type == HEARTH_F32 ? (uint64_t)src->ne0 : (uint64_t)src->ne0 / 2;
+    uint32_t gx, gy;
+    grid(c, (words * (uint64_t)src->ne1 + 63) / 64, &gx, &gy);
+    dispatch(c, SH_KV_STORE, a, 3, &pc, sizeof pc, gx, gy);
+}
+
+static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                         const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
+                         int head_dim, float scale, hearth_tensor *out) {
+    vk_ctx *c = ctx_of(b);
+    if (head_dim > 256 || n_kv_heads <= 0 || n_heads % n_kv_heads) {
+        defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: attention with head_dim %d, %d heads, %d KV heads is not "
+                    "implemented (head_dim <= 256)", head_dim, n_heads, n_kv_heads);
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        hearth_dtype t = (i ? v_pool : k_pool)->type;
+        if (t != HEARTH_F32 && t != HEARTH_F16) {
+            defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: attention over a %s KV cache is not implemented",
+                        hearth_dtype_name(t));
+            return;
+        }
+    }
+    size_t qo, ko, vo, oo, mo;
+    vk_buf *qb = resolve(c, q->data, &qo), *kb = resolve(c, k_pool->data, &ko), *vb = resolve(c, v_pool->data, &vo),
+           *ob = resolve(c, out->data, &oo);
+    const size_t nt = (size_t)m->n_tokens;
+    vk_buf *mb = stage_alloc(c, (2 * nt + (size_t)m->n_page_table) * sizeof(int32_t), &mo);
+    if (!mb) return;
+    int32_t *md = (int32_t *)((char *)mb->map + mo);
+    memcpy(md, m->kv_len, nt * sizeof *md);
+    memcpy(md + nt, m->pt_offset, nt * sizeof *md);
+    if (m->n_page_table) memcpy(md + 2 * nt, m->page_table, (size_t)m->n_page_table * sizeof *md);
+    const uint32_t mbase = u32(mo / 4);
+    struct {
+        uint32_t q_off, q_nb1, k_off, k_nb1, v_off, v_nb1, o_off, o_nb1;
+        uint32_t n_heads, n_kv_heads, hd, n_tok, ktype, vtype, page_size, m_kvlen, m_ptoff, m_pt;
+        float scale;
+    } pc = {f32_off(qo),          u32(q->nb1 / 4),
+            u32(ko),              u32(k_pool->nb1),
+            u32(vo),              u32(v_pool->nb1),
+            f32_off(oo),          u32(out->nb1 / 4),
+            (uint32_t)n_heads,    (uint32_t)n_kv_heads,
+            (uint32_t)head_dim,   u32(nt),
+            (uint32_t)k_pool->type, (uint32_t)v_pool->type,
+            (uint32_t)m->page_size, mbase,
+            mbase + u32(nt),      mbase + u32(2 * nt),
+            scale};
+    vk_arg a[5] = {{qb, false, true}, {kb, false, true}, {vb, false, true}, {mb, false, false}, {ob, true, true}};
+    uint32_t gx, gy;
+    grid(c, (uint64_t)nt * (uint64_t)n_heads, &gx, &gy);
+    dispatch(c, SH_ATTENTION, a, 5, &pc, sizeof pc, gx, gy);
+}
+
+static hearth_status vk_synchronize(hearth_backend *b, hearth_error *err) {
+    vk_ctx *c = ctx_of(b);
+    flush(c);
+    hearth_status st = c->err_code;
+    if (st) hearth_error_set(err, st, "%s", c->err_msg);
+    c->err_code = HEARTH_OK;
+    c->err_msg[0] = 0;
+    return st;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void vk_info(hearth_backend *b, hearth_backend_info *out) {
+    vk_ctx *c = ctx_of(b);
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "vulkan:%d", c->index);
+    snprintf(out->device, sizeof out->device, "%.60s (%.60s)", c->props.deviceName, c->driver);
+    for (uint32_t i = 0; i < c->memprops.memoryHeapCount; i++)
+        if (c->memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+            out->mem_total += c->memprops.memoryHeaps[i].size;
+    out->host_visible = false;
+}
+
+static void cache_path(vk_ctx *c) {
+    const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    char dir[400];
+    if (x && *x) snprintf(dir, sizeof dir, "%s/hearth", x);
+    else if (h && *h) snprintf(dir, sizeof dir, "%s/.cache/hearth", h);
+    else {
+        c->cache_path[0] = 0;
+        return;
+    }
+    snprintf(c->cache_path, sizeof c->cache_path, "%s/vulkan-%04x-%04x-%08x.pipelines", dir, c->props.vendorID,
+             c->props.deviceID, c->props.driverVersion);
+}
+
+static void cache_save(vk_ctx *c) {
+    if (!c->pcache || !c->cache_path[0]) return;
+    size_t n = 0;
+    if (vkGetPipelineCacheData(c->dev, c->pcache, &n, NULL) != VK_SUCCESS || !n) return;
+    void *data = malloc(n);
+    if (!data) return;
+    if (vkGetPipelineCacheData(c->dev, c->pcache, &n, data) == VK_SUCCESS) {
+        char dir[512], tmp[600];
+        snprintf(dir, sizeof dir, "%s", c->cache_path);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = 0;
+            char *p2 = strrchr(dir, '/'); /* make .cache then .cache/hearth */
+            if (p2) {
+                *p2 = 0;
+                mkdir(dir, 0755);
+                *p2 = '/';
+            }
+            mkdir(dir, 0755);
+        }
+        snprintf(tmp, sizeof tmp, "%s.tmp", c->cache_path);
+        FILE *f = fopen(tmp, "wb");
+        if (f) {
+            bool ok = fwrite(data, 1, n, f) == n;
+            ok = fclose(f) == 0 && ok;
+            if (ok) rename(tmp, c->cache_path);
+            else remove(tmp);
+        }
+    }
+    free(data);
+}
+
+static void vk_destroy(hearth_backend *b) {
+    vk_ctx *c = ctx_of(b);
+    if (c->dev) {
+        flush(c);
+        vkDeviceWaitIdle(c->dev);
+        cache_save(c);
+        for (int i = 0; i < c->n_bufs; i++) buf_destroy(c, c->bufs[i]);
+        for (int i = 0; i < c->n_stage; i++) buf_destroy(c, c->stage[i]);
+        for (int i = 0; i < c->n_dpools; i++) vkDestroyDescriptorPool(c->dev, c->dpools[i], NULL);
+        for (int i = 0; i < SH_COUNT; i++) {
+            if (c->pipe[i]) vkDestroyPipeline(c->dev, c->pipe[i], NULL);
+            if (c->pl[i]) vkDestroyPipelineLayout(c->dev, c->pl[i], NULL);
+            if (c->dsl[i]) vkDestroyDescriptorSetLayout(c->dev, c->dsl[i], NULL);
+        }
+        if (c->pcache) vkDestroyPipelineCache(c->dev, c->pcache, NULL);
+        if (c->fence) vkDestroyFence(c->dev, c->fence, NULL);
+        if (c->cpool) vkDestroyCommandPool(c->dev, c->cpool, NULL);
+        vkDestroyDevice(c->dev, NULL);
+    }
+    if (c->inst) vkDestroyInstance(c->inst, NULL);
+    free(c->bufs);
+    free(c->stage);
+    free(c->dpools);
+    free(c->rope_pos);
+    free(c);
+    free(b);
+}
+
+static const hearth_backend_ops vk_ops = {
+    .destroy = vk_destroy,
+    .info = vk_info,
+    .supports_type = vk_supports_type,
+    .alloc = vk_alloc,
+    .dealloc = vk_dealloc,
+    .upload = vk_upload,
+    .download = vk_download,
+    .copy = vk_copy,
+    .get_rows = vk_get_rows,
+    .rms_norm = vk_rms_norm,
+    .matmul = vk_matmul,
+    .add = vk_add,
+    .rope = vk_rope,
+    .kv_store = vk_kv_store,
+    .attention = vk_attention,
+    .silu_mul = vk_silu_mul,
+    .get_rows_f32 = vk_get_rows_f32,
+    .synchronize = vk_synchronize,
+};
+
+static int device_rank(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 0;
+    default: return 1;
+    }
+}
+
+static bool compute_family(VkPhysicalDevice pd, uint32_t *fam) {
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, NULL);
+    VkQueueFamilyProperties qf[32];
+    if (n > 32) n = 32;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, qf);
+    for (uint32_t i = 0; i < n; i++)
+        if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+            *fam = i;
+            return true;
+        }
+    return false;
+}
+
+static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
+    void *cdata = NULL;
+    size_t cn = 0;
+    cache_path(c);
+    if (c->cache_path[0]) {
+        FILE *f = fopen(c->cache_path, "rb");
+        if (f) {
+            if (!fseek(f, 0, SEEK_END)) {
+                long n = ftell(f);
+                if (n > 0 && (cdata = malloc((size_t)n)) != NULL) {
+                    rewind(f);
+                    cn = fread(cdata, 1, (size_t)n, f);
+                }
+            }
+            fclose(f);
+        }
+    }
+    VkPipelineCacheCreateInfo pci = {VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO, NULL, 0, cn, cdata};
+    if (vkCreatePipelineCache(c->dev, &pci, NULL, &c->pcache) != VK_SUCCESS) {
+        pci.initialDataSize = 0; /* a stale or foreign cache file: start empty */
+        pci.pInitialData = NULL;
+        vkCreatePipelineCache(c->dev, &pci, NULL, &c->pcache);
+    }
+    free(cdata);
+    for (int s = 0; s < SH_COUNT; s++) {
+        const hearth_vk_shader *sh = NULL;
+        for (const hearth_vk_shader *e = hearth_vk_shaders; e->name; e++)
+            if (!strcmp(e->name, shader_defs[s].name)) sh = e;
+        if (!sh)
+            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: shader %s.comp is not in this build",
+                                    shader_defs[s].name);
+        VkDescriptorSetLayoutBinding bind[5];
+        for (uint32_t i = 0; i < shader_defs[s].n_bind; i++)
+            bind[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
+                                                     NULL};
+        VkDescriptorSetLayoutCreateInfo dli = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+        dli.bindingCount = shader_defs[s].n_bind;
+        dli.pBindings = bind;
+        VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, PUSH_BYTES};
+        VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+        pli.setLayoutCount = 1;
+        pli.pushConstantRangeCount = 1;
+        pli.pPushConstantRanges = &pr;
+        VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+        mi.codeSize = sh->size;
+        mi.pCode = (const uint32_t *)(const void *)sh->spv;
+        VkShaderModule mod = VK_NULL_HANDLE;
+        VkResult r = vkCreateDescriptorSetLayout(c->dev, &dli, NULL, &c->dsl[s]);
+        pli.pSetLayouts = &c->dsl[s];
+        if (r == VK_SUCCESS) r = vkCreatePipelineLayout(c->dev, &pli, NULL, &c->pl[s]);
+        if (r == VK_SUCCESS) r = vkCreateShaderModule(c->dev, &mi, NULL, &mod);
+        if (r == VK_SUCCESS) {
+            VkComputePipelineCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+            ci.stage = (VkPipelineShaderStageCreateInfo){.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+            ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+            ci.stage.module = mod;
+            ci.stage.pName = "main";
+            ci.layout = c->pl[s];
+            r = vkCreateComputePipelines(c->dev, c->pcache, 1, &ci, NULL, &c->pipe[s]);
+            vkDestroyShaderModule(c->dev, mod, NULL);
+        }
+        if (r != VK_SUCCESS)
+            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: %s: cannot build shader %s (%s)",
+                                    c->props.deviceName, sh->name, vk_result_str(r));
+    }
+    return HEARTH_OK;
+}
+
+hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
+
+hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err) {
+    hearth_backend *b = calloc(1, sizeof *b);
+    vk_ctx *c = calloc(1, sizeof *c);
+    if (!b || !c) {
+        free(b);
+        free(c);
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "vulkan: out of memory");
+        return NULL;
+    }
+    b->ops = &vk_ops;
+    b->ctx = c;
+    c->next_addr = (uintptr_t)1 << 44;
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO};
+    app.pApplicationName = "hearth";
+    app.apiVersion = VK_API_VERSION_1_2;
+    VkInstanceCreateInfo ii = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+    ii.pApplicationInfo = &app;
+    VkResult r = vkCreateInstance(&ii, NULL, &c->inst);
+    if (r != VK_SUCCESS) {
+        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: no Vulkan driver (vkCreateInstance: %s)", vk_result_str(r));
+        goto fail;
+    }
+    uint32_t n = 0;
+    vkEnumeratePhysicalDevices(c->inst, &n, NULL);
+    VkPhysicalDevice pds[16];
+    if (n > 16) n = 16;
+    vkEnumeratePhysicalDevices(c->inst, &n, pds);
+    int pick = -1, best = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        VkPhysicalDeviceProperties pp;
+        vkGetPhysicalDeviceProperties(pds[i], &pp);
+        uint32_t fam;
+        bool usable = pp.apiVersion >= VK_API_VERSION_1_2 && compute_family(pds[i], &fam);
+        if (device >= 0) {
+            if ((int)i == device) {
+                if (!usable) {
+                    hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                     "vulkan:%d (%s) has no compute queue or is older than Vulkan 1.2", device,
+                                     pp.deviceName);
+                    goto fail;
+                }
+                pick = (int)i;
+            }
+            continue;
+        }
+        int rank = device_rank(pp.deviceType);
+        if (!usable || (rank == 0 && !allow_software)) continue;
+        if (rank > best) {
+            best = rank;
+            pick = (int)i;
+        }
+    }
+    if (pick < 0) {
+        if (device >= 0)
+            hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan:%d: no such device (%u Vulkan device%s found)", device,
+                             n, n == 1 ? "" : "s");
+        else
+            hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                             "vulkan: no usable Vulkan GPU found (%u device%s; software drivers such as lavapipe are "
+                             "used only with --backend vulkan)",
+                             n, n == 1 ? "" : "s");
+        goto fail;
+    }
+    c->index = pick;
+    c->pdev = pds[pick];
+    vkGetPhysicalDeviceProperties(c->pdev, &c->props);
+    vkGetPhysicalDeviceMemoryProperties(c->pdev, &c->memprops);
+    {
+        VkPhysicalDeviceDriverProperties dp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+        VkPhysicalDeviceProperties2 p2 = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &dp, {0}};
+        vkGetPhysicalDeviceProperties2(c->pdev, &p2);
+        snprintf(c->driver, sizeof c->driver, "%.40s %.50s", dp.driverName, dp.driverInfo);
+    }
+    compute_family(c->pdev, &c->qfam);
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+    qi.queueFamilyIndex = c->qfam;
+    qi.queueCount = 1;
+    qi.pQueuePriorities = &prio;
+    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+    di.queueCreateInfoCount = 1;
+    di.pQueueCreateInfos = &qi;
+    r = vkCreateDevice(c->pdev, &di, NULL, &c->dev);
+    if (r != VK_SUCCESS) {
+        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: %s: cannot create a device (%s)", c->props.deviceName,
+                         vk_result_str(r));
+        goto fail;
+    }
+    vkGetDeviceQueue(c->dev, c->qfam, 0, &c->queue);
+    VkCommandPoolCreateInfo cpi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    cpi.queueFamilyIndex = c->qfam;
+    VkCommandBufferAllocateInfo cai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    cai.commandBufferCount = 1;
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    r = vkCreateCommandPool(c->dev, &cpi, NULL, &c->cpool);
+    cai.commandPool = c->cpool;
+    if (r == VK_SUCCESS) r = vkAllocateCommandBuffers(c->dev, &cai, &c->cmd);
+    if (r == VK_SUCCESS) r = vkCreateFence(c->dev, &fi, NULL, &c->fence);
+    if (r != VK_SUCCESS) {
+        hearth_error_set(err, HEARTH_ERR_IO, "vulkan: %s: cannot create a command buffer (%s)", c->props.deviceName,
+                         vk_result_str(r));
+        goto fail;
+    }
+    if (create_pipelines(c, err)) goto fail;
+    return b;
+fail:
+    vk_destroy(b);
+    return NULL;
+}

@@ -1,0 +1,50 @@
+// matmul.comp - out[t, r] = sum_k w[r, k] * x[t, k] (+ bias[r]).
+// One workgroup per weight row r; the row is dequantised once per tile of NT
+// tokens (each element feeds NT accumulators), then a shared-memory tree
+// reduction. Weight blocks are read in place (common.glsl).
+#version 450
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x = 64) in;
+layout(std430, binding = 0) readonly buffer Wb { uint w[]; };
+layout(std430, binding = 1) readonly buffer Xb { float x[]; };
+layout(std430, binding = 2) readonly buffer Bb { float bias[]; };
+layout(std430, binding = 3) writeonly buffer Ob { float o[]; };
+layout(push_constant) uniform P {
+    uint w_off, w_nb1, ne0, rows, x_off, x_nb1, n_tok, b_off, o_off, o_nb1, type, has_bias;
+} p;
+#define WBUF w
+#include "common.glsl"
+#define NT 8u
+
+shared float red[NT * WG];
+
+void main() {
+    uint r = wg_linear();
+    if (r >= p.rows) return;
+    uint tid = gl_LocalInvocationID.x;
+    uint ro = p.w_off + r * p.w_nb1;
+    for (uint t0 = 0u; t0 < p.n_tok; t0 += NT) {
+        uint nt = min(NT, p.n_tok - t0);
+        float acc[NT];
+        for (uint k = 0u; k < NT; k++) acc[k] = 0.0;
+        for (uint i = tid; i < p.ne0; i += WG) {
+            float wv = dq(p.type, ro, i);
+            uint xo = p.x_off + t0 * p.x_nb1 + i;
+            for (uint k = 0u; k < NT; k++)
+                if (k < nt) acc[k] += wv * x[xo + k * p.x_nb1];
+        }
+        for (uint k = 0u; k < NT; k++) red[k * WG + tid] = acc[k];
+        barrier();
+        for (uint s = WG / 2u; s > 0u; s >>= 1) {
+            if (tid < s)
+                for (uint k = 0u; k < NT; k++) red[k * WG + tid] += red[k * WG + tid + s];
+            barrier();
+        }
+        if (tid < nt) {
+            float v = red[tid * WG];
+            if (p.has_bias != 0u) v += bias[p.b_off + r];
+            o[p.o_off + (t0 + tid) * p.o_nb1 + r] = v;
+        }
+        barrier();
+    }
+}
