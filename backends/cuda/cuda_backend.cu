@@ -705,8 +705,12 @@ hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err) {
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        hearth_error_set(err, HEARTH_ERR_BACKEND, "cuda: no usable CUDA device (cudaGetDeviceCount: %s)",
-                         cudaGetErrorString(e));
+        /* with no driver at all, cudart says "driver version is insufficient": say what that usually means */
+        hearth_error_set(err, HEARTH_ERR_BACKEND, "cuda: no usable CUDA device (cudaGetDeviceCount: %s%s)",
+                         cudaGetErrorString(e),
+                         e == cudaErrorInsufficientDriver ? "; no NVIDIA driver is loaded, or it is older than this "
+                                                            "build's CUDA runtime"
+                                                          : "");
         return NULL;
     }
     if (count <= 0) {
