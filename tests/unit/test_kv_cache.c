@@ -17,6 +17,8 @@ static float *k_row(hearth_kv_cache *kv, int layer, int32_t slot) {
 typedef struct retain_state {
     int32_t held[64];
     int n;
+    hearth_kv_cache *kv;
+    int reclaimed;
 } retain_state;
 
 static bool retain_hook(void *u, int32_t page) {
@@ -25,9 +27,13 @@ static bool retain_hook(void *u, int32_t page) {
     return true;
 }
 
+/* Give back the most recently retained page. */
 static bool reclaim_hook(void *u) {
     retain_state *s = u;
-    return s->n > 0;
+    if (s->n == 0) return false;
+    hearth_kv_page_release(s->kv, s->held[--s->n]);
+    s->reclaimed++;
+    return true;
 }
 
 int main(void) {
@@ -106,7 +112,7 @@ int main(void) {
     CHECK(d == a);
 
     /* ---- hooks: a retained page stays out of the free list until reclaimed */
-    retain_state rs = {0};
+    retain_state rs = {.kv = kv};
     hearth_kv_set_release_hook(kv, retain_hook, &rs);
     CHECK(hearth_kv_seq_reserve(kv, d, 4, &err) == HEARTH_OK);
     hearth_kv_seq_set_len(kv, d, 4);
@@ -122,6 +128,22 @@ int main(void) {
     hearth_kv_seq_free(kv, e);
     CHECK(rs.n == 2);
     hearth_kv_page_release(kv, rs.held[1]);
+    CHECK(hearth_kv_pages_free(kv) == 6);
+
+    /* ---- reclaim: with every page in use or retained, allocation asks the hook */
+    rs = (retain_state){.kv = kv};
+    hearth_kv_set_reclaim_hook(kv, reclaim_hook, &rs);
+    int f = hearth_kv_seq_create(kv, &err);
+    CHECK(hearth_kv_seq_reserve(kv, f, 6 * 4, &err) == HEARTH_OK); /* all 6 pages */
+    hearth_kv_seq_set_len(kv, f, 24);
+    hearth_kv_seq_free(kv, f); /* all retained by the release hook */
+    CHECK(rs.n == 6 && hearth_kv_pages_free(kv) == 0);
+    int g2 = hearth_kv_seq_create(kv, &err);
+    CHECK(hearth_kv_seq_reserve(kv, g2, 8, &err) == HEARTH_OK); /* 2 pages, both reclaimed */
+    CHECK(rs.reclaimed == 2 && rs.n == 4);
+    hearth_kv_set_release_hook(kv, NULL, NULL);
+    hearth_kv_seq_free(kv, g2);
+    while (rs.n) hearth_kv_page_release(kv, rs.held[--rs.n]);
     CHECK(hearth_kv_pages_free(kv) == 6);
 
     /* ---- bad configs are refused with a reason */
