@@ -26,7 +26,8 @@
 /* The fallback: ChatML as OpenHermes / Qwen / the KJV models write it. */
 static const char CHATML_SOURCE[] =
     "{%- for message in messages -%}\n"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + (message['content'] if message['content'] is string else '') "
+    "{{- '<|im_start|>' + message['role'] + '\\n' + (message['content'] if message['content'] is string else "
+    "'') "
     "+ '<|im_end|>\\n' -}}\n"
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}\n";
@@ -56,10 +57,14 @@ static char *dup_str(const char *s, size_t n) {
 }
 
 static const char *guess_family(const char *src) {
-    static const struct { const char *marker, *name; } markers[] = {
+    static const struct {
+        const char *marker, *name;
+    } markers[] = {
         {"<|start_header_id|>", "llama3"},
         {"<start_of_turn>", "gemma"},
-        {"<\xef\xbd\x9c" "User\xef\xbd\x9c>", "deepseek"}, /* <｜User｜> */
+        {"<\xef\xbd\x9c"
+         "User\xef\xbd\x9c>",
+         "deepseek"}, /* <｜User｜> */
         {"### Instruction:", "deepseek-coder"},
         {"<|START_OF_TURN_TOKEN|>", "command-r"},
         {"<|start_of_role|>", "granite"},
@@ -115,7 +120,8 @@ void hearth_chat_template_free(hearth_chat_template *t) {
     free(t);
 }
 
-static bool set_var(hearth_chat_template *t, const char *name, const char *value, bool json, hearth_error *err) {
+static bool set_var(hearth_chat_template *t, const char *name, const char *value, bool json,
+                    hearth_error *err) {
     if (!t || !name || !*name) {
         hearth_error_set(err, HEARTH_ERR_INVALID, TEMPLATE_NAME ": variable needs a name");
         return false;
@@ -154,13 +160,16 @@ static bool set_var(hearth_chat_template *t, const char *name, const char *value
     return true;
 }
 
-bool hearth_chat_template_set_var(hearth_chat_template *t, const char *name, const char *value, hearth_error *err) {
+bool hearth_chat_template_set_var(hearth_chat_template *t, const char *name, const char *value,
+                                  hearth_error *err) {
     return set_var(t, name, value, false, err);
 }
 
-bool hearth_chat_template_set_json(hearth_chat_template *t, const char *name, const char *json, hearth_error *err) {
+bool hearth_chat_template_set_json(hearth_chat_template *t, const char *name, const char *json,
+                                   hearth_error *err) {
     if (!json) {
-        hearth_error_set(err, HEARTH_ERR_INVALID, TEMPLATE_NAME ": variable '%s': no JSON", name ? name : "?");
+        hearth_error_set(err, HEARTH_ERR_INVALID, TEMPLATE_NAME ": variable '%s': no JSON",
+                         name ? name : "?");
         return false;
     }
     return set_var(t, name, json, true, err);
@@ -168,14 +177,23 @@ bool hearth_chat_template_set_json(hearth_chat_template *t, const char *name, co
 
 static const char *get_var(const hearth_chat_template *t, const char *name) {
     for (size_t i = 0; t && i < t->n_vars; i++)
-        if (strcmp(t->vars[i].name, name) == 0 && !t->vars[i].json) return t->vars[i].value ? t->vars[i].value : "";
+        if (strcmp(t->vars[i].name, name) == 0 && !t->vars[i].json)
+            return t->vars[i].value ? t->vars[i].value : "";
     return "";
 }
 
-const char *hearth_chat_template_name(const hearth_chat_template *t) { return t ? t->family : "none"; }
-const char *hearth_chat_template_source(const hearth_chat_template *t) { return t ? t->source : ""; }
-const char *hearth_chat_template_bos(const hearth_chat_template *t) { return get_var(t, "bos_token"); }
-const char *hearth_chat_template_eos(const hearth_chat_template *t) { return get_var(t, "eos_token"); }
+const char *hearth_chat_template_name(const hearth_chat_template *t) {
+    return t ? t->family : "none";
+}
+const char *hearth_chat_template_source(const hearth_chat_template *t) {
+    return t ? t->source : "";
+}
+const char *hearth_chat_template_bos(const hearth_chat_template *t) {
+    return get_var(t, "bos_token");
+}
+const char *hearth_chat_template_eos(const hearth_chat_template *t) {
+    return get_var(t, "eos_token");
+}
 
 /* ---------------------------------------------------------------- GGUF */
 
@@ -191,7 +209,9 @@ static char *special_token_text(const hearth_gguf *g, const char *id_key) {
 }
 
 static bool set_special_tokens(hearth_chat_template *t, const hearth_gguf *g, hearth_error *err) {
-    static const struct { const char *key, *var; } specials[] = {
+    static const struct {
+        const char *key, *var;
+    } specials[] = {
         {"tokenizer.ggml.bos_token_id", "bos_token"},
         {"tokenizer.ggml.eos_token_id", "eos_token"},
     };
@@ -223,12 +243,13 @@ hearth_chat_template *hearth_chat_template_from_gguf(const hearth_gguf *g, heart
 /* Append s to the NUL-terminated buf (truncating). */
 static void str_append(char *buf, size_t cap, const char *s) {
     size_t n = strlen(buf);
-    while (*s && n + 1 < cap) buf[n++] = *s++;
+    while (*s && n + 1 < cap)
+        buf[n++] = *s++;
     buf[n] = '\0';
 }
 
-hearth_chat_template *hearth_chat_template_for_model(const hearth_gguf *g, const char *override_source, char *note,
-                                                     size_t note_cap) {
+hearth_chat_template *hearth_chat_template_for_model(const hearth_gguf *g, const char *override_source,
+                                                     char *note, size_t note_cap) {
     hearth_error err = {0};
     char why[2 * HEARTH_ERROR_MSG_MAX] = "";
     if (note && note_cap) note[0] = '\0';
@@ -276,13 +297,15 @@ static jv json_to_jv(jinja_ctx *c, const cJSON *j) {
     if (cJSON_IsBool(j)) return jv_bool(cJSON_IsTrue(j));
     if (cJSON_IsNumber(j)) {
         double d = j->valuedouble;
-        if (d == (double)(int64_t)d && d > -9007199254740992.0 && d < 9007199254740992.0) return jv_int((int64_t)d);
+        if (d == (double)(int64_t)d && d > -9007199254740992.0 && d < 9007199254740992.0)
+            return jv_int((int64_t)d);
         return jv_float(d);
     }
     if (cJSON_IsString(j)) return jinja_cstr(c, j->valuestring ? j->valuestring : "");
     if (cJSON_IsArray(j)) {
         jv l = jinja_list_new(c);
-        for (const cJSON *e = j->child; e; e = e->next) jinja_list_push(c, l, json_to_jv(c, e));
+        for (const cJSON *e = j->child; e; e = e->next)
+            jinja_list_push(c, l, json_to_jv(c, e));
         return l;
     }
     if (cJSON_IsObject(j)) {
@@ -324,8 +347,8 @@ static bool can_merge_system(const hearth_chat_request *r, const cJSON *msgs) {
     if (msgs) {
         const cJSON *a = msgs->child, *b = a ? a->next : NULL;
         const char *ra = json_str_field(a, "role"), *rb = json_str_field(b, "role");
-        return ra && rb && strcmp(ra, "system") == 0 && strcmp(rb, "user") == 0 && json_str_field(a, "content") &&
-               json_str_field(b, "content");
+        return ra && rb && strcmp(ra, "system") == 0 && strcmp(rb, "user") == 0 &&
+               json_str_field(a, "content") && json_str_field(b, "content");
     }
     return r->n_msgs >= 2 && r->msgs[0].role && r->msgs[1].role && strcmp(r->msgs[0].role, "system") == 0 &&
            strcmp(r->msgs[1].role, "user") == 0 && r->msgs[0].content && r->msgs[1].content;
@@ -339,8 +362,9 @@ static jv build_messages(jinja_ctx *c, const hearth_chat_request *r, const cJSON
             if (merge_system && i == 0) continue;
             jv d = json_to_jv(c, m);
             if (merge_system && i == 1)
-                jinja_dict_set(c, d, "content",
-                               merged_content(c, json_str_field(msgs->child, "content"), json_str_field(m, "content")));
+                jinja_dict_set(
+                    c, d, "content",
+                    merged_content(c, json_str_field(msgs->child, "content"), json_str_field(m, "content")));
             jinja_list_push(c, list, d);
         }
         return list;
@@ -366,8 +390,10 @@ static char *render_once(const hearth_chat_template *t, const hearth_chat_reques
     jinja_ctx_set(c, "eos_token", jinja_cstr(c, ""));
     for (size_t i = 0; i < t->n_vars; i++) {
         const cvar *v = &t->vars[i];
-        if (!v->value) jinja_ctx_set(c, v->name, jv_none());
-        else if (!v->json) jinja_ctx_set(c, v->name, jinja_cstr(c, v->value));
+        if (!v->value)
+            jinja_ctx_set(c, v->name, jv_none());
+        else if (!v->json)
+            jinja_ctx_set(c, v->name, jinja_cstr(c, v->value));
         else {
             cJSON *j = cJSON_Parse(v->value);
             jinja_ctx_set(c, v->name, json_to_jv(c, j));
@@ -419,11 +445,15 @@ char *hearth_chat_template_render_ex(const hearth_chat_template *t, const hearth
         /* the template refuses a system message: merge it into the first user turn */
         hearth_error second = {0};
         out = render_once(t, r, msgs, tools, true, &raised, &second);
-        if (out) set_note(r, "%s", "the chat template does not accept a system message; merged it into the first "
-                                   "user message");
-        else first = second;
+        if (out)
+            set_note(r, "%s",
+                     "the chat template does not accept a system message; merged it into the first "
+                     "user message");
+        else
+            first = second;
     }
-    if (!out && !raised && r->fallback_chatml && first.code != HEARTH_ERR_NOMEM && first.code != HEARTH_ERR_CONTEXT) {
+    if (!out && !raised && r->fallback_chatml && first.code != HEARTH_ERR_NOMEM &&
+        first.code != HEARTH_ERR_CONTEXT) {
         hearth_chat_template *chatml = hearth_chat_template_chatml();
         if (chatml) {
             bool ok = set_var(chatml, "bos_token", hearth_chat_template_bos(t), false, NULL) &&

@@ -68,17 +68,19 @@ hearth_chat_template *hearth_chat_template_chatml(void);
  * then the model's template, then ChatML, with bos/eos from `g` (may be NULL).
  * Writes a one-line note (why a fallback was taken) into note/note_cap when
  * one was taken, else an empty string. NULL only when out of memory. */
-hearth_chat_template *hearth_chat_template_for_model(const hearth_gguf *g, const char *override_source, char *note,
-                                                     size_t note_cap);
+hearth_chat_template *hearth_chat_template_for_model(const hearth_gguf *g, const char *override_source,
+                                                     char *note, size_t note_cap);
 
 void hearth_chat_template_free(hearth_chat_template *t);
 
 /* Set a string variable the template sees (bos_token, eos_token, ...);
  * value NULL makes it None. */
-bool hearth_chat_template_set_var(hearth_chat_template *t, const char *name, const char *value, hearth_error *err);
+bool hearth_chat_template_set_var(hearth_chat_template *t, const char *name, const char *value,
+                                  hearth_error *err);
 /* Set a variable from JSON text ("false", "{\"x\": 1}", ...), e.g.
  * enable_thinking for Qwen3. */
-bool hearth_chat_template_set_json(hearth_chat_template *t, const char *name, const char *json, hearth_error *err);
+bool hearth_chat_template_set_json(hearth_chat_template *t, const char *name, const char *json,
+                                   hearth_error *err);
 
 /* A guess of the template family for display: "chatml", "llama3", "llama2",
  * "mistral", "gemma", "phi3", "zephyr", "deepseek", "deepseek-coder",
@@ -100,17 +102,17 @@ char *hearth_chat_template_render(const hearth_chat_template *t, const hearth_ch
 
 /* The full request form. */
 typedef struct hearth_chat_request {
-    const hearth_chat_msg *msgs;  /* messages as role/content pairs ... */
+    const hearth_chat_msg *msgs; /* messages as role/content pairs ... */
     int n_msgs;
-    const char *messages_json;    /* ... or an OpenAI-style JSON array of message objects (tool_calls,
-                                     name, list content, ...); used instead of msgs when non-NULL */
-    const char *tools_json;       /* JSON array of tool definitions, or NULL (tools = none) */
+    const char *messages_json; /* ... or an OpenAI-style JSON array of message objects (tool_calls,
+                                  name, list content, ...); used instead of msgs when non-NULL */
+    const char *tools_json;    /* JSON array of tool definitions, or NULL (tools = none) */
     bool add_generation_prompt;
-    bool fallback_chatml;         /* template failure (not raise_exception) -> render with ChatML */
-    char *note;                   /* optional: receives a one-line note when a polyfill/fallback was used */
+    bool fallback_chatml; /* template failure (not raise_exception) -> render with ChatML */
+    char *note;           /* optional: receives a one-line note when a polyfill/fallback was used */
     size_t note_cap;
-    size_t max_output;            /* bytes of prompt text; 0: 16 MiB */
-    uint64_t max_steps;           /* evaluation steps (a time bound); 0: 20 million (well under a second) */
+    size_t max_output;  /* bytes of prompt text; 0: 16 MiB */
+    uint64_t max_steps; /* evaluation steps (a time bound); 0: 20 million (well under a second) */
 } hearth_chat_request;
 
 char *hearth_chat_template_render_ex(const hearth_chat_template *t, const hearth_chat_request *req,

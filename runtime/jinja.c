@@ -116,19 +116,46 @@ typedef enum tk_type {
 } tk_type;
 
 enum {
-    OP_ADD = 1, OP_SUB, OP_DIV, OP_FLOORDIV, OP_MUL, OP_MOD, OP_POW, OP_TILDE,
-    OP_LBRACKET, OP_RBRACKET, OP_LPAREN, OP_RPAREN, OP_LBRACE, OP_RBRACE,
-    OP_EQ, OP_NE, OP_GT, OP_GE, OP_LT, OP_LE, OP_ASSIGN, OP_DOT, OP_COLON,
-    OP_PIPE, OP_COMMA, OP_SEMI,
+    OP_ADD = 1,
+    OP_SUB,
+    OP_DIV,
+    OP_FLOORDIV,
+    OP_MUL,
+    OP_MOD,
+    OP_POW,
+    OP_TILDE,
+    OP_LBRACKET,
+    OP_RBRACKET,
+    OP_LPAREN,
+    OP_RPAREN,
+    OP_LBRACE,
+    OP_RBRACE,
+    OP_EQ,
+    OP_NE,
+    OP_GT,
+    OP_GE,
+    OP_LT,
+    OP_LE,
+    OP_ASSIGN,
+    OP_DOT,
+    OP_COLON,
+    OP_PIPE,
+    OP_COMMA,
+    OP_SEMI,
     /* not lexed: used by the AST */
-    OP_AND, OP_OR, OP_NOT, OP_IN, OP_NOTIN, OP_NEG, OP_POS,
+    OP_AND,
+    OP_OR,
+    OP_NOT,
+    OP_IN,
+    OP_NOTIN,
+    OP_NEG,
+    OP_POS,
 };
 
 static const char *op_text(int op) {
     static const char *const names[] = {
-        "?", "+", "-", "/", "//", "*", "%", "**", "~", "[", "]", "(", ")", "{", "}",
-        "==", "!=", ">", ">=", "<", "<=", "=", ".", ":", "|", ",", ";",
-        "and", "or", "not", "in", "not in", "-", "+",
+        "?", "+",  "-", "/",  "//", "*", "%", "**", "~", "[", "]",   "(",  ")",   "{",  "}",      "==", "!=",
+        ">", ">=", "<", "<=", "=",  ".", ":", "|",  ",", ";", "and", "or", "not", "in", "not in", "-",  "+",
     };
     return op > 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
 }
@@ -146,7 +173,7 @@ typedef struct token {
 typedef struct lexer {
     const char *src; /* normalized source */
     size_t len, pos;
-    size_t lc_pos;   /* line/column cursor */
+    size_t lc_pos; /* line/column cursor */
     int lc_line, lc_col;
     token *toks;
     size_t n, cap;
@@ -207,20 +234,27 @@ static token *lx_push(lexer *lx, tk_type type, size_t pos) {
     return t;
 }
 
+/* Python's \s for ASCII: what Jinja2 strips around "-" and lstrip_blocks. */
 static bool is_ws(char ch) {
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+    return ch == ' ' || (ch >= '\t' && ch <= '\r') || (ch >= 0x1c && ch <= 0x1f);
 }
-static bool is_name_start(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_'; }
-static bool is_name_char(char ch) { return is_name_start(ch) || (ch >= '0' && ch <= '9'); }
+static bool is_name_start(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+}
+static bool is_name_char(char ch) {
+    return is_name_start(ch) || (ch >= '0' && ch <= '9');
+}
 
 /* Emit the text before a tag, applying "{%-" / lstrip_blocks. */
 static bool lx_text(lexer *lx, size_t start, size_t end, char sign, bool block_like, bool line_starting) {
     if (sign == '-') {
-        while (end > start && is_ws(lx->src[end - 1])) end--;
+        while (end > start && is_ws(lx->src[end - 1]))
+            end--;
     } else if (sign != '+' && block_like) {
         /* lstrip_blocks: strip spaces/tabs between the last newline and the tag */
         size_t l = end;
-        while (l > start && lx->src[l - 1] != '\n') l--;
+        while (l > start && lx->src[l - 1] != '\n')
+            l--;
         if (l > start || line_starting) {
             bool only_ws = l < end;
             for (size_t i = l; i < end; i++)
@@ -301,14 +335,18 @@ static bool lx_string(lexer *lx) {
         case 'r': out[n++] = '\r'; break;
         case 't': out[n++] = '\t'; break;
         case 'v': out[n++] = '\v'; break;
-        case 'x': case 'u': case 'U': {
+        case 'x':
+        case 'u':
+        case 'U': {
             int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             uint32_t cp = 0;
             bool ok = i + (size_t)digits < bend;
             for (int k = 1; ok && k <= digits; k++) {
                 int h = hexval(lx->src[i + (size_t)k]);
-                if (h < 0) ok = false;
-                else cp = cp * 16 + (uint32_t)h;
+                if (h < 0)
+                    ok = false;
+                else
+                    cp = cp * 16 + (uint32_t)h;
             }
             if (!ok) {
                 lx->pos = i - 1;
@@ -324,9 +362,12 @@ static bool lx_string(lexer *lx) {
                 uint32_t cp = (uint32_t)(e - '0');
                 for (int k = 0; k < 2 && i + 1 < bend && lx->src[i + 1] >= '0' && lx->src[i + 1] <= '7'; k++)
                     cp = cp * 8 + (uint32_t)(lx->src[++i] - '0');
-                if (cp < 0x80) out[n++] = (char)cp;
-                else if (cp < 0x800 && n + 2 <= i - body + 1) n += utf8_put(out + n, cp);
-                else out[n++] = '?';
+                if (cp < 0x80)
+                    out[n++] = (char)cp;
+                else if (cp < 0x800 && n + 2 <= i - body + 1)
+                    n += utf8_put(out + n, cp);
+                else
+                    out[n++] = '?';
             } else { /* unknown escape: kept as written */
                 out[n++] = '\\';
                 out[n++] = e;
@@ -362,7 +403,8 @@ static bool lx_number(lexer *lx, bool after_dot) {
             any = true;
         }
         if (!any) return lx_fail(lx, start, HEARTH_ERR_FORMAT, "invalid number literal");
-        if (overflow || v > INT64_MAX) return lx_fail(lx, start, HEARTH_ERR_UNSUPPORTED, "integer literal too large");
+        if (overflow || v > INT64_MAX)
+            return lx_fail(lx, start, HEARTH_ERR_UNSUPPORTED, "integer literal too large");
         token *t = lx_push(lx, TK_INT, start);
         if (!t) return false;
         t->i = (int64_t)v;
@@ -399,7 +441,8 @@ static bool lx_number(lexer *lx, bool after_dot) {
     }
     uint64_t v = 0;
     for (size_t k = 0; k < bn; k++) {
-        if (v > (UINT64_MAX - 9) / 10) return lx_fail(lx, start, HEARTH_ERR_UNSUPPORTED, "integer literal too large");
+        if (v > (UINT64_MAX - 9) / 10)
+            return lx_fail(lx, start, HEARTH_ERR_UNSUPPORTED, "integer literal too large");
         v = v * 10 + (uint64_t)(buf[k] - '0');
     }
     if (v > INT64_MAX) return lx_fail(lx, start, HEARTH_ERR_UNSUPPORTED, "integer literal too large");
@@ -415,7 +458,8 @@ static bool lx_tag(lexer *lx, bool is_block, size_t tag_start, bool *line_starti
     int depth = 0;
     const char *s = lx->src;
     for (;;) {
-        while (lx->pos < lx->len && is_ws(s[lx->pos])) lx->pos++;
+        while (lx->pos < lx->len && is_ws(s[lx->pos]))
+            lx->pos++;
         if (lx->pos >= lx->len)
             return lx_fail(lx, tag_start, HEARTH_ERR_FORMAT, "unterminated '%s' tag (missing '%s')",
                            is_block ? "{%" : "{{", is_block ? "%}" : "}}");
@@ -436,7 +480,8 @@ static bool lx_tag(lexer *lx, bool is_block, size_t tag_start, bool *line_starti
                 q += 2;
                 *line_starting = false;
                 if (sign == '-') {
-                    while (q < lx->len && is_ws(s[q])) q++;
+                    while (q < lx->len && is_ws(s[q]))
+                        q++;
                     *line_starting = q > 0 && s[q - 1] == '\n';
                 } else if (sign == 0 && is_block && q < lx->len && s[q] == '\n') {
                     q++; /* trim_blocks */
@@ -452,13 +497,15 @@ static bool lx_tag(lexer *lx, bool is_block, size_t tag_start, bool *line_starti
             continue;
         }
         if (ch >= '0' && ch <= '9') {
-            bool after_dot = lx->n > 0 && lx->toks[lx->n - 1].type == TK_OP && lx->toks[lx->n - 1].op == OP_DOT;
+            bool after_dot =
+                lx->n > 0 && lx->toks[lx->n - 1].type == TK_OP && lx->toks[lx->n - 1].op == OP_DOT;
             if (!lx_number(lx, after_dot)) return false;
             continue;
         }
         if (is_name_start(ch)) {
             size_t e = p;
-            while (e < lx->len && is_name_char(s[e])) e++;
+            while (e < lx->len && is_name_char(s[e]))
+                e++;
             token *t = lx_push(lx, TK_NAME, p);
             if (!t) return false;
             t->p = s + p;
@@ -466,12 +513,16 @@ static bool lx_tag(lexer *lx, bool is_block, size_t tag_start, bool *line_starti
             lx->pos = e;
             continue;
         }
-        static const struct { const char *text; int op; } ops[] = {
-            {"//", OP_FLOORDIV}, {"**", OP_POW}, {"==", OP_EQ}, {"!=", OP_NE}, {">=", OP_GE}, {"<=", OP_LE},
-            {"+", OP_ADD}, {"-", OP_SUB}, {"/", OP_DIV}, {"*", OP_MUL}, {"%", OP_MOD}, {"~", OP_TILDE},
-            {"[", OP_LBRACKET}, {"]", OP_RBRACKET}, {"(", OP_LPAREN}, {")", OP_RPAREN}, {"{", OP_LBRACE},
-            {"}", OP_RBRACE}, {">", OP_GT}, {"<", OP_LT}, {"=", OP_ASSIGN}, {".", OP_DOT}, {":", OP_COLON},
-            {"|", OP_PIPE}, {",", OP_COMMA}, {";", OP_SEMI},
+        static const struct {
+            const char *text;
+            int op;
+        } ops[] = {
+            {"//", OP_FLOORDIV}, {"**", OP_POW},   {"==", OP_EQ},      {"!=", OP_NE},      {">=", OP_GE},
+            {"<=", OP_LE},       {"+", OP_ADD},    {"-", OP_SUB},      {"/", OP_DIV},      {"*", OP_MUL},
+            {"%", OP_MOD},       {"~", OP_TILDE},  {"[", OP_LBRACKET}, {"]", OP_RBRACKET}, {"(", OP_LPAREN},
+            {")", OP_RPAREN},    {"{", OP_LBRACE}, {"}", OP_RBRACE},   {">", OP_GT},       {"<", OP_LT},
+            {"=", OP_ASSIGN},    {".", OP_DOT},    {":", OP_COLON},    {"|", OP_PIPE},     {",", OP_COMMA},
+            {";", OP_SEMI},
         };
         int op = 0;
         size_t oplen = 0;
@@ -486,7 +537,8 @@ static bool lx_tag(lexer *lx, bool is_block, size_t tag_start, bool *line_starti
         if (!op) {
             if ((unsigned char)ch >= 0x80)
                 return lx_fail(lx, p, HEARTH_ERR_FORMAT, "unexpected non-ASCII character in expression");
-            if (ch >= 0x20 && ch < 0x7f) return lx_fail(lx, p, HEARTH_ERR_FORMAT, "unexpected character '%c'", ch);
+            if (ch >= 0x20 && ch < 0x7f)
+                return lx_fail(lx, p, HEARTH_ERR_FORMAT, "unexpected character '%c'", ch);
             return lx_fail(lx, p, HEARTH_ERR_FORMAT, "unexpected character 0x%02x", (unsigned char)ch);
         }
         if (op == OP_LBRACE || op == OP_LBRACKET || op == OP_LPAREN) {
@@ -508,14 +560,17 @@ static size_t lx_raw_begin(const lexer *lx, size_t pos) {
     const char *s = lx->src;
     size_t i = pos + 2;
     if (i < lx->len && (s[i] == '-' || s[i] == '+')) i++;
-    while (i < lx->len && is_ws(s[i])) i++;
+    while (i < lx->len && is_ws(s[i]))
+        i++;
     if (i + 3 > lx->len || memcmp(s + i, "raw", 3) != 0) return 0;
     i += 3;
     if (i < lx->len && is_name_char(s[i])) return 0;
-    while (i < lx->len && is_ws(s[i])) i++;
+    while (i < lx->len && is_ws(s[i]))
+        i++;
     if (i + 3 <= lx->len && s[i] == '-' && s[i + 1] == '%' && s[i + 2] == '}') {
         i += 3;
-        while (i < lx->len && is_ws(s[i])) i++;
+        while (i < lx->len && is_ws(s[i]))
+            i++;
         return i;
     }
     if (i + 2 <= lx->len && s[i] == '%' && s[i + 1] == '}') return i + 2;
@@ -527,7 +582,8 @@ static bool lx_run(lexer *lx) {
     bool line_starting = true;
     while (lx->pos < lx->len) {
         size_t start = lx->pos, t = start;
-        while (t + 1 < lx->len && !(s[t] == '{' && (s[t + 1] == '{' || s[t + 1] == '%' || s[t + 1] == '#'))) t++;
+        while (t + 1 < lx->len && !(s[t] == '{' && (s[t + 1] == '{' || s[t + 1] == '%' || s[t + 1] == '#')))
+            t++;
         if (t + 1 >= lx->len) { /* no more tags */
             token *tk = lx_push(lx, TK_TEXT, start);
             if (!tk) return false;
@@ -546,15 +602,18 @@ static bool lx_run(lexer *lx) {
             /* {% raw %}...{% endraw %}: the body is text, with whitespace control */
             size_t body = raw_end, i = body;
             for (;;) {
-                while (i + 1 < lx->len && !(s[i] == '{' && s[i + 1] == '%')) i++;
+                while (i + 1 < lx->len && !(s[i] == '{' && s[i + 1] == '%'))
+                    i++;
                 if (i + 1 >= lx->len) return lx_fail(lx, t, HEARTH_ERR_FORMAT, "missing {%% endraw %%}");
                 size_t j = i + 2;
                 char esign = (j < lx->len && (s[j] == '-' || s[j] == '+')) ? s[j] : 0;
                 if (esign) j++;
-                while (j < lx->len && is_ws(s[j])) j++;
+                while (j < lx->len && is_ws(s[j]))
+                    j++;
                 if (j + 6 <= lx->len && memcmp(s + j, "endraw", 6) == 0) {
                     j += 6;
-                    while (j < lx->len && is_ws(s[j])) j++;
+                    while (j < lx->len && is_ws(s[j]))
+                        j++;
                     char csign = 0;
                     if (j < lx->len && (s[j] == '-' || s[j] == '+')) csign = s[j++];
                     if (j + 1 < lx->len && s[j] == '%' && s[j + 1] == '}') {
@@ -563,7 +622,8 @@ static bool lx_run(lexer *lx) {
                         if (!lx_text(lx, body, i, esign, true, raw_line_starting)) return false;
                         line_starting = false;
                         if (csign == '-') {
-                            while (j < lx->len && is_ws(s[j])) j++;
+                            while (j < lx->len && is_ws(s[j]))
+                                j++;
                             line_starting = s[j - 1] == '\n';
                         } else if (csign == 0 && j < lx->len && s[j] == '\n') {
                             j++;
@@ -579,13 +639,16 @@ static bool lx_run(lexer *lx) {
         }
         if (kind == '#') {
             size_t i = lx->pos;
-            while (i + 1 < lx->len && !(s[i] == '#' && s[i + 1] == '}')) i++;
-            if (i + 1 >= lx->len) return lx_fail(lx, t, HEARTH_ERR_FORMAT, "unterminated comment (missing '#}')");
+            while (i + 1 < lx->len && !(s[i] == '#' && s[i + 1] == '}'))
+                i++;
+            if (i + 1 >= lx->len)
+                return lx_fail(lx, t, HEARTH_ERR_FORMAT, "unterminated comment (missing '#}')");
             char csign = (i > lx->pos && (s[i - 1] == '-' || s[i - 1] == '+')) ? s[i - 1] : 0;
             size_t j = i + 2;
             line_starting = false;
             if (csign == '-') {
-                while (j < lx->len && is_ws(s[j])) j++;
+                while (j < lx->len && is_ws(s[j]))
+                    j++;
                 line_starting = s[j - 1] == '\n';
             } else if (csign == 0 && j < lx->len && s[j] == '\n') {
                 j++;
@@ -604,44 +667,169 @@ static bool lx_run(lexer *lx) {
 /* ================================================================ filters and tests (names) */
 
 enum {
-    FL_ABS = 1, FL_ATTR, FL_CAPITALIZE, FL_CENTER, FL_DEFAULT, FL_DICTSORT, FL_ESCAPE, FL_FIRST, FL_FLOAT,
-    FL_INDENT, FL_INT, FL_ITEMS, FL_JOIN, FL_LAST, FL_LENGTH, FL_LIST, FL_LOWER, FL_MAP, FL_MAX, FL_MIN,
-    FL_REPLACE, FL_REJECT, FL_REJECTATTR, FL_REVERSE, FL_ROUND, FL_SAFE, FL_SELECT, FL_SELECTATTR, FL_SORT,
-    FL_STRING, FL_SUM, FL_TITLE, FL_TOJSON, FL_TRIM, FL_UNIQUE, FL_UPPER, FL_WORDCOUNT,
+    FL_ABS = 1,
+    FL_ATTR,
+    FL_CAPITALIZE,
+    FL_CENTER,
+    FL_DEFAULT,
+    FL_DICTSORT,
+    FL_ESCAPE,
+    FL_FIRST,
+    FL_FLOAT,
+    FL_INDENT,
+    FL_INT,
+    FL_ITEMS,
+    FL_JOIN,
+    FL_LAST,
+    FL_LENGTH,
+    FL_LIST,
+    FL_LOWER,
+    FL_MAP,
+    FL_MAX,
+    FL_MIN,
+    FL_REPLACE,
+    FL_REJECT,
+    FL_REJECTATTR,
+    FL_REVERSE,
+    FL_ROUND,
+    FL_SAFE,
+    FL_SELECT,
+    FL_SELECTATTR,
+    FL_SORT,
+    FL_STRING,
+    FL_SUM,
+    FL_TITLE,
+    FL_TOJSON,
+    FL_TRIM,
+    FL_UNIQUE,
+    FL_UPPER,
+    FL_WORDCOUNT,
 };
 
-static const struct { const char *name; int id; } filter_names[] = {
-    {"abs", FL_ABS}, {"attr", FL_ATTR}, {"capitalize", FL_CAPITALIZE}, {"center", FL_CENTER},
-    {"count", FL_LENGTH}, {"d", FL_DEFAULT}, {"default", FL_DEFAULT}, {"dictsort", FL_DICTSORT},
-    {"e", FL_ESCAPE}, {"escape", FL_ESCAPE}, {"first", FL_FIRST}, {"float", FL_FLOAT}, {"indent", FL_INDENT},
-    {"int", FL_INT}, {"items", FL_ITEMS}, {"join", FL_JOIN}, {"last", FL_LAST}, {"length", FL_LENGTH},
-    {"list", FL_LIST}, {"lower", FL_LOWER}, {"map", FL_MAP}, {"max", FL_MAX}, {"min", FL_MIN},
-    {"replace", FL_REPLACE}, {"reject", FL_REJECT}, {"rejectattr", FL_REJECTATTR}, {"reverse", FL_REVERSE},
-    {"round", FL_ROUND}, {"safe", FL_SAFE}, {"select", FL_SELECT}, {"selectattr", FL_SELECTATTR},
-    {"sort", FL_SORT}, {"string", FL_STRING}, {"sum", FL_SUM}, {"title", FL_TITLE}, {"tojson", FL_TOJSON},
-    {"trim", FL_TRIM}, {"unique", FL_UNIQUE}, {"upper", FL_UPPER}, {"wordcount", FL_WORDCOUNT},
+static const struct {
+    const char *name;
+    int id;
+} filter_names[] = {
+    {"abs", FL_ABS},
+    {"attr", FL_ATTR},
+    {"capitalize", FL_CAPITALIZE},
+    {"center", FL_CENTER},
+    {"count", FL_LENGTH},
+    {"d", FL_DEFAULT},
+    {"default", FL_DEFAULT},
+    {"dictsort", FL_DICTSORT},
+    {"e", FL_ESCAPE},
+    {"escape", FL_ESCAPE},
+    {"first", FL_FIRST},
+    {"float", FL_FLOAT},
+    {"indent", FL_INDENT},
+    {"int", FL_INT},
+    {"items", FL_ITEMS},
+    {"join", FL_JOIN},
+    {"last", FL_LAST},
+    {"length", FL_LENGTH},
+    {"list", FL_LIST},
+    {"lower", FL_LOWER},
+    {"map", FL_MAP},
+    {"max", FL_MAX},
+    {"min", FL_MIN},
+    {"replace", FL_REPLACE},
+    {"reject", FL_REJECT},
+    {"rejectattr", FL_REJECTATTR},
+    {"reverse", FL_REVERSE},
+    {"round", FL_ROUND},
+    {"safe", FL_SAFE},
+    {"select", FL_SELECT},
+    {"selectattr", FL_SELECTATTR},
+    {"sort", FL_SORT},
+    {"string", FL_STRING},
+    {"sum", FL_SUM},
+    {"title", FL_TITLE},
+    {"tojson", FL_TOJSON},
+    {"trim", FL_TRIM},
+    {"unique", FL_UNIQUE},
+    {"upper", FL_UPPER},
+    {"wordcount", FL_WORDCOUNT},
 };
 
 enum {
-    TS_DEFINED = 1, TS_UNDEFINED, TS_NONE, TS_BOOLEAN, TS_TRUE, TS_FALSE, TS_INTEGER, TS_FLOAT, TS_NUMBER,
-    TS_STRING, TS_MAPPING, TS_ITERABLE, TS_SEQUENCE, TS_CALLABLE, TS_SAMEAS, TS_LOWER, TS_UPPER, TS_EVEN,
-    TS_ODD, TS_DIVISIBLEBY, TS_EQ, TS_NE, TS_LT, TS_LE, TS_GT, TS_GE, TS_IN, TS_ESCAPED,
+    TS_DEFINED = 1,
+    TS_UNDEFINED,
+    TS_NONE,
+    TS_BOOLEAN,
+    TS_TRUE,
+    TS_FALSE,
+    TS_INTEGER,
+    TS_FLOAT,
+    TS_NUMBER,
+    TS_STRING,
+    TS_MAPPING,
+    TS_ITERABLE,
+    TS_SEQUENCE,
+    TS_CALLABLE,
+    TS_SAMEAS,
+    TS_LOWER,
+    TS_UPPER,
+    TS_EVEN,
+    TS_ODD,
+    TS_DIVISIBLEBY,
+    TS_EQ,
+    TS_NE,
+    TS_LT,
+    TS_LE,
+    TS_GT,
+    TS_GE,
+    TS_IN,
+    TS_ESCAPED,
 };
 
-static const struct { const char *name; int id; } test_names[] = {
-    {"defined", TS_DEFINED}, {"undefined", TS_UNDEFINED}, {"none", TS_NONE}, {"boolean", TS_BOOLEAN},
-    {"true", TS_TRUE}, {"false", TS_FALSE}, {"integer", TS_INTEGER}, {"float", TS_FLOAT},
-    {"number", TS_NUMBER}, {"string", TS_STRING}, {"mapping", TS_MAPPING}, {"iterable", TS_ITERABLE},
-    {"sequence", TS_SEQUENCE}, {"callable", TS_CALLABLE}, {"sameas", TS_SAMEAS}, {"lower", TS_LOWER},
-    {"upper", TS_UPPER}, {"even", TS_EVEN}, {"odd", TS_ODD}, {"divisibleby", TS_DIVISIBLEBY},
-    {"eq", TS_EQ}, {"equalto", TS_EQ}, {"==", TS_EQ}, {"ne", TS_NE}, {"!=", TS_NE}, {"lt", TS_LT},
-    {"lessthan", TS_LT}, {"<", TS_LT}, {"le", TS_LE}, {"<=", TS_LE}, {"gt", TS_GT}, {"greaterthan", TS_GT},
-    {">", TS_GT}, {"ge", TS_GE}, {">=", TS_GE}, {"in", TS_IN}, {"escaped", TS_ESCAPED},
+static const struct {
+    const char *name;
+    int id;
+} test_names[] = {
+    {"defined", TS_DEFINED},
+    {"undefined", TS_UNDEFINED},
+    {"none", TS_NONE},
+    {"boolean", TS_BOOLEAN},
+    {"true", TS_TRUE},
+    {"false", TS_FALSE},
+    {"integer", TS_INTEGER},
+    {"float", TS_FLOAT},
+    {"number", TS_NUMBER},
+    {"string", TS_STRING},
+    {"mapping", TS_MAPPING},
+    {"iterable", TS_ITERABLE},
+    {"sequence", TS_SEQUENCE},
+    {"callable", TS_CALLABLE},
+    {"sameas", TS_SAMEAS},
+    {"lower", TS_LOWER},
+    {"upper", TS_UPPER},
+    {"even", TS_EVEN},
+    {"odd", TS_ODD},
+    {"divisibleby", TS_DIVISIBLEBY},
+    {"eq", TS_EQ},
+    {"equalto", TS_EQ},
+    {"==", TS_EQ},
+    {"ne", TS_NE},
+    {"!=", TS_NE},
+    {"lt", TS_LT},
+    {"lessthan", TS_LT},
+    {"<", TS_LT},
+    {"le", TS_LE},
+    {"<=", TS_LE},
+    {"gt", TS_GT},
+    {"greaterthan", TS_GT},
+    {">", TS_GT},
+    {"ge", TS_GE},
+    {">=", TS_GE},
+    {"in", TS_IN},
+    {"escaped", TS_ESCAPED},
 };
 
 static int lookup_filter(const char *p, size_t n) {
     for (size_t i = 0; i < sizeof filter_names / sizeof filter_names[0]; i++)
-        if (strlen(filter_names[i].name) == n && memcmp(filter_names[i].name, p, n) == 0) return filter_names[i].id;
+        if (strlen(filter_names[i].name) == n && memcmp(filter_names[i].name, p, n) == 0)
+            return filter_names[i].id;
     return 0;
 }
 
@@ -655,10 +843,34 @@ static int lookup_test(const char *p, size_t n) {
 
 typedef enum nkind {
     /* expressions */
-    N_CONST, N_NAME, N_LIST, N_TUPLE, N_DICT, N_GETATTR, N_GETITEM, N_SLICE, N_CALL, N_FILTER, N_TEST,
-    N_UNARY, N_BINOP, N_COMPARE, N_CONDEXPR, N_SLOT,
+    N_CONST,
+    N_NAME,
+    N_LIST,
+    N_TUPLE,
+    N_DICT,
+    N_GETATTR,
+    N_GETITEM,
+    N_SLICE,
+    N_CALL,
+    N_FILTER,
+    N_TEST,
+    N_UNARY,
+    N_BINOP,
+    N_COMPARE,
+    N_CONDEXPR,
+    N_SLOT,
     /* statements */
-    S_TEXT, S_OUTPUT, S_IF, S_FOR, S_SET, S_SET_BLOCK, S_MACRO, S_BREAK, S_CONTINUE, S_BODY, S_FILTER_BLOCK,
+    S_TEXT,
+    S_OUTPUT,
+    S_IF,
+    S_FOR,
+    S_SET,
+    S_SET_BLOCK,
+    S_MACRO,
+    S_BREAK,
+    S_CONTINUE,
+    S_BODY,
+    S_FILTER_BLOCK,
 } nkind;
 
 enum { SET_NAME, SET_ATTR, SET_TUPLE }; /* node->op of S_SET / S_SET_BLOCK */
@@ -666,23 +878,27 @@ enum { SET_NAME, SET_ATTR, SET_TUPLE }; /* node->op of S_SET / S_SET_BLOCK */
 typedef struct node node;
 struct node {
     nkind kind;
-    int op;              /* operator, filter/test id, set-target kind */
+    int op; /* operator, filter/test id, set-target kind */
     int line, col;
-    const char *name;    /* name, attribute, filter/test/macro name, text */
+    const char *name; /* name, attribute, filter/test/macro name, text */
     size_t nlen;
-    jv val;              /* N_CONST */
-    node *a, *b, *c, *d; /* operands; S_FOR: a=iter b=filter; S_SET: a=value; N_SLICE: a=obj b,c,d=start,stop,step */
-    node **items;        /* list items, dict keys, positional args, statement body, compare operands */
+    jv val; /* N_CONST */
+    node *a, *b, *c,
+        *d;       /* operands; S_FOR: a=iter b=filter; S_SET: a=value; N_SLICE: a=obj b,c,d=start,stop,step */
+    node **items; /* list items, dict keys, positional args, statement body, compare operands */
     int n_items;
-    node **items2;       /* dict values, keyword-arg values, else body, macro defaults */
+    node **items2; /* dict values, keyword-arg values, else body, macro defaults */
     int n_items2;
-    const char **names;  /* keyword-arg names, for/set targets, macro parameters */
+    const char **names; /* keyword-arg names, for/set targets, macro parameters */
     size_t *nlens;
     int n_names;
-    int *ops;            /* N_COMPARE operators */
+    int *ops; /* N_COMPARE operators */
 };
 
-typedef struct { void **v; int n, cap; } pvec;
+typedef struct {
+    void **v;
+    int n, cap;
+} pvec;
 
 typedef struct parser {
     token *toks;
@@ -708,16 +924,21 @@ static bool ps_fail_at(parser *p, const token *t, hearth_status code, const char
     return false;
 }
 
-static token *cur(parser *p) { return &p->toks[p->pos]; }
+static token *cur(parser *p) {
+    return &p->toks[p->pos];
+}
 static token *peek(parser *p, size_t k) {
     size_t i = p->pos;
-    while (k-- && p->toks[i].type != TK_EOF) i++;
+    while (k-- && p->toks[i].type != TK_EOF)
+        i++;
     return &p->toks[i];
 }
 static void advance(parser *p) {
     if (p->toks[p->pos].type != TK_EOF) p->pos++;
 }
-static bool tok_is_op(const token *t, int op) { return t->type == TK_OP && t->op == op; }
+static bool tok_is_op(const token *t, int op) {
+    return t->type == TK_OP && t->op == op;
+}
 static bool tok_is_name(const token *t, const char *kw) {
     return t->type == TK_NAME && strlen(kw) == t->n && memcmp(t->p, kw, t->n) == 0;
 }
@@ -732,7 +953,8 @@ static void describe(const token *t, char *buf, size_t cap) {
     case TK_BLOCK_END: snprintf(buf, cap, "'%%}'"); break;
     case TK_NAME: snprintf(buf, cap, "'%.*s'", (int)(t->n > 40 ? 40 : t->n), t->p); break;
     case TK_STRING: snprintf(buf, cap, "a string"); break;
-    case TK_INT: case TK_FLOAT: snprintf(buf, cap, "a number"); break;
+    case TK_INT:
+    case TK_FLOAT: snprintf(buf, cap, "a number"); break;
     case TK_OP: snprintf(buf, cap, "'%s'", op_text(t->op)); break;
     }
 }
@@ -790,7 +1012,8 @@ static bool pv_push(parser *p, pvec *v, void *x) {
 
 static bool enter(parser *p) {
     if (++p->depth > PARSE_MAX_DEPTH)
-        return ps_fail_at(p, cur(p), HEARTH_ERR_FORMAT, "template nested deeper than %d levels", PARSE_MAX_DEPTH);
+        return ps_fail_at(p, cur(p), HEARTH_ERR_FORMAT, "template nested deeper than %d levels",
+                          PARSE_MAX_DEPTH);
     return true;
 }
 #define LEAVE(p, x) ((p)->depth--, (x))
@@ -808,7 +1031,8 @@ static bool parse_call_args(parser *p, node *n) {
         if (pos.n + kwv.n > 0 && !expect_op(p, OP_COMMA)) return false;
         if (tok_is_op(cur(p), OP_RPAREN)) break;
         if (tok_is_op(cur(p), OP_MUL) || tok_is_op(cur(p), OP_POW))
-            return ps_fail_at(p, cur(p), HEARTH_ERR_UNSUPPORTED, "*args and **kwargs in calls are not supported");
+            return ps_fail_at(p, cur(p), HEARTH_ERR_UNSUPPORTED,
+                              "*args and **kwargs in calls are not supported");
         if (cur(p)->type == TK_NAME && tok_is_op(peek(p, 1), OP_ASSIGN)) {
             token *k = cur(p);
             advance(p);
@@ -818,9 +1042,11 @@ static bool parse_call_args(parser *p, node *n) {
             size_t *len = arena_alloc(p->ar, sizeof *len);
             if (!len) return ps_fail_at(p, k, HEARTH_ERR_NOMEM, "out of memory");
             *len = k->n;
-            if (!pv_push(p, &kwn, (void *)k->p) || !pv_push(p, &kwl, len) || !pv_push(p, &kwv, v)) return false;
+            if (!pv_push(p, &kwn, (void *)k->p) || !pv_push(p, &kwl, len) || !pv_push(p, &kwv, v))
+                return false;
         } else {
-            if (kwv.n) return ps_fail_at(p, cur(p), HEARTH_ERR_FORMAT, "positional argument after keyword argument");
+            if (kwv.n)
+                return ps_fail_at(p, cur(p), HEARTH_ERR_FORMAT, "positional argument after keyword argument");
             node *v = parse_expr(p, true);
             if (!v || !pv_push(p, &pos, v)) return false;
         }
@@ -835,7 +1061,8 @@ static bool parse_call_args(parser *p, node *n) {
         n->names = (const char **)kwn.v;
         n->nlens = arena_alloc(p->ar, (size_t)kwn.n * sizeof *n->nlens);
         if (!n->nlens) return ps_fail_at(p, cur(p), HEARTH_ERR_NOMEM, "out of memory");
-        for (int i = 0; i < kwn.n; i++) n->nlens[i] = *(size_t *)kwl.v[i];
+        for (int i = 0; i < kwn.n; i++)
+            n->nlens[i] = *(size_t *)kwl.v[i];
     }
     return true;
 }
@@ -847,9 +1074,12 @@ static node *parse_primary(parser *p) {
     case TK_NAME:
         n = mk(p, N_CONST, t);
         if (!n) return NULL;
-        if (tok_is_name(t, "true") || tok_is_name(t, "True")) n->val = jv_bool(true);
-        else if (tok_is_name(t, "false") || tok_is_name(t, "False")) n->val = jv_bool(false);
-        else if (tok_is_name(t, "none") || tok_is_name(t, "None")) n->val = jv_none();
+        if (tok_is_name(t, "true") || tok_is_name(t, "True"))
+            n->val = jv_bool(true);
+        else if (tok_is_name(t, "false") || tok_is_name(t, "False"))
+            n->val = jv_bool(false);
+        else if (tok_is_name(t, "none") || tok_is_name(t, "None"))
+            n->val = jv_none();
         else {
             n->kind = N_NAME;
             n->name = t->p;
@@ -860,7 +1090,8 @@ static node *parse_primary(parser *p) {
     case TK_STRING: {
         /* adjacent string literals concatenate */
         size_t total = 0, k = p->pos;
-        while (p->toks[k].type == TK_STRING) total += p->toks[k++].n;
+        while (p->toks[k].type == TK_STRING)
+            total += p->toks[k++].n;
         char *buf = arena_alloc(p->ar, total + 1);
         n = mk(p, N_CONST, t);
         if (!n || !buf) {
@@ -966,9 +1197,25 @@ static node *parse_postfix(parser *p, node *n) {
             advance(p);
             node *start = NULL, *stop = NULL, *step = NULL;
             bool slice = false;
-            if (!tok_is_op(cur(p), OP_COLON)) {
-                start = parse_expr(p, true);
-                if (!start) return NULL;
+            if (tok_is_op(cur(p), OP_RBRACKET) || !tok_is_op(cur(p), OP_COLON)) {
+                /* x[i], or x[a, b] / x[] with a tuple key */
+                start = tok_is_op(cur(p), OP_RBRACKET) ? NULL : parse_expr(p, true);
+                if (!start && !tok_is_op(cur(p), OP_RBRACKET)) return NULL;
+                if (!start || tok_is_op(cur(p), OP_COMMA)) {
+                    node *tup = mk(p, N_TUPLE, t);
+                    if (!tup) return NULL;
+                    pvec v = {0};
+                    if (start && !pv_push(p, &v, start)) return NULL;
+                    while (tok_is_op(cur(p), OP_COMMA)) {
+                        advance(p);
+                        if (tok_is_op(cur(p), OP_RBRACKET)) break;
+                        node *x = parse_expr(p, true);
+                        if (!x || !pv_push(p, &v, x)) return NULL;
+                    }
+                    tup->items = (node **)v.v;
+                    tup->n_items = v.n;
+                    start = tup;
+                }
             }
             if (tok_is_op(cur(p), OP_COLON)) {
                 slice = true;
@@ -1022,7 +1269,8 @@ static node *parse_filter_chain(parser *p, node *n) {
         }
         int id = lookup_filter(t->p, t->n);
         if (!id) {
-            ps_fail_at(p, t, HEARTH_ERR_UNSUPPORTED, "no filter named '%.*s'", (int)(t->n > 40 ? 40 : t->n), t->p);
+            ps_fail_at(p, t, HEARTH_ERR_UNSUPPORTED, "no filter named '%.*s'", (int)(t->n > 40 ? 40 : t->n),
+                       t->p);
             return NULL;
         }
         node *f = mk(p, N_FILTER, t);
@@ -1097,15 +1345,18 @@ static node *parse_test(parser *p, node *n) {
 
 static node *parse_filter_expr(parser *p, node *n) {
     for (;;) {
-        if (tok_is_op(cur(p), OP_PIPE)) n = parse_filter_chain(p, n);
-        else if (tok_is_name(cur(p), "is")) n = parse_test(p, n);
+        if (tok_is_op(cur(p), OP_PIPE))
+            n = parse_filter_chain(p, n);
+        else if (tok_is_name(cur(p), "is"))
+            n = parse_test(p, n);
         else if (tok_is_op(cur(p), OP_LPAREN)) {
             node *c = mk(p, N_CALL, cur(p));
             if (!c) return NULL;
             c->a = n;
             if (!parse_call_args(p, c)) return NULL;
             n = c;
-        } else return n;
+        } else
+            return n;
         if (!n) return NULL;
     }
 }
@@ -1154,8 +1405,9 @@ static node *parse_pow(parser *p) {
 
 static node *parse_math2(parser *p) {
     node *l = parse_pow(p);
-    while (l && cur(p)->type == TK_OP &&
-           (cur(p)->op == OP_MUL || cur(p)->op == OP_DIV || cur(p)->op == OP_FLOORDIV || cur(p)->op == OP_MOD)) {
+    while (
+        l && cur(p)->type == TK_OP &&
+        (cur(p)->op == OP_MUL || cur(p)->op == OP_DIV || cur(p)->op == OP_FLOORDIV || cur(p)->op == OP_MOD)) {
         token *t = cur(p);
         advance(p);
         node *r = parse_pow(p);
@@ -1229,7 +1481,8 @@ static node *parse_compare(parser *p) {
         ps_fail_at(p, start, HEARTH_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    for (int i = 0; i < ops.n; i++) n->ops[i] = *(int *)ops.v[i];
+    for (int i = 0; i < ops.n; i++)
+        n->ops[i] = *(int *)ops.v[i];
     return n;
 }
 
@@ -1312,8 +1565,10 @@ static node *parse_tuple(parser *p, bool condexpr, bool explicit_parens, const c
         if (is_tuple_end(p, extra_end)) break;
         node *x = parse_expr(p, condexpr);
         if (!x || !pv_push(p, &v, x)) return NULL;
-        if (tok_is_op(cur(p), OP_COMMA)) is_tuple = true;
-        else break;
+        if (tok_is_op(cur(p), OP_COMMA))
+            is_tuple = true;
+        else
+            break;
     }
     if (!is_tuple) {
         if (v.n) return v.v[0];
@@ -1331,7 +1586,8 @@ static node *parse_tuple(parser *p, bool condexpr, bool explicit_parens, const c
 
 /* ---------------------------------------------------------------- statements */
 
-static bool parse_body(parser *p, pvec *body, const char *const *ends, int nends, const token *opener, int *which);
+static bool parse_body(parser *p, pvec *body, const char *const *ends, int nends, const token *opener,
+                       int *which);
 
 /* Names for {% for a, b in %} / {% set a, b = %}; stops at `stop` or '=' / '%}'. */
 static bool parse_target_names(parser *p, node *n) {
@@ -1359,7 +1615,8 @@ static bool parse_target_names(parser *p, node *n) {
     n->n_names = names.n;
     n->nlens = arena_alloc(p->ar, (size_t)names.n * sizeof(size_t));
     if (!n->nlens) return ps_fail_at(p, cur(p), HEARTH_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < names.n; i++) n->nlens[i] = *(size_t *)lens.v[i];
+    for (int i = 0; i < names.n; i++)
+        n->nlens[i] = *(size_t *)lens.v[i];
     n->op = (names.n > 1 || paren) ? SET_TUPLE : SET_NAME;
     return true;
 }
@@ -1458,7 +1715,8 @@ static node *parse_slot_filters(parser *p, token *at, bool require) {
         }
         int id = lookup_filter(t->p, t->n);
         if (!id) {
-            ps_fail_at(p, t, HEARTH_ERR_UNSUPPORTED, "no filter named '%.*s'", (int)(t->n > 40 ? 40 : t->n), t->p);
+            ps_fail_at(p, t, HEARTH_ERR_UNSUPPORTED, "no filter named '%.*s'", (int)(t->n > 40 ? 40 : t->n),
+                       t->p);
             return NULL;
         }
         node *f = mk(p, N_FILTER, t);
@@ -1566,7 +1824,8 @@ static node *parse_macro(parser *p, token *kw) {
             return NULL;
         }
         *len = a->n;
-        if (!pv_push(p, &names, (void *)a->p) || !pv_push(p, &lens, len) || !pv_push(p, &defs, def)) return NULL;
+        if (!pv_push(p, &names, (void *)a->p) || !pv_push(p, &lens, len) || !pv_push(p, &defs, def))
+            return NULL;
     }
     advance(p);
     if (!expect_block_end(p)) return NULL;
@@ -1579,7 +1838,8 @@ static node *parse_macro(parser *p, token *kw) {
         ps_fail_at(p, t, HEARTH_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    for (int i = 0; i < names.n; i++) n->nlens[i] = *(size_t *)lens.v[i];
+    for (int i = 0; i < names.n; i++)
+        n->nlens[i] = *(size_t *)lens.v[i];
     static const char *const ends[] = {"endmacro"};
     pvec body = {0};
     int which;
@@ -1645,11 +1905,12 @@ static node *parse_statement(parser *p) {
         if (!n || !expect_block_end(p)) return NULL;
         return n;
     }
-    static const char *const unsupported[] = {"include", "extends", "import", "from", "block", "call",
-                                              "with", "autoescape", "do", "trans", "print"};
+    static const char *const unsupported[] = {"include", "extends",    "import", "from",  "block", "call",
+                                              "with",    "autoescape", "do",     "trans", "print"};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
         if (tok_is_name(kw, unsupported[i])) {
-            ps_fail_at(p, kw, HEARTH_ERR_UNSUPPORTED, "{%% %s %%} is not supported in chat templates", unsupported[i]);
+            ps_fail_at(p, kw, HEARTH_ERR_UNSUPPORTED, "{%% %s %%} is not supported in chat templates",
+                       unsupported[i]);
             return NULL;
         }
     ps_fail_at(p, kw, HEARTH_ERR_FORMAT, "unknown tag '%.*s'", (int)(kw->n > 40 ? 40 : kw->n), kw->p);
@@ -1658,16 +1919,18 @@ static node *parse_statement(parser *p) {
 
 /* Statements until one of `ends` ({% endfor %} ...); leaves the end word as
  * the current token and its index in *which. With no ends, parses to EOF. */
-static bool parse_body(parser *p, pvec *body, const char *const *ends, int nends, const token *opener, int *which) {
+static bool parse_body(parser *p, pvec *body, const char *const *ends, int nends, const token *opener,
+                       int *which) {
     if (!enter(p)) return false;
     for (;;) {
         token *t = cur(p);
         if (t->type == TK_EOF) {
             p->depth--;
             if (!nends) return true;
-            return ps_fail_at(p, t, HEARTH_ERR_FORMAT,
-                              "unexpected end of template: '{%% %.*s %%}' opened at line %d, column %d needs '{%% %s %%}'",
-                              (int)opener->n, opener->p, opener->line, opener->col, ends[nends - 1]);
+            return ps_fail_at(
+                p, t, HEARTH_ERR_FORMAT,
+                "unexpected end of template: '{%% %.*s %%}' opened at line %d, column %d needs '{%% %s %%}'",
+                (int)opener->n, opener->p, opener->line, opener->col, ends[nends - 1]);
         }
         if (t->type == TK_TEXT) {
             node *n = mk(p, S_TEXT, t);
@@ -1698,17 +1961,19 @@ static bool parse_body(parser *p, pvec *body, const char *const *ends, int nends
                     p->depth--;
                     return true;
                 }
-            static const char *const closers[] = {"endif", "endfor", "endset", "endmacro", "endfilter",
-                                                  "endgeneration", "else", "elif", "endraw"};
+            static const char *const closers[] = {"endif",    "endfor",    "endset",
+                                                  "endmacro", "endfilter", "endgeneration",
+                                                  "else",     "elif",      "endraw"};
             for (size_t i = 0; i < sizeof closers / sizeof closers[0]; i++)
                 if (tok_is_name(kw, closers[i])) {
                     if (nends)
                         return LEAVE(p, ps_fail_at(p, kw, HEARTH_ERR_FORMAT,
                                                    "unexpected '%s' inside '{%% %.*s %%}' opened at line %d, "
                                                    "column %d (expected '%s')",
-                                                   closers[i], (int)opener->n, opener->p, opener->line, opener->col,
-                                                   ends[nends - 1]));
-                    return LEAVE(p, ps_fail_at(p, kw, HEARTH_ERR_FORMAT, "unexpected '%s' (no open block)", closers[i]));
+                                                   closers[i], (int)opener->n, opener->p, opener->line,
+                                                   opener->col, ends[nends - 1]));
+                    return LEAVE(p, ps_fail_at(p, kw, HEARTH_ERR_FORMAT, "unexpected '%s' (no open block)",
+                                               closers[i]));
                 }
             node *n = parse_statement(p);
             if (!n || !pv_push(p, body, n)) return LEAVE(p, false);
@@ -1757,17 +2022,17 @@ struct jinja_ctx {
     arena ar;
     jinja_limits lim;
     frame globals;
-    frame *root;      /* the template's top-level frame while rendering */
-    frame *fr;        /* innermost frame */
+    frame *root; /* the template's top-level frame while rendering */
+    frame *fr;   /* innermost frame */
     const jinja_template *t;
-    char *out;        /* the main output (malloc'd) */
+    char *out; /* the main output (malloc'd) */
     size_t out_n, out_cap;
-    sbuf *capture;    /* when set, output goes here (macro calls, {% set %} blocks) */
+    sbuf *capture; /* when set, output goes here (macro calls, {% set %} blocks) */
     uint64_t steps;
     int depth, macro_depth;
     hearth_error *err;
     bool failed, raised, used;
-    jv slot;          /* input of {% filter %} / {% set x | f %} chains */
+    jv slot; /* input of {% filter %} / {% set x | f %} chains */
 };
 
 static bool fail(jinja_ctx *c, const node *at, hearth_status code, const char *fmt, ...)
@@ -1781,8 +2046,10 @@ static bool fail(jinja_ctx *c, const node *at, hearth_status code, const char *f
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (at) hearth_error_set(c->err, code, "%s: line %d, column %d: %s", c->t->name, at->line, at->col, msg);
-    else hearth_error_set(c->err, code, "%s: %s", c->t->name, msg);
+    if (at)
+        hearth_error_set(c->err, code, "%s: line %d, column %d: %s", c->t->name, at->line, at->col, msg);
+    else
+        hearth_error_set(c->err, code, "%s: %s", c->t->name, msg);
     return false;
 }
 
@@ -1863,14 +2130,18 @@ static jv list_val(jv_list *l) {
     return v;
 }
 
-static jv_dict *dict_alloc(jinja_ctx *c) { return calloc_c(c, sizeof(jv_dict)); }
+static jv_dict *dict_alloc(jinja_ctx *c) {
+    return calloc_c(c, sizeof(jv_dict));
+}
 
 static jv dict_val(jv_dict *d) {
     jv v = {.type = JV_DICT, .u.dict = d};
     return v;
 }
 
-static bool str_eq(jv a, const char *s, size_t n) { return a.type == JV_STR && a.u.s.n == n && memcmp(a.u.s.p, s, n) == 0; }
+static bool str_eq(jv a, const char *s, size_t n) {
+    return a.type == JV_STR && a.u.s.n == n && memcmp(a.u.s.p, s, n) == 0;
+}
 
 /* Index of a string key, or -1 (non-string keys compare by value elsewhere). */
 static bool values_equal(jinja_ctx *c, jv a, jv b, int depth, bool *eq);
@@ -1920,7 +2191,8 @@ static bool sb_grow(jinja_ctx *c, sbuf *b, size_t extra) {
         return false;
     }
     size_t cap = b->cap ? b->cap * 2 : 64;
-    while (cap - b->n < extra) cap *= 2;
+    while (cap - b->n < extra)
+        cap *= 2;
     char *p = arena_alloc(&c->ar, cap);
     if (!p) return false;
     if (b->n) memcpy(p, b->p, b->n);
@@ -1936,14 +2208,20 @@ static bool sb_put(jinja_ctx *c, sbuf *b, const char *s, size_t n) {
     return true;
 }
 
-static bool sb_puts(jinja_ctx *c, sbuf *b, const char *s) { return sb_put(c, b, s, strlen(s)); }
+static bool sb_puts(jinja_ctx *c, sbuf *b, const char *s) {
+    return sb_put(c, b, s, strlen(s));
+}
 
-static jv sb_val(sbuf *b) { return strview(b->p ? b->p : "", b->n); }
+static jv sb_val(sbuf *b) {
+    return strview(b->p ? b->p : "", b->n);
+}
 
 /* ---------------------------------------------------------------- UTF-8 */
 
 /* Code point boundaries: every byte that is not a continuation byte, and 0. */
-static bool cp_boundary(const char *p, size_t i) { return i == 0 || ((unsigned char)p[i] & 0xC0) != 0x80; }
+static bool cp_boundary(const char *p, size_t i) {
+    return i == 0 || ((unsigned char)p[i] & 0xC0) != 0x80;
+}
 
 static size_t cp_count(const char *p, size_t n) {
     size_t k = 0;
@@ -1965,7 +2243,8 @@ static size_t cp_offset(const char *p, size_t n, size_t idx) {
 
 static size_t cp_next(const char *p, size_t n, size_t i) {
     i++;
-    while (i < n && !cp_boundary(p, i)) i++;
+    while (i < n && !cp_boundary(p, i))
+        i++;
     return i;
 }
 
@@ -2032,7 +2311,8 @@ static void fmt_float(double x, char *out, size_t cap, bool json) {
     size_t nd = 0;
     for (; *s && *s != 'e'; s++)
         if (*s >= '0' && *s <= '9' && nd < sizeof digits - 1) digits[nd++] = *s;
-    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
     digits[nd] = '\0';
     int e = *s == 'e' ? atoi(s + 1) : 0;
     size_t o = 0;
@@ -2040,23 +2320,29 @@ static void fmt_float(double x, char *out, size_t cap, bool json) {
     if (neg) buf[o++] = '-';
     if (e >= -5 + 1 && e < 16) {
         if (e >= 0) {
-            for (int i = 0; i <= e; i++) buf[o++] = (size_t)i < nd ? digits[i] : '0';
+            for (int i = 0; i <= e; i++)
+                buf[o++] = (size_t)i < nd ? digits[i] : '0';
             buf[o++] = '.';
             if ((size_t)e + 1 < nd)
-                for (size_t i = (size_t)e + 1; i < nd; i++) buf[o++] = digits[i];
-            else buf[o++] = '0';
+                for (size_t i = (size_t)e + 1; i < nd; i++)
+                    buf[o++] = digits[i];
+            else
+                buf[o++] = '0';
         } else {
             buf[o++] = '0';
             buf[o++] = '.';
-            for (int i = 0; i < -e - 1; i++) buf[o++] = '0';
-            for (size_t i = 0; i < nd; i++) buf[o++] = digits[i];
+            for (int i = 0; i < -e - 1; i++)
+                buf[o++] = '0';
+            for (size_t i = 0; i < nd; i++)
+                buf[o++] = digits[i];
         }
         buf[o] = '\0';
     } else {
         buf[o++] = digits[0];
         if (nd > 1) {
             buf[o++] = '.';
-            for (size_t i = 1; i < nd; i++) buf[o++] = digits[i];
+            for (size_t i = 1; i < nd; i++)
+                buf[o++] = digits[i];
         }
         snprintf(buf + o, sizeof buf - o, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
     }
@@ -2074,11 +2360,16 @@ static bool write_str_repr(jinja_ctx *c, sbuf *b, const char *p, size_t n) {
         unsigned char ch = (unsigned char)p[i];
         char esc[8];
         const char *e = NULL;
-        if (ch == '\\') e = "\\\\";
-        else if (ch == (unsigned char)q) e = q == '\'' ? "\\'" : "\\\"";
-        else if (ch == '\n') e = "\\n";
-        else if (ch == '\r') e = "\\r";
-        else if (ch == '\t') e = "\\t";
+        if (ch == '\\')
+            e = "\\\\";
+        else if (ch == (unsigned char)q)
+            e = q == '\'' ? "\\'" : "\\\"";
+        else if (ch == '\n')
+            e = "\\n";
+        else if (ch == '\r')
+            e = "\\r";
+        else if (ch == '\t')
+            e = "\\t";
         else if (ch < 0x20 || ch == 0x7f) {
             snprintf(esc, sizeof esc, "\\x%02x", ch);
             e = esc;
@@ -2131,6 +2422,7 @@ static bool write_repr(jinja_ctx *c, const node *at, sbuf *b, jv v, int depth) {
         if (ok) ok = sb_puts(c, b, d->ns ? "}>" : "}");
         break;
     }
+    case JV_UNDEF: ok = sb_puts(c, b, "Undefined"); break;
     case JV_FUNC: ok = sb_puts(c, b, "<built-in function>"); break;
     case JV_MACRO: ok = sb_puts(c, b, "<Macro>"); break;
     case JV_LOOP: ok = sb_puts(c, b, "<LoopContext>"); break;
@@ -2169,13 +2461,20 @@ static bool json_string(jinja_ctx *c, sbuf *b, const char *p, size_t n, bool ens
         char esc[16];
         const char *e = NULL;
         size_t step = 1;
-        if (ch == '"') e = "\\\"";
-        else if (ch == '\\') e = "\\\\";
-        else if (ch == '\n') e = "\\n";
-        else if (ch == '\r') e = "\\r";
-        else if (ch == '\t') e = "\\t";
-        else if (ch == '\b') e = "\\b";
-        else if (ch == '\f') e = "\\f";
+        if (ch == '"')
+            e = "\\\"";
+        else if (ch == '\\')
+            e = "\\\\";
+        else if (ch == '\n')
+            e = "\\n";
+        else if (ch == '\r')
+            e = "\\r";
+        else if (ch == '\t')
+            e = "\\t";
+        else if (ch == '\b')
+            e = "\\b";
+        else if (ch == '\f')
+            e = "\\f";
         else if (ch < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", ch);
             e = esc;
@@ -2220,8 +2519,14 @@ static bool write_json(jinja_ctx *c, const node *at, sbuf *b, jv v, const json_o
     switch (v.type) {
     case JV_NONE: ok = sb_puts(c, b, "null"); break;
     case JV_BOOL: ok = sb_puts(c, b, v.u.b ? "true" : "false"); break;
-    case JV_INT: snprintf(num, sizeof num, "%lld", (long long)v.u.i); ok = sb_puts(c, b, num); break;
-    case JV_FLOAT: fmt_float(v.u.f, num, sizeof num, true); ok = sb_puts(c, b, num); break;
+    case JV_INT:
+        snprintf(num, sizeof num, "%lld", (long long)v.u.i);
+        ok = sb_puts(c, b, num);
+        break;
+    case JV_FLOAT:
+        fmt_float(v.u.f, num, sizeof num, true);
+        ok = sb_puts(c, b, num);
+        break;
     case JV_STR: ok = json_string(c, b, v.u.s.p, v.u.s.n, o->ensure_ascii); break;
     case JV_LIST: {
         const jv_list *l = v.u.list;
@@ -2248,7 +2553,8 @@ static bool write_json(jinja_ctx *c, const node *at, sbuf *b, jv v, const json_o
         }
         size_t *order = arena_alloc(&c->ar, d->n * sizeof *order);
         if (!order) return oom(c, at);
-        for (size_t i = 0; i < d->n; i++) order[i] = i;
+        for (size_t i = 0; i < d->n; i++)
+            order[i] = i;
         if (o->sort_keys) /* insertion sort: dicts in templates are small */
             for (size_t i = 1; i < d->n; i++)
                 for (size_t j = i; j > 0; j--) {
@@ -2269,14 +2575,18 @@ static bool write_json(jinja_ctx *c, const node *at, sbuf *b, jv v, const json_o
             jv key = d->keys[i];
             if (key.type == JV_STR) {
                 ok = json_string(c, b, key.u.s.p, key.u.s.n, o->ensure_ascii);
-            } else if (key.type == JV_INT || key.type == JV_FLOAT || key.type == JV_BOOL || key.type == JV_NONE) {
+            } else if (key.type == JV_INT || key.type == JV_FLOAT || key.type == JV_BOOL ||
+                       key.type == JV_NONE) {
                 sbuf kb = {0};
-                if (key.type == JV_BOOL) ok = sb_puts(c, &kb, key.u.b ? "true" : "false");
-                else if (key.type == JV_NONE) ok = sb_puts(c, &kb, "null");
+                if (key.type == JV_BOOL)
+                    ok = sb_puts(c, &kb, key.u.b ? "true" : "false");
+                else if (key.type == JV_NONE)
+                    ok = sb_puts(c, &kb, "null");
                 else if (key.type == JV_FLOAT) {
                     fmt_float(key.u.f, num, sizeof num, true);
                     ok = sb_puts(c, &kb, num);
-                } else ok = write_str(c, at, &kb, key, 0);
+                } else
+                    ok = write_str(c, at, &kb, key, 0);
                 if (ok) ok = json_string(c, b, kb.p, kb.n, o->ensure_ascii);
             } else {
                 return fail(c, at, HEARTH_ERR_FORMAT, "keys must be str, int, float, bool or None, not %s",
@@ -2311,20 +2621,31 @@ static bool truthy(jv v) {
     }
 }
 
-static bool is_number(jv v) { return v.type == JV_INT || v.type == JV_FLOAT || v.type == JV_BOOL; }
-static double num_f(jv v) {
-    return v.type == JV_FLOAT ? v.u.f : v.type == JV_INT ? (double)v.u.i : v.type == JV_BOOL ? (double)v.u.b : 0;
+static bool is_number(jv v) {
+    return v.type == JV_INT || v.type == JV_FLOAT || v.type == JV_BOOL;
 }
-static bool is_intlike(jv v) { return v.type == JV_INT || v.type == JV_BOOL; }
-static int64_t num_i(jv v) { return v.type == JV_INT ? v.u.i : v.type == JV_BOOL ? (int64_t)v.u.b : 0; }
+static double num_f(jv v) {
+    return v.type == JV_FLOAT  ? v.u.f
+           : v.type == JV_INT  ? (double)v.u.i
+           : v.type == JV_BOOL ? (double)v.u.b
+                               : 0;
+}
+static bool is_intlike(jv v) {
+    return v.type == JV_INT || v.type == JV_BOOL;
+}
+static int64_t num_i(jv v) {
+    return v.type == JV_INT ? v.u.i : v.type == JV_BOOL ? (int64_t)v.u.b : 0;
+}
 
 static bool values_equal(jinja_ctx *c, jv a, jv b, int depth, bool *eq) {
     *eq = false;
     if (depth > VALUE_MAX_DEPTH) return true; /* treat as unequal */
     c->steps++;
     if (is_number(a) && is_number(b)) {
-        if (is_intlike(a) && is_intlike(b)) *eq = num_i(a) == num_i(b);
-        else *eq = num_f(a) == num_f(b);
+        if (is_intlike(a) && is_intlike(b))
+            *eq = num_i(a) == num_i(b);
+        else
+            *eq = num_f(a) == num_f(b);
         return true;
     }
     if (a.type != b.type) return true;
@@ -2363,7 +2684,9 @@ static bool values_equal(jinja_ctx *c, jv a, jv b, int depth, bool *eq) {
     return true;
 }
 
-static int ascii_fold(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
+static int ascii_fold(int ch) {
+    return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
+}
 
 /* <0, 0, >0 like Python's ordering; sets *ok=false (and the error) for
  * unorderable types. fold_case compares strings case-insensitively. */
@@ -2391,7 +2714,7 @@ static int compare_values(jinja_ctx *c, const node *at, jv a, jv b, bool fold_ca
         }
         return a.u.s.n < b.u.s.n ? -1 : a.u.s.n > b.u.s.n;
     }
-    if (a.type == JV_LIST && b.type == JV_LIST) {
+    if (a.type == JV_LIST && b.type == JV_LIST && a.u.list->tuple == b.u.list->tuple) {
         size_t n = a.u.list->n < b.u.list->n ? a.u.list->n : b.u.list->n;
         for (size_t i = 0; i < n; i++) {
             int r = compare_values(c, at, a.u.list->items[i], b.u.list->items[i], fold_case, depth + 1, ok);
@@ -2433,14 +2756,19 @@ static bool frame_set(jinja_ctx *c, frame *f, const char *name, size_t nlen, jv 
     return true;
 }
 
-static bool name_is(const char *p, size_t n, const char *s) { return strlen(s) == n && memcmp(p, s, n) == 0; }
+static bool name_is(const char *p, size_t n, const char *s) {
+    return strlen(s) == n && memcmp(p, s, n) == 0;
+}
 
 static jv lookup(jinja_ctx *c, const char *name, size_t nlen) {
     for (frame *f = c->fr; f; f = f->parent)
         for (size_t i = f->n; i-- > 0;)
             if (f->vars[i].nlen == nlen && memcmp(f->vars[i].name, name, nlen) == 0) return f->vars[i].val;
-    static const struct { const char *name; int fn; } fns[] = {
-        {"range", FN_RANGE}, {"namespace", FN_NAMESPACE}, {"raise_exception", FN_RAISE},
+    static const struct {
+        const char *name;
+        int fn;
+    } fns[] = {
+        {"range", FN_RANGE},           {"namespace", FN_NAMESPACE}, {"raise_exception", FN_RAISE},
         {"strftime_now", FN_STRFTIME}, {"dict", FN_DICT},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
@@ -2456,7 +2784,8 @@ static jv lookup(jinja_ctx *c, const char *name, size_t nlen) {
 
 static bool undefined_error(jinja_ctx *c, const node *at, jv v) {
     if (v.u.s.p)
-        return fail(c, at, HEARTH_ERR_FORMAT, "'%.*s' is undefined", (int)(v.u.s.n > 60 ? 60 : v.u.s.n), v.u.s.p);
+        return fail(c, at, HEARTH_ERR_FORMAT, "'%.*s' is undefined", (int)(v.u.s.n > 60 ? 60 : v.u.s.n),
+                    v.u.s.p);
     return fail(c, at, HEARTH_ERR_FORMAT, "value is undefined");
 }
 
@@ -2471,18 +2800,30 @@ static jv missing(const char *name, size_t n) {
 
 static bool loop_attr(jinja_ctx *c, const node *at, const jloop *l, const char *name, size_t n, jv *out) {
     int64_t len = (int64_t)l->items->n, i = l->index0;
-    if (name_is(name, n, "index")) *out = jv_int(i + 1);
-    else if (name_is(name, n, "index0")) *out = jv_int(i);
-    else if (name_is(name, n, "revindex")) *out = jv_int(len - i);
-    else if (name_is(name, n, "revindex0")) *out = jv_int(len - i - 1);
-    else if (name_is(name, n, "first")) *out = jv_bool(i == 0);
-    else if (name_is(name, n, "last")) *out = jv_bool(i == len - 1);
-    else if (name_is(name, n, "length")) *out = jv_int(len);
-    else if (name_is(name, n, "depth")) *out = jv_int(1);
-    else if (name_is(name, n, "depth0")) *out = jv_int(0);
-    else if (name_is(name, n, "previtem")) *out = i > 0 ? l->items->items[i - 1] : missing(name, n);
-    else if (name_is(name, n, "nextitem")) *out = i + 1 < len ? l->items->items[i + 1] : missing(name, n);
-    else *out = missing(name, n);
+    if (name_is(name, n, "index"))
+        *out = jv_int(i + 1);
+    else if (name_is(name, n, "index0"))
+        *out = jv_int(i);
+    else if (name_is(name, n, "revindex"))
+        *out = jv_int(len - i);
+    else if (name_is(name, n, "revindex0"))
+        *out = jv_int(len - i - 1);
+    else if (name_is(name, n, "first"))
+        *out = jv_bool(i == 0);
+    else if (name_is(name, n, "last"))
+        *out = jv_bool(i == len - 1);
+    else if (name_is(name, n, "length"))
+        *out = jv_int(len);
+    else if (name_is(name, n, "depth"))
+        *out = jv_int(1);
+    else if (name_is(name, n, "depth0"))
+        *out = jv_int(0);
+    else if (name_is(name, n, "previtem"))
+        *out = i > 0 ? l->items->items[i - 1] : missing(name, n);
+    else if (name_is(name, n, "nextitem"))
+        *out = i + 1 < len ? l->items->items[i + 1] : missing(name, n);
+    else
+        *out = missing(name, n);
     (void)c;
     (void)at;
     return true;
@@ -2527,30 +2868,36 @@ static bool get_item(jinja_ctx *c, const node *at, jv obj, jv key, jv *out) {
         *out = strview(obj.u.s.p + o, cp_next(obj.u.s.p, obj.u.s.n, o) - o);
         return true;
     }
-    if (obj.type == JV_LOOP && key.type == JV_STR) return loop_attr(c, at, obj.u.ptr, key.u.s.p, key.u.s.n, out);
+    if (obj.type == JV_LOOP && key.type == JV_STR)
+        return loop_attr(c, at, obj.u.ptr, key.u.s.p, key.u.s.n, out);
     if (key.type == JV_STR) return get_attr(c, at, obj, key.u.s.p, key.u.s.n, out);
     *out = jv_undef();
     return true;
 }
 
 /* Python slice index normalization. */
-static void slice_indices(int64_t len, const jv *start, const jv *stop, int64_t step, int64_t *s, int64_t *e) {
+static void slice_indices(int64_t len, const jv *start, const jv *stop, int64_t step, int64_t *s,
+                          int64_t *e) {
     int64_t lo = step < 0 ? -1 : 0, hi = step < 0 ? len - 1 : len;
-    if (!start) *s = step < 0 ? hi : lo;
+    if (!start)
+        *s = step < 0 ? hi : lo;
     else {
         *s = num_i(*start);
         if (*s < 0) {
             *s += len;
             if (*s < lo) *s = lo;
-        } else if (*s > hi) *s = hi;
+        } else if (*s > hi)
+            *s = hi;
     }
-    if (!stop) *e = step < 0 ? lo : hi;
+    if (!stop)
+        *e = step < 0 ? lo : hi;
     else {
         *e = num_i(*stop);
         if (*e < 0) {
             *e += len;
             if (*e < lo) *e = lo;
-        } else if (*e > hi) *e = hi;
+        } else if (*e > hi)
+            *e = hi;
     }
 }
 
@@ -2585,7 +2932,8 @@ static bool eval_slice(jinja_ctx *c, const node *n, jv obj, jv *out) {
     slice_indices(len, sp, ep, step, &s, &e);
     if (obj.type == JV_STR && step == 1) {
         if (e < s) e = s;
-        size_t bo = cp_offset(obj.u.s.p, obj.u.s.n, (size_t)s), be = cp_offset(obj.u.s.p, obj.u.s.n, (size_t)e);
+        size_t bo = cp_offset(obj.u.s.p, obj.u.s.n, (size_t)s),
+               be = cp_offset(obj.u.s.p, obj.u.s.n, (size_t)e);
         *out = strview(obj.u.s.p + bo, be - bo);
         return true;
     }
@@ -2629,7 +2977,8 @@ static bool iterate(jinja_ctx *c, const node *at, jv v, const jv_list **out) {
         if (v.u.dict->ns) break;
         jv_list *l = list_alloc(c, v.u.dict->n);
         if (!l) return oom(c, at);
-        for (size_t i = 0; i < v.u.dict->n; i++) l->items[l->n++] = v.u.dict->keys[i];
+        for (size_t i = 0; i < v.u.dict->n; i++)
+            l->items[l->n++] = v.u.dict->keys[i];
         *out = l;
         return true;
     }
@@ -2698,6 +3047,102 @@ static bool arith_int(jinja_ctx *c, const node *at, int op, int64_t x, int64_t y
     return true;
 }
 
+/* Python's "format" % args for the conversions templates use: %s %r %d %i
+ * %f %x %% with flags, width and precision. */
+static bool str_format(jinja_ctx *c, const node *at, jv fmt, jv args, jv *out) {
+    const jv *argv = &args;
+    size_t argc = 1, used = 0;
+    bool mapping = args.type == JV_DICT;
+    if (args.type == JV_LIST && args.u.list->tuple) {
+        argv = args.u.list->items;
+        argc = args.u.list->n;
+    }
+    if (!charge(c, at, fmt.u.s.n)) return false;
+    sbuf b = {0};
+    const char *p = fmt.u.s.p, *end = p + fmt.u.s.n;
+    while (p < end) {
+        const char *pct = memchr(p, '%', (size_t)(end - p));
+        if (!pct) {
+            if (!sb_put(c, &b, p, (size_t)(end - p))) return oom(c, at);
+            break;
+        }
+        if (!sb_put(c, &b, p, (size_t)(pct - p))) return oom(c, at);
+        p = pct + 1;
+        char spec[32] = "%";
+        size_t k = 1;
+        while (p < end && strchr("-+ #0", *p) && k < 8)
+            spec[k++] = *p++;
+        int width = 0, prec = -1;
+        while (p < end && *p >= '0' && *p <= '9' && width < 1000)
+            width = width * 10 + (*p++ - '0');
+        if (p < end && *p == '.') {
+            prec = 0;
+            for (p++; p < end && *p >= '0' && *p <= '9' && prec < 100;)
+                prec = prec * 10 + (*p++ - '0');
+        }
+        if (p >= end) return fail(c, at, HEARTH_ERR_FORMAT, "incomplete format");
+        char conv = *p++;
+        if (conv == '%') {
+            if (!sb_put(c, &b, "%", 1)) return oom(c, at);
+            continue;
+        }
+        if (used >= argc || mapping)
+            return fail(c, at, HEARTH_ERR_FORMAT, "not enough arguments for format string");
+        jv v = argv[used++];
+        char num[512];
+        if (conv == 's' || conv == 'r') {
+            sbuf t = {0};
+            if (!(conv == 's' ? write_str(c, at, &t, v, 0) : write_repr(c, at, &t, v, 0)))
+                return c->failed ? false : oom(c, at);
+            size_t len = t.n;
+            if (prec >= 0 && (size_t)prec < len) len = cp_offset(t.p, t.n, (size_t)prec);
+            size_t cps = cp_count(t.p ? t.p : "", len);
+            bool left = memchr(spec, '-', k) != NULL;
+            for (size_t i = cps; !left && i < (size_t)width; i++)
+                if (!sb_put(c, &b, " ", 1)) return oom(c, at);
+            if (!sb_put(c, &b, t.p ? t.p : "", len)) return oom(c, at);
+            for (size_t i = cps; left && i < (size_t)width; i++)
+                if (!sb_put(c, &b, " ", 1)) return oom(c, at);
+            continue;
+        }
+        if (conv == 'c') {
+            if (v.type == JV_STR && cp_count(v.u.s.p, v.u.s.n) == 1) {
+                if (!sb_put(c, &b, v.u.s.p, v.u.s.n)) return oom(c, at);
+            } else if (is_intlike(v) && num_i(v) >= 0 && num_i(v) <= 0x10FFFF) {
+                char u[4];
+                if (!sb_put(c, &b, u, utf8_put(u, (uint32_t)num_i(v)))) return oom(c, at);
+            } else {
+                return fail(c, at, HEARTH_ERR_FORMAT, "%%c requires an int or a single character");
+            }
+            continue;
+        }
+        if (!is_number(v))
+            return fail(c, at, HEARTH_ERR_FORMAT, "%%%c format: a real number is required, not %s", conv,
+                        type_name(v));
+        char f[48];
+        if (conv == 'd' || conv == 'i' || conv == 'x' || conv == 'X' || conv == 'o') {
+            long long x = v.type == JV_FLOAT ? (isfinite(v.u.f) && fabs(v.u.f) < 9e18 ? (long long)v.u.f : 0)
+                                             : (long long)num_i(v);
+            snprintf(f, sizeof f, "%.*s%d%s", (int)k, spec, width,
+                     conv == 'x'   ? "llx"
+                     : conv == 'X' ? "llX"
+                     : conv == 'o' ? "llo"
+                                   : "lld");
+            snprintf(num, sizeof num, f, x);
+        } else if (conv == 'f' || conv == 'F' || conv == 'e' || conv == 'E' || conv == 'g' || conv == 'G') {
+            snprintf(f, sizeof f, "%.*s%d.%d%c", (int)k, spec, width, prec < 0 ? 6 : prec, conv);
+            snprintf(num, sizeof num, f, num_f(v));
+        } else {
+            return fail(c, at, HEARTH_ERR_UNSUPPORTED, "unsupported format character '%c'", conv);
+        }
+        if (!sb_puts(c, &b, num)) return oom(c, at);
+    }
+    if (!mapping && used < argc)
+        return fail(c, at, HEARTH_ERR_FORMAT, "not all arguments converted during string formatting");
+    *out = sb_val(&b);
+    return true;
+}
+
 static bool arith(jinja_ctx *c, const node *at, int op, jv a, jv b, jv *out) {
     if (a.type == JV_UNDEF) return undefined_error(c, at, a);
     if (b.type == JV_UNDEF) return undefined_error(c, at, b);
@@ -2739,8 +3184,10 @@ static bool arith(jinja_ctx *c, const node *at, int op, jv a, jv b, jv *out) {
         if (!charge(c, at, (a.u.list->n + b.u.list->n) * sizeof(jv))) return false;
         jv_list *l = list_alloc(c, a.u.list->n + b.u.list->n);
         if (!l) return oom(c, at);
-        for (size_t i = 0; i < a.u.list->n; i++) l->items[l->n++] = a.u.list->items[i];
-        for (size_t i = 0; i < b.u.list->n; i++) l->items[l->n++] = b.u.list->items[i];
+        for (size_t i = 0; i < a.u.list->n; i++)
+            l->items[l->n++] = a.u.list->items[i];
+        for (size_t i = 0; i < b.u.list->n; i++)
+            l->items[l->n++] = b.u.list->items[i];
         l->tuple = a.u.list->tuple;
         *out = list_val(l);
         return true;
@@ -2761,6 +3208,25 @@ static bool arith(jinja_ctx *c, const node *at, int op, jv a, jv b, jv *out) {
         *out = sb_val(&r);
         return true;
     }
+    if (op == OP_MUL && ((a.type == JV_LIST && is_intlike(b)) || (is_intlike(a) && b.type == JV_LIST))) {
+        const jv_list *src = a.type == JV_LIST ? a.u.list : b.u.list;
+        int64_t k = a.type == JV_LIST ? num_i(b) : num_i(a);
+        if (k < 0) k = 0;
+        if (src->n && (uint64_t)k > c->lim.max_memory / (src->n * sizeof(jv))) {
+            c->ar.over_budget = true;
+            return oom(c, at);
+        }
+        if (!charge(c, at, src->n * (size_t)k * sizeof(jv))) return false;
+        jv_list *l = list_alloc(c, src->n * (size_t)k);
+        if (!l) return oom(c, at);
+        for (int64_t r = 0; r < k; r++)
+            for (size_t i = 0; i < src->n; i++)
+                l->items[l->n++] = src->items[i];
+        l->tuple = src->tuple;
+        *out = list_val(l);
+        return true;
+    }
+    if (op == OP_MOD && a.type == JV_STR) return str_format(c, at, a, b, out);
     return fail(c, at, HEARTH_ERR_FORMAT, "unsupported operand types for %s: '%s' and '%s'", op_text(op),
                 type_name(a), type_name(b));
 }
@@ -2774,8 +3240,10 @@ static bool contains(jinja_ctx *c, const node *at, jv item, jv seq, bool *res) {
             return fail(c, at, HEARTH_ERR_FORMAT, "'in <string>' requires string as left operand, not %s",
                         type_name(item));
         if (!charge(c, at, seq.u.s.n)) return false;
-        if (item.u.s.n == 0) *res = true;
-        else *res = item.u.s.n <= seq.u.s.n && memmem(seq.u.s.p, seq.u.s.n, item.u.s.p, item.u.s.n) != NULL;
+        if (item.u.s.n == 0)
+            *res = true;
+        else
+            *res = item.u.s.n <= seq.u.s.n && memmem(seq.u.s.p, seq.u.s.n, item.u.s.p, item.u.s.n) != NULL;
         return true;
     case JV_LIST:
         for (size_t i = 0; i < seq.u.list->n && !*res; i++)
@@ -2871,7 +3339,9 @@ static jargs args_shift(const jargs *a, size_t k) {
 
 /* ---------------------------------------------------------------- string helpers */
 
-static bool is_space_byte(unsigned char ch) { return ch == ' ' || (ch >= '\t' && ch <= '\r') || (ch >= 0x1c && ch <= 0x1f); }
+static bool is_space_byte(unsigned char ch) {
+    return ch == ' ' || (ch >= '\t' && ch <= '\r') || (ch >= 0x1c && ch <= 0x1f);
+}
 
 /* strip/lstrip/rstrip; chars==NULL strips whitespace. */
 static jv str_strip(jv s, const jv *chars, bool left, bool right) {
@@ -2891,7 +3361,8 @@ static jv str_strip(jv s, const jv *chars, bool left, bool right) {
         }
         while (right && e > b) {
             size_t pv = e - 1;
-            while (pv > b && !cp_boundary(p, pv)) pv--;
+            while (pv > b && !cp_boundary(p, pv))
+                pv--;
             bool hit = false;
             for (size_t k = 0; k < cn && !hit; k = cp_next(cs, cn, k))
                 hit = cp_next(cs, cn, k) - k == e - pv && memcmp(cs + k, p + pv, e - pv) == 0;
@@ -2899,8 +3370,10 @@ static jv str_strip(jv s, const jv *chars, bool left, bool right) {
             e = pv;
         }
     } else {
-        while (left && b < e && is_space_byte((unsigned char)p[b])) b++;
-        while (right && e > b && is_space_byte((unsigned char)p[e - 1])) e--;
+        while (left && b < e && is_space_byte((unsigned char)p[b]))
+            b++;
+        while (right && e > b && is_space_byte((unsigned char)p[e - 1]))
+            e--;
     }
     return strview(p + b, e - b);
 }
@@ -2920,8 +3393,14 @@ static bool str_case(jinja_ctx *c, const node *at, jv s, case_mode m, jv *out) {
         case CASE_UPPER: upper = true; break;
         case CASE_LOWER: upper = false; break;
         case CASE_CAPITALIZE: upper = i == 0; break;
-        case CASE_TITLE_PY: upper = start; start = !alpha; break;
-        case CASE_TITLE_JINJA: upper = start; start = is_space_byte((unsigned char)ch) || strchr("-({[<", ch) != NULL; break;
+        case CASE_TITLE_PY:
+            upper = start;
+            start = !alpha;
+            break;
+        case CASE_TITLE_JINJA:
+            upper = start;
+            start = is_space_byte((unsigned char)ch) || strchr("-({[<", ch) != NULL;
+            break;
         }
         if (alpha) ch = upper ? (char)toupper((unsigned char)ch) : (char)tolower((unsigned char)ch);
         p[i] = ch;
@@ -2972,26 +3451,30 @@ static bool str_split(jinja_ctx *c, const node *at, jv s, const jv *sep, int64_t
     int64_t splits = 0;
     if (!sep || sep->type == JV_NONE) {
         for (;;) {
-            while (i < n && is_space_byte((unsigned char)p[i])) i++;
+            while (i < n && is_space_byte((unsigned char)p[i]))
+                i++;
             if (i >= n) break;
             size_t j = i;
             if (maxsplit >= 0 && splits >= maxsplit) {
                 size_t e = n;
-                while (e > i && is_space_byte((unsigned char)p[e - 1])) e--;
+                while (e > i && is_space_byte((unsigned char)p[e - 1]))
+                    e--;
                 if (!list_push(c, l, strview(p + i, e - i))) return oom(c, at);
                 break;
             }
-            while (j < n && !is_space_byte((unsigned char)p[j])) j++;
+            while (j < n && !is_space_byte((unsigned char)p[j]))
+                j++;
             if (!list_push(c, l, strview(p + i, j - i))) return oom(c, at);
             splits++;
             i = j;
         }
     } else {
-        if (sep->type != JV_STR) return fail(c, at, HEARTH_ERR_FORMAT, "must be str or None, not %s", type_name(*sep));
+        if (sep->type != JV_STR)
+            return fail(c, at, HEARTH_ERR_FORMAT, "must be str or None, not %s", type_name(*sep));
         if (sep->u.s.n == 0) return fail(c, at, HEARTH_ERR_FORMAT, "empty separator");
         for (;;) {
-            const char *hit = (maxsplit >= 0 && splits >= maxsplit) ? NULL
-                                                                    : memmem(p + i, n - i, sep->u.s.p, sep->u.s.n);
+            const char *hit =
+                (maxsplit >= 0 && splits >= maxsplit) ? NULL : memmem(p + i, n - i, sep->u.s.p, sep->u.s.n);
             if (!hit) {
                 if (!list_push(c, l, strview(p + i, n - i))) return oom(c, at);
                 break;
@@ -3014,8 +3497,8 @@ static bool str_affix(jinja_ctx *c, const node *at, jv s, jv affix, bool suffix,
         return true;
     }
     if (affix.type != JV_STR)
-        return fail(c, at, HEARTH_ERR_FORMAT, "startswith/endswith first arg must be str or a tuple of str, not %s",
-                    type_name(affix));
+        return fail(c, at, HEARTH_ERR_FORMAT,
+                    "startswith/endswith first arg must be str or a tuple of str, not %s", type_name(affix));
     if (affix.u.s.n > s.u.s.n) return true;
     *res = memcmp(suffix ? s.u.s.p + s.u.s.n - affix.u.s.n : s.u.s.p, affix.u.s.p, affix.u.s.n) == 0;
     return true;
@@ -3067,7 +3550,8 @@ static bool apply_test(jinja_ctx *c, const node *at, int id, jv v, const jargs *
     case TS_MAPPING: *res = v.type == JV_DICT && !v.u.dict->ns; return true;
     case TS_ITERABLE:
     case TS_SEQUENCE:
-        *res = v.type == JV_STR || v.type == JV_LIST || (v.type == JV_DICT && !v.u.dict->ns) || v.type == JV_UNDEF;
+        *res = v.type == JV_STR || v.type == JV_LIST || (v.type == JV_DICT && !v.u.dict->ns) ||
+               v.type == JV_UNDEF;
         return true;
     case TS_CALLABLE: *res = v.type == JV_FUNC || v.type == JV_MACRO; return true;
     case TS_ESCAPED: *res = false; return true;
@@ -3094,12 +3578,16 @@ static bool apply_test(jinja_ctx *c, const node *at, int id, jv v, const jargs *
     case TS_EVEN:
     case TS_ODD:
     case TS_DIVISIBLEBY: {
-        if (!is_intlike(v)) return fail(c, at, HEARTH_ERR_FORMAT, "test '%s' needs an integer, got %s",
-                                        id == TS_DIVISIBLEBY ? "divisibleby" : id == TS_EVEN ? "even" : "odd",
-                                        type_name(v));
+        if (!is_intlike(v))
+            return fail(c, at, HEARTH_ERR_FORMAT, "test '%s' needs an integer, got %s",
+                        id == TS_DIVISIBLEBY ? "divisibleby"
+                        : id == TS_EVEN      ? "even"
+                                             : "odd",
+                        type_name(v));
         int64_t d = 2;
         if (id == TS_DIVISIBLEBY) {
-            if (!have || !is_intlike(x)) return fail(c, at, HEARTH_ERR_FORMAT, "divisibleby needs an integer argument");
+            if (!have || !is_intlike(x))
+                return fail(c, at, HEARTH_ERR_FORMAT, "divisibleby needs an integer argument");
             d = num_i(x);
             if (d == 0) return fail(c, at, HEARTH_ERR_FORMAT, "integer division or modulo by zero");
         }
@@ -3109,15 +3597,22 @@ static bool apply_test(jinja_ctx *c, const node *at, int id, jv v, const jargs *
     }
     case TS_SAMEAS:
         if (!have) return fail(c, at, HEARTH_ERR_FORMAT, "test 'sameas' needs an argument");
-        if (v.type != x.type) *res = false;
+        if (v.type != x.type)
+            *res = false;
         else if (v.type == JV_LIST || v.type == JV_DICT || v.type == JV_MACRO || v.type == JV_LOOP)
             *res = v.u.ptr == x.u.ptr;
-        else return values_equal(c, v, x, 0, res);
+        else
+            return values_equal(c, v, x, 0, res);
         return true;
     case TS_IN:
         if (!have) return fail(c, at, HEARTH_ERR_FORMAT, "test 'in' needs an argument");
         return contains(c, at, v, x, res);
-    case TS_EQ: case TS_NE: case TS_LT: case TS_LE: case TS_GT: case TS_GE: {
+    case TS_EQ:
+    case TS_NE:
+    case TS_LT:
+    case TS_LE:
+    case TS_GT:
+    case TS_GE: {
         if (!have) return fail(c, at, HEARTH_ERR_FORMAT, "comparison test needs an argument");
         static const int ops[] = {[TS_EQ] = OP_EQ, [TS_NE] = OP_NE, [TS_LT] = OP_LT,
                                   [TS_LE] = OP_LE, [TS_GT] = OP_GT, [TS_GE] = OP_GE};
@@ -3132,8 +3627,8 @@ static bool test_by_name(jinja_ctx *c, const node *at, jv name, int *id) {
     if (name.type != JV_STR) return fail(c, at, HEARTH_ERR_FORMAT, "test name must be a string");
     *id = lookup_test(name.u.s.p, name.u.s.n);
     if (!*id)
-        return fail(c, at, HEARTH_ERR_UNSUPPORTED, "no test named '%.*s'", (int)(name.u.s.n > 40 ? 40 : name.u.s.n),
-                    name.u.s.p);
+        return fail(c, at, HEARTH_ERR_UNSUPPORTED, "no test named '%.*s'",
+                    (int)(name.u.s.n > 40 ? 40 : name.u.s.n), name.u.s.p);
     return true;
 }
 
@@ -3156,8 +3651,10 @@ static bool attr_path(jinja_ctx *c, const node *at, jv v, jv path, jv *out) {
         bool digits = n > 0;
         int64_t k = 0;
         for (size_t i = 0; i < n; i++) {
-            if (p[i] < '0' || p[i] > '9' || k > INT64_MAX / 10 - 10) digits = false;
-            else k = k * 10 + (p[i] - '0');
+            if (p[i] < '0' || p[i] > '9' || k > INT64_MAX / 10 - 10)
+                digits = false;
+            else
+                k = k * 10 + (p[i] - '0');
         }
         if (digits && v.type == JV_LIST) {
             if (!get_item(c, at, v, jv_int(k), &v)) return false;
@@ -3224,8 +3721,10 @@ static bool to_int(jinja_ctx *c, const node *at, jv v, jv def, int64_t base, jv 
         return true;
     }
     if (v.type == JV_FLOAT) {
-        if (isfinite(v.u.f) && v.u.f > -9.2e18 && v.u.f < 9.2e18) *out = jv_int((int64_t)v.u.f);
-        else *out = def;
+        if (isfinite(v.u.f) && v.u.f > -9.2e18 && v.u.f < 9.2e18)
+            *out = jv_int((int64_t)v.u.f);
+        else
+            *out = def;
         return true;
     }
     if (v.type == JV_STR && v.u.s.n < 64) {
@@ -3238,13 +3737,15 @@ static bool to_int(jinja_ctx *c, const node *at, jv v, jv def, int64_t base, jv 
         clean[k] = '\0';
         char *end;
         long long x = strtoll(clean, &end, (int)(base >= 2 && base <= 36 ? base : 10));
-        while (*end && is_space_byte((unsigned char)*end)) end++;
+        while (*end && is_space_byte((unsigned char)*end))
+            end++;
         if (end != clean && !*end) {
             *out = jv_int(x);
             return true;
         }
         double f = strtod(clean, &end);
-        while (*end && is_space_byte((unsigned char)*end)) end++;
+        while (*end && is_space_byte((unsigned char)*end))
+            end++;
         if (end != clean && !*end && isfinite(f) && f > -9.2e18 && f < 9.2e18) {
             *out = jv_int((int64_t)f);
             return true;
@@ -3270,7 +3771,7 @@ static bool filter_select(jinja_ctx *c, const node *at, int id, jv v, const jarg
     }
     jargs rest = args_shift(a, next);
     const jv_list *items;
-    if (v.type == JV_NONE) v = jv_undef();
+    if (!truthy(v)) v = jv_undef(); /* Jinja2: `if seq:` guards the loop */
     if (!iterate(c, at, v, &items)) return false;
     jv_list *l = list_alloc(c, 0);
     if (!l) return oom(c, at);
@@ -3422,11 +3923,13 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
     switch (id) {
     case FL_SAFE: *out = v; return true;
     case FL_ABS:
-        if (v.type == JV_FLOAT) *out = jv_float(fabs(v.u.f));
+        if (v.type == JV_FLOAT)
+            *out = jv_float(fabs(v.u.f));
         else if (is_intlike(v)) {
             if (num_i(v) == INT64_MIN) return fail(c, at, HEARTH_ERR_UNSUPPORTED, "integer overflow");
             *out = jv_int(num_i(v) < 0 ? -num_i(v) : num_i(v));
-        } else return fail(c, at, HEARTH_ERR_FORMAT, "bad operand type for abs(): '%s'", type_name(v));
+        } else
+            return fail(c, at, HEARTH_ERR_FORMAT, "bad operand type for abs(): '%s'", type_name(v));
         return true;
     case FL_ATTR:
         if (!arg_get(a, 0, "name", &x) || x.type != JV_STR)
@@ -3441,9 +3944,17 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
     case FL_LENGTH:
         switch (v.type) {
         case JV_UNDEF: *out = jv_int(0); return true;
-        case JV_STR: if (!charge(c, at, v.u.s.n)) return false; *out = jv_int((int64_t)cp_count(v.u.s.p, v.u.s.n)); return true;
+        case JV_STR:
+            if (!charge(c, at, v.u.s.n)) return false;
+            *out = jv_int((int64_t)cp_count(v.u.s.p, v.u.s.n));
+            return true;
         case JV_LIST: *out = jv_int((int64_t)v.u.list->n); return true;
-        case JV_DICT: if (!v.u.dict->ns) { *out = jv_int((int64_t)v.u.dict->n); return true; } break;
+        case JV_DICT:
+            if (!v.u.dict->ns) {
+                *out = jv_int((int64_t)v.u.dict->n);
+                return true;
+            }
+            break;
         default: break;
         }
         return fail(c, at, HEARTH_ERR_FORMAT, "object of type '%s' has no len()", type_name(v));
@@ -3453,8 +3964,12 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
     case FL_CAPITALIZE:
     case FL_TITLE:
         if (!to_str(c, at, v, &v)) return false;
-        return str_case(c, at, v, id == FL_LOWER ? CASE_LOWER : id == FL_UPPER ? CASE_UPPER
-                                  : id == FL_CAPITALIZE ? CASE_CAPITALIZE : CASE_TITLE_JINJA, out);
+        return str_case(c, at, v,
+                        id == FL_LOWER        ? CASE_LOWER
+                        : id == FL_UPPER      ? CASE_UPPER
+                        : id == FL_CAPITALIZE ? CASE_CAPITALIZE
+                                              : CASE_TITLE_JINJA,
+                        out);
     case FL_TRIM: {
         if (!to_str(c, at, v, &v)) return false;
         bool has = arg_get(a, 0, "chars", &x) && x.type != JV_NONE;
@@ -3508,9 +4023,11 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
         }
         int64_t marg = width - len, left = marg / 2 + (marg & width & 1);
         sbuf b = {0};
-        for (int64_t i = 0; i < left; i++) if (!sb_put(c, &b, " ", 1)) return oom(c, at);
+        for (int64_t i = 0; i < left; i++)
+            if (!sb_put(c, &b, " ", 1)) return oom(c, at);
         if (!sb_put(c, &b, v.u.s.p, v.u.s.n)) return oom(c, at);
-        for (int64_t i = 0; i < marg - left; i++) if (!sb_put(c, &b, " ", 1)) return oom(c, at);
+        for (int64_t i = 0; i < marg - left; i++)
+            if (!sb_put(c, &b, " ", 1)) return oom(c, at);
         *out = sb_val(&b);
         return true;
     }
@@ -3540,19 +4057,23 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
     case FL_FLOAT: {
         jv def = jv_float(0);
         arg_get(a, 0, "default", &def);
-        if (is_number(v)) *out = jv_float(num_f(v));
+        if (is_number(v))
+            *out = jv_float(num_f(v));
         else if (v.type == JV_STR && v.u.s.n < 64) {
             char buf[64], *end;
             memcpy(buf, v.u.s.p, v.u.s.n);
             buf[v.u.s.n] = '\0';
             double f = strtod(buf, &end);
-            while (*end && is_space_byte((unsigned char)*end)) end++;
+            while (*end && is_space_byte((unsigned char)*end))
+                end++;
             *out = (end != buf && !*end) ? jv_float(f) : def;
-        } else *out = def;
+        } else
+            *out = def;
         return true;
     }
     case FL_ROUND: {
-        if (!is_number(v)) return fail(c, at, HEARTH_ERR_FORMAT, "round needs a number, got %s", type_name(v));
+        if (!is_number(v))
+            return fail(c, at, HEARTH_ERR_FORMAT, "round needs a number, got %s", type_name(v));
         int64_t prec = 0;
         if (arg_get(a, 0, "precision", &x)) {
             if (!is_intlike(x)) return fail(c, at, HEARTH_ERR_FORMAT, "round precision must be an integer");
@@ -3563,10 +4084,14 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
         jv m = strview("common", 6);
         arg_get(a, 1, "method", &m);
         double f = num_f(v), scale = pow(10.0, (double)prec), r = f * scale;
-        if (str_eq(m, "ceil", 4)) r = ceil(r);
-        else if (str_eq(m, "floor", 5)) r = floor(r);
-        else if (str_eq(m, "common", 6)) r = nearbyint(r);
-        else return fail(c, at, HEARTH_ERR_FORMAT, "method must be common, ceil or floor");
+        if (str_eq(m, "ceil", 4))
+            r = ceil(r);
+        else if (str_eq(m, "floor", 5))
+            r = floor(r);
+        else if (str_eq(m, "common", 6))
+            r = nearbyint(r);
+        else
+            return fail(c, at, HEARTH_ERR_FORMAT, "method must be common, ceil or floor");
         *out = jv_float(r / scale);
         return true;
     }
@@ -3577,7 +4102,8 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
             *out = list_val(l);
             return true;
         }
-        if (v.type != JV_DICT || v.u.dict->ns) return fail(c, at, HEARTH_ERR_FORMAT, "Can only get item pairs from a mapping.");
+        if (v.type != JV_DICT || v.u.dict->ns)
+            return fail(c, at, HEARTH_ERR_FORMAT, "Can only get item pairs from a mapping.");
         jv_list *l = list_alloc(c, v.u.dict->n);
         if (!l) return oom(c, at);
         for (size_t i = 0; i < v.u.dict->n; i++) {
@@ -3593,14 +4119,17 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
         return charge(c, at, v.u.dict->n * 16);
     }
     case FL_DICTSORT: {
-        if (v.type != JV_DICT || v.u.dict->ns) return fail(c, at, HEARTH_ERR_FORMAT, "dictsort needs a mapping");
+        if (v.type != JV_DICT || v.u.dict->ns)
+            return fail(c, at, HEARTH_ERR_FORMAT, "dictsort needs a mapping");
         bool cs = arg_bool(a, 0, "case_sensitive", false), rev = arg_bool(a, 2, "reverse", false);
         jv by = strview("key", 3);
         arg_get(a, 1, "by", &by);
         bool by_value = str_eq(by, "value", 5);
-        if (!by_value && !str_eq(by, "key", 3)) return fail(c, at, HEARTH_ERR_FORMAT, "You can only sort by either \"key\" or \"value\"");
+        if (!by_value && !str_eq(by, "key", 3))
+            return fail(c, at, HEARTH_ERR_FORMAT, "You can only sort by either \"key\" or \"value\"");
         size_t n = v.u.dict->n;
-        jv *vals = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)), *keys = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
+        jv *vals = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)),
+           *keys = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
         if (!vals || !keys) return oom(c, at);
         for (size_t i = 0; i < n; i++) {
             jv_list *pair = list_alloc(c, 2);
@@ -3620,8 +4149,10 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
         *out = list_val(l);
         return true;
     }
-    case FL_SELECT: case FL_REJECT: case FL_SELECTATTR: case FL_REJECTATTR:
-        return filter_select(c, at, id, v, a, out);
+    case FL_SELECT:
+    case FL_REJECT:
+    case FL_SELECTATTR:
+    case FL_REJECTATTR: return filter_select(c, at, id, v, a, out);
     case FL_MAP: return filter_map(c, at, v, a, out);
     default: break;
     }
@@ -3649,7 +4180,8 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
     case FL_REVERSE: {
         jv_list *l = list_alloc(c, items->n);
         if (!l) return oom(c, at);
-        for (size_t i = 0; i < items->n; i++) l->items[l->n++] = items->items[id == FL_REVERSE ? items->n - 1 - i : i];
+        for (size_t i = 0; i < items->n; i++)
+            l->items[l->n++] = items->items[id == FL_REVERSE ? items->n - 1 - i : i];
         *out = list_val(l);
         return charge(c, at, items->n * 16);
     }
@@ -3690,7 +4222,8 @@ static bool apply_filter(jinja_ctx *c, const node *at, int id, jv v, const jargs
         jv attr;
         bool has_attr = arg_get(a, id == FL_SORT ? 2 : 1, "attribute", &attr) && attr.type != JV_NONE;
         size_t n = items->n;
-        jv *vals = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)), *keys = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
+        jv *vals = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)),
+           *keys = arena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
         if (!vals || !keys) return oom(c, at);
         for (size_t i = 0; i < n; i++) {
             vals[i] = items->items[i];
@@ -3782,13 +4315,16 @@ static bool call_function(jinja_ctx *c, const node *at, int fn, const jargs *a, 
         int64_t start = 0, stop, step = 1;
         jv v[3];
         size_t n = a->npos < 3 ? a->npos : 3;
-        if (n == 0 || a->npos > 3) return fail(c, at, HEARTH_ERR_FORMAT, "range expects 1 to 3 integer arguments");
+        if (n == 0 || a->npos > 3)
+            return fail(c, at, HEARTH_ERR_FORMAT, "range expects 1 to 3 integer arguments");
         for (size_t i = 0; i < n; i++) {
             v[i] = a->pos[i];
-            if (!is_intlike(v[i])) return fail(c, at, HEARTH_ERR_FORMAT, "range arguments must be integers, not %s",
-                                               type_name(v[i]));
+            if (!is_intlike(v[i]))
+                return fail(c, at, HEARTH_ERR_FORMAT, "range arguments must be integers, not %s",
+                            type_name(v[i]));
         }
-        if (n == 1) stop = num_i(v[0]);
+        if (n == 1)
+            stop = num_i(v[0]);
         else {
             start = num_i(v[0]);
             stop = num_i(v[1]);
@@ -3815,8 +4351,9 @@ static bool call_function(jinja_ctx *c, const node *at, int fn, const jargs *a, 
         jv_dict *d = dict_alloc(c);
         if (!d) return oom(c, at);
         d->ns = fn == FN_NAMESPACE;
-        if (a->npos > 1) return fail(c, at, HEARTH_ERR_FORMAT, "%s() takes at most one positional argument",
-                                     fn == FN_NAMESPACE ? "namespace" : "dict");
+        if (a->npos > 1)
+            return fail(c, at, HEARTH_ERR_FORMAT, "%s() takes at most one positional argument",
+                        fn == FN_NAMESPACE ? "namespace" : "dict");
         if (a->npos == 1) {
             jv src = a->pos[0];
             if (src.type == JV_DICT) {
@@ -3826,7 +4363,8 @@ static bool call_function(jinja_ctx *c, const node *at, int fn, const jargs *a, 
                 for (size_t i = 0; i < src.u.list->n; i++) {
                     jv p = src.u.list->items[i];
                     if (p.type != JV_LIST || p.u.list->n != 2)
-                        return fail(c, at, HEARTH_ERR_FORMAT, "dictionary update sequence element has wrong length");
+                        return fail(c, at, HEARTH_ERR_FORMAT,
+                                    "dictionary update sequence element has wrong length");
                     if (!dict_put(c, d, p.u.list->items[0], p.u.list->items[1])) return oom(c, at);
                 }
             } else {
@@ -3847,7 +4385,8 @@ static bool call_function(jinja_ctx *c, const node *at, int fn, const jargs *a, 
         return r;
     }
     case FN_STRFTIME:
-        if (!arg_get(a, 0, "format", &x)) return fail(c, at, HEARTH_ERR_FORMAT, "strftime_now needs a format");
+        if (!arg_get(a, 0, "format", &x))
+            return fail(c, at, HEARTH_ERR_FORMAT, "strftime_now needs a format");
         return fn_strftime(c, at, x, out);
     }
     return fail(c, at, HEARTH_ERR_UNSUPPORTED, "unknown function");
@@ -3857,15 +4396,15 @@ static bool call_macro(jinja_ctx *c, const node *at, const node *m, const jargs 
     if (c->macro_depth >= MACRO_MAX_DEPTH)
         return fail(c, at, HEARTH_ERR_FORMAT, "macro calls nested deeper than %d", MACRO_MAX_DEPTH);
     if (a->npos > (size_t)m->n_names)
-        return fail(c, at, HEARTH_ERR_FORMAT, "macro '%.*s' takes %d arguments, %zu given", (int)m->nlen, m->name,
-                    m->n_names, a->npos);
+        return fail(c, at, HEARTH_ERR_FORMAT, "macro '%.*s' takes %d arguments, %zu given", (int)m->nlen,
+                    m->name, m->n_names, a->npos);
     for (size_t k = 0; k < a->nkw; k++) {
         bool known = false;
         for (int i = 0; i < m->n_names && !known; i++)
             known = m->nlens[i] == a->kwl[k] && memcmp(m->names[i], a->kwn[k], a->kwl[k]) == 0;
         if (!known)
-            return fail(c, at, HEARTH_ERR_FORMAT, "macro '%.*s' has no argument '%.*s'", (int)m->nlen, m->name,
-                        (int)a->kwl[k], a->kwn[k]);
+            return fail(c, at, HEARTH_ERR_FORMAT, "macro '%.*s' has no argument '%.*s'", (int)m->nlen,
+                        m->name, (int)a->kwl[k], a->kwn[k]);
     }
     frame f = {.parent = c->root};
     frame *saved_fr = c->fr;
@@ -3886,8 +4425,10 @@ static bool call_macro(jinja_ctx *c, const node *at, const node *m, const jargs 
                 have = true;
             }
         if (!have) {
-            if (m->items2[i]) ok = eval(c, m->items2[i], &v);
-            else v = missing(m->names[i], m->nlens[i]);
+            if (m->items2[i])
+                ok = eval(c, m->items2[i], &v);
+            else
+                v = missing(m->names[i], m->nlens[i]);
         }
         if (ok && !frame_set(c, &f, m->names[i], m->nlens[i], v)) ok = oom(c, at);
     }
@@ -3915,7 +4456,8 @@ static bool call_value(jinja_ctx *c, const node *at, jv fnv, const jargs *a, jv 
 }
 
 /* obj.method(args) for the str / dict / loop methods templates use. */
-static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, size_t mn, const jargs *a, jv *out) {
+static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, size_t mn, const jargs *a,
+                        jv *out) {
     jv x, y;
     if (obj.type == JV_UNDEF) return undefined_error(c, at, obj);
     if (obj.type == JV_STR) {
@@ -3930,7 +4472,8 @@ static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, siz
         if (name_is(m, mn, "title")) return str_case(c, at, obj, CASE_TITLE_PY, out);
         if (name_is(m, mn, "capitalize")) return str_case(c, at, obj, CASE_CAPITALIZE, out);
         if (name_is(m, mn, "startswith") || name_is(m, mn, "endswith")) {
-            if (!arg_get(a, 0, NULL, &x)) return fail(c, at, HEARTH_ERR_FORMAT, "%.*s needs an argument", (int)mn, m);
+            if (!arg_get(a, 0, NULL, &x))
+                return fail(c, at, HEARTH_ERR_FORMAT, "%.*s needs an argument", (int)mn, m);
             bool r;
             if (!str_affix(c, at, obj, x, m[0] == 'e', &r)) return false;
             *out = jv_bool(r);
@@ -3957,7 +4500,8 @@ static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, siz
             jv cnt;
             int64_t count = -1;
             if (arg_get(a, 2, "count", &cnt)) {
-                if (!is_intlike(cnt)) return fail(c, at, HEARTH_ERR_FORMAT, "replace count must be an integer");
+                if (!is_intlike(cnt))
+                    return fail(c, at, HEARTH_ERR_FORMAT, "replace count must be an integer");
                 count = num_i(cnt);
             }
             return str_replace(c, at, obj, x, y, count, out);
@@ -3976,7 +4520,9 @@ static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, siz
                 return true;
             }
             int64_t k = 0;
-            for (const char *hit; p < end && (hit = memmem(p, (size_t)(end - p), x.u.s.p, x.u.s.n)); p = hit + x.u.s.n) k++;
+            for (const char *hit; p < end && (hit = memmem(p, (size_t)(end - p), x.u.s.p, x.u.s.n));
+                 p = hit + x.u.s.n)
+                k++;
             *out = jv_int(k);
             return true;
         }
@@ -3987,7 +4533,8 @@ static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, siz
             sbuf b = {0};
             for (size_t i = 0; i < items->n; i++) {
                 if (items->items[i].type != JV_STR)
-                    return fail(c, at, HEARTH_ERR_FORMAT, "sequence item %zu: expected str instance, %s found", i,
+                    return fail(c, at, HEARTH_ERR_FORMAT,
+                                "sequence item %zu: expected str instance, %s found", i,
                                 type_name(items->items[i]));
                 if ((i && !sb_put(c, &b, obj.u.s.p, obj.u.s.n)) ||
                     !sb_put(c, &b, items->items[i].u.s.p, items->items[i].u.s.n))
@@ -4002,7 +4549,10 @@ static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, siz
             bool r = obj.u.s.n > 0;
             for (size_t i = 0; i < obj.u.s.n && r; i++) {
                 unsigned char ch = (unsigned char)obj.u.s.p[i];
-                r = m[2] == 'd' ? isdigit(ch) : m[2] == 's' ? is_space_byte(ch) : m[4] == 'a' ? isalpha(ch) : isalnum(ch);
+                r = m[2] == 'd'   ? isdigit(ch)
+                    : m[2] == 's' ? is_space_byte(ch)
+                    : m[4] == 'a' ? isalpha(ch)
+                                  : isalnum(ch);
             }
             *out = jv_bool(r);
             return true;
@@ -4016,15 +4566,18 @@ static bool call_method(jinja_ctx *c, const node *at, jv obj, const char *m, siz
         if (name_is(m, mn, "keys") || name_is(m, mn, "values")) {
             jv_list *l = list_alloc(c, d->n);
             if (!l) return oom(c, at);
-            for (size_t i = 0; i < d->n; i++) l->items[l->n++] = m[0] == 'k' ? d->keys[i] : d->vals[i];
+            for (size_t i = 0; i < d->n; i++)
+                l->items[l->n++] = m[0] == 'k' ? d->keys[i] : d->vals[i];
             *out = list_val(l);
             return charge(c, at, d->n);
         }
         if (name_is(m, mn, "get")) {
             if (!arg_get(a, 0, NULL, &x)) return fail(c, at, HEARTH_ERR_FORMAT, "get needs a key");
             long i = dict_find(c, d, x);
-            if (i >= 0) *out = d->vals[i];
-            else if (!arg_get(a, 1, "default", out)) *out = jv_none();
+            if (i >= 0)
+                *out = d->vals[i];
+            else if (!arg_get(a, 1, "default", out))
+                *out = jv_none();
             return charge(c, at, 0);
         }
     } else if (obj.type == JV_LOOP && name_is(m, mn, "cycle")) {
@@ -4136,11 +4689,15 @@ static bool eval_inner(jinja_ctx *c, const node *n, jv *out) {
             return true;
         }
         if (v.type == JV_UNDEF) return undefined_error(c, n, v);
-        if (v.type == JV_FLOAT) *out = jv_float(n->op == OP_NEG ? -v.u.f : v.u.f);
+        if (v.type == JV_FLOAT)
+            *out = jv_float(n->op == OP_NEG ? -v.u.f : v.u.f);
         else if (is_intlike(v)) {
-            if (n->op == OP_NEG && num_i(v) == INT64_MIN) return fail(c, n, HEARTH_ERR_UNSUPPORTED, "integer overflow");
+            if (n->op == OP_NEG && num_i(v) == INT64_MIN)
+                return fail(c, n, HEARTH_ERR_UNSUPPORTED, "integer overflow");
             *out = jv_int(n->op == OP_NEG ? -num_i(v) : num_i(v));
-        } else return fail(c, n, HEARTH_ERR_FORMAT, "bad operand type for unary %s: '%s'", op_text(n->op), type_name(v));
+        } else
+            return fail(c, n, HEARTH_ERR_FORMAT, "bad operand type for unary %s: '%s'", op_text(n->op),
+                        type_name(v));
         return true;
     }
     case N_BINOP: {
@@ -4163,7 +4720,8 @@ static bool eval_inner(jinja_ctx *c, const node *n, jv *out) {
         if (!eval(c, n->b, &r)) return false;
         if (n->op == OP_TILDE) {
             sbuf b = {0};
-            if (!write_str(c, n, &b, l, 0) || !write_str(c, n, &b, r, 0)) return c->failed ? false : oom(c, n);
+            if (!write_str(c, n, &b, l, 0) || !write_str(c, n, &b, r, 0))
+                return c->failed ? false : oom(c, n);
             if (!charge(c, n, b.n)) return false;
             *out = sb_val(&b);
             return true;
@@ -4198,7 +4756,8 @@ static bool eval_inner(jinja_ctx *c, const node *n, jv *out) {
 static bool eval(jinja_ctx *c, const node *n, jv *out) {
     if (c->failed) return false;
     if (c->depth >= c->lim.max_depth)
-        return fail(c, n, HEARTH_ERR_FORMAT, "template evaluation nested deeper than %d levels", c->lim.max_depth);
+        return fail(c, n, HEARTH_ERR_FORMAT, "template evaluation nested deeper than %d levels",
+                    c->lim.max_depth);
     if (!charge(c, n, 0)) return false;
     c->depth++;
     bool ok = eval_inner(c, n, out);
@@ -4220,7 +4779,8 @@ static bool emit(jinja_ctx *c, const node *at, const char *p, size_t n) {
         return fail(c, at, HEARTH_ERR_CONTEXT, "rendered text exceeds %zu bytes", c->lim.max_output);
     if (c->out_n + n + 1 > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 1024;
-        while (cap < c->out_n + n + 1) cap *= 2;
+        while (cap < c->out_n + n + 1)
+            cap *= 2;
         char *o = realloc(c->out, cap);
         if (!o) return fail(c, at, HEARTH_ERR_NOMEM, "out of memory");
         c->out = o;
@@ -4241,10 +4801,12 @@ static bool assign_targets(jinja_ctx *c, const node *at, const node *n, jv v) {
     }
     /* tuple unpacking */
     const jv_list *items;
-    if (v.type == JV_LIST) items = v.u.list;
+    if (v.type == JV_LIST)
+        items = v.u.list;
     else if (v.type == JV_STR || (v.type == JV_DICT && !v.u.dict->ns)) {
         if (!iterate(c, at, v, &items)) return false;
-    } else return fail(c, at, HEARTH_ERR_FORMAT, "cannot unpack non-iterable %s object", type_name(v));
+    } else
+        return fail(c, at, HEARTH_ERR_FORMAT, "cannot unpack non-iterable %s object", type_name(v));
     if (items->n != (size_t)n->n_names)
         return fail(c, at, HEARTH_ERR_FORMAT, "%s values to unpack (expected %d, got %zu)",
                     items->n > (size_t)n->n_names ? "too many" : "not enough", n->n_names, items->n);
@@ -4485,7 +5047,9 @@ jv jinja_str(jinja_ctx *c, const char *s, size_t n) {
     return ok ? v : jv_undef();
 }
 
-jv jinja_cstr(jinja_ctx *c, const char *s) { return s ? jinja_str(c, s, strlen(s)) : jv_none(); }
+jv jinja_cstr(jinja_ctx *c, const char *s) {
+    return s ? jinja_str(c, s, strlen(s)) : jv_none();
+}
 
 jv jinja_list_new(jinja_ctx *c) {
     jv_list *l = list_alloc(c, 0);
@@ -4513,7 +5077,9 @@ bool jinja_ctx_set(jinja_ctx *c, const char *name, jv val) {
     return k.type == JV_STR && frame_set(c, &c->globals, k.u.s.p, k.u.s.n, val);
 }
 
-bool jinja_ctx_raised(const jinja_ctx *c) { return c && c->raised; }
+bool jinja_ctx_raised(const jinja_ctx *c) {
+    return c && c->raised;
+}
 
 char *jinja_render(const jinja_template *t, jinja_ctx *c, size_t *out_len, hearth_error *err) {
     if (!t || !c) {

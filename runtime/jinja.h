@@ -42,17 +42,17 @@ typedef struct jinja_ctx jinja_ctx;
 /* ---------------------------------------------------------------- values */
 
 typedef enum jv_type {
-    JV_UNDEF,   /* an undefined variable or missing key/attribute */
+    JV_UNDEF, /* an undefined variable or missing key/attribute */
     JV_NONE,
     JV_BOOL,
     JV_INT,
     JV_FLOAT,
-    JV_STR,     /* UTF-8 bytes, not NUL-terminated */
-    JV_LIST,    /* list, or tuple when list->tuple */
-    JV_DICT,    /* insertion-ordered dict, or namespace() when dict->ns */
-    JV_FUNC,    /* a global function (range, namespace, raise_exception, ...) */
-    JV_MACRO,   /* a {% macro %} */
-    JV_LOOP,    /* the `loop` object inside a for loop */
+    JV_STR,   /* UTF-8 bytes, not NUL-terminated */
+    JV_LIST,  /* list, or tuple when list->tuple */
+    JV_DICT,  /* insertion-ordered dict, or namespace() when dict->ns */
+    JV_FUNC,  /* a global function (range, namespace, raise_exception, ...) */
+    JV_MACRO, /* a {% macro %} */
+    JV_LOOP,  /* the `loop` object inside a for loop */
 } jv_type;
 
 typedef struct jv_list jv_list;
@@ -67,11 +67,11 @@ typedef struct jv {
         struct {
             const char *p;
             size_t n;
-        } s;            /* JV_STR; JV_UNDEF keeps the missing name here */
+        } s; /* JV_STR; JV_UNDEF keeps the missing name here */
         jv_list *list;
         jv_dict *dict;
-        int fn;         /* JV_FUNC */
-        const void *ptr;/* JV_MACRO, JV_LOOP */
+        int fn;          /* JV_FUNC */
+        const void *ptr; /* JV_MACRO, JV_LOOP */
     } u;
 } jv;
 
@@ -87,11 +87,26 @@ struct jv_dict {
     bool ns; /* a namespace(): attributes may be assigned with {% set ns.x = ... %} */
 };
 
-static inline jv jv_undef(void) { jv v = {.type = JV_UNDEF}; return v; }
-static inline jv jv_none(void) { jv v = {.type = JV_NONE}; return v; }
-static inline jv jv_bool(bool b) { jv v = {.type = JV_BOOL, .u.b = b}; return v; }
-static inline jv jv_int(int64_t i) { jv v = {.type = JV_INT, .u.i = i}; return v; }
-static inline jv jv_float(double f) { jv v = {.type = JV_FLOAT, .u.f = f}; return v; }
+static inline jv jv_undef(void) {
+    jv v = {.type = JV_UNDEF};
+    return v;
+}
+static inline jv jv_none(void) {
+    jv v = {.type = JV_NONE};
+    return v;
+}
+static inline jv jv_bool(bool b) {
+    jv v = {.type = JV_BOOL, .u.b = b};
+    return v;
+}
+static inline jv jv_int(int64_t i) {
+    jv v = {.type = JV_INT, .u.i = i};
+    return v;
+}
+static inline jv jv_float(double f) {
+    jv v = {.type = JV_FLOAT, .u.f = f};
+    return v;
+}
 
 /* Values built by the caller live in the ctx's arena. On allocation failure
  * (memory budget) they return an undefined value / false and the next render
@@ -106,10 +121,10 @@ bool jinja_dict_set(jinja_ctx *c, jv dict, const char *key, jv val);
 /* ---------------------------------------------------------------- limits */
 
 typedef struct jinja_limits {
-    size_t max_output;    /* bytes of rendered text (default 16 MiB) */
-    size_t max_memory;    /* bytes of values created while rendering (default 64 MiB) */
-    uint64_t max_steps;   /* evaluation steps, a proxy for time (default 20 M) */
-    int max_depth;        /* nested evaluation/macro depth (default 400) */
+    size_t max_output;  /* bytes of rendered text (default 16 MiB) */
+    size_t max_memory;  /* bytes of values created while rendering (default 64 MiB) */
+    uint64_t max_steps; /* evaluation steps, a proxy for time (default 20 M) */
+    int max_depth;      /* nested evaluation/macro depth (default 400) */
 } jinja_limits;
 
 /* ---------------------------------------------------------------- API */

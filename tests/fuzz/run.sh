@@ -43,6 +43,8 @@ smallest=$(ls -S "$shared"/vocab/*.gguf 2>/dev/null | tail -n 1 || true)
 [ -n "$smallest" ] && cat "$smallest" >"$seeds/fuzz_gguf/$(basename "$smallest")"
 mkdir -p "$seeds/fuzz_config"
 cp "$root/packaging/config.example.yaml" "$seeds/fuzz_config/"
+mkdir -p "$seeds/fuzz_chat_template"
+"$build/fuzz_chat_template" --write-seeds "$seeds/fuzz_chat_template" >/dev/null 2>&1
 # Committed seeds, if any: tests/fuzz/corpus/<target>/
 for d in "$here"/corpus/*/; do
     [ -d "$d" ] && mkdir -p "$seeds/$(basename "$d")" && cp "$d"* "$seeds/$(basename "$d")/" 2>/dev/null || true

@@ -36,7 +36,8 @@ static int same_text(const char *what, const char *got, const char *want) {
         return 0;
     }
     size_t i = 0;
-    while (got[i] && got[i] == want[i]) i++;
+    while (got[i] && got[i] == want[i])
+        i++;
     size_t from = i > 30 ? i - 30 : 0;
     fprintf(stderr, "%s: differs at byte %zu\n  got:  \"%.80s\"\n  want: \"%.80s\"\n", what, i, got + from,
             want + from);
@@ -79,8 +80,11 @@ static void test_real_templates(void) {
         for (int gen = 1; gen >= 0; gen--) {
             hearth_error err = {0};
             char note[256];
-            hearth_chat_request r = {.msgs = CONV, .n_msgs = N_CONV, .add_generation_prompt = gen,
-                                     .note = note, .note_cap = sizeof note};
+            hearth_chat_request r = {.msgs = CONV,
+                                     .n_msgs = N_CONV,
+                                     .add_generation_prompt = gen,
+                                     .note = note,
+                                     .note_cap = sizeof note};
             char *out = hearth_chat_template_render_ex(t, &r, &err);
             snprintf(what, sizeof what, "%s add_generation_prompt=%d", k->name, gen);
             CHECKF(out != NULL, "%s: %s", what, err.msg);
@@ -101,12 +105,23 @@ static void test_real_templates(void) {
 }
 
 static void test_family_names(void) {
-    static const struct { const char *tmpl, *name; } want[] = {
-        {"llama3", "llama3"},       {"llama31", "llama3"},        {"qwen25", "chatml"},
-        {"mistral_v02", "mistral"}, {"mistral_nemo", "mistral"},  {"gemma2", "gemma"},
-        {"phi3_mini", "phi3"},      {"phi35", "phi3"},            {"zephyr", "zephyr"},
-        {"deepseek_r1", "deepseek"}, {"deepseek_coder", "deepseek-coder"}, {"command_r", "command-r"},
-        {"granite3", "granite"},    {"openchat", "openchat"},
+    static const struct {
+        const char *tmpl, *name;
+    } want[] = {
+        {"llama3", "llama3"},
+        {"llama31", "llama3"},
+        {"qwen25", "chatml"},
+        {"mistral_v02", "mistral"},
+        {"mistral_nemo", "mistral"},
+        {"gemma2", "gemma"},
+        {"phi3_mini", "phi3"},
+        {"phi35", "phi3"},
+        {"zephyr", "zephyr"},
+        {"deepseek_r1", "deepseek"},
+        {"deepseek_coder", "deepseek-coder"},
+        {"command_r", "command-r"},
+        {"granite3", "granite"},
+        {"openchat", "openchat"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const chat_template_case *k = NULL;
@@ -115,7 +130,8 @@ static void test_family_names(void) {
         REQUIRE(k);
         hearth_chat_template *t = hearth_chat_template_parse(k->source, NULL);
         REQUIRE(t);
-        CHECKF(strcmp(hearth_chat_template_name(t), want[i].name) == 0, "%s: %s", k->name, hearth_chat_template_name(t));
+        CHECKF(strcmp(hearth_chat_template_name(t), want[i].name) == 0, "%s: %s", k->name,
+               hearth_chat_template_name(t));
         hearth_chat_template_free(t);
     }
     hearth_chat_template *t = hearth_chat_template_chatml();
@@ -143,8 +159,8 @@ static void test_tools(void) {
         hearth_chat_template *t = parse_with_tokens(src, bos, eos);
         REQUIRE(t);
         hearth_error err = {0};
-        hearth_chat_request r = {.messages_json = TOOL_MESSAGES_JSON, .tools_json = TOOLS_JSON,
-                                 .add_generation_prompt = true};
+        hearth_chat_request r = {
+            .messages_json = TOOL_MESSAGES_JSON, .tools_json = TOOLS_JSON, .add_generation_prompt = true};
         char *out = hearth_chat_template_render_ex(t, &r, &err);
         CHECKF(out != NULL, "%s: %s", k->name, err.msg);
         char what[64];
@@ -160,9 +176,10 @@ static void test_tools(void) {
     hearth_error err = {0};
     hearth_chat_request r = {
         .messages_json = "[{\"role\": \"user\", \"content\": \"hi\"}]",
-        .tools_json = "[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"description\": \"d\", "
-                      "\"parameters\": {\"type\": \"object\", \"properties\": {\"u\": {\"type\": [\"string\", "
-                      "\"null\"], \"description\": \"x\"}}}}}]",
+        .tools_json =
+            "[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"description\": \"d\", "
+            "\"parameters\": {\"type\": \"object\", \"properties\": {\"u\": {\"type\": [\"string\", "
+            "\"null\"], \"description\": \"x\"}}}}}]",
         .add_generation_prompt = true};
     char *out = hearth_chat_template_render_ex(t, &r, &err);
     CHECK(out == NULL);
@@ -223,7 +240,8 @@ static void test_kjv_gguf(void) {
         static const char want[] =
             "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n"
             "<|im_start|>assistant\nHi there<|im_end|>\n<|im_start|>user\nWho are you<|im_end|>\n"
-            "<|im_start|>assistant\n   I am an assistant   <|im_end|>\n<|im_start|>user\nAnother question<|im_end|>\n";
+            "<|im_start|>assistant\n   I am an assistant   <|im_end|>\n<|im_start|>user\nAnother "
+            "question<|im_end|>\n";
         char *out = hearth_chat_template_render(t, CONV, N_CONV, false, &err);
         CHECK(same_text("kjv no generation prompt", out, want));
         free(out);
@@ -295,8 +313,8 @@ static void check_parse_error(const char *src, hearth_status code, const char *w
     hearth_chat_template *t = hearth_chat_template_parse(src, &err);
     CHECKF(t == NULL, "expected a parse error for: %s", src);
     hearth_chat_template_free(t);
-    CHECKF(err.code == code, "%s: code %s, want %s (%s)", src, hearth_status_name(err.code), hearth_status_name(code),
-           err.msg);
+    CHECKF(err.code == code, "%s: code %s, want %s (%s)", src, hearth_status_name(err.code),
+           hearth_status_name(code), err.msg);
     CHECKF(strcmp(err.msg, want) == 0, "%s:\n  got:  %s\n  want: %s", src, err.msg, want);
 }
 
@@ -308,22 +326,26 @@ static void check_render_error(const char *src, hearth_status code, const char *
     char *out = hearth_chat_template_render(t, CONV, N_CONV, true, &err);
     CHECKF(out == NULL, "expected a render error for: %s", src);
     free(out);
-    CHECKF(err.code == code, "%s: code %s, want %s (%s)", src, hearth_status_name(err.code), hearth_status_name(code),
-           err.msg);
+    CHECKF(err.code == code, "%s: code %s, want %s (%s)", src, hearth_status_name(err.code),
+           hearth_status_name(code), err.msg);
     CHECKF(strcmp(err.msg, want) == 0, "%s:\n  got:  %s\n  want: %s", src, err.msg, want);
     hearth_chat_template_free(t);
 }
 
 static void test_errors(void) {
-    check_parse_error("Hello\n{% if messages %}\n  {{ messages[0].content + }}\n{% endif %}", HEARTH_ERR_FORMAT,
+    check_parse_error("Hello\n{% if messages %}\n  {{ messages[0].content + }}\n{% endif %}",
+                      HEARTH_ERR_FORMAT,
                       "chat template: line 3, column 28: expected an expression, got '}}'");
-    check_parse_error("{% for m in messages %}\n{{ m.content }}", HEARTH_ERR_FORMAT,
-                      "chat template: line 2, column 16: unexpected end of template: '{% for %}' opened at line 1, "
-                      "column 4 needs '{% endfor %}'");
-    check_parse_error("{% if true %}\n{% endfor %}", HEARTH_ERR_FORMAT,
-                      "chat template: line 2, column 4: unexpected 'endfor' inside '{% if %}' opened at line 1, "
-                      "column 4 (expected 'endif')");
-    check_parse_error("x {% endif %}", HEARTH_ERR_FORMAT, "chat template: line 1, column 6: unexpected 'endif' (no open block)");
+    check_parse_error(
+        "{% for m in messages %}\n{{ m.content }}", HEARTH_ERR_FORMAT,
+        "chat template: line 2, column 16: unexpected end of template: '{% for %}' opened at line 1, "
+        "column 4 needs '{% endfor %}'");
+    check_parse_error(
+        "{% if true %}\n{% endfor %}", HEARTH_ERR_FORMAT,
+        "chat template: line 2, column 4: unexpected 'endfor' inside '{% if %}' opened at line 1, "
+        "column 4 (expected 'endif')");
+    check_parse_error("x {% endif %}", HEARTH_ERR_FORMAT,
+                      "chat template: line 1, column 6: unexpected 'endif' (no open block)");
     check_parse_error("{{ messages | frobnicate }}", HEARTH_ERR_UNSUPPORTED,
                       "chat template: line 1, column 15: no filter named 'frobnicate'");
     check_parse_error("{% if x is frobnicated %}{% endif %}", HEARTH_ERR_UNSUPPORTED,
@@ -331,24 +353,32 @@ static void test_errors(void) {
     check_parse_error("{% include 'other.jinja' %}", HEARTH_ERR_UNSUPPORTED,
                       "chat template: line 1, column 4: {% include %} is not supported in chat templates");
     check_parse_error("{% frob %}", HEARTH_ERR_FORMAT, "chat template: line 1, column 4: unknown tag 'frob'");
-    check_parse_error("{{ 'abc }}", HEARTH_ERR_FORMAT, "chat template: line 1, column 4: unterminated string literal");
-    check_parse_error("a\n{# note", HEARTH_ERR_FORMAT, "chat template: line 2, column 1: unterminated comment (missing '#}')");
-    check_parse_error("{{ x ", HEARTH_ERR_FORMAT, "chat template: line 1, column 1: unterminated '{{' tag (missing '}}')");
+    check_parse_error("{{ 'abc }}", HEARTH_ERR_FORMAT,
+                      "chat template: line 1, column 4: unterminated string literal");
+    check_parse_error("a\n{# note", HEARTH_ERR_FORMAT,
+                      "chat template: line 2, column 1: unterminated comment (missing '#}')");
+    check_parse_error("{{ x ", HEARTH_ERR_FORMAT,
+                      "chat template: line 1, column 1: unterminated '{{' tag (missing '}}')");
     check_parse_error("{{ ) }}", HEARTH_ERR_FORMAT, "chat template: line 1, column 4: unexpected ')'");
-    check_parse_error("{% break %}", HEARTH_ERR_FORMAT, "chat template: line 1, column 4: 'break' outside of a loop");
+    check_parse_error("{% break %}", HEARTH_ERR_FORMAT,
+                      "chat template: line 1, column 4: 'break' outside of a loop");
     check_parse_error("{% for x in y recursive %}{% endfor %}", HEARTH_ERR_UNSUPPORTED,
                       "chat template: line 1, column 15: recursive loops are not supported");
 
     /* raise_exception surfaces the template's own message */
-    check_render_error("{% if messages[-1].role == 'user' %}\n  {{- raise_exception('The last message must be the assistant\\'s') }}\n{% endif %}",
-                       HEARTH_ERR_INVALID, "chat template: line 2, column 7: The last message must be the assistant's");
+    check_render_error("{% if messages[-1].role == 'user' %}\n  {{- raise_exception('The last message must "
+                       "be the assistant\\'s') }}\n{% endif %}",
+                       HEARTH_ERR_INVALID,
+                       "chat template: line 2, column 7: The last message must be the assistant's");
     /* runtime errors name the place */
     check_render_error("{{ messages[0].content + 1 }}", HEARTH_ERR_FORMAT,
                        "chat template: line 1, column 24: unsupported operand types for +: 'str' and 'int'");
-    check_render_error("\n  {{ tools_list.first }}", HEARTH_ERR_FORMAT, "chat template: line 2, column 6: 'tools_list' is undefined");
+    check_render_error("\n  {{ tools_list.first }}", HEARTH_ERR_FORMAT,
+                       "chat template: line 2, column 6: 'tools_list' is undefined");
     check_render_error("{{ messages.append(1) }}", HEARTH_ERR_UNSUPPORTED,
                        "chat template: line 1, column 13: 'list' object has no supported method 'append'");
-    check_render_error("{{ frob(1) }}", HEARTH_ERR_FORMAT, "chat template: line 1, column 4: 'frob' is undefined");
+    check_render_error("{{ frob(1) }}", HEARTH_ERR_FORMAT,
+                       "chat template: line 1, column 4: 'frob' is undefined");
     check_render_error("{% set x = 1 %}{% set x.y = 2 %}", HEARTH_ERR_FORMAT,
                        "chat template: line 1, column 19: cannot assign attribute on non-namespace object");
     check_render_error("{% for a, b, c in messages %}{% endfor %}", HEARTH_ERR_FORMAT,
@@ -369,7 +399,8 @@ static void test_errors(void) {
     CHECK_CONTAINS(err.msg, "Conversation roles must alternate user/assistant/user/assistant/...");
     CHECK_CONTAINS(err.msg, "chat template: line 1, column ");
     /* the fallback never hides the template's own rejection */
-    hearth_chat_request r = {.msgs = twice, .n_msgs = 3, .add_generation_prompt = true, .fallback_chatml = true};
+    hearth_chat_request r = {
+        .msgs = twice, .n_msgs = 3, .add_generation_prompt = true, .fallback_chatml = true};
     CHECK(hearth_chat_template_render_ex(t, &r, &err) == NULL && err.code == HEARTH_ERR_INVALID);
     free(out);
     hearth_chat_template_free(t);
@@ -379,8 +410,12 @@ static void test_errors(void) {
     REQUIRE(t);
     char note[512];
     static const hearth_chat_msg one[] = {{"user", "Hi"}};
-    hearth_chat_request fr = {.msgs = one, .n_msgs = 1, .add_generation_prompt = true, .fallback_chatml = true,
-                              .note = note, .note_cap = sizeof note};
+    hearth_chat_request fr = {.msgs = one,
+                              .n_msgs = 1,
+                              .add_generation_prompt = true,
+                              .fallback_chatml = true,
+                              .note = note,
+                              .note_cap = sizeof note};
     out = hearth_chat_template_render_ex(t, &fr, &err);
     CHECK(same_text("fallback", out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"));
     CHECK_CONTAINS(note, "chat template failed (chat template: line 1, column 39: unsupported operand types");
@@ -395,12 +430,14 @@ static void test_bounds(void) {
     hearth_error err = {0};
     clock_t start = clock();
     /* time: a quadratic loop runs out of steps instead of running for hours */
-    char *out = render_plain("{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}", &err);
+    char *out = render_plain(
+        "{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}", &err);
     CHECK(out == NULL && err.code == HEARTH_ERR_FORMAT);
     CHECK_CONTAINS(err.msg, "takes too long to render");
     /* memory: a string that doubles every iteration */
-    out = render_plain("{% set ns = namespace(s='x') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-                       &err);
+    out = render_plain(
+        "{% set ns = namespace(s='x') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        &err);
     CHECK(out == NULL && err.code == HEARTH_ERR_FORMAT);
     CHECK_CONTAINS(err.msg, "bytes of memory");
     out = render_plain("{{ 'x' * 1000000000000 }}", &err);
@@ -416,21 +453,25 @@ static void test_bounds(void) {
     /* a namespace that contains itself, printed and serialized */
     out = render_plain("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", &err);
     CHECK(out == NULL && err.code == HEARTH_ERR_FORMAT);
-    out = render_plain("{% set ns = namespace(l=[]) %}{% set d = {'a': ns} %}{% set ns.l = [d, d] %}{{ d | tojson }}", &err);
+    out = render_plain(
+        "{% set ns = namespace(l=[]) %}{% set d = {'a': ns} %}{% set ns.l = [d, d] %}{{ d | tojson }}", &err);
     CHECK(out == NULL);
     /* parser depth */
     char deep[1200];
     size_t k = 0;
     k += (size_t)snprintf(deep + k, sizeof deep - k, "{{ ");
-    for (int i = 0; i < 500; i++) deep[k++] = '(';
+    for (int i = 0; i < 500; i++)
+        deep[k++] = '(';
     deep[k++] = '1';
-    for (int i = 0; i < 500; i++) deep[k++] = ')';
+    for (int i = 0; i < 500; i++)
+        deep[k++] = ')';
     snprintf(deep + k, sizeof deep - k, " }}");
     out = render_plain(deep, &err);
     CHECK(out == NULL && err.code == HEARTH_ERR_FORMAT);
     CHECK_CONTAINS(err.msg, "nested deeper than");
     k = 0;
-    for (int i = 0; i < 300; i++) k += (size_t)snprintf(deep + k, sizeof deep - k, "not ");
+    for (int i = 0; i < 300; i++)
+        k += (size_t)snprintf(deep + k, sizeof deep - k, "not ");
     out = render_plain(deep, &err); /* plain text: fine */
     CHECK(out != NULL);
     free(out);
@@ -449,54 +490,78 @@ static void test_bounds(void) {
     CHECKF(secs < 30, "bounds took %.1f s", secs);
 }
 
-/* ---------------------------------------------------------------- Jinja semantics (checked against Jinja2 3.1.6) */
+/* ---------------------------------------------------------------- Jinja semantics (checked against
+ * Jinja2 3.1.6) */
 
 static void test_semantics(void) {
-    static const struct { const char *src, *want; } cases[] = {
+    static const struct {
+        const char *src, *want;
+    } cases[] = {
         /* whitespace control, trim_blocks, lstrip_blocks */
         {"  {% if true %}\n  yes\n  {% endif %}\n  {{ 'v' }}\n  {# c #}\n  end\n", "  yes\n  v\n  end"},
         {"a\n  {%- if true -%}  \n b {%+ if true %}c{% endif %}\n{% endif %}\n", "ab c"},
         {"{% raw %}{{ x }}{% endraw %}|\n  {% raw -%}  a  {%- endraw %}\n", "{{ x }}|\na"},
         {"line1\r\nline2\r{{ 'a' }}\n\n", "line1\nline2\na\n"},
         /* scoping: a loop iteration is a scope; namespace() carries state out */
-        {"{% set x = 1 %}{% for i in range(3) %}{{ x }}{% set x = x + 1 %}{{ x }};{% endfor %}[{{x}}]", "12;12;12;[1]"},
-        {"{% set ns = namespace(a=1) %}{% for i in range(3) %}{% set ns.a = ns.a + i %}{% endfor %}{{ ns.a }}", "4"},
+        {"{% set x = 1 %}{% for i in range(3) %}{{ x }}{% set x = x + 1 %}{{ x }};{% endfor %}[{{x}}]",
+         "12;12;12;[1]"},
+        {"{% set ns = namespace(a=1) %}{% for i in range(3) %}{% set ns.a = ns.a + i %}{% endfor %}{{ ns.a "
+         "}}",
+         "4"},
         /* loop object */
-        {"{% for x in [1,2,3,4] if x is odd %}{{ loop.index }}/{{ loop.length }}:{{ x }} {% else %}none{% endfor %}",
+        {"{% for x in [1,2,3,4] if x is odd %}{{ loop.index }}/{{ loop.length }}:{{ x }} {% else %}none{% "
+         "endfor %}",
          "1/2:1 2/2:3 "},
-        {"{% for x in 'ab' %}{{ loop.first }}{{ loop.last }}{{ loop.revindex0 }}{{ loop.cycle('-', '+') }}{% endfor %}",
+        {"{% for x in 'ab' %}{{ loop.first }}{{ loop.last }}{{ loop.revindex0 }}{{ loop.cycle('-', '+') }}{% "
+         "endfor %}",
          "TrueFalse1-FalseTrue0+"},
-        {"{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}{% if i == 5 %}{% break %}{% endif %}{{ i }}{% endfor %}",
+        {"{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}{% if i == 5 %}{% break %}{% endif "
+         "%}{{ i }}{% endfor %}",
          "0134"},
         /* Python values */
         {"{{ 1.0 }} {{ 1e20 }} {{ 3/2 }} {{ -7//2 }} {{ -7 % 3 }} {{ 2**10 }} {{ 0.0001 }} {{ 0.00001 }}",
          "1.0 1e+20 1.5 -4 2 1024 0.0001 1e-05"},
-        {"{{ [1, 'a', none, true, {'k': \"it's\"}] }} {{ (1,) }}", "[1, 'a', None, True, {'k': \"it's\"}] (1,)"},
+        {"{{ [1, 'a', none, true, {'k': \"it's\"}] }} {{ (1,) }}",
+         "[1, 'a', None, True, {'k': \"it's\"}] (1,)"},
         {"{{ none }}|{{ undefined_thing }}|{{ undefined_thing | default('d') }}", "None||d"},
         {"{{ 'a' if none else 'b' if 0 else 'c' }} {{ none or 'x' }} {{ 0 and 1 }}", "c x 0"},
         /* strings, slices, filters */
-        {"{{ 'hello'[1:3] }} {{ 'hello'[::-1] }} {{ 'h\xc3\xa9llo'[1] }} {{ 'h\xc3\xa9llo' | length }}", "el olleh \xc3\xa9 5"},
-        {"{{ '  x  ' | trim }}|{{ 'xxhixx' | trim('x') }}|{{ \"they're bill's\" | title }}|{{ \"they're\".title() }}",
+        {"{{ 'hello'[1:3] }} {{ 'hello'[::-1] }} {{ 'h\xc3\xa9llo'[1] }} {{ 'h\xc3\xa9llo' | length }}",
+         "el olleh \xc3\xa9 5"},
+        {"{{ '  x  ' | trim }}|{{ 'xxhixx' | trim('x') }}|{{ \"they're bill's\" | title }}|{{ "
+         "\"they're\".title() }}",
          "x|hi|They're Bill's|They'Re"},
-        {"{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'abc'.endswith(('x','c')) }} {{ '-'.join(['1','2']) }}",
+        {"{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'abc'.endswith(('x','c')) }} {{ "
+         "'-'.join(['1','2']) }}",
          "['a', 'b', '', 'c'] ['a', 'b'] True 1-2"},
-        {"{{ [3,1,2] | sort }} {{ ['b','A','c'] | sort }} {{ [1,1,2,'a','A'] | unique | list }} {{ [1,2,3] | sum }}",
+        {"{{ [3,1,2] | sort }} {{ ['b','A','c'] | sort }} {{ [1,1,2,'a','A'] | unique | list }} {{ [1,2,3] | "
+         "sum }}",
          "[1, 2, 3] ['A', 'b', 'c'] [1, 2, 'a'] 6"},
-        {"{{ [{'r':'u','c':1},{'r':'a','c':2}] | selectattr('r', 'equalto', 'u') | map(attribute='c') | list }}", "[1]"},
-        {"{{ {'b': 1, 'a': [1, 2.5, '\xc3\xa9\\n', none]} | tojson }}", "{\"b\": 1, \"a\": [1, 2.5, \"\xc3\xa9\\n\", null]}"},
+        {"{{ [{'r':'u','c':1},{'r':'a','c':2}] | selectattr('r', 'equalto', 'u') | map(attribute='c') | list "
+         "}}",
+         "[1]"},
+        {"{{ {'b': 1, 'a': [1, 2.5, '\xc3\xa9\\n', none]} | tojson }}",
+         "{\"b\": 1, \"a\": [1, 2.5, \"\xc3\xa9\\n\", null]}"},
         {"{{ {'a': {'b': 1}} | tojson(indent=2) }}", "{\n  \"a\": {\n    \"b\": 1\n  }\n}"},
         {"{{ {'b': 1, 'a': 2} | tojson(sort_keys=true, separators=(',', ':')) }}", "{\"a\":2,\"b\":1}"},
         {"{{ 'a\\nb' | indent(2) }}|{{ 'x' | indent('>>', first=True) }}", "a\n  b|>>x"},
-        {"{% set d = {'b': 2, 'a': 1} %}{{ d | dictsort }} {{ d.get('z', 5) }} {{ 'a' in d }} {{ d | items | list }}",
+        {"{% set d = {'b': 2, 'a': 1} %}{{ d | dictsort }} {{ d.get('z', 5) }} {{ 'a' in d }} {{ d | items | "
+         "list }}",
          "[('a', 1), ('b', 2)] 5 True [('b', 2), ('a', 1)]"},
         /* macros, block set, filter blocks */
-        {"{% macro greet(name, greeting='Hi') %}{{ greeting }}, {{ name }}!{% endmacro %}{{ greet('Bob') }} {{ greet('Al', greeting='Yo') }}",
+        {"{% macro greet(name, greeting='Hi') %}{{ greeting }}, {{ name }}!{% endmacro %}{{ greet('Bob') }} "
+         "{{ greet('Al', greeting='Yo') }}",
          "Hi, Bob! Yo, Al!"},
-        {"{% set s %}  block {{ 1 + 1 }} {% endset %}[{{ s }}]{% filter upper %}xyz{% endfilter %}", "[  block 2 ]XYZ"},
+        {"{% set s %}  block {{ 1 + 1 }} {% endset %}[{{ s }}]{% filter upper %}xyz{% endfilter %}",
+         "[  block 2 ]XYZ"},
         /* tests */
-        {"{{ 4 is divisibleby 2 }} {{ 'abc' is lower }} {{ 2 is in [1,2] }} {{ x is not defined }} {{ [] is iterable }}",
+        {"{{ 4 is divisibleby 2 }} {{ 'abc' is lower }} {{ 2 is in [1,2] }} {{ x is not defined }} {{ [] is "
+         "iterable }}",
          "True True True True True"},
-        {"{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ [1,2] < [1,3] }} {{ 1 == 1.0 }} {{ 'x' not in 'abc' }}", "True False True True True"},
+        {"{{ '%s-%05d|%.2f|%r|%%' % ('a', 42, 3.14159, 'q') }} {{ [1] * 2 }} {{ [none, undefined_thing] }}",
+         "a-00042|3.14|'q'|% [1, 1] [None, Undefined]"},
+        {"{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ [1,2] < [1,3] }} {{ 1 == 1.0 }} {{ 'x' not in 'abc' }}",
+         "True False True True True"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hearth_error err = {0};
