@@ -21,6 +21,7 @@
 #include "args.h"
 #include "cache_store.h"
 #include "common.h"
+#include "chat_template.h"
 #include "serve.h"
 
 static const char *ftype_name(uint32_t t) {
@@ -57,6 +58,9 @@ static void describe_model(serve_ctx *srv, const hearth_model *m) {
     hearth_str s;
     if (hearth_gguf_get_str(m->gguf, "tokenizer.chat_template", &s))
         srv->chat_template = strndup(s.ptr, s.len);
+    char note[256] = "";
+    srv->tmpl = hearth_chat_template_for_model(m->gguf, NULL, note, sizeof note);
+    if (note[0]) fprintf(stderr, "hearth serve: chat template: %s\n", note);
     uint32_t ft;
     snprintf(srv->quant, sizeof srv->quant, "%s",
              hearth_gguf_get_u32(m->gguf, "general.file_type", &ft) ? ftype_name(ft) : "unknown");
@@ -224,6 +228,7 @@ done:
     serve_http_stop(http);
     hearth_engine_free(srv.eng);
     free(srv.chat_template);
+    hearth_chat_template_free(srv.tmpl);
     pthread_mutex_destroy(&srv.mu);
     hearth_model_free(m);
     hearth_backend_free(be);

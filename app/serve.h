@@ -110,6 +110,7 @@ typedef struct serve_ctx {
     char model_id[256];  /* file base name without .gguf: what clients name */
     char arch[32];       /* general.architecture */
     char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
+    struct hearth_chat_template *tmpl; /* compiled: the model's template, else ChatML */
     char digest[65];     /* model fingerprint */
     uint64_t model_size; /* file bytes */
     long model_mtime;    /* file modification time (s) */

@@ -3,15 +3,15 @@
  * (OpenAI and Ollama shapes), the chat template, tokenization, and which
  * model names mean the served model.
  *
- * Owner: the serve subsystem. The Jinja chat-template interpreter lives in
- * runtime/chat_template.h (another module); until the server is switched to
- * it, serve_chat_render uses ChatML, the template of the sample models.
+ * Owner: the serve subsystem. Chat messages are rendered with the model's
+ * own template through runtime/chat_template.h (ChatML as the fallback).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "chat_template.h"
 #include "serve.h"
 
 bool serve_model_matches(const serve_ctx *srv, const char *name) {
@@ -94,33 +94,36 @@ bool serve_messages_parse(const cJSON *arr, serve_msg **out, int *n_out, sj_err 
     return true;
 }
 
-/* TODO(chat_template): switch to hearth_chat_template_from_gguf / _render
- * (runtime/chat_template.h) once it lands; ChatML is its documented fallback
- * and the template of the sample models. */
-static char *render_chatml(const serve_msg *m, int n) {
-    sbuf b = {0};
-    for (int i = 0; i < n; i++)
-        sbuf_printf(&b, "<|im_start|>%s\n%s<|im_end|>\n", m[i].role, m[i].content);
-    sbuf_adds(&b, "<|im_start|>assistant\n");
-    if (b.oom) {
-        sbuf_free(&b);
-        return NULL;
-    }
-    return b.p;
-}
-
+/* Render with the model's own chat template (tokenizer.chat_template),
+ * falling back to ChatML when the template cannot be used; a template's own
+ * raise_exception (e.g. "roles must alternate") is the client's error. */
 char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err *e) {
     if (n == 0) {
         snprintf(e->msg, sizeof e->msg, "'messages' is empty; send at least one message");
         return NULL;
     }
-    char *s = render_chatml(m, n);
-    if (!s) snprintf(e->msg, sizeof e->msg, "out of memory rendering the chat");
+    hearth_chat_msg *msgs = calloc((size_t)n, sizeof *msgs);
+    if (!msgs) {
+        snprintf(e->msg, sizeof e->msg, "out of memory rendering the chat");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        msgs[i].role = m[i].role;
+        msgs[i].content = m[i].content;
+    }
+    hearth_chat_request rq = {.msgs = msgs, .n_msgs = n, .add_generation_prompt = true, .fallback_chatml = true};
+    hearth_error err = {0};
+    char *s = srv->tmpl ? hearth_chat_template_render_ex(srv->tmpl, &rq, &err) : NULL;
+    free(msgs);
+    if (!s) snprintf(e->msg, sizeof e->msg, "%.250s", srv->tmpl ? err.msg : "out of memory rendering the chat");
     return s;
 }
 
 bool serve_tokenize(const serve_ctx *srv, const char *text, size_t len, bool add_bos, hearth_tokens *out,
                     hearth_error *err) {
+    /* a rendered chat that already starts with the BOS text gets no second BOS */
+    const char *bos = srv->tmpl ? hearth_chat_template_bos(srv->tmpl) : NULL;
+    if (bos && bos[0] && len >= strlen(bos) && !strncmp(text, bos, strlen(bos))) add_bos = false;
     return hearth_tokenizer_encode(srv->tok, text, len, add_bos && hearth_tokenizer_add_bos_default(srv->tok),
                                    true, out, err) == HEARTH_OK;
 }
