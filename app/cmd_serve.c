@@ -22,6 +22,7 @@
 #include "cache_store.h"
 #include "common.h"
 #include "chat_template.h"
+#include "config.h"
 #include "serve.h"
 
 static const char *ftype_name(uint32_t t) {
@@ -88,7 +89,7 @@ static const char *default_socket(char *buf, size_t n) {
     return buf;
 }
 
-int cmd_serve(int argc, char **argv) {
+static int serve_main(int argc, char **argv, const hearth_config *cfg) {
     const char *model_path = NULL, *socket_path = NULL, *listen_addr = NULL, *api_key = NULL,
                *backend = "auto";
     const char *cache_db = NULL, *kv_type_name = "f16";
@@ -96,8 +97,26 @@ int cmd_serve(int argc, char **argv) {
         request_timeout_s = 600;
     uint64_t max_body = 8u << 20;
     bool no_prefix_cache = false, verbose = false;
+    /* The config file first (loaded by cmd_serve); the flags below override it. */
+    const char *config_path = NULL;
+    const hearth_config_model *cm = hearth_config_find_model(cfg, NULL);
+    if (cm) model_path = cm->path;
+    if (cfg->server.socket) socket_path = cfg->server.socket;
+    if (cfg->server.listen) listen_addr = cfg->server.listen;
+    if (cfg->server.api_key) api_key = cfg->server.api_key;
+    if (cfg->server.max_body) max_body = cfg->server.max_body;
+    if (cfg->server.max_waiting) max_waiting = cfg->server.max_waiting;
+    if (cfg->backend[0]) backend = cfg->backend;
+    if (cfg->threads) threads = cfg->threads;
+    if (cfg->context) ctx = cfg->context;
+    if (cfg->parallel) parallel = cfg->parallel;
+    if (cfg->batch) batch = cfg->batch;
+    kv_type_name = hearth_dtype_name(cfg->kv_type);
+    if (cfg->prefix_cache.path) cache_db = cfg->prefix_cache.path;
+    no_prefix_cache = !cfg->prefix_cache.enabled;
     const arg_opt opts[] = {
-        {"-m", "--model", ARG_STR, &model_path, "PATH", "GGUF model file"},
+        {"-m", "--model", ARG_STR, &model_path, "PATH", "GGUF model file or a model name from the config"},
+        {NULL, "--config", ARG_STR, &config_path, "PATH", "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
         {NULL, "--socket", ARG_STR, &socket_path, "PATH",
          "Unix socket (default $XDG_RUNTIME_DIR/hearth/hearth.sock; 'none': no Unix socket)"},
         {NULL, "--listen", ARG_STR, &listen_addr, "HOST:PORT",
@@ -130,6 +149,10 @@ int cmd_serve(int argc, char **argv) {
                   "(/completion, /infill, ...) on a Unix socket and optionally TCP. See docs/API.md.",
                   opts, sizeof opts / sizeof opts[0], argc, argv, NULL, 0, &n_pos);
     if (r) return r > 0 ? 0 : 2;
+    /* -m may name a configured model */
+    const hearth_config_model *named = model_path ? hearth_config_find_model(cfg, model_path) : NULL;
+    if (named && named != cm) model_path = named->path;
+    else if (named && access(model_path, F_OK) != 0) model_path = named->path;
     if (ctx < 0 || parallel <= 0 || max_waiting <= 0 || batch <= 0 || max_body == 0 || timeout_s <= 0 ||
         request_timeout_s < 0) {
         fprintf(stderr,
@@ -180,6 +203,7 @@ int cmd_serve(int argc, char **argv) {
     ec.kv_type = kv_type;
     ec.max_waiting = max_waiting;
     ec.prefix_cache = !no_prefix_cache;
+    ec.cache_db_max_bytes = cfg->prefix_cache.max_size;
     char db_default[1024];
     if (ec.prefix_cache && !(cache_db && !strcmp(cache_db, "none")))
         ec.cache_db = cache_db ? cache_db : hearth_cache_store_default_path(db_default, sizeof db_default);
@@ -233,5 +257,18 @@ done:
     hearth_model_free(m);
     hearth_backend_free(be);
     if (rc == 0) fprintf(stderr, "hearth serve: stopped\n");
+    return rc;
+}
+
+int cmd_serve(int argc, char **argv) {
+    hearth_config cfg;
+    hearth_error err = {0};
+    if (hearth_config_load(app_config_arg(argc, argv), &cfg, &err)) {
+        fprintf(stderr, "hearth serve: %s\n", err.msg);
+        hearth_config_free(&cfg);
+        return 2;
+    }
+    int rc = serve_main(argc, argv, &cfg);
+    hearth_config_free(&cfg);
     return rc;
 }

@@ -74,3 +74,12 @@ const char *app_sample_model(void) {
     if (file_exists(buf)) return buf;
     return NULL;
 }
+
+const char *app_config_arg(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) return argv[i + 1];
+        if (!strncmp(argv[i], "--config=", 9)) return argv[i] + 9;
+        if (!strcmp(argv[i], "--")) break;
+    }
+    return NULL;
+}

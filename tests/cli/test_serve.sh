@@ -17,6 +17,7 @@ BUILD=${HEARTH_BUILD:-$SRC/build}
 MODEL=$SHARED/models/hearth-kjv-llama-q8_0.gguf
 ID=hearth-kjv-llama-q8_0
 TMP=$(mktemp -d /tmp/hearth-serve.XXXXXX) # short: Unix socket paths are limited to 107 bytes
+export XDG_CONFIG_HOME=$TMP/xdg-config # no user config file leaks into the test
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
@@ -70,6 +71,24 @@ kill -TERM "$s3_pid"; wait "$s3_pid"; check '[ $? -eq 0 ] && [ ! -e "$TMP/stale.
 "$BIN" serve --help >"$TMP/o" 2>&1; check '[ $? -eq 0 ] && grep -q -- "--listen" "$TMP/o"' "serve --help"
 "$BIN" serve -m "$MODEL" --listen nonsense:port --socket none >"$TMP/o" 2>&1
 check '[ $? -ne 0 ] && grep -q "HOST:PORT" "$TMP/o"' "bad --listen named"
+
+# ---- settings from a config file (no -m: the configured default model, its socket)
+mkdir -p "$TMP/cfg"
+printf 'default_model: kjv\nmodels:\n  kjv: %s\nserver:\n  socket: %s\nprefix_cache:\n  enabled: false\n' \
+  "$MODEL" "$TMP/cfg.sock" >"$TMP/cfg/config.yaml"
+"$BIN" serve --config "$TMP/cfg/config.yaml" 2>"$TMP/cfg.err" &
+cfg_pid=$!
+pids+=("$cfg_pid")
+for i in $(seq 1 100); do
+  curl -s -o /dev/null --max-time 2 --unix-socket "$TMP/cfg.sock" http://x/health && break
+  sleep 0.1
+done
+st=$(curl -s -o "$TMP/r" -w '%{http_code}' --max-time 10 --unix-socket "$TMP/cfg.sock" http://x/v1/models)
+check '[ "$st" = 200 ] && [ "$(jq_ "$TMP/r" "d[\"data\"][0][\"id\"]")" = $ID ]' "serve --config: model and socket from the file"
+kill -TERM "$cfg_pid" 2>/dev/null; wait "$cfg_pid" 2>/dev/null
+printf 'threads: four\n' >"$TMP/cfg/bad.yaml"
+"$BIN" serve --config "$TMP/cfg/bad.yaml" >"$TMP/o" 2>&1
+check '[ $? -eq 2 ] && grep -q "bad.yaml:1:10" "$TMP/o"' "serve --config: a bad file is reported with line:column"
 
 # ---- routes over the Unix socket
 st=$(c "$TMP/r" http://x/v1/models); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"data\"][0][\"id\"]")" = $ID ]' "GET /v1/models"
