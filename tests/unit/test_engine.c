@@ -206,6 +206,21 @@ int main(void) {
     hearth_engine_stats_get(e, &st);
     CHECK(st.kv.pages_used == 0);
 
+    /* ---- a Q8_0 KV cache works and stays close to F16: the first tokens agree */
+    {
+        hearth_engine_config qc = hearth_engine_defaults();
+        qc.prefix_cache = false;
+        qc.kv_type = HEARTH_Q8_0;
+        hearth_engine *eq = hearth_engine_create(m, &qc, &err);
+        REQUIRE(eq);
+        hearth_completion cq;
+        hearth_request rq8 = greedy_req(prompts[3], lens[3], GEN);
+        CHECK(hearth_engine_generate(eq, &rq8, &cq, &err) == HEARTH_OK);
+        CHECK(cq.tokens.n > 0 && alone[3].tokens.n > 0 && cq.tokens.ids[0] == alone[3].tokens.ids[0]);
+        hearth_completion_free(&cq);
+        hearth_engine_free(eq);
+    }
+
     /* ---- limits */
     int32_t big[600];
     make_prompt(big, 600, 5);

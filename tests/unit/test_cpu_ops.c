@@ -1,0 +1,143 @@
+/*
+ * test_cpu_ops.c - the CPU backend's elementwise ops against direct float64
+ * formulas: RoPE in both pair layouts (adjacent pairs for llama, halves for
+ * NeoX/qwen), with freq_base, linear scaling (freq_scale) and Llama-3 style
+ * per-pair frequency factors (rope_freqs), partial rotation (n_rot < head
+ * size); RMS norm; SiLU-gated product; add; paged attention against a plain
+ * softmax(QK^T)V over the same keys.
+ */
+#include "backend.h"
+#include "test.h"
+
+static double urand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*s >> 11) / 9007199254740992.0 * 2 - 1;
+}
+
+/* Reference RoPE of one head vector, in double. */
+static void rope_ref(double *v, int hd, int n_rot, int pos, hearth_rope_mode mode, double base, double scale,
+                     const float *ff) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        double theta = pos * pow(base, -2.0 * i / n_rot) * scale / (ff ? ff[i] : 1.0);
+        int i0 = mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = mode == HEARTH_ROPE_NEOX ? i + n_rot / 2 : 2 * i + 1;
+        double a = v[i0], b = v[i1];
+        v[i0] = a * cos(theta) - b * sin(theta);
+        v[i1] = a * sin(theta) + b * cos(theta);
+    }
+    (void)hd;
+}
+
+int main(void) {
+    hearth_error err = {0};
+    hearth_backend *be = hearth_cpu_backend_create(2, &err);
+    REQUIRE(be);
+    const hearth_backend_ops *op = be->ops;
+    uint64_t seed = 7;
+
+    /* ---- RoPE */
+    enum { T = 5, H = 3, HD = 16 };
+    float ff[HD / 2];
+    for (int i = 0; i < HD / 2; i++) ff[i] = 1.0f + (float)i * 0.7f; /* Llama-3-like factors > 1 at low freq */
+    struct { hearth_rope_mode mode; int n_rot; float base, scale; const float *ff; const char *name; } cases[] = {
+        {HEARTH_ROPE_NORM, HD, 10000.f, 1.f, NULL, "llama"},
+        {HEARTH_ROPE_NEOX, HD, 1000000.f, 1.f, NULL, "neox, base 1e6"},
+        {HEARTH_ROPE_NORM, HD, 500000.f, 1.f, ff, "llama3 rope_freqs"},
+        {HEARTH_ROPE_NEOX, HD, 10000.f, 0.25f, NULL, "linear scaling x4"},
+        {HEARTH_ROPE_NEOX, HD / 2, 10000.f, 1.f, NULL, "partial rotation"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float x[T * H * HD];
+        double ref[T * H * HD];
+        int32_t pos[T] = {0, 1, 7, 100, 3000};
+        for (int i = 0; i < T * H * HD; i++) ref[i] = x[i] = (float)urand(&seed);
+        hearth_tensor t = hearth_tensor_2d(HEARTH_F32, H * HD, T, x);
+        hearth_rope_params p = {cases[c].mode, cases[c].n_rot, HD, cases[c].base, cases[c].scale, cases[c].ff, 1.0f};
+        op->rope(be, &t, H, pos, &p);
+        double max_err = 0;
+        for (int tk = 0; tk < T; tk++)
+            for (int h = 0; h < H; h++) {
+                double *v = ref + (tk * H + h) * HD;
+                rope_ref(v, HD, cases[c].n_rot, pos[tk], cases[c].mode, cases[c].base, cases[c].scale, cases[c].ff);
+                for (int d = 0; d < HD; d++) {
+                    double e = fabs(v[d] - x[(tk * H + h) * HD + d]);
+                    if (e > max_err) max_err = e;
+                }
+            }
+        /* float32 theta at position 3000 carries ~3000 * 2^-24 rad of rounding */
+        CHECKF(max_err < 2e-3, "rope %s: max error %g", cases[c].name, max_err);
+    }
+
+    /* ---- RMS norm, in place on a per-head view */
+    {
+        float x[4 * 32], w[32];
+        double ref[4 * 32];
+        for (int i = 0; i < 32; i++) w[i] = (float)(1 + 0.1 * urand(&seed));
+        for (int i = 0; i < 4 * 32; i++) ref[i] = x[i] = (float)urand(&seed);
+        hearth_tensor t = hearth_tensor_2d(HEARTH_F32, 32, 4, x), wt = hearth_tensor_2d(HEARTH_F32, 32, 1, w);
+        op->rms_norm(be, &t, &wt, 1e-6f, &t);
+        double max_err = 0;
+        for (int r = 0; r < 4; r++) {
+            double ss = 0;
+            for (int i = 0; i < 32; i++) ss += ref[r * 32 + i] * ref[r * 32 + i];
+            double sc = 1.0 / sqrt(ss / 32 + 1e-6);
+            for (int i = 0; i < 32; i++) max_err = fmax(max_err, fabs(ref[r * 32 + i] * sc * w[i] - x[r * 32 + i]));
+        }
+        CHECKF(max_err < 1e-5, "rms_norm: %g", max_err);
+    }
+
+    /* ---- silu_mul and add */
+    {
+        float g[40], u[40], o[40];
+        for (int i = 0; i < 40; i++) {
+            g[i] = (float)(4 * urand(&seed));
+            u[i] = (float)urand(&seed);
+        }
+        hearth_tensor tg = hearth_tensor_2d(HEARTH_F32, 20, 2, g), tu = hearth_tensor_2d(HEARTH_F32, 20, 2, u),
+                      to = hearth_tensor_2d(HEARTH_F32, 20, 2, o);
+        op->silu_mul(be, &tg, &tu, &to);
+        double max_err = 0;
+        for (int i = 0; i < 40; i++) max_err = fmax(max_err, fabs(g[i] / (1 + exp(-g[i])) * u[i] - o[i]));
+        CHECKF(max_err < 1e-6, "silu_mul: %g", max_err);
+        op->add(be, &tg, &tu, &to);
+        for (int i = 0; i < 40; i++) CHECK(o[i] == g[i] + u[i]);
+    }
+
+    /* ---- paged attention (F32 pool, GQA 4:2, scrambled pages) vs softmax(QK^T)V */
+    {
+        enum { NH = 4, NKV = 2, D = 8, PS = 4, NP = 8, L = 13 };
+        static float k[NP * PS * NKV * D], v[NP * PS * NKV * D], q[NH * D], out[NH * D];
+        for (int i = 0; i < NP * PS * NKV * D; i++) {
+            k[i] = (float)urand(&seed);
+            v[i] = (float)urand(&seed);
+        }
+        for (int i = 0; i < NH * D; i++) q[i] = (float)urand(&seed);
+        int32_t pages[4] = {6, 1, 3, 0}; /* positions 0..12 live in these pages */
+        int32_t kv_len = L, pt_off = 0;
+        hearth_attn_meta m = {1, PS, &kv_len, &pt_off, pages, 4};
+        hearth_tensor tq = hearth_tensor_2d(HEARTH_F32, NH * D, 1, q), tk = hearth_tensor_2d(HEARTH_F32, NKV * D, NP * PS, k),
+                      tv = hearth_tensor_2d(HEARTH_F32, NKV * D, NP * PS, v), to = hearth_tensor_2d(HEARTH_F32, NH * D, 1, out);
+        float scale = 1.0f / sqrtf(D);
+        op->attention(be, &tq, &tk, &tv, &m, NH, NKV, D, scale, &to);
+        double max_err = 0;
+        for (int h = 0; h < NH; h++) {
+            int g = h / (NH / NKV);
+            double s[L], mx = -1e300, sum = 0, o[D] = {0};
+            for (int p = 0; p < L; p++) {
+                int slot = pages[p / PS] * PS + p % PS;
+                s[p] = 0;
+                for (int d = 0; d < D; d++) s[p] += (double)q[h * D + d] * k[(slot * NKV + g) * D + d];
+                s[p] *= scale;
+                mx = fmax(mx, s[p]);
+            }
+            for (int p = 0; p < L; p++) sum += (s[p] = exp(s[p] - mx));
+            for (int p = 0; p < L; p++) {
+                int slot = pages[p / PS] * PS + p % PS;
+                for (int d = 0; d < D; d++) o[d] += s[p] / sum * v[(slot * NKV + g) * D + d];
+            }
+            for (int d = 0; d < D; d++) max_err = fmax(max_err, fabs(o[d] - out[h * D + d]));
+        }
+        CHECKF(max_err < 1e-5, "attention: %g", max_err);
+    }
+    hearth_backend_free(be);
+    return test_summary("cpu_ops");
+}
