@@ -17,7 +17,8 @@
  * must read = every weight matrix once (token_embd: one row, unless tied, when
  * it is the output matrix) + norms/biases + the K and V rows of the average
  * context of the tg phase (P + (N+1)/2 keys per layer). The fraction shown is
- * bytes_per_token x tg tok/s / bandwidth.
+ * bytes_per_token x tg tok/s / bandwidth. The probe measures host memory, so
+ * only host-visible (CPU) backends get a roofline; for a GPU it is left out.
  *
  * --profile turns on the backend's per-op timers and prints time per op type
  * for the pp and tg phases separately (averaged per rep), plus the wall time
@@ -604,7 +605,9 @@ int cmd_bench(int argc, char **argv) {
             }
             hearth_backend_info bi;
             be->ops->info(be, &bi);
-            if (!bw_done[ti] && o.bw_bytes) {
+            /* The probe measures host memory: it is the roofline of host-visible
+             * (CPU) backends only; GPU backends get no roofline figure. */
+            if (!bw_done[ti] && o.bw_bytes && bi.host_visible) {
                 if (isatty(2)) fprintf(stderr, "\r\033[Khearth bench: bandwidth probe, %d thread%s", t, t == 1 ? "" : "s");
                 bw[ti] = bw_probe(t, o.bw_bytes, &bw_buf[ti]);
                 uint64_t llc = llc_bytes();
@@ -624,7 +627,7 @@ int cmd_bench(int argc, char **argv) {
             res->n_params = m->n_params;
             res->model_bytes = m->weight_bytes;
             res->threads = t;
-            res->bw_gbs = bw[ti];
+            res->bw_gbs = bi.host_visible ? bw[ti] : 0;
             res->bw_buffer = bw_buf[ti];
             double avg_ctx = n_prompt + (n_gen + 1) / 2.0;
             res->bytes_per_token = (double)mf.bytes_per_token_weights + avg_ctx * (double)mf.kv_bytes_per_key;
