@@ -312,7 +312,8 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
         hearth_ubatch ub = {wp, tokens, pos, seqs, NULL};
         if (hearth_forward_run(fw, &ub, logits, &err) < 0) goto fail;
         for (int i = 0; i < 2 && N > 0; i++) {
-            hearth_ubatch one = {1, tokens + P + i, pos + wp + i, &seq, NULL};
+            int32_t p = wp + i; /* positions past the pp warm-up; pos[] may be shorter */
+            hearth_ubatch one = {1, tokens + (P + i) % (P + N + 1), &p, &seq, NULL};
             if (hearth_forward_run(fw, &one, logits, &err) < 0) goto fail;
         }
         hearth_kv_seq_free(kv, seq);
@@ -597,17 +598,9 @@ int cmd_bench(int argc, char **argv) {
     for (int mi = 0; mi < n_models && !rc; mi++) {
         for (int ti = 0; ti < n_threads && !rc; ti++) {
             int t = thread_list[ti];
-            hearth_backend *be;
-            hearth_model *m;
-            if (!app_load("bench", models[mi], backend, t, true, &be, &m)) {
-                rc = 1;
-                break;
-            }
-            hearth_backend_info bi;
-            be->ops->info(be, &bi);
-            /* The probe measures host memory: it is the roofline of host-visible
-             * (CPU) backends only; GPU backends get no roofline figure. */
-            if (!bw_done[ti] && o.bw_bytes && bi.host_visible) {
+            /* Probe before the backend exists: its pool's workers spin for a
+             * while after start-up and would take a core from the probe. */
+            if (!bw_done[ti] && o.bw_bytes) {
                 if (isatty(2)) fprintf(stderr, "\r\033[Khearth bench: bandwidth probe, %d thread%s", t, t == 1 ? "" : "s");
                 bw[ti] = bw_probe(t, o.bw_bytes, &bw_buf[ti]);
                 uint64_t llc = llc_bytes();
@@ -617,6 +610,14 @@ int cmd_bench(int argc, char **argv) {
                             (unsigned long long)(bw_buf[ti] >> 20), (unsigned long long)(llc >> 20));
                 bw_done[ti] = true;
             }
+            hearth_backend *be;
+            hearth_model *m;
+            if (!app_load("bench", models[mi], backend, t, true, &be, &m)) {
+                rc = 1;
+                break;
+            }
+            hearth_backend_info bi;
+            be->ops->info(be, &bi);
             bench_result *res = &results[n_results];
             snprintf(res->model, sizeof res->model, "%s", m->name);
             snprintf(res->file, sizeof res->file, "%s", models[mi]);
@@ -627,6 +628,8 @@ int cmd_bench(int argc, char **argv) {
             res->n_params = m->n_params;
             res->model_bytes = m->weight_bytes;
             res->threads = t;
+            /* The probe measures host memory: it is the roofline of host-visible
+             * (CPU) backends only; GPU backends get no roofline figure. */
             res->bw_gbs = bi.host_visible ? bw[ti] : 0;
             res->bw_buffer = bw_buf[ti];
             double avg_ctx = n_prompt + (n_gen + 1) / 2.0;

@@ -138,6 +138,12 @@ else
     bad "bench (table) failed: $(cat "$T/bench.err")"
 fi
 
+# tiny runs: a single decode step with no prompt, a prompt with no generation
+"$H" bench -m "$m" -p 0 -n 1 -r 1 -t 1 --bw-mib 0 --json >"$T/b1.json" 2>"$T/bench.err" &&
+    grep -q '"pp_tok_s":null' "$T/b1.json" && ok || bad "bench -p 0 -n 1: $(cat "$T/bench.err")"
+"$H" bench -m "$m" -p 5 -n 0 -r 1 -t 1 --bw-mib 0 --json >"$T/b2.json" 2>"$T/bench.err" &&
+    grep -q '"tg_tok_s":null' "$T/b2.json" && ok || bad "bench -p 5 -n 0: $(cat "$T/bench.err")"
+
 # ---------------------------------------------------------------- errors
 expect_error() { # expect_error "what" "message regex" cmd...
     local what=$1 re=$2
