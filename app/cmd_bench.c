@@ -598,8 +598,10 @@ int cmd_bench(int argc, char **argv) {
     for (int mi = 0; mi < n_models && !rc; mi++) {
         for (int ti = 0; ti < n_threads && !rc; ti++) {
             int t = thread_list[ti];
-            /* Probe before the backend exists: its pool's workers spin for a
-             * while after start-up and would take a core from the probe. */
+            /* Probe before the backend exists, so no thread of ours competes
+             * with it. (On the 2-vCPU dev VM the 2-thread figure still moves
+             * between ~47 and ~64 GB/s from minute to minute: that is the host;
+             * a standalone copy of the probe moves the same way.) */
             if (!bw_done[ti] && o.bw_bytes) {
                 if (isatty(2)) fprintf(stderr, "\r\033[Khearth bench: bandwidth probe, %d thread%s", t, t == 1 ? "" : "s");
                 bw[ti] = bw_probe(t, o.bw_bytes, &bw_buf[ti]);
