@@ -56,11 +56,13 @@ typedef struct stats {
 static stats stats_of(const double *x, int n) {
     stats s = {0, 0};
     if (n <= 0) return s;
-    for (int i = 0; i < n; i++) s.mean += x[i];
+    for (int i = 0; i < n; i++)
+        s.mean += x[i];
     s.mean /= n;
     if (n > 1) {
         double v = 0;
-        for (int i = 0; i < n; i++) v += (x[i] - s.mean) * (x[i] - s.mean);
+        for (int i = 0; i < n; i++)
+            v += (x[i] - s.mean) * (x[i] - s.mean);
         s.stddev = sqrt(v / (n - 1));
     }
     return s;
@@ -83,7 +85,8 @@ static void *bw_worker(void *arg) {
     bw_job *j = arg;
     if (j->fill) {
         bw_vec v = {1, 2, 3, 4};
-        for (size_t i = 0; i < j->n; i++) j->p[i] = v;
+        for (size_t i = 0; i < j->n; i++)
+            j->p[i] = v;
         return NULL;
     }
     bw_vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
@@ -94,7 +97,8 @@ static void *bw_worker(void *arg) {
         a2 += j->p[i + 2];
         a3 += j->p[i + 3];
     }
-    for (; i < j->n; i++) a0 += j->p[i];
+    for (; i < j->n; i++)
+        a0 += j->p[i];
     bw_vec s = a0 + a1 + a2 + a3;
     j->sink = s[0] + s[1] + s[2] + s[3];
     return NULL;
@@ -112,14 +116,18 @@ static double bw_pass(bw_vec *buf, size_t n_vec, int nth, bool fill, uint64_t *s
         jobs[i] = (bw_job){buf + a, b - a, fill, 0};
     }
     double t0 = app_now_ms();
-    for (int i = 1; i < nth; i++) started[i] = pthread_create(&th[i], NULL, bw_worker, &jobs[i]) == 0;
+    for (int i = 1; i < nth; i++)
+        started[i] = pthread_create(&th[i], NULL, bw_worker, &jobs[i]) == 0;
     bw_worker(&jobs[0]);
     for (int i = 1; i < nth; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else bw_worker(&jobs[i]);
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            bw_worker(&jobs[i]);
     }
     double t1 = app_now_ms();
-    for (int i = 0; i < nth; i++) *sink += jobs[i].sink;
+    for (int i = 0; i < nth; i++)
+        *sink += jobs[i].sink;
     return (t1 - t0) / 1000.0;
 }
 
@@ -189,12 +197,14 @@ static double bw_probe(int nth, uint64_t want_bytes, uint64_t *used_bytes) {
 // ---------------------------------------------------------------- model facts
 
 typedef struct model_facts {
-    hearth_dtype type;       /* dominant weight type (most bytes) */
+    hearth_dtype type; /* dominant weight type (most bytes) */
     uint64_t bytes_per_token_weights;
     uint64_t kv_bytes_per_key; /* K + V, all layers, one position */
 } model_facts;
 
-static uint64_t tensor_bytes(const hearth_tensor *t) { return t->data ? (uint64_t)t->nb1 * (uint64_t)t->ne1 : 0; }
+static uint64_t tensor_bytes(const hearth_tensor *t) {
+    return t->data ? (uint64_t)t->nb1 * (uint64_t)t->ne1 : 0;
+}
 
 static model_facts model_facts_of(const hearth_model *m, hearth_dtype kv_type) {
     model_facts f = {0};
@@ -208,27 +218,32 @@ static model_facts model_facts_of(const hearth_model *m, hearth_dtype kv_type) {
     uint64_t w = 0;
     for (int l = 0; l < m->hp.n_layer; l++) {
         const hearth_layer *ly = &m->layers[l];
-        const hearth_tensor *ts[] = {&ly->attn_norm, &ly->wq,     &ly->wk,       &ly->wv,   &ly->wo,
-                                     &ly->bq,        &ly->bk,     &ly->bv,       &ly->q_norm, &ly->k_norm,
-                                     &ly->ffn_norm,  &ly->w_gate, &ly->w_up,     &ly->w_down};
-        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) w += tensor_bytes(ts[k]);
+        const hearth_tensor *ts[] = {&ly->attn_norm, &ly->wq,     &ly->wk,   &ly->wv,     &ly->wo,
+                                     &ly->bq,        &ly->bk,     &ly->bv,   &ly->q_norm, &ly->k_norm,
+                                     &ly->ffn_norm,  &ly->w_gate, &ly->w_up, &ly->w_down};
+        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++)
+            w += tensor_bytes(ts[k]);
     }
     w += tensor_bytes(&m->output_norm) + tensor_bytes(&m->output);
     if (!m->hp.tied_output) w += m->token_embd.nb1; /* one embedding row */
     f.bytes_per_token_weights = w;
-    f.kv_bytes_per_key =
-        2ull * (uint64_t)m->hp.n_layer * hearth_dtype_row_size(kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
+    f.kv_bytes_per_key = 2ull * (uint64_t)m->hp.n_layer *
+                         hearth_dtype_row_size(kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
     return f;
 }
 
 static void human_size(double b, char *out, size_t cap) {
-    if (b >= 1024.0 * 1024 * 1024) snprintf(out, cap, "%.2f GiB", b / (1024.0 * 1024 * 1024));
-    else snprintf(out, cap, "%.2f MiB", b / (1024.0 * 1024));
+    if (b >= 1024.0 * 1024 * 1024)
+        snprintf(out, cap, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+    else
+        snprintf(out, cap, "%.2f MiB", b / (1024.0 * 1024));
 }
 
 static void human_params(double n, char *out, size_t cap) {
-    if (n >= 1e9) snprintf(out, cap, "%.2f B", n / 1e9);
-    else snprintf(out, cap, "%.2f M", n / 1e6);
+    if (n >= 1e9)
+        snprintf(out, cap, "%.2f B", n / 1e9);
+    else
+        snprintf(out, cap, "%.2f M", n / 1e6);
 }
 
 // ---------------------------------------------------------------- one configuration
@@ -272,18 +287,20 @@ static void profile_take(hearth_backend *be, phase_profile *p, double wall_ms) {
 
 static void note(bool tty, const char *model, int threads, const char *what, int i, int n) {
     if (!tty) return;
-    fprintf(stderr, "\r\033[Khearth bench: %s, %d thread%s: %s %d/%d", model, threads, threads == 1 ? "" : "s", what,
-            i, n);
+    fprintf(stderr, "\r\033[Khearth bench: %s, %d thread%s: %s %d/%d", model, threads,
+            threads == 1 ? "" : "s", what, i, n);
     fflush(stderr);
 }
 
 /* Run pp/tg for a loaded model; false (message printed) on a runtime error. */
-static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const bench_opts *o, bench_result *res) {
+static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const bench_opts *o,
+                        bench_result *res) {
     const int P = o->n_prompt, N = o->n_gen, page = 16;
     const bool tty = isatty(2) == 1;
     hearth_error err = {0};
     bool ok = false;
-    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, HEARTH_F16, page, (P + N + 1) / page + 2};
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,       m->hp.head_dim, HEARTH_F16,
+                           page,          (P + N + 1) / page + 2};
     hearth_kv_cache *kv = hearth_kv_create(be, &kc, &err);
     hearth_forward *fw = kv ? hearth_forward_create(m, kv, P > 0 ? P : 1, &err) : NULL;
     float *logits = malloc((size_t)m->hp.n_vocab * sizeof *logits);
@@ -308,7 +325,8 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
         int seq = hearth_kv_seq_create(kv, &err);
         if (seq < 0) goto fail;
         int wp = P > 0 ? (P < 32 ? P : 32) : 1;
-        for (int i = 0; i < wp; i++) seqs[i] = seq;
+        for (int i = 0; i < wp; i++)
+            seqs[i] = seq;
         hearth_ubatch ub = {wp, tokens, pos, seqs, NULL};
         if (hearth_forward_run(fw, &ub, logits, &err) < 0) goto fail;
         for (int i = 0; i < 2 && N > 0; i++) {
@@ -322,7 +340,8 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
     for (int r = 0; r < o->reps; r++) {
         int seq = hearth_kv_seq_create(kv, &err);
         if (seq < 0) goto fail;
-        for (int i = 0; i < P; i++) seqs[i] = seq;
+        for (int i = 0; i < P; i++)
+            seqs[i] = seq;
         if (P > 0) {
             note(tty, m->name, threads, "pp rep", r + 1, o->reps);
             profile_reset(be);
@@ -381,8 +400,8 @@ static void print_table_rows(const bench_result *r, const bench_opts *o) {
     human_size((double)r->model_bytes, size, sizeof size);
     human_params((double)r->n_params, params, sizeof params);
     if (o->n_prompt > 0)
-        printf("| %s | %s | %s | %s | %s | %d | pp%d | %.2f ± %.2f | |\n", r->model, r->type, size, params, r->backend,
-               r->threads, o->n_prompt, r->pp.mean, r->pp.stddev);
+        printf("| %s | %s | %s | %s | %s | %d | pp%d | %.2f ± %.2f | |\n", r->model, r->type, size, params,
+               r->backend, r->threads, o->n_prompt, r->pp.mean, r->pp.stddev);
     if (o->n_gen > 0) {
         char roof[64] = "";
         if (r->bw_gbs > 0) snprintf(roof, sizeof roof, "%.0f%% of %.1f GB/s", r->roofline * 100, r->bw_gbs);
@@ -398,11 +417,12 @@ static void print_profile(const bench_result *r, const bench_opts *o) {
         int n = ph ? o->n_gen : o->n_prompt;
         if (n <= 0) continue;
         double ops = 0;
-        for (int op = 0; op < HEARTH_OP_COUNT; op++) ops += p->op_us[op];
+        for (int op = 0; op < HEARTH_OP_COUNT; op++)
+            ops += p->op_us[op];
         double reps = o->reps;
-        printf("\nprofile: %s (%s), %d thread%s, %s%d: %.2f ms per rep, %.3f ms per token\n\n", r->model, r->type,
-               r->threads, r->threads == 1 ? "" : "s", ph ? "tg" : "pp", n, p->wall_us / reps / 1000.0,
-               p->wall_us / reps / 1000.0 / n);
+        printf("\nprofile: %s (%s), %d thread%s, %s%d: %.2f ms per rep, %.3f ms per token\n\n", r->model,
+               r->type, r->threads, r->threads == 1 ? "" : "s", ph ? "tg" : "pp", n,
+               p->wall_us / reps / 1000.0, p->wall_us / reps / 1000.0 / n);
         printf("| op | calls/rep | ms/rep | µs/call | %% of wall |\n| --- | ---: | ---: | ---: | ---: |\n");
         for (int op = 0; op < HEARTH_OP_COUNT; op++) {
             if (!p->op_count[op]) continue;
@@ -450,10 +470,14 @@ static void print_json(const bench_result *r, const bench_opts *o) {
     cJSON_AddNumberToObject(j, "pp", o->n_prompt);
     cJSON_AddNumberToObject(j, "tg", o->n_gen);
     cJSON_AddNumberToObject(j, "reps", o->reps);
-    if (o->n_prompt > 0) cJSON_AddItemToObject(j, "pp_tok_s", stats_json(r->pp));
-    else cJSON_AddNullToObject(j, "pp_tok_s");
-    if (o->n_gen > 0) cJSON_AddItemToObject(j, "tg_tok_s", stats_json(r->tg));
-    else cJSON_AddNullToObject(j, "tg_tok_s");
+    if (o->n_prompt > 0)
+        cJSON_AddItemToObject(j, "pp_tok_s", stats_json(r->pp));
+    else
+        cJSON_AddNullToObject(j, "pp_tok_s");
+    if (o->n_gen > 0)
+        cJSON_AddItemToObject(j, "tg_tok_s", stats_json(r->tg));
+    else
+        cJSON_AddNullToObject(j, "tg_tok_s");
     if (r->bw_gbs > 0) {
         cJSON_AddNumberToObject(j, "bandwidth_gbs", r->bw_gbs);
         cJSON_AddNumberToObject(j, "bandwidth_buffer_bytes", (double)r->bw_buffer);
@@ -461,8 +485,10 @@ static void print_json(const bench_result *r, const bench_opts *o) {
         cJSON_AddNullToObject(j, "bandwidth_gbs");
     }
     cJSON_AddNumberToObject(j, "bytes_per_token", r->bytes_per_token);
-    if (r->bw_gbs > 0 && o->n_gen > 0) cJSON_AddNumberToObject(j, "tg_roofline_fraction", r->roofline);
-    else cJSON_AddNullToObject(j, "tg_roofline_fraction");
+    if (r->bw_gbs > 0 && o->n_gen > 0)
+        cJSON_AddNumberToObject(j, "tg_roofline_fraction", r->roofline);
+    else
+        cJSON_AddNullToObject(j, "tg_roofline_fraction");
     if (o->profile) {
         cJSON *p = cJSON_AddObjectToObject(j, "profile");
         if (o->n_prompt > 0) cJSON_AddItemToObject(p, "pp", profile_json(&r->prof_pp, o->reps));
@@ -491,9 +517,12 @@ static bool parse_int_list(const char *s, int *out, int cap, int *n) {
         long v = strtol(p, &end, 10);
         if (end == p || v <= 0 || v > 1024 || *n >= cap) return false;
         out[(*n)++] = (int)v;
-        if (*end == ',') p = end + 1;
-        else if (*end == 0) p = end;
-        else return false;
+        if (*end == ',')
+            p = end + 1;
+        else if (*end == 0)
+            p = end;
+        else
+            return false;
         if (*end == ',' && !*p) return false;
     }
     return *n > 0;
@@ -540,25 +569,31 @@ int cmd_bench(int argc, char **argv) {
     const char *dummy_model = NULL;
     const arg_opt opts[] = {
         {"-m", "--model", ARG_STR, &dummy_model, "PATH", "GGUF model file; repeat -m to bench several"},
-        {"-p", "--n-prompt", ARG_INT, &n_prompt, "N", "prompt tokens for the pp test (default 512; 0 skips it)"},
-        {"-n", "--n-gen", ARG_INT, &n_gen, "N", "tokens to generate for the tg test (default 128; 0 skips it)"},
-        {"-t", "--threads", ARG_STR, &threads_s, "T[,T2...]", "CPU thread counts to test (default: physical cores)"},
+        {"-p", "--n-prompt", ARG_INT, &n_prompt, "N",
+         "prompt tokens for the pp test (default 512; 0 skips it)"},
+        {"-n", "--n-gen", ARG_INT, &n_gen, "N",
+         "tokens to generate for the tg test (default 128; 0 skips it)"},
+        {"-t", "--threads", ARG_STR, &threads_s, "T[,T2...]",
+         "CPU thread counts to test (default: physical cores)"},
         {"-r", "--repetitions", ARG_INT, &reps, "R", "timed repetitions after one warm-up (default 3)"},
         {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
-        {NULL, "--json", ARG_FLAG, &json, NULL, "one JSON object per line per model x threads instead of a table"},
-        {NULL, "--profile", ARG_FLAG, &profile, NULL, "time every backend op; print time per op type for pp and tg"},
+        {NULL, "--json", ARG_FLAG, &json, NULL,
+         "one JSON object per line per model x threads instead of a table"},
+        {NULL, "--profile", ARG_FLAG, &profile, NULL,
+         "time every backend op; print time per op type for pp and tg"},
         {NULL, "--bw-mib", ARG_INT, &bw_mib, "MIB",
          "bandwidth probe buffer in MiB (default 1024, capped at 1/4 of free memory; 0 skips the probe)"},
     };
     const char *pos[1];
     int n_pos;
-    int r = arg_parse("bench", "-m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [--json] [--profile]",
-                      "Measure prompt processing (pp: one forward pass over P tokens) and token generation (tg: N\n"
-                      "decode steps after it) in tokens/s, mean ± stddev over R repetitions, like llama-bench. Each tg\n"
-                      "figure is also given as a fraction of the memory-bandwidth roofline (bytes read per token x tok/s\n"
-                      "/ bandwidth measured by a STREAM-like read test with the same thread count).\n"
-                      "With --concurrency N it load-tests the engine instead (see hearth bench --concurrency 1 --help).",
-                      opts, sizeof opts / sizeof opts[0], n_rest, rest, pos, 0, &n_pos);
+    int r = arg_parse(
+        "bench", "-m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [--json] [--profile]",
+        "Measure prompt processing (pp: one forward pass over P tokens) and token generation (tg: N\n"
+        "decode steps after it) in tokens/s, mean ± stddev over R repetitions, like llama-bench. Each tg\n"
+        "figure is also given as a fraction of the memory-bandwidth roofline (bytes read per token x tok/s\n"
+        "/ bandwidth measured by a STREAM-like read test with the same thread count).\n"
+        "With --concurrency N it load-tests the engine instead (see hearth bench --concurrency 1 --help).",
+        opts, sizeof opts / sizeof opts[0], n_rest, rest, pos, 0, &n_pos);
     free(rest);
     if (r) return r > 0 ? 0 : 2;
     if (n_models == 0) return bench_usage_error("no model given: pass -m MODEL.gguf (repeat -m for several)");
@@ -570,8 +605,10 @@ int cmd_bench(int argc, char **argv) {
     if (threads_s) {
         if (!parse_int_list(threads_s, thread_list, MAX_THREAD_COUNTS, &n_threads)) {
             fprintf(stderr,
-                    "hearth bench: -t expects a comma-separated list of thread counts between 1 and 1024, like 1,2,4; "
-                    "got '%s'\n", threads_s);
+                    "hearth bench: -t expects a comma-separated list of thread counts between 1 and 1024, "
+                    "like 1,2,4; "
+                    "got '%s'\n",
+                    threads_s);
             return 2;
         }
     } else {
@@ -603,12 +640,15 @@ int cmd_bench(int argc, char **argv) {
              * between ~47 and ~64 GB/s from minute to minute: that is the host;
              * a standalone copy of the probe moves the same way.) */
             if (!bw_done[ti] && o.bw_bytes) {
-                if (isatty(2)) fprintf(stderr, "\r\033[Khearth bench: bandwidth probe, %d thread%s", t, t == 1 ? "" : "s");
+                if (isatty(2))
+                    fprintf(stderr, "\r\033[Khearth bench: bandwidth probe, %d thread%s", t,
+                            t == 1 ? "" : "s");
                 bw[ti] = bw_probe(t, o.bw_bytes, &bw_buf[ti]);
                 uint64_t llc = llc_bytes();
                 if (llc && bw_buf[ti] < 4 * llc)
-                    fprintf(stderr, "hearth bench: note: the bandwidth probe buffer (%llu MiB) is less than 4x the "
-                                    "last-level cache (%llu MiB); the figure may be too high\n",
+                    fprintf(stderr,
+                            "hearth bench: note: the bandwidth probe buffer (%llu MiB) is less than 4x the "
+                            "last-level cache (%llu MiB); the figure may be too high\n",
                             (unsigned long long)(bw_buf[ti] >> 20), (unsigned long long)(llc >> 20));
                 bw_done[ti] = true;
             }
@@ -637,9 +677,12 @@ int cmd_bench(int argc, char **argv) {
             double avg_ctx = n_prompt + (n_gen + 1) / 2.0;
             res->bytes_per_token = (double)mf.bytes_per_token_weights + avg_ctx * (double)mf.kv_bytes_per_key;
             if (bench_model(m, be, t, &o, res)) {
-                res->roofline = res->bw_gbs > 0 ? res->bytes_per_token * res->tg.mean / (res->bw_gbs * 1e9) : 0;
-                if (json) print_json(res, &o);
-                else print_table_rows(res, &o);
+                res->roofline =
+                    res->bw_gbs > 0 ? res->bytes_per_token * res->tg.mean / (res->bw_gbs * 1e9) : 0;
+                if (json)
+                    print_json(res, &o);
+                else
+                    print_table_rows(res, &o);
                 n_results++;
             } else {
                 rc = 1;
@@ -649,7 +692,8 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (!json && profile)
-        for (int i = 0; i < n_results; i++) print_profile(&results[i], &o);
+        for (int i = 0; i < n_results; i++)
+            print_profile(&results[i], &o);
     free(results);
     return rc;
 }

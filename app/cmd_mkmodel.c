@@ -57,8 +57,8 @@ typedef struct model_shape {
     bool tied;              /* no output.weight: logits use token_embd */
     bool llama3_rope_freqs; /* rope_freqs.weight (Llama 3.1+ rope scaling, factor 32) */
     vocab_style vocab_style;
-    const char *bpe_pre;    /* tokenizer.ggml.pre for generated vocabularies */
-    int eos;                /* eos id for BPE styles (-1: the style's default) */
+    const char *bpe_pre; /* tokenizer.ggml.pre for generated vocabularies */
+    int eos;             /* eos id for BPE styles (-1: the style's default) */
 } model_shape;
 
 static const model_shape k_shapes[] = {
@@ -149,7 +149,8 @@ static uint64_t splitmix64(uint64_t x) {
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
     return h;
 }
 
@@ -218,19 +219,26 @@ static bool plan_add(plan *p, const char *name, fill_kind fill, hearth_dtype wan
 static bool build_plan(const model_shape *s, hearth_dtype type, plan *p) {
     const int64_t E = s->dim, Q = (int64_t)s->n_head * s->head_dim, KV = (int64_t)s->n_head_kv * s->head_dim;
     bool ok = plan_add(p, "token_embd.weight", FILL_WEIGHT, type, E, s->vocab);
-    if (s->llama3_rope_freqs) ok = ok && plan_add(p, "rope_freqs.weight", FILL_ROPE_FREQS, HEARTH_F32, s->head_dim / 2, 1);
+    if (s->llama3_rope_freqs)
+        ok = ok && plan_add(p, "rope_freqs.weight", FILL_ROPE_FREQS, HEARTH_F32, s->head_dim / 2, 1);
     char n[64];
     for (int l = 0; l < s->n_layer && ok; l++) {
-#define ADD(suffix, fill, ne0, ne1)                          \
-    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);           \
+#define ADD(suffix, fill, ne0, ne1)                                                                          \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
     ok = ok && plan_add(p, n, fill, type, ne0, ne1);
         ADD("attn_norm.weight", FILL_NORM, E, 1);
         ADD("attn_q.weight", FILL_WEIGHT, E, Q);
-        if (s->qkv_bias) { ADD("attn_q.bias", FILL_BIAS, Q, 1); }
+        if (s->qkv_bias) {
+            ADD("attn_q.bias", FILL_BIAS, Q, 1);
+        }
         ADD("attn_k.weight", FILL_WEIGHT, E, KV);
-        if (s->qkv_bias) { ADD("attn_k.bias", FILL_BIAS, KV, 1); }
+        if (s->qkv_bias) {
+            ADD("attn_k.bias", FILL_BIAS, KV, 1);
+        }
         ADD("attn_v.weight", FILL_WEIGHT, E, KV);
-        if (s->qkv_bias) { ADD("attn_v.bias", FILL_BIAS, KV, 1); }
+        if (s->qkv_bias) {
+            ADD("attn_v.bias", FILL_BIAS, KV, 1);
+        }
         ADD("attn_output.weight", FILL_WEIGHT, Q, E);
         ADD("ffn_norm.weight", FILL_NORM, E, 1);
         ADD("ffn_gate.weight", FILL_WEIGHT, E, s->ffn);
@@ -252,8 +260,10 @@ static void llama3_rope_factors(const model_shape *s, float *out) {
         double freq = 1.0 / pow(s->rope_base, 2.0 * i / s->head_dim);
         double wavelen = 2 * M_PI / freq;
         double f;
-        if (wavelen < high_wavelen) f = 1;
-        else if (wavelen > low_wavelen) f = factor;
+        if (wavelen < high_wavelen)
+            f = 1;
+        else if (wavelen > low_wavelen)
+            f = factor;
         else {
             double smooth = (old_ctx / wavelen - low) / (high - low);
             f = 1.0 / ((1 - smooth) / factor + smooth);
@@ -270,7 +280,7 @@ typedef struct gen_job {
     uint64_t seed;      /* seed ^ hash(name) */
     int64_t row0, rows; /* chunk */
     size_t row_bytes;
-    uint8_t *out;       /* rows * row_bytes */
+    uint8_t *out; /* rows * row_bytes */
     int ith, nth;
     bool ok;
 } gen_job;
@@ -290,10 +300,12 @@ static void gen_rows(gen_job *j) {
         switch (tp->fill) {
         case FILL_WEIGHT:
         case FILL_BIAS:
-            for (int64_t i = 0; i < tp->ne0; i++) x[i] = 0.02f * rng_normal(&s);
+            for (int64_t i = 0; i < tp->ne0; i++)
+                x[i] = 0.02f * rng_normal(&s);
             break;
         case FILL_NORM:
-            for (int64_t i = 0; i < tp->ne0; i++) x[i] = 1.0f + 0.01f * rng_normal(&s);
+            for (int64_t i = 0; i < tp->ne0; i++)
+                x[i] = 1.0f + 0.01f * rng_normal(&s);
             break;
         case FILL_ROPE_FREQS: llama3_rope_factors(j->shape, x); break;
         }
@@ -317,13 +329,17 @@ static bool gen_chunk(const model_shape *s, const tensor_plan *tp, uint64_t seed
     pthread_t th[64];
     bool started[64] = {false};
     if (nth > 64) nth = 64;
-    for (int i = 0; i < nth; i++) jobs[i] = (gen_job){s, tp, seed, row0, rows, row_bytes, out, i, nth, false};
-    for (int i = 1; i < nth; i++) started[i] = pthread_create(&th[i], NULL, gen_thread, &jobs[i]) == 0;
+    for (int i = 0; i < nth; i++)
+        jobs[i] = (gen_job){s, tp, seed, row0, rows, row_bytes, out, i, nth, false};
+    for (int i = 1; i < nth; i++)
+        started[i] = pthread_create(&th[i], NULL, gen_thread, &jobs[i]) == 0;
     gen_rows(&jobs[0]);
     bool ok = jobs[0].ok;
     for (int i = 1; i < nth; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else gen_rows(&jobs[i]); /* could not start a thread: do its share here */
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            gen_rows(&jobs[i]); /* could not start a thread: do its share here */
         ok = ok && jobs[i].ok;
     }
     return ok;
@@ -357,9 +373,9 @@ static int gpt2_byte_char(int b, char *out) {
 
 /* String set + arena for the generated vocabulary. */
 typedef struct vocab_builder {
-    char **text;    /* [n] token texts */
-    int32_t *type;  /* [n] */
-    char **merges;  /* [n_merges] "a b" */
+    char **text;   /* [n] token texts */
+    int32_t *type; /* [n] */
+    char **merges; /* [n_merges] "a b" */
     int n, cap, n_merges, cap_merges;
     /* open-addressing hash set of token ids by text */
     int32_t *slots;
@@ -369,7 +385,8 @@ typedef struct vocab_builder {
 
 static uint32_t str_hash(const char *s) {
     uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
     return h;
 }
 
@@ -392,7 +409,8 @@ static int32_t vb_add(vocab_builder *vb, const char *s, int32_t type) {
     vb->text[id] = copy;
     vb->type[id] = type;
     uint32_t i = str_hash(s) & vb->mask;
-    while (vb->slots[i] >= 0) i = (i + 1) & vb->mask;
+    while (vb->slots[i] >= 0)
+        i = (i + 1) & vb->mask;
     vb->slots[i] = id;
     return id;
 }
@@ -402,7 +420,8 @@ static bool vb_init(vocab_builder *vb, int cap) {
     vb->cap = cap;
     vb->cap_merges = cap;
     uint32_t size = 1;
-    while (size < (uint32_t)cap * 2) size <<= 1;
+    while (size < (uint32_t)cap * 2)
+        size <<= 1;
     vb->mask = size - 1;
     vb->text = calloc((size_t)cap, sizeof *vb->text);
     vb->type = calloc((size_t)cap, sizeof *vb->type);
@@ -414,8 +433,10 @@ static bool vb_init(vocab_builder *vb, int cap) {
 }
 
 static void vb_free(vocab_builder *vb) {
-    for (int i = 0; i < vb->n; i++) free(vb->text[i]);
-    for (int i = 0; i < vb->n_merges; i++) free(vb->merges[i]);
+    for (int i = 0; i < vb->n; i++)
+        free(vb->text[i]);
+    for (int i = 0; i < vb->n_merges; i++)
+        free(vb->merges[i]);
     free(vb->text);
     free(vb->type);
     free(vb->merges);
@@ -452,14 +473,13 @@ static bool vb_merge(vocab_builder *vb, int32_t left, int32_t right) {
 static void add_specials(vocab_builder *vb, const model_shape *s, int first) {
     char name[64];
     if (s->vocab_style == VOCAB_BPE_QWEN2) {
-        static const char *qwen[] = {"<|endoftext|>",       "<|im_start|>",     "<|im_end|>",
-                                     "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-                                     "<|box_end|>",          "<|quad_start|>",   "<|quad_end|>",
-                                     "<|vision_start|>",     "<|vision_end|>",   "<|vision_pad|>",
-                                     "<|image_pad|>",        "<|video_pad|>",    "<tool_call>",
-                                     "</tool_call>",         "<|fim_prefix|>",   "<|fim_middle|>",
-                                     "<|fim_suffix|>",       "<|fim_pad|>",      "<|repo_name|>",
-                                     "<|file_sep|>"};
+        static const char *qwen[] = {
+            "<|endoftext|>",      "<|im_start|>",     "<|im_end|>",     "<|object_ref_start|>",
+            "<|object_ref_end|>", "<|box_start|>",    "<|box_end|>",    "<|quad_start|>",
+            "<|quad_end|>",       "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+            "<|image_pad|>",      "<|video_pad|>",    "<tool_call>",    "</tool_call>",
+            "<|fim_prefix|>",     "<|fim_middle|>",   "<|fim_suffix|>", "<|fim_pad|>",
+            "<|repo_name|>",      "<|file_sep|>"};
         for (int id = first; id < s->vocab; id++) {
             int k = id - first;
             if (k < (int)(sizeof qwen / sizeof qwen[0]))
@@ -480,7 +500,8 @@ static void add_specials(vocab_builder *vb, const model_shape *s, int first) {
             case 7: fixed = "<|end_header_id|>"; break;
             case 9: fixed = "<|eot_id|>"; break;
             }
-            if (fixed) vb_add(vb, fixed, HEARTH_TOKEN_CONTROL);
+            if (fixed)
+                vb_add(vb, fixed, HEARTH_TOKEN_CONTROL);
             else {
                 snprintf(name, sizeof name, "<|reserved_special_token_%d|>", reserved++);
                 vb_add(vb, name, HEARTH_TOKEN_CONTROL);
@@ -488,7 +509,8 @@ static void add_specials(vocab_builder *vb, const model_shape *s, int first) {
         }
     } else {
         static const char *tiny[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
-        for (int id = first; id < s->vocab; id++) vb_add(vb, tiny[(id - first) % 3], HEARTH_TOKEN_CONTROL);
+        for (int id = first; id < s->vocab; id++)
+            vb_add(vb, tiny[(id - first) % 3], HEARTH_TOKEN_CONTROL);
     }
 }
 
@@ -505,7 +527,8 @@ static bool write_bpe_vocab(hearth_gguf_writer *w, const model_shape *s, uint64_
     vocab_builder vb;
     const int n_special = n_specials(s), n_normal = s->vocab - n_special;
     if (n_normal < 256 + 52 + 1 || n_special < 1) {
-        hearth_error_set(err, HEARTH_ERR_INVALID, "vocabulary of %d tokens is too small for a byte-level BPE", s->vocab);
+        hearth_error_set(err, HEARTH_ERR_INVALID, "vocabulary of %d tokens is too small for a byte-level BPE",
+                         s->vocab);
         return false;
     }
     bool ok = vb_init(&vb, s->vocab);
@@ -519,8 +542,9 @@ static bool write_bpe_vocab(hearth_gguf_writer *w, const model_shape *s, uint64_
      * at a time (left = an existing word-ish token, right = a letter or a
      * short suffix token). Letters are drawn with English frequencies so
      * ordinary text finds multi-byte tokens. */
-    static const char freq_letters[] = "eeeeeeeeeeeetttttttttaaaaaaaaoooooooiiiiiiinnnnnnnsssssshhhhhhrrrrrrdddd"
-                                       "lllllcccuuummwwffggyyppbbvkjxqz";
+    static const char freq_letters[] =
+        "eeeeeeeeeeeetttttttttaaaaaaaaoooooooiiiiiiinnnnnnnsssssshhhhhhrrrrrrdddd"
+        "lllllcccuuummwwffggyyppbbvkjxqz";
     const int32_t space = byte_id[' '];
     int32_t *words = malloc((size_t)s->vocab * sizeof *words);
     int n_words = 0;
@@ -546,12 +570,15 @@ static bool write_bpe_vocab(hearth_gguf_writer *w, const model_shape *s, uint64_
         uint64_t r = rng_next(&rs);
         int32_t left;
         int pick = (int)(r & 7);
-        if (pick < 2) left = byte_id[(uint8_t)freq_letters[(r >> 8) % (uint64_t)n_letters]];
-        else left = words[(r >> 8) % (uint64_t)n_words];
+        if (pick < 2)
+            left = byte_id[(uint8_t)freq_letters[(r >> 8) % (uint64_t)n_letters]];
+        else
+            left = words[(r >> 8) % (uint64_t)n_words];
         int32_t right;
         if (((r >> 40) & 7) == 0 && vb.n > suffix_lo) {
             right = suffix_lo + (int32_t)((r >> 43) % (uint64_t)(vb.n - suffix_lo));
-            if (vb.text[right][0] == (char)0xC4 || strlen(vb.text[right]) > 4) continue; /* no "Ġ" inside words */
+            if (vb.text[right][0] == (char)0xC4 || strlen(vb.text[right]) > 4)
+                continue; /* no "Ġ" inside words */
         } else {
             right = byte_id[(uint8_t)freq_letters[(r >> 48) % (uint64_t)n_letters]];
         }
@@ -567,17 +594,27 @@ static bool write_bpe_vocab(hearth_gguf_writer *w, const model_shape *s, uint64_
     }
     int32_t bos, eos;
     switch (s->vocab_style) {
-    case VOCAB_BPE_QWEN2: bos = 151643; eos = s->eos; break;
-    case VOCAB_BPE_LLAMA3: bos = 128000; eos = s->eos; break;
+    case VOCAB_BPE_QWEN2:
+        bos = 151643;
+        eos = s->eos;
+        break;
+    case VOCAB_BPE_LLAMA3:
+        bos = 128000;
+        eos = s->eos;
+        break;
     default: bos = eos = n_normal; break;
     }
     hearth_status st = hearth_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2", err);
     if (!st) st = hearth_gguf_writer_set_str(w, "tokenizer.ggml.pre", s->bpe_pre, err);
-    if (!st) st = hearth_gguf_writer_set_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)vb.text, NULL,
-                                                 (uint64_t)vb.n, err);
-    if (!st) st = hearth_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, vb.type, (uint64_t)vb.n, err);
-    if (!st) st = hearth_gguf_writer_set_str_arr(w, "tokenizer.ggml.merges", (const char *const *)vb.merges, NULL,
-                                                 (uint64_t)vb.n_merges, err);
+    if (!st)
+        st = hearth_gguf_writer_set_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)vb.text, NULL,
+                                            (uint64_t)vb.n, err);
+    if (!st)
+        st = hearth_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, vb.type, (uint64_t)vb.n,
+                                        err);
+    if (!st)
+        st = hearth_gguf_writer_set_str_arr(w, "tokenizer.ggml.merges", (const char *const *)vb.merges, NULL,
+                                            (uint64_t)vb.n_merges, err);
     if (!st) st = hearth_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos, err);
     if (!st) st = hearth_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos, err);
     if (!st && s->vocab_style == VOCAB_BPE_QWEN2)
@@ -585,7 +622,8 @@ static bool write_bpe_vocab(hearth_gguf_writer *w, const model_shape *s, uint64_
     if (!st && s->vocab_style == VOCAB_BPE_LLAMA3 && eos != 128009)
         st = hearth_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", 128009, err);
     if (!st)
-        st = hearth_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", s->vocab_style == VOCAB_BPE_LLAMA3, err);
+        st = hearth_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token",
+                                         s->vocab_style == VOCAB_BPE_LLAMA3, err);
     vb_free(&vb);
     return st == HEARTH_OK;
 }
@@ -597,7 +635,8 @@ static bool copy_vocab(hearth_gguf_writer *w, const char *path, int n_vocab, hea
     if (!g) return false;
     const gguf_kv *toks = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
     if (!toks) {
-        hearth_error_set(err, HEARTH_ERR_FORMAT, "%s has no tokenizer.ggml.tokens (not a vocabulary file)", path);
+        hearth_error_set(err, HEARTH_ERR_FORMAT, "%s has no tokenizer.ggml.tokens (not a vocabulary file)",
+                         path);
         hearth_gguf_close(g);
         return false;
     }
@@ -610,7 +649,8 @@ static bool copy_vocab(hearth_gguf_writer *w, const char *path, int n_vocab, hea
     bool ok = true;
     for (uint64_t i = 0; i < hearth_gguf_n_kv(g) && ok; i++) {
         const gguf_kv *kv = hearth_gguf_kv_at(g, i);
-        if (kv->key.len > 10 && !memcmp(kv->key.ptr, "tokenizer.", 10)) ok = hearth_gguf_writer_copy_kv(w, kv, err) == 0;
+        if (kv->key.len > 10 && !memcmp(kv->key.ptr, "tokenizer.", 10))
+            ok = hearth_gguf_writer_copy_kv(w, kv, err) == 0;
     }
     hearth_gguf_close(g);
     return ok;
@@ -636,7 +676,8 @@ static const char *find_shared_vocab(const char *name, char *buf, size_t cap) {
             char *slash = strrchr(exe, '/');
             if (!slash) break;
             *slash = 0;
-            if (snprintf(buf, cap, "%s/shared/vocab/%s", exe, name) < (int)cap && file_exists(buf)) return buf;
+            if (snprintf(buf, cap, "%s/shared/vocab/%s", exe, name) < (int)cap && file_exists(buf))
+                return buf;
         }
     }
     snprintf(buf, cap, "../shared/vocab/%s", name);
@@ -659,14 +700,15 @@ static void progress_update(progress *p, int i, const tensor_plan *tp, bool done
         const int width = 24;
         int fill = p->total ? (int)(width * (double)p->bytes / (double)p->total) : width;
         char bar[32];
-        for (int k = 0; k < width; k++) bar[k] = k < fill ? '#' : '.';
+        for (int k = 0; k < width; k++)
+            bar[k] = k < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\rmkmodel: [%s] %3d/%d %-26.26s %8.1f / %.1f MB", bar, i + 1, p->n_tensors, tp->name, mb,
-                total);
+        fprintf(stderr, "\rmkmodel: [%s] %3d/%d %-26.26s %8.1f / %.1f MB", bar, i + 1, p->n_tensors, tp->name,
+                mb, total);
         if (done && i + 1 == p->n_tensors) fputc('\n', stderr);
     } else if (done) {
-        fprintf(stderr, "mkmodel: [%d/%d] %-26s %-5s [%lld, %lld] %.1f MB written\n", i + 1, p->n_tensors, tp->name,
-                hearth_dtype_name(tp->type), (long long)tp->ne0, (long long)tp->ne1, mb);
+        fprintf(stderr, "mkmodel: [%d/%d] %-26s %-5s [%lld, %lld] %.1f MB written\n", i + 1, p->n_tensors,
+                tp->name, hearth_dtype_name(tp->type), (long long)tp->ne0, (long long)tp->ne1, mb);
     }
     fflush(stderr);
 }
@@ -688,11 +730,13 @@ int cmd_mkmodel(int argc, char **argv) {
     char shape_help[320], type_help[320], desc[1024];
     snprintf(shape_help, sizeof shape_help, "model shape: %s", shapes);
     snprintf(type_help, sizeof type_help, "weight type: %s", types);
-    snprintf(desc, sizeof desc,
-             "Write a synthetic model: a valid llama-family GGUF with random weights in the shape of a real model,\n"
-             "for benchmarks and tests (speed does not depend on weight values). llama.cpp loads the same file.\n"
-             "Shapes: tiny (dim 256, 2 layers, vocab 1000), stories110m (Llama-2 SPM vocabulary from\n"
-             "../shared/vocab), qwen2.5-0.5b, llama3.2-1b, llama3-8b (generated byte-level BPE vocabularies).");
+    snprintf(
+        desc, sizeof desc,
+        "Write a synthetic model: a valid llama-family GGUF with random weights in the shape of a real "
+        "model,\n"
+        "for benchmarks and tests (speed does not depend on weight values). llama.cpp loads the same file.\n"
+        "Shapes: tiny (dim 256, 2 layers, vocab 1000), stories110m (Llama-2 SPM vocabulary from\n"
+        "../shared/vocab), qwen2.5-0.5b, llama3.2-1b, llama3-8b (generated byte-level BPE vocabularies).");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
@@ -739,8 +783,10 @@ int cmd_mkmodel(int argc, char **argv) {
     bool synthetic_vocab = s->vocab_style != VOCAB_LLAMA_SPM;
     if (vocab_path && !strcmp(vocab_path, "synthetic")) {
         if (s->vocab_style == VOCAB_LLAMA_SPM) {
-            fprintf(stderr, "hearth mkmodel: shape %s uses the Llama SPM vocabulary; --vocab synthetic is only for "
-                            "byte-level BPE shapes\n", s->name);
+            fprintf(stderr,
+                    "hearth mkmodel: shape %s uses the Llama SPM vocabulary; --vocab synthetic is only for "
+                    "byte-level BPE shapes\n",
+                    s->name);
             return 2;
         }
         vocab_path = NULL;
@@ -750,8 +796,10 @@ int cmd_mkmodel(int argc, char **argv) {
         vocab_path = find_shared_vocab("ggml-vocab-llama-spm.gguf", vbuf, sizeof vbuf);
         if (!vocab_path) {
             fprintf(stderr,
-                    "hearth mkmodel: shape %s needs the Llama SPM vocabulary ggml-vocab-llama-spm.gguf, not found "
-                    "in $HEARTH_SHARED/vocab or ../shared/vocab; pass --vocab PATH\n", s->name);
+                    "hearth mkmodel: shape %s needs the Llama SPM vocabulary ggml-vocab-llama-spm.gguf, not "
+                    "found "
+                    "in $HEARTH_SHARED/vocab or ../shared/vocab; pass --vocab PATH\n",
+                    s->name);
             return 1;
         }
     }
@@ -777,15 +825,15 @@ int cmd_mkmodel(int argc, char **argv) {
     if (!st) st = hearth_gguf_writer_set_str(w, "general.name", gname, &err);
     if (!st) st = hearth_gguf_writer_set_u32(w, "general.file_type", ftype_of(type), &err);
     if (!st) st = hearth_gguf_writer_set_u32(w, "general.quantization_version", 2, &err);
-#define ARCH_U32(suffix, v)                                                     \
-    if (!st) {                                                                  \
-        snprintf(key, sizeof key, "%s.%s", s->arch, suffix);                    \
-        st = hearth_gguf_writer_set_u32(w, key, (uint32_t)(v), &err);           \
+#define ARCH_U32(suffix, v)                                                                                  \
+    if (!st) {                                                                                               \
+        snprintf(key, sizeof key, "%s.%s", s->arch, suffix);                                                 \
+        st = hearth_gguf_writer_set_u32(w, key, (uint32_t)(v), &err);                                        \
     }
-#define ARCH_F32(suffix, v)                                                     \
-    if (!st) {                                                                  \
-        snprintf(key, sizeof key, "%s.%s", s->arch, suffix);                    \
-        st = hearth_gguf_writer_set_f32(w, key, (v), &err);                     \
+#define ARCH_F32(suffix, v)                                                                                  \
+    if (!st) {                                                                                               \
+        snprintf(key, sizeof key, "%s.%s", s->arch, suffix);                                                 \
+        st = hearth_gguf_writer_set_f32(w, key, (v), &err);                                                  \
     }
     ARCH_U32("context_length", s->ctx);
     ARCH_U32("embedding_length", s->dim);
@@ -804,7 +852,8 @@ int cmd_mkmodel(int argc, char **argv) {
 #undef ARCH_U32
 #undef ARCH_F32
     if (st) goto fail;
-    if (synthetic_vocab ? !write_bpe_vocab(w, s, seed, &err) : !copy_vocab(w, vocab_path, s->vocab, &err)) goto fail;
+    if (synthetic_vocab ? !write_bpe_vocab(w, s, seed, &err) : !copy_vocab(w, vocab_path, s->vocab, &err))
+        goto fail;
 
     /* ---- tensor table */
     int n_fallback = 0;
@@ -822,7 +871,8 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     if (n_fallback)
         fprintf(stderr,
-                "mkmodel: note: %d weight tensors have rows not a multiple of %s's block of %lld; they are written as "
+                "mkmodel: note: %d weight tensors have rows not a multiple of %s's block of %lld; they are "
+                "written as "
                 "%s (llama-quantize's fallback)\n",
                 n_fallback, hearth_dtype_name(type), (long long)hearth_dtype_info(type)->block_size,
                 hearth_dtype_name(fb_type));

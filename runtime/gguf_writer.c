@@ -34,7 +34,8 @@ static void bb_put(bytebuf *b, const void *src, size_t n) {
     if (b->oom) return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n) cap *= 2;
+        while (cap < b->n + n)
+            cap *= 2;
         uint8_t *p = realloc(b->p, cap);
         if (!p) {
             b->oom = true;
@@ -46,8 +47,12 @@ static void bb_put(bytebuf *b, const void *src, size_t n) {
     if (n) memcpy(b->p + b->n, src, n);
     b->n += n;
 }
-static void bb_u32(bytebuf *b, uint32_t v) { bb_put(b, &v, sizeof v); }
-static void bb_u64(bytebuf *b, uint64_t v) { bb_put(b, &v, sizeof v); }
+static void bb_u32(bytebuf *b, uint32_t v) {
+    bb_put(b, &v, sizeof v);
+}
+static void bb_u64(bytebuf *b, uint64_t v) {
+    bb_put(b, &v, sizeof v);
+}
 static void bb_str(bytebuf *b, const char *s, size_t len) {
     bb_u64(b, (uint64_t)len);
     bb_put(b, s, len);
@@ -93,10 +98,17 @@ struct hearth_gguf_writer {
 
 static size_t value_type_size(gguf_value_type t) {
     switch (t) {
-    case GGUF_UINT8: case GGUF_INT8: case GGUF_BOOL: return 1;
-    case GGUF_UINT16: case GGUF_INT16: return 2;
-    case GGUF_UINT32: case GGUF_INT32: case GGUF_FLOAT32: return 4;
-    case GGUF_UINT64: case GGUF_INT64: case GGUF_FLOAT64: return 8;
+    case GGUF_UINT8:
+    case GGUF_INT8:
+    case GGUF_BOOL: return 1;
+    case GGUF_UINT16:
+    case GGUF_INT16: return 2;
+    case GGUF_UINT32:
+    case GGUF_INT32:
+    case GGUF_FLOAT32: return 4;
+    case GGUF_UINT64:
+    case GGUF_INT64:
+    case GGUF_FLOAT64: return 8;
     default: return 0;
     }
 }
@@ -114,15 +126,17 @@ void hearth_gguf_writer_free(hearth_gguf_writer *w) {
         free(w->kvs[i].blob.p);
     }
     free(w->kvs);
-    for (uint64_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    for (uint64_t i = 0; i < w->n_tensors; i++)
+        free(w->tensors[i].name);
     free(w->tensors);
     free(w);
 }
 
-static hearth_status check_open(hearth_gguf_writer *w, const char *what, const char *name, hearth_error *err) {
+static hearth_status check_open(hearth_gguf_writer *w, const char *what, const char *name,
+                                hearth_error *err) {
     if (w->begun)
-        return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: cannot add %s '%s' after the header was written",
-                                what, name);
+        return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                "gguf writer: cannot add %s '%s' after the header was written", what, name);
     return HEARTH_OK;
 }
 
@@ -140,8 +154,8 @@ static void kv_begin(bytebuf *b, const char *key, gguf_value_type type) {
 }
 
 /* Insert or replace `key` with the finished blob (takes ownership of it). */
-static hearth_status put_kv(hearth_gguf_writer *w, const char *key, gguf_value_type type, bytebuf *blob, bool is_int,
-                            uint64_t ival, hearth_error *err) {
+static hearth_status put_kv(hearth_gguf_writer *w, const char *key, gguf_value_type type, bytebuf *blob,
+                            bool is_int, uint64_t ival, hearth_error *err) {
     if (blob->oom) {
         free(blob->p);
         return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory storing key %s", key);
@@ -209,34 +223,42 @@ static hearth_status set_scalar(hearth_gguf_writer *w, const char *key, gguf_val
     return put_kv(w, key, type, &b, is_int, ival, err);
 }
 
-hearth_status hearth_gguf_writer_set_u8(hearth_gguf_writer *w, const char *key, uint8_t v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_u8(hearth_gguf_writer *w, const char *key, uint8_t v,
+                                        hearth_error *err) {
     return set_scalar(w, key, GGUF_UINT8, &v, err);
 }
 hearth_status hearth_gguf_writer_set_i8(hearth_gguf_writer *w, const char *key, int8_t v, hearth_error *err) {
     return set_scalar(w, key, GGUF_INT8, &v, err);
 }
-hearth_status hearth_gguf_writer_set_u16(hearth_gguf_writer *w, const char *key, uint16_t v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_u16(hearth_gguf_writer *w, const char *key, uint16_t v,
+                                         hearth_error *err) {
     return set_scalar(w, key, GGUF_UINT16, &v, err);
 }
-hearth_status hearth_gguf_writer_set_i16(hearth_gguf_writer *w, const char *key, int16_t v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_i16(hearth_gguf_writer *w, const char *key, int16_t v,
+                                         hearth_error *err) {
     return set_scalar(w, key, GGUF_INT16, &v, err);
 }
-hearth_status hearth_gguf_writer_set_u32(hearth_gguf_writer *w, const char *key, uint32_t v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_u32(hearth_gguf_writer *w, const char *key, uint32_t v,
+                                         hearth_error *err) {
     return set_scalar(w, key, GGUF_UINT32, &v, err);
 }
-hearth_status hearth_gguf_writer_set_i32(hearth_gguf_writer *w, const char *key, int32_t v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_i32(hearth_gguf_writer *w, const char *key, int32_t v,
+                                         hearth_error *err) {
     return set_scalar(w, key, GGUF_INT32, &v, err);
 }
-hearth_status hearth_gguf_writer_set_u64(hearth_gguf_writer *w, const char *key, uint64_t v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_u64(hearth_gguf_writer *w, const char *key, uint64_t v,
+                                         hearth_error *err) {
     return set_scalar(w, key, GGUF_UINT64, &v, err);
 }
-hearth_status hearth_gguf_writer_set_i64(hearth_gguf_writer *w, const char *key, int64_t v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_i64(hearth_gguf_writer *w, const char *key, int64_t v,
+                                         hearth_error *err) {
     return set_scalar(w, key, GGUF_INT64, &v, err);
 }
 hearth_status hearth_gguf_writer_set_f32(hearth_gguf_writer *w, const char *key, float v, hearth_error *err) {
     return set_scalar(w, key, GGUF_FLOAT32, &v, err);
 }
-hearth_status hearth_gguf_writer_set_f64(hearth_gguf_writer *w, const char *key, double v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_f64(hearth_gguf_writer *w, const char *key, double v,
+                                         hearth_error *err) {
     return set_scalar(w, key, GGUF_FLOAT64, &v, err);
 }
 hearth_status hearth_gguf_writer_set_bool(hearth_gguf_writer *w, const char *key, bool v, hearth_error *err) {
@@ -254,7 +276,8 @@ hearth_status hearth_gguf_writer_set_strn(hearth_gguf_writer *w, const char *key
     return put_kv(w, key, GGUF_STRING, &b, false, 0, err);
 }
 
-hearth_status hearth_gguf_writer_set_str(hearth_gguf_writer *w, const char *key, const char *v, hearth_error *err) {
+hearth_status hearth_gguf_writer_set_str(hearth_gguf_writer *w, const char *key, const char *v,
+                                         hearth_error *err) {
     return hearth_gguf_writer_set_strn(w, key, v, v ? strlen(v) : 0, err);
 }
 
@@ -265,12 +288,14 @@ hearth_status hearth_gguf_writer_set_arr(hearth_gguf_writer *w, const char *key,
     size_t sz = value_type_size(elem_type);
     if (!sz)
         return hearth_error_set(err, HEARTH_ERR_INVALID,
-                                "gguf writer: key %s: array element type %s is not numeric (use set_str_arr)", key,
-                                gguf_value_type_name(elem_type));
-    if (n && !data) return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: key %s: array data is NULL", key);
+                                "gguf writer: key %s: array element type %s is not numeric (use set_str_arr)",
+                                key, gguf_value_type_name(elem_type));
+    if (n && !data)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: key %s: array data is NULL", key);
     if (n > SIZE_MAX / sz)
-        return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: key %s: array of %llu elements is too large",
-                                key, (unsigned long long)n);
+        return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                "gguf writer: key %s: array of %llu elements is too large", key,
+                                (unsigned long long)n);
     bytebuf b = {0};
     kv_begin(&b, key, GGUF_ARRAY);
     bb_u32(&b, (uint32_t)elem_type);
@@ -283,7 +308,8 @@ hearth_status hearth_gguf_writer_set_str_arr(hearth_gguf_writer *w, const char *
                                              const size_t *lens, uint64_t n, hearth_error *err) {
     hearth_status st = check_key(w, key, err);
     if (st) return st;
-    if (n && !strs) return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: key %s: array data is NULL", key);
+    if (n && !strs)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: key %s: array data is NULL", key);
     bytebuf b = {0};
     kv_begin(&b, key, GGUF_ARRAY);
     bb_u32(&b, (uint32_t)GGUF_STRING);
@@ -298,16 +324,19 @@ hearth_status hearth_gguf_writer_set_str_arr(hearth_gguf_writer *w, const char *
 hearth_status hearth_gguf_writer_copy_kv(hearth_gguf_writer *w, const gguf_kv *kv, hearth_error *err) {
     char key[GGUF_KEY_MAX + 1];
     if (!kv || kv->key.len == 0 || kv->key.len > GGUF_KEY_MAX)
-        return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: cannot copy a key without a valid name");
+        return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                "gguf writer: cannot copy a key without a valid name");
     hearth_str_copy(kv->key, key, sizeof key);
     hearth_status st = check_key(w, key, err);
     if (st) return st;
-    if (kv->type == GGUF_STRING) return hearth_gguf_writer_set_strn(w, key, kv->str.ptr, (size_t)kv->str.len, err);
+    if (kv->type == GGUF_STRING)
+        return hearth_gguf_writer_set_strn(w, key, kv->str.ptr, (size_t)kv->str.len, err);
     if (kv->type != GGUF_ARRAY) {
         size_t sz = value_type_size(kv->type);
         if (!sz)
-            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "gguf writer: key %s has type %d, which cannot be copied",
-                                    key, (int)kv->type);
+            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                    "gguf writer: key %s has type %d, which cannot be copied", key,
+                                    (int)kv->type);
         uint64_t v = 0;
         memcpy(&v, kv->data, sz);
         return set_scalar(w, key, kv->type, &v, err);
@@ -317,12 +346,14 @@ hearth_status hearth_gguf_writer_copy_kv(hearth_gguf_writer *w, const gguf_kv *k
         kv_begin(&b, key, GGUF_ARRAY);
         bb_u32(&b, (uint32_t)GGUF_STRING);
         bb_u64(&b, kv->arr_n);
-        for (uint64_t i = 0; i < kv->arr_n && !b.oom; i++) bb_str(&b, kv->strs[i].ptr, (size_t)kv->strs[i].len);
+        for (uint64_t i = 0; i < kv->arr_n && !b.oom; i++)
+            bb_str(&b, kv->strs[i].ptr, (size_t)kv->strs[i].len);
         return put_kv(w, key, GGUF_ARRAY, &b, false, 0, err);
     }
     if (!value_type_size(kv->arr_type))
-        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "gguf writer: key %s is an array of %s, which cannot be copied",
-                                key, gguf_value_type_name(kv->arr_type));
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                "gguf writer: key %s is an array of %s, which cannot be copied", key,
+                                gguf_value_type_name(kv->arr_type));
     return hearth_gguf_writer_set_arr(w, key, kv->arr_type, kv->data, kv->arr_n, err);
 }
 
@@ -336,8 +367,12 @@ bool hearth_gguf_writer_remove(hearth_gguf_writer *w, const char *key) {
     return true;
 }
 
-bool hearth_gguf_writer_has(const hearth_gguf_writer *w, const char *key) { return find_kv(w, key) >= 0; }
-uint64_t hearth_gguf_writer_n_kv(const hearth_gguf_writer *w) { return w->n_kv; }
+bool hearth_gguf_writer_has(const hearth_gguf_writer *w, const char *key) {
+    return find_kv(w, key) >= 0;
+}
+uint64_t hearth_gguf_writer_n_kv(const hearth_gguf_writer *w) {
+    return w->n_kv;
+}
 
 /* ------------------------------------------------------------ tensors */
 
@@ -354,16 +389,18 @@ hearth_status hearth_gguf_writer_add_tensor(hearth_gguf_writer *w, const char *n
             return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: tensor %s added twice", name);
     const hearth_dtype_traits *tr = hearth_dtype_info(type);
     if ((int)type < 0 || type >= HEARTH_DTYPE_COUNT || !tr->known)
-        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "gguf writer: tensor %s: type %d is not one of %s", name,
-                                (int)type, hearth_dtype_supported_list());
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                "gguf writer: tensor %s: type %d is not one of %s", name, (int)type,
+                                hearth_dtype_supported_list());
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || !ne)
-        return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: tensor %s: %u dimensions (expected 1..%d)", name,
-                                n_dims, GGUF_MAX_DIMS);
+        return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                "gguf writer: tensor %s: %u dimensions (expected 1..%d)", name, n_dims,
+                                GGUF_MAX_DIMS);
     uint64_t n_rows = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
         if (ne[d] == 0 || ne[d] > (uint64_t)INT64_MAX)
-            return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: tensor %s: dimension %u is %llu", name, d,
-                                    (unsigned long long)ne[d]);
+            return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: tensor %s: dimension %u is %llu",
+                                    name, d, (unsigned long long)ne[d]);
         if (d > 0) {
             if (n_rows > UINT64_MAX / ne[d])
                 return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: tensor %s is too large", name);
@@ -371,31 +408,38 @@ hearth_status hearth_gguf_writer_add_tensor(hearth_gguf_writer *w, const char *n
         }
     }
     if (ne[0] % (uint64_t)tr->block_size)
-        return hearth_error_set(err, HEARTH_ERR_INVALID,
-                                "gguf writer: tensor %s: row length %llu is not a multiple of %s's block size %lld",
-                                name, (unsigned long long)ne[0], tr->name, (long long)tr->block_size);
+        return hearth_error_set(
+            err, HEARTH_ERR_INVALID,
+            "gguf writer: tensor %s: row length %llu is not a multiple of %s's block size %lld", name,
+            (unsigned long long)ne[0], tr->name, (long long)tr->block_size);
     uint64_t row = (uint64_t)hearth_dtype_row_size(type, (int64_t)ne[0]);
     if (row == 0 || n_rows > UINT64_MAX / 2 / row)
         return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: tensor %s is too large", name);
     if (w->n_tensors == w->cap_tensors) {
         uint64_t cap = w->cap_tensors ? w->cap_tensors * 2 : 64;
         wtensor *t = realloc(w->tensors, cap * sizeof *t);
-        if (!t) return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory adding tensor %s", name);
+        if (!t)
+            return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory adding tensor %s",
+                                    name);
         w->tensors = t;
         w->cap_tensors = cap;
     }
     wtensor t = {0};
     t.name = strdup(name);
-    if (!t.name) return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory adding tensor %s", name);
+    if (!t.name)
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory adding tensor %s", name);
     t.type = type;
     t.n_dims = n_dims;
-    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) t.ne[d] = d < n_dims ? ne[d] : 1;
+    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
+        t.ne[d] = d < n_dims ? ne[d] : 1;
     t.nbytes = row * n_rows;
     w->tensors[w->n_tensors++] = t;
     return HEARTH_OK;
 }
 
-uint64_t hearth_gguf_writer_n_tensors(const hearth_gguf_writer *w) { return w->n_tensors; }
+uint64_t hearth_gguf_writer_n_tensors(const hearth_gguf_writer *w) {
+    return w->n_tensors;
+}
 
 uint64_t hearth_gguf_writer_tensor_nbytes(const hearth_gguf_writer *w, uint64_t i) {
     return i < w->n_tensors ? w->tensors[i].nbytes : 0;
@@ -403,7 +447,9 @@ uint64_t hearth_gguf_writer_tensor_nbytes(const hearth_gguf_writer *w, uint64_t 
 
 /* ------------------------------------------------------------ layout */
 
-static uint64_t align_up(uint64_t x, uint32_t a) { return (x + a - 1) / a * a; }
+static uint64_t align_up(uint64_t x, uint32_t a) {
+    return (x + a - 1) / a * a;
+}
 
 /* The alignment general.alignment asks for (validated), else the default. */
 static hearth_status get_alignment(const hearth_gguf_writer *w, uint32_t *out, hearth_error *err) {
@@ -421,7 +467,8 @@ static hearth_status get_alignment(const hearth_gguf_writer *w, uint32_t *out, h
 /* Assign tensor offsets and compute header and data sizes. */
 static void layout(hearth_gguf_writer *w, uint32_t alignment, uint64_t *header_bytes, uint64_t *data_bytes) {
     uint64_t h = 4 + 4 + 8 + 8;
-    for (uint64_t i = 0; i < w->n_kv; i++) h += w->kvs[i].blob.n;
+    for (uint64_t i = 0; i < w->n_kv; i++)
+        h += w->kvs[i].blob.n;
     uint64_t off = 0;
     for (uint64_t i = 0; i < w->n_tensors; i++) {
         wtensor *t = &w->tensors[i];
@@ -490,12 +537,14 @@ hearth_status hearth_gguf_writer_begin(hearth_gguf_writer *w, FILE *f, const cha
     bb_u32(&b, 3);
     bb_u64(&b, w->n_tensors);
     bb_u64(&b, w->n_kv);
-    for (uint64_t i = 0; i < w->n_kv; i++) bb_put(&b, w->kvs[i].blob.p, w->kvs[i].blob.n);
+    for (uint64_t i = 0; i < w->n_kv; i++)
+        bb_put(&b, w->kvs[i].blob.p, w->kvs[i].blob.n);
     for (uint64_t i = 0; i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
         bb_str(&b, t->name, strlen(t->name));
         bb_u32(&b, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) bb_u64(&b, t->ne[d]);
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            bb_u64(&b, t->ne[d]);
         bb_u32(&b, (uint32_t)t->type);
         bb_u64(&b, t->offset);
     }
@@ -537,7 +586,9 @@ hearth_status hearth_gguf_writer_write(hearth_gguf_writer *w, const void *data, 
     return HEARTH_OK;
 }
 
-uint64_t hearth_gguf_writer_current_tensor(const hearth_gguf_writer *w) { return w->cur; }
+uint64_t hearth_gguf_writer_current_tensor(const hearth_gguf_writer *w) {
+    return w->cur;
+}
 
 hearth_status hearth_gguf_writer_finish(hearth_gguf_writer *w, hearth_error *err) {
     if (!w->begun) return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: finish before begin");

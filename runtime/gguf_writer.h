@@ -46,17 +46,24 @@ void hearth_gguf_writer_free(hearth_gguf_writer *w);
 /* ---- metadata (only before hearth_gguf_writer_begin) */
 hearth_status hearth_gguf_writer_set_u8(hearth_gguf_writer *w, const char *key, uint8_t v, hearth_error *err);
 hearth_status hearth_gguf_writer_set_i8(hearth_gguf_writer *w, const char *key, int8_t v, hearth_error *err);
-hearth_status hearth_gguf_writer_set_u16(hearth_gguf_writer *w, const char *key, uint16_t v, hearth_error *err);
-hearth_status hearth_gguf_writer_set_i16(hearth_gguf_writer *w, const char *key, int16_t v, hearth_error *err);
-hearth_status hearth_gguf_writer_set_u32(hearth_gguf_writer *w, const char *key, uint32_t v, hearth_error *err);
-hearth_status hearth_gguf_writer_set_i32(hearth_gguf_writer *w, const char *key, int32_t v, hearth_error *err);
-hearth_status hearth_gguf_writer_set_u64(hearth_gguf_writer *w, const char *key, uint64_t v, hearth_error *err);
-hearth_status hearth_gguf_writer_set_i64(hearth_gguf_writer *w, const char *key, int64_t v, hearth_error *err);
+hearth_status hearth_gguf_writer_set_u16(hearth_gguf_writer *w, const char *key, uint16_t v,
+                                         hearth_error *err);
+hearth_status hearth_gguf_writer_set_i16(hearth_gguf_writer *w, const char *key, int16_t v,
+                                         hearth_error *err);
+hearth_status hearth_gguf_writer_set_u32(hearth_gguf_writer *w, const char *key, uint32_t v,
+                                         hearth_error *err);
+hearth_status hearth_gguf_writer_set_i32(hearth_gguf_writer *w, const char *key, int32_t v,
+                                         hearth_error *err);
+hearth_status hearth_gguf_writer_set_u64(hearth_gguf_writer *w, const char *key, uint64_t v,
+                                         hearth_error *err);
+hearth_status hearth_gguf_writer_set_i64(hearth_gguf_writer *w, const char *key, int64_t v,
+                                         hearth_error *err);
 hearth_status hearth_gguf_writer_set_f32(hearth_gguf_writer *w, const char *key, float v, hearth_error *err);
 hearth_status hearth_gguf_writer_set_f64(hearth_gguf_writer *w, const char *key, double v, hearth_error *err);
 hearth_status hearth_gguf_writer_set_bool(hearth_gguf_writer *w, const char *key, bool v, hearth_error *err);
 /* NUL-terminated string value. */
-hearth_status hearth_gguf_writer_set_str(hearth_gguf_writer *w, const char *key, const char *v, hearth_error *err);
+hearth_status hearth_gguf_writer_set_str(hearth_gguf_writer *w, const char *key, const char *v,
+                                         hearth_error *err);
 /* String value of explicit length (may contain NULs). */
 hearth_status hearth_gguf_writer_set_strn(hearth_gguf_writer *w, const char *key, const char *v, size_t len,
                                           hearth_error *err);
