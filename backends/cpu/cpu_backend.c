@@ -248,14 +248,8 @@ static void cpu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int
 
 static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots) {
     PROFILE_BEGIN(b);
-    const hearth_dtype_traits *tr = hearth_dtype_info(pool->type);
-    for (int64_t t = 0; t < src->ne1; t++) {
-        void *dst = row_ptr(pool, slots[t]);
-        if (pool->type == HEARTH_F32)
-            memcpy(dst, row_f32(src, t), (size_t)src->ne0 * sizeof(float));
-        else
-            tr->from_float(row_f32(src, t), dst, src->ne0);
-    }
+    /* the same SIMD converters as the activations (F16 via F16C, Q8_0 blocks) */
+    for (int64_t t = 0; t < src->ne1; t++) hearth_cpu_quantize_act(pool->type, row_f32(src, t), row_ptr(pool, slots[t]), src->ne0);
     PROFILE_END(b, HEARTH_OP_KV_STORE);
 }
 
