@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_template.h"
 #include "serve.h"
 
 /* ---- stubs for the parts of libhearth serve_prompt.c links against */
@@ -42,6 +43,7 @@ static void check_err(const sj_err *e) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static hearth_model model = {.name = "hearth-kjv-llama", .path = "/models/hearth-kjv-llama-q8_0.gguf"};
     static serve_ctx srv = {.model = &model, .model_id = "hearth-kjv-llama-q8_0"};
+    if (!srv.tmpl) srv.tmpl = hearth_chat_template_chatml(); /* the sample models' template */
     cJSON *o = cJSON_ParseWithLength((const char *)data, size);
     if (!o) return 0;
     sj_err e = {0};
