@@ -82,6 +82,9 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
     if (hp->n_head % hp->n_head_kv != 0)
         return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", file,
                                 hp->n_head, hp->n_head_kv);
+    if (hp->head_dim > 1024)
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "%s: head size %d is larger than this build supports (1024)",
+                                file, hp->head_dim);
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
         return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: rope.dimension_count %d does not fit head size %d", file,
                                 hp->n_rot, hp->head_dim);

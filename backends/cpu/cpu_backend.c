@@ -202,6 +202,14 @@ static void cpu_add(hearth_backend *b, const hearth_tensor *a, const hearth_tens
 
 static void cpu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
     PROFILE_BEGIN(b);
+#ifdef HEARTH_HAVE_AVX2_KERNELS
+    if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
+        for (int64_t r = 0; r < gate->ne1; r++)
+            hearth_silu_mul_avx2((int)gate->ne0, row_f32(out, r), row_f32(gate, r), row_f32(up, r));
+        PROFILE_END(b, HEARTH_OP_SILU_MUL);
+        return;
+    }
+#endif
     for (int64_t r = 0; r < gate->ne1; r++) {
         const float *g = row_f32(gate, r), *u = row_f32(up, r);
         float *o = row_f32(out, r);
@@ -217,27 +225,24 @@ static void cpu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int
     PROFILE_BEGIN(b);
     const int hd = p->head_dim, half = p->n_rot / 2;
     const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
+    float cs[512], sn[512]; /* per token: the rotation of each pair, shared by all heads */
     for (int64_t t = 0; t < x->ne1; t++) {
         float *row = row_f32(x, t);
+        float theta = (float)pos[t];
+        for (int i = 0; i < half && i < 512; i++) {
+            float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
+            float th = theta * p->freq_scale / ff;
+            cs[i] = cosf(th) * p->attn_factor;
+            sn[i] = sinf(th) * p->attn_factor;
+            theta *= theta_scale;
+        }
         for (int h = 0; h < n_heads; h++) {
             float *v = row + (size_t)h * hd;
-            float theta = (float)pos[t];
             for (int i = 0; i < half; i++) {
-                float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
-                float th = theta * p->freq_scale / ff;
-                float cs = cosf(th) * p->attn_factor, sn = sinf(th) * p->attn_factor;
-                int i0, i1;
-                if (p->mode == HEARTH_ROPE_NEOX) {
-                    i0 = i;
-                    i1 = i + half;
-                } else {
-                    i0 = 2 * i;
-                    i1 = 2 * i + 1;
-                }
+                int i0 = p->mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = p->mode == HEARTH_ROPE_NEOX ? i + half : 2 * i + 1;
                 float a = v[i0], c = v[i1];
-                v[i0] = a * cs - c * sn;
-                v[i1] = a * sn + c * cs;
-                theta *= theta_scale;
+                v[i0] = a * cs[i] - c * sn[i];
+                v[i1] = a * sn[i] + c * cs[i];
             }
         }
     }
