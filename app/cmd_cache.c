@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "common.h"
 #include "cache_store.h"
 
 static const char CACHE_USAGE[] = "usage: hearth cache stats [--cache-db PATH] [--json]\n"
@@ -35,16 +36,6 @@ static void cache_usage(FILE *f) {
         "The default database is $XDG_CACHE_HOME/hearth/prefix-cache.sqlite (or\n"
         "~/.cache/hearth/prefix-cache.sqlite). `hearth cache SUBCOMMAND --help` shows its options.\n",
         CACHE_USAGE);
-}
-
-static void human_bytes(double b, char *out, size_t cap) {
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (b >= 1024 && i < 4) {
-        b /= 1024;
-        i++;
-    }
-    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
 }
 
 static uint64_t file_size(const char *path, const char *suffix) {
@@ -103,7 +94,7 @@ static void collect_model(void *ctx, const char *fp, uint64_t rows, uint64_t byt
         return;
     }
     char hb[32], when[32] = "-";
-    human_bytes((double)bytes, hb, sizeof hb);
+    app_human_bytes((double)bytes, hb, sizeof hb);
     time_t t = (time_t)(last_used_us / 1000000);
     struct tm tm;
     if (last_used_us > 0 && localtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
@@ -168,10 +159,10 @@ static int cache_stats(int argc, char **argv) {
         free(text);
     } else if (rc == 0) {
         char b[32], mx[32], fb[32], wb[32];
-        human_bytes((double)st.bytes, b, sizeof b);
-        human_bytes((double)st.max_bytes, mx, sizeof mx);
-        human_bytes((double)fsize, fb, sizeof fb);
-        human_bytes((double)wsize, wb, sizeof wb);
+        app_human_bytes((double)st.bytes, b, sizeof b);
+        app_human_bytes((double)st.max_bytes, mx, sizeof mx);
+        app_human_bytes((double)fsize, fb, sizeof fb);
+        app_human_bytes((double)wsize, wb, sizeof wb);
         printf("database  %s\n", p);
         printf("on disk   %s (+ %s write-ahead log)\n", fb, wb);
         printf("pages     %llu rows, %s of %s max (%.1f%%)\n", (unsigned long long)st.rows, b, mx,
@@ -251,7 +242,7 @@ static int cache_clear(int argc, char **argv) {
         rc = 1;
     } else {
         char b[32];
-        human_bytes((double)(fp ? found.bytes : st.bytes), b, sizeof b);
+        app_human_bytes((double)(fp ? found.bytes : st.bytes), b, sizeof b);
         uint64_t rows = fp ? found.rows : st.rows;
         printf("cleared %llu %s (%s)%s%s%s from %s\n", (unsigned long long)rows, rows == 1 ? "row" : "rows",
                b, fp ? " of model '" : "", fp ? fp : "", fp ? "'" : "", hearth_cache_store_path(s));

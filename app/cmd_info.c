@@ -9,19 +9,10 @@
 #include <string.h>
 
 #include "args.h"
+#include "common.h"
 #include "gguf.h"
 #include "kv_cache.h"
 #include "model.h"
-
-static void human_bytes(double b, char *out, size_t cap) {
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (b >= 1024 && i < 4) {
-        b /= 1024;
-        i++;
-    }
-    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
-}
 
 int cmd_info(int argc, char **argv) {
     const char *model_path = NULL, *kv_type_name = "f16";
@@ -131,7 +122,7 @@ int cmd_info(int argc, char **argv) {
         cJSON_Delete(o);
     } else {
         char b1[32], b2[32], b3[32], b4[32];
-        human_bytes((double)hearth_gguf_file_size(g), b1, sizeof b1);
+        app_human_bytes((double)hearth_gguf_file_size(g), b1, sizeof b1);
         printf("file:          %s (%s, GGUF v%u)\n", model_path, b1, hearth_gguf_version(g));
         if (namebuf[0]) printf("name:          %s\n", namebuf);
         if (have_hp) {
@@ -151,18 +142,18 @@ int cmd_info(int argc, char **argv) {
         printf("tensor types: ");
         for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
             if (type_count[t]) {
-                human_bytes((double)type_bytes[t], b2, sizeof b2);
+                app_human_bytes((double)type_bytes[t], b2, sizeof b2);
                 printf(" %s x%llu (%s)", hearth_dtype_name((hearth_dtype)t), (unsigned long long)type_count[t], b2);
             }
         printf("\n");
         if (have_hp) {
-            human_bytes((double)weight_bytes, b2, sizeof b2);
-            human_bytes((double)kv_bytes, b3, sizeof b3);
-            human_bytes((double)(weight_bytes + kv_bytes + act_bytes), b4, sizeof b4);
+            app_human_bytes((double)weight_bytes, b2, sizeof b2);
+            app_human_bytes((double)kv_bytes, b3, sizeof b3);
+            app_human_bytes((double)(weight_bytes + kv_bytes + act_bytes), b4, sizeof b4);
             printf("memory at ctx %d x %d sequence%s (KV %s):\n", n_ctx, parallel, parallel == 1 ? "" : "s",
                    hearth_dtype_name(kv_type));
             printf("  weights      %s\n  kv cache     %s\n", b2, b3);
-            human_bytes((double)act_bytes, b2, sizeof b2);
+            app_human_bytes((double)act_bytes, b2, sizeof b2);
             printf("  activations  %s (512-token batches)\n  total        %s\n", b2, b4);
         }
     }

@@ -83,3 +83,13 @@ const char *app_config_arg(int argc, char **argv) {
     }
     return NULL;
 }
+
+void app_human_bytes(double b, char *out, size_t cap) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
+}

@@ -23,6 +23,9 @@ bool app_load(const char *cmd, const char *model_path, const char *backend_name,
  * the source tree or the executable, or $HEARTH_SAMPLE_MODEL. NULL if none. */
 const char *app_sample_model(void);
 
+/* "1.50 GiB": bytes in binary units, into out. */
+void app_human_bytes(double bytes, char *out, size_t cap);
+
 /* The value of --config PATH / --config=PATH in argv, or NULL (a pre-scan,
  * so a command can load the file before parsing the flags that override it). */
 const char *app_config_arg(int argc, char **argv);

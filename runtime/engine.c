@@ -531,6 +531,25 @@ static void *worker_main(void *arg) {
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* Free everything the engine owns (the worker is not running, no request is live). */
+static void engine_release(hearth_engine *e) {
+    hearth_prefix_cache_free(e->pc);
+    hearth_cache_store_close(e->store);
+    hearth_forward_free(e->fw);
+    hearth_kv_free(e->kv);
+    free(e->logits);
+    free(e->ub_tok);
+    free(e->ub_pos);
+    free(e->ub_seq);
+    free(e->ub_logits);
+    free(e->ub_owner_of_logits);
+    free(e->chunk);
+    free(e->running);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
 hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config *cfg_in, hearth_error *err) {
     hearth_engine_config cfg = cfg_in ? *cfg_in : hearth_engine_defaults();
     if (cfg.n_ctx <= 0) cfg.n_ctx = m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
@@ -594,22 +613,7 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     }
     return e;
 fail:
-    e->worker = 0;
-    hearth_prefix_cache_free(e->pc);
-    hearth_cache_store_close(e->store);
-    hearth_forward_free(e->fw);
-    hearth_kv_free(e->kv);
-    free(e->logits);
-    free(e->ub_tok);
-    free(e->ub_pos);
-    free(e->ub_seq);
-    free(e->ub_logits);
-    free(e->ub_owner_of_logits);
-    free(e->chunk);
-    free(e->running);
-    pthread_mutex_destroy(&e->mu);
-    pthread_cond_destroy(&e->cv);
-    free(e);
+    engine_release(e);
     return NULL;
 }
 
@@ -626,21 +630,7 @@ void hearth_engine_free(hearth_engine *e) {
         e->wait_head = r->next;
         finish(e, r, HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
     }
-    hearth_prefix_cache_free(e->pc);
-    hearth_cache_store_close(e->store);
-    hearth_forward_free(e->fw);
-    hearth_kv_free(e->kv);
-    free(e->logits);
-    free(e->ub_tok);
-    free(e->ub_pos);
-    free(e->ub_seq);
-    free(e->ub_logits);
-    free(e->ub_owner_of_logits);
-    free(e->chunk);
-    free(e->running);
-    pthread_mutex_destroy(&e->mu);
-    pthread_cond_destroy(&e->cv);
-    free(e);
+    engine_release(e);
 }
 
 uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth_error *err) {
