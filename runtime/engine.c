@@ -194,13 +194,12 @@ static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status st
     char tail[64];
     size_t k = hearth_detok_flush(&r->dt, tail, sizeof tail);
     if (k) hold_append(r, tail, k);
-    const char *text = why == HEARTH_FINISH_STOP && r->hold_len && r->n_stop ? "" : r->hold;
-    size_t text_len = text == r->hold ? r->hold_len : 0;
+    const char *text = r->hold ? r->hold : "";
+    size_t text_len = r->hold_len;
     if (why == HEARTH_FINISH_STOP && r->n_stop) {
         bool stopped;
         size_t out = hold_release(r, &stopped);
-        text = r->hold;
-        text_len = stopped ? out : r->hold_len;
+        if (stopped) text_len = out; /* nothing of the stop string goes out */
     }
     r->st.total_ms = t - r->t_submit;
     r->st.gen_ms = r->t_first > 0 ? r->t_last - r->t_first : 0;
