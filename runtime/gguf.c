@@ -104,7 +104,7 @@ static const char *show(hearth_str s, char *buf, size_t cap) {
     return buf;
 }
 
-static size_t value_size(gguf_value_type t) {
+size_t gguf_value_type_size(gguf_value_type t) {
     switch (t) {
     case GGUF_UINT8:
     case GGUF_INT8:
@@ -336,7 +336,7 @@ static bool parse_kv(parser *p, uint64_t i, gguf_kv *kv, uint64_t *n_strs) {
         return true;
     }
     if (kv->type != GGUF_ARRAY) {
-        size_t sz = value_size(kv->type);
+        size_t sz = gguf_value_type_size(kv->type);
         if (!need(p, sz, "value")) return false;
         kv->data = p->base + p->pos;
         p->pos += sz;
@@ -360,7 +360,7 @@ static bool parse_kv(parser *p, uint64_t i, gguf_kv *kv, uint64_t *n_strs) {
     if (!read_u64(p, "array length", &kv->arr_n)) return false;
 
     uint64_t rest = p->size - p->pos;
-    uint64_t min_elem = kv->arr_type == GGUF_STRING ? 8 : value_size(kv->arr_type);
+    uint64_t min_elem = kv->arr_type == GGUF_STRING ? 8 : gguf_value_type_size(kv->arr_type);
     if (kv->arr_n > rest / min_elem) {
         hearth_error_set(p->err, HEARTH_ERR_FORMAT,
                          "%s: %s: array of %" PRIu64 " %s elements cannot fit: the %" PRIu64
@@ -820,7 +820,7 @@ static int read_number(gguf_value_type t, const void *p, uint64_t *u, int64_t *s
 }
 
 static bool is_int_type(gguf_value_type t) {
-    return t != GGUF_BOOL && t != GGUF_FLOAT32 && t != GGUF_FLOAT64 && value_size(t) != 0;
+    return t != GGUF_BOOL && t != GGUF_FLOAT32 && t != GGUF_FLOAT64 && gguf_value_type_size(t) != 0;
 }
 
 /* Scalar integer kv as uint64 (fails for negatives and non-integers). */
@@ -869,7 +869,7 @@ bool hearth_gguf_get_i64(const hearth_gguf *g, const char *key, int64_t *out) {
 
 bool hearth_gguf_get_f32(const hearth_gguf *g, const char *key, float *out) {
     const gguf_kv *kv = hearth_gguf_find(g, key);
-    if (!kv || kv->type == GGUF_BOOL || value_size(kv->type) == 0) return false;
+    if (!kv || kv->type == GGUF_BOOL || gguf_value_type_size(kv->type) == 0) return false;
     uint64_t u = 0;
     int64_t s = 0;
     double f = 0;
@@ -905,7 +905,7 @@ const gguf_kv *hearth_gguf_get_arr(const hearth_gguf *g, const char *key, gguf_v
  * array is not numeric. */
 double gguf_kv_arr_f64(const gguf_kv *kv, uint64_t i) {
     if (!kv || kv->type != GGUF_ARRAY || i >= kv->arr_n) return 0.0;
-    size_t sz = value_size(kv->arr_type);
+    size_t sz = gguf_value_type_size(kv->arr_type);
     if (sz == 0) return 0.0;
     uint64_t u = 0;
     int64_t s = 0;
@@ -918,7 +918,7 @@ double gguf_kv_arr_f64(const gguf_kv *kv, uint64_t i) {
  * truncated toward zero and saturate (NaN gives 0). */
 int64_t gguf_kv_arr_i64(const gguf_kv *kv, uint64_t i) {
     if (!kv || kv->type != GGUF_ARRAY || i >= kv->arr_n) return 0;
-    size_t sz = value_size(kv->arr_type);
+    size_t sz = gguf_value_type_size(kv->arr_type);
     if (sz == 0) return 0;
     uint64_t u = 0;
     int64_t s = 0;

@@ -112,5 +112,7 @@ bool hearth_str_eq(hearth_str s, const char *cstr);
 char *hearth_str_copy(hearth_str s, char *buf, size_t cap);
 
 const char *gguf_value_type_name(gguf_value_type t);
+/* Bytes of one scalar of type t; 0 for strings and arrays (variable size). */
+size_t gguf_value_type_size(gguf_value_type t);
 
 #endif

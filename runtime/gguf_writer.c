@@ -96,23 +96,6 @@ struct hearth_gguf_writer {
     uint64_t cur_written;  /* bytes of it written so far */
 };
 
-static size_t value_type_size(gguf_value_type t) {
-    switch (t) {
-    case GGUF_UINT8:
-    case GGUF_INT8:
-    case GGUF_BOOL: return 1;
-    case GGUF_UINT16:
-    case GGUF_INT16: return 2;
-    case GGUF_UINT32:
-    case GGUF_INT32:
-    case GGUF_FLOAT32: return 4;
-    case GGUF_UINT64:
-    case GGUF_INT64:
-    case GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 hearth_gguf_writer *hearth_gguf_writer_create(hearth_error *err) {
     hearth_gguf_writer *w = calloc(1, sizeof *w);
     if (!w) hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory");
@@ -203,7 +186,7 @@ static hearth_status set_scalar(hearth_gguf_writer *w, const char *key, gguf_val
     if (st) return st;
     bytebuf b = {0};
     kv_begin(&b, key, type);
-    size_t sz = value_type_size(type);
+    size_t sz = gguf_value_type_size(type);
     bb_put(&b, v, sz);
     bool is_int = type != GGUF_FLOAT32 && type != GGUF_FLOAT64 && type != GGUF_BOOL;
     uint64_t ival = 0;
@@ -285,7 +268,7 @@ hearth_status hearth_gguf_writer_set_arr(hearth_gguf_writer *w, const char *key,
                                          const void *data, uint64_t n, hearth_error *err) {
     hearth_status st = check_key(w, key, err);
     if (st) return st;
-    size_t sz = value_type_size(elem_type);
+    size_t sz = gguf_value_type_size(elem_type);
     if (!sz)
         return hearth_error_set(err, HEARTH_ERR_INVALID,
                                 "gguf writer: key %s: array element type %s is not numeric (use set_str_arr)",
@@ -332,7 +315,7 @@ hearth_status hearth_gguf_writer_copy_kv(hearth_gguf_writer *w, const gguf_kv *k
     if (kv->type == GGUF_STRING)
         return hearth_gguf_writer_set_strn(w, key, kv->str.ptr, (size_t)kv->str.len, err);
     if (kv->type != GGUF_ARRAY) {
-        size_t sz = value_type_size(kv->type);
+        size_t sz = gguf_value_type_size(kv->type);
         if (!sz)
             return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
                                     "gguf writer: key %s has type %d, which cannot be copied", key,
@@ -350,7 +333,7 @@ hearth_status hearth_gguf_writer_copy_kv(hearth_gguf_writer *w, const gguf_kv *k
             bb_str(&b, kv->strs[i].ptr, (size_t)kv->strs[i].len);
         return put_kv(w, key, GGUF_ARRAY, &b, false, 0, err);
     }
-    if (!value_type_size(kv->arr_type))
+    if (!gguf_value_type_size(kv->arr_type))
         return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
                                 "gguf writer: key %s is an array of %s, which cannot be copied", key,
                                 gguf_value_type_name(kv->arr_type));
