@@ -656,33 +656,15 @@ static bool copy_vocab(hearth_gguf_writer *w, const char *path, int n_vocab, hea
     return ok;
 }
 
-static bool file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* ../shared/vocab/NAME: $HEARTH_SHARED, then upward from the executable,
- * then relative to the working directory. */
+/* ../shared/vocab/NAME: $HEARTH_SHARED first, then where app_find_shared looks. */
 static const char *find_shared_vocab(const char *name, char *buf, size_t cap) {
+    struct stat st;
     const char *env = getenv("HEARTH_SHARED");
-    if (env) {
-        if (snprintf(buf, cap, "%s/vocab/%s", env, name) < (int)cap && file_exists(buf)) return buf;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        for (int up = 0; up < 5; up++) {
-            char *slash = strrchr(exe, '/');
-            if (!slash) break;
-            *slash = 0;
-            if (snprintf(buf, cap, "%s/shared/vocab/%s", exe, name) < (int)cap && file_exists(buf))
-                return buf;
-        }
-    }
-    snprintf(buf, cap, "../shared/vocab/%s", name);
-    if (file_exists(buf)) return buf;
-    return NULL;
+    if (env && snprintf(buf, cap, "%s/vocab/%s", env, name) < (int)cap && stat(buf, &st) == 0 && S_ISREG(st.st_mode))
+        return buf;
+    char rel[512];
+    snprintf(rel, sizeof rel, "vocab/%s", name);
+    return app_find_shared(rel, buf, cap);
 }
 
 // ---------------------------------------------------------------- progress

@@ -52,12 +52,7 @@ static bool file_exists(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-const char *app_sample_model(void) {
-    static char buf[PATH_MAX + 64];
-    const char *env = getenv("HEARTH_SAMPLE_MODEL");
-    if (env && file_exists(env)) return env;
-    const char *rel = "shared/models/hearth-kjv-llama-q8_0.gguf";
-    /* next to the executable: <root>/main/build/bin/hearth -> <root>/shared */
+const char *app_find_shared(const char *rel, char *buf, size_t cap) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -66,13 +61,18 @@ const char *app_sample_model(void) {
             char *slash = strrchr(exe, '/');
             if (!slash) break;
             *slash = 0;
-            snprintf(buf, sizeof buf, "%s/%s", exe, rel);
-            if (file_exists(buf)) return buf;
+            if (snprintf(buf, cap, "%s/shared/%s", exe, rel) < (int)cap && file_exists(buf)) return buf;
         }
     }
-    snprintf(buf, sizeof buf, "../%s", rel);
-    if (file_exists(buf)) return buf;
+    if (snprintf(buf, cap, "../shared/%s", rel) < (int)cap && file_exists(buf)) return buf;
     return NULL;
+}
+
+const char *app_sample_model(void) {
+    static char buf[PATH_MAX + 64];
+    const char *env = getenv("HEARTH_SAMPLE_MODEL");
+    if (env && file_exists(env)) return env;
+    return app_find_shared("models/hearth-kjv-llama-q8_0.gguf", buf, sizeof buf);
 }
 
 const char *app_config_arg(int argc, char **argv) {

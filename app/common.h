@@ -19,6 +19,11 @@ double app_now_ms(void);
 bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, bool quiet,
               hearth_backend **be_out, hearth_model **model_out);
 
+/* shared/REL beside an ancestor of the executable (<root>/main/build/bin/hearth
+ * -> <root>/shared/REL), else ../shared/REL from the working directory; into
+ * buf. NULL when no such regular file exists. */
+const char *app_find_shared(const char *rel, char *buf, size_t cap);
+
 /* Sample model used when nothing is configured: ../shared/models/... next to
  * the source tree or the executable, or $HEARTH_SAMPLE_MODEL. NULL if none. */
 const char *app_sample_model(void);
