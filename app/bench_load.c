@@ -158,10 +158,7 @@ int bench_load_main(int argc, char **argv) {
     }
     if (n_requests <= 0) n_requests = 4 * concurrency;
     hearth_dtype kv_type;
-    if (!hearth_dtype_from_name(kv_type_name, &kv_type)) {
-        fprintf(stderr, "hearth bench: --kv-type '%s' is not one of f16, f32, q8_0\n", kv_type_name);
-        return 2;
-    }
+    if (!app_parse_kv_type("bench", kv_type_name, &kv_type)) return 2;
     hearth_backend *be;
     hearth_model *m;
     if (!app_load("bench", model_path, backend, threads, json, &be, &m)) return 1;

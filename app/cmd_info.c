@@ -42,11 +42,7 @@ int cmd_info(int argc, char **argv) {
         return 2;
     }
     hearth_dtype kv_type;
-    if (!hearth_dtype_from_name(kv_type_name, &kv_type) ||
-        (kv_type != HEARTH_F16 && kv_type != HEARTH_F32 && kv_type != HEARTH_Q8_0)) {
-        fprintf(stderr, "hearth info: --kv-type '%s' is not one of f16, f32, q8_0\n", kv_type_name);
-        return 2;
-    }
+    if (!app_parse_kv_type("info", kv_type_name, &kv_type)) return 2;
     hearth_error err = {0};
     hearth_gguf *g = hearth_gguf_open(model_path, &err);
     if (!g) {

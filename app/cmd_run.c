@@ -66,11 +66,7 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     hearth_dtype kv_type;
-    if (!hearth_dtype_from_name(kv_type_name, &kv_type) ||
-        (kv_type != HEARTH_F16 && kv_type != HEARTH_F32 && kv_type != HEARTH_Q8_0)) {
-        fprintf(stderr, "hearth run: --kv-type '%s' is not one of f16, f32, q8_0\n", kv_type_name);
-        return 2;
-    }
+    if (!app_parse_kv_type("run", kv_type_name, &kv_type)) return 2;
     hearth_sampling_params sp = hearth_sampling_defaults();
     if (temp >= 0) sp.temperature = temp;
     if (top_k >= 0) sp.top_k = top_k;

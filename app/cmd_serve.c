@@ -161,11 +161,7 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
         return 2;
     }
     hearth_dtype kv_type;
-    if (!hearth_dtype_from_name(kv_type_name, &kv_type) ||
-        (kv_type != HEARTH_F16 && kv_type != HEARTH_F32 && kv_type != HEARTH_Q8_0)) {
-        fprintf(stderr, "hearth serve: --kv-type '%s' is not one of f16, f32, q8_0\n", kv_type_name);
-        return 2;
-    }
+    if (!app_parse_kv_type("serve", kv_type_name, &kv_type)) return 2;
     if (!api_key) api_key = getenv("HEARTH_API_KEY");
     char sock_buf[512];
     if (!socket_path)

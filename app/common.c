@@ -93,3 +93,10 @@ void app_human_bytes(double b, char *out, size_t cap) {
     }
     snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
 }
+
+bool app_parse_kv_type(const char *cmd, const char *name, hearth_dtype *out) {
+    if (hearth_dtype_from_name(name, out) && (*out == HEARTH_F16 || *out == HEARTH_F32 || *out == HEARTH_Q8_0))
+        return true;
+    fprintf(stderr, "hearth %s: --kv-type '%s' is not one of f16, f32, q8_0\n", cmd, name);
+    return false;
+}

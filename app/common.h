@@ -28,6 +28,10 @@ const char *app_find_shared(const char *rel, char *buf, size_t cap);
  * the source tree or the executable, or $HEARTH_SAMPLE_MODEL. NULL if none. */
 const char *app_sample_model(void);
 
+/* --kv-type NAME: f16, f32 or q8_0 into *out; otherwise prints
+ * "hearth CMD: --kv-type 'NAME' is not one of f16, f32, q8_0" and returns false. */
+bool app_parse_kv_type(const char *cmd, const char *name, hearth_dtype *out);
+
 /* "1.50 GiB": bytes in binary units, into out. */
 void app_human_bytes(double bytes, char *out, size_t cap);
 

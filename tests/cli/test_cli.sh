@@ -26,6 +26,8 @@ check '[ $? -eq 1 ] && grep -q "nope.gguf" "$TMP/o"' "missing model file named"
 $BIN run -m "$MODEL" --bogus >"$TMP/o" 2>&1; check '[ $? -eq 2 ] && grep -q "unknown option .--bogus." "$TMP/o"' "unknown flag"
 $BIN run -m "$MODEL" -n abc >"$TMP/o" 2>&1; check '[ $? -eq 2 ] && grep -q "expects a whole number" "$TMP/o"' "bad number"
 $BIN run -m "$MODEL" -n 0 -p x >"$TMP/o" 2>&1; check '[ $? -eq 2 ] && grep -q "at least 1" "$TMP/o"' "-n 0"
+$BIN run -m "$MODEL" --kv-type q4_0 -p x >"$TMP/o" 2>&1; check '[ $? -eq 2 ] && grep -q "hearth run: --kv-type .q4_0. is not one of f16, f32, q8_0" "$TMP/o"' "bad --kv-type"
+$BIN info "$MODEL" --kv-type nope >"$TMP/o" 2>&1; check '[ $? -eq 2 ] && grep -q "hearth info: --kv-type .nope. is not one of" "$TMP/o"' "info: bad --kv-type"
 $BIN run -m "$MODEL" --backend cuda -p x >"$TMP/o" 2>&1; rc=$?
 if ! $BIN --version | grep -q cuda; then
   check '[ $rc -eq 1 ] && grep -q "no CUDA backend" "$TMP/o"' "--backend cuda without CUDA says so"
