@@ -297,7 +297,8 @@ static jv json_to_jv(jinja_ctx *c, const cJSON *j) {
     if (cJSON_IsBool(j)) return jv_bool(cJSON_IsTrue(j));
     if (cJSON_IsNumber(j)) {
         double d = j->valuedouble;
-        if (d == (double)(int64_t)d && d > -9007199254740992.0 && d < 9007199254740992.0)
+        /* range first: converting an out-of-range double to int64_t is undefined */
+        if (d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(int64_t)d)
             return jv_int((int64_t)d);
         return jv_float(d);
     }
