@@ -7,7 +7,13 @@
 #ifndef HEARTH_CPU_ATTN_H
 #define HEARTH_CPU_ATTN_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* Keys per online-softmax tile; tiles start at absolute positions 0, TILE,
+ * 2 TILE, ... in every implementation. */
+#define HEARTH_ATTN_TILE 64
 
 typedef void (*hearth_axpy_f16_fn)(int n, float *y, float a, const uint16_t *x);
 typedef void (*hearth_axpy_f32_fn)(int n, float *y, float a, const float *x);
@@ -17,5 +23,25 @@ void hearth_axpy_f32_avx2(int n, float *y, float a, const float *x);
 
 /* out = silu(g) * u with a vectorised exp (relative error ~2e-7 against expf). */
 void hearth_silu_mul_avx2(int n, float *out, const float *g, const float *u);
+
+/* One query group against an F16 K/V cache (AVX-512, attn_avx512.c): the
+ * `group` query heads sharing one KV head, keys 0 .. n_kv-1 found through the
+ * page table; k and v point at the KV head's part of slot 0, slots k_stride /
+ * v_stride bytes apart. */
+typedef struct hearth_attn_f16_args {
+    int head_dim, group, n_kv, page_size;
+    const int32_t *page_table;
+    const char *k, *v;
+    size_t k_stride, v_stride;
+    float scale;
+} hearth_attn_f16_args;
+
+/* Head sizes the kernel handles (64, 128). */
+bool hearth_attn_f16_avx512_supports(int head_dim);
+/* Scratch bytes one call needs. */
+size_t hearth_attn_f16_avx512_scratch(int group, int head_dim);
+/* out[h * head_dim + d] for the group's heads; q16 = the heads' queries
+ * rounded to F16 (as the K dot format wants), contiguous. */
+void hearth_attn_f16_avx512(const hearth_attn_f16_args *a, const uint16_t *q16, float *out, void *scratch);
 
 #endif

@@ -271,7 +271,7 @@ static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_te
  * Q is converted to the K type's dot-product format (F16 for an F16 cache, as
  * ggml does) and scored with the same SIMD dot kernels as the matmuls. */
 
-enum { ATT_TILE = 64 };
+enum { ATT_TILE = HEARTH_ATTN_TILE };
 
 typedef struct attn_job {
     const hearth_tensor *q, *k, *v;
@@ -284,6 +284,7 @@ typedef struct attn_job {
     size_t q_row_bytes; /* one head of Q in the K dot format */
     hearth_axpy_f16_fn axpy_f16;
     hearth_axpy_f32_fn axpy_f32;
+    bool f16_kernel; /* F16 K/V and a head size the AVX-512 group kernel takes */
 } attn_job;
 
 static void axpy_f16_ref(int n, float *y, float a, const uint16_t *x) {
@@ -308,11 +309,26 @@ static void attn_worker(void *arg, int ith, int nth) {
     const hearth_dtype kdot = hearth_dtype_info(kt)->vec_dot_type;
     const hearth_vec_dot_fn dot = hearth_cpu_vec_dot(kt);
     const size_t k_head_off = hearth_dtype_row_size(kt, hd), v_head_off = hearth_dtype_row_size(vt, hd);
+    /* items are dealt round-robin: a causal prompt's later tokens have more
+     * keys, so contiguous shares would leave one thread most of the work.
+     * Head-major order: consecutive items read the same KV head's rows, which
+     * then stay in L2 (a whole layer's K and V of a long prompt would not). */
     const int64_t n_work = (int64_t)m->n_tokens * j->n_kv_heads;
-    int64_t lo, hi;
-    split_range(n_work, ith, nth, &lo, &hi);
-    for (int64_t w = lo; w < hi; w++) {
+    for (int64_t w = ith; w < n_work; w += nth) {
         const int t = (int)(w / j->n_kv_heads), g = (int)(w % j->n_kv_heads);
+#if HEARTH_HAVE_AVX512_KERNELS
+        if (j->f16_kernel) { /* the kernel's scratch from base, the F16 queries at the end */
+            char *q16 = base + j->scratch_per_thread - (size_t)G * j->q_row_bytes;
+            for (int h = 0; h < G; h++)
+                hearth_cpu_quantize_act(HEARTH_F16, row_f32(j->q, t) + (size_t)(g * G + h) * hd, q16 + h * j->q_row_bytes, hd);
+            const hearth_attn_f16_args a = {hd, G, m->kv_len[t], m->page_size, m->page_table + m->pt_offset[t],
+                                            (const char *)j->k->data + (size_t)g * k_head_off,
+                                            (const char *)j->v->data + (size_t)g * v_head_off, j->k->nb1, j->v->nb1,
+                                            j->scale};
+            hearth_attn_f16_avx512(&a, (const uint16_t *)q16, row_f32(j->out, t) + (size_t)g * G * hd, base);
+            continue;
+        }
+#endif
         for (int h = 0; h < G; h++) {
             hearth_cpu_quantize_act(kdot, row_f32(j->q, t) + (size_t)(g * G + h) * hd, qk + h * j->q_row_bytes, hd);
             mx[h] = -INFINITY;
@@ -381,6 +397,17 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     size_t q_row = hearth_dtype_row_size(hearth_dtype_info(k_pool->type)->vec_dot_type, head_dim);
     size_t per = sizeof(float) * ((size_t)G * ATT_TILE + (size_t)G * head_dim + 2 * (size_t)G + (size_t)head_dim) +
                  (size_t)G * q_row;
+    bool f16_kernel = false;
+#if HEARTH_HAVE_AVX512_KERNELS
+    f16_kernel = k_pool->type == HEARTH_F16 && v_pool->type == HEARTH_F16 &&
+                 hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni &&
+                 hearth_attn_f16_avx512_supports(head_dim);
+    if (f16_kernel) { /* the kernel's scratch, then the F16 queries where the generic path keeps them */
+        size_t kern = hearth_attn_f16_avx512_scratch(G, head_dim);
+        size_t generic = per - (size_t)G * q_row;
+        per = (kern > generic ? kern : generic) + (size_t)G * q_row;
+    }
+#endif
     per = (per + 63) & ~(size_t)63;
     size_t need = per * (size_t)c->n_threads;
     if (need > c->att_scratch_n) {
@@ -390,7 +417,7 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
         c->att_scratch_n = need;
     }
     attn_job j = {q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, out, c->att_scratch, per, q_row,
-                  axpy_f16_ref, axpy_f32_ref};
+                  axpy_f16_ref, axpy_f32_ref, f16_kernel};
 #ifdef HEARTH_HAVE_AVX2_KERNELS
     if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
         j.axpy_f16 = hearth_axpy_f16_avx2;

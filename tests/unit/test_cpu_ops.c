@@ -138,6 +138,55 @@ int main(void) {
         }
         CHECKF(max_err < 1e-5, "attention: %g", max_err);
     }
+
+    /* ---- paged attention, F16 pool (the AVX-512 group kernel where present):
+     * head sizes 64 and 128, groups of 1, 4 and 7, 16-slot pages in scrambled
+     * order, several tiles and a partial chunk; queries rounded to F16 as the
+     * K dot format does, so the reference sees the same inputs */
+    {
+        enum { PS = 16, NP = 12, MAXL = PS * NP, MAXD = 128, MAXH = 8 };
+        struct { int nh, nkv, d; } ac[] = {{4, 4, 64}, {8, 2, 64}, {7, 1, 64}, {4, 2, 128}, {2, 1, 32}};
+        static uint16_t k[MAXL * 2 * MAXD], v[MAXL * 2 * MAXD];
+        static float q[3 * MAXH * MAXD], out[3 * MAXH * MAXD];
+        int32_t pages[NP] = {5, 11, 0, 7, 3, 9, 1, 10, 2, 8, 4, 6};
+        for (size_t c = 0; c < sizeof ac / sizeof ac[0]; c++) {
+            const int NH = ac[c].nh, NKV = ac[c].nkv, D = ac[c].d, G = NH / NKV;
+            for (int i = 0; i < MAXL * NKV * D; i++) {
+                k[i] = hearth_f32_to_f16((float)urand(&seed) * 2);
+                v[i] = hearth_f32_to_f16((float)urand(&seed));
+            }
+            for (int i = 0; i < 3 * NH * D; i++) q[i] = hearth_f16_to_f32(hearth_f32_to_f16((float)urand(&seed) * 2));
+            int32_t kv_len[3] = {1, 77, 150}, pt_off[3] = {0, 0, 0};
+            hearth_attn_meta m = {3, PS, kv_len, pt_off, pages, NP};
+            hearth_tensor tq = hearth_tensor_2d(HEARTH_F32, NH * D, 3, q),
+                          tk = hearth_tensor_2d(HEARTH_F16, NKV * D, MAXL, k),
+                          tv = hearth_tensor_2d(HEARTH_F16, NKV * D, MAXL, v),
+                          to = hearth_tensor_2d(HEARTH_F32, NH * D, 3, out);
+            float scale = 1.0f / sqrtf((float)D);
+            op->attention(be, &tq, &tk, &tv, &m, NH, NKV, D, scale, &to);
+            double max_err = 0;
+            for (int t = 0; t < 3; t++)
+                for (int h = 0; h < NH; h++) {
+                    const int g = h / G, L = kv_len[t];
+                    double s[MAXL], mx = -1e300, sum = 0, o[MAXD] = {0};
+                    for (int p = 0; p < L; p++) {
+                        int slot = pages[p / PS] * PS + p % PS;
+                        s[p] = 0;
+                        for (int d = 0; d < D; d++)
+                            s[p] += (double)q[(t * NH + h) * D + d] * hearth_f16_to_f32(k[(slot * NKV + g) * D + d]);
+                        s[p] *= scale;
+                        mx = fmax(mx, s[p]);
+                    }
+                    for (int p = 0; p < L; p++) sum += (s[p] = exp(s[p] - mx));
+                    for (int p = 0; p < L; p++) {
+                        int slot = pages[p / PS] * PS + p % PS;
+                        for (int d = 0; d < D; d++) o[d] += s[p] / sum * hearth_f16_to_f32(v[(slot * NKV + g) * D + d]);
+                    }
+                    for (int d = 0; d < D; d++) max_err = fmax(max_err, fabs(o[d] - out[(t * NH + h) * D + d]));
+                }
+            CHECKF(max_err < 2e-5, "attention f16 (%d heads, %d kv, head %d): %g", NH, NKV, D, max_err);
+        }
+    }
     hearth_backend_free(be);
     return test_summary("cpu_ops");
 }
