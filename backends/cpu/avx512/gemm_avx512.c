@@ -187,6 +187,97 @@ static void gemm_one_token(hearth_dtype type, int64_t n, const void *w, size_t w
         dot(n, &out[r], (const char *)w + (size_t)r * w_stride, a);
 }
 
+/* One token (decode) against Q4_0 rows. Everything that depends only on the
+ * activation is prepared once for all nr rows: per 4 blocks, their first and
+ * second 16 bytes packed into one register each (the order of a row's low and
+ * high nibbles), 8 * sum(y) per block and the scales as floats. Per row and 8
+ * blocks, two 16-bit permutes pull the 4+4 blocks' packed bytes out of the
+ * 18-byte blocks and one more their 8 scales; vpdpbusd on the nibbles gives
+ * 4 partial sums per block, reduced to the 8 exact block sums. The float side
+ * is the per-pair kernel's (sumi * d_w * d_a, added in block order), so the
+ * results are bit-identical to it. */
+enum { Q4_DECODE_MAX_BLOCKS = 1024 };
+
+static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int nr, const void *a,
+                                float *out) {
+    const int64_t nb = n / QK8_0, n8 = nb / 8 * 8;
+    const block_q8_0 *y = a;
+    _Alignas(64) int8_t ylo[Q4_DECODE_MAX_BLOCKS / 4][64], yhi[Q4_DECODE_MAX_BLOCKS / 4][64];
+    _Alignas(32) int32_t bs[Q4_DECODE_MAX_BLOCKS];
+    _Alignas(32) float da[Q4_DECODE_MAX_BLOCKS];
+    for (int64_t b = 0; b < nb; b++) {
+        memcpy(&ylo[b / 4][16 * (b % 4)], y[b].qs, 16);
+        memcpy(&yhi[b / 4][16 * (b % 4)], y[b].qs + 16, 16);
+        bs[b] = 8 * byte_sum(&y[b]);
+        da[b] = _cvtsh_ss(y[b].d);
+    }
+    /* 16-bit lanes of two loads covering 4 blocks from a block start: qs of
+     * block k are halfwords 9k+1 .. 9k+8; the 8 scales are halfwords 9k */
+    static const _Alignas(64)
+        int16_t qs_lanes[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+                                19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
+    static const _Alignas(64) int16_t d_lanes[32] = {0, 9, 18, 27, 36, 45, 54, 63};
+    const __m512i idx_qs = _mm512_load_si512(qs_lanes), idx_d = _mm512_load_si512(d_lanes);
+    const __m512i pick8 = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int r = 0; r < nr; r++) {
+        const block_q4_0 *x = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
+        float sumf = 0;
+        int64_t i = 0;
+        for (; i < n8; i += 8) {
+            const char *p = (const char *)&x[i];
+            const __m512i l0 = _mm512_loadu_si512(p), l1 = _mm512_loadu_si512(p + 64);
+            const __m512i l2 = _mm512_loadu_si512(p + 72);
+            const __m512i l3 =
+                _mm512_maskz_loadu_epi8(0xFF, p + 136); /* the last 8 bytes; no read past them */
+            const __m512i v0 = _mm512_permutex2var_epi16(l0, idx_qs, l1),
+                          v1 = _mm512_permutex2var_epi16(l2, idx_qs, l3);
+            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v0, m4),
+                                             _mm512_load_si512(ylo[i / 4]));
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
+                                     _mm512_load_si512(yhi[i / 4]));
+            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v1, m4),
+                                             _mm512_load_si512(ylo[i / 4 + 1]));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4),
+                                     _mm512_load_si512(yhi[i / 4 + 1]));
+            /* 128-bit lane k: [block k: two pair sums, block 4+k: two pair sums] */
+            const __m512i t = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(
+                                                   _mm512_castsi512_ps(s0), _mm512_castsi512_ps(s1), 0x88)),
+                                               _mm512_castps_si512(_mm512_shuffle_ps(
+                                                   _mm512_castsi512_ps(s0), _mm512_castsi512_ps(s1), 0xDD)));
+            const __m512i u = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_PERM_CDAB));
+            const __m256i sumi = _mm256_sub_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi32(pick8, u)),
+                                                  _mm256_load_si256((const __m256i *)&bs[i]));
+            const __m256 dw =
+                _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, idx_d, l1)));
+            const __m256 v =
+                _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw), _mm256_load_ps(&da[i]));
+            /* acc + v[0] + ... + v[7], left to right */
+            const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+            sumf += _mm_cvtss_f32(lo);
+            sumf += _mm_cvtss_f32(_mm_movehdup_ps(lo));
+            sumf += _mm_cvtss_f32(_mm_movehl_ps(lo, lo));
+            sumf += _mm_cvtss_f32(_mm_shuffle_ps(lo, lo, _MM_SHUFFLE(3, 3, 3, 3)));
+            sumf += _mm_cvtss_f32(hi);
+            sumf += _mm_cvtss_f32(_mm_movehdup_ps(hi));
+            sumf += _mm_cvtss_f32(_mm_movehl_ps(hi, hi));
+            sumf += _mm_cvtss_f32(_mm_shuffle_ps(hi, hi, _MM_SHUFFLE(3, 3, 3, 3)));
+        }
+        for (; i < nb; i++) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)x[i].qs);
+            const __m256i qq =
+                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+            const __m256i s =
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), qq, _mm256_loadu_si256((const __m256i *)y[i].qs));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+            sumf += (float)(_mm_cvtsi128_si32(h) - bs[i]) * _cvtsh_ss(x[i].d) * da[i];
+        }
+        out[r] = sumf;
+    }
+}
+
 static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
                       int nt, float *out, size_t out_stride) {
     if (nt == 1)
@@ -197,7 +288,9 @@ static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const v
 
 static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
                       int nt, float *out, size_t out_stride) {
-    if (nt == 1)
+    if (nt == 1 && n / QK8_0 <= Q4_DECODE_MAX_BLOCKS)
+        gemm_q4_0_one_token(n, w, w_stride, nr, a, out);
+    else if (nt == 1)
         gemm_one_token(HEARTH_Q4_0, n, w, w_stride, nr, a, out);
     else
         gemm_tile(0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
