@@ -115,7 +115,8 @@ static uint64_t rng_next(uint64_t *x) {
 
 int bench_load_main(int argc, char **argv) {
     const char *model_path = NULL, *backend = "auto", *kv_type_name = "f16", *cache_db = NULL;
-    int concurrency = 8, n_requests = 0, prompt_tokens = 128, output_tokens = 64, shared_prefix = 0, threads = 0;
+    int concurrency = 8, n_requests = 0, prompt_tokens = 128, output_tokens = 64, shared_prefix = 0, threads = 0,
+        gpu_layers = HEARTH_GPU_LAYERS_ALL;
     int ctx = 0, batch = 512, jitter = 0;
     uint64_t seed = 1;
     bool json = false, no_prefix_cache = false;
@@ -135,6 +136,7 @@ int bench_load_main(int argc, char **argv) {
         {NULL, "--no-prefix-cache", ARG_FLAG, &no_prefix_cache, NULL, "disable prefix reuse"},
         {NULL, "--cache-db", ARG_STR, &cache_db, "PATH", "persist the prefix cache here (default: memory only)"},
         {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N]"},
+        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
         {NULL, "--json", ARG_FLAG, &json, NULL, "print one JSON object"},
     };
     const char *pos[1];
@@ -161,7 +163,7 @@ int bench_load_main(int argc, char **argv) {
     if (!app_parse_kv_type("bench", kv_type_name, &kv_type)) return 2;
     hearth_backend *be;
     hearth_model *m;
-    if (!app_load("bench", model_path, backend, threads, json, &be, &m)) return 1;
+    if (!app_load("bench", model_path, backend, threads, gpu_layers, json, &be, &m)) return 1;
     int max_prompt = prompt_tokens + prompt_tokens * jitter / 100;
     hearth_engine_config ec = hearth_engine_defaults();
     ec.n_parallel = concurrency;

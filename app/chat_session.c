@@ -122,15 +122,13 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
     const hearth_config *cfg = s->opt.config;
     const char *backend = s->opt.backend ? s->opt.backend : cfg && cfg->backend[0] ? cfg->backend : "auto";
     int threads = s->opt.threads ? s->opt.threads : cfg ? cfg->threads : 0;
-    hearth_backend_config bc = {backend, threads};
-    hearth_backend *be = hearth_backend_create(&bc, err);
-    if (!be) return err ? err->code : HEARTH_ERR_BACKEND;
-    hearth_model_params mp = {be};
-    hearth_model *m = hearth_model_load(path, &mp, err);
-    if (!m) {
-        hearth_backend_free(be);
-        return err ? err->code : HEARTH_ERR_IO;
-    }
+    int gpu_layers = s->opt.gpu_layers != CHAT_GPU_LAYERS_UNSET ? s->opt.gpu_layers
+                     : cfg                                      ? cfg->gpu_layers
+                                                                : HEARTH_GPU_LAYERS_ALL;
+    hearth_backend *be;
+    hearth_model *m;
+    hearth_status st = app_open_model(path, backend, threads, gpu_layers, &be, &m, err);
+    if (st) return st;
     char note[256] = "";
     hearth_chat_template *tmpl =
         hearth_chat_template_for_model(m->gguf, cm ? cm->chat_template : NULL, note, sizeof note);

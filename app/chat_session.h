@@ -33,11 +33,14 @@
 #include "engine.h"
 #include "model.h"
 
+#define CHAT_GPU_LAYERS_UNSET (-2)
+
 typedef struct chat_options {
     const hearth_config *config; /* borrowed, may be NULL; the fields below override it */
     const char *model;      /* configured name or path; NULL: the configured default, else the sample model */
     const char *backend;    /* NULL: the config's, else "auto" */
     int threads;            /* 0: the config's, else physical cores */
+    int gpu_layers;         /* CHAT_GPU_LAYERS_UNSET: the config's, else all */
     int ctx;                /* 0: the config's, else the model's (at most 4096) */
     const char *system;     /* initial system prompt; NULL: the model's configured one */
     const char *history_db; /* NULL: the config's chat.history_db, else chat_history_default_path */

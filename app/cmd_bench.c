@@ -300,7 +300,7 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
     hearth_error err = {0};
     bool ok = false;
     hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,       m->hp.head_dim, HEARTH_F16,
-                           page,          (P + N + 1) / page + 2};
+                           page,          (P + N + 1) / page + 2, m->layer_be};
     hearth_kv_cache *kv = hearth_kv_create(be, &kc, &err);
     hearth_forward *fw = kv ? hearth_forward_create(m, kv, P > 0 ? P : 1, &err) : NULL;
     float *logits = malloc((size_t)m->hp.n_vocab * sizeof *logits);
@@ -563,7 +563,7 @@ int cmd_bench(int argc, char **argv) {
     }
     rest[n_rest] = NULL;
 
-    int n_prompt = 512, n_gen = 128, reps = 3, bw_mib = 1024;
+    int n_prompt = 512, n_gen = 128, reps = 3, bw_mib = 1024, gpu_layers = HEARTH_GPU_LAYERS_ALL;
     const char *threads_s = NULL, *backend = "auto";
     bool json = false, profile = false;
     const char *dummy_model = NULL;
@@ -577,6 +577,7 @@ int cmd_bench(int argc, char **argv) {
          "CPU thread counts to test (default: physical cores)"},
         {"-r", "--repetitions", ARG_INT, &reps, "R", "timed repetitions after one warm-up (default 3)"},
         {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
+        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
         {NULL, "--json", ARG_FLAG, &json, NULL,
          "one JSON object per line per model x threads instead of a table"},
         {NULL, "--profile", ARG_FLAG, &profile, NULL,
@@ -654,7 +655,7 @@ int cmd_bench(int argc, char **argv) {
             }
             hearth_backend *be;
             hearth_model *m;
-            if (!app_load("bench", models[mi], backend, t, true, &be, &m)) {
+            if (!app_load("bench", models[mi], backend, t, gpu_layers, true, &be, &m)) {
                 rc = 1;
                 break;
             }

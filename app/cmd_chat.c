@@ -22,6 +22,7 @@
 #include "chat_commands.h"
 #include "chat_session.h"
 #include "chat_tui.h"
+#include "common.h"
 #include "config.h"
 
 /* ------------------------------------------------------------ non-interactive */
@@ -93,7 +94,7 @@ static int run_lines(chat_session *s, bool show_stats) {
 /* ------------------------------------------------------------ command */
 
 int cmd_chat(int argc, char **argv) {
-    chat_options o = {.temp = -1, .top_p = -1};
+    chat_options o = {.temp = -1, .top_p = -1, .gpu_layers = CHAT_GPU_LAYERS_UNSET};
     const char *once = NULL, *load = NULL, *save = NULL, *config_path = NULL;
     bool stats = false;
     const arg_opt opts[] = {
@@ -113,6 +114,7 @@ int cmd_chat(int argc, char **argv) {
         {"-c", "--ctx", ARG_INT, &o.ctx, "N", "context length (default: the model's, at most 4096)"},
         {NULL, "--backend", ARG_STR, &o.backend, "NAME",
          "auto, cpu, cuda[:N], vulkan[:N] (default: config, else auto)"},
+        {"-ngl", "--gpu-layers", ARG_INT, &o.gpu_layers, "N", APP_GPU_LAYERS_HELP},
         {NULL, "--history-db", ARG_STR, &o.history_db, "PATH",
          "saved conversations (default $XDG_DATA_HOME/hearth/history.sqlite)"},
         {NULL, "--cache-db", ARG_STR, &o.cache_db, "PATH",
@@ -138,8 +140,8 @@ int cmd_chat(int argc, char **argv) {
                 pos[0]);
         return 2;
     }
-    if (o.ctx < 0 || o.threads < 0) {
-        fprintf(stderr, "hearth chat: -c and -t must not be negative (see hearth chat --help)\n");
+    if (o.ctx < 0 || o.threads < 0 || (o.gpu_layers < -1 && o.gpu_layers != CHAT_GPU_LAYERS_UNSET)) {
+        fprintf(stderr, "hearth chat: -c and -t must not be negative, --gpu-layers not below -1 (see hearth chat --help)\n");
         return 2;
     }
     hearth_config cfg;

@@ -1,7 +1,9 @@
 /*
  * cmd_info.c - `hearth info`: what is in a GGUF model and what it needs to
  * run (capacity planning: weights + KV cache at a context and parallelism).
- * Reads metadata only; no weights are touched.
+ * Reads metadata only; no weights are touched -- unless --backend is given:
+ * then the model is loaded there (with --gpu-layers) and the offload plan
+ * says which layers went to the device and what they take of its memory.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -15,14 +17,18 @@
 #include "model.h"
 
 int cmd_info(int argc, char **argv) {
-    const char *model_path = NULL, *kv_type_name = "f16";
-    int ctx = 0, parallel = 1;
+    const char *model_path = NULL, *kv_type_name = "f16", *backend = NULL;
+    int ctx = 0, parallel = 1, gpu_layers = HEARTH_GPU_LAYERS_ALL, threads = 0;
     bool json = false;
     const arg_opt opts[] = {
         {"-m", "--model", ARG_STR, &model_path, "PATH", "GGUF model file (or give it as the argument)"},
         {"-c", "--ctx", ARG_INT, &ctx, "N", "context length per sequence for the memory estimate (default: the model's)"},
         {NULL, "--parallel", ARG_INT, &parallel, "N", "sequences served at once (default 1)"},
         {NULL, "--kv-type", ARG_STR, &kv_type_name, "TYPE", "KV cache type: f16 (default), f32, q8_0"},
+        {NULL, "--backend", ARG_STR, &backend, "NAME",
+         "load the model on auto, cpu, cuda[:N] or vulkan[:N] and show the offload plan"},
+        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
+        {"-t", "--threads", ARG_INT, &threads, "N", "CPU threads for the host side (with --backend)"},
         {NULL, "--json", ARG_FLAG, &json, NULL, "print one JSON object"},
     };
     const char *pos[1];
@@ -69,9 +75,23 @@ int cmd_info(int argc, char **argv) {
     uint64_t kv_bytes = 0;
     const int page_size = 16;
     if (have_hp) {
-        hearth_kv_config kc = {hp.n_layer, hp.n_head_kv, hp.head_dim, kv_type, page_size, 1};
+        hearth_kv_config kc = {hp.n_layer, hp.n_head_kv, hp.head_dim, kv_type, page_size, 1, NULL};
         uint64_t pages = (uint64_t)parallel * (uint64_t)((n_ctx + page_size - 1) / page_size);
         kv_bytes = hearth_kv_page_bytes(&kc) * pages;
+    }
+    /* the offload plan: load the model where it would run */
+    hearth_backend *be = NULL;
+    hearth_model *m = NULL;
+    hearth_backend_info bi = {0};
+    uint64_t dev_kv = 0;
+    if (backend && have_hp) {
+        if (app_open_model(model_path, backend, threads, gpu_layers, &be, &m, &err)) {
+            fprintf(stderr, "hearth info: %s\n", err.msg);
+            hearth_gguf_close(g);
+            return 1;
+        }
+        be->ops->info(be, &bi);
+        dev_kv = hp.n_layer ? kv_bytes / (uint64_t)hp.n_layer * (uint64_t)m->n_device_layers : 0;
     }
     uint64_t act_bytes = have_hp ? (uint64_t)512 * sizeof(float) *
                                        (uint64_t)(4 * hp.n_embd + 2 * hp.n_ff + hp.n_vocab +
@@ -112,6 +132,19 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(mem, "kv_bytes", (double)kv_bytes);
         cJSON_AddNumberToObject(mem, "activations_bytes", (double)act_bytes);
         cJSON_AddNumberToObject(mem, "total_bytes", (double)(weight_bytes + kv_bytes + act_bytes));
+        if (m) {
+            cJSON *off = cJSON_AddObjectToObject(o, "offload");
+            cJSON_AddStringToObject(off, "backend", bi.name);
+            cJSON_AddStringToObject(off, "device", bi.device);
+            cJSON_AddStringToObject(off, "plan", m->plan);
+            cJSON_AddNumberToObject(off, "device_layers", m->n_device_layers);
+            cJSON_AddNumberToObject(off, "n_layer", hp.n_layer);
+            cJSON_AddNumberToObject(off, "device_weight_bytes",
+                                    (double)(be->host ? m->device_bytes : m->weight_bytes));
+            cJSON_AddNumberToObject(off, "device_kv_bytes", (double)dev_kv);
+            cJSON_AddNumberToObject(off, "device_mem_total", (double)bi.mem_total);
+            cJSON_AddNumberToObject(off, "device_mem_free", (double)bi.mem_free);
+        }
         char *s = cJSON_PrintUnformatted(o);
         puts(s ? s : "{}");
         free(s);
@@ -152,7 +185,18 @@ int cmd_info(int argc, char **argv) {
             app_human_bytes((double)act_bytes, b2, sizeof b2);
             printf("  activations  %s (512-token batches)\n  total        %s\n", b2, b4);
         }
+        if (m) {
+            app_human_bytes((double)(bi.mem_free ? bi.mem_free : bi.mem_total), b1, sizeof b1);
+            printf("offload on %s (%s), %s %s:\n  %s\n", bi.name, bi.device, b1, bi.mem_free ? "free" : "in all",
+                   m->plan);
+            app_human_bytes((double)(be->host ? m->device_bytes : m->weight_bytes), b2, sizeof b2);
+            app_human_bytes((double)dev_kv, b3, sizeof b3);
+            printf("  on %s: %d of %d layers, weights %s, kv cache %s\n", bi.name, m->n_device_layers, hp.n_layer,
+                   b2, b3);
+        }
     }
+    hearth_model_free(m);
+    hearth_backend_free(be);
     hearth_gguf_close(g);
     return 0;
 }

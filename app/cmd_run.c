@@ -22,7 +22,7 @@ static void stream_text(const hearth_event *ev, void *user) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *backend = "auto", *kv_type_name = "f16";
-    int n_predict = 128, threads = 0, ctx = 0, batch = 512, top_k = -1;
+    int n_predict = 128, threads = 0, gpu_layers = HEARTH_GPU_LAYERS_ALL, ctx = 0, batch = 512, top_k = -1;
     float temp = -1, top_p = -1, min_p = -1, repeat_penalty = 1.0f, presence = 0, frequency = 0;
     uint64_t seed = 0xC0FFEE;
     bool json = false, no_bos = false, ignore_eos = false, no_special = false, no_prefix_cache = false;
@@ -44,6 +44,7 @@ int cmd_run(int argc, char **argv) {
         {"-b", "--batch", ARG_INT, &batch, "N", "prompt tokens per forward pass (default 512)"},
         {NULL, "--kv-type", ARG_STR, &kv_type_name, "TYPE", "KV cache type: f16 (default), f32, q8_0"},
         {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
+        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
         {NULL, "--cache-db", ARG_STR, &cache_db, "PATH",
          "prefix-cache database (default $XDG_CACHE_HOME/hearth/prefix-cache.sqlite; 'none': memory only)"},
         {NULL, "--no-prefix-cache", ARG_FLAG, &no_prefix_cache, NULL, "compute every prompt token, cache nothing"},
@@ -80,7 +81,7 @@ int cmd_run(int argc, char **argv) {
     double t_load0 = app_now_ms();
     hearth_backend *be;
     hearth_model *m;
-    if (!app_load("run", model_path, backend, threads, json, &be, &m)) return 1;
+    if (!app_load("run", model_path, backend, threads, gpu_layers, json, &be, &m)) return 1;
     double load_ms = app_now_ms() - t_load0;
 
     int rc = 1;

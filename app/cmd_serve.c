@@ -93,7 +93,7 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
     const char *model_path = NULL, *socket_path = NULL, *listen_addr = NULL, *api_key = NULL,
                *backend = "auto";
     const char *cache_db = NULL, *kv_type_name = "f16";
-    int threads = 0, ctx = 0, parallel = 8, max_waiting = 256, batch = 512, timeout_s = 120,
+    int threads = 0, gpu_layers = cfg->gpu_layers, ctx = 0, parallel = 8, max_waiting = 256, batch = 512, timeout_s = 120,
         request_timeout_s = 600;
     uint64_t max_body = 8u << 20;
     bool no_prefix_cache = false, verbose = false;
@@ -136,6 +136,7 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
          "cancel generations running longer (default 600)"},
         {NULL, "--kv-type", ARG_STR, &kv_type_name, "TYPE", "KV cache type: f16 (default), f32, q8_0"},
         {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
+        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
         {NULL, "--cache-db", ARG_STR, &cache_db, "PATH",
          "prefix-cache database (default $XDG_CACHE_HOME/hearth/prefix-cache.sqlite; 'none': memory only)"},
         {NULL, "--no-prefix-cache", ARG_FLAG, &no_prefix_cache, NULL,
@@ -185,7 +186,7 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
     double t0 = app_now_ms();
     hearth_backend *be;
     hearth_model *m;
-    if (!app_load("serve", model_path, backend, threads, false, &be, &m)) return 1;
+    if (!app_load("serve", model_path, backend, threads, gpu_layers, false, &be, &m)) return 1;
 
     int rc = 1;
     hearth_error err = {0};

@@ -17,33 +17,39 @@ double app_now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, bool quiet,
-              hearth_backend **be_out, hearth_model **model_out) {
+hearth_status app_open_model(const char *model_path, const char *backend_name, int threads, int gpu_layers,
+                             hearth_backend **be_out, hearth_model **model_out, hearth_error *err) {
+    hearth_backend_config bc = {backend_name ? backend_name : "auto", threads};
+    hearth_backend *be = hearth_backend_create(&bc, err);
+    if (!be) return err ? err->code : HEARTH_ERR_BACKEND;
+    hearth_model_params mp = {.backend = be, .gpu_layers = gpu_layers};
+    hearth_model *m = hearth_model_load(model_path, &mp, err);
+    if (!m) {
+        hearth_backend_free(be);
+        return err ? err->code : HEARTH_ERR_IO;
+    }
+    *be_out = be;
+    *model_out = m;
+    return HEARTH_OK;
+}
+
+bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, int gpu_layers,
+              bool quiet, hearth_backend **be_out, hearth_model **model_out) {
     hearth_error err = {0};
     if (!model_path) {
         fprintf(stderr, "hearth %s: no model given: pass -m MODEL.gguf (see hearth %s --help)\n", cmd, cmd);
         return false;
     }
-    hearth_backend_config bc = {backend_name ? backend_name : "auto", threads};
-    hearth_backend *be = hearth_backend_create(&bc, &err);
-    if (!be) {
+    if (app_open_model(model_path, backend_name, threads, gpu_layers, be_out, model_out, &err)) {
         fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);
-        return false;
-    }
-    hearth_model_params mp = {be};
-    hearth_model *m = hearth_model_load(model_path, &mp, &err);
-    if (!m) {
-        fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);
-        hearth_backend_free(be);
         return false;
     }
     if (!quiet) {
         hearth_backend_info bi;
-        be->ops->info(be, &bi);
+        (*be_out)->ops->info(*be_out, &bi);
         fprintf(stderr, "hearth: backend %s (%s)\n", bi.name, bi.device);
+        if ((*be_out)->host) fprintf(stderr, "hearth: %s\n", (*model_out)->plan);
     }
-    *be_out = be;
-    *model_out = m;
     return true;
 }
 
@@ -95,7 +101,8 @@ void app_human_bytes(double b, char *out, size_t cap) {
 }
 
 bool app_parse_kv_type(const char *cmd, const char *name, hearth_dtype *out) {
-    if (hearth_dtype_from_name(name, out) && (*out == HEARTH_F16 || *out == HEARTH_F32 || *out == HEARTH_Q8_0))
+    if (hearth_dtype_from_name(name, out) &&
+        (*out == HEARTH_F16 || *out == HEARTH_F32 || *out == HEARTH_Q8_0))
         return true;
     fprintf(stderr, "hearth %s: --kv-type '%s' is not one of f16, f32, q8_0\n", cmd, name);
     return false;

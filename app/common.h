@@ -13,11 +13,20 @@
 /* Monotonic milliseconds. */
 double app_now_ms(void);
 
-/* Create the backend and load the model; on failure print
- * "hearth CMD: <message>" to stderr and return false. `quiet` suppresses
- * the one-line "using backend ..." note on stderr. */
-bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, bool quiet,
-              hearth_backend **be_out, hearth_model **model_out);
+/* Create the backend `backend_name` with `threads` CPU threads and load the
+ * model with the first `gpu_layers` layers on it (HEARTH_GPU_LAYERS_ALL: all;
+ * see model.h). On failure nothing is left allocated and err says why. */
+hearth_status app_open_model(const char *model_path, const char *backend_name, int threads, int gpu_layers,
+                             hearth_backend **be_out, hearth_model **model_out, hearth_error *err);
+
+/* app_open_model with user-facing messages: on failure print
+ * "hearth CMD: <message>" to stderr and return false. Unless `quiet`, note
+ * the backend on stderr (and the layer plan when a device is used). */
+bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, int gpu_layers,
+              bool quiet, hearth_backend **be_out, hearth_model **model_out);
+
+/* The --gpu-layers help line every model-loading command shows. */
+#define APP_GPU_LAYERS_HELP "layers on the GPU, the rest on the CPU (default -1 = all; 0 = none)"
 
 /* shared/REL beside an ancestor of the executable (<root>/main/build/bin/hearth
  * -> <root>/shared/REL), else ../shared/REL from the working directory; into

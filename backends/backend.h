@@ -122,6 +122,10 @@ struct hearth_backend {
     bool profile;
     double op_time_us[16];
     uint64_t op_count[16];
+    /* The CPU backend a device backend hands work it does not take: layers
+     * beyond the offload count, weight types it has no kernel for. Created
+     * and freed by the registry with the device; NULL on the CPU backend. */
+    hearth_backend *host;
 };
 
 /* Op ids for the profile arrays. */
@@ -140,7 +144,8 @@ typedef struct hearth_backend_config {
 
 /* Create the backend `cfg->name` names ("auto" picks the best available).
  * Fails with a clear message when the named backend is not built in or has
- * no usable device. */
+ * no usable device. A device backend comes with its `host` CPU backend
+ * (n_threads threads); hearth_backend_free frees both. */
 hearth_backend *hearth_backend_create(const hearth_backend_config *cfg, hearth_error *err);
 void hearth_backend_free(hearth_backend *b);
 

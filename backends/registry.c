@@ -36,7 +36,26 @@ __attribute__((unused)) static int parse_device(const char *name, const char *pr
     return -1;
 }
 
+static hearth_backend *create_device(const hearth_backend_config *cfg, hearth_error *err);
+
+/* A device backend gets its host companion (see backend.h). */
 hearth_backend *hearth_backend_create(const hearth_backend_config *cfg, hearth_error *err) {
+    hearth_backend *b = create_device(cfg, err);
+    if (b && b->ops->info && !b->host) {
+        hearth_backend_info bi;
+        b->ops->info(b, &bi);
+        if (!bi.host_visible) {
+            b->host = hearth_cpu_backend_create(cfg ? cfg->n_threads : 0, err);
+            if (!b->host) {
+                hearth_backend_free(b);
+                return NULL;
+            }
+        }
+    }
+    return b;
+}
+
+static hearth_backend *create_device(const hearth_backend_config *cfg, hearth_error *err) {
     const char *name = cfg && cfg->name ? cfg->name : "auto";
     int threads = cfg ? cfg->n_threads : 0;
     if (!strcmp(name, "cpu")) return hearth_cpu_backend_create(threads, err);
@@ -83,7 +102,10 @@ hearth_backend *hearth_backend_create(const hearth_backend_config *cfg, hearth_e
 }
 
 void hearth_backend_free(hearth_backend *b) {
-    if (b) b->ops->destroy(b);
+    if (!b) return;
+    hearth_backend *host = b->host;
+    b->ops->destroy(b);
+    if (host) host->ops->destroy(host);
 }
 
 const char *hearth_op_name(int op) {

@@ -572,7 +572,8 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     e->next_id = 1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
-    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, cfg.kv_type, cfg.page_size, cfg.n_pages};
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, cfg.kv_type,
+                           cfg.page_size, cfg.n_pages,         m->layer_be};
     e->kv = hearth_kv_create(m->backend, &kc, err);
     if (!e->kv) goto fail;
     e->fw = hearth_forward_create(m, e->kv, cfg.n_batch, err);

@@ -15,6 +15,12 @@
  *
  * then logits = rms_norm(x) * output_norm Wout, only for the tokens that ask.
  * Every step is one backend op; nothing here touches device memory directly.
+ *
+ * Partial offload: each layer runs on its model-assigned backend, and every
+ * backend in use has its own set of activation buffers. When consecutive
+ * layers run on different backends the residual stream x (n rows) moves
+ * through host memory; nothing else crosses, since the KV pools of a layer
+ * live on the layer's backend.
  */
 #include "forward.h"
 
@@ -22,13 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct hearth_forward {
-    hearth_model *m;
-    hearth_kv_cache *kv;
+/* Activation buffers on one backend, F32, [max_tokens rows]. */
+typedef struct act_set {
     hearth_backend *be;
-    int max_tokens;
-    int max_logits; /* rows of logits one pass can return */
-    /* activations, F32, [max_tokens rows] */
     hearth_tensor x;      /* residual stream, [n, n_embd] */
     hearth_tensor h;      /* normed input, [n, n_embd] */
     hearth_tensor q;      /* [n, n_head * head_dim] */
@@ -37,18 +39,51 @@ struct hearth_forward {
     hearth_tensor gate;   /* [n, n_ff] */
     hearth_tensor up;     /* [n, n_ff] */
     hearth_tensor proj;   /* projection back to n_embd, [n, n_embd] */
-    hearth_tensor logits; /* [n, n_vocab] */
+} act_set;
+
+enum { MAX_BACKENDS = 4 };
+
+struct hearth_forward {
+    hearth_model *m;
+    hearth_kv_cache *kv;
+    int max_tokens;
+    int max_logits; /* rows of logits one pass can return */
+    act_set sets[MAX_BACKENDS];
+    int n_sets;
+    hearth_backend *out_be;
+    hearth_tensor logits; /* [max_logits, n_vocab] on out_be */
+    float *xfer;          /* host staging for x between backends, [max_tokens, n_embd] */
     /* host-side per-pass metadata */
     int32_t *slots, *kv_len, *pt_offset, *page_table, *out_rows;
     int *seq_ids, *seq_new_len;
     int page_table_cap;
 };
 
-static hearth_status alloc_act(hearth_forward *f, hearth_tensor *t, int64_t ne0, hearth_error *err) {
-    void *p = f->be->ops->alloc(f->be, (size_t)ne0 * (size_t)f->max_tokens * sizeof(float), err);
+static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0, hearth_error *err) {
+    void *p = a->be->ops->alloc(a->be, (size_t)ne0 * (size_t)f->max_tokens * sizeof(float), err);
     if (!p) return err ? err->code : HEARTH_ERR_NOMEM;
     *t = hearth_tensor_2d(HEARTH_F32, ne0, f->max_tokens, p);
     return HEARTH_OK;
+}
+
+/* The activation set on `be`, created on first use. */
+static act_set *set_for(hearth_forward *f, hearth_backend *be, hearth_error *err) {
+    for (int i = 0; i < f->n_sets; i++)
+        if (f->sets[i].be == be) return &f->sets[i];
+    if (f->n_sets == MAX_BACKENDS) {
+        hearth_error_set(err, HEARTH_ERR_INVALID, "forward: a model spread over more than %d backends", MAX_BACKENDS);
+        return NULL;
+    }
+    const hearth_hparams *hp = &f->m->hp;
+    act_set *a = &f->sets[f->n_sets++];
+    a->be = be;
+    const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (alloc_act(f, a, &a->x, hp->n_embd, err) || alloc_act(f, a, &a->h, hp->n_embd, err) ||
+        alloc_act(f, a, &a->q, Q, err) || alloc_act(f, a, &a->k, KV, err) || alloc_act(f, a, &a->v, KV, err) ||
+        alloc_act(f, a, &a->att, Q, err) || alloc_act(f, a, &a->gate, hp->n_ff, err) ||
+        alloc_act(f, a, &a->up, hp->n_ff, err) || alloc_act(f, a, &a->proj, hp->n_embd, err))
+        return NULL;
+    return a;
 }
 
 hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int max_tokens, hearth_error *err) {
@@ -60,19 +95,24 @@ hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int 
     const hearth_hparams *hp = &m->hp;
     f->m = m;
     f->kv = kv;
-    f->be = m->backend;
     f->max_tokens = max_tokens > 0 ? max_tokens : 1;
-    const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    if (alloc_act(f, &f->x, hp->n_embd, err) || alloc_act(f, &f->h, hp->n_embd, err) || alloc_act(f, &f->q, Q, err) ||
-        alloc_act(f, &f->k, KV, err) || alloc_act(f, &f->v, KV, err) || alloc_act(f, &f->att, Q, err) ||
-        alloc_act(f, &f->gate, hp->n_ff, err) || alloc_act(f, &f->up, hp->n_ff, err) ||
-        alloc_act(f, &f->proj, hp->n_embd, err))
-        goto fail;
+    if (!set_for(f, m->embd_be, err)) goto fail;
+    for (int l = 0; l < hp->n_layer; l++)
+        if (!set_for(f, m->layer_be[l], err)) goto fail;
+    if (!set_for(f, m->out_be, err)) goto fail;
+    f->out_be = m->out_be;
+    if (f->n_sets > 1) {
+        f->xfer = malloc((size_t)f->max_tokens * (size_t)hp->n_embd * sizeof(float));
+        if (!f->xfer) {
+            hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
     /* Logits are wanted for a few rows per pass (one per sequence); with
      * vocabularies of 150k a full [max_tokens, n_vocab] buffer would be huge. */
     f->max_logits = f->max_tokens < HEARTH_FORWARD_MAX_LOGITS ? f->max_tokens : HEARTH_FORWARD_MAX_LOGITS;
     {
-        void *p = f->be->ops->alloc(f->be, (size_t)hp->n_vocab * (size_t)f->max_logits * sizeof(float), err);
+        void *p = f->out_be->ops->alloc(f->out_be, (size_t)hp->n_vocab * (size_t)f->max_logits * sizeof(float), err);
         if (!p) goto fail;
         f->logits = hearth_tensor_2d(HEARTH_F32, hp->n_vocab, f->max_logits, p);
     }
@@ -95,9 +135,14 @@ fail:
 
 void hearth_forward_free(hearth_forward *f) {
     if (!f) return;
-    hearth_tensor *acts[] = {&f->x, &f->h, &f->q, &f->k, &f->v, &f->att, &f->gate, &f->up, &f->proj, &f->logits};
-    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
-        if (acts[i]->data) f->be->ops->dealloc(f->be, acts[i]->data);
+    for (int s = 0; s < f->n_sets; s++) {
+        act_set *a = &f->sets[s];
+        hearth_tensor *acts[] = {&a->x, &a->h, &a->q, &a->k, &a->v, &a->att, &a->gate, &a->up, &a->proj};
+        for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+            if (acts[i]->data) a->be->ops->dealloc(a->be, acts[i]->data);
+    }
+    if (f->logits.data) f->out_be->ops->dealloc(f->out_be, f->logits.data);
+    free(f->xfer);
     free(f->slots);
     free(f->kv_len);
     free(f->pt_offset);
@@ -184,11 +229,16 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
     return st;
 }
 
+/* Move the residual stream's first n rows from set `from` to set `to`. */
+static void move_x(hearth_forward *f, act_set *from, act_set *to, int n) {
+    size_t bytes = (size_t)n * (size_t)f->m->hp.n_embd * sizeof(float);
+    from->be->ops->download(from->be, f->xfer, from->x.data, bytes);
+    to->be->ops->upload(to->be, to->x.data, f->xfer, bytes);
+}
+
 int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, hearth_error *err) {
     const hearth_model *m = f->m;
     const hearth_hparams *hp = &m->hp;
-    const hearth_backend_ops *op = f->be->ops;
-    hearth_backend *be = f->be;
     const int n = ub->n_tokens;
     if (n <= 0 || n > f->max_tokens)
         return hearth_error_set(err, HEARTH_ERR_INVALID, "ubatch of %d tokens (this context takes 1..%d)", n,
@@ -211,15 +261,25 @@ int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits
     const hearth_rope_params rope = {m->arch_info->rope, hp->n_rot,  D, hp->rope_freq_base, hp->rope_freq_scale,
                                      m->rope_freqs,      1.0f};
     const float att_scale = 1.0f / sqrtf((float)D);
-    hearth_tensor x = rows(&f->x, n), h = rows(&f->h, n), q = rows(&f->q, n), k = rows(&f->k, n),
-                  v = rows(&f->v, n), att = rows(&f->att, n), gate = rows(&f->gate, n), up = rows(&f->up, n),
-                  proj = rows(&f->proj, n);
 
     /* ---- token embeddings */
-    op->get_rows(be, &m->token_embd, ub->tokens, n, &x);
+    act_set *a = set_for(f, m->embd_be, err), *next;
+    {
+        hearth_tensor x = rows(&a->x, n);
+        a->be->ops->get_rows(a->be, &m->token_embd, ub->tokens, n, &x);
+    }
 
     for (int l = 0; l < hp->n_layer; l++) {
         const hearth_layer *L = &m->layers[l];
+        if ((next = set_for(f, m->layer_be[l], err)) != a) {
+            move_x(f, a, next, n);
+            a = next;
+        }
+        hearth_backend *be = a->be;
+        const hearth_backend_ops *op = be->ops;
+        hearth_tensor x = rows(&a->x, n), h = rows(&a->h, n), q = rows(&a->q, n), k = rows(&a->k, n),
+                      v = rows(&a->v, n), att = rows(&a->att, n), gate = rows(&a->gate, n), up = rows(&a->up, n),
+                      proj = rows(&a->proj, n);
 
         /* ---- attention block: h = rmsnorm(x) * attn_norm */
         op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &h);
@@ -254,12 +314,17 @@ int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits
 
     /* ---- logits for the tokens that want them */
     if (n_out > 0) {
-        hearth_tensor sel = rows(&f->h, n_out), lg = rows(&f->logits, n_out);
-        op->get_rows_f32(be, &x, f->out_rows, n_out, &sel);
-        op->rms_norm(be, &sel, &m->output_norm, hp->rms_eps, &sel);
-        op->matmul(be, &m->output, &sel, NULL, &lg);
-        op->download(be, logits_out, lg.data, (size_t)n_out * (size_t)hp->n_vocab * sizeof(float));
+        if ((next = set_for(f, f->out_be, err)) != a) {
+            move_x(f, a, next, n);
+            a = next;
+        }
+        hearth_backend *be = a->be;
+        hearth_tensor x = rows(&a->x, n), sel = rows(&a->h, n_out), lg = rows(&f->logits, n_out);
+        be->ops->get_rows_f32(be, &x, f->out_rows, n_out, &sel);
+        be->ops->rms_norm(be, &sel, &m->output_norm, hp->rms_eps, &sel);
+        be->ops->matmul(be, &m->output, &sel, NULL, &lg);
+        be->ops->download(be, logits_out, lg.data, (size_t)n_out * (size_t)hp->n_vocab * sizeof(float));
     }
-    st = op->synchronize(be, err);
+    for (int i = 0; i < f->n_sets && !st; i++) st = f->sets[i].be->ops->synchronize(f->sets[i].be, err);
     return st ? st : n_out;
 }

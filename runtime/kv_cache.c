@@ -17,7 +17,7 @@ typedef struct kv_seq {
 } kv_seq;
 
 struct hearth_kv_cache {
-    hearth_backend *be;
+    hearth_backend **be; /* [n_layer] */
     hearth_kv_config cfg;
     size_t row_bytes;  /* one slot of one layer */
     hearth_tensor *k, *v;
@@ -58,8 +58,11 @@ hearth_kv_cache *hearth_kv_create(hearth_backend *b, const hearth_kv_config *cfg
     }
     hearth_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) goto oom;
-    kv->be = b;
     kv->cfg = *cfg;
+    kv->be = malloc((size_t)cfg->n_layer * sizeof *kv->be);
+    if (!kv->be) goto oom;
+    for (int l = 0; l < cfg->n_layer; l++) kv->be[l] = cfg->layer_be && cfg->layer_be[l] ? cfg->layer_be[l] : b;
+    kv->cfg.layer_be = kv->be;
     kv->row_bytes = hearth_dtype_row_size(cfg->type, row);
     kv->k = calloc((size_t)cfg->n_layer, sizeof *kv->k);
     kv->v = calloc((size_t)cfg->n_layer, sizeof *kv->v);
@@ -72,7 +75,7 @@ hearth_kv_cache *hearth_kv_create(hearth_backend *b, const hearth_kv_config *cfg
     for (int l = 0; l < cfg->n_layer; l++) {
         hearth_tensor *pools[2] = {&kv->k[l], &kv->v[l]};
         for (int i = 0; i < 2; i++) {
-            void *mem = b->ops->alloc(b, kv->row_bytes * (size_t)rows, err);
+            void *mem = kv->be[l]->ops->alloc(kv->be[l], kv->row_bytes * (size_t)rows, err);
             if (!mem) {
                 hearth_error_prefix(err, "kv cache (%d pages of %d tokens)", cfg->n_pages, cfg->page_size);
                 hearth_kv_free(kv);
@@ -92,10 +95,11 @@ oom:
 
 void hearth_kv_free(hearth_kv_cache *kv) {
     if (!kv) return;
-    for (int l = 0; l < kv->cfg.n_layer && kv->k && kv->v; l++) {
-        if (kv->k[l].data) kv->be->ops->dealloc(kv->be, kv->k[l].data);
-        if (kv->v[l].data) kv->be->ops->dealloc(kv->be, kv->v[l].data);
+    for (int l = 0; l < kv->cfg.n_layer && kv->k && kv->v && kv->be; l++) {
+        if (kv->k[l].data) kv->be[l]->ops->dealloc(kv->be[l], kv->k[l].data);
+        if (kv->v[l].data) kv->be[l]->ops->dealloc(kv->be[l], kv->v[l].data);
     }
+    free(kv->be);
     for (int s = 0; s < kv->n_seqs; s++) free(kv->seqs[s].pages);
     free(kv->seqs);
     free(kv->k);
@@ -159,8 +163,8 @@ void hearth_kv_page_release(hearth_kv_cache *kv, int32_t page) {
 static void page_copy(hearth_kv_cache *kv, int32_t dst, int32_t src) {
     size_t bytes = kv->row_bytes * (size_t)kv->cfg.page_size;
     for (int l = 0; l < kv->cfg.n_layer; l++) {
-        kv->be->ops->copy(kv->be, (char *)kv->k[l].data + (size_t)dst * bytes, (char *)kv->k[l].data + (size_t)src * bytes, bytes);
-        kv->be->ops->copy(kv->be, (char *)kv->v[l].data + (size_t)dst * bytes, (char *)kv->v[l].data + (size_t)src * bytes, bytes);
+        kv->be[l]->ops->copy(kv->be[l], (char *)kv->k[l].data + (size_t)dst * bytes, (char *)kv->k[l].data + (size_t)src * bytes, bytes);
+        kv->be[l]->ops->copy(kv->be[l], (char *)kv->v[l].data + (size_t)dst * bytes, (char *)kv->v[l].data + (size_t)src * bytes, bytes);
     }
 }
 
@@ -293,7 +297,7 @@ void hearth_kv_page_set_immutable(hearth_kv_cache *kv, int32_t page, bool immuta
     kv->immutable[page] = immutable;
 }
 
-hearth_backend *hearth_kv_backend(const hearth_kv_cache *kv) { return kv->be; }
+hearth_backend *hearth_kv_layer_backend(const hearth_kv_cache *kv, int layer) { return kv->be[layer]; }
 
 size_t hearth_kv_page_bytes_per_layer(const hearth_kv_cache *kv) { return kv->row_bytes * (size_t)kv->cfg.page_size; }
 

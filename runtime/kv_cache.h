@@ -9,7 +9,9 @@
  * into a shared page first copies it (copy-on-write). Truncation drops a
  * sequence's last N positions and frees pages it no longer needs.
  *
- * Ownership: the cache owns its pools (backend memory) and page tables.
+ * Ownership: the cache owns its pools (backend memory) and page tables. Each
+ * layer's pools live on that layer's backend (partial offload), so a page is
+ * spread over the device and the host when the model is.
  * Not thread-safe: the engine's worker thread is its only user.
  * Invariants: a page is free iff its refcount is 0 and it is on the free list
  * (or retained by the prefix cache, see hearth_kv_page_retain); a sequence's
@@ -31,6 +33,9 @@ typedef struct hearth_kv_config {
     hearth_dtype type; /* HEARTH_F16 (default), HEARTH_F32 or HEARTH_Q8_0 */
     int page_size;     /* tokens per page */
     int n_pages;       /* pages per layer pool */
+    /* [n_layer] backend of each layer's pools (partial offload: the model's
+     * layer_be); NULL: every layer on the backend given to create. Copied. */
+    hearth_backend *const *layer_be;
 } hearth_kv_config;
 
 typedef struct hearth_kv_stats {
@@ -99,8 +104,8 @@ void hearth_kv_set_reclaim_hook(hearth_kv_cache *kv, hearth_kv_reclaim_hook hook
  * cache): a sequence that would write into it copies it first. */
 void hearth_kv_page_set_immutable(hearth_kv_cache *kv, int32_t page, bool immutable);
 
-/* The backend owning the pools. */
-hearth_backend *hearth_kv_backend(const hearth_kv_cache *kv);
+/* The backend owning layer l's pools. */
+hearth_backend *hearth_kv_layer_backend(const hearth_kv_cache *kv, int layer);
 
 /* Bytes of one page in one layer's pool (K or V). */
 size_t hearth_kv_page_bytes_per_layer(const hearth_kv_cache *kv);

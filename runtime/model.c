@@ -120,10 +120,17 @@ typedef struct loader {
     hearth_error *err;
 } loader;
 
-/* Find `name`, check its shape [ne0, ne1] and type, and place it. Optional
- * tensors that are absent leave out->data NULL and succeed. */
-static hearth_status load_tensor(loader *L, const char *name, int64_t ne0, int64_t ne1, bool optional, bool f32_only,
-                                 hearth_tensor *out) {
+static const char *backend_name(hearth_backend *b, char *buf, size_t cap) {
+    hearth_backend_info bi;
+    b->ops->info(b, &bi);
+    snprintf(buf, cap, "%s", bi.name);
+    return buf;
+}
+
+/* Find `name`, check its shape [ne0, ne1] and type, and place it on `b`.
+ * Optional tensors that are absent leave out->data NULL and succeed. */
+static hearth_status load_tensor(loader *L, hearth_backend *b, const char *name, int64_t ne0, int64_t ne1,
+                                 bool optional, bool f32_only, hearth_tensor *out) {
     hearth_model *m = L->m;
     memset(out, 0, sizeof *out);
     const gguf_tensor *t = hearth_gguf_find_tensor(m->gguf, name);
@@ -140,32 +147,155 @@ static hearth_status load_tensor(loader *L, const char *name, int64_t ne0, int64
     if (f32_only && t->type != HEARTH_F32)
         return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED, "%s: tensor %s has type %s; this build expects f32 here",
                                 L->file, name, hearth_dtype_name(t->type));
-    hearth_backend *b = m->backend;
-    if (!f32_only && !b->ops->supports_type(b, t->type))
+    if (!f32_only && !b->ops->supports_type(b, t->type)) {
+        char bn[64];
         return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED, "%s: tensor %s has type %s, which backend %s cannot run",
-                                L->file, name, hearth_dtype_name(t->type), "selected");
+                                L->file, name, hearth_dtype_name(t->type), backend_name(b, bn, sizeof bn));
+    }
     *out = hearth_tensor_2d(t->type, ne0, ne1, (void *)t->data);
-    m->n_params += (uint64_t)(ne0 * ne1);
-    m->weight_bytes += t->nbytes;
+    if (out != &m->output || strcmp(name, "token_embd.weight")) { /* a second copy counts once */
+        m->n_params += (uint64_t)(ne0 * ne1);
+        m->weight_bytes += t->nbytes;
+    }
     hearth_backend_info bi;
     b->ops->info(b, &bi);
     if (!bi.host_visible) {
         void *mem = b->ops->alloc(b, t->nbytes, L->err);
         if (!mem) {
-            hearth_error_prefix(L->err, "%s: uploading %s", L->file, name);
+            hearth_error_prefix(L->err, "%s: uploading %s (try fewer --gpu-layers)", L->file, name);
             return L->err ? L->err->code : HEARTH_ERR_NOMEM;
         }
         b->ops->upload(b, mem, t->data, t->nbytes);
-        void **owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+        hearth_model_alloc *owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
         if (!owned) {
             b->ops->dealloc(b, mem);
             return hearth_error_set(L->err, HEARTH_ERR_NOMEM, "%s: out of memory", L->file);
         }
         m->owned = owned;
-        m->owned[m->n_owned++] = mem;
+        m->owned[m->n_owned++] = (hearth_model_alloc){b, mem};
         out->data = mem;
+        if (b == m->backend) m->device_bytes += t->nbytes;
     }
     return HEARTH_OK;
+}
+
+/* Can `b` run tensor `name` (absent tensors are no obstacle)? */
+static bool can_run(const hearth_model *m, hearth_backend *b, const char *name) {
+    const gguf_tensor *t = hearth_gguf_find_tensor(m->gguf, name);
+    return !t || b->ops->supports_type(b, t->type);
+}
+
+static const char *const layer_matrices[] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                             "ffn_gate", "ffn_up", "ffn_down"};
+
+/* The first weight type of layer l that `b` cannot run, or -1. */
+static int layer_missing_type(const hearth_model *m, hearth_backend *b, int l) {
+    for (size_t i = 0; i < sizeof layer_matrices / sizeof layer_matrices[0]; i++) {
+        char n[96];
+        snprintf(n, sizeof n, "blk.%d.%s.weight", l, layer_matrices[i]);
+        if (!can_run(m, b, n)) return (int)hearth_gguf_find_tensor(m->gguf, n)->type;
+    }
+    return -1;
+}
+
+/* Append "a-b on NAME" runs of layer placement to the plan. */
+static void describe_plan(hearth_model *m, int missing_type) {
+    char *p = m->plan;
+    size_t cap = sizeof m->plan, len = 0;
+    char bn[64];
+#define ADD(...)                                                          \
+    do {                                                                  \
+        int w_ = snprintf(p + len, cap - len, __VA_ARGS__);               \
+        if (w_ > 0) len = (size_t)w_ < cap - len ? len + (size_t)w_ : cap - 1; \
+    } while (0)
+    ADD("layers ");
+    for (int l = 0; l < m->hp.n_layer;) {
+        int e = l;
+        while (e + 1 < m->hp.n_layer && m->layer_be[e + 1] == m->layer_be[l]) e++;
+        if (l > 0) ADD(", ");
+        if (e > l) ADD("%d-%d on %s", l, e, backend_name(m->layer_be[l], bn, sizeof bn));
+        else ADD("%d on %s", l, backend_name(m->layer_be[l], bn, sizeof bn));
+        l = e + 1;
+    }
+    ADD("; embeddings on %s", backend_name(m->embd_be, bn, sizeof bn));
+    ADD(", output on %s", backend_name(m->out_be, bn, sizeof bn));
+    if (missing_type >= 0)
+        ADD(" (%s has no %s kernel: those tensors run on the cpu)", backend_name(m->backend, bn, sizeof bn),
+            hearth_dtype_name((hearth_dtype)missing_type));
+#undef ADD
+}
+
+/* With gpu_layers = all: how many leading layers fit in the device's memory,
+ * leaving room for the KV cache and activations (a tenth of it, at least
+ * 512 MiB). n when the device does not say how much memory it has. */
+static int layers_that_fit(const hearth_model *m, hearth_backend *dev, uint64_t *avail_out) {
+    const int n = m->hp.n_layer;
+    hearth_backend_info bi;
+    dev->ops->info(dev, &bi);
+    uint64_t avail = bi.mem_free ? bi.mem_free : bi.mem_total;
+    *avail_out = avail;
+    if (!avail) return n;
+    uint64_t reserve = avail / 10 > (512ull << 20) ? avail / 10 : 512ull << 20;
+    uint64_t budget = avail > reserve ? avail - reserve : 0, used = 0;
+    const gguf_tensor *emb = hearth_gguf_find_tensor(m->gguf, "token_embd.weight");
+    const gguf_tensor *out = hearth_gguf_find_tensor(m->gguf, "output.weight");
+    used += (emb ? emb->nbytes : 0) + (out ? out->nbytes : emb ? emb->nbytes : 0);
+    for (int l = 0; l < n; l++) {
+        char prefix[32];
+        int plen = snprintf(prefix, sizeof prefix, "blk.%d.", l);
+        uint64_t bytes = 0;
+        for (uint64_t i = 0; i < hearth_gguf_n_tensors(m->gguf); i++) {
+            const gguf_tensor *t = hearth_gguf_tensor_at(m->gguf, i);
+            if (t->name.len > (size_t)plen && !memcmp(t->name.ptr, prefix, (size_t)plen)) bytes += t->nbytes;
+        }
+        if (used + bytes > budget) return l;
+        used += bytes;
+    }
+    return n;
+}
+
+/* Decide where every layer runs (see model.h). */
+static void place_layers(hearth_model *m, int gpu_layers) {
+    hearth_backend *dev = m->backend, *host = dev->host;
+    const int n = m->hp.n_layer;
+    int want = !host || gpu_layers < 0 || gpu_layers > n ? n : gpu_layers;
+    int fit = n;
+    uint64_t avail = 0;
+    if (host && (gpu_layers < 0 || gpu_layers > n)) {
+        fit = layers_that_fit(m, dev, &avail);
+        if (fit < want) want = fit;
+    }
+    int missing = -1;
+    m->n_device_layers = 0;
+    for (int l = 0; l < n; l++) {
+        hearth_backend *b = l < want ? dev : host;
+        if (b == dev && host) {
+            int t = layer_missing_type(m, dev, l);
+            if (t >= 0) {
+                b = host;
+                missing = t;
+            }
+        }
+        m->layer_be[l] = b;
+        if (b == dev) m->n_device_layers++;
+    }
+    m->embd_be = m->layer_be[0];
+    if (host && !can_run(m, m->embd_be, "token_embd.weight")) {
+        m->embd_be = host;
+        missing = (int)hearth_gguf_find_tensor(m->gguf, "token_embd.weight")->type;
+    }
+    m->out_be = m->layer_be[n - 1];
+    const char *out_name = hearth_gguf_find_tensor(m->gguf, "output.weight") ? "output.weight" : "token_embd.weight";
+    if (host && !can_run(m, m->out_be, out_name)) {
+        m->out_be = host;
+        missing = (int)hearth_gguf_find_tensor(m->gguf, out_name)->type;
+    }
+    describe_plan(m, missing);
+    if (fit < n) {
+        size_t len = strlen(m->plan);
+        snprintf(m->plan + len, sizeof m->plan - len, " (%d of %d layers fit in the device's %.1f GiB)", fit, n,
+                 (double)avail / (1024.0 * 1024.0 * 1024.0));
+    }
 }
 
 static void compute_fingerprint(hearth_model *m) {
@@ -218,29 +348,35 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
     loader L = {m, file, err};
     const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t F = hp->n_ff, V = hp->n_vocab;
-    if (load_tensor(&L, "token_embd.weight", E, V, false, false, &m->token_embd)) goto fail;
-    if (load_tensor(&L, "output_norm.weight", E, 1, false, true, &m->output_norm)) goto fail;
-    if (load_tensor(&L, "output.weight", E, V, true, false, &m->output)) goto fail;
-    if (!m->output.data) {
-        hp->tied_output = true;
-        m->output = m->token_embd;
-    }
-    hearth_tensor rf;
-    if (load_tensor(&L, "rope_freqs.weight", hp->n_rot / 2, 1, true, true, &rf)) goto fail;
-    m->rope_freqs = rf.data ? hearth_gguf_find_tensor(m->gguf, "rope_freqs.weight")->data : NULL;
-
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
-    if (!m->layers) {
+    m->layer_be = calloc((size_t)hp->n_layer, sizeof *m->layer_be);
+    if (!m->layers || !m->layer_be) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    place_layers(m, p->gpu_layers);
+    if (load_tensor(&L, m->embd_be, "token_embd.weight", E, V, false, false, &m->token_embd)) goto fail;
+    if (load_tensor(&L, m->out_be, "output_norm.weight", E, 1, false, true, &m->output_norm)) goto fail;
+    if (load_tensor(&L, m->out_be, "output.weight", E, V, true, false, &m->output)) goto fail;
+    if (!m->output.data) {
+        hp->tied_output = true;
+        m->output = m->token_embd;
+        /* tied, but the head runs elsewhere: it needs its own copy there */
+        if (m->out_be != m->embd_be &&
+            load_tensor(&L, m->out_be, "token_embd.weight", E, V, false, false, &m->output))
+            goto fail;
+    }
+    hearth_tensor rf;
+    if (load_tensor(&L, m->backend->host ? m->backend->host : m->backend, "rope_freqs.weight", hp->n_rot / 2, 1, true, true, &rf)) goto fail;
+    m->rope_freqs = rf.data ? hearth_gguf_find_tensor(m->gguf, "rope_freqs.weight")->data : NULL;
+
     const hearth_arch_info *ai = m->arch_info;
     for (int l = 0; l < hp->n_layer; l++) {
         hearth_layer *ly = &m->layers[l];
         char n[96];
 #define T(field, suffix, ne0, ne1, opt, f32)                                  \
     snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                            \
-    if (load_tensor(&L, n, ne0, ne1, opt, f32, &ly->field)) goto fail;
+    if (load_tensor(&L, m->layer_be[l], n, ne0, ne1, opt, f32, &ly->field)) goto fail;
         T(attn_norm, "attn_norm.weight", E, 1, false, true);
         T(wq, "attn_q.weight", E, Q, false, false);
         T(wk, "attn_k.weight", E, KV, false, false);
@@ -266,9 +402,10 @@ fail:
 
 void hearth_model_free(hearth_model *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_owned; i++) m->backend->ops->dealloc(m->backend, m->owned[i]);
+    for (int i = 0; i < m->n_owned; i++) m->owned[i].be->ops->dealloc(m->owned[i].be, m->owned[i].ptr);
     free(m->owned);
     free(m->layers);
+    free(m->layer_be);
     hearth_tokenizer_free(m->tokenizer);
     hearth_gguf_close(m->gguf);
     free(m);

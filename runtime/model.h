@@ -6,8 +6,15 @@
  * them all. Weights keep their GGUF types; on a host-visible backend they point
  * straight into the memory-mapped file, elsewhere they are uploaded once.
  *
+ * Placement (partial offload): each layer runs on one backend. With a device
+ * backend (CUDA, Vulkan) the first `gpu_layers` layers go to the device and
+ * the rest to its host CPU backend (backend->host); a layer whose weight types
+ * the device has no kernel for also stays on the host. The embeddings follow
+ * layer 0 and the output head the last layer (each falls back to the host the
+ * same way). `plan` says in words where everything went.
+ *
  * Ownership: the model owns the GGUF mapping, the tokenizer and any uploaded
- * weight memory; it borrows the backend, which must outlive it.
+ * weight memory; it borrows the backend (and its host), which must outlive it.
  * Thread-safety: immutable after load; share it freely between threads.
  */
 #ifndef HEARTH_MODEL_H
@@ -54,9 +61,20 @@ typedef struct hearth_layer {
     hearth_tensor w_gate, w_up, w_down;  /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
 } hearth_layer;
 
+typedef struct hearth_model_alloc {
+    hearth_backend *be;
+    void *ptr;
+} hearth_model_alloc;
+
 typedef struct hearth_model {
     hearth_gguf *gguf;
-    hearth_backend *backend;
+    hearth_backend *backend;   /* the backend asked for (the device, when offloading) */
+    hearth_backend **layer_be; /* [n_layer] where each layer runs */
+    hearth_backend *embd_be;   /* where token_embd lives (get_rows) */
+    hearth_backend *out_be;    /* where output_norm / output live */
+    int n_device_layers;       /* layers on `backend` (all when it is the CPU) */
+    uint64_t device_bytes;     /* weight bytes placed on `backend` when it is a device */
+    char plan[512];            /* "layers 0-21 on vulkan:0, 22-31 on cpu; ..." */
     hearth_arch arch;
     const hearth_arch_info *arch_info;
     hearth_hparams hp;
@@ -70,13 +88,19 @@ typedef struct hearth_model {
     hearth_layer *layers;      /* [n_layer] */
     uint64_t n_params;
     uint64_t weight_bytes;
-    void **owned;              /* backend allocations to release */
+    hearth_model_alloc *owned; /* backend allocations to release */
     int n_owned;
     char fingerprint[65];      /* hex digest identifying the weights (prefix cache key) */
 } hearth_model;
 
+#define HEARTH_GPU_LAYERS_ALL (-1)
+
 typedef struct hearth_model_params {
     hearth_backend *backend; /* required */
+    /* Layers [0, gpu_layers) on the device, the rest on backend->host;
+     * HEARTH_GPU_LAYERS_ALL (or anything >= n_layer): all. Ignored when the
+     * backend has no host (it is the CPU backend): everything runs there. */
+    int gpu_layers;
 } hearth_model_params;
 
 /* Load `path`. Errors name the file and the problem: unsupported

@@ -173,7 +173,7 @@ static void page_transfer(hearth_prefix_cache *pc, int32_t page, bool to_host) {
         hearth_tensor *pools[2] = {hearth_kv_k(pc->kv, l), hearth_kv_v(pc->kv, l)};
         for (int i = 0; i < 2; i++, buf += per) {
             char *dev = (char *)pools[i]->data + (size_t)page * per;
-            be = hearth_kv_backend(pc->kv);
+            be = hearth_kv_layer_backend(pc->kv, l);
             if (to_host) be->ops->download(be, buf, dev, per);
             else be->ops->upload(be, dev, buf, per);
         }

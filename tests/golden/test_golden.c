@@ -54,7 +54,7 @@ static bool greedy(hearth_model *m, hearth_dtype kv_type, const int32_t *prompt,
                    run_result *out) {
     hearth_error err = {0};
     int n_ctx = n_prompt + n + 16;
-    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, kv_type, 16, (n_ctx + 15) / 16};
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, kv_type, 16, (n_ctx + 15) / 16, m->layer_be};
     hearth_kv_cache *kv = hearth_kv_create(m->backend, &kc, &err);
     hearth_forward *fw = kv ? hearth_forward_create(m, kv, n_prompt > 0 ? n_prompt : 1, &err) : NULL;
     if (!fw) {
@@ -108,7 +108,7 @@ static int json_ints(const cJSON *arr, int32_t *out, int cap) {
 static hearth_model *load(const char *file, hearth_backend *be) {
     char path[1024];
     hearth_error err = {0};
-    hearth_model_params mp = {be};
+    hearth_model_params mp = {.backend = be, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
     hearth_model *m = hearth_model_load(test_shared_path(path, sizeof path, file), &mp, &err);
     if (!m) fprintf(stderr, "%s: load failed: %s\n", file, err.msg);
     return m;

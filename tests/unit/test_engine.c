@@ -19,7 +19,7 @@ static hearth_backend *g_be;
 static hearth_model *load(const char *file) {
     char path[1024];
     hearth_error err = {0};
-    hearth_model_params mp = {g_be};
+    hearth_model_params mp = {.backend = g_be, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
     hearth_model *m = hearth_model_load(test_shared_path(path, sizeof path, file), &mp, &err);
     if (!m) fprintf(stderr, "%s: %s\n", file, err.msg);
     return m;
