@@ -15,6 +15,9 @@
 #include "avx2/simd_kernels.h"
 #endif
 #include "cpu_features.h"
+#if HEARTH_HAVE_NEON_KERNELS
+#include "neon/neon_kernels.h" /* aarch64 only: see the dispatch section */
+#endif
 
 #include <math.h>
 #include <string.h>
@@ -383,6 +386,11 @@ hearth_quantize_act_fn hearth_cpu_quantize_act_ref(hearth_dtype vec_dot_type) {
  * avx2/simd_kernels.h), so dispatch never changes quantized activations.
  */
 
+/* aarch64 (HEARTH_HAVE_NEON_KERNELS, backends/cpu/neon/): the *_neon_best
+ * getters pick NEON+dotprod (SDOT, when getauxval reports ASIMDDP) or plain
+ * NEON per type, and return NULL under HEARTH_CPU_ISA=scalar, so each entry
+ * point below tries them first and falls back to the scalar kernels. */
+
 #if HEARTH_HAVE_AVX512_KERNELS
 static int avx512_family_usable(void) {
     return hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni;
@@ -391,6 +399,9 @@ static int avx512_family_usable(void) {
 
 hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
     hearth_vec_dot_fn f = NULL;
+#if HEARTH_HAVE_NEON_KERNELS
+    f = hearth_cpu_vec_dot_neon_best(weight_type);
+#endif
 #if HEARTH_HAVE_AVX512_KERNELS
     if (!f && avx512_family_usable()) f = hearth_cpu_vec_dot_avx512(weight_type);
 #endif
@@ -407,6 +418,9 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
  * hearth_cpu_vec_dot's pick. */
 hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks) {
     hearth_gemm_fn f = NULL;
+#if HEARTH_HAVE_NEON_KERNELS
+    f = hearth_cpu_gemm_neon_best(weight_type, max_rows, max_toks);
+#endif
 #if HEARTH_HAVE_AVX512_KERNELS
     if (!f && avx512_family_usable()) f = hearth_cpu_gemm_avx512(weight_type, max_rows, max_toks);
 #endif
@@ -419,6 +433,9 @@ hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max
 
 static hearth_quantize_act_fn quantize_act_best(hearth_dtype vec_dot_type) {
     hearth_quantize_act_fn f = NULL;
+#if HEARTH_HAVE_NEON_KERNELS
+    f = hearth_cpu_quantize_act_neon_best(vec_dot_type);
+#endif
 #if HEARTH_HAVE_AVX512_KERNELS
     if (!f && avx512_family_usable()) f = hearth_cpu_quantize_act_avx512(vec_dot_type);
 #endif

@@ -38,6 +38,12 @@
 #else
 #define HAVE_X86_FAMILIES 0
 #endif
+#if defined(__aarch64__)
+#include "cpu/neon/neon_kernels.h"
+#define HAVE_NEON_FAMILIES 1
+#else
+#define HAVE_NEON_FAMILIES 0
+#endif
 
 static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0, HEARTH_Q5_1,
                                        HEARTH_Q4_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
@@ -245,6 +251,10 @@ static int scalar_child(void) {
 }
 
 static void test_scalar_override(const char *self) {
+    if (getenv("HEARTH_TEST_NO_REEXEC")) { /* under qemu-user: the caller runs --scalar-child itself */
+        printf("HEARTH_TEST_NO_REEXEC: scalar override not re-run here\n");
+        return;
+    }
     fflush(stdout);
     fflush(stderr);
     const pid_t pid = fork();
@@ -276,6 +286,10 @@ int main(int argc, char **argv) {
                               level >= HEARTH_CPU_AVX512 && caps->avx512f && caps->avx512bw &&
                                   caps->avx512vl && caps->avx512vnni,
                               hearth_cpu_gemm_avx512};
+#elif HAVE_NEON_FAMILIES
+    const hearth_neon_level nl = hearth_cpu_neon_level();
+    fams[n_fams++] = (family){"neon", nl >= HEARTH_NEON_PLAIN, hearth_cpu_gemm_neon};
+    fams[n_fams++] = (family){"neon-dotprod", nl >= HEARTH_NEON_DOTPROD, hearth_cpu_gemm_neon_dotprod};
 #endif
 
     /* (b) getters and dispatcher */

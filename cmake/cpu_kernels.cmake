@@ -1,0 +1,67 @@
+# CPU kernel families by target architecture. The portable scalar kernels and
+# the dispatcher (backends/cpu/*.c) are built everywhere; the SIMD folders only
+# for the processor they are written for:
+#   x86-64:  backends/cpu/avx2/*.c, backends/cpu/avx512/*.c (picked by CPUID)
+#   aarch64: backends/cpu/neon/*.c (picked by getauxval; *_dotprod.c is the
+#            one file built with -march=armv8.2-a+dotprod)
+# hearth_add_cpu_kernels(TARGET) adds the folders of CMAKE_SYSTEM_PROCESSOR to
+# TARGET and sets HEARTH_HAVE_<FAMILY>_KERNELS=1 for the dispatcher; a folder
+# that holds no sources adds nothing. Any other processor gets scalar only.
+set(HEARTH_CPU_DIR ${CMAKE_SOURCE_DIR}/backends/cpu)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(HEARTH_CPU_ARCH x86_64)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  set(HEARTH_CPU_ARCH aarch64)
+else()
+  set(HEARTH_CPU_ARCH other)
+endif()
+message(STATUS "Hearth CPU kernels: ${HEARTH_CPU_ARCH} (${CMAKE_SYSTEM_PROCESSOR})")
+
+function(hearth_add_cpu_kernels target)
+  if(HEARTH_CPU_ARCH STREQUAL "x86_64")
+    file(GLOB avx2_src CONFIGURE_DEPENDS ${HEARTH_CPU_DIR}/avx2/*.c)
+    file(GLOB avx512_src CONFIGURE_DEPENDS ${HEARTH_CPU_DIR}/avx512/*.c)
+    if(avx2_src)
+      target_sources(${target} PRIVATE ${avx2_src})
+      set_source_files_properties(${avx2_src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+      target_compile_definitions(${target} PRIVATE HEARTH_HAVE_AVX2_KERNELS=1)
+    endif()
+    if(avx512_src)
+      target_sources(${target} PRIVATE ${avx512_src})
+      set_source_files_properties(${avx512_src} PROPERTIES COMPILE_OPTIONS
+        "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mavx2;-mfma;-mf16c")
+      target_compile_definitions(${target} PRIVATE HEARTH_HAVE_AVX512_KERNELS=1)
+    endif()
+  elseif(HEARTH_CPU_ARCH STREQUAL "aarch64")
+    file(GLOB neon_src CONFIGURE_DEPENDS ${HEARTH_CPU_DIR}/neon/*.c)
+    if(neon_src)
+      target_sources(${target} PRIVATE ${neon_src})
+      file(GLOB dotprod_src CONFIGURE_DEPENDS ${HEARTH_CPU_DIR}/neon/*_dotprod.c)
+      set_source_files_properties(${dotprod_src} PROPERTIES COMPILE_OPTIONS "-march=armv8.2-a+dotprod")
+      target_compile_definitions(${target} PRIVATE HEARTH_HAVE_NEON_KERNELS=1)
+    endif()
+  endif()
+endfunction()
+
+# HEARTH_KERNELS_ONLY: just the CPU kernels (dtype conversions, scalar and
+# SIMD kernels, dispatcher) and the tests that need nothing else
+# (test_simd, test_gemm), with no sqlite3/yaml/cJSON/ncurses/microhttpd. Used
+# to cross-build for arm64 and run under qemu (tests/cli/test_neon_qemu.sh).
+function(hearth_build_kernels_only)
+  add_library(hearth_kernels STATIC
+    ${CMAKE_SOURCE_DIR}/runtime/dtype.c
+    ${HEARTH_CPU_DIR}/cpu_quants_ref.c
+    ${HEARTH_CPU_DIR}/cpu_features.c)
+  target_include_directories(hearth_kernels PUBLIC ${CMAKE_SOURCE_DIR}/runtime ${CMAKE_SOURCE_DIR}/backends)
+  target_compile_definitions(hearth_kernels PUBLIC _GNU_SOURCE)
+  target_link_libraries(hearth_kernels PUBLIC Threads::Threads m)
+  hearth_add_cpu_kernels(hearth_kernels)
+  enable_testing()
+  foreach(name test_simd test_gemm)
+    add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/unit/${name}.c)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+    target_link_libraries(${name} PRIVATE hearth_kernels)
+    add_test(NAME unit/${name} COMMAND ${name})
+    set_tests_properties(unit/${name} PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT "HEARTH_TEST_NO_BENCH=1")
+  endforeach()
+endfunction()
