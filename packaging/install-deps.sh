@@ -14,6 +14,7 @@ PKGS=(
   clang libclang-rt-dev       # libFuzzer + sanitizers
   tmux                        # TUI tests
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools  # Vulkan backend, lavapipe for tests
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # arm64 cross build + emulation (tests/cli/test_neon_qemu.sh)
 )
 
 missing=()
