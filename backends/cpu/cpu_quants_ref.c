@@ -411,11 +411,12 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
     return f ? f : hearth_cpu_vec_dot_ref(weight_type);
 }
 
-/* GEMM kernels exist only for types whose per-pair kernels are bit-identical
- * to the scalar kernel in every family (Q8_0, Q4_0), so a gemm of one family
- * matches hearth_cpu_vec_dot whichever family that picked. A kernel for a type
- * whose families differ (K-quants, floats) must come from the same family as
- * hearth_cpu_vec_dot's pick. */
+/* Q8_0/Q4_0 GEMM kernels match the scalar kernel, which every family's
+ * per-pair kernel equals, so a gemm of one family matches hearth_cpu_vec_dot
+ * whichever family that picked. A kernel for a type whose families differ
+ * (F16, AVX-512 only) must come from the same family as hearth_cpu_vec_dot's
+ * pick: both try AVX-512 first under the same condition, and the AVX-512 F16
+ * dot exists wherever its gemm does. */
 hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks) {
     hearth_gemm_fn f = NULL;
 #if HEARTH_HAVE_NEON_KERNELS

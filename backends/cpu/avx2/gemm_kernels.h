@@ -7,12 +7,14 @@
  *
  * Contract of every kernel (see hearth_gemm_fn in cpu_quants.h):
  *   - out[t * out_stride + r] is BIT-IDENTICAL to hearth_cpu_vec_dot(type)
- *     of weight row r and activation row t. The kernels exist only for types
- *     whose per-pair kernels equal the scalar one on every ISA (Q8_0, Q4_0):
- *     per pair they form the same exact integer block sums and apply the
- *     scalar kernel's float operations per block, adding the block values to
- *     one running sum in block order; speed comes from running the serial
- *     chains of many (row, token) pairs side by side in vector lanes;
+ *     of weight row r and activation row t. For Q8_0 and Q4_0, whose per-pair
+ *     kernels equal the scalar one on every ISA, they form the same exact
+ *     integer block sums and apply the scalar kernel's float operations per
+ *     block, adding the block values to one running sum in block order; speed
+ *     comes from running the serial chains of many (row, token) pairs side by
+ *     side in vector lanes. F16 (AVX-512 only) repeats its own family's F16
+ *     dot kernel chain for chain, so the dispatcher must (and does) take it
+ *     from the same family as hearth_cpu_vec_dot's F16 kernel;
  *   - a getter returns NULL for types it lacks and sets *max_rows and
  *     *max_toks (the largest nr and nt one call accepts) otherwise;
  *   - kernels may be called only where the family's ISA is present (AVX2:

@@ -1,7 +1,7 @@
 /*
  * gemm_avx512.c - register-tiled GEMM kernels (AVX-512 F/BW/VL + VNNI) of the
  * CPU backend: up to 64 weight rows x 64 activation rows per call, Q8_0 and
- * Q4_0 weights against Q8_0 activations.
+ * Q4_0 weights against Q8_0 activations; F16 against F16 (see gemm_f16).
  *
  * Owned by the GEMM kernels; compiled with the AVX-512 flags and reached only
  * through hearth_cpu_gemm (cpu_quants_ref.c) on CPUs with avx512f+bw+vl+vnni.
@@ -296,14 +296,120 @@ static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const v
         gemm_tile(0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
 }
 
+// ---------------------------------------------------------------- F16
+
+/* F16 weights against F16 activations, bit-identical to this family's F16
+ * dot kernel (vec_dot_avx512.c), which keeps four 16-lane accumulators:
+ * 16-element chunk c of each 64 goes into a[c], the leftover whole chunks
+ * into a[0], a masked tail into a[1], and the result is
+ * reduce_add((a0 + a1) + (a2 + a3)). Every accumulator is its own FMA chain,
+ * so the tile runs one chain index k at a time over F16_ROWS x F16_TOKS pairs
+ * (24 accumulators in registers), keeps the finished a[k] per pair, and
+ * combines them exactly as the dot kernel does. The tile's rows are widened
+ * to floats once per call and serve every token; the tokens are widened as
+ * they are read (F16C). */
+enum { F16_ROWS = 8, F16_TOKS = 3, F16_MAX_N = 5120, F16_MAX_TOKS = 64 };
+
+static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t n, const float *wf,
+                                                           const hearth_f16 *const tok[F16_TOKS],
+                                                           __m512 part[F16_ROWS][F16_TOKS][4]) {
+    const int64_t n64 = n / 64 * 64, n16 = n / 16 * 16;
+    for (int k = 0; k < 4; k++) {
+        __m512 acc[F16_ROWS][F16_TOKS];
+        for (int r = 0; r < F16_ROWS; r++)
+            for (int t = 0; t < nt; t++)
+                acc[r][t] = _mm512_setzero_ps();
+        for (int64_t i = 16 * k; i < n64; i += 64) {
+            __m512 y[F16_TOKS];
+            for (int t = 0; t < nt; t++)
+                y[t] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tok[t] + i)));
+            for (int r = 0; r < F16_ROWS; r++) {
+                const __m512 x = _mm512_load_ps(wf + (size_t)r * F16_MAX_N + i);
+                for (int t = 0; t < nt; t++)
+                    acc[r][t] = _mm512_fmadd_ps(x, y[t], acc[r][t]);
+            }
+        }
+        if (k == 0) /* leftover whole chunks */
+            for (int64_t i = n64; i < n16; i += 16)
+                for (int t = 0; t < nt; t++) {
+                    const __m512 y = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tok[t] + i)));
+                    for (int r = 0; r < F16_ROWS; r++)
+                        acc[r][t] =
+                            _mm512_fmadd_ps(_mm512_load_ps(wf + (size_t)r * F16_MAX_N + i), y, acc[r][t]);
+                }
+        if (k == 1 && n16 < n) { /* masked tail; the widened rows are zero past n */
+            const __mmask16 m = (__mmask16)((1u << (n - n16)) - 1);
+            for (int t = 0; t < nt; t++) {
+                const __m512 y = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, tok[t] + n16));
+                for (int r = 0; r < F16_ROWS; r++)
+                    acc[r][t] =
+                        _mm512_fmadd_ps(_mm512_load_ps(wf + (size_t)r * F16_MAX_N + n16), y, acc[r][t]);
+            }
+        }
+        for (int r = 0; r < F16_ROWS; r++)
+            for (int t = 0; t < nt; t++)
+                part[r][t][k] = acc[r][t];
+    }
+}
+
+static void gemm_f16(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                     int nt, float *out, size_t out_stride) {
+    if (nt == 1 || n > F16_MAX_N) { /* decode reads each row once: the per-pair kernel streams best */
+        gemm_one_token(HEARTH_F16, n, w, w_stride, nr, a, out);
+        for (int t = 1; t < nt; t++)
+            gemm_one_token(HEARTH_F16, n, w, w_stride, nr, (const char *)a + (size_t)t * a_stride,
+                           out + (size_t)t * out_stride);
+        return;
+    }
+    _Alignas(64) float wf[F16_ROWS * F16_MAX_N];
+    for (int r0 = 0; r0 < nr; r0 += F16_ROWS) {
+        const int nrr = nr - r0 < F16_ROWS ? nr - r0 : F16_ROWS;
+        for (int r = 0; r < F16_ROWS; r++) { /* rows past nr repeat the last one */
+            const hearth_f16 *x =
+                (const hearth_f16 *)((const char *)w + (size_t)(r0 + (r < nrr ? r : nrr - 1)) * w_stride);
+            float *d = wf + (size_t)r * F16_MAX_N;
+            int64_t i = 0;
+            for (; i + 16 <= n; i += 16)
+                _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
+            if (i < n)
+                _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+                                           (__mmask16)((1u << (n - i)) - 1), x + i)));
+        }
+        for (int t0 = 0; t0 < nt; t0 += F16_TOKS) {
+            const int ntt = nt - t0 < F16_TOKS ? nt - t0 : F16_TOKS;
+            const hearth_f16 *tok[F16_TOKS];
+            for (int t = 0; t < F16_TOKS; t++)
+                tok[t] = (const hearth_f16 *)((const char *)a + (size_t)(t0 + (t < ntt ? t : 0)) * a_stride);
+            __m512 part[F16_ROWS][F16_TOKS][4];
+            if (ntt == 3)
+                f16_tile(3, n, wf, tok, part);
+            else if (ntt == 2)
+                f16_tile(2, n, wf, tok, part);
+            else
+                f16_tile(1, n, wf, tok, part);
+            for (int t = 0; t < ntt; t++)
+                for (int r = 0; r < nrr; r++)
+                    out[(size_t)(t0 + t) * out_stride + r0 + r] =
+                        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(part[r][t][0], part[r][t][1]),
+                                                           _mm512_add_ps(part[r][t][2], part[r][t][3])));
+        }
+    }
+}
+
 hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, int *max_toks) {
     hearth_gemm_fn f = NULL;
+    int rows = MAX_ROWS, toks = MAX_TOKS;
     switch (weight_type) {
     case HEARTH_Q8_0: f = gemm_q8_0; break;
     case HEARTH_Q4_0: f = gemm_q4_0; break;
+    case HEARTH_F16:
+        f = gemm_f16;
+        rows = 2 * F16_ROWS;
+        toks = F16_MAX_TOKS;
+        break;
     default: return NULL;
     }
-    if (max_rows) *max_rows = MAX_ROWS;
-    if (max_toks) *max_toks = MAX_TOKS;
+    if (max_rows) *max_rows = rows;
+    if (max_toks) *max_toks = toks;
     return f;
 }
