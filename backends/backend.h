@@ -110,6 +110,12 @@ typedef struct hearth_backend_ops {
     void (*silu_mul)(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out);
     /* Copy rows: out[i] = x[rows[i]] (gathers the rows that need logits). */
     void (*get_rows_f32)(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n, hearth_tensor *out);
+    /* Optional (NULL: the runtime downloads the logits and picks on the host).
+     * ids[r] = the index of the largest value of F32 row r of x, the first
+     * one on ties, NaNs never chosen; ids is backend memory of x->ne1 int32.
+     * Lets greedy decoding fetch 4 bytes per sequence instead of a vocabulary
+     * of logits. */
+    void (*argmax)(hearth_backend *b, const hearth_tensor *x, void *ids);
 
     /* Wait for everything enqueued; report device errors. */
     hearth_status (*synchronize)(hearth_backend *b, hearth_error *err);

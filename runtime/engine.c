@@ -66,6 +66,7 @@ struct hearth_engine {
     /* ubatch scratch */
     int32_t *ub_tok, *ub_pos, *ub_seq;
     bool *ub_logits;
+    int32_t *ub_ids; /* [n_parallel] greedy steps: the argmax of each logits row */
     req **ub_owner_of_logits;
     int *chunk;          /* per running slot: tokens in this step */
     req **running;       /* [n_parallel], admission order */
@@ -356,11 +357,12 @@ static void publish_pages(hearth_engine *e, req *r) {
     }
 }
 
-/* Sample r's next token from its logits row and deliver it. Returns the
- * finish reason, or NONE to keep going. */
-static hearth_finish take_token(hearth_engine *e, req *r, const float *logits) {
-    int32_t id = hearth_sampler_sample(r->smp, logits);
-    float prob = hearth_sampler_last_prob(r->smp);
+/* Sample r's next token from its logits row (or take `picked`, the argmax
+ * the forward pass chose for a greedy step, when >= 0) and deliver it.
+ * Returns the finish reason, or NONE to keep going. */
+static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, int32_t picked) {
+    int32_t id = picked >= 0 ? picked : hearth_sampler_sample(r->smp, logits);
+    float prob = picked >= 0 ? 1.0f : hearth_sampler_last_prob(r->smp);
     hearth_sampler_accept(r->smp, id);
     double t = now_ms();
     double itl = r->t_last > 0 ? t - r->t_last : 0;
@@ -468,7 +470,11 @@ static void step(hearth_engine *e) {
     if (n == 0) return;
     hearth_error err = {0};
     hearth_ubatch ub = {n, e->ub_tok, e->ub_pos, e->ub_seq, e->ub_logits};
-    int got = hearth_forward_run(e->fw, &ub, e->logits, &err);
+    /* every sequence greedy: only the chosen ids leave the device */
+    bool greedy = n_logits > 0;
+    for (int k = 0; k < n_logits && greedy; k++) greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp);
+    int got = greedy ? hearth_forward_run_argmax(e->fw, &ub, NULL, e->ub_ids, &err)
+                     : hearth_forward_run(e->fw, &ub, e->logits, &err);
     if (got < 0) {
         /* a device or input failure: fail the requests of this step */
         while (e->n_running) {
@@ -487,7 +493,8 @@ static void step(hearth_engine *e) {
     /* ---- sample, deliver, retire */
     for (int k = 0; k < n_logits; k++) {
         req *r = e->ub_owner_of_logits[k];
-        hearth_finish why = take_token(e, r, e->logits + (size_t)k * (size_t)e->m->hp.n_vocab);
+        hearth_finish why = greedy ? take_token(e, r, NULL, e->ub_ids[k])
+                                   : take_token(e, r, e->logits + (size_t)k * (size_t)e->m->hp.n_vocab, -1);
         if (why == HEARTH_FINISH_NONE) continue;
         for (int i = 0; i < e->n_running; i++)
             if (e->running[i] == r) {
@@ -541,6 +548,7 @@ static void engine_release(hearth_engine *e) {
     free(e->ub_pos);
     free(e->ub_seq);
     free(e->ub_logits);
+    free(e->ub_ids);
     free(e->ub_owner_of_logits);
     free(e->chunk);
     free(e->running);
@@ -599,10 +607,11 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     e->ub_pos = malloc(nb * sizeof *e->ub_pos);
     e->ub_seq = malloc(nb * sizeof *e->ub_seq);
     e->ub_logits = malloc(nb * sizeof *e->ub_logits);
+    e->ub_ids = malloc((size_t)cfg.n_parallel * sizeof *e->ub_ids);
     e->ub_owner_of_logits = malloc(nb * sizeof *e->ub_owner_of_logits);
     e->chunk = malloc((size_t)cfg.n_parallel * sizeof *e->chunk);
     e->running = malloc((size_t)cfg.n_parallel * sizeof *e->running);
-    if (!e->logits || !e->ub_tok || !e->ub_pos || !e->ub_seq || !e->ub_logits || !e->ub_owner_of_logits ||
+    if (!e->logits || !e->ub_tok || !e->ub_pos || !e->ub_seq || !e->ub_logits || !e->ub_owner_of_logits || !e->ub_ids ||
         !e->chunk || !e->running) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: out of memory");
         goto fail;

@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sampling.h"
+
 /* Activation buffers on one backend, F32, [max_tokens rows]. */
 typedef struct act_set {
     hearth_backend *be;
@@ -53,6 +55,8 @@ struct hearth_forward {
     hearth_backend *out_be;
     hearth_tensor logits; /* [max_logits, n_vocab] on out_be */
     float *xfer;          /* host staging for x between backends, [max_tokens, n_embd] */
+    void *ids_dev;        /* [max_logits] int32 on out_be, for its argmax op */
+    float *host_logits;   /* [max_logits, n_vocab], argmax without the op and without logits_out */
     /* host-side per-pass metadata */
     int32_t *slots, *kv_len, *pt_offset, *page_table, *out_rows;
     int *seq_ids, *seq_new_len;
@@ -142,7 +146,9 @@ void hearth_forward_free(hearth_forward *f) {
             if (acts[i]->data) a->be->ops->dealloc(a->be, acts[i]->data);
     }
     if (f->logits.data) f->out_be->ops->dealloc(f->out_be, f->logits.data);
+    if (f->ids_dev) f->out_be->ops->dealloc(f->out_be, f->ids_dev);
     free(f->xfer);
+    free(f->host_logits);
     free(f->slots);
     free(f->kv_len);
     free(f->pt_offset);
@@ -237,6 +243,11 @@ static void move_x(hearth_forward *f, act_set *from, act_set *to, int n) {
 }
 
 int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, hearth_error *err) {
+    return hearth_forward_run_argmax(f, ub, logits_out, NULL, err);
+}
+
+int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
+                              hearth_error *err) {
     const hearth_model *m = f->m;
     const hearth_hparams *hp = &m->hp;
     const int n = ub->n_tokens;
@@ -253,6 +264,15 @@ int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits
     if (n_out > f->max_logits)
         return hearth_error_set(err, HEARTH_ERR_INVALID, "ubatch asks for %d rows of logits (at most %d per pass)",
                                 n_out, f->max_logits);
+    /* greedy: on the device when it has the op, else over host logits */
+    const bool dev_argmax = ids_out && f->out_be->ops->argmax;
+    if (dev_argmax && !f->ids_dev &&
+        !(f->ids_dev = f->out_be->ops->alloc(f->out_be, (size_t)f->max_logits * sizeof(int32_t), err)))
+        return err ? err->code : HEARTH_ERR_NOMEM;
+    if (ids_out && !dev_argmax && !logits_out && !f->host_logits &&
+        !(f->host_logits = malloc((size_t)f->max_logits * (size_t)hp->n_vocab * sizeof(float))))
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    if (ids_out && !dev_argmax && !logits_out) logits_out = f->host_logits;
     hearth_attn_meta meta;
     hearth_status st = prepare_kv(f, ub, &meta, err);
     if (st) return st;
@@ -323,8 +343,15 @@ int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits
         be->ops->get_rows_f32(be, &x, f->out_rows, n_out, &sel);
         be->ops->rms_norm(be, &sel, &m->output_norm, hp->rms_eps, &sel);
         be->ops->matmul(be, &m->output, &sel, NULL, &lg);
-        be->ops->download(be, logits_out, lg.data, (size_t)n_out * (size_t)hp->n_vocab * sizeof(float));
+        if (dev_argmax) {
+            be->ops->argmax(be, &lg, f->ids_dev);
+            be->ops->download(be, ids_out, f->ids_dev, (size_t)n_out * sizeof(int32_t));
+        }
+        if (logits_out)
+            be->ops->download(be, logits_out, lg.data, (size_t)n_out * (size_t)hp->n_vocab * sizeof(float));
     }
     for (int i = 0; i < f->n_sets && !st; i++) st = f->sets[i].be->ops->synchronize(f->sets[i].be, err);
+    if (!st && ids_out && !dev_argmax)
+        for (int k = 0; k < n_out; k++) ids_out[k] = hearth_argmax(logits_out + (size_t)k * hp->n_vocab, hp->n_vocab);
     return st ? st : n_out;
 }

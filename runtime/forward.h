@@ -45,4 +45,11 @@ int hearth_forward_max_tokens(const hearth_forward *f);
  * full) nothing was written to the cache. */
 int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, hearth_error *err);
 
+/* The same pass for greedy decoding: ids_out receives, per token that wants
+ * logits, the id of its largest logit (hearth_argmax's choice), computed on
+ * the device when the backend can (only the ids cross to the host), else on
+ * the host. logits_out may be NULL; when given it receives the logits too. */
+int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
+                              hearth_error *err);
+
 #endif

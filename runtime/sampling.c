@@ -157,6 +157,12 @@ static void select_top(cand *c, int n, int k) {
 
 float hearth_sampler_last_prob(const hearth_sampler *s) { return s->last_prob; }
 
+bool hearth_sampler_is_greedy(const hearth_sampler *s) {
+    const hearth_sampling_params *p = &s->p;
+    return p->temperature <= 0.0f && p->repeat_penalty == 1.0f && p->presence_penalty == 0 &&
+           p->frequency_penalty == 0;
+}
+
 int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
     const hearth_sampling_params *p = &s->p;
     const int nv = s->n_vocab;

@@ -43,6 +43,9 @@ void hearth_sampler_accept(hearth_sampler *s, int32_t token);
 void hearth_sampler_reset(hearth_sampler *s);
 /* Pick the next token from logits[n_vocab] (logits are not modified). */
 int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits);
+/* True when sample() is a plain argmax of the raw logits (greedy, no
+ * penalties), so the caller may pick the token on the device instead. */
+bool hearth_sampler_is_greedy(const hearth_sampler *s);
 /* Probability the last sample() gave its token (after filters; 1 for greedy). */
 float hearth_sampler_last_prob(const hearth_sampler *s);
 

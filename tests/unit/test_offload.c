@@ -15,26 +15,14 @@
 
 #include "engine.h"
 #include "forward.h"
+#include "sampling.h"
 #include "test.h"
+
+static bool last_argmax(hearth_model *m, const int32_t *prompt, int n, float *logits, int32_t *id);
 
 /* Logits of the last token of `prompt`, one forward pass from an empty cache. */
 static bool last_logits(hearth_model *m, const int32_t *prompt, int n, float *out) {
-    hearth_error err = {0};
-    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, HEARTH_F16, 16, 8, m->layer_be};
-    hearth_kv_cache *kv = hearth_kv_create(m->backend, &kc, &err);
-    hearth_forward *fw = kv ? hearth_forward_create(m, kv, n, &err) : NULL;
-    int seq = kv ? hearth_kv_seq_create(kv, &err) : -1;
-    int32_t pos[64], seqs[64];
-    for (int i = 0; i < n; i++) {
-        pos[i] = i;
-        seqs[i] = seq;
-    }
-    hearth_ubatch ub = {n, prompt, pos, seqs, NULL};
-    bool ok = fw && seq >= 0 && hearth_forward_run(fw, &ub, out, &err) == 1;
-    if (!ok) fprintf(stderr, "forward: %s\n", err.msg);
-    hearth_forward_free(fw);
-    hearth_kv_free(kv);
-    return ok;
+    return last_argmax(m, prompt, n, out, NULL);
 }
 
 static hearth_model *load(hearth_backend *be, const char *file, int gpu_layers) {
@@ -60,6 +48,44 @@ static bool picky_supports(hearth_backend *b, hearth_dtype t) {
 }
 static void picky_destroy(hearth_backend *b) {
     (void)b;
+}
+
+/* ...with a device-side argmax (host-visible memory here), so the forward
+ * pass's greedy path that fetches only ids is exercised. Ties: first index. */
+static int g_argmax_calls;
+static void picky_argmax(hearth_backend *b, const hearth_tensor *x, void *ids) {
+    (void)b;
+    g_argmax_calls++;
+    for (int64_t r = 0; r < x->ne1; r++) {
+        const float *row = (const float *)((const char *)x->data + (size_t)r * x->nb1);
+        int32_t best = 0;
+        for (int64_t i = 1; i < x->ne0; i++)
+            if (row[i] > row[best]) best = (int32_t)i;
+        ((int32_t *)ids)[r] = best;
+    }
+}
+
+/* The last token's logits (when `logits`) and greedy id (when `id`, through
+ * hearth_forward_run_argmax), one forward pass from an empty cache. */
+static bool last_argmax(hearth_model *m, const int32_t *prompt, int n, float *logits, int32_t *id) {
+    hearth_error err = {0};
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, HEARTH_F16, 16, 8, m->layer_be};
+    hearth_kv_cache *kv = hearth_kv_create(m->backend, &kc, &err);
+    hearth_forward *fw = kv ? hearth_forward_create(m, kv, n, &err) : NULL;
+    int seq = kv ? hearth_kv_seq_create(kv, &err) : -1;
+    int32_t pos[64], seqs[64];
+    for (int i = 0; i < n; i++) {
+        pos[i] = i;
+        seqs[i] = seq;
+    }
+    hearth_ubatch ub = {n, prompt, pos, seqs, NULL};
+    bool ok = fw && seq >= 0 &&
+              (id ? hearth_forward_run_argmax(fw, &ub, logits, id, &err)
+                  : hearth_forward_run(fw, &ub, logits, &err)) == 1;
+    if (!ok) fprintf(stderr, "forward: %s\n", err.msg);
+    hearth_forward_free(fw);
+    hearth_kv_free(kv);
+    return ok;
 }
 
 static void engine_outputs(hearth_model *m, const int32_t *prompt, int n, hearth_completion *out, int count) {
@@ -165,6 +191,35 @@ int main(void) {
     REQUIRE(last_logits(kone, prompt, 40, kwant));
     REQUIRE(last_logits(km, prompt, 40, kgot));
     CHECK(!memcmp(kwant, kgot, (size_t)km->hp.n_vocab * sizeof *kgot));
+
+    /* ---- greedy ids from the device's argmax op (head on the device), from
+     * the host without it: both are hearth_argmax of the same logits */
+    int32_t id_dev = -1, id_host = -1, id_none = -1;
+    ops.argmax = picky_argmax;
+    ops.supports_type = dev->ops->supports_type;
+    picky.host = host;
+    hearth_model *am = load(&picky, file, HEARTH_GPU_LAYERS_ALL);
+    REQUIRE(am && am->out_be == &picky);
+    REQUIRE(last_argmax(am, prompt, 40, got, &id_dev));
+    CHECK(g_argmax_calls == 1);
+    CHECK(!memcmp(want, got, (size_t)V * sizeof *got));
+    CHECK(id_dev == hearth_argmax(want, V));
+    REQUIRE(last_argmax(ref, prompt, 40, NULL, &id_none)); /* no op, no logits wanted */
+    REQUIRE(last_argmax(ref, prompt, 40, got, &id_host));
+    CHECK(id_none == id_dev && id_host == id_dev);
+    /* the engine's greedy steps go through the op and decode the same text */
+    hearth_completion aout[2];
+    engine_outputs(am, prompt, 40, aout, 2);
+    CHECK(g_argmax_calls > 10);
+    for (int i = 0; i < 2; i++) {
+        CHECKF(aout[i].tokens.n == ref_out[i].tokens.n &&
+                   !memcmp(aout[i].tokens.ids, ref_out[i].tokens.ids, aout[i].tokens.n * sizeof(int32_t)),
+               "engine run %d with device argmax differs", i);
+        hearth_completion_free(&aout[i]);
+    }
+    hearth_model_free(am);
+    ops.argmax = NULL;
+    ops.supports_type = picky_supports;
 
     /* without a host there is nowhere to fall back to: a clear error */
     picky.host = NULL;
