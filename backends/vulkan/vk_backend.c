@@ -38,21 +38,43 @@
 typedef struct vk_buf {
     VkBuffer buf;
     VkDeviceMemory mem;
-    void *map;       /* host mapping when the memory is host visible, else NULL */
-    size_t size;     /* bytes requested */
-    uintptr_t addr;  /* synthetic base address (device buffers only) */
+    void *map;      /* host mapping when the memory is host visible, else NULL */
+    size_t size;    /* bytes requested */
+    uintptr_t addr; /* synthetic base address (device buffers only) */
 } vk_buf;
 
-enum { SH_GET_ROWS, SH_MATMUL, SH_RMS_NORM, SH_BINARY, SH_ROPE, SH_KV_STORE, SH_ATTENTION, SH_COUNT };
+/* One pipeline per shader; `sg` names the subgroup-arithmetic variant
+ * (shaders/<sg>.comp) used instead when the device has it. `shared` is the
+ * shader's shared memory in bytes (matvec: its fallback at 64 invocations),
+ * checked against maxComputeSharedMemorySize at startup. */
+enum {
+    SH_GET_ROWS,
+    SH_MATMUL,
+    SH_MATVEC,
+    SH_RMS_NORM,
+    SH_BINARY,
+    SH_ROPE,
+    SH_KV_STORE,
+    SH_ATTENTION,
+    SH_COUNT
+};
 static const struct {
-    const char *name;
+    const char *name, *sg;
     uint32_t n_bind;
-} shader_defs[SH_COUNT] = {{"get_rows", 3}, {"matmul", 4}, {"rms_norm", 3}, {"binary", 3},
-                           {"rope", 2},     {"kv_store", 3}, {"attention", 5}};
+    uint32_t shared;
+} shader_defs[SH_COUNT] = {{"get_rows", NULL, 3, 0},
+                           {"matmul", NULL, 4, 8 * 64 * 4},
+                           {"matvec", "matvec_sg", 4, 64 * 4},
+                           {"rms_norm", "rms_norm_sg", 3, 64 * 4},
+                           {"binary", NULL, 3, 0},
+                           {"rope", NULL, 2, 0},
+                           {"kv_store", NULL, 3, 0},
+                           {"attention", "attention_sg", 5, (256 + 8 + 3 * 64) * 4}};
 
-enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128 };
+enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128, MAX_QUERIES = 4096 };
 
 typedef struct vk_ctx {
+    hearth_backend *self; /* for the profile arrays */
     int index;
     VkInstance inst;
     VkPhysicalDevice pdev;
@@ -62,6 +84,20 @@ typedef struct vk_ctx {
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memprops;
     char driver[96];
+    /* capabilities, queried at startup */
+    uint32_t subgroup_size;     /* VkPhysicalDeviceSubgroupProperties */
+    bool subgroup_arith;        /* ARITHMETIC ops in the COMPUTE stage */
+    bool use_subgroups;         /* ... and not turned off by HEARTH_VK_SUBGROUPS=0 */
+    bool storage16, float16;    /* storageBuffer16BitAccess, shaderFloat16 (reported; see header) */
+    uint32_t mv_rows, mv_block; /* matvec: rows per workgroup, invocations per workgroup */
+    /* --profile timestamps (when the queue has timestampValidBits) */
+    VkQueryPool qpool;
+    uint64_t ts_mask;
+    float ts_period; /* ns per tick */
+    int n_timed;     /* dispatches timed in the pass being recorded (2 queries each) */
+    bool qpool_reset;
+    uint8_t timed_op[MAX_QUERIES / 2];
+    uint64_t ts_buf[MAX_QUERIES];
     VkPipelineCache pcache;
     char cache_path[512];
     VkDescriptorSetLayout dsl[SH_COUNT];
@@ -92,9 +128,12 @@ typedef struct vk_ctx {
     char err_msg[384];
 } vk_ctx;
 
-static vk_ctx *ctx_of(hearth_backend *b) { return b->ctx; }
+static vk_ctx *ctx_of(hearth_backend *b) {
+    return b->ctx;
+}
 
-static void defer_error(vk_ctx *c, hearth_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void defer_error(vk_ctx *c, hearth_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 #include <stdarg.h>
 static void defer_error(vk_ctx *c, hearth_status code, const char *fmt, ...) {
     if (c->err_code) return;
@@ -137,14 +176,17 @@ static vk_buf *buf_create(vk_ctx *c, size_t bytes, bool host, hearth_error *err)
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
     bi.size = (bytes + 15) & ~(size_t)15;
     if (bi.size == 0) bi.size = 16;
-    bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+               VK_BUFFER_USAGE_TRANSFER_DST_BIT;
     bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
     VkResult r = vkCreateBuffer(c->dev, &bi, NULL, &b->buf);
     if (r != VK_SUCCESS) goto fail;
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(c->dev, b->buf, &req);
-    const VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-    int t = host ? find_mem_type(c, req.memoryTypeBits, hv) : find_mem_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    const VkMemoryPropertyFlags hv =
+        VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    int t = host ? find_mem_type(c, req.memoryTypeBits, hv)
+                 : find_mem_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
     if (t < 0) t = find_mem_type(c, req.memoryTypeBits, host ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT : 0);
     if (t < 0) {
         r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
@@ -185,8 +227,10 @@ static vk_buf *resolve(vk_ctx *c, const void *p, size_t *off) {
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
         vk_buf *b = c->bufs[mid];
-        if (a < b->addr) hi = mid - 1;
-        else if (a >= b->addr + (b->size ? b->size : 1)) lo = mid + 1;
+        if (a < b->addr)
+            hi = mid - 1;
+        else if (a >= b->addr + (b->size ? b->size : 1))
+            lo = mid + 1;
         else {
             *off = a - b->addr;
             return b;
@@ -246,6 +290,50 @@ static void begin_recording(vk_ctx *c) {
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     vkBeginCommandBuffer(c->cmd, &bi);
     c->recording = true;
+    c->qpool_reset = false;
+    c->n_timed = 0;
+}
+
+/* --profile: a timestamp pair around one recorded command of op `op`, when
+ * profiling and the device can time it. Both stamps are taken at
+ * BOTTOM_OF_PIPE (when everything recorded before has finished), so a
+ * command's time is from the end of the previous work to its own end; on an
+ * in-order device such as lavapipe that is its execution time. Read back and
+ * summed into op_time_us/op_count by flush. Returns the pair index or -1. */
+static int ts_begin(vk_ctx *c, int op) {
+    if (op < 0 || !c->self->profile) return -1;
+    if (!c->qpool || c->n_timed >= MAX_QUERIES / 2) {
+        c->self->op_count[op]++; /* counted, not timed */
+        return -1;
+    }
+    if (!c->qpool_reset) {
+        vkCmdResetQueryPool(c->cmd, c->qpool, 0, MAX_QUERIES);
+        c->qpool_reset = true;
+    }
+    int i = c->n_timed++;
+    c->timed_op[i] = (uint8_t)op;
+    vkCmdWriteTimestamp(c->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->qpool, (uint32_t)(2 * i));
+    return i;
+}
+
+static void ts_end(vk_ctx *c, int i) {
+    if (i >= 0)
+        vkCmdWriteTimestamp(c->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->qpool, (uint32_t)(2 * i + 1));
+}
+
+/* Add the timed commands of the pass just completed to the profile arrays. */
+static void ts_collect(vk_ctx *c) {
+    if (!c->n_timed) return;
+    VkResult r =
+        vkGetQueryPoolResults(c->dev, c->qpool, 0, (uint32_t)(2 * c->n_timed), sizeof c->ts_buf, c->ts_buf,
+                              sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    for (int i = 0; r == VK_SUCCESS && i < c->n_timed; i++) {
+        uint64_t t0 = c->ts_buf[2 * i] & c->ts_mask, t1 = c->ts_buf[2 * i + 1] & c->ts_mask;
+        int op = c->timed_op[i];
+        c->self->op_time_us[op] += (double)((t1 - t0) & c->ts_mask) * c->ts_period / 1000.0;
+        c->self->op_count[op]++;
+    }
+    c->n_timed = 0;
 }
 
 /* Submit what was recorded, wait, and recycle the per-pass resources. */
@@ -260,11 +348,15 @@ static void flush(vk_ctx *c) {
             r = vkQueueSubmit(c->queue, 1, &si, c->fence);
             if (r == VK_SUCCESS) r = vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX);
             vkResetFences(c->dev, 1, &c->fence);
+            if (r == VK_SUCCESS) ts_collect(c);
         }
-        if (r != VK_SUCCESS) defer_error(c, HEARTH_ERR_IO, "vulkan: command submission failed (%s)", vk_result_str(r));
+        c->n_timed = 0;
+        if (r != VK_SUCCESS)
+            defer_error(c, HEARTH_ERR_IO, "vulkan: command submission failed (%s)", vk_result_str(r));
         vkResetCommandPool(c->dev, c->cpool, 0);
     }
-    for (int i = 0; i <= c->cur_dpool && i < c->n_dpools; i++) vkResetDescriptorPool(c->dev, c->dpools[i], 0);
+    for (int i = 0; i <= c->cur_dpool && i < c->n_dpools; i++)
+        vkResetDescriptorPool(c->dev, c->dpools[i], 0);
     c->cur_dpool = 0;
     c->cur_stage = 0;
     c->stage_used = 0;
@@ -305,8 +397,10 @@ static void hazards(vk_ctx *c, const vk_arg *a, int n) {
     if (need || c->n_w + n > MAX_PENDING || c->n_r + n > MAX_PENDING) full_barrier(c);
     for (int i = 0; i < n; i++) {
         if (!a[i].track) continue;
-        if (a[i].write) c->pend_w[c->n_w++] = a[i].b;
-        else c->pend_r[c->n_r++] = a[i].b;
+        if (a[i].write)
+            c->pend_w[c->n_w++] = a[i].b;
+        else
+            c->pend_r[c->n_r++] = a[i].b;
     }
 }
 
@@ -341,9 +435,10 @@ static VkDescriptorSet alloc_set(vk_ctx *c, int sh) {
     }
 }
 
-/* Record one dispatch of shader `sh` over gx * gy workgroups. */
-static void dispatch(vk_ctx *c, int sh, const vk_arg *a, int n, const void *push, size_t push_bytes, uint32_t gx,
-                     uint32_t gy) {
+/* Record one dispatch of shader `sh` over gx * gy workgroups, timed as
+ * profile op `op`. */
+static void dispatch(vk_ctx *c, int op, int sh, const vk_arg *a, int n, const void *push, size_t push_bytes,
+                     uint32_t gx, uint32_t gy) {
     for (int i = 0; i < n; i++)
         if (!a[i].b) return; /* resolve failed: error already deferred */
     if (gx == 0 || gy == 0) return;
@@ -369,7 +464,9 @@ static void dispatch(vk_ctx *c, int sh, const vk_arg *a, int n, const void *push
     vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipe[sh]);
     vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pl[sh], 0, 1, &set, 0, NULL);
     vkCmdPushConstants(c->cmd, c->pl[sh], VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)push_bytes, push);
+    int ts = ts_begin(c, op);
     vkCmdDispatch(c->cmd, gx, gy, 1);
+    ts_end(c, ts);
 }
 
 /* n workgroups as a 2-D grid within the device's per-dimension limit. */
@@ -380,17 +477,20 @@ static void grid(vk_ctx *c, uint64_t n, uint32_t *gx, uint32_t *gy) {
     *gy = *gx ? (uint32_t)((n + *gx - 1) / *gx) : 0;
 }
 
-static uint32_t u32(size_t v) { return (uint32_t)v; }
+static uint32_t u32(size_t v) {
+    return (uint32_t)v;
+}
 
 /* ------------------------------------------------------------ memory ops */
 
 static void *vk_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
     vk_ctx *c = ctx_of(b);
     if (bytes > c->props.limits.maxStorageBufferRange) {
-        hearth_error_set(err, HEARTH_ERR_NOMEM,
-                         "vulkan: a %zu-byte tensor exceeds this device's maxStorageBufferRange (%u bytes, %s); use "
-                         "a smaller context/model or --backend cpu",
-                         bytes, c->props.limits.maxStorageBufferRange, c->props.deviceName);
+        hearth_error_set(
+            err, HEARTH_ERR_NOMEM,
+            "vulkan: a %zu-byte tensor exceeds this device's maxStorageBufferRange (%u bytes, %s); use "
+            "a smaller context/model or --backend cpu",
+            bytes, c->props.limits.maxStorageBufferRange, c->props.deviceName);
         return NULL;
     }
     if (c->n_bufs == c->cap_bufs) {
@@ -424,13 +524,15 @@ static void vk_dealloc(hearth_backend *b, void *p) {
         }
 }
 
-static void copy_cmd(vk_ctx *c, vk_buf *dst, size_t doff, vk_buf *src, size_t soff, size_t n, bool track_src,
-                     bool track_dst) {
+static void copy_cmd(vk_ctx *c, int op, vk_buf *dst, size_t doff, vk_buf *src, size_t soff, size_t n,
+                     bool track_src, bool track_dst) {
     begin_recording(c);
     vk_arg a[2] = {{src, false, track_src}, {dst, true, track_dst}};
     hazards(c, a, 2);
     VkBufferCopy r = {soff, doff, n};
+    int ts = ts_begin(c, op);
     vkCmdCopyBuffer(c->cmd, src->buf, dst->buf, 1, &r);
+    ts_end(c, ts);
 }
 
 static void vk_upload(hearth_backend *b, void *dst, const void *src, size_t n) {
@@ -447,7 +549,7 @@ static void vk_upload(hearth_backend *b, void *dst, const void *src, size_t n) {
         size_t part = n - done < (size_t)16 << 20 ? n - done : (size_t)16 << 20, so;
         vk_buf *s = stage_copy(c, (const char *)src + done, part, &so);
         if (!s) return;
-        copy_cmd(c, d, off + done, s, so, part, false, true);
+        copy_cmd(c, -1, d, off + done, s, so, part, false, true);
         flush(c);
         done += part;
     }
@@ -467,7 +569,7 @@ static void vk_download(hearth_backend *b, void *dst, const void *src, size_t n)
         size_t part = n - done < (size_t)16 << 20 ? n - done : (size_t)16 << 20, so;
         vk_buf *st = stage_alloc(c, part, &so);
         if (!st) return;
-        copy_cmd(c, st, so, s, off + done, part, true, false);
+        copy_cmd(c, -1, st, so, s, off + done, part, true, false);
         flush(c);
         memcpy((char *)dst + done, (const char *)st->map + so, part);
         done += part;
@@ -479,38 +581,61 @@ static void vk_copy(hearth_backend *b, void *dst, const void *src, size_t n) {
     size_t so, doff;
     vk_buf *s = resolve(c, src, &so), *d = resolve(c, dst, &doff);
     if (!s || !d || !n) return;
-    copy_cmd(c, d, doff, s, so, n, true, true);
+    copy_cmd(c, HEARTH_OP_COPY, d, doff, s, so, n, true, true);
 }
 
+/* Weight types the shaders decode (shaders/common.glsl): every type the CPU
+ * backend loads. */
 static bool vk_supports_type(hearth_backend *b, hearth_dtype t) {
     (void)b;
-    return t == HEARTH_F32 || t == HEARTH_F16 || t == HEARTH_Q8_0 || t == HEARTH_Q4_0;
+    switch (t) {
+    case HEARTH_F32:
+    case HEARTH_F16:
+    case HEARTH_BF16:
+    case HEARTH_Q8_0:
+    case HEARTH_Q4_0:
+    case HEARTH_Q4_1:
+    case HEARTH_Q5_0:
+    case HEARTH_Q5_1:
+    case HEARTH_Q2_K:
+    case HEARTH_Q3_K:
+    case HEARTH_Q4_K:
+    case HEARTH_Q5_K:
+    case HEARTH_Q6_K: return true;
+    default: return false;
+    }
 }
 
 /* ------------------------------------------------------------ ops */
 
 /* Offset of an F32 tensor in floats (views start on float boundaries). */
-static uint32_t f32_off(size_t byte_off) { return u32(byte_off / 4); }
+static uint32_t f32_off(size_t byte_off) {
+    return u32(byte_off / 4);
+}
 
-static void gather_rows(vk_ctx *c, const hearth_tensor *w, const int32_t *ids, int n, hearth_tensor *out) {
+static void gather_rows(vk_ctx *c, int op, const hearth_tensor *w, const int32_t *ids, int n,
+                        hearth_tensor *out) {
     size_t wo, oo, io;
     vk_buf *wb = resolve(c, w->data, &wo), *ob = resolve(c, out->data, &oo);
     vk_buf *ib = stage_copy(c, ids, (size_t)n * sizeof *ids, &io);
-    struct { uint32_t w_off, w_nb1, ne0, type, i_off, o_off, o_nb1, n; } pc = {
-        u32(wo), u32(w->nb1), u32((size_t)w->ne0), (uint32_t)w->type, u32(io / 4), f32_off(oo), u32(out->nb1 / 4),
-        (uint32_t)n};
+    struct {
+        uint32_t w_off, w_nb1, ne0, type, i_off, o_off, o_nb1, n;
+    } pc = {u32(wo),     u32(w->nb1), u32((size_t)w->ne0), (uint32_t)w->type,
+            u32(io / 4), f32_off(oo), u32(out->nb1 / 4),   (uint32_t)n};
     vk_arg a[3] = {{wb, false, true}, {ib, false, false}, {ob, true, true}};
     uint32_t gx, gy;
     grid(c, (uint64_t)n, &gx, &gy);
-    dispatch(c, SH_GET_ROWS, a, 3, &pc, sizeof pc, gx, gy);
+    dispatch(c, op, SH_GET_ROWS, a, 3, &pc, sizeof pc, gx, gy);
 }
 
-static void vk_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n, hearth_tensor *out) {
-    gather_rows(ctx_of(b), w, ids, n, out);
+static void vk_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n,
+                        hearth_tensor *out) {
+    gather_rows(ctx_of(b), HEARTH_OP_GET_ROWS, w, ids, n, out);
 }
 
-static void vk_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n, hearth_tensor *out) {
-    gather_rows(ctx_of(b), x, rows, n, out);
+static void vk_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n,
+                            hearth_tensor *out) {
+    gather_rows(ctx_of(b), HEARTH_OP_COPY, x, rows, n, out);
 }
 
 static void vk_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, float eps,
@@ -518,17 +643,19 @@ static void vk_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_
     vk_ctx *c = ctx_of(b);
     size_t xo, wo, oo;
     vk_buf *xb = resolve(c, x->data, &xo), *wb = resolve(c, w->data, &wo), *ob = resolve(c, out->data, &oo);
-    struct { uint32_t x_off, x_nb1, ne0, rows, w_off, o_off, o_nb1; float eps; } pc = {
-        f32_off(xo), u32(x->nb1 / 4), u32((size_t)x->ne0), u32((size_t)x->ne1), f32_off(wo), f32_off(oo),
-        u32(out->nb1 / 4), eps};
+    struct {
+        uint32_t x_off, x_nb1, ne0, rows, w_off, o_off, o_nb1;
+        float eps;
+    } pc = {f32_off(xo), u32(x->nb1 / 4), u32((size_t)x->ne0), u32((size_t)x->ne1),
+            f32_off(wo), f32_off(oo),     u32(out->nb1 / 4),   eps};
     vk_arg a[3] = {{xb, false, true}, {wb, false, true}, {ob, true, true}};
     uint32_t gx, gy;
     grid(c, (uint64_t)x->ne1, &gx, &gy);
-    dispatch(c, SH_RMS_NORM, a, 3, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_RMS_NORM, SH_RMS_NORM, a, 3, &pc, sizeof pc, gx, gy);
 }
 
-static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
-                      hearth_tensor *out) {
+static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x,
+                      const hearth_tensor *bias, hearth_tensor *out) {
     vk_ctx *c = ctx_of(b);
     if (!vk_supports_type(b, w->type)) {
         defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: matmul on %s weights is not implemented",
@@ -538,30 +665,42 @@ static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_te
     size_t wo, xo, bo = 0, oo;
     vk_buf *wb = resolve(c, w->data, &wo), *xb = resolve(c, x->data, &xo), *ob = resolve(c, out->data, &oo);
     vk_buf *bb = bias ? resolve(c, bias->data, &bo) : xb;
-    struct { uint32_t w_off, w_nb1, ne0, rows, x_off, x_nb1, n_tok, b_off, o_off, o_nb1, type, has_bias; } pc = {
-        u32(wo),      u32(w->nb1), u32((size_t)w->ne0), u32((size_t)w->ne1), f32_off(xo),       u32(x->nb1 / 4),
-        u32((size_t)x->ne1), f32_off(bo), f32_off(oo), u32(out->nb1 / 4), (uint32_t)w->type, bias != NULL};
+    struct {
+        uint32_t w_off, w_nb1, ne0, rows, x_off, x_nb1, n_tok, b_off, o_off, o_nb1, type, has_bias;
+    } pc = {u32(wo),     u32(w->nb1),       u32((size_t)w->ne0), u32((size_t)w->ne1),
+            f32_off(xo), u32(x->nb1 / 4),   u32((size_t)x->ne1), f32_off(bo),
+            f32_off(oo), u32(out->nb1 / 4), (uint32_t)w->type,   bias != NULL};
     vk_arg a[4] = {{wb, false, true}, {xb, false, true}, {bb, false, true}, {ob, true, true}};
     uint32_t gx, gy;
+    if (x->ne1 == 1) { /* decode: several rows per workgroup */
+        grid(c, ((uint64_t)w->ne1 + c->mv_rows - 1) / c->mv_rows, &gx, &gy);
+        dispatch(c, HEARTH_OP_MATMUL, SH_MATVEC, a, 4, &pc, sizeof pc, gx, gy);
+        return;
+    }
     grid(c, (uint64_t)w->ne1, &gx, &gy);
-    dispatch(c, SH_MATMUL, a, 4, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_MATMUL, SH_MATMUL, a, 4, &pc, sizeof pc, gx, gy);
 }
 
-static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, hearth_tensor *out, uint32_t op) {
+static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, hearth_tensor *out,
+                   uint32_t op) {
     size_t xo, yo, oo;
     vk_buf *xb = resolve(c, x->data, &xo), *yb = resolve(c, y->data, &yo), *ob = resolve(c, out->data, &oo);
-    struct { uint32_t a_off, a_nb1, b_off, b_nb1, o_off, o_nb1, ne0, ne1, op; } pc = {
-        f32_off(xo), u32(x->nb1 / 4), f32_off(yo), u32(y->nb1 / 4), f32_off(oo), u32(out->nb1 / 4),
-        u32((size_t)x->ne0), u32((size_t)x->ne1), op};
+    struct {
+        uint32_t a_off, a_nb1, b_off, b_nb1, o_off, o_nb1, ne0, ne1, op;
+    } pc = {f32_off(xo),         u32(x->nb1 / 4),     f32_off(yo),
+            u32(y->nb1 / 4),     f32_off(oo),         u32(out->nb1 / 4),
+            u32((size_t)x->ne0), u32((size_t)x->ne1), op};
     vk_arg a[3] = {{xb, false, true}, {yb, false, true}, {ob, true, true}};
-    dispatch(c, SH_BINARY, a, 3, &pc, sizeof pc, (uint32_t)((x->ne0 + 63) / 64), (uint32_t)x->ne1);
+    dispatch(c, op == 0 ? HEARTH_OP_ADD : HEARTH_OP_SILU_MUL, SH_BINARY, a, 3, &pc, sizeof pc,
+             (uint32_t)((x->ne0 + 63) / 64), (uint32_t)x->ne1);
 }
 
 static void vk_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
     binary(ctx_of(b), a, c2, out, 0);
 }
 
-static void vk_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
+static void vk_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
+                        hearth_tensor *out) {
     binary(ctx_of(b), gate, up, out, 1);
 }
 
@@ -570,8 +709,9 @@ static void vk_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hear
 static vk_buf *rope_table(vk_ctx *c, const int32_t *pos, int n, const hearth_rope_params *p, size_t *off) {
     const int half = p->n_rot / 2;
     if (c->rope_valid && c->rope_n == n && !memcmp(c->rope_pos, pos, (size_t)n * sizeof *pos) &&
-        c->rope_p.n_rot == p->n_rot && c->rope_p.freq_base == p->freq_base && c->rope_p.freq_scale == p->freq_scale &&
-        c->rope_p.freq_factors == p->freq_factors && c->rope_p.attn_factor == p->attn_factor) {
+        c->rope_p.n_rot == p->n_rot && c->rope_p.freq_base == p->freq_base &&
+        c->rope_p.freq_scale == p->freq_scale && c->rope_p.freq_factors == p->freq_factors &&
+        c->rope_p.attn_factor == p->attn_factor) {
         *off = c->rope_off;
         return c->rope_buf;
     }
@@ -604,25 +744,40 @@ static vk_buf *rope_table(vk_ctx *c, const int32_t *pos, int n, const hearth_rop
     return s;
 }
 
-static void vk_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos, const hearth_rope_params *p) {
+static void vk_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos,
+                    const hearth_rope_params *p) {
     vk_ctx *c = ctx_of(b);
     size_t xo, co;
     vk_buf *xb = resolve(c, x->data, &xo);
     vk_buf *cb = rope_table(c, pos, (int)x->ne1, p, &co);
-    struct { uint32_t x_off, x_nb1, n_heads, hd, half_rot, n_tok, mode, cs_off; } pc = {
-        f32_off(xo), u32(x->nb1 / 4), (uint32_t)n_heads, (uint32_t)p->head_dim, (uint32_t)(p->n_rot / 2),
-        u32((size_t)x->ne1), (uint32_t)p->mode, u32(co / 4)};
+    struct {
+        uint32_t x_off, x_nb1, n_heads, hd, half_rot, n_tok, mode, cs_off;
+    } pc = {f32_off(xo),
+            u32(x->nb1 / 4),
+            (uint32_t)n_heads,
+            (uint32_t)p->head_dim,
+            (uint32_t)(p->n_rot / 2),
+            u32((size_t)x->ne1),
+            (uint32_t)p->mode,
+            u32(co / 4)};
     vk_arg a[2] = {{xb, true, true}, {cb, false, false}};
     uint32_t gx, gy;
     grid(c, ((uint64_t)x->ne1 * (uint64_t)n_heads * (uint64_t)(p->n_rot / 2) + 63) / 64, &gx, &gy);
-    dispatch(c, SH_ROPE, a, 2, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_ROPE, SH_ROPE, a, 2, &pc, sizeof pc, gx, gy);
 }
 
-static void vk_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots) {
+static void vk_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src,
+                        const int32_t *slots) {
     vk_ctx *c = ctx_of(b);
-    if (pool->type != HEARTH_F32 && pool->type != HEARTH_F16) {
-        defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: a %s KV cache is not implemented (use f16 or f32)",
+    if (pool->type != HEARTH_F32 && pool->type != HEARTH_F16 && pool->type != HEARTH_Q8_0) {
+        defer_error(c, HEARTH_ERR_UNSUPPORTED,
+                    "vulkan: a %s KV cache is not implemented (use f16, f32 or q8_0)",
                     hearth_dtype_name(pool->type));
+        return;
+    }
+    if (pool->type == HEARTH_Q8_0 && src->ne0 % 32) {
+        defer_error(c, HEARTH_ERR_UNSUPPORTED,
+                    "vulkan: q8_0 KV rows must hold whole 32-element blocks (got %lld)", (long long)src->ne0);
         return;
     }
     size_t po, so, lo;
@@ -633,36 +788,48 @@ static void vk_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_ten
         return;
     }
     vk_buf *lb = stage_copy(c, slots, (size_t)src->ne1 * sizeof *slots, &lo);
-    struct { uint32_t p_off, p_nb1, s_off, s_nb1, ne0, n, type, sl_off; } pc = {
-        u32(po), u32(pool->nb1), f32_off(so), u32(src->nb1 / 4), u32((size_t)src->ne0), u32((size_t)src->ne1),
-        (uint32_t)pool->type, u32(lo / 4)};
+    struct {
+        uint32_t p_off, p_nb1, s_off, s_nb1, ne0, n, type, sl_off;
+    } pc = {u32(po),
+            u32(pool->nb1),
+            f32_off(so),
+            u32(src->nb1 / 4),
+            u32((size_t)src->ne0),
+            u32((size_t)src->ne1),
+            (uint32_t)pool->type,
+            u32(lo / 4)};
     vk_arg a[3] = {{pb, true, true}, {sb, false, true}, {lb, false, false}};
-    uint64_t words = pool->type == HEARTH_F32 ? (uint64_t)src->ne0 : (uint64_t)src->ne0 / 2;
+    /* invocations: one per destination word (F32, F16) or per 32-block (Q8_0) */
+    uint64_t words = pool->type == HEARTH_F32 ? (uint64_t)src->ne0
+                                              : (uint64_t)src->ne0 / (pool->type == HEARTH_F16 ? 2 : 32);
     uint32_t gx, gy;
     grid(c, (words * (uint64_t)src->ne1 + 63) / 64, &gx, &gy);
-    dispatch(c, SH_KV_STORE, a, 3, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_KV_STORE, SH_KV_STORE, a, 3, &pc, sizeof pc, gx, gy);
 }
 
 static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
                          const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
                          int head_dim, float scale, hearth_tensor *out) {
     vk_ctx *c = ctx_of(b);
-    if (head_dim > 256 || n_kv_heads <= 0 || n_heads % n_kv_heads) {
-        defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: attention with head_dim %d, %d heads, %d KV heads is not "
-                    "implemented (head_dim <= 256)", head_dim, n_heads, n_kv_heads);
+    const bool q8 = k_pool->type == HEARTH_Q8_0 || v_pool->type == HEARTH_Q8_0;
+    if (head_dim > 256 || n_kv_heads <= 0 || n_heads % n_kv_heads || (q8 && head_dim % 32)) {
+        defer_error(c, HEARTH_ERR_UNSUPPORTED,
+                    "vulkan: attention with head_dim %d, %d heads, %d KV heads is not "
+                    "implemented (head_dim <= 256, a multiple of 32 for q8_0 KV)",
+                    head_dim, n_heads, n_kv_heads);
         return;
     }
     for (int i = 0; i < 2; i++) {
         hearth_dtype t = (i ? v_pool : k_pool)->type;
-        if (t != HEARTH_F32 && t != HEARTH_F16) {
+        if (t != HEARTH_F32 && t != HEARTH_F16 && t != HEARTH_Q8_0) {
             defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: attention over a %s KV cache is not implemented",
                         hearth_dtype_name(t));
             return;
         }
     }
     size_t qo, ko, vo, oo, mo;
-    vk_buf *qb = resolve(c, q->data, &qo), *kb = resolve(c, k_pool->data, &ko), *vb = resolve(c, v_pool->data, &vo),
-           *ob = resolve(c, out->data, &oo);
+    vk_buf *qb = resolve(c, q->data, &qo), *kb = resolve(c, k_pool->data, &ko),
+           *vb = resolve(c, v_pool->data, &vo), *ob = resolve(c, out->data, &oo);
     const size_t nt = (size_t)m->n_tokens;
     vk_buf *mb = stage_alloc(c, (2 * nt + (size_t)m->n_page_table) * sizeof(int32_t), &mo);
     if (!mb) return;
@@ -675,20 +842,30 @@ static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth
         uint32_t q_off, q_nb1, k_off, k_nb1, v_off, v_nb1, o_off, o_nb1;
         uint32_t n_heads, n_kv_heads, hd, n_tok, ktype, vtype, page_size, m_kvlen, m_ptoff, m_pt;
         float scale;
-    } pc = {f32_off(qo),          u32(q->nb1 / 4),
-            u32(ko),              u32(k_pool->nb1),
-            u32(vo),              u32(v_pool->nb1),
-            f32_off(oo),          u32(out->nb1 / 4),
-            (uint32_t)n_heads,    (uint32_t)n_kv_heads,
-            (uint32_t)head_dim,   u32(nt),
-            (uint32_t)k_pool->type, (uint32_t)v_pool->type,
-            (uint32_t)m->page_size, mbase,
-            mbase + u32(nt),      mbase + u32(2 * nt),
+    } pc = {f32_off(qo),
+            u32(q->nb1 / 4),
+            u32(ko),
+            u32(k_pool->nb1),
+            u32(vo),
+            u32(v_pool->nb1),
+            f32_off(oo),
+            u32(out->nb1 / 4),
+            (uint32_t)n_heads,
+            (uint32_t)n_kv_heads,
+            (uint32_t)head_dim,
+            u32(nt),
+            (uint32_t)k_pool->type,
+            (uint32_t)v_pool->type,
+            (uint32_t)m->page_size,
+            mbase,
+            mbase + u32(nt),
+            mbase + u32(2 * nt),
             scale};
-    vk_arg a[5] = {{qb, false, true}, {kb, false, true}, {vb, false, true}, {mb, false, false}, {ob, true, true}};
+    vk_arg a[5] = {
+        {qb, false, true}, {kb, false, true}, {vb, false, true}, {mb, false, false}, {ob, true, true}};
     uint32_t gx, gy;
     grid(c, (uint64_t)nt * (uint64_t)n_heads, &gx, &gy);
-    dispatch(c, SH_ATTENTION, a, 5, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_ATTENTION, SH_ATTENTION, a, 5, &pc, sizeof pc, gx, gy);
 }
 
 static hearth_status vk_synchronize(hearth_backend *b, hearth_error *err) {
@@ -707,7 +884,12 @@ static void vk_info(hearth_backend *b, hearth_backend_info *out) {
     vk_ctx *c = ctx_of(b);
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "vulkan:%d", c->index);
-    snprintf(out->device, sizeof out->device, "%.60s (%.60s)", c->props.deviceName, c->driver);
+    char sg[32];
+    if (c->use_subgroups)
+        snprintf(sg, sizeof sg, "subgroup ops, size %u", c->subgroup_size);
+    else
+        snprintf(sg, sizeof sg, "no subgroup ops");
+    snprintf(out->device, sizeof out->device, "%.44s (%.40s) [%s]", c->props.deviceName, c->driver, sg);
     for (uint32_t i = 0; i < c->memprops.memoryHeapCount; i++)
         if (c->memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
             out->mem_total += c->memprops.memoryHeaps[i].size;
@@ -717,14 +899,16 @@ static void vk_info(hearth_backend *b, hearth_backend_info *out) {
 static void cache_path(vk_ctx *c) {
     const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
     char dir[400];
-    if (x && *x) snprintf(dir, sizeof dir, "%s/hearth", x);
-    else if (h && *h) snprintf(dir, sizeof dir, "%s/.cache/hearth", h);
+    if (x && *x)
+        snprintf(dir, sizeof dir, "%s/hearth", x);
+    else if (h && *h)
+        snprintf(dir, sizeof dir, "%s/.cache/hearth", h);
     else {
         c->cache_path[0] = 0;
         return;
     }
-    snprintf(c->cache_path, sizeof c->cache_path, "%s/vulkan-%04x-%04x-%08x.pipelines", dir, c->props.vendorID,
-             c->props.deviceID, c->props.driverVersion);
+    snprintf(c->cache_path, sizeof c->cache_path, "%s/vulkan-%04x-%04x-%08x.pipelines", dir,
+             c->props.vendorID, c->props.deviceID, c->props.driverVersion);
 }
 
 static void cache_save(vk_ctx *c) {
@@ -752,8 +936,10 @@ static void cache_save(vk_ctx *c) {
         if (f) {
             bool ok = fwrite(data, 1, n, f) == n;
             ok = fclose(f) == 0 && ok;
-            if (ok) rename(tmp, c->cache_path);
-            else remove(tmp);
+            if (ok)
+                rename(tmp, c->cache_path);
+            else
+                remove(tmp);
         }
     }
     free(data);
@@ -765,15 +951,19 @@ static void vk_destroy(hearth_backend *b) {
         flush(c);
         vkDeviceWaitIdle(c->dev);
         cache_save(c);
-        for (int i = 0; i < c->n_bufs; i++) buf_destroy(c, c->bufs[i]);
-        for (int i = 0; i < c->n_stage; i++) buf_destroy(c, c->stage[i]);
-        for (int i = 0; i < c->n_dpools; i++) vkDestroyDescriptorPool(c->dev, c->dpools[i], NULL);
+        for (int i = 0; i < c->n_bufs; i++)
+            buf_destroy(c, c->bufs[i]);
+        for (int i = 0; i < c->n_stage; i++)
+            buf_destroy(c, c->stage[i]);
+        for (int i = 0; i < c->n_dpools; i++)
+            vkDestroyDescriptorPool(c->dev, c->dpools[i], NULL);
         for (int i = 0; i < SH_COUNT; i++) {
             if (c->pipe[i]) vkDestroyPipeline(c->dev, c->pipe[i], NULL);
             if (c->pl[i]) vkDestroyPipelineLayout(c->dev, c->pl[i], NULL);
             if (c->dsl[i]) vkDestroyDescriptorSetLayout(c->dev, c->dsl[i], NULL);
         }
         if (c->pcache) vkDestroyPipelineCache(c->dev, c->pcache, NULL);
+        if (c->qpool) vkDestroyQueryPool(c->dev, c->qpool, NULL);
         if (c->fence) vkDestroyFence(c->dev, c->fence, NULL);
         if (c->cpool) vkDestroyCommandPool(c->dev, c->cpool, NULL);
         vkDestroyDevice(c->dev, NULL);
@@ -832,6 +1022,49 @@ static bool compute_family(VkPhysicalDevice pd, uint32_t *fam) {
     return false;
 }
 
+/* Subgroup support, 16-bit features, timestamps and the matvec shape, from
+ * the device's properties (never assumed). HEARTH_VK_SUBGROUPS=0 forces the
+ * shared-memory shader variants (the tests run both). */
+static void query_caps(vk_ctx *c) {
+    VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &sp, {0}};
+    vkGetPhysicalDeviceProperties2(c->pdev, &p2);
+    const VkPhysicalDeviceLimits *lim = &c->props.limits;
+    c->subgroup_size = sp.subgroupSize;
+    c->subgroup_arith = (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                        (sp.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+                        (sp.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    /* the subgroup variants put WG=64 subgroups' partials in shared memory:
+     * sizes from 1 to 64 work; a row per subgroup in matvec needs size <= the
+     * workgroup limit */
+    const bool sg_ok = sp.subgroupSize >= 1 && sp.subgroupSize <= 64 &&
+                       (sp.subgroupSize & (sp.subgroupSize - 1)) == 0 &&
+                       sp.subgroupSize <= lim->maxComputeWorkGroupInvocations;
+    const char *env = getenv("HEARTH_VK_SUBGROUPS");
+    c->use_subgroups = c->subgroup_arith && sg_ok && !(env && !strcmp(env, "0"));
+    /* matvec: 64 invocations (every device allows 128), 8 lanes per row in the
+     * fallback; with subgroups one row per subgroup */
+    c->mv_block = 64;
+    c->mv_rows = c->use_subgroups ? 64 / sp.subgroupSize : 8;
+    if (c->mv_rows == 0) c->mv_rows = 1;
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES, .pNext = &f16};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
+    vkGetPhysicalDeviceFeatures2(c->pdev, &f2);
+    c->storage16 = s16.storageBuffer16BitAccess;
+    c->float16 = f16.shaderFloat16;
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(c->pdev, &n, NULL);
+    VkQueueFamilyProperties qf[32];
+    if (n > 32) n = 32;
+    vkGetPhysicalDeviceQueueFamilyProperties(c->pdev, &n, qf);
+    uint32_t bits = c->qfam < n ? qf[c->qfam].timestampValidBits : 0;
+    c->ts_mask = bits == 0 ? 0 : bits >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << bits) - 1;
+    c->ts_period = lim->timestampPeriod;
+}
+
 static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
     void *cdata = NULL;
     size_t cn = 0;
@@ -857,16 +1090,26 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
     }
     free(cdata);
     for (int s = 0; s < SH_COUNT; s++) {
+        const char *want = c->use_subgroups && shader_defs[s].sg ? shader_defs[s].sg : shader_defs[s].name;
         const hearth_vk_shader *sh = NULL;
         for (const hearth_vk_shader *e = hearth_vk_shaders; e->name; e++)
-            if (!strcmp(e->name, shader_defs[s].name)) sh = e;
+            if (!strcmp(e->name, want)) sh = e;
         if (!sh)
-            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: shader %s.comp is not in this build",
-                                    shader_defs[s].name);
+            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                    "vulkan: shader %s.comp is not in this build", want);
+        if (shader_defs[s].shared > c->props.limits.maxComputeSharedMemorySize)
+            return hearth_error_set(
+                err, HEARTH_ERR_UNSUPPORTED,
+                "vulkan: %s: shader %s needs %u bytes of shared memory, the device has %u",
+                c->props.deviceName, want, shader_defs[s].shared, c->props.limits.maxComputeSharedMemorySize);
+        /* specialisation constants: matvec's workgroup size and rows per workgroup */
+        const uint32_t spec[2] = {c->mv_block, c->mv_rows};
+        const VkSpecializationMapEntry spec_map[2] = {{0, 0, 4}, {1, 4, 4}};
+        const VkSpecializationInfo spec_info = {2, spec_map, sizeof spec, spec};
         VkDescriptorSetLayoutBinding bind[5];
         for (uint32_t i = 0; i < shader_defs[s].n_bind; i++)
-            bind[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
-                                                     NULL};
+            bind[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
+                                                     VK_SHADER_STAGE_COMPUTE_BIT, NULL};
         VkDescriptorSetLayoutCreateInfo dli = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
         dli.bindingCount = shader_defs[s].n_bind;
         dli.pBindings = bind;
@@ -885,10 +1128,12 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
         if (r == VK_SUCCESS) r = vkCreateShaderModule(c->dev, &mi, NULL, &mod);
         if (r == VK_SUCCESS) {
             VkComputePipelineCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
-            ci.stage = (VkPipelineShaderStageCreateInfo){.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+            ci.stage = (VkPipelineShaderStageCreateInfo){
+                .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
             ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
             ci.stage.module = mod;
             ci.stage.pName = "main";
+            if (s == SH_MATVEC) ci.stage.pSpecializationInfo = &spec_info;
             ci.layout = c->pl[s];
             r = vkCreateComputePipelines(c->dev, c->pcache, 1, &ci, NULL, &c->pipe[s]);
             vkDestroyShaderModule(c->dev, mod, NULL);
@@ -913,6 +1158,7 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
     }
     b->ops = &vk_ops;
     b->ctx = c;
+    c->self = b;
     c->next_addr = (uintptr_t)1 << 44;
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.pApplicationName = "hearth";
@@ -921,7 +1167,8 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
     ii.pApplicationInfo = &app;
     VkResult r = vkCreateInstance(&ii, NULL, &c->inst);
     if (r != VK_SUCCESS) {
-        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: no Vulkan driver (vkCreateInstance: %s)", vk_result_str(r));
+        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: no Vulkan driver (vkCreateInstance: %s)",
+                         vk_result_str(r));
         goto fail;
     }
     uint32_t n = 0;
@@ -939,8 +1186,8 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
             if ((int)i == device) {
                 if (!usable) {
                     hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
-                                     "vulkan:%d (%s) has no compute queue or is older than Vulkan 1.2", device,
-                                     pp.deviceName);
+                                     "vulkan:%d (%s) has no compute queue or is older than Vulkan 1.2",
+                                     device, pp.deviceName);
                     goto fail;
                 }
                 pick = (int)i;
@@ -956,13 +1203,15 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
     }
     if (pick < 0) {
         if (device >= 0)
-            hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan:%d: no such device (%u Vulkan device%s found)", device,
-                             n, n == 1 ? "" : "s");
-        else
             hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
-                             "vulkan: no usable Vulkan GPU found (%u device%s; software drivers such as lavapipe are "
-                             "used only with --backend vulkan)",
-                             n, n == 1 ? "" : "s");
+                             "vulkan:%d: no such device (%u Vulkan device%s found)", device, n,
+                             n == 1 ? "" : "s");
+        else
+            hearth_error_set(
+                err, HEARTH_ERR_UNSUPPORTED,
+                "vulkan: no usable Vulkan GPU found (%u device%s; software drivers such as lavapipe are "
+                "used only with --backend vulkan)",
+                n, n == 1 ? "" : "s");
         goto fail;
     }
     c->index = pick;
@@ -976,6 +1225,7 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
         snprintf(c->driver, sizeof c->driver, "%.40s %.50s", dp.driverName, dp.driverInfo);
     }
     compute_family(c->pdev, &c->qfam);
+    query_caps(c);
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
     qi.queueFamilyIndex = c->qfam;
@@ -986,8 +1236,8 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
     di.pQueueCreateInfos = &qi;
     r = vkCreateDevice(c->pdev, &di, NULL, &c->dev);
     if (r != VK_SUCCESS) {
-        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: %s: cannot create a device (%s)", c->props.deviceName,
-                         vk_result_str(r));
+        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: %s: cannot create a device (%s)",
+                         c->props.deviceName, vk_result_str(r));
         goto fail;
     }
     vkGetDeviceQueue(c->dev, c->qfam, 0, &c->queue);
@@ -1002,9 +1252,16 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
     if (r == VK_SUCCESS) r = vkAllocateCommandBuffers(c->dev, &cai, &c->cmd);
     if (r == VK_SUCCESS) r = vkCreateFence(c->dev, &fi, NULL, &c->fence);
     if (r != VK_SUCCESS) {
-        hearth_error_set(err, HEARTH_ERR_IO, "vulkan: %s: cannot create a command buffer (%s)", c->props.deviceName,
-                         vk_result_str(r));
+        hearth_error_set(err, HEARTH_ERR_IO, "vulkan: %s: cannot create a command buffer (%s)",
+                         c->props.deviceName, vk_result_str(r));
         goto fail;
+    }
+    if (c->ts_mask) {
+        VkQueryPoolCreateInfo qpi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+        qpi.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        qpi.queryCount = MAX_QUERIES;
+        if (vkCreateQueryPool(c->dev, &qpi, NULL, &c->qpool) != VK_SUCCESS)
+            c->qpool = VK_NULL_HANDLE; /* untimed */
     }
     if (create_pipelines(c, err)) goto fail;
     return b;

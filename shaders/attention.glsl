@@ -1,0 +1,128 @@
+// attention.glsl - causal paged attention with GQA, flash style (body of
+// attention.comp and attention_sg.comp).
+// One workgroup per (token, query head). Keys are visited in tiles of WG
+// through the token's page table: each invocation scores one key, the tile's
+// max and sum come from reduce.glsl (subgroup or shared-memory variant), and
+// an online softmax (running max m, sum l, unnormalised acc) folds tiles
+// together; each invocation owns head dims d = tid + j*WG of the output
+// (head_dim <= 256).
+// K/V pools are F32, F16 or Q8_0 (head_dim % 32 == 0), read in place as words.
+// Q follows the CPU backend's dot product for the K type: rounded to F16 for
+// an F16 pool; for a Q8_0 pool quantized per 32 to Q8_0 (d = amax/127 stored
+// as F16, q = rint(x * 127/amax)) and scored by integer block dots, as ggml
+// does. meta (int) holds kv_len[n_tok], pt_offset[n_tok] and the page table
+// at the given offsets.
+layout(local_size_x = 64) in;
+layout(std430, binding = 0) readonly buffer Qb { float q[]; };
+layout(std430, binding = 1) readonly buffer Kb { uint kp[]; };
+layout(std430, binding = 2) readonly buffer Vb { uint vp[]; };
+layout(std430, binding = 3) readonly buffer Mb { int meta[]; };
+layout(std430, binding = 4) writeonly buffer Ob { float o[]; };
+layout(push_constant) uniform P {
+    uint q_off, q_nb1, k_off, k_nb1, v_off, v_nb1, o_off, o_nb1;
+    uint n_heads, n_kv_heads, hd, n_tok, ktype, vtype, page_size, m_kvlen, m_ptoff, m_pt;
+    float scale;
+} p;
+#define WBUF kp
+#include "common.glsl"
+#include "reduce.glsl"
+#define MAXD 256u
+#define NEG (-1.0e30)
+
+float vval(uint ro, uint d) {
+    if (p.vtype == T_F32) return uintBitsToFloat(vp[(ro >> 2) + d]);
+    if (p.vtype == T_F16) {
+        uint x = vp[(ro + 2u * d) >> 2];
+        return unpackHalf2x16(((ro + 2u * d) & 2u) != 0u ? (x >> 16) : x).x;
+    }
+    uint bo = ro + (d >> 5) * 34u, qo = bo + 2u + (d & 31u); // Q8_0
+    uint dw = vp[bo >> 2], qw = vp[qo >> 2];
+    float dv = unpackHalf2x16((bo & 2u) != 0u ? (dw >> 16) : dw).x;
+    return dv * float(int(qw << (24u - 8u * (qo & 3u))) >> 24);
+}
+
+// Byte offset of KV head g within a pool row of type t.
+uint head_off(uint t, uint g) { return t == T_F32 ? g * p.hd * 4u : t == T_F16 ? g * p.hd * 2u : g * (p.hd >> 5) * 34u; }
+
+shared float qs[MAXD];  // Q of this head (as F32, F16-rounded, or Q8_0 integer levels)
+shared float qd[MAXD / 32u]; // Q8_0 block scales of Q
+shared float pw[WG];
+shared uint slot_s[WG];
+
+// q . k for the K head row at byte ko.
+float score(uint ko) {
+    float dot = 0.0;
+    if (p.ktype == T_F32) {
+        for (uint d = 0u; d < p.hd; d++) dot += qs[d] * uintBitsToFloat(kp[(ko >> 2) + d]);
+    } else if (p.ktype == T_F16) {
+        for (uint d = 0u; d < p.hd; d++) dot += qs[d] * rd_half(ko + 2u * d);
+    } else {
+        for (uint b = 0u; b < (p.hd >> 5); b++) {
+            uint bo = ko + 34u * b;
+            int isum = 0;
+            for (uint j = 0u; j < 32u; j += 4u) {
+                uint w = rd_u32(bo + 2u + j);
+                isum += int(qs[32u * b + j]) * (int(w << 24) >> 24) + int(qs[32u * b + j + 1u]) * (int(w << 16) >> 24) +
+                        int(qs[32u * b + j + 2u]) * (int(w << 8) >> 24) + int(qs[32u * b + j + 3u]) * (int(w) >> 24);
+            }
+            dot += rd_half(bo) * qd[b] * float(isum);
+        }
+    }
+    return dot;
+}
+
+void main() {
+    uint wid = wg_linear();
+    if (wid >= p.n_tok * p.n_heads) return;
+    uint tid = gl_LocalInvocationID.x;
+    uint t = wid / p.n_heads, h = wid % p.n_heads;
+    uint g = h / (p.n_heads / p.n_kv_heads);
+    for (uint d = tid; d < p.hd; d += WG) {
+        float v = q[p.q_off + t * p.q_nb1 + h * p.hd + d];
+        if (p.ktype == T_F16) v = unpackHalf2x16(packHalf2x16(vec2(v, 0.0))).x;
+        qs[d] = v;
+    }
+    barrier();
+    if (p.ktype == T_Q8_0 && tid < (p.hd >> 5)) { // one invocation per 32-block of Q
+        float amax = 0.0;
+        for (uint j = 0u; j < 32u; j++) amax = max(amax, abs(qs[32u * tid + j]));
+        float id = amax != 0.0 ? 127.0 / amax : 0.0;
+        qd[tid] = unpackHalf2x16(packHalf2x16(vec2(amax / 127.0, 0.0))).x;
+        for (uint j = 0u; j < 32u; j++) qs[32u * tid + j] = roundEven(qs[32u * tid + j] * id);
+    }
+    barrier();
+    float acc[MAXD / WG];
+    for (uint j = 0u; j < MAXD / WG; j++) acc[j] = 0.0;
+    float m = NEG, l = 0.0;
+    uint n_kv = uint(meta[p.m_kvlen + t]);
+    uint pt = p.m_pt + uint(meta[p.m_ptoff + t]);
+    uint kh = head_off(p.ktype, g), vh = head_off(p.vtype, g);
+    for (uint p0 = 0u; p0 < n_kv; p0 += WG) {
+        uint pos = p0 + tid;
+        float s = NEG;
+        if (pos < n_kv) {
+            uint slot = uint(meta[pt + pos / p.page_size]) * p.page_size + pos % p.page_size;
+            slot_s[tid] = slot;
+            s = score(p.k_off + slot * p.k_nb1 + kh) * p.scale;
+        }
+        float tmax = max(m, wg_max(s));
+        float e = pos < n_kv ? exp(s - tmax) : 0.0;
+        pw[tid] = e;
+        float c = exp(m - tmax);
+        l = l * c + wg_sum(e); // wg_sum's barrier also publishes pw and slot_s
+        m = tmax;
+        uint nt = min(WG, n_kv - p0);
+        for (uint j = 0u; j < MAXD / WG; j++) {
+            uint d = tid + j * WG;
+            if (d >= p.hd) break;
+            float a = acc[j] * c;
+            for (uint i = 0u; i < nt; i++) a += pw[i] * vval(p.v_off + slot_s[i] * p.v_nb1 + vh, d);
+            acc[j] = a;
+        }
+        barrier();
+    }
+    for (uint j = 0u; j < MAXD / WG; j++) {
+        uint d = tid + j * WG;
+        if (d < p.hd) o[p.o_off + t * p.o_nb1 + h * p.hd + d] = acc[j] / l;
+    }
+}
