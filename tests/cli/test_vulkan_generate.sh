@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # test_vulkan_generate.sh - the Vulkan backend end to end through `hearth`.
 #
-# On the sample models in every weight type the Vulkan backend runs (f32, f16,
-# q8_0, q4_0), greedy `hearth run --backend vulkan` prints the same text as
-# `--backend cpu`. Then the engine on Vulkan: `hearth bench --concurrency 4`
-# with a shared prompt prefix serves every request with prefix-cache hits.
-# Skips (passes) when the build has no Vulkan backend or there is no device.
-# Lavapipe is slow (~4 tok/s on these models): sizes keep this under a minute.
+# On the llama sample model in every weight type of ../shared/models (f32,
+# f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q4_k_m, q5_k, q6_k: all the
+# shaders decode), on qwen2/qwen3 (NEOX rope, q/k norms) and with the f32 and
+# q8_0 KV caches, greedy `hearth run --backend vulkan` prints the same text as
+# `--backend cpu`, and with the subgroup shaders turned off
+# (HEARTH_VK_SUBGROUPS=0) too. No divergence is known: the CPU quantizes
+# activations to 8 bits for its dot products and the shaders do not, but on
+# these models that never flips a greedy choice within 16 tokens; a model
+# where it did would be documented here with the step and the logit margin.
+# Then the engine on Vulkan: `hearth bench --concurrency 4` with a shared
+# prompt prefix serves every request with prefix-cache hits.
+# Skips (exit 77) when the build has no Vulkan backend or there is no device.
+# Lavapipe is slow (~10 tok/s on these models): sizes keep this near a minute.
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED. Owner: the Vulkan backend (issue 7).
 set -uo pipefail
 
@@ -18,41 +25,50 @@ export XDG_CACHE_HOME="$T/cache"
 fails=0
 bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 M="$SHARED/models"
-[ -f "$M/hearth-kjv-llama-f32.gguf" ] || { echo "skipped: no sample models under $M"; exit 0; }
+[ -f "$M/hearth-kjv-llama-f32.gguf" ] || { echo "skipped: no sample models under $M"; exit 77; }
 
 if ! "$H" run -m "$M/hearth-kjv-llama-q8_0.gguf" -p "In" -n 1 --temp 0 --backend vulkan --cache-db none \
     >"$T/probe.out" 2>"$T/probe.err"; then
     if grep -qiE "no Vulkan|no usable Vulkan|no such device|Vulkan driver" "$T/probe.err"; then
         echo "skipped: no Vulkan device ($(tail -1 "$T/probe.err"))"
-        exit 0
+        exit 77
     fi
     bad "vulkan probe run failed: $(cat "$T/probe.err")"
 fi
 
 # ---------------------------------------------------------------- greedy parity
 prompt="In the beginning God created"
-for ty in f32 f16 q8_0 q4_0; do
-    m="$M/hearth-kjv-llama-$ty.gguf"
+# parity NAME MODEL [extra hearth args...]: cpu and vulkan print the same text
+parity() {
+    local name=$1 m=$2
+    shift 2
     for be in cpu vulkan; do
-        if ! "$H" run -m "$m" -p "$prompt" -n 16 --temp 0 --backend "$be" --cache-db none >"$T/$be.out" 2>"$T/$be.err"; then
-            bad "$ty --backend $be failed: $(tail -3 "$T/$be.err")"
+        if ! "$H" run -m "$m" -p "$prompt" -n 16 --temp 0 --backend "$be" --cache-db none "$@" >"$T/$be.out" 2>"$T/$be.err"; then
+            bad "$name --backend $be failed: $(tail -3 "$T/$be.err")"
         fi
     done
-    grep -q "backend vulkan" "$T/vulkan.err" || bad "$ty: the run did not report the vulkan backend"
+    grep -q "backend vulkan" "$T/vulkan.err" || bad "$name: the run did not report the vulkan backend"
+    if grep -q "on cpu" "$T/vulkan.err"; then bad "$name: part of the model fell back to the CPU: $(cat "$T/vulkan.err")"; fi
     if cmp -s "$T/cpu.out" "$T/vulkan.out"; then
-        echo "ok: $ty greedy tokens match the CPU: $(tr '\n' ' ' <"$T/vulkan.out")"
+        echo "ok: $name greedy tokens match the CPU: $(tr '\n' ' ' <"$T/vulkan.out")"
     else
-        bad "$ty: vulkan output differs from cpu: cpu=[$(cat "$T/cpu.out")] vulkan=[$(cat "$T/vulkan.out")]"
+        bad "$name: vulkan output differs from cpu: cpu=[$(cat "$T/cpu.out")] vulkan=[$(cat "$T/vulkan.out")]"
     fi
+}
+n_types=0
+for m in "$M"/hearth-kjv-llama-*.gguf; do
+    ty=$(basename "$m" .gguf)
+    ty=${ty#hearth-kjv-llama-}
+    parity "llama $ty" "$m"
+    n_types=$((n_types + 1))
 done
-
-# ---------------------------------------------------------------- unsupported types say so
-if "$H" run -m "$M/hearth-kjv-llama-q4_k.gguf" -p "In" -n 1 --temp 0 --backend vulkan --cache-db none \
-    >"$T/k.out" 2>"$T/k.err"; then
-    bad "q4_k on vulkan should be refused (no shader yet)"
-else
-    grep -q "q4_k\|Q4_K" "$T/k.err" || bad "q4_k refusal does not name the type: $(cat "$T/k.err")"
-fi
+[ $n_types -ge 12 ] || bad "expected the 12 llama weight types under $M, found $n_types"
+parity "qwen2 q8_0" "$M/hearth-kjv-qwen2-q8_0.gguf"
+parity "qwen3 q4_k" "$M/hearth-kjv-qwen3-q4_k.gguf"
+parity "llama q8_0, q8_0 KV" "$M/hearth-kjv-llama-q8_0.gguf" --kv-type q8_0
+parity "llama q4_k, f32 KV" "$M/hearth-kjv-llama-q4_k.gguf" --kv-type f32
+HEARTH_VK_SUBGROUPS=0 parity "llama q6_k, no subgroups" "$M/hearth-kjv-llama-q6_k.gguf"
+grep -q "no subgroup ops" "$T/vulkan.err" || bad "HEARTH_VK_SUBGROUPS=0 did not select the fallback shaders: $(head -1 "$T/vulkan.err")"
 
 # ---------------------------------------------------------------- engine: concurrency + prefix cache
 if "$H" bench --concurrency 4 --backend vulkan -m "$M/hearth-kjv-llama-q8_0.gguf" --requests 8 --prompt-tokens 40 \
