@@ -43,19 +43,36 @@ function(hearth_add_cpu_kernels target)
   endif()
 endfunction()
 
-# HEARTH_KERNELS_ONLY: just the CPU kernels (dtype conversions, scalar and
-# SIMD kernels, dispatcher) and the tests that need nothing else
-# (test_simd, test_gemm), with no sqlite3/yaml/cJSON/ncurses/microhttpd. Used
-# to cross-build for arm64 and run under qemu (tests/cli/test_neon_qemu.sh).
+# HEARTH_KERNELS_ONLY: no third-party library (sqlite3, libyaml, cJSON,
+# ncurses, microhttpd), so a bare cross toolchain builds it. Two libraries:
+# hearth_kernels (dtype conversions, scalar and SIMD kernels, dispatcher) with
+# the tests that need nothing else (test_simd, test_gemm), and hearth_core
+# (the runtime and CPU backend without the files that use those libraries)
+# with tests/cli/neon_greedy.c, a greedy decoder. Used to cross-build for
+# arm64 and run under qemu (tests/cli/test_neon_qemu.sh).
 function(hearth_build_kernels_only)
   add_library(hearth_kernels STATIC
     ${CMAKE_SOURCE_DIR}/runtime/dtype.c
     ${HEARTH_CPU_DIR}/cpu_quants_ref.c
     ${HEARTH_CPU_DIR}/cpu_features.c)
   target_include_directories(hearth_kernels PUBLIC ${CMAKE_SOURCE_DIR}/runtime ${CMAKE_SOURCE_DIR}/backends)
-  target_compile_definitions(hearth_kernels PUBLIC _GNU_SOURCE)
+  target_compile_definitions(hearth_kernels PUBLIC _GNU_SOURCE HEARTH_VERSION="${PROJECT_VERSION}")
   target_link_libraries(hearth_kernels PUBLIC Threads::Threads m)
   hearth_add_cpu_kernels(hearth_kernels)
+
+  file(GLOB core_src CONFIGURE_DEPENDS
+    ${CMAKE_SOURCE_DIR}/runtime/*.c ${CMAKE_SOURCE_DIR}/backends/*.c ${HEARTH_CPU_DIR}/*.c)
+  list(REMOVE_ITEM core_src
+    ${CMAKE_SOURCE_DIR}/runtime/dtype.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_features.c
+    ${CMAKE_SOURCE_DIR}/runtime/cache_store.c ${CMAKE_SOURCE_DIR}/runtime/chat_template.c
+    ${CMAKE_SOURCE_DIR}/runtime/config.c)
+  add_library(hearth_core STATIC ${core_src})
+  target_link_libraries(hearth_core PUBLIC hearth_kernels ${CMAKE_DL_LIBS})
+  get_target_property(kernel_defs hearth_kernels COMPILE_DEFINITIONS) # HEARTH_HAVE_*, for cpu_backend.c
+  target_compile_definitions(hearth_core PRIVATE ${kernel_defs})
+  add_executable(neon_greedy ${CMAKE_SOURCE_DIR}/tests/cli/neon_greedy.c)
+  target_link_libraries(neon_greedy PRIVATE hearth_core)
+
   enable_testing()
   foreach(name test_simd test_gemm)
     add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/unit/${name}.c)

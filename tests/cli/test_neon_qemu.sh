@@ -10,6 +10,11 @@
 # HEARTH_CPU_ISA=neon must cap the pick to plain NEON on the dotprod CPU, and
 # HEARTH_CPU_ISA=scalar must give the scalar kernels (the tests' own re-exec of
 # themselves cannot go through qemu, so the --scalar-child runs are done here).
+# Then the forward pass: neon_greedy (built for arm64 from the runtime) must
+# produce the same 24 greedy tokens as the x86-64 `hearth run --temp 0` on
+# every model in $HEARTH_SHARED/models (dotprod CPU), and on the KJV llama
+# quantizations on the Cortex-A53 too. Skipped when no x86 `hearth` binary
+# ($HEARTH_BIN) or no models are there.
 # Exits 77 (skipped) when the cross compiler or qemu-aarch64 is absent;
 # packaging/install-deps.sh installs both.
 set -euo pipefail
@@ -33,7 +38,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
         -DHEARTH_KERNELS_ONLY=ON -DHEARTH_WERROR=ON -DCMAKE_BUILD_TYPE=Release >"$BUILD/configure.log" 2>&1 ||
         { cat "$BUILD/configure.log"; exit 1; }
 fi
-cmake --build "$BUILD" -j2 --target test_simd test_gemm >"$BUILD/build.log" 2>&1 || { cat "$BUILD/build.log"; exit 1; }
+cmake --build "$BUILD" -j2 --target test_simd test_gemm neon_greedy >"$BUILD/build.log" 2>&1 || { cat "$BUILD/build.log"; exit 1; }
 BIN=$BUILD/bin
 
 pass=0
@@ -65,6 +70,44 @@ run "kernels, HEARTH_CPU_ISA=scalar" "0 failed" max HEARTH_CPU_ISA=scalar -- "$B
 run "gemm tiles, plain NEON (cortex-a53)" "neon-dotprod: not usable" cortex-a53 -- "$BIN/test_gemm"
 run "gemm tiles, NEON + dotprod (max)" "neon-dotprod q4_0" max -- "$BIN/test_gemm"
 run "gemm, HEARTH_CPU_ISA=scalar" "0 failed" max HEARTH_CPU_ISA=scalar -- "$BIN/test_gemm" --scalar-child
+
+# ---------------------------------------------------------------- forward pass
+SHARED=${HEARTH_SHARED:-$SRC/../shared}
+HOST_BIN=${HEARTH_BIN:-$SRC/build/bin/hearth}
+# ids FIELD JSON: the comma-separated ids of "FIELD":[...] in one JSON line.
+ids() { grep -o "\"$1\":\[[0-9,]*\]" <<<"$2" | grep -o '[0-9][0-9,]*' || true; }
+greedy_same() { # greedy_same CPU MODEL.gguf
+    local cpu=$1 model=$2 json prompt want got
+    json=$(timeout 60 "$HOST_BIN" run -m "$model" -p "And God said" -n 24 --temp 0 --json --no-prefix-cache \
+        --backend cpu -t 1 2>/dev/null) || true
+    prompt=$(ids prompt_tokens "$json")
+    want=$(ids tokens "$json")
+    if [ -z "$prompt" ] || [ -z "$want" ]; then
+        echo "FAIL forward $(basename "$model"): x86 hearth run gave no tokens"
+        fail=$((fail + 1))
+        return
+    fi
+    got=$(timeout 120 qemu-aarch64 -cpu "$cpu" -L "$SYSROOT" "$BIN/neon_greedy" "$model" 24 "$prompt" 2>&1) || true
+    if [ "$got" = "$want" ]; then
+        pass=$((pass + 1))
+    else
+        echo "FAIL forward $(basename "$model") on $cpu: greedy tokens differ from x86-64"
+        echo "  x86-64: $want"
+        echo "  arm64:  $got"
+        fail=$((fail + 1))
+    fi
+}
+models=("$SHARED"/models/*.gguf)
+if [ ! -x "$HOST_BIN" ] || [ ! -f "${models[0]}" ]; then
+    echo "note: forward-pass check skipped (no x86 hearth at $HOST_BIN or no models in $SHARED/models)"
+else
+    before=$pass
+    for m in "${models[@]}"; do greedy_same max "$m"; done
+    for q in q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k bf16; do
+        greedy_same cortex-a53 "$SHARED/models/hearth-kjv-llama-$q.gguf"
+    done
+    echo "ok   forward pass: $((pass - before)) model runs under qemu give the x86-64 greedy tokens"
+fi
 
 echo "test_neon_qemu: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
