@@ -72,7 +72,7 @@ if(HEARTH_HAVE_CUDA)
   # GPU-only checks (tests/gpu/run.sh runs them; not in ctest: CI has no GPU).
   if(HEARTH_TESTS)
     add_executable(test_cuda_ops ${CMAKE_SOURCE_DIR}/tests/gpu/test_cuda_ops.c)
-    target_include_directories(test_cuda_ops PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+    target_include_directories(test_cuda_ops PRIVATE ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/backends/cuda)
     target_link_libraries(test_cuda_ops PRIVATE hearth)
     add_executable(cuda_bw_probe ${CMAKE_SOURCE_DIR}/tests/gpu/bw_probe.cu)
     set_target_properties(cuda_bw_probe PROPERTIES CUDA_RUNTIME_LIBRARY Static)

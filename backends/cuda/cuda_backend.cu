@@ -1,26 +1,57 @@
 /*
  * cuda_backend.cu - the CUDA implementation of backend.h (NVIDIA GPUs).
  *
- * Owner: the CUDA backend (issue 8). Owns: one device, one stream, a device
- * staging buffer for the host index arrays the ops receive (token ids,
- * positions, KV slots, page tables, rope freq factors) and the first error seen.
+ * Owner: the CUDA backend (issue 8). Owns: one device, one stream, the host
+ * and device staging buffers for the index arrays the ops receive (token ids,
+ * positions, KV slots, page tables, rope freq factors), scratch buffers (F16
+ * activations for the GEMM, split-K attention partials), a cache of CUDA
+ * graphs and the first error seen.
+ *
+ * How ops run. An op does not launch its kernel: it appends a *record* (kernel,
+ * launch shape, every argument; index arrays copied into the host staging
+ * buffer at 16-byte-aligned offsets) to the current segment. A segment is
+ * flushed -- one copy of the staging bytes to the device, then the kernels --
+ * when the runtime needs ordering with the host or with memory it manages:
+ * synchronize, upload, download, copy, dealloc. So a forward pass is one
+ * segment (its ops up to the logits download). A flushed segment runs either
+ *  - eagerly, one launch per record, or
+ *  - as a CUDA graph: a segment of at most HEARTH_CUDA_GRAPH_MAX_TOKENS tokens
+ *    seen before with exactly the same records is captured once (the staging
+ *    copy from pinned memory plus the kernels), and replayed when it comes
+ *    again. The key is the whole record array (memcmp, after a hash): kernel,
+ *    grid, pointers, sizes and staging offsets; the index array *contents* are
+ *    not in it (they travel through the captured copy from the fixed pinned
+ *    buffer). What would change every step is padded to a capacity instead:
+ *    the page table is staged at its length rounded up to a power of two, and
+ *    split-K attention's chunk grid is sized from the longest context rounded
+ *    up to a power of two (chunks past a token's kv_len write an empty
+ *    partial). So a decode step replays the same graph until a context
+ *    crosses a power of two.
+ * HEARTH_CUDA_GRAPHS=0 (or --profile) flushes after every op, as the first
+ * version did; the staging buffer is then pageable memory.
  *
  * Invariants:
- *  - Every op enqueues on the one stream, so the staging buffer can be reused by
- *    the next op: its upload runs after the previous op's kernel in stream order.
- *    Host index arrays are copied with cudaMemcpyAsync from pageable memory,
- *    which returns once the source has been consumed (the caller may free it).
- *  - Ops never fail: every CUDA call and launch is checked and the first error is
- *    kept ("cuda:0: kernel matmul<q4_0>: an illegal memory access ...") and
+ *  - Records hold device pointers and staging *offsets*; a record never points
+ *    into host memory the caller owns, so ops may return before anything runs.
+ *  - A captured graph bakes in the device staging buffer, the pinned host
+ *    buffer and the scratch buffers: reallocating any of them drops every
+ *    graph (graph_drop_all). A scratch buffer grows only after the pending
+ *    records (which may point into it) are flushed and the stream drained.
+ *  - The pinned staging buffer is rewritten only after the previous segment's
+ *    staging copy has run (an event, waited on at the next segment's first
+ *    staged array; a forward pass ends in synchronize, so that wait is free).
+ *  - Ops never fail: every CUDA call and launch is checked and the first error
+ *    is kept ("cuda:0: kernel matmul<q4_0>: an illegal memory access ...") and
  *    returned by synchronize (sticky: a device fault poisons the context).
+ *    After an error, nothing more is launched.
  *  - Weights keep their GGUF layout; kernels decode blocks in place (cuda_quant.h).
  *  - The same binary runs without a driver: cudart is static and
  *    hearth_cuda_backend_create returns NULL with one clear line.
  *
- * Kernels favour being right over being fast (no GPU was at hand when they were
- * written): matmul is one warp per output row with up to 8 tokens per pass
- * (decode reads each weight once; prefill re-reads the weights per 8 tokens),
- * attention is one block per (token, KV head) with an online softmax per warp.
+ * Kernels: cuda_kernels.cuh (reference: HEARTH_CUDA_KERNELS=simple selects
+ * them alone), cuda_matvec.cuh (decode matmul, 16-byte loads), cuda_gemm.cuh
+ * (prefill matmul on tensor cores), cuda_attention.cuh (split-K decode
+ * attention). Which one an op uses is decided here, per op.
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -30,13 +61,63 @@
 #include <time.h>
 
 #include "cuda_quant.h"
+#include "cuda_kernels.cuh"
+#include "cuda_matvec.cuh"
+#include "cuda_gemm.cuh"
+#include "cuda_attention.cuh"
 
 extern "C" {
-#include "backend.h"
-hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err);
+#include "cuda_backend.h"
 }
 
 namespace {
+
+/* ------------------------------------------------------------ records */
+
+enum rec_kind : int32_t {
+    RK_GET_ROWS, RK_GET_ROWS_F32, RK_RMS_NORM, RK_MATMUL, RK_MV_F16, RK_MV_Q, RK_TO_F16, RK_GEMM,
+    RK_ADD, RK_SILU_MUL, RK_ROPE, RK_KV_STORE, RK_ATTN, RK_ATTN_SPLIT, RK_ATTN_COMBINE, RK_ARGMAX
+};
+
+struct p_rows { const uint8_t *w; size_t nb1; int64_t ne0; float *out; size_t os; };
+struct p_norm { const float *x; size_t xs; int64_t ne0; const float *w; float eps; float *out; size_t os; };
+struct p_mm { const uint8_t *w; size_t nb1; int64_t K, nrows; const float *x; size_t xs; const __half *xh; int64_t Kp;
+              int ntok; const float *bias; float *out; size_t os; };
+struct p_ew { const float *a; size_t as; const float *b; size_t bs; float *o; size_t os; int64_t ne0, nrows; };
+struct p_rope { float *x; size_t xs; int n_heads, mode, n_rot, head_dim, has_ff; float theta_scale, freq_scale,
+                attn_factor; };
+struct p_kv { uint8_t *pool; size_t pnb1; int ptype; const float *src; size_t ss; int64_t ne0; };
+struct p_attn { const float *q; size_t qs; const uint8_t *kp; size_t knb; const uint8_t *vp; size_t vnb; int kt, vt,
+                page_size, n_kv, G, hd, chunk_len, n_heads; size_t khb, vhb; float scale; float *part, *out;
+                size_t os; };
+
+/* One kernel launch, fully described. Zero-filled before use, so two records
+ * of the same launch compare equal byte for byte (padding included). */
+struct rec {
+    int32_t kind, type, variant, ntok; /* variant: tokens per pass (matvec), BN (gemm) */
+    uint32_t grid[3], block, smem;
+    uint32_t st[3]; /* staging offsets of the index arrays */
+    union {
+        p_rows rows;
+        p_norm norm;
+        p_mm mm;
+        p_ew ew;
+        p_rope rope;
+        p_kv kv;
+        p_attn attn;
+    } p;
+};
+
+struct graph_entry {
+    uint64_t key;
+    rec *recs;
+    int n;
+    size_t stage_bytes;
+    cudaGraphExec_t exec;
+    uint64_t last_use;
+};
+
+enum { GRAPH_CACHE = 32, SEEN_RING = 64, SCRATCH_X16 = 0, SCRATCH_ATTN = 1, N_SCRATCH = 2 };
 
 struct cuda_ctx {
     int device;
@@ -44,10 +125,32 @@ struct cuda_ctx {
     cudaDeviceProp prop;
     bool failed;
     char err[HEARTH_ERROR_MSG_MAX];
-    uint8_t *stage_dev; /* index arrays, uploaded per op */
+    /* configuration (environment, at create) */
+    bool simple;         /* reference kernels only */
+    bool graphs;         /* defer ops and replay repeated segments as graphs */
+    int graph_max_tokens;
+    /* the current segment */
+    rec *recs;
+    int n_recs, cap_recs;
+    int seg_max_tokens;
+    uint8_t *stage_host; /* pinned when graphs, else pageable */
+    size_t stage_host_cap, stage_used;
+    bool stage_pinned;
+    cudaEvent_t staged;  /* after the last segment's staging copy */
+    bool staged_pending;
+    uint8_t *stage_dev;
     size_t stage_cap;
-    uint8_t *stage_host;
-    size_t stage_host_cap;
+    /* scratch */
+    void *scratch[N_SCRATCH];
+    size_t scratch_cap[N_SCRATCH];
+    /* graphs */
+    graph_entry cache[GRAPH_CACHE];
+    int n_cache;
+    uint64_t seen[SEEN_RING];
+    int seen_next;
+    uint64_t tick;
+    bool last_was_graph;
+    hearth_cuda_counters count;
 };
 
 cuda_ctx *ctx_of(hearth_backend *b) { return (cuda_ctx *)b->ctx; }
@@ -74,7 +177,6 @@ void record_msg(cuda_ctx *c, const char *msg) {
 }
 
 #define CK(c, call, what) record((c), (call), (what))
-#define LAUNCHED(c, name) record((c), cudaGetLastError(), "kernel ", (name))
 
 const char *tname(int t) { return hearth_dtype_name((hearth_dtype)t); }
 
@@ -84,13 +186,17 @@ double now_us() {
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-/* --profile: time each op on the host, the stream drained at both ends. */
+void flush(cuda_ctx *c);
+
+/* --profile: time each op on the host, the stream drained at both ends (ops
+ * flush one by one while profiling, so the kernels run inside the window). */
 struct op_timer {
     hearth_backend *b;
     int op;
     double t0;
     op_timer(hearth_backend *b_, int op_) : b(b_), op(op_), t0(0) {
         if (b->profile) {
+            flush(ctx_of(b));
             cudaStreamSynchronize(ctx_of(b)->stream);
             t0 = now_us();
         }
@@ -104,311 +210,421 @@ struct op_timer {
     }
 };
 
-/* Copy up to 4 host arrays to the device staging buffer in one transfer; each
- * part starts 16-byte aligned. Returns false (error recorded) on failure. */
-bool stage(cuda_ctx *c, int n, const void *const *src, const size_t *bytes, const void **dev) {
-    size_t off[4], total = 0;
-    for (int i = 0; i < n; i++) {
-        off[i] = total;
-        total += (bytes[i] + 15) & ~(size_t)15;
+inline unsigned cdiv(int64_t a, int64_t b) { return (unsigned)((a + b - 1) / b); }
+inline unsigned clampu(int64_t v, unsigned hi) { return v < 1 ? 1u : v > hi ? hi : (unsigned)v; }
+inline size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+inline int64_t pow2_at_least(int64_t v, int64_t lo) {
+    int64_t p = lo;
+    while (p < v) p *= 2;
+    return p;
+}
+
+/* ------------------------------------------------------------ graphs */
+
+void graph_drop(cuda_ctx *c, int i) {
+    cudaGraphExecDestroy(c->cache[i].exec);
+    free(c->cache[i].recs);
+    c->cache[i] = c->cache[--c->n_cache];
+    c->count.graph_evictions++;
+}
+
+/* Every graph bakes in the staging and scratch buffers: call when one moves. */
+void graph_drop_all(cuda_ctx *c) {
+    while (c->n_cache) graph_drop(c, c->n_cache - 1);
+}
+
+uint64_t segment_key(const cuda_ctx *c) {
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)c->stage_used;
+    const uint64_t *w = (const uint64_t *)c->recs;
+    const size_t n = (size_t)c->n_recs * sizeof(rec) / sizeof(uint64_t);
+    for (size_t i = 0; i < n; i++) h = (h ^ w[i]) * 0x100000001b3ull;
+    return h;
+}
+
+graph_entry *graph_find(cuda_ctx *c, uint64_t key) {
+    for (int i = 0; i < c->n_cache; i++) {
+        graph_entry *g = &c->cache[i];
+        if (g->key == key && g->n == c->n_recs && g->stage_bytes == c->stage_used &&
+            !memcmp(g->recs, c->recs, (size_t)c->n_recs * sizeof(rec)))
+            return g;
     }
-    if (total == 0) total = 16;
-    if (total > c->stage_host_cap) {
-        uint8_t *p = (uint8_t *)realloc(c->stage_host, total);
-        if (!p) {
+    return NULL;
+}
+
+/* True if the key was seen before; remembers it otherwise. */
+bool seen_before(cuda_ctx *c, uint64_t key) {
+    for (int i = 0; i < SEEN_RING; i++)
+        if (c->seen[i] == key) return true;
+    c->seen[c->seen_next] = key;
+    c->seen_next = (c->seen_next + 1) % SEEN_RING;
+    return false;
+}
+
+/* ------------------------------------------------------------ staging */
+
+/* Copy `bytes` of src (NULL: zeros) into the segment's host staging, taking
+ * `reserve` >= bytes (the rest zero-filled). Returns the offset, or 0 with an
+ * error recorded (the ops check c->failed). */
+uint32_t stage_put(cuda_ctx *c, const void *src, size_t bytes, size_t reserve) {
+    if (reserve < bytes) reserve = bytes;
+    if (c->staged_pending) { /* the last segment's copy may still read the pinned buffer */
+        CK(c, cudaEventSynchronize(c->staged), "cudaEventSynchronize (staging)");
+        c->staged_pending = false;
+    }
+    const size_t off = c->stage_used, need = off + align16(reserve ? reserve : 1);
+    if (need > 0xffffffffu) {
+        record_msg(c, "staging index arrays: more than 4 GiB in one segment");
+        return 0;
+    }
+    if (need > c->stage_host_cap) {
+        size_t cap = need < 65536 ? 65536 : need * 2;
+        uint8_t *p = NULL;
+        if (c->stage_pinned) {
+            cudaError_t e = cudaHostAlloc((void **)&p, cap, cudaHostAllocDefault);
+            if (e != cudaSuccess) {
+                record(c, e, "cudaHostAlloc (staging)");
+                return 0;
+            }
+        } else if (!(p = (uint8_t *)malloc(cap))) {
             record_msg(c, "staging index arrays: out of host memory");
-            return false;
+            return 0;
+        }
+        if (off) memcpy(p, c->stage_host, off);
+        if (c->stage_pinned) {
+            if (c->stage_host) cudaFreeHost(c->stage_host);
+            graph_drop_all(c); /* their copies read the old buffer */
+        } else {
+            free(c->stage_host);
         }
         c->stage_host = p;
-        c->stage_host_cap = total;
+        c->stage_host_cap = cap;
     }
-    if (total > c->stage_cap) {
-        /* the old buffer may still be read by queued kernels */
-        CK(c, cudaStreamSynchronize(c->stream), "cudaStreamSynchronize (staging)");
-        if (c->stage_dev) cudaFree(c->stage_dev);
-        c->stage_dev = NULL;
-        c->stage_cap = 0;
-        size_t cap = total < 65536 ? 65536 : total * 2;
-        cudaError_t e = cudaMalloc((void **)&c->stage_dev, cap);
-        if (e != cudaSuccess) {
-            record(c, e, "cudaMalloc (staging)");
-            c->stage_dev = NULL;
-            return false;
+    if (bytes) memcpy(c->stage_host + off, src, bytes);
+    memset(c->stage_host + off + bytes, 0, need - off - bytes);
+    c->stage_used = need;
+    return (uint32_t)off;
+}
+
+/* A device scratch buffer of at least `bytes`, or NULL (error recorded). */
+void *scratch(cuda_ctx *c, int which, size_t bytes) {
+    if (bytes <= c->scratch_cap[which]) return c->scratch[which];
+    flush(c); /* pending records may point into the old buffer */
+    CK(c, cudaStreamSynchronize(c->stream), "cudaStreamSynchronize (scratch)");
+    if (c->scratch[which]) cudaFree(c->scratch[which]);
+    c->scratch[which] = NULL;
+    c->scratch_cap[which] = 0;
+    graph_drop_all(c);
+    if (c->failed) return NULL;
+    const size_t cap = bytes + bytes / 2;
+    cudaError_t e = cudaMalloc(&c->scratch[which], cap);
+    if (e != cudaSuccess) {
+        c->scratch[which] = NULL;
+        record(c, e, "cudaMalloc (scratch)");
+        return NULL;
+    }
+    c->scratch_cap[which] = cap;
+    return c->scratch[which];
+}
+
+/* ------------------------------------------------------------ launching */
+
+#define TYPE_SWITCH(t, T, ...)                              \
+    switch (t) {                                            \
+    case HEARTH_F32: { const int T = HEARTH_F32; __VA_ARGS__; break; }   \
+    case HEARTH_F16: { const int T = HEARTH_F16; __VA_ARGS__; break; }   \
+    case HEARTH_BF16: { const int T = HEARTH_BF16; __VA_ARGS__; break; } \
+    case HEARTH_Q8_0: { const int T = HEARTH_Q8_0; __VA_ARGS__; break; } \
+    case HEARTH_Q4_0: { const int T = HEARTH_Q4_0; __VA_ARGS__; break; } \
+    case HEARTH_Q4_K: { const int T = HEARTH_Q4_K; __VA_ARGS__; break; } \
+    case HEARTH_Q6_K: { const int T = HEARTH_Q6_K; __VA_ARGS__; break; } \
+    default: break;                                         \
+    }
+
+/* matvec / gemm variants: a run-time value to a template argument */
+#define NT_SWITCH(v, NT, ...)                             \
+    switch (v) {                                          \
+    case 1: { const int NT = 1; __VA_ARGS__; break; }     \
+    case 2: { const int NT = 2; __VA_ARGS__; break; }     \
+    case 4: { const int NT = 4; __VA_ARGS__; break; }     \
+    default: { const int NT = 8; __VA_ARGS__; break; }    \
+    }
+
+const char *kind_name(int k) {
+    static const char *const names[] = {"get_rows", "get_rows_f32", "rms_norm", "matmul", "matvec_f16",
+                                        "matvec_q", "to_f16", "gemm", "add", "silu_mul", "rope", "kv_store",
+                                        "attention", "attention_split", "attention_combine", "argmax"};
+    return k >= 0 && k < (int)(sizeof names / sizeof *names) ? names[k] : "?";
+}
+
+/* Launch one record on the stream (eagerly or into a capture). */
+void launch(cuda_ctx *c, const rec &r) {
+    const dim3 grid(r.grid[0], r.grid[1], r.grid[2]), block(r.block);
+    cudaStream_t s = c->stream;
+    const int32_t *st0 = (const int32_t *)(c->stage_dev + r.st[0]);
+    const int32_t *st1 = (const int32_t *)(c->stage_dev + r.st[1]);
+    const int32_t *st2 = (const int32_t *)(c->stage_dev + r.st[2]);
+    switch (r.kind) {
+    case RK_GET_ROWS: {
+        const p_rows &p = r.p.rows;
+        TYPE_SWITCH(r.type, T, k_get_rows<T><<<grid, block, 0, s>>>(p.w, p.nb1, p.ne0, st0, p.out, p.os));
+        break;
+    }
+    case RK_GET_ROWS_F32: {
+        const p_rows &p = r.p.rows;
+        k_get_rows_f32<<<grid, block, 0, s>>>((const float *)p.w, p.nb1, p.ne0, st0, p.out, p.os);
+        break;
+    }
+    case RK_ARGMAX: {
+        const p_rows &p = r.p.rows;
+        k_argmax<<<grid, block, 0, s>>>((const float *)p.w, p.nb1, p.ne0, (int32_t *)p.out);
+        break;
+    }
+    case RK_RMS_NORM: {
+        const p_norm &p = r.p.norm;
+        k_rms_norm<<<grid, block, 0, s>>>(p.x, p.xs, p.ne0, p.w, p.eps, p.out, p.os);
+        break;
+    }
+    case RK_MATMUL: {
+        const p_mm &p = r.p.mm;
+        if (r.variant == 1) {
+            TYPE_SWITCH(r.type, T,
+                        k_matmul<T, 1><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok, p.bias,
+                                                              p.out, p.os));
+        } else {
+            TYPE_SWITCH(r.type, T,
+                        k_matmul<T, MM_TOK><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok,
+                                                                   p.bias, p.out, p.os));
         }
-        c->stage_cap = cap;
+        break;
     }
-    for (int i = 0; i < n; i++) {
-        if (bytes[i]) memcpy(c->stage_host + off[i], src[i], bytes[i]);
-        dev[i] = c->stage_dev + off[i];
+    case RK_MV_F16: {
+        const p_mm &p = r.p.mm;
+        NT_SWITCH(r.variant, NT,
+                  k_mv_f16<NT><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok, p.bias, p.out,
+                                                      p.os));
+        break;
     }
-    CK(c, cudaMemcpyAsync(c->stage_dev, c->stage_host, total, cudaMemcpyHostToDevice, c->stream),
-       "cudaMemcpyAsync (index arrays)");
+    case RK_MV_Q: {
+        const p_mm &p = r.p.mm;
+        if (r.type == HEARTH_Q8_0) {
+            NT_SWITCH(r.variant, NT,
+                      k_mv_q<HEARTH_Q8_0, NT><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok,
+                                                                     p.bias, p.out, p.os));
+        } else {
+            NT_SWITCH(r.variant, NT,
+                      k_mv_q<HEARTH_Q4_0, NT><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok,
+                                                                     p.bias, p.out, p.os));
+        }
+        break;
+    }
+    case RK_TO_F16: {
+        const p_mm &p = r.p.mm;
+        k_to_f16<<<grid, block, 0, s>>>(p.x, p.xs, p.K, p.Kp, (__half *)p.xh);
+        break;
+    }
+    case RK_GEMM: {
+        const p_mm &p = r.p.mm;
+        if (r.variant == 64) {
+            TYPE_SWITCH(r.type, T,
+                        k_gemm<T, 64><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.xh, p.Kp, p.ntok, p.bias,
+                                                             p.out, p.os));
+        } else {
+            TYPE_SWITCH(r.type, T,
+                        k_gemm<T, 128><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.xh, p.Kp, p.ntok,
+                                                              p.bias, p.out, p.os));
+        }
+        break;
+    }
+    case RK_ADD: {
+        const p_ew &p = r.p.ew;
+        k_add<<<grid, block, 0, s>>>(p.a, p.as, p.b, p.bs, p.o, p.os, p.ne0, p.nrows);
+        break;
+    }
+    case RK_SILU_MUL: {
+        const p_ew &p = r.p.ew;
+        k_silu_mul<<<grid, block, 0, s>>>(p.a, p.as, p.b, p.bs, p.o, p.os, p.ne0, p.nrows);
+        break;
+    }
+    case RK_ROPE: {
+        const p_rope &p = r.p.rope;
+        k_rope<<<grid, block, 0, s>>>(p.x, p.xs, p.n_heads, st0, p.mode, p.n_rot, p.head_dim, p.theta_scale,
+                                      p.freq_scale, p.has_ff ? (const float *)st1 : NULL, p.attn_factor);
+        break;
+    }
+    case RK_KV_STORE: {
+        const p_kv &p = r.p.kv;
+        k_kv_store<<<grid, block, 0, s>>>(p.pool, p.pnb1, p.ptype, p.src, p.ss, p.ne0, st0);
+        break;
+    }
+    case RK_ATTN: {
+        const p_attn &p = r.p.attn;
+        k_attention<<<grid, block, r.smem, s>>>(p.q, p.qs, p.kp, p.knb, p.kt, p.vp, p.vnb, p.vt, p.page_size, st0,
+                                                st1, st2, p.n_kv, p.G, p.hd, p.khb, p.vhb, p.scale, p.out, p.os);
+        break;
+    }
+    case RK_ATTN_SPLIT: {
+        const p_attn &p = r.p.attn;
+        k_attn_split<<<grid, block, r.smem, s>>>(p.q, p.qs, p.kp, p.knb, p.kt, p.vp, p.vnb, p.vt, p.page_size, st0,
+                                                 st1, st2, p.n_kv, p.G, p.hd, p.khb, p.vhb, p.scale, p.chunk_len,
+                                                 p.part, p.out, p.os);
+        break;
+    }
+    case RK_ATTN_COMBINE: {
+        const p_attn &p = r.p.attn;
+        k_attn_combine<<<grid, block, 0, s>>>(p.part, p.chunk_len /* n_chunks */, p.n_heads, p.hd, p.out, p.os);
+        break;
+    }
+    }
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+        char name[64];
+        if (r.kind == RK_MATMUL || r.kind == RK_MV_F16 || r.kind == RK_MV_Q || r.kind == RK_GEMM ||
+            r.kind == RK_GET_ROWS)
+            snprintf(name, sizeof name, "%s<%s>", kind_name(r.kind), tname(r.type));
+        else
+            snprintf(name, sizeof name, "%s", kind_name(r.kind));
+        record(c, e, "kernel ", name);
+    }
+}
+
+void segment_reset(cuda_ctx *c) {
+    c->n_recs = 0;
+    c->stage_used = 0;
+    c->seg_max_tokens = 0;
+}
+
+/* Device staging big enough for the segment (moving it drops the graphs). */
+bool stage_dev_fit(cuda_ctx *c) {
+    if (c->stage_used <= c->stage_cap) return true;
+    CK(c, cudaStreamSynchronize(c->stream), "cudaStreamSynchronize (staging)");
+    if (c->stage_dev) cudaFree(c->stage_dev);
+    c->stage_dev = NULL;
+    c->stage_cap = 0;
+    graph_drop_all(c);
+    const size_t cap = c->stage_used < 65536 ? 65536 : c->stage_used * 2;
+    cudaError_t e = cudaMalloc((void **)&c->stage_dev, cap);
+    if (e != cudaSuccess) {
+        c->stage_dev = NULL;
+        record(c, e, "cudaMalloc (staging)");
+        return false;
+    }
+    c->stage_cap = cap;
     return !c->failed;
 }
 
-inline unsigned cdiv(int64_t a, int64_t b) { return (unsigned)((a + b - 1) / b); }
-inline unsigned clampu(int64_t v, unsigned hi) { return v < 1 ? 1u : v > hi ? hi : (unsigned)v; }
-
-/* ------------------------------------------------------------ reductions */
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return __shfl_sync(0xffffffffu, v, 0); /* every lane gets lane 0's bits */
+void launch_eager(cuda_ctx *c) {
+    if (c->stage_used)
+        CK(c, cudaMemcpyAsync(c->stage_dev, c->stage_host, c->stage_used, cudaMemcpyHostToDevice, c->stream),
+           "cudaMemcpyAsync (index arrays)");
+    for (int i = 0; i < c->n_recs && !c->failed; i++) launch(c, c->recs[i]);
+    c->count.eager_segments++;
+    c->last_was_graph = false;
 }
 
-/* Sum over the block (blockDim.x a multiple of 32, <= 1024); all threads get it. */
-__device__ float block_sum(float v, float *red /* [32] */) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
-    v = warp_sum(v);
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    float s = lane < nw ? red[lane] : 0.0f;
-    s = warp_sum(s);
-    __syncthreads(); /* red may be reused */
-    return s;
-}
-
-/* ------------------------------------------------------------ get_rows */
-
-template <int T>
-__global__ void k_get_rows(const uint8_t *w, size_t w_nb1, int64_t ne0, const int32_t *ids, float *out,
-                           size_t o_stride) {
-    const uint8_t *wr = w + (int64_t)ids[blockIdx.x] * w_nb1;
-    float *o = out + (size_t)blockIdx.x * o_stride;
-    const int64_t nch = ne0 / 8;
-    for (int64_t c = threadIdx.x; c < nch; c += blockDim.x) {
-        float v[8];
-        dq8<T>(wr, c * 8, v);
-#pragma unroll
-        for (int i = 0; i < 8; i++) o[c * 8 + i] = v[i];
+/* Capture the segment into a new cache entry; NULL if capture is not possible
+ * here (the caller then launches eagerly). */
+graph_entry *graph_capture(cuda_ctx *c, uint64_t key) {
+    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
     }
-    for (int64_t e = nch * 8 + threadIdx.x; e < ne0; e += blockDim.x) o[e] = dq1<T>(wr, e);
-}
-
-__global__ void k_get_rows_f32(const float *x, size_t x_stride, int64_t ne0, const int32_t *rows, float *out,
-                               size_t o_stride) {
-    const float *xr = x + (int64_t)rows[blockIdx.x] * x_stride;
-    float *o = out + (size_t)blockIdx.x * o_stride;
-    for (int64_t e = threadIdx.x; e < ne0; e += blockDim.x) o[e] = xr[e];
-}
-
-/* ------------------------------------------------------------ rms_norm */
-
-__global__ void k_rms_norm(const float *x, size_t x_stride, int64_t ne0, const float *w, float eps, float *out,
-                           size_t o_stride) {
-    __shared__ float red[32];
-    const float *xr = x + (size_t)blockIdx.x * x_stride;
-    float *o = out + (size_t)blockIdx.x * o_stride;
-    float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) ss += xr[i] * xr[i];
-    ss = block_sum(ss, red);
-    const float scale = 1.0f / sqrtf(ss / (float)ne0 + eps);
-    for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) o[i] = xr[i] * scale * w[i];
-}
-
-/* ------------------------------------------------------------ matmul */
-
-enum { MM_WARPS = 8, MM_TOK = 8 };
-
-/* One warp per output row r; tokens in groups of NT (grid.y strides the groups).
- * Lane l decodes chunks l, l+32, ... of 8 weights and dots them with NT tokens. */
-template <int T, int NT>
-__global__ void __launch_bounds__(MM_WARPS * 32)
-    k_matmul(const uint8_t *w, size_t w_nb1, int64_t ne0, int64_t nrows, const float *x, size_t x_stride, int ntok,
-             const float *bias, float *out, size_t o_stride) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int64_t r = (int64_t)blockIdx.x * MM_WARPS + warp;
-    if (r >= nrows) return; /* whole warp */
-    const uint8_t *wr = w + r * w_nb1;
-    const int64_t nch = ne0 / 8;
-    for (int t0 = blockIdx.y * NT; t0 < ntok; t0 += gridDim.y * NT) {
-        float acc[NT];
-#pragma unroll
-        for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-        for (int64_t c = lane; c < nch; c += 32) {
-            float v[8];
-            dq8<T>(wr, c * 8, v);
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t0 + t < ntok) {
-                    float a[8];
-                    dq8<HEARTH_F32>((const uint8_t *)(x + (size_t)(t0 + t) * x_stride), c * 8, a);
-#pragma unroll
-                    for (int i = 0; i < 8; i++) acc[t] = fmaf(v[i], a[i], acc[t]);
-                }
-            }
-        }
-        for (int64_t e = nch * 8 + lane; e < ne0; e += 32) {
-            const float v = dq1<T>(wr, e);
-#pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (t0 + t < ntok) acc[t] = fmaf(v, x[(size_t)(t0 + t) * x_stride + e], acc[t]);
-        }
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            const float s = warp_sum(acc[t]);
-            if (lane == 0 && t0 + t < ntok) out[(size_t)(t0 + t) * o_stride + r] = bias ? s + bias[r] : s;
-        }
+    if (c->stage_used)
+        CK(c, cudaMemcpyAsync(c->stage_dev, c->stage_host, c->stage_used, cudaMemcpyHostToDevice, c->stream),
+           "cudaMemcpyAsync (index arrays, captured)");
+    for (int i = 0; i < c->n_recs && !c->failed; i++) launch(c, c->recs[i]);
+    cudaGraph_t g = NULL;
+    e = cudaStreamEndCapture(c->stream, &g);
+    if (e != cudaSuccess || c->failed || !g) {
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError();
+        return NULL;
     }
+    cudaGraphExec_t exec = NULL;
+    e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    rec *copy = (rec *)malloc((size_t)c->n_recs * sizeof(rec));
+    if (!copy) {
+        cudaGraphExecDestroy(exec);
+        return NULL;
+    }
+    memcpy(copy, c->recs, (size_t)c->n_recs * sizeof(rec));
+    if (c->n_cache == GRAPH_CACHE) { /* evict the least recently used */
+        int lru = 0;
+        for (int i = 1; i < c->n_cache; i++)
+            if (c->cache[i].last_use < c->cache[lru].last_use) lru = i;
+        graph_drop(c, lru);
+    }
+    graph_entry *ge = &c->cache[c->n_cache++];
+    ge->key = key;
+    ge->recs = copy;
+    ge->n = c->n_recs;
+    ge->stage_bytes = c->stage_used;
+    ge->exec = exec;
+    ge->last_use = 0;
+    c->count.graph_captures++;
+    return ge;
 }
 
-/* ------------------------------------------------------------ elementwise */
-
-__global__ void k_add(const float *a, size_t a_s, const float *c, size_t c_s, float *o, size_t o_s, int64_t ne0,
-                      int64_t nrows) {
-    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y)
-        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0; i += (int64_t)gridDim.x * blockDim.x)
-            o[r * o_s + i] = a[r * a_s + i] + c[r * c_s + i];
+/* Run the pending records: from the graph cache, by capturing them, or eagerly. */
+void flush(cuda_ctx *c) {
+    if (c->n_recs == 0) return;
+    if (c->failed || !stage_dev_fit(c)) {
+        segment_reset(c);
+        return;
+    }
+    graph_entry *g = NULL;
+    if (c->graphs && c->n_recs >= 2 && c->seg_max_tokens <= c->graph_max_tokens) {
+        const uint64_t key = segment_key(c);
+        g = graph_find(c, key);
+        if (!g && seen_before(c, key)) g = graph_capture(c, key);
+    }
+    if (g && !c->failed) {
+        g->last_use = ++c->tick;
+        CK(c, cudaGraphLaunch(g->exec, c->stream), "cudaGraphLaunch");
+        c->count.graph_replays++;
+        c->last_was_graph = true;
+    } else if (!c->failed) {
+        launch_eager(c);
+    }
+    if (c->stage_pinned && c->stage_used) {
+        CK(c, cudaEventRecord(c->staged, c->stream), "cudaEventRecord (staging)");
+        c->staged_pending = true;
+    }
+    segment_reset(c);
 }
 
-__global__ void k_silu_mul(const float *g, size_t g_s, const float *u, size_t u_s, float *o, size_t o_s, int64_t ne0,
-                           int64_t nrows) {
-    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y)
-        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0; i += (int64_t)gridDim.x * blockDim.x) {
-            const float x = g[r * g_s + i];
-            o[r * o_s + i] = x / (1.0f + expf(-x)) * u[r * u_s + i];
-        }
+/* Append a record to the segment; without graphs (or when profiling) it runs at once. */
+void push(hearth_backend *b, cuda_ctx *c, const rec &r) {
+    if (c->failed) return;
+    if (c->n_recs == c->cap_recs) {
+        const int cap = c->cap_recs ? 2 * c->cap_recs : 256;
+        rec *p = (rec *)realloc(c->recs, (size_t)cap * sizeof(rec));
+        if (!p) return record_msg(c, "recording ops: out of host memory");
+        c->recs = p;
+        c->cap_recs = cap;
+    }
+    c->recs[c->n_recs++] = r;
+    if (r.ntok > c->seg_max_tokens) c->seg_max_tokens = r.ntok;
+    if (!c->graphs || b->profile) flush(c);
 }
 
-/* ------------------------------------------------------------ rope */
-
-/* Block = one (token, head); thread i rotates pair i. */
-__global__ void k_rope(float *x, size_t x_stride, int n_heads, const int32_t *pos, int mode, int n_rot, int head_dim,
-                       float theta_scale, float freq_scale, const float *freq_factors, float attn_factor) {
-    const int t = blockIdx.x / n_heads, h = blockIdx.x % n_heads, half = n_rot / 2;
-    float *v = x + (size_t)t * x_stride + (size_t)h * head_dim;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        const float ff = freq_factors ? freq_factors[i] : 1.0f;
-        const float th = (float)pos[t] * powf(theta_scale, (float)i) * freq_scale / ff;
-        float sn, cs;
-        sincosf(th, &sn, &cs);
-        cs *= attn_factor;
-        sn *= attn_factor;
-        const int i0 = mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = mode == HEARTH_ROPE_NEOX ? i + half : 2 * i + 1;
-        const float a = v[i0], c = v[i1];
-        v[i0] = a * cs - c * sn;
-        v[i1] = a * sn + c * cs;
-    }
-}
-
-/* ------------------------------------------------------------ kv_store */
-
-/* Block = one token: pool row slots[t] = src row t converted to the pool type. */
-__global__ void k_kv_store(uint8_t *pool, size_t p_nb1, int ptype, const float *src, size_t s_stride, int64_t ne0,
-                           const int32_t *slots) {
-    const float *s = src + (size_t)blockIdx.x * s_stride;
-    uint8_t *d = pool + (int64_t)slots[blockIdx.x] * p_nb1;
-    if (ptype == HEARTH_F32) {
-        for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) ((float *)d)[i] = s[i];
-    } else if (ptype == HEARTH_F16) {
-        for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) ((__half *)d)[i] = __float2half_rn(s[i]);
-    } else { /* Q8_0, one warp per block, as ggml quantize_row_q8_0_ref */
-        const int lane = threadIdx.x % 32, nw = blockDim.x / 32;
-        for (int64_t b = threadIdx.x / 32; b < ne0 / 32; b += nw) {
-            const float x = s[b * 32 + lane];
-            float amax = fabsf(x);
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-            const float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
-            uint8_t *blk = d + b * sizeof(block_q8_0);
-            if (lane == 0) {
-                const __half_raw hr = __half(__float2half_rn(dd));
-                blk[0] = (uint8_t)hr.x;
-                blk[1] = (uint8_t)(hr.x >> 8);
-            }
-            blk[2 + lane] = (uint8_t)(int8_t)roundf(x * id);
-        }
-    }
-}
-
-/* ------------------------------------------------------------ attention */
-
-enum { ATT_WARPS = 4, ATT_MAX_HD = 256 };
-
-/* Block = one (token, KV head) with its G query heads. Warp w takes keys w,
- * w+ATT_WARPS, ... of the token's sequence (through the page table) and keeps an
- * online softmax per query head: m (running max), l (running sum) and an
- * unnormalised output acc; lane l owns dims l, l+32, ... The warps are merged
- * at the end. Shared memory: q [G][hd], then per warp acc [G][hd], m [G], l [G]. */
-__global__ void __launch_bounds__(ATT_WARPS * 32)
-    k_attention(const float *q, size_t q_stride, const uint8_t *kp, size_t k_nb1, int kt, const uint8_t *vp,
-                size_t v_nb1, int vt, int page_size, const int32_t *kv_len, const int32_t *pt_offset,
-                const int32_t *page_table, int n_kv_heads, int G, int hd, size_t k_head_bytes, size_t v_head_bytes,
-                float scale, float *out, size_t o_stride) {
-    extern __shared__ float sm[];
-    const int t = blockIdx.x / n_kv_heads, g = blockIdx.x % n_kv_heads;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float *qs = sm;
-    float *acc = qs + (size_t)G * hd + (size_t)warp * ((size_t)G * hd + 2 * G);
-    float *mx = acc + (size_t)G * hd, *l = mx + G;
-
-    const float *qrow = q + (size_t)t * q_stride + (size_t)g * G * hd;
-    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) qs[i] = qrow[i];
-    for (int i = lane; i < G * hd; i += 32) acc[i] = 0.0f;
-    for (int h = lane; h < G; h += 32) {
-        mx[h] = -INFINITY;
-        l[h] = 0.0f;
-    }
-    __syncthreads();
-
-    const int n = kv_len[t];
-    const int32_t *pt = page_table + pt_offset[t];
-    for (int p = warp; p < n; p += ATT_WARPS) {
-        const int64_t slot = (int64_t)pt[p / page_size] * page_size + p % page_size;
-        const uint8_t *krow = kp + slot * k_nb1 + (size_t)g * k_head_bytes;
-        const uint8_t *vrow = vp + slot * v_nb1 + (size_t)g * v_head_bytes;
-        float kr[ATT_MAX_HD / 32], vr[ATT_MAX_HD / 32];
-#pragma unroll
-        for (int i = 0; i < ATT_MAX_HD / 32; i++) {
-            const int d = lane + 32 * i;
-            kr[i] = d < hd ? cq_kv_at(kt, krow, d) : 0.0f;
-            vr[i] = d < hd ? cq_kv_at(vt, vrow, d) : 0.0f;
-        }
-        for (int h = 0; h < G; h++) {
-            float part = 0.0f;
-#pragma unroll
-            for (int i = 0; i < ATT_MAX_HD / 32; i++) {
-                const int d = lane + 32 * i;
-                if (d < hd) part = fmaf(qs[h * hd + d], kr[i], part);
-            }
-            const float s = warp_sum(part) * scale;
-            const float m_old = mx[h], m_new = fmaxf(m_old, s);
-            const float c = expf(m_old - m_new), e = expf(s - m_new);
-            const float l_new = l[h] * c + e;
-#pragma unroll
-            for (int i = 0; i < ATT_MAX_HD / 32; i++) {
-                const int d = lane + 32 * i;
-                if (d < hd) acc[h * hd + d] = fmaf(e, vr[i], acc[h * hd + d] * c);
-            }
-            __syncwarp();
-            if (lane == 0) {
-                mx[h] = m_new;
-                l[h] = l_new;
-            }
-            __syncwarp();
-        }
-    }
-    __syncthreads();
-
-    /* merge the warps' partial softmaxes */
-    float *o = out + (size_t)t * o_stride + (size_t)g * G * hd;
-    const size_t per_warp = (size_t)G * hd + 2 * G;
-    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
-        const int h = i / hd;
-        float M = -INFINITY;
-        for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, sm[(size_t)G * hd + w * per_warp + (size_t)G * hd + h]);
-        float L = 0.0f, A = 0.0f;
-        for (int w = 0; w < ATT_WARPS; w++) {
-            const float *aw = sm + (size_t)G * hd + w * per_warp;
-            const float mw = aw[(size_t)G * hd + h];
-            if (mw == -INFINITY) continue; /* this warp saw no keys */
-            const float f = expf(mw - M);
-            L += aw[(size_t)G * hd + G + h] * f;
-            A += aw[i] * f;
-        }
-        o[i] = A / L;
-    }
+/* A zeroed record (so that equal launches compare equal). */
+rec rec_new(int kind, int ntok, dim3 grid, unsigned block, unsigned smem = 0) {
+    rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = kind;
+    r.ntok = ntok;
+    r.grid[0] = grid.x;
+    r.grid[1] = grid.y;
+    r.grid[2] = grid.z;
+    r.block = block;
+    r.smem = smem;
+    return r;
 }
 
 /* ------------------------------------------------------------ memory ops */
@@ -428,74 +644,66 @@ void *cu_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
     return p;
 }
 
+/* The memory ops below order themselves after the pending records: flush first. */
+
 void cu_dealloc(hearth_backend *b, void *p) {
     if (!p) return;
     cuda_ctx *c = enter(b);
+    flush(c);
     CK(c, cudaFree(p), "cudaFree");
 }
 
 void cu_upload(hearth_backend *b, void *dst, const void *src, size_t n) {
     cuda_ctx *c = enter(b);
+    flush(c);
     if (n) CK(c, cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload (cudaMemcpyAsync)");
 }
 
 void cu_download(hearth_backend *b, void *dst, const void *src, size_t n) {
     cuda_ctx *c = enter(b);
+    flush(c);
     if (n) CK(c, cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream), "download (cudaMemcpyAsync)");
 }
 
 void cu_copy(hearth_backend *b, void *dst, const void *src, size_t n) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_COPY);
+    flush(c);
     if (n) CK(c, cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, c->stream), "copy (cudaMemcpyAsync)");
 }
 
 /* ------------------------------------------------------------ op wrappers */
 
-#define TYPE_SWITCH(t, T, ...)                              \
-    switch (t) {                                            \
-    case HEARTH_F32: { const int T = HEARTH_F32; __VA_ARGS__; break; }   \
-    case HEARTH_F16: { const int T = HEARTH_F16; __VA_ARGS__; break; }   \
-    case HEARTH_BF16: { const int T = HEARTH_BF16; __VA_ARGS__; break; } \
-    case HEARTH_Q8_0: { const int T = HEARTH_Q8_0; __VA_ARGS__; break; } \
-    case HEARTH_Q4_0: { const int T = HEARTH_Q4_0; __VA_ARGS__; break; } \
-    case HEARTH_Q4_K: { const int T = HEARTH_Q4_K; __VA_ARGS__; break; } \
-    case HEARTH_Q6_K: { const int T = HEARTH_Q6_K; __VA_ARGS__; break; } \
-    default: unsupported = true; break;                     \
-    }
-
 size_t fstride(const hearth_tensor *t) { return t->nb1 / sizeof(float); }
+
+bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+void unsupported_weight(cuda_ctx *c, const char *op, int type) {
+    char m[128];
+    snprintf(m, sizeof m, "%s: weight type %s is not supported", op, tname(type));
+    record_msg(c, m);
+}
 
 void cu_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n, hearth_tensor *out) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_GET_ROWS);
     if (n <= 0 || c->failed) return;
-    const void *src[1] = {ids}, *dev[1];
-    const size_t bytes[1] = {(size_t)n * sizeof(int32_t)};
-    if (!stage(c, 1, src, bytes, dev)) return;
-    bool unsupported = false;
-    TYPE_SWITCH(w->type, T,
-                k_get_rows<T><<<n, 256, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, w->ne0,
-                                                         (const int32_t *)dev[0], (float *)out->data, fstride(out)));
-    if (unsupported) {
-        char m[128];
-        snprintf(m, sizeof m, "get_rows: weight type %s is not supported", tname(w->type));
-        record_msg(c, m);
-        return;
-    }
-    LAUNCHED(c, "get_rows");
+    if (!cuda_type_supported(w->type)) return unsupported_weight(c, "get_rows", w->type);
+    rec r = rec_new(RK_GET_ROWS, n, dim3(n), 256);
+    r.type = w->type;
+    r.p.rows = {(const uint8_t *)w->data, w->nb1, w->ne0, (float *)out->data, fstride(out)};
+    r.st[0] = stage_put(c, ids, (size_t)n * sizeof(int32_t), 0);
+    push(b, c, r);
 }
 
 void cu_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n, hearth_tensor *out) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_COPY);
     if (n <= 0 || c->failed) return;
-    const void *src[1] = {rows}, *dev[1];
-    const size_t bytes[1] = {(size_t)n * sizeof(int32_t)};
-    if (!stage(c, 1, src, bytes, dev)) return;
-    k_get_rows_f32<<<n, 256, 0, c->stream>>>((const float *)x->data, fstride(x), x->ne0, (const int32_t *)dev[0],
-                                              (float *)out->data, fstride(out));
-    LAUNCHED(c, "get_rows_f32");
+    rec r = rec_new(RK_GET_ROWS_F32, n, dim3(n), 256);
+    r.p.rows = {(const uint8_t *)x->data, fstride(x), x->ne0, (float *)out->data, fstride(out)};
+    r.st[0] = stage_put(c, rows, (size_t)n * sizeof(int32_t), 0);
+    push(b, c, r);
 }
 
 void cu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, float eps, hearth_tensor *out) {
@@ -503,64 +711,103 @@ void cu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor 
     op_timer tm(b, HEARTH_OP_RMS_NORM);
     if (x->ne1 <= 0 || c->failed) return;
     if (x->ne1 > 0x7fffffff) return record_msg(c, "rms_norm: too many rows");
-    k_rms_norm<<<(unsigned)x->ne1, 256, 0, c->stream>>>((const float *)x->data, fstride(x), x->ne0,
-                                                        (const float *)w->data, eps, (float *)out->data, fstride(out));
-    LAUNCHED(c, "rms_norm");
+    rec r = rec_new(RK_RMS_NORM, (int)(x->ne1 < 1 << 30 ? x->ne1 : 1 << 30), dim3((unsigned)x->ne1), 256);
+    r.p.norm = {(const float *)x->data, fstride(x), x->ne0, (const float *)w->data, eps, (float *)out->data,
+                fstride(out)};
+    push(b, c, r);
 }
 
+void cu_argmax(hearth_backend *b, const hearth_tensor *x, void *ids) {
+    cuda_ctx *c = enter(b);
+    op_timer tm(b, HEARTH_OP_COPY);
+    if (x->ne1 <= 0 || x->ne0 <= 0 || c->failed) return;
+    if (x->ne1 > 0x7fffffff) return record_msg(c, "argmax: too many rows");
+    rec r = rec_new(RK_ARGMAX, (int)(x->ne1 < 1 << 30 ? x->ne1 : 1 << 30), dim3((unsigned)x->ne1), 1024);
+    r.p.rows = {(const uint8_t *)x->data, fstride(x), x->ne0, (float *)ids, 0};
+    push(b, c, r);
+}
+
+enum { GEMM_MIN_TOKENS = 16 };
+
+/* Which matmul kernel: the tensor-core GEMM from GEMM_MIN_TOKENS tokens on
+ * (any supported type but F32, whose exact path stays), the 16-byte matvec for
+ * F16/Q8_0/Q4_0 rows it can stream, else the reference warp-per-row kernel. */
 void cu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
                hearth_tensor *out) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_MATMUL);
     const int ntok = (int)x->ne1;
     if (ntok <= 0 || w->ne1 <= 0 || c->failed) return;
-    const float *bd = bias ? (const float *)bias->data : NULL;
-    const dim3 block(MM_WARPS * 32);
-    bool unsupported = false;
-    char name[64];
-    snprintf(name, sizeof name, "matmul<%s>", tname(w->type));
-    if (ntok == 1) {
-        const dim3 grid(cdiv(w->ne1, MM_WARPS), 1);
-        TYPE_SWITCH(w->type, T,
-                    k_matmul<T, 1><<<grid, block, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, w->ne0, w->ne1,
-                                                                   (const float *)x->data, fstride(x), ntok, bd,
-                                                                   (float *)out->data, fstride(out)));
-    } else {
-        const dim3 grid(cdiv(w->ne1, MM_WARPS), clampu(cdiv(ntok, MM_TOK), 65535));
-        TYPE_SWITCH(w->type, T,
-                    k_matmul<T, MM_TOK><<<grid, block, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, w->ne0,
-                                                                        w->ne1, (const float *)x->data, fstride(x),
-                                                                        ntok, bd, (float *)out->data, fstride(out)));
+    if (!cuda_type_supported(w->type)) return unsupported_weight(c, "matmul", w->type);
+    const int t = w->type;
+    const int64_t K = w->ne0, N = w->ne1;
+    p_mm p = {(const uint8_t *)w->data, w->nb1, K, N, (const float *)x->data, fstride(x), NULL, 0, ntok,
+              bias ? (const float *)bias->data : NULL, (float *)out->data, fstride(out)};
+
+    if (!c->simple && t != HEARTH_F32 && ntok >= GEMM_MIN_TOKENS && N <= (int64_t)GEMM_BM * 0x7fffffff) {
+        const int64_t Kp = (K + GEMM_BK - 1) / GEMM_BK * GEMM_BK;
+        __half *xh = (__half *)scratch(c, SCRATCH_X16, (size_t)ntok * (size_t)Kp * sizeof(__half));
+        if (!xh) return;
+        rec cv = rec_new(RK_TO_F16, ntok, dim3(clampu(cdiv(Kp, 256), 64), (unsigned)ntok), 256);
+        cv.p.mm = p;
+        cv.p.mm.xh = xh;
+        cv.p.mm.Kp = Kp;
+        push(b, c, cv);
+        const int BN = ntok <= 64 ? 64 : 128;
+        rec r = rec_new(RK_GEMM, ntok, dim3(cdiv(N, GEMM_BM), cdiv(ntok, BN)), GEMM_THREADS);
+        r.type = t;
+        r.variant = BN;
+        r.p.mm = p;
+        r.p.mm.xh = xh;
+        r.p.mm.Kp = Kp;
+        if (cdiv(ntok, BN) > 65535) return record_msg(c, "matmul: too many tokens for one GEMM");
+        c->count.gemm++;
+        return push(b, c, r);
     }
-    if (unsupported) {
-        char m[128];
-        snprintf(m, sizeof m, "matmul: weight type %s is not supported", tname(w->type));
-        record_msg(c, m);
-        return;
+
+    const int nt = ntok == 1 ? 1 : ntok == 2 ? 2 : ntok <= 4 ? 4 : 8;
+    const bool rows16 = w->nb1 % 16 == 0 && aligned16(w->data);
+    const bool x16 = p.xs % 4 == 0 && aligned16(x->data);
+    const bool fast_f16 = t == HEARTH_F16 && K % 8 == 0;
+    const bool fast_q = (t == HEARTH_Q8_0 || t == HEARTH_Q4_0) && K % 32 == 0 &&
+                        (K / 32 * (int64_t)hearth_dtype_row_size((hearth_dtype)t, 32)) % 16 == 0;
+    if (!c->simple && rows16 && x16 && (fast_f16 || fast_q)) {
+        rec r = rec_new(fast_f16 ? RK_MV_F16 : RK_MV_Q, ntok, dim3(cdiv(N, MV_WARPS), clampu(cdiv(ntok, nt), 65535)),
+                        MV_WARPS * 32);
+        r.type = t;
+        r.variant = nt;
+        r.p.mm = p;
+        c->count.matvec_fast++;
+        return push(b, c, r);
     }
-    LAUNCHED(c, name);
+
+    const int v = ntok == 1 ? 1 : MM_TOK;
+    rec r = rec_new(RK_MATMUL, ntok, dim3(cdiv(N, MM_WARPS), clampu(cdiv(ntok, v), 65535)), MM_WARPS * 32);
+    r.type = t;
+    r.variant = v;
+    r.p.mm = p;
+    push(b, c, r);
 }
 
 dim3 ew_grid(int64_t ne0, int64_t nrows) { return dim3(clampu(cdiv(ne0, 256), 1024), clampu(nrows, 65535)); }
 
-void cu_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
+void elementwise(hearth_backend *b, int kind, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
     cuda_ctx *c = enter(b);
-    op_timer tm(b, HEARTH_OP_ADD);
     if (a->ne1 <= 0 || a->ne0 <= 0 || c->failed) return;
-    k_add<<<ew_grid(a->ne0, a->ne1), 256, 0, c->stream>>>((const float *)a->data, fstride(a),
-                                                          (const float *)c2->data, fstride(c2), (float *)out->data,
-                                                          fstride(out), a->ne0, a->ne1);
-    LAUNCHED(c, "add");
+    rec r = rec_new(kind, (int)(a->ne1 < 1 << 30 ? a->ne1 : 1 << 30), ew_grid(a->ne0, a->ne1), 256);
+    r.p.ew = {(const float *)a->data, fstride(a), (const float *)c2->data, fstride(c2), (float *)out->data,
+              fstride(out), a->ne0, a->ne1};
+    push(b, c, r);
+}
+
+void cu_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
+    op_timer tm(b, HEARTH_OP_ADD);
+    elementwise(b, RK_ADD, a, c2, out);
 }
 
 void cu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
-    cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_SILU_MUL);
-    if (gate->ne1 <= 0 || gate->ne0 <= 0 || c->failed) return;
-    k_silu_mul<<<ew_grid(gate->ne0, gate->ne1), 256, 0, c->stream>>>(
-        (const float *)gate->data, fstride(gate), (const float *)up->data, fstride(up), (float *)out->data,
-        fstride(out), gate->ne0, gate->ne1);
-    LAUNCHED(c, "silu_mul");
+    elementwise(b, RK_SILU_MUL, gate, up, out);
 }
 
 void cu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos, const hearth_rope_params *p) {
@@ -569,79 +816,132 @@ void cu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *po
     const int64_t ntok = x->ne1;
     if (ntok <= 0 || n_heads <= 0 || p->n_rot < 2 || c->failed) return;
     if (ntok * n_heads > 0x7fffffff) return record_msg(c, "rope: too many rows");
-    const void *src[2] = {pos, p->freq_factors}, *dev[2];
-    const size_t bytes[2] = {(size_t)ntok * sizeof(int32_t),
-                             p->freq_factors ? (size_t)(p->n_rot / 2) * sizeof(float) : 0};
-    if (!stage(c, 2, src, bytes, dev)) return;
-    const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
     const int threads = p->n_rot / 2 < 128 ? ((p->n_rot / 2 + 31) / 32) * 32 : 128;
-    k_rope<<<(unsigned)(ntok * n_heads), threads, 0, c->stream>>>(
-        (float *)x->data, fstride(x), n_heads, (const int32_t *)dev[0], (int)p->mode, p->n_rot, p->head_dim,
-        theta_scale, p->freq_scale, p->freq_factors ? (const float *)dev[1] : NULL, p->attn_factor);
-    LAUNCHED(c, "rope");
+    rec r = rec_new(RK_ROPE, (int)ntok, dim3((unsigned)(ntok * n_heads)), threads);
+    r.p.rope = {(float *)x->data, fstride(x), n_heads, (int)p->mode, p->n_rot, p->head_dim, p->freq_factors != NULL,
+                powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, p->attn_factor};
+    r.st[0] = stage_put(c, pos, (size_t)ntok * sizeof(int32_t), 0);
+    if (p->freq_factors) r.st[1] = stage_put(c, p->freq_factors, (size_t)(p->n_rot / 2) * sizeof(float), 0);
+    push(b, c, r);
+}
+
+bool kv_type_ok(cuda_ctx *c, const char *op, int t) {
+    if (t == HEARTH_F32 || t == HEARTH_F16 || t == HEARTH_Q8_0) return true;
+    char m[128];
+    snprintf(m, sizeof m, "%s: KV type %s is not supported (f32, f16, q8_0)", op, tname(t));
+    record_msg(c, m);
+    return false;
 }
 
 void cu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_KV_STORE);
     if (src->ne1 <= 0 || c->failed) return;
-    if (pool->type != HEARTH_F32 && pool->type != HEARTH_F16 && pool->type != HEARTH_Q8_0) {
-        char m[128];
-        snprintf(m, sizeof m, "kv_store: KV type %s is not supported (f32, f16, q8_0)", tname(pool->type));
-        return record_msg(c, m);
-    }
-    const void *s[1] = {slots}, *dev[1];
-    const size_t bytes[1] = {(size_t)src->ne1 * sizeof(int32_t)};
-    if (!stage(c, 1, s, bytes, dev)) return;
-    k_kv_store<<<(unsigned)src->ne1, 256, 0, c->stream>>>((uint8_t *)pool->data, pool->nb1, (int)pool->type,
-                                                          (const float *)src->data, fstride(src), src->ne0,
-                                                          (const int32_t *)dev[0]);
-    LAUNCHED(c, "kv_store");
+    if (!kv_type_ok(c, "kv_store", pool->type)) return;
+    if (src->ne1 > 0x7fffffff) return record_msg(c, "kv_store: too many rows");
+    rec r = rec_new(RK_KV_STORE, (int)src->ne1, dim3((unsigned)src->ne1), 256);
+    r.p.kv = {(uint8_t *)pool->data, pool->nb1, (int)pool->type, (const float *)src->data, fstride(src), src->ne0};
+    r.st[0] = stage_put(c, slots, (size_t)src->ne1 * sizeof(int32_t), 0);
+    push(b, c, r);
 }
 
+enum { ATT_SPLIT_MAX_TOKENS = 8, ATT_MIN_CHUNK = 64 };
+
+/* Paged attention. Decode (few tokens): split-K over chunks of the context
+ * (cuda_attention.cuh), sized from the longest context rounded up to a power of
+ * two so the launch stays the same while contexts grow. Otherwise one block
+ * per (token, KV head). The page table is staged padded to a power of two. */
 void cu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
                   const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads, int head_dim,
                   float scale, hearth_tensor *out) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_ATTENTION);
-    if (m->n_tokens <= 0 || c->failed) return;
-    const hearth_tensor *pools[2] = {k_pool, v_pool};
-    for (const hearth_tensor *t : pools)
-        if (t->type != HEARTH_F32 && t->type != HEARTH_F16 && t->type != HEARTH_Q8_0) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "attention: KV type %s is not supported (f32, f16, q8_0)", tname(t->type));
-            return record_msg(c, msg);
-        }
-    if (head_dim > ATT_MAX_HD || n_kv_heads <= 0 || n_heads % n_kv_heads)
+    const int T = m->n_tokens;
+    if (T <= 0 || c->failed) return;
+    if (!kv_type_ok(c, "attention", k_pool->type) || !kv_type_ok(c, "attention", v_pool->type)) return;
+    if (head_dim > ATT_MAX_HD || head_dim <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads)
         return record_msg(c, "attention: head_dim above 256 or heads not a multiple of KV heads");
+    if ((int64_t)T * n_kv_heads > 0x7fffffff) return record_msg(c, "attention: too many tokens");
     const int G = n_heads / n_kv_heads;
     const size_t smem = sizeof(float) * ((size_t)G * head_dim * (1 + ATT_WARPS) + 2 * (size_t)G * ATT_WARPS);
+    if (smem > c->prop.sharedMemPerBlockOptin) return record_msg(c, "attention: query group too large for shared memory");
+    const bool split = !c->simple && T <= ATT_SPLIT_MAX_TOKENS;
     if (smem > 48 * 1024) {
-        if (smem > c->prop.sharedMemPerBlockOptin)
-            return record_msg(c, "attention: query group too large for shared memory");
-        CK(c, cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-           "cudaFuncSetAttribute (attention)");
+        if (split)
+            CK(c, cudaFuncSetAttribute(k_attn_split, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+               "cudaFuncSetAttribute (attention_split)");
+        else
+            CK(c, cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+               "cudaFuncSetAttribute (attention)");
     }
-    const void *src[3] = {m->kv_len, m->pt_offset, m->page_table}, *dev[3];
-    const size_t bytes[3] = {(size_t)m->n_tokens * sizeof(int32_t), (size_t)m->n_tokens * sizeof(int32_t),
-                             (size_t)m->n_page_table * sizeof(int32_t)};
-    if (!stage(c, 3, src, bytes, dev)) return;
-    const int64_t nblk = (int64_t)m->n_tokens * n_kv_heads;
-    if (nblk > 0x7fffffff) return record_msg(c, "attention: too many tokens");
-    k_attention<<<(unsigned)nblk, ATT_WARPS * 32, smem, c->stream>>>(
-        (const float *)q->data, fstride(q), (const uint8_t *)k_pool->data, k_pool->nb1, (int)k_pool->type,
-        (const uint8_t *)v_pool->data, v_pool->nb1, (int)v_pool->type, m->page_size, (const int32_t *)dev[0],
-        (const int32_t *)dev[1], (const int32_t *)dev[2], n_kv_heads, G, head_dim,
-        hearth_dtype_row_size(k_pool->type, head_dim), hearth_dtype_row_size(v_pool->type, head_dim), scale,
-        (float *)out->data, fstride(out));
-    LAUNCHED(c, "attention");
+    int max_kv = 1;
+    for (int i = 0; i < T; i++)
+        if (m->kv_len[i] > max_kv) max_kv = m->kv_len[i];
+
+    p_attn p;
+    memset(&p, 0, sizeof p);
+    p.q = (const float *)q->data;
+    p.qs = fstride(q);
+    p.kp = (const uint8_t *)k_pool->data;
+    p.knb = k_pool->nb1;
+    p.kt = k_pool->type;
+    p.vp = (const uint8_t *)v_pool->data;
+    p.vnb = v_pool->nb1;
+    p.vt = v_pool->type;
+    p.page_size = m->page_size;
+    p.n_kv = n_kv_heads;
+    p.G = G;
+    p.hd = head_dim;
+    p.n_heads = n_heads;
+    p.khb = hearth_dtype_row_size((hearth_dtype)k_pool->type, head_dim);
+    p.vhb = hearth_dtype_row_size((hearth_dtype)v_pool->type, head_dim);
+    p.scale = scale;
+    p.out = (float *)out->data;
+    p.os = fstride(out);
+
+    int n_chunks = 1;
+    if (split) {
+        /* enough blocks for two waves of the SMs, chunks of at least ATT_MIN_CHUNK keys */
+        const int64_t cap = pow2_at_least(max_kv, ATT_MIN_CHUNK);
+        const int64_t want = cdiv(2 * (int64_t)c->prop.multiProcessorCount, (int64_t)T * n_kv_heads);
+        const int64_t most = cap / ATT_MIN_CHUNK;
+        n_chunks = (int)(want < 1 ? 1 : want > most ? most : want);
+        if (n_chunks > 65535) n_chunks = 65535;
+        p.chunk_len = (int)cdiv(cap, n_chunks);
+        if (n_chunks > 1) {
+            p.part = (float *)scratch(c, SCRATCH_ATTN,
+                                      sizeof(float) * (size_t)T * n_heads * n_chunks * (size_t)(head_dim + 2));
+            if (!p.part) return;
+        }
+    }
+
+    const int pt_cap = (int)pow2_at_least(m->n_page_table, 16);
+    rec r = rec_new(split ? RK_ATTN_SPLIT : RK_ATTN, T, dim3((unsigned)(T * n_kv_heads), n_chunks), ATT_WARPS * 32,
+                    (unsigned)smem);
+    r.p.attn = p;
+    r.st[0] = stage_put(c, m->kv_len, (size_t)T * sizeof(int32_t), 0);
+    r.st[1] = stage_put(c, m->pt_offset, (size_t)T * sizeof(int32_t), 0);
+    r.st[2] = stage_put(c, m->page_table, (size_t)m->n_page_table * sizeof(int32_t), (size_t)pt_cap * sizeof(int32_t));
+    if (split) c->count.attn_split++;
+    push(b, c, r);
+    if (n_chunks > 1) {
+        rec cb = rec_new(RK_ATTN_COMBINE, T, dim3((unsigned)(T * n_heads)), head_dim < 128 ? 128 : 256);
+        cb.p.attn = p;
+        cb.p.attn.chunk_len = n_chunks; /* the combine kernel's chunk count */
+        push(b, c, cb);
+    }
 }
 
 /* ------------------------------------------------------------ lifecycle */
 
 hearth_status cu_synchronize(hearth_backend *b, hearth_error *err) {
     cuda_ctx *c = enter(b);
-    CK(c, cudaStreamSynchronize(c->stream), "cudaStreamSynchronize");
+    flush(c);
+    /* a fault inside a kernel surfaces here, not at its launch; name where to look */
+    record(c, cudaStreamSynchronize(c->stream), "cudaStreamSynchronize",
+           c->last_was_graph ? " (after a CUDA graph replay; HEARTH_CUDA_GRAPHS=0 CUDA_LAUNCH_BLOCKING=1 names the "
+                               "failing kernel)"
+                             : " (CUDA_LAUNCH_BLOCKING=1 names the failing kernel)");
     if (c->failed) return hearth_error_set(err, HEARTH_ERR_BACKEND, "%s", c->err);
     return HEARTH_OK;
 }
@@ -663,9 +963,20 @@ void cu_info(hearth_backend *b, hearth_backend_info *out) {
 
 void cu_destroy(hearth_backend *b) {
     cuda_ctx *c = ctx_of(b);
+    cudaSetDevice(c->device);
+    flush(c);
     cudaStreamSynchronize(c->stream);
+    graph_drop_all(c);
+    for (int i = 0; i < N_SCRATCH; i++)
+        if (c->scratch[i]) cudaFree(c->scratch[i]);
     if (c->stage_dev) cudaFree(c->stage_dev);
-    free(c->stage_host);
+    if (c->stage_pinned) {
+        if (c->stage_host) cudaFreeHost(c->stage_host);
+    } else {
+        free(c->stage_host);
+    }
+    free(c->recs);
+    if (c->staged) cudaEventDestroy(c->staged);
     cudaStreamDestroy(c->stream);
     free(c);
     free(b);
@@ -691,15 +1002,24 @@ hearth_backend_ops make_ops() {
     o.attention = cu_attention;
     o.silu_mul = cu_silu_mul;
     o.get_rows_f32 = cu_get_rows_f32;
+    o.argmax = cu_argmax;
     o.synchronize = cu_synchronize;
     return o;
 }
 
 const hearth_backend_ops cuda_ops = make_ops();
 
+/* Environment flag: unset -> dflt; "0", "off", "no", "false" -> false. */
+bool env_flag(const char *name, bool dflt) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    return !(strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "no") == 0 || strcmp(v, "false") == 0);
+}
+
 } // namespace
 
-/* device < 0: the first device. NULL with one clear line when there is none. */
+void hearth_cuda_get_counters(hearth_backend *b, hearth_cuda_counters *out) { *out = ctx_of(b)->count; }
+
 hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -742,14 +1062,25 @@ hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err) {
         step = "cudaStreamCreate";
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     }
+    if (e == cudaSuccess) {
+        step = "cudaEventCreate";
+        e = cudaEventCreateWithFlags(&c->staged, cudaEventDisableTiming);
+    }
     if (e != cudaSuccess) {
         hearth_error_set(err, HEARTH_ERR_BACKEND, "cuda:%d: no usable CUDA device (%s: %s)", device, step,
                          cudaGetErrorString(e));
         cudaGetLastError();
+        if (c->stream) cudaStreamDestroy(c->stream);
         free(b);
         free(c);
         return NULL;
     }
+    const char *kern = getenv("HEARTH_CUDA_KERNELS");
+    c->simple = kern && strcmp(kern, "simple") == 0;
+    c->graphs = env_flag("HEARTH_CUDA_GRAPHS", true);
+    c->stage_pinned = c->graphs; /* captured copies need page-locked sources */
+    const char *gmt = getenv("HEARTH_CUDA_GRAPH_MAX_TOKENS");
+    c->graph_max_tokens = gmt && atoi(gmt) > 0 ? atoi(gmt) : 32;
     b->ops = &cuda_ops;
     b->ctx = c;
     return b;
