@@ -9,8 +9,17 @@
  * quantized weights with 8-bit activations (and F16 weights with F16
  * activations), the GPU dots them in F32, so quantized cases differ by ~1 %.
  * Error metric: max |gpu - cpu| / max |cpu| over the output (and no NaN).
+ *
+ * Three CUDA backends run side by side on the same device memory: `gpu` (the
+ * default: tensor-core GEMM, 16-byte matvec, split-K attention, CUDA graphs),
+ * `ref` (HEARTH_CUDA_KERNELS=simple HEARTH_CUDA_GRAPHS=0: the reference
+ * kernels, launched one by one) and `eager` (the default kernels without
+ * graphs). The new paths are checked against the CPU and against `ref`; a
+ * replayed graph must give bit-identical results to `eager`. The backend's
+ * counters (cuda_backend.h) prove each path really ran.
  * Exit status: 0 all pass, 1 a failure, 2 no usable GPU.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,9 +27,11 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cuda_backend.h"
+#include "sampling.h"
 #include "test.h"
 
-static hearth_backend *cpu, *gpu;
+static hearth_backend *cpu, *gpu, *ref, *eager;
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 
 static uint32_t rnd(void) {
@@ -83,29 +94,83 @@ static void poison(pair *p) {
     free(nan);
 }
 
-/* Synchronize, download and compare an F32 output; returns the error. */
-static double compare(const char *what, pair *p, double tol) {
+/* Synchronize a backend; a failure ends the run (the context is gone). */
+static void sync_or_die(hearth_backend *b, const char *what) {
     hearth_error err = {0};
-    hearth_status st = gpu->ops->synchronize(gpu, &err);
+    hearth_status st = b->ops->synchronize(b, &err);
     CHECKF(st == HEARTH_OK, "%s: synchronize: %s", what, err.msg);
-    if (st) exit(1); /* the context is gone: later cases would only repeat it */
-    float *g = malloc(p->bytes);
-    gpu->ops->download(gpu, g, p->g.data, p->bytes);
-    gpu->ops->synchronize(gpu, NULL);
-    const float *c = p->c.data;
-    size_t n = p->bytes / sizeof(float), nan = 0;
+    if (st) exit(1);
+}
+
+/* F32 device memory of `bytes` to a new host array. */
+static float *fetch(const void *dev, size_t bytes) {
+    float *h = malloc(bytes);
+    gpu->ops->download(gpu, h, dev, bytes);
+    sync_or_die(gpu, "download");
+    return h;
+}
+
+/* max |got - want| / max |want| over n floats, NaNs in got counted. */
+static double rel_err(const float *got, const float *want, size_t n, size_t *nan) {
     double maxref = 1e-30, maxdiff = 0;
+    *nan = 0;
     for (size_t i = 0; i < n; i++) {
-        if (isnan(g[i]) && !isnan(c[i])) nan++;
-        if (fabs(c[i]) > maxref) maxref = fabs(c[i]);
-        double d = fabs((double)g[i] - c[i]);
+        if (isnan(got[i]) && !isnan(want[i])) (*nan)++;
+        if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
+        double d = fabs((double)got[i] - want[i]);
         if (d > maxdiff) maxdiff = d;
     }
-    double e = maxdiff / maxref;
-    CHECKF(nan == 0 && e <= tol, "%s: %zu NaN, error %.3g > %.3g", what, nan, e, tol);
-    printf("  %-44s err %.2e (tol %.0e)%s\n", what, e, tol, nan || e > tol ? "  FAIL" : "");
+    return maxdiff / maxref;
+}
+
+static double report(const char *what, const char *vs, double e, size_t nan, double tol) {
+    CHECKF(nan == 0 && e <= tol, "%s (vs %s): %zu NaN, error %.3g > %.3g", what, vs, nan, e, tol);
+    printf("  %-48s vs %-5s err %.2e (tol %.0e)%s\n", what, vs, e, tol, nan || e > tol ? "  FAIL" : "");
+    return e;
+}
+
+/* Synchronize, download and compare an F32 output with the CPU's; returns the error. */
+static double compare(const char *what, pair *p, double tol) {
+    sync_or_die(gpu, what);
+    float *g = fetch(p->g.data, p->bytes);
+    size_t nan = 0;
+    const double r = rel_err(g, p->c.data, p->bytes / sizeof(float), &nan);
+    const double e = report(what, "cpu", r, nan, tol);
     free(g);
     return e;
+}
+
+/* Compare GPU output `got` with GPU output `want` (same size as p). */
+static double compare_dev(const char *what, const char *vs, const void *got, const void *want, size_t bytes,
+                          double tol) {
+    float *a = fetch(got, bytes), *b = fetch(want, bytes);
+    size_t nan = 0;
+    const double r = rel_err(a, b, bytes / sizeof(float), &nan);
+    const double e = report(what, vs, r, nan, tol);
+    free(a);
+    free(b);
+    return e;
+}
+
+/* A GPU-only F32 buffer, NaN-filled. */
+static void *dev_nan(size_t bytes) {
+    hearth_error err = {0};
+    void *d = gpu->ops->alloc(gpu, bytes, &err);
+    if (!d) {
+        fprintf(stderr, "alloc failed: %s\n", err.msg);
+        exit(1);
+    }
+    float *nan = malloc(bytes);
+    for (size_t i = 0; i < bytes / sizeof(float); i++) nan[i] = NAN;
+    gpu->ops->upload(gpu, d, nan, bytes);
+    free(nan);
+    return d;
+}
+
+static hearth_cuda_counters counters(void) {
+    hearth_cuda_counters k;
+    hearth_cuda_get_counters(gpu, &k);
+    return k;
 }
 
 static const hearth_dtype k_types[] = {HEARTH_F32, HEARTH_F16, HEARTH_BF16, HEARTH_Q8_0,
@@ -355,6 +420,257 @@ static void test_kv_and_attention(hearth_dtype kvt, int H, int HKV, int D) {
     pair_free(&v);
 }
 
+/* argmax: the first index on ties, NaN never chosen; compared with hearth_argmax. */
+static void test_argmax(void) {
+    printf("argmax\n");
+    const int V = 50001, R = 3;
+    pair x = pair_new(HEARTH_F32, V, R);
+    float *h = x.c.data;
+    fill(h, (size_t)V * R, 5.0f);
+    h[0 * V + 17] = 9.0f; /* row 0: a tie, the first wins */
+    h[0 * V + 40000] = 9.0f;
+    for (int i = 1; i < V; i += 97) h[1 * V + i] = NAN; /* row 1: NaNs, and the max right after one */
+    h[1 * V + 99] = 7.5f;
+    h[2 * V + V - 1] = 6.0f; /* row 2: the last element */
+    pair_sync_to_gpu(&x);
+    hearth_error err = {0};
+    int32_t *ids = gpu->ops->alloc(gpu, R * sizeof(int32_t), &err), got[3] = {-1, -1, -1};
+    REQUIRE(ids != NULL);
+    gpu->ops->argmax(gpu, &x.g, ids);
+    gpu->ops->download(gpu, got, ids, sizeof got);
+    sync_or_die(gpu, "argmax");
+    for (int r = 0; r < R; r++) {
+        const int32_t want = hearth_argmax(h + (size_t)r * V, V);
+        CHECKF(got[r] == want, "argmax row %d: %d, want %d", r, got[r], want);
+    }
+    printf("  argmax rows: %d %d %d (want 17, 99, %d)\n", got[0], got[1], got[2], V - 1);
+    gpu->ops->dealloc(gpu, ids);
+    pair_free(&x);
+}
+
+/* The matmul paths of the default backend: the tensor-core GEMM (16 tokens and
+ * more) and the 16-byte matvec (fewer; F16, Q8_0, Q4_0), against the CPU and
+ * against the reference warp-per-row kernel, at token counts that are not
+ * multiples of the tiles and an odd number of weight rows. */
+static void test_matmul_paths(void) {
+    printf("matmul paths (gemm from 16 tokens, matvec below), vs cpu and vs the reference kernel\n");
+    const int toks[] = {1, 7, 16, 33, 128, 512};
+    const hearth_dtype types[] = {HEARTH_F16, HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_K, HEARTH_Q6_K};
+    const hearth_cuda_counters k0 = counters();
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        for (int shape = 0; shape < 2; shape++) {
+            const hearth_dtype t = types[i];
+            /* odd row counts; the second shape is one GEMM_BM tile and a bit */
+            const int64_t K = shape ? 2048 : 1024, N = shape ? 129 : 301;
+            if (shape && t != HEARTH_Q4_0 && t != HEARTH_F16) continue;
+            pair w = pair_new(t, K, N), b = pair_new(HEARTH_F32, N, 1);
+            pair_random(&w, 1.0f);
+            pair_random(&b, 1.0f);
+            for (size_t j = 0; j < sizeof toks / sizeof *toks; j++) {
+                const int T = toks[j];
+                const int bias = (int)(j % 2);
+                pair x = pair_new(HEARTH_F32, K, T), o = pair_new(HEARTH_F32, N, T);
+                pair_random(&x, 1.0f);
+                poison(&o);
+                void *ro = dev_nan(o.bytes);
+                sync_or_die(gpu, "uploads"); /* ref runs on its own stream */
+                hearth_tensor rt = o.g;
+                rt.data = ro;
+                ref->ops->matmul(ref, &w.g, &x.g, bias ? &b.g : NULL, &rt);
+                sync_or_die(ref, "reference matmul");
+                cpu->ops->matmul(cpu, &w.c, &x.c, bias ? &b.c : NULL, &o.c);
+                gpu->ops->matmul(gpu, &w.g, &x.g, bias ? &b.g : NULL, &o.g);
+                char what[80];
+                snprintf(what, sizeof what, "%s %s K=%lld N=%lld tokens=%d%s", T >= 16 ? "gemm" : "matvec",
+                         hearth_dtype_name(t), (long long)K, (long long)N, T, bias ? " +bias" : "");
+                compare(what, &o, mm_tol(t));
+                /* the GEMM rounds activations and weights to F16; the matvec sums in another order */
+                compare_dev(what, "ref", o.g.data, ro, o.bytes, T >= 16 ? 5e-3 : 1e-4);
+                gpu->ops->dealloc(gpu, ro);
+                pair_free(&x);
+                pair_free(&o);
+            }
+            pair_free(&w);
+            pair_free(&b);
+        }
+    /* F16 rows whose length is not a multiple of the GEMM's K step (32) or of 8 */
+    const int64_t ks[] = {1000, 100};
+    for (int i = 0; i < 2; i++) {
+        const int64_t K = ks[i], N = 77;
+        pair w = pair_new(HEARTH_F16, K, N), x = pair_new(HEARTH_F32, K, 33), o = pair_new(HEARTH_F32, N, 33);
+        pair_random(&w, 1.0f);
+        pair_random(&x, 1.0f);
+        poison(&o);
+        cpu->ops->matmul(cpu, &w.c, &x.c, NULL, &o.c);
+        gpu->ops->matmul(gpu, &w.g, &x.g, NULL, &o.g);
+        char what[64];
+        snprintf(what, sizeof what, "gemm f16 K=%lld (tail) N=77 tokens=33", (long long)K);
+        compare(what, &o, mm_tol(HEARTH_F16));
+        pair_free(&w);
+        pair_free(&x);
+        pair_free(&o);
+    }
+    const hearth_cuda_counters k1 = counters();
+    CHECKF(k1.gemm > k0.gemm, "the tensor-core GEMM never ran");
+    CHECKF(k1.matvec_fast > k0.matvec_fast, "the 16-byte matvec never ran");
+    printf("  gemm launches %llu, fast matvecs %llu\n", (unsigned long long)(k1.gemm - k0.gemm),
+           (unsigned long long)(k1.matvec_fast - k0.matvec_fast));
+}
+
+/* Split-K decode attention: three decode tokens of three sequences (lengths
+ * ctx, ctx/2 + 1, ctx) with random page tables, against the CPU and against
+ * the reference one-block-per-head kernel. */
+static void test_attention_split(hearth_dtype kvt, int H, int HKV, int D) {
+    printf("split-K decode attention, KV %s, heads %d/%d, head_dim %d\n", hearth_dtype_name(kvt), H, HKV, D);
+    const int ctxs[] = {1, 100, 1000, 4000}, page = 16, T = 3;
+    const hearth_cuda_counters k0 = counters();
+    for (size_t ci = 0; ci < sizeof ctxs / sizeof *ctxs; ci++) {
+        const int ctx = ctxs[ci];
+        const int lens[3] = {ctx, ctx / 2 + 1, ctx};
+        int32_t kv_len[3], pt_off[3];
+        int total = 0;
+        for (int i = 0; i < T; i++) {
+            kv_len[i] = lens[i];
+            pt_off[i] = total;
+            total += (lens[i] + page - 1) / page;
+        }
+        int32_t *pt = malloc((size_t)total * sizeof *pt);
+        for (int i = 0; i < total; i++) pt[i] = i;
+        for (int i = total - 1; i > 0; i--) {
+            int j = (int)(rnd() % (uint32_t)(i + 1));
+            int32_t tmp = pt[i];
+            pt[i] = pt[j];
+            pt[j] = tmp;
+        }
+        const int rowlen = HKV * D, rows = total * page;
+        pair k = pair_new(kvt, rowlen, rows), v = pair_new(kvt, rowlen, rows);
+        pair q = pair_new(HEARTH_F32, (int64_t)H * D, T), o = pair_new(HEARTH_F32, (int64_t)H * D, T);
+        pair_random(&k, 1.0f);
+        pair_random(&v, 1.0f);
+        pair_random(&q, 2.0f);
+        poison(&o);
+        void *ro = dev_nan(o.bytes);
+        sync_or_die(gpu, "uploads");
+        hearth_attn_meta m = {T, page, kv_len, pt_off, pt, total};
+        const float scale = 1.0f / sqrtf((float)D);
+        hearth_tensor rt = o.g;
+        rt.data = ro;
+        ref->ops->attention(ref, &q.g, &k.g, &v.g, &m, H, HKV, D, scale, &rt);
+        sync_or_die(ref, "reference attention");
+        cpu->ops->attention(cpu, &q.c, &k.c, &v.c, &m, H, HKV, D, scale, &o.c);
+        gpu->ops->attention(gpu, &q.g, &k.g, &v.g, &m, H, HKV, D, scale, &o.g);
+        char what[64];
+        snprintf(what, sizeof what, "attention split-K ctx %d (%d pages)", ctx, total);
+        compare(what, &o, kvt == HEARTH_F32 ? 1e-4 : 1e-2);
+        compare_dev(what, "ref", o.g.data, ro, o.bytes, 1e-4);
+        gpu->ops->dealloc(gpu, ro);
+        pair_free(&k);
+        pair_free(&v);
+        pair_free(&q);
+        pair_free(&o);
+        free(pt);
+    }
+    const hearth_cuda_counters k1 = counters();
+    CHECKF(k1.attn_split >= k0.attn_split + 4, "split-K attention ran %llu times, expected 4",
+           (unsigned long long)(k1.attn_split - k0.attn_split));
+}
+
+/* ---- graph replay */
+
+enum { GR_H = 4, GR_D = 64, GR_E = GR_H * GR_D, GR_T = 2, GR_PAGE = 16, GR_PAGES = 16 };
+
+typedef struct decode_bufs {
+    hearth_tensor x, h, q, k, v, att, o, kpool, vpool;
+} decode_bufs;
+
+static hearth_tensor dev_tensor(hearth_dtype t, int64_t ne0, int64_t ne1) {
+    return hearth_tensor_2d(t, ne0, ne1, dev_nan(hearth_dtype_row_size(t, ne0) * (size_t)ne1));
+}
+
+static void decode_bufs_free(decode_bufs *d) {
+    hearth_tensor *all[] = {&d->x, &d->h, &d->q, &d->k, &d->v, &d->att, &d->o, &d->kpool, &d->vpool};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) gpu->ops->dealloc(gpu, all[i]->data);
+}
+
+/* One decode step of a one-layer model, as forward.c issues it. */
+static void decode_step(hearth_backend *b, decode_bufs *d, const pair *wn, const pair *wq, const pair *wk,
+                        const pair *wv, const pair *wo, const int32_t *pos, const int32_t *slots,
+                        const hearth_attn_meta *m) {
+    const hearth_rope_params rope = {HEARTH_ROPE_NORM, GR_D, GR_D, 10000.0f, 1.0f, NULL, 1.0f};
+    b->ops->rms_norm(b, &d->x, &wn->g, 1e-5f, &d->h);
+    b->ops->matmul(b, &wq->g, &d->h, NULL, &d->q);
+    b->ops->matmul(b, &wk->g, &d->h, NULL, &d->k);
+    b->ops->matmul(b, &wv->g, &d->h, NULL, &d->v);
+    b->ops->rope(b, &d->q, GR_H, pos, &rope);
+    b->ops->rope(b, &d->k, GR_H, pos, &rope);
+    b->ops->kv_store(b, &d->kpool, &d->k, slots);
+    b->ops->kv_store(b, &d->vpool, &d->v, slots);
+    b->ops->attention(b, &d->q, &d->kpool, &d->vpool, m, GR_H, GR_H, GR_D, 0.125f, &d->att);
+    b->ops->matmul(b, &wo->g, &d->att, NULL, &d->o);
+    b->ops->add(b, &d->x, &d->o, &d->x);
+}
+
+/* The same decode steps on the graph backend and on `eager` (same kernels, no
+ * graphs), positions advancing and once jumping past a capacity: every step's
+ * output must be bit-identical, and graphs must have been captured and replayed. */
+static void test_graph_replay(void) {
+    printf("CUDA graph replay vs eager launches (decode steps of a one-layer model)\n");
+    pair wn = pair_new(HEARTH_F32, GR_E, 1), wq = pair_new(HEARTH_Q4_0, GR_E, GR_E),
+         wk = pair_new(HEARTH_Q8_0, GR_E, GR_E), wv = pair_new(HEARTH_F16, GR_E, GR_E),
+         wo = pair_new(HEARTH_Q4_0, GR_E, GR_E);
+    pair *ws[] = {&wn, &wq, &wk, &wv, &wo};
+    for (int i = 0; i < 5; i++) pair_random(ws[i], 1.0f);
+    decode_bufs d[2]; /* 0: graphs, 1: eager */
+    const size_t pool_bytes = hearth_dtype_row_size(HEARTH_F16, GR_E) * GR_PAGES * GR_PAGE;
+    uint16_t *pool0 = malloc(pool_bytes);
+    for (size_t i = 0; i < pool_bytes / 2; i++) pool0[i] = (uint16_t)(0x3000 + rnd() % 0x0c00) ^ (rnd() & 0x8000);
+    for (int j = 0; j < 2; j++) {
+        d[j].x = dev_tensor(HEARTH_F32, GR_E, GR_T);
+        d[j].h = dev_tensor(HEARTH_F32, GR_E, GR_T);
+        d[j].q = dev_tensor(HEARTH_F32, GR_E, GR_T);
+        d[j].k = dev_tensor(HEARTH_F32, GR_E, GR_T);
+        d[j].v = dev_tensor(HEARTH_F32, GR_E, GR_T);
+        d[j].att = dev_tensor(HEARTH_F32, GR_E, GR_T);
+        d[j].o = dev_tensor(HEARTH_F32, GR_E, GR_T);
+        d[j].kpool = dev_tensor(HEARTH_F16, GR_E, GR_PAGES * GR_PAGE);
+        d[j].vpool = dev_tensor(HEARTH_F16, GR_E, GR_PAGES * GR_PAGE);
+        gpu->ops->upload(gpu, d[j].kpool.data, pool0, pool_bytes);
+        gpu->ops->upload(gpu, d[j].vpool.data, pool0, pool_bytes);
+    }
+    free(pool0);
+    /* sequence A: pages 3, 7, 1, 9, 12, 0, 5, 14; sequence B: page 10 */
+    const int32_t pt[9] = {3, 7, 1, 9, 12, 0, 5, 14, 10};
+    const hearth_cuda_counters k0 = counters();
+    const int steps = 9;
+    for (int s = 0; s < steps; s++) {
+        /* steps 0-5 stay under 64 keys; 6-8 jump to ~100 (another capacity: a new graph) */
+        const int32_t pos[GR_T] = {s < 6 ? 20 + s : 95 + s, 2 + s};
+        const int32_t slots[GR_T] = {pt[pos[0] / GR_PAGE] * GR_PAGE + pos[0] % GR_PAGE, pt[8] * GR_PAGE + pos[1]};
+        const int32_t kv_len[GR_T] = {pos[0] + 1, pos[1] + 1}, pt_off[GR_T] = {0, 8};
+        const hearth_attn_meta m = {GR_T, GR_PAGE, kv_len, pt_off, pt, 9};
+        float xs[GR_E * GR_T];
+        fill(xs, GR_E * GR_T, 1.0f);
+        for (int j = 0; j < 2; j++) gpu->ops->upload(gpu, d[j].x.data, xs, sizeof xs);
+        sync_or_die(gpu, "uploads");
+        decode_step(gpu, &d[0], &wn, &wq, &wk, &wv, &wo, pos, slots, &m);
+        sync_or_die(gpu, "graph step");
+        decode_step(eager, &d[1], &wn, &wq, &wk, &wv, &wo, pos, slots, &m);
+        sync_or_die(eager, "eager step");
+        char what[64];
+        snprintf(what, sizeof what, "decode step %d (positions %d, %d)", s, pos[0], pos[1]);
+        compare_dev(what, "eager", d[0].x.data, d[1].x.data, sizeof xs, 0);
+    }
+    const hearth_cuda_counters k1 = counters();
+    printf("  graphs captured %llu, replayed %llu, eager segments %llu\n",
+           (unsigned long long)(k1.graph_captures - k0.graph_captures),
+           (unsigned long long)(k1.graph_replays - k0.graph_replays),
+           (unsigned long long)(k1.eager_segments - k0.eager_segments));
+    CHECKF(k1.graph_captures - k0.graph_captures >= 2, "expected a capture per capacity");
+    CHECKF(k1.graph_replays - k0.graph_replays >= 5, "expected the decode steps to replay graphs");
+    for (int j = 0; j < 2; j++) decode_bufs_free(&d[j]);
+    for (int i = 0; i < 5; i++) pair_free(ws[i]);
+}
+
 /* An op the GPU cannot do must surface from synchronize with the op's name. */
 static void test_error_path(void) {
     printf("error reporting\n");
@@ -383,27 +699,49 @@ static void test_error_path(void) {
     hearth_backend_free(g);
 }
 
+/* A CUDA backend created under the given environment settings. */
+static hearth_backend *gpu_with(const char *kernels, const char *graphs) {
+    if (kernels) setenv("HEARTH_CUDA_KERNELS", kernels, 1);
+    if (graphs) setenv("HEARTH_CUDA_GRAPHS", graphs, 1);
+    hearth_backend_config cfg = {"cuda", 0};
+    hearth_error err = {0};
+    hearth_backend *b = hearth_backend_create(&cfg, &err);
+    unsetenv("HEARTH_CUDA_KERNELS");
+    unsetenv("HEARTH_CUDA_GRAPHS");
+    if (!b) fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
+    return b;
+}
+
 int main(void) {
     hearth_error err = {0};
     cpu = hearth_cpu_backend_create(0, &err);
-    hearth_backend_config cfg = {"cuda", 0};
-    gpu = hearth_backend_create(&cfg, &err);
-    if (!gpu) {
-        fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
-        return 2;
-    }
+    unsetenv("HEARTH_CUDA_KERNELS");
+    unsetenv("HEARTH_CUDA_GRAPHS");
+    gpu = gpu_with(NULL, NULL);
+    if (!gpu) return 2;
+    ref = gpu_with("simple", "0");
+    eager = gpu_with(NULL, "0");
+    REQUIRE(ref && eager);
     hearth_backend_info bi;
     gpu->ops->info(gpu, &bi);
     printf("test_cuda_ops on %s: %s\n", bi.name, bi.device);
     test_get_rows();
     test_matmul();
+    test_matmul_paths();
     test_norm_elementwise();
+    test_argmax();
     test_rope();
     test_kv_and_attention(HEARTH_F16, 32, 8, 128);  /* llama3-8b: G = 4 */
     test_kv_and_attention(HEARTH_F32, 14, 2, 64);   /* qwen2-0.5b: G = 7 */
     test_kv_and_attention(HEARTH_Q8_0, 8, 8, 64);   /* no GQA */
     test_kv_and_attention(HEARTH_F16, 32, 2, 256);  /* G = 16, head_dim 256: > 48 KB shared */
+    test_attention_split(HEARTH_F16, 32, 8, 128);   /* llama3-8b */
+    test_attention_split(HEARTH_Q8_0, 14, 2, 64);   /* qwen2-0.5b, Q8_0 cache */
+    test_attention_split(HEARTH_F32, 16, 1, 256);   /* G = 16, head_dim 256: > 48 KB shared */
+    test_graph_replay();
     test_error_path();
+    hearth_backend_free(eager);
+    hearth_backend_free(ref);
     hearth_backend_free(gpu);
     hearth_backend_free(cpu);
     return test_summary("cuda_ops");
