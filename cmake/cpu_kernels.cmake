@@ -63,9 +63,15 @@ function(hearth_build_kernels_only)
   file(GLOB core_src CONFIGURE_DEPENDS
     ${CMAKE_SOURCE_DIR}/runtime/*.c ${CMAKE_SOURCE_DIR}/backends/*.c ${HEARTH_CPU_DIR}/*.c)
   list(REMOVE_ITEM core_src
-    ${CMAKE_SOURCE_DIR}/runtime/dtype.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_features.c
-    ${CMAKE_SOURCE_DIR}/runtime/cache_store.c ${CMAKE_SOURCE_DIR}/runtime/chat_template.c
-    ${CMAKE_SOURCE_DIR}/runtime/config.c)
+    ${CMAKE_SOURCE_DIR}/runtime/dtype.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_features.c)
+  # Leave out every file that includes a third-party header (today cache_store.c,
+  # chat_template.c, config.c); the greedy decoder needs none of them.
+  foreach(src ${core_src})
+    file(STRINGS ${src} third_party REGEX "^#include <(sqlite3|yaml|cjson/cJSON|microhttpd|curses|ncurses)")
+    if(third_party)
+      list(REMOVE_ITEM core_src ${src})
+    endif()
+  endforeach()
   add_library(hearth_core STATIC ${core_src})
   target_link_libraries(hearth_core PUBLIC hearth_kernels ${CMAKE_DL_LIBS})
   get_target_property(kernel_defs hearth_kernels COMPILE_DEFINITIONS) # HEARTH_HAVE_*, for cpu_backend.c
