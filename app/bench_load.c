@@ -180,6 +180,7 @@ int bench_load_main(int argc, char **argv) {
         hearth_backend_free(be);
         return 1;
     }
+    if (*hearth_engine_note(e)) fprintf(stderr, "hearth: %s\n", hearth_engine_note(e));
     /* random prompts of normal tokens, sharing the first shared_prefix ids */
     int nv = m->hp.n_vocab, n_normal = 0;
     int32_t *normal = malloc((size_t)nv * sizeof *normal);

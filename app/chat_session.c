@@ -157,7 +157,11 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
     s->model = m;
     s->tmpl = tmpl;
     s->engine = e;
-    snprintf(s->template_note, sizeof s->template_note, "%s", note);
+    if (*hearth_engine_note(e)) /* shown like the template note: one line in the conversation */
+        snprintf(s->template_note, sizeof s->template_note, "%s%s%s", note, *note ? "; " : "",
+                 hearth_engine_note(e));
+    else
+        snprintf(s->template_note, sizeof s->template_note, "%s", note);
     snprintf(s->model_path, sizeof s->model_path, "%s", path);
     /* settings: the model's configured ones, then the flags */
     s->sampling = hearth_config_sampling(cm);

@@ -115,6 +115,7 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "hearth run: %s\n", err.msg);
         goto done;
     }
+    if (*hearth_engine_note(e)) fprintf(stderr, "hearth: %s\n", hearth_engine_note(e));
     int n_ctx = hearth_engine_n_ctx(e);
     if ((int)prompt_ids.n >= n_ctx) {
         fprintf(stderr, "hearth run: the prompt has %zu tokens but the context holds %d; shorten it or raise --ctx\n",

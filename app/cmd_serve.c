@@ -209,6 +209,7 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
         fprintf(stderr, "hearth serve: %s\n", err.msg);
         goto done;
     }
+    if (*hearth_engine_note(srv.eng)) fprintf(stderr, "hearth: %s\n", hearth_engine_note(srv.eng));
     srv.model = m;
     srv.tok = m->tokenizer;
     srv.n_ctx = hearth_engine_n_ctx(srv.eng);

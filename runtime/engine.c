@@ -67,6 +67,7 @@ struct hearth_engine {
     int32_t *ub_tok, *ub_pos, *ub_seq;
     bool *ub_logits;
     int32_t *ub_ids; /* [n_parallel] greedy steps: the argmax of each logits row */
+    char note[256];  /* see hearth_engine_note */
     req **ub_owner_of_logits;
     int *chunk;          /* per running slot: tokens in this step */
     req **running;       /* [n_parallel], admission order */
@@ -557,6 +558,45 @@ static void engine_release(hearth_engine *e) {
     free(e);
 }
 
+/* Cut an automatic KV pool (cfg->n_pages) to the free memory of every
+ * backend that holds some of its layers, keeping a tenth (at least 256 MiB)
+ * for activations. Fails when not even one full-context sequence fits. */
+static hearth_status fit_pages(const hearth_model *m, hearth_engine_config *cfg, int per_seq, char *note,
+                               size_t note_cap, hearth_error *err) {
+    const int L = m->hp.n_layer;
+    const uint64_t layer_page = 2ull * (uint64_t)cfg->page_size *
+                                hearth_dtype_row_size(cfg->kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
+    for (int l = 0; l < L; l++) {
+        hearth_backend *be = m->layer_be[l];
+        bool seen = false;
+        for (int j = 0; j < l && !seen; j++) seen = m->layer_be[j] == be;
+        if (seen) continue;
+        int n_on = 0;
+        for (int j = 0; j < L; j++) n_on += m->layer_be[j] == be;
+        hearth_backend_info bi;
+        be->ops->info(be, &bi);
+        if (!bi.mem_free) continue; /* the backend does not say */
+        uint64_t reserve = bi.mem_free / 10 > (256ull << 20) ? bi.mem_free / 10 : 256ull << 20;
+        uint64_t usable = bi.mem_free > reserve ? bi.mem_free - reserve : 0;
+        uint64_t page_bytes = layer_page * (uint64_t)n_on, fit = usable / page_bytes;
+        if (fit >= (uint64_t)cfg->n_pages) continue;
+        if (fit < (uint64_t)per_seq)
+            return hearth_error_set(err, HEARTH_ERR_NOMEM,
+                                    "engine: one %d-token sequence needs %.1f MiB of KV cache on %s, which has %.1f "
+                                    "MiB free: use a smaller --ctx, --kv-type q8_0, or fewer --gpu-layers",
+                                    cfg->n_ctx, (double)(page_bytes * (uint64_t)per_seq) / 1048576.0, bi.name,
+                                    (double)bi.mem_free / 1048576.0);
+        snprintf(note, note_cap,
+                 "KV cache cut to %llu pages (%llu full-context sequences) to fit the %.1f MiB free on %s",
+                 (unsigned long long)fit, (unsigned long long)(fit / (uint64_t)per_seq),
+                 (double)bi.mem_free / 1048576.0, bi.name);
+        cfg->n_pages = (int)fit;
+    }
+    return HEARTH_OK;
+}
+
+const char *hearth_engine_note(const hearth_engine *e) { return e->note; }
+
 hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config *cfg_in, hearth_error *err) {
     hearth_engine_config cfg = cfg_in ? *cfg_in : hearth_engine_defaults();
     if (cfg.n_ctx <= 0) cfg.n_ctx = m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
@@ -565,16 +605,19 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     if (cfg.page_size <= 0) cfg.page_size = 16;
     if (cfg.max_waiting <= 0) cfg.max_waiting = 256;
     if (cfg.n_batch < cfg.n_parallel) cfg.n_batch = cfg.n_parallel;
+    char note[256] = "";
     if (cfg.n_pages <= 0) {
         /* every sequence at full context, plus a quarter more for cached prefixes */
         int per_seq = (cfg.n_ctx + cfg.page_size - 1) / cfg.page_size;
         cfg.n_pages = per_seq * cfg.n_parallel + (per_seq * cfg.n_parallel) / 4 + 1;
+        if (fit_pages(m, &cfg, per_seq, note, sizeof note, err)) return NULL;
     }
     hearth_engine *e = calloc(1, sizeof *e);
     if (!e) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: out of memory");
         return NULL;
     }
+    snprintf(e->note, sizeof e->note, "%s", note);
     e->m = m;
     e->cfg = cfg;
     e->next_id = 1;
@@ -584,6 +627,7 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
                            cfg.page_size, cfg.n_pages,         m->layer_be};
     e->kv = hearth_kv_create(m->backend, &kc, err);
     if (!e->kv) goto fail;
+    hearth_kv_stats_get(e->kv, &e->kv_stats); /* stats read before the first step see the pool */
     e->fw = hearth_forward_create(m, e->kv, cfg.n_batch, err);
     if (!e->fw) goto fail;
     if (cfg.n_parallel > HEARTH_FORWARD_MAX_LOGITS) {

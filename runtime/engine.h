@@ -34,7 +34,9 @@ typedef struct hearth_engine_config {
     int n_parallel;         /* max sequences running at once (default 8) */
     int n_batch;            /* token budget per step (default 512) */
     int page_size;          /* tokens per KV page (default 16) */
-    int n_pages;            /* KV pool size (0: n_parallel * n_ctx worth, + prefix-cache room) */
+    int n_pages;            /* KV pool size (0: n_parallel * n_ctx worth, + prefix-cache room,
+                               cut to the free memory of the backends holding it; see
+                               hearth_engine_note) */
     hearth_dtype kv_type;   /* default F16 */
     bool prefix_cache;      /* reuse prompt pages across requests */
     const char *cache_db;   /* SQLite file for the persistent prefix cache, NULL = memory only */
@@ -118,6 +120,9 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *r, hearth_
 /* Ask to stop a request; its DONE event follows (CANCELLED). Unknown ids are ignored. */
 void hearth_engine_cancel(hearth_engine *e, uint64_t id);
 void hearth_engine_stats_get(hearth_engine *e, hearth_engine_stats *out);
+/* What the engine decided on its own that a user should hear about (the KV
+ * pool cut to fit a device's memory), or "" -- for the app to print. */
+const char *hearth_engine_note(const hearth_engine *e);
 const hearth_model *hearth_engine_model(const hearth_engine *e);
 int hearth_engine_n_ctx(const hearth_engine *e);
 

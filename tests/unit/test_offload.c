@@ -65,6 +65,14 @@ static void picky_argmax(hearth_backend *b, const hearth_tensor *x, void *ids) {
     }
 }
 
+/* ...reporting little free memory, for the engine's KV sizing. */
+static void (*g_real_info)(hearth_backend *, hearth_backend_info *);
+static uint64_t g_free_bytes;
+static void small_info(hearth_backend *b, hearth_backend_info *out) {
+    g_real_info(b, out);
+    out->mem_free = g_free_bytes;
+}
+
 /* The last token's logits (when `logits`) and greedy id (when `id`, through
  * hearth_forward_run_argmax), one forward pass from an empty cache. */
 static bool last_argmax(hearth_model *m, const int32_t *prompt, int n, float *logits, int32_t *id) {
@@ -219,6 +227,35 @@ int main(void) {
     }
     hearth_model_free(am);
     ops.argmax = NULL;
+
+    /* ---- the automatic KV pool is cut to the device's free memory, with a
+     * note; when not even one full-context sequence fits, a clear error */
+    {
+        hearth_model *sm = load(&picky, file, L); /* explicit count: no auto-fit */
+        REQUIRE(sm && sm->n_device_layers == L);
+        const uint64_t page_all_layers = 2ull * 16 * 2 * (uint64_t)sm->hp.n_head_kv * sm->hp.head_dim * (uint64_t)L;
+        ops.info = small_info;
+        g_real_info = dev->ops->info;
+        g_free_bytes = (256ull << 20) + 64 * page_all_layers;
+        hearth_engine_config ec = hearth_engine_defaults();
+        ec.n_ctx = 512; /* 32 pages a sequence; 8 parallel want 321 */
+        hearth_engine *e = hearth_engine_create(sm, &ec, &err);
+        REQUIRE(e);
+        hearth_engine_stats est;
+        hearth_engine_stats_get(e, &est);
+        CHECKF(est.kv.n_pages == 64, "KV pool of %d pages", est.kv.n_pages);
+        CHECK_CONTAINS(hearth_engine_note(e), "cut to 64 pages (2 full-context sequences)");
+        hearth_engine_free(e);
+        g_free_bytes = (256ull << 20) + 16 * page_all_layers;
+        CHECK(hearth_engine_create(sm, &ec, &err) == NULL);
+        CHECK_CONTAINS(err.msg, "use a smaller --ctx");
+        ec.n_ctx = 256; /* 16 pages: one sequence fits */
+        e = hearth_engine_create(sm, &ec, &err);
+        CHECK(e != NULL);
+        hearth_engine_free(e);
+        ops.info = dev->ops->info;
+        hearth_model_free(sm);
+    }
     ops.supports_type = picky_supports;
 
     /* without a host there is nowhere to fall back to: a clear error */
