@@ -15,15 +15,22 @@
 #       Uses build-gpu-carry/ when present (the GPU image lacks the Debian -dev
 #       packages and the top-level CMakeLists requires them, so building there
 #       only works where they are installed); otherwise builds from source.
-#       Then: 1. every kernel's parity test vs the CPU backend (test_cuda_ops:
-#       random data, per-type tolerances, outputs NaN-poisoned first);
-#       2. greedy generation on the sample models, CUDA tokens vs CPU tokens;
+#       Then: 1. every kernel's parity test (test_cuda_ops: vs the CPU backend
+#       and vs the reference kernels, random data, per-type tolerances, outputs
+#       NaN-poisoned first; GEMM, split-K attention, graph replay vs eager);
+#       2. greedy generation on the sample models, CUDA tokens vs CPU tokens
+#       (and, on one model, with graphs off and with the reference kernels);
 #       3. a device-to-device copy bandwidth probe; 4. `hearth bench` tg/pp on
-#       synthetic models (llama3-8b shape in q4_0, q8_0, f16; llama3.2-1b in
-#       q4_0), each tg given as achieved weight bandwidth (bytes per token x
-#       tok/s) and as a fraction of the probe. About 6-8 minutes on an H100.
+#       synthetic models (llama3.2-1b and llama3-8b shapes in q4_0, q8_0, f16),
+#       tg as achieved bandwidth (weights + KV bytes per token x tok/s) and as
+#       a fraction of the probe, pp as TFLOP/s and as a fraction of the card's
+#       dense F16 tensor peak (PEAK_TFLOPS overrides the table below); then tg
+#       of llama3-8b q4_0 with graphs off and with the reference kernels.
+#       About 7-8 minutes on an H100 (each step is time-boxed; shapes that
+#       would not fit are skipped and say so).
 #       Results go to $OUT (or ./gpu-results): summary.txt, parity.log,
-#       greedy.log, bench.jsonl. Exit status: non-zero if parity failed.
+#       greedy.log, bench.jsonl, bench.err. Exit status: non-zero if parity
+#       or a greedy check failed.
 #
 # The device tool call a session makes (after --pack here):
 #   run(command="bash tests/gpu/run.sh", carry=["build-gpu-carry"], timeout_s=560)
@@ -51,7 +58,7 @@ if [ "${1:-}" = "--pack" ]; then
         hearth-kjv-qwen3-q4_0 hearth-kjv-qwen3-f16; do
         cp "$SHARED/models/$m.gguf" "$CARRY/models/"
     done
-    git rev-parse HEAD >"$CARRY/commit" 2>/dev/null || true
+    git describe --always --dirty --abbrev=12 >"$CARRY/commit" 2>/dev/null || true
     du -sh "$CARRY"
     echo "packed; now run on the GPU machine: bash tests/gpu/run.sh  (carry: build-gpu-carry)"
     exit 0
@@ -93,6 +100,7 @@ say "parity exit status: $PARITY  ($(elapsed)s)"
 # ---- 2. greedy generation, CUDA vs CPU tokens
 say "== 2. greedy generation (32 tokens), cuda vs cpu"
 : >"$RES/greedy.log"
+GREEDY_FAIL=0
 tokens_of() { python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["tokens"])))' 2>/dev/null; }
 for m in "$MODELS"/*.gguf; do
     [ -f "$m" ] || continue
@@ -112,7 +120,19 @@ print(("WARN" if i >= 8 else "FAIL") + " diverges at token %d of %d" % (i, len(a
 EOF
 )
     say "  $name: $verdict"
+    case $verdict in FAIL*) GREEDY_FAIL=1 ;; esac
 done
+# the same tokens with graphs off and with the reference kernels (one model)
+m=$MODELS/hearth-kjv-llama-q4_0.gguf
+if [ -f "$m" ]; then
+    args=(run -m "$m" -p "In the beginning God created" -n 32 --temp 0 --ignore-eos --no-prefix-cache --json -c 256)
+    base=$(timeout 60 "$BIN/hearth" "${args[@]}" --backend cuda 2>>"$RES/greedy.log" | tokens_of)
+    for envset in HEARTH_CUDA_GRAPHS=0 HEARTH_CUDA_KERNELS=simple; do
+        other=$(env "$envset" timeout 60 "$BIN/hearth" "${args[@]}" --backend cuda 2>>"$RES/greedy.log" | tokens_of)
+        if [ -n "$base" ] && [ "$base" = "$other" ]; then v="identical"; else v="FAIL (differs)"; GREEDY_FAIL=1; fi
+        say "  hearth-kjv-llama-q4_0 cuda vs cuda $envset: $v"
+    done
+fi
 say "($(elapsed)s)"
 
 # ---- 3. bandwidth probe
@@ -122,37 +142,77 @@ say "  $BWLINE"
 BW=$(echo "$BWLINE" | sed -n 's/.*: \([0-9.]*\) GB\/s.*/\1/p')
 
 # ---- 4. bench on synthetic models
-if [ "${SKIP_BENCH:-0}" != 1 ]; then
-    say "== 4. hearth bench (pp 512, tg 64) on synthetic models"
-    SYN=${TMPDIR:-/tmp}/hearth-synth
-    mkdir -p "$SYN"
-    : >"$RES/bench.jsonl"
-    for st in ${BENCH_SHAPES:-llama3.2-1b:q4_0 llama3-8b:q4_0 llama3-8b:q8_0 llama3-8b:f16}; do
-        shape=${st%%:*} type=${st##*:}
-        if [ "$(elapsed)" -gt 420 ]; then say "  $shape $type: skipped (time budget)"; continue; fi
-        f=$SYN/$shape-$type.gguf
-        t1=$(date +%s)
-        timeout 150 "$BIN/hearth" mkmodel --shape "$shape" --type "$type" -o "$f" >/dev/null 2>>"$RES/bench.err" ||
-            { say "  $shape $type: mkmodel failed"; continue; }
-        t2=$(date +%s)
-        line=$(timeout 150 "$BIN/hearth" bench -m "$f" -p 512 -n 64 -r 2 --json --backend cuda --bw-mib 0 \
-            2>>"$RES/bench.err" | tail -1)
-        echo "$line" >>"$RES/bench.jsonl"
-        say "  $shape $type: $(python3 - "$line" "${BW:-0}" <<'EOF'
+# Dense F16 tensor-core peak (TFLOP/s, no sparsity) of the card, for the pp fraction.
+peak_tflops() {
+    case "$1" in
+    *H200*) echo 989 ;;
+    *H100*PCIe*) echo 756 ;;
+    *H100*NVL*) echo 835 ;;
+    *H100*) echo 989 ;;
+    *A100*) echo 312 ;;
+    *L40S*) echo 362 ;;
+    *) echo 0 ;;
+    esac
+}
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+PEAK=${PEAK_TFLOPS:-$(peak_tflops "$GPU_NAME")}
+# bench_one SHAPE TYPE LABEL [ENV=VALUE|-] [N_PROMPT] [N_GEN]: one run, one summary line, JSON appended.
+bench_one() {
+    local shape=$1 type=$2 label=$3 envset=${4:--} np=${5:-512} ng=${6:-64}
+    local f=$SYN/$shape-$type.gguf t2 line
+    [ "$envset" = - ] && envset=HEARTH_BENCH_RUN=1
+    t2=$(date +%s)
+    line=$(env "$envset" timeout 150 "$BIN/hearth" bench -m "$f" -p "$np" -n "$ng" -r 2 --json --backend cuda \
+        --bw-mib 0 2>>"$RES/bench.err" | tail -1)
+    echo "$line" >>"$RES/bench.jsonl"
+    say "  $label: $(python3 - "$line" "${BW:-0}" "$shape" "$PEAK" "$np" <<'EOF'
 import json, sys
 try:
     r = json.loads(sys.argv[1])
 except Exception:
     print("bench failed (see bench.err)"); sys.exit()
-bw = float(sys.argv[2] or 0)
-tg, pp = r["tg_tok_s"]["mean"], r["pp_tok_s"]["mean"]
-got = r["bytes_per_token"] * tg / 1e9
-frac = " = %.0f%% of %.0f GB/s copy" % (100 * got / bw, bw) if bw else ""
-print("pp %.1f tok/s, tg %.1f tok/s, weights streamed %.0f GB/s%s" % (pp, tg, got, frac))
+bw, shape, peak, np_ = float(sys.argv[2] or 0), sys.argv[3], float(sys.argv[4] or 0), int(sys.argv[5])
+# dim, layers, heads, kv heads, head_dim, ffn: the matmul FLOPs of one prompt token
+dims = {"llama3-8b": (4096, 32, 32, 8, 128, 14336), "llama3.2-1b": (2048, 16, 32, 8, 64, 8192)}
+out = []
+if "pp_tok_s" in r and np_ > 0 and shape in dims:
+    d, L, H, Hkv, hd, ffn = dims[shape]
+    per_layer = d * H * hd + 2 * d * Hkv * hd + H * hd * d + 3 * d * ffn
+    flops = 2 * L * per_layer + 4 * L * H * hd * (np_ / 2)  # + attention at the average context
+    pp = r["pp_tok_s"]["mean"]
+    tf = pp * flops / 1e12
+    frac = " = %.0f%% of %.0f dense F16" % (100 * tf / peak, peak) if peak else ""
+    out.append("pp %.0f tok/s = %.0f TFLOP/s%s" % (pp, tf, frac))
+if "tg_tok_s" in r:
+    tg = r["tg_tok_s"]["mean"]
+    got = r["bytes_per_token"] * tg / 1e9
+    frac = " = %.0f%% of %.0f GB/s copy" % (100 * got / bw, bw) if bw else ""
+    out.append("tg %.1f tok/s, %.0f GB/s streamed%s" % (tg, got, frac))
+print("; ".join(out) if out else "no figures (see bench.jsonl)")
 EOF
-)  (mkmodel $((t2 - t1))s, bench $(($(date +%s) - t2))s)"
+)  (bench $(($(date +%s) - t2))s)"
+}
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+    say "== 4. hearth bench (pp 512, tg 64, 2 reps) on synthetic models; card: ${GPU_NAME:-?}, F16 peak ${PEAK} TFLOP/s"
+    SYN=${TMPDIR:-/tmp}/hearth-synth
+    mkdir -p "$SYN"
+    : >"$RES/bench.jsonl"
+    for st in ${BENCH_SHAPES:-llama3.2-1b:q4_0 llama3-8b:q4_0 llama3-8b:q8_0 llama3-8b:f16 llama3.2-1b:f16}; do
+        shape=${st%%:*} type=${st##*:}
+        if [ "$(elapsed)" -gt "${BENCH_UNTIL:-380}" ]; then say "  $shape $type: skipped (time budget)"; continue; fi
+        f=$SYN/$shape-$type.gguf
+        t1=$(date +%s)
+        timeout 150 "$BIN/hearth" mkmodel --shape "$shape" --type "$type" -o "$f" >/dev/null 2>>"$RES/bench.err" ||
+            { say "  $shape $type: mkmodel failed"; rm -f "$f"; continue; }
+        say "  ($shape $type: mkmodel $(($(date +%s) - t1))s)"
+        bench_one "$shape" "$type" "$shape $type"
+        if [ "$shape:$type" = llama3-8b:q4_0 ] && [ "$(elapsed)" -lt "${BENCH_UNTIL:-380}" ]; then
+            bench_one "$shape" "$type" "$shape $type, graphs off" HEARTH_CUDA_GRAPHS=0 0 64
+            bench_one "$shape" "$type" "$shape $type, reference kernels" HEARTH_CUDA_KERNELS=simple 0 32
+        fi
         rm -f "$f"
     done
 fi
 say "total $(elapsed)s"
-exit $PARITY
+[ "$PARITY" -ne 0 ] && exit "$PARITY"
+exit "$GREEDY_FAIL"
