@@ -24,12 +24,17 @@ void hearth_axpy_f32_avx2(int n, float *y, float a, const float *x);
 /* out = silu(g) * u with a vectorised exp (relative error ~2e-7 against expf). */
 void hearth_silu_mul_avx2(int n, float *out, const float *g, const float *u);
 
-/* One query group against an F16 K/V cache (AVX-512, attn_avx512.c): the
- * `group` query heads sharing one KV head, keys 0 .. n_kv-1 found through the
- * page table; k and v point at the KV head's part of slot 0, slots k_stride /
- * v_stride bytes apart. */
+/* Up to HEARTH_ATTN_MAX_Q query tokens of one sequence (same page table),
+ * each with the `group` query heads that share one KV head, against an F16
+ * K/V cache (AVX-512, attn_avx512.c). Query i sees keys 0 .. n_kv[i]-1
+ * through the page table; k and v point at the KV head's part of slot 0,
+ * slots k_stride / v_stride bytes apart. Each query's result is exactly what
+ * it would be alone (n_q = 1): the tokens only share the widening of K and V. */
+#define HEARTH_ATTN_MAX_Q 4
+
 typedef struct hearth_attn_f16_args {
-    int head_dim, group, n_kv, page_size;
+    int head_dim, group, n_q, page_size;
+    int n_kv[HEARTH_ATTN_MAX_Q];
     const int32_t *page_table;
     const char *k, *v;
     size_t k_stride, v_stride;
@@ -38,10 +43,11 @@ typedef struct hearth_attn_f16_args {
 
 /* Head sizes the kernel handles (64, 128). */
 bool hearth_attn_f16_avx512_supports(int head_dim);
-/* Scratch bytes one call needs. */
+/* Scratch bytes one call needs (for n_q up to HEARTH_ATTN_MAX_Q). */
 size_t hearth_attn_f16_avx512_scratch(int group, int head_dim);
-/* out[h * head_dim + d] for the group's heads; q16 = the heads' queries
- * rounded to F16 (as the K dot format wants), contiguous. */
-void hearth_attn_f16_avx512(const hearth_attn_f16_args *a, const uint16_t *q16, float *out, void *scratch);
+/* out[i][h * head_dim + d] for query i and the group's heads; q16[i] = query
+ * i's heads rounded to F16 (as the K dot format wants), contiguous. */
+void hearth_attn_f16_avx512(const hearth_attn_f16_args *a, const uint16_t *const q16[], float *const out[],
+                            void *scratch);
 
 #endif

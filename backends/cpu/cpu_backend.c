@@ -29,6 +29,8 @@ typedef struct cpu_ctx {
     size_t scratch_size;
     void *att_scratch; /* per-thread attention tiles */
     size_t att_scratch_n;
+    int *att_blocks; /* token blocks of the attention op */
+    int att_blocks_n;
 } cpu_ctx;
 
 static cpu_ctx *ctx_of(hearth_backend *b) { return b->ctx; }
@@ -285,6 +287,8 @@ typedef struct attn_job {
     hearth_axpy_f16_fn axpy_f16;
     hearth_axpy_f32_fn axpy_f32;
     bool f16_kernel; /* F16 K/V and a head size the AVX-512 group kernel takes */
+    const int *blocks; /* block b = tokens blocks[b] .. blocks[b+1]-1, one sequence */
+    int n_blocks;
 } attn_job;
 
 static void axpy_f16_ref(int n, float *y, float a, const uint16_t *x) {
@@ -294,11 +298,54 @@ static void axpy_f32_ref(int n, float *y, float a, const float *x) {
     for (int i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
+static void attn_one(const attn_job *j, int t, int g, char *base);
+
 static void attn_worker(void *arg, int ith, int nth) {
     attn_job *j = arg;
+    char *base = j->scratch + (size_t)ith * j->scratch_per_thread;
+#if HEARTH_HAVE_AVX512_KERNELS
     const hearth_attn_meta *m = j->m;
     const int G = j->n_heads / j->n_kv_heads, hd = j->hd;
-    char *base = j->scratch + (size_t)ith * j->scratch_per_thread;
+    const size_t k_head_off = hearth_dtype_row_size(j->k->type, hd), v_head_off = hearth_dtype_row_size(j->v->type, hd);
+#endif
+    /* One item = a block of tokens and one KV head. Items are dealt
+     * round-robin: a causal prompt's later tokens have more keys, so
+     * contiguous shares would leave one thread most of the work. */
+    const int64_t n_work = (int64_t)j->n_blocks * j->n_kv_heads;
+    for (int64_t w = ith; w < n_work; w += nth) {
+        const int blk = (int)(w / j->n_kv_heads), g = (int)(w % j->n_kv_heads);
+#if HEARTH_HAVE_AVX512_KERNELS
+        if (j->f16_kernel) { /* the kernel's scratch from base, the F16 queries at the end */
+            const int t0 = j->blocks[blk], nq = j->blocks[blk + 1] - t0;
+            char *q16 = base + j->scratch_per_thread - (size_t)HEARTH_ATTN_MAX_Q * G * j->q_row_bytes;
+            hearth_attn_f16_args a = {hd, G, nq, m->page_size, {0}, m->page_table + m->pt_offset[t0],
+                                      (const char *)j->k->data + (size_t)g * k_head_off,
+                                      (const char *)j->v->data + (size_t)g * v_head_off, j->k->nb1, j->v->nb1,
+                                      j->scale};
+            const uint16_t *qp[HEARTH_ATTN_MAX_Q];
+            float *op[HEARTH_ATTN_MAX_Q];
+            for (int i = 0; i < nq; i++) {
+                char *qi = q16 + (size_t)i * G * j->q_row_bytes;
+                for (int h = 0; h < G; h++)
+                    hearth_cpu_quantize_act(HEARTH_F16, row_f32(j->q, t0 + i) + (size_t)(g * G + h) * hd,
+                                            qi + h * j->q_row_bytes, hd);
+                a.n_kv[i] = m->kv_len[t0 + i];
+                qp[i] = (const uint16_t *)qi;
+                op[i] = row_f32(j->out, t0 + i) + (size_t)g * G * hd;
+            }
+            hearth_attn_f16_avx512(&a, qp, op, base);
+            continue;
+        }
+#endif
+        for (int t = j->blocks[blk]; t < j->blocks[blk + 1]; t++)
+            attn_one(j, t, g, base);
+    }
+}
+
+/* The generic path: one token and one KV head, any K/V type, per-key dots. */
+static void attn_one(const attn_job *j, int t, int g, char *base) {
+    const hearth_attn_meta *m = j->m;
+    const int G = j->n_heads / j->n_kv_heads, hd = j->hd;
     float *s = (float *)base;                      /* [G][ATT_TILE] scores, then weights */
     float *acc = s + (size_t)G * ATT_TILE;         /* [G][hd] */
     float *mx = acc + (size_t)G * hd;              /* [G] */
@@ -309,26 +356,7 @@ static void attn_worker(void *arg, int ith, int nth) {
     const hearth_dtype kdot = hearth_dtype_info(kt)->vec_dot_type;
     const hearth_vec_dot_fn dot = hearth_cpu_vec_dot(kt);
     const size_t k_head_off = hearth_dtype_row_size(kt, hd), v_head_off = hearth_dtype_row_size(vt, hd);
-    /* items are dealt round-robin: a causal prompt's later tokens have more
-     * keys, so contiguous shares would leave one thread most of the work.
-     * Head-major order: consecutive items read the same KV head's rows, which
-     * then stay in L2 (a whole layer's K and V of a long prompt would not). */
-    const int64_t n_work = (int64_t)m->n_tokens * j->n_kv_heads;
-    for (int64_t w = ith; w < n_work; w += nth) {
-        const int t = (int)(w / j->n_kv_heads), g = (int)(w % j->n_kv_heads);
-#if HEARTH_HAVE_AVX512_KERNELS
-        if (j->f16_kernel) { /* the kernel's scratch from base, the F16 queries at the end */
-            char *q16 = base + j->scratch_per_thread - (size_t)G * j->q_row_bytes;
-            for (int h = 0; h < G; h++)
-                hearth_cpu_quantize_act(HEARTH_F16, row_f32(j->q, t) + (size_t)(g * G + h) * hd, q16 + h * j->q_row_bytes, hd);
-            const hearth_attn_f16_args a = {hd, G, m->kv_len[t], m->page_size, m->page_table + m->pt_offset[t],
-                                            (const char *)j->k->data + (size_t)g * k_head_off,
-                                            (const char *)j->v->data + (size_t)g * v_head_off, j->k->nb1, j->v->nb1,
-                                            j->scale};
-            hearth_attn_f16_avx512(&a, (const uint16_t *)q16, row_f32(j->out, t) + (size_t)g * G * hd, base);
-            continue;
-        }
-#endif
+    {
         for (int h = 0; h < G; h++) {
             hearth_cpu_quantize_act(kdot, row_f32(j->q, t) + (size_t)(g * G + h) * hd, qk + h * j->q_row_bytes, hd);
             mx[h] = -INFINITY;
@@ -402,10 +430,10 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     f16_kernel = k_pool->type == HEARTH_F16 && v_pool->type == HEARTH_F16 &&
                  hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni &&
                  hearth_attn_f16_avx512_supports(head_dim);
-    if (f16_kernel) { /* the kernel's scratch, then the F16 queries where the generic path keeps them */
+    if (f16_kernel) { /* the kernel's scratch, then the F16 queries of a block */
         size_t kern = hearth_attn_f16_avx512_scratch(G, head_dim);
         size_t generic = per - (size_t)G * q_row;
-        per = (kern > generic ? kern : generic) + (size_t)G * q_row;
+        per = (kern > generic ? kern : generic) + (size_t)HEARTH_ATTN_MAX_Q * G * q_row;
     }
 #endif
     per = (per + 63) & ~(size_t)63;
@@ -416,8 +444,25 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
         c->att_scratch = p;
         c->att_scratch_n = need;
     }
-    attn_job j = {q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, out, c->att_scratch, per, q_row,
-                  axpy_f16_ref, axpy_f32_ref, f16_kernel};
+    /* blocks: runs of up to HEARTH_ATTN_MAX_Q consecutive tokens of one
+     * sequence (a prompt chunk) for the group kernel, single tokens otherwise */
+    if (m->n_tokens + 1 > c->att_blocks_n) {
+        int *p = realloc(c->att_blocks, sizeof(int) * (size_t)(m->n_tokens + 1));
+        if (!p) abort(); /* a few KB */
+        c->att_blocks = p;
+        c->att_blocks_n = m->n_tokens + 1;
+    }
+    int n_blocks = 0;
+    for (int t = 0; t < m->n_tokens;) {
+        int e = t + 1;
+        while (f16_kernel && e < m->n_tokens && e - t < HEARTH_ATTN_MAX_Q && m->pt_offset[e] == m->pt_offset[t]) e++;
+        c->att_blocks[n_blocks++] = t;
+        t = e;
+    }
+    c->att_blocks[n_blocks] = m->n_tokens;
+    attn_job j = {q,          k_pool,       v_pool,       m,         n_heads,        n_kv_heads,   head_dim,
+                  scale,      out,          c->att_scratch, per,     q_row,          axpy_f16_ref, axpy_f32_ref,
+                  f16_kernel, c->att_blocks, n_blocks};
 #ifdef HEARTH_HAVE_AVX2_KERNELS
     if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
         j.axpy_f16 = hearth_axpy_f16_avx2;
@@ -449,6 +494,7 @@ static void cpu_destroy(hearth_backend *b) {
     hearth_threadpool_free(c->pool);
     free(c->scratch);
     free(c->att_scratch);
+    free(c->att_blocks);
     free(c);
     free(b);
 }

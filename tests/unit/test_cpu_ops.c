@@ -185,6 +185,17 @@ int main(void) {
                     for (int d = 0; d < D; d++) max_err = fmax(max_err, fabs(o[d] - out[(t * NH + h) * D + d]));
                 }
             CHECKF(max_err < 2e-5, "attention f16 (%d heads, %d kv, head %d): %g", NH, NKV, D, max_err);
+            /* each token alone gives the same bits as in the batch */
+            int same = 1;
+            for (int t = 0; t < 3; t++) {
+                static float out1[MAXH * MAXD];
+                hearth_attn_meta m1 = {1, PS, &kv_len[t], pt_off, pages, NP};
+                hearth_tensor tq1 = hearth_tensor_2d(HEARTH_F32, NH * D, 1, q + (size_t)t * NH * D),
+                              to1 = hearth_tensor_2d(HEARTH_F32, NH * D, 1, out1);
+                op->attention(be, &tq1, &tk, &tv, &m1, NH, NKV, D, scale, &to1);
+                same &= memcmp(out1, out + (size_t)t * NH * D, sizeof(float) * NH * D) == 0;
+            }
+            CHECKF(same, "attention f16 (%d heads, %d kv, head %d): a token alone equals it batched", NH, NKV, D);
         }
     }
     hearth_backend_free(be);

@@ -36,8 +36,9 @@ bool hearth_attn_f16_avx512_supports(int head_dim) {
 }
 
 size_t hearth_attn_f16_avx512_scratch(int group, int head_dim) {
-    /* K and V chunks as floats, scores, accumulators, max and sum per head */
-    return sizeof(float) * (2 * (size_t)CHUNK * head_dim + (size_t)group * (TILE + head_dim + 2)) + 64;
+    /* K and V chunks as floats; per (query, head): scores, accumulator, max, sum */
+    const size_t nq = (size_t)HEARTH_ATTN_MAX_Q * group;
+    return sizeof(float) * (2 * (size_t)CHUNK * head_dim + nq * (TILE + head_dim + 2)) + 64;
 }
 
 /* e^x on 16 lanes (x <= 0 here): x = n ln2 + r, e^r by a degree-6 polynomial,
@@ -85,9 +86,9 @@ static inline __m512 reduce16x16(__m512 p[16]) {
  * cache from memory, one head's slice of each slot, which the hardware
  * prefetchers do not follow well. */
 static inline void widen_rows(const int nc, const hearth_attn_f16_args *a, const char *base, size_t stride,
-                              int p, int nk, float *dst) {
+                              int p, int nk, int n_kv, float *dst) {
     const int hd = 16 * nc;
-    const int pn_end = p + 2 * CHUNK < a->n_kv ? p + 2 * CHUNK : a->n_kv;
+    const int pn_end = p + 2 * CHUNK < n_kv ? p + 2 * CHUNK : n_kv;
     if (p + CHUNK < pn_end) {
         int pg = (p + CHUNK) / a->page_size, off = (p + CHUNK) % a->page_size;
         for (int pn = p + CHUNK; pn < pn_end; pn++) {
@@ -114,30 +115,36 @@ static inline void widen_rows(const int nc, const hearth_attn_f16_args *a, const
 }
 
 static inline __attribute__((always_inline)) void attn_group(const int nc, const hearth_attn_f16_args *a,
-                                                             const uint16_t *q16, float *out, float *scr) {
-    const int G = a->group, hd = 16 * nc, n_kv = a->n_kv;
+                                                             const uint16_t *const q16[], float *const out[],
+                                                             float *scr, int n_kv_max) {
+    const int G = a->group, hd = 16 * nc, NQ = a->n_q * G;         /* (query, head) pairs, qh = i * G + h */
     float *kf = (float *)(((uintptr_t)scr + 63) & ~(uintptr_t)63); /* [CHUNK][hd] */
     float *vf = kf + CHUNK * hd;                                   /* [CHUNK][hd] */
-    float *s = vf + CHUNK * hd;                                    /* [G][TILE] */
-    float *acc = s + (size_t)G * TILE;                             /* [G][hd] */
-    float *mx = acc + (size_t)G * hd, *l = mx + G;
-    for (int h = 0; h < G; h++) {
-        mx[h] = -INFINITY;
-        l[h] = 0;
+    float *s = vf + CHUNK * hd;                                    /* [NQ][TILE] */
+    float *acc = s + (size_t)NQ * TILE;                            /* [NQ][hd] */
+    float *mx = acc + (size_t)NQ * hd, *l = mx + NQ;
+    for (int qh = 0; qh < NQ; qh++) {
+        mx[qh] = -INFINITY;
+        l[qh] = 0;
         for (int c = 0; c < nc; c++)
-            _mm512_store_ps(acc + h * hd + 16 * c, _mm512_setzero_ps());
+            _mm512_store_ps(acc + qh * hd + 16 * c, _mm512_setzero_ps());
     }
     const __m512 zero = _mm512_setzero_ps();
-    for (int p0 = 0; p0 < n_kv; p0 += TILE) {
-        const int nt = n_kv - p0 < TILE ? n_kv - p0 : TILE;
-        /* scores of the tile, 16 keys at a time, every head */
-        for (int c0 = 0; c0 < nt; c0 += CHUNK) {
-            const int nk = nt - c0 < CHUNK ? nt - c0 : CHUNK;
-            widen_rows(nc, a, a->k, a->k_stride, p0 + c0, nk, kf);
-            for (int h = 0; h < G; h++) {
+    for (int p0 = 0; p0 < n_kv_max; p0 += TILE) {
+        const int nt_max = n_kv_max - p0 < TILE ? n_kv_max - p0 : TILE;
+        int nt_q[HEARTH_ATTN_MAX_Q]; /* keys of this tile each query sees (<= 0: none) */
+        for (int i = 0; i < a->n_q; i++)
+            nt_q[i] = a->n_kv[i] - p0 < TILE ? a->n_kv[i] - p0 : TILE;
+        /* scores of the tile, 16 keys at a time, every query and head */
+        for (int c0 = 0; c0 < nt_max; c0 += CHUNK) {
+            widen_rows(nc, a, a->k, a->k_stride, p0 + c0, nt_max - c0 < CHUNK ? nt_max - c0 : CHUNK, n_kv_max,
+                       kf);
+            for (int qh = 0; qh < NQ; qh++) {
+                const int qi = qh / G, h = qh % G, nk = nt_q[qi] - c0 < CHUNK ? nt_q[qi] - c0 : CHUNK;
+                if (nk <= 0) continue;
                 __m512 qv[8];
                 for (int c = 0; c < nc; c++)
-                    qv[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q16 + h * hd + 16 * c)));
+                    qv[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q16[qi] + h * hd + 16 * c)));
                 __m512 part[CHUNK];
                 for (int i = 0; i < CHUNK; i++) {
                     /* the F16 dot kernel's accumulators: chunk c into a[c % 4] */
@@ -148,26 +155,28 @@ static inline __attribute__((always_inline)) void attn_group(const int nc, const
                 }
                 const __mmask16 valid = (__mmask16)(nk == CHUNK ? 0xFFFF : (1u << nk) - 1);
                 const __m512 sc = _mm512_mul_ps(reduce16x16(part), _mm512_set1_ps(a->scale));
-                _mm512_storeu_ps(s + h * TILE + c0,
+                _mm512_storeu_ps(s + qh * TILE + c0,
                                  _mm512_mask_blend_ps(valid, _mm512_set1_ps(-INFINITY), sc));
             }
         }
-        const int nv = (nt + CHUNK - 1) / CHUNK; /* score vectors in the tile; lanes past nt hold -inf */
         /* online softmax update */
-        for (int h = 0; h < G; h++) {
-            float *sh = s + h * TILE;
-            __m512 m = _mm512_set1_ps(mx[h]);
+        for (int qh = 0; qh < NQ; qh++) {
+            const int nt = nt_q[qh / G];
+            if (nt <= 0) continue;
+            const int nv = (nt + CHUNK - 1) / CHUNK; /* score vectors; lanes past nt hold -inf */
+            float *sh = s + qh * TILE;
+            __m512 m = _mm512_set1_ps(mx[qh]);
             for (int v = 0; v < nv; v++)
                 m = _mm512_max_ps(m, _mm512_loadu_ps(sh + 16 * v));
             const float tmax = _mm512_reduce_max_ps(m);
-            const float c = expf(mx[h] - tmax); /* 0 on the first tile (mx = -inf) */
+            const float c = expf(mx[qh] - tmax); /* 0 on the first tile (mx = -inf) */
             if (c != 1.0f) {
                 for (int k = 0; k < nc; k++)
-                    _mm512_store_ps(acc + h * hd + 16 * k,
-                                    _mm512_mul_ps(_mm512_load_ps(acc + h * hd + 16 * k), _mm512_set1_ps(c)));
-                l[h] *= c;
+                    _mm512_store_ps(acc + qh * hd + 16 * k,
+                                    _mm512_mul_ps(_mm512_load_ps(acc + qh * hd + 16 * k), _mm512_set1_ps(c)));
+                l[qh] *= c;
             }
-            mx[h] = tmax;
+            mx[qh] = tmax;
             const __m512 tm = _mm512_set1_ps(tmax);
             __m512 sum = zero;
             for (int v = 0; v < nv; v++) {
@@ -175,38 +184,44 @@ static inline __attribute__((always_inline)) void attn_group(const int nc, const
                 _mm512_storeu_ps(sh + 16 * v, e);
                 sum = _mm512_add_ps(sum, e);
             }
-            l[h] += _mm512_reduce_add_ps(sum);
+            l[qh] += _mm512_reduce_add_ps(sum);
         }
         /* weighted values: acc += w_i * v_i, key by key */
-        for (int c0 = 0; c0 < nt; c0 += CHUNK) {
-            const int nk = nt - c0 < CHUNK ? nt - c0 : CHUNK;
-            widen_rows(nc, a, a->v, a->v_stride, p0 + c0, nk, vf);
-            for (int h = 0; h < G; h++) {
+        for (int c0 = 0; c0 < nt_max; c0 += CHUNK) {
+            widen_rows(nc, a, a->v, a->v_stride, p0 + c0, nt_max - c0 < CHUNK ? nt_max - c0 : CHUNK, n_kv_max,
+                       vf);
+            for (int qh = 0; qh < NQ; qh++) {
+                const int nk = nt_q[qh / G] - c0 < CHUNK ? nt_q[qh / G] - c0 : CHUNK;
+                if (nk <= 0) continue;
                 __m512 ac[8];
                 for (int c = 0; c < nc; c++)
-                    ac[c] = _mm512_load_ps(acc + h * hd + 16 * c);
-                const float *wh = s + h * TILE + c0;
+                    ac[c] = _mm512_load_ps(acc + qh * hd + 16 * c);
+                const float *wh = s + qh * TILE + c0;
                 for (int i = 0; i < nk; i++) {
                     const __m512 w = _mm512_set1_ps(wh[i]);
                     for (int c = 0; c < nc; c++)
                         ac[c] = _mm512_fmadd_ps(w, _mm512_load_ps(vf + i * hd + 16 * c), ac[c]);
                 }
                 for (int c = 0; c < nc; c++)
-                    _mm512_store_ps(acc + h * hd + 16 * c, ac[c]);
+                    _mm512_store_ps(acc + qh * hd + 16 * c, ac[c]);
             }
         }
     }
-    for (int h = 0; h < G; h++) {
-        const __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+    for (int qh = 0; qh < NQ; qh++) {
+        const __m512 inv = _mm512_set1_ps(1.0f / l[qh]);
+        float *o = out[qh / G] + (qh % G) * hd;
         for (int c = 0; c < nc; c++)
-            _mm512_storeu_ps(out + h * hd + 16 * c,
-                             _mm512_mul_ps(_mm512_load_ps(acc + h * hd + 16 * c), inv));
+            _mm512_storeu_ps(o + 16 * c, _mm512_mul_ps(_mm512_load_ps(acc + qh * hd + 16 * c), inv));
     }
 }
 
-void hearth_attn_f16_avx512(const hearth_attn_f16_args *a, const uint16_t *q16, float *out, void *scratch) {
+void hearth_attn_f16_avx512(const hearth_attn_f16_args *a, const uint16_t *const q16[], float *const out[],
+                            void *scratch) {
+    int n_kv_max = 0;
+    for (int i = 0; i < a->n_q; i++)
+        n_kv_max = a->n_kv[i] > n_kv_max ? a->n_kv[i] : n_kv_max;
     if (a->head_dim == 64)
-        attn_group(4, a, q16, out, scratch);
+        attn_group(4, a, q16, out, scratch, n_kv_max);
     else
-        attn_group(8, a, q16, out, scratch);
+        attn_group(8, a, q16, out, scratch, n_kv_max);
 }
