@@ -55,6 +55,7 @@
  */
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,17 +80,23 @@ enum rec_kind : int32_t {
     RK_ADD, RK_SILU_MUL, RK_ROPE, RK_KV_STORE, RK_ATTN, RK_ATTN_SPLIT, RK_ATTN_COMBINE, RK_ARGMAX
 };
 
+/* Kernel arguments. No implicit padding anywhere (explicit pad_ fields, checked
+ * below): records are hashed and compared byte for byte, and padding bytes
+ * would not survive a struct copy reliably. */
 struct p_rows { const uint8_t *w; size_t nb1; int64_t ne0; float *out; size_t os; };
-struct p_norm { const float *x; size_t xs; int64_t ne0; const float *w; float eps; float *out; size_t os; };
+struct p_norm { const float *x; size_t xs; int64_t ne0; const float *w; float eps; int32_t pad_; float *out; size_t os; };
 struct p_mm { const uint8_t *w; size_t nb1; int64_t K, nrows; const float *x; size_t xs; const __half *xh; int64_t Kp;
-              int ntok; const float *bias; float *out; size_t os; };
+              int ntok; int32_t pad_; const float *bias; float *out; size_t os; };
 struct p_ew { const float *a; size_t as; const float *b; size_t bs; float *o; size_t os; int64_t ne0, nrows; };
 struct p_rope { float *x; size_t xs; int n_heads, mode, n_rot, head_dim, has_ff; float theta_scale, freq_scale,
                 attn_factor; };
-struct p_kv { uint8_t *pool; size_t pnb1; int ptype; const float *src; size_t ss; int64_t ne0; };
+struct p_kv { uint8_t *pool; size_t pnb1; int ptype; int32_t pad_; const float *src; size_t ss; int64_t ne0; };
 struct p_attn { const float *q; size_t qs; const uint8_t *kp; size_t knb; const uint8_t *vp; size_t vnb; int kt, vt,
-                page_size, n_kv, G, hd, chunk_len, n_heads; size_t khb, vhb; float scale; float *part, *out;
+                page_size, n_kv, G, hd, chunk_len, n_heads; size_t khb, vhb; float scale; int32_t pad_; float *part, *out;
                 size_t os; };
+static_assert(sizeof(p_rows) == 5 * 8 && sizeof(p_norm) == 7 * 8 && sizeof(p_mm) == 12 * 8 && sizeof(p_ew) == 8 * 8 &&
+                  sizeof(p_rope) == 6 * 8 && sizeof(p_kv) == 6 * 8 && sizeof(p_attn) == 16 * 8,
+              "kernel argument structs must have no implicit padding");
 
 /* One kernel launch, fully described. Zero-filled before use, so two records
  * of the same launch compare equal byte for byte (padding included). */
@@ -107,6 +114,7 @@ struct rec {
         p_attn attn;
     } p;
 };
+static_assert(sizeof(rec) == 48 + sizeof(p_attn) && offsetof(rec, p) == 48, "records must have no implicit padding");
 
 struct graph_entry {
     uint64_t key;
@@ -712,7 +720,7 @@ void cu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor 
     if (x->ne1 <= 0 || c->failed) return;
     if (x->ne1 > 0x7fffffff) return record_msg(c, "rms_norm: too many rows");
     rec r = rec_new(RK_RMS_NORM, (int)(x->ne1 < 1 << 30 ? x->ne1 : 1 << 30), dim3((unsigned)x->ne1), 256);
-    r.p.norm = {(const float *)x->data, fstride(x), x->ne0, (const float *)w->data, eps, (float *)out->data,
+    r.p.norm = {(const float *)x->data, fstride(x), x->ne0, (const float *)w->data, eps, 0, (float *)out->data,
                 fstride(out)};
     push(b, c, r);
 }
@@ -741,7 +749,7 @@ void cu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x
     if (!cuda_type_supported(w->type)) return unsupported_weight(c, "matmul", w->type);
     const int t = w->type;
     const int64_t K = w->ne0, N = w->ne1;
-    p_mm p = {(const uint8_t *)w->data, w->nb1, K, N, (const float *)x->data, fstride(x), NULL, 0, ntok,
+    p_mm p = {(const uint8_t *)w->data, w->nb1, K, N, (const float *)x->data, fstride(x), NULL, 0, ntok, 0,
               bias ? (const float *)bias->data : NULL, (float *)out->data, fstride(out)};
 
     if (!c->simple && t != HEARTH_F32 && ntok >= GEMM_MIN_TOKENS && ntok <= 65535) {
@@ -839,7 +847,7 @@ void cu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *sr
     if (!kv_type_ok(c, "kv_store", pool->type)) return;
     if (src->ne1 > 0x7fffffff) return record_msg(c, "kv_store: too many rows");
     rec r = rec_new(RK_KV_STORE, (int)src->ne1, dim3((unsigned)src->ne1), 256);
-    r.p.kv = {(uint8_t *)pool->data, pool->nb1, (int)pool->type, (const float *)src->data, fstride(src), src->ne0};
+    r.p.kv = {(uint8_t *)pool->data, pool->nb1, (int)pool->type, 0, (const float *)src->data, fstride(src), src->ne0};
     r.st[0] = stage_put(c, slots, (size_t)src->ne1 * sizeof(int32_t), 0);
     push(b, c, r);
 }
