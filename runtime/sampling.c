@@ -120,10 +120,10 @@ void hearth_sampler_accept(hearth_sampler *s, int32_t token) {
 }
 
 int32_t hearth_argmax(const float *logits, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i;
-    return best;
+    int32_t best = -1; /* NaNs are never chosen (0 when every logit is NaN) */
+    for (int i = 0; i < n; i++)
+        if (logits[i] == logits[i] && (best < 0 || logits[i] > logits[best])) best = i;
+    return best < 0 ? 0 : best;
 }
 
 static int cmp_cand_desc(const void *a, const void *b) {

@@ -49,7 +49,8 @@ bool hearth_sampler_is_greedy(const hearth_sampler *s);
 /* Probability the last sample() gave its token (after filters; 1 for greedy). */
 float hearth_sampler_last_prob(const hearth_sampler *s);
 
-/* Argmax with the lowest id winning ties. */
+/* Argmax with the lowest id winning ties; NaNs are never chosen (0 when all
+ * are NaN) -- the contract of the backends' argmax op too. */
 int32_t hearth_argmax(const float *logits, int n);
 
 #endif

@@ -24,6 +24,11 @@ int main(void) {
 
     /* greedy: argmax, lowest id on a tie */
     CHECK(hearth_argmax(logits, NV) == 1);
+    {
+        const float with_nan[4] = {NAN, -2.0f, NAN, -1.0f}, all_nan[2] = {NAN, NAN};
+        CHECK(hearth_argmax(with_nan, 4) == 3);
+        CHECK(hearth_argmax(all_nan, 2) == 0);
+    }
     hearth_sampling_params p = hearth_sampling_defaults();
     p.temperature = 0;
     hearth_sampler *s = hearth_sampler_create(&p, NV, &err);
