@@ -25,7 +25,11 @@
 #       tg as achieved bandwidth (weights + KV bytes per token x tok/s) and as
 #       a fraction of the probe, pp as TFLOP/s and as a fraction of the card's
 #       dense F16 tensor peak (PEAK_TFLOPS overrides the table below); then tg
-#       of llama3-8b q4_0 with graphs off and with the reference kernels.
+#       of llama3-8b q4_0 with graphs off and with the reference kernels;
+#       5. the Vulkan backend on the same card, if the machine has a Vulkan
+#       driver for it (the loader travels in lib/; the driver cannot): greedy
+#       tokens vs the CPU and tg/pp of llama3.2-1b q4_0 -- or one line saying
+#       there is no Vulkan driver.
 #       About 7-8 minutes on an H100 (each step is time-boxed; shapes that
 #       would not fit are skipped and say so).
 #       Results go to $OUT (or ./gpu-results): summary.txt, parity.log,
@@ -44,7 +48,7 @@ CARRY=$ROOT/build-gpu-carry
 if [ "${1:-}" = "--pack" ]; then
     set -e
     cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEARTH_CUDA=ON -DHEARTH_CUDA_ARCHS=90 \
-        -DHEARTH_VULKAN=OFF >/dev/null
+        -DHEARTH_VULKAN=ON >/dev/null
     cmake --build build-gpu -j"${JOBS:-2}" --target hearth-cli test_cuda_ops cuda_bw_probe
     rm -rf "$CARRY"
     mkdir -p "$CARRY/bin" "$CARRY/lib" "$CARRY/models"
@@ -81,7 +85,7 @@ if [ -x "$CARRY/bin/hearth" ]; then
 else
     say "binaries: building from source (needs the -dev packages of CMakeLists.txt)"
     cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEARTH_CUDA=ON -DHEARTH_CUDA_ARCHS=90 \
-        -DHEARTH_VULKAN=OFF >"$RES/build.log" 2>&1 &&
+        -DHEARTH_VULKAN=AUTO >"$RES/build.log" 2>&1 &&
         cmake --build build-gpu -j"$(nproc)" --target hearth-cli test_cuda_ops cuda_bw_probe >>"$RES/build.log" 2>&1 ||
         { say "build failed (see build.log)"; exit 1; }
     BIN=$ROOT/build-gpu/bin
@@ -212,6 +216,37 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
         fi
         rm -f "$f"
     done
+fi
+
+# ---- 5. the Vulkan backend on this card (issue 7), when the machine has a driver
+say "== 5. Vulkan on this GPU"
+if ! "$BIN/hearth" --version 2>/dev/null | grep -q vulkan; then
+    say "  this build has no Vulkan backend"
+elif ! timeout 60 "$BIN/hearth" run -m "$MODELS/hearth-kjv-llama-q8_0.gguf" -p "In" -n 1 --temp 0 --backend vulkan \
+    --no-prefix-cache >/dev/null 2>"$RES/vulkan.err"; then
+    say "  no usable Vulkan driver on this machine: $(tail -1 "$RES/vulkan.err")"
+    say "  (ICD files: $(ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>/dev/null | tr '\n' ' '))"
+else
+    grep "^hearth: backend" "$RES/vulkan.err" | sed 's/^/  /' | tee -a "$SUMMARY" >/dev/null
+    for m in hearth-kjv-llama-q8_0 hearth-kjv-llama-q4_0 hearth-kjv-llama-f16; do
+        args=(run -m "$MODELS/$m.gguf" -p "In the beginning God created" -n 32 --temp 0 --ignore-eos --no-prefix-cache --json -c 256)
+        cpu=$(timeout 60 "$BIN/hearth" "${args[@]}" --backend cpu 2>/dev/null | tokens_of)
+        vk=$(timeout 60 "$BIN/hearth" "${args[@]}" --backend vulkan 2>>"$RES/vulkan.err" | tokens_of)
+        if [ -n "$vk" ] && [ "$cpu" = "$vk" ]; then say "  $m vulkan vs cpu: identical"; else say "  $m vulkan vs cpu: differs"; fi
+    done
+    if [ "${SKIP_BENCH:-0}" != 1 ] && [ "$(elapsed)" -lt "${VULKAN_UNTIL:-470}" ]; then
+        SYN=${TMPDIR:-/tmp}/hearth-synth
+        mkdir -p "$SYN"
+        f=$SYN/llama3.2-1b-q4_0.gguf
+        timeout 60 "$BIN/hearth" mkmodel --shape llama3.2-1b --type q4_0 -o "$f" >/dev/null 2>>"$RES/vulkan.err"
+        line=$(timeout 120 "$BIN/hearth" bench -m "$f" -p 512 -n 64 -r 1 --json --backend vulkan --bw-mib 0 \
+            2>>"$RES/vulkan.err" | tail -1)
+        echo "$line" >>"$RES/bench.jsonl"
+        say "  llama3.2-1b q4_0 on vulkan: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("pp %.0f tok/s, tg %.1f tok/s on %s" % (r["pp_tok_s"]["mean"], r["tg_tok_s"]["mean"], r.get("device","?")))' "$line" 2>/dev/null || echo "bench failed (see vulkan.err)")"
+        rm -f "$f"
+    else
+        say "  vulkan bench skipped (time budget)"
+    fi
 fi
 say "total $(elapsed)s"
 [ "$PARITY" -ne 0 ] && exit "$PARITY"
