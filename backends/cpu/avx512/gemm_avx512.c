@@ -278,10 +278,99 @@ static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int n
     }
 }
 
+/* A few tokens (a decode batch of several sequences): the tile above keeps
+ * its 64 x 64 accumulators in memory, a load and a store per block and pair.
+ * Here one group of 16 rows runs through all its blocks with the NT tokens'
+ * accumulators in registers (tokens past nt repeat the last one and are not
+ * stored), and each token's block terms (offset correction, scale) are
+ * computed once per call instead of once per row group. Same per-pair
+ * arithmetic as gemm_tile, so bit-identical all the same. */
+enum { SMALL_MAX_BLOCKS = 512 };
+
+static inline __attribute__((always_inline)) void gemm_small(const int is_q8, const int NT, int64_t n,
+                                                             const void *w, size_t w_stride, int nr,
+                                                             const void *a, size_t a_stride, int nt,
+                                                             float *out, size_t out_stride) {
+    const int64_t nb = n / QK8_0;
+    _Alignas(64) int32_t corr[SMALL_MAX_BLOCKS][8];
+    _Alignas(64) float da[SMALL_MAX_BLOCKS][8];
+    const block_q8_0 *y[8];
+    for (int t = 0; t < NT; t++)
+        y[t] = (const block_q8_0 *)((const char *)a + (size_t)(t < nt ? t : nt - 1) * a_stride);
+    for (int64_t ib = 0; ib < nb; ib++)
+        for (int t = 0; t < NT; t++) {
+            corr[ib][t] = (is_q8 ? 128 : 8) * byte_sum(&y[t][ib]);
+            da[ib][t] = _cvtsh_ss(y[t][ib].d);
+        }
+    const int ng = (nr + LANES - 1) / LANES;
+    for (int g = 0; g < ng; g++) {
+        const int nrg = nr - g * LANES < LANES ? nr - g * LANES : LANES;
+        const char *gw = (const char *)w + (size_t)g * LANES * w_stride;
+        /* while on this group, stream in the next one (the next tile's first after the last) */
+        const size_t next_bytes = (size_t)LANES * w_stride;
+        __m512 acc[8];
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm512_setzero_ps();
+        const char *row[LANES]; /* pad with the last row */
+        for (int i = 0; i < LANES; i++)
+            row[i] = gw + (size_t)(i < nrg ? i : nrg - 1) * w_stride;
+        /* the 16 rows' scales in one gather of 4 bytes each (the f16 scale and
+         * two bytes after it, inside the block), then narrowed to 16 bits */
+        const __m512i scale_at = _mm512_mullo_epi32(
+            _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                             _mm512_set1_epi32(nrg - 1)),
+            _mm512_set1_epi32((int)w_stride));
+        const size_t bsz = is_q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+        for (int64_t ib = 0; ib < nb; ib++) {
+            prefetch_next_tile((const char *)w + (size_t)(g * LANES + nrg) * w_stride, next_bytes, ib, nb);
+            const uint8_t *lo[LANES], *hi[LANES];
+            const size_t qoff = (size_t)ib * bsz + sizeof(hearth_f16);
+            for (int i = 0; i < LANES; i++) {
+                lo[i] = (const uint8_t *)row[i] + qoff;
+                hi[i] = lo[i] + (is_q8 ? 16 : 0);
+            }
+            __m512i xu[8];
+            if (is_q8) {
+                transpose_16x16(lo, xu);
+                transpose_16x16(hi, xu + 4);
+                for (int k = 0; k < 8; k++)
+                    xu[k] = _mm512_xor_si512(xu[k], _mm512_set1_epi8((char)0x80));
+            } else {
+                __m512i p[4];
+                transpose_16x16(lo, p);
+                const __m512i low4 = _mm512_set1_epi8(0x0F);
+                for (int k = 0; k < 4; k++) {
+                    xu[k] = _mm512_and_si512(p[k], low4);
+                    xu[k + 4] = _mm512_and_si512(_mm512_srli_epi16(p[k], 4), low4);
+                }
+            }
+            const __m512 dw = _mm512_cvtph_ps(
+                _mm512_cvtepi32_epi16(_mm512_i32gather_epi32(scale_at, gw + (size_t)ib * bsz, 1)));
+            for (int t = 0; t < NT; t++) {
+                const __m512i sum =
+                    _mm512_sub_epi32(block_sums(xu, &y[t][ib]), _mm512_set1_epi32(corr[ib][t]));
+                const __m512 sf = _mm512_cvtepi32_ps(sum);
+                const __m512 v = is_q8 ? _mm512_mul_ps(sf, _mm512_mul_ps(dw, _mm512_set1_ps(da[ib][t])))
+                                       : _mm512_mul_ps(_mm512_mul_ps(sf, dw), _mm512_set1_ps(da[ib][t]));
+                acc[t] = _mm512_add_ps(acc[t], v);
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            _Alignas(64) float o[LANES];
+            _mm512_store_ps(o, acc[t]);
+            memcpy(out + (size_t)t * out_stride + g * LANES, o, sizeof(float) * (size_t)nrg);
+        }
+    }
+}
+
 static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
                       int nt, float *out, size_t out_stride) {
     if (nt == 1)
         gemm_one_token(HEARTH_Q8_0, n, w, w_stride, nr, a, out);
+    else if (nt <= 4 && n / QK8_0 <= SMALL_MAX_BLOCKS)
+        gemm_small(1, 4, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+    else if (nt <= 8 && n / QK8_0 <= SMALL_MAX_BLOCKS)
+        gemm_small(1, 8, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
     else
         gemm_tile(1, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
 }
@@ -292,6 +381,10 @@ static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const v
         gemm_q4_0_one_token(n, w, w_stride, nr, a, out);
     else if (nt == 1)
         gemm_one_token(HEARTH_Q4_0, n, w, w_stride, nr, a, out);
+    else if (nt <= 4 && n / QK8_0 <= SMALL_MAX_BLOCKS)
+        gemm_small(0, 4, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+    else if (nt <= 8 && n / QK8_0 <= SMALL_MAX_BLOCKS)
+        gemm_small(0, 8, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
     else
         gemm_tile(0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
 }
