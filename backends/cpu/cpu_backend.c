@@ -71,6 +71,35 @@ static inline void split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t
     if (*lo > n) *lo = n;
 }
 
+/* Row-wise ops: fn(job, lo, hi) handles rows [lo, hi). Big batches (a
+ * prompt) are split over the pool; small ones (decode) run here, where a
+ * dispatch would cost more than the op. Rows are independent, so the result
+ * is the same either way. */
+typedef void (*rows_fn)(const void *job, int64_t lo, int64_t hi);
+typedef struct rows_job {
+    rows_fn fn;
+    const void *job;
+    int64_t n_rows;
+} rows_job;
+
+static void rows_worker(void *arg, int ith, int nth) {
+    const rows_job *j = arg;
+    int64_t lo, hi;
+    split_range(j->n_rows, ith, nth, &lo, &hi);
+    if (lo < hi) j->fn(j->job, lo, hi);
+}
+
+enum { ROWS_PARALLEL_MIN_ELEMS = 1 << 15 };
+
+static void run_rows(cpu_ctx *c, int64_t n_rows, int64_t row_elems, rows_fn fn, const void *job) {
+    if (c->n_threads < 2 || n_rows < 2 || n_rows * row_elems < ROWS_PARALLEL_MIN_ELEMS) {
+        fn(job, 0, n_rows);
+        return;
+    }
+    rows_job j = {fn, job, n_rows};
+    hearth_threadpool_run(c->pool, rows_worker, &j, c->n_threads);
+}
+
 /* ------------------------------------------------------------ memory */
 
 static void *cpu_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
@@ -105,11 +134,18 @@ static void cpu_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const in
 
 /* ------------------------------------------------------------ rms_norm */
 
-static void cpu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, float eps,
-                         hearth_tensor *out) {
-    PROFILE_BEGIN(b);
-    const float *wd = w->data;
-    for (int64_t r = 0; r < x->ne1; r++) {
+typedef struct rms_job {
+    const hearth_tensor *x, *w;
+    float eps;
+    hearth_tensor *out;
+} rms_job;
+
+static void rms_rows(const void *job, int64_t lo, int64_t hi) {
+    const rms_job *j = job;
+    const hearth_tensor *x = j->x, *out = j->out;
+    const float *wd = j->w->data;
+    const float eps = j->eps;
+    for (int64_t r = lo; r < hi; r++) {
         const float *xr = row_f32(x, r);
         float *o = row_f32(out, r);
         double ss = 0; /* float products summed in double, as ggml does */
@@ -117,6 +153,13 @@ static void cpu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth
         float scale = 1.0f / sqrtf((float)(ss / x->ne0) + eps);
         for (int64_t i = 0; i < x->ne0; i++) o[i] = xr[i] * scale * wd[i];
     }
+}
+
+static void cpu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, float eps,
+                         hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    const rms_job j = {x, w, eps, out};
+    run_rows(ctx_of(b), x->ne1, x->ne0, rms_rows, &j);
     PROFILE_END(b, HEARTH_OP_RMS_NORM);
 }
 
@@ -175,6 +218,19 @@ static void matmul_worker(void *arg, int ith, int nth) {
     }
 }
 
+typedef struct act_job {
+    hearth_dtype vdt;
+    const hearth_tensor *x;
+    void *act;
+    size_t act_row;
+} act_job;
+
+static void act_rows(const void *job, int64_t lo, int64_t hi) {
+    const act_job *j = job;
+    for (int64_t t = lo; t < hi; t++)
+        hearth_cpu_quantize_act(j->vdt, row_f32(j->x, t), (char *)j->act + t * j->act_row, j->x->ne0);
+}
+
 static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
                        hearth_tensor *out) {
     PROFILE_BEGIN(b);
@@ -183,7 +239,8 @@ static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_t
     size_t act_row = hearth_dtype_row_size(vdt, x->ne0);
     void *act = scratch_get(c, act_row * (size_t)x->ne1);
     if (!act) abort(); /* out of memory for a few KB of activations: nothing sane to do */
-    for (int64_t t = 0; t < x->ne1; t++) hearth_cpu_quantize_act(vdt, row_f32(x, t), (char *)act + t * act_row, x->ne0);
+    const act_job aj = {vdt, x, act, act_row};
+    run_rows(c, x->ne1, x->ne0, act_rows, &aj);
     matmul_job j = {w, bias, out, act, act_row, x->ne1, hearth_cpu_vec_dot(w->type), NULL, 0, 0};
     j.gemm = hearth_cpu_gemm(w->type, &j.gemm_rows, &j.gemm_toks);
     hearth_threadpool_run(c->pool, matmul_worker, &j, c->n_threads);
@@ -192,45 +249,68 @@ static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_t
 
 /* ------------------------------------------------------------ elementwise */
 
+typedef struct ew_job { /* elementwise: out = f(a, c) row by row */
+    const hearth_tensor *a, *c;
+    hearth_tensor *out;
+} ew_job;
+
+static void add_rows(const void *job, int64_t lo, int64_t hi) {
+    const ew_job *j = job;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = row_f32(j->a, r), *y = row_f32(j->c, r);
+        float *o = row_f32(j->out, r);
+        for (int64_t i = 0; i < j->a->ne0; i++) o[i] = x[i] + y[i];
+    }
+}
+
 static void cpu_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
     PROFILE_BEGIN(b);
-    for (int64_t r = 0; r < a->ne1; r++) {
-        const float *x = row_f32(a, r), *y = row_f32(c2, r);
-        float *o = row_f32(out, r);
-        for (int64_t i = 0; i < a->ne0; i++) o[i] = x[i] + y[i];
-    }
+    const ew_job j = {a, c2, out};
+    run_rows(ctx_of(b), a->ne1, a->ne0, add_rows, &j);
     PROFILE_END(b, HEARTH_OP_ADD);
+}
+
+static void silu_mul_rows(const void *job, int64_t lo, int64_t hi) {
+    const ew_job *j = job; /* a = gate, c = up */
+#ifdef HEARTH_HAVE_AVX2_KERNELS
+    if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
+        for (int64_t r = lo; r < hi; r++)
+            hearth_silu_mul_avx2((int)j->a->ne0, row_f32(j->out, r), row_f32(j->a, r), row_f32(j->c, r));
+        return;
+    }
+#endif
+    for (int64_t r = lo; r < hi; r++) {
+        const float *g = row_f32(j->a, r), *u = row_f32(j->c, r);
+        float *o = row_f32(j->out, r);
+        for (int64_t i = 0; i < j->a->ne0; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
 }
 
 static void cpu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
     PROFILE_BEGIN(b);
-#ifdef HEARTH_HAVE_AVX2_KERNELS
-    if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
-        for (int64_t r = 0; r < gate->ne1; r++)
-            hearth_silu_mul_avx2((int)gate->ne0, row_f32(out, r), row_f32(gate, r), row_f32(up, r));
-        PROFILE_END(b, HEARTH_OP_SILU_MUL);
-        return;
-    }
-#endif
-    for (int64_t r = 0; r < gate->ne1; r++) {
-        const float *g = row_f32(gate, r), *u = row_f32(up, r);
-        float *o = row_f32(out, r);
-        for (int64_t i = 0; i < gate->ne0; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-    }
+    const ew_job j = {gate, up, out};
+    run_rows(ctx_of(b), gate->ne1, gate->ne0, silu_mul_rows, &j);
     PROFILE_END(b, HEARTH_OP_SILU_MUL);
 }
 
 /* ------------------------------------------------------------ rope */
 
-static void cpu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos,
-                     const hearth_rope_params *p) {
-    PROFILE_BEGIN(b);
+typedef struct rope_job {
+    hearth_tensor *x;
+    int n_heads;
+    const int32_t *pos;
+    const hearth_rope_params *p;
+} rope_job;
+
+static void rope_rows(const void *job, int64_t lo, int64_t hi) {
+    const rope_job *j = job;
+    const hearth_rope_params *p = j->p;
     const int hd = p->head_dim, half = p->n_rot / 2;
     const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
     float cs[512], sn[512]; /* per token: the rotation of each pair, shared by all heads */
-    for (int64_t t = 0; t < x->ne1; t++) {
-        float *row = row_f32(x, t);
-        float theta = (float)pos[t];
+    for (int64_t t = lo; t < hi; t++) {
+        float *row = row_f32(j->x, t);
+        float theta = (float)j->pos[t];
         for (int i = 0; i < half && i < 512; i++) {
             float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
             float th = theta * p->freq_scale / ff;
@@ -238,7 +318,7 @@ static void cpu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int
             sn[i] = sinf(th) * p->attn_factor;
             theta *= theta_scale;
         }
-        for (int h = 0; h < n_heads; h++) {
+        for (int h = 0; h < j->n_heads; h++) {
             float *v = row + (size_t)h * hd;
             for (int i = 0; i < half; i++) {
                 int i0 = p->mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = p->mode == HEARTH_ROPE_NEOX ? i + half : 2 * i + 1;
@@ -248,15 +328,35 @@ static void cpu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int
             }
         }
     }
+}
+
+static void cpu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos,
+                     const hearth_rope_params *p) {
+    PROFILE_BEGIN(b);
+    const rope_job j = {x, n_heads, pos, p};
+    run_rows(ctx_of(b), x->ne1, (int64_t)n_heads * p->head_dim, rope_rows, &j);
     PROFILE_END(b, HEARTH_OP_ROPE);
 }
 
 /* ------------------------------------------------------------ KV store */
 
+typedef struct kv_store_job {
+    hearth_tensor *pool;
+    const hearth_tensor *src;
+    const int32_t *slots;
+} kv_store_job;
+
+static void kv_store_rows(const void *job, int64_t lo, int64_t hi) {
+    const kv_store_job *j = job;
+    /* the same SIMD converters as the activations (F16 via F16C, Q8_0 blocks) */
+    for (int64_t t = lo; t < hi; t++)
+        hearth_cpu_quantize_act(j->pool->type, row_f32(j->src, t), row_ptr(j->pool, j->slots[t]), j->src->ne0);
+}
+
 static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots) {
     PROFILE_BEGIN(b);
-    /* the same SIMD converters as the activations (F16 via F16C, Q8_0 blocks) */
-    for (int64_t t = 0; t < src->ne1; t++) hearth_cpu_quantize_act(pool->type, row_f32(src, t), row_ptr(pool, slots[t]), src->ne0);
+    const kv_store_job j = {pool, src, slots};
+    run_rows(ctx_of(b), src->ne1, src->ne0, kv_store_rows, &j);
     PROFILE_END(b, HEARTH_OP_KV_STORE);
 }
 

@@ -19,7 +19,8 @@ static void rope_ref(double *v, int hd, int n_rot, int pos, hearth_rope_mode mod
                      const float *ff) {
     for (int i = 0; i < n_rot / 2; i++) {
         double theta = pos * pow(base, -2.0 * i / n_rot) * scale / (ff ? ff[i] : 1.0);
-        int i0 = mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = mode == HEARTH_ROPE_NEOX ? i + n_rot / 2 : 2 * i + 1;
+        int i0 = mode == HEARTH_ROPE_NEOX ? i : 2 * i,
+            i1 = mode == HEARTH_ROPE_NEOX ? i + n_rot / 2 : 2 * i + 1;
         double a = v[i0], b = v[i1];
         v[i0] = a * cos(theta) - b * sin(theta);
         v[i1] = a * sin(theta) + b * cos(theta);
@@ -37,8 +38,15 @@ int main(void) {
     /* ---- RoPE */
     enum { T = 5, H = 3, HD = 16 };
     float ff[HD / 2];
-    for (int i = 0; i < HD / 2; i++) ff[i] = 1.0f + (float)i * 0.7f; /* Llama-3-like factors > 1 at low freq */
-    struct { hearth_rope_mode mode; int n_rot; float base, scale; const float *ff; const char *name; } cases[] = {
+    for (int i = 0; i < HD / 2; i++)
+        ff[i] = 1.0f + (float)i * 0.7f; /* Llama-3-like factors > 1 at low freq */
+    struct {
+        hearth_rope_mode mode;
+        int n_rot;
+        float base, scale;
+        const float *ff;
+        const char *name;
+    } cases[] = {
         {HEARTH_ROPE_NORM, HD, 10000.f, 1.f, NULL, "llama"},
         {HEARTH_ROPE_NEOX, HD, 1000000.f, 1.f, NULL, "neox, base 1e6"},
         {HEARTH_ROPE_NORM, HD, 500000.f, 1.f, ff, "llama3 rope_freqs"},
@@ -49,15 +57,18 @@ int main(void) {
         float x[T * H * HD];
         double ref[T * H * HD];
         int32_t pos[T] = {0, 1, 7, 100, 3000};
-        for (int i = 0; i < T * H * HD; i++) ref[i] = x[i] = (float)urand(&seed);
+        for (int i = 0; i < T * H * HD; i++)
+            ref[i] = x[i] = (float)urand(&seed);
         hearth_tensor t = hearth_tensor_2d(HEARTH_F32, H * HD, T, x);
-        hearth_rope_params p = {cases[c].mode, cases[c].n_rot, HD, cases[c].base, cases[c].scale, cases[c].ff, 1.0f};
+        hearth_rope_params p = {cases[c].mode,  cases[c].n_rot, HD,  cases[c].base,
+                                cases[c].scale, cases[c].ff,    1.0f};
         op->rope(be, &t, H, pos, &p);
         double max_err = 0;
         for (int tk = 0; tk < T; tk++)
             for (int h = 0; h < H; h++) {
                 double *v = ref + (tk * H + h) * HD;
-                rope_ref(v, HD, cases[c].n_rot, pos[tk], cases[c].mode, cases[c].base, cases[c].scale, cases[c].ff);
+                rope_ref(v, HD, cases[c].n_rot, pos[tk], cases[c].mode, cases[c].base, cases[c].scale,
+                         cases[c].ff);
                 for (int d = 0; d < HD; d++) {
                     double e = fabs(v[d] - x[(tk * H + h) * HD + d]);
                     if (e > max_err) max_err = e;
@@ -71,16 +82,20 @@ int main(void) {
     {
         float x[4 * 32], w[32];
         double ref[4 * 32];
-        for (int i = 0; i < 32; i++) w[i] = (float)(1 + 0.1 * urand(&seed));
-        for (int i = 0; i < 4 * 32; i++) ref[i] = x[i] = (float)urand(&seed);
+        for (int i = 0; i < 32; i++)
+            w[i] = (float)(1 + 0.1 * urand(&seed));
+        for (int i = 0; i < 4 * 32; i++)
+            ref[i] = x[i] = (float)urand(&seed);
         hearth_tensor t = hearth_tensor_2d(HEARTH_F32, 32, 4, x), wt = hearth_tensor_2d(HEARTH_F32, 32, 1, w);
         op->rms_norm(be, &t, &wt, 1e-6f, &t);
         double max_err = 0;
         for (int r = 0; r < 4; r++) {
             double ss = 0;
-            for (int i = 0; i < 32; i++) ss += ref[r * 32 + i] * ref[r * 32 + i];
+            for (int i = 0; i < 32; i++)
+                ss += ref[r * 32 + i] * ref[r * 32 + i];
             double sc = 1.0 / sqrt(ss / 32 + 1e-6);
-            for (int i = 0; i < 32; i++) max_err = fmax(max_err, fabs(ref[r * 32 + i] * sc * w[i] - x[r * 32 + i]));
+            for (int i = 0; i < 32; i++)
+                max_err = fmax(max_err, fabs(ref[r * 32 + i] * sc * w[i] - x[r * 32 + i]));
         }
         CHECKF(max_err < 1e-5, "rms_norm: %g", max_err);
     }
@@ -92,14 +107,50 @@ int main(void) {
             g[i] = (float)(4 * urand(&seed));
             u[i] = (float)urand(&seed);
         }
-        hearth_tensor tg = hearth_tensor_2d(HEARTH_F32, 20, 2, g), tu = hearth_tensor_2d(HEARTH_F32, 20, 2, u),
+        hearth_tensor tg = hearth_tensor_2d(HEARTH_F32, 20, 2, g),
+                      tu = hearth_tensor_2d(HEARTH_F32, 20, 2, u),
                       to = hearth_tensor_2d(HEARTH_F32, 20, 2, o);
         op->silu_mul(be, &tg, &tu, &to);
         double max_err = 0;
-        for (int i = 0; i < 40; i++) max_err = fmax(max_err, fabs(g[i] / (1 + exp(-g[i])) * u[i] - o[i]));
+        for (int i = 0; i < 40; i++)
+            max_err = fmax(max_err, fabs(g[i] / (1 + exp(-g[i])) * u[i] - o[i]));
         CHECKF(max_err < 1e-6, "silu_mul: %g", max_err);
         op->add(be, &tg, &tu, &to);
-        for (int i = 0; i < 40; i++) CHECK(o[i] == g[i] + u[i]);
+        for (int i = 0; i < 40; i++)
+            CHECK(o[i] == g[i] + u[i]);
+    }
+
+    /* ---- row-wise ops on a batch big enough to be split over the threads:
+     * every row equals that row computed alone */
+    {
+        enum { R = 64, C = 1024 };
+        static float x[R * C], y[R * C], w[C], o[R * C], o1[C];
+        for (int i = 0; i < R * C; i++) {
+            x[i] = (float)urand(&seed);
+            y[i] = (float)urand(&seed);
+        }
+        for (int i = 0; i < C; i++)
+            w[i] = (float)urand(&seed);
+        hearth_tensor tx = hearth_tensor_2d(HEARTH_F32, C, R, x), ty = hearth_tensor_2d(HEARTH_F32, C, R, y),
+                      tw = hearth_tensor_2d(HEARTH_F32, C, 1, w), to = hearth_tensor_2d(HEARTH_F32, C, R, o);
+        int same[3] = {1, 1, 1};
+        for (int k = 0; k < 3; k++) {
+            if (k == 0) op->rms_norm(be, &tx, &tw, 1e-6f, &to);
+            if (k == 1) op->add(be, &tx, &ty, &to);
+            if (k == 2) op->silu_mul(be, &tx, &ty, &to);
+            for (int r = 0; r < R; r += 7) {
+                hearth_tensor x1 = hearth_tensor_2d(HEARTH_F32, C, 1, x + r * C),
+                              y1 = hearth_tensor_2d(HEARTH_F32, C, 1, y + r * C),
+                              t1 = hearth_tensor_2d(HEARTH_F32, C, 1, o1);
+                if (k == 0) op->rms_norm(be, &x1, &tw, 1e-6f, &t1);
+                if (k == 1) op->add(be, &x1, &y1, &t1);
+                if (k == 2) op->silu_mul(be, &x1, &y1, &t1);
+                same[k] &= memcmp(o1, o + r * C, sizeof o1) == 0;
+            }
+        }
+        CHECKF(same[0] && same[1] && same[2],
+               "batched rows equal single rows (rms_norm %d, add %d, silu_mul %d)", same[0], same[1],
+               same[2]);
     }
 
     /* ---- paged attention (F32 pool, GQA 4:2, scrambled pages) vs softmax(QK^T)V */
@@ -110,12 +161,15 @@ int main(void) {
             k[i] = (float)urand(&seed);
             v[i] = (float)urand(&seed);
         }
-        for (int i = 0; i < NH * D; i++) q[i] = (float)urand(&seed);
+        for (int i = 0; i < NH * D; i++)
+            q[i] = (float)urand(&seed);
         int32_t pages[4] = {6, 1, 3, 0}; /* positions 0..12 live in these pages */
         int32_t kv_len = L, pt_off = 0;
         hearth_attn_meta m = {1, PS, &kv_len, &pt_off, pages, 4};
-        hearth_tensor tq = hearth_tensor_2d(HEARTH_F32, NH * D, 1, q), tk = hearth_tensor_2d(HEARTH_F32, NKV * D, NP * PS, k),
-                      tv = hearth_tensor_2d(HEARTH_F32, NKV * D, NP * PS, v), to = hearth_tensor_2d(HEARTH_F32, NH * D, 1, out);
+        hearth_tensor tq = hearth_tensor_2d(HEARTH_F32, NH * D, 1, q),
+                      tk = hearth_tensor_2d(HEARTH_F32, NKV * D, NP * PS, k),
+                      tv = hearth_tensor_2d(HEARTH_F32, NKV * D, NP * PS, v),
+                      to = hearth_tensor_2d(HEARTH_F32, NH * D, 1, out);
         float scale = 1.0f / sqrtf(D);
         op->attention(be, &tq, &tk, &tv, &m, NH, NKV, D, scale, &to);
         double max_err = 0;
@@ -125,16 +179,20 @@ int main(void) {
             for (int p = 0; p < L; p++) {
                 int slot = pages[p / PS] * PS + p % PS;
                 s[p] = 0;
-                for (int d = 0; d < D; d++) s[p] += (double)q[h * D + d] * k[(slot * NKV + g) * D + d];
+                for (int d = 0; d < D; d++)
+                    s[p] += (double)q[h * D + d] * k[(slot * NKV + g) * D + d];
                 s[p] *= scale;
                 mx = fmax(mx, s[p]);
             }
-            for (int p = 0; p < L; p++) sum += (s[p] = exp(s[p] - mx));
+            for (int p = 0; p < L; p++)
+                sum += (s[p] = exp(s[p] - mx));
             for (int p = 0; p < L; p++) {
                 int slot = pages[p / PS] * PS + p % PS;
-                for (int d = 0; d < D; d++) o[d] += s[p] / sum * v[(slot * NKV + g) * D + d];
+                for (int d = 0; d < D; d++)
+                    o[d] += s[p] / sum * v[(slot * NKV + g) * D + d];
             }
-            for (int d = 0; d < D; d++) max_err = fmax(max_err, fabs(o[d] - out[h * D + d]));
+            for (int d = 0; d < D; d++)
+                max_err = fmax(max_err, fabs(o[d] - out[h * D + d]));
         }
         CHECKF(max_err < 1e-5, "attention: %g", max_err);
     }
@@ -145,7 +203,9 @@ int main(void) {
      * K dot format does, so the reference sees the same inputs */
     {
         enum { PS = 16, NP = 12, MAXL = PS * NP, MAXD = 128, MAXH = 8 };
-        struct { int nh, nkv, d; } ac[] = {{4, 4, 64}, {8, 2, 64}, {7, 1, 64}, {4, 2, 128}, {2, 1, 32}};
+        struct {
+            int nh, nkv, d;
+        } ac[] = {{4, 4, 64}, {8, 2, 64}, {7, 1, 64}, {4, 2, 128}, {2, 1, 32}};
         static uint16_t k[MAXL * 2 * MAXD], v[MAXL * 2 * MAXD];
         static float q[3 * MAXH * MAXD], out[3 * MAXH * MAXD];
         int32_t pages[NP] = {5, 11, 0, 7, 3, 9, 1, 10, 2, 8, 4, 6};
@@ -155,7 +215,8 @@ int main(void) {
                 k[i] = hearth_f32_to_f16((float)urand(&seed) * 2);
                 v[i] = hearth_f32_to_f16((float)urand(&seed));
             }
-            for (int i = 0; i < 3 * NH * D; i++) q[i] = hearth_f16_to_f32(hearth_f32_to_f16((float)urand(&seed) * 2));
+            for (int i = 0; i < 3 * NH * D; i++)
+                q[i] = hearth_f16_to_f32(hearth_f32_to_f16((float)urand(&seed) * 2));
             int32_t kv_len[3] = {1, 77, 150}, pt_off[3] = {0, 0, 0};
             hearth_attn_meta m = {3, PS, kv_len, pt_off, pages, NP};
             hearth_tensor tq = hearth_tensor_2d(HEARTH_F32, NH * D, 3, q),
@@ -173,16 +234,20 @@ int main(void) {
                         int slot = pages[p / PS] * PS + p % PS;
                         s[p] = 0;
                         for (int d = 0; d < D; d++)
-                            s[p] += (double)q[(t * NH + h) * D + d] * hearth_f16_to_f32(k[(slot * NKV + g) * D + d]);
+                            s[p] += (double)q[(t * NH + h) * D + d] *
+                                    hearth_f16_to_f32(k[(slot * NKV + g) * D + d]);
                         s[p] *= scale;
                         mx = fmax(mx, s[p]);
                     }
-                    for (int p = 0; p < L; p++) sum += (s[p] = exp(s[p] - mx));
+                    for (int p = 0; p < L; p++)
+                        sum += (s[p] = exp(s[p] - mx));
                     for (int p = 0; p < L; p++) {
                         int slot = pages[p / PS] * PS + p % PS;
-                        for (int d = 0; d < D; d++) o[d] += s[p] / sum * hearth_f16_to_f32(v[(slot * NKV + g) * D + d]);
+                        for (int d = 0; d < D; d++)
+                            o[d] += s[p] / sum * hearth_f16_to_f32(v[(slot * NKV + g) * D + d]);
                     }
-                    for (int d = 0; d < D; d++) max_err = fmax(max_err, fabs(o[d] - out[(t * NH + h) * D + d]));
+                    for (int d = 0; d < D; d++)
+                        max_err = fmax(max_err, fabs(o[d] - out[(t * NH + h) * D + d]));
                 }
             CHECKF(max_err < 2e-5, "attention f16 (%d heads, %d kv, head %d): %g", NH, NKV, D, max_err);
             /* each token alone gives the same bits as in the batch */
@@ -195,7 +260,8 @@ int main(void) {
                 op->attention(be, &tq1, &tk, &tv, &m1, NH, NKV, D, scale, &to1);
                 same &= memcmp(out1, out + (size_t)t * NH * D, sizeof(float) * NH * D) == 0;
             }
-            CHECKF(same, "attention f16 (%d heads, %d kv, head %d): a token alone equals it batched", NH, NKV, D);
+            CHECKF(same, "attention f16 (%d heads, %d kv, head %d): a token alone equals it batched", NH, NKV,
+                   D);
         }
     }
     hearth_backend_free(be);
