@@ -16,11 +16,57 @@
 #include "kv_cache.h"
 #include "model.h"
 
+/* hearth info --devices: what each backend of this build sees. */
+static int list_devices(bool json) {
+    hearth_device_desc d[16];
+    char problems[512];
+    int n = hearth_backend_devices(d, 16, problems, sizeof problems);
+    if (n > 16) n = 16;
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "devices");
+        cJSON_AddStringToObject(o, "backends", hearth_backend_list());
+        for (int i = 0; i < n; i++) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "select", d[i].select);
+            cJSON_AddStringToObject(j, "name", d[i].name);
+            cJSON_AddStringToObject(j, "kind", d[i].kind);
+            cJSON_AddStringToObject(j, "driver", d[i].driver);
+            cJSON_AddNumberToObject(j, "mem_total", (double)d[i].mem_total);
+            cJSON_AddNumberToObject(j, "mem_free", (double)d[i].mem_free);
+            cJSON_AddBoolToObject(j, "usable", d[i].usable);
+            cJSON_AddBoolToObject(j, "auto", d[i].auto_pick);
+            if (d[i].note[0]) cJSON_AddStringToObject(j, "note", d[i].note);
+            cJSON_AddItemToArray(arr, j);
+        }
+        if (problems[0]) cJSON_AddStringToObject(o, "problems", problems);
+        char *s = cJSON_PrintUnformatted(o);
+        puts(s ? s : "{}");
+        free(s);
+        cJSON_Delete(o);
+        return 0;
+    }
+    printf("backends in this build: %s\n", hearth_backend_list());
+    for (int i = 0; i < n; i++) {
+        char tot[32] = "?", fr[32] = "?";
+        if (d[i].mem_total) app_human_bytes((double)d[i].mem_total, tot, sizeof tot);
+        if (d[i].mem_free) app_human_bytes((double)d[i].mem_free, fr, sizeof fr);
+        printf("%-10s %s%s\n", d[i].select, d[i].name, d[i].auto_pick ? "   <- --backend auto" : "");
+        printf("%-10s %s; %s; memory %s (%s free)\n", "", d[i].kind, d[i].driver[0] ? d[i].driver : "driver ?", tot,
+               fr);
+        if (!d[i].usable || d[i].note[0])
+            printf("%-10s %s%s\n", "", d[i].usable ? "" : "not usable: ", d[i].note);
+    }
+    if (problems[0]) printf("%s\n", problems);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     const char *model_path = NULL, *kv_type_name = "f16", *backend = NULL;
     int ctx = 0, parallel = 1, gpu_layers = HEARTH_GPU_LAYERS_ALL, threads = 0;
-    bool json = false;
+    bool json = false, devices = false;
     const arg_opt opts[] = {
+        {NULL, "--devices", ARG_FLAG, &devices, NULL,
+         "list the devices this build can run on (CPU, CUDA GPUs, Vulkan devices) and exit"},
         {"-m", "--model", ARG_STR, &model_path, "PATH", "GGUF model file (or give it as the argument)"},
         {"-c", "--ctx", ARG_INT, &ctx, "N", "context length per sequence for the memory estimate (default: the model's)"},
         {NULL, "--parallel", ARG_INT, &parallel, "N", "sequences served at once (default 1)"},
@@ -33,11 +79,12 @@ int cmd_info(int argc, char **argv) {
     };
     const char *pos[1];
     int n_pos;
-    int r = arg_parse("info", "MODEL.gguf [--ctx N] [--parallel N] [--json]",
+    int r = arg_parse("info", "MODEL.gguf [--ctx N] [--parallel N] [--backend B [--gpu-layers N]] [--json] | --devices",
                       "Show a model's architecture, hyperparameters, tensor types, parameter count, and the memory "
                       "needed for its weights plus the KV cache.",
                       opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
     if (r) return r > 0 ? 0 : 2;
+    if (devices) return list_devices(json);
     if (n_pos) model_path = pos[0];
     if (!model_path) {
         fprintf(stderr, "hearth info: no model given (see hearth info --help)\n");

@@ -158,6 +158,24 @@ void hearth_backend_free(hearth_backend *b);
 /* Backends compiled into this build, comma-separated ("cpu, vulkan"). */
 const char *hearth_backend_list(void);
 
+/* One device a backend of this build can run on (hearth info --devices). */
+typedef struct hearth_device_desc {
+    char select[32];   /* what --backend takes to pick it: "cpu", "cuda:0", "vulkan:1" */
+    char name[128];    /* "NVIDIA H100 80GB HBM3", "llvmpipe (LLVM 15.0.6, 256 bits)" */
+    char kind[32];     /* "cpu", "discrete gpu", "integrated gpu", "virtual gpu", "software" */
+    char driver[96];   /* driver name and version, "" if unknown */
+    uint64_t mem_total, mem_free; /* bytes; 0 if unknown */
+    bool usable;       /* Hearth can run on it (else `note` says why not) */
+    bool auto_pick;    /* what --backend auto would choose */
+    char note[128];
+} hearth_device_desc;
+
+/* Fill up to `cap` devices (the CPU first, then CUDA, then Vulkan) and return
+ * how many there are. A backend that is built in but finds no driver adds
+ * one line to `problems` (may be NULL) saying so. Touches each driver, so it
+ * takes a moment; it creates no backend. */
+int hearth_backend_devices(hearth_device_desc *out, int cap, char *problems, size_t problems_cap);
+
 /* The CPU backend (always present). */
 hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err);
 /* Physical core count (for -t defaults). */

@@ -9,15 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 
 #ifdef HEARTH_HAVE_CUDA
 hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err);
+int hearth_cuda_devices(hearth_device_desc *out, int cap, hearth_error *err);
 #endif
 #ifdef HEARTH_HAVE_VULKAN
 hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
+int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err);
 #endif
+#include "cpu/cpu_features.h"
 
 const char *hearth_backend_list(void) {
     return "cpu"
@@ -106,6 +110,72 @@ void hearth_backend_free(hearth_backend *b) {
     hearth_backend *host = b->host;
     b->ops->destroy(b);
     if (host) host->ops->destroy(host);
+}
+
+/* The CPU: model name from /proc/cpuinfo, kernel families, cores, memory. */
+static void cpu_device(hearth_device_desc *d) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->select, sizeof d->select, "cpu");
+    snprintf(d->kind, sizeof d->kind, "cpu");
+    snprintf(d->name, sizeof d->name, "cpu");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (colon && !strncmp(line, "model name", 10)) {
+            colon += 1 + (colon[1] == ' ');
+            colon[strcspn(colon, "\n")] = 0;
+            snprintf(d->name, sizeof d->name, "%s", colon);
+            break;
+        }
+    }
+    if (f) fclose(f);
+    snprintf(d->driver, sizeof d->driver, "%s kernels, %d physical core%s", hearth_cpu_features(),
+             hearth_cpu_physical_cores(), hearth_cpu_physical_cores() == 1 ? "" : "s");
+    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    d->mem_total = pages > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    d->mem_free = avail > 0 ? (uint64_t)avail * (uint64_t)psz : 0;
+    d->usable = true;
+}
+
+/* Append one problem line ("cuda: ...") to buf. */
+__attribute__((unused)) static void add_problem(char *buf, size_t cap, const char *msg) {
+    if (!buf || !cap) return;
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s%s", len ? "\n" : "", msg);
+}
+
+int hearth_backend_devices(hearth_device_desc *out, int cap, char *problems, size_t problems_cap) {
+    if (problems && problems_cap) problems[0] = 0;
+    int n = 0;
+    hearth_device_desc tmp[16];
+    cpu_device(&tmp[n++]);
+    bool gpu_picked = false;
+#ifdef HEARTH_HAVE_CUDA
+    {
+        hearth_error e = {0};
+        int k = hearth_cuda_devices(tmp + n, 16 - n, &e);
+        if (k < 0) add_problem(problems, problems_cap, e.msg);
+        for (int i = 0; i < k; i++)
+            if (tmp[n + i].usable && !gpu_picked) gpu_picked = tmp[n + i].auto_pick = true;
+        n += k > 0 ? k : 0;
+    }
+#endif
+#ifdef HEARTH_HAVE_VULKAN
+    {
+        hearth_error e = {0};
+        int k = hearth_vulkan_devices(tmp + n, 16 - n, &e);
+        if (k < 0) add_problem(problems, problems_cap, e.msg);
+        /* auto takes the best-ranked usable non-software device; the backend
+         * marks it, unless a CUDA device comes first */
+        for (int i = 0; i < k && gpu_picked; i++) tmp[n + i].auto_pick = false;
+        for (int i = 0; i < k; i++) gpu_picked |= tmp[n + i].auto_pick;
+        n += k > 0 ? k : 0;
+    }
+#endif
+    tmp[0].auto_pick = !gpu_picked;
+    for (int i = 0; i < n && i < cap; i++) out[i] = tmp[i];
+    return n;
 }
 
 const char *hearth_op_name(int op) {

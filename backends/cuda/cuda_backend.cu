@@ -1027,7 +1027,8 @@ bool env_flag(const char *name, bool dflt) {
 
 void hearth_cuda_get_counters(hearth_backend *b, hearth_cuda_counters *out) { *out = ctx_of(b)->count; }
 
-hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err) {
+/* How many CUDA devices there are; 0 with one clear line in err when none can be used. */
+static int device_count(hearth_error *err) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
@@ -1038,12 +1039,46 @@ hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err) {
                          e == cudaErrorInsufficientDriver ? "; no NVIDIA driver is loaded, or it is older than this "
                                                             "build's CUDA runtime"
                                                           : "");
-        return NULL;
+        return 0;
     }
-    if (count <= 0) {
+    if (count <= 0)
         hearth_error_set(err, HEARTH_ERR_BACKEND, "cuda: no usable CUDA device (cudaGetDeviceCount: 0 devices)");
-        return NULL;
+    return count > 0 ? count : 0;
+}
+
+int hearth_cuda_devices(hearth_device_desc *out, int cap, hearth_error *err) {
+    int count = device_count(err);
+    if (count == 0) return -1;
+    int driver = 0;
+    cudaDriverGetVersion(&driver);
+    for (int i = 0; i < count && i < cap; i++) {
+        hearth_device_desc *d = &out[i];
+        memset(d, 0, sizeof *d);
+        snprintf(d->select, sizeof d->select, "cuda:%d", i);
+        snprintf(d->kind, sizeof d->kind, "discrete gpu");
+        cudaDeviceProp prop;
+        cudaError_t e = cudaGetDeviceProperties(&prop, i);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            snprintf(d->note, sizeof d->note, "cudaGetDeviceProperties: %s", cudaGetErrorString(e));
+            continue;
+        }
+        snprintf(d->name, sizeof d->name, "%s", prop.name);
+        snprintf(d->driver, sizeof d->driver, "CUDA driver %d.%d, compute capability %d.%d", driver / 1000,
+                 driver % 1000 / 10, prop.major, prop.minor);
+        d->mem_total = prop.totalGlobalMem;
+        size_t fr = 0, tot = 0;
+        if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&fr, &tot) == cudaSuccess) d->mem_free = fr;
+        cudaGetLastError();
+        d->usable = true;
     }
+    return count;
+}
+
+hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err) {
+    int count = device_count(err);
+    if (count == 0) return NULL;
+    cudaError_t e;
     if (device < 0) device = 0;
     if (device >= count) {
         hearth_error_set(err, HEARTH_ERR_INVALID, "cuda:%d: no such device (this machine has %d: cuda:0..cuda:%d)",

@@ -25,6 +25,10 @@ extern "C" {
 /* device < 0: the first device. NULL with one clear line in err when there is none. */
 hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err);
 
+/* The CUDA devices, for hearth info --devices: up to cap into out; the
+ * count, or -1 with err saying why none can be used (no driver, ...). */
+int hearth_cuda_devices(hearth_device_desc *out, int cap, hearth_error *err);
+
 typedef struct hearth_cuda_counters {
     uint64_t eager_segments;   /* op sequences launched one kernel at a time */
     uint64_t graph_captures;   /* sequences captured and instantiated as a graph */

@@ -1269,3 +1269,62 @@ fail:
     vk_destroy(b);
     return NULL;
 }
+
+/* ------------------------------------------------------------ device list */
+
+int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err);
+
+/* Every physical device the loader reports, ranked like create's "auto"
+ * (the best non-software device is the one auto takes). */
+int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err) {
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO};
+    app.pApplicationName = "hearth";
+    app.apiVersion = VK_API_VERSION_1_2;
+    VkInstanceCreateInfo ii = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+    ii.pApplicationInfo = &app;
+    VkInstance inst;
+    VkResult r = vkCreateInstance(&ii, NULL, &inst);
+    if (r != VK_SUCCESS) {
+        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: no Vulkan driver (vkCreateInstance: %s)",
+                         vk_result_str(r));
+        return -1;
+    }
+    uint32_t n = 0;
+    vkEnumeratePhysicalDevices(inst, &n, NULL);
+    VkPhysicalDevice pds[16];
+    if (n > 16) n = 16;
+    vkEnumeratePhysicalDevices(inst, &n, pds);
+    int best = -1, best_rank = 0;
+    for (uint32_t i = 0; i < n && (int)i < cap; i++) {
+        hearth_device_desc *d = &out[i];
+        memset(d, 0, sizeof *d);
+        VkPhysicalDeviceDriverProperties dp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+        VkPhysicalDeviceProperties2 p2 = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &dp, {0}};
+        vkGetPhysicalDeviceProperties2(pds[i], &p2);
+        const VkPhysicalDeviceProperties *pp = &p2.properties;
+        snprintf(d->select, sizeof d->select, "vulkan:%u", i);
+        snprintf(d->name, sizeof d->name, "%.120s", pp->deviceName);
+        static const char *kinds[] = {"other", "integrated gpu", "discrete gpu", "virtual gpu", "software"};
+        snprintf(d->kind, sizeof d->kind, "%s", pp->deviceType <= 4 ? kinds[pp->deviceType] : "other");
+        snprintf(d->driver, sizeof d->driver, "%.36s %.36s, Vulkan %u.%u", dp.driverName, dp.driverInfo,
+                 VK_API_VERSION_MAJOR(pp->apiVersion), VK_API_VERSION_MINOR(pp->apiVersion));
+        VkPhysicalDeviceMemoryProperties mp;
+        vkGetPhysicalDeviceMemoryProperties(pds[i], &mp);
+        for (uint32_t h = 0; h < mp.memoryHeapCount; h++)
+            if (mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) d->mem_total += mp.memoryHeaps[h].size;
+        uint32_t fam;
+        d->usable = pp->apiVersion >= VK_API_VERSION_1_2 && compute_family(pds[i], &fam);
+        int rank = device_rank(pp->deviceType);
+        if (!d->usable)
+            snprintf(d->note, sizeof d->note, "no compute queue, or older than Vulkan 1.2");
+        else if (rank == 0)
+            snprintf(d->note, sizeof d->note, "a software driver: used only when named (--backend %s)", d->select);
+        else if (rank > best_rank) {
+            best_rank = rank;
+            best = (int)i;
+        }
+    }
+    if (best >= 0) out[best].auto_pick = true;
+    vkDestroyInstance(inst, NULL);
+    return (int)n;
+}

@@ -78,6 +78,11 @@ $BIN info "$MODEL" --json --ctx 512 --parallel 2 >"$TMP/i.json" 2>&1
 check '[ "$(json "$TMP/i.json" "d[\"architecture\"], d[\"hparams\"][\"n_layer\"], d[\"hparams\"][\"n_head_kv\"], d[\"tensor_types\"].get(\"q8_0\")")" = "llama 4 2 30" ]' "info --json fields"
 check '[ "$(json "$TMP/i.json" "d[\"memory\"][\"kv_bytes\"]")" = "$((2 * 4 * 512 * 2 * 64 * 2))" ]' "info: KV bytes for ctx 512 x 2"
 $BIN info "$MODEL" >"$TMP/o" 2>&1; check 'grep -q "grouped-query attention" "$TMP/o" && grep -q "kv cache" "$TMP/o"' "info text"
+# devices: the CPU is always listed, with memory; JSON for scripts
+$BIN info --devices --json >"$TMP/dev.json" 2>&1
+check '[ "$(json "$TMP/dev.json" "d[\"devices\"][0][\"select\"], d[\"devices\"][0][\"usable\"], d[\"devices\"][0][\"mem_total\"] > 0")" = "cpu True True" ]' "info --devices --json: the cpu first"
+$BIN info --devices >"$TMP/o" 2>&1; check 'grep -q "^backends in this build: cpu" "$TMP/o" && grep -q "^cpu " "$TMP/o"' "info --devices text"
+$BIN info "$MODEL" --backend cpu >"$TMP/o" 2>&1; check 'grep -q "layers 0-3 on cpu; embeddings on cpu, output on cpu" "$TMP/o"' "info --backend cpu: the plan"
 
 # ---- tokenize, including a vocabulary-only file
 $BIN tokenize -m "$MODEL" --json "In the beginning" >"$TMP/t.json" 2>&1

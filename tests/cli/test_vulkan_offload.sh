@@ -66,6 +66,18 @@ assert p["device_layers"] == 1 and p["backend"].startswith("vulkan"), p
 assert p["device_weight_bytes"] > 0 and "on cpu" in p["plan"], p
 PY
 
+# hearth info --devices lists the lavapipe device as software, never auto's pick
+"$H" info --devices --json >"$T/dev.json" 2>/dev/null || bad "info --devices failed"
+python3 - "$T/dev.json" <<'PY' || bad "info --devices: no software vulkan:0 entry: $(cat "$T/dev.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))["devices"]
+vk = [x for x in d if x["select"].startswith("vulkan:")]
+assert vk and all(x["usable"] for x in vk), d
+sw = [x for x in vk if x["kind"] == "software"]
+assert all(not x["auto"] for x in sw) and all("--backend vulkan:" in x["note"] for x in sw), d
+assert sum(x["auto"] for x in d) == 1, d
+PY
+
 # the engine on a split model: 4 concurrent requests sharing a prefix
 if "$H" bench -m "$M" --backend vulkan --gpu-layers 1 --concurrency 4 --requests 8 --prompt-tokens 48 \
     --shared-prefix 32 --output-tokens 8 -t 1 --json >"$T/load.json" 2>"$T/load.err"; then
