@@ -220,61 +220,91 @@ static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int n
     const __m512i idx_qs = _mm512_load_si512(qs_lanes), idx_d = _mm512_load_si512(d_lanes);
     const __m512i pick8 = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int r = 0; r < nr; r++) {
-        const block_q4_0 *x = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
-        float sumf = 0;
-        int64_t i = 0;
-        for (; i < n8; i += 8) {
-            const char *p = (const char *)&x[i];
-            const __m512i l0 = _mm512_loadu_si512(p), l1 = _mm512_loadu_si512(p + 64);
-            const __m512i l2 = _mm512_loadu_si512(p + 72);
-            const __m512i l3 =
-                _mm512_maskz_loadu_epi8(0xFF, p + 136); /* the last 8 bytes; no read past them */
-            const __m512i v0 = _mm512_permutex2var_epi16(l0, idx_qs, l1),
-                          v1 = _mm512_permutex2var_epi16(l2, idx_qs, l3);
-            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v0, m4),
-                                             _mm512_load_si512(ylo[i / 4]));
-            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
-                                     _mm512_load_si512(yhi[i / 4]));
-            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v1, m4),
-                                             _mm512_load_si512(ylo[i / 4 + 1]));
-            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4),
-                                     _mm512_load_si512(yhi[i / 4 + 1]));
-            /* 128-bit lane k: [block k: two pair sums, block 4+k: two pair sums] */
-            const __m512i t = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(
-                                                   _mm512_castsi512_ps(s0), _mm512_castsi512_ps(s1), 0x88)),
-                                               _mm512_castps_si512(_mm512_shuffle_ps(
-                                                   _mm512_castsi512_ps(s0), _mm512_castsi512_ps(s1), 0xDD)));
-            const __m512i u = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_PERM_CDAB));
-            const __m256i sumi = _mm256_sub_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi32(pick8, u)),
-                                                  _mm256_load_si256((const __m256i *)&bs[i]));
-            const __m256 dw =
-                _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, idx_d, l1)));
-            const __m256 v =
-                _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw), _mm256_load_ps(&da[i]));
-            /* acc + v[0] + ... + v[7], left to right */
-            const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-            sumf += _mm_cvtss_f32(lo);
-            sumf += _mm_cvtss_f32(_mm_movehdup_ps(lo));
-            sumf += _mm_cvtss_f32(_mm_movehl_ps(lo, lo));
-            sumf += _mm_cvtss_f32(_mm_shuffle_ps(lo, lo, _MM_SHUFFLE(3, 3, 3, 3)));
-            sumf += _mm_cvtss_f32(hi);
-            sumf += _mm_cvtss_f32(_mm_movehdup_ps(hi));
-            sumf += _mm_cvtss_f32(_mm_movehl_ps(hi, hi));
-            sumf += _mm_cvtss_f32(_mm_shuffle_ps(hi, hi, _MM_SHUFFLE(3, 3, 3, 3)));
+    /* 8 rows at a time: each row's 8 block values per step, transposed so
+     * that lane r holds row r, are added to the 8 running sums in block
+     * order (one vector add per block instead of 8 dependent scalar adds) */
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        const int nrr = nr - r0 < 8 ? nr - r0 : 8;
+        const block_q4_0 *xr[8];
+        for (int k = 0; k < 8; k++)
+            xr[k] = (const block_q4_0 *)((const char *)w + (size_t)(r0 + (k < nrr ? k : nrr - 1)) * w_stride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n8; i += 8) {
+            /* 8 short interleaved streams defeat the hardware prefetchers:
+             * request the next 8 rows (the caller's next tile after the
+             * last group) a slice per step */
+            prefetch_next_tile((const char *)w + (size_t)(r0 + nrr) * w_stride, (size_t)8 * w_stride, i / 8,
+                               n8 / 8);
+            __m256 vr[8];
+            for (int k = 0; k < 8; k++) {
+                const block_q4_0 *x = xr[k];
+                const char *p = (const char *)&x[i];
+                const __m512i l0 = _mm512_loadu_si512(p), l1 = _mm512_loadu_si512(p + 64);
+                const __m512i l2 = _mm512_loadu_si512(p + 72);
+                const __m512i l3 =
+                    _mm512_maskz_loadu_epi8(0xFF, p + 136); /* the last 8 bytes; no read past them */
+                const __m512i v0 = _mm512_permutex2var_epi16(l0, idx_qs, l1),
+                              v1 = _mm512_permutex2var_epi16(l2, idx_qs, l3);
+                __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v0, m4),
+                                                 _mm512_load_si512(ylo[i / 4]));
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
+                                         _mm512_load_si512(yhi[i / 4]));
+                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v1, m4),
+                                                 _mm512_load_si512(ylo[i / 4 + 1]));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4),
+                                         _mm512_load_si512(yhi[i / 4 + 1]));
+                /* 128-bit lane k: [block k: two pair sums, block 4+k: two pair sums] */
+                const __m512i t =
+                    _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(s0),
+                                                                           _mm512_castsi512_ps(s1), 0x88)),
+                                     _mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(s0),
+                                                                           _mm512_castsi512_ps(s1), 0xDD)));
+                const __m512i u = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_PERM_CDAB));
+                const __m256i sumi =
+                    _mm256_sub_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi32(pick8, u)),
+                                     _mm256_load_si256((const __m256i *)&bs[i]));
+                const __m256 dw =
+                    _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, idx_d, l1)));
+                const __m256 v =
+                    _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw), _mm256_load_ps(&da[i]));
+                vr[k] = v;
+            }
+            const __m256 t0 = _mm256_unpacklo_ps(vr[0], vr[1]), t1 = _mm256_unpackhi_ps(vr[0], vr[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(vr[2], vr[3]), t3 = _mm256_unpackhi_ps(vr[2], vr[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(vr[4], vr[5]), t5 = _mm256_unpackhi_ps(vr[4], vr[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(vr[6], vr[7]), t7 = _mm256_unpackhi_ps(vr[6], vr[7]);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            /* column b (lane r = row r's block i + b), added in block order */
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x20));
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x20));
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x20));
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x20));
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x31));
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x31));
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x31));
+            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
-        for (; i < nb; i++) {
-            const __m128i q = _mm_loadu_si128((const __m128i *)x[i].qs);
-            const __m256i qq =
-                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-            const __m256i s =
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), qq, _mm256_loadu_si256((const __m256i *)y[i].qs));
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
-            sumf += (float)(_mm_cvtsi128_si32(h) - bs[i]) * _cvtsh_ss(x[i].d) * da[i];
+        _Alignas(32) float sums[8];
+        _mm256_store_ps(sums, acc);
+        for (int k = 0; k < nrr; k++) {
+            const block_q4_0 *x = xr[k];
+            float sumf = sums[k];
+            for (int64_t i = n8; i < nb; i++) { /* the last nb % 8 blocks, one by one */
+                const __m128i q = _mm_loadu_si128((const __m128i *)x[i].qs);
+                const __m256i qq =
+                    _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+                const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qq,
+                                                      _mm256_loadu_si256((const __m256i *)y[i].qs));
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+                sumf += (float)(_mm_cvtsi128_si32(h) - bs[i]) * _cvtsh_ss(x[i].d) * da[i];
+            }
+            out[r0 + k] = sumf;
         }
-        out[r] = sumf;
     }
 }
 
