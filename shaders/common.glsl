@@ -22,6 +22,9 @@
 #define T_Q6_K 14u
 #define T_BF16 30u
 #define WG 64u
+// The weight type of a typed pipeline (get_rows, matmul, matvec): one
+// pipeline per type, so the decoders of the other types compile away.
+layout(constant_id = 2) const uint WTYPE = 0u;
 
 uint rd_byte(uint o) { return (WBUF[o >> 2] >> ((o & 3u) * 8u)) & 0xffu; }
 int rd_sbyte(uint o) { return int(rd_byte(o) << 24) >> 24; }

@@ -1,7 +1,8 @@
 // matmul.comp - out[t, r] = sum_k w[r, k] * x[t, k] (+ bias[r]).
-// One workgroup per weight row r; the row is dequantised once per tile of NT
-// tokens (each element feeds NT accumulators), then a shared-memory tree
-// reduction. Weight blocks are read in place (common.glsl).
+// The prompt (n_tok > 1) path; one token goes to matvec.comp. One workgroup
+// per weight row r; the row is dequantised once per tile of NT tokens, 4
+// elements per read (dq4), each feeding NT accumulators, then a shared-memory
+// tree reduction. Weight blocks are read in place (common.glsl).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
@@ -27,8 +28,18 @@ void main() {
         uint nt = min(NT, p.n_tok - t0);
         float acc[NT];
         for (uint k = 0u; k < NT; k++) acc[k] = 0.0;
-        for (uint i = tid; i < p.ne0; i += WG) {
-            float wv = dq(p.type, ro, i);
+        uint i = 4u * tid;
+        for (; i + 3u < p.ne0; i += 4u * WG) { // 4 elements per read (dq4)
+            vec4 wv = dq4(WTYPE, ro, i);
+            uint xo = p.x_off + t0 * p.x_nb1 + i;
+            for (uint k = 0u; k < NT; k++)
+                if (k < nt) {
+                    uint o = xo + k * p.x_nb1;
+                    acc[k] += dot(wv, vec4(x[o], x[o + 1u], x[o + 2u], x[o + 3u]));
+                }
+        }
+        for (; i < p.ne0; i++) { // F32/F16/BF16 tail (ne0 % 4), one invocation
+            float wv = dq(WTYPE, ro, i);
             uint xo = p.x_off + t0 * p.x_nb1 + i;
             for (uint k = 0u; k < NT; k++)
                 if (k < nt) acc[k] += wv * x[xo + k * p.x_nb1];

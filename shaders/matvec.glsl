@@ -31,9 +31,9 @@ float row_dot(uint r, uint lane, uint lanes) {
     uint i = lane * 4u;
     for (; i + 3u < p.ne0; i += 4u * lanes) {
         uint xo = p.x_off + i;
-        acc += dot(dq4(p.type, ro, i), vec4(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]));
+        acc += dot(dq4(WTYPE, ro, i), vec4(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]));
     }
-    for (; i < p.ne0; i++) acc += dq(p.type, ro, i) * x[p.x_off + i]; // F32/F16/BF16 tail (ne0 % 4)
+    for (; i < p.ne0; i++) acc += dq(WTYPE, ro, i) * x[p.x_off + i]; // F32/F16/BF16 tail (ne0 % 4)
     return acc;
 }
 

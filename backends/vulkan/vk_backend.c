@@ -44,9 +44,12 @@ typedef struct vk_buf {
 } vk_buf;
 
 /* One pipeline per shader; `sg` names the subgroup-arithmetic variant
- * (shaders/<sg>.comp) used instead when the device has it. `shared` is the
- * shader's shared memory in bytes (matvec: its fallback at 64 invocations),
- * checked against maxComputeSharedMemorySize at startup. */
+ * (shaders/<sg>.comp) used instead when the device has it. `typed` shaders
+ * read weights: they get one pipeline per weight type, the type being
+ * specialisation constant 2 (so each pipeline holds only its own decoder;
+ * with the type as a runtime switch lavapipe ran the prompt matmul 3x
+ * slower), built on first use. `shared` is the shader's shared memory in
+ * bytes, checked against maxComputeSharedMemorySize at startup. */
 enum {
     SH_GET_ROWS,
     SH_MATMUL,
@@ -62,14 +65,15 @@ static const struct {
     const char *name, *sg;
     uint32_t n_bind;
     uint32_t shared;
-} shader_defs[SH_COUNT] = {{"get_rows", NULL, 3, 0},
-                           {"matmul", NULL, 4, 8 * 64 * 4},
-                           {"matvec", "matvec_sg", 4, 64 * 4},
-                           {"rms_norm", "rms_norm_sg", 3, 64 * 4},
-                           {"binary", NULL, 3, 0},
-                           {"rope", NULL, 2, 0},
-                           {"kv_store", NULL, 3, 0},
-                           {"attention", "attention_sg", 5, (256 + 8 + 3 * 64) * 4}};
+    bool typed;
+} shader_defs[SH_COUNT] = {{"get_rows", NULL, 3, 0, true},
+                           {"matmul", NULL, 4, 8 * 64 * 4, true},
+                           {"matvec", "matvec_sg", 4, 64 * 4, true},
+                           {"rms_norm", "rms_norm_sg", 3, 64 * 4, false},
+                           {"binary", NULL, 3, 0, false},
+                           {"rope", NULL, 2, 0, false},
+                           {"kv_store", NULL, 3, 0, false},
+                           {"attention", "attention_sg", 5, (256 + 8 + 3 * 64) * 4, false}};
 
 enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128, MAX_QUERIES = 4096 };
 
@@ -102,7 +106,9 @@ typedef struct vk_ctx {
     char cache_path[512];
     VkDescriptorSetLayout dsl[SH_COUNT];
     VkPipelineLayout pl[SH_COUNT];
-    VkPipeline pipe[SH_COUNT];
+    VkPipeline pipe[SH_COUNT];                      /* untyped shaders */
+    VkShaderModule mod[SH_COUNT];                   /* kept for the typed pipelines built on use */
+    VkPipeline tpipe[SH_COUNT][HEARTH_DTYPE_COUNT]; /* typed shaders, by weight type */
     VkCommandPool cpool;
     VkCommandBuffer cmd;
     VkFence fence;
@@ -435,13 +441,33 @@ static VkDescriptorSet alloc_set(vk_ctx *c, int sh) {
     }
 }
 
+static VkResult build_pipeline(vk_ctx *c, int s, hearth_dtype wt, VkPipeline *out);
+
+/* The pipeline to bind for shader sh on weight type wt; a typed one is built
+ * on first use (NULL and a deferred error if that fails). */
+static VkPipeline pipeline_for(vk_ctx *c, int sh, hearth_dtype wt) {
+    if (!shader_defs[sh].typed) return c->pipe[sh];
+    if ((unsigned)wt >= HEARTH_DTYPE_COUNT) wt = HEARTH_F32;
+    if (!c->tpipe[sh][wt]) {
+        VkResult r = build_pipeline(c, sh, wt, &c->tpipe[sh][wt]);
+        if (r != VK_SUCCESS) {
+            c->tpipe[sh][wt] = VK_NULL_HANDLE;
+            defer_error(c, HEARTH_ERR_UNSUPPORTED, "vulkan: %s: cannot build shader %s for %s weights (%s)",
+                        c->props.deviceName, shader_defs[sh].name, hearth_dtype_name(wt), vk_result_str(r));
+        }
+    }
+    return c->tpipe[sh][wt];
+}
+
 /* Record one dispatch of shader `sh` over gx * gy workgroups, timed as
  * profile op `op`. */
-static void dispatch(vk_ctx *c, int op, int sh, const vk_arg *a, int n, const void *push, size_t push_bytes,
-                     uint32_t gx, uint32_t gy) {
+static void dispatch(vk_ctx *c, int op, int sh, hearth_dtype wt, const vk_arg *a, int n, const void *push,
+                     size_t push_bytes, uint32_t gx, uint32_t gy) {
     for (int i = 0; i < n; i++)
         if (!a[i].b) return; /* resolve failed: error already deferred */
     if (gx == 0 || gy == 0) return;
+    VkPipeline pipe = pipeline_for(c, sh, wt);
+    if (!pipe) return;
     begin_recording(c);
     VkDescriptorSet set = alloc_set(c, sh);
     if (!set) {
@@ -461,7 +487,7 @@ static void dispatch(vk_ctx *c, int op, int sh, const vk_arg *a, int n, const vo
     }
     vkUpdateDescriptorSets(c->dev, (uint32_t)n, w, 0, NULL);
     hazards(c, a, n);
-    vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipe[sh]);
+    vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pl[sh], 0, 1, &set, 0, NULL);
     vkCmdPushConstants(c->cmd, c->pl[sh], VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)push_bytes, push);
     int ts = ts_begin(c, op);
@@ -625,7 +651,7 @@ static void gather_rows(vk_ctx *c, int op, const hearth_tensor *w, const int32_t
     vk_arg a[3] = {{wb, false, true}, {ib, false, false}, {ob, true, true}};
     uint32_t gx, gy;
     grid(c, (uint64_t)n, &gx, &gy);
-    dispatch(c, op, SH_GET_ROWS, a, 3, &pc, sizeof pc, gx, gy);
+    dispatch(c, op, SH_GET_ROWS, w->type, a, 3, &pc, sizeof pc, gx, gy);
 }
 
 static void vk_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n,
@@ -651,7 +677,7 @@ static void vk_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_
     vk_arg a[3] = {{xb, false, true}, {wb, false, true}, {ob, true, true}};
     uint32_t gx, gy;
     grid(c, (uint64_t)x->ne1, &gx, &gy);
-    dispatch(c, HEARTH_OP_RMS_NORM, SH_RMS_NORM, a, 3, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_RMS_NORM, SH_RMS_NORM, HEARTH_F32, a, 3, &pc, sizeof pc, gx, gy);
 }
 
 static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x,
@@ -674,11 +700,11 @@ static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_te
     uint32_t gx, gy;
     if (x->ne1 == 1) { /* decode: several rows per workgroup */
         grid(c, ((uint64_t)w->ne1 + c->mv_rows - 1) / c->mv_rows, &gx, &gy);
-        dispatch(c, HEARTH_OP_MATMUL, SH_MATVEC, a, 4, &pc, sizeof pc, gx, gy);
+        dispatch(c, HEARTH_OP_MATMUL, SH_MATVEC, w->type, a, 4, &pc, sizeof pc, gx, gy);
         return;
     }
     grid(c, (uint64_t)w->ne1, &gx, &gy);
-    dispatch(c, HEARTH_OP_MATMUL, SH_MATMUL, a, 4, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_MATMUL, SH_MATMUL, w->type, a, 4, &pc, sizeof pc, gx, gy);
 }
 
 static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, hearth_tensor *out,
@@ -691,7 +717,7 @@ static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, he
             u32(y->nb1 / 4),     f32_off(oo),         u32(out->nb1 / 4),
             u32((size_t)x->ne0), u32((size_t)x->ne1), op};
     vk_arg a[3] = {{xb, false, true}, {yb, false, true}, {ob, true, true}};
-    dispatch(c, op == 0 ? HEARTH_OP_ADD : HEARTH_OP_SILU_MUL, SH_BINARY, a, 3, &pc, sizeof pc,
+    dispatch(c, op == 0 ? HEARTH_OP_ADD : HEARTH_OP_SILU_MUL, SH_BINARY, HEARTH_F32, a, 3, &pc, sizeof pc,
              (uint32_t)((x->ne0 + 63) / 64), (uint32_t)x->ne1);
 }
 
@@ -763,7 +789,7 @@ static void vk_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int3
     vk_arg a[2] = {{xb, true, true}, {cb, false, false}};
     uint32_t gx, gy;
     grid(c, ((uint64_t)x->ne1 * (uint64_t)n_heads * (uint64_t)(p->n_rot / 2) + 63) / 64, &gx, &gy);
-    dispatch(c, HEARTH_OP_ROPE, SH_ROPE, a, 2, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_ROPE, SH_ROPE, HEARTH_F32, a, 2, &pc, sizeof pc, gx, gy);
 }
 
 static void vk_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src,
@@ -804,7 +830,7 @@ static void vk_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_ten
                                               : (uint64_t)src->ne0 / (pool->type == HEARTH_F16 ? 2 : 32);
     uint32_t gx, gy;
     grid(c, (words * (uint64_t)src->ne1 + 63) / 64, &gx, &gy);
-    dispatch(c, HEARTH_OP_KV_STORE, SH_KV_STORE, a, 3, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_KV_STORE, SH_KV_STORE, HEARTH_F32, a, 3, &pc, sizeof pc, gx, gy);
 }
 
 static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
@@ -865,7 +891,7 @@ static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth
         {qb, false, true}, {kb, false, true}, {vb, false, true}, {mb, false, false}, {ob, true, true}};
     uint32_t gx, gy;
     grid(c, (uint64_t)nt * (uint64_t)n_heads, &gx, &gy);
-    dispatch(c, HEARTH_OP_ATTENTION, SH_ATTENTION, a, 5, &pc, sizeof pc, gx, gy);
+    dispatch(c, HEARTH_OP_ATTENTION, SH_ATTENTION, HEARTH_F32, a, 5, &pc, sizeof pc, gx, gy);
 }
 
 static hearth_status vk_synchronize(hearth_backend *b, hearth_error *err) {
@@ -959,6 +985,9 @@ static void vk_destroy(hearth_backend *b) {
             vkDestroyDescriptorPool(c->dev, c->dpools[i], NULL);
         for (int i = 0; i < SH_COUNT; i++) {
             if (c->pipe[i]) vkDestroyPipeline(c->dev, c->pipe[i], NULL);
+            for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
+                if (c->tpipe[i][t]) vkDestroyPipeline(c->dev, c->tpipe[i][t], NULL);
+            if (c->mod[i]) vkDestroyShaderModule(c->dev, c->mod[i], NULL);
             if (c->pl[i]) vkDestroyPipelineLayout(c->dev, c->pl[i], NULL);
             if (c->dsl[i]) vkDestroyDescriptorSetLayout(c->dev, c->dsl[i], NULL);
         }
@@ -1065,6 +1094,24 @@ static void query_caps(vk_ctx *c) {
     c->ts_period = lim->timestampPeriod;
 }
 
+/* The pipeline of shader s for weight type wt (ignored by untyped shaders).
+ * Specialisation constants: 0 = matvec's workgroup size, 1 = its rows per
+ * workgroup, 2 = the weight type (entries a shader lacks are ignored). */
+static VkResult build_pipeline(vk_ctx *c, int s, hearth_dtype wt, VkPipeline *out) {
+    const uint32_t spec[3] = {c->mv_block, c->mv_rows, (uint32_t)wt};
+    const VkSpecializationMapEntry spec_map[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
+    const VkSpecializationInfo spec_info = {3, spec_map, sizeof spec, spec};
+    VkComputePipelineCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+    ci.stage =
+        (VkPipelineShaderStageCreateInfo){.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+    ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+    ci.stage.module = c->mod[s];
+    ci.stage.pName = "main";
+    ci.stage.pSpecializationInfo = &spec_info;
+    ci.layout = c->pl[s];
+    return vkCreateComputePipelines(c->dev, c->pcache, 1, &ci, NULL, out);
+}
+
 static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
     void *cdata = NULL;
     size_t cn = 0;
@@ -1102,10 +1149,6 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
                 err, HEARTH_ERR_UNSUPPORTED,
                 "vulkan: %s: shader %s needs %u bytes of shared memory, the device has %u",
                 c->props.deviceName, want, shader_defs[s].shared, c->props.limits.maxComputeSharedMemorySize);
-        /* specialisation constants: matvec's workgroup size and rows per workgroup */
-        const uint32_t spec[2] = {c->mv_block, c->mv_rows};
-        const VkSpecializationMapEntry spec_map[2] = {{0, 0, 4}, {1, 4, 4}};
-        const VkSpecializationInfo spec_info = {2, spec_map, sizeof spec, spec};
         VkDescriptorSetLayoutBinding bind[5];
         for (uint32_t i = 0; i < shader_defs[s].n_bind; i++)
             bind[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
@@ -1121,23 +1164,11 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
         VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
         mi.codeSize = sh->size;
         mi.pCode = (const uint32_t *)(const void *)sh->spv;
-        VkShaderModule mod = VK_NULL_HANDLE;
         VkResult r = vkCreateDescriptorSetLayout(c->dev, &dli, NULL, &c->dsl[s]);
         pli.pSetLayouts = &c->dsl[s];
         if (r == VK_SUCCESS) r = vkCreatePipelineLayout(c->dev, &pli, NULL, &c->pl[s]);
-        if (r == VK_SUCCESS) r = vkCreateShaderModule(c->dev, &mi, NULL, &mod);
-        if (r == VK_SUCCESS) {
-            VkComputePipelineCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
-            ci.stage = (VkPipelineShaderStageCreateInfo){
-                .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
-            ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-            ci.stage.module = mod;
-            ci.stage.pName = "main";
-            if (s == SH_MATVEC) ci.stage.pSpecializationInfo = &spec_info;
-            ci.layout = c->pl[s];
-            r = vkCreateComputePipelines(c->dev, c->pcache, 1, &ci, NULL, &c->pipe[s]);
-            vkDestroyShaderModule(c->dev, mod, NULL);
-        }
+        if (r == VK_SUCCESS) r = vkCreateShaderModule(c->dev, &mi, NULL, &c->mod[s]);
+        if (r == VK_SUCCESS && !shader_defs[s].typed) r = build_pipeline(c, s, HEARTH_F32, &c->pipe[s]);
         if (r != VK_SUCCESS)
             return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "vulkan: %s: cannot build shader %s (%s)",
                                     c->props.deviceName, sh->name, vk_result_str(r));
@@ -1311,14 +1342,16 @@ int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err) {
         VkPhysicalDeviceMemoryProperties mp;
         vkGetPhysicalDeviceMemoryProperties(pds[i], &mp);
         for (uint32_t h = 0; h < mp.memoryHeapCount; h++)
-            if (mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) d->mem_total += mp.memoryHeaps[h].size;
+            if (mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+                d->mem_total += mp.memoryHeaps[h].size;
         uint32_t fam;
         d->usable = pp->apiVersion >= VK_API_VERSION_1_2 && compute_family(pds[i], &fam);
         int rank = device_rank(pp->deviceType);
         if (!d->usable)
             snprintf(d->note, sizeof d->note, "no compute queue, or older than Vulkan 1.2");
         else if (rank == 0)
-            snprintf(d->note, sizeof d->note, "a software driver: used only when named (--backend %s)", d->select);
+            snprintf(d->note, sizeof d->note, "a software driver: used only when named (--backend %s)",
+                     d->select);
         else if (rank > best_rank) {
             best_rank = rank;
             best = (int)i;
