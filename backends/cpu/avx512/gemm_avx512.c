@@ -196,7 +196,7 @@ static void gemm_one_token(hearth_dtype type, int64_t n, const void *w, size_t w
  * 4 partial sums per block, reduced to the 8 exact block sums. The float side
  * is the per-pair kernel's (sumi * d_w * d_a, added in block order), so the
  * results are bit-identical to it. */
-enum { Q4_DECODE_MAX_BLOCKS = 1024 };
+enum { Q4_DECODE_MAX_BLOCKS = 1024 }; /* Q4_0 and Q8_0 decode kernels: n up to 32768 */
 
 static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int nr, const void *a,
                                 float *out) {
@@ -308,6 +308,117 @@ static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int n
     }
 }
 
+/* 8 row vectors of 8 block values -> 8 running sums (lane r = row r),
+ * the blocks added in order: one transpose, then one add per block. */
+static inline __m256 add_blocks_8rows(__m256 acc, const __m256 vr[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(vr[0], vr[1]), t1 = _mm256_unpackhi_ps(vr[0], vr[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(vr[2], vr[3]), t3 = _mm256_unpackhi_ps(vr[2], vr[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(vr[4], vr[5]), t5 = _mm256_unpackhi_ps(vr[4], vr[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(vr[6], vr[7]), t7 = _mm256_unpackhi_ps(vr[6], vr[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x31));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x31));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x31));
+    return _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* One token (decode) against Q8_0 rows, in the manner of the Q4_0 kernel
+ * above: the activation's blocks packed contiguously, 128 * sum(y) and the
+ * scales as floats once per call; per row and 8 blocks, 4 vpdpbusd on the
+ * weights offset by +128, the 8 exact block sums by a shuffle tree, the 8
+ * scales by two 16-bit permutes; 8 rows at a time added in block order.
+ * Float side: sumi * (d_w * d_a), as the per-pair kernel; bit-identical. */
+static void gemm_q8_0_one_token(int64_t n, const void *w, size_t w_stride, int nr, const void *a,
+                                float *out) {
+    const int64_t nb = n / QK8_0, n8 = nb / 8 * 8;
+    const block_q8_0 *y = a;
+    _Alignas(64) int8_t yq[Q4_DECODE_MAX_BLOCKS][32];
+    _Alignas(32) int32_t bs[Q4_DECODE_MAX_BLOCKS];
+    _Alignas(32) float da[Q4_DECODE_MAX_BLOCKS];
+    for (int64_t b = 0; b < nb; b++) {
+        memcpy(yq[b], y[b].qs, 32);
+        bs[b] = 128 * byte_sum(&y[b]);
+        da[b] = _cvtsh_ss(y[b].d);
+    }
+    /* scales of blocks 0..3 are halfwords 0, 17, 34, 51 from a block start */
+    static const _Alignas(64) int16_t d_lo[32] = {0, 17, 34, 51};
+    static const _Alignas(64) int16_t d_hi[32] = {0, 0, 0, 0, 0, 17, 34, 51};
+    const __m512i idx_lo = _mm512_load_si512(d_lo), idx_hi = _mm512_load_si512(d_hi);
+    const __m512i pick8 = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        const int nrr = nr - r0 < 8 ? nr - r0 : 8;
+        const block_q8_0 *xr[8];
+        for (int k = 0; k < 8; k++)
+            xr[k] = (const block_q8_0 *)((const char *)w + (size_t)(r0 + (k < nrr ? k : nrr - 1)) * w_stride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n8; i += 8) {
+            prefetch_next_tile((const char *)w + (size_t)(r0 + nrr) * w_stride, (size_t)8 * w_stride, i / 8,
+                               n8 / 8);
+            __m256 vr[8];
+            for (int k = 0; k < 8; k++) {
+                const block_q8_0 *x = xr[k] + i;
+                __m512i s[4];
+                for (int j = 0; j < 4; j++) {
+                    const __m512i xq = _mm512_inserti64x4(
+                        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * j].qs)),
+                        _mm256_loadu_si256((const __m256i *)x[2 * j + 1].qs), 1);
+                    s[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(xq, flip),
+                                               _mm512_load_si512(yq[i + 2 * j]));
+                }
+                /* 128-bit lane k: block k's 4 partials (from s0, s1), then blocks 4..7 */
+                const __m512i q0 = _mm512_add_epi32(_mm512_shuffle_i32x4(s[0], s[1], 0x88),
+                                                    _mm512_shuffle_i32x4(s[0], s[1], 0xDD));
+                const __m512i q1 = _mm512_add_epi32(_mm512_shuffle_i32x4(s[2], s[3], 0x88),
+                                                    _mm512_shuffle_i32x4(s[2], s[3], 0xDD));
+                const __m512i t =
+                    _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(q0),
+                                                                           _mm512_castsi512_ps(q1), 0x88)),
+                                     _mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(q0),
+                                                                           _mm512_castsi512_ps(q1), 0xDD)));
+                const __m512i u = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_PERM_CDAB));
+                const __m256i sumi =
+                    _mm256_sub_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi32(pick8, u)),
+                                     _mm256_load_si256((const __m256i *)&bs[i]));
+                const char *p = (const char *)x;
+                const __m512i dl =
+                    _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx_lo, _mm512_loadu_si512(p + 64));
+                const __m512i dh = _mm512_permutex2var_epi16(_mm512_loadu_si512(p + 136), idx_hi,
+                                                             _mm512_loadu_si512(p + 200));
+                const __m256 dw =
+                    _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_mask_blend_epi16(0xF0, dl, dh)));
+                vr[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(dw, _mm256_load_ps(&da[i])));
+            }
+            acc = add_blocks_8rows(acc, vr);
+        }
+        _Alignas(32) float sums[8];
+        _mm256_store_ps(sums, acc);
+        for (int k = 0; k < nrr; k++) {
+            const block_q8_0 *x = xr[k];
+            float sumf = sums[k];
+            for (int64_t i = n8; i < nb; i++) { /* the last nb % 8 blocks, one by one */
+                const __m256i s =
+                    _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                        _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                                                         _mm256_set1_epi8((char)0x80)),
+                                        _mm256_loadu_si256((const __m256i *)y[i].qs));
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+                sumf += (float)(_mm_cvtsi128_si32(h) - bs[i]) * (_cvtsh_ss(x[i].d) * da[i]);
+            }
+            out[r0 + k] = sumf;
+        }
+    }
+}
+
 /* A few tokens (a decode batch of several sequences): the tile above keeps
  * its 64 x 64 accumulators in memory, a load and a store per block and pair.
  * Here one group of 16 rows runs through all its blocks with the NT tokens'
@@ -395,7 +506,9 @@ static inline __attribute__((always_inline)) void gemm_small(const int is_q8, co
 
 static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
                       int nt, float *out, size_t out_stride) {
-    if (nt == 1)
+    if (nt == 1 && n / QK8_0 <= Q4_DECODE_MAX_BLOCKS)
+        gemm_q8_0_one_token(n, w, w_stride, nr, a, out);
+    else if (nt == 1)
         gemm_one_token(HEARTH_Q8_0, n, w, w_stride, nr, a, out);
     else if (nt <= 4 && n / QK8_0 <= SMALL_MAX_BLOCKS)
         gemm_small(1, 4, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
