@@ -29,7 +29,8 @@
 
 #include "../cpu_attn.h"
 
-enum { TILE = HEARTH_ATTN_TILE, CHUNK = 16 };
+/* PREFETCH_CHUNKS: how far ahead (in 16-key chunks) rows are requested */
+enum { TILE = HEARTH_ATTN_TILE, CHUNK = 16, PREFETCH_CHUNKS = 4 };
 
 bool hearth_attn_f16_avx512_supports(int head_dim) {
     return head_dim == 64 || head_dim == 128;
@@ -82,16 +83,17 @@ static inline __m512 reduce16x16(__m512 p[16]) {
 }
 
 /* Rows of keys [p, p + nk) widened to floats in dst[i * hd], zeros past nk.
- * The next chunk's rows are requested meanwhile: a decode step reads the
- * cache from memory, one head's slice of each slot, which the hardware
- * prefetchers do not follow well. */
+ * The rows PREFETCH_CHUNKS chunks ahead are requested meanwhile: a decode
+ * step reads the cache from memory, one head's slice of each slot, which the
+ * hardware prefetchers do not follow well (4 chunks ahead measured ~7% less
+ * CPU time than 1 for a stories110m tg128 at 512-640 positions). */
 static inline void widen_rows(const int nc, const hearth_attn_f16_args *a, const char *base, size_t stride,
                               int p, int nk, int n_kv, float *dst) {
     const int hd = 16 * nc;
-    const int pn_end = p + 2 * CHUNK < n_kv ? p + 2 * CHUNK : n_kv;
-    if (p + CHUNK < pn_end) {
-        int pg = (p + CHUNK) / a->page_size, off = (p + CHUNK) % a->page_size;
-        for (int pn = p + CHUNK; pn < pn_end; pn++) {
+    const int pn_from = p + PREFETCH_CHUNKS * CHUNK, pn_end = pn_from + CHUNK < n_kv ? pn_from + CHUNK : n_kv;
+    if (pn_from < pn_end) {
+        int pg = pn_from / a->page_size, off = pn_from % a->page_size;
+        for (int pn = pn_from; pn < pn_end; pn++) {
             const char *row = base + ((size_t)a->page_table[pg] * a->page_size + off) * stride;
             for (int b = 0; b < 2 * hd; b += 64)
                 _mm_prefetch(row + b, _MM_HINT_T0);
