@@ -541,12 +541,17 @@ static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const v
  * reduce_add((a0 + a1) + (a2 + a3)). Every accumulator is its own FMA chain,
  * so the tile runs one chain index k at a time over F16_ROWS x F16_TOKS pairs
  * (24 accumulators in registers), keeps the finished a[k] per pair, and
- * combines them exactly as the dot kernel does. The tile's rows are widened
- * to floats once per call and serve every token; the tokens are widened as
- * they are read (F16C). */
-enum { F16_ROWS = 8, F16_TOKS = 3, F16_MAX_N = 5120, F16_MAX_TOKS = 64 };
+ * combines them exactly as the dot kernel does. Weights and tokens are widened
+ * as they are read (F16C): measured faster than widening the rows into a
+ * buffer first, and no stack buffer or length cap. */
+enum { F16_ROWS = 8, F16_TOKS = 3, F16_MAX_TOKS = 64 };
 
-static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t n, const float *wf,
+static inline __m512 f16_at(const hearth_f16 *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t n,
+                                                           const hearth_f16 *const wr[F16_ROWS],
                                                            const hearth_f16 *const tok[F16_TOKS],
                                                            __m512 part[F16_ROWS][F16_TOKS][4]) {
     const int64_t n64 = n / 64 * 64, n16 = n / 16 * 16;
@@ -560,7 +565,7 @@ static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t
             for (int t = 0; t < nt; t++)
                 y[t] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tok[t] + i)));
             for (int r = 0; r < F16_ROWS; r++) {
-                const __m512 x = _mm512_load_ps(wf + (size_t)r * F16_MAX_N + i);
+                const __m512 x = f16_at(wr[r] + i);
                 for (int t = 0; t < nt; t++)
                     acc[r][t] = _mm512_fmadd_ps(x, y[t], acc[r][t]);
             }
@@ -570,16 +575,15 @@ static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t
                 for (int t = 0; t < nt; t++) {
                     const __m512 y = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tok[t] + i)));
                     for (int r = 0; r < F16_ROWS; r++)
-                        acc[r][t] =
-                            _mm512_fmadd_ps(_mm512_load_ps(wf + (size_t)r * F16_MAX_N + i), y, acc[r][t]);
+                        acc[r][t] = _mm512_fmadd_ps(f16_at(wr[r] + i), y, acc[r][t]);
                 }
-        if (k == 1 && n16 < n) { /* masked tail; the widened rows are zero past n */
+        if (k == 1 && n16 < n) { /* masked tail, zeros past n on both sides */
             const __mmask16 m = (__mmask16)((1u << (n - n16)) - 1);
             for (int t = 0; t < nt; t++) {
                 const __m512 y = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, tok[t] + n16));
                 for (int r = 0; r < F16_ROWS; r++)
-                    acc[r][t] =
-                        _mm512_fmadd_ps(_mm512_load_ps(wf + (size_t)r * F16_MAX_N + n16), y, acc[r][t]);
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, wr[r] + n16)), y,
+                                                acc[r][t]);
             }
         }
         for (int r = 0; r < F16_ROWS; r++)
@@ -590,27 +594,15 @@ static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t
 
 static void gemm_f16(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
                      int nt, float *out, size_t out_stride) {
-    if (nt == 1 || n > F16_MAX_N) { /* decode reads each row once: the per-pair kernel streams best */
+    if (nt == 1) { /* decode reads each row once: the per-pair kernel streams best */
         gemm_one_token(HEARTH_F16, n, w, w_stride, nr, a, out);
-        for (int t = 1; t < nt; t++)
-            gemm_one_token(HEARTH_F16, n, w, w_stride, nr, (const char *)a + (size_t)t * a_stride,
-                           out + (size_t)t * out_stride);
         return;
     }
-    _Alignas(64) float wf[F16_ROWS * F16_MAX_N];
     for (int r0 = 0; r0 < nr; r0 += F16_ROWS) {
         const int nrr = nr - r0 < F16_ROWS ? nr - r0 : F16_ROWS;
-        for (int r = 0; r < F16_ROWS; r++) { /* rows past nr repeat the last one */
-            const hearth_f16 *x =
-                (const hearth_f16 *)((const char *)w + (size_t)(r0 + (r < nrr ? r : nrr - 1)) * w_stride);
-            float *d = wf + (size_t)r * F16_MAX_N;
-            int64_t i = 0;
-            for (; i + 16 <= n; i += 16)
-                _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
-            if (i < n)
-                _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
-                                           (__mmask16)((1u << (n - i)) - 1), x + i)));
-        }
+        const hearth_f16 *wr[F16_ROWS]; /* rows past nr repeat the last one */
+        for (int r = 0; r < F16_ROWS; r++)
+            wr[r] = (const hearth_f16 *)((const char *)w + (size_t)(r0 + (r < nrr ? r : nrr - 1)) * w_stride);
         for (int t0 = 0; t0 < nt; t0 += F16_TOKS) {
             const int ntt = nt - t0 < F16_TOKS ? nt - t0 : F16_TOKS;
             const hearth_f16 *tok[F16_TOKS];
@@ -618,11 +610,11 @@ static void gemm_f16(int64_t n, const void *w, size_t w_stride, int nr, const vo
                 tok[t] = (const hearth_f16 *)((const char *)a + (size_t)(t0 + (t < ntt ? t : 0)) * a_stride);
             __m512 part[F16_ROWS][F16_TOKS][4];
             if (ntt == 3)
-                f16_tile(3, n, wf, tok, part);
+                f16_tile(3, n, wr, tok, part);
             else if (ntt == 2)
-                f16_tile(2, n, wf, tok, part);
+                f16_tile(2, n, wr, tok, part);
             else
-                f16_tile(1, n, wf, tok, part);
+                f16_tile(1, n, wr, tok, part);
             for (int t = 0; t < ntt; t++)
                 for (int r = 0; r < nrr; r++)
                     out[(size_t)(t0 + t) * out_stride + r0 + r] =
