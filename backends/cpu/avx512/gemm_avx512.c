@@ -196,7 +196,7 @@ static void gemm_one_token(hearth_dtype type, int64_t n, const void *w, size_t w
  * 4 partial sums per block, reduced to the 8 exact block sums. The float side
  * is the per-pair kernel's (sumi * d_w * d_a, added in block order), so the
  * results are bit-identical to it. */
-enum { Q4_DECODE_MAX_BLOCKS = 1024 }; /* Q4_0 and Q8_0 decode kernels: n up to 32768 */
+enum { Q4_DECODE_MAX_BLOCKS = 512 }; /* Q4_0 and Q8_0 decode kernels: n up to 16384 (~25 KB of stack) */
 
 static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int nr, const void *a,
                                 float *out) {
