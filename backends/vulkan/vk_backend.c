@@ -2,10 +2,10 @@
  * vk_backend.c - the Vulkan implementation of backend.h (compute shaders).
  *
  * Owns: one VkInstance/VkDevice with one compute queue, a VkBuffer per
- * `alloc`, one compute pipeline per embedded shader (shaders/<name>.comp, see
- * vk_shaders.h), a per-pass staging arena for index arrays, and one command
- * buffer that records every op of a forward pass; it is submitted (and waited
- * on) at synchronize, download and upload.
+ * `alloc`, the compute pipelines of the embedded shaders (shaders/<name>.comp,
+ * see vk_shaders.h), a per-pass staging arena for index arrays, a timestamp
+ * query pool, and one command buffer that records every op of a forward pass;
+ * it is submitted (and waited on) at synchronize, download and upload.
  *
  * Device pointers: `alloc` returns a synthetic address (not dereferenceable)
  * from a private address space; every allocation owns [addr, addr + size), so
@@ -14,13 +14,22 @@
  * buffers and take offsets in push constants, so no offset alignment applies.
  *
  * Invariants: ops only record (they never fail); any problem (a pointer that
- * is not ours, a KV type the shaders lack, head_dim > 256) is kept and
- * reported by the next synchronize. Barriers: a dispatch that reads a buffer
- * written since the last barrier, or writes one read or written since then,
- * gets a full compute/transfer memory barrier first; independent dispatches
- * (the q/k/v matmuls) run without one. Weight types: F32, F16, Q8_0, Q4_0.
- * Buffers larger than the device's maxStorageBufferRange (128 MiB on
- * lavapipe) are refused at alloc with a message naming the limit.
+ * is not ours, a KV type the shaders lack, head_dim > 256, a pipeline that
+ * cannot be built) is kept and reported by the next synchronize. Barriers: a
+ * dispatch that reads a buffer written since the last barrier, or writes one
+ * read or written since then, gets a full compute/transfer memory barrier
+ * first; independent dispatches (the q/k/v matmuls) run without one.
+ * Weight types: every type the CPU backend loads (F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q2_K..Q6_K), one pipeline per type for the weight-reading
+ * shaders, built on first use. KV pools: F32, F16, Q8_0.
+ * Capabilities are queried, never assumed (query_caps): subgroup arithmetic
+ * selects the *_sg shader variants (HEARTH_VK_SUBGROUPS=0 forces the
+ * shared-memory ones), the subgroup size sets matvec's rows per workgroup,
+ * shared-memory needs are checked against maxComputeSharedMemorySize, and
+ * buffers larger than maxStorageBufferRange (128 MiB on lavapipe) are refused
+ * at alloc with a message naming the limit. With backend->profile set, each
+ * command is bracketed by timestamps (when the queue has timestampValidBits)
+ * and its device time lands in op_time_us/op_count at synchronize.
  */
 #include <errno.h>
 #include <math.h>
