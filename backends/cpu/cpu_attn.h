@@ -45,6 +45,10 @@ typedef struct hearth_attn_f16_args {
 bool hearth_attn_f16_avx512_supports(int head_dim);
 /* Scratch bytes one call needs (for n_q up to HEARTH_ATTN_MAX_Q). */
 size_t hearth_attn_f16_avx512_scratch(int group, int head_dim);
+/* Request (into L2) the rows of the first keys the call with these
+ * arguments will read: a worker calls it for its next item before working on
+ * the current one, so short sequences (decode batches) do not start cold. */
+void hearth_attn_f16_avx512_prefetch(const hearth_attn_f16_args *a);
 /* out[i][h * head_dim + d] for query i and the group's heads; q16[i] = query
  * i's heads rounded to F16 (as the K dot format wants), contiguous. */
 void hearth_attn_f16_avx512(const hearth_attn_f16_args *a, const uint16_t *const q16[], float *const out[],

@@ -416,6 +416,16 @@ static void attn_worker(void *arg, int ith, int nth) {
         const int blk = (int)(w / j->n_kv_heads), g = (int)(w % j->n_kv_heads);
 #if HEARTH_HAVE_AVX512_KERNELS
         if (j->f16_kernel) { /* the kernel's scratch from base, the F16 queries at the end */
+            if (w + nth < n_work) { /* start the next item's memory traffic */
+                const int nb_ = (int)((w + nth) / j->n_kv_heads), ng = (int)((w + nth) % j->n_kv_heads);
+                const int nt0 = j->blocks[nb_], nnq = j->blocks[nb_ + 1] - nt0;
+                hearth_attn_f16_args na = {hd, G, nnq, m->page_size, {0}, m->page_table + m->pt_offset[nt0],
+                                           (const char *)j->k->data + (size_t)ng * k_head_off,
+                                           (const char *)j->v->data + (size_t)ng * v_head_off, j->k->nb1,
+                                           j->v->nb1, j->scale};
+                for (int i = 0; i < nnq; i++) na.n_kv[i] = m->kv_len[nt0 + i];
+                hearth_attn_f16_avx512_prefetch(&na);
+            }
             const int t0 = j->blocks[blk], nq = j->blocks[blk + 1] - t0;
             char *q16 = base + j->scratch_per_thread - (size_t)HEARTH_ATTN_MAX_Q * G * j->q_row_bytes;
             hearth_attn_f16_args a = {hd, G, nq, m->page_size, {0}, m->page_table + m->pt_offset[t0],

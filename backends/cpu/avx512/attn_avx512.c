@@ -116,6 +116,23 @@ static inline void widen_rows(const int nc, const hearth_attn_f16_args *a, const
     }
 }
 
+void hearth_attn_f16_avx512_prefetch(const hearth_attn_f16_args *a) {
+    int n_kv = 0;
+    for (int i = 0; i < a->n_q; i++)
+        n_kv = a->n_kv[i] > n_kv ? a->n_kv[i] : n_kv;
+    const int end = n_kv < PREFETCH_CHUNKS * CHUNK ? n_kv : PREFETCH_CHUNKS * CHUNK;
+    int pg = 0, off = 0;
+    for (int p = 0; p < end; p++) {
+        const size_t slot = (size_t)a->page_table[pg] * a->page_size + off;
+        const char *k = a->k + slot * a->k_stride, *v = a->v + slot * a->v_stride;
+        for (int b = 0; b < 2 * a->head_dim; b += 64) {
+            _mm_prefetch(k + b, _MM_HINT_T1);
+            _mm_prefetch(v + b, _MM_HINT_T1);
+        }
+        if (++off == a->page_size) off = 0, pg++;
+    }
+}
+
 static inline __attribute__((always_inline)) void attn_group(const int nc, const hearth_attn_f16_args *a,
                                                              const uint16_t *const q16[], float *const out[],
                                                              float *scr, int n_kv_max) {

@@ -77,13 +77,22 @@ static inline uint32_t load_u32(const void *p) {
     return v;
 }
 
+/* acc + dpbusd(x, the 4 bytes at p in every lane), with the broadcast folded
+ * into the instruction's memory operand ({1to16}): GCC 12 emits a separate
+ * vpbroadcastd for _mm512_set1_epi32 of a loaded value, one more uop in the
+ * GEMM's innermost loop. */
+static inline __m512i dpbusd_bcast(__m512i acc, __m512i x, const void *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(x), "m"(*(const uint32_t(*)[1])p));
+    return acc;
+}
+
 /* Exact block sums of 16 rows (x, unsigned bytes) with one activation block:
  * two independent dpbusd chains over the 8 four-byte groups. */
 static inline __m512i block_sums(const __m512i x[8], const block_q8_0 *y) {
     __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
     for (int k = 0; k < 8; k += 2) {
-        s0 = _mm512_dpbusd_epi32(s0, x[k], _mm512_set1_epi32((int)load_u32(y->qs + 4 * k)));
-        s1 = _mm512_dpbusd_epi32(s1, x[k + 1], _mm512_set1_epi32((int)load_u32(y->qs + 4 * k + 4)));
+        s0 = dpbusd_bcast(s0, x[k], y->qs + 4 * k);
+        s1 = dpbusd_bcast(s1, x[k + 1], y->qs + 4 * k + 4);
     }
     return _mm512_add_epi32(s0, s1);
 }
