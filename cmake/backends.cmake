@@ -97,6 +97,8 @@ message(STATUS "Hearth Vulkan backend: ${HEARTH_HAVE_VULKAN}")
 # writes vk_shaders_spv.c) so the binary needs no shader files at run time.
 if(HEARTH_HAVE_VULKAN)
   file(GLOB HEARTH_VK_SHADERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/shaders/*.comp)
+  # Shaders #include the .glsl files: any change there rebuilds them all.
+  file(GLOB HEARTH_VK_GLSL CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/shaders/*.glsl)
   set(_spv_dir ${CMAKE_BINARY_DIR}/shaders)
   file(MAKE_DIRECTORY ${_spv_dir})
   set(_spvs "")
@@ -104,7 +106,7 @@ if(HEARTH_HAVE_VULKAN)
     get_filename_component(n ${s} NAME_WE)
     add_custom_command(OUTPUT ${_spv_dir}/${n}.spv
       COMMAND ${Vulkan_GLSLC_EXECUTABLE} --target-env=vulkan1.2 -O -Werror -o ${_spv_dir}/${n}.spv ${s}
-      DEPENDS ${s} COMMENT "glslc ${n}.comp" VERBATIM)
+      DEPENDS ${s} ${HEARTH_VK_GLSL} COMMENT "glslc ${n}.comp" VERBATIM)
     list(APPEND _spvs ${_spv_dir}/${n}.spv)
   endforeach()
   add_custom_command(OUTPUT ${_spv_dir}/vk_shaders_spv.c

@@ -7,7 +7,7 @@
 // runtime/dtype.c (`precise` keeps the compiler from fusing a*b-c into an fma),
 // so get_rows is bit-exact with the CPU backend.
 // The includer defines WBUF: the uint[] array the reads go to.
-// Editing this file: touch the .comp files (the build tracks only them).
+// Every .comp depends on every .glsl in the build (cmake/backends.cmake).
 #define T_F32 0u
 #define T_F16 1u
 #define T_Q4_0 2u

@@ -7,7 +7,7 @@
 // Invariant: every invocation of the workgroup calls them in uniform control
 // flow (they contain barriers) and all receive the same result; the shared
 // scratch is free again when they return.
-// Editing this file: touch the .comp files (the build tracks only them).
+// Every .comp depends on every .glsl in the build (cmake/backends.cmake).
 #ifdef USE_SUBGROUP
 shared float red_part[WG];
 float wg_sum(float v) {
