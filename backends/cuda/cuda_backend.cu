@@ -719,7 +719,10 @@ void cu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor 
     op_timer tm(b, HEARTH_OP_RMS_NORM);
     if (x->ne1 <= 0 || c->failed) return;
     if (x->ne1 > 0x7fffffff) return record_msg(c, "rms_norm: too many rows");
-    rec r = rec_new(RK_RMS_NORM, (int)(x->ne1 < 1 << 30 ? x->ne1 : 1 << 30), dim3((unsigned)x->ne1), 256);
+    /* ntok 0: rows are not tokens here (qwen3's per-head norm has tokens x heads rows,
+     * which would push a decode segment past HEARTH_CUDA_GRAPH_MAX_TOKENS); the
+     * matmuls of the segment carry its token count */
+    rec r = rec_new(RK_RMS_NORM, 0, dim3((unsigned)x->ne1), 256);
     r.p.norm = {(const float *)x->data, fstride(x), x->ne0, (const float *)w->data, eps, 0, (float *)out->data,
                 fstride(out)};
     push(b, c, r);
