@@ -454,15 +454,20 @@ static void test_argmax(void) {
  * multiples of the tiles and an odd number of weight rows. */
 static void test_matmul_paths(void) {
     printf("matmul paths (gemm from 16 tokens, matvec below), vs cpu and vs the reference kernel\n");
-    const int toks[] = {1, 7, 16, 33, 128, 512};
+    /* 2, 7 and 12 tokens: the matvec's 2- and 8-token variants, 12 in two groups (grid.y 2) */
+    const int toks[] = {1, 2, 7, 12, 16, 33, 128, 512};
     const hearth_dtype types[] = {HEARTH_F16, HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_K, HEARTH_Q6_K};
     const hearth_cuda_counters k0 = counters();
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-        for (int shape = 0; shape < 2; shape++) {
+        for (int shape = 0; shape < 3; shape++) {
             const hearth_dtype t = types[i];
-            /* odd row counts; the second shape is one GEMM_BM tile and a bit */
-            const int64_t K = shape ? 2048 : 1024, N = shape ? 129 : 301;
-            if (shape && t != HEARTH_Q4_0 && t != HEARTH_F16) continue;
+            /* odd row counts; the second shape is one GEMM_BM tile and a bit; the third has
+             * 152 blocks a row, so the Q8_0/Q4_0 matvec's rounds of 64 blocks through shared
+             * memory loop (reusing the buffer) and end on a part-filled segment */
+            const int64_t Ks[3] = {1024, 2048, 4864}, Ns[3] = {301, 129, 67};
+            const int64_t K = Ks[shape], N = Ns[shape];
+            if (shape == 1 && t != HEARTH_Q4_0 && t != HEARTH_F16) continue;
+            if (shape == 2 && t != HEARTH_Q4_0 && t != HEARTH_Q8_0 && t != HEARTH_F16) continue;
             pair w = pair_new(t, K, N), b = pair_new(HEARTH_F32, N, 1);
             pair_random(&w, 1.0f);
             pair_random(&b, 1.0f);
@@ -671,6 +676,37 @@ static void test_graph_replay(void) {
     for (int i = 0; i < 5; i++) pair_free(ws[i]);
 }
 
+/* Qwen3's per-head q/k norm has tokens x heads rows (here 4 x 32 = 128, past the
+ * 32-token graph limit): a decode segment holding one must still be captured and
+ * replayed, and give the CPU's result. */
+static void test_graph_per_head_norm(void) {
+    printf("CUDA graphs: a decode segment with a per-head RMS norm (tokens x heads rows)\n");
+    enum { T = 4, H = 32, D = 64, K = 256 };
+    pair w = pair_new(HEARTH_Q4_0, K, (int64_t)H * D), x = pair_new(HEARTH_F32, K, T),
+         q = pair_new(HEARTH_F32, (int64_t)H * D, T), nw = pair_new(HEARTH_F32, D, 1);
+    pair_random(&w, 1.0f);
+    pair_random(&x, 1.0f);
+    pair_random(&nw, 1.0f);
+    hearth_tensor qc = {HEARTH_F32, D, (int64_t)T * H, D * sizeof(float), q.c.data};
+    hearth_tensor qg = {HEARTH_F32, D, (int64_t)T * H, D * sizeof(float), q.g.data};
+    cpu->ops->matmul(cpu, &w.c, &x.c, NULL, &q.c);
+    cpu->ops->rms_norm(cpu, &qc, &nw.c, 1e-6f, &qc);
+    const hearth_cuda_counters k0 = counters();
+    for (int step = 0; step < 4; step++) { /* eager, capture, replay, replay */
+        gpu->ops->matmul(gpu, &w.g, &x.g, NULL, &q.g);
+        gpu->ops->rms_norm(gpu, &qg, &nw.g, 1e-6f, &qg);
+        sync_or_die(gpu, "per-head norm step");
+    }
+    const hearth_cuda_counters k1 = counters();
+    compare("matvec q4_0 + per-head rms_norm (graph)", &q, mm_tol(HEARTH_Q4_0));
+    CHECKF(k1.graph_replays - k0.graph_replays >= 2, "per-head norm segment: %llu graph replays, expected >= 2",
+           (unsigned long long)(k1.graph_replays - k0.graph_replays));
+    pair_free(&w);
+    pair_free(&x);
+    pair_free(&q);
+    pair_free(&nw);
+}
+
 /* An op the GPU cannot do must surface from synchronize with the op's name. */
 static void test_error_path(void) {
     printf("error reporting\n");
@@ -739,6 +775,7 @@ int main(void) {
     test_attention_split(HEARTH_Q8_0, 14, 2, 64);   /* qwen2-0.5b, Q8_0 cache */
     test_attention_split(HEARTH_F32, 16, 1, 256);   /* G = 16, head_dim 256: > 48 KB shared */
     test_graph_replay();
+    test_graph_per_head_norm();
     test_error_path();
     hearth_backend_free(eager);
     hearth_backend_free(ref);
