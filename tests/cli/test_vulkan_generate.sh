@@ -17,24 +17,8 @@
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED. Owner: the Vulkan backend (issue 7).
 set -uo pipefail
 
-H=${HEARTH_BIN:-hearth}
-SHARED=${HEARTH_SHARED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-export XDG_CACHE_HOME="$T/cache"
-fails=0
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-M="$SHARED/models"
-[ -f "$M/hearth-kjv-llama-f32.gguf" ] || { echo "skipped: no sample models under $M"; exit 77; }
-
-if ! "$H" run -m "$M/hearth-kjv-llama-q8_0.gguf" -p "In" -n 1 --temp 0 --backend vulkan --cache-db none \
-    >"$T/probe.out" 2>"$T/probe.err"; then
-    if grep -qiE "no Vulkan|no usable Vulkan|no such device|Vulkan driver" "$T/probe.err"; then
-        echo "skipped: no Vulkan device ($(tail -1 "$T/probe.err"))"
-        exit 77
-    fi
-    bad "vulkan probe run failed: $(cat "$T/probe.err")"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/vulkan_common.sh"
+[ -f "$M/hearth-kjv-llama-f32.gguf" ] || { echo "skipped: no f32 sample model under $M"; exit 77; }
 
 # ---------------------------------------------------------------- greedy parity
 prompt="In the beginning God created"

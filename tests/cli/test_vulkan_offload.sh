@@ -11,23 +11,8 @@
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED.
 set -uo pipefail
 
-H=${HEARTH_BIN:-hearth}
-SHARED=${HEARTH_SHARED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-export XDG_CACHE_HOME="$T/cache"
-fails=0
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-M="$SHARED/models/hearth-kjv-llama-q8_0.gguf"
-[ -f "$M" ] || { echo "skipped: no sample model $M"; exit 77; }
-
-if ! "$H" run -m "$M" -p "In" -n 1 --temp 0 --backend vulkan --cache-db none >"$T/probe.out" 2>"$T/probe.err"; then
-    if grep -qiE "no Vulkan|no usable Vulkan|no such device|Vulkan driver" "$T/probe.err"; then
-        echo "skipped: no Vulkan device ($(tail -1 "$T/probe.err"))"
-        exit 77
-    fi
-    bad "vulkan probe run failed: $(cat "$T/probe.err")"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/vulkan_common.sh"
+M="$M/hearth-kjv-llama-q8_0.gguf"
 
 n_layer=$("$H" info "$M" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["hparams"]["n_layer"])')
 [ "${n_layer:-0}" -ge 2 ] || bad "could not read n_layer from hearth info --json"
