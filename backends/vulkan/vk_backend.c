@@ -68,6 +68,7 @@ enum {
     SH_ROPE,
     SH_KV_STORE,
     SH_ATTENTION,
+    SH_ARGMAX,
     SH_COUNT
 };
 static const struct {
@@ -82,7 +83,8 @@ static const struct {
                            {"binary", NULL, 3, 0, false},
                            {"rope", NULL, 2, 0, false},
                            {"kv_store", NULL, 3, 0, false},
-                           {"attention", "attention_sg", 5, (256 + 8 + 3 * 64) * 4, false}};
+                           {"attention", "attention_sg", 5, (256 + 8 + 3 * 64) * 4, false},
+                           {"argmax", NULL, 2, 64 * 8, false}};
 
 enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128, MAX_QUERIES = 4096 };
 
@@ -689,6 +691,20 @@ static void vk_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_
     dispatch(c, HEARTH_OP_RMS_NORM, SH_RMS_NORM, HEARTH_F32, a, 3, &pc, sizeof pc, gx, gy);
 }
 
+/* Greedy sampling on the device: one uint per row of x into ids. */
+static void vk_argmax(hearth_backend *b, const hearth_tensor *x, void *ids) {
+    vk_ctx *c = ctx_of(b);
+    size_t xo, io;
+    vk_buf *xb = resolve(c, x->data, &xo), *ib = resolve(c, ids, &io);
+    struct {
+        uint32_t x_off, x_nb1, ne0, rows, i_off;
+    } pc = {f32_off(xo), u32(x->nb1 / 4), u32((size_t)x->ne0), u32((size_t)x->ne1), u32(io / 4)};
+    vk_arg a[2] = {{xb, false, true}, {ib, true, true}};
+    uint32_t gx, gy;
+    grid(c, (uint64_t)x->ne1, &gx, &gy);
+    dispatch(c, HEARTH_OP_COPY, SH_ARGMAX, HEARTH_F32, a, 2, &pc, sizeof pc, gx, gy);
+}
+
 static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x,
                       const hearth_tensor *bias, hearth_tensor *out) {
     vk_ctx *c = ctx_of(b);
@@ -1033,6 +1049,7 @@ static const hearth_backend_ops vk_ops = {
     .attention = vk_attention,
     .silu_mul = vk_silu_mul,
     .get_rows_f32 = vk_get_rows_f32,
+    .argmax = vk_argmax,
     .synchronize = vk_synchronize,
 };
 

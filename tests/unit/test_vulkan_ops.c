@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "sampling.h"
 #include "test.h"
 
 #ifdef HEARTH_HAVE_VULKAN
@@ -301,6 +302,39 @@ static void test_elementwise(void) {
     free(b);
 }
 
+/* argmax: the backend contract (first index on ties, NaNs never chosen, 0
+ * for an all-NaN row) = hearth_argmax, on rows of odd length, with rows
+ * where the maximum repeats, sits at either end, or is surrounded by NaNs. */
+static void test_argmax(void) {
+    enum { NE0 = 1031, ROWS = 9 };
+    float *x = rand_f32((size_t)NE0 * ROWS, 8.0f);
+    x[1 * NE0 + 100] = x[1 * NE0 + 900] = x[1 * NE0 + 5] = 50.0f; /* ties: the first wins */
+    x[2 * NE0 + 0] = 60.0f;                                        /* at the start */
+    x[3 * NE0 + NE0 - 1] = 60.0f;                                  /* at the end */
+    x[4 * NE0 + 0] = NAN;                                          /* a NaN first must not win */
+    x[4 * NE0 + 1] = NAN;
+    x[4 * NE0 + 2] = -100.0f;
+    for (int i = 0; i < NE0; i++) x[5 * NE0 + i] = NAN; /* all NaN: 0 */
+    for (int i = 0; i < NE0; i++) x[6 * NE0 + i] = -INFINITY;
+    x[7 * NE0 + 700] = INFINITY;
+    pair xs = make_pair(HEARTH_F32, NE0, ROWS, x);
+    hearth_error err = {0};
+    void *ids = vk->ops->alloc(vk, ROWS * sizeof(int32_t), &err);
+    REQUIRE(ids);
+    vk->ops->argmax(vk, &xs.v, ids);
+    CHECKF(vk->ops->synchronize(vk, &err) == HEARTH_OK, "[%s] argmax: %s", variant, err.msg);
+    int32_t got[ROWS];
+    vk->ops->download(vk, got, ids, sizeof got);
+    for (int r = 0; r < ROWS; r++) {
+        int32_t want = hearth_argmax(x + (size_t)r * NE0, NE0);
+        CHECKF(got[r] == want, "[%s] argmax row %d: %d, expected %d", variant, r, got[r], want);
+    }
+    CHECK(got[1] == 5 && got[2] == 0 && got[3] == NE0 - 1 && got[5] == 0 && got[6] == 0 && got[7] == 700);
+    vk->ops->dealloc(vk, ids);
+    free_pair(&xs);
+    free(x);
+}
+
 static void test_rope(void) {
     const int n = 5, H = 3, D = 40;
     int32_t pos[] = {0, 1, 17, 300, 4095};
@@ -443,6 +477,7 @@ static void test_all(hearth_backend *b, const char *name) {
     test_rms_norm();
     test_matmul();
     test_elementwise();
+    test_argmax();
     test_rope();
     test_kv_attention();
     test_profile();
