@@ -242,6 +242,10 @@ int bench_load_main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "model", m->name);
         cJSON_AddStringToObject(o, "backend", bi.name);
         cJSON_AddStringToObject(o, "device", bi.device);
+        if (be->host) {
+            cJSON_AddStringToObject(o, "plan", m->plan);
+            cJSON_AddNumberToObject(o, "device_layers", m->n_device_layers);
+        }
         cJSON_AddNumberToObject(o, "concurrency", concurrency);
         cJSON_AddNumberToObject(o, "requests", n_requests);
         cJSON_AddNumberToObject(o, "failed", s.failed);

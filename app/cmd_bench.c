@@ -263,6 +263,8 @@ typedef struct phase_profile {
 
 typedef struct bench_result {
     char model[160], file[1024], type[16], backend[64], device[160];
+    char plan[512]; /* partial offload: where the layers ran ("" on the CPU backend) */
+    int device_layers;
     uint64_t n_params, model_bytes;
     int threads;
     stats pp, tg;
@@ -467,6 +469,10 @@ static void print_json(const bench_result *r, const bench_opts *o) {
     cJSON_AddNumberToObject(j, "threads", r->threads);
     cJSON_AddStringToObject(j, "backend", r->backend);
     cJSON_AddStringToObject(j, "device", r->device);
+    if (r->plan[0]) {
+        cJSON_AddStringToObject(j, "plan", r->plan);
+        cJSON_AddNumberToObject(j, "device_layers", r->device_layers);
+    }
     cJSON_AddNumberToObject(j, "pp", o->n_prompt);
     cJSON_AddNumberToObject(j, "tg", o->n_gen);
     cJSON_AddNumberToObject(j, "reps", o->reps);
@@ -666,6 +672,8 @@ int cmd_bench(int argc, char **argv) {
             snprintf(res->file, sizeof res->file, "%s", models[mi]);
             snprintf(res->backend, sizeof res->backend, "%s", bi.name);
             snprintf(res->device, sizeof res->device, "%s", bi.device);
+            snprintf(res->plan, sizeof res->plan, "%s", be->host ? m->plan : "");
+            res->device_layers = m->n_device_layers;
             model_facts mf = model_facts_of(m, HEARTH_F16);
             snprintf(res->type, sizeof res->type, "%s", hearth_dtype_name(mf.type));
             res->n_params = m->n_params;

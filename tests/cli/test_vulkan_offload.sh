@@ -71,6 +71,7 @@ import json, sys
 j = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 assert j["failed"] == 0, j
 assert j["cached_prompt_tokens"] > 0, j
+assert j["device_layers"] == 1 and "on cpu" in j["plan"], j
 PY
 else
     bad "bench --concurrency on a split model failed: $(tail -3 "$T/load.err")"
