@@ -343,9 +343,26 @@ void *scratch(cuda_ctx *c, int which, size_t bytes) {
     case HEARTH_BF16: { const int T = HEARTH_BF16; __VA_ARGS__; break; } \
     case HEARTH_Q8_0: { const int T = HEARTH_Q8_0; __VA_ARGS__; break; } \
     case HEARTH_Q4_0: { const int T = HEARTH_Q4_0; __VA_ARGS__; break; } \
+    case HEARTH_Q4_1: { const int T = HEARTH_Q4_1; __VA_ARGS__; break; } \
+    case HEARTH_Q5_0: { const int T = HEARTH_Q5_0; __VA_ARGS__; break; } \
+    case HEARTH_Q5_1: { const int T = HEARTH_Q5_1; __VA_ARGS__; break; } \
+    case HEARTH_Q2_K: { const int T = HEARTH_Q2_K; __VA_ARGS__; break; } \
+    case HEARTH_Q3_K: { const int T = HEARTH_Q3_K; __VA_ARGS__; break; } \
     case HEARTH_Q4_K: { const int T = HEARTH_Q4_K; __VA_ARGS__; break; } \
+    case HEARTH_Q5_K: { const int T = HEARTH_Q5_K; __VA_ARGS__; break; } \
     case HEARTH_Q6_K: { const int T = HEARTH_Q6_K; __VA_ARGS__; break; } \
     default: break;                                         \
+    }
+
+/* the 32-element block types the fast matvec streams (cq_is_q32) */
+#define Q32_SWITCH(t, T, ...)                                            \
+    switch (t) {                                                         \
+    case HEARTH_Q8_0: { const int T = HEARTH_Q8_0; __VA_ARGS__; break; } \
+    case HEARTH_Q4_0: { const int T = HEARTH_Q4_0; __VA_ARGS__; break; } \
+    case HEARTH_Q4_1: { const int T = HEARTH_Q4_1; __VA_ARGS__; break; } \
+    case HEARTH_Q5_0: { const int T = HEARTH_Q5_0; __VA_ARGS__; break; } \
+    case HEARTH_Q5_1: { const int T = HEARTH_Q5_1; __VA_ARGS__; break; } \
+    default: break;                                                      \
     }
 
 /* matvec / gemm variants: a run-time value to a template argument */
@@ -414,15 +431,10 @@ void launch(cuda_ctx *c, const rec &r) {
     }
     case RK_MV_Q: {
         const p_mm &p = r.p.mm;
-        if (r.type == HEARTH_Q8_0) {
-            NT_SWITCH(r.variant, NT,
-                      k_mv_q<HEARTH_Q8_0, NT><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok,
-                                                                     p.bias, p.out, p.os));
-        } else {
-            NT_SWITCH(r.variant, NT,
-                      k_mv_q<HEARTH_Q4_0, NT><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok,
-                                                                     p.bias, p.out, p.os));
-        }
+        Q32_SWITCH(r.type, T,
+                   NT_SWITCH(r.variant, NT,
+                             k_mv_q<T, NT><<<grid, block, 0, s>>>(p.w, p.nb1, p.K, p.nrows, p.x, p.xs, p.ntok,
+                                                                  p.bias, p.out, p.os)));
         break;
     }
     case RK_TO_F16: {
@@ -742,7 +754,8 @@ enum { GEMM_MIN_TOKENS = 16 };
 
 /* Which matmul kernel: the tensor-core GEMM from GEMM_MIN_TOKENS tokens on
  * (any supported type but F32, whose exact path stays), the 16-byte matvec for
- * F16/Q8_0/Q4_0 rows it can stream, else the reference warp-per-row kernel. */
+ * F16 rows and the 32-element blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) it can
+ * stream, else (the K-quants, unaligned rows) the reference warp-per-row kernel. */
 void cu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
                hearth_tensor *out) {
     cuda_ctx *c = enter(b);
@@ -779,7 +792,7 @@ void cu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x
     const bool rows16 = w->nb1 % 16 == 0 && aligned16(w->data);
     const bool x16 = p.xs % 4 == 0 && aligned16(x->data);
     const bool fast_f16 = t == HEARTH_F16 && K % 8 == 0;
-    const bool fast_q = (t == HEARTH_Q8_0 || t == HEARTH_Q4_0) && K % 32 == 0 &&
+    const bool fast_q = cq_is_q32(t) && K % 32 == 0 &&
                         (K / 32 * (int64_t)hearth_dtype_row_size((hearth_dtype)t, 32)) % 16 == 0;
     if (!c->simple && rows16 && x16 && (fast_f16 || fast_q)) {
         rec r = rec_new(fast_f16 ? RK_MV_F16 : RK_MV_Q, ntok, dim3(cdiv(N, MV_WARPS), clampu(cdiv(ntok, nt), 65535)),

@@ -8,13 +8,15 @@
  * (1..8) dotted against each weight as it is decoded.
  *  - k_mv_f16: lane l loads 8 halves (16 bytes) at chunks l, l+32, ...,
  *    MV_UNROLL chunks in flight before any arithmetic.
- *  - k_mv_q<T> (Q8_0, Q4_0): blocks are 34 / 18 bytes, so a lane cannot load
- *    its own block 16 bytes at a time. The warp copies a segment of 32 blocks
- *    (MV_SEGS segments in flight) from global to its own shared memory as
- *    uint4s, coalesced, then lane l decodes block l of the segment from there.
+ *  - k_mv_q<T> (the 32-element blocks: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): blocks
+ *    are 18 to 34 bytes, so a lane cannot load its own block 16 bytes at a
+ *    time. The warp copies a segment of 32 blocks (MV_SEGS segments in flight)
+ *    from global to its own shared memory as uint4s, coalesced, then lane l
+ *    decodes block l of the segment from there (cq_q32).
+ *  The K-quants (Q2_K..Q6_K) use the reference k_matmul.
  * Preconditions (checked by the caller, which otherwise uses k_matmul): the
- * row stride and the weight pointer are multiples of 16 bytes, K is a multiple
- * of 8 (F16) or of 32 (quantized).
+ * row stride, the weight pointer and the bytes of a row are multiples of 16,
+ * K is a multiple of 8 (F16) or of 32 (quantized).
  */
 #ifndef HEARTH_CUDA_MATVEC_CUH
 #define HEARTH_CUDA_MATVEC_CUH
@@ -86,41 +88,26 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     }
 }
 
-/* Block (Q8_0 or Q4_0) at p in shared memory dotted with x[t][e0..e0+31]. */
+/* Block of a cq_is_q32 type at p in shared memory dotted with x[t][e0..e0+31]:
+ * d * sum(q x) (+ m * sum(x) for the types with a min). */
 template <int T, int NT>
 __device__ __forceinline__ void mv_dot_block(const uint8_t *p, const float *x, size_t xs, int ntok, int64_t e0,
                                              float acc[NT]) {
-    const float d = cq_f16(cq_u16(p));
-    float wv[32];
-    if (T == HEARTH_Q8_0) {
-#pragma unroll
-        for (int i = 0; i < 16; i++) { /* 2-byte aligned: read pairs */
-            const uint16_t u = *(const uint16_t *)(p + 2 + 2 * i);
-            wv[2 * i] = (float)(int8_t)(u & 0xFF);
-            wv[2 * i + 1] = (float)(int8_t)(u >> 8);
-        }
-    } else {
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            const uint16_t u = *(const uint16_t *)(p + 2 + 2 * i);
-            const int b0 = u & 0xFF, b1 = u >> 8;
-            wv[2 * i] = (float)((b0 & 0xF) - 8);
-            wv[2 * i + 1] = (float)((b1 & 0xF) - 8);
-            wv[2 * i + 16] = (float)((b0 >> 4) - 8);
-            wv[2 * i + 17] = (float)((b1 >> 4) - 8);
-        }
-    }
+    constexpr bool has_min = T == HEARTH_Q4_1 || T == HEARTH_Q5_1;
+    float d, m, wv[32];
+    cq_q32<T>(p, wv, &d, &m);
 #pragma unroll
     for (int t = 0; t < NT; t++) {
         if (t < ntok) {
             const float4 *xv = (const float4 *)(x + (size_t)t * xs + e0);
-            float s = 0.0f;
+            float s = 0.0f, sx = 0.0f;
 #pragma unroll
             for (int i = 0; i < 8; i++) {
                 const float4 a = xv[i];
                 s += wv[4 * i] * a.x + wv[4 * i + 1] * a.y + wv[4 * i + 2] * a.z + wv[4 * i + 3] * a.w;
+                if (has_min) sx += (a.x + a.y) + (a.z + a.w);
             }
-            acc[t] += d * s;
+            acc[t] += has_min ? d * s + m * sx : d * s;
         }
     }
 }
@@ -129,8 +116,11 @@ template <int T, int NT>
 __global__ void __launch_bounds__(MV_WARPS * 32)
     k_mv_q(const uint8_t *w, size_t w_nb1, int64_t K, int64_t nrows, const float *x, size_t xs, int ntok,
            const float *bias, float *out, size_t o_stride) {
-    constexpr int BS = T == HEARTH_Q8_0 ? (int)sizeof(block_q8_0) : (int)sizeof(block_q4_0);
-    constexpr int SEG_BYTES = MV_SEG_BLOCKS * BS; /* 1088 or 576: multiples of 16 */
+    constexpr int BS = T == HEARTH_Q8_0 ? (int)sizeof(block_q8_0) : T == HEARTH_Q4_0 ? (int)sizeof(block_q4_0)
+                       : T == HEARTH_Q4_1 ? (int)sizeof(block_q4_1) : T == HEARTH_Q5_0 ? (int)sizeof(block_q5_0)
+                                                                       : (int)sizeof(block_q5_1);
+    constexpr int SEG_BYTES = MV_SEG_BLOCKS * BS; /* 32 blocks of 34, 18, 20, 22 or 24 bytes: multiples of 16 */
+    static_assert(SEG_BYTES % 16 == 0, "a segment is copied as uint4s");
     constexpr int SEG_VECS = SEG_BYTES / 16;
     __shared__ __align__(16) uint8_t sm[MV_WARPS][MV_SEGS][SEG_BYTES];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;

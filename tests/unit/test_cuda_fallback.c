@@ -46,7 +46,8 @@ static void test_named_cuda(const char *name) {
         CHECK(!strncmp(bi.name, "cuda:", 5));
         CHECK(!bi.host_visible);
         CHECK(b->ops->supports_type(b, HEARTH_Q4_0));
-        CHECK(!b->ops->supports_type(b, HEARTH_Q5_1));
+        CHECK(b->ops->supports_type(b, HEARTH_Q5_1));
+        CHECK(!b->ops->supports_type(b, HEARTH_Q8_K)); /* an activation format, never a weight */
         hearth_backend_free(b);
         return;
     }
