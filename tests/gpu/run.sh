@@ -59,7 +59,8 @@ if [ "${1:-}" = "--pack" ]; then
     SHARED=${HEARTH_SHARED:-$ROOT/../shared}
     for m in stories260K-q8_0 stories260K-f16 stories260K-q4_k_m hearth-kjv-llama-q4_0 hearth-kjv-llama-q8_0 \
         hearth-kjv-llama-f16 hearth-kjv-llama-q6_k hearth-kjv-qwen2-q8_0 \
-        hearth-kjv-qwen3-q4_0 hearth-kjv-qwen3-f16; do
+        hearth-kjv-qwen3-q4_0 hearth-kjv-qwen3-f16 \
+        hearth-kjv-llama-q4_1 hearth-kjv-llama-q5_0 hearth-kjv-llama-q5_1 hearth-kjv-llama-q5_k; do
         cp "$SHARED/models/$m.gguf" "$CARRY/models/"
     done
     git describe --always --dirty --abbrev=12 >"$CARRY/commit" 2>/dev/null || true

@@ -173,8 +173,10 @@ static hearth_cuda_counters counters(void) {
     return k;
 }
 
-static const hearth_dtype k_types[] = {HEARTH_F32, HEARTH_F16, HEARTH_BF16, HEARTH_Q8_0,
-                                       HEARTH_Q4_0, HEARTH_Q4_K, HEARTH_Q6_K};
+/* every weight type the CUDA kernels decode (cuda_type_supported) */
+static const hearth_dtype k_types[] = {HEARTH_F32,  HEARTH_F16,  HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q4_0,
+                                       HEARTH_Q4_1, HEARTH_Q5_0, HEARTH_Q5_1, HEARTH_Q2_K, HEARTH_Q3_K,
+                                       HEARTH_Q4_K, HEARTH_Q5_K, HEARTH_Q6_K};
 
 static double mm_tol(hearth_dtype t) {
     switch (t) {
@@ -199,7 +201,7 @@ static void test_get_rows(void) {
         gpu->ops->get_rows(gpu, &w.g, ids, 9, &o.g);
         char what[64];
         snprintf(what, sizeof what, "get_rows %s", hearth_dtype_name(t));
-        compare(what, &o, 1e-6);
+        compare(what, &o, 0); /* cuda_quant.h computes dtype.c's expressions, unfused: exact */
         pair_free(&w);
         pair_free(&o);
     }
@@ -449,25 +451,29 @@ static void test_argmax(void) {
 }
 
 /* The matmul paths of the default backend: the tensor-core GEMM (16 tokens and
- * more) and the 16-byte matvec (fewer; F16, Q8_0, Q4_0), against the CPU and
+ * more) and the 16-byte matvec (fewer; F16 and the 32-element blocks Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1; the K-quants take the reference kernel), against the CPU and
  * against the reference warp-per-row kernel, at token counts that are not
  * multiples of the tiles and an odd number of weight rows. */
 static void test_matmul_paths(void) {
     printf("matmul paths (gemm from 16 tokens, matvec below), vs cpu and vs the reference kernel\n");
     /* 2, 7 and 12 tokens: the matvec's 2- and 8-token variants, 12 in two groups (grid.y 2) */
     const int toks[] = {1, 2, 7, 12, 16, 33, 128, 512};
-    const hearth_dtype types[] = {HEARTH_F16, HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_K, HEARTH_Q6_K};
+    const hearth_dtype types[] = {HEARTH_F16,  HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0,
+                                  HEARTH_Q5_1, HEARTH_Q2_K, HEARTH_Q3_K, HEARTH_Q4_K, HEARTH_Q5_K, HEARTH_Q6_K};
     const hearth_cuda_counters k0 = counters();
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         for (int shape = 0; shape < 3; shape++) {
             const hearth_dtype t = types[i];
             /* odd row counts; the second shape is one GEMM_BM tile and a bit; the third has
-             * 152 blocks a row, so the Q8_0/Q4_0 matvec's rounds of 64 blocks through shared
-             * memory loop (reusing the buffer) and end on a part-filled segment */
+             * 152 blocks a row, so the 32-element-block matvec's rounds of 64 blocks through
+             * shared memory loop (reusing the buffer) and end on a part-filled segment */
             const int64_t Ks[3] = {1024, 2048, 4864}, Ns[3] = {301, 129, 67};
             const int64_t K = Ks[shape], N = Ns[shape];
+            const bool q32 = t == HEARTH_Q8_0 || t == HEARTH_Q4_0 || t == HEARTH_Q4_1 || t == HEARTH_Q5_0 ||
+                             t == HEARTH_Q5_1;
             if (shape == 1 && t != HEARTH_Q4_0 && t != HEARTH_F16) continue;
-            if (shape == 2 && t != HEARTH_Q4_0 && t != HEARTH_Q8_0 && t != HEARTH_F16) continue;
+            if (shape == 2 && !q32 && t != HEARTH_F16) continue;
             pair w = pair_new(t, K, N), b = pair_new(HEARTH_F32, N, 1);
             pair_random(&w, 1.0f);
             pair_random(&b, 1.0f);
@@ -497,6 +503,25 @@ static void test_matmul_paths(void) {
             }
             pair_free(&w);
             pair_free(&b);
+        }
+    /* rows of 3 blocks (66 bytes of Q5_0, 60 of Q4_1): not 16-byte multiples, so the
+     * matvec leaves them to the reference kernel; the GEMM's K tail (96 = 3 x 32) */
+    const hearth_dtype odd[] = {HEARTH_Q5_0, HEARTH_Q4_1};
+    for (int i = 0; i < 2; i++)
+        for (int T = 3; T <= 19; T += 16) {
+            pair w = pair_new(odd[i], 96, 45), x = pair_new(HEARTH_F32, 96, T), o = pair_new(HEARTH_F32, 45, T);
+            pair_random(&w, 1.0f);
+            pair_random(&x, 1.0f);
+            poison(&o);
+            cpu->ops->matmul(cpu, &w.c, &x.c, NULL, &o.c);
+            gpu->ops->matmul(gpu, &w.g, &x.g, NULL, &o.g);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s K=96 N=45 tokens=%d", T >= 16 ? "gemm" : "matmul",
+                     hearth_dtype_name(odd[i]), T);
+            compare(what, &o, mm_tol(odd[i]));
+            pair_free(&w);
+            pair_free(&x);
+            pair_free(&o);
         }
     /* F16 rows whose length is not a multiple of the GEMM's K step (32) or of 8 */
     const int64_t ks[] = {1000, 100};
