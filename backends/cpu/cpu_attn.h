@@ -30,7 +30,7 @@ void hearth_silu_mul_avx2(int n, float *out, const float *g, const float *u);
  * through the page table; k and v point at the KV head's part of slot 0,
  * slots k_stride / v_stride bytes apart. Each query's result is exactly what
  * it would be alone (n_q = 1): the tokens only share the widening of K and V. */
-#define HEARTH_ATTN_MAX_Q 4
+#define HEARTH_ATTN_MAX_Q 8
 
 typedef struct hearth_attn_f16_args {
     int head_dim, group, n_q, page_size;
