@@ -504,38 +504,26 @@ static void test_matmul_paths(void) {
             pair_free(&w);
             pair_free(&b);
         }
-    /* rows of 3 blocks (66 bytes of Q5_0, 60 of Q4_1): not 16-byte multiples, so the
-     * matvec leaves them to the reference kernel; the GEMM's K tail (96 = 3 x 32) */
-    const hearth_dtype odd[] = {HEARTH_Q5_0, HEARTH_Q4_1};
-    for (int i = 0; i < 2; i++)
-        for (int T = 3; T <= 19; T += 16) {
-            pair w = pair_new(odd[i], 96, 45), x = pair_new(HEARTH_F32, 96, T), o = pair_new(HEARTH_F32, 45, T);
-            pair_random(&w, 1.0f);
-            pair_random(&x, 1.0f);
-            poison(&o);
-            cpu->ops->matmul(cpu, &w.c, &x.c, NULL, &o.c);
-            gpu->ops->matmul(gpu, &w.g, &x.g, NULL, &o.g);
-            char what[64];
-            snprintf(what, sizeof what, "%s %s K=96 N=45 tokens=%d", T >= 16 ? "gemm" : "matmul",
-                     hearth_dtype_name(odd[i]), T);
-            compare(what, &o, mm_tol(odd[i]));
-            pair_free(&w);
-            pair_free(&x);
-            pair_free(&o);
-        }
-    /* F16 rows whose length is not a multiple of the GEMM's K step (32) or of 8 */
-    const int64_t ks[] = {1000, 100};
-    for (int i = 0; i < 2; i++) {
-        const int64_t K = ks[i], N = 77;
-        pair w = pair_new(HEARTH_F16, K, N), x = pair_new(HEARTH_F32, K, 33), o = pair_new(HEARTH_F32, N, 33);
+    /* Odd rows, vs the CPU: F16 rows whose length is not a multiple of the GEMM's K
+     * step (32) or of 8; rows of 3 blocks (66 bytes of Q5_0, 60 of Q4_1) that are not
+     * 16-byte multiples, so at 3 tokens the matvec leaves them to the reference kernel
+     * and at 19 the GEMM decodes weight tiles from rows only 2- or 4-byte aligned. */
+    const struct { hearth_dtype t; int64_t K, N; int T; } odd[] = {
+        {HEARTH_F16, 1000, 77, 33}, {HEARTH_F16, 100, 77, 33}, {HEARTH_Q5_0, 96, 45, 3},
+        {HEARTH_Q5_0, 96, 45, 19},  {HEARTH_Q4_1, 96, 45, 3},  {HEARTH_Q4_1, 96, 45, 19}};
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+        const int64_t K = odd[i].K, N = odd[i].N;
+        const int T = odd[i].T;
+        pair w = pair_new(odd[i].t, K, N), x = pair_new(HEARTH_F32, K, T), o = pair_new(HEARTH_F32, N, T);
         pair_random(&w, 1.0f);
         pair_random(&x, 1.0f);
         poison(&o);
         cpu->ops->matmul(cpu, &w.c, &x.c, NULL, &o.c);
         gpu->ops->matmul(gpu, &w.g, &x.g, NULL, &o.g);
         char what[64];
-        snprintf(what, sizeof what, "gemm f16 K=%lld (tail) N=77 tokens=33", (long long)K);
-        compare(what, &o, mm_tol(HEARTH_F16));
+        snprintf(what, sizeof what, "%s %s K=%lld N=%lld tokens=%d (odd rows)", T >= 16 ? "gemm" : "matmul",
+                 hearth_dtype_name(odd[i].t), (long long)K, (long long)N, T);
+        compare(what, &o, mm_tol(odd[i].t));
         pair_free(&w);
         pair_free(&x);
         pair_free(&o);
