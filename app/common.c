@@ -19,6 +19,10 @@ double app_now_ms(void) {
 
 hearth_status app_open_model(const char *model_path, const char *backend_name, int threads, int gpu_layers,
                              hearth_backend **be_out, hearth_model **model_out, hearth_error *err) {
+    if (gpu_layers < HEARTH_GPU_LAYERS_ALL)
+        return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                "--gpu-layers %d: give a layer count (0 = none on the GPU) or -1 for all",
+                                gpu_layers);
     hearth_backend_config bc = {backend_name ? backend_name : "auto", threads};
     hearth_backend *be = hearth_backend_create(&bc, err);
     if (!be) return err ? err->code : HEARTH_ERR_BACKEND;

@@ -78,6 +78,7 @@ $BIN info "$MODEL" --json --ctx 512 --parallel 2 >"$TMP/i.json" 2>&1
 check '[ "$(json "$TMP/i.json" "d[\"architecture\"], d[\"hparams\"][\"n_layer\"], d[\"hparams\"][\"n_head_kv\"], d[\"tensor_types\"].get(\"q8_0\")")" = "llama 4 2 30" ]' "info --json fields"
 check '[ "$(json "$TMP/i.json" "d[\"memory\"][\"kv_bytes\"]")" = "$((2 * 4 * 512 * 2 * 64 * 2))" ]' "info: KV bytes for ctx 512 x 2"
 $BIN info "$MODEL" >"$TMP/o" 2>&1; check 'grep -q "grouped-query attention" "$TMP/o" && grep -q "kv cache" "$TMP/o"' "info text"
+$BIN run -m "$MODEL" -p x -n 1 --gpu-layers -5 >"$TMP/o" 2>&1; check '[ $? -ne 0 ] && grep -q "gpu-layers -5: give a layer count" "$TMP/o"' "run: bad --gpu-layers"
 # devices: the CPU is always listed, with memory; JSON for scripts
 $BIN info --devices --json >"$TMP/dev.json" 2>&1
 check '[ "$(json "$TMP/dev.json" "d[\"devices\"][0][\"select\"], d[\"devices\"][0][\"usable\"], d[\"devices\"][0][\"mem_total\"] > 0")" = "cpu True True" ]' "info --devices --json: the cpu first"
