@@ -6,7 +6,7 @@
 # skips the sanitizer builds.
 set -euo pipefail
 cd "$(dirname "$0")"
-bash packaging/install-deps.sh
+bash packaging/install-deps.sh --tests
 JOBS=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEARTH_WERROR=ON >/dev/null
 cmake --build build -j"$JOBS"

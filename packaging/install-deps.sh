@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages Hearth needs to build and test.
+# Install the Debian packages Hearth needs to build (and, with --tests, to
+# run the whole test suite: ./test.sh passes it; ./run.sh does not).
 # Idempotent: only missing packages are installed; apt-get update runs once
 # when something is missing. Needs root (or sudo).
 set -euo pipefail
@@ -11,11 +12,16 @@ PKGS=(
   libncurses-dev              # TUI (wide-character ncursesw)
   libcjson-dev                # JSON (API bodies, --json output)
   libmicrohttpd-dev           # HTTP server for `hearth serve`
-  clang libclang-rt-dev       # libFuzzer + sanitizers
-  tmux                        # TUI tests
-  libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools  # Vulkan backend, lavapipe for tests
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # arm64 cross build + emulation (tests/cli/test_neon_qemu.sh)
+  libvulkan-dev glslc         # Vulkan backend (the GPU's own driver does the rest)
 )
+if [ "${1:-}" = "--tests" ]; then
+  PKGS+=(
+    clang libclang-rt-dev     # libFuzzer + sanitizers
+    tmux                      # TUI tests
+    mesa-vulkan-drivers vulkan-tools  # lavapipe: the Vulkan tests' device
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # arm64 cross build + emulation (test_neon_qemu.sh)
+  )
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
