@@ -33,7 +33,9 @@ typedef struct cpu_ctx {
     int att_blocks_n;
 } cpu_ctx;
 
-static cpu_ctx *ctx_of(hearth_backend *b) { return b->ctx; }
+static cpu_ctx *ctx_of(hearth_backend *b) {
+    return b->ctx;
+}
 
 static double now_us(void) {
     struct timespec ts;
@@ -42,12 +44,12 @@ static double now_us(void) {
 }
 
 #define PROFILE_BEGIN(b) double t0_ = (b)->profile ? now_us() : 0
-#define PROFILE_END(b, op)                                \
-    do {                                                  \
-        if ((b)->profile) {                               \
-            (b)->op_time_us[op] += now_us() - t0_;        \
-            (b)->op_count[op]++;                          \
-        }                                                 \
+#define PROFILE_END(b, op)                                                                                   \
+    do {                                                                                                     \
+        if ((b)->profile) {                                                                                  \
+            (b)->op_time_us[op] += now_us() - t0_;                                                           \
+            (b)->op_count[op]++;                                                                             \
+        }                                                                                                    \
     } while (0)
 
 static void *scratch_get(cpu_ctx *c, size_t bytes) {
@@ -60,8 +62,12 @@ static void *scratch_get(cpu_ctx *c, size_t bytes) {
     return c->scratch;
 }
 
-static inline float *row_f32(const hearth_tensor *t, int64_t r) { return (float *)((char *)t->data + r * t->nb1); }
-static inline void *row_ptr(const hearth_tensor *t, int64_t r) { return (char *)t->data + r * t->nb1; }
+static inline float *row_f32(const hearth_tensor *t, int64_t r) {
+    return (float *)((char *)t->data + r * t->nb1);
+}
+static inline void *row_ptr(const hearth_tensor *t, int64_t r) {
+    return (char *)t->data + r * t->nb1;
+}
 
 /* Split [0, n) into nth near-equal parts; part ith is [*lo, *hi). */
 static inline void split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
@@ -110,25 +116,39 @@ static void *cpu_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
     }
     return p;
 }
-static void cpu_dealloc(hearth_backend *b, void *p) { free(p); }
-static void cpu_upload(hearth_backend *b, void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
-static void cpu_download(hearth_backend *b, void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
-static void cpu_copy(hearth_backend *b, void *dst, const void *src, size_t n) { memmove(dst, src, n); }
+static void cpu_dealloc(hearth_backend *b, void *p) {
+    free(p);
+}
+static void cpu_upload(hearth_backend *b, void *dst, const void *src, size_t n) {
+    memcpy(dst, src, n);
+}
+static void cpu_download(hearth_backend *b, void *dst, const void *src, size_t n) {
+    memcpy(dst, src, n);
+}
+static void cpu_copy(hearth_backend *b, void *dst, const void *src, size_t n) {
+    memmove(dst, src, n);
+}
 
-static bool cpu_supports_type(hearth_backend *b, hearth_dtype t) { return hearth_cpu_vec_dot(t) != NULL; }
+static bool cpu_supports_type(hearth_backend *b, hearth_dtype t) {
+    return hearth_cpu_vec_dot(t) != NULL;
+}
 
 /* ------------------------------------------------------------ get_rows */
 
-static void cpu_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n, hearth_tensor *out) {
+static void cpu_get_rows(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n,
+                         hearth_tensor *out) {
     PROFILE_BEGIN(b);
     const hearth_dtype_traits *tr = hearth_dtype_info(w->type);
-    for (int i = 0; i < n; i++) tr->to_float(row_ptr(w, ids[i]), row_f32(out, i), w->ne0);
+    for (int i = 0; i < n; i++)
+        tr->to_float(row_ptr(w, ids[i]), row_f32(out, i), w->ne0);
     PROFILE_END(b, HEARTH_OP_GET_ROWS);
 }
 
-static void cpu_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n, hearth_tensor *out) {
+static void cpu_get_rows_f32(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n,
+                             hearth_tensor *out) {
     PROFILE_BEGIN(b);
-    for (int i = 0; i < n; i++) memmove(row_f32(out, i), row_f32(x, rows[i]), (size_t)x->ne0 * sizeof(float));
+    for (int i = 0; i < n; i++)
+        memmove(row_f32(out, i), row_f32(x, rows[i]), (size_t)x->ne0 * sizeof(float));
     PROFILE_END(b, HEARTH_OP_COPY);
 }
 
@@ -154,11 +174,14 @@ static void rms_rows(const void *job, int64_t lo, int64_t hi) {
         double s4[4] = {0, 0, 0, 0};
         int64_t i = 0;
         for (; i + 4 <= x->ne0; i += 4)
-            for (int k = 0; k < 4; k++) s4[k] += (double)(xr[i + k] * xr[i + k]);
+            for (int k = 0; k < 4; k++)
+                s4[k] += (double)(xr[i + k] * xr[i + k]);
         double ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-        for (; i < x->ne0; i++) ss += (double)(xr[i] * xr[i]);
+        for (; i < x->ne0; i++)
+            ss += (double)(xr[i] * xr[i]);
         float scale = 1.0f / sqrtf((float)(ss / x->ne0) + eps);
-        for (i = 0; i < x->ne0; i++) o[i] = xr[i] * scale * wd[i];
+        for (i = 0; i < x->ne0; i++)
+            o[i] = xr[i] * scale * wd[i];
     }
 }
 
@@ -176,7 +199,7 @@ typedef struct matmul_job {
     const hearth_tensor *w;
     const hearth_tensor *bias;
     hearth_tensor *out;
-    const void *act;  /* converted activations, act_row bytes apart */
+    const void *act; /* converted activations, act_row bytes apart */
     size_t act_row;
     int64_t n_tokens;
     hearth_vec_dot_fn dot;
@@ -186,7 +209,9 @@ typedef struct matmul_job {
 
 enum { MATMUL_ROW_TILE = 16, MATMUL_TOK_TILE = 64 };
 
-static inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t min_i64(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
 
 /* Rows [lo, hi) of the output, all tokens. With a GEMM kernel, one call per
  * tile of gemm_rows x gemm_toks (decode's single token too, so prefill,
@@ -206,11 +231,13 @@ static void matmul_worker(void *arg, int ith, int nth) {
         for (int64_t t0 = 0; t0 < j->n_tokens; t0 += tok_tile) {
             const int64_t t1 = min_i64(t0 + tok_tile, j->n_tokens);
             if (j->gemm) {
-                j->gemm(j->w->ne0, row_ptr(j->w, r0), j->w->nb1, (int)(r1 - r0), (const char *)j->act + t0 * j->act_row,
-                        j->act_row, (int)(t1 - t0), row_f32(j->out, t0) + r0, out_stride);
+                j->gemm(j->w->ne0, row_ptr(j->w, r0), j->w->nb1, (int)(r1 - r0),
+                        (const char *)j->act + t0 * j->act_row, j->act_row, (int)(t1 - t0),
+                        row_f32(j->out, t0) + r0, out_stride);
                 if (bias)
                     for (int64_t t = t0; t < t1; t++)
-                        for (int64_t r = r0; r < r1; r++) row_f32(j->out, t)[r] += bias[r];
+                        for (int64_t r = r0; r < r1; r++)
+                            row_f32(j->out, t)[r] += bias[r];
                 continue;
             }
             for (int64_t r = r0; r < r1; r++) {
@@ -238,8 +265,8 @@ static void act_rows(const void *job, int64_t lo, int64_t hi) {
         hearth_cpu_quantize_act(j->vdt, row_f32(j->x, t), (char *)j->act + t * j->act_row, j->x->ne0);
 }
 
-static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
-                       hearth_tensor *out) {
+static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x,
+                       const hearth_tensor *bias, hearth_tensor *out) {
     PROFILE_BEGIN(b);
     cpu_ctx *c = ctx_of(b);
     hearth_dtype vdt = hearth_dtype_info(w->type)->vec_dot_type;
@@ -266,7 +293,8 @@ static void add_rows(const void *job, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         const float *x = row_f32(j->a, r), *y = row_f32(j->c, r);
         float *o = row_f32(j->out, r);
-        for (int64_t i = 0; i < j->a->ne0; i++) o[i] = x[i] + y[i];
+        for (int64_t i = 0; i < j->a->ne0; i++)
+            o[i] = x[i] + y[i];
     }
 }
 
@@ -289,11 +317,13 @@ static void silu_mul_rows(const void *job, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         const float *g = row_f32(j->a, r), *u = row_f32(j->c, r);
         float *o = row_f32(j->out, r);
-        for (int64_t i = 0; i < j->a->ne0; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        for (int64_t i = 0; i < j->a->ne0; i++)
+            o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
     }
 }
 
-static void cpu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
+static void cpu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
+                         hearth_tensor *out) {
     PROFILE_BEGIN(b);
     const ew_job j = {gate, up, out};
     run_rows(ctx_of(b), gate->ne1, gate->ne0, silu_mul_rows, &j);
@@ -328,7 +358,8 @@ static void rope_rows(const void *job, int64_t lo, int64_t hi) {
         for (int h = 0; h < j->n_heads; h++) {
             float *v = row + (size_t)h * hd;
             for (int i = 0; i < half; i++) {
-                int i0 = p->mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = p->mode == HEARTH_ROPE_NEOX ? i + half : 2 * i + 1;
+                int i0 = p->mode == HEARTH_ROPE_NEOX ? i : 2 * i,
+                    i1 = p->mode == HEARTH_ROPE_NEOX ? i + half : 2 * i + 1;
                 float a = v[i0], c = v[i1];
                 v[i0] = a * cs[i] - c * sn[i];
                 v[i1] = a * sn[i] + c * cs[i];
@@ -357,10 +388,12 @@ static void kv_store_rows(const void *job, int64_t lo, int64_t hi) {
     const kv_store_job *j = job;
     /* the same SIMD converters as the activations (F16 via F16C, Q8_0 blocks) */
     for (int64_t t = lo; t < hi; t++)
-        hearth_cpu_quantize_act(j->pool->type, row_f32(j->src, t), row_ptr(j->pool, j->slots[t]), j->src->ne0);
+        hearth_cpu_quantize_act(j->pool->type, row_f32(j->src, t), row_ptr(j->pool, j->slots[t]),
+                                j->src->ne0);
 }
 
-static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots) {
+static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src,
+                         const int32_t *slots) {
     PROFILE_BEGIN(b);
     const kv_store_job j = {pool, src, slots};
     run_rows(ctx_of(b), src->ne1, src->ne0, kv_store_rows, &j);
@@ -393,16 +426,18 @@ typedef struct attn_job {
     size_t q_row_bytes; /* one head of Q in the K dot format */
     hearth_axpy_f16_fn axpy_f16;
     hearth_axpy_f32_fn axpy_f32;
-    bool f16_kernel; /* F16 K/V and a head size the AVX-512 group kernel takes */
+    bool f16_kernel;   /* F16 K/V and a head size the AVX-512 group kernel takes */
     const int *blocks; /* block b = tokens blocks[b] .. blocks[b+1]-1, one sequence */
     int n_blocks;
 } attn_job;
 
 static void axpy_f16_ref(int n, float *y, float a, const uint16_t *x) {
-    for (int i = 0; i < n; i++) y[i] = fmaf(a, hearth_f16_to_f32(x[i]), y[i]);
+    for (int i = 0; i < n; i++)
+        y[i] = fmaf(a, hearth_f16_to_f32(x[i]), y[i]);
 }
 static void axpy_f32_ref(int n, float *y, float a, const float *x) {
-    for (int i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+    for (int i = 0; i < n; i++)
+        y[i] = fmaf(a, x[i], y[i]);
 }
 
 static void attn_one(const attn_job *j, int t, int g, char *base);
@@ -413,7 +448,8 @@ static void attn_worker(void *arg, int ith, int nth) {
 #if HEARTH_HAVE_AVX512_KERNELS
     const hearth_attn_meta *m = j->m;
     const int G = j->n_heads / j->n_kv_heads, hd = j->hd;
-    const size_t k_head_off = hearth_dtype_row_size(j->k->type, hd), v_head_off = hearth_dtype_row_size(j->v->type, hd);
+    const size_t k_head_off = hearth_dtype_row_size(j->k->type, hd),
+                 v_head_off = hearth_dtype_row_size(j->v->type, hd);
 #endif
     /* One item = a block of tokens and one KV head. Items are dealt
      * round-robin: a causal prompt's later tokens have more keys, so
@@ -422,22 +458,37 @@ static void attn_worker(void *arg, int ith, int nth) {
     for (int64_t w = ith; w < n_work; w += nth) {
         const int blk = (int)(w / j->n_kv_heads), g = (int)(w % j->n_kv_heads);
 #if HEARTH_HAVE_AVX512_KERNELS
-        if (j->f16_kernel) { /* the kernel's scratch from base, the F16 queries at the end */
+        if (j->f16_kernel) {        /* the kernel's scratch from base, the F16 queries at the end */
             if (w + nth < n_work) { /* start the next item's memory traffic */
                 const int nb_ = (int)((w + nth) / j->n_kv_heads), ng = (int)((w + nth) % j->n_kv_heads);
                 const int nt0 = j->blocks[nb_], nnq = j->blocks[nb_ + 1] - nt0;
-                hearth_attn_f16_args na = {hd, G, nnq, m->page_size, {0}, m->page_table + m->pt_offset[nt0],
+                hearth_attn_f16_args na = {hd,
+                                           G,
+                                           nnq,
+                                           m->page_size,
+                                           {0},
+                                           m->page_table + m->pt_offset[nt0],
                                            (const char *)j->k->data + (size_t)ng * k_head_off,
-                                           (const char *)j->v->data + (size_t)ng * v_head_off, j->k->nb1,
-                                           j->v->nb1, j->scale};
-                for (int i = 0; i < nnq; i++) na.n_kv[i] = m->kv_len[nt0 + i];
+                                           (const char *)j->v->data + (size_t)ng * v_head_off,
+                                           j->k->nb1,
+                                           j->v->nb1,
+                                           j->scale};
+                for (int i = 0; i < nnq; i++)
+                    na.n_kv[i] = m->kv_len[nt0 + i];
                 hearth_attn_f16_avx512_prefetch(&na);
             }
             const int t0 = j->blocks[blk], nq = j->blocks[blk + 1] - t0;
             char *q16 = base + j->scratch_per_thread - (size_t)HEARTH_ATTN_MAX_Q * G * j->q_row_bytes;
-            hearth_attn_f16_args a = {hd, G, nq, m->page_size, {0}, m->page_table + m->pt_offset[t0],
+            hearth_attn_f16_args a = {hd,
+                                      G,
+                                      nq,
+                                      m->page_size,
+                                      {0},
+                                      m->page_table + m->pt_offset[t0],
                                       (const char *)j->k->data + (size_t)g * k_head_off,
-                                      (const char *)j->v->data + (size_t)g * v_head_off, j->k->nb1, j->v->nb1,
+                                      (const char *)j->v->data + (size_t)g * v_head_off,
+                                      j->k->nb1,
+                                      j->v->nb1,
                                       j->scale};
             const uint16_t *qp[HEARTH_ATTN_MAX_Q];
             float *op[HEARTH_ATTN_MAX_Q];
@@ -463,19 +514,20 @@ static void attn_worker(void *arg, int ith, int nth) {
 static void attn_one(const attn_job *j, int t, int g, char *base) {
     const hearth_attn_meta *m = j->m;
     const int G = j->n_heads / j->n_kv_heads, hd = j->hd;
-    float *s = (float *)base;                      /* [G][ATT_TILE] scores, then weights */
-    float *acc = s + (size_t)G * ATT_TILE;         /* [G][hd] */
-    float *mx = acc + (size_t)G * hd;              /* [G] */
-    float *l = mx + G;                             /* [G] */
-    float *vtmp = l + G;                           /* [hd] */
-    char *qk = (char *)(vtmp + hd);                /* [G] q heads in the K dot format */
+    float *s = (float *)base;              /* [G][ATT_TILE] scores, then weights */
+    float *acc = s + (size_t)G * ATT_TILE; /* [G][hd] */
+    float *mx = acc + (size_t)G * hd;      /* [G] */
+    float *l = mx + G;                     /* [G] */
+    float *vtmp = l + G;                   /* [hd] */
+    char *qk = (char *)(vtmp + hd);        /* [G] q heads in the K dot format */
     const hearth_dtype kt = j->k->type, vt = j->v->type;
     const hearth_dtype kdot = hearth_dtype_info(kt)->vec_dot_type;
     const hearth_vec_dot_fn dot = hearth_cpu_vec_dot(kt);
     const size_t k_head_off = hearth_dtype_row_size(kt, hd), v_head_off = hearth_dtype_row_size(vt, hd);
     {
         for (int h = 0; h < G; h++) {
-            hearth_cpu_quantize_act(kdot, row_f32(j->q, t) + (size_t)(g * G + h) * hd, qk + h * j->q_row_bytes, hd);
+            hearth_cpu_quantize_act(kdot, row_f32(j->q, t) + (size_t)(g * G + h) * hd,
+                                    qk + h * j->q_row_bytes, hd);
             mx[h] = -INFINITY;
             l[h] = 0;
         }
@@ -502,7 +554,8 @@ static void attn_one(const attn_job *j, int t, int g, char *base) {
                     if (sh[i] > tmax) tmax = sh[i];
                 const float c = expf(mx[h] - tmax); /* 0 on the first tile (mx = -inf) */
                 if (c != 1.0f) {
-                    for (int d = 0; d < hd; d++) acc[h * hd + d] *= c;
+                    for (int d = 0; d < hd; d++)
+                        acc[h * hd + d] *= c;
                     l[h] *= c;
                 }
                 mx[h] = tmax;
@@ -517,18 +570,21 @@ static void attn_one(const attn_job *j, int t, int g, char *base) {
                 const int64_t slot = (int64_t)pt[p / m->page_size] * m->page_size + p % m->page_size;
                 const char *vrow = (const char *)row_ptr(j->v, slot) + (size_t)g * v_head_off;
                 if (vt == HEARTH_F16) {
-                    for (int h = 0; h < G; h++) j->axpy_f16(hd, acc + (size_t)h * hd, s[h * ATT_TILE + i], (const uint16_t *)vrow);
+                    for (int h = 0; h < G; h++)
+                        j->axpy_f16(hd, acc + (size_t)h * hd, s[h * ATT_TILE + i], (const uint16_t *)vrow);
                     continue;
                 }
                 const float *v = vt == HEARTH_F32 ? (const float *)vrow : vtmp;
                 if (vt != HEARTH_F32) hearth_dequantize_row(vt, vrow, vtmp, hd);
-                for (int h = 0; h < G; h++) j->axpy_f32(hd, acc + (size_t)h * hd, s[h * ATT_TILE + i], v);
+                for (int h = 0; h < G; h++)
+                    j->axpy_f32(hd, acc + (size_t)h * hd, s[h * ATT_TILE + i], v);
             }
         }
         for (int h = 0; h < G; h++) {
             float *o = row_f32(j->out, t) + (size_t)(g * G + h) * hd;
             const float inv = 1.0f / l[h];
-            for (int d = 0; d < hd; d++) o[d] = acc[h * hd + d] * inv;
+            for (int d = 0; d < hd; d++)
+                o[d] = acc[h * hd + d] * inv;
         }
     }
 }
@@ -540,8 +596,9 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     cpu_ctx *c = ctx_of(b);
     const int G = n_heads / n_kv_heads;
     size_t q_row = hearth_dtype_row_size(hearth_dtype_info(k_pool->type)->vec_dot_type, head_dim);
-    size_t per = sizeof(float) * ((size_t)G * ATT_TILE + (size_t)G * head_dim + 2 * (size_t)G + (size_t)head_dim) +
-                 (size_t)G * q_row;
+    size_t per =
+        sizeof(float) * ((size_t)G * ATT_TILE + (size_t)G * head_dim + 2 * (size_t)G + (size_t)head_dim) +
+        (size_t)G * q_row;
     bool f16_kernel = false;
 #if HEARTH_HAVE_AVX512_KERNELS
     f16_kernel = k_pool->type == HEARTH_F16 && v_pool->type == HEARTH_F16 &&
@@ -572,13 +629,15 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     int n_blocks = 0;
     for (int t = 0; t < m->n_tokens;) {
         int e = t + 1;
-        while (f16_kernel && e < m->n_tokens && e - t < HEARTH_ATTN_MAX_Q && m->pt_offset[e] == m->pt_offset[t]) e++;
+        while (f16_kernel && e < m->n_tokens && e - t < HEARTH_ATTN_MAX_Q &&
+               m->pt_offset[e] == m->pt_offset[t])
+            e++;
         c->att_blocks[n_blocks++] = t;
         t = e;
     }
     c->att_blocks[n_blocks] = m->n_tokens;
-    attn_job j = {q,          k_pool,       v_pool,       m,         n_heads,        n_kv_heads,   head_dim,
-                  scale,      out,          c->att_scratch, per,     q_row,          axpy_f16_ref, axpy_f32_ref,
+    attn_job j = {q,          k_pool,        v_pool,         m,   n_heads, n_kv_heads,   head_dim,
+                  scale,      out,           c->att_scratch, per, q_row,   axpy_f16_ref, axpy_f32_ref,
                   f16_kernel, c->att_blocks, n_blocks};
 #ifdef HEARTH_HAVE_AVX2_KERNELS
     if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
@@ -592,7 +651,9 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
 
 /* ------------------------------------------------------------ lifecycle */
 
-static hearth_status cpu_synchronize(hearth_backend *b, hearth_error *err) { return HEARTH_OK; }
+static hearth_status cpu_synchronize(hearth_backend *b, hearth_error *err) {
+    return HEARTH_OK;
+}
 
 static void cpu_info(hearth_backend *b, hearth_backend_info *out) {
     cpu_ctx *c = ctx_of(b);
@@ -646,7 +707,8 @@ int hearth_cpu_physical_cores(void) {
     int phys = -1, pairs[1024][2], n_pairs = 0;
     while (fgets(line, sizeof line, f)) {
         int v;
-        if (sscanf(line, "physical id : %d", &v) == 1) phys = v;
+        if (sscanf(line, "physical id : %d", &v) == 1)
+            phys = v;
         else if (sscanf(line, "core id : %d", &v) == 1) {
             bool seen = false;
             for (int i = 0; i < n_pairs; i++)
