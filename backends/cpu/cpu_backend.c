@@ -3,11 +3,13 @@
  *
  * Tensors are host memory; weights point straight into the mmapped GGUF file
  * (no copies). Ops run at once on the backend's thread pool; synchronize is a
- * no-op. Quantized matmuls convert the activations to the weight type's
- * vec_dot_type once per op (8-bit blocks for integer dot products, as ggml
- * does), then every output is one vec_dot of a weight row with an activation
- * row. Owns: the thread pool and a growable scratch arena for converted
- * activations and attention scores.
+ * no-op. Matmuls convert the activations to the weight type's vec_dot_type
+ * once per op (8-bit blocks for integer dot products, as ggml does); each
+ * output is then the vec_dot of a weight row with an activation row, computed
+ * by a register-tiled GEMM kernel where the CPU has one for the type (bit for
+ * bit the same number, see cpu_quants.h). Row-wise ops split big batches over
+ * the pool. Owns: the thread pool and growable scratch for converted
+ * activations, attention tiles and attention token blocks.
  */
 #include <math.h>
 #include <stdio.h>
@@ -404,14 +406,19 @@ static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_te
 
 /* Flash-style paged attention, GQA-aware.
  *
- * One work item = one token and one KV head with the `group` query heads that
- * share it, so each K and V row is read once for the whole group. Keys are
+ * One work item = a block of tokens and one KV head with the `group` query
+ * heads that share it, so each K and V row is read once for the whole group
+ * (a block is one token, or with the AVX-512 F16 kernel up to
+ * HEARTH_ATTN_MAX_Q consecutive tokens of one sequence). Keys are
  * visited in tiles of ATT_TILE through the page table; per query head an
  * online softmax keeps a running max m, a running sum l and an unnormalised
  * output acc: for each tile, scores s = q.k * scale, m' = max(m, max s),
  * acc = acc * e^(m - m') + sum e^(s - m') v, l likewise. No n x n matrix.
  * Q is converted to the K type's dot-product format (F16 for an F16 cache, as
- * ggml does) and scored with the same SIMD dot kernels as the matmuls. */
+ * ggml does). An F16 cache with head size 64 or 128 on AVX-512 goes to the
+ * group kernel (avx512/attn_avx512.c: scores bit-identical to the F16 dot, a
+ * vector exp); otherwise attn_one scores key by key with the SIMD dot kernels
+ * of the matmuls. Either way a token's result does not depend on its batch. */
 
 enum { ATT_TILE = HEARTH_ATTN_TILE };
 
