@@ -687,6 +687,14 @@ hearth_gguf *hearth_gguf_open(const char *path, hearth_error *err) {
     return open_bytes(map, size, path, map, (size_t)size, err);
 }
 
+void hearth_gguf_prefetch(hearth_gguf *g) {
+    if (!g || !g->map || !g->map_len) return;
+    (void)madvise(g->map, g->map_len, MADV_WILLNEED);
+#ifdef MADV_POPULATE_READ
+    (void)madvise(g->map, g->map_len, MADV_POPULATE_READ); /* Linux >= 5.14; EINVAL before */
+#endif
+}
+
 void hearth_gguf_close(hearth_gguf *g) {
     if (!g) return;
     if (g->map) munmap(g->map, g->map_len);

@@ -78,6 +78,12 @@ hearth_gguf *hearth_gguf_open_memory(const void *data, size_t size, const char *
 
 void hearth_gguf_close(hearth_gguf *g);
 
+/* Fault the whole mapping in now (read-ahead, then page-table entries where
+ * the kernel can: MADV_POPULATE_READ), so the first forward pass does not
+ * pay ~one page fault per 4 KiB of weights. A hint: failures are ignored.
+ * For model loading; `hearth info` never calls it. */
+void hearth_gguf_prefetch(hearth_gguf *g);
+
 uint32_t hearth_gguf_version(const hearth_gguf *g);
 const char *hearth_gguf_path(const hearth_gguf *g);
 uint64_t hearth_gguf_file_size(const hearth_gguf *g);

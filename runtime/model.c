@@ -394,6 +394,8 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
 #undef T
     }
     compute_fingerprint(m);
+    /* weights read straight from the mapping: fault them in now, not during the first prompt */
+    if (m->n_device_layers < hp->n_layer || !m->backend->host) hearth_gguf_prefetch(m->gguf);
     return m;
 fail:
     hearth_model_free(m);
