@@ -196,6 +196,27 @@ static void gemm_one_token(hearth_dtype type, int64_t n, const void *w, size_t w
         dot(n, &out[r], (const char *)w + (size_t)r * w_stride, a);
 }
 
+/* 8 row vectors of 8 block values -> 8 running sums (lane r = row r),
+ * the blocks added in order: one transpose, then one add per block. */
+static inline __m256 add_blocks_8rows(__m256 acc, const __m256 vr[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(vr[0], vr[1]), t1 = _mm256_unpackhi_ps(vr[0], vr[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(vr[2], vr[3]), t3 = _mm256_unpackhi_ps(vr[2], vr[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(vr[4], vr[5]), t5 = _mm256_unpackhi_ps(vr[4], vr[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(vr[6], vr[7]), t7 = _mm256_unpackhi_ps(vr[6], vr[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x31));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x31));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x31));
+    return _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
 /* One token (decode) against Q4_0 rows. Everything that depends only on the
  * activation is prepared once for all nr rows: per 4 blocks, their first and
  * second 16 bytes packed into one register each (the order of a row's low and
@@ -278,23 +299,7 @@ static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int n
                     _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw), _mm256_load_ps(&da[i]));
                 vr[k] = v;
             }
-            const __m256 t0 = _mm256_unpacklo_ps(vr[0], vr[1]), t1 = _mm256_unpackhi_ps(vr[0], vr[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(vr[2], vr[3]), t3 = _mm256_unpackhi_ps(vr[2], vr[3]);
-            const __m256 t4 = _mm256_unpacklo_ps(vr[4], vr[5]), t5 = _mm256_unpackhi_ps(vr[4], vr[5]);
-            const __m256 t6 = _mm256_unpacklo_ps(vr[6], vr[7]), t7 = _mm256_unpackhi_ps(vr[6], vr[7]);
-            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            /* column b (lane r = row r's block i + b), added in block order */
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x20));
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x20));
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x20));
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x20));
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x31));
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x31));
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x31));
-            acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x31));
+            acc = add_blocks_8rows(acc, vr); /* column b = row r's block i + b, in block order */
         }
         _Alignas(32) float sums[8];
         _mm256_store_ps(sums, acc);
@@ -317,26 +322,6 @@ static void gemm_q4_0_one_token(int64_t n, const void *w, size_t w_stride, int n
     }
 }
 
-/* 8 row vectors of 8 block values -> 8 running sums (lane r = row r),
- * the blocks added in order: one transpose, then one add per block. */
-static inline __m256 add_blocks_8rows(__m256 acc, const __m256 vr[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(vr[0], vr[1]), t1 = _mm256_unpackhi_ps(vr[0], vr[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(vr[2], vr[3]), t3 = _mm256_unpackhi_ps(vr[2], vr[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(vr[4], vr[5]), t5 = _mm256_unpackhi_ps(vr[4], vr[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(vr[6], vr[7]), t7 = _mm256_unpackhi_ps(vr[6], vr[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x20));
-    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x20));
-    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x20));
-    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x20));
-    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x31));
-    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x31));
-    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x31));
-    return _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
 
 /* One token (decode) against Q8_0 rows, in the manner of the Q4_0 kernel
  * above: the activation's blocks packed contiguously, 128 * sum(y) and the
