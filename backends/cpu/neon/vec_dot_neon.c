@@ -44,41 +44,28 @@ static inline float32x4_t bf16x4_to_f32(const hearth_bf16 *p) {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
 }
 
-static void neon_dot_f16(int64_t n, float *out, const void *w, const void *a) {
-    const hearth_f16 *x = w, *y = a;
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = vfmaq_f32(s0, f16x4_to_f32(x + i), f16x4_to_f32(y + i));
-        s1 = vfmaq_f32(s1, f16x4_to_f32(x + i + 4), f16x4_to_f32(y + i + 4));
-        s2 = vfmaq_f32(s2, f16x4_to_f32(x + i + 8), f16x4_to_f32(y + i + 8));
-        s3 = vfmaq_f32(s3, f16x4_to_f32(x + i + 12), f16x4_to_f32(y + i + 12));
+/* Dot of two rows of 16-bit floats (F16 or BF16): widen 4 at a time, four
+ * accumulators, then the scalar tail. */
+#define NEON_DOT_HALF(name, T, widen4, widen1)                                              \
+    static void name(int64_t n, float *out, const void *w, const void *a) {                 \
+        const T *x = w, *y = a;                                                             \
+        float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;                         \
+        int64_t i = 0;                                                                      \
+        for (; i + 16 <= n; i += 16) {                                                      \
+            s0 = vfmaq_f32(s0, widen4(x + i), widen4(y + i));                               \
+            s1 = vfmaq_f32(s1, widen4(x + i + 4), widen4(y + i + 4));                       \
+            s2 = vfmaq_f32(s2, widen4(x + i + 8), widen4(y + i + 8));                       \
+            s3 = vfmaq_f32(s3, widen4(x + i + 12), widen4(y + i + 12));                     \
+        }                                                                                   \
+        for (; i + 4 <= n; i += 4)                                                          \
+            s0 = vfmaq_f32(s0, widen4(x + i), widen4(y + i));                               \
+        float sum = sum_tail_f32(s0, s1, s2, s3);                                           \
+        for (; i < n; i++)                                                                  \
+            sum += widen1(x[i]) * widen1(y[i]);                                             \
+        *out = sum;                                                                         \
     }
-    for (; i + 4 <= n; i += 4)
-        s0 = vfmaq_f32(s0, f16x4_to_f32(x + i), f16x4_to_f32(y + i));
-    float sum = sum_tail_f32(s0, s1, s2, s3);
-    for (; i < n; i++)
-        sum += hearth_f16_to_f32_inline(x[i]) * hearth_f16_to_f32_inline(y[i]);
-    *out = sum;
-}
-
-static void neon_dot_bf16(int64_t n, float *out, const void *w, const void *a) {
-    const hearth_bf16 *x = w, *y = a;
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = vfmaq_f32(s0, bf16x4_to_f32(x + i), bf16x4_to_f32(y + i));
-        s1 = vfmaq_f32(s1, bf16x4_to_f32(x + i + 4), bf16x4_to_f32(y + i + 4));
-        s2 = vfmaq_f32(s2, bf16x4_to_f32(x + i + 8), bf16x4_to_f32(y + i + 8));
-        s3 = vfmaq_f32(s3, bf16x4_to_f32(x + i + 12), bf16x4_to_f32(y + i + 12));
-    }
-    for (; i + 4 <= n; i += 4)
-        s0 = vfmaq_f32(s0, bf16x4_to_f32(x + i), bf16x4_to_f32(y + i));
-    float sum = sum_tail_f32(s0, s1, s2, s3);
-    for (; i < n; i++)
-        sum += hearth_bf16_to_f32_inline(x[i]) * hearth_bf16_to_f32_inline(y[i]);
-    *out = sum;
-}
+NEON_DOT_HALF(neon_dot_f16, hearth_f16, f16x4_to_f32, hearth_f16_to_f32_inline)
+NEON_DOT_HALF(neon_dot_bf16, hearth_bf16, bf16x4_to_f32, hearth_bf16_to_f32_inline)
 
 hearth_vec_dot_fn hearth_cpu_vec_dot_neon(hearth_dtype weight_type) {
     switch (weight_type) {
