@@ -6,7 +6,9 @@
 // an online softmax (running max m, sum l, unnormalised acc) folds tiles
 // together; each invocation owns head dims d = tid + j*WG of the output
 // (head_dim <= 256).
-// K/V pools are F32, F16 or Q8_0 (head_dim % 32 == 0), read in place as words.
+// K/V pools are F32, F16 or Q8_0 (head_dim % 32 == 0), read in place: as
+// words, or (STORAGE16/STORAGE8, the _st variants) halves and int8 quants
+// through 16/8-bit views of the same bindings (common.glsl for K, below for V).
 // Q follows the CPU backend's dot product for the K type: rounded to F16 for
 // an F16 pool; for a Q8_0 pool quantized per 32 to Q8_0 (d = amax/127 stored
 // as F16, q = rint(x * 127/amax)) and scored by integer block dots, as ggml
@@ -24,21 +26,40 @@ layout(push_constant) uniform P {
     float scale;
 } p;
 #define WBUF kp
+#define WBIND 1
 #include "common.glsl"
 #include "reduce.glsl"
 #define MAXD 256u
 #define NEG (-1.0e30)
 
+#ifdef STORAGE16
+layout(std430, binding = 2) readonly buffer VbH { float16_t vp_h[]; }; // byte o: vp_h[o >> 1]
+#endif
+#ifdef STORAGE8
+layout(std430, binding = 2) readonly buffer VbI8 { int8_t vp_i8[]; };
+#endif
+
+// IEEE half at byte o of the V pool.
+float v_half(uint o) {
+#ifdef STORAGE16
+    return float(vp_h[o >> 1]);
+#else
+    uint x = vp[o >> 2];
+    return unpackHalf2x16((o & 2u) != 0u ? (x >> 16) : x).x;
+#endif
+}
+
+// Element d of the V head row at byte ro.
 float vval(uint ro, uint d) {
     if (p.vtype == T_F32) return uintBitsToFloat(vp[(ro >> 2) + d]);
-    if (p.vtype == T_F16) {
-        uint x = vp[(ro + 2u * d) >> 2];
-        return unpackHalf2x16(((ro + 2u * d) & 2u) != 0u ? (x >> 16) : x).x;
-    }
+    if (p.vtype == T_F16) return v_half(ro + 2u * d);
     uint bo = ro + (d >> 5) * 34u, qo = bo + 2u + (d & 31u); // Q8_0
-    uint dw = vp[bo >> 2], qw = vp[qo >> 2];
-    float dv = unpackHalf2x16((bo & 2u) != 0u ? (dw >> 16) : dw).x;
-    return dv * float(int(qw << (24u - 8u * (qo & 3u))) >> 24);
+#ifdef STORAGE8
+    int q = int(vp_i8[qo]);
+#else
+    int q = int(vp[qo >> 2] << (24u - 8u * (qo & 3u))) >> 24;
+#endif
+    return v_half(bo) * float(q);
 }
 
 // Byte offset of KV head g within a pool row of type t.
@@ -61,9 +82,9 @@ float score(uint ko) {
             uint bo = ko + 34u * b;
             int isum = 0;
             for (uint j = 0u; j < 32u; j += 4u) {
-                uint w = rd_u32(bo + 2u + j);
-                isum += int(qs[32u * b + j]) * (int(w << 24) >> 24) + int(qs[32u * b + j + 1u]) * (int(w << 16) >> 24) +
-                        int(qs[32u * b + j + 2u]) * (int(w << 8) >> 24) + int(qs[32u * b + j + 3u]) * (int(w) >> 24);
+                ivec4 kq = rd_sbyte4(bo + 2u + j);
+                isum += int(qs[32u * b + j]) * kq.x + int(qs[32u * b + j + 1u]) * kq.y +
+                        int(qs[32u * b + j + 2u]) * kq.z + int(qs[32u * b + j + 3u]) * kq.w;
             }
             dot += rd_half(bo) * qd[b] * float(isum);
         }

@@ -1,12 +1,21 @@
 // common.glsl - helpers included by the Hearth compute shaders (not compiled alone).
 // Weights and KV pools are bound as arrays of 32-bit words and addressed in
 // bytes, so quant blocks (18..210 bytes, 2-byte aligned, rarely word aligned)
-// are read in place without 8/16-bit storage features. Type numbers and block
-// layouts are ggml's (runtime/dtype.h); each decoder below computes the same
-// float expression, in the same order, as the reference to_float in
-// runtime/dtype.c (`precise` keeps the compiler from fusing a*b-c into an fma),
-// so get_rows is bit-exact with the CPU backend.
-// The includer defines WBUF: the uint[] array the reads go to.
+// are read in place. Type numbers and block layouts are ggml's
+// (runtime/dtype.h); each decoder below computes the same float expression,
+// in the same order, as the reference to_float in runtime/dtype.c (`precise`
+// keeps the compiler from fusing a*b-c into an fma), so get_rows is bit-exact
+// with the CPU backend.
+// The includer defines WBUF, the uint[] array the reads go to, and WBIND, its
+// binding. The _st.comp wrappers also define
+//   STORAGE16 (GL_EXT_shader_16bit_storage): halves and BF16 are loaded
+//     through float16_t / f16vec2 / uint16_t views of the same binding;
+//   STORAGE8 (GL_EXT_shader_8bit_storage): quant bytes through int8_t /
+//     i8vec2 / uint8_t views;
+// otherwise each read is a 32-bit word load plus shifts (any device). Either
+// way the value is widened to 32 bits at once and all arithmetic is F32 (or
+// int32): a 16-bit load gives the very same number, so every variant returns
+// bit-identical results.
 // Every .comp depends on every .glsl in the build (cmake/backends.cmake).
 #define T_F32 0u
 #define T_F16 1u
@@ -26,18 +35,62 @@
 // pipeline per type, so the decoders of the other types compile away.
 layout(constant_id = 2) const uint WTYPE = 0u;
 
-uint rd_byte(uint o) { return (WBUF[o >> 2] >> ((o & 3u) * 8u)) & 0xffu; }
-int rd_sbyte(uint o) { return int(rd_byte(o) << 24) >> 24; }
+#ifdef STORAGE16
+layout(std430, binding = WBIND) readonly buffer WbH { float16_t w_h[]; };    // byte o: w_h[o >> 1]
+layout(std430, binding = WBIND) readonly buffer WbH2 { f16vec2 w_h2[]; };    // byte o: w_h2[o >> 2]
+layout(std430, binding = WBIND) readonly buffer WbU16 { uint16_t w_u16[]; }; // BF16
+#endif
+#ifdef STORAGE8
+layout(std430, binding = WBIND) readonly buffer WbU8 { uint8_t w_u8[]; };
+layout(std430, binding = WBIND) readonly buffer WbI8 { int8_t w_i8[]; };
+layout(std430, binding = WBIND) readonly buffer WbI82 { i8vec2 w_i82[]; }; // byte o: w_i82[o >> 1]
+#endif
+
+uint rd_byte(uint o) {
+#ifdef STORAGE8
+    return uint(w_u8[o]);
+#else
+    return (WBUF[o >> 2] >> ((o & 3u) * 8u)) & 0xffu;
+#endif
+}
+int rd_sbyte(uint o) {
+#ifdef STORAGE8
+    return int(w_i8[o]);
+#else
+    return int(rd_byte(o) << 24) >> 24;
+#endif
+}
 // Little-endian 32 bits at byte offset o (2-byte aligned).
 uint rd_u32(uint o) {
     uint s = (o & 3u) * 8u;
     uint lo = WBUF[o >> 2];
     return s == 0u ? lo : (lo >> s) | (WBUF[(o >> 2) + 1u] << (32u - s));
 }
+// The 4 signed bytes at byte offset o (2-byte aligned), first byte in x.
+ivec4 rd_sbyte4(uint o) {
+#ifdef STORAGE8
+    return ivec4(ivec2(w_i82[o >> 1]), ivec2(w_i82[(o >> 1) + 1u]));
+#else
+    uint w = rd_u32(o);
+    return ivec4(int(w << 24) >> 24, int(w << 16) >> 24, int(w << 8) >> 24, int(w) >> 24);
+#endif
+}
 // IEEE half at byte offset o (2-byte aligned).
 float rd_half(uint o) {
+#ifdef STORAGE16
+    return float(w_h[o >> 1]);
+#else
     uint x = WBUF[o >> 2];
     return unpackHalf2x16((o & 2u) != 0u ? (x >> 16) : x).x;
+#endif
+}
+// The two halves of the word at byte offset o (4-byte aligned).
+vec2 rd_half2(uint o) {
+#ifdef STORAGE16
+    return vec2(w_h2[o >> 2]);
+#else
+    return unpackHalf2x16(WBUF[o >> 2]);
+#endif
 }
 
 // 6-bit scale (x) and min (y) of sub-block j (0..7) of a Q4_K/Q5_K block whose
@@ -90,8 +143,13 @@ float dq(uint type, uint ro, uint i) {
     if (type == T_F32) return uintBitsToFloat(WBUF[(ro >> 2) + i]);
     if (type == T_F16) return rd_half(ro + 2u * i);
     if (type == T_BF16) {
-        uint o = ro + 2u * i, x = WBUF[o >> 2];
+        uint o = ro + 2u * i;
+#ifdef STORAGE16
+        return uintBitsToFloat(uint(w_u16[o >> 1]) << 16);
+#else
+        uint x = WBUF[o >> 2];
         return uintBitsToFloat((o & 2u) != 0u ? (x & 0xffff0000u) : (x << 16));
+#endif
     }
     if (type >= T_Q2_K) return dq_k(type, ro + (i >> 8) * (type == T_Q2_K ? 84u : type == T_Q3_K ? 110u : type == T_Q4_K ? 144u : type == T_Q5_K ? 176u : 210u), i & 255u);
     uint b = i >> 5, j = i & 31u;
@@ -121,13 +179,12 @@ vec4 dq4(uint type, uint ro, uint i) {
                     uintBitsToFloat(WBUF[o + 3u]));
     }
     if (type == T_F16 && (ro & 3u) == 0u) {
-        uint o = (ro >> 2) + (i >> 1);
-        return vec4(unpackHalf2x16(WBUF[o]), unpackHalf2x16(WBUF[o + 1u]));
+        uint o = ro + 2u * i;
+        return vec4(rd_half2(o), rd_half2(o + 4u));
     }
     if (type == T_Q8_0) {
-        uint bo = ro + (i >> 5) * 34u, w = rd_u32(bo + 2u + (i & 31u));
-        ivec4 q = ivec4(int(w << 24) >> 24, int(w << 16) >> 24, int(w << 8) >> 24, int(w) >> 24);
-        return rd_half(bo) * vec4(q);
+        uint bo = ro + (i >> 5) * 34u;
+        return rd_half(bo) * vec4(rd_sbyte4(bo + 2u + (i & 31u)));
     }
     if (type == T_Q4_0) {
         uint j = i & 31u, bo = ro + (i >> 5) * 18u, w = rd_u32(bo + 2u + (j & 15u)) >> (j < 16u ? 0u : 4u);

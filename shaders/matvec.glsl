@@ -22,6 +22,7 @@ layout(push_constant) uniform P {
     uint w_off, w_nb1, ne0, rows, x_off, x_nb1, n_tok, b_off, o_off, o_nb1, type, has_bias;
 } p;
 #define WBUF w
+#define WBIND 0
 #include "common.glsl"
 
 // Partial dot of row r over elements lane*4, lane*4 + 4*lanes, ...
