@@ -24,7 +24,9 @@
  * shaders, built on first use. KV pools: F32, F16, Q8_0.
  * Capabilities are queried, never assumed (query_caps): subgroup arithmetic
  * selects the *_sg shader variants (HEARTH_VK_SUBGROUPS=0 forces the
- * shared-memory ones), the subgroup size sets matvec's rows per workgroup,
+ * shared-memory ones), 16- and 8-bit storage-buffer access the *_st ones
+ * (HEARTH_VK_STORAGE16=0 forces 32-bit word reads; both give bit-identical
+ * results, arithmetic being F32 in all of them), the subgroup size sets matvec's rows per workgroup,
  * shared-memory needs are checked against maxComputeSharedMemorySize, and
  * buffers larger than maxStorageBufferRange (128 MiB on lavapipe) are refused
  * at alloc with a message naming the limit. With backend->profile set, each
@@ -52,8 +54,12 @@ typedef struct vk_buf {
     uintptr_t addr; /* synthetic base address (device buffers only) */
 } vk_buf;
 
-/* One pipeline per shader; `sg` names the subgroup-arithmetic variant
- * (shaders/<sg>.comp) used instead when the device has it. `typed` shaders
+/* One pipeline per shader, from shaders/<name><suffixes>.comp: `sg` shaders
+ * have a subgroup-arithmetic variant (suffix _sg), used when the device has
+ * it; `st` shaders read F16/BF16 data and int8 quants and have a variant
+ * (suffix _st, after _sg) that loads them through 16-bit and 8-bit
+ * storage-buffer views instead of 32-bit words, used when the device has
+ * both storage features (see query_caps). `typed` shaders
  * read weights: they get one pipeline per weight type, the type being
  * specialisation constant 2 (so each pipeline holds only its own decoder;
  * with the type as a runtime switch lavapipe ran the prompt matmul 3x
@@ -72,19 +78,20 @@ enum {
     SH_COUNT
 };
 static const struct {
-    const char *name, *sg;
+    const char *name;
+    bool sg, st;
     uint32_t n_bind;
     uint32_t shared;
     bool typed;
-} shader_defs[SH_COUNT] = {{"get_rows", NULL, 3, 0, true},
-                           {"matmul", NULL, 4, 8 * 64 * 4, true},
-                           {"matvec", "matvec_sg", 4, 64 * 4, true},
-                           {"rms_norm", "rms_norm_sg", 3, 64 * 4, false},
-                           {"binary", NULL, 3, 0, false},
-                           {"rope", NULL, 2, 0, false},
-                           {"kv_store", NULL, 3, 0, false},
-                           {"attention", "attention_sg", 5, (256 + 8 + 3 * 64) * 4, false},
-                           {"argmax", NULL, 2, 64 * 8, false}};
+} shader_defs[SH_COUNT] = {{"get_rows", false, true, 3, 0, true},
+                           {"matmul", false, true, 4, 8 * 64 * 4, true},
+                           {"matvec", true, true, 4, 64 * 4, true},
+                           {"rms_norm", true, false, 3, 64 * 4, false},
+                           {"binary", false, false, 3, 0, false},
+                           {"rope", false, false, 2, 0, false},
+                           {"kv_store", false, true, 3, 0, false},
+                           {"attention", true, true, 5, (256 + 8 + 3 * 64) * 4, false},
+                           {"argmax", false, false, 2, 64 * 8, false}};
 
 enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128, MAX_QUERIES = 4096 };
 
@@ -103,7 +110,8 @@ typedef struct vk_ctx {
     uint32_t subgroup_size;     /* VkPhysicalDeviceSubgroupProperties */
     bool subgroup_arith;        /* ARITHMETIC ops in the COMPUTE stage */
     bool use_subgroups;         /* ... and not turned off by HEARTH_VK_SUBGROUPS=0 */
-    bool storage16, float16;    /* storageBuffer16BitAccess, shaderFloat16 (reported; see header) */
+    bool storage16, storage8;   /* storageBuffer16BitAccess, storageBuffer8BitAccess */
+    bool use_storage;           /* both, not turned off by HEARTH_VK_STORAGE16=0: the _st shaders */
     uint32_t mv_rows, mv_block; /* matvec: rows per workgroup, invocations per workgroup */
     /* --profile timestamps (when the queue has timestampValidBits) */
     VkQueryPool qpool;
@@ -935,12 +943,15 @@ static void vk_info(hearth_backend *b, hearth_backend_info *out) {
     vk_ctx *c = ctx_of(b);
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "vulkan:%d", c->index);
-    char sg[32];
+    /* the shader variants in use: "subgroup ops, size 8; 16/8-bit storage" */
+    char caps[64];
     if (c->use_subgroups)
-        snprintf(sg, sizeof sg, "subgroup ops, size %u", c->subgroup_size);
+        snprintf(caps, sizeof caps, "subgroup ops, size %u", c->subgroup_size);
     else
-        snprintf(sg, sizeof sg, "no subgroup ops");
-    snprintf(out->device, sizeof out->device, "%.44s (%.40s) [%s]", c->props.deviceName, c->driver, sg);
+        snprintf(caps, sizeof caps, "no subgroup ops");
+    size_t n = strlen(caps);
+    snprintf(caps + n, sizeof caps - n, "; %s", c->use_storage ? "16/8-bit storage" : "no 16/8-bit storage");
+    snprintf(out->device, sizeof out->device, "%.40s (%.36s) [%.44s]", c->props.deviceName, c->driver, caps);
     for (uint32_t i = 0; i < c->memprops.memoryHeapCount; i++)
         if (c->memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
             out->mem_total += c->memprops.memoryHeaps[i].size;
@@ -1077,9 +1088,10 @@ static bool compute_family(VkPhysicalDevice pd, uint32_t *fam) {
     return false;
 }
 
-/* Subgroup support, 16-bit features, timestamps and the matvec shape, from
+/* Subgroup support, 16/8-bit storage, timestamps and the matvec shape, from
  * the device's properties (never assumed). HEARTH_VK_SUBGROUPS=0 forces the
- * shared-memory shader variants (the tests run both). */
+ * shared-memory shader variants, HEARTH_VK_STORAGE16=0 the 32-bit word reads
+ * (the tests run each). */
 static void query_caps(vk_ctx *c) {
     VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceProperties2 p2 = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &sp, {0}};
@@ -1102,14 +1114,19 @@ static void query_caps(vk_ctx *c) {
     c->mv_block = 64;
     c->mv_rows = c->use_subgroups ? 64 / sp.subgroupSize : 8;
     if (c->mv_rows == 0) c->mv_rows = 1;
-    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
-    VkPhysicalDevice16BitStorageFeatures s16 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES, .pNext = &f16};
-    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
+    /* 16/8-bit storage (Vulkan 1.2 core features): loads of halves and bytes
+     * widened to 32 bits at once; shaderFloat16/shaderInt8 arithmetic is not
+     * used (results stay those of the F32 word-read shaders, bit for bit).
+     * One _st variant needs both; a device with only one gets the word reads. */
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                            .pNext = &f12};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(c->pdev, &f2);
-    c->storage16 = s16.storageBuffer16BitAccess;
-    c->float16 = f16.shaderFloat16;
+    c->storage16 = f11.storageBuffer16BitAccess;
+    c->storage8 = f12.storageBuffer8BitAccess;
+    env = getenv("HEARTH_VK_STORAGE16");
+    c->use_storage = c->storage16 && c->storage8 && !(env && !strcmp(env, "0"));
     uint32_t n = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(c->pdev, &n, NULL);
     VkQueueFamilyProperties qf[32];
@@ -1163,7 +1180,9 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
     }
     free(cdata);
     for (int s = 0; s < SH_COUNT; s++) {
-        const char *want = c->use_subgroups && shader_defs[s].sg ? shader_defs[s].sg : shader_defs[s].name;
+        char want[48];
+        snprintf(want, sizeof want, "%s%s%s", shader_defs[s].name, c->use_subgroups && shader_defs[s].sg ? "_sg" : "",
+                 c->use_storage && shader_defs[s].st ? "_st" : "");
         const hearth_vk_shader *sh = NULL;
         for (const hearth_vk_shader *e = hearth_vk_shaders; e->name; e++)
             if (!strcmp(e->name, want)) sh = e;
@@ -1288,7 +1307,14 @@ hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, he
     qi.queueFamilyIndex = c->qfam;
     qi.queueCount = 1;
     qi.pQueuePriorities = &prio;
-    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+    /* the storage features the _st shaders declare (SPIR-V capabilities
+     * StorageBuffer16BitAccess, StorageBuffer8BitAccess) */
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                            .pNext = &f12};
+    f11.storageBuffer16BitAccess = c->use_storage;
+    f12.storageBuffer8BitAccess = c->use_storage;
+    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f11};
     di.queueCreateInfoCount = 1;
     di.pQueueCreateInfos = &qi;
     r = vkCreateDevice(c->pdev, &di, NULL, &c->dev);
