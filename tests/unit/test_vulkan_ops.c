@@ -3,9 +3,10 @@
  * against the CPU backend, on a real Vulkan driver (lavapipe in CI).
  *
  * Runs on the first llvmpipe/lavapipe device if there is one (else the first
- * Vulkan device), twice: with the subgroup shader variants the device allows,
- * and with HEARTH_VK_SUBGROUPS=0 (the shared-memory fallback variants), on
- * random inputs with odd sizes (rows, tokens and head_dim that are not
+ * Vulkan device), four times: with the shader variants the device allows
+ * (subgroup arithmetic, 16/8-bit storage views), with HEARTH_VK_SUBGROUPS=0
+ * (shared-memory reductions), with HEARTH_VK_STORAGE16=0 (32-bit word reads
+ * of F16 data and int8 quants) and with both, on random inputs with odd sizes (rows, tokens and head_dim that are not
  * multiples of the workgroup size or the rows per workgroup; KV lengths
  * spanning several attention tiles and pages). Tolerances are relative to the
  * largest |value| of the CPU result, per op and type, each justified where it
@@ -31,7 +32,7 @@
 #ifdef HEARTH_HAVE_VULKAN
 hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
 
-static hearth_backend *cpu, *vk; /* vk: the device under test (subgroup or fallback variant) */
+static hearth_backend *cpu, *vk; /* vk: the device under test (one shader variant) */
 static const char *variant = "";
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -484,10 +485,11 @@ static void test_all(hearth_backend *b, const char *name) {
     test_errors();
 }
 
-/* The lavapipe device (the CI device) with the given subgroup setting, else
- * the first device; NULL when there is none. */
-static hearth_backend *open_device(bool subgroups, hearth_error *err) {
+/* The lavapipe device (the CI device) with the given shader variant knobs,
+ * else the first device; NULL when there is none. */
+static hearth_backend *open_device(bool subgroups, bool storage, hearth_error *err) {
     if (!subgroups) setenv("HEARTH_VK_SUBGROUPS", "0", 1);
+    if (!storage) setenv("HEARTH_VK_STORAGE16", "0", 1);
     hearth_backend *pick = NULL;
     for (int d = 0; d < 8 && !pick; d++) {
         hearth_backend *b = hearth_vulkan_backend_create(d, true, NULL);
@@ -501,6 +503,7 @@ static hearth_backend *open_device(bool subgroups, hearth_error *err) {
     }
     if (!pick) pick = hearth_vulkan_backend_create(-1, true, err);
     unsetenv("HEARTH_VK_SUBGROUPS");
+    unsetenv("HEARTH_VK_STORAGE16");
     return pick;
 }
 
@@ -508,25 +511,35 @@ int main(void) {
     hearth_error err = {0};
     cpu = hearth_cpu_backend_create(2, &err);
     REQUIRE(cpu != NULL);
-    hearth_backend *sg = open_device(true, &err);
-    if (!sg) {
-        printf("skipped: no Vulkan device (%s)\n", err.msg);
-        hearth_backend_free(cpu);
-        return 77;
+    static const struct {
+        bool subgroups, storage;
+        const char *name;
+    } variants[] = {{true, true, "default"},
+                    {false, true, "HEARTH_VK_SUBGROUPS=0"},
+                    {true, false, "HEARTH_VK_STORAGE16=0"},
+                    {false, false, "HEARTH_VK_SUBGROUPS=0 HEARTH_VK_STORAGE16=0"}};
+    for (int i = 0; i < 4; i++) {
+        hearth_backend *b = open_device(variants[i].subgroups, variants[i].storage, &err);
+        if (!b && i == 0) {
+            printf("skipped: no Vulkan device (%s)\n", err.msg);
+            hearth_backend_free(cpu);
+            return 77;
+        }
+        REQUIRE(b != NULL);
+        /* The knobs really select the fallback variants; lavapipe has subgroup
+         * arithmetic and both storage features, so there the default build
+         * uses them. */
+        hearth_backend_info bi;
+        b->ops->info(b, &bi);
+        if (!variants[i].subgroups) CHECK_CONTAINS(bi.device, "no subgroup ops");
+        if (!variants[i].storage) CHECK_CONTAINS(bi.device, "no 16/8-bit storage");
+        if (strstr(bi.device, "llvmpipe")) {
+            if (variants[i].subgroups) CHECK_CONTAINS(bi.device, "subgroup ops, size 8;");
+            if (variants[i].storage) CHECK_CONTAINS(bi.device, "; 16/8-bit storage]");
+        }
+        test_all(b, variants[i].name);
+        hearth_backend_free(b);
     }
-    hearth_backend *fb = open_device(false, &err);
-    REQUIRE(fb != NULL);
-    /* The knob really selects the shared-memory variants; lavapipe has
-     * subgroup arithmetic, so there the default build uses subgroups. */
-    hearth_backend_info bi;
-    fb->ops->info(fb, &bi);
-    CHECK_CONTAINS(bi.device, "no subgroup ops");
-    sg->ops->info(sg, &bi);
-    if (strstr(bi.device, "llvmpipe")) CHECK_CONTAINS(bi.device, "subgroup ops, size 8");
-    test_all(sg, "default");
-    test_all(fb, "HEARTH_VK_SUBGROUPS=0");
-    hearth_backend_free(sg);
-    hearth_backend_free(fb);
     hearth_backend_free(cpu);
     return test_summary("test_vulkan_ops");
 }
