@@ -5,8 +5,10 @@
 # f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q4_k_m, q5_k, q6_k: all the
 # shaders decode), on qwen2/qwen3 (NEOX rope, q/k norms) and with the f32 and
 # q8_0 KV caches, greedy `hearth run --backend vulkan` prints the same text as
-# `--backend cpu`, and with the subgroup shaders turned off
-# (HEARTH_VK_SUBGROUPS=0) too. No divergence is known: the CPU quantizes
+# `--backend cpu`, with the 16/8-bit storage shaders the device allows (on
+# lavapipe: all of the runs but one), with the subgroup shaders turned off
+# (HEARTH_VK_SUBGROUPS=0) and with the 32-bit word reads of F16 data and int8
+# quants (HEARTH_VK_STORAGE16=0, on Q8_0 weights and a Q8_0 KV cache) too. No divergence is known: the CPU quantizes
 # activations to 8 bits for its dot products and the shaders do not, but on
 # these models that never flips a greedy choice within 16 tokens; a model
 # where it did would be documented here with the step and the logit margin.
@@ -44,6 +46,9 @@ for m in "$M"/hearth-kjv-llama-*.gguf; do
     ty=$(basename "$m" .gguf)
     ty=${ty#hearth-kjv-llama-}
     parity "llama $ty" "$m"
+    if grep -q llvmpipe "$T/vulkan.err" && ! grep -q "; 16/8-bit storage\]" "$T/vulkan.err"; then
+        bad "llama $ty: lavapipe has 16/8-bit storage but the run did not use it: $(head -1 "$T/vulkan.err")"
+    fi
     n_types=$((n_types + 1))
 done
 [ $n_types -ge 12 ] || bad "expected the 12 llama weight types under $M, found $n_types"
@@ -53,6 +58,8 @@ parity "llama q8_0, q8_0 KV" "$M/hearth-kjv-llama-q8_0.gguf" --kv-type q8_0
 parity "llama q4_k, f32 KV" "$M/hearth-kjv-llama-q4_k.gguf" --kv-type f32
 HEARTH_VK_SUBGROUPS=0 parity "llama q6_k, no subgroups" "$M/hearth-kjv-llama-q6_k.gguf"
 grep -q "no subgroup ops" "$T/vulkan.err" || bad "HEARTH_VK_SUBGROUPS=0 did not select the fallback shaders: $(head -1 "$T/vulkan.err")"
+HEARTH_VK_STORAGE16=0 parity "llama q8_0, q8_0 KV, no 16/8-bit storage" "$M/hearth-kjv-llama-q8_0.gguf" --kv-type q8_0
+grep -q "no 16/8-bit storage" "$T/vulkan.err" || bad "HEARTH_VK_STORAGE16=0 did not select the word-read shaders: $(head -1 "$T/vulkan.err")"
 
 # ---------------------------------------------------------------- engine: concurrency + prefix cache
 if "$H" bench --concurrency 4 --backend vulkan -m "$M/hearth-kjv-llama-q8_0.gguf" --requests 8 --prompt-tokens 40 \
