@@ -83,15 +83,13 @@ static const struct {
     uint32_t n_bind;
     uint32_t shared;
     bool typed;
-} shader_defs[SH_COUNT] = {{"get_rows", false, true, 3, 0, true},
-                           {"matmul", false, true, 4, 8 * 64 * 4, true},
-                           {"matvec", true, true, 4, 64 * 4, true},
-                           {"rms_norm", true, false, 3, 64 * 4, false},
-                           {"binary", false, false, 3, 0, false},
-                           {"rope", false, false, 2, 0, false},
-                           {"kv_store", false, true, 3, 0, false},
-                           {"attention", true, true, 5, (256 + 8 + 3 * 64) * 4, false},
-                           {"argmax", false, false, 2, 64 * 8, false}};
+} shader_defs[SH_COUNT] = {
+    {"get_rows", false, true, 3, 0, true},      {"matmul", false, true, 4, 8 * 64 * 4, true},
+    {"matvec", true, true, 4, 64 * 4, true},    {"rms_norm", true, false, 3, 64 * 4, false},
+    {"binary", false, false, 3, 0, false},      {"rope", false, false, 2, 0, false},
+    {"kv_store", false, true, 3, 0, false},     {"attention", true, true, 5, (256 + 8 + 3 * 64) * 4, false},
+    {"argmax", false, false, 2, 64 * 8, false},
+};
 
 enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128, MAX_QUERIES = 4096 };
 
@@ -1181,7 +1179,8 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
     free(cdata);
     for (int s = 0; s < SH_COUNT; s++) {
         char want[48];
-        snprintf(want, sizeof want, "%s%s%s", shader_defs[s].name, c->use_subgroups && shader_defs[s].sg ? "_sg" : "",
+        snprintf(want, sizeof want, "%s%s%s", shader_defs[s].name,
+                 c->use_subgroups && shader_defs[s].sg ? "_sg" : "",
                  c->use_storage && shader_defs[s].st ? "_st" : "");
         const hearth_vk_shader *sh = NULL;
         for (const hearth_vk_shader *e = hearth_vk_shaders; e->name; e++)

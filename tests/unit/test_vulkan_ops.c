@@ -6,9 +6,10 @@
  * Vulkan device), four times: with the shader variants the device allows
  * (subgroup arithmetic, 16/8-bit storage views), with HEARTH_VK_SUBGROUPS=0
  * (shared-memory reductions), with HEARTH_VK_STORAGE16=0 (32-bit word reads
- * of F16 data and int8 quants) and with both, on random inputs with odd sizes (rows, tokens and head_dim that are not
- * multiples of the workgroup size or the rows per workgroup; KV lengths
- * spanning several attention tiles and pages). Tolerances are relative to the
+ * of F16 data and int8 quants) and with both, on random inputs with odd
+ * sizes (rows, tokens and head_dim that are not multiples of the workgroup
+ * size or the rows per workgroup; KV lengths spanning several attention tiles
+ * and pages). Tolerances are relative to the
  * largest |value| of the CPU result, per op and type, each justified where it
  * is used:
  *   get_rows (all 13 weight types) / get_rows_f32 / kv_store F32,F16 / copy: exact
