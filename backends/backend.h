@@ -96,6 +96,12 @@ typedef struct hearth_backend_ops {
     /* out[t, r] = sum_k w[r, k] * x[t, k] (+ bias[r] when bias != NULL) */
     void (*matmul)(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x, const hearth_tensor *bias,
                    hearth_tensor *out);
+    /* Optional (NULL: the runtime calls matmul n times). out[i] = w[i] x
+     * (+ bias[i] when bias[i] != NULL) for i < n <= 4, all w[i] of one type
+     * and row length: several projections of one input (Q/K/V, gate/up) in
+     * one dispatch, the input converted once. Same results as n matmuls. */
+    void (*matmul_multi)(hearth_backend *b, int n, const hearth_tensor *const *w, const hearth_tensor *x,
+                         const hearth_tensor *const *bias, hearth_tensor *const *out);
     /* out = a + b (same shape); out may alias a */
     void (*add)(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c, hearth_tensor *out);
     /* In place on x viewed as [n_tokens, n_heads, head_dim]; pos[n_tokens] */

@@ -235,6 +235,16 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
     return st;
 }
 
+/* Projections of one input: one dispatch where the backend can. */
+static void matmuls(hearth_backend *be, int n, const hearth_tensor *const *w, const hearth_tensor *x,
+                    const hearth_tensor *const *bias, hearth_tensor *const *out) {
+    if (be->ops->matmul_multi) {
+        be->ops->matmul_multi(be, n, w, x, bias, out);
+        return;
+    }
+    for (int i = 0; i < n; i++) be->ops->matmul(be, w[i], x, bias[i], out[i]);
+}
+
 /* Move the residual stream's first n rows from set `from` to set `to`. */
 static void move_x(hearth_forward *f, act_set *from, act_set *to, int n) {
     size_t bytes = (size_t)n * (size_t)f->m->hp.n_embd * sizeof(float);
@@ -303,9 +313,13 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
 
         /* ---- attention block: h = rmsnorm(x) * attn_norm */
         op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &h);
-        op->matmul(be, &L->wq, &h, L->bq.data ? &L->bq : NULL, &q);
-        op->matmul(be, &L->wk, &h, L->bk.data ? &L->bk : NULL, &k);
-        op->matmul(be, &L->wv, &h, L->bv.data ? &L->bv : NULL, &v);
+        {
+            const hearth_tensor *w3[3] = {&L->wq, &L->wk, &L->wv};
+            const hearth_tensor *b3[3] = {L->bq.data ? &L->bq : NULL, L->bk.data ? &L->bk : NULL,
+                                          L->bv.data ? &L->bv : NULL};
+            hearth_tensor *o3[3] = {&q, &k, &v};
+            matmuls(be, 3, w3, &h, b3, o3);
+        }
         if (L->q_norm.data) { /* qwen3: RMS norm over each head's vector */
             hearth_tensor qh = per_head(&q, n, H, D), kh = per_head(&k, n, HKV, D);
             op->rms_norm(be, &qh, &L->q_norm, hp->rms_eps, &qh);
@@ -325,8 +339,11 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
 
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
         op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
-        op->matmul(be, &L->w_gate, &h, NULL, &gate);
-        op->matmul(be, &L->w_up, &h, NULL, &up);
+        {
+            const hearth_tensor *w2[2] = {&L->w_gate, &L->w_up}, *b2[2] = {NULL, NULL};
+            hearth_tensor *o2[2] = {&gate, &up};
+            matmuls(be, 2, w2, &h, b2, o2);
+        }
         op->silu_mul(be, &gate, &up, &gate);
         op->matmul(be, &L->w_down, &gate, NULL, &proj);
         op->add(be, &x, &proj, &x);

@@ -220,10 +220,7 @@ static inline int64_t min_i64(int64_t a, int64_t b) {
  * batches and decode share one path; the kernel is bit-identical to vec_dot
  * anyway). Otherwise tiles of vec_dot calls: a block of weight rows stays in
  * cache while it meets a block of tokens. */
-static void matmul_worker(void *arg, int ith, int nth) {
-    matmul_job *j = arg;
-    int64_t lo, hi;
-    split_range(j->w->ne1, ith, nth, &lo, &hi);
+static void matmul_rows(const matmul_job *j, int64_t lo, int64_t hi) {
     const float *bias = j->bias ? j->bias->data : NULL;
     const int64_t row_tile = j->gemm ? j->gemm_rows : MATMUL_ROW_TILE;
     const int64_t tok_tile = j->gemm ? j->gemm_toks : MATMUL_TOK_TILE;
@@ -254,6 +251,31 @@ static void matmul_worker(void *arg, int ith, int nth) {
     }
 }
 
+static void matmul_worker(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    int64_t lo, hi;
+    split_range(j->w->ne1, ith, nth, &lo, &hi);
+    matmul_rows(j, lo, hi);
+}
+
+/* Several matmuls of one input as one range of rows: weight i owns rows
+ * [start[i], start[i + 1]); each thread takes an equal share of the total. */
+typedef struct multi_job {
+    int n;
+    matmul_job jobs[4];
+    int64_t start[5];
+} multi_job;
+
+static void multi_worker(void *arg, int ith, int nth) {
+    const multi_job *m = arg;
+    int64_t lo, hi;
+    split_range(m->start[m->n], ith, nth, &lo, &hi);
+    for (int i = 0; i < m->n; i++) {
+        int64_t a = lo > m->start[i] ? lo : m->start[i], z = hi < m->start[i + 1] ? hi : m->start[i + 1];
+        if (a < z) matmul_rows(&m->jobs[i], a - m->start[i], z - m->start[i]);
+    }
+}
+
 typedef struct act_job { /* activations converted to a matmul's vec_dot_type */
     hearth_dtype vdt;
     const hearth_tensor *x;
@@ -280,6 +302,32 @@ static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_t
     matmul_job j = {w, bias, out, act, act_row, x->ne1, hearth_cpu_vec_dot(w->type), NULL, 0, 0};
     j.gemm = hearth_cpu_gemm(w->type, &j.gemm_rows, &j.gemm_toks);
     hearth_threadpool_run(c->pool, matmul_worker, &j, c->n_threads);
+    PROFILE_END(b, HEARTH_OP_MATMUL);
+}
+
+static void cpu_matmul_multi(hearth_backend *b, int n, const hearth_tensor *const *w, const hearth_tensor *x,
+                             const hearth_tensor *const *bias, hearth_tensor *const *out) {
+    bool same = n >= 1 && n <= 4;
+    for (int i = 1; i < n && same; i++) same = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
+    if (!same) { /* not one input format: one matmul each */
+        for (int i = 0; i < n; i++) cpu_matmul(b, w[i], x, bias[i], out[i]);
+        return;
+    }
+    PROFILE_BEGIN(b);
+    cpu_ctx *c = ctx_of(b);
+    hearth_dtype vdt = hearth_dtype_info(w[0]->type)->vec_dot_type;
+    size_t act_row = hearth_dtype_row_size(vdt, x->ne0);
+    void *act = scratch_get(c, act_row * (size_t)x->ne1);
+    if (!act) abort(); /* as in cpu_matmul */
+    const act_job aj = {vdt, x, act, act_row};
+    run_rows(c, x->ne1, x->ne0, act_rows, &aj);
+    multi_job m = {.n = n};
+    for (int i = 0; i < n; i++) {
+        m.jobs[i] = (matmul_job){w[i], bias[i], out[i], act, act_row, x->ne1, hearth_cpu_vec_dot(w[i]->type), NULL, 0, 0};
+        m.jobs[i].gemm = hearth_cpu_gemm(w[i]->type, &m.jobs[i].gemm_rows, &m.jobs[i].gemm_toks);
+        m.start[i + 1] = m.start[i] + w[i]->ne1;
+    }
+    hearth_threadpool_run(c->pool, multi_worker, &m, c->n_threads);
     PROFILE_END(b, HEARTH_OP_MATMUL);
 }
 
@@ -696,6 +744,7 @@ static const hearth_backend_ops cpu_ops = {
     .get_rows = cpu_get_rows,
     .rms_norm = cpu_rms_norm,
     .matmul = cpu_matmul,
+    .matmul_multi = cpu_matmul_multi,
     .add = cpu_add,
     .rope = cpu_rope,
     .kv_store = cpu_kv_store,

@@ -264,6 +264,56 @@ int main(void) {
                    D);
         }
     }
+    /* ---- matmul_multi: several projections of one input in one dispatch give
+     * exactly the outputs of one matmul each (Q/K/V-like sizes, a bias on
+     * some, 1, 7 and 64 tokens); mixed weight types fall back to one each */
+    {
+        enum { K = 96, TOK = 64 };
+        const int rows[3] = {40, 24, 24};
+        static float xin[TOK * K], wf[40 * K], bias[40], got[3][TOK * 40], want[3][TOK * 40];
+        static uint8_t wq[3][40 * K * 2];
+        for (int i = 0; i < TOK * K; i++)
+            xin[i] = (float)urand(&seed) * 2 - 1;
+        for (int i = 0; i < 40; i++)
+            bias[i] = (float)urand(&seed);
+        const hearth_dtype types[2][3] = {{HEARTH_Q8_0, HEARTH_Q8_0, HEARTH_Q8_0},
+                                          {HEARTH_Q4_0, HEARTH_F16, HEARTH_Q8_0}};
+        for (int tc = 0; tc < 2; tc++) {
+            hearth_tensor w[3], bt = hearth_tensor_2d(HEARTH_F32, 40, 1, bias), o[3];
+            for (int m = 0; m < 3; m++) {
+                for (int i = 0; i < rows[m] * K; i++)
+                    wf[i] = (float)urand(&seed) * 2 - 1;
+                hearth_dtype t = types[tc][m];
+                size_t rs = hearth_dtype_row_size(t, K);
+                for (int r = 0; r < rows[m]; r++)
+                    hearth_dtype_info(t)->from_float(wf + r * K, wq[m] + r * rs, K);
+                w[m] = hearth_tensor_2d(t, K, rows[m], wq[m]);
+            }
+            const int ntok[3] = {1, 7, TOK};
+            for (int nt = 0; nt < 3; nt++) {
+                hearth_tensor x = hearth_tensor_2d(HEARTH_F32, K, ntok[nt], xin);
+                const hearth_tensor *wp[3] = {&w[0], &w[1], &w[2]};
+                hearth_tensor bsub = bt;
+                bsub.ne0 = rows[1];
+                const hearth_tensor *bp[3] = {&bt, &bsub, NULL};
+                hearth_tensor *op3[3];
+                for (int m = 0; m < 3; m++) {
+                    o[m] = hearth_tensor_2d(HEARTH_F32, rows[m], ntok[nt], want[m]);
+                    op->matmul(be, &w[m], &x, bp[m], &o[m]);
+                    o[m].data = got[m];
+                    memset(got[m], 0xff, sizeof got[m]); /* NaN poison */
+                    op3[m] = &o[m];
+                }
+                REQUIRE(op->matmul_multi);
+                op->matmul_multi(be, 3, wp, &x, bp, op3);
+                bool same = true;
+                for (int m = 0; m < 3; m++)
+                    same &= !memcmp(got[m], want[m], sizeof(float) * (size_t)rows[m] * (size_t)ntok[nt]);
+                CHECKF(same, "matmul_multi (%s weights, %d tokens) equals one matmul each",
+                       tc ? "mixed" : "q8_0", ntok[nt]);
+            }
+        }
+    }
     hearth_backend_free(be);
     return test_summary("cpu_ops");
 }
