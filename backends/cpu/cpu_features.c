@@ -12,6 +12,9 @@
 #include <cpuid.h>
 #define HEARTH_X86 1
 #endif
+#if HEARTH_HAVE_NEON_KERNELS
+#include "neon/neon_kernels.h"
+#endif
 
 static hearth_cpu_caps g_caps;
 static hearth_cpu_level g_level;
@@ -74,5 +77,11 @@ hearth_cpu_level hearth_cpu_level_get(void) {
 }
 const char *hearth_cpu_features(void) {
     pthread_once(&g_once, detect);
+#if HEARTH_HAVE_NEON_KERNELS
+    /* arm64: CPUID says nothing; name the NEON family the dispatcher uses */
+    static const char *neon_names[] = {"scalar", "neon", "neon dotprod"};
+    return neon_names[hearth_cpu_neon_level()];
+#else
     return g_desc;
+#endif
 }
