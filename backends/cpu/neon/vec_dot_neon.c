@@ -113,30 +113,30 @@ static inline void load32(const float *x, float32x4_t v[8]) {
         v[k] = vld1q_f32(x + 4 * k);
 }
 
-/* ggml x86 quantize_row_q8_0 as act_q8_0: d = amax/127, q = rint(x * 127/amax). */
-static void neon_act_q8_0(const float *x, void *dst, int64_t n) {
-    block_q8_0 *y = dst;
-    for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
-        float32x4_t v[8];
-        load32(x, v);
-        const float amax = absmax32(v);
-        const float d = amax / 127.f;
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-        y[i].d = hearth_f32_to_f16(d);
-        (void)round_store32(v, id, y[i].qs);
-    }
+/* One block of 32 floats the way ggml's x86 quantize_row_q8_0/q8_1 do it:
+ * d = amax/127, q = rint(x * 127/amax); returns d, the sum of q in *sum. */
+static inline float q8_block32(const float *x, int8_t *qs, int *sum) {
+    float32x4_t v[8];
+    load32(x, v);
+    const float amax = absmax32(v);
+    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+    *sum = round_store32(v, id, qs);
+    return amax / 127.f;
 }
 
+static void neon_act_q8_0(const float *x, void *dst, int64_t n) {
+    block_q8_0 *y = dst;
+    int sum;
+    for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) y[i].d = hearth_f32_to_f16(q8_block32(x, y[i].qs, &sum));
+}
+
+/* Q8_1: the same blocks plus s = d * sum(q). */
 static void neon_act_q8_1(const float *x, void *dst, int64_t n) {
     block_q8_1 *y = dst;
     for (int64_t i = 0; i < n / QK8_1; i++, x += QK8_1) {
-        float32x4_t v[8];
-        load32(x, v);
-        const float amax = absmax32(v);
-        const float d = amax / 127.f;
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        int sum;
+        const float d = q8_block32(x, y[i].qs, &sum);
         y[i].d = hearth_f32_to_f16(d);
-        const int sum = round_store32(v, id, y[i].qs);
         y[i].s = hearth_f32_to_f16(d * (float)sum);
     }
 }
