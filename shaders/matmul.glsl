@@ -5,16 +5,7 @@
 // tree reduction. Weight blocks are read in place (common.glsl). Body of
 // matmul.comp and matmul_st.comp.
 layout(local_size_x = 64) in;
-layout(std430, binding = 0) readonly buffer Wb { uint w[]; };
-layout(std430, binding = 1) readonly buffer Xb { float x[]; };
-layout(std430, binding = 2) readonly buffer Bb { float bias[]; };
-layout(std430, binding = 3) writeonly buffer Ob { float o[]; };
-layout(push_constant) uniform P {
-    uint w_off, w_nb1, ne0, rows, x_off, x_nb1, n_tok, b_off, o_off, o_nb1, type, has_bias;
-} p;
-#define WBUF w
-#define WBIND 0
-#include "common.glsl"
+#include "mm_io.glsl"
 #define NT 8u
 
 shared float red[NT * WG];

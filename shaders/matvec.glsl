@@ -14,16 +14,7 @@
 layout(constant_id = 0) const uint BLOCK = 64u;
 layout(constant_id = 1) const uint ROWS = 8u;
 layout(local_size_x_id = 0) in;
-layout(std430, binding = 0) readonly buffer Wb { uint w[]; };
-layout(std430, binding = 1) readonly buffer Xb { float x[]; };
-layout(std430, binding = 2) readonly buffer Bb { float bias[]; };
-layout(std430, binding = 3) writeonly buffer Ob { float o[]; };
-layout(push_constant) uniform P {
-    uint w_off, w_nb1, ne0, rows, x_off, x_nb1, n_tok, b_off, o_off, o_nb1, type, has_bias;
-} p;
-#define WBUF w
-#define WBIND 0
-#include "common.glsl"
+#include "mm_io.glsl"
 
 // Partial dot of row r over elements lane*4, lane*4 + 4*lanes, ...
 float row_dot(uint r, uint lane, uint lanes) {
