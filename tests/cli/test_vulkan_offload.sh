@@ -39,6 +39,11 @@ for g in 0 1 $((n_layer - 1)) "$n_layer" -1; do
     [ "$plan" = "hearth: $want" ] || bad "--gpu-layers $g: plan line '$plan', expected 'hearth: $want'"
 done
 
+# the chat's status line says how much of the model is on the GPU
+"$H" chat -m "$M" --backend vulkan --gpu-layers 1 --once "Who was Moses?" -n 4 --temp 0 --stats --cache-db none \
+    >/dev/null 2>"$T/chat.err" || bad "chat on a split model failed: $(tail -2 "$T/chat.err")"
+grep -q "vulkan:0 1/$n_layer layers" "$T/chat.err" || bad "chat status line lacks the split: $(tail -2 "$T/chat.err")"
+
 # hearth info shows the plan without generating
 "$H" info "$M" --backend vulkan --gpu-layers 1 >"$T/info.out" 2>"$T/info.err" || bad "info --backend failed: $(cat "$T/info.err")"
 grep -q "layers 0 on vulkan:0, 1-$((n_layer - 1)) on cpu" "$T/info.out" || bad "info shows no plan: $(cat "$T/info.out")"
