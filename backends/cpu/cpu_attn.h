@@ -26,7 +26,9 @@ void hearth_silu_mul_avx2(int n, float *out, const float *g, const float *u);
 
 /* Up to HEARTH_ATTN_MAX_Q query tokens of one sequence (same page table),
  * each with the `group` query heads that share one KV head, against an F16
- * K/V cache (AVX-512, attn_avx512.c). Query i sees keys 0 .. n_kv[i]-1
+ * K/V cache (AVX-512: attn_avx512.c; AVX2+FMA+F16C: avx2/attn_avx2.c, the
+ * same interface with _avx2 names; scores bit-identical to that family's F16
+ * dot kernel). Query i sees keys 0 .. n_kv[i]-1
  * through the page table; k and v point at the KV head's part of slot 0,
  * slots k_stride / v_stride bytes apart. Each query's result is exactly what
  * it would be alone (n_q = 1): the tokens only share the widening of K and V. */
@@ -53,5 +55,16 @@ void hearth_attn_f16_avx512_prefetch(const hearth_attn_f16_args *a);
  * i's heads rounded to F16 (as the K dot format wants), contiguous. */
 void hearth_attn_f16_avx512(const hearth_attn_f16_args *a, const uint16_t *const q16[], float *const out[],
                             void *scratch);
+
+/* The AVX2 family's group kernel (call only where avx2+fma+f16c are present). */
+bool hearth_attn_f16_avx2_supports(int head_dim);
+size_t hearth_attn_f16_avx2_scratch(int group, int head_dim);
+void hearth_attn_f16_avx2_prefetch(const hearth_attn_f16_args *a);
+void hearth_attn_f16_avx2(const hearth_attn_f16_args *a, const uint16_t *const q16[], float *const out[],
+                          void *scratch);
+
+typedef void (*hearth_attn_f16_fn)(const hearth_attn_f16_args *a, const uint16_t *const q16[],
+                                   float *const out[], void *scratch);
+typedef void (*hearth_attn_f16_prefetch_fn)(const hearth_attn_f16_args *a);
 
 #endif

@@ -456,17 +456,17 @@ static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_te
  *
  * One work item = a block of tokens and one KV head with the `group` query
  * heads that share it, so each K and V row is read once for the whole group
- * (a block is one token, or with the AVX-512 F16 kernel up to
+ * (a block is one token, or with an F16 group kernel up to
  * HEARTH_ATTN_MAX_Q consecutive tokens of one sequence). Keys are
  * visited in tiles of ATT_TILE through the page table; per query head an
  * online softmax keeps a running max m, a running sum l and an unnormalised
  * output acc: for each tile, scores s = q.k * scale, m' = max(m, max s),
  * acc = acc * e^(m - m') + sum e^(s - m') v, l likewise. No n x n matrix.
  * Q is converted to the K type's dot-product format (F16 for an F16 cache, as
- * ggml does). An F16 cache with head size 64 or 128 on AVX-512 goes to the
- * group kernel (avx512/attn_avx512.c: scores bit-identical to the F16 dot, a
- * vector exp); otherwise attn_one scores key by key with the SIMD dot kernels
- * of the matmuls. Either way a token's result does not depend on its batch. */
+ * ggml does). An F16 cache with head size 64 or 128 on AVX-512 or AVX2 goes
+ * to that family's group kernel (avx512/attn_avx512.c, avx2/attn_avx2.c:
+ * scores bit-identical to the family's F16 dot, a vector exp); otherwise
+ * attn_one scores key by key with the SIMD dot kernels of the matmuls. Either way a token's result does not depend on its batch. */
 
 enum { ATT_TILE = HEARTH_ATTN_TILE };
 
@@ -481,7 +481,8 @@ typedef struct attn_job {
     size_t q_row_bytes; /* one head of Q in the K dot format */
     hearth_axpy_f16_fn axpy_f16;
     hearth_axpy_f32_fn axpy_f32;
-    bool f16_kernel;   /* F16 K/V and a head size the AVX-512 group kernel takes */
+    hearth_attn_f16_fn f16_kernel; /* F16 K/V group kernel (AVX-512 or AVX2), NULL: attn_one */
+    hearth_attn_f16_prefetch_fn f16_prefetch;
     const int *blocks; /* block b = tokens blocks[b] .. blocks[b+1]-1, one sequence */
     int n_blocks;
 } attn_job;
@@ -500,19 +501,16 @@ static void attn_one(const attn_job *j, int t, int g, char *base);
 static void attn_worker(void *arg, int ith, int nth) {
     attn_job *j = arg;
     char *base = j->scratch + (size_t)ith * j->scratch_per_thread;
-#if HEARTH_HAVE_AVX512_KERNELS
     const hearth_attn_meta *m = j->m;
     const int G = j->n_heads / j->n_kv_heads, hd = j->hd;
     const size_t k_head_off = hearth_dtype_row_size(j->k->type, hd),
                  v_head_off = hearth_dtype_row_size(j->v->type, hd);
-#endif
     /* One item = a block of tokens and one KV head. Items are dealt
      * round-robin: a causal prompt's later tokens have more keys, so
      * contiguous shares would leave one thread most of the work. */
     const int64_t n_work = (int64_t)j->n_blocks * j->n_kv_heads;
     for (int64_t w = ith; w < n_work; w += nth) {
         const int blk = (int)(w / j->n_kv_heads), g = (int)(w % j->n_kv_heads);
-#if HEARTH_HAVE_AVX512_KERNELS
         if (j->f16_kernel) {        /* the kernel's scratch from base, the F16 queries at the end */
             if (w + nth < n_work) { /* start the next item's memory traffic */
                 const int nb_ = (int)((w + nth) / j->n_kv_heads), ng = (int)((w + nth) % j->n_kv_heads);
@@ -530,7 +528,7 @@ static void attn_worker(void *arg, int ith, int nth) {
                                            j->scale};
                 for (int i = 0; i < nnq; i++)
                     na.n_kv[i] = m->kv_len[nt0 + i];
-                hearth_attn_f16_avx512_prefetch(&na);
+                j->f16_prefetch(&na);
             }
             const int t0 = j->blocks[blk], nq = j->blocks[blk + 1] - t0;
             char *q16 = base + j->scratch_per_thread - (size_t)HEARTH_ATTN_MAX_Q * G * j->q_row_bytes;
@@ -556,10 +554,9 @@ static void attn_worker(void *arg, int ith, int nth) {
                 qp[i] = (const uint16_t *)qi;
                 op[i] = row_f32(j->out, t0 + i) + (size_t)g * G * hd;
             }
-            hearth_attn_f16_avx512(&a, qp, op, base);
+            j->f16_kernel(&a, qp, op, base);
             continue;
         }
-#endif
         for (int t = j->blocks[blk]; t < j->blocks[blk + 1]; t++)
             attn_one(j, t, g, base);
     }
@@ -654,17 +651,34 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     size_t per =
         sizeof(float) * ((size_t)G * ATT_TILE + (size_t)G * head_dim + 2 * (size_t)G + (size_t)head_dim) +
         (size_t)G * q_row;
-    bool f16_kernel = false;
+    /* the F16 group kernel of the family whose F16 dot the per-key path
+     * would use (its scores equal that dot's), and its scratch size */
+    hearth_attn_f16_fn f16_kernel = NULL;
+    hearth_attn_f16_prefetch_fn f16_prefetch = NULL;
+    size_t kern = 0;
+    const bool f16_kv = k_pool->type == HEARTH_F16 && v_pool->type == HEARTH_F16;
 #if HEARTH_HAVE_AVX512_KERNELS
-    f16_kernel = k_pool->type == HEARTH_F16 && v_pool->type == HEARTH_F16 &&
-                 hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni &&
-                 hearth_attn_f16_avx512_supports(head_dim);
+    if (f16_kv && hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni &&
+        hearth_attn_f16_avx512_supports(head_dim)) {
+        f16_kernel = hearth_attn_f16_avx512;
+        f16_prefetch = hearth_attn_f16_avx512_prefetch;
+        kern = hearth_attn_f16_avx512_scratch(G, head_dim);
+    }
+#endif
+#if HEARTH_HAVE_AVX2_KERNELS
+    if (!f16_kernel && f16_kv && hearth_cpu_level_get() >= HEARTH_CPU_AVX2 &&
+        !(hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni) &&
+        hearth_attn_f16_avx2_supports(head_dim)) {
+        f16_kernel = hearth_attn_f16_avx2;
+        f16_prefetch = hearth_attn_f16_avx2_prefetch;
+        kern = hearth_attn_f16_avx2_scratch(G, head_dim);
+    }
+#endif
+    (void)f16_kv;
     if (f16_kernel) { /* the kernel's scratch, then the F16 queries of a block */
-        size_t kern = hearth_attn_f16_avx512_scratch(G, head_dim);
         size_t generic = per - (size_t)G * q_row;
         per = (kern > generic ? kern : generic) + (size_t)HEARTH_ATTN_MAX_Q * G * q_row;
     }
-#endif
     per = (per + 63) & ~(size_t)63;
     size_t need = per * (size_t)c->n_threads;
     if (need > c->att_scratch_n) {
@@ -693,7 +707,7 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     c->att_blocks[n_blocks] = m->n_tokens;
     attn_job j = {q,          k_pool,        v_pool,         m,   n_heads, n_kv_heads,   head_dim,
                   scale,      out,           c->att_scratch, per, q_row,   axpy_f16_ref, axpy_f32_ref,
-                  f16_kernel, c->att_blocks, n_blocks};
+                  f16_kernel, f16_prefetch,  c->att_blocks,  n_blocks};
 #ifdef HEARTH_HAVE_AVX2_KERNELS
     if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
         j.axpy_f16 = hearth_axpy_f16_avx2;

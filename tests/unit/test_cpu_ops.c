@@ -4,10 +4,21 @@
  * NeoX/qwen), with freq_base, linear scaling (freq_scale) and Llama-3 style
  * per-pair frequency factors (rope_freqs), partial rotation (n_rot < head
  * size); RMS norm; SiLU-gated product; add; paged attention against a plain
- * softmax(QK^T)V over the same keys.
+ * softmax(QK^T)V over the same keys. On x86-64, each F16 attention group
+ * kernel this CPU can run (AVX2, AVX-512) is also called directly: odd key
+ * counts, 1-8 queries of different lengths in one call, each query alone
+ * bit-identical to the batch, and the backend's attention bit-identical to
+ * the kernel of the family HEARTH_CPU_ISA leaves it (so a run with
+ * HEARTH_CPU_ISA=avx2 proves the AVX2 kernel is the one wired in).
  */
+#include <stdlib.h>
+
 #include "backend.h"
 #include "test.h"
+#if defined(__x86_64__)
+#include "cpu/cpu_attn.h"
+#include "cpu/cpu_features.h"
+#endif
 
 static double urand(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -27,6 +38,153 @@ static void rope_ref(double *v, int hd, int n_rot, int pos, hearth_rope_mode mod
     }
     (void)hd;
 }
+
+#if defined(__x86_64__)
+typedef struct attn_family {
+    const char *name;
+    bool usable; /* the CPU has the ISA */
+    bool (*supports)(int head_dim);
+    size_t (*scratch)(int group, int head_dim);
+    hearth_attn_f16_fn run;
+} attn_family;
+
+/* The F16 group kernels called directly on one KV head (the second of two,
+ * so slot strides and head offsets matter) through a scrambled page table. */
+static void test_attn_kernels(uint64_t *seed) {
+    const hearth_cpu_caps *caps = hearth_cpu_caps_get();
+    const attn_family fams[2] = {
+        {"avx2", caps->avx2 && caps->fma && caps->f16c, hearth_attn_f16_avx2_supports,
+         hearth_attn_f16_avx2_scratch, hearth_attn_f16_avx2},
+        {"avx512", caps->avx512f && caps->avx512bw && caps->avx512vl && caps->avx512vnni,
+         hearth_attn_f16_avx512_supports, hearth_attn_f16_avx512_scratch, hearth_attn_f16_avx512},
+    };
+    enum { PS = 16, NP = 12, MAXL = PS * NP, NKV = 2, MAXD = 128, MAXG = 7, NQ = HEARTH_ATTN_MAX_Q };
+    static uint16_t k[MAXL * NKV * MAXD], v[MAXL * NKV * MAXD], q16[NQ][MAXG * MAXD];
+    static float out[NQ][MAXG * MAXD], out1[MAXG * MAXD];
+    const int32_t pages[NP] = {5, 11, 0, 7, 3, 9, 1, 10, 2, 8, 4, 6};
+    const int lens[NQ] = {150, 1, 7, 8, 9, 63, 65, 64}; /* partial chunks and tiles, one 3-tile query */
+    const struct {
+        int d, g;
+    } shapes[] = {{64, 1}, {64, 4}, {128, 7}, {128, 2}};
+    for (int f = 0; f < 2; f++) {
+        if (!fams[f].usable) {
+            printf("  (attention %s kernel: CPU lacks the ISA, not run)\n", fams[f].name);
+            continue;
+        }
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            const int D = shapes[c].d, G = shapes[c].g;
+            CHECK(fams[f].supports(D));
+            for (int i = 0; i < MAXL * NKV * D; i++) {
+                k[i] = hearth_f32_to_f16((float)urand(seed) * 2);
+                v[i] = hearth_f32_to_f16((float)urand(seed));
+            }
+            for (int t = 0; t < NQ; t++)
+                for (int i = 0; i < G * D; i++)
+                    q16[t][i] = hearth_f32_to_f16((float)urand(seed) * 2);
+            void *scr = malloc(fams[f].scratch(G, D));
+            REQUIRE(scr);
+            hearth_attn_f16_args a = {D, G, NQ, PS, {0}, pages, (const char *)(k + D), (const char *)(v + D),
+                                      sizeof(uint16_t) * NKV * D, sizeof(uint16_t) * NKV * D,
+                                      1.0f / sqrtf((float)D)};
+            const uint16_t *qp[NQ];
+            float *op[NQ];
+            for (int t = 0; t < NQ; t++) {
+                a.n_kv[t] = lens[t];
+                qp[t] = q16[t];
+                op[t] = out[t];
+            }
+            fams[f].run(&a, qp, op, scr);
+            double max_err = 0;
+            for (int t = 0; t < NQ; t++)
+                for (int h = 0; h < G; h++) {
+                    double s[MAXL], mx = -1e300, sum = 0, o[MAXD] = {0};
+                    for (int p = 0; p < lens[t]; p++) {
+                        const int slot = pages[p / PS] * PS + p % PS;
+                        s[p] = 0;
+                        for (int d = 0; d < D; d++)
+                            s[p] += (double)hearth_f16_to_f32(q16[t][h * D + d]) *
+                                    hearth_f16_to_f32(k[(slot * NKV + 1) * D + d]);
+                        s[p] *= a.scale;
+                        mx = fmax(mx, s[p]);
+                    }
+                    for (int p = 0; p < lens[t]; p++)
+                        sum += (s[p] = exp(s[p] - mx));
+                    for (int p = 0; p < lens[t]; p++) {
+                        const int slot = pages[p / PS] * PS + p % PS;
+                        for (int d = 0; d < D; d++)
+                            o[d] += s[p] / sum * hearth_f16_to_f32(v[(slot * NKV + 1) * D + d]);
+                    }
+                    for (int d = 0; d < D; d++)
+                        max_err = fmax(max_err, fabs(o[d] - out[t][h * D + d]));
+                }
+            CHECKF(max_err < 2e-5, "attention %s kernel (head %d, group %d): %g", fams[f].name, D, G, max_err);
+            int same = 1;
+            for (int t = 0; t < NQ; t++) {
+                hearth_attn_f16_args a1 = a;
+                a1.n_q = 1;
+                a1.n_kv[0] = lens[t];
+                const uint16_t *qp1[1] = {q16[t]};
+                float *op1[1] = {out1};
+                fams[f].run(&a1, qp1, op1, scr);
+                same &= memcmp(out1, out[t], sizeof(float) * G * D) == 0;
+            }
+            CHECKF(same, "attention %s kernel (head %d, group %d): each query alone equals the batch",
+                   fams[f].name, D, G);
+            free(scr);
+        }
+    }
+}
+
+/* The backend's F16 attention equals the kernel of the family the dispatch
+ * level selects, bit for bit (one token, GQA 4:2, head 64). */
+static void test_attn_wiring(const hearth_backend_ops *op, hearth_backend *be, uint64_t *seed) {
+    const hearth_cpu_caps *caps = hearth_cpu_caps_get();
+    const hearth_cpu_level lv = hearth_cpu_level_get();
+    hearth_attn_f16_fn run = NULL;
+    size_t (*scratch)(int, int) = NULL;
+    const char *name = "none";
+    if (lv >= HEARTH_CPU_AVX512 && caps->avx512vnni)
+        run = hearth_attn_f16_avx512, scratch = hearth_attn_f16_avx512_scratch, name = "avx512";
+    else if (lv >= HEARTH_CPU_AVX2)
+        run = hearth_attn_f16_avx2, scratch = hearth_attn_f16_avx2_scratch, name = "avx2";
+    if (!run) {
+        printf("  (attention wiring: level scalar, no group kernel)\n");
+        return;
+    }
+    enum { PS = 16, NP = 6, L = 83, NH = 4, NKV = 2, D = 64, G = NH / NKV };
+    static uint16_t k[PS * NP * NKV * D], v[PS * NP * NKV * D], q16[G * D];
+    static float q[NH * D], got[NH * D], want[G * D];
+    int32_t pages[NP] = {3, 0, 5, 1, 4, 2}, kv_len = L, pt_off = 0;
+    for (int i = 0; i < PS * NP * NKV * D; i++) {
+        k[i] = hearth_f32_to_f16((float)urand(seed) * 2);
+        v[i] = hearth_f32_to_f16((float)urand(seed));
+    }
+    for (int i = 0; i < NH * D; i++)
+        q[i] = hearth_f16_to_f32(hearth_f32_to_f16((float)urand(seed) * 2));
+    hearth_attn_meta m = {1, PS, &kv_len, &pt_off, pages, NP};
+    hearth_tensor tq = hearth_tensor_2d(HEARTH_F32, NH * D, 1, q),
+                  tk = hearth_tensor_2d(HEARTH_F16, NKV * D, PS * NP, k),
+                  tv = hearth_tensor_2d(HEARTH_F16, NKV * D, PS * NP, v),
+                  to = hearth_tensor_2d(HEARTH_F32, NH * D, 1, got);
+    const float scale = 1.0f / sqrtf((float)D);
+    op->attention(be, &tq, &tk, &tv, &m, NH, NKV, D, scale, &to);
+    int same = 1;
+    void *scr = malloc(scratch(G, D));
+    REQUIRE(scr);
+    for (int g = 0; g < NKV; g++) {
+        for (int i = 0; i < G * D; i++)
+            q16[i] = hearth_f32_to_f16(q[g * G * D + i]);
+        hearth_attn_f16_args a = {D, G, 1, PS, {L}, pages, (const char *)(k + g * D), (const char *)(v + g * D),
+                                  sizeof(uint16_t) * NKV * D, sizeof(uint16_t) * NKV * D, scale};
+        const uint16_t *qp[1] = {q16};
+        float *op1[1] = {want};
+        run(&a, qp, op1, scr);
+        same &= memcmp(want, got + g * G * D, sizeof want) == 0;
+    }
+    free(scr);
+    CHECKF(same, "backend F16 attention is the %s group kernel, bit for bit", name);
+}
+#endif
 
 int main(void) {
     hearth_error err = {0};
@@ -314,6 +472,10 @@ int main(void) {
             }
         }
     }
+#if defined(__x86_64__)
+    test_attn_kernels(&seed);
+    test_attn_wiring(op, be, &seed);
+#endif
     hearth_backend_free(be);
     return test_summary("cpu_ops");
 }
