@@ -10,8 +10,10 @@
  * transposed so that vector k holds bytes 4k..4k+3 of every row; an
  * activation's bytes 4k..4k+3 are broadcast to all lanes, and 8 such products
  * give each lane its row's exact block sum, with no horizontal reduction. The
- * transposed block then serves every token of the tile. One or two tokens
- * (decode) use the per-pair kernel instead (see gemm_few_tokens).
+ * transposed block then serves every token of the tile. One token (decode)
+ * has its own kernels (gemm_q4_0_one_token, gemm_q8_0_one_token: 8 rows at a
+ * time, the activation's block terms prepared once per call); two tokens use
+ * the per-pair kernel (see gemm_few_tokens).
  *
  * Invariant (checked by tests/unit/test_gemm.c): every output is bit-identical
  * to the per-pair kernels (scalar, AVX2, AVX-512 alike): per pair the exact
@@ -100,11 +102,11 @@ static inline void prefetch_next_tile(const char *end, size_t tile_bytes, int64_
 #define BLOCK_AT(base, stride, i, type, ib)                                                                  \
     ((const type *)((const char *)(base) + (size_t)(i) * (stride)) + (ib))
 
-/* Up to FEW_TOKS tokens (decode): the transposed block would serve too few
- * dots to pay for itself (measured: slower than per-pair at 1 and 2 tokens),
- * so use the family's per-pair kernel, row by row (the rows are then one
- * sequential stream). Bit-identical all the same: the per-pair kernels of
- * these types equal the scalar kernel, as the tiled path does. */
+/* Up to FEW_TOKS tokens (a decode batch of two): the transposed block would
+ * serve too few dots to pay for itself (measured: slower than per-pair at 1
+ * and 2 tokens), so use the family's per-pair kernel, row by row (the rows
+ * are then one sequential stream). Bit-identical all the same: the per-pair
+ * kernels of these types equal the scalar kernel, as the tiled path does. */
 enum { FEW_TOKS = 2 };
 
 static void gemm_few_tokens(hearth_dtype type, int64_t n, const void *w, size_t w_stride, int nr,
@@ -116,8 +118,143 @@ static void gemm_few_tokens(hearth_dtype type, int64_t n, const void *w, size_t 
                 (const char *)a + (size_t)t * a_stride);
 }
 
+/* One token (decode). The per-pair kernel adds each block's float to one
+ * running sum, a serial chain of one add per block and row. Here 8 rows go
+ * together: per row and 8 blocks the 8 exact block sums land in one vector
+ * (lane b = block b) by an hadd tree, the scalar kernel's float operations
+ * turn them into the 8 block values, and add_blocks_8rows transposes 8 rows'
+ * values so that one vector add per block advances all 8 running sums in
+ * block order. The activation's per-block terms (scale as a float, and for
+ * Q4_0 8 * sum of its bytes) are prepared once per call. Results are
+ * bit-identical to the per-pair kernels. */
+enum { DECODE_MAX_BLOCKS = 512 }; /* n up to 16384 (4 KB of stack); longer rows go per pair */
+
+/* Lane b = the total of s[b]'s 8 int32 lanes (exact, any order). */
+static inline __m256i sum_8x8_i32(const __m256i s[8]) {
+    const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+    const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+    /* h0: [s0..s3 low halves | s0..s3 high halves], h1 the same for s4..s7 */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+/* 8 row vectors of 8 block values -> 8 running sums (lane r = row r), the
+ * blocks added in order: one transpose, then one add per block. */
+static inline __m256 add_blocks_8rows(__m256 acc, const __m256 vr[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(vr[0], vr[1]), t1 = _mm256_unpackhi_ps(vr[0], vr[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(vr[2], vr[3]), t3 = _mm256_unpackhi_ps(vr[2], vr[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(vr[4], vr[5]), t5 = _mm256_unpackhi_ps(vr[4], vr[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(vr[6], vr[7]), t7 = _mm256_unpackhi_ps(vr[6], vr[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x20));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u0, u4, 0x31));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u1, u5, 0x31));
+    acc = _mm256_add_ps(acc, _mm256_permute2f128_ps(u2, u6, 0x31));
+    return _mm256_add_ps(acc, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* Scales of 8 consecutive blocks `size` bytes apart (d first in each). */
+static inline __m256 scales8(const char *p, size_t size) {
+    hearth_f16 d[LANES];
+    for (int b = 0; b < LANES; b++)
+        memcpy(&d[b], p + (size_t)b * size, sizeof d[b]);
+    return f16x8(d);
+}
+
+static inline int32_t hsum_i32x8(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* Q4_0 block: the 8 int32 partials of sum(nibble * y) (the -8 offset is
+ * taken off the total as 8 * sum(y)). */
+static inline __m256i q4_0_partials(const block_q4_0 *x, const block_q8_0 *y) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)x->qs);
+    const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y->qs)),
+                             _mm256_set1_epi16(1));
+}
+
+/* Q8_0 block: the 8 int32 partials of sum(x * y) (|y| <= 127). */
+static inline __m256i q8_0_partials(const block_q8_0 *x, const block_q8_0 *y) {
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y->qs);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(yv, xv)),
+                             _mm256_set1_epi16(1));
+}
+
+static inline __attribute__((always_inline)) void gemm_one_token(const int is_q8, int64_t n, const void *w,
+                                                                 size_t w_stride, int nr, const void *a,
+                                                                 float *out) {
+    const int64_t nb = n / QK8_0, n8 = nb / LANES * LANES;
+    const size_t bsize = is_q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const block_q8_0 *y = a;
+    _Alignas(32) int32_t bs[DECODE_MAX_BLOCKS];
+    _Alignas(32) float da[DECODE_MAX_BLOCKS];
+    for (int64_t b = 0; b < nb; b++)
+        token_terms(&y[b], &bs[b], &da[b]);
+    for (int r0 = 0; r0 < nr; r0 += LANES) {
+        const int nrr = nr - r0 < LANES ? nr - r0 : LANES;
+        const char *xr[LANES]; /* rows past nr repeat the last one and are not stored */
+        for (int k = 0; k < LANES; k++)
+            xr[k] = (const char *)w + (size_t)(r0 + (k < nrr ? k : nrr - 1)) * w_stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n8; i += LANES) {
+            /* 8 short interleaved streams defeat the hardware prefetchers:
+             * request the next 8 rows (the caller's next tile after the
+             * last group) a slice per step */
+            prefetch_next_tile((const char *)w + (size_t)(r0 + nrr) * w_stride, (size_t)LANES * w_stride,
+                               i / LANES, n8 / LANES);
+            const __m256 db = _mm256_load_ps(&da[i]);
+            __m256 vr[LANES];
+            for (int k = 0; k < LANES; k++) {
+                const char *p = xr[k] + (size_t)i * bsize;
+                __m256i s[LANES];
+                for (int b = 0; b < LANES; b++)
+                    s[b] = is_q8 ? q8_0_partials((const block_q8_0 *)p + b, &y[i + b])
+                                 : q4_0_partials((const block_q4_0 *)p + b, &y[i + b]);
+                const __m256 dw = scales8(p, bsize);
+                if (is_q8) { /* sumi * (d_w * d_a) */
+                    vr[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(sum_8x8_i32(s)), _mm256_mul_ps(dw, db));
+                } else { /* (sumi - 8 sum(y)) * d_w * d_a */
+                    const __m256i sumi = _mm256_sub_epi32(sum_8x8_i32(s), _mm256_slli_epi32(
+                                                                              _mm256_load_si256((const __m256i *)&bs[i]), 3));
+                    vr[k] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw), db);
+                }
+            }
+            acc = add_blocks_8rows(acc, vr); /* column b = row r's block i + b, in block order */
+        }
+        _Alignas(32) float sums[LANES];
+        _mm256_store_ps(sums, acc);
+        for (int k = 0; k < nrr; k++) {
+            float sumf = sums[k];
+            for (int64_t i = n8; i < nb; i++) { /* the last nb % 8 blocks, one by one */
+                if (is_q8) {
+                    const block_q8_0 *x = (const block_q8_0 *)xr[k] + i;
+                    sumf += (float)hsum_i32x8(q8_0_partials(x, &y[i])) * (_cvtsh_ss(x->d) * da[i]);
+                } else {
+                    const block_q4_0 *x = (const block_q4_0 *)xr[k] + i;
+                    sumf += (float)(hsum_i32x8(q4_0_partials(x, &y[i])) - 8 * bs[i]) * _cvtsh_ss(x->d) * da[i];
+                }
+            }
+            out[r0 + k] = sumf;
+        }
+    }
+}
+
 static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
                       int nt, float *out, size_t out_stride) {
+    if (nt == 1 && n / QK8_0 <= DECODE_MAX_BLOCKS) {
+        gemm_one_token(1, n, w, w_stride, nr, a, out);
+        return;
+    }
     if (nt <= FEW_TOKS) {
         gemm_few_tokens(HEARTH_Q8_0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
         return;
@@ -163,6 +300,10 @@ static void gemm_q8_0(int64_t n, const void *w, size_t w_stride, int nr, const v
 
 static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
                       int nt, float *out, size_t out_stride) {
+    if (nt == 1 && n / QK8_0 <= DECODE_MAX_BLOCKS) {
+        gemm_one_token(0, n, w, w_stride, nr, a, out);
+        return;
+    }
     if (nt <= FEW_TOKS) {
         gemm_few_tokens(HEARTH_Q4_0, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
         return;
