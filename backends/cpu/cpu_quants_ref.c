@@ -414,9 +414,10 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
 /* Q8_0/Q4_0 GEMM kernels match the scalar kernel, which every family's
  * per-pair kernel equals, so a gemm of one family matches hearth_cpu_vec_dot
  * whichever family that picked. A kernel for a type whose families differ
- * (F16, AVX-512 only) must come from the same family as hearth_cpu_vec_dot's
- * pick: both try AVX-512 first under the same condition, and the AVX-512 F16
- * dot exists wherever its gemm does. */
+ * (F16) must come from the same family as hearth_cpu_vec_dot's pick: both
+ * try AVX-512 first under the same condition, then AVX2, and each family's
+ * F16 dot exists wherever its gemm does (tests/unit/test_gemm.c checks the
+ * dispatcher's pair). */
 hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks) {
     hearth_gemm_fn f = NULL;
 #if HEARTH_HAVE_NEON_KERNELS

@@ -9,8 +9,11 @@
  *       scales, so every quant level including -128 occurs; activations:
  *       random floats converted by hearth_cpu_quantize_act), for many
  *       (n, nr, nt) shapes with row/token tails and odd strides, every output
- *       out[t * out_stride + r] is memcmp-equal to hearth_cpu_vec_dot(type)
- *       of the same pair, and nothing outside the nr x nt tile is written;
+ *       out[t * out_stride + r] is memcmp-equal to the family's own per-pair
+ *       kernel of the same pair (F16 differs between families), and nothing
+ *       outside the nr x nt tile is written; the dispatcher's pair
+ *       (hearth_cpu_gemm, hearth_cpu_vec_dot) is checked the same way, so the
+ *       backend never mixes a gemm of one family with a dot of another;
  *   (b) the getter reports a tile of at least 1 x 1, and the dispatcher
  *       returns a kernel exactly when a family here has one;
  *   (c) with HEARTH_CPU_ISA=scalar (a re-run of this binary) hearth_cpu_gemm
@@ -34,6 +37,7 @@
 
 #if defined(__x86_64__)
 #include "cpu/avx2/gemm_kernels.h"
+#include "cpu/avx2/simd_kernels.h"
 #define HAVE_X86_FAMILIES 1
 #else
 #define HAVE_X86_FAMILIES 0
@@ -109,6 +113,7 @@ typedef struct family {
     const char *name;
     int usable;
     hearth_gemm_fn (*get)(hearth_dtype, int *, int *);
+    hearth_vec_dot_fn (*dot)(hearth_dtype); /* the family's own per-pair kernels; NULL: the dispatcher's */
 } family;
 
 /* One (type, n) case: a matrix of rows_total weight rows and toks_total
@@ -118,7 +123,9 @@ static void check_case(const family *fam, hearth_dtype t, int64_t n) {
     int max_rows = 0, max_toks = 0;
     const hearth_gemm_fn gemm = fam->get(t, &max_rows, &max_toks);
     if (!gemm) return;
-    const hearth_vec_dot_fn dot = hearth_cpu_vec_dot(t);
+    /* the family's own dot: F16 differs between families (Q8_0/Q4_0 do not) */
+    hearth_vec_dot_fn dot = fam->dot ? fam->dot(t) : NULL;
+    if (!dot) dot = hearth_cpu_vec_dot(t);
     REQUIRE(dot != NULL);
     const hearth_dtype vdt = hearth_dtype_info(t)->vec_dot_type;
     const int rows_total = max_rows + 5, toks_total = max_toks + 3;
@@ -190,7 +197,8 @@ static void bench_case(const family *fam, hearth_dtype t) {
     int max_rows = 0, max_toks = 0;
     const hearth_gemm_fn gemm = fam->get(t, &max_rows, &max_toks);
     if (!gemm) return;
-    const hearth_vec_dot_fn dot = hearth_cpu_vec_dot(t);
+    hearth_vec_dot_fn dot = fam->dot ? fam->dot(t) : NULL;
+    if (!dot) dot = hearth_cpu_vec_dot(t);
     const hearth_dtype vdt = hearth_dtype_info(t)->vec_dot_type;
     const int64_t n = 768;
     const int rows = 64, toks = 64;
@@ -275,21 +283,21 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--scalar-child")) return scalar_child();
     printf("cpu: %s\n", hearth_cpu_features());
 
-    family fams[2];
+    family fams[3];
     int n_fams = 0;
 #if HAVE_X86_FAMILIES
     const hearth_cpu_caps *caps = hearth_cpu_caps_get();
     const hearth_cpu_level level = hearth_cpu_level_get();
     fams[n_fams++] = (family){"avx2", level >= HEARTH_CPU_AVX2 && caps->avx2 && caps->fma && caps->f16c,
-                              hearth_cpu_gemm_avx2};
+                              hearth_cpu_gemm_avx2, hearth_cpu_vec_dot_avx2};
     fams[n_fams++] = (family){"avx512",
                               level >= HEARTH_CPU_AVX512 && caps->avx512f && caps->avx512bw &&
                                   caps->avx512vl && caps->avx512vnni,
-                              hearth_cpu_gemm_avx512};
+                              hearth_cpu_gemm_avx512, hearth_cpu_vec_dot_avx512};
 #elif HAVE_NEON_FAMILIES
     const hearth_neon_level nl = hearth_cpu_neon_level();
-    fams[n_fams++] = (family){"neon", nl >= HEARTH_NEON_PLAIN, hearth_cpu_gemm_neon};
-    fams[n_fams++] = (family){"neon-dotprod", nl >= HEARTH_NEON_DOTPROD, hearth_cpu_gemm_neon_dotprod};
+    fams[n_fams++] = (family){"neon", nl >= HEARTH_NEON_PLAIN, hearth_cpu_gemm_neon, NULL};
+    fams[n_fams++] = (family){"neon-dotprod", nl >= HEARTH_NEON_DOTPROD, hearth_cpu_gemm_neon_dotprod, NULL};
 #endif
 
     /* (b) getters and dispatcher */
@@ -309,6 +317,8 @@ int main(int argc, char **argv) {
         CHECKF((g != NULL) == any, "dispatcher has a gemm for %s exactly when a usable family does",
                hearth_dtype_name(t));
     }
+
+    fams[n_fams++] = (family){"dispatch", 1, hearth_cpu_gemm, NULL}; /* what the backend pairs */
 
     /* (a) bit-identity, every family this CPU runs */
     static const int k_blocks[] = {1, 2, 3, 5, 8, 24, 33};

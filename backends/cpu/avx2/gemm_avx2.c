@@ -1,7 +1,7 @@
 /*
  * gemm_avx2.c - register-tiled GEMM kernels (AVX2 + FMA + F16C) of the CPU
  * backend: up to 16 weight rows x 64 activation rows per call, Q8_0 and Q4_0
- * weights against Q8_0 activations.
+ * weights against Q8_0 activations, F16 weights against F16 activations.
  *
  * Owned by the GEMM kernels; compiled with -mavx2 -mfma -mf16c and reached
  * only through hearth_cpu_gemm (cpu_quants_ref.c). No state; thread-safe.
@@ -356,14 +356,111 @@ static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const v
     store_tile((const float(*)[MAX_TOKS][LANES])acc, nr, nt, out, out_stride);
 }
 
+/* F16 weights against F16 activations, bit-identical to this family's F16
+ * dot kernel (vec_dot_avx2.c dot_f16), which keeps four 8-lane accumulators:
+ * 8-element chunk c of each 32 goes into a[c], the leftover whole chunks
+ * into a[0]; the result is hsum((a0 + a1) + (a2 + a3)) (lanes i + i+4, then
+ * i + i+2, then 0 + 1), and the last n % 8 elements are then added one by
+ * one as float products. Every accumulator is its own FMA chain, so the tile
+ * runs one chain index k at a time over F16_ROWS x F16_TOKS pairs (12
+ * accumulators, 3 activation and 1 weight vector: AVX2's 16 registers),
+ * keeps each pair's finished a[k], and combines them as the dot kernel does.
+ * Weights and tokens are widened as they are read (F16C). One token goes
+ * per pair: decode reads each row once, and the dot kernel streams best. */
+enum { F16_ROWS = 4, F16_TOKS = 3, F16_MAX_ROWS = 16, F16_MAX_TOKS = 64 };
+
+static inline __m256 f16_at(const hearth_f16 *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t n,
+                                                           const hearth_f16 *const wr[F16_ROWS],
+                                                           const hearth_f16 *const tok[F16_TOKS],
+                                                           __m256 part[F16_ROWS][F16_TOKS][4]) {
+    const int64_t n32 = n / 32 * 32, n8 = n / 8 * 8;
+    for (int k = 0; k < 4; k++) {
+        __m256 acc[F16_ROWS][F16_TOKS];
+        for (int r = 0; r < F16_ROWS; r++)
+            for (int t = 0; t < nt; t++)
+                acc[r][t] = _mm256_setzero_ps();
+        for (int64_t i = 8 * k; i < n32; i += 32) {
+            __m256 y[F16_TOKS];
+            for (int t = 0; t < nt; t++)
+                y[t] = f16_at(tok[t] + i);
+            for (int r = 0; r < F16_ROWS; r++) {
+                const __m256 x = f16_at(wr[r] + i);
+                for (int t = 0; t < nt; t++)
+                    acc[r][t] = _mm256_fmadd_ps(x, y[t], acc[r][t]);
+            }
+        }
+        if (k == 0) /* leftover whole chunks */
+            for (int64_t i = n32; i < n8; i += 8)
+                for (int t = 0; t < nt; t++) {
+                    const __m256 y = f16_at(tok[t] + i);
+                    for (int r = 0; r < F16_ROWS; r++)
+                        acc[r][t] = _mm256_fmadd_ps(f16_at(wr[r] + i), y, acc[r][t]);
+                }
+        for (int r = 0; r < F16_ROWS; r++)
+            for (int t = 0; t < nt; t++)
+                part[r][t][k] = acc[r][t];
+    }
+}
+
+static inline float hsum_f32x8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static void gemm_f16(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                     int nt, float *out, size_t out_stride) {
+    if (nt == 1) {
+        gemm_few_tokens(HEARTH_F16, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+        return;
+    }
+    const int64_t n8 = n / 8 * 8;
+    for (int r0 = 0; r0 < nr; r0 += F16_ROWS) {
+        const int nrr = nr - r0 < F16_ROWS ? nr - r0 : F16_ROWS;
+        const hearth_f16 *wr[F16_ROWS]; /* rows past nr repeat the last one */
+        for (int r = 0; r < F16_ROWS; r++)
+            wr[r] = (const hearth_f16 *)((const char *)w + (size_t)(r0 + (r < nrr ? r : nrr - 1)) * w_stride);
+        for (int t0 = 0; t0 < nt; t0 += F16_TOKS) {
+            const int ntt = nt - t0 < F16_TOKS ? nt - t0 : F16_TOKS;
+            const hearth_f16 *tok[F16_TOKS];
+            for (int t = 0; t < F16_TOKS; t++)
+                tok[t] = (const hearth_f16 *)((const char *)a + (size_t)(t0 + (t < ntt ? t : 0)) * a_stride);
+            __m256 part[F16_ROWS][F16_TOKS][4];
+            if (ntt == 3)
+                f16_tile(3, n, wr, tok, part);
+            else if (ntt == 2)
+                f16_tile(2, n, wr, tok, part);
+            else
+                f16_tile(1, n, wr, tok, part);
+            for (int t = 0; t < ntt; t++)
+                for (int r = 0; r < nrr; r++) {
+                    float sum = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(part[r][t][0], part[r][t][1]),
+                                                         _mm256_add_ps(part[r][t][2], part[r][t][3])));
+                    for (int64_t i = n8; i < n; i++)
+                        sum += _cvtsh_ss(wr[r][i]) * _cvtsh_ss(tok[t][i]);
+                    out[(size_t)(t0 + t) * out_stride + r0 + r] = sum;
+                }
+        }
+    }
+}
+
 hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks) {
     hearth_gemm_fn f = NULL;
+    int rows = MAX_ROWS, toks = MAX_TOKS;
     switch (weight_type) {
     case HEARTH_Q8_0: f = gemm_q8_0; break;
     case HEARTH_Q4_0: f = gemm_q4_0; break;
+    case HEARTH_F16:
+        f = gemm_f16;
+        rows = F16_MAX_ROWS;
+        toks = F16_MAX_TOKS;
+        break;
     default: return NULL;
     }
-    if (max_rows) *max_rows = MAX_ROWS;
-    if (max_toks) *max_toks = MAX_TOKS;
+    if (max_rows) *max_rows = rows;
+    if (max_toks) *max_toks = toks;
     return f;
 }

@@ -12,9 +12,9 @@
  *     integer block sums and apply the scalar kernel's float operations per
  *     block, adding the block values to one running sum in block order; speed
  *     comes from running the serial chains of many (row, token) pairs side by
- *     side in vector lanes. F16 (AVX-512 only) repeats its own family's F16
- *     dot kernel chain for chain, so the dispatcher must (and does) take it
- *     from the same family as hearth_cpu_vec_dot's F16 kernel;
+ *     side in vector lanes. F16 (AVX2 and AVX-512 each) repeats its own
+ *     family's F16 dot kernel chain for chain, so the dispatcher must (and
+ *     does) take it from the same family as hearth_cpu_vec_dot's F16 kernel;
  *   - a getter returns NULL for types it lacks and sets *max_rows and
  *     *max_toks (the largest nr and nt one call accepts) otherwise;
  *   - kernels may be called only where the family's ISA is present (AVX2:
