@@ -173,13 +173,29 @@ static inline int32_t hsum_i32x8(__m256i v) {
     return _mm_cvtsi128_si32(h);
 }
 
-/* Q4_0 block: the 8 int32 partials of sum(nibble * y) (the -8 offset is
- * taken off the total as 8 * sum(y)). */
+/* Q4_0 block: the 16 int16 partials of sum(nibble * y), each at most
+ * 2 * 15 * 128 in magnitude (the -8 offset is taken off the total as
+ * 8 * sum(y)). The packed bytes go to both halves; the high half shifts by 4. */
+static inline __m256i q4_0_partials16(const block_q4_0 *x, const block_q8_0 *y) {
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x->qs));
+    const __m256i q = _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+    return _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y->qs));
+}
+
 static inline __m256i q4_0_partials(const block_q4_0 *x, const block_q8_0 *y) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)x->qs);
-    const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y->qs)),
-                             _mm256_set1_epi16(1));
+    return _mm256_madd_epi16(q4_0_partials16(x, y), _mm256_set1_epi16(1));
+}
+
+/* Lane b = the total of s[b]'s 16 int16 lanes, for 8 Q4_0 blocks: an hadd
+ * tree in 16 bits (after three levels a lane holds 16 of the partials,
+ * |sum| <= 30720, so nothing wraps), then the two 128-bit halves widened and
+ * added. Exact. */
+static inline __m256i sum_8x16_i16(const __m256i s[8]) {
+    const __m256i h0 = _mm256_hadd_epi16(_mm256_hadd_epi16(s[0], s[1]), _mm256_hadd_epi16(s[2], s[3]));
+    const __m256i h1 = _mm256_hadd_epi16(_mm256_hadd_epi16(s[4], s[5]), _mm256_hadd_epi16(s[6], s[7]));
+    const __m256i h = _mm256_hadd_epi16(h0, h1); /* each half: blocks 0..7, one partial each */
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(h)),
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(h, 1)));
 }
 
 /* Q8_0 block: the 8 int32 partials of sum(x * y) (|y| <= 127). */
@@ -219,13 +235,13 @@ static inline __attribute__((always_inline)) void gemm_one_token(const int is_q8
                 __m256i s[LANES];
                 for (int b = 0; b < LANES; b++)
                     s[b] = is_q8 ? q8_0_partials((const block_q8_0 *)p + b, &y[i + b])
-                                 : q4_0_partials((const block_q4_0 *)p + b, &y[i + b]);
+                                 : q4_0_partials16((const block_q4_0 *)p + b, &y[i + b]);
                 const __m256 dw = scales8(p, bsize);
                 if (is_q8) { /* sumi * (d_w * d_a) */
                     vr[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(sum_8x8_i32(s)), _mm256_mul_ps(dw, db));
                 } else { /* (sumi - 8 sum(y)) * d_w * d_a */
-                    const __m256i sumi = _mm256_sub_epi32(sum_8x8_i32(s), _mm256_slli_epi32(
-                                                                              _mm256_load_si256((const __m256i *)&bs[i]), 3));
+                    const __m256i sumi = _mm256_sub_epi32(
+                        sum_8x16_i16(s), _mm256_slli_epi32(_mm256_load_si256((const __m256i *)&bs[i]), 3));
                     vr[k] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw), db);
                 }
             }
