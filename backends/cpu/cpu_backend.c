@@ -466,7 +466,8 @@ static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_te
  * ggml does). An F16 cache with head size 64 or 128 on AVX-512 or AVX2 goes
  * to that family's group kernel (avx512/attn_avx512.c, avx2/attn_avx2.c:
  * scores bit-identical to the family's F16 dot, a vector exp); otherwise
- * attn_one scores key by key with the SIMD dot kernels of the matmuls. Either way a token's result does not depend on its batch. */
+ * attn_one scores key by key with the SIMD dot kernels of the matmuls.
+ * Either way a token's result does not depend on its batch. */
 
 enum { ATT_TILE = HEARTH_ATTN_TILE };
 
@@ -705,9 +706,9 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
         t = e;
     }
     c->att_blocks[n_blocks] = m->n_tokens;
-    attn_job j = {q,          k_pool,        v_pool,         m,   n_heads, n_kv_heads,   head_dim,
-                  scale,      out,           c->att_scratch, per, q_row,   axpy_f16_ref, axpy_f32_ref,
-                  f16_kernel, f16_prefetch,  c->att_blocks,  n_blocks};
+    attn_job j = {q,          k_pool,       v_pool,         m,       n_heads, n_kv_heads,   head_dim,
+                  scale,      out,          c->att_scratch, per,     q_row,   axpy_f16_ref, axpy_f32_ref,
+                  f16_kernel, f16_prefetch, c->att_blocks,  n_blocks};
 #ifdef HEARTH_HAVE_AVX2_KERNELS
     if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
         j.axpy_f16 = hearth_axpy_f16_avx2;

@@ -63,9 +63,7 @@ static void test_attn_kernels(uint64_t *seed) {
     static float out[NQ][MAXG * MAXD], out1[MAXG * MAXD];
     const int32_t pages[NP] = {5, 11, 0, 7, 3, 9, 1, 10, 2, 8, 4, 6};
     const int lens[NQ] = {150, 1, 7, 8, 9, 63, 65, 64}; /* partial chunks and tiles, one 3-tile query */
-    const struct {
-        int d, g;
-    } shapes[] = {{64, 1}, {64, 4}, {128, 7}, {128, 2}};
+    const struct { int d, g; } shapes[] = {{64, 1}, {64, 4}, {128, 7}, {128, 2}};
     for (int f = 0; f < 2; f++) {
         if (!fams[f].usable) {
             printf("  (attention %s kernel: CPU lacks the ISA, not run)\n", fams[f].name);
@@ -83,8 +81,16 @@ static void test_attn_kernels(uint64_t *seed) {
                     q16[t][i] = hearth_f32_to_f16((float)urand(seed) * 2);
             void *scr = malloc(fams[f].scratch(G, D));
             REQUIRE(scr);
-            hearth_attn_f16_args a = {D, G, NQ, PS, {0}, pages, (const char *)(k + D), (const char *)(v + D),
-                                      sizeof(uint16_t) * NKV * D, sizeof(uint16_t) * NKV * D,
+            hearth_attn_f16_args a = {D,
+                                      G,
+                                      NQ,
+                                      PS,
+                                      {0},
+                                      pages,
+                                      (const char *)(k + D),
+                                      (const char *)(v + D),
+                                      sizeof(uint16_t) * NKV * D,
+                                      sizeof(uint16_t) * NKV * D,
                                       1.0f / sqrtf((float)D)};
             const uint16_t *qp[NQ];
             float *op[NQ];
@@ -117,7 +123,8 @@ static void test_attn_kernels(uint64_t *seed) {
                     for (int d = 0; d < D; d++)
                         max_err = fmax(max_err, fabs(o[d] - out[t][h * D + d]));
                 }
-            CHECKF(max_err < 2e-5, "attention %s kernel (head %d, group %d): %g", fams[f].name, D, G, max_err);
+            CHECKF(max_err < 2e-5, "attention %s kernel (head %d, group %d): %g", fams[f].name, D, G,
+                   max_err);
             int same = 1;
             for (int t = 0; t < NQ; t++) {
                 hearth_attn_f16_args a1 = a;
@@ -174,8 +181,17 @@ static void test_attn_wiring(const hearth_backend_ops *op, hearth_backend *be, u
     for (int g = 0; g < NKV; g++) {
         for (int i = 0; i < G * D; i++)
             q16[i] = hearth_f32_to_f16(q[g * G * D + i]);
-        hearth_attn_f16_args a = {D, G, 1, PS, {L}, pages, (const char *)(k + g * D), (const char *)(v + g * D),
-                                  sizeof(uint16_t) * NKV * D, sizeof(uint16_t) * NKV * D, scale};
+        hearth_attn_f16_args a = {D,
+                                  G,
+                                  1,
+                                  PS,
+                                  {L},
+                                  pages,
+                                  (const char *)(k + g * D),
+                                  (const char *)(v + g * D),
+                                  sizeof(uint16_t) * NKV * D,
+                                  sizeof(uint16_t) * NKV * D,
+                                  scale};
         const uint16_t *qp[1] = {q16};
         float *op1[1] = {want};
         run(&a, qp, op1, scr);

@@ -217,7 +217,8 @@ static inline __attribute__((always_inline)) void attn_group(const int nc, const
         l[qh] = 0;
         const uint16_t *q = q16[qh / G] + (qh % G) * hd;
         for (int c = 0; c < nc; c++) {
-            _mm256_store_ps(qf + qh * hd + 8 * c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q + 8 * c))));
+            _mm256_store_ps(qf + qh * hd + 8 * c,
+                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q + 8 * c))));
             _mm256_store_ps(acc + qh * hd + 8 * c, _mm256_setzero_ps());
         }
     }

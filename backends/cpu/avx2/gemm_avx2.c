@@ -178,7 +178,8 @@ static inline int32_t hsum_i32x8(__m256i v) {
  * 8 * sum(y)). The packed bytes go to both halves; the high half shifts by 4. */
 static inline __m256i q4_0_partials16(const block_q4_0 *x, const block_q8_0 *y) {
     const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x->qs));
-    const __m256i q = _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+    const __m256i q =
+        _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
     return _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y->qs));
 }
 
@@ -257,7 +258,8 @@ static inline __attribute__((always_inline)) void gemm_one_token(const int is_q8
                     sumf += (float)hsum_i32x8(q8_0_partials(x, &y[i])) * (_cvtsh_ss(x->d) * da[i]);
                 } else {
                     const block_q4_0 *x = (const block_q4_0 *)xr[k] + i;
-                    sumf += (float)(hsum_i32x8(q4_0_partials(x, &y[i])) - 8 * bs[i]) * _cvtsh_ss(x->d) * da[i];
+                    sumf +=
+                        (float)(hsum_i32x8(q4_0_partials(x, &y[i])) - 8 * bs[i]) * _cvtsh_ss(x->d) * da[i];
                 }
             }
             out[r0 + k] = sumf;
@@ -385,7 +387,9 @@ static void gemm_q4_0(int64_t n, const void *w, size_t w_stride, int nr, const v
  * per pair: decode reads each row once, and the dot kernel streams best. */
 enum { F16_ROWS = 4, F16_TOKS = 3, F16_MAX_ROWS = 16, F16_MAX_TOKS = 64 };
 
-static inline __m256 f16_at(const hearth_f16 *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 f16_at(const hearth_f16 *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
 
 static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t n,
                                                            const hearth_f16 *const wr[F16_ROWS],
