@@ -211,7 +211,7 @@ static void bench_case(const family *fam, hearth_dtype t) {
             x[k] = rng_unit();
         hearth_cpu_quantize_act(vdt, x, a + (size_t)i * a_row, n);
     }
-    const int tok_counts[] = {1, 8, 64};
+    const int tok_counts[] = {1, 2, 3, 8, 64};
     for (size_t ci = 0; ci < sizeof tok_counts / sizeof tok_counts[0]; ci++) {
         const int nt_all = tok_counts[ci];
         double best_pair = 1e30, best_gemm = 1e30;
