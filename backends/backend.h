@@ -186,6 +186,8 @@ int hearth_backend_devices(hearth_device_desc *out, int cap, char *problems, siz
 hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err);
 /* Physical core count (for -t defaults). */
 int hearth_cpu_physical_cores(void);
+/* Host RAM: total and currently available bytes (0 if unknown). */
+void hearth_host_memory(uint64_t *total, uint64_t *avail);
 
 /* Convenience wrappers. */
 static inline hearth_tensor hearth_tensor_2d(hearth_dtype type, int64_t ne0, int64_t ne1, void *data) {

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backend.h"
 
@@ -132,9 +131,7 @@ static void cpu_device(hearth_device_desc *d) {
     if (f) fclose(f);
     snprintf(d->driver, sizeof d->driver, "%s kernels, %d physical core%s", hearth_cpu_features(),
              hearth_cpu_physical_cores(), hearth_cpu_physical_cores() == 1 ? "" : "s");
-    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    d->mem_total = pages > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
-    d->mem_free = avail > 0 ? (uint64_t)avail * (uint64_t)psz : 0;
+    hearth_host_memory(&d->mem_total, &d->mem_free);
     d->usable = true;
 }
 

@@ -731,9 +731,7 @@ static void cpu_info(hearth_backend *b, hearth_backend_info *out) {
     snprintf(out->name, sizeof out->name, "cpu");
     snprintf(out->device, sizeof out->device, "%s, %d thread%s", hearth_cpu_features(), c->n_threads,
              c->n_threads == 1 ? "" : "s");
-    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    out->mem_total = pages > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
-    out->mem_free = avail > 0 ? (uint64_t)avail * (uint64_t)psz : 0;
+    hearth_host_memory(&out->mem_total, &out->mem_free);
     out->host_visible = true;
 }
 
@@ -768,6 +766,12 @@ static const hearth_backend_ops cpu_ops = {
     .get_rows_f32 = cpu_get_rows_f32,
     .synchronize = cpu_synchronize,
 };
+
+void hearth_host_memory(uint64_t *total, uint64_t *avail) {
+    long pages = sysconf(_SC_PHYS_PAGES), av = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    *total = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    *avail = av > 0 && psz > 0 ? (uint64_t)av * (uint64_t)psz : 0;
+}
 
 int hearth_cpu_physical_cores(void) {
     /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */

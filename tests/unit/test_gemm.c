@@ -34,6 +34,7 @@
 #include "cpu/cpu_quants.h"
 #include "dtype.h"
 #include "test.h"
+#include "scalar_child.h"
 
 #if defined(__x86_64__)
 #include "cpu/avx2/gemm_kernels.h"
@@ -256,27 +257,6 @@ static int scalar_child(void) {
                hearth_dtype_name(k_types[ti]));
     }
     return test_summary("test_gemm (HEARTH_CPU_ISA=scalar)");
-}
-
-static void test_scalar_override(const char *self) {
-    if (getenv("HEARTH_TEST_NO_REEXEC")) { /* under qemu-user: the caller runs --scalar-child itself */
-        printf("HEARTH_TEST_NO_REEXEC: scalar override not re-run here\n");
-        return;
-    }
-    fflush(stdout);
-    fflush(stderr);
-    const pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        setenv("HEARTH_CPU_ISA", "scalar", 1);
-        execl("/proc/self/exe", self, "--scalar-child", (char *)NULL);
-        execl(self, self, "--scalar-child", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "HEARTH_CPU_ISA=scalar child passed (status %d)",
-           status);
 }
 
 int main(int argc, char **argv) {
