@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backends/backend.h"
 
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

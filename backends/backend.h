@@ -24,8 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dtype.h"
-#include "error.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/os.h" /* hearth_physical_cores, hearth_host_memory */
 
 typedef struct hearth_backend hearth_backend;
 
@@ -184,10 +185,6 @@ int hearth_backend_devices(hearth_device_desc *out, int cap, char *problems, siz
 
 /* The CPU backend (always present). */
 hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err);
-/* Physical core count (for -t defaults). */
-int hearth_cpu_physical_cores(void);
-/* Host RAM: total and currently available bytes (0 if unknown). */
-void hearth_host_memory(uint64_t *total, uint64_t *avail);
 
 /* Convenience wrappers. */
 static inline hearth_tensor hearth_tensor_2d(hearth_dtype type, int64_t ne0, int64_t ne1, void *data) {

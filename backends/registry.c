@@ -20,7 +20,7 @@ int hearth_cuda_devices(hearth_device_desc *out, int cap, hearth_error *err);
 hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
 int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err);
 #endif
-#include "cpu/cpu_features.h"
+#include "backends/cpu/cpu_features.h"
 
 const char *hearth_backend_list(void) {
     return "cpu"
@@ -130,7 +130,7 @@ static void cpu_device(hearth_device_desc *d) {
     }
     if (f) fclose(f);
     snprintf(d->driver, sizeof d->driver, "%s kernels, %d physical core%s", hearth_cpu_features(),
-             hearth_cpu_physical_cores(), hearth_cpu_physical_cores() == 1 ? "" : "s");
+             hearth_physical_cores(), hearth_physical_cores() == 1 ? "" : "s");
     hearth_host_memory(&d->mem_total, &d->mem_free);
     d->usable = true;
 }

@@ -18,7 +18,7 @@ if(NOT HEARTH_CUDA STREQUAL "OFF")
 endif()
 message(STATUS "Hearth CUDA backend: ${HEARTH_HAVE_CUDA}")
 
-# CUDA wiring (owner: the CUDA backend, issue 8). The .cu files go into the
+# CUDA wiring (the CUDA backend, backends/cuda/). The .cu files go into the
 # `hearth` library itself; cudart is linked statically so the same binary runs
 # (and falls back to the CPU) on a machine with no NVIDIA driver. The C flags
 # the top level adds to every source (-Wall, -fsanitize=...) mean nothing to
@@ -60,7 +60,6 @@ if(HEARTH_HAVE_CUDA)
   target_sources(hearth PRIVATE ${HEARTH_CUDA_SRC})
   set_target_properties(hearth PROPERTIES CUDA_RUNTIME_LIBRARY Static CUDA_SEPARABLE_COMPILATION OFF
                                           CUDA_ARCHITECTURES "${HEARTH_CUDA_ARCHS}")
-  target_include_directories(hearth PRIVATE ${CMAKE_SOURCE_DIR}/backends/cuda)
   target_compile_definitions(hearth PUBLIC HEARTH_HAVE_CUDA=1)
   target_compile_options(hearth PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo --expt-relaxed-constexpr>)
   if(HEARTH_WERROR)
@@ -72,7 +71,7 @@ if(HEARTH_HAVE_CUDA)
   # GPU-only checks (tests/gpu/run.sh runs them; not in ctest: CI has no GPU).
   if(HEARTH_TESTS)
     add_executable(test_cuda_ops ${CMAKE_SOURCE_DIR}/tests/gpu/test_cuda_ops.c)
-    target_include_directories(test_cuda_ops PRIVATE ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/backends/cuda)
+    target_include_directories(test_cuda_ops PRIVATE ${CMAKE_SOURCE_DIR}/tests)
     target_link_libraries(test_cuda_ops PRIVATE hearth)
     add_executable(cuda_bw_probe ${CMAKE_SOURCE_DIR}/tests/gpu/bw_probe.cu)
     set_target_properties(cuda_bw_probe PROPERTIES CUDA_RUNTIME_LIBRARY Static)
@@ -92,7 +91,7 @@ if(NOT HEARTH_VULKAN STREQUAL "OFF")
 endif()
 message(STATUS "Hearth Vulkan backend: ${HEARTH_HAVE_VULKAN}")
 
-# Vulkan wiring (owner: the Vulkan backend, issue 7). Every shaders/*.comp is
+# Vulkan wiring (the Vulkan backend, backends/vulkan/). Every shaders/*.comp is
 # compiled by glslc at build time and embedded (backends/vulkan/embed_spirv.cmake
 # writes vk_shaders_spv.c) so the binary needs no shader files at run time.
 if(HEARTH_HAVE_VULKAN)
@@ -114,7 +113,6 @@ if(HEARTH_HAVE_VULKAN)
             -P ${CMAKE_SOURCE_DIR}/backends/vulkan/embed_spirv.cmake
     DEPENDS ${_spvs} ${CMAKE_SOURCE_DIR}/backends/vulkan/embed_spirv.cmake COMMENT "embedding SPIR-V" VERBATIM)
   target_sources(hearth PRIVATE ${HEARTH_VULKAN_SRC} ${_spv_dir}/vk_shaders_spv.c)
-  target_include_directories(hearth PRIVATE ${CMAKE_SOURCE_DIR}/backends/vulkan)
   target_compile_definitions(hearth PUBLIC HEARTH_HAVE_VULKAN=1)
   target_link_libraries(hearth PUBLIC Vulkan::Vulkan)
 endif()

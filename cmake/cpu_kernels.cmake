@@ -52,26 +52,24 @@ endfunction()
 # arm64 and run under qemu (tests/cli/test_neon_qemu.sh).
 function(hearth_build_kernels_only)
   add_library(hearth_kernels STATIC
-    ${CMAKE_SOURCE_DIR}/runtime/dtype.c
+    ${CMAKE_SOURCE_DIR}/core/dtype.c
     ${HEARTH_CPU_DIR}/cpu_quants_ref.c
     ${HEARTH_CPU_DIR}/cpu_features.c)
-  target_include_directories(hearth_kernels PUBLIC ${CMAKE_SOURCE_DIR}/runtime ${CMAKE_SOURCE_DIR}/backends)
+  target_include_directories(hearth_kernels PUBLIC ${CMAKE_SOURCE_DIR})
   target_compile_definitions(hearth_kernels PUBLIC _GNU_SOURCE HEARTH_VERSION="${PROJECT_VERSION}")
   target_link_libraries(hearth_kernels PUBLIC Threads::Threads m)
   hearth_add_cpu_kernels(hearth_kernels)
 
+  # The floors without a third-party library: core/, backends/ (CPU) and the
+  # runtime folders the greedy decoder needs. runtime/store (SQLite) and
+  # runtime/template (cJSON) are left out; the engine's reference to the store
+  # is never linked, since neon_greedy does not call the engine.
   file(GLOB core_src CONFIGURE_DEPENDS
-    ${CMAKE_SOURCE_DIR}/runtime/*.c ${CMAKE_SOURCE_DIR}/backends/*.c ${HEARTH_CPU_DIR}/*.c)
+    ${CMAKE_SOURCE_DIR}/core/*.c ${CMAKE_SOURCE_DIR}/backends/*.c ${HEARTH_CPU_DIR}/*.c
+    ${CMAKE_SOURCE_DIR}/runtime/format/*.c ${CMAKE_SOURCE_DIR}/runtime/text/*.c
+    ${CMAKE_SOURCE_DIR}/runtime/kv/*.c ${CMAKE_SOURCE_DIR}/runtime/model/*.c ${CMAKE_SOURCE_DIR}/runtime/serving/*.c)
   list(REMOVE_ITEM core_src
-    ${CMAKE_SOURCE_DIR}/runtime/dtype.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_features.c)
-  # Leave out every file that includes a third-party header (today cache_store.c,
-  # chat_template.c, config.c); the greedy decoder needs none of them.
-  foreach(src ${core_src})
-    file(STRINGS ${src} third_party REGEX "^#include <(sqlite3|yaml|cjson/cJSON|microhttpd|curses|ncurses)")
-    if(third_party)
-      list(REMOVE_ITEM core_src ${src})
-    endif()
-  endforeach()
+    ${CMAKE_SOURCE_DIR}/core/dtype.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_features.c)
   add_library(hearth_core STATIC ${core_src})
   target_link_libraries(hearth_core PUBLIC hearth_kernels ${CMAKE_DL_LIBS})
   get_target_property(kernel_defs hearth_kernels COMPILE_DEFINITIONS) # HEARTH_HAVE_*, for cpu_backend.c
@@ -81,7 +79,7 @@ function(hearth_build_kernels_only)
 
   enable_testing()
   foreach(name test_simd test_gemm)
-    add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/unit/${name}.c)
+    add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/unit/backends/${name}.c)
     target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
     target_link_libraries(${name} PRIVATE hearth_kernels)
     add_test(NAME unit/${name} COMMAND ${name})

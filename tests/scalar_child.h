@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "test.h" /* REQUIRE, CHECKF */
+
 static void test_scalar_override(const char *self) {
     if (getenv("HEARTH_TEST_NO_REEXEC")) {
         printf("HEARTH_TEST_NO_REEXEC: scalar override not re-run here\n");

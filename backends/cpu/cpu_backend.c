@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backends/backend.h"
 #include "cpu_attn.h"
 #include "cpu_features.h"
 #include "cpu_quants.h"
@@ -39,17 +39,11 @@ static cpu_ctx *ctx_of(hearth_backend *b) {
     return b->ctx;
 }
 
-static double now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-#define PROFILE_BEGIN(b) double t0_ = (b)->profile ? now_us() : 0
+#define PROFILE_BEGIN(b) double t0_ = (b)->profile ? hearth_now_us() : 0
 #define PROFILE_END(b, op)                                                                                   \
     do {                                                                                                     \
         if ((b)->profile) {                                                                                  \
-            (b)->op_time_us[op] += now_us() - t0_;                                                           \
+            (b)->op_time_us[op] += hearth_now_us() - t0_;                                                           \
             (b)->op_count[op]++;                                                                             \
         }                                                                                                    \
     } while (0)
@@ -767,41 +761,9 @@ static const hearth_backend_ops cpu_ops = {
     .synchronize = cpu_synchronize,
 };
 
-void hearth_host_memory(uint64_t *total, uint64_t *avail) {
-    long pages = sysconf(_SC_PHYS_PAGES), av = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    *total = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
-    *avail = av > 0 && psz > 0 ? (uint64_t)av * (uint64_t)psz : 0;
-}
-
-int hearth_cpu_physical_cores(void) {
-    /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    int n_online = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (!f) return n_online > 0 ? n_online : 1;
-    char line[256];
-    int phys = -1, pairs[1024][2], n_pairs = 0;
-    while (fgets(line, sizeof line, f)) {
-        int v;
-        if (sscanf(line, "physical id : %d", &v) == 1)
-            phys = v;
-        else if (sscanf(line, "core id : %d", &v) == 1) {
-            bool seen = false;
-            for (int i = 0; i < n_pairs; i++)
-                if (pairs[i][0] == phys && pairs[i][1] == v) seen = true;
-            if (!seen && n_pairs < 1024) {
-                pairs[n_pairs][0] = phys;
-                pairs[n_pairs][1] = v;
-                n_pairs++;
-            }
-        }
-    }
-    fclose(f);
-    if (n_pairs <= 0) return n_online > 0 ? n_online : 1;
-    return n_pairs;
-}
 
 hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err) {
-    if (n_threads <= 0) n_threads = hearth_cpu_physical_cores();
+    if (n_threads <= 0) n_threads = hearth_physical_cores();
     if (n_threads > 256) n_threads = 256;
     hearth_backend *b = calloc(1, sizeof *b);
     cpu_ctx *c = calloc(1, sizeof *c);

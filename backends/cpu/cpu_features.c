@@ -13,7 +13,7 @@
 #define HEARTH_X86 1
 #endif
 #if HEARTH_HAVE_NEON_KERNELS
-#include "neon/neon_kernels.h"
+#include "backends/cpu/neon/neon_kernels.h"
 #endif
 
 static hearth_cpu_caps g_caps;

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dtype.h"
+#include "core/dtype.h"
 
 /* *out = dot(w_row, act_row) over n elements. */
 typedef void (*hearth_vec_dot_fn)(int64_t n, float *out, const void *w_row, const void *act_row);

@@ -11,12 +11,12 @@
 #include "cpu_quants.h"
 
 #if HEARTH_HAVE_AVX2_KERNELS || HEARTH_HAVE_AVX512_KERNELS
-#include "avx2/gemm_kernels.h"
-#include "avx2/simd_kernels.h"
+#include "backends/cpu/avx2/gemm_kernels.h"
+#include "backends/cpu/avx2/simd_kernels.h"
 #endif
 #include "cpu_features.h"
 #if HEARTH_HAVE_NEON_KERNELS
-#include "neon/neon_kernels.h" /* aarch64 only: see the dispatch section */
+#include "backends/cpu/neon/neon_kernels.h" /* aarch64 only: see the dispatch section */
 #endif
 
 #include <math.h>

@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "backend.h"
+#include "backends/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -16,7 +16,7 @@
 #include "cuda_quant.h"
 
 extern "C" {
-#include "backend.h" /* hearth_rope_mode */
+#include "backends/backend.h" /* hearth_rope_mode */
 }
 
 namespace {

@@ -23,7 +23,7 @@
 #include <string.h>
 
 extern "C" {
-#include "dtype.h"
+#include "core/dtype.h"
 }
 
 #define HD __host__ __device__ __forceinline__

@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "forward.h"
-#include "kv_cache.h"
-#include "model.h"
-#include "sampling.h"
+#include "backends/backend.h"
+#include "runtime/kv/kv_cache.h"
+#include "runtime/model/forward.h"
+#include "runtime/model/model.h"
+#include "runtime/serving/sampling.h"
 
 static int fail(const char *what, const hearth_error *err) {
     fprintf(stderr, "neon_greedy: %s: %s\n", what, err->msg);

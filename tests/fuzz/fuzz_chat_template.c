@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../unit/chat_templates.h"
-#include "chat_template.h"
+#include "runtime/template/chat_template.h"
+#include "tests/unit/runtime/template/chat_templates.h"
 
 static const hearth_chat_msg CONV[] = {
     {"system", "You are a helpful assistant"},

@@ -10,7 +10,7 @@
  * the config unchanged.
  * Ownership: the input belongs to libFuzzer; the config is freed here.
  */
-#include "config.h"
+#include "app/cli/config.h"
 
 #include <stdint.h>
 #include <stdlib.h>

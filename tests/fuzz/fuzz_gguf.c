@@ -9,7 +9,7 @@
  * invariant (wrong lookup, bad shape) into one too.
  * Ownership: the input buffer belongs to libFuzzer; the handle is closed here.
  */
-#include "gguf.h"
+#include "runtime/format/gguf.h"
 
 #include <stdint.h>
 #include <stdlib.h>

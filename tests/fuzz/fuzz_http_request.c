@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template.h"
-#include "serve.h"
+#include "app/serve/serve.h"
+#include "runtime/template/chat_template.h"
 
 /* ---- stubs for the parts of libhearth serve_prompt.c links against */
 hearth_status hearth_tokenizer_encode(const hearth_tokenizer *t, const char *text, size_t len, bool add_bos,

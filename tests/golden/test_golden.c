@@ -17,10 +17,10 @@
  */
 #include <cjson/cJSON.h>
 
-#include "forward.h"
-#include "kv_cache.h"
-#include "model.h"
-#include "sampling.h"
+#include "runtime/kv/kv_cache.h"
+#include "runtime/model/forward.h"
+#include "runtime/model/model.h"
+#include "runtime/serving/sampling.h"
 #include "test.h"
 
 /* A divergence is a near-tie when the two tokens' logits are closer than the

@@ -26,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "cuda_backend.h"
-#include "sampling.h"
+#include "backends/backend.h"
+#include "backends/cuda/cuda_backend.h"
+#include "runtime/serving/sampling.h"
 #include "test.h"
 
 static hearth_backend *cpu, *gpu, *ref, *eager;

@@ -25,8 +25,8 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "../cpu_attn.h"
-#include "dtype.h"
+#include "backends/cpu/cpu_attn.h"
+#include "core/dtype.h"
 
 void hearth_axpy_f16_avx2(int n, float *y, float a, const uint16_t *x) {
     const __m256 va = _mm256_set1_ps(a);

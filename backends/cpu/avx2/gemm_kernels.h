@@ -24,7 +24,7 @@
 #ifndef HEARTH_CPU_GEMM_KERNELS_H
 #define HEARTH_CPU_GEMM_KERNELS_H
 
-#include "cpu/cpu_quants.h"
+#include "backends/cpu/cpu_quants.h"
 
 hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
 hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, int *max_toks);

@@ -32,7 +32,7 @@
 #ifndef HEARTH_CPU_SIMD_KERNELS_H
 #define HEARTH_CPU_SIMD_KERNELS_H
 
-#include "cpu/cpu_quants.h"
+#include "backends/cpu/cpu_quants.h"
 
 /* AVX2 + FMA + F16C (backends/cpu/avx2/vec_dot_avx2.c). */
 hearth_vec_dot_fn hearth_cpu_vec_dot_avx2(hearth_dtype weight_type);

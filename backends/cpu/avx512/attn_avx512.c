@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../cpu_attn.h"
+#include "backends/cpu/cpu_attn.h"
 
 /* PREFETCH_CHUNKS: how far ahead (in 16-key chunks) rows are requested */
 enum { TILE = HEARTH_ATTN_TILE, CHUNK = 16, PREFETCH_CHUNKS = 4 };

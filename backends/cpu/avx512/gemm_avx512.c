@@ -24,8 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cpu/avx2/gemm_kernels.h"
-#include "cpu/avx2/simd_kernels.h"
+#include "backends/cpu/avx2/gemm_kernels.h"
+#include "backends/cpu/avx2/simd_kernels.h"
 
 enum { LANES = 16, GROUPS = 4, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
 

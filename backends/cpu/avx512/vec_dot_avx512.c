@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cpu/avx2/simd_kernels.h"
+#include "backends/cpu/avx2/simd_kernels.h"
 
 // ---------------------------------------------------------------- helpers
 

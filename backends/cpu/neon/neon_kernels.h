@@ -31,7 +31,7 @@
 #ifndef HEARTH_CPU_NEON_KERNELS_H
 #define HEARTH_CPU_NEON_KERNELS_H
 
-#include "cpu/cpu_quants.h"
+#include "backends/cpu/cpu_quants.h"
 
 typedef enum hearth_neon_level {
     HEARTH_NEON_OFF = 0,

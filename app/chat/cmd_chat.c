@@ -1,0 +1,193 @@
+/*
+ * cmd_chat.c - `hearth chat`: talk with a model.
+ *
+ * Three front ends over one chat_session (same conversation code):
+ *   - the ncurses TUI (chat_tui.c) when stdin and stdout are terminals;
+ *   - --once "question": print the answer to stdout and exit;
+ *   - otherwise read stdin, one user turn per line (lines starting with '/'
+ *     are commands, their output goes to stderr), answers to stdout, one per
+ *     turn followed by a newline.
+ * Settings come from the config file (--config, else the default path; see
+ * docs/CONFIG.md), then the flags. Exit status: 0; 1 when the model cannot
+ * be loaded or a turn fails; 2 for usage errors and a config file with errors.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/cli/args.h"
+#include "app/cli/common.h"
+#include "app/cli/config.h"
+#include "chat_commands.h"
+#include "chat_session.h"
+#include "chat_tui.h"
+
+/* ------------------------------------------------------------ non-interactive */
+
+static void print_text(const chat_event *ev, void *user) {
+    if (ev->text_len) {
+        fwrite(ev->text, 1, ev->text_len, stdout);
+        fflush(stdout);
+    }
+    if (ev->kind == HEARTH_EVENT_DONE && ev->finish == HEARTH_FINISH_ERROR)
+        *(char **)user = strdup(ev->error);
+}
+
+/* One turn, streamed to stdout. Returns false (message on stderr) on failure. */
+static bool run_turn(chat_session *s, const char *text, bool show_stats) {
+    hearth_error err = {0};
+    if (chat_session_send(s, text, &err)) {
+        fprintf(stderr, "hearth chat: %s\n", err.msg);
+        return false;
+    }
+    char *error = NULL;
+    while (chat_session_busy(s)) {
+        struct pollfd pfd = {chat_session_wait_fd(s), POLLIN, 0};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) break;
+        chat_session_drain(s, print_text, &error);
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (error) {
+        fprintf(stderr, "hearth chat: %s\n", error);
+        free(error);
+        return false;
+    }
+    if (show_stats) {
+        char status[512];
+        chat_session_status(s, status, sizeof status);
+        fprintf(stderr, "hearth: %s\n", status);
+    }
+    return true;
+}
+
+static void say_stderr(void *user, bool error, const char *text) {
+    (void)user;
+    fprintf(stderr, "%s\n", text);
+}
+
+/* Lines from stdin: turns and commands. */
+static int run_lines(chat_session *s, bool show_stats) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (!n) continue;
+        if (line[0] == '/') {
+            chat_cmd_result r = chat_command_run(s, line, say_stderr, NULL);
+            if (r == CHAT_CMD_QUIT) break;
+            if (r == CHAT_CMD_ERROR) rc = 1;
+            continue;
+        }
+        if (!run_turn(s, line, show_stats)) rc = 1;
+    }
+    free(line);
+    return rc;
+}
+
+/* ------------------------------------------------------------ command */
+
+int cmd_chat(int argc, char **argv) {
+    chat_options o = {.temp = -1, .top_p = -1, .gpu_layers = CHAT_GPU_LAYERS_UNSET};
+    const char *once = NULL, *load = NULL, *save = NULL, *config_path = NULL;
+    bool stats = false;
+    const arg_opt opts[] = {
+        {"-m", "--model", ARG_STR, &o.model, "MODEL",
+         "a configured model name or a GGUF file (default: the configured default, else the sample model)"},
+        {NULL, "--config", ARG_STR, &config_path, "PATH",
+         "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
+        {NULL, "--once", ARG_STR, &once, "TEXT", "ask one question, print the answer, exit"},
+        {NULL, "--system", ARG_STR, &o.system, "TEXT", "system prompt"},
+        {NULL, "--temp", ARG_FLOAT, &o.temp, "T", "temperature; 0 = greedy (default 0.8)"},
+        {NULL, "--top-p", ARG_FLOAT, &o.top_p, "P", "nucleus sampling (default 0.95, 1 = off)"},
+        {NULL, "--seed", ARG_U64, &o.seed, "S", "random seed"},
+        {"-n", "--max-tokens", ARG_INT, &o.max_tokens, "N",
+         "longest answer (default: until the end of the turn)"},
+        {NULL, "--ignore-eos", ARG_FLAG, &o.ignore_eos, NULL, "keep generating past the end of the turn"},
+        {"-t", "--threads", ARG_INT, &o.threads, "N", "CPU threads (default: physical cores)"},
+        {"-c", "--ctx", ARG_INT, &o.ctx, "N", "context length (default: the model's, at most 4096)"},
+        {NULL, "--backend", ARG_STR, &o.backend, "NAME",
+         "auto, cpu, cuda[:N], vulkan[:N] (default: config, else auto)"},
+        {"-ngl", "--gpu-layers", ARG_INT, &o.gpu_layers, "N", APP_GPU_LAYERS_HELP},
+        {NULL, "--history-db", ARG_STR, &o.history_db, "PATH",
+         "saved conversations (default $XDG_DATA_HOME/hearth/history.sqlite)"},
+        {NULL, "--cache-db", ARG_STR, &o.cache_db, "PATH",
+         "prefix-cache database (default $XDG_CACHE_HOME/hearth/prefix-cache.sqlite; 'none': memory only)"},
+        {NULL, "--no-prefix-cache", ARG_FLAG, &o.no_prefix_cache, NULL, "compute every prompt token"},
+        {NULL, "--load", ARG_STR, &load, "NAME", "continue a saved conversation"},
+        {NULL, "--save", ARG_STR, &save, "NAME", "without the TUI: save the conversation at the end"},
+        {NULL, "--stats", ARG_FLAG, &stats, NULL,
+         "without the TUI: print the status line to stderr after each answer"},
+    };
+    const char *pos[1];
+    int n_pos;
+    int r = arg_parse(
+        "chat", "[-m MODEL] [--once TEXT] [options]",
+        "Chat with a model in the terminal. Enter sends, Alt-Enter or Ctrl-J adds a newline, Esc stops\n"
+        "an answer, /help lists the commands. With --once, or when stdin is not a terminal (one turn\n"
+        "per line), answers go to stdout.",
+        opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
+    if (r) return r > 0 ? 0 : 2;
+    if (n_pos) {
+        fprintf(stderr,
+                "hearth chat: unexpected argument '%s': use --once TEXT for a question (see --help)\n",
+                pos[0]);
+        return 2;
+    }
+    if (o.ctx < 0 || o.threads < 0 || (o.gpu_layers < -1 && o.gpu_layers != CHAT_GPU_LAYERS_UNSET)) {
+        fprintf(stderr, "hearth chat: -c and -t must not be negative, --gpu-layers not below -1 (see hearth chat --help)\n");
+        return 2;
+    }
+    hearth_config cfg;
+    hearth_error err = {0};
+    if (hearth_config_load(config_path, &cfg, &err)) {
+        fprintf(stderr, "hearth chat: %s\n", err.msg);
+        hearth_config_free(&cfg);
+        return 2;
+    }
+    o.config = &cfg;
+    const char *delay = getenv("HEARTH_CHAT_TOKEN_DELAY_MS");
+    if (delay) o.token_delay_ms = atoi(delay);
+
+    chat_session s;
+    if (chat_session_open(&s, &o, &err)) {
+        fprintf(stderr, "hearth chat: %s\n", err.msg);
+        chat_session_close(&s);
+        hearth_config_free(&cfg);
+        return 1;
+    }
+    int rc = 0;
+    if (load) {
+        chat_history *h = chat_session_history(&s, &err);
+        if (!h || chat_history_load(h, load, &s.conv, NULL, 0, &err)) {
+            fprintf(stderr, "hearth chat: %s\n", err.msg);
+            chat_session_close(&s);
+            hearth_config_free(&cfg);
+            return 1;
+        }
+        snprintf(s.conv_name, sizeof s.conv_name, "%s", load);
+    }
+    bool interactive = !once && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    if (interactive)
+        rc = chat_tui_run(&s);
+    else if (once)
+        rc = run_turn(&s, once, stats) ? 0 : 1;
+    else
+        rc = run_lines(&s, stats);
+    if (!interactive && save) {
+        chat_history *h = chat_session_history(&s, &err);
+        if (!h || chat_history_save(h, save, s.model_path, &s.conv, &err)) {
+            fprintf(stderr, "hearth chat: %s\n", err.msg);
+            rc = 1;
+        }
+    }
+    chat_session_close(&s);
+    hearth_config_free(&cfg);
+    return rc;
+}

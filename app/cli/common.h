@@ -1,0 +1,49 @@
+/*
+ * common.h - pieces the subcommands share: loading a backend + model with
+ * user-facing messages, timing, and file checks.
+ */
+#ifndef HEARTH_APP_COMMON_H
+#define HEARTH_APP_COMMON_H
+
+#include <stdbool.h>
+
+#include "backends/backend.h"
+#include "core/os.h" /* hearth_now_ms */
+#include "runtime/model/model.h"
+
+/* Create the backend `backend_name` with `threads` CPU threads and load the
+ * model with the first `gpu_layers` layers on it (HEARTH_GPU_LAYERS_ALL: all;
+ * see model.h). On failure nothing is left allocated and err says why. */
+hearth_status app_open_model(const char *model_path, const char *backend_name, int threads, int gpu_layers,
+                             hearth_backend **be_out, hearth_model **model_out, hearth_error *err);
+
+/* app_open_model with user-facing messages: on failure print
+ * "hearth CMD: <message>" to stderr and return false. Unless `quiet`, note
+ * the backend on stderr (and the layer plan when a device is used). */
+bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, int gpu_layers,
+              bool quiet, hearth_backend **be_out, hearth_model **model_out);
+
+/* The --gpu-layers help line every model-loading command shows. */
+#define APP_GPU_LAYERS_HELP "layers on the GPU, the rest on the CPU (default -1 = all; 0 = none)"
+
+/* shared/REL beside an ancestor of the executable (<root>/main/build/bin/hearth
+ * -> <root>/shared/REL), else ../shared/REL from the working directory; into
+ * buf. NULL when no such regular file exists. */
+const char *app_find_shared(const char *rel, char *buf, size_t cap);
+
+/* Sample model used when nothing is configured: ../shared/models/... next to
+ * the source tree or the executable, or $HEARTH_SAMPLE_MODEL. NULL if none. */
+const char *app_sample_model(void);
+
+/* --kv-type NAME: f16, f32 or q8_0 into *out; otherwise prints
+ * "hearth CMD: --kv-type 'NAME' is not one of f16, f32, q8_0" and returns false. */
+bool app_parse_kv_type(const char *cmd, const char *name, hearth_dtype *out);
+
+/* "1.50 GiB": bytes in binary units, into out. */
+void app_human_bytes(double bytes, char *out, size_t cap);
+
+/* The value of --config PATH / --config=PATH in argv, or NULL (a pre-scan,
+ * so a command can load the file before parsing the flags that override it). */
+const char *app_config_arg(int argc, char **argv);
+
+#endif

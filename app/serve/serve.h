@@ -1,0 +1,297 @@
+/*
+ * serve.h - what the pieces of `hearth serve` share.
+ *
+ * Owner: the serve subsystem (app/cmd_serve.c, app/serve_*.c).
+ *
+ * Layout, one concept per file:
+ *   cmd_serve.c     flags, model + engine lifetime, signals, clean shutdown
+ *   serve_http.c    transport: Unix/TCP listen sockets, libmicrohttpd daemons,
+ *                   request bodies, auth, routing, replies, streaming, logging
+ *   serve_gen.c     the bridge to the engine: one serve_gen per generation,
+ *                   a queue filled by the engine's worker thread and drained
+ *                   by the connection thread; metrics
+ *   serve_prompt.c  chat messages -> prompt text -> token ids; model names
+ *   serve_json.c    growable byte buffer, typed JSON field readers
+ *   serve_openai.c  /v1/chat/completions, /v1/completions, /v1/models
+ *   serve_ollama.c  /api/chat, /api/generate, /api/tags, /api/show, /api/version, /api/ps
+ *   serve_llama.c   /completion, /infill, /tokenize, /detokenize, /health, /metrics
+ *
+ * Threads: libmicrohttpd runs one thread per connection; a route handler
+ * may block in it (bounded waits, checking for a vanished client). Engine
+ * events arrive on the engine's worker thread and only touch a serve_gen
+ * under its mutex.
+ *
+ * Invariants:
+ *  - a serve_gen is freed when both sides let go of it: the engine (after its
+ *    DONE event) and the connection (serve_gen_release); a connection that
+ *    goes away first cancels the request, so its KV pages are freed;
+ *  - after serve_gen_take has returned true (done), finish/stats/error of the
+ *    gen no longer change;
+ *  - every reply carries the error shape of its API family (serve_req.api).
+ */
+#ifndef HEARTH_APP_SERVE_H
+#define HEARTH_APP_SERVE_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/serving/engine.h"
+
+/* ---------------------------------------------------------------- byte buffer (serve_json.c) */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom; /* an append failed; contents are truncated */
+} sbuf;
+
+void sbuf_add(sbuf *b, const char *s, size_t n);
+void sbuf_adds(sbuf *b, const char *s);
+void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append a cJSON value printed compactly (the value is not freed). */
+void sbuf_add_json(sbuf *b, const cJSON *v);
+void sbuf_free(sbuf *b);
+
+/* ---------------------------------------------------------------- typed JSON fields (serve_json.c) */
+
+/* Optional fields of a request object: absent or null leaves *out alone and
+ * returns true; a present value of the wrong type or out of range returns
+ * false with a message naming the field in err (e.g. "'temperature' must be
+ * a number between 0 and 100"). */
+typedef struct sj_err {
+    char msg[256];
+} sj_err;
+
+bool sj_number(const cJSON *o, const char *key, double lo, double hi, double *out, sj_err *e);
+bool sj_float(const cJSON *o, const char *key, double lo, double hi, float *out, sj_err *e);
+bool sj_int(const cJSON *o, const char *key, long lo, long hi, int *out, sj_err *e);
+bool sj_u64(const cJSON *o, const char *key, uint64_t *out, bool *given, sj_err *e);
+bool sj_bool(const cJSON *o, const char *key, bool *out, sj_err *e);
+bool sj_string(const cJSON *o, const char *key, const char **out, sj_err *e);
+/* "stop": a string or an array of strings (at most max); pointers borrow o. */
+#define SJ_MAX_STOP 16
+bool sj_stop(const cJSON *o, const char *key, const char **stops, int max, int *n, sj_err *e);
+/* Sampling fields shared by every route (OpenAI names plus llama.cpp's
+ * top_k, min_p, repeat_penalty, repeat_last_n); a negative seed keeps sp->seed. */
+bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e);
+
+/* ---------------------------------------------------------------- server context */
+
+enum { SERVE_TTFT_BUCKETS = 11, SERVE_ITL_BUCKETS = 10 };
+
+typedef struct serve_metrics {
+    uint64_t requests_total;       /* finished HTTP requests */
+    uint64_t requests_by_class[6]; /* [1]=1xx .. [5]=5xx */
+    uint64_t generations;          /* completed generations */
+    uint64_t prompt_tokens, generated_tokens, cached_tokens;
+    uint64_t cancelled; /* generations cancelled (client gone, shutdown) */
+    uint64_t ttft_bucket[SERVE_TTFT_BUCKETS];
+    double ttft_sum_ms;
+    uint64_t ttft_count;
+    uint64_t itl_bucket[SERVE_ITL_BUCKETS];
+    double itl_sum_ms;
+    uint64_t itl_count;
+} serve_metrics;
+
+extern const double serve_ttft_bounds_ms[SERVE_TTFT_BUCKETS]; /* last is +Inf */
+extern const double serve_itl_bounds_ms[SERVE_ITL_BUCKETS];
+
+typedef struct serve_gen serve_gen;
+
+typedef struct serve_ctx {
+    hearth_engine *eng;
+    const hearth_model *model;
+    const hearth_tokenizer *tok;
+    char model_id[256];  /* file base name without .gguf: what clients name */
+    char arch[32];       /* general.architecture */
+    char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
+    struct hearth_chat_template *tmpl; /* compiled: the model's template, else ChatML */
+    char digest[65];     /* model fingerprint */
+    uint64_t model_size; /* file bytes */
+    long model_mtime;    /* file modification time (s) */
+    char quant[16];      /* "Q8_0", from general.file_type */
+    char param_size[16]; /* "3.5M" */
+    int n_parallel;
+    int n_ctx;
+    const char *api_key;       /* NULL: no auth */
+    size_t max_body;           /* request body cap in bytes */
+    double request_timeout_ms; /* a generation running longer is cancelled */
+    double load_ms;
+    long started; /* unix time the server started */
+    int verbose;
+
+    atomic_bool stopping;     /* shutting down: new requests get 503 */
+    atomic_int active;        /* HTTP requests in progress */
+    atomic_uint_fast64_t seq; /* for response ids / default seeds */
+
+    pthread_mutex_t mu; /* guards live and metrics */
+    serve_gen *live;    /* generations in flight */
+    serve_metrics metrics;
+} serve_ctx;
+
+/* ---------------------------------------------------------------- generation (serve_gen.c) */
+
+struct serve_gen {
+    serve_ctx *srv;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;    /* engine (until DONE) + connection (until release) */
+    uint64_t id; /* engine request id, 0 until submitted */
+    bool cancel_asked;
+    sbuf text;    /* generated text not yet taken */
+    int n_tokens; /* generated so far */
+    bool done;
+    hearth_finish finish;
+    hearth_status status;
+    char error[HEARTH_ERROR_MSG_MAX];
+    hearth_request_stats stats;
+    double t_submit_ms;
+    double t_max_predict_ms; /* > 0: stop this long after the first token (/infill) */
+    double t_first_ms;
+    bool time_limited; /* stopped by t_max_predict_ms: report "length" */
+    serve_gen *live_prev, *live_next;
+};
+
+typedef struct serve_gen_params {
+    const int32_t *prompt;
+    int n_prompt;
+    hearth_sampling_params sampling;
+    int max_tokens; /* <= 0: until the context is full */
+    const char *const *stop;
+    int n_stop;
+    bool ignore_eog;
+    double t_max_predict_ms;
+} serve_gen_params;
+
+/* Submit; NULL with err set (HEARTH_ERR_CONTEXT, HEARTH_ERR_BUSY, ...). */
+serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_error *err);
+/* Move pending text into out (may be NULL to drop it), waiting up to wait_ms
+ * when there is none. Returns true once the generation is done and all its
+ * text has been taken. */
+bool serve_gen_take(serve_gen *g, sbuf *out, int wait_ms);
+void serve_gen_cancel(serve_gen *g);
+/* The connection lets go: cancels the request if still running. */
+void serve_gen_release(serve_gen *g);
+/* Cancel every generation in flight (shutdown). */
+void serve_gen_cancel_all(serve_ctx *srv);
+/* Finish reason as OpenAI names it: "stop" or "length". */
+const char *serve_gen_finish_reason(const serve_gen *g);
+/* HTTP status for an engine error code (CONTEXT/INVALID 400, BUSY 429, ...). */
+int serve_status_for(hearth_status s);
+/* Default sampling for a request: Hearth's defaults with a fresh seed. */
+hearth_sampling_params serve_sampling_defaults(serve_ctx *srv);
+void serve_metrics_request(serve_ctx *srv, int http_status);
+
+/* ---------------------------------------------------------------- prompts and models (serve_prompt.c) */
+
+/* Whether a client-given model name means the served model ("", NULL, the
+ * id, the id with ":latest", the model's general.name, or its path). */
+bool serve_model_matches(const serve_ctx *srv, const char *name);
+
+typedef struct serve_msg {
+    const char *role;
+    char *content; /* malloc'd: text parts joined */
+} serve_msg;
+
+/* Parse an OpenAI/Ollama "messages" array. Returns false with e set. */
+bool serve_messages_parse(const cJSON *arr, serve_msg **out, int *n, sj_err *e);
+void serve_messages_free(serve_msg *m, int n);
+/* Render a conversation into prompt text ending with the assistant's turn
+ * (malloc'd), or NULL with e set. */
+char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err *e);
+/* Text -> ids (BOS by the model's default, special tokens parsed). */
+bool serve_tokenize(const serve_ctx *srv, const char *text, size_t len, bool add_bos, hearth_tokens *out,
+                    hearth_error *err);
+
+/* ---------------------------------------------------------------- HTTP (serve_http.c) */
+
+typedef enum serve_api { SERVE_API_OPENAI, SERVE_API_OLLAMA, SERVE_API_LLAMA } serve_api;
+
+typedef struct serve_req serve_req;
+
+/* Formats generated text (and, when done, the closing chunks) into out. */
+typedef void (*serve_stream_fn)(serve_req *rq, const char *text, size_t n, bool done, sbuf *out);
+
+struct serve_req {
+    serve_ctx *srv;
+    struct MHD_Connection *conn;
+    char method[16];
+    char path[256];
+    serve_api api;
+    sbuf body;
+    bool body_too_large;
+    bool started;
+    bool replied;
+    int status;
+    double t_start_ms;
+    /* generation, if any */
+    serve_gen *gen;
+    int prompt_tokens;
+    /* streaming */
+    serve_stream_fn stream_fn;
+    sbuf out;
+    size_t out_off;
+    bool stream_done;
+    /* what stream formatters need */
+    char id[64];
+    long created;
+    bool include_usage;
+    bool sent_first;
+    int flags; /* route-private */
+};
+
+int serve_reply_json(serve_req *rq, int status, cJSON *obj); /* takes obj */
+int serve_reply_text(serve_req *rq, int status, const char *content_type, const char *text, size_t len);
+int serve_reply_error(serve_req *rq, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Reply with a streaming body (SSE or NDJSON) that fn formats as rq->gen
+ * produces text. */
+int serve_reply_stream(serve_req *rq, const char *content_type, serve_stream_fn fn);
+/* Block until rq->gen is done, collecting its text into out. Returns false
+ * when the client went away or the request timed out (the gen is
+ * cancelled; reply nothing). */
+bool serve_wait_done(serve_req *rq, sbuf *out);
+/* Parse the body as a JSON object; on failure replies 400 and returns NULL. */
+cJSON *serve_body_json(serve_req *rq);
+/* Submit and, on failure, reply with the mapped status. NULL when replied. */
+serve_gen *serve_start_or_reply(serve_req *rq, const serve_gen_params *p);
+
+typedef struct serve_listen {
+    const char *socket_path; /* NULL: no Unix socket */
+    const char *tcp;         /* "HOST:PORT" or NULL */
+    unsigned timeout_s;      /* idle connection timeout */
+    unsigned max_conns;
+} serve_listen;
+
+typedef struct serve_http serve_http;
+serve_http *serve_http_start(serve_ctx *srv, const serve_listen *l, char *err, size_t errsz);
+/* Stop accepting new connections (in-flight ones continue). */
+void serve_http_quiesce(serve_http *h);
+void serve_http_stop(serve_http *h);
+
+/* ---------------------------------------------------------------- routes */
+
+/* Each returns an MHD result after replying. */
+int route_openai_chat(serve_req *rq);
+int route_openai_completions(serve_req *rq);
+int route_openai_models(serve_req *rq);
+int route_ollama_chat(serve_req *rq);
+int route_ollama_generate(serve_req *rq);
+int route_ollama_tags(serve_req *rq);
+int route_ollama_show(serve_req *rq);
+int route_ollama_version(serve_req *rq);
+int route_ollama_ps(serve_req *rq);
+int route_llama_completion(serve_req *rq);
+int route_llama_infill(serve_req *rq);
+int route_llama_tokenize(serve_req *rq);
+int route_llama_detokenize(serve_req *rq);
+int route_llama_health(serve_req *rq);
+int route_llama_metrics(serve_req *rq);
+int route_llama_props(serve_req *rq);
+
+#endif

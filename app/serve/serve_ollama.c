@@ -1,0 +1,315 @@
+/*
+ * serve_ollama.c - the Ollama-compatible routes: POST /api/chat and
+ * /api/generate (NDJSON stream by default, or one object), GET /api/tags,
+ * POST /api/show, GET /api/version, GET /api/ps.
+ *
+ * Owner: the serve subsystem.
+ * Invariants: errors are {"error":"text"} (the ollama client prints an
+ * object there as "[object Object]"); the last line of a generation has
+ * done:true, done_reason and the counts and durations in nanoseconds.
+ * Editors: Zed / codecompanion list /api/tags and read /api/show
+ * capabilities; VS Code wants /api/version >= 0.6.4 and
+ * model_info["<arch>.context_length"].
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "app/cli/common.h"
+#include "serve.h"
+
+#define OLLAMA_VERSION "0.6.4"
+
+enum { OL_CHAT = 1 };
+
+static void iso_time(char *buf, size_t n, time_t t, long nsec) {
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, n, "%s.%09ldZ", base, nsec);
+}
+
+static void add_now(cJSON *o) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char buf[64];
+    iso_time(buf, sizeof buf, ts.tv_sec, ts.tv_nsec);
+    cJSON_AddStringToObject(o, "created_at", buf);
+}
+
+static cJSON *details(const serve_ctx *srv) {
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "parent_model", "");
+    cJSON_AddStringToObject(d, "format", "gguf");
+    cJSON_AddStringToObject(d, "family", srv->arch);
+    cJSON *f = cJSON_AddArrayToObject(d, "families");
+    cJSON_AddItemToArray(f, cJSON_CreateString(srv->arch));
+    cJSON_AddStringToObject(d, "parameter_size", srv->param_size);
+    cJSON_AddStringToObject(d, "quantization_level", srv->quant);
+    return d;
+}
+
+static void add_model_entry(const serve_ctx *srv, cJSON *m) {
+    char buf[64];
+    cJSON_AddStringToObject(m, "name", srv->model_id);
+    cJSON_AddStringToObject(m, "model", srv->model_id);
+    iso_time(buf, sizeof buf, (time_t)srv->model_mtime, 0);
+    cJSON_AddStringToObject(m, "modified_at", buf);
+    cJSON_AddNumberToObject(m, "size", (double)srv->model_size);
+    cJSON_AddStringToObject(m, "digest", srv->digest);
+    cJSON_AddItemToObject(m, "details", details(srv));
+}
+
+/* A generation line: the text so far (chat: in message, generate: in response). */
+static cJSON *line_head(serve_req *rq, const char *text, size_t n) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", rq->srv->model_id);
+    add_now(o);
+    cJSON *t = cJSON_CreateString("");
+    if (n) {
+        char *s = strndup(text, n);
+        if (s) cJSON_SetValuestring(t, s);
+        free(s);
+    }
+    if (rq->flags & OL_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddItemToObject(m, "content", t);
+    } else {
+        cJSON_AddItemToObject(o, "response", t);
+    }
+    return o;
+}
+
+static void add_final_fields(serve_req *rq, cJSON *o) {
+    serve_gen *g = rq->gen;
+    const hearth_request_stats *st = &g->stats;
+    cJSON_AddStringToObject(o, "done_reason", serve_gen_finish_reason(g));
+    cJSON_AddBoolToObject(o, "done", true);
+    double total_ms = hearth_now_ms() - rq->t_start_ms;
+    double load_ms = g->t_submit_ms - rq->t_start_ms; /* parsing, templating, tokenizing */
+    cJSON_AddNumberToObject(o, "total_duration", (double)(int64_t)(total_ms * 1e6));
+    cJSON_AddNumberToObject(o, "load_duration", (double)(int64_t)(load_ms * 1e6));
+    cJSON_AddNumberToObject(o, "prompt_eval_count", st->prompt_tokens);
+    cJSON_AddNumberToObject(o, "prompt_eval_duration",
+                            (double)(int64_t)((st->queue_ms + st->prompt_ms) * 1e6));
+    cJSON_AddNumberToObject(o, "eval_count", st->generated_tokens);
+    cJSON_AddNumberToObject(o, "eval_duration", (double)(int64_t)(st->gen_ms * 1e6));
+}
+
+static void ndjson(sbuf *out, cJSON *o) {
+    sbuf_add_json(out, o);
+    sbuf_adds(out, "\n");
+    cJSON_Delete(o);
+}
+
+static void ollama_stream(serve_req *rq, const char *text, size_t n, bool done, sbuf *out) {
+    if (n) {
+        cJSON *o = line_head(rq, text, n);
+        cJSON_AddBoolToObject(o, "done", false);
+        ndjson(out, o);
+    }
+    if (!done) return;
+    if (rq->gen->finish == HEARTH_FINISH_ERROR) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", rq->gen->error);
+        ndjson(out, o);
+        return;
+    }
+    cJSON *o = line_head(rq, "", 0);
+    add_final_fields(rq, o);
+    ndjson(out, o);
+}
+
+static bool parse_options(const cJSON *body, hearth_sampling_params *sp, int *num_predict, const char **stops,
+                          int *n_stop, sj_err *e) {
+    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(body, "options");
+    if (!opt || cJSON_IsNull(opt)) return true;
+    if (!cJSON_IsObject(opt)) {
+        snprintf(e->msg, sizeof e->msg, "'options' must be an object");
+        return false;
+    }
+    return serve_parse_sampling(opt, sp, e) && sj_int(opt, "num_predict", -2, 1 << 30, num_predict, e) &&
+           sj_stop(opt, "stop", stops, SJ_MAX_STOP, n_stop, e);
+}
+
+static int ollama_generate(serve_req *rq, bool chat) {
+    serve_ctx *srv = rq->srv;
+    cJSON *body = serve_body_json(rq);
+    if (!body) return MHD_YES;
+    int rc = MHD_YES;
+    sj_err e = {0};
+    const char *model = NULL, *prompt = NULL, *system = NULL;
+    bool stream = true, raw = false;
+    int num_predict = -1;
+    const char *stops[SJ_MAX_STOP];
+    int n_stop = 0;
+    hearth_sampling_params sp = serve_sampling_defaults(srv);
+    hearth_tokens ids = {0};
+    serve_msg *msgs = NULL;
+    int n_msgs = 0;
+    char *text = NULL;
+    sbuf out = {0};
+    rq->flags = chat ? OL_CHAT : 0;
+
+    if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
+        !parse_options(body, &sp, &num_predict, stops, &n_stop, &e))
+        goto bad;
+    if (!model || !model[0]) {
+        snprintf(e.msg, sizeof e.msg, "'model' is required");
+        goto bad;
+    }
+    if (!serve_model_matches(srv, model)) {
+        rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model,
+                               srv->model_id);
+        goto done;
+    }
+    if (chat) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "messages");
+        if (m && !cJSON_IsNull(m) && !serve_messages_parse(m, &msgs, &n_msgs, &e)) goto bad;
+    } else {
+        if (!sj_string(body, "prompt", &prompt, &e) || !sj_string(body, "system", &system, &e) ||
+            !sj_bool(body, "raw", &raw, &e))
+            goto bad;
+    }
+    if ((chat && n_msgs == 0) || (!chat && (!prompt || !prompt[0]))) {
+        /* an empty request loads the model: it is loaded already */
+        cJSON *o = line_head(rq, "", 0);
+        cJSON_AddStringToObject(o, "done_reason", "load");
+        cJSON_AddBoolToObject(o, "done", true);
+        rc = serve_reply_json(rq, 200, o);
+        goto done;
+    }
+    if (!chat && !raw) {
+        serve_msg two[2] = {{"system", (char *)system}, {"user", (char *)prompt}};
+        text = serve_chat_render(srv, system ? two : two + 1, system ? 2 : 1, &e);
+        if (!text) goto bad;
+    } else if (chat) {
+        text = serve_chat_render(srv, msgs, n_msgs, &e);
+        if (!text) goto bad;
+    }
+    hearth_error err = {0};
+    const char *src = text ? text : prompt;
+    if (!serve_tokenize(srv, src, strlen(src), true, &ids, &err)) {
+        rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
+        goto done;
+    }
+    serve_gen_params gp = {.prompt = ids.ids,
+                           .n_prompt = (int)ids.n,
+                           .sampling = sp,
+                           .max_tokens = num_predict == 0 ? 1 : num_predict,
+                           .stop = stops,
+                           .n_stop = n_stop};
+    if (!serve_start_or_reply(rq, &gp)) goto done;
+    if (stream) {
+        rc = serve_reply_stream(rq, "application/x-ndjson", ollama_stream);
+        goto done;
+    }
+    if (!serve_wait_done(rq, &out)) {
+        rc = MHD_NO;
+        goto done;
+    }
+    if (rq->gen->finish == HEARTH_FINISH_ERROR) {
+        rc = serve_reply_error(rq, 500, NULL, "%s", rq->gen->error);
+        goto done;
+    }
+    cJSON *o = line_head(rq, out.p ? out.p : "", out.n);
+    add_final_fields(rq, o);
+    rc = serve_reply_json(rq, 200, o);
+    goto done;
+bad:
+    rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
+done:
+    sbuf_free(&out);
+    free(text);
+    serve_messages_free(msgs, n_msgs);
+    hearth_tokens_free(&ids);
+    cJSON_Delete(body);
+    return rc;
+}
+
+int route_ollama_chat(serve_req *rq) {
+    return ollama_generate(rq, true);
+}
+int route_ollama_generate(serve_req *rq) {
+    return ollama_generate(rq, false);
+}
+
+int route_ollama_tags(serve_req *rq) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "models");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, m);
+    add_model_entry(rq->srv, m);
+    return serve_reply_json(rq, 200, o);
+}
+
+int route_ollama_ps(serve_req *rq) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "models");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, m);
+    add_model_entry(rq->srv, m);
+    cJSON_AddStringToObject(m, "expires_at", "2318-01-01T00:00:00.000000000Z");
+    cJSON_AddNumberToObject(m, "size_vram", 0);
+    cJSON_AddNumberToObject(m, "context_length", rq->srv->n_ctx);
+    return serve_reply_json(rq, 200, o);
+}
+
+int route_ollama_version(serve_req *rq) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", OLLAMA_VERSION);
+    return serve_reply_json(rq, 200, o);
+}
+
+int route_ollama_show(serve_req *rq) {
+    serve_ctx *srv = rq->srv;
+    cJSON *body = serve_body_json(rq);
+    if (!body) return MHD_YES;
+    sj_err e = {0};
+    const char *model = NULL;
+    if (!sj_string(body, "model", &model, &e) || (!model && !sj_string(body, "name", &model, &e))) {
+        cJSON_Delete(body);
+        return serve_reply_error(rq, 400, NULL, "%s", e.msg);
+    }
+    if (!model || !model[0] || !serve_model_matches(srv, model)) {
+        int rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'",
+                                   model ? model : "", srv->model_id);
+        cJSON_Delete(body);
+        return rc;
+    }
+    cJSON_Delete(body);
+    const hearth_hparams *hp = &srv->model->hp;
+    cJSON *o = cJSON_CreateObject();
+    char buf[1400];
+    snprintf(buf, sizeof buf, "# served by hearth %s\nFROM %s\n", HEARTH_VERSION, srv->model->path);
+    cJSON_AddStringToObject(o, "license", "");
+    cJSON_AddStringToObject(o, "modelfile", buf);
+    cJSON_AddStringToObject(o, "parameters", "");
+    cJSON_AddStringToObject(o, "template", srv->chat_template ? srv->chat_template : "");
+    cJSON_AddItemToObject(o, "details", details(srv));
+    cJSON *mi = cJSON_AddObjectToObject(o, "model_info");
+    cJSON_AddStringToObject(mi, "general.architecture", srv->arch);
+    cJSON_AddStringToObject(mi, "general.name", srv->model->name);
+    cJSON_AddNumberToObject(mi, "general.parameter_count", (double)srv->model->n_params);
+    struct {
+        const char *suffix;
+        int v;
+    } kv[] = {{"context_length", srv->n_ctx},       {"embedding_length", hp->n_embd},
+              {"block_count", hp->n_layer},         {"feed_forward_length", hp->n_ff},
+              {"attention.head_count", hp->n_head}, {"attention.head_count_kv", hp->n_head_kv},
+              {"vocab_size", hp->n_vocab}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
+        snprintf(buf, sizeof buf, "%s.%s", srv->arch, kv[i].suffix);
+        cJSON_AddNumberToObject(mi, buf, kv[i].v);
+    }
+    cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
+    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    iso_time(buf, sizeof buf, (time_t)srv->model_mtime, 0);
+    cJSON_AddStringToObject(o, "modified_at", buf);
+    return serve_reply_json(rq, 200, o);
+}

@@ -1,0 +1,374 @@
+/*
+ * forward.c - the transformer forward pass (llama / qwen2 / qwen3).
+ *
+ * For each layer l, on every token of the ubatch at once:
+ *
+ *   h   = rms_norm(x) * attn_norm
+ *   q,k,v = h Wq (+bq), h Wk (+bk), h Wv (+bv)
+ *   q,k = rms_norm per head (qwen3 only)
+ *   q,k = rope(q, pos), rope(k, pos)
+ *   KV[slot(seq, pos)] = k, v                     (paged KV cache)
+ *   a   = softmax(q K^T / sqrt(d), causal) V      (paged attention, GQA)
+ *   x   = x + a Wo
+ *   h   = rms_norm(x) * ffn_norm
+ *   x   = x + (silu(h Wgate) * (h Wup)) Wdown     (SwiGLU)
+ *
+ * then logits = rms_norm(x) * output_norm Wout, only for the tokens that ask.
+ * Every step is one backend op; nothing here touches device memory directly.
+ *
+ * Partial offload: each layer runs on its model-assigned backend, and every
+ * backend in use has its own set of activation buffers. When consecutive
+ * layers run on different backends the residual stream x (n rows) moves
+ * through host memory; nothing else crosses, since the KV pools of a layer
+ * live on the layer's backend.
+ */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/argmax.h"
+
+/* Activation buffers on one backend, F32, [max_tokens rows]. */
+typedef struct act_set {
+    hearth_backend *be;
+    hearth_tensor x;      /* residual stream, [n, n_embd] */
+    hearth_tensor h;      /* normed input, [n, n_embd] */
+    hearth_tensor q;      /* [n, n_head * head_dim] */
+    hearth_tensor k, v;   /* [n, n_head_kv * head_dim] */
+    hearth_tensor att;    /* attention output, [n, n_head * head_dim] */
+    hearth_tensor gate;   /* [n, n_ff] */
+    hearth_tensor up;     /* [n, n_ff] */
+    hearth_tensor proj;   /* projection back to n_embd, [n, n_embd] */
+} act_set;
+
+enum { MAX_BACKENDS = 4 };
+
+struct hearth_forward {
+    hearth_model *m;
+    hearth_kv_cache *kv;
+    int max_tokens;
+    int max_logits; /* rows of logits one pass can return */
+    act_set sets[MAX_BACKENDS];
+    int n_sets;
+    hearth_backend *out_be;
+    hearth_tensor logits; /* [max_logits, n_vocab] on out_be */
+    float *xfer;          /* host staging for x between backends, [max_tokens, n_embd] */
+    void *ids_dev;        /* [max_logits] int32 on out_be, for its argmax op */
+    float *host_logits;   /* [max_logits, n_vocab], argmax without the op and without logits_out */
+    /* host-side per-pass metadata */
+    int32_t *slots, *kv_len, *pt_offset, *page_table, *out_rows;
+    int *seq_ids, *seq_new_len;
+    int page_table_cap;
+};
+
+static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0, hearth_error *err) {
+    void *p = a->be->ops->alloc(a->be, (size_t)ne0 * (size_t)f->max_tokens * sizeof(float), err);
+    if (!p) return err ? err->code : HEARTH_ERR_NOMEM;
+    *t = hearth_tensor_2d(HEARTH_F32, ne0, f->max_tokens, p);
+    return HEARTH_OK;
+}
+
+/* The activation set on `be`, created on first use. */
+static act_set *set_for(hearth_forward *f, hearth_backend *be, hearth_error *err) {
+    for (int i = 0; i < f->n_sets; i++)
+        if (f->sets[i].be == be) return &f->sets[i];
+    if (f->n_sets == MAX_BACKENDS) {
+        hearth_error_set(err, HEARTH_ERR_INVALID, "forward: a model spread over more than %d backends", MAX_BACKENDS);
+        return NULL;
+    }
+    const hearth_hparams *hp = &f->m->hp;
+    act_set *a = &f->sets[f->n_sets++];
+    a->be = be;
+    const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (alloc_act(f, a, &a->x, hp->n_embd, err) || alloc_act(f, a, &a->h, hp->n_embd, err) ||
+        alloc_act(f, a, &a->q, Q, err) || alloc_act(f, a, &a->k, KV, err) || alloc_act(f, a, &a->v, KV, err) ||
+        alloc_act(f, a, &a->att, Q, err) || alloc_act(f, a, &a->gate, hp->n_ff, err) ||
+        alloc_act(f, a, &a->up, hp->n_ff, err) || alloc_act(f, a, &a->proj, hp->n_embd, err))
+        return NULL;
+    return a;
+}
+
+hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int max_tokens, hearth_error *err) {
+    hearth_forward *f = calloc(1, sizeof *f);
+    if (!f) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    const hearth_hparams *hp = &m->hp;
+    f->m = m;
+    f->kv = kv;
+    f->max_tokens = max_tokens > 0 ? max_tokens : 1;
+    if (!set_for(f, m->embd_be, err)) goto fail;
+    for (int l = 0; l < hp->n_layer; l++)
+        if (!set_for(f, m->layer_be[l], err)) goto fail;
+    if (!set_for(f, m->out_be, err)) goto fail;
+    f->out_be = m->out_be;
+    if (f->n_sets > 1) {
+        f->xfer = malloc((size_t)f->max_tokens * (size_t)hp->n_embd * sizeof(float));
+        if (!f->xfer) {
+            hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    /* Logits are wanted for a few rows per pass (one per sequence); with
+     * vocabularies of 150k a full [max_tokens, n_vocab] buffer would be huge. */
+    f->max_logits = f->max_tokens < HEARTH_FORWARD_MAX_LOGITS ? f->max_tokens : HEARTH_FORWARD_MAX_LOGITS;
+    {
+        void *p = f->out_be->ops->alloc(f->out_be, (size_t)hp->n_vocab * (size_t)f->max_logits * sizeof(float), err);
+        if (!p) goto fail;
+        f->logits = hearth_tensor_2d(HEARTH_F32, hp->n_vocab, f->max_logits, p);
+    }
+    size_t n = (size_t)f->max_tokens;
+    f->slots = malloc(n * sizeof(int32_t));
+    f->kv_len = malloc(n * sizeof(int32_t));
+    f->pt_offset = malloc(n * sizeof(int32_t));
+    f->out_rows = malloc(n * sizeof(int32_t));
+    f->seq_ids = malloc(n * sizeof(int));
+    f->seq_new_len = malloc(n * sizeof(int));
+    if (!f->slots || !f->kv_len || !f->pt_offset || !f->out_rows || !f->seq_ids || !f->seq_new_len) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    return f;
+fail:
+    hearth_forward_free(f);
+    return NULL;
+}
+
+void hearth_forward_free(hearth_forward *f) {
+    if (!f) return;
+    for (int s = 0; s < f->n_sets; s++) {
+        act_set *a = &f->sets[s];
+        hearth_tensor *acts[] = {&a->x, &a->h, &a->q, &a->k, &a->v, &a->att, &a->gate, &a->up, &a->proj};
+        for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+            if (acts[i]->data) a->be->ops->dealloc(a->be, acts[i]->data);
+    }
+    if (f->logits.data) f->out_be->ops->dealloc(f->out_be, f->logits.data);
+    if (f->ids_dev) f->out_be->ops->dealloc(f->out_be, f->ids_dev);
+    free(f->xfer);
+    free(f->host_logits);
+    free(f->slots);
+    free(f->kv_len);
+    free(f->pt_offset);
+    free(f->page_table);
+    free(f->out_rows);
+    free(f->seq_ids);
+    free(f->seq_new_len);
+    free(f);
+}
+
+int hearth_forward_max_tokens(const hearth_forward *f) { return f->max_tokens; }
+
+/* A view of the first n rows of an activation buffer. */
+static inline hearth_tensor rows(const hearth_tensor *t, int n) {
+    hearth_tensor v = *t;
+    v.ne1 = n;
+    return v;
+}
+
+/* The same buffer seen as [n * heads, head_dim] (per-head norms). */
+static inline hearth_tensor per_head(const hearth_tensor *t, int n, int heads, int head_dim) {
+    hearth_tensor v = *t;
+    v.ne0 = head_dim;
+    v.ne1 = (int64_t)n * heads;
+    v.nb1 = (size_t)head_dim * sizeof(float);
+    return v;
+}
+
+/* Check positions, reserve KV pages, and build the slot / page-table metadata. */
+static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hearth_attn_meta *meta, hearth_error *err) {
+    hearth_kv_cache *kv = f->kv;
+    const int n = ub->n_tokens;
+    /* New length of each sequence touched = max(len, pos + 1). At most n
+     * distinct sequences; a linear scan is fine for the handful in a batch. */
+    int *ids = f->seq_ids, *new_len = f->seq_new_len, n_seqs = 0;
+    for (int i = 0; i < n; i++) {
+        int s = ub->seq[i], j = 0;
+        while (j < n_seqs && ids[j] != s) j++;
+        if (j == n_seqs) {
+            ids[n_seqs] = s;
+            new_len[n_seqs++] = hearth_kv_seq_len(kv, s);
+        }
+        /* a token may extend its sequence by exactly one position */
+        if (ub->pos[i] < 0 || ub->pos[i] > new_len[j])
+            return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                    "ubatch token %d: position %d of sequence %d leaves a gap (length %d)", i,
+                                    ub->pos[i], s, new_len[j]);
+        if (ub->pos[i] + 1 > new_len[j]) new_len[j] = ub->pos[i] + 1;
+    }
+    hearth_status st = HEARTH_OK;
+    for (int j = 0; j < n_seqs && !st; j++) st = hearth_kv_seq_reserve(kv, ids[j], new_len[j], err);
+    /* Concatenate page tables of the touched sequences. */
+    int total = 0;
+    for (int j = 0; j < n_seqs && !st; j++) {
+        int np;
+        hearth_kv_seq_pages(kv, ids[j], &np);
+        total += np;
+    }
+    if (!st && total > f->page_table_cap) {
+        int32_t *p = realloc(f->page_table, (size_t)total * sizeof *p);
+        if (!p) st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        else {
+            f->page_table = p;
+            f->page_table_cap = total;
+        }
+    }
+    if (!st) {
+        int off = 0;
+        for (int j = 0; j < n_seqs; j++) {
+            int np;
+            const int32_t *pages = hearth_kv_seq_pages(kv, ids[j], &np);
+            memcpy(f->page_table + off, pages, (size_t)np * sizeof *pages);
+            for (int i = 0; i < n; i++)
+                if (ub->seq[i] == ids[j]) f->pt_offset[i] = off;
+            off += np;
+            hearth_kv_seq_set_len(kv, ids[j], new_len[j]);
+        }
+        for (int i = 0; i < n; i++) {
+            f->slots[i] = hearth_kv_slot(kv, ub->seq[i], ub->pos[i]);
+            f->kv_len[i] = ub->pos[i] + 1;
+        }
+        *meta = (hearth_attn_meta){n, hearth_kv_config_get(kv)->page_size, f->kv_len, f->pt_offset, f->page_table, total};
+    }
+    return st;
+}
+
+/* Projections of one input: one dispatch where the backend can. */
+static void matmuls(hearth_backend *be, int n, const hearth_tensor *const *w, const hearth_tensor *x,
+                    const hearth_tensor *const *bias, hearth_tensor *const *out) {
+    if (be->ops->matmul_multi) {
+        be->ops->matmul_multi(be, n, w, x, bias, out);
+        return;
+    }
+    for (int i = 0; i < n; i++) be->ops->matmul(be, w[i], x, bias[i], out[i]);
+}
+
+/* Move the residual stream's first n rows from set `from` to set `to`. */
+static void move_x(hearth_forward *f, act_set *from, act_set *to, int n) {
+    size_t bytes = (size_t)n * (size_t)f->m->hp.n_embd * sizeof(float);
+    from->be->ops->download(from->be, f->xfer, from->x.data, bytes);
+    to->be->ops->upload(to->be, to->x.data, f->xfer, bytes);
+}
+
+int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, hearth_error *err) {
+    return hearth_forward_run_argmax(f, ub, logits_out, NULL, err);
+}
+
+int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
+                              hearth_error *err) {
+    const hearth_model *m = f->m;
+    const hearth_hparams *hp = &m->hp;
+    const int n = ub->n_tokens;
+    if (n <= 0 || n > f->max_tokens)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "ubatch of %d tokens (this context takes 1..%d)", n,
+                                f->max_tokens);
+    for (int i = 0; i < n; i++)
+        if (ub->tokens[i] < 0 || ub->tokens[i] >= hp->n_vocab)
+            return hearth_error_set(err, HEARTH_ERR_INVALID, "token id %d is outside the vocabulary (0..%d)",
+                                    ub->tokens[i], hp->n_vocab - 1);
+    int n_out = 0;
+    for (int i = 0; i < n; i++)
+        if (ub->logits ? ub->logits[i] : i == n - 1) f->out_rows[n_out++] = i;
+    if (n_out > f->max_logits)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "ubatch asks for %d rows of logits (at most %d per pass)",
+                                n_out, f->max_logits);
+    /* greedy: on the device when it has the op, else over host logits */
+    const bool dev_argmax = ids_out && f->out_be->ops->argmax;
+    if (dev_argmax && !f->ids_dev &&
+        !(f->ids_dev = f->out_be->ops->alloc(f->out_be, (size_t)f->max_logits * sizeof(int32_t), err)))
+        return err ? err->code : HEARTH_ERR_NOMEM;
+    if (ids_out && !dev_argmax && !logits_out && !f->host_logits &&
+        !(f->host_logits = malloc((size_t)f->max_logits * (size_t)hp->n_vocab * sizeof(float))))
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    if (ids_out && !dev_argmax && !logits_out) logits_out = f->host_logits;
+    hearth_attn_meta meta;
+    hearth_status st = prepare_kv(f, ub, &meta, err);
+    if (st) return st;
+
+    const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
+    const hearth_rope_params rope = {m->arch_info->rope, hp->n_rot,  D, hp->rope_freq_base, hp->rope_freq_scale,
+                                     m->rope_freqs,      1.0f};
+    const float att_scale = 1.0f / sqrtf((float)D);
+
+    /* ---- token embeddings */
+    act_set *a = set_for(f, m->embd_be, err), *next;
+    {
+        hearth_tensor x = rows(&a->x, n);
+        a->be->ops->get_rows(a->be, &m->token_embd, ub->tokens, n, &x);
+    }
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const hearth_layer *L = &m->layers[l];
+        if ((next = set_for(f, m->layer_be[l], err)) != a) {
+            move_x(f, a, next, n);
+            a = next;
+        }
+        hearth_backend *be = a->be;
+        const hearth_backend_ops *op = be->ops;
+        hearth_tensor x = rows(&a->x, n), h = rows(&a->h, n), q = rows(&a->q, n), k = rows(&a->k, n),
+                      v = rows(&a->v, n), att = rows(&a->att, n), gate = rows(&a->gate, n), up = rows(&a->up, n),
+                      proj = rows(&a->proj, n);
+
+        /* ---- attention block: h = rmsnorm(x) * attn_norm */
+        op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &h);
+        {
+            const hearth_tensor *w3[3] = {&L->wq, &L->wk, &L->wv};
+            const hearth_tensor *b3[3] = {L->bq.data ? &L->bq : NULL, L->bk.data ? &L->bk : NULL,
+                                          L->bv.data ? &L->bv : NULL};
+            hearth_tensor *o3[3] = {&q, &k, &v};
+            matmuls(be, 3, w3, &h, b3, o3);
+        }
+        if (L->q_norm.data) { /* qwen3: RMS norm over each head's vector */
+            hearth_tensor qh = per_head(&q, n, H, D), kh = per_head(&k, n, HKV, D);
+            op->rms_norm(be, &qh, &L->q_norm, hp->rms_eps, &qh);
+            op->rms_norm(be, &kh, &L->k_norm, hp->rms_eps, &kh);
+        }
+        op->rope(be, &q, H, ub->pos, &rope);
+        op->rope(be, &k, HKV, ub->pos, &rope);
+
+        /* ---- write this ubatch's K/V into the pages, then attend over the cache */
+        op->kv_store(be, hearth_kv_k(f->kv, l), &k, f->slots);
+        op->kv_store(be, hearth_kv_v(f->kv, l), &v, f->slots);
+        op->attention(be, &q, hearth_kv_k(f->kv, l), hearth_kv_v(f->kv, l), &meta, H, HKV, D, att_scale, &att);
+
+        /* ---- x = x + att Wo */
+        op->matmul(be, &L->wo, &att, NULL, &proj);
+        op->add(be, &x, &proj, &x);
+
+        /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
+        op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
+        {
+            const hearth_tensor *w2[2] = {&L->w_gate, &L->w_up}, *b2[2] = {NULL, NULL};
+            hearth_tensor *o2[2] = {&gate, &up};
+            matmuls(be, 2, w2, &h, b2, o2);
+        }
+        op->silu_mul(be, &gate, &up, &gate);
+        op->matmul(be, &L->w_down, &gate, NULL, &proj);
+        op->add(be, &x, &proj, &x);
+    }
+
+    /* ---- logits for the tokens that want them */
+    if (n_out > 0) {
+        if ((next = set_for(f, f->out_be, err)) != a) {
+            move_x(f, a, next, n);
+            a = next;
+        }
+        hearth_backend *be = a->be;
+        hearth_tensor x = rows(&a->x, n), sel = rows(&a->h, n_out), lg = rows(&f->logits, n_out);
+        be->ops->get_rows_f32(be, &x, f->out_rows, n_out, &sel);
+        be->ops->rms_norm(be, &sel, &m->output_norm, hp->rms_eps, &sel);
+        be->ops->matmul(be, &m->output, &sel, NULL, &lg);
+        if (dev_argmax) {
+            be->ops->argmax(be, &lg, f->ids_dev);
+            be->ops->download(be, ids_out, f->ids_dev, (size_t)n_out * sizeof(int32_t));
+        }
+        if (logits_out)
+            be->ops->download(be, logits_out, lg.data, (size_t)n_out * (size_t)hp->n_vocab * sizeof(float));
+    }
+    for (int i = 0; i < f->n_sets && !st; i++) st = f->sets[i].be->ops->synchronize(f->sets[i].be, err);
+    if (!st && ids_out && !dev_argmax)
+        for (int k = 0; k < n_out; k++) ids_out[k] = hearth_argmax(logits_out + (size_t)k * hp->n_vocab, hp->n_vocab);
+    return st ? st : n_out;
+}

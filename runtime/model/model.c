@@ -1,0 +1,414 @@
+/*
+ * model.c - loading a GGUF model: architecture table, hyperparameters, weight
+ * validation and placement, fingerprint.
+ *
+ * Every tensor the forward pass reads is checked here (present, right shape,
+ * a type the backend runs) so the forward pass itself never validates.
+ */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hash.h"
+
+/* ------------------------------------------------------------ architectures */
+
+static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
+    [HEARTH_ARCH_LLAMA] = {"llama", false, false, HEARTH_ROPE_NORM},
+    [HEARTH_ARCH_QWEN2] = {"qwen2", true, false, HEARTH_ROPE_NEOX},
+    [HEARTH_ARCH_QWEN3] = {"qwen3", false, true, HEARTH_ROPE_NEOX},
+};
+
+const hearth_arch_info *hearth_arch_get(hearth_arch a) { return &arch_table[a]; }
+
+const char *hearth_arch_supported_list(void) { return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3"; }
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ------------------------------------------------------------ hyperparameters */
+
+static bool get_arch_u32(const hearth_gguf *g, const char *arch, const char *suffix, uint32_t *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return hearth_gguf_get_u32(g, key, out);
+}
+static bool get_arch_f32(const hearth_gguf *g, const char *arch, const char *suffix, float *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return hearth_gguf_get_f32(g, key, out);
+}
+
+hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, hearth_hparams *hp, hearth_error *err) {
+    const char *file = base_name(hearth_gguf_path(g));
+    hearth_str s;
+    char arch[64];
+    if (!hearth_gguf_get_str(g, "general.architecture", &s))
+        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: general.architecture is missing (not a model file?)", file);
+    hearth_str_copy(s, arch, sizeof arch);
+    int a = -1;
+    for (int i = 0; i < HEARTH_ARCH_COUNT; i++)
+        if (!strcmp(arch, arch_table[i].name)) a = i;
+    if (a < 0)
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported; supported: %s",
+                                file, arch, hearth_arch_supported_list());
+    *arch_out = (hearth_arch)a;
+    memset(hp, 0, sizeof *hp);
+    uint32_t v;
+    struct { const char *key; int *dst; bool required; } ints[] = {
+        {"embedding_length", &hp->n_embd, true},       {"block_count", &hp->n_layer, true},
+        {"attention.head_count", &hp->n_head, true},    {"feed_forward_length", &hp->n_ff, true},
+        {"context_length", &hp->n_ctx_train, false},    {"attention.head_count_kv", &hp->n_head_kv, false},
+        {"attention.key_length", &hp->head_dim, false}, {"rope.dimension_count", &hp->n_rot, false},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (get_arch_u32(g, arch, ints[i].key, &v)) {
+            if (v == 0 || v > (1u << 24))
+                return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: %s.%s = %u is out of range", file, arch,
+                                        ints[i].key, v);
+            *ints[i].dst = (int)v;
+        } else if (ints[i].required) {
+            return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: %s.%s is missing", file, arch, ints[i].key);
+        }
+    }
+    if (!hp->n_head_kv) hp->n_head_kv = hp->n_head;
+    if (!hp->head_dim) hp->head_dim = hp->n_embd / hp->n_head;
+    if (!hp->n_rot) hp->n_rot = hp->head_dim;
+    if (!hp->n_ctx_train) hp->n_ctx_train = 2048;
+    if (hp->n_head % hp->n_head_kv != 0)
+        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", file,
+                                hp->n_head, hp->n_head_kv);
+    if (hp->head_dim > 1024)
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "%s: head size %d is larger than this build supports (1024)",
+                                file, hp->head_dim);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: rope.dimension_count %d does not fit head size %d", file,
+                                hp->n_rot, hp->head_dim);
+    hp->rms_eps = 1e-5f;
+    get_arch_f32(g, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps);
+    hp->rope_freq_base = 10000.0f;
+    get_arch_f32(g, arch, "rope.freq_base", &hp->rope_freq_base);
+    hp->rope_freq_scale = 1.0f;
+    float factor;
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    hearth_str st;
+    bool linear = hearth_gguf_get_str(g, key, &st) && hearth_str_eq(st, "linear");
+    if ((linear || !hearth_gguf_find(g, key)) && get_arch_f32(g, arch, "rope.scaling.factor", &factor) && factor > 0)
+        hp->rope_freq_scale = 1.0f / factor;
+    else if (get_arch_f32(g, arch, "rope.scale_linear", &factor) && factor > 0)
+        hp->rope_freq_scale = 1.0f / factor;
+    if (hearth_gguf_get_str(g, key, &st) && !hearth_str_eq(st, "linear") && !hearth_str_eq(st, "none")) {
+        char t[32];
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "%s: rope scaling type '%s' is not supported (linear, none)",
+                                file, hearth_str_copy(st, t, sizeof t));
+    }
+    const gguf_kv *toks = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
+    hp->n_vocab = toks ? (int)toks->arr_n : 0;
+    return HEARTH_OK;
+}
+
+/* ------------------------------------------------------------ weights */
+
+typedef struct loader {
+    hearth_model *m;
+    const char *file;
+    hearth_error *err;
+} loader;
+
+static const char *backend_name(hearth_backend *b, char *buf, size_t cap) {
+    hearth_backend_info bi;
+    b->ops->info(b, &bi);
+    snprintf(buf, cap, "%s", bi.name);
+    return buf;
+}
+
+/* Find `name`, check its shape [ne0, ne1] and type, and place it on `b`.
+ * Optional tensors that are absent leave out->data NULL and succeed. */
+static hearth_status load_tensor(loader *L, hearth_backend *b, const char *name, int64_t ne0, int64_t ne1,
+                                 bool optional, bool f32_only, hearth_tensor *out) {
+    hearth_model *m = L->m;
+    memset(out, 0, sizeof *out);
+    const gguf_tensor *t = hearth_gguf_find_tensor(m->gguf, name);
+    if (!t) {
+        if (optional) return HEARTH_OK;
+        return hearth_error_set(L->err, HEARTH_ERR_FORMAT, "%s: tensor %s is missing", L->file, name);
+    }
+    int64_t t1 = (int64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+    if ((int64_t)t->ne[0] != ne0 || t1 != ne1)
+        return hearth_error_set(L->err, HEARTH_ERR_FORMAT,
+                                "%s: tensor %s has shape [%llu, %lld], expected [%lld, %lld] from the hyperparameters",
+                                L->file, name, (unsigned long long)t->ne[0], (long long)t1, (long long)ne0,
+                                (long long)ne1);
+    if (f32_only && t->type != HEARTH_F32)
+        return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED, "%s: tensor %s has type %s; this build expects f32 here",
+                                L->file, name, hearth_dtype_name(t->type));
+    if (!f32_only && !b->ops->supports_type(b, t->type)) {
+        char bn[64];
+        return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED, "%s: tensor %s has type %s, which backend %s cannot run",
+                                L->file, name, hearth_dtype_name(t->type), backend_name(b, bn, sizeof bn));
+    }
+    *out = hearth_tensor_2d(t->type, ne0, ne1, (void *)t->data);
+    if (out != &m->output || strcmp(name, "token_embd.weight")) { /* a second copy counts once */
+        m->n_params += (uint64_t)(ne0 * ne1);
+        m->weight_bytes += t->nbytes;
+    }
+    hearth_backend_info bi;
+    b->ops->info(b, &bi);
+    if (!bi.host_visible) {
+        void *mem = b->ops->alloc(b, t->nbytes, L->err);
+        if (!mem) {
+            hearth_error_prefix(L->err, "%s: uploading %s (try fewer --gpu-layers)", L->file, name);
+            return L->err ? L->err->code : HEARTH_ERR_NOMEM;
+        }
+        b->ops->upload(b, mem, t->data, t->nbytes);
+        hearth_model_alloc *owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+        if (!owned) {
+            b->ops->dealloc(b, mem);
+            return hearth_error_set(L->err, HEARTH_ERR_NOMEM, "%s: out of memory", L->file);
+        }
+        m->owned = owned;
+        m->owned[m->n_owned++] = (hearth_model_alloc){b, mem};
+        out->data = mem;
+        if (b == m->backend) m->device_bytes += t->nbytes;
+    }
+    return HEARTH_OK;
+}
+
+/* Can `b` run tensor `name` (absent tensors are no obstacle)? */
+static bool can_run(const hearth_model *m, hearth_backend *b, const char *name) {
+    const gguf_tensor *t = hearth_gguf_find_tensor(m->gguf, name);
+    return !t || b->ops->supports_type(b, t->type);
+}
+
+static const char *const layer_matrices[] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                             "ffn_gate", "ffn_up", "ffn_down"};
+
+/* The first weight type of layer l that `b` cannot run, or -1. */
+static int layer_missing_type(const hearth_model *m, hearth_backend *b, int l) {
+    for (size_t i = 0; i < sizeof layer_matrices / sizeof layer_matrices[0]; i++) {
+        char n[96];
+        snprintf(n, sizeof n, "blk.%d.%s.weight", l, layer_matrices[i]);
+        if (!can_run(m, b, n)) return (int)hearth_gguf_find_tensor(m->gguf, n)->type;
+    }
+    return -1;
+}
+
+/* Append "a-b on NAME" runs of layer placement to the plan. */
+static void describe_plan(hearth_model *m, int missing_type) {
+    char *p = m->plan;
+    size_t cap = sizeof m->plan, len = 0;
+    char bn[64];
+#define ADD(...)                                                          \
+    do {                                                                  \
+        int w_ = snprintf(p + len, cap - len, __VA_ARGS__);               \
+        if (w_ > 0) len = (size_t)w_ < cap - len ? len + (size_t)w_ : cap - 1; \
+    } while (0)
+    ADD("layers ");
+    for (int l = 0; l < m->hp.n_layer;) {
+        int e = l;
+        while (e + 1 < m->hp.n_layer && m->layer_be[e + 1] == m->layer_be[l]) e++;
+        if (l > 0) ADD(", ");
+        if (e > l) ADD("%d-%d on %s", l, e, backend_name(m->layer_be[l], bn, sizeof bn));
+        else ADD("%d on %s", l, backend_name(m->layer_be[l], bn, sizeof bn));
+        l = e + 1;
+    }
+    ADD("; embeddings on %s", backend_name(m->embd_be, bn, sizeof bn));
+    ADD(", output on %s", backend_name(m->out_be, bn, sizeof bn));
+    if (missing_type >= 0)
+        ADD(" (%s has no %s kernel: those tensors run on the cpu)", backend_name(m->backend, bn, sizeof bn),
+            hearth_dtype_name((hearth_dtype)missing_type));
+#undef ADD
+}
+
+/* With gpu_layers = all: how many leading layers fit in the device's memory,
+ * leaving room for the KV cache and activations (a tenth of it, at least
+ * 512 MiB). n when the device does not say how much memory it has. */
+static int layers_that_fit(const hearth_model *m, hearth_backend *dev, uint64_t *avail_out) {
+    const int n = m->hp.n_layer;
+    hearth_backend_info bi;
+    dev->ops->info(dev, &bi);
+    uint64_t avail = bi.mem_free ? bi.mem_free : bi.mem_total;
+    *avail_out = avail;
+    if (!avail) return n;
+    uint64_t reserve = avail / 10 > (512ull << 20) ? avail / 10 : 512ull << 20;
+    uint64_t budget = avail > reserve ? avail - reserve : 0, used = 0;
+    const gguf_tensor *emb = hearth_gguf_find_tensor(m->gguf, "token_embd.weight");
+    const gguf_tensor *out = hearth_gguf_find_tensor(m->gguf, "output.weight");
+    used += (emb ? emb->nbytes : 0) + (out ? out->nbytes : emb ? emb->nbytes : 0);
+    for (int l = 0; l < n; l++) {
+        char prefix[32];
+        int plen = snprintf(prefix, sizeof prefix, "blk.%d.", l);
+        uint64_t bytes = 0;
+        for (uint64_t i = 0; i < hearth_gguf_n_tensors(m->gguf); i++) {
+            const gguf_tensor *t = hearth_gguf_tensor_at(m->gguf, i);
+            if (t->name.len > (size_t)plen && !memcmp(t->name.ptr, prefix, (size_t)plen)) bytes += t->nbytes;
+        }
+        if (used + bytes > budget) return l;
+        used += bytes;
+    }
+    return n;
+}
+
+/* Decide where every layer runs (see model.h). */
+static void place_layers(hearth_model *m, int gpu_layers) {
+    hearth_backend *dev = m->backend, *host = dev->host;
+    const int n = m->hp.n_layer;
+    int want = !host || gpu_layers < 0 || gpu_layers > n ? n : gpu_layers;
+    int fit = n;
+    uint64_t avail = 0;
+    if (host && (gpu_layers < 0 || gpu_layers > n)) {
+        fit = layers_that_fit(m, dev, &avail);
+        if (fit < want) want = fit;
+    }
+    int missing = -1;
+    m->n_device_layers = 0;
+    for (int l = 0; l < n; l++) {
+        hearth_backend *b = l < want ? dev : host;
+        if (b == dev && host) {
+            int t = layer_missing_type(m, dev, l);
+            if (t >= 0) {
+                b = host;
+                missing = t;
+            }
+        }
+        m->layer_be[l] = b;
+        if (b == dev) m->n_device_layers++;
+    }
+    m->embd_be = m->layer_be[0];
+    if (host && !can_run(m, m->embd_be, "token_embd.weight")) {
+        m->embd_be = host;
+        missing = (int)hearth_gguf_find_tensor(m->gguf, "token_embd.weight")->type;
+    }
+    m->out_be = m->layer_be[n - 1];
+    const char *out_name = hearth_gguf_find_tensor(m->gguf, "output.weight") ? "output.weight" : "token_embd.weight";
+    if (host && !can_run(m, m->out_be, out_name)) {
+        m->out_be = host;
+        missing = (int)hearth_gguf_find_tensor(m->gguf, out_name)->type;
+    }
+    describe_plan(m, missing);
+    if (fit < n) {
+        size_t len = strlen(m->plan);
+        snprintf(m->plan + len, sizeof m->plan - len, " (%d of %d layers fit in the device's %.1f GiB)", fit, n,
+                 (double)avail / (1024.0 * 1024.0 * 1024.0));
+    }
+}
+
+static void compute_fingerprint(hearth_model *m) {
+    /* Identity of the weights without reading gigabytes: file size, every
+     * tensor's name/type/shape/offset, and a sample of every tensor's bytes. */
+    uint64_t h1 = hearth_hash64("hearth-model", 12, hearth_gguf_file_size(m->gguf));
+    uint64_t h2 = h1 ^ 0x5bd1e995;
+    for (uint64_t i = 0; i < hearth_gguf_n_tensors(m->gguf); i++) {
+        const gguf_tensor *t = hearth_gguf_tensor_at(m->gguf, i);
+        h1 = hearth_hash_mix(h1, hearth_hash64(t->name.ptr, t->name.len, 1));
+        h1 = hearth_hash_mix(h1, (uint64_t)t->type ^ (t->ne[0] << 8) ^ (t->ne[1] << 32) ^ t->offset);
+        size_t n = t->nbytes < 4096 ? t->nbytes : 4096;
+        h2 = hearth_hash_mix(h2, hearth_hash64(t->data, n, i));
+        if (t->nbytes > 8192) h2 = hearth_hash_mix(h2, hearth_hash64((const char *)t->data + t->nbytes - 4096, 4096, i));
+    }
+    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
+}
+
+hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, hearth_error *err) {
+    hearth_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    m->backend = p->backend;
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->gguf = hearth_gguf_open(path, err);
+    if (!m->gguf) goto fail;
+    const char *file = base_name(path);
+    if (hearth_gguf_n_tensors(m->gguf) == 0) {
+        hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: the file has no tensors (a vocabulary-only file?)", file);
+        goto fail;
+    }
+    if (hearth_hparams_read(m->gguf, &m->arch, &m->hp, err)) goto fail;
+    m->arch_info = &arch_table[m->arch];
+    hearth_str s;
+    if (hearth_gguf_get_str(m->gguf, "general.name", &s) && s.len)
+        hearth_str_copy(s, m->name, sizeof m->name);
+    else
+        snprintf(m->name, sizeof m->name, "%s", file);
+
+    m->tokenizer = hearth_tokenizer_from_gguf(m->gguf, err);
+    if (!m->tokenizer) {
+        hearth_error_prefix(err, "%s", file);
+        goto fail;
+    }
+    hearth_hparams *hp = &m->hp;
+    hp->n_vocab = hearth_tokenizer_n_vocab(m->tokenizer);
+
+    loader L = {m, file, err};
+    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t F = hp->n_ff, V = hp->n_vocab;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    m->layer_be = calloc((size_t)hp->n_layer, sizeof *m->layer_be);
+    if (!m->layers || !m->layer_be) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    place_layers(m, p->gpu_layers);
+    if (load_tensor(&L, m->embd_be, "token_embd.weight", E, V, false, false, &m->token_embd)) goto fail;
+    if (load_tensor(&L, m->out_be, "output_norm.weight", E, 1, false, true, &m->output_norm)) goto fail;
+    if (load_tensor(&L, m->out_be, "output.weight", E, V, true, false, &m->output)) goto fail;
+    if (!m->output.data) {
+        hp->tied_output = true;
+        m->output = m->token_embd;
+        /* tied, but the head runs elsewhere: it needs its own copy there */
+        if (m->out_be != m->embd_be &&
+            load_tensor(&L, m->out_be, "token_embd.weight", E, V, false, false, &m->output))
+            goto fail;
+    }
+    hearth_tensor rf;
+    if (load_tensor(&L, m->backend->host ? m->backend->host : m->backend, "rope_freqs.weight", hp->n_rot / 2, 1, true, true, &rf)) goto fail;
+    m->rope_freqs = rf.data ? hearth_gguf_find_tensor(m->gguf, "rope_freqs.weight")->data : NULL;
+
+    const hearth_arch_info *ai = m->arch_info;
+    for (int l = 0; l < hp->n_layer; l++) {
+        hearth_layer *ly = &m->layers[l];
+        char n[96];
+#define T(field, suffix, ne0, ne1, opt, f32)                                  \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                            \
+    if (load_tensor(&L, m->layer_be[l], n, ne0, ne1, opt, f32, &ly->field)) goto fail;
+        T(attn_norm, "attn_norm.weight", E, 1, false, true);
+        T(wq, "attn_q.weight", E, Q, false, false);
+        T(wk, "attn_k.weight", E, KV, false, false);
+        T(wv, "attn_v.weight", E, KV, false, false);
+        T(wo, "attn_output.weight", Q, E, false, false);
+        T(bq, "attn_q.bias", Q, 1, !ai->qkv_bias, true);
+        T(bk, "attn_k.bias", KV, 1, !ai->qkv_bias, true);
+        T(bv, "attn_v.bias", KV, 1, !ai->qkv_bias, true);
+        T(q_norm, "attn_q_norm.weight", hp->head_dim, 1, !ai->qk_norm, true);
+        T(k_norm, "attn_k_norm.weight", hp->head_dim, 1, !ai->qk_norm, true);
+        T(ffn_norm, "ffn_norm.weight", E, 1, false, true);
+        T(w_gate, "ffn_gate.weight", E, F, false, false);
+        T(w_up, "ffn_up.weight", E, F, false, false);
+        T(w_down, "ffn_down.weight", F, E, false, false);
+#undef T
+    }
+    compute_fingerprint(m);
+    /* weights read straight from the mapping: fault them in now, not during the first prompt */
+    if (m->n_device_layers < hp->n_layer || !m->backend->host) hearth_gguf_prefetch(m->gguf);
+    return m;
+fail:
+    hearth_model_free(m);
+    return NULL;
+}
+
+void hearth_model_free(hearth_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_owned; i++) m->owned[i].be->ops->dealloc(m->owned[i].be, m->owned[i].ptr);
+    free(m->owned);
+    free(m->layers);
+    free(m->layer_be);
+    hearth_tokenizer_free(m->tokenizer);
+    hearth_gguf_close(m->gguf);
+    free(m);
+}

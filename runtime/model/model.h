@@ -1,0 +1,117 @@
+/*
+ * model.h - a loaded model: architecture, hyperparameters, weights, tokenizer.
+ *
+ * Architectures are rows of a small table (arch_table in model.c): llama,
+ * qwen2 (QKV bias), qwen3 (per-head Q/K RMS norm) -- one forward pass serves
+ * them all. Weights keep their GGUF types; on a host-visible backend they point
+ * straight into the memory-mapped file, elsewhere they are uploaded once.
+ *
+ * Placement (partial offload): each layer runs on one backend. With a device
+ * backend (CUDA, Vulkan) the first `gpu_layers` layers go to the device and
+ * the rest to its host CPU backend (backend->host); a layer whose weight types
+ * the device has no kernel for also stays on the host. The embeddings follow
+ * layer 0 and the output head the last layer (each falls back to the host the
+ * same way). `plan` says in words where everything went.
+ *
+ * Ownership: the model owns the GGUF mapping, the tokenizer and any uploaded
+ * weight memory; it borrows the backend (and its host), which must outlive it.
+ * Thread-safety: immutable after load; share it freely between threads.
+ */
+#ifndef HEARTH_MODEL_H
+#define HEARTH_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "runtime/format/gguf.h"
+#include "runtime/text/tokenizer.h"
+
+typedef enum hearth_arch { HEARTH_ARCH_LLAMA, HEARTH_ARCH_QWEN2, HEARTH_ARCH_QWEN3, HEARTH_ARCH_COUNT } hearth_arch;
+
+typedef struct hearth_arch_info {
+    const char *name;      /* general.architecture */
+    bool qkv_bias;         /* attn_{q,k,v}.bias present */
+    bool qk_norm;          /* attn_{q,k}_norm.weight: RMS norm per head */
+    hearth_rope_mode rope; /* pair layout */
+} hearth_arch_info;
+
+typedef struct hearth_hparams {
+    int n_vocab;
+    int n_ctx_train;   /* context length the model was trained with */
+    int n_embd;        /* model dim */
+    int n_layer;
+    int n_head;
+    int n_head_kv;     /* < n_head: grouped-query attention */
+    int head_dim;      /* attention.key_length, else n_embd / n_head */
+    int n_ff;          /* FFN hidden dim */
+    float rms_eps;
+    int n_rot;         /* rope.dimension_count, else head_dim */
+    float rope_freq_base;
+    float rope_freq_scale; /* 1 / rope.scaling.factor for linear scaling */
+    bool tied_output;  /* output.weight absent: logits use token_embd */
+} hearth_hparams;
+
+typedef struct hearth_layer {
+    hearth_tensor attn_norm;             /* [n_embd] f32 */
+    hearth_tensor wq, wk, wv, wo;        /* [n_embd -> n_head*hd], [n_embd -> n_head_kv*hd] x2, [n_head*hd -> n_embd] */
+    hearth_tensor bq, bk, bv;            /* biases (qwen2), data NULL when absent */
+    hearth_tensor q_norm, k_norm;        /* [head_dim] (qwen3), data NULL when absent */
+    hearth_tensor ffn_norm;              /* [n_embd] */
+    hearth_tensor w_gate, w_up, w_down;  /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
+} hearth_layer;
+
+typedef struct hearth_model_alloc {
+    hearth_backend *be;
+    void *ptr;
+} hearth_model_alloc;
+
+typedef struct hearth_model {
+    hearth_gguf *gguf;
+    hearth_backend *backend;   /* the backend asked for (the device, when offloading) */
+    hearth_backend **layer_be; /* [n_layer] where each layer runs */
+    hearth_backend *embd_be;   /* where token_embd lives (get_rows) */
+    hearth_backend *out_be;    /* where output_norm / output live */
+    int n_device_layers;       /* layers on `backend` (all when it is the CPU) */
+    uint64_t device_bytes;     /* weight bytes placed on `backend` when it is a device */
+    char plan[512];            /* "layers 0-21 on vulkan:0, 22-31 on cpu; ..." */
+    hearth_arch arch;
+    const hearth_arch_info *arch_info;
+    hearth_hparams hp;
+    hearth_tokenizer *tokenizer;
+    char name[128];            /* general.name or the file's base name */
+    char path[1024];
+    hearth_tensor token_embd;  /* [n_vocab, n_embd] (host, for get_rows) */
+    hearth_tensor output_norm; /* [n_embd] */
+    hearth_tensor output;      /* [n_vocab, n_embd] (token_embd when tied) */
+    const float *rope_freqs;   /* Llama-3 rope frequency factors (host), NULL when absent */
+    hearth_layer *layers;      /* [n_layer] */
+    uint64_t n_params;
+    uint64_t weight_bytes;
+    hearth_model_alloc *owned; /* backend allocations to release */
+    int n_owned;
+    char fingerprint[65];      /* hex digest identifying the weights (prefix cache key) */
+} hearth_model;
+
+#define HEARTH_GPU_LAYERS_ALL (-1)
+
+typedef struct hearth_model_params {
+    hearth_backend *backend; /* required */
+    /* Layers [0, gpu_layers) on the device, the rest on backend->host;
+     * HEARTH_GPU_LAYERS_ALL (or anything >= n_layer): all. Ignored when the
+     * backend has no host (it is the CPU backend): everything runs there. */
+    int gpu_layers;
+} hearth_model_params;
+
+/* Load `path`. Errors name the file and the problem: unsupported
+ * architecture, missing tensor, wrong shape, type the backend cannot run. */
+hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, hearth_error *err);
+void hearth_model_free(hearth_model *m);
+
+const hearth_arch_info *hearth_arch_get(hearth_arch a);
+/* Comma-separated list of supported architectures. */
+const char *hearth_arch_supported_list(void);
+/* Parse hyperparameters only (used by `hearth info` without loading weights). */
+hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch, hearth_hparams *hp, hearth_error *err);
+
+#endif

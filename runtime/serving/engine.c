@@ -1,0 +1,853 @@
+/*
+ * engine.c - continuous batching over the forward pass; see engine.h.
+ *
+ * Request life: submit (WAITING, in the FIFO) -> admitted by the worker
+ * (a KV sequence is created and the longest cached prefix attached) ->
+ * RUNNING: prefilled in chunks, then one decode token per step -> finished
+ * (sequence freed, DONE event). Under KV pressure the newest running request
+ * is preempted: its sequence is freed and it goes back to the front of the
+ * queue with every token it has, to be recomputed (mostly from the prefix
+ * cache) when pages allow.
+ *
+ * Locking: `mu` guards the waiting queue, the id counter and the counters
+ * read by stats; the running set, the KV cache, the prefix cache and the
+ * forward context belong to the worker thread alone. Events are delivered
+ * with no lock held.
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/hash.h"
+#include "core/os.h"
+#include "runtime/model/forward.h"
+#include "runtime/store/cache_store.h"
+
+typedef struct req {
+    uint64_t id;
+    hearth_tokens toks;  /* prompt + generated, in order */
+    int n_prompt;
+    int n_done;          /* tokens whose K/V are in the cache (= KV sequence length) */
+    int n_gen;
+    int max_tokens;
+    int seq;             /* KV sequence, -1 when not running */
+    hearth_sampler *smp;
+    hearth_detok dt;
+    char **stop;
+    int n_stop;
+    char *hold;          /* text held back: may be the start of a stop string */
+    size_t hold_len, hold_cap;
+    bool ignore_eog;
+    atomic_bool cancel;
+    hearth_event_fn fn;
+    void *user;
+    hearth_request_stats st;
+    double t_submit, t_admit, t_first, t_last;
+    uint64_t page_key;   /* key of the last published page of this sequence */
+    int n_keyed;         /* pages of the sequence that have keys */
+    bool admitted_once;
+    struct req *next;                  /* waiting queue */
+    struct req *live_prev, *live_next; /* all live requests (under mu) */
+} req;
+
+struct hearth_engine {
+    hearth_model *m;
+    hearth_engine_config cfg;
+    hearth_kv_cache *kv;
+    hearth_forward *fw;
+    hearth_prefix_cache *pc;
+    hearth_cache_store *store;
+    float *logits;       /* [n_parallel, n_vocab] */
+    /* ubatch scratch */
+    int32_t *ub_tok, *ub_pos, *ub_seq;
+    bool *ub_logits;
+    int32_t *ub_ids; /* [n_parallel] greedy steps: the argmax of each logits row */
+    char note[256];  /* see hearth_engine_note */
+    req **ub_owner_of_logits;
+    int *chunk;          /* per running slot: tokens in this step */
+    req **running;       /* [n_parallel], admission order */
+    int n_running;
+    int n_running_pub;   /* n_running as of the last snapshot (under mu) */
+
+    pthread_t worker;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    req *wait_head, *wait_tail;
+    int n_waiting;
+    req *live; /* every submitted request until its DONE event */
+    uint64_t next_id;
+    /* counters (under mu) */
+    uint64_t requests_done, tokens_generated, prompt_tokens, cached_tokens, preemptions, steps;
+    hearth_kv_stats kv_stats;
+    hearth_prefix_stats prefix_stats;
+};
+
+hearth_engine_config hearth_engine_defaults(void) {
+    return (hearth_engine_config){.n_ctx = 0,
+                                  .n_parallel = 8,
+                                  .n_batch = 512,
+                                  .page_size = 16,
+                                  .n_pages = 0,
+                                  .kv_type = HEARTH_F16,
+                                  .prefix_cache = true,
+                                  .cache_db = NULL,
+                                  .cache_db_max_bytes = 0,
+                                  .max_waiting = 256};
+}
+
+const char *hearth_finish_name(hearth_finish f) {
+    switch (f) {
+    case HEARTH_FINISH_STOP: return "stop";
+    case HEARTH_FINISH_LENGTH: return "length";
+    case HEARTH_FINISH_CANCELLED: return "cancelled";
+    case HEARTH_FINISH_ERROR: return "error";
+    default: return "none";
+    }
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void req_free(req *r) {
+    if (!r) return;
+    hearth_tokens_free(&r->toks);
+    hearth_sampler_free(r->smp);
+    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->stop);
+    free(r->hold);
+    free(r);
+}
+
+static void emit(req *r, const hearth_event *ev) {
+    if (r->fn) r->fn(ev, r->user);
+}
+
+/* Append to the hold buffer; returns false on allocation failure. */
+static bool hold_append(req *r, const char *s, size_t n) {
+    if (r->hold_len + n + 1 > r->hold_cap) {
+        size_t cap = r->hold_cap ? r->hold_cap : 64;
+        while (cap < r->hold_len + n + 1) cap *= 2;
+        char *p = realloc(r->hold, cap);
+        if (!p) return false;
+        r->hold = p;
+        r->hold_cap = cap;
+    }
+    memcpy(r->hold + r->hold_len, s, n);
+    r->hold_len += n;
+    r->hold[r->hold_len] = 0;
+    return true;
+}
+
+/* Decide how much held text is safe to emit. Returns the number of bytes
+ * that can go out now; *stopped when a stop string was found (the text before
+ * it is what goes out). */
+static size_t hold_release(req *r, bool *stopped) {
+    *stopped = false;
+    size_t best = r->hold_len;
+    for (int i = 0; i < r->n_stop; i++) {
+        const char *hit = strstr(r->hold, r->stop[i]);
+        if (hit && (size_t)(hit - r->hold) <= best) {
+            best = (size_t)(hit - r->hold);
+            *stopped = true;
+        }
+    }
+    if (*stopped) return best;
+    /* keep back the longest tail that is a prefix of some stop string */
+    size_t keep = 0;
+    for (int i = 0; i < r->n_stop; i++) {
+        size_t sl = strlen(r->stop[i]);
+        for (size_t k = sl - 1; k > keep; k--)
+            if (k <= r->hold_len && !memcmp(r->hold + r->hold_len - k, r->stop[i], k)) {
+                keep = k;
+                break;
+            }
+    }
+    return r->hold_len - keep;
+}
+
+static void hold_consume(req *r, size_t n) {
+    if (!n) return;
+    memmove(r->hold, r->hold + n, r->hold_len - n);
+    r->hold_len -= n;
+    if (r->hold) r->hold[r->hold_len] = 0;
+}
+
+/* ------------------------------------------------------------ finishing */
+
+static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status status, const char *msg) {
+    double t = hearth_now_ms();
+    if (r->seq >= 0) {
+        hearth_kv_seq_free(e->kv, r->seq);
+        r->seq = -1;
+    }
+    /* flush text: held bytes of a partial character, and held stop-string
+     * prefixes that never completed (not when a stop string matched) */
+    char tail[64];
+    size_t k = hearth_detok_flush(&r->dt, tail, sizeof tail);
+    if (k) hold_append(r, tail, k);
+    const char *text = r->hold ? r->hold : "";
+    size_t text_len = r->hold_len;
+    if (why == HEARTH_FINISH_STOP && r->n_stop) {
+        bool stopped;
+        size_t out = hold_release(r, &stopped);
+        if (stopped) text_len = out; /* nothing of the stop string goes out */
+    }
+    r->st.total_ms = t - r->t_submit;
+    r->st.gen_ms = r->t_first > 0 ? r->t_last - r->t_first : 0;
+    r->st.itl_ms_mean = r->n_gen > 1 ? r->st.gen_ms / (r->n_gen - 1) : 0;
+    r->st.generated_tokens = r->n_gen;
+    hearth_event ev = {.kind = HEARTH_EVENT_DONE,
+                       .id = r->id,
+                       .token = -1,
+                       .text = text ? text : "",
+                       .text_len = text_len,
+                       .finish = why,
+                       .status = status,
+                       .error = msg,
+                       .stats = &r->st};
+    pthread_mutex_lock(&e->mu);
+    e->requests_done++;
+    e->tokens_generated += (uint64_t)r->n_gen;
+    if (r->live_prev) r->live_prev->live_next = r->live_next;
+    else e->live = r->live_next;
+    if (r->live_next) r->live_next->live_prev = r->live_prev;
+    pthread_mutex_unlock(&e->mu);
+    emit(r, &ev);
+    req_free(r);
+}
+
+/* ------------------------------------------------------------ admission */
+
+/* Pages a sequence of n tokens occupies. */
+static int pages_for(const hearth_engine *e, int n) { return (n + e->cfg.page_size - 1) / e->cfg.page_size; }
+
+static int pages_available(const hearth_engine *e) {
+    int n = hearth_kv_pages_free(e->kv);
+    if (e->pc) {
+        hearth_prefix_stats ps;
+        hearth_prefix_cache_stats_get(e->pc, &ps);
+        n += ps.pages_cached;
+    }
+    return n;
+}
+
+/* Try to start r: create its sequence and attach the cached prefix. Returns
+ * false (nothing changed) when the pages it needs are not free now. */
+static bool admit(hearth_engine *e, req *r) {
+    hearth_error err = {0};
+    int seq = hearth_kv_seq_create(e->kv, &err);
+    if (seq < 0) return false;
+    const int ps = e->cfg.page_size;
+    int attached = 0;
+    uint64_t key = 0;
+    if (e->pc) {
+        /* Only whole pages, and never the last token: its logits are needed. */
+        int max_pages = (r->toks.n - 1) / ps;
+        for (int p = 0; p < max_pages; p++) {
+            uint64_t k = hearth_prefix_hash(e->pc, key, r->toks.ids + (size_t)p * ps, ps);
+            int32_t page = hearth_prefix_cache_acquire(e->pc, k);
+            if (page < 0) break;
+            hearth_status st = hearth_kv_seq_append_page(e->kv, seq, page, &err);
+            hearth_kv_page_unref(e->kv, page); /* the sequence holds its own reference now */
+            if (st) break;
+            key = k;
+            attached++;
+        }
+    }
+    int need = pages_for(e, (int)r->toks.n + 1) - attached;
+    if (need > pages_available(e) && e->n_running > 0) {
+        hearth_kv_seq_free(e->kv, seq); /* cached pages go back to the LRU */
+        return false;
+    }
+    r->seq = seq;
+    r->n_done = attached * ps;
+    r->n_keyed = attached;
+    r->page_key = key;
+    if (!r->admitted_once) {
+        r->admitted_once = true;
+        r->t_admit = hearth_now_ms();
+        r->st.queue_ms = r->t_admit - r->t_submit;
+        r->st.cached_tokens = r->n_done;
+        pthread_mutex_lock(&e->mu);
+        e->prompt_tokens += (uint64_t)r->n_prompt;
+        e->cached_tokens += (uint64_t)r->n_done;
+        pthread_mutex_unlock(&e->mu);
+    }
+    e->running[e->n_running++] = r;
+    return true;
+}
+
+/* Move the newest running request back to the front of the queue. */
+static void preempt_newest(hearth_engine *e) {
+    req *r = e->running[--e->n_running];
+    hearth_kv_seq_free(e->kv, r->seq);
+    r->seq = -1;
+    r->n_done = 0;
+    r->n_keyed = 0;
+    r->page_key = 0;
+    r->st.preemptions++;
+    pthread_mutex_lock(&e->mu);
+    r->next = e->wait_head;
+    e->wait_head = r;
+    if (!e->wait_tail) e->wait_tail = r;
+    e->n_waiting++;
+    e->preemptions++;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void remove_running(hearth_engine *e, int i) {
+    memmove(&e->running[i], &e->running[i + 1], (size_t)(e->n_running - i - 1) * sizeof *e->running);
+    e->n_running--;
+}
+
+/* Pull cancelled requests out of the queue and admit what fits. */
+static void admit_waiting(hearth_engine *e) {
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        req *r = e->wait_head;
+        bool cancelled = r && atomic_load(&r->cancel);
+        bool take = r && (cancelled || e->n_running < e->cfg.n_parallel);
+        if (take) {
+            e->wait_head = r->next;
+            if (!e->wait_head) e->wait_tail = NULL;
+            e->n_waiting--;
+            r->next = NULL;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (!take) return;
+        if (cancelled) {
+            finish(e, r, HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
+            continue;
+        }
+        if (!admit(e, r)) {
+            pthread_mutex_lock(&e->mu); /* back to the front; try again next step */
+            r->next = e->wait_head;
+            e->wait_head = r;
+            if (!e->wait_tail) e->wait_tail = r;
+            e->n_waiting++;
+            pthread_mutex_unlock(&e->mu);
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ one step */
+
+/* Give keys to the newly filled pages of r and publish them. */
+static void publish_pages(hearth_engine *e, req *r) {
+    if (!e->pc) return;
+    const int ps = e->cfg.page_size;
+    int np;
+    const int32_t *pages = hearth_kv_seq_pages(e->kv, r->seq, &np);
+    while ((r->n_keyed + 1) * ps <= r->n_done) {
+        uint64_t k = hearth_prefix_hash(e->pc, r->page_key, r->toks.ids + (size_t)r->n_keyed * ps, ps);
+        hearth_prefix_cache_publish(e->pc, k, pages[r->n_keyed]);
+        r->page_key = k;
+        r->n_keyed++;
+    }
+}
+
+/* Sample r's next token from its logits row (or take `picked`, the argmax
+ * the forward pass chose for a greedy step, when >= 0) and deliver it.
+ * Returns the finish reason, or NONE to keep going. */
+static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, int32_t picked) {
+    int32_t id = picked >= 0 ? picked : hearth_sampler_sample(r->smp, logits);
+    float prob = picked >= 0 ? 1.0f : hearth_sampler_last_prob(r->smp);
+    hearth_sampler_accept(r->smp, id);
+    double t = hearth_now_ms();
+    double itl = r->t_last > 0 ? t - r->t_last : 0;
+    if (r->n_gen == 0) {
+        r->t_first = t;
+        r->st.ttft_ms = t - r->t_submit;
+        r->st.prompt_ms = t - r->t_admit;
+    }
+    r->t_last = t;
+    r->n_gen++;
+    r->st.generated_tokens = r->n_gen;
+    if (!hearth_tokens_push(&r->toks, id)) return HEARTH_FINISH_ERROR;
+    bool eog = !r->ignore_eog && hearth_tokenizer_is_eog(e->m->tokenizer, id);
+    char piece[512];
+    size_t k = eog ? 0 : hearth_detok_feed(&r->dt, id, piece, sizeof piece);
+    bool stopped = false;
+    size_t out = 0;
+    if (k) hold_append(r, piece, k);
+    if (r->n_stop) out = hold_release(r, &stopped);
+    else out = r->hold_len;
+    hearth_event ev = {.kind = HEARTH_EVENT_TOKEN,
+                       .id = r->id,
+                       .token = id,
+                       .prob = prob,
+                       .text = r->hold ? r->hold : "",
+                       .text_len = out,
+                       .stats = &r->st,
+                       .itl_ms = itl};
+    emit(r, &ev);
+    if (stopped) {
+        r->hold_len = 0; /* the stop string and what follows are dropped */
+        return HEARTH_FINISH_STOP;
+    }
+    hold_consume(r, out);
+    if (eog) return HEARTH_FINISH_STOP;
+    if (r->max_tokens > 0 && r->n_gen >= r->max_tokens) return HEARTH_FINISH_LENGTH;
+    if ((int)r->toks.n >= e->cfg.n_ctx) return HEARTH_FINISH_LENGTH;
+    if (atomic_load(&r->cancel)) return HEARTH_FINISH_CANCELLED;
+    return HEARTH_FINISH_NONE;
+}
+
+static void step(hearth_engine *e) {
+    /* cancelled running requests leave first */
+    for (int i = 0; i < e->n_running;) {
+        if (atomic_load(&e->running[i]->cancel)) {
+            req *r = e->running[i];
+            remove_running(e, i);
+            finish(e, r, HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
+        } else {
+            i++;
+        }
+    }
+    admit_waiting(e);
+    if (e->n_running == 0) return;
+
+    /* ---- plan: decode tokens first, then prefill chunks, within the budget;
+     * reserve KV for each, preempting the newest under memory pressure */
+    int budget;
+    for (;;) {
+        budget = e->cfg.n_batch;
+        for (int i = 0; i < e->n_running; i++) e->chunk[i] = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < e->n_running && budget > 0; i++) {
+                req *r = e->running[i];
+                int pending = (int)r->toks.n - r->n_done;
+                if ((pass == 0) != (pending == 1)) continue;
+                int c = pending < budget ? pending : budget;
+                e->chunk[i] = c;
+                budget -= c;
+            }
+        }
+        int fail = -1;
+        for (int i = 0; i < e->n_running && fail < 0; i++) {
+            if (!e->chunk[i]) continue;
+            if (hearth_kv_seq_reserve(e->kv, e->running[i]->seq, e->running[i]->n_done + e->chunk[i], NULL))
+                fail = i;
+        }
+        if (fail < 0) break;
+        if (e->n_running == 1) {
+            req *r = e->running[0];
+            e->n_running = 0;
+            char msg[160];
+            snprintf(msg, sizeof msg, "the KV cache (%d pages of %d tokens) cannot hold this sequence",
+                     e->cfg.n_pages, e->cfg.page_size);
+            finish(e, r, HEARTH_FINISH_LENGTH, HEARTH_ERR_CONTEXT, msg);
+            return;
+        }
+        preempt_newest(e);
+    }
+
+    /* ---- build the ubatch */
+    int n = 0, n_logits = 0;
+    for (int i = 0; i < e->n_running; i++) {
+        req *r = e->running[i];
+        for (int j = 0; j < e->chunk[i]; j++) {
+            int p = r->n_done + j;
+            e->ub_tok[n] = r->toks.ids[p];
+            e->ub_pos[n] = p;
+            e->ub_seq[n] = r->seq;
+            e->ub_logits[n] = p == (int)r->toks.n - 1;
+            if (e->ub_logits[n]) e->ub_owner_of_logits[n_logits++] = r;
+            n++;
+        }
+    }
+    if (n == 0) return;
+    hearth_error err = {0};
+    hearth_ubatch ub = {n, e->ub_tok, e->ub_pos, e->ub_seq, e->ub_logits};
+    /* every sequence greedy: only the chosen ids leave the device */
+    bool greedy = n_logits > 0;
+    for (int k = 0; k < n_logits && greedy; k++) greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp);
+    int got = greedy ? hearth_forward_run_argmax(e->fw, &ub, NULL, e->ub_ids, &err)
+                     : hearth_forward_run(e->fw, &ub, e->logits, &err);
+    if (got < 0) {
+        /* a device or input failure: fail the requests of this step */
+        while (e->n_running) {
+            req *r = e->running[--e->n_running];
+            finish(e, r, HEARTH_FINISH_ERROR, err.code, err.msg);
+        }
+        return;
+    }
+    pthread_mutex_lock(&e->mu);
+    e->steps++;
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < e->n_running; i++) {
+        e->running[i]->n_done += e->chunk[i];
+        publish_pages(e, e->running[i]);
+    }
+    /* ---- sample, deliver, retire */
+    for (int k = 0; k < n_logits; k++) {
+        req *r = e->ub_owner_of_logits[k];
+        hearth_finish why = greedy ? take_token(e, r, NULL, e->ub_ids[k])
+                                   : take_token(e, r, e->logits + (size_t)k * (size_t)e->m->hp.n_vocab, -1);
+        if (why == HEARTH_FINISH_NONE) continue;
+        for (int i = 0; i < e->n_running; i++)
+            if (e->running[i] == r) {
+                remove_running(e, i);
+                break;
+            }
+        finish(e, r, why, why == HEARTH_FINISH_ERROR ? HEARTH_ERR_NOMEM : HEARTH_OK,
+               why == HEARTH_FINISH_ERROR ? "out of memory" : NULL);
+    }
+}
+
+/* Publish what stats readers on other threads see (called after each step,
+ * so a request's DONE event precedes the snapshot that no longer counts it). */
+static void snapshot_stats(hearth_engine *e) {
+    hearth_kv_stats ks;
+    hearth_kv_stats_get(e->kv, &ks);
+    hearth_prefix_stats ps = {0};
+    if (e->pc) hearth_prefix_cache_stats_get(e->pc, &ps);
+    pthread_mutex_lock(&e->mu);
+    e->kv_stats = ks;
+    e->prefix_stats = ps;
+    e->n_running_pub = e->n_running;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void *worker_main(void *arg) {
+    hearth_engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->stop && !e->wait_head && e->n_running == 0) pthread_cond_wait(&e->cv, &e->mu);
+        if (e->stop) break;
+        pthread_mutex_unlock(&e->mu);
+        step(e);
+        snapshot_stats(e);
+        pthread_mutex_lock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* Free everything the engine owns (the worker is not running, no request is live). */
+static void engine_release(hearth_engine *e) {
+    hearth_prefix_cache_free(e->pc);
+    hearth_cache_store_close(e->store);
+    hearth_forward_free(e->fw);
+    hearth_kv_free(e->kv);
+    free(e->logits);
+    free(e->ub_tok);
+    free(e->ub_pos);
+    free(e->ub_seq);
+    free(e->ub_logits);
+    free(e->ub_ids);
+    free(e->ub_owner_of_logits);
+    free(e->chunk);
+    free(e->running);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
+/* Cut an automatic KV pool (cfg->n_pages) to the free memory of every
+ * backend that holds some of its layers, keeping a tenth (at least 256 MiB)
+ * for activations. Fails when not even one full-context sequence fits. */
+static hearth_status fit_pages(const hearth_model *m, hearth_engine_config *cfg, int per_seq, char *note,
+                               size_t note_cap, hearth_error *err) {
+    const int L = m->hp.n_layer;
+    const uint64_t layer_page = 2ull * (uint64_t)cfg->page_size *
+                                hearth_dtype_row_size(cfg->kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
+    for (int l = 0; l < L; l++) {
+        hearth_backend *be = m->layer_be[l];
+        bool seen = false;
+        for (int j = 0; j < l && !seen; j++) seen = m->layer_be[j] == be;
+        if (seen) continue;
+        int n_on = 0;
+        for (int j = 0; j < L; j++) n_on += m->layer_be[j] == be;
+        hearth_backend_info bi;
+        be->ops->info(be, &bi);
+        if (!bi.mem_free) continue; /* the backend does not say */
+        uint64_t reserve = bi.mem_free / 10 > (256ull << 20) ? bi.mem_free / 10 : 256ull << 20;
+        uint64_t usable = bi.mem_free > reserve ? bi.mem_free - reserve : 0;
+        uint64_t page_bytes = layer_page * (uint64_t)n_on, fit = usable / page_bytes;
+        if (fit >= (uint64_t)cfg->n_pages) continue;
+        if (fit < (uint64_t)per_seq)
+            return hearth_error_set(err, HEARTH_ERR_NOMEM,
+                                    "engine: one %d-token sequence needs %.1f MiB of KV cache on %s, which has %.1f "
+                                    "MiB free: use a smaller --ctx, --kv-type q8_0, or fewer --gpu-layers",
+                                    cfg->n_ctx, (double)(page_bytes * (uint64_t)per_seq) / 1048576.0, bi.name,
+                                    (double)bi.mem_free / 1048576.0);
+        snprintf(note, note_cap,
+                 "KV cache cut to %llu pages (%llu full-context sequences) to fit the %.1f MiB free on %s",
+                 (unsigned long long)fit, (unsigned long long)(fit / (uint64_t)per_seq),
+                 (double)bi.mem_free / 1048576.0, bi.name);
+        cfg->n_pages = (int)fit;
+    }
+    return HEARTH_OK;
+}
+
+const char *hearth_engine_note(const hearth_engine *e) { return e->note; }
+
+hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config *cfg_in, hearth_error *err) {
+    hearth_engine_config cfg = cfg_in ? *cfg_in : hearth_engine_defaults();
+    if (cfg.n_ctx <= 0) cfg.n_ctx = m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
+    if (cfg.n_parallel <= 0) cfg.n_parallel = 8;
+    if (cfg.n_batch <= 0) cfg.n_batch = 512;
+    if (cfg.page_size <= 0) cfg.page_size = 16;
+    if (cfg.max_waiting <= 0) cfg.max_waiting = 256;
+    if (cfg.n_batch < cfg.n_parallel) cfg.n_batch = cfg.n_parallel;
+    char note[256] = "";
+    if (cfg.n_pages <= 0) {
+        /* every sequence at full context, plus a quarter more for cached prefixes */
+        int per_seq = (cfg.n_ctx + cfg.page_size - 1) / cfg.page_size;
+        cfg.n_pages = per_seq * cfg.n_parallel + (per_seq * cfg.n_parallel) / 4 + 1;
+        if (fit_pages(m, &cfg, per_seq, note, sizeof note, err)) return NULL;
+    }
+    hearth_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: out of memory");
+        return NULL;
+    }
+    snprintf(e->note, sizeof e->note, "%s", note);
+    e->m = m;
+    e->cfg = cfg;
+    e->next_id = 1;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, cfg.kv_type,
+                           cfg.page_size, cfg.n_pages,         m->layer_be};
+    e->kv = hearth_kv_create(m->backend, &kc, err);
+    if (!e->kv) goto fail;
+    hearth_kv_stats_get(e->kv, &e->kv_stats); /* stats read before the first step see the pool */
+    e->fw = hearth_forward_create(m, e->kv, cfg.n_batch, err);
+    if (!e->fw) goto fail;
+    if (cfg.n_parallel > HEARTH_FORWARD_MAX_LOGITS) {
+        hearth_error_set(err, HEARTH_ERR_INVALID, "engine: at most %d parallel sequences", HEARTH_FORWARD_MAX_LOGITS);
+        goto fail;
+    }
+    if (cfg.prefix_cache) {
+        char fp[128];
+        snprintf(fp, sizeof fp, "%s-%s-p%d-r%g-%g", m->fingerprint, hearth_dtype_name(cfg.kv_type), cfg.page_size,
+                 m->hp.rope_freq_base, m->hp.rope_freq_scale);
+        if (cfg.cache_db) {
+            e->store = hearth_cache_store_open(cfg.cache_db, cfg.cache_db_max_bytes, err);
+            if (!e->store) goto fail;
+        }
+        e->pc = hearth_prefix_cache_create(e->kv, fp, e->store, err);
+        if (!e->pc) goto fail;
+    }
+    size_t nb = (size_t)cfg.n_batch;
+    e->logits = malloc((size_t)cfg.n_parallel * (size_t)m->hp.n_vocab * sizeof *e->logits);
+    e->ub_tok = malloc(nb * sizeof *e->ub_tok);
+    e->ub_pos = malloc(nb * sizeof *e->ub_pos);
+    e->ub_seq = malloc(nb * sizeof *e->ub_seq);
+    e->ub_logits = malloc(nb * sizeof *e->ub_logits);
+    e->ub_ids = malloc((size_t)cfg.n_parallel * sizeof *e->ub_ids);
+    e->ub_owner_of_logits = malloc(nb * sizeof *e->ub_owner_of_logits);
+    e->chunk = malloc((size_t)cfg.n_parallel * sizeof *e->chunk);
+    e->running = malloc((size_t)cfg.n_parallel * sizeof *e->running);
+    if (!e->logits || !e->ub_tok || !e->ub_pos || !e->ub_seq || !e->ub_logits || !e->ub_owner_of_logits || !e->ub_ids ||
+        !e->chunk || !e->running) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: out of memory");
+        goto fail;
+    }
+    if (pthread_create(&e->worker, NULL, worker_main, e)) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: cannot start the worker thread");
+        goto fail;
+    }
+    return e;
+fail:
+    engine_release(e);
+    return NULL;
+}
+
+void hearth_engine_free(hearth_engine *e) {
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    e->stop = true;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->worker, NULL);
+    while (e->n_running) finish(e, e->running[--e->n_running], HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
+    while (e->wait_head) {
+        req *r = e->wait_head;
+        e->wait_head = r->next;
+        finish(e, r, HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
+    }
+    engine_release(e);
+}
+
+uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth_error *err) {
+    if (!rq->prompt || rq->n_prompt <= 0) {
+        hearth_error_set(err, HEARTH_ERR_INVALID, "the prompt is empty");
+        return 0;
+    }
+    int n_vocab = e->m->hp.n_vocab;
+    for (int i = 0; i < rq->n_prompt; i++)
+        if (rq->prompt[i] < 0 || rq->prompt[i] >= n_vocab) {
+            hearth_error_set(err, HEARTH_ERR_INVALID, "prompt token %d is %d, outside the vocabulary (0..%d)", i,
+                             rq->prompt[i], n_vocab - 1);
+            return 0;
+        }
+    if (rq->n_prompt >= e->cfg.n_ctx) {
+        hearth_error_set(err, HEARTH_ERR_CONTEXT,
+                         "the prompt has %d tokens but the context holds %d (prompt plus at least one new token)",
+                         rq->n_prompt, e->cfg.n_ctx);
+        return 0;
+    }
+    req *r = calloc(1, sizeof *r);
+    if (!r) goto oom;
+    r->seq = -1;
+    r->n_prompt = rq->n_prompt;
+    r->max_tokens = rq->max_tokens;
+    r->ignore_eog = rq->ignore_eog;
+    r->fn = rq->on_event;
+    r->user = rq->user;
+    r->st.prompt_tokens = rq->n_prompt;
+    atomic_init(&r->cancel, false);
+    r->toks.cap = (size_t)rq->n_prompt + 16;
+    r->toks.ids = malloc(r->toks.cap * sizeof *r->toks.ids);
+    if (!r->toks.ids) goto oom;
+    memcpy(r->toks.ids, rq->prompt, (size_t)rq->n_prompt * sizeof *rq->prompt);
+    r->toks.n = (size_t)rq->n_prompt;
+    r->smp = hearth_sampler_create(&rq->sampling, n_vocab, err);
+    if (!r->smp) {
+        req_free(r);
+        return 0;
+    }
+    for (int i = 0; i < rq->n_prompt; i++) hearth_sampler_accept(r->smp, rq->prompt[i]);
+    hearth_detok_init(&r->dt, e->m->tokenizer, false, false);
+    if (rq->n_stop > 0) {
+        r->stop = calloc((size_t)rq->n_stop, sizeof *r->stop);
+        if (!r->stop) goto oom;
+        for (int i = 0; i < rq->n_stop; i++) {
+            if (!rq->stop[i] || !rq->stop[i][0]) continue;
+            r->stop[r->n_stop] = strdup(rq->stop[i]);
+            if (!r->stop[r->n_stop++]) goto oom;
+        }
+    }
+    r->t_submit = hearth_now_ms();
+    pthread_mutex_lock(&e->mu);
+    if (e->n_waiting >= e->cfg.max_waiting) {
+        pthread_mutex_unlock(&e->mu);
+        req_free(r);
+        hearth_error_set(err, HEARTH_ERR_BUSY, "too many requests waiting (%d); try again later", e->cfg.max_waiting);
+        return 0;
+    }
+    r->id = e->next_id++;
+    r->live_next = e->live;
+    if (e->live) e->live->live_prev = r;
+    e->live = r;
+    if (e->wait_tail) e->wait_tail->next = r;
+    else e->wait_head = r;
+    e->wait_tail = r;
+    e->n_waiting++;
+    uint64_t id = r->id;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return id;
+oom:
+    req_free(r);
+    hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+void hearth_engine_cancel(hearth_engine *e, uint64_t id) {
+    /* every live request is on the `live` list until its DONE event; the
+     * worker notices the flag at its next step */
+    pthread_mutex_lock(&e->mu);
+    for (req *r = e->live; r; r = r->live_next)
+        if (r->id == id) atomic_store(&r->cancel, true);
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void hearth_engine_stats_get(hearth_engine *e, hearth_engine_stats *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&e->mu);
+    out->running = e->n_running_pub;
+    out->waiting = e->n_waiting;
+    out->requests_done = e->requests_done;
+    out->tokens_generated = e->tokens_generated;
+    out->prompt_tokens = e->prompt_tokens;
+    out->cached_tokens = e->cached_tokens;
+    out->preemptions = e->preemptions;
+    out->steps = e->steps;
+    out->kv = e->kv_stats;
+    out->prefix = e->prefix_stats;
+    out->prefix_enabled = e->pc != NULL;
+    pthread_mutex_unlock(&e->mu);
+}
+
+const hearth_model *hearth_engine_model(const hearth_engine *e) { return e->m; }
+int hearth_engine_n_ctx(const hearth_engine *e) { return e->cfg.n_ctx; }
+
+/* ------------------------------------------------------------ synchronous helper */
+
+typedef struct sync_ctx {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    hearth_completion *out;
+    hearth_event_fn tap; /* the caller's own callback, called first */
+    void *tap_user;
+} sync_ctx;
+
+static void sync_event(const hearth_event *ev, void *user) {
+    sync_ctx *s = user;
+    hearth_completion *c = s->out;
+    if (s->tap) s->tap(ev, s->tap_user);
+    if (ev->kind == HEARTH_EVENT_TOKEN) hearth_tokens_push(&c->tokens, ev->token);
+    if (ev->text_len) {
+        char *p = realloc(c->text, c->text_len + ev->text_len + 1);
+        if (p) {
+            memcpy(p + c->text_len, ev->text, ev->text_len);
+            c->text = p;
+            c->text_len += ev->text_len;
+            c->text[c->text_len] = 0;
+        }
+    }
+    if (ev->kind == HEARTH_EVENT_DONE) {
+        c->finish = ev->finish;
+        c->stats = *ev->stats;
+        if (ev->error) snprintf(c->error, sizeof c->error, "%s", ev->error);
+        pthread_mutex_lock(&s->mu);
+        s->done = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+hearth_status hearth_engine_generate(hearth_engine *e, const hearth_request *r, hearth_completion *out,
+                                     hearth_error *err) {
+    memset(out, 0, sizeof *out);
+    sync_ctx s = {.out = out, .tap = r->on_event, .tap_user = r->user};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    hearth_request rq = *r;
+    rq.on_event = sync_event;
+    rq.user = &s;
+    hearth_status st = HEARTH_OK;
+    if (!hearth_engine_submit(e, &rq, err)) {
+        st = err ? err->code : HEARTH_ERR_INVALID;
+    } else {
+        pthread_mutex_lock(&s.mu);
+        while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
+        pthread_mutex_unlock(&s.mu);
+        if (!out->text) out->text = calloc(1, 1);
+        if (out->finish == HEARTH_FINISH_ERROR) st = hearth_error_set(err, HEARTH_ERR_BACKEND, "%s", out->error);
+    }
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    return st;
+}
+
+void hearth_completion_free(hearth_completion *c) {
+    hearth_tokens_free(&c->tokens);
+    free(c->text);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,56 @@
+/*
+ * sampling.h - turning logits into the next token.
+ *
+ * Order of operations (as llama.cpp's default chain): repetition / presence /
+ * frequency penalties over the last `penalty_last_n` tokens, then top-k,
+ * top-p, min-p, temperature, and a draw from the seeded RNG. temperature <= 0
+ * means greedy (argmax, lowest id on a tie) and ignores the filters.
+ * Same seed + same settings + same logits = same tokens.
+ *
+ * Ownership: a sampler owns its scratch and history; one per sequence,
+ * used by one thread at a time.
+ */
+#ifndef HEARTH_SAMPLING_H
+#define HEARTH_SAMPLING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/argmax.h"
+#include "core/error.h"
+
+typedef struct hearth_sampling_params {
+    float temperature;     /* <= 0: greedy */
+    int top_k;             /* <= 0: off */
+    float top_p;           /* >= 1: off */
+    float min_p;           /* <= 0: off */
+    float repeat_penalty;  /* 1: off */
+    float presence_penalty;
+    float frequency_penalty;
+    int penalty_last_n;    /* tokens of history the penalties look at; 0: off, -1: whole context */
+    uint64_t seed;
+} hearth_sampling_params;
+
+/* Defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, penalties off,
+ * penalty_last_n 64, seed 0xC0FFEE. */
+hearth_sampling_params hearth_sampling_defaults(void);
+
+typedef struct hearth_sampler hearth_sampler;
+
+hearth_sampler *hearth_sampler_create(const hearth_sampling_params *p, int n_vocab, hearth_error *err);
+void hearth_sampler_free(hearth_sampler *s);
+/* Record a token (prompt or generated) in the penalty history. */
+void hearth_sampler_accept(hearth_sampler *s, int32_t token);
+void hearth_sampler_reset(hearth_sampler *s);
+/* Pick the next token from logits[n_vocab] (logits are not modified). */
+int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits);
+/* True when sample() is a plain argmax of the raw logits (greedy, no
+ * penalties), so the caller may pick the token on the device instead. */
+bool hearth_sampler_is_greedy(const hearth_sampler *s);
+/* Probability the last sample() gave its token (after filters; 1 for greedy). */
+float hearth_sampler_last_prob(const hearth_sampler *s);
+
+/* hearth_argmax (greedy choice) lives in core/argmax.h, included above: the
+ * forward pass uses it too. */
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * test_sampling.c - the sampler: greedy ties, determinism by seed, that each
+ * filter (top-k, top-p, min-p) really removes what it should, temperature
+ * shape, and the penalties.
+ */
+#include "runtime/serving/sampling.h"
+#include "test.h"
+
+#define NV 8
+
+static int draw_counts(hearth_sampling_params p, const float *logits, int draws, int *counts) {
+    hearth_error err = {0};
+    hearth_sampler *s = hearth_sampler_create(&p, NV, &err);
+    if (!s) return -1;
+    for (int i = 0; i < NV; i++) counts[i] = 0;
+    for (int i = 0; i < draws; i++) counts[hearth_sampler_sample(s, logits)]++;
+    hearth_sampler_free(s);
+    return 0;
+}
+
+int main(void) {
+    const float logits[NV] = {1.0f, 3.0f, 3.0f, 2.5f, 0.0f, -1.0f, 2.9f, -5.0f};
+    hearth_error err = {0};
+
+    /* greedy: argmax, lowest id on a tie */
+    CHECK(hearth_argmax(logits, NV) == 1);
+    {
+        const float with_nan[4] = {NAN, -2.0f, NAN, -1.0f}, all_nan[2] = {NAN, NAN};
+        CHECK(hearth_argmax(with_nan, 4) == 3);
+        CHECK(hearth_argmax(all_nan, 2) == 0);
+    }
+    hearth_sampling_params p = hearth_sampling_defaults();
+    p.temperature = 0;
+    hearth_sampler *s = hearth_sampler_create(&p, NV, &err);
+    REQUIRE(s);
+    CHECK(hearth_sampler_sample(s, logits) == 1);
+    hearth_sampler_free(s);
+
+    /* same seed -> same sequence; another seed -> (almost surely) another */
+    p = hearth_sampling_defaults();
+    p.temperature = 1.5f;
+    p.top_k = 0;
+    p.top_p = 1;
+    p.min_p = 0;
+    int seqa[64], seqb[64], seqc[64];
+    for (int run = 0; run < 3; run++) {
+        p.seed = run == 2 ? 7 : 42;
+        s = hearth_sampler_create(&p, NV, &err);
+        int *out = run == 0 ? seqa : run == 1 ? seqb : seqc;
+        for (int i = 0; i < 64; i++) out[i] = hearth_sampler_sample(s, logits);
+        hearth_sampler_free(s);
+    }
+    CHECK(!memcmp(seqa, seqb, sizeof seqa));
+    CHECK(memcmp(seqa, seqc, sizeof seqa) != 0);
+
+    int counts[NV];
+    /* top-k 2: only ids 1 and 2 */
+    p.top_k = 2;
+    REQUIRE(draw_counts(p, logits, 2000, counts) == 0);
+    CHECK(counts[1] > 0 && counts[2] > 0 && counts[1] + counts[2] == 2000);
+
+    /* top-p small: only the best few; probabilities of 1,2 (tied) then 6 */
+    p.top_k = 0;
+    p.top_p = 0.5f;
+    REQUIRE(draw_counts(p, logits, 2000, counts) == 0);
+    CHECK(counts[0] == 0 && counts[4] == 0 && counts[5] == 0 && counts[7] == 0);
+    CHECK(counts[1] > 0);
+
+    /* min-p 0.5: keep tokens with p >= 0.5 p_max -> logit >= 3 - ln 2 = 2.307 -> ids 1,2,3,6 */
+    p.top_p = 1;
+    p.min_p = 0.5f;
+    REQUIRE(draw_counts(p, logits, 4000, counts) == 0);
+    CHECK(counts[0] == 0 && counts[4] == 0 && counts[5] == 0 && counts[7] == 0);
+    CHECK(counts[1] > 0 && counts[2] > 0 && counts[3] > 0 && counts[6] > 0);
+
+    /* low temperature concentrates on the best tokens */
+    p.min_p = 0;
+    p.temperature = 0.05f;
+    REQUIRE(draw_counts(p, logits, 1000, counts) == 0);
+    /* id 6 (2.9) keeps e^(-0.1/0.05) = 13.5% of the weight of each of ids 1, 2 (3.0) */
+    CHECK(counts[1] + counts[2] + counts[6] == 1000);
+    CHECK(counts[6] > 20 && counts[6] < counts[1] && counts[6] < counts[2]);
+
+    /* frequency distribution roughly matches softmax at T=1 (chi-square-ish bound) */
+    p.temperature = 1.0f;
+    REQUIRE(draw_counts(p, logits, 20000, counts) == 0);
+    double z = 0, pr[NV];
+    for (int i = 0; i < NV; i++) z += exp(logits[i]);
+    for (int i = 0; i < NV; i++) {
+        pr[i] = exp(logits[i]) / z;
+        CHECKF(fabs(counts[i] / 20000.0 - pr[i]) < 0.02, "id %d: %g vs %g", i, counts[i] / 20000.0, pr[i]);
+    }
+
+    /* repetition penalty pushes a repeated best token below the next */
+    p = hearth_sampling_defaults();
+    p.temperature = 0;
+    p.repeat_penalty = 2.0f;
+    s = hearth_sampler_create(&p, NV, &err);
+    hearth_sampler_accept(s, 1);
+    hearth_sampler_accept(s, 2);
+    CHECK(hearth_sampler_sample(s, logits) == 6); /* 3/2 = 1.5 < 2.9 */
+    hearth_sampler_free(s);
+    /* presence/frequency penalties subtract */
+    p.repeat_penalty = 1;
+    p.frequency_penalty = 0.3f;
+    s = hearth_sampler_create(&p, NV, &err);
+    hearth_sampler_accept(s, 1);
+    hearth_sampler_accept(s, 1);
+    CHECK(hearth_sampler_sample(s, logits) == 2); /* 3 - 0.6 < 3 */
+    hearth_sampler_free(s);
+    /* penalty window: only the last n count */
+    p.frequency_penalty = 0;
+    p.presence_penalty = 10;
+    p.penalty_last_n = 2;
+    s = hearth_sampler_create(&p, NV, &err);
+    hearth_sampler_accept(s, 1);
+    hearth_sampler_accept(s, 5);
+    hearth_sampler_accept(s, 5); /* 1 falls out of the window */
+    CHECK(hearth_sampler_sample(s, logits) == 1);
+    hearth_sampler_free(s);
+
+    /* invalid settings are refused */
+    p = hearth_sampling_defaults();
+    p.temperature = -1;
+    CHECK(hearth_sampler_create(&p, NV, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "temperature");
+    return test_summary("sampling");
+}
