@@ -1,5 +1,13 @@
 /*
  * filters.c - every Jinja filter (`x | tojson`, `xs | map(attribute='a')`).
+ *
+ * The table `filters` at the end is the only list of filters: the parser
+ * resolves a name to its index there (node->op of N_FILTER) and evaluation
+ * calls its function. Adding a filter is one function and one table line;
+ * aliases (count, d, e) are table lines that share a function.
+ *
+ * Invariants: every filter charges the work it does and takes its arguments
+ * positionally or by Jinja2's keyword names.
  */
 #include "jinja_impl.h"
 
@@ -7,102 +15,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-enum {
-    FL_ABS = 1,
-    FL_ATTR,
-    FL_CAPITALIZE,
-    FL_CENTER,
-    FL_DEFAULT,
-    FL_DICTSORT,
-    FL_ESCAPE,
-    FL_FIRST,
-    FL_FLOAT,
-    FL_INDENT,
-    FL_INT,
-    FL_ITEMS,
-    FL_JOIN,
-    FL_LAST,
-    FL_LENGTH,
-    FL_LIST,
-    FL_LOWER,
-    FL_MAP,
-    FL_MAX,
-    FL_MIN,
-    FL_REPLACE,
-    FL_REJECT,
-    FL_REJECTATTR,
-    FL_REVERSE,
-    FL_ROUND,
-    FL_SAFE,
-    FL_SELECT,
-    FL_SELECTATTR,
-    FL_SORT,
-    FL_STRING,
-    FL_SUM,
-    FL_TITLE,
-    FL_TOJSON,
-    FL_TRIM,
-    FL_UNIQUE,
-    FL_UPPER,
-    FL_WORDCOUNT,
-};
+/* ---------------------------------------------------------------- helpers */
 
-static const struct {
-    const char *name;
-    int id;
-} filter_names[] = {
-    {"abs", FL_ABS},
-    {"attr", FL_ATTR},
-    {"capitalize", FL_CAPITALIZE},
-    {"center", FL_CENTER},
-    {"count", FL_LENGTH},
-    {"d", FL_DEFAULT},
-    {"default", FL_DEFAULT},
-    {"dictsort", FL_DICTSORT},
-    {"e", FL_ESCAPE},
-    {"escape", FL_ESCAPE},
-    {"first", FL_FIRST},
-    {"float", FL_FLOAT},
-    {"indent", FL_INDENT},
-    {"int", FL_INT},
-    {"items", FL_ITEMS},
-    {"join", FL_JOIN},
-    {"last", FL_LAST},
-    {"length", FL_LENGTH},
-    {"list", FL_LIST},
-    {"lower", FL_LOWER},
-    {"map", FL_MAP},
-    {"max", FL_MAX},
-    {"min", FL_MIN},
-    {"replace", FL_REPLACE},
-    {"reject", FL_REJECT},
-    {"rejectattr", FL_REJECTATTR},
-    {"reverse", FL_REVERSE},
-    {"round", FL_ROUND},
-    {"safe", FL_SAFE},
-    {"select", FL_SELECT},
-    {"selectattr", FL_SELECTATTR},
-    {"sort", FL_SORT},
-    {"string", FL_STRING},
-    {"sum", FL_SUM},
-    {"title", FL_TITLE},
-    {"tojson", FL_TOJSON},
-    {"trim", FL_TRIM},
-    {"unique", FL_UNIQUE},
-    {"upper", FL_UPPER},
-    {"wordcount", FL_WORDCOUNT},
-};
-
-int jfilter_lookup(const char *p, size_t n) {
-    for (size_t i = 0; i < sizeof filter_names / sizeof filter_names[0]; i++)
-        if (strlen(filter_names[i].name) == n && memcmp(filter_names[i].name, p, n) == 0)
-            return filter_names[i].id;
-    return 0;
-}
-
-/* ---------------------------------------------------------------- filters */
-
-/* Follow "a.b.0" through attributes/items. */
 static bool attr_path(jinja_ctx *c, const node *at, jv v, jv path, jv *out) {
     if (jv_is_intlike(path)) return jeval_get_item(c, at, v, path, out);
     if (path.type != JV_STR) return jctx_fail(c, at, HEARTH_ERR_FORMAT, "attribute must be a string");
@@ -221,9 +135,10 @@ static bool to_int(jinja_ctx *c, const node *at, jv v, jv def, int64_t base, jv 
     return true;
 }
 
-static bool filter_select(jinja_ctx *c, const node *at, int id, jv v, const jargs *a, jv *out) {
-    bool attr_mode = id == FL_SELECTATTR || id == FL_REJECTATTR;
-    bool keep_if = id == FL_SELECT || id == FL_SELECTATTR;
+/* select / reject (keep_if: what the test must answer), and their *attr
+ * forms that test an attribute of each item. */
+static bool filter_select(jinja_ctx *c, const node *at, bool attr_mode, bool keep_if, jv v, const jargs *a,
+                          jv *out) {
     jv attr, tname;
     size_t next = 0;
     if (attr_mode) {
@@ -344,8 +259,9 @@ static bool filter_tojson(jinja_ctx *c, const node *at, jv v, const jargs *a, jv
     return true;
 }
 
-static bool filter_indent(jinja_ctx *c, const node *at, jv s, const jargs *a, jv *out) {
-    jv w;
+static bool filter_indent(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv s, w;
+    if (!jv_to_str(c, at, v, &s)) return false;
     const char *ind = "    ";
     size_t ind_n = 4;
     char *spaces = NULL;
@@ -385,364 +301,514 @@ static bool filter_indent(jinja_ctx *c, const node *at, jv s, const jargs *a, jv
     return true;
 }
 
-bool jfilter_apply(jinja_ctx *c, const node *at, int id, jv v, const jargs *a, jv *out) {
-    jv x, y;
-    switch (id) {
-    case FL_SAFE: *out = v; return true;
-    case FL_ABS:
-        if (v.type == JV_FLOAT)
-            *out = jv_float(fabs(v.u.f));
-        else if (jv_is_intlike(v)) {
-            if (jv_num_i(v) == INT64_MIN) return jctx_fail(c, at, HEARTH_ERR_UNSUPPORTED, "integer overflow");
-            *out = jv_int(jv_num_i(v) < 0 ? -jv_num_i(v) : jv_num_i(v));
-        } else
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "bad operand type for abs(): '%s'", jv_type_name(v));
-        return true;
-    case FL_ATTR:
-        if (!jargs_get(a, 0, "name", &x) || x.type != JV_STR)
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "attr needs an attribute name");
-        return jeval_get_attr(c, at, v, x.u.s.p, x.u.s.n, out);
-    case FL_DEFAULT: {
-        if (!jargs_get(a, 0, "default_value", &x)) x = jv_strview("", 0);
-        bool boolean = jargs_bool(a, 1, "boolean", false);
-        *out = (v.type == JV_UNDEF || (boolean && !jv_truthy(v))) ? x : v;
-        return true;
-    }
-    case FL_LENGTH:
-        switch (v.type) {
-        case JV_UNDEF: *out = jv_int(0); return true;
-        case JV_STR:
-            if (!jctx_charge(c, at, v.u.s.n)) return false;
-            *out = jv_int((int64_t)jutf8_count(v.u.s.p, v.u.s.n));
-            return true;
-        case JV_LIST: *out = jv_int((int64_t)v.u.list->n); return true;
-        case JV_DICT:
-            if (!v.u.dict->ns) {
-                *out = jv_int((int64_t)v.u.dict->n);
-                return true;
-            }
-            break;
-        default: break;
-        }
-        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "object of type '%s' has no len()", jv_type_name(v));
-    case FL_STRING: return jv_to_str(c, at, v, out);
-    case FL_LOWER:
-    case FL_UPPER:
-    case FL_CAPITALIZE:
-    case FL_TITLE:
-        if (!jv_to_str(c, at, v, &v)) return false;
-        return jstr_case(c, at, v,
-                         id == FL_LOWER        ? CASE_LOWER
-                         : id == FL_UPPER      ? CASE_UPPER
-                         : id == FL_CAPITALIZE ? CASE_CAPITALIZE
-                                               : CASE_TITLE_JINJA,
-                         out);
-    case FL_TRIM: {
-        if (!jv_to_str(c, at, v, &v)) return false;
-        bool has = jargs_get(a, 0, "chars", &x) && x.type != JV_NONE;
-        if (has && !jstr_want(c, at, x, "trim")) return false;
-        *out = jstr_strip(v, has ? &x : NULL, true, true);
-        return jctx_charge(c, at, v.u.s.n);
-    }
-    case FL_REPLACE: {
-        if (!jv_to_str(c, at, v, &v)) return false;
-        if (!jargs_get(a, 0, "old", &x) || !jargs_get(a, 1, "new", &y))
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "replace needs two arguments");
-        if (!jv_to_str(c, at, x, &x) || !jv_to_str(c, at, y, &y)) return false;
-        jv cnt;
-        int64_t count = -1;
-        if (jargs_get(a, 2, "count", &cnt) && cnt.type != JV_NONE) {
-            if (!jv_is_intlike(cnt))
-                return jctx_fail(c, at, HEARTH_ERR_FORMAT, "replace count must be an integer");
-            count = jv_num_i(cnt);
-        }
-        return jstr_replace(c, at, v, x, y, count, out);
-    }
-    case FL_ESCAPE: {
-        if (!jv_to_str(c, at, v, &v)) return false;
-        if (!jctx_charge(c, at, v.u.s.n)) return false;
-        jsbuf b = {0};
-        for (size_t i = 0; i < v.u.s.n; i++) {
-            const char *e = NULL;
-            switch (v.u.s.p[i]) {
-            case '&': e = "&amp;"; break;
-            case '<': e = "&lt;"; break;
-            case '>': e = "&gt;"; break;
-            case '"': e = "&#34;"; break;
-            case '\'': e = "&#39;"; break;
-            }
-            if (e ? !jsb_puts(c, &b, e) : !jsb_put(c, &b, v.u.s.p + i, 1)) return jctx_oom(c, at);
-        }
-        *out = jsb_val(&b);
-        return true;
-    }
-    case FL_CENTER: {
-        if (!jv_to_str(c, at, v, &v)) return false;
-        int64_t width = 80;
-        if (jargs_get(a, 0, "width", &x)) {
-            if (!jv_is_intlike(x))
-                return jctx_fail(c, at, HEARTH_ERR_FORMAT, "center width must be an integer");
-            width = jv_num_i(x);
-        }
-        if (width > 65536) return jctx_fail(c, at, HEARTH_ERR_FORMAT, "center width too large");
-        int64_t len = (int64_t)jutf8_count(v.u.s.p, v.u.s.n);
-        if (width <= len) {
-            *out = v;
-            return true;
-        }
-        int64_t marg = width - len, left = marg / 2 + (marg & width & 1);
-        jsbuf b = {0};
-        for (int64_t i = 0; i < left; i++)
-            if (!jsb_put(c, &b, " ", 1)) return jctx_oom(c, at);
-        if (!jsb_put(c, &b, v.u.s.p, v.u.s.n)) return jctx_oom(c, at);
-        for (int64_t i = 0; i < marg - left; i++)
-            if (!jsb_put(c, &b, " ", 1)) return jctx_oom(c, at);
-        *out = jsb_val(&b);
-        return true;
-    }
-    case FL_WORDCOUNT: {
-        if (!jv_to_str(c, at, v, &v)) return false;
-        int64_t words = 0;
-        bool in = false;
-        for (size_t i = 0; i < v.u.s.n; i++) {
-            unsigned char ch = (unsigned char)v.u.s.p[i];
-            bool w = isalnum(ch) || ch == '_' || ch >= 0x80;
-            if (w && !in) words++;
-            in = w;
-        }
-        *out = jv_int(words);
-        return jctx_charge(c, at, v.u.s.n);
-    }
-    case FL_INDENT:
-        if (!jv_to_str(c, at, v, &v)) return false;
-        return filter_indent(c, at, v, a, out);
-    case FL_TOJSON: return filter_tojson(c, at, v, a, out);
-    case FL_INT: {
-        jv def = jv_int(0), base = jv_int(10);
-        jargs_get(a, 0, "default", &def);
-        jargs_get(a, 1, "base", &base);
-        return to_int(c, at, v, def, jv_is_intlike(base) ? jv_num_i(base) : 10, out);
-    }
-    case FL_FLOAT: {
-        jv def = jv_float(0);
-        jargs_get(a, 0, "default", &def);
-        if (jv_is_number(v))
-            *out = jv_float(jv_num_f(v));
-        else if (v.type == JV_STR && v.u.s.n < 64) {
-            char buf[64], *end;
-            memcpy(buf, v.u.s.p, v.u.s.n);
-            buf[v.u.s.n] = '\0';
-            double f = strtod(buf, &end);
-            while (*end && jstr_is_space((unsigned char)*end))
-                end++;
-            *out = (end != buf && !*end) ? jv_float(f) : def;
-        } else
-            *out = def;
-        return true;
-    }
-    case FL_ROUND: {
-        if (!jv_is_number(v))
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "round needs a number, got %s", jv_type_name(v));
-        int64_t prec = 0;
-        if (jargs_get(a, 0, "precision", &x)) {
-            if (!jv_is_intlike(x))
-                return jctx_fail(c, at, HEARTH_ERR_FORMAT, "round precision must be an integer");
-            prec = jv_num_i(x);
-        }
-        if (prec > 15) prec = 15;
-        if (prec < -15) prec = -15;
-        jv m = jv_strview("common", 6);
-        jargs_get(a, 1, "method", &m);
-        double f = jv_num_f(v), scale = pow(10.0, (double)prec), r = f * scale;
-        if (jv_str_eq(m, "ceil", 4))
-            r = ceil(r);
-        else if (jv_str_eq(m, "floor", 5))
-            r = floor(r);
-        else if (jv_str_eq(m, "common", 6))
-            r = nearbyint(r);
-        else
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "method must be common, ceil or floor");
-        *out = jv_float(r / scale);
-        return true;
-    }
-    case FL_ITEMS: {
-        if (v.type == JV_UNDEF) {
-            jv_list *l = jv_list_alloc(c, 0);
-            if (!l) return jctx_oom(c, at);
-            *out = jv_list_val(l);
-            return true;
-        }
-        if (v.type != JV_DICT || v.u.dict->ns)
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "Can only get item pairs from a mapping.");
-        jv_list *l = jv_list_alloc(c, v.u.dict->n);
-        if (!l) return jctx_oom(c, at);
-        for (size_t i = 0; i < v.u.dict->n; i++) {
-            jv_list *pair = jv_list_alloc(c, 2);
-            if (!pair) return jctx_oom(c, at);
-            pair->tuple = true;
-            pair->items[0] = v.u.dict->keys[i];
-            pair->items[1] = v.u.dict->vals[i];
-            pair->n = 2;
-            l->items[l->n++] = jv_list_val(pair);
-        }
-        *out = jv_list_val(l);
-        return jctx_charge(c, at, v.u.dict->n * 16);
-    }
-    case FL_DICTSORT: {
-        if (v.type != JV_DICT || v.u.dict->ns)
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "dictsort needs a mapping");
-        bool cs = jargs_bool(a, 0, "case_sensitive", false), rev = jargs_bool(a, 2, "reverse", false);
-        jv by = jv_strview("key", 3);
-        jargs_get(a, 1, "by", &by);
-        bool by_value = jv_str_eq(by, "value", 5);
-        if (!by_value && !jv_str_eq(by, "key", 3))
-            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "You can only sort by either \"key\" or \"value\"");
-        size_t n = v.u.dict->n;
-        jv *vals = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)),
-           *keys = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
-        if (!vals || !keys) return jctx_oom(c, at);
-        for (size_t i = 0; i < n; i++) {
-            jv_list *pair = jv_list_alloc(c, 2);
-            if (!pair) return jctx_oom(c, at);
-            pair->tuple = true;
-            pair->items[0] = v.u.dict->keys[i];
-            pair->items[1] = v.u.dict->vals[i];
-            pair->n = 2;
-            vals[i] = jv_list_val(pair);
-            keys[i] = by_value ? v.u.dict->vals[i] : v.u.dict->keys[i];
-        }
-        if (!merge_sort(c, at, vals, keys, n, !cs, rev)) return false;
-        jv_list *l = jv_list_alloc(c, 0);
-        if (!l) return jctx_oom(c, at);
-        l->items = vals;
-        l->n = l->cap = n;
-        *out = jv_list_val(l);
-        return true;
-    }
-    case FL_SELECT:
-    case FL_REJECT:
-    case FL_SELECTATTR:
-    case FL_REJECTATTR: return filter_select(c, at, id, v, a, out);
-    case FL_MAP: return filter_map(c, at, v, a, out);
-    default: break;
-    }
-    /* filters over an iterable */
-    const jv_list *items;
-    if (id == FL_REVERSE && v.type == JV_STR) {
-        if (!jctx_charge(c, at, v.u.s.n)) return false;
-        char *p = jarena_alloc(&c->ar, v.u.s.n ? v.u.s.n : 1);
-        if (!p) return jctx_oom(c, at);
-        size_t o = v.u.s.n;
-        for (size_t i = 0; i < v.u.s.n;) {
-            size_t j = jutf8_next(v.u.s.p, v.u.s.n, i);
-            o -= j - i;
-            memcpy(p + o, v.u.s.p + i, j - i);
-            i = j;
-        }
-        *out = jv_strview(p, v.u.s.n);
-        return true;
-    }
-    if (!jeval_iterate(c, at, v, &items)) return false;
-    switch (id) {
-    case FL_FIRST: *out = items->n ? items->items[0] : jv_undef(); return true;
-    case FL_LAST: *out = items->n ? items->items[items->n - 1] : jv_undef(); return true;
-    case FL_LIST:
-    case FL_REVERSE: {
-        jv_list *l = jv_list_alloc(c, items->n);
-        if (!l) return jctx_oom(c, at);
-        for (size_t i = 0; i < items->n; i++)
-            l->items[l->n++] = items->items[id == FL_REVERSE ? items->n - 1 - i : i];
-        *out = jv_list_val(l);
-        return jctx_charge(c, at, items->n * 16);
-    }
-    case FL_JOIN: {
-        jv sep = jv_strview("", 0), attr;
-        jargs_get(a, 0, "d", &sep);
-        if (!jv_to_str(c, at, sep, &sep)) return false;
-        bool has_attr = jargs_get(a, 1, "attribute", &attr) && attr.type != JV_NONE;
-        jsbuf b = {0};
-        for (size_t i = 0; i < items->n; i++) {
-            jv x = items->items[i];
-            if (has_attr && !attr_path(c, at, x, attr, &x)) return false;
-            if (i && !jsb_put(c, &b, sep.u.s.p, sep.u.s.n)) return jctx_oom(c, at);
-            if (!jv_write_str(c, at, &b, x, 0)) return c->failed ? false : jctx_oom(c, at);
-            if (!jctx_charge(c, at, 0)) return false;
-        }
-        *out = jsb_val(&b);
-        return true;
-    }
-    case FL_SUM: {
-        jv attr, acc = jv_int(0);
-        bool has_attr = jargs_get(a, 0, "attribute", &attr) && attr.type != JV_NONE;
-        jargs_get(a, 1, "start", &acc);
-        for (size_t i = 0; i < items->n; i++) {
-            jv x = items->items[i];
-            if (has_attr && !attr_path(c, at, x, attr, &x)) return false;
-            if (!jop_arith(c, at, OP_ADD, acc, x, &acc)) return false;
-        }
-        *out = acc;
-        return true;
-    }
-    case FL_SORT:
-    case FL_UNIQUE:
-    case FL_MIN:
-    case FL_MAX: {
-        bool rev = id == FL_SORT && jargs_bool(a, 0, "reverse", false);
-        bool cs = jargs_bool(a, id == FL_SORT ? 1 : 0, "case_sensitive", false);
-        jv attr;
-        bool has_attr = jargs_get(a, id == FL_SORT ? 2 : 1, "attribute", &attr) && attr.type != JV_NONE;
-        size_t n = items->n;
-        jv *vals = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)),
-           *keys = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
-        if (!vals || !keys) return jctx_oom(c, at);
-        for (size_t i = 0; i < n; i++) {
-            vals[i] = items->items[i];
-            if (!sort_key(c, at, vals[i], has_attr ? &attr : NULL, &keys[i])) return false;
-        }
-        if (id == FL_UNIQUE) {
-            jv_list *l = jv_list_alloc(c, 0);
-            jv_list *seen = jv_list_alloc(c, 0);
-            if (!l || !seen) return jctx_oom(c, at);
-            for (size_t i = 0; i < n; i++) {
-                jv k = keys[i];
-                if (!cs && k.type == JV_STR && !jstr_case(c, at, k, CASE_LOWER, &k)) return false;
-                bool dup = false;
-                for (size_t j = 0; j < seen->n && !dup; j++)
-                    if (!jv_equal(c, seen->items[j], k, 0, &dup)) return false;
-                if (!jctx_charge(c, at, seen->n)) return false;
-                if (!dup && (!jv_list_push(c, seen, k) || !jv_list_push(c, l, vals[i])))
-                    return jctx_oom(c, at);
-            }
-            *out = jv_list_val(l);
-            return true;
-        }
-        if (id == FL_MIN || id == FL_MAX) {
-            if (!n) {
-                *out = jv_undef();
-                return true;
-            }
-            size_t best = 0;
-            for (size_t i = 1; i < n; i++) {
-                bool ok = true;
-                int r = jv_compare(c, at, keys[i], keys[best], !cs, 0, &ok);
-                if (!ok) return false;
-                if (id == FL_MIN ? r < 0 : r > 0) best = i;
-            }
-            *out = vals[best];
-            return true;
-        }
-        if (!merge_sort(c, at, vals, keys, n, !cs, rev)) return false;
-        jv_list *l = jv_list_alloc(c, 0);
-        if (!l) return jctx_oom(c, at);
-        l->items = vals;
-        l->n = l->cap = n;
-        *out = jv_list_val(l);
-        return true;
-    }
-    }
-    return jctx_fail(c, at, HEARTH_ERR_UNSUPPORTED, "filter not implemented");
+/* ---------------------------------------------------------------- values and strings */
+
+static bool filter_safe(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    *out = v;
+    return true;
 }
 
+static bool filter_abs(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    if (v.type == JV_FLOAT)
+        *out = jv_float(fabs(v.u.f));
+    else if (jv_is_intlike(v)) {
+        if (jv_num_i(v) == INT64_MIN) return jctx_fail(c, at, HEARTH_ERR_UNSUPPORTED, "integer overflow");
+        *out = jv_int(jv_num_i(v) < 0 ? -jv_num_i(v) : jv_num_i(v));
+    } else
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "bad operand type for abs(): '%s'", jv_type_name(v));
+    return true;
+}
+
+static bool filter_attr(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv x;
+    if (!jargs_get(a, 0, "name", &x) || x.type != JV_STR)
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "attr needs an attribute name");
+    return jeval_get_attr(c, at, v, x.u.s.p, x.u.s.n, out);
+}
+
+static bool filter_default(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv x;
+    if (!jargs_get(a, 0, "default_value", &x)) x = jv_strview("", 0);
+    bool boolean = jargs_bool(a, 1, "boolean", false);
+    *out = (v.type == JV_UNDEF || (boolean && !jv_truthy(v))) ? x : v;
+    return true;
+}
+
+static bool filter_length(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    switch (v.type) {
+    case JV_UNDEF: *out = jv_int(0); return true;
+    case JV_STR:
+        if (!jctx_charge(c, at, v.u.s.n)) return false;
+        *out = jv_int((int64_t)jutf8_count(v.u.s.p, v.u.s.n));
+        return true;
+    case JV_LIST: *out = jv_int((int64_t)v.u.list->n); return true;
+    case JV_DICT:
+        if (!v.u.dict->ns) {
+            *out = jv_int((int64_t)v.u.dict->n);
+            return true;
+        }
+        break;
+    default: break;
+    }
+    return jctx_fail(c, at, HEARTH_ERR_FORMAT, "object of type '%s' has no len()", jv_type_name(v));
+}
+
+static bool filter_string(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return jv_to_str(c, at, v, out);
+}
+
+static bool filter_case(jinja_ctx *c, const node *at, jv v, case_mode m, jv *out) {
+    if (!jv_to_str(c, at, v, &v)) return false;
+    return jstr_case(c, at, v, m, out);
+}
+static bool filter_lower(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_case(c, at, v, CASE_LOWER, out);
+}
+static bool filter_upper(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_case(c, at, v, CASE_UPPER, out);
+}
+static bool filter_capitalize(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_case(c, at, v, CASE_CAPITALIZE, out);
+}
+static bool filter_title(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_case(c, at, v, CASE_TITLE_JINJA, out);
+}
+
+static bool filter_trim(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv x;
+    if (!jv_to_str(c, at, v, &v)) return false;
+    bool has = jargs_get(a, 0, "chars", &x) && x.type != JV_NONE;
+    if (has && !jstr_want(c, at, x, "trim")) return false;
+    *out = jstr_strip(v, has ? &x : NULL, true, true);
+    return jctx_charge(c, at, v.u.s.n);
+}
+
+static bool filter_replace(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv x, y;
+    if (!jv_to_str(c, at, v, &v)) return false;
+    if (!jargs_get(a, 0, "old", &x) || !jargs_get(a, 1, "new", &y))
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "replace needs two arguments");
+    if (!jv_to_str(c, at, x, &x) || !jv_to_str(c, at, y, &y)) return false;
+    jv cnt;
+    int64_t count = -1;
+    if (jargs_get(a, 2, "count", &cnt) && cnt.type != JV_NONE) {
+        if (!jv_is_intlike(cnt))
+            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "replace count must be an integer");
+        count = jv_num_i(cnt);
+    }
+    return jstr_replace(c, at, v, x, y, count, out);
+}
+
+static bool filter_escape(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    if (!jv_to_str(c, at, v, &v)) return false;
+    if (!jctx_charge(c, at, v.u.s.n)) return false;
+    jsbuf b = {0};
+    for (size_t i = 0; i < v.u.s.n; i++) {
+        const char *e = NULL;
+        switch (v.u.s.p[i]) {
+        case '&': e = "&amp;"; break;
+        case '<': e = "&lt;"; break;
+        case '>': e = "&gt;"; break;
+        case '"': e = "&#34;"; break;
+        case '\'': e = "&#39;"; break;
+        }
+        if (e ? !jsb_puts(c, &b, e) : !jsb_put(c, &b, v.u.s.p + i, 1)) return jctx_oom(c, at);
+    }
+    *out = jsb_val(&b);
+    return true;
+}
+
+static bool filter_center(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv x;
+    if (!jv_to_str(c, at, v, &v)) return false;
+    int64_t width = 80;
+    if (jargs_get(a, 0, "width", &x)) {
+        if (!jv_is_intlike(x)) return jctx_fail(c, at, HEARTH_ERR_FORMAT, "center width must be an integer");
+        width = jv_num_i(x);
+    }
+    if (width > 65536) return jctx_fail(c, at, HEARTH_ERR_FORMAT, "center width too large");
+    int64_t len = (int64_t)jutf8_count(v.u.s.p, v.u.s.n);
+    if (width <= len) {
+        *out = v;
+        return true;
+    }
+    int64_t marg = width - len, left = marg / 2 + (marg & width & 1);
+    jsbuf b = {0};
+    for (int64_t i = 0; i < left; i++)
+        if (!jsb_put(c, &b, " ", 1)) return jctx_oom(c, at);
+    if (!jsb_put(c, &b, v.u.s.p, v.u.s.n)) return jctx_oom(c, at);
+    for (int64_t i = 0; i < marg - left; i++)
+        if (!jsb_put(c, &b, " ", 1)) return jctx_oom(c, at);
+    *out = jsb_val(&b);
+    return true;
+}
+
+static bool filter_wordcount(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    if (!jv_to_str(c, at, v, &v)) return false;
+    int64_t words = 0;
+    bool in = false;
+    for (size_t i = 0; i < v.u.s.n; i++) {
+        unsigned char ch = (unsigned char)v.u.s.p[i];
+        bool w = isalnum(ch) || ch == '_' || ch >= 0x80;
+        if (w && !in) words++;
+        in = w;
+    }
+    *out = jv_int(words);
+    return jctx_charge(c, at, v.u.s.n);
+}
+
+/* ---------------------------------------------------------------- numbers */
+
+static bool filter_int(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv def = jv_int(0), base = jv_int(10);
+    jargs_get(a, 0, "default", &def);
+    jargs_get(a, 1, "base", &base);
+    return to_int(c, at, v, def, jv_is_intlike(base) ? jv_num_i(base) : 10, out);
+}
+
+static bool filter_float(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv def = jv_float(0);
+    jargs_get(a, 0, "default", &def);
+    if (jv_is_number(v))
+        *out = jv_float(jv_num_f(v));
+    else if (v.type == JV_STR && v.u.s.n < 64) {
+        char buf[64], *end;
+        memcpy(buf, v.u.s.p, v.u.s.n);
+        buf[v.u.s.n] = '\0';
+        double f = strtod(buf, &end);
+        while (*end && jstr_is_space((unsigned char)*end))
+            end++;
+        *out = (end != buf && !*end) ? jv_float(f) : def;
+    } else
+        *out = def;
+    return true;
+}
+
+static bool filter_round(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    jv x;
+    if (!jv_is_number(v))
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "round needs a number, got %s", jv_type_name(v));
+    int64_t prec = 0;
+    if (jargs_get(a, 0, "precision", &x)) {
+        if (!jv_is_intlike(x))
+            return jctx_fail(c, at, HEARTH_ERR_FORMAT, "round precision must be an integer");
+        prec = jv_num_i(x);
+    }
+    if (prec > 15) prec = 15;
+    if (prec < -15) prec = -15;
+    jv m = jv_strview("common", 6);
+    jargs_get(a, 1, "method", &m);
+    double f = jv_num_f(v), scale = pow(10.0, (double)prec), r = f * scale;
+    if (jv_str_eq(m, "ceil", 4))
+        r = ceil(r);
+    else if (jv_str_eq(m, "floor", 5))
+        r = floor(r);
+    else if (jv_str_eq(m, "common", 6))
+        r = nearbyint(r);
+    else
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "method must be common, ceil or floor");
+    *out = jv_float(r / scale);
+    return true;
+}
+
+/* ---------------------------------------------------------------- mappings */
+
 bool jfilter_items(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
-    return jfilter_apply(c, at, FL_ITEMS, v, a, out);
+    if (v.type == JV_UNDEF) {
+        jv_list *l = jv_list_alloc(c, 0);
+        if (!l) return jctx_oom(c, at);
+        *out = jv_list_val(l);
+        return true;
+    }
+    if (v.type != JV_DICT || v.u.dict->ns)
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "Can only get item pairs from a mapping.");
+    jv_list *l = jv_list_alloc(c, v.u.dict->n);
+    if (!l) return jctx_oom(c, at);
+    for (size_t i = 0; i < v.u.dict->n; i++) {
+        jv_list *pair = jv_list_alloc(c, 2);
+        if (!pair) return jctx_oom(c, at);
+        pair->tuple = true;
+        pair->items[0] = v.u.dict->keys[i];
+        pair->items[1] = v.u.dict->vals[i];
+        pair->n = 2;
+        l->items[l->n++] = jv_list_val(pair);
+    }
+    *out = jv_list_val(l);
+    return jctx_charge(c, at, v.u.dict->n * 16);
+}
+
+static bool filter_dictsort(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    if (v.type != JV_DICT || v.u.dict->ns)
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "dictsort needs a mapping");
+    bool cs = jargs_bool(a, 0, "case_sensitive", false), rev = jargs_bool(a, 2, "reverse", false);
+    jv by = jv_strview("key", 3);
+    jargs_get(a, 1, "by", &by);
+    bool by_value = jv_str_eq(by, "value", 5);
+    if (!by_value && !jv_str_eq(by, "key", 3))
+        return jctx_fail(c, at, HEARTH_ERR_FORMAT, "You can only sort by either \"key\" or \"value\"");
+    size_t n = v.u.dict->n;
+    jv *vals = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)),
+       *keys = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
+    if (!vals || !keys) return jctx_oom(c, at);
+    for (size_t i = 0; i < n; i++) {
+        jv_list *pair = jv_list_alloc(c, 2);
+        if (!pair) return jctx_oom(c, at);
+        pair->tuple = true;
+        pair->items[0] = v.u.dict->keys[i];
+        pair->items[1] = v.u.dict->vals[i];
+        pair->n = 2;
+        vals[i] = jv_list_val(pair);
+        keys[i] = by_value ? v.u.dict->vals[i] : v.u.dict->keys[i];
+    }
+    if (!merge_sort(c, at, vals, keys, n, !cs, rev)) return false;
+    jv_list *l = jv_list_alloc(c, 0);
+    if (!l) return jctx_oom(c, at);
+    l->items = vals;
+    l->n = l->cap = n;
+    *out = jv_list_val(l);
+    return true;
+}
+
+/* ---------------------------------------------------------------- sequences */
+
+static bool filter_select_items(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_select(c, at, false, true, v, a, out);
+}
+static bool filter_reject(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_select(c, at, false, false, v, a, out);
+}
+static bool filter_selectattr(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_select(c, at, true, true, v, a, out);
+}
+static bool filter_rejectattr(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_select(c, at, true, false, v, a, out);
+}
+
+static bool filter_first(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    const jv_list *items;
+    if (!jeval_iterate(c, at, v, &items)) return false;
+    *out = items->n ? items->items[0] : jv_undef();
+    return true;
+}
+
+static bool filter_last(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    const jv_list *items;
+    if (!jeval_iterate(c, at, v, &items)) return false;
+    *out = items->n ? items->items[items->n - 1] : jv_undef();
+    return true;
+}
+
+/* The items as a new list, in order or reversed. */
+static bool copy_items(jinja_ctx *c, const node *at, jv v, bool reverse, jv *out) {
+    const jv_list *items;
+    if (!jeval_iterate(c, at, v, &items)) return false;
+    jv_list *l = jv_list_alloc(c, items->n);
+    if (!l) return jctx_oom(c, at);
+    for (size_t i = 0; i < items->n; i++)
+        l->items[l->n++] = items->items[reverse ? items->n - 1 - i : i];
+    *out = jv_list_val(l);
+    return jctx_charge(c, at, items->n * 16);
+}
+
+static bool filter_list(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return copy_items(c, at, v, false, out);
+}
+
+/* A string reverses by code point; anything else as a list. */
+static bool filter_reverse(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    if (v.type != JV_STR) return copy_items(c, at, v, true, out);
+    if (!jctx_charge(c, at, v.u.s.n)) return false;
+    char *p = jarena_alloc(&c->ar, v.u.s.n ? v.u.s.n : 1);
+    if (!p) return jctx_oom(c, at);
+    size_t o = v.u.s.n;
+    for (size_t i = 0; i < v.u.s.n;) {
+        size_t j = jutf8_next(v.u.s.p, v.u.s.n, i);
+        o -= j - i;
+        memcpy(p + o, v.u.s.p + i, j - i);
+        i = j;
+    }
+    *out = jv_strview(p, v.u.s.n);
+    return true;
+}
+
+static bool filter_join(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    const jv_list *items;
+    if (!jeval_iterate(c, at, v, &items)) return false;
+    jv sep = jv_strview("", 0), attr;
+    jargs_get(a, 0, "d", &sep);
+    if (!jv_to_str(c, at, sep, &sep)) return false;
+    bool has_attr = jargs_get(a, 1, "attribute", &attr) && attr.type != JV_NONE;
+    jsbuf b = {0};
+    for (size_t i = 0; i < items->n; i++) {
+        jv x = items->items[i];
+        if (has_attr && !attr_path(c, at, x, attr, &x)) return false;
+        if (i && !jsb_put(c, &b, sep.u.s.p, sep.u.s.n)) return jctx_oom(c, at);
+        if (!jv_write_str(c, at, &b, x, 0)) return c->failed ? false : jctx_oom(c, at);
+        if (!jctx_charge(c, at, 0)) return false;
+    }
+    *out = jsb_val(&b);
+    return true;
+}
+
+static bool filter_sum(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    const jv_list *items;
+    if (!jeval_iterate(c, at, v, &items)) return false;
+    jv attr, acc = jv_int(0);
+    bool has_attr = jargs_get(a, 0, "attribute", &attr) && attr.type != JV_NONE;
+    jargs_get(a, 1, "start", &acc);
+    for (size_t i = 0; i < items->n; i++) {
+        jv x = items->items[i];
+        if (has_attr && !attr_path(c, at, x, attr, &x)) return false;
+        if (!jop_arith(c, at, OP_ADD, acc, x, &acc)) return false;
+    }
+    *out = acc;
+    return true;
+}
+
+/* The items of v with their keys (the attribute= argument, at position
+ * attr_pos, when given; else the items themselves), for sort/unique/min/max. */
+static bool keyed_items(jinja_ctx *c, const node *at, jv v, const jargs *a, size_t attr_pos, jv **vals_out,
+                        jv **keys_out, size_t *n_out) {
+    const jv_list *items;
+    if (!jeval_iterate(c, at, v, &items)) return false;
+    jv attr;
+    bool has_attr = jargs_get(a, attr_pos, "attribute", &attr) && attr.type != JV_NONE;
+    size_t n = items->n;
+    jv *vals = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv)),
+       *keys = jarena_alloc(&c->ar, (n ? n : 1) * sizeof(jv));
+    if (!vals || !keys) return jctx_oom(c, at);
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = items->items[i];
+        if (!sort_key(c, at, vals[i], has_attr ? &attr : NULL, &keys[i])) return false;
+    }
+    *vals_out = vals;
+    *keys_out = keys;
+    *n_out = n;
+    return true;
+}
+
+static bool filter_sort(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    bool rev = jargs_bool(a, 0, "reverse", false), cs = jargs_bool(a, 1, "case_sensitive", false);
+    jv *vals, *keys;
+    size_t n;
+    if (!keyed_items(c, at, v, a, 2, &vals, &keys, &n)) return false;
+    if (!merge_sort(c, at, vals, keys, n, !cs, rev)) return false;
+    jv_list *l = jv_list_alloc(c, 0);
+    if (!l) return jctx_oom(c, at);
+    l->items = vals;
+    l->n = l->cap = n;
+    *out = jv_list_val(l);
+    return true;
+}
+
+static bool filter_unique(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    bool cs = jargs_bool(a, 0, "case_sensitive", false);
+    jv *vals, *keys;
+    size_t n;
+    if (!keyed_items(c, at, v, a, 1, &vals, &keys, &n)) return false;
+    jv_list *l = jv_list_alloc(c, 0);
+    jv_list *seen = jv_list_alloc(c, 0);
+    if (!l || !seen) return jctx_oom(c, at);
+    for (size_t i = 0; i < n; i++) {
+        jv k = keys[i];
+        if (!cs && k.type == JV_STR && !jstr_case(c, at, k, CASE_LOWER, &k)) return false;
+        bool dup = false;
+        for (size_t j = 0; j < seen->n && !dup; j++)
+            if (!jv_equal(c, seen->items[j], k, 0, &dup)) return false;
+        if (!jctx_charge(c, at, seen->n)) return false;
+        if (!dup && (!jv_list_push(c, seen, k) || !jv_list_push(c, l, vals[i]))) return jctx_oom(c, at);
+    }
+    *out = jv_list_val(l);
+    return true;
+}
+
+/* min / max: the first item whose key is smallest / largest. */
+static bool filter_extreme(jinja_ctx *c, const node *at, jv v, const jargs *a, bool largest, jv *out) {
+    bool cs = jargs_bool(a, 0, "case_sensitive", false);
+    jv *vals, *keys;
+    size_t n;
+    if (!keyed_items(c, at, v, a, 1, &vals, &keys, &n)) return false;
+    if (!n) {
+        *out = jv_undef();
+        return true;
+    }
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++) {
+        bool ok = true;
+        int r = jv_compare(c, at, keys[i], keys[best], !cs, 0, &ok);
+        if (!ok) return false;
+        if (largest ? r > 0 : r < 0) best = i;
+    }
+    *out = vals[best];
+    return true;
+}
+static bool filter_min(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_extreme(c, at, v, a, false, out);
+}
+static bool filter_max(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out) {
+    return filter_extreme(c, at, v, a, true, out);
+}
+
+/* ---------------------------------------------------------------- the table */
+
+typedef bool (*filter_fn)(jinja_ctx *c, const node *at, jv v, const jargs *a, jv *out);
+
+static const struct {
+    const char *name;
+    filter_fn fn;
+} filters[] = {
+    {"abs", filter_abs},
+    {"attr", filter_attr},
+    {"capitalize", filter_capitalize},
+    {"center", filter_center},
+    {"count", filter_length},
+    {"d", filter_default},
+    {"default", filter_default},
+    {"dictsort", filter_dictsort},
+    {"e", filter_escape},
+    {"escape", filter_escape},
+    {"first", filter_first},
+    {"float", filter_float},
+    {"indent", filter_indent},
+    {"int", filter_int},
+    {"items", jfilter_items},
+    {"join", filter_join},
+    {"last", filter_last},
+    {"length", filter_length},
+    {"list", filter_list},
+    {"lower", filter_lower},
+    {"map", filter_map},
+    {"max", filter_max},
+    {"min", filter_min},
+    {"replace", filter_replace},
+    {"reject", filter_reject},
+    {"rejectattr", filter_rejectattr},
+    {"reverse", filter_reverse},
+    {"round", filter_round},
+    {"safe", filter_safe},
+    {"select", filter_select_items},
+    {"selectattr", filter_selectattr},
+    {"sort", filter_sort},
+    {"string", filter_string},
+    {"sum", filter_sum},
+    {"title", filter_title},
+    {"tojson", filter_tojson},
+    {"trim", filter_trim},
+    {"unique", filter_unique},
+    {"upper", filter_upper},
+    {"wordcount", filter_wordcount},
+};
+
+#define N_FILTERS (sizeof filters / sizeof filters[0])
+
+int jfilter_lookup(const char *p, size_t n) {
+    for (size_t i = 0; i < N_FILTERS; i++)
+        if (strlen(filters[i].name) == n && memcmp(filters[i].name, p, n) == 0) return (int)i + 1;
+    return 0;
+}
+
+bool jfilter_apply(jinja_ctx *c, const node *at, int id, jv v, const jargs *a, jv *out) {
+    if (id < 1 || (size_t)id > N_FILTERS)
+        return jctx_fail(c, at, HEARTH_ERR_UNSUPPORTED, "filter not implemented");
+    return filters[id - 1].fn(c, at, v, a, out);
 }
