@@ -9,8 +9,6 @@
  */
 #include "jinja_impl.h"
 
-#include <stdlib.h>
-
 #include "core/grow.h"
 
 /* ---------------------------------------------------------------- variables */
@@ -502,15 +500,8 @@ static bool emit(jinja_ctx *c, const node *at, const char *p, size_t n) {
     }
     if (n > c->lim.max_output - c->out_n)
         return jctx_fail(c, at, HEARTH_ERR_CONTEXT, "rendered text exceeds %zu bytes", c->lim.max_output);
-    if (c->out_n + n + 1 > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 1024;
-        while (cap < c->out_n + n + 1)
-            cap *= 2;
-        char *o = realloc(c->out, cap);
-        if (!o) return jctx_fail(c, at, HEARTH_ERR_NOMEM, "out of memory");
-        c->out = o;
-        c->out_cap = cap;
-    }
+    if (!hearth_grow((void **)&c->out, &c->out_cap, c->out_n + n + 1, 1))
+        return jctx_fail(c, at, HEARTH_ERR_NOMEM, "out of memory");
     memcpy(c->out + c->out_n, p, n);
     c->out_n += n;
     return true;

@@ -70,15 +70,9 @@ static bool lx_fail(lexer *lx, size_t pos, hearth_status code, const char *fmt, 
 }
 
 static token *lx_push(lexer *lx, tk_type type, size_t pos) {
-    if (lx->n == lx->cap) {
-        size_t cap = lx->cap ? lx->cap * 2 : 256;
-        token *t = realloc(lx->toks, cap * sizeof *t);
-        if (!t) {
-            lx_fail(lx, pos, HEARTH_ERR_NOMEM, "out of memory");
-            return NULL;
-        }
-        lx->toks = t;
-        lx->cap = cap;
+    if (!hearth_grow((void **)&lx->toks, &lx->cap, lx->n + 1, sizeof *lx->toks)) {
+        lx_fail(lx, pos, HEARTH_ERR_NOMEM, "out of memory");
+        return NULL;
     }
     token *t = &lx->toks[lx->n++];
     memset(t, 0, sizeof *t);
