@@ -1,7 +1,7 @@
 /*
  * eval.c - the evaluator: variables and scopes, attribute/item access,
  * slices, iteration, call arguments, expressions, and the statements that
- * write output (for loops, set, filter blocks, macros definitions).
+ * write output (for loops, set, filter blocks, macro definitions).
  *
  * Invariants: recursion is bounded by limits.max_depth and work by
  * limits.max_steps; output is bounded by limits.max_output; the first error
