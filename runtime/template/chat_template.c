@@ -2,7 +2,7 @@
  * chat_template.c - conversations -> prompt text through the model's Jinja
  * chat template (see chat_template.h for the contract and the fallback rule).
  *
- * Owner: chat templates. Everything Jinja lives in jinja.c; this file builds
+ * Owner: chat templates. Everything Jinja lives in jinja/; this file builds
  * the variables a template sees (messages, tools, add_generation_prompt,
  * bos/eos and configured extras), reads the template from GGUF metadata and
  * implements the fallbacks.

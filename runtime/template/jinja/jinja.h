@@ -3,7 +3,7 @@
  * chat templates use (tokenizer.chat_template in GGUF files, chat_template in
  * Hugging Face tokenizer_config.json).
  *
- * Owner: chat templates (runtime/chat_template.c is the only intended caller;
+ * Owner: chat templates (runtime/template/chat_template.c is the only intended caller;
  * docs/CHAT_TEMPLATES.md lists the supported subset).
  *
  * Semantics follow Jinja2 as Hugging Face transformers configures it for chat
