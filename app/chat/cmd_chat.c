@@ -8,7 +8,8 @@
  *     are commands, their output goes to stderr), answers to stdout, one per
  *     turn followed by a newline.
  * Settings come from the config file (--config, else the default path; see
- * docs/CONFIG.md), then the flags. Exit status: 0; 1 when the model cannot
+ * docs/CONFIG.md), then the flags; the engine options are the shared ones
+ * of app/cli/engine_opts.h. Exit status: 0; 1 when the model cannot
  * be loaded or a turn fails; 2 for usage errors and a config file with errors.
  */
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "app/cli/args.h"
 #include "app/cli/common.h"
 #include "app/cli/config.h"
+#include "app/cli/engine_opts.h"
 #include "chat_commands.h"
 #include "chat_session.h"
 #include "chat_tui.h"
@@ -93,42 +95,51 @@ static int run_lines(chat_session *s, bool show_stats) {
 
 /* ------------------------------------------------------------ command */
 
-int cmd_chat(int argc, char **argv) {
-    chat_options o = {.temp = -1, .top_p = -1, .gpu_layers = CHAT_GPU_LAYERS_UNSET};
-    const char *once = NULL, *load = NULL, *save = NULL, *config_path = NULL;
-    bool stats = false;
+/* The engine options (defaults, the config file, the flags) into the session's
+ * options and back into cfg, which the session also reads. */
+static bool chat_apply_engine_opts(const app_engine_opts *eo, hearth_config *cfg, chat_options *o) {
+    hearth_error err = {0};
+    if (!app_engine_opts_to_config(eo, cfg, &err)) {
+        fprintf(stderr, "hearth chat: %s\n", err.msg);
+        return false;
+    }
+    o->backend = cfg->backend;
+    o->threads = eo->threads;
+    o->gpu_layers = eo->gpu_layers;
+    o->ctx = eo->ctx;
+    o->no_prefix_cache = !eo->prefix_cache;
+    o->cache_db = eo->cache_memory_only ? "none" : cfg->prefix_cache.path;
+    return true;
+}
+
+/* Parse argv. Returns -1 to go on, else the exit status. */
+static int chat_parse_args(int argc, char **argv, chat_options *o, app_engine_opts *eo, const char **once,
+                           const char **load, const char **save, bool *stats) {
+    const char *config_path = NULL;
     const arg_opt opts[] = {
-        {"-m", "--model", ARG_STR, &o.model, "MODEL",
+        {"-m", "--model", ARG_STR, &o->model, "MODEL",
          "a configured model name or a GGUF file (default: the configured default, else the sample model)"},
         {NULL, "--config", ARG_STR, &config_path, "PATH",
          "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
-        {NULL, "--once", ARG_STR, &once, "TEXT", "ask one question, print the answer, exit"},
-        {NULL, "--system", ARG_STR, &o.system, "TEXT", "system prompt"},
-        {NULL, "--temp", ARG_FLOAT, &o.temp, "T", "temperature; 0 = greedy (default 0.8)"},
-        {NULL, "--top-p", ARG_FLOAT, &o.top_p, "P", "nucleus sampling (default 0.95, 1 = off)"},
-        {NULL, "--seed", ARG_U64, &o.seed, "S", "random seed"},
-        {"-n", "--max-tokens", ARG_INT, &o.max_tokens, "N",
+        {NULL, "--once", ARG_STR, once, "TEXT", "ask one question, print the answer, exit"},
+        {NULL, "--system", ARG_STR, &o->system, "TEXT", "system prompt"},
+        {NULL, "--temp", ARG_FLOAT, &o->temp, "T", "temperature; 0 = greedy (default 0.8)"},
+        {NULL, "--top-p", ARG_FLOAT, &o->top_p, "P", "nucleus sampling (default 0.95, 1 = off)"},
+        {NULL, "--seed", ARG_U64, &o->seed, "S", "random seed"},
+        {"-n", "--max-tokens", ARG_INT, &o->max_tokens, "N",
          "longest answer (default: until the end of the turn)"},
-        {NULL, "--ignore-eos", ARG_FLAG, &o.ignore_eos, NULL, "keep generating past the end of the turn"},
-        {"-t", "--threads", ARG_INT, &o.threads, "N", "CPU threads (default: physical cores)"},
-        {"-c", "--ctx", ARG_INT, &o.ctx, "N", "context length (default: the model's, at most 4096)"},
-        {NULL, "--backend", ARG_STR, &o.backend, "NAME",
-         "auto, cpu, cuda[:N], vulkan[:N] (default: config, else auto)"},
-        {"-ngl", "--gpu-layers", ARG_INT, &o.gpu_layers, "N", APP_GPU_LAYERS_HELP},
-        {NULL, "--history-db", ARG_STR, &o.history_db, "PATH",
+        {NULL, "--ignore-eos", ARG_FLAG, &o->ignore_eos, NULL, "keep generating past the end of the turn"},
+        {NULL, "--history-db", ARG_STR, &o->history_db, "PATH",
          "saved conversations (default $XDG_DATA_HOME/hearth/history.sqlite)"},
-        {NULL, "--cache-db", ARG_STR, &o.cache_db, "PATH",
-         "prefix-cache database (default $XDG_CACHE_HOME/hearth/prefix-cache.sqlite; 'none': memory only)"},
-        {NULL, "--no-prefix-cache", ARG_FLAG, &o.no_prefix_cache, NULL, "compute every prompt token"},
-        {NULL, "--load", ARG_STR, &load, "NAME", "continue a saved conversation"},
-        {NULL, "--save", ARG_STR, &save, "NAME", "without the TUI: save the conversation at the end"},
-        {NULL, "--stats", ARG_FLAG, &stats, NULL,
+        {NULL, "--load", ARG_STR, load, "NAME", "continue a saved conversation"},
+        {NULL, "--save", ARG_STR, save, "NAME", "without the TUI: save the conversation at the end"},
+        {NULL, "--stats", ARG_FLAG, stats, NULL,
          "without the TUI: print the status line to stderr after each answer"},
     };
     const char *pos[1];
     int n_pos;
-    int r = arg_parse(
-        "chat", "[-m MODEL] [--once TEXT] [options]",
+    int r = app_engine_opts_parse(
+        eo, "chat", "[-m MODEL] [--once TEXT] [options]",
         "Chat with a model in the terminal. Enter sends, Alt-Enter or Ctrl-J adds a newline, Esc stops\n"
         "an answer, /help lists the commands. With --once, or when stdin is not a terminal (one turn\n"
         "per line), answers go to stdout.",
@@ -140,52 +151,68 @@ int cmd_chat(int argc, char **argv) {
                 pos[0]);
         return 2;
     }
-    if (o.ctx < 0 || o.threads < 0 || (o.gpu_layers < -1 && o.gpu_layers != CHAT_GPU_LAYERS_UNSET)) {
-        fprintf(stderr, "hearth chat: -c and -t must not be negative, --gpu-layers not below -1 (see hearth chat --help)\n");
-        return 2;
-    }
-    hearth_config cfg;
+    if (eo->print_config) return app_engine_opts_print_json(eo, "chat", o->model, 1);
+    return -1;
+}
+
+/* One session over s: the TUI, --once, or stdin lines; then --save. */
+static int chat_run(chat_session *s, const char *once, const char *load, const char *save, bool stats) {
     hearth_error err = {0};
-    if (hearth_config_load(config_path, &cfg, &err)) {
-        fprintf(stderr, "hearth chat: %s\n", err.msg);
+    if (load) {
+        chat_history *h = chat_session_history(s, &err);
+        if (!h || chat_history_load(h, load, &s->conv, NULL, 0, &err)) {
+            fprintf(stderr, "hearth chat: %s\n", err.msg);
+            return 1;
+        }
+        snprintf(s->conv_name, sizeof s->conv_name, "%s", load);
+    }
+    int rc;
+    bool interactive = !once && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    if (interactive)
+        rc = chat_tui_run(s);
+    else if (once)
+        rc = run_turn(s, once, stats) ? 0 : 1;
+    else
+        rc = run_lines(s, stats);
+    if (!interactive && save) {
+        chat_history *h = chat_session_history(s, &err);
+        if (!h || chat_history_save(h, save, s->model_path, &s->conv, &err)) {
+            fprintf(stderr, "hearth chat: %s\n", err.msg);
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
+int cmd_chat(int argc, char **argv) {
+    chat_options o = {.temp = -1, .top_p = -1, .gpu_layers = CHAT_GPU_LAYERS_UNSET};
+    const char *once = NULL, *load = NULL, *save = NULL;
+    bool stats = false;
+    hearth_config cfg;
+    app_engine_opts eo;
+    app_engine_opts_defaults(&eo);
+    if (!app_engine_opts_load_config("chat", argc, argv, &cfg)) {
         hearth_config_free(&cfg);
         return 2;
+    }
+    app_engine_opts_apply_config(&eo, &cfg);
+    int rc = chat_parse_args(argc, argv, &o, &eo, &once, &load, &save, &stats);
+    if (rc < 0 && !chat_apply_engine_opts(&eo, &cfg, &o)) rc = 1;
+    if (rc >= 0) {
+        hearth_config_free(&cfg);
+        return rc;
     }
     o.config = &cfg;
     const char *delay = getenv("HEARTH_CHAT_TOKEN_DELAY_MS");
     if (delay) o.token_delay_ms = atoi(delay);
 
     chat_session s;
+    hearth_error err = {0};
     if (chat_session_open(&s, &o, &err)) {
         fprintf(stderr, "hearth chat: %s\n", err.msg);
-        chat_session_close(&s);
-        hearth_config_free(&cfg);
-        return 1;
-    }
-    int rc = 0;
-    if (load) {
-        chat_history *h = chat_session_history(&s, &err);
-        if (!h || chat_history_load(h, load, &s.conv, NULL, 0, &err)) {
-            fprintf(stderr, "hearth chat: %s\n", err.msg);
-            chat_session_close(&s);
-            hearth_config_free(&cfg);
-            return 1;
-        }
-        snprintf(s.conv_name, sizeof s.conv_name, "%s", load);
-    }
-    bool interactive = !once && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
-    if (interactive)
-        rc = chat_tui_run(&s);
-    else if (once)
-        rc = run_turn(&s, once, stats) ? 0 : 1;
-    else
-        rc = run_lines(&s, stats);
-    if (!interactive && save) {
-        chat_history *h = chat_session_history(&s, &err);
-        if (!h || chat_history_save(h, save, s.model_path, &s.conv, &err)) {
-            fprintf(stderr, "hearth chat: %s\n", err.msg);
-            rc = 1;
-        }
+        rc = 1;
+    } else {
+        rc = chat_run(&s, once, load, save, stats);
     }
     chat_session_close(&s);
     hearth_config_free(&cfg);

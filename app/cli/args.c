@@ -11,6 +11,7 @@
 void arg_print_help(const char *cmd, const char *usage, const char *desc, const arg_opt *opts, int n_opts) {
     printf("usage: hearth %s %s\n\n%s\n\noptions:\n", cmd, usage, desc);
     for (int i = 0; i < n_opts; i++) {
+        if (!opts[i].help) continue; /* listed elsewhere (engine_opts.h) */
         char left[64];
         snprintf(left, sizeof left, "%s%s%s%s%s", opts[i].short_name ? opts[i].short_name : "",
                  opts[i].short_name ? ", " : "", opts[i].long_name, opts[i].metavar ? " " : "",
@@ -76,12 +77,14 @@ int arg_parse(const char *cmd, const char *usage, const char *desc, const arg_op
         size_t name_len = eq && a[1] == '-' ? (size_t)(eq - a) : strlen(a);
         const arg_opt *o = NULL;
         for (int k = 0; k < n_opts && !o; k++) {
-            if ((opts[k].short_name && strlen(opts[k].short_name) == name_len && !strncmp(a, opts[k].short_name, name_len)) ||
+            if ((opts[k].short_name && strlen(opts[k].short_name) == name_len &&
+                 !strncmp(a, opts[k].short_name, name_len)) ||
                 (strlen(opts[k].long_name) == name_len && !strncmp(a, opts[k].long_name, name_len)))
                 o = &opts[k];
         }
         if (!o) {
-            fprintf(stderr, "hearth %s: unknown option '%.*s' (see hearth %s --help)\n", cmd, (int)name_len, a, cmd);
+            fprintf(stderr, "hearth %s: unknown option '%.*s' (see hearth %s --help)\n", cmd, (int)name_len,
+                    a, cmd);
             return -1;
         }
         if (o->kind == ARG_FLAG) {
@@ -93,8 +96,10 @@ int arg_parse(const char *cmd, const char *usage, const char *desc, const arg_op
             continue;
         }
         const char *v;
-        if (eq && name_len != strlen(a)) v = eq + 1;
-        else if (i + 1 < argc) v = argv[++i];
+        if (eq && name_len != strlen(a))
+            v = eq + 1;
+        else if (i + 1 < argc)
+            v = argv[++i];
         else {
             fprintf(stderr, "hearth %s: %s needs a value %s (see hearth %s --help)\n", cmd, o->long_name,
                     o->metavar ? o->metavar : "", cmd);

@@ -18,9 +18,10 @@ typedef struct arg_opt {
     const char *short_name; /* "-m" or NULL */
     const char *long_name;  /* "--model" */
     arg_kind kind;
-    void *target;           /* bool*, const char**, int*, float*, uint64_t* */
-    const char *metavar;    /* "PATH" (NULL for flags) */
-    const char *help;
+    void *target;        /* bool*, const char**, int*, float*, uint64_t* */
+    const char *metavar; /* "PATH" (NULL for flags) */
+    const char *help;    /* NULL: parsed but left out of arg_print_help (the
+                            caller prints its line, as engine_opts.h does) */
 } arg_opt;
 
 /* Parse argv[1..argc). Positional args go to pos (up to max_pos). Returns 0,

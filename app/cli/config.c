@@ -598,6 +598,63 @@ static void put_str(void *base, size_t off, char *s) {
     *slot = s;
 }
 
+/* Field f of `base` back to its default (a null value in the file). */
+static hearth_status reset_field(const field *f, void *base) {
+    char *slot = (char *)base + f->off;
+    switch (f->kind) {
+    case K_STR:
+    case K_TEXT:
+    case K_PATH:
+    case K_MODEL_REF: put_str(base, f->off, NULL); return HEARTH_OK;
+    case K_TEMPLATE_FILE:
+        put_str(base, f->off, NULL);
+        put_str(base, MDL(chat_template), NULL);
+        return HEARTH_OK;
+    default: break;
+    }
+    hearth_config dc;
+    hearth_config_model dm;
+    hearth_config_init(&dc);
+    model_init(&dm);
+    const char *defaults = is_model_field(f) ? (const char *)&dm : (const char *)&dc;
+    size_t size = f->kind == K_INT       ? sizeof(int)
+                  : f->kind == K_FLOAT   ? sizeof(float)
+                  : f->kind == K_BOOL    ? sizeof(bool)
+                  : f->kind == K_BACKEND ? sizeof dc.backend
+                  : f->kind == K_KV_TYPE ? sizeof(hearth_dtype)
+                                         : sizeof(uint64_t);
+    memcpy(slot, defaults + f->off, size);
+    return HEARTH_OK;
+}
+
+/* A K_PATH or K_TEMPLATE_FILE field: resolve the path (and read the template). */
+static hearth_status set_path_field(cfg_parse *p, const field *f, void *base, const cfg_value *v) {
+    const char *t = v->text;
+    char q[72];
+    if (!*t)
+        return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: expected a file path, got an empty string", p->key);
+    bool no_home;
+    char *path = resolve_path(t, p->base_dir, &no_home);
+    if (!path && no_home)
+        return fail(p, v->at, HEARTH_ERR_FORMAT,
+                    "%s: '%s' starts with ~ but no home directory is known ($HOME)", p->key,
+                    quote_str(q, sizeof q, t));
+    if (!path) return nomem(p, v->at);
+    if (f->kind == K_TEMPLATE_FILE) {
+        char why[128];
+        char *text = read_template(path, why, sizeof why);
+        if (!text) {
+            hearth_status st = fail(p, v->at, HEARTH_ERR_FORMAT, "%s: cannot read the template '%s': %s",
+                                    p->key, quote_str(q, sizeof q, path), why);
+            free(path);
+            return st;
+        }
+        put_str(base, MDL(chat_template), text);
+    }
+    put_str(base, f->off, path);
+    return HEARTH_OK;
+}
+
 /* Set field f of `base` (a hearth_config, or a hearth_config_model for model
  * fields) from v. Converts fully before writing anything. */
 static hearth_status set_field(cfg_parse *p, const field *f, void *base, const cfg_value *v) {
@@ -608,32 +665,7 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
         return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: contains a NUL character", p->key);
     const char *t = v->text;
 
-    if (v->is_null) { /* back to the default */
-        switch (f->kind) {
-        case K_STR:
-        case K_TEXT:
-        case K_PATH:
-        case K_MODEL_REF: put_str(base, f->off, NULL); return HEARTH_OK;
-        case K_TEMPLATE_FILE:
-            put_str(base, f->off, NULL);
-            put_str(base, MDL(chat_template), NULL);
-            return HEARTH_OK;
-        default: break;
-        }
-        hearth_config dc;
-        hearth_config_model dm;
-        hearth_config_init(&dc);
-        model_init(&dm);
-        const char *defaults = is_model_field(f) ? (const char *)&dm : (const char *)&dc;
-        size_t size = f->kind == K_INT       ? sizeof(int)
-                      : f->kind == K_FLOAT   ? sizeof(float)
-                      : f->kind == K_BOOL    ? sizeof(bool)
-                      : f->kind == K_BACKEND ? sizeof dc.backend
-                      : f->kind == K_KV_TYPE ? sizeof(hearth_dtype)
-                                             : sizeof(uint64_t);
-        memcpy(slot, defaults + f->off, size);
-        return HEARTH_OK;
-    }
+    if (v->is_null) return reset_field(f, base); /* back to the default */
 
     switch (f->kind) {
     case K_SECTION:
@@ -651,30 +683,7 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
     }
 
     case K_PATH:
-    case K_TEMPLATE_FILE: {
-        if (!*t)
-            return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: expected a file path, got an empty string", p->key);
-        bool no_home;
-        char *path = resolve_path(t, p->base_dir, &no_home);
-        if (!path && no_home)
-            return fail(p, v->at, HEARTH_ERR_FORMAT,
-                        "%s: '%s' starts with ~ but no home directory is known ($HOME)", p->key,
-                        quote_str(q, sizeof q, t));
-        if (!path) return nomem(p, v->at);
-        if (f->kind == K_TEMPLATE_FILE) {
-            char why[128];
-            char *text = read_template(path, why, sizeof why);
-            if (!text) {
-                hearth_status st = fail(p, v->at, HEARTH_ERR_FORMAT, "%s: cannot read the template '%s': %s",
-                                        p->key, quote_str(q, sizeof q, path), why);
-                free(path);
-                return st;
-            }
-            put_str(base, MDL(chat_template), text);
-        }
-        put_str(base, f->off, path);
-        return HEARTH_OK;
-    }
+    case K_TEMPLATE_FILE: return set_path_field(p, f, base, v);
 
     case K_INT: {
         long long x;

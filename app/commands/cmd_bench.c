@@ -24,6 +24,10 @@
  * for the pp and tg phases separately (averaged per rep), plus the wall time
  * spent outside ops.
  *
+ * Options: the engine options of app/cli/engine_opts.h (defaults, the
+ * config file, then the flags); pp/tg use the backend, GPU layers, KV type
+ * and, unless -t lists thread counts, the threads.
+ *
  * Output: a Markdown table on stdout (rows as they finish), or with --json one
  * JSON object per line per model x threads configuration. Progress notes go
  * to stderr only when it is a terminal.
@@ -41,6 +45,8 @@
 
 #include "app/cli/args.h"
 #include "app/cli/common.h"
+#include "app/cli/config.h"
+#include "app/cli/engine_opts.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/forward.h"
 
@@ -251,8 +257,9 @@ static void human_params(double n, char *out, size_t cap) {
 typedef struct bench_opts {
     int n_prompt, n_gen, reps;
     bool json, profile;
-    const char *backend;
-    uint64_t bw_bytes; /* 0: no probe */
+    uint64_t bw_bytes;    /* 0: no probe */
+    hearth_dtype kv_type; /* of the KV cache the tg steps read */
+    app_engine_opts eo;   /* backend, GPU layers (threads: the -t list) */
 } bench_opts;
 
 typedef struct phase_profile {
@@ -301,7 +308,7 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
     const bool tty = isatty(2) == 1;
     hearth_error err = {0};
     bool ok = false;
-    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,       m->hp.head_dim, HEARTH_F16,
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,        m->hp.head_dim, o->kv_type,
                            page,          (P + N + 1) / page + 2, m->layer_be};
     hearth_kv_cache *kv = hearth_kv_create(be, &kc, &err);
     hearth_forward *fw = kv ? hearth_forward_create(m, kv, P > 0 ? P : 1, &err) : NULL;
@@ -536,23 +543,19 @@ static bool parse_int_list(const char *s, int *out, int cap, int *n) {
 
 int bench_load_main(int argc, char **argv); /* bench_load.c: the engine under load */
 
-int cmd_bench(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--concurrency") || !strncmp(argv[i], "--concurrency=", 14))
-            return bench_load_main(argc, argv);
-    /* -m may repeat: take every -m/--model out before the common parser. */
-    const char *models[MAX_MODELS];
-    int n_models = 0;
-    char **rest = malloc((size_t)(argc + 1) * sizeof *rest);
-    if (!rest) return 1;
+/* Take every -m/--model out of argv (it may repeat) into models; the rest
+ * goes to rest (argc + 1 entries, NULL-terminated). Returns how many are
+ * left in rest, or -1 after a usage error (message printed). */
+static int bench_take_models(int argc, char **argv, const char **models, int *n_models, char **rest) {
     int n_rest = 0;
+    *n_models = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = NULL;
         if (i > 0 && (!strcmp(a, "-m") || !strcmp(a, "--model"))) {
             if (i + 1 >= argc) {
-                free(rest);
-                return bench_usage_error("-m needs a value PATH");
+                bench_usage_error("-m needs a value PATH");
+                return -1;
             }
             v = argv[++i];
         } else if (i > 0 && !strncmp(a, "--model=", 8)) {
@@ -561,29 +564,34 @@ int cmd_bench(int argc, char **argv) {
             rest[n_rest++] = argv[i];
             continue;
         }
-        if (n_models >= MAX_MODELS) {
-            free(rest);
-            return bench_usage_error("too many -m models (at most 32)");
+        if (*n_models >= MAX_MODELS) {
+            bench_usage_error("too many -m models (at most 32)");
+            return -1;
         }
-        models[n_models++] = v;
+        models[(*n_models)++] = v;
     }
     rest[n_rest] = NULL;
+    return n_rest;
+}
 
-    int n_prompt = 512, n_gen = 128, reps = 3, bw_mib = 1024, gpu_layers = HEARTH_GPU_LAYERS_ALL;
-    const char *threads_s = NULL, *backend = "auto";
+/* Parse the flags (after the -m list) into o and the thread list. Returns -1
+ * to go on, else the exit status. */
+static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, int *thread_list,
+                            int *n_threads) {
+    int n_prompt = 512, n_gen = 128, reps = 3, bw_mib = 1024;
+    const char *threads_s = NULL, *dummy_model = NULL, *config_path = NULL;
     bool json = false, profile = false;
-    const char *dummy_model = NULL;
     const arg_opt opts[] = {
         {"-m", "--model", ARG_STR, &dummy_model, "PATH", "GGUF model file; repeat -m to bench several"},
+        {NULL, "--config", ARG_STR, &config_path, "PATH",
+         "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
         {"-p", "--n-prompt", ARG_INT, &n_prompt, "N",
          "prompt tokens for the pp test (default 512; 0 skips it)"},
         {"-n", "--n-gen", ARG_INT, &n_gen, "N",
          "tokens to generate for the tg test (default 128; 0 skips it)"},
         {"-t", "--threads", ARG_STR, &threads_s, "T[,T2...]",
-         "CPU thread counts to test (default: physical cores)"},
+         "CPU thread counts to test (default: the config's threads, else physical cores)"},
         {"-r", "--repetitions", ARG_INT, &reps, "R", "timed repetitions after one warm-up (default 3)"},
-        {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
-        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
         {NULL, "--json", ARG_FLAG, &json, NULL,
          "one JSON object per line per model x threads instead of a table"},
         {NULL, "--profile", ARG_FLAG, &profile, NULL,
@@ -593,36 +601,126 @@ int cmd_bench(int argc, char **argv) {
     };
     const char *pos[1];
     int n_pos;
-    int r = arg_parse(
-        "bench", "-m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [--json] [--profile]",
+    int r = app_engine_opts_parse(
+        &o->eo, "bench",
+        "-m MODEL.gguf [-m MODEL2.gguf ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [--json] [--profile]",
         "Measure prompt processing (pp: one forward pass over P tokens) and token generation (tg: N\n"
         "decode steps after it) in tokens/s, mean ± stddev over R repetitions, like llama-bench. Each tg\n"
         "figure is also given as a fraction of the memory-bandwidth roofline (bytes read per token x tok/s\n"
         "/ bandwidth measured by a STREAM-like read test with the same thread count).\n"
-        "With --concurrency N it load-tests the engine instead (see hearth bench --concurrency 1 --help).",
-        opts, sizeof opts / sizeof opts[0], n_rest, rest, pos, 0, &n_pos);
-    free(rest);
+        "pp/tg use the engine options --backend, --gpu-layers and --kv-type; the others apply to\n"
+        "--concurrency N, which load-tests the engine instead (see hearth bench --concurrency 1 --help).",
+        opts, sizeof opts / sizeof opts[0], argc, argv, pos, 0, &n_pos);
     if (r) return r > 0 ? 0 : 2;
-    if (n_models == 0) return bench_usage_error("no model given: pass -m MODEL.gguf (repeat -m for several)");
+    if (n_models == 0 && !o->eo.print_config)
+        return bench_usage_error("no model given: pass -m MODEL.gguf (repeat -m for several)");
     if (n_prompt < 0 || n_gen < 0) return bench_usage_error("-p and -n must not be negative");
     if (n_prompt == 0 && n_gen == 0) return bench_usage_error("-p 0 and -n 0 leave nothing to measure");
     if (reps < 1) return bench_usage_error("-r must be at least 1");
     if (bw_mib < 0) return bench_usage_error("--bw-mib must not be negative");
-    int thread_list[MAX_THREAD_COUNTS], n_threads = 0;
-    if (threads_s) {
-        if (!parse_int_list(threads_s, thread_list, MAX_THREAD_COUNTS, &n_threads)) {
-            fprintf(stderr,
-                    "hearth bench: -t expects a comma-separated list of thread counts between 1 and 1024, "
-                    "like 1,2,4; "
-                    "got '%s'\n",
-                    threads_s);
-            return 2;
-        }
-    } else {
-        thread_list[0] = hearth_physical_cores();
-        if (thread_list[0] < 1) thread_list[0] = 1;
-        n_threads = 1;
+    if (threads_s && !parse_int_list(threads_s, thread_list, MAX_THREAD_COUNTS, n_threads)) {
+        fprintf(stderr,
+                "hearth bench: -t expects a comma-separated list of thread counts between 1 and 1024, like "
+                "1,2,4; "
+                "got '%s'\n",
+                threads_s);
+        return 2;
     }
+    if (!threads_s) {
+        thread_list[0] = o->eo.threads ? o->eo.threads : hearth_physical_cores();
+        if (thread_list[0] < 1) thread_list[0] = 1;
+        *n_threads = 1;
+    }
+    if (threads_s && *n_threads == 1) o->eo.threads = thread_list[0];
+    if (o->eo.print_config) return app_engine_opts_print_json(&o->eo, "bench", NULL, 1);
+    o->n_prompt = n_prompt;
+    o->n_gen = n_gen;
+    o->reps = reps;
+    o->json = json;
+    o->profile = profile;
+    o->bw_bytes = (uint64_t)bw_mib << 20;
+    o->kv_type = o->eo.kv_type;
+    return -1;
+}
+
+/* The bandwidth probe for thread count t, once, before any backend exists
+ * (so no thread of ours competes with it). */
+static void bench_probe(int t, const bench_opts *o, double *bw, uint64_t *bw_buf) {
+    /* (On the 2-vCPU dev VM the 2-thread figure still moves between ~47 and
+     * ~64 GB/s from minute to minute: that is the host; a standalone copy of
+     * the probe moves the same way.) */
+    if (isatty(2))
+        fprintf(stderr, "\r\033[Khearth bench: bandwidth probe, %d thread%s", t, t == 1 ? "" : "s");
+    *bw = bw_probe(t, o->bw_bytes, bw_buf);
+    uint64_t llc = llc_bytes();
+    if (llc && *bw_buf < 4 * llc)
+        fprintf(stderr,
+                "hearth bench: note: the bandwidth probe buffer (%llu MiB) is less than 4x the "
+                "last-level cache (%llu MiB); the figure may be too high\n",
+                (unsigned long long)(*bw_buf >> 20), (unsigned long long)(llc >> 20));
+}
+
+/* Load model `path` with t threads, run pp/tg, print its rows. */
+static bool bench_one(const char *path, int t, const bench_opts *o, double bw, uint64_t bw_buf,
+                      bench_result *res) {
+    hearth_backend *be;
+    hearth_model *m;
+    app_engine_opts eo = o->eo;
+    eo.threads = t;
+    if (!app_engine_opts_load(&eo, "bench", path, true, &be, &m)) return false;
+    hearth_backend_info bi;
+    be->ops->info(be, &bi);
+    snprintf(res->model, sizeof res->model, "%s", m->name);
+    snprintf(res->file, sizeof res->file, "%s", path);
+    snprintf(res->backend, sizeof res->backend, "%s", bi.name);
+    snprintf(res->device, sizeof res->device, "%s", bi.device);
+    snprintf(res->plan, sizeof res->plan, "%s", be->host ? m->plan : "");
+    res->device_layers = m->n_device_layers;
+    model_facts mf = model_facts_of(m, o->kv_type);
+    snprintf(res->type, sizeof res->type, "%s", hearth_dtype_name(mf.type));
+    res->n_params = m->n_params;
+    res->model_bytes = m->weight_bytes;
+    res->threads = t;
+    /* The probe measures host memory: it is the roofline of host-visible
+     * (CPU) backends only; GPU backends get no roofline figure. */
+    res->bw_gbs = bi.host_visible ? bw : 0;
+    res->bw_buffer = bw_buf;
+    double avg_ctx = o->n_prompt + (o->n_gen + 1) / 2.0;
+    res->bytes_per_token = (double)mf.bytes_per_token_weights + avg_ctx * (double)mf.kv_bytes_per_key;
+    bool ok = bench_model(m, be, t, o, res);
+    if (ok) {
+        res->roofline = res->bw_gbs > 0 ? res->bytes_per_token * res->tg.mean / (res->bw_gbs * 1e9) : 0;
+        if (o->json)
+            print_json(res, o);
+        else
+            print_table_rows(res, o);
+    }
+    hearth_model_free(m);
+    hearth_backend_free(be);
+    return ok;
+}
+
+int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--concurrency") || !strncmp(argv[i], "--concurrency=", 14))
+            return bench_load_main(argc, argv);
+    bench_opts o = {0};
+    app_engine_opts_defaults(&o.eo);
+    app_engine_opts_bench_defaults(&o.eo);
+    hearth_config cfg;
+    bool cfg_ok = app_engine_opts_load_config("bench", argc, argv, &cfg);
+    app_engine_opts_apply_config(&o.eo, &cfg);
+    hearth_config_free(&cfg);
+    if (!cfg_ok) return 2;
+    const char *models[MAX_MODELS];
+    int n_models = 0;
+    char **rest = malloc((size_t)(argc + 1) * sizeof *rest);
+    if (!rest) return 1;
+    int n_rest = bench_take_models(argc, argv, models, &n_models, rest);
+    int thread_list[MAX_THREAD_COUNTS], n_threads = 0;
+    int r = n_rest < 0 ? 2 : bench_parse_args(n_rest, rest, n_models, &o, thread_list, &n_threads);
+    free(rest);
+    if (r >= 0) return r;
     for (int i = 0; i < n_models; i++) {
         struct stat st;
         if (stat(models[i], &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -630,77 +728,24 @@ int cmd_bench(int argc, char **argv) {
             return 1;
         }
     }
-    bench_opts o = {n_prompt, n_gen, reps, json, profile, backend, (uint64_t)bw_mib << 20};
-
     double bw[MAX_THREAD_COUNTS] = {0};
     uint64_t bw_buf[MAX_THREAD_COUNTS] = {0};
     bool bw_done[MAX_THREAD_COUNTS] = {false};
     bench_result *results = calloc((size_t)(n_models * n_threads), sizeof *results);
     if (!results) return 1;
     int n_results = 0, rc = 0;
-    if (!json) print_table_header();
+    if (!o.json) print_table_header();
     for (int mi = 0; mi < n_models && !rc; mi++) {
         for (int ti = 0; ti < n_threads && !rc; ti++) {
-            int t = thread_list[ti];
-            /* Probe before the backend exists, so no thread of ours competes
-             * with it. (On the 2-vCPU dev VM the 2-thread figure still moves
-             * between ~47 and ~64 GB/s from minute to minute: that is the host;
-             * a standalone copy of the probe moves the same way.) */
-            if (!bw_done[ti] && o.bw_bytes) {
-                if (isatty(2))
-                    fprintf(stderr, "\r\033[Khearth bench: bandwidth probe, %d thread%s", t,
-                            t == 1 ? "" : "s");
-                bw[ti] = bw_probe(t, o.bw_bytes, &bw_buf[ti]);
-                uint64_t llc = llc_bytes();
-                if (llc && bw_buf[ti] < 4 * llc)
-                    fprintf(stderr,
-                            "hearth bench: note: the bandwidth probe buffer (%llu MiB) is less than 4x the "
-                            "last-level cache (%llu MiB); the figure may be too high\n",
-                            (unsigned long long)(bw_buf[ti] >> 20), (unsigned long long)(llc >> 20));
-                bw_done[ti] = true;
-            }
-            hearth_backend *be;
-            hearth_model *m;
-            if (!app_load("bench", models[mi], backend, t, gpu_layers, true, &be, &m)) {
-                rc = 1;
-                break;
-            }
-            hearth_backend_info bi;
-            be->ops->info(be, &bi);
-            bench_result *res = &results[n_results];
-            snprintf(res->model, sizeof res->model, "%s", m->name);
-            snprintf(res->file, sizeof res->file, "%s", models[mi]);
-            snprintf(res->backend, sizeof res->backend, "%s", bi.name);
-            snprintf(res->device, sizeof res->device, "%s", bi.device);
-            snprintf(res->plan, sizeof res->plan, "%s", be->host ? m->plan : "");
-            res->device_layers = m->n_device_layers;
-            model_facts mf = model_facts_of(m, HEARTH_F16);
-            snprintf(res->type, sizeof res->type, "%s", hearth_dtype_name(mf.type));
-            res->n_params = m->n_params;
-            res->model_bytes = m->weight_bytes;
-            res->threads = t;
-            /* The probe measures host memory: it is the roofline of host-visible
-             * (CPU) backends only; GPU backends get no roofline figure. */
-            res->bw_gbs = bi.host_visible ? bw[ti] : 0;
-            res->bw_buffer = bw_buf[ti];
-            double avg_ctx = n_prompt + (n_gen + 1) / 2.0;
-            res->bytes_per_token = (double)mf.bytes_per_token_weights + avg_ctx * (double)mf.kv_bytes_per_key;
-            if (bench_model(m, be, t, &o, res)) {
-                res->roofline =
-                    res->bw_gbs > 0 ? res->bytes_per_token * res->tg.mean / (res->bw_gbs * 1e9) : 0;
-                if (json)
-                    print_json(res, &o);
-                else
-                    print_table_rows(res, &o);
+            if (!bw_done[ti] && o.bw_bytes) bench_probe(thread_list[ti], &o, &bw[ti], &bw_buf[ti]);
+            bw_done[ti] = true;
+            if (bench_one(models[mi], thread_list[ti], &o, bw[ti], bw_buf[ti], &results[n_results]))
                 n_results++;
-            } else {
+            else
                 rc = 1;
-            }
-            hearth_model_free(m);
-            hearth_backend_free(be);
         }
     }
-    if (!json && profile)
+    if (!o.json && o.profile)
         for (int i = 0; i < n_results; i++)
             print_profile(&results[i], &o);
     free(results);

@@ -1,6 +1,9 @@
 /*
  * cmd_run.c - `hearth run`: generate text from a prompt, streaming it to
  * stdout, with timings on stderr (or one JSON object with --json).
+ *
+ * Engine options (threads, context, backend, prefix cache, ...) come from
+ * app/cli/engine_opts.h: defaults, then the config file, then the flags.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -9,8 +12,18 @@
 
 #include "app/cli/args.h"
 #include "app/cli/common.h"
+#include "app/cli/config.h"
+#include "app/cli/engine_opts.h"
 #include "runtime/serving/engine.h"
-#include "runtime/store/cache_store.h"
+
+/* The flags of `hearth run` that are not engine options. */
+typedef struct run_opts {
+    const char *model_path, *prompt, *config_path;
+    int n_predict, top_k;
+    float temp, top_p, min_p, repeat_penalty, presence, frequency;
+    uint64_t seed;
+    bool json, no_bos, ignore_eos, no_special;
+} run_opts;
 
 /* Stream each new piece of text to stdout as it arrives. */
 static void stream_text(const hearth_event *ev, void *user) {
@@ -20,80 +33,115 @@ static void stream_text(const hearth_event *ev, void *user) {
     }
 }
 
-int cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *backend = "auto", *kv_type_name = "f16";
-    int n_predict = 128, threads = 0, gpu_layers = HEARTH_GPU_LAYERS_ALL, ctx = 0, batch = 512, top_k = -1;
-    float temp = -1, top_p = -1, min_p = -1, repeat_penalty = 1.0f, presence = 0, frequency = 0;
-    uint64_t seed = 0xC0FFEE;
-    bool json = false, no_bos = false, ignore_eos = false, no_special = false, no_prefix_cache = false;
-    const char *cache_db = NULL;
+/* Parse argv into ro and eo (over what the config gave eo). Returns 0, or
+ * the exit status: 0 after --help, 2 on a usage error. -1: go on. */
+static int run_parse_args(int argc, char **argv, run_opts *ro, app_engine_opts *eo) {
+    *ro = (run_opts){.n_predict = 128,
+                     .top_k = -1,
+                     .temp = -1,
+                     .top_p = -1,
+                     .min_p = -1,
+                     .repeat_penalty = 1.0f,
+                     .seed = 0xC0FFEE};
     const arg_opt opts[] = {
-        {"-m", "--model", ARG_STR, &model_path, "PATH", "GGUF model file"},
-        {"-p", "--prompt", ARG_STR, &prompt, "TEXT", "prompt text (special tokens like <|im_start|> are parsed)"},
-        {"-n", "--n-predict", ARG_INT, &n_predict, "N", "tokens to generate (default 128; -1 = until the context is full)"},
-        {NULL, "--temp", ARG_FLOAT, &temp, "T", "temperature; 0 = greedy (default 0.8)"},
-        {NULL, "--top-k", ARG_INT, &top_k, "K", "keep the K most likely tokens (default 40, 0 = off)"},
-        {NULL, "--top-p", ARG_FLOAT, &top_p, "P", "nucleus sampling (default 0.95, 1 = off)"},
-        {NULL, "--min-p", ARG_FLOAT, &min_p, "P", "drop tokens below P x the best (default 0.05)"},
-        {NULL, "--repeat-penalty", ARG_FLOAT, &repeat_penalty, "F", "penalise repeated tokens (default 1 = off)"},
-        {NULL, "--presence-penalty", ARG_FLOAT, &presence, "F", "default 0"},
-        {NULL, "--frequency-penalty", ARG_FLOAT, &frequency, "F", "default 0"},
-        {NULL, "--seed", ARG_U64, &seed, "S", "random seed (same seed, same text)"},
-        {"-t", "--threads", ARG_INT, &threads, "N", "CPU threads (default: physical cores)"},
-        {"-c", "--ctx", ARG_INT, &ctx, "N", "context length (default: the model's, at most 4096)"},
-        {"-b", "--batch", ARG_INT, &batch, "N", "prompt tokens per forward pass (default 512)"},
-        {NULL, "--kv-type", ARG_STR, &kv_type_name, "TYPE", "KV cache type: f16 (default), f32, q8_0"},
-        {NULL, "--backend", ARG_STR, &backend, "NAME", "auto, cpu, cuda[:N], vulkan[:N] (default auto)"},
-        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
-        {NULL, "--cache-db", ARG_STR, &cache_db, "PATH",
-         "prefix-cache database (default $XDG_CACHE_HOME/hearth/prefix-cache.sqlite; 'none': memory only)"},
-        {NULL, "--no-prefix-cache", ARG_FLAG, &no_prefix_cache, NULL, "compute every prompt token, cache nothing"},
-        {NULL, "--no-bos", ARG_FLAG, &no_bos, NULL, "do not add the BOS token"},
-        {NULL, "--no-special", ARG_FLAG, &no_special, NULL, "treat special-token text in the prompt as plain text"},
-        {NULL, "--ignore-eos", ARG_FLAG, &ignore_eos, NULL, "keep generating past end-of-generation tokens"},
-        {NULL, "--json", ARG_FLAG, &json, NULL, "print one JSON object (ids, text, timings) instead of streaming"},
+        {"-m", "--model", ARG_STR, &ro->model_path, "PATH", "GGUF model file"},
+        {"-p", "--prompt", ARG_STR, &ro->prompt, "TEXT",
+         "prompt text (special tokens like <|im_start|> are parsed)"},
+        {"-n", "--n-predict", ARG_INT, &ro->n_predict, "N",
+         "tokens to generate (default 128; -1 = until the context is full)"},
+        {NULL, "--temp", ARG_FLOAT, &ro->temp, "T", "temperature; 0 = greedy (default 0.8)"},
+        {NULL, "--top-k", ARG_INT, &ro->top_k, "K", "keep the K most likely tokens (default 40, 0 = off)"},
+        {NULL, "--top-p", ARG_FLOAT, &ro->top_p, "P", "nucleus sampling (default 0.95, 1 = off)"},
+        {NULL, "--min-p", ARG_FLOAT, &ro->min_p, "P", "drop tokens below P x the best (default 0.05)"},
+        {NULL, "--repeat-penalty", ARG_FLOAT, &ro->repeat_penalty, "F",
+         "penalise repeated tokens (default 1 = off)"},
+        {NULL, "--presence-penalty", ARG_FLOAT, &ro->presence, "F", "default 0"},
+        {NULL, "--frequency-penalty", ARG_FLOAT, &ro->frequency, "F", "default 0"},
+        {NULL, "--seed", ARG_U64, &ro->seed, "S", "random seed (same seed, same text)"},
+        {NULL, "--config", ARG_STR, &ro->config_path, "PATH",
+         "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
+        {NULL, "--no-bos", ARG_FLAG, &ro->no_bos, NULL, "do not add the BOS token"},
+        {NULL, "--no-special", ARG_FLAG, &ro->no_special, NULL,
+         "treat special-token text in the prompt as plain text"},
+        {NULL, "--ignore-eos", ARG_FLAG, &ro->ignore_eos, NULL,
+         "keep generating past end-of-generation tokens"},
+        {NULL, "--json", ARG_FLAG, &ro->json, NULL,
+         "print one JSON object (ids, text, timings) instead of streaming"},
     };
     const char *posargs[1];
     int n_pos;
-    int r = arg_parse("run", "-m MODEL.gguf -p PROMPT [options]",
-                      "Generate text from a prompt. Text streams to stdout; timings go to stderr.", opts,
-                      sizeof opts / sizeof opts[0], argc, argv, posargs, 1, &n_pos);
+    int r =
+        app_engine_opts_parse(eo, "run", "-m MODEL.gguf -p PROMPT [options]",
+                              "Generate text from a prompt. Text streams to stdout; timings go to stderr.",
+                              opts, sizeof opts / sizeof opts[0], argc, argv, posargs, 1, &n_pos);
     if (r) return r > 0 ? 0 : 2;
-    if (n_pos && !prompt) prompt = posargs[0];
-    if (!prompt) prompt = "";
-    if (n_predict == 0 || n_predict < -1 || batch <= 0 || ctx < 0) {
-        fprintf(stderr, "hearth run: -n must be at least 1 (or -1: until the context is full), -b positive, "
-                        "-c not negative (see hearth run --help)\n");
+    if (n_pos && !ro->prompt) ro->prompt = posargs[0];
+    if (!ro->prompt) ro->prompt = "";
+    if (ro->n_predict == 0 || ro->n_predict < -1) {
+        fprintf(
+            stderr,
+            "hearth run: -n must be at least 1 (or -1: until the context is full) (see hearth run --help)\n");
         return 2;
     }
-    hearth_dtype kv_type;
-    if (!app_parse_kv_type("run", kv_type_name, &kv_type)) return 2;
+    return -1;
+}
+
+static hearth_sampling_params run_sampling(const run_opts *ro) {
     hearth_sampling_params sp = hearth_sampling_defaults();
-    if (temp >= 0) sp.temperature = temp;
-    if (top_k >= 0) sp.top_k = top_k;
-    if (top_p >= 0) sp.top_p = top_p;
-    if (min_p >= 0) sp.min_p = min_p;
-    sp.repeat_penalty = repeat_penalty;
-    sp.presence_penalty = presence;
-    sp.frequency_penalty = frequency;
-    sp.seed = seed;
+    if (ro->temp >= 0) sp.temperature = ro->temp;
+    if (ro->top_k >= 0) sp.top_k = ro->top_k;
+    if (ro->top_p >= 0) sp.top_p = ro->top_p;
+    if (ro->min_p >= 0) sp.min_p = ro->min_p;
+    sp.repeat_penalty = ro->repeat_penalty;
+    sp.presence_penalty = ro->presence;
+    sp.frequency_penalty = ro->frequency;
+    sp.seed = ro->seed;
+    return sp;
+}
 
-    double t_load0 = hearth_now_ms();
-    hearth_backend *be;
-    hearth_model *m;
-    if (!app_load("run", model_path, backend, threads, gpu_layers, json, &be, &m)) return 1;
-    double load_ms = hearth_now_ms() - t_load0;
+/* The --json object: ids, text, finish reason and timings. */
+static void run_print_json(const hearth_model *m, const hearth_tokens *prompt_ids,
+                           const hearth_completion *out, double load_ms, double prompt_tok_s,
+                           double gen_tok_s) {
+    const hearth_request_stats *st = &out->stats;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", m->name);
+    cJSON *pt = cJSON_AddArrayToObject(root, "prompt_tokens");
+    for (size_t i = 0; i < prompt_ids->n; i++)
+        cJSON_AddItemToArray(pt, cJSON_CreateNumber(prompt_ids->ids[i]));
+    cJSON *gt = cJSON_AddArrayToObject(root, "tokens");
+    for (size_t i = 0; i < out->tokens.n; i++)
+        cJSON_AddItemToArray(gt, cJSON_CreateNumber(out->tokens.ids[i]));
+    cJSON_AddStringToObject(root, "text", out->text ? out->text : "");
+    cJSON_AddStringToObject(root, "finish_reason", hearth_finish_name(out->finish));
+    cJSON *tm = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(tm, "load_ms", load_ms);
+    cJSON_AddNumberToObject(tm, "ttft_ms", st->ttft_ms);
+    cJSON_AddNumberToObject(tm, "prompt_ms", st->prompt_ms);
+    cJSON_AddNumberToObject(tm, "prompt_tok_s", prompt_tok_s);
+    cJSON_AddNumberToObject(tm, "gen_tok_s", gen_tok_s);
+    cJSON_AddNumberToObject(tm, "itl_ms", st->itl_ms_mean);
+    cJSON_AddNumberToObject(tm, "prompt_n", st->prompt_tokens);
+    cJSON_AddNumberToObject(tm, "cached_n", st->cached_tokens);
+    cJSON_AddNumberToObject(tm, "gen_n", st->generated_tokens);
+    char *s = cJSON_PrintUnformatted(root);
+    if (s) puts(s);
+    free(s);
+    cJSON_Delete(root);
+}
 
+/* Tokenize, start the engine, generate and report. Returns the exit status. */
+static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_model *m, double load_ms) {
     int rc = 1;
     hearth_error err = {0};
     hearth_tokens prompt_ids = {0};
     hearth_engine *e = NULL;
     hearth_completion out = {0};
-    cJSON *root = NULL;
     const hearth_tokenizer *tok = m->tokenizer;
 
-    if (hearth_tokenizer_encode(tok, prompt, strlen(prompt), !no_bos && hearth_tokenizer_add_bos_default(tok),
-                                !no_special, &prompt_ids, &err)) {
+    if (hearth_tokenizer_encode(tok, ro->prompt, strlen(ro->prompt),
+                                !ro->no_bos && hearth_tokenizer_add_bos_default(tok), !ro->no_special,
+                                &prompt_ids, &err)) {
         fprintf(stderr, "hearth run: %s\n", err.msg);
         goto done;
     }
@@ -101,15 +149,9 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "hearth run: the prompt is empty and the model adds no BOS token; give a prompt\n");
         goto done;
     }
-    hearth_engine_config ec = hearth_engine_defaults();
-    ec.n_ctx = ctx;
-    ec.n_parallel = 1;
-    ec.n_batch = batch;
-    ec.kv_type = kv_type;
-    ec.prefix_cache = !no_prefix_cache;
+    hearth_engine_config ec;
     char db_default[1024];
-    if (ec.prefix_cache && !(cache_db && !strcmp(cache_db, "none")))
-        ec.cache_db = cache_db ? cache_db : hearth_cache_store_default_path(db_default, sizeof db_default);
+    app_engine_opts_engine_config(eo, 1, &ec, db_default, sizeof db_default);
     e = hearth_engine_create(m, &ec, &err);
     if (!e) {
         fprintf(stderr, "hearth run: %s\n", err.msg);
@@ -118,61 +160,71 @@ int cmd_run(int argc, char **argv) {
     if (*hearth_engine_note(e)) fprintf(stderr, "hearth: %s\n", hearth_engine_note(e));
     int n_ctx = hearth_engine_n_ctx(e);
     if ((int)prompt_ids.n >= n_ctx) {
-        fprintf(stderr, "hearth run: the prompt has %zu tokens but the context holds %d; shorten it or raise --ctx\n",
+        fprintf(stderr,
+                "hearth run: the prompt has %zu tokens but the context holds %d; shorten it or raise --ctx\n",
                 prompt_ids.n, n_ctx);
         goto done;
     }
     hearth_request rq = {0};
     rq.prompt = prompt_ids.ids;
     rq.n_prompt = (int)prompt_ids.n;
-    rq.sampling = sp;
-    rq.max_tokens = n_predict;
-    rq.ignore_eog = ignore_eos;
-    rq.on_event = json ? NULL : stream_text;
+    rq.sampling = run_sampling(ro);
+    rq.max_tokens = ro->n_predict;
+    rq.ignore_eog = ro->ignore_eos;
+    rq.on_event = ro->json ? NULL : stream_text;
     if (hearth_engine_generate(e, &rq, &out, &err)) {
         fprintf(stderr, "\nhearth run: %s\n", err.msg);
         goto done;
     }
     const hearth_request_stats *st = &out.stats;
-    double prompt_tok_s = st->prompt_ms > 0 ? (st->prompt_tokens - st->cached_tokens) * 1000.0 / st->prompt_ms : 0;
-    double gen_tok_s = st->generated_tokens > 1 && st->gen_ms > 0 ? (st->generated_tokens - 1) * 1000.0 / st->gen_ms : 0;
-    if (json) {
-        root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "model", m->name);
-        cJSON *pt = cJSON_AddArrayToObject(root, "prompt_tokens");
-        for (size_t i = 0; i < prompt_ids.n; i++) cJSON_AddItemToArray(pt, cJSON_CreateNumber(prompt_ids.ids[i]));
-        cJSON *gt = cJSON_AddArrayToObject(root, "tokens");
-        for (size_t i = 0; i < out.tokens.n; i++) cJSON_AddItemToArray(gt, cJSON_CreateNumber(out.tokens.ids[i]));
-        cJSON_AddStringToObject(root, "text", out.text ? out.text : "");
-        cJSON_AddStringToObject(root, "finish_reason", hearth_finish_name(out.finish));
-        cJSON *tm = cJSON_AddObjectToObject(root, "timings");
-        cJSON_AddNumberToObject(tm, "load_ms", load_ms);
-        cJSON_AddNumberToObject(tm, "ttft_ms", st->ttft_ms);
-        cJSON_AddNumberToObject(tm, "prompt_ms", st->prompt_ms);
-        cJSON_AddNumberToObject(tm, "prompt_tok_s", prompt_tok_s);
-        cJSON_AddNumberToObject(tm, "gen_tok_s", gen_tok_s);
-        cJSON_AddNumberToObject(tm, "itl_ms", st->itl_ms_mean);
-        cJSON_AddNumberToObject(tm, "prompt_n", st->prompt_tokens);
-        cJSON_AddNumberToObject(tm, "cached_n", st->cached_tokens);
-        cJSON_AddNumberToObject(tm, "gen_n", st->generated_tokens);
-        char *s = cJSON_PrintUnformatted(root);
-        if (s) puts(s);
-        free(s);
+    double prompt_tok_s =
+        st->prompt_ms > 0 ? (st->prompt_tokens - st->cached_tokens) * 1000.0 / st->prompt_ms : 0;
+    double gen_tok_s =
+        st->generated_tokens > 1 && st->gen_ms > 0 ? (st->generated_tokens - 1) * 1000.0 / st->gen_ms : 0;
+    if (ro->json) {
+        run_print_json(m, &prompt_ids, &out, load_ms, prompt_tok_s, gen_tok_s);
     } else {
         printf("\n");
         fprintf(stderr,
                 "hearth: load %.1f ms | prompt %d tokens (%d from cache), %.1f tok/s | ttft %.1f ms | "
                 "generated %d tokens, %.1f tok/s\n",
-                load_ms, st->prompt_tokens, st->cached_tokens, prompt_tok_s, st->ttft_ms, st->generated_tokens,
-                gen_tok_s);
+                load_ms, st->prompt_tokens, st->cached_tokens, prompt_tok_s, st->ttft_ms,
+                st->generated_tokens, gen_tok_s);
     }
     rc = 0;
 done:
-    cJSON_Delete(root);
     hearth_completion_free(&out);
     hearth_engine_free(e);
     hearth_tokens_free(&prompt_ids);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv) {
+    hearth_config cfg;
+    app_engine_opts eo;
+    app_engine_opts_defaults(&eo);
+    if (!app_engine_opts_load_config("run", argc, argv, &cfg)) {
+        hearth_config_free(&cfg);
+        return 2;
+    }
+    app_engine_opts_apply_config(&eo, &cfg);
+    run_opts ro;
+    int rc = run_parse_args(argc, argv, &ro, &eo);
+    if (rc < 0 && eo.print_config) rc = app_engine_opts_print_json(&eo, "run", ro.model_path, 1);
+    if (rc >= 0) {
+        hearth_config_free(&cfg);
+        return rc;
+    }
+    double t_load0 = hearth_now_ms();
+    hearth_backend *be;
+    hearth_model *m;
+    if (!app_engine_opts_load(&eo, "run", ro.model_path, ro.json, &be, &m)) {
+        hearth_config_free(&cfg);
+        return 1;
+    }
+    rc = run_generate(&ro, &eo, m, hearth_now_ms() - t_load0);
     hearth_model_free(m);
     hearth_backend_free(be);
+    hearth_config_free(&cfg);
     return rc;
 }

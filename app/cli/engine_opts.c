@@ -1,0 +1,356 @@
+/*
+ * engine_opts.c - see engine_opts.h. The table k_opts is the one place an
+ * engine option is defined: its flag, config-file key, type, range, default
+ * and help line. Adding a row adds the flag to run, chat, serve and bench,
+ * its config key, its --help line and its --print-config field (and it must
+ * be added to docs/CONFIG.md and tests/cli/test_engine_flags.sh).
+ *
+ * Invariants: the options are resolved as defaults < config file < flags;
+ * a failed flag leaves the options as they were before that flag; every
+ * string is copied into the app_engine_opts.
+ */
+#include "engine_opts.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/cli/common.h"
+#include "runtime/store/cache_store.h"
+
+typedef enum eo_type {
+    EO_INT,     /* int in [min, max] (or 0 when zero_ok) */
+    EO_BACKEND, /* char[16], checked like the config file's backend */
+    EO_KV_TYPE, /* f16, f32, q8_0 */
+    EO_OFF,     /* a flag that turns a bool off (--no-prefix-cache) */
+    EO_CACHE_DB,
+    EO_SIZE, /* uint64_t bytes with an optional unit */
+} eo_type;
+
+enum {
+    OPT_BACKEND,
+    OPT_THREADS,
+    OPT_GPU_LAYERS,
+    OPT_CTX,
+    OPT_BATCH,
+    OPT_PARALLEL,
+    OPT_MAX_WAITING,
+    OPT_KV_TYPE,
+    OPT_NO_PREFIX_CACHE,
+    OPT_CACHE_DB,
+    OPT_CACHE_MAX_SIZE,
+};
+
+typedef struct eo_def {
+    const char *short_name; /* "-t" or NULL */
+    const char *long_name;  /* "--threads" */
+    const char *key;        /* config-file key; also the --print-config field */
+    eo_type type;
+    size_t off; /* into app_engine_opts */
+    int min, max;
+    bool zero_ok;
+    const char *metavar;
+    const char *help;     /* includes the default */
+    const char *accepted; /* what a bad value is told */
+} eo_def;
+
+#define EO(f) offsetof(app_engine_opts, f)
+
+static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
+    [OPT_BACKEND] = {NULL, "--backend", "backend", EO_BACKEND, EO(backend), 0, 0, false, "NAME",
+                     "auto, cpu, cuda[:N], vulkan[:N] (default auto)",
+                     "expected auto, cpu, cuda, cuda:N, vulkan or vulkan:N"},
+    [OPT_THREADS] = {"-t", "--threads", "threads", EO_INT, EO(threads), 1, 4096, true, "N",
+                     "CPU threads (default 0: physical cores)", "expected 0 (physical cores) to 4096"},
+    [OPT_GPU_LAYERS] = {"-ngl", "--gpu-layers", "gpu_layers", EO_INT, EO(gpu_layers), -1, 100000, false, "N",
+                        APP_GPU_LAYERS_HELP, "give a layer count (0 = none on the GPU) or -1 for all"},
+    [OPT_CTX] = {"-c", "--ctx", "context", EO_INT, EO(ctx), 16, 16777216, true, "N",
+                 "context length per sequence (default 0: the model's, at most 4096)",
+                 "expected 0 (the model's) or 16 to 16777216"},
+    [OPT_BATCH] = {"-b", "--batch", "batch", EO_INT, EO(batch), 1, 1048576, false, "N",
+                   "token budget per engine step (default 512)", "expected 1 to 1048576"},
+    [OPT_PARALLEL] = {"-np", "--parallel", "parallel", EO_INT, EO(parallel), 1, 4096, true, "N",
+                      "sequences decoded at once (default 0: run and chat 1, serve 8, bench --concurrency)",
+                      "expected 0 (the command's default) or 1 to 4096"},
+    [OPT_MAX_WAITING] = {NULL, "--max-waiting", "server.max_waiting", EO_INT, EO(max_waiting), 1, 1000000,
+                         false, "N", "queued requests before the engine refuses more (default 256)",
+                         "expected 1 to 1000000"},
+    [OPT_KV_TYPE] = {NULL, "--kv-type", "kv_type", EO_KV_TYPE, EO(kv_type), 0, 0, false, "TYPE",
+                     "KV cache type: f16 (default), f32, q8_0", "is not one of f16, f32, q8_0"},
+    [OPT_NO_PREFIX_CACHE] = {NULL, "--no-prefix-cache", "prefix_cache.enabled", EO_OFF, EO(prefix_cache), 0,
+                             0, false, NULL, "compute every prompt token, cache nothing", NULL},
+    [OPT_CACHE_DB] =
+        {NULL, "--cache-db", "prefix_cache.path", EO_CACHE_DB, EO(cache_db), 0, 0, false, "PATH",
+         "prefix-cache database (default $XDG_CACHE_HOME/hearth/prefix-cache.sqlite; 'none': memory "
+         "only)",
+         "expected a file path, or none"},
+    [OPT_CACHE_MAX_SIZE] = {NULL, "--cache-max-size", "prefix_cache.max_size", EO_SIZE, EO(cache_max_bytes),
+                            0, 0, false, "SIZE", "largest prefix-cache database, e.g. 512MiB (default 2GiB)",
+                            "expected a size such as 512MiB or 2GB"},
+};
+
+#define BENCH_CACHE_DB_HELP                                                                                  \
+    "prefix-cache database (bench default: memory only, so a cache left by earlier runs cannot warm cold "   \
+    "figures; the config file's prefix_cache.path is not used)"
+
+static void *field_of(app_engine_opts *eo, int i) {
+    return (char *)eo + k_opts[i].off;
+}
+
+/* ------------------------------------------------------------ (a) defaults */
+
+void app_engine_opts_defaults(app_engine_opts *eo) {
+    memset(eo, 0, sizeof *eo);
+    snprintf(eo->backend, sizeof eo->backend, "auto");
+    eo->gpu_layers = HEARTH_GPU_LAYERS_ALL;
+    eo->batch = 512;
+    eo->max_waiting = 256;
+    eo->kv_type = HEARTH_F16;
+    eo->prefix_cache = true;
+    for (int i = 0; i < APP_ENGINE_OPTS_N; i++)
+        eo->source[i] = "default";
+}
+
+void app_engine_opts_bench_defaults(app_engine_opts *eo) {
+    eo->bench_defaults = true;
+    eo->cache_memory_only = true;
+    eo->source[OPT_CACHE_DB] = "bench default";
+}
+
+/* ------------------------------------------------------------ (b) the config file */
+
+static void set_cache_db(app_engine_opts *eo, const char *path) {
+    eo->cache_memory_only = !strcmp(path, "none");
+    snprintf(eo->cache_db, sizeof eo->cache_db, "%s", eo->cache_memory_only ? "" : path);
+}
+
+void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg) {
+    if (!cfg) return;
+    hearth_config d; /* what the file says when it says nothing */
+    hearth_config_init(&d);
+    const char *src = "config";
+    if (cfg->backend[0] && strcmp(cfg->backend, d.backend)) {
+        snprintf(eo->backend, sizeof eo->backend, "%s", cfg->backend);
+        eo->source[OPT_BACKEND] = src;
+    }
+    struct {
+        int opt, value, unset;
+    } ints[] = {
+        {OPT_THREADS, cfg->threads, d.threads},    {OPT_GPU_LAYERS, cfg->gpu_layers, d.gpu_layers},
+        {OPT_CTX, cfg->context, d.context},        {OPT_BATCH, cfg->batch, d.batch},
+        {OPT_PARALLEL, cfg->parallel, d.parallel}, {OPT_MAX_WAITING, cfg->server.max_waiting, 0},
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+        if (ints[k].value == ints[k].unset) continue;
+        *(int *)field_of(eo, ints[k].opt) = ints[k].value;
+        eo->source[ints[k].opt] = src;
+    }
+    if (cfg->kv_type != d.kv_type) {
+        eo->kv_type = cfg->kv_type;
+        eo->source[OPT_KV_TYPE] = src;
+    }
+    if (cfg->prefix_cache.enabled != d.prefix_cache.enabled) {
+        eo->prefix_cache = cfg->prefix_cache.enabled;
+        eo->source[OPT_NO_PREFIX_CACHE] = src;
+    }
+    if (cfg->prefix_cache.path && !eo->bench_defaults) {
+        set_cache_db(eo, cfg->prefix_cache.path);
+        eo->source[OPT_CACHE_DB] = src;
+    }
+    if (cfg->prefix_cache.max_size) {
+        eo->cache_max_bytes = cfg->prefix_cache.max_size;
+        eo->source[OPT_CACHE_MAX_SIZE] = src;
+    }
+    hearth_config_free(&d);
+}
+
+bool app_engine_opts_load_config(const char *cmd, int argc, char **argv, hearth_config *cfg) {
+    hearth_error err = {0};
+    if (hearth_config_load(app_config_arg(argc, argv), cfg, &err) == HEARTH_OK) return true;
+    fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);
+    return false;
+}
+
+/* ------------------------------------------------------------ (c) the flags */
+
+int app_engine_opts_args(app_engine_opts *eo, const arg_opt *own, int n_own, arg_opt *out, int cap) {
+    int n = 0;
+    for (int i = 0; i < n_own && n < cap; i++)
+        out[n++] = own[i];
+    for (int i = 0; i < APP_ENGINE_OPTS_N && n < cap; i++) {
+        const eo_def *d = &k_opts[i];
+        if (d->type == EO_OFF)
+            out[n++] = (arg_opt){d->short_name, d->long_name, ARG_FLAG, &eo->raw_flag[i], NULL, NULL};
+        else
+            out[n++] = (arg_opt){d->short_name, d->long_name, ARG_STR, &eo->raw[i], d->metavar, NULL};
+    }
+    if (n < cap) out[n++] = (arg_opt){NULL, "--print-config", ARG_FLAG, &eo->print_config, NULL, NULL};
+    return n;
+}
+
+static bool flag_error(const char *cmd, const eo_def *d, const char *v) {
+    if (d->type == EO_KV_TYPE) /* the wording scripts already match */
+        fprintf(stderr, "hearth %s: %s '%s' %s\n", cmd, d->long_name, v, d->accepted);
+    else
+        fprintf(stderr, "hearth %s: %s %s: %s (see hearth %s --help)\n", cmd, d->long_name, v, d->accepted,
+                cmd);
+    return false;
+}
+
+static bool parse_int(const eo_def *d, const char *v, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || !*v || *end) return false;
+    if (!((x >= d->min && x <= d->max) || (d->zero_ok && x == 0))) return false;
+    *out = (int)x;
+    return true;
+}
+
+/* One flag's text into the options; false (nothing changed) when it is bad. */
+static bool apply_flag(app_engine_opts *eo, int i, const char *v) {
+    const eo_def *d = &k_opts[i];
+    hearth_config scratch; /* the config file's checks, for the kinds it knows */
+    hearth_config_init(&scratch);
+    bool ok = true;
+    switch (d->type) {
+    case EO_INT: ok = parse_int(d, v, (int *)field_of(eo, i)); break;
+    case EO_BACKEND:
+        ok = *v && hearth_config_set(&scratch, d->key, v, NULL) == HEARTH_OK;
+        if (ok) snprintf(eo->backend, sizeof eo->backend, "%s", scratch.backend);
+        break;
+    case EO_KV_TYPE: {
+        hearth_dtype t;
+        ok = hearth_dtype_from_name(v, &t) && (t == HEARTH_F16 || t == HEARTH_F32 || t == HEARTH_Q8_0);
+        if (ok) eo->kv_type = t;
+        break;
+    }
+    case EO_OFF: eo->prefix_cache = false; break;
+    case EO_CACHE_DB:
+        ok = *v != 0;
+        if (ok) set_cache_db(eo, v);
+        break;
+    case EO_SIZE: ok = hearth_config_parse_size(v, &eo->cache_max_bytes); break;
+    }
+    hearth_config_free(&scratch);
+    return ok;
+}
+
+bool app_engine_opts_apply_flags(app_engine_opts *eo, const char *cmd) {
+    for (int i = 0; i < APP_ENGINE_OPTS_N; i++) {
+        const char *v = k_opts[i].type == EO_OFF ? (eo->raw_flag[i] ? "" : NULL) : eo->raw[i];
+        if (!v) continue;
+        if (!apply_flag(eo, i, v)) return flag_error(cmd, &k_opts[i], v);
+        eo->source[i] = "flag";
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------ (d) help */
+
+void app_engine_opts_print_help(const app_engine_opts *eo, FILE *f) {
+    fprintf(f, "\nengine options (the same in run, chat, serve and bench; config-file key in []):\n");
+    for (int i = 0; i < APP_ENGINE_OPTS_N; i++) {
+        const eo_def *d = &k_opts[i];
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s%s%s", d->short_name ? d->short_name : "",
+                 d->short_name ? ", " : "", d->long_name, d->metavar ? " " : "",
+                 d->metavar ? d->metavar : "");
+        const char *help = i == OPT_CACHE_DB && eo->bench_defaults ? BENCH_CACHE_DB_HELP : d->help;
+        fprintf(f, "  %-28s %s [%s]\n", left, help, d->key);
+    }
+    fprintf(f, "  %-28s %s\n", "--print-config", "print the resolved engine options as JSON and exit");
+}
+
+int app_engine_opts_parse(app_engine_opts *eo, const char *cmd, const char *usage, const char *desc,
+                          const arg_opt *own, int n_own, int argc, char **argv, const char **pos, int max_pos,
+                          int *n_pos) {
+    arg_opt all[APP_ARGS_MAX];
+    int n = app_engine_opts_args(eo, own, n_own, all, APP_ARGS_MAX);
+    int r = arg_parse(cmd, usage, desc, all, n, argc, argv, pos, max_pos, n_pos);
+    if (r > 0) app_engine_opts_print_help(eo, stdout);
+    if (r) return r;
+    return app_engine_opts_apply_flags(eo, cmd) ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ (e) what the options give */
+
+void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parallel, hearth_engine_config *ec,
+                                   char *db_buf, size_t db_cap) {
+    *ec = hearth_engine_defaults();
+    ec->n_ctx = eo->ctx;
+    ec->n_parallel = eo->parallel ? eo->parallel : default_parallel;
+    ec->n_batch = eo->batch;
+    ec->kv_type = eo->kv_type;
+    ec->max_waiting = eo->max_waiting;
+    ec->prefix_cache = eo->prefix_cache;
+    ec->cache_db = NULL;
+    if (eo->prefix_cache && !eo->cache_memory_only)
+        ec->cache_db = eo->cache_db[0] ? eo->cache_db : hearth_cache_store_default_path(db_buf, db_cap);
+    ec->cache_db_max_bytes = eo->cache_max_bytes;
+}
+
+bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char *model_path, bool quiet,
+                          hearth_backend **be_out, hearth_model **model_out) {
+    return app_load(cmd, model_path, eo->backend, eo->threads, eo->gpu_layers, quiet, be_out, model_out);
+}
+
+int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const char *model,
+                               int default_parallel) {
+    hearth_engine_config ec;
+    char db[1024];
+    app_engine_opts_engine_config(eo, default_parallel, &ec, db, sizeof db);
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return 1;
+    cJSON_AddStringToObject(o, "command", cmd);
+    if (model)
+        cJSON_AddStringToObject(o, "model", model);
+    else
+        cJSON_AddNullToObject(o, "model");
+    cJSON_AddStringToObject(o, "backend", eo->backend);
+    cJSON_AddNumberToObject(o, "threads", eo->threads);
+    cJSON_AddNumberToObject(o, "gpu_layers", eo->gpu_layers);
+    cJSON_AddNumberToObject(o, "context", ec.n_ctx);
+    cJSON_AddNumberToObject(o, "batch", ec.n_batch);
+    cJSON_AddNumberToObject(o, "parallel", ec.n_parallel);
+    cJSON_AddNumberToObject(o, "max_waiting", ec.max_waiting);
+    cJSON_AddStringToObject(o, "kv_type", hearth_dtype_name(ec.kv_type));
+    cJSON_AddBoolToObject(o, "prefix_cache", ec.prefix_cache);
+    if (ec.cache_db)
+        cJSON_AddStringToObject(o, "cache_db", ec.cache_db);
+    else
+        cJSON_AddNullToObject(o, "cache_db");
+    cJSON_AddNumberToObject(o, "cache_max_size", (double)ec.cache_db_max_bytes);
+    cJSON *src = cJSON_AddObjectToObject(o, "source");
+    for (int i = 0; i < APP_ENGINE_OPTS_N; i++)
+        cJSON_AddStringToObject(src, k_opts[i].key, eo->source[i]);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) return 1;
+    puts(s);
+    free(s);
+    return 0;
+}
+
+bool app_engine_opts_to_config(const app_engine_opts *eo, hearth_config *cfg, hearth_error *err) {
+    char *path = NULL;
+    if (eo->cache_db[0] && !(path = strdup(eo->cache_db))) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    snprintf(cfg->backend, sizeof cfg->backend, "%s", eo->backend);
+    cfg->threads = eo->threads;
+    cfg->gpu_layers = eo->gpu_layers;
+    cfg->context = eo->ctx;
+    cfg->batch = eo->batch;
+    cfg->parallel = eo->parallel;
+    cfg->kv_type = eo->kv_type;
+    cfg->server.max_waiting = eo->max_waiting;
+    cfg->prefix_cache.enabled = eo->prefix_cache;
+    cfg->prefix_cache.max_size = eo->cache_max_bytes;
+    free(cfg->prefix_cache.path);
+    cfg->prefix_cache.path = path;
+    return true;
+}
