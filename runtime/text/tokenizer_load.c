@@ -528,7 +528,7 @@ static bool contains(const char *hay, const char *needle) {
 }
 
 /* llama.cpp's per-model strip attributes (they are not in GGUF files). */
-static void apply_name_fixups(hearth_tokenizer *t, const hearth_gguf *g) {
+static void load_name_fixups(hearth_tokenizer *t, const hearth_gguf *g) {
     char name[128] = "", arch[64] = "";
     hearth_str s;
     if (hearth_gguf_get_str(g, "general.name", &s)) hearth_str_copy(s, name, sizeof name);
@@ -598,7 +598,7 @@ hearth_tokenizer *hearth_tokenizer_from_gguf(const hearth_gguf *g, hearth_error 
         hearth_tokenizer_free(t);
         return NULL;
     }
-    apply_name_fixups(t, g);
+    load_name_fixups(t, g);
     load_byte_tables(t);
     return t;
 }
