@@ -51,8 +51,8 @@ static int list_devices(bool json) {
         if (d[i].mem_total) app_human_bytes((double)d[i].mem_total, tot, sizeof tot);
         if (d[i].mem_free) app_human_bytes((double)d[i].mem_free, fr, sizeof fr);
         printf("%-10s %s%s\n", d[i].select, d[i].name, d[i].auto_pick ? "   <- --backend auto" : "");
-        printf("%-10s %s; %s; memory %s (%s free)\n", "", d[i].kind, d[i].driver[0] ? d[i].driver : "driver ?", tot,
-               fr);
+        printf("%-10s %s; %s; memory %s (%s free)\n", "", d[i].kind,
+               d[i].driver[0] ? d[i].driver : "driver ?", tot, fr);
         if (!d[i].usable || d[i].note[0])
             printf("%-10s %s%s\n", "", d[i].usable ? "" : "not usable: ", d[i].note);
     }
@@ -60,190 +60,254 @@ static int list_devices(bool json) {
     return 0;
 }
 
-int cmd_info(int argc, char **argv) {
-    const char *model_path = NULL, *kv_type_name = "f16", *backend = NULL;
-    int ctx = 0, parallel = 1, gpu_layers = HEARTH_GPU_LAYERS_ALL, threads = 0;
-    bool json = false, devices = false;
+/* What `hearth info` was asked. */
+typedef struct info_opts {
+    const char *model_path, *kv_type_name, *backend;
+    int ctx, parallel, gpu_layers, threads;
+    bool json, devices;
+    hearth_dtype kv_type;
+} info_opts;
+
+/* What it found: metadata, tensor statistics, the memory estimate and, with
+ * --backend, the loaded model whose offload plan is shown. */
+typedef struct info_report {
+    hearth_gguf *g;
+    hearth_arch arch;
+    hearth_hparams hp;
+    bool have_hp;
+    hearth_error err; /* why the hparams could not be read, when !have_hp */
+    uint64_t n_params, weight_bytes, type_count[HEARTH_DTYPE_COUNT], type_bytes[HEARTH_DTYPE_COUNT];
+    char name[128];
+    int n_ctx;
+    uint64_t kv_bytes, act_bytes;
+    hearth_backend *be;
+    hearth_model *m;
+    hearth_backend_info bi;
+    uint64_t dev_kv;
+} info_report;
+
+/* Parse the command line into o; returns -1 to go on, else the exit code. */
+static int info_parse_flags(int argc, char **argv, info_opts *o) {
+    *o = (info_opts){.kv_type_name = "f16", .parallel = 1, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
     const arg_opt opts[] = {
-        {NULL, "--devices", ARG_FLAG, &devices, NULL,
+        {NULL, "--devices", ARG_FLAG, &o->devices, NULL,
          "list the devices this build can run on (CPU, CUDA GPUs, Vulkan devices) and exit"},
-        {"-m", "--model", ARG_STR, &model_path, "PATH", "GGUF model file (or give it as the argument)"},
-        {"-c", "--ctx", ARG_INT, &ctx, "N", "context length per sequence for the memory estimate (default: the model's)"},
-        {NULL, "--parallel", ARG_INT, &parallel, "N", "sequences served at once (default 1)"},
-        {NULL, "--kv-type", ARG_STR, &kv_type_name, "TYPE", "KV cache type: f16 (default), f32, q8_0"},
-        {NULL, "--backend", ARG_STR, &backend, "NAME",
+        {"-m", "--model", ARG_STR, &o->model_path, "PATH", "GGUF model file (or give it as the argument)"},
+        {"-c", "--ctx", ARG_INT, &o->ctx, "N",
+         "context length per sequence for the memory estimate (default: the model's)"},
+        {NULL, "--parallel", ARG_INT, &o->parallel, "N", "sequences served at once (default 1)"},
+        {NULL, "--kv-type", ARG_STR, &o->kv_type_name, "TYPE", "KV cache type: f16 (default), f32, q8_0"},
+        {NULL, "--backend", ARG_STR, &o->backend, "NAME",
          "load the model on auto, cpu, cuda[:N] or vulkan[:N] and show the offload plan"},
-        {"-ngl", "--gpu-layers", ARG_INT, &gpu_layers, "N", APP_GPU_LAYERS_HELP},
-        {"-t", "--threads", ARG_INT, &threads, "N", "CPU threads for the host side (with --backend)"},
-        {NULL, "--json", ARG_FLAG, &json, NULL, "print one JSON object"},
+        {"-ngl", "--gpu-layers", ARG_INT, &o->gpu_layers, "N", APP_GPU_LAYERS_HELP},
+        {"-t", "--threads", ARG_INT, &o->threads, "N", "CPU threads for the host side (with --backend)"},
+        {NULL, "--json", ARG_FLAG, &o->json, NULL, "print one JSON object"},
     };
     const char *pos[1];
     int n_pos;
-    int r = arg_parse("info", "MODEL.gguf [--ctx N] [--parallel N] [--backend B [--gpu-layers N]] [--json] | --devices",
-                      "Show a model's architecture, hyperparameters, tensor types, parameter count, and the memory "
-                      "needed for its weights plus the KV cache.",
-                      opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
+    int r = arg_parse(
+        "info", "MODEL.gguf [--ctx N] [--parallel N] [--backend B [--gpu-layers N]] [--json] | --devices",
+        "Show a model's architecture, hyperparameters, tensor types, parameter count, and the memory "
+        "needed for its weights plus the KV cache.",
+        opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
     if (r) return r > 0 ? 0 : 2;
-    if (devices) return list_devices(json);
-    if (n_pos) model_path = pos[0];
-    if (!model_path) {
+    if (o->devices) return list_devices(o->json);
+    if (n_pos) o->model_path = pos[0];
+    if (!o->model_path) {
         fprintf(stderr, "hearth info: no model given (see hearth info --help)\n");
         return 2;
     }
-    if (ctx < 0 || parallel < 1) {
+    if (o->ctx < 0 || o->parallel < 1) {
         fprintf(stderr, "hearth info: --ctx must be >= 0 and --parallel >= 1\n");
         return 2;
     }
-    hearth_dtype kv_type;
-    if (!app_parse_kv_type("info", kv_type_name, &kv_type)) return 2;
+    if (!app_parse_kv_type("info", o->kv_type_name, &o->kv_type)) return 2;
+    return -1;
+}
+
+/* Tensor statistics, the name, and weights + KV cache + activations at the
+ * asked context and parallelism (from r->g, already open). */
+static void info_compute(const info_opts *o, info_report *r) {
+    r->have_hp = hearth_hparams_read(r->g, &r->arch, &r->hp, &r->err) == HEARTH_OK;
+    for (uint64_t i = 0; i < hearth_gguf_n_tensors(r->g); i++) {
+        const gguf_tensor *t = hearth_gguf_tensor_at(r->g, i);
+        r->n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        r->weight_bytes += t->nbytes;
+        r->type_count[t->type]++;
+        r->type_bytes[t->type] += t->nbytes;
+    }
+    hearth_str name = {0};
+    hearth_gguf_get_str(r->g, "general.name", &name);
+    hearth_str_copy(name, r->name, sizeof r->name);
+    const hearth_hparams *hp = &r->hp;
+    r->n_ctx = o->ctx ? o->ctx : (r->have_hp ? hp->n_ctx_train : 0);
+    const int page_size = 16;
+    if (r->have_hp) {
+        hearth_kv_config kc = {hp->n_layer, hp->n_head_kv, hp->head_dim, o->kv_type, page_size, 1, NULL};
+        uint64_t pages = (uint64_t)o->parallel * (uint64_t)((r->n_ctx + page_size - 1) / page_size);
+        r->kv_bytes = hearth_kv_page_bytes(&kc) * pages;
+    }
+    r->act_bytes = r->have_hp
+                       ? (uint64_t)512 * sizeof(float) *
+                             (uint64_t)(4 * hp->n_embd + 2 * hp->n_ff + hp->n_vocab +
+                                        2 * hp->n_head * hp->head_dim + 2 * hp->n_head_kv * hp->head_dim)
+                       : 0;
+}
+
+/* --backend: load the model where it would run, for the offload plan.
+ * Returns false (message printed) when loading fails. */
+static bool info_load_offload(const info_opts *o, info_report *r) {
+    if (!o->backend || !r->have_hp) return true;
     hearth_error err = {0};
-    hearth_gguf *g = hearth_gguf_open(model_path, &err);
-    if (!g) {
+    if (app_open_model(o->model_path, o->backend, o->threads, o->gpu_layers, &r->be, &r->m, &err)) {
+        fprintf(stderr, "hearth info: %s\n", err.msg);
+        return false;
+    }
+    r->be->ops->info(r->be, &r->bi);
+    r->dev_kv = r->hp.n_layer ? r->kv_bytes / (uint64_t)r->hp.n_layer * (uint64_t)r->m->n_device_layers : 0;
+    return true;
+}
+
+static void info_print_json(const info_opts *o, const info_report *r) {
+    const hearth_hparams *hp = &r->hp;
+    cJSON *obj = cJSON_CreateObject();
+    cJSON_AddStringToObject(obj, "file", o->model_path);
+    cJSON_AddNumberToObject(obj, "file_bytes", (double)hearth_gguf_file_size(r->g));
+    cJSON_AddNumberToObject(obj, "gguf_version", hearth_gguf_version(r->g));
+    cJSON_AddStringToObject(obj, "name", r->name);
+    if (r->have_hp) {
+        cJSON_AddStringToObject(obj, "architecture", hearth_arch_get(r->arch)->name);
+        cJSON *h = cJSON_AddObjectToObject(obj, "hparams");
+        cJSON_AddNumberToObject(h, "n_vocab", hp->n_vocab);
+        cJSON_AddNumberToObject(h, "n_ctx_train", hp->n_ctx_train);
+        cJSON_AddNumberToObject(h, "n_embd", hp->n_embd);
+        cJSON_AddNumberToObject(h, "n_layer", hp->n_layer);
+        cJSON_AddNumberToObject(h, "n_head", hp->n_head);
+        cJSON_AddNumberToObject(h, "n_head_kv", hp->n_head_kv);
+        cJSON_AddNumberToObject(h, "head_dim", hp->head_dim);
+        cJSON_AddNumberToObject(h, "n_ff", hp->n_ff);
+        cJSON_AddNumberToObject(h, "rope_freq_base", hp->rope_freq_base);
+        cJSON_AddNumberToObject(h, "rms_eps", hp->rms_eps);
+    } else {
+        cJSON_AddStringToObject(obj, "hparams_error", r->err.msg);
+    }
+    cJSON_AddNumberToObject(obj, "n_tensors", (double)hearth_gguf_n_tensors(r->g));
+    cJSON_AddNumberToObject(obj, "n_params", (double)r->n_params);
+    cJSON *tt = cJSON_AddObjectToObject(obj, "tensor_types");
+    for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
+        if (r->type_count[t])
+            cJSON_AddNumberToObject(tt, hearth_dtype_name((hearth_dtype)t), (double)r->type_count[t]);
+    cJSON *mem = cJSON_AddObjectToObject(obj, "memory");
+    cJSON_AddNumberToObject(mem, "ctx", r->n_ctx);
+    cJSON_AddNumberToObject(mem, "parallel", o->parallel);
+    cJSON_AddStringToObject(mem, "kv_type", hearth_dtype_name(o->kv_type));
+    cJSON_AddNumberToObject(mem, "weights_bytes", (double)r->weight_bytes);
+    cJSON_AddNumberToObject(mem, "kv_bytes", (double)r->kv_bytes);
+    cJSON_AddNumberToObject(mem, "activations_bytes", (double)r->act_bytes);
+    cJSON_AddNumberToObject(mem, "total_bytes", (double)(r->weight_bytes + r->kv_bytes + r->act_bytes));
+    if (r->m) {
+        cJSON *off = cJSON_AddObjectToObject(obj, "offload");
+        cJSON_AddStringToObject(off, "backend", r->bi.name);
+        cJSON_AddStringToObject(off, "device", r->bi.device);
+        cJSON_AddStringToObject(off, "plan", r->m->plan);
+        cJSON_AddNumberToObject(off, "device_layers", r->m->n_device_layers);
+        cJSON_AddNumberToObject(off, "n_layer", hp->n_layer);
+        cJSON_AddNumberToObject(off, "device_weight_bytes",
+                                (double)(r->be->host ? r->m->device_bytes : r->m->weight_bytes));
+        cJSON_AddNumberToObject(off, "device_kv_bytes", (double)r->dev_kv);
+        cJSON_AddNumberToObject(off, "device_mem_total", (double)r->bi.mem_total);
+        cJSON_AddNumberToObject(off, "device_mem_free", (double)r->bi.mem_free);
+    }
+    char *s = cJSON_PrintUnformatted(obj);
+    puts(s ? s : "{}");
+    free(s);
+    cJSON_Delete(obj);
+}
+
+/* The architecture and hyperparameter lines of the text report. */
+static void info_print_hparams(const info_report *r) {
+    const hearth_hparams *hp = &r->hp;
+    if (!r->have_hp) {
+        printf("architecture:  (%s)\n", r->err.msg);
+        return;
+    }
+    printf("architecture:  %s\n", hearth_arch_get(r->arch)->name);
+    printf("layers:        %d\n", hp->n_layer);
+    printf("dim:           %d (ffn %d)\n", hp->n_embd, hp->n_ff);
+    printf("heads:         %d query, %d key/value%s, head size %d\n", hp->n_head, hp->n_head_kv,
+           hp->n_head_kv < hp->n_head ? " (grouped-query attention)" : "", hp->head_dim);
+    printf("vocabulary:    %d tokens\n", hp->n_vocab);
+    printf("context:       %d tokens (trained)\n", hp->n_ctx_train);
+    printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
+           hp->rope_freq_scale != 1.0f ? ", linear scaling" : "");
+}
+
+/* The memory estimate and, with --backend, the offload plan. */
+static void info_print_memory(const info_opts *o, const info_report *r) {
+    char b1[32], b2[32], b3[32], b4[32];
+    if (r->have_hp) {
+        app_human_bytes((double)r->weight_bytes, b2, sizeof b2);
+        app_human_bytes((double)r->kv_bytes, b3, sizeof b3);
+        app_human_bytes((double)(r->weight_bytes + r->kv_bytes + r->act_bytes), b4, sizeof b4);
+        printf("memory at ctx %d x %d sequence%s (KV %s):\n", r->n_ctx, o->parallel,
+               o->parallel == 1 ? "" : "s", hearth_dtype_name(o->kv_type));
+        printf("  weights      %s\n  kv cache     %s\n", b2, b3);
+        app_human_bytes((double)r->act_bytes, b2, sizeof b2);
+        printf("  activations  %s (512-token batches)\n  total        %s\n", b2, b4);
+    }
+    if (r->m) {
+        const hearth_backend_info *bi = &r->bi;
+        app_human_bytes((double)(bi->mem_free ? bi->mem_free : bi->mem_total), b1, sizeof b1);
+        printf("offload on %s (%s), %s %s:\n  %s\n", bi->name, bi->device, b1,
+               bi->mem_free ? "free" : "in all", r->m->plan);
+        app_human_bytes((double)(r->be->host ? r->m->device_bytes : r->m->weight_bytes), b2, sizeof b2);
+        app_human_bytes((double)r->dev_kv, b3, sizeof b3);
+        printf("  on %s: %d of %d layers, weights %s, kv cache %s\n", bi->name, r->m->n_device_layers,
+               r->hp.n_layer, b2, b3);
+    }
+}
+
+static void info_print_text(const info_opts *o, const info_report *r) {
+    char b1[32], b2[32];
+    app_human_bytes((double)hearth_gguf_file_size(r->g), b1, sizeof b1);
+    printf("file:          %s (%s, GGUF v%u)\n", o->model_path, b1, hearth_gguf_version(r->g));
+    if (r->name[0]) printf("name:          %s\n", r->name);
+    info_print_hparams(r);
+    printf("parameters:    %.2fM in %llu tensors\n", r->n_params / 1e6,
+           (unsigned long long)hearth_gguf_n_tensors(r->g));
+    printf("tensor types: ");
+    for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
+        if (r->type_count[t]) {
+            app_human_bytes((double)r->type_bytes[t], b2, sizeof b2);
+            printf(" %s x%llu (%s)", hearth_dtype_name((hearth_dtype)t), (unsigned long long)r->type_count[t],
+                   b2);
+        }
+    printf("\n");
+    info_print_memory(o, r);
+}
+
+int cmd_info(int argc, char **argv) {
+    info_opts o;
+    int rc = info_parse_flags(argc, argv, &o);
+    if (rc >= 0) return rc;
+    info_report r = {0};
+    hearth_error err = {0};
+    r.g = hearth_gguf_open(o.model_path, &err);
+    if (!r.g) {
         fprintf(stderr, "hearth info: %s\n", err.msg);
         return 1;
     }
-    hearth_arch arch;
-    hearth_hparams hp;
-    bool have_hp = hearth_hparams_read(g, &arch, &hp, &err) == HEARTH_OK;
-    /* tensor statistics */
-    uint64_t n_params = 0, weight_bytes = 0, type_count[HEARTH_DTYPE_COUNT] = {0}, type_bytes[HEARTH_DTYPE_COUNT] = {0};
-    for (uint64_t i = 0; i < hearth_gguf_n_tensors(g); i++) {
-        const gguf_tensor *t = hearth_gguf_tensor_at(g, i);
-        n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
-        weight_bytes += t->nbytes;
-        type_count[t->type]++;
-        type_bytes[t->type] += t->nbytes;
+    info_compute(&o, &r);
+    rc = 1;
+    if (info_load_offload(&o, &r)) {
+        if (o.json)
+            info_print_json(&o, &r);
+        else
+            info_print_text(&o, &r);
+        rc = 0;
     }
-    hearth_str name = {0};
-    hearth_gguf_get_str(g, "general.name", &name);
-    char namebuf[128] = "";
-    hearth_str_copy(name, namebuf, sizeof namebuf);
-    int n_ctx = ctx ? ctx : (have_hp ? hp.n_ctx_train : 0);
-    uint64_t kv_bytes = 0;
-    const int page_size = 16;
-    if (have_hp) {
-        hearth_kv_config kc = {hp.n_layer, hp.n_head_kv, hp.head_dim, kv_type, page_size, 1, NULL};
-        uint64_t pages = (uint64_t)parallel * (uint64_t)((n_ctx + page_size - 1) / page_size);
-        kv_bytes = hearth_kv_page_bytes(&kc) * pages;
-    }
-    /* the offload plan: load the model where it would run */
-    hearth_backend *be = NULL;
-    hearth_model *m = NULL;
-    hearth_backend_info bi = {0};
-    uint64_t dev_kv = 0;
-    if (backend && have_hp) {
-        if (app_open_model(model_path, backend, threads, gpu_layers, &be, &m, &err)) {
-            fprintf(stderr, "hearth info: %s\n", err.msg);
-            hearth_gguf_close(g);
-            return 1;
-        }
-        be->ops->info(be, &bi);
-        dev_kv = hp.n_layer ? kv_bytes / (uint64_t)hp.n_layer * (uint64_t)m->n_device_layers : 0;
-    }
-    uint64_t act_bytes = have_hp ? (uint64_t)512 * sizeof(float) *
-                                       (uint64_t)(4 * hp.n_embd + 2 * hp.n_ff + hp.n_vocab +
-                                                  2 * hp.n_head * hp.head_dim + 2 * hp.n_head_kv * hp.head_dim)
-                                 : 0;
-    if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "file", model_path);
-        cJSON_AddNumberToObject(o, "file_bytes", (double)hearth_gguf_file_size(g));
-        cJSON_AddNumberToObject(o, "gguf_version", hearth_gguf_version(g));
-        cJSON_AddStringToObject(o, "name", namebuf);
-        if (have_hp) {
-            cJSON_AddStringToObject(o, "architecture", hearth_arch_get(arch)->name);
-            cJSON *h = cJSON_AddObjectToObject(o, "hparams");
-            cJSON_AddNumberToObject(h, "n_vocab", hp.n_vocab);
-            cJSON_AddNumberToObject(h, "n_ctx_train", hp.n_ctx_train);
-            cJSON_AddNumberToObject(h, "n_embd", hp.n_embd);
-            cJSON_AddNumberToObject(h, "n_layer", hp.n_layer);
-            cJSON_AddNumberToObject(h, "n_head", hp.n_head);
-            cJSON_AddNumberToObject(h, "n_head_kv", hp.n_head_kv);
-            cJSON_AddNumberToObject(h, "head_dim", hp.head_dim);
-            cJSON_AddNumberToObject(h, "n_ff", hp.n_ff);
-            cJSON_AddNumberToObject(h, "rope_freq_base", hp.rope_freq_base);
-            cJSON_AddNumberToObject(h, "rms_eps", hp.rms_eps);
-        } else {
-            cJSON_AddStringToObject(o, "hparams_error", err.msg);
-        }
-        cJSON_AddNumberToObject(o, "n_tensors", (double)hearth_gguf_n_tensors(g));
-        cJSON_AddNumberToObject(o, "n_params", (double)n_params);
-        cJSON *tt = cJSON_AddObjectToObject(o, "tensor_types");
-        for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
-            if (type_count[t]) cJSON_AddNumberToObject(tt, hearth_dtype_name((hearth_dtype)t), (double)type_count[t]);
-        cJSON *mem = cJSON_AddObjectToObject(o, "memory");
-        cJSON_AddNumberToObject(mem, "ctx", n_ctx);
-        cJSON_AddNumberToObject(mem, "parallel", parallel);
-        cJSON_AddStringToObject(mem, "kv_type", hearth_dtype_name(kv_type));
-        cJSON_AddNumberToObject(mem, "weights_bytes", (double)weight_bytes);
-        cJSON_AddNumberToObject(mem, "kv_bytes", (double)kv_bytes);
-        cJSON_AddNumberToObject(mem, "activations_bytes", (double)act_bytes);
-        cJSON_AddNumberToObject(mem, "total_bytes", (double)(weight_bytes + kv_bytes + act_bytes));
-        if (m) {
-            cJSON *off = cJSON_AddObjectToObject(o, "offload");
-            cJSON_AddStringToObject(off, "backend", bi.name);
-            cJSON_AddStringToObject(off, "device", bi.device);
-            cJSON_AddStringToObject(off, "plan", m->plan);
-            cJSON_AddNumberToObject(off, "device_layers", m->n_device_layers);
-            cJSON_AddNumberToObject(off, "n_layer", hp.n_layer);
-            cJSON_AddNumberToObject(off, "device_weight_bytes",
-                                    (double)(be->host ? m->device_bytes : m->weight_bytes));
-            cJSON_AddNumberToObject(off, "device_kv_bytes", (double)dev_kv);
-            cJSON_AddNumberToObject(off, "device_mem_total", (double)bi.mem_total);
-            cJSON_AddNumberToObject(off, "device_mem_free", (double)bi.mem_free);
-        }
-        char *s = cJSON_PrintUnformatted(o);
-        puts(s ? s : "{}");
-        free(s);
-        cJSON_Delete(o);
-    } else {
-        char b1[32], b2[32], b3[32], b4[32];
-        app_human_bytes((double)hearth_gguf_file_size(g), b1, sizeof b1);
-        printf("file:          %s (%s, GGUF v%u)\n", model_path, b1, hearth_gguf_version(g));
-        if (namebuf[0]) printf("name:          %s\n", namebuf);
-        if (have_hp) {
-            printf("architecture:  %s\n", hearth_arch_get(arch)->name);
-            printf("layers:        %d\n", hp.n_layer);
-            printf("dim:           %d (ffn %d)\n", hp.n_embd, hp.n_ff);
-            printf("heads:         %d query, %d key/value%s, head size %d\n", hp.n_head, hp.n_head_kv,
-                   hp.n_head_kv < hp.n_head ? " (grouped-query attention)" : "", hp.head_dim);
-            printf("vocabulary:    %d tokens\n", hp.n_vocab);
-            printf("context:       %d tokens (trained)\n", hp.n_ctx_train);
-            printf("rope:          base %g, %d dims%s\n", hp.rope_freq_base, hp.n_rot,
-                   hp.rope_freq_scale != 1.0f ? ", linear scaling" : "");
-        } else {
-            printf("architecture:  (%s)\n", err.msg);
-        }
-        printf("parameters:    %.2fM in %llu tensors\n", n_params / 1e6, (unsigned long long)hearth_gguf_n_tensors(g));
-        printf("tensor types: ");
-        for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
-            if (type_count[t]) {
-                app_human_bytes((double)type_bytes[t], b2, sizeof b2);
-                printf(" %s x%llu (%s)", hearth_dtype_name((hearth_dtype)t), (unsigned long long)type_count[t], b2);
-            }
-        printf("\n");
-        if (have_hp) {
-            app_human_bytes((double)weight_bytes, b2, sizeof b2);
-            app_human_bytes((double)kv_bytes, b3, sizeof b3);
-            app_human_bytes((double)(weight_bytes + kv_bytes + act_bytes), b4, sizeof b4);
-            printf("memory at ctx %d x %d sequence%s (KV %s):\n", n_ctx, parallel, parallel == 1 ? "" : "s",
-                   hearth_dtype_name(kv_type));
-            printf("  weights      %s\n  kv cache     %s\n", b2, b3);
-            app_human_bytes((double)act_bytes, b2, sizeof b2);
-            printf("  activations  %s (512-token batches)\n  total        %s\n", b2, b4);
-        }
-        if (m) {
-            app_human_bytes((double)(bi.mem_free ? bi.mem_free : bi.mem_total), b1, sizeof b1);
-            printf("offload on %s (%s), %s %s:\n  %s\n", bi.name, bi.device, b1, bi.mem_free ? "free" : "in all",
-                   m->plan);
-            app_human_bytes((double)(be->host ? m->device_bytes : m->weight_bytes), b2, sizeof b2);
-            app_human_bytes((double)dev_kv, b3, sizeof b3);
-            printf("  on %s: %d of %d layers, weights %s, kv cache %s\n", bi.name, m->n_device_layers, hp.n_layer,
-                   b2, b3);
-        }
-    }
-    hearth_model_free(m);
-    hearth_backend_free(be);
-    hearth_gguf_close(g);
-    return 0;
+    hearth_model_free(r.m);
+    hearth_backend_free(r.be);
+    hearth_gguf_close(r.g);
+    return rc;
 }

@@ -40,6 +40,7 @@
 #include "app/cli/args.h"
 #include "app/cli/common.h"
 #include "core/dtype.h"
+#include "core/grow.h"
 #include "runtime/format/gguf.h"
 #include "runtime/format/gguf_writer.h"
 #include "runtime/text/tokenizer.h"
@@ -188,17 +189,12 @@ typedef struct tensor_plan {
 
 typedef struct plan {
     tensor_plan *t;
-    int n, cap;
+    int n;
+    size_t cap;
 } plan;
 
 static bool plan_add(plan *p, const char *name, fill_kind fill, hearth_dtype want, int64_t ne0, int64_t ne1) {
-    if (p->n == p->cap) {
-        int cap = p->cap ? p->cap * 2 : 256;
-        tensor_plan *t = realloc(p->t, (size_t)cap * sizeof *t);
-        if (!t) return false;
-        p->t = t;
-        p->cap = cap;
-    }
+    if (!hearth_grow((void **)&p->t, &p->cap, (size_t)p->n + 1, sizeof *p->t)) return false;
     tensor_plan *tp = &p->t[p->n++];
     memset(tp, 0, sizeof *tp);
     snprintf(tp->name, sizeof tp->name, "%s", name);
@@ -660,7 +656,8 @@ static bool copy_vocab(hearth_gguf_writer *w, const char *path, int n_vocab, hea
 static const char *find_shared_vocab(const char *name, char *buf, size_t cap) {
     struct stat st;
     const char *env = getenv("HEARTH_SHARED");
-    if (env && snprintf(buf, cap, "%s/vocab/%s", env, name) < (int)cap && stat(buf, &st) == 0 && S_ISREG(st.st_mode))
+    if (env && snprintf(buf, cap, "%s/vocab/%s", env, name) < (int)cap && stat(buf, &st) == 0 &&
+        S_ISREG(st.st_mode))
         return buf;
     char rel[512];
     snprintf(rel, sizeof rel, "vocab/%s", name);
@@ -702,10 +699,24 @@ static int usage_error(const char *msg) {
     return 2;
 }
 
-int cmd_mkmodel(int argc, char **argv) {
-    const char *shape_name = NULL, *type_name = NULL, *out_path = NULL, *vocab_path = NULL;
-    uint64_t seed = 42;
-    int threads = 0;
+/* What `hearth mkmodel` was asked, checked. */
+typedef struct mk_opts {
+    const model_shape *s;
+    hearth_dtype type;
+    const char *out_path;
+    const char *vocab_path; /* tokenizer.* source when !synthetic_vocab */
+    bool synthetic_vocab;
+    uint64_t seed;
+    int threads;
+    char vbuf[PATH_MAX]; /* holds vocab_path when it was looked up */
+} mk_opts;
+
+/* Parse and check the flags into o; returns -1 to go on, else the exit code. */
+static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
+    const char *shape_name = NULL, *type_name = NULL;
+    o->out_path = o->vocab_path = NULL;
+    o->seed = 42;
+    o->threads = 0;
     char shapes[256], types[256];
     shape_list(shapes, sizeof shapes);
     type_list(types, sizeof types);
@@ -722,11 +733,11 @@ int cmd_mkmodel(int argc, char **argv) {
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
-        {"-o", "--output", ARG_STR, &out_path, "FILE", "output GGUF file"},
-        {NULL, "--seed", ARG_U64, &seed, "S", "random seed (default 42; same seed, same bytes)"},
-        {NULL, "--vocab", ARG_STR, &vocab_path, "PATH",
+        {"-o", "--output", ARG_STR, &o->out_path, "FILE", "output GGUF file"},
+        {NULL, "--seed", ARG_U64, &o->seed, "S", "random seed (default 42; same seed, same bytes)"},
+        {NULL, "--vocab", ARG_STR, &o->vocab_path, "PATH",
          "copy tokenizer.* from this GGUF (token count must match), or 'synthetic' for a generated BPE"},
-        {"-t", "--threads", ARG_INT, &threads, "N", "quantization threads (default: all CPUs)"},
+        {"-t", "--threads", ARG_INT, &o->threads, "N", "quantization threads (default: all CPUs)"},
     };
     const char *pos[1];
     int n_pos;
@@ -738,8 +749,8 @@ int cmd_mkmodel(int argc, char **argv) {
         snprintf(msg, sizeof msg, "no --shape given; shapes: %s", shapes);
         return usage_error(msg);
     }
-    const model_shape *s = find_shape(shape_name);
-    if (!s) {
+    o->s = find_shape(shape_name);
+    if (!o->s) {
         snprintf(msg, sizeof msg, "unknown shape '%s'; shapes: %s", shape_name, shapes);
         return usage_error(msg);
     }
@@ -747,23 +758,27 @@ int cmd_mkmodel(int argc, char **argv) {
         snprintf(msg, sizeof msg, "no --type given; types: %s", types);
         return usage_error(msg);
     }
-    hearth_dtype type;
-    if (!hearth_dtype_from_name(type_name, &type) || !type_writable(type)) {
+    if (!hearth_dtype_from_name(type_name, &o->type) || !type_writable(o->type)) {
         snprintf(msg, sizeof msg, "unknown type '%s'; types: %s", type_name, types);
         return usage_error(msg);
     }
-    if (!out_path) return usage_error("no output file: pass -o FILE");
-    if (threads < 0) return usage_error("-t must not be negative");
-    if (threads == 0) {
+    if (!o->out_path) return usage_error("no output file: pass -o FILE");
+    if (o->threads < 0) return usage_error("-t must not be negative");
+    if (o->threads == 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = nc > 0 ? (int)nc : 1;
+        o->threads = nc > 0 ? (int)nc : 1;
     }
-    if (threads > 64) threads = 64;
+    if (o->threads > 64) o->threads = 64;
+    return -1;
+}
 
-    /* vocabulary source */
-    char vbuf[PATH_MAX];
-    bool synthetic_vocab = s->vocab_style != VOCAB_LLAMA_SPM;
-    if (vocab_path && !strcmp(vocab_path, "synthetic")) {
+/* Where the vocabulary comes from: --vocab synthetic, --vocab PATH, or the
+ * shape's default (a generated BPE, or the shared Llama SPM vocabulary).
+ * Returns -1 to go on, else the exit code (message printed). */
+static int mkmodel_pick_vocab(mk_opts *o) {
+    const model_shape *s = o->s;
+    o->synthetic_vocab = s->vocab_style != VOCAB_LLAMA_SPM;
+    if (o->vocab_path && !strcmp(o->vocab_path, "synthetic")) {
         if (s->vocab_style == VOCAB_LLAMA_SPM) {
             fprintf(stderr,
                     "hearth mkmodel: shape %s uses the Llama SPM vocabulary; --vocab synthetic is only for "
@@ -771,12 +786,12 @@ int cmd_mkmodel(int argc, char **argv) {
                     s->name);
             return 2;
         }
-        vocab_path = NULL;
-    } else if (vocab_path) {
-        synthetic_vocab = false;
-    } else if (!synthetic_vocab) {
-        vocab_path = find_shared_vocab("ggml-vocab-llama-spm.gguf", vbuf, sizeof vbuf);
-        if (!vocab_path) {
+        o->vocab_path = NULL;
+    } else if (o->vocab_path) {
+        o->synthetic_vocab = false;
+    } else if (!o->synthetic_vocab) {
+        o->vocab_path = find_shared_vocab("ggml-vocab-llama-spm.gguf", o->vbuf, sizeof o->vbuf);
+        if (!o->vocab_path) {
             fprintf(stderr,
                     "hearth mkmodel: shape %s needs the Llama SPM vocabulary ggml-vocab-llama-spm.gguf, not "
                     "found "
@@ -785,37 +800,28 @@ int cmd_mkmodel(int argc, char **argv) {
             return 1;
         }
     }
+    return -1;
+}
 
-    hearth_error err = {0};
-    plan p = {0};
-    hearth_gguf_writer *w = hearth_gguf_writer_create(&err);
-    FILE *f = NULL;
-    uint8_t *chunk = NULL;
-    char part[PATH_MAX + 8];
-    snprintf(part, sizeof part, "%s.part", out_path);
-    int rc = 1;
-    if (!w) goto fail;
-    if (!build_plan(s, type, &p)) {
-        hearth_error_set(&err, HEARTH_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-
-    /* ---- metadata (llama.cpp key names) */
+/* general.*, the architecture's hyperparameters (llama.cpp key names) and
+ * the vocabulary. */
+static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hearth_error *err) {
+    const model_shape *s = o->s;
     char key[128], gname[128];
-    snprintf(gname, sizeof gname, "%s synthetic %s", s->name, hearth_dtype_name(type));
-    hearth_status st = hearth_gguf_writer_set_str(w, "general.architecture", s->arch, &err);
-    if (!st) st = hearth_gguf_writer_set_str(w, "general.name", gname, &err);
-    if (!st) st = hearth_gguf_writer_set_u32(w, "general.file_type", ftype_of(type), &err);
-    if (!st) st = hearth_gguf_writer_set_u32(w, "general.quantization_version", 2, &err);
+    snprintf(gname, sizeof gname, "%s synthetic %s", s->name, hearth_dtype_name(o->type));
+    hearth_status st = hearth_gguf_writer_set_str(w, "general.architecture", s->arch, err);
+    if (!st) st = hearth_gguf_writer_set_str(w, "general.name", gname, err);
+    if (!st) st = hearth_gguf_writer_set_u32(w, "general.file_type", ftype_of(o->type), err);
+    if (!st) st = hearth_gguf_writer_set_u32(w, "general.quantization_version", 2, err);
 #define ARCH_U32(suffix, v)                                                                                  \
     if (!st) {                                                                                               \
         snprintf(key, sizeof key, "%s.%s", s->arch, suffix);                                                 \
-        st = hearth_gguf_writer_set_u32(w, key, (uint32_t)(v), &err);                                        \
+        st = hearth_gguf_writer_set_u32(w, key, (uint32_t)(v), err);                                         \
     }
 #define ARCH_F32(suffix, v)                                                                                  \
     if (!st) {                                                                                               \
         snprintf(key, sizeof key, "%s.%s", s->arch, suffix);                                                 \
-        st = hearth_gguf_writer_set_f32(w, key, (v), &err);                                                  \
+        st = hearth_gguf_writer_set_f32(w, key, (v), err);                                                   \
     }
     ARCH_U32("context_length", s->ctx);
     ARCH_U32("embedding_length", s->dim);
@@ -833,19 +839,23 @@ int cmd_mkmodel(int argc, char **argv) {
     ARCH_U32("vocab_size", s->vocab);
 #undef ARCH_U32
 #undef ARCH_F32
-    if (st) goto fail;
-    if (synthetic_vocab ? !write_bpe_vocab(w, s, seed, &err) : !copy_vocab(w, vocab_path, s->vocab, &err))
-        goto fail;
+    if (st) return false;
+    return o->synthetic_vocab ? write_bpe_vocab(w, s, o->seed, err)
+                              : copy_vocab(w, o->vocab_path, s->vocab, err);
+}
 
-    /* ---- tensor table */
+/* The tensor table; counts the parameters and says (on stderr) when weights
+ * fell back to another type. */
+static bool mkmodel_add_tensors(hearth_gguf_writer *w, const plan *p, hearth_dtype type, uint64_t *n_params,
+                                hearth_error *err) {
     int n_fallback = 0;
     hearth_dtype fb_type = type;
-    uint64_t n_params = 0;
-    for (int i = 0; i < p.n; i++) {
-        const tensor_plan *tp = &p.t[i];
+    *n_params = 0;
+    for (int i = 0; i < p->n; i++) {
+        const tensor_plan *tp = &p->t[i];
         uint64_t ne[2] = {(uint64_t)tp->ne0, (uint64_t)tp->ne1};
-        if (hearth_gguf_writer_add_tensor(w, tp->name, tp->type, tp->n_dims, ne, &err)) goto fail;
-        n_params += ne[0] * ne[1];
+        if (hearth_gguf_writer_add_tensor(w, tp->name, tp->type, tp->n_dims, ne, err)) return false;
+        *n_params += ne[0] * ne[1];
         if (tp->fell_back) {
             n_fallback++;
             fb_type = tp->type;
@@ -858,62 +868,99 @@ int cmd_mkmodel(int argc, char **argv) {
                 "%s (llama-quantize's fallback)\n",
                 n_fallback, hearth_dtype_name(type), (long long)hearth_dtype_info(type)->block_size,
                 hearth_dtype_name(fb_type));
+    return true;
+}
 
-    f = fopen(part, "wb");
-    if (!f) {
-        hearth_error_set(&err, HEARTH_ERR_IO, "cannot create %s: %s", part, strerror(errno));
-        goto fail;
-    }
-    if (hearth_gguf_writer_begin(w, f, out_path, &err)) goto fail;
-
-    /* ---- tensor data, streamed in chunks of rows */
-    progress pr = {isatty(2) == 1, p.n, hearth_now_ms(), 0, hearth_gguf_writer_file_size(w)};
+/* The tensor data, generated and streamed in chunks of rows, with progress. */
+static bool mkmodel_write_data(hearth_gguf_writer *w, const mk_opts *o, const plan *p, progress *pr,
+                               hearth_error *err) {
     const size_t chunk_target = (size_t)16 << 20;
+    uint8_t *chunk = NULL;
     size_t chunk_cap = 0;
-    for (int i = 0; i < p.n; i++) {
-        const tensor_plan *tp = &p.t[i];
+    bool ok = true;
+    for (int i = 0; i < p->n && ok; i++) {
+        const tensor_plan *tp = &p->t[i];
         size_t row_bytes = hearth_dtype_row_size(tp->type, tp->ne0);
         int64_t rows_per_chunk = (int64_t)(chunk_target / row_bytes);
         if (rows_per_chunk < 1) rows_per_chunk = 1;
         if (rows_per_chunk > tp->ne1) rows_per_chunk = tp->ne1;
         size_t need = (size_t)rows_per_chunk * row_bytes;
         if (need > chunk_cap) {
-            uint8_t *c = realloc(chunk, need);
+            uint8_t *c = realloc(chunk, need); /* one chunk, sized for the largest tensor so far */
             if (!c) {
-                hearth_error_set(&err, HEARTH_ERR_NOMEM, "out of memory (%zu bytes for a chunk)", need);
-                goto fail;
+                hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory (%zu bytes for a chunk)", need);
+                ok = false;
+                break;
             }
             chunk = c;
             chunk_cap = need;
         }
-        uint64_t tseed = seed ^ hash_str(tp->name);
-        for (int64_t row0 = 0; row0 < tp->ne1; row0 += rows_per_chunk) {
+        uint64_t tseed = o->seed ^ hash_str(tp->name);
+        for (int64_t row0 = 0; row0 < tp->ne1 && ok; row0 += rows_per_chunk) {
             int64_t rows = tp->ne1 - row0 < rows_per_chunk ? tp->ne1 - row0 : rows_per_chunk;
-            if (!gen_chunk(s, tp, tseed, row0, rows, row_bytes, chunk, threads)) {
-                hearth_error_set(&err, HEARTH_ERR_NOMEM, "generating %s failed (out of memory?)", tp->name);
-                goto fail;
+            if (!gen_chunk(o->s, tp, tseed, row0, rows, row_bytes, chunk, o->threads)) {
+                hearth_error_set(err, HEARTH_ERR_NOMEM, "generating %s failed (out of memory?)", tp->name);
+                ok = false;
+            } else if (hearth_gguf_writer_write(w, chunk, (size_t)rows * row_bytes, err)) {
+                ok = false;
+            } else {
+                pr->bytes += (size_t)rows * row_bytes;
+                if (pr->tty) progress_update(pr, i, tp, false);
             }
-            if (hearth_gguf_writer_write(w, chunk, (size_t)rows * row_bytes, &err)) goto fail;
-            pr.bytes += (size_t)rows * row_bytes;
-            if (pr.tty) progress_update(&pr, i, tp, false);
         }
-        progress_update(&pr, i, tp, true);
+        if (ok) progress_update(pr, i, tp, true);
     }
+    free(chunk);
+    return ok;
+}
+
+int cmd_mkmodel(int argc, char **argv) {
+    mk_opts o;
+    int r = mkmodel_parse_flags(argc, argv, &o);
+    if (r < 0) r = mkmodel_pick_vocab(&o);
+    if (r >= 0) return r;
+
+    const model_shape *s = o.s;
+    hearth_error err = {0};
+    plan p = {0};
+    hearth_gguf_writer *w = hearth_gguf_writer_create(&err);
+    FILE *f = NULL;
+    char part[PATH_MAX + 8];
+    snprintf(part, sizeof part, "%s.part", o.out_path);
+    int rc = 1;
+    uint64_t n_params = 0;
+    if (!w) goto fail;
+    if (!build_plan(s, o.type, &p)) {
+        hearth_error_set(&err, HEARTH_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (!mkmodel_write_metadata(w, &o, &err) || !mkmodel_add_tensors(w, &p, o.type, &n_params, &err))
+        goto fail;
+
+    f = fopen(part, "wb");
+    if (!f) {
+        hearth_error_set(&err, HEARTH_ERR_IO, "cannot create %s: %s", part, strerror(errno));
+        goto fail;
+    }
+    if (hearth_gguf_writer_begin(w, f, o.out_path, &err)) goto fail;
+    progress pr = {isatty(2) == 1, p.n, hearth_now_ms(), 0, hearth_gguf_writer_file_size(w)};
+    if (!mkmodel_write_data(w, &o, &p, &pr, &err)) goto fail;
     if (hearth_gguf_writer_finish(w, &err)) goto fail;
     if (fclose(f) != 0) {
         f = NULL;
-        hearth_error_set(&err, HEARTH_ERR_IO, "%s: write failed: %s", out_path, strerror(errno));
+        hearth_error_set(&err, HEARTH_ERR_IO, "%s: write failed: %s", o.out_path, strerror(errno));
         goto fail;
     }
     f = NULL;
-    if (rename(part, out_path) != 0) {
-        hearth_error_set(&err, HEARTH_ERR_IO, "cannot rename %s to %s: %s", part, out_path, strerror(errno));
+    if (rename(part, o.out_path) != 0) {
+        hearth_error_set(&err, HEARTH_ERR_IO, "cannot rename %s to %s: %s", part, o.out_path,
+                         strerror(errno));
         goto fail;
     }
     double secs = (hearth_now_ms() - pr.t0) / 1000.0;
     uint64_t size = hearth_gguf_writer_file_size(w);
-    printf("wrote %s: %s (%s), %s, %.2fM params, %d tensors, %.1f MB in %.1f s\n", out_path, s->name, s->arch,
-           hearth_dtype_name(type), n_params / 1e6, p.n, size / 1e6, secs);
+    printf("wrote %s: %s (%s), %s, %.2fM params, %d tensors, %.1f MB in %.1f s\n", o.out_path, s->name,
+           s->arch, hearth_dtype_name(o.type), n_params / 1e6, p.n, size / 1e6, secs);
     rc = 0;
     goto done;
 fail:
@@ -924,7 +971,6 @@ fail:
     }
     unlink(part);
 done:
-    free(chunk);
     free(p.t);
     hearth_gguf_writer_free(w);
     return rc;

@@ -21,6 +21,8 @@
 
 #include "unicode.h"
 
+#include "core/grow.h"
+
 /* ---------------------------------------------------------------- piece lists */
 
 typedef struct span {
@@ -35,15 +37,9 @@ typedef struct span_list {
 
 static void spans_push(span_list *l, size_t b, size_t e) {
     if (b >= e || l->oom) return;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        span *v = realloc(l->v, cap * sizeof *v);
-        if (!v) {
-            l->oom = true;
-            return;
-        }
-        l->v = v;
-        l->cap = cap;
+    if (!hearth_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v)) {
+        l->oom = true;
+        return;
     }
     l->v[l->n++] = (span){(uint32_t)b, (uint32_t)e};
 }

@@ -3,8 +3,8 @@
  * merging (llama.cpp's unicode_regex_split for each tokenizer.ggml.pre),
  * written as hand-made scanners over code points instead of a regex engine.
  *
- * Ownership: tokenizer engineer. Internal to the runtime (tokenizer.c and the
- * tests); stateless, safe from any thread.
+ * Ownership: tokenizer engineer. Internal to the runtime (the tokenizer's
+ * parts in runtime/text and the tests); stateless, safe from any thread.
  *
  * Semantics (those of llama.cpp): the text is decoded to code points (a byte
  * that does not start a complete UTF-8 sequence becomes U+FFFD); the kind's
