@@ -96,14 +96,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     /* what the server prints it must be able to read back */
-    sbuf b = {0};
-    sbuf_add_json(&b, o);
+    strbuf b = {0};
+    serve_add_json(&b, o);
     if (!b.oom && b.p) {
         cJSON *back = cJSON_ParseWithLength(b.p, b.n);
         check(back != NULL);
         cJSON_Delete(back);
     }
-    sbuf_free(&b);
+    strbuf_free(&b);
     cJSON_Delete(o);
     return 0;
 }
