@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "core/argmax.h"
+#include "core/grow.h"
 
 /* Activation buffers on one backend, F32, [max_tokens rows]. */
 typedef struct act_set {
@@ -60,7 +61,7 @@ struct hearth_forward {
     /* host-side per-pass metadata */
     int32_t *slots, *kv_len, *pt_offset, *page_table, *out_rows;
     int *seq_ids, *seq_new_len;
-    int page_table_cap;
+    size_t page_table_cap;
 };
 
 static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0,
@@ -217,15 +218,9 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
         hearth_kv_seq_pages(kv, ids[j], &np);
         total += np;
     }
-    if (!st && total > f->page_table_cap) {
-        int32_t *p = realloc(f->page_table, (size_t)total * sizeof *p);
-        if (!p)
-            st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-        else {
-            f->page_table = p;
-            f->page_table_cap = total;
-        }
-    }
+    if (!st &&
+        !hearth_grow((void **)&f->page_table, &f->page_table_cap, (size_t)total, sizeof *f->page_table))
+        st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     if (!st) {
         int off = 0;
         for (int j = 0; j < n_seqs; j++) {

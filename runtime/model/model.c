@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 
 /* ------------------------------------------------------------ architectures */
@@ -184,12 +185,10 @@ static hearth_status load_tensor(loader *L, hearth_backend *b, const char *name,
             return L->err ? L->err->code : HEARTH_ERR_NOMEM;
         }
         b->ops->upload(b, mem, t->data, t->nbytes);
-        hearth_model_alloc *owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
-        if (!owned) {
+        if (!hearth_grow((void **)&m->owned, &m->cap_owned, (size_t)m->n_owned + 1, sizeof *m->owned)) {
             b->ops->dealloc(b, mem);
             return hearth_error_set(L->err, HEARTH_ERR_NOMEM, "%s: out of memory", L->file);
         }
-        m->owned = owned;
         m->owned[m->n_owned++] = (hearth_model_alloc){b, mem};
         out->data = mem;
         if (b == m->backend) m->device_bytes += t->nbytes;

@@ -21,6 +21,7 @@
 #define HEARTH_MODEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backends/backend.h"
@@ -96,6 +97,7 @@ typedef struct hearth_model {
     uint64_t weight_bytes;
     hearth_model_alloc *owned; /* backend allocations to release */
     int n_owned;
+    size_t cap_owned;     /* elements allocated in owned */
     char fingerprint[65]; /* hex digest identifying the weights (prefix cache key) */
 } hearth_model;
 
