@@ -1,7 +1,7 @@
 /*
  * chat_conv.c - see chat_conv.h.
  *
- * Rendering goes through runtime/chat_template.h (the model's Jinja template,
+ * Rendering goes through runtime/template/chat_template.h (the model's Jinja template,
  * a configured override, or ChatML); the rendered text is encoded with special
  * tokens parsed, BOS added unless the template wrote it.
  */

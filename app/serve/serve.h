@@ -1,7 +1,7 @@
 /*
  * serve.h - what the pieces of `hearth serve` share.
  *
- * Owner: the serve subsystem (app/cmd_serve.c, app/serve_*.c).
+ * Owner: the serve subsystem (app/serve/cmd_serve.c, app/serve/serve_*.c).
  *
  * Layout, one concept per file:
  *   cmd_serve.c     flags, model + engine lifetime, signals, clean shutdown
@@ -14,7 +14,7 @@
  *   serve_json.c    JSON values into a strbuf, typed JSON field readers
  *   serve_openai.c  /v1/chat/completions, /v1/completions, /v1/models
  *   serve_ollama.c  /api/chat, /api/generate, /api/tags, /api/show, /api/version, /api/ps
- *   serve_llama.c   /completion, /infill, /tokenize, /detokenize, /health, /metrics
+ *   serve_llamacpp.c /completion, /infill, /tokenize, /detokenize, /health, /metrics
  *
  * Threads: libmicrohttpd runs one thread per connection; a route handler
  * may block in it (bounded waits, checking for a vanished client). Engine

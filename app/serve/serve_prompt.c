@@ -4,7 +4,7 @@
  * model names mean the served model.
  *
  * Owner: the serve subsystem. Chat messages are rendered with the model's
- * own template through runtime/chat_template.h (ChatML as the fallback).
+ * own template through runtime/template/chat_template.h (ChatML as the fallback).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
  *
  * Each key/value is serialised into its own byte blob when it is set, so the
  * writer holds exactly the bytes it will emit; begin() just concatenates them.
- * Owned by the runtime; the only users are app/cmd_mkmodel.c and the quantizer.
+ * Owned by the runtime; the only users are app/commands/cmd_mkmodel.c and the quantizer.
  */
 #include "gguf_writer.h"
 

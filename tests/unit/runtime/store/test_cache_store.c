@@ -1,5 +1,5 @@
 /*
- * test_cache_store.c - the SQLite prefix-cache store (runtime/cache_store.c)
+ * test_cache_store.c - the SQLite prefix-cache store (runtime/store/cache_store.c)
  * against real database files in a fresh directory under /tmp.
  *
  * Covers: put/flush/get round trips (incl. keys >= 2^63), misses for another
