@@ -16,7 +16,6 @@
 #include "runtime/format/gguf_writer.h"
 
 #include <stdint.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
