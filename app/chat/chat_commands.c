@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/os.h"
+
 static const char help_text[] =
     "Commands\n"
     "  /system TEXT   set the system prompt (/system alone clears it)\n"
@@ -151,7 +153,7 @@ chat_cmd_result chat_command_run(chat_session *s, const char *line, chat_say_fn 
         else if (s->conv_name[0])
             snprintf(name, sizeof name, "%s", s->conv_name);
         else {
-            time_t t = time(NULL);
+            time_t t = (time_t)hearth_wall_seconds();
             struct tm tm;
             localtime_r(&t, &tm);
             strftime(name, sizeof name, "chat-%Y%m%d-%H%M%S", &tm);

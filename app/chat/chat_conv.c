@@ -1,7 +1,7 @@
 /*
  * chat_conv.c - see chat_conv.h.
  *
- * Rendering goes through runtime/chat_template.h (the model's Jinja template,
+ * Rendering goes through runtime/template/chat_template.h (the model's Jinja template,
  * a configured override, or ChatML); the rendered text is encoded with special
  * tokens parsed, BOS added unless the template wrote it.
  */
@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/grow.h"
 
 static const char *const role_names[] = {"system", "user", "assistant"};
 
@@ -104,13 +106,8 @@ void chat_conv_clear(chat_conv *c) {
 
 hearth_status chat_conv_add(chat_conv *c, chat_role role, const char *text, hearth_error *err) {
     if (role == CHAT_ROLE_SYSTEM) return chat_conv_set_system(c, text, err);
-    if (c->n_msgs == c->cap_msgs) {
-        int cap = c->cap_msgs ? c->cap_msgs * 2 : 16;
-        chat_msg *m = realloc(c->msgs, (size_t)cap * sizeof *m);
-        if (!m) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-        c->msgs = m;
-        c->cap_msgs = cap;
-    }
+    if (!hearth_grow((void **)&c->msgs, &c->cap_msgs, (size_t)c->n_msgs + 1, sizeof *c->msgs))
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     char *copy = strdup(text ? text : "");
     if (!copy) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     c->msgs[c->n_msgs++] = (chat_msg){role, copy};
@@ -154,13 +151,7 @@ void chat_conv_feed(chat_conv *c, int32_t token, const char *text, size_t len) {
     if (!c->in_turn) return;
     if (token >= 0) hearth_tokens_push(&c->gen, token);
     if (!len) return;
-    if (c->answer_len + len + 1 > c->answer_cap) {
-        size_t cap = (c->answer_len + len + 1) * 2;
-        char *a = realloc(c->answer, cap);
-        if (!a) return;
-        c->answer = a;
-        c->answer_cap = cap;
-    }
+    if (!hearth_grow((void **)&c->answer, &c->answer_cap, c->answer_len + len + 1, 1)) return;
     memcpy(c->answer + c->answer_len, text, len);
     c->answer_len += len;
     c->answer[c->answer_len] = 0;

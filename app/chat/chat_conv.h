@@ -44,7 +44,8 @@ typedef struct chat_conv {
     int n_ctx;                        /* the engine's context per sequence */
     char *system;                     /* system prompt, NULL: none */
     chat_msg *msgs;
-    int n_msgs, cap_msgs;
+    int n_msgs;
+    size_t cap_msgs;
     hearth_tokens ids; /* the finished turns rendered (system included), for counting */
     bool ids_valid;
     /* the turn in progress */

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
+
+#include "core/os.h"
 
 struct chat_history {
     sqlite3 *db;
@@ -93,7 +94,7 @@ const char *chat_history_path(const chat_history *h) {
 hearth_status chat_history_save(chat_history *h, const char *name, const char *model, const chat_conv *c,
                                 hearth_error *err) {
     sqlite3_stmt *st = NULL;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)hearth_wall_seconds();
     int n_done = c->n_msgs - (c->in_turn ? 1 : 0); /* an open turn's question is not saved */
     if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_error(h, err, "save");

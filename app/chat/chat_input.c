@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 /* ------------------------------------------------------------ UTF-8 */
 
 wchar_t *chat_utf8_to_wcs(const char *s, size_t len, size_t *n) {
@@ -91,15 +93,7 @@ void chat_input_free(chat_input *in) {
 }
 
 static bool reserve(chat_input *in, size_t n) {
-    if (n + 1 <= in->cap) return true;
-    size_t cap = in->cap ? in->cap * 2 : 256;
-    while (cap < n + 1)
-        cap *= 2;
-    wchar_t *b = realloc(in->buf, cap * sizeof *b);
-    if (!b) return false;
-    in->buf = b;
-    in->cap = cap;
-    return true;
+    return hearth_grow((void **)&in->buf, &in->cap, n + 1, sizeof *in->buf);
 }
 
 bool chat_input_insert(chat_input *in, wchar_t c) {

@@ -9,7 +9,7 @@
  * calls chat_session_drain on its own thread. Only drain touches the
  * conversation; the worker thread touches only the queue.
  *
- * Settings: the config file (runtime/config.h) gives the models by name, the
+ * Settings: the config file (app/cli/config.h) gives the models by name, the
  * default model, per-model sampling, system prompt, max_tokens and chat
  * template, and the engine settings; chat_options (the flags) override it.
  *

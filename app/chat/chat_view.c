@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 enum { PAIR_USER = 1, PAIR_MODEL, PAIR_ERROR, PAIR_ACCENT };
 
 #define TEXT_X 3  /* transcript text column (labels at 1) */
@@ -56,7 +58,8 @@ void chat_view_free(chat_view *v) {
         entry_free(&v->entries[i]);
     free(v->entries);
     v->entries = NULL;
-    v->n = v->cap = 0;
+    v->n = 0;
+    v->cap = 0;
 }
 
 void chat_view_reset(chat_view *v) {
@@ -70,15 +73,9 @@ static void entry_append(chat_entry *e, const char *utf8, size_t len) {
     size_t n;
     wchar_t *w = chat_utf8_to_wcs(utf8, len, &n);
     if (!w) return;
-    if (e->len + n + 1 > e->cap) {
-        size_t cap = (e->len + n + 1) * 2;
-        wchar_t *t = realloc(e->text, cap * sizeof *t);
-        if (!t) {
-            free(w);
-            return;
-        }
-        e->text = t;
-        e->cap = cap;
+    if (!hearth_grow((void **)&e->text, &e->cap, e->len + n + 1, sizeof *e->text)) {
+        free(w);
+        return;
     }
     for (size_t i = 0; i < n; i++) {
         wchar_t c = w[i];
@@ -92,13 +89,7 @@ static void entry_append(chat_entry *e, const char *utf8, size_t len) {
 }
 
 void chat_view_add(chat_view *v, chat_entry_kind kind, const char *utf8) {
-    if (v->n == v->cap) {
-        int cap = v->cap ? v->cap * 2 : 32;
-        chat_entry *e = realloc(v->entries, (size_t)cap * sizeof *e);
-        if (!e) return;
-        v->entries = e;
-        v->cap = cap;
-    }
+    if (!hearth_grow((void **)&v->entries, &v->cap, (size_t)v->n + 1, sizeof *v->entries)) return;
     chat_entry *e = &v->entries[v->n++];
     memset(e, 0, sizeof *e);
     e->kind = kind;
@@ -125,13 +116,8 @@ void chat_view_scroll_page(chat_view *v, int pages) {
 
 /* ------------------------------------------------------------ word wrap */
 
-static void push_line(chat_entry *e, size_t start, size_t len, int *cap) {
-    if (e->n_lines == *cap) {
-        *cap = *cap ? *cap * 2 : 16;
-        chat_line *l = realloc(e->lines, (size_t)*cap * sizeof *l);
-        if (!l) return;
-        e->lines = l;
-    }
+static void push_line(chat_entry *e, size_t start, size_t len, size_t *cap) {
+    if (!hearth_grow((void **)&e->lines, cap, (size_t)e->n_lines + 1, sizeof *e->lines)) return;
     e->lines[e->n_lines++] = (chat_line){start, len};
 }
 
@@ -142,7 +128,7 @@ static void wrap_entry(chat_entry *e, int width) {
     free(e->lines);
     e->lines = NULL;
     e->n_lines = 0;
-    int cap = 0;
+    size_t cap = 0;
     const wchar_t *t = e->text ? e->text : L"";
     size_t i = 0;
     for (;;) {

@@ -45,7 +45,8 @@ typedef struct chat_entry {
 
 typedef struct chat_view {
     chat_entry *entries;
-    int n, cap;
+    int n;
+    size_t cap;
     int scroll; /* transcript lines scrolled back from the bottom */
     int page;   /* transcript rows at the last draw */
     bool colour;

@@ -1,7 +1,7 @@
 /*
  * serve.h - what the pieces of `hearth serve` share.
  *
- * Owner: the serve subsystem (app/cmd_serve.c, app/serve_*.c).
+ * Owner: the serve subsystem (app/serve/cmd_serve.c, app/serve/serve_*.c).
  *
  * Layout, one concept per file:
  *   cmd_serve.c     flags, model + engine lifetime, signals, clean shutdown
@@ -11,10 +11,10 @@
  *                   a queue filled by the engine's worker thread and drained
  *                   by the connection thread; metrics
  *   serve_prompt.c  chat messages -> prompt text -> token ids; model names
- *   serve_json.c    growable byte buffer, typed JSON field readers
+ *   serve_json.c    JSON values into a strbuf, typed JSON field readers
  *   serve_openai.c  /v1/chat/completions, /v1/completions, /v1/models
  *   serve_ollama.c  /api/chat, /api/generate, /api/tags, /api/show, /api/version, /api/ps
- *   serve_llama.c   /completion, /infill, /tokenize, /detokenize, /health, /metrics
+ *   serve_llamacpp.c /completion, /infill, /tokenize, /detokenize, /health, /metrics
  *
  * Threads: libmicrohttpd runs one thread per connection; a route handler
  * may block in it (bounded waits, checking for a vanished client). Engine
@@ -40,22 +40,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/strbuf.h"
 #include "runtime/serving/engine.h"
 
-/* ---------------------------------------------------------------- byte buffer (serve_json.c) */
+/* ---------------------------------------------------------------- JSON output (serve_json.c) */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom; /* an append failed; contents are truncated */
-} sbuf;
-
-void sbuf_add(sbuf *b, const char *s, size_t n);
-void sbuf_adds(sbuf *b, const char *s);
-void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append a cJSON value printed compactly (the value is not freed). */
-void sbuf_add_json(sbuf *b, const cJSON *v);
-void sbuf_free(sbuf *b);
+/* Append a cJSON value printed compactly (the value is not freed); sets
+ * b->oom when it cannot be printed. */
+void serve_add_json(strbuf *b, const cJSON *v);
 
 /* ---------------------------------------------------------------- typed JSON fields (serve_json.c) */
 
@@ -107,15 +99,15 @@ typedef struct serve_ctx {
     hearth_engine *eng;
     const hearth_model *model;
     const hearth_tokenizer *tok;
-    char model_id[256];  /* file base name without .gguf: what clients name */
-    char arch[32];       /* general.architecture */
-    char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
+    char model_id[256];                /* file base name without .gguf: what clients name */
+    char arch[32];                     /* general.architecture */
+    char *chat_template;               /* tokenizer.chat_template (malloc'd) or NULL */
     struct hearth_chat_template *tmpl; /* compiled: the model's template, else ChatML */
-    char digest[65];     /* model fingerprint */
-    uint64_t model_size; /* file bytes */
-    long model_mtime;    /* file modification time (s) */
-    char quant[16];      /* "Q8_0", from general.file_type */
-    char param_size[16]; /* "3.5M" */
+    char digest[65];                   /* model fingerprint */
+    uint64_t model_size;               /* file bytes */
+    long model_mtime;                  /* file modification time (s) */
+    char quant[16];                    /* "Q8_0", from general.file_type */
+    char param_size[16];               /* "3.5M" */
     int n_parallel;
     int n_ctx;
     const char *api_key;       /* NULL: no auth */
@@ -143,7 +135,7 @@ struct serve_gen {
     int refs;    /* engine (until DONE) + connection (until release) */
     uint64_t id; /* engine request id, 0 until submitted */
     bool cancel_asked;
-    sbuf text;    /* generated text not yet taken */
+    strbuf text;  /* generated text not yet taken */
     int n_tokens; /* generated so far */
     bool done;
     hearth_finish finish;
@@ -173,7 +165,7 @@ serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_err
 /* Move pending text into out (may be NULL to drop it), waiting up to wait_ms
  * when there is none. Returns true once the generation is done and all its
  * text has been taken. */
-bool serve_gen_take(serve_gen *g, sbuf *out, int wait_ms);
+bool serve_gen_take(serve_gen *g, strbuf *out, int wait_ms);
 void serve_gen_cancel(serve_gen *g);
 /* The connection lets go: cancels the request if still running. */
 void serve_gen_release(serve_gen *g);
@@ -215,7 +207,7 @@ typedef enum serve_api { SERVE_API_OPENAI, SERVE_API_OLLAMA, SERVE_API_LLAMA } s
 typedef struct serve_req serve_req;
 
 /* Formats generated text (and, when done, the closing chunks) into out. */
-typedef void (*serve_stream_fn)(serve_req *rq, const char *text, size_t n, bool done, sbuf *out);
+typedef void (*serve_stream_fn)(serve_req *rq, const char *text, size_t n, bool done, strbuf *out);
 
 struct serve_req {
     serve_ctx *srv;
@@ -223,7 +215,7 @@ struct serve_req {
     char method[16];
     char path[256];
     serve_api api;
-    sbuf body;
+    strbuf body;
     bool body_too_large;
     bool started;
     bool replied;
@@ -234,7 +226,7 @@ struct serve_req {
     int prompt_tokens;
     /* streaming */
     serve_stream_fn stream_fn;
-    sbuf out;
+    strbuf out;
     size_t out_off;
     bool stream_done;
     /* what stream formatters need */
@@ -255,7 +247,7 @@ int serve_reply_stream(serve_req *rq, const char *content_type, serve_stream_fn 
 /* Block until rq->gen is done, collecting its text into out. Returns false
  * when the client went away or the request timed out (the gen is
  * cancelled; reply nothing). */
-bool serve_wait_done(serve_req *rq, sbuf *out);
+bool serve_wait_done(serve_req *rq, strbuf *out);
 /* Parse the body as a JSON object; on failure replies 400 and returns NULL. */
 cJSON *serve_body_json(serve_req *rq);
 /* Submit and, on failure, reply with the mapped status. NULL when replied. */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "app/cli/common.h"
+#include "core/os.h"
 #include "serve.h"
 
 const double serve_ttft_bounds_ms[SERVE_TTFT_BUCKETS] = {5,   10,   25,   50,    100,  250,
@@ -39,7 +40,7 @@ static void gen_free(serve_gen *g) {
         srv->live = g->live_next;
     if (g->live_next) g->live_next->live_prev = g->live_prev;
     pthread_mutex_unlock(&srv->mu);
-    sbuf_free(&g->text);
+    strbuf_free(&g->text);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     free(g);
@@ -60,7 +61,7 @@ static void gen_event(const hearth_event *ev, void *user) {
         bool over_time = false;
         pthread_mutex_lock(&g->mu);
         g->n_tokens++;
-        if (ev->text_len) sbuf_add(&g->text, ev->text, ev->text_len);
+        if (ev->text_len) strbuf_add(&g->text, ev->text, ev->text_len);
         double now = hearth_now_ms();
         if (g->n_tokens == 1) g->t_first_ms = now;
         if (g->t_max_predict_ms > 0 && now - g->t_first_ms > g->t_max_predict_ms && !g->time_limited) {
@@ -98,7 +99,7 @@ static void gen_event(const hearth_event *ev, void *user) {
     pthread_mutex_unlock(&srv->mu);
 
     pthread_mutex_lock(&g->mu);
-    if (ev->text_len) sbuf_add(&g->text, ev->text, ev->text_len);
+    if (ev->text_len) strbuf_add(&g->text, ev->text, ev->text_len);
     g->done = true;
     g->finish = ev->finish;
     g->status = ev->status;
@@ -154,13 +155,13 @@ serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_err
     return g;
 }
 
-bool serve_gen_take(serve_gen *g, sbuf *out, int wait_ms) {
+bool serve_gen_take(serve_gen *g, strbuf *out, int wait_ms) {
     pthread_mutex_lock(&g->mu);
     if (!g->text.n && !g->done && wait_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        /* pthread_cond_timedwait takes an absolute CLOCK_REALTIME deadline */
+        double deadline = hearth_wall_seconds() + wait_ms / 1000.0;
+        struct timespec ts = {.tv_sec = (time_t)deadline};
+        ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -169,7 +170,7 @@ bool serve_gen_take(serve_gen *g, sbuf *out, int wait_ms) {
             if (pthread_cond_timedwait(&g->cv, &g->mu, &ts)) break;
     }
     if (g->text.n) {
-        if (out) sbuf_add(out, g->text.p, g->text.n);
+        if (out) strbuf_add(out, g->text.p, g->text.n);
         g->text.n = 0;
     }
     bool done = g->done;
@@ -222,10 +223,9 @@ int serve_status_for(hearth_status s) {
 
 hearth_sampling_params serve_sampling_defaults(serve_ctx *srv) {
     hearth_sampling_params sp = hearth_sampling_defaults();
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
-                 (atomic_fetch_add(&srv->seq, 1) * 0x9E3779B97F4A7C15ull);
+    double now = hearth_wall_seconds();
+    uint64_t sec = (uint64_t)now, nsec = (uint64_t)((now - (double)sec) * 1e9);
+    uint64_t x = nsec ^ (sec << 20) ^ (atomic_fetch_add(&srv->seq, 1) * 0x9E3779B97F4A7C15ull);
     x ^= x >> 31;
     sp.seed = x;
     return sp;

@@ -26,10 +26,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "app/cli/common.h"
+#include "core/os.h"
 #include "serve.h"
 
 struct serve_http {
@@ -107,7 +107,7 @@ static bool client_gone(serve_req *rq) {
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
-bool serve_wait_done(serve_req *rq, sbuf *out) {
+bool serve_wait_done(serve_req *rq, strbuf *out) {
     serve_ctx *srv = rq->srv;
     double t0 = hearth_now_ms();
     bool cancelled = false;
@@ -136,11 +136,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         rq->out.n = 0;
         rq->out_off = 0;
         if (rq->stream_done) return MHD_CONTENT_READER_END_OF_STREAM;
-        sbuf text = {0};
+        strbuf text = {0};
         bool done = serve_gen_take(rq->gen, &text, 100);
         if (text.n || done) rq->stream_fn(rq, text.p ? text.p : "", text.n, done, &rq->out);
         bool got = text.n > 0;
-        sbuf_free(&text);
+        strbuf_free(&text);
         if (done) {
             rq->stream_done = true;
         } else if (!got) {
@@ -301,7 +301,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         rq->srv = srv;
         rq->conn = conn;
         rq->t_start_ms = hearth_now_ms();
-        rq->created = (long)time(NULL);
+        rq->created = (long)hearth_wall_seconds();
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
         rq->api = api_of_path(rq->path);
@@ -323,7 +323,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         if (rq->body.n + *upload_size > srv->max_body)
             rq->body_too_large = true;
         else
-            sbuf_add(&rq->body, upload_data, *upload_size);
+            strbuf_add(&rq->body, upload_data, *upload_size);
         if (rq->body.oom) rq->body_too_large = true;
         *upload_size = 0;
         return MHD_YES;
@@ -354,8 +354,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     serve_metrics_request(srv, status);
     fprintf(stderr, "hearth serve: %s %s %d prompt=%d gen=%d ttft=%.1fms %.1fms\n", rq->method, rq->path,
             status, prompt_n, gen_n, ttft, hearth_now_ms() - rq->t_start_ms);
-    sbuf_free(&rq->body);
-    sbuf_free(&rq->out);
+    strbuf_free(&rq->body);
+    strbuf_free(&rq->out);
     free(rq);
     atomic_fetch_sub(&srv->active, 1);
 }

@@ -1,11 +1,11 @@
 /*
- * serve_json.c - a growable byte buffer and typed readers for the fields of
- * JSON request bodies (see serve.h).
+ * serve_json.c - JSON values appended to a strbuf, and typed readers for the
+ * fields of JSON request bodies (see serve.h).
  *
  * Owner: the serve subsystem. Parsing itself is cJSON's; this file only
  * checks types and ranges so every 400 names the offending field.
- * Invariants: sbuf always stays NUL-terminated when non-empty; an allocation
- * failure sets sbuf.oom and drops the append instead of crashing.
+ * Invariants: serve_add_json follows strbuf's rules (core/strbuf.h): a value
+ * that cannot be printed sets oom and appends nothing.
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,65 +14,16 @@
 
 #include "serve.h"
 
-/* ---------------------------------------------------------------- sbuf */
+/* ---------------------------------------------------------------- JSON output */
 
-static bool sbuf_reserve(sbuf *b, size_t extra) {
-    if (b->n + extra + 1 <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + extra + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void sbuf_add(sbuf *b, const char *s, size_t n) {
-    if (!n || !sbuf_reserve(b, n)) return;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-void sbuf_adds(sbuf *b, const char *s) {
-    sbuf_add(b, s, strlen(s));
-}
-
-void sbuf_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char small[256];
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof small) {
-        sbuf_add(b, small, (size_t)n);
-        return;
-    }
-    if (!sbuf_reserve(b, (size_t)n)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)n;
-}
-
-void sbuf_add_json(sbuf *b, const cJSON *v) {
+void serve_add_json(strbuf *b, const cJSON *v) {
     char *s = cJSON_PrintUnformatted(v);
     if (!s) {
         b->oom = true;
         return;
     }
-    sbuf_adds(b, s);
+    strbuf_adds(b, s);
     free(s);
-}
-
-void sbuf_free(sbuf *b) {
-    free(b->p);
-    *b = (sbuf){0};
 }
 
 /* ---------------------------------------------------------------- typed fields */

@@ -59,16 +59,16 @@ static cJSON *final_object(serve_req *rq, const char *text, size_t n, int predic
     return o;
 }
 
-static void llama_stream(serve_req *rq, const char *text, size_t n, bool done, sbuf *out) {
+static void llama_stream(serve_req *rq, const char *text, size_t n, bool done, strbuf *out) {
     if (n) {
         cJSON *o = cJSON_CreateObject();
         char *s = strndup(text, n);
         cJSON_AddStringToObject(o, "content", s ? s : "");
         free(s);
         cJSON_AddBoolToObject(o, "stop", false);
-        sbuf_adds(out, "data: ");
-        sbuf_add_json(out, o);
-        sbuf_adds(out, "\n\n");
+        strbuf_adds(out, "data: ");
+        serve_add_json(out, o);
+        strbuf_adds(out, "\n\n");
         cJSON_Delete(o);
     }
     if (!done) return;
@@ -82,9 +82,9 @@ static void llama_stream(serve_req *rq, const char *text, size_t n, bool done, s
     } else {
         o = final_object(rq, "", 0, rq->flags ? 0 : rq->gen->stats.generated_tokens);
     }
-    sbuf_adds(out, "data: ");
-    sbuf_add_json(out, o);
-    sbuf_adds(out, "\n\n");
+    strbuf_adds(out, "data: ");
+    serve_add_json(out, o);
+    strbuf_adds(out, "\n\n");
     cJSON_Delete(o);
 }
 
@@ -112,9 +112,9 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
     if (!serve_start_or_reply(rq, &gp)) return MHD_YES;
     rq->flags = warm_up;
     if (stream && !warm_up) return serve_reply_stream(rq, "text/event-stream", llama_stream);
-    sbuf out = {0};
+    strbuf out = {0};
     if (!serve_wait_done(rq, &out)) {
-        sbuf_free(&out);
+        strbuf_free(&out);
         return MHD_NO;
     }
     int rc;
@@ -125,7 +125,7 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
     else
         rc = serve_reply_json(rq, 200,
                               final_object(rq, out.p ? out.p : "", out.n, rq->gen->stats.generated_tokens));
-    sbuf_free(&out);
+    strbuf_free(&out);
     return rc;
 }
 
@@ -250,11 +250,11 @@ int route_llama_infill(serve_req *rq) {
                 goto done;
             }
             if (t_sep >= 0) hearth_tokens_push(&extra, t_sep);
-            sbuf chunk = {0};
-            sbuf_printf(&chunk, "%s\n%s", fn, tx);
-            if (t_sep < 0 && (!chunk.n || chunk.p[chunk.n - 1] != '\n')) sbuf_adds(&chunk, "\n");
+            strbuf chunk = {0};
+            strbuf_printf(&chunk, "%s\n%s", fn, tx);
+            if (t_sep < 0 && (!chunk.n || chunk.p[chunk.n - 1] != '\n')) strbuf_adds(&chunk, "\n");
             encode_plain(srv, chunk.p ? chunk.p : "", &extra);
-            sbuf_free(&chunk);
+            strbuf_free(&chunk);
             i++;
         }
     }
@@ -364,7 +364,7 @@ int route_llama_detokenize(serve_req *rq) {
         rc = serve_reply_error(rq, 400, NULL, "'tokens' must be an array of token ids");
         goto out;
     }
-    sbuf text = {0};
+    strbuf text = {0};
     hearth_detok d;
     hearth_detok_init(&d, srv->tok, false, true); /* SPM: no leading space, so text round-trips */
     char buf[512];
@@ -372,18 +372,18 @@ int route_llama_detokenize(serve_req *rq) {
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= n_vocab) {
-            sbuf_free(&text);
+            strbuf_free(&text);
             rc = serve_reply_error(rq, 400, NULL, "'tokens[%d]' must be a token id between 0 and %d", i,
                                    n_vocab - 1);
             goto out;
         }
-        sbuf_add(&text, buf, hearth_detok_feed(&d, (int32_t)it->valuedouble, buf, sizeof buf));
+        strbuf_add(&text, buf, hearth_detok_feed(&d, (int32_t)it->valuedouble, buf, sizeof buf));
         i++;
     }
-    sbuf_add(&text, buf, hearth_detok_flush(&d, buf, sizeof buf));
+    strbuf_add(&text, buf, hearth_detok_flush(&d, buf, sizeof buf));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "content", text.p ? text.p : "");
-    sbuf_free(&text);
+    strbuf_free(&text);
     rc = serve_reply_json(rq, 200, o);
 out:
     cJSON_Delete(body);
@@ -400,22 +400,23 @@ int route_llama_health(serve_req *rq) {
     return serve_reply_json(rq, 200, o);
 }
 
-static void histogram(sbuf *b, const char *name, const char *help, const uint64_t *buckets,
+static void histogram(strbuf *b, const char *name, const char *help, const uint64_t *buckets,
                       const double *bounds, int n, double sum_ms, uint64_t count) {
-    sbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    strbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (int i = 0; i < n; i++) {
         cum += buckets[i];
         if (i == n - 1)
-            sbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+            strbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
         else
-            sbuf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i] / 1000.0, (unsigned long long)cum);
+            strbuf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i] / 1000.0,
+                          (unsigned long long)cum);
     }
-    sbuf_printf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum_ms / 1000.0, name, (unsigned long long)count);
+    strbuf_printf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum_ms / 1000.0, name, (unsigned long long)count);
 }
 
-static void metric(sbuf *b, const char *name, const char *type, const char *help, double v) {
-    sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+static void metric(strbuf *b, const char *name, const char *type, const char *help, double v) {
+    strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
 }
 
 int route_llama_metrics(serve_req *rq) {
@@ -425,12 +426,12 @@ int route_llama_metrics(serve_req *rq) {
     pthread_mutex_lock(&srv->mu);
     serve_metrics m = srv->metrics;
     pthread_mutex_unlock(&srv->mu);
-    sbuf b = {0};
-    sbuf_printf(&b, "# HELP hearth_http_requests_total HTTP requests finished, by status class.\n"
-                    "# TYPE hearth_http_requests_total counter\n");
+    strbuf b = {0};
+    strbuf_printf(&b, "# HELP hearth_http_requests_total HTTP requests finished, by status class.\n"
+                      "# TYPE hearth_http_requests_total counter\n");
     for (int c = 1; c <= 5; c++)
-        sbuf_printf(&b, "hearth_http_requests_total{code=\"%dxx\"} %llu\n", c,
-                    (unsigned long long)m.requests_by_class[c]);
+        strbuf_printf(&b, "hearth_http_requests_total{code=\"%dxx\"} %llu\n", c,
+                      (unsigned long long)m.requests_by_class[c]);
     metric(&b, "hearth_requests_done_total", "counter", "Generations finished by the engine.",
            (double)es.requests_done);
     metric(&b, "hearth_requests_cancelled_total", "counter", "Generations cancelled (client gone, shutdown).",
@@ -467,7 +468,7 @@ int route_llama_metrics(serve_req *rq) {
            (double)es.prefix.evicted);
     int rc = b.oom ? serve_reply_error(rq, 500, NULL, "out of memory")
                    : serve_reply_text(rq, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.n);
-    sbuf_free(&b);
+    strbuf_free(&b);
     return rc;
 }
 

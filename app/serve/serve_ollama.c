@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "app/cli/common.h"
+#include "core/os.h"
 #include "serve.h"
 
 #define OLLAMA_VERSION "0.6.4"
@@ -34,10 +35,11 @@ static void iso_time(char *buf, size_t n, time_t t, long nsec) {
 }
 
 static void add_now(cJSON *o) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = hearth_wall_seconds();
+    time_t sec = (time_t)now;
+    long nsec = (long)((now - (double)sec) * 1e9);
     char buf[64];
-    iso_time(buf, sizeof buf, ts.tv_sec, ts.tv_nsec);
+    iso_time(buf, sizeof buf, sec, nsec > 999999999L ? 999999999L : nsec);
     cJSON_AddStringToObject(o, "created_at", buf);
 }
 
@@ -101,13 +103,13 @@ static void add_final_fields(serve_req *rq, cJSON *o) {
     cJSON_AddNumberToObject(o, "eval_duration", (double)(int64_t)(st->gen_ms * 1e6));
 }
 
-static void ndjson(sbuf *out, cJSON *o) {
-    sbuf_add_json(out, o);
-    sbuf_adds(out, "\n");
+static void ndjson(strbuf *out, cJSON *o) {
+    serve_add_json(out, o);
+    strbuf_adds(out, "\n");
     cJSON_Delete(o);
 }
 
-static void ollama_stream(serve_req *rq, const char *text, size_t n, bool done, sbuf *out) {
+static void ollama_stream(serve_req *rq, const char *text, size_t n, bool done, strbuf *out) {
     if (n) {
         cJSON *o = line_head(rq, text, n);
         cJSON_AddBoolToObject(o, "done", false);
@@ -153,7 +155,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     serve_msg *msgs = NULL;
     int n_msgs = 0;
     char *text = NULL;
-    sbuf out = {0};
+    strbuf out = {0};
     rq->flags = chat ? OL_CHAT : 0;
 
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
@@ -224,7 +226,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
 bad:
     rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
 done:
-    sbuf_free(&out);
+    strbuf_free(&out);
     free(text);
     serve_messages_free(msgs, n_msgs);
     hearth_tokens_free(&ids);

@@ -37,15 +37,15 @@ static cJSON *chunk_head(serve_req *rq, bool chat) {
     return o;
 }
 
-static void sse_json(sbuf *out, cJSON *o) {
-    sbuf_adds(out, "data: ");
-    sbuf_add_json(out, o);
-    sbuf_adds(out, "\n\n");
+static void sse_json(strbuf *out, cJSON *o) {
+    strbuf_adds(out, "data: ");
+    serve_add_json(out, o);
+    strbuf_adds(out, "\n\n");
     cJSON_Delete(o);
 }
 
 /* One chunk: text (may be empty) and, when finish is set, the finish reason. */
-static void add_chunk(serve_req *rq, const char *text, size_t n, const char *finish, sbuf *out) {
+static void add_chunk(serve_req *rq, const char *text, size_t n, const char *finish, strbuf *out) {
     bool chat = rq->flags & OA_CHAT;
     cJSON *o = chunk_head(rq, chat);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
@@ -78,7 +78,7 @@ static void add_chunk(serve_req *rq, const char *text, size_t n, const char *fin
     sse_json(out, o);
 }
 
-static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, sbuf *out) {
+static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, strbuf *out) {
     if (n) add_chunk(rq, text, n, NULL, out);
     if (!done) return;
     serve_gen *g = rq->gen;
@@ -98,7 +98,7 @@ static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, 
             sse_json(out, o);
         }
     }
-    sbuf_adds(out, "data: [DONE]\n\n");
+    strbuf_adds(out, "data: [DONE]\n\n");
 }
 
 /* The prompt of /v1/completions: a string, an array of one string, or an array of token ids. */
@@ -142,7 +142,7 @@ static int openai_generate(serve_req *rq, bool chat) {
     serve_msg *msgs = NULL;
     int n_msgs = 0;
     char *text = NULL;
-    sbuf out = {0};
+    strbuf out = {0};
 
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
         !sj_int(body, "n", 1, 128, &n, &e) || !sj_int(body, "max_tokens", 0, 1 << 30, &max_tokens, &e) ||
@@ -236,7 +236,7 @@ static int openai_generate(serve_req *rq, bool chat) {
 bad:
     rc = serve_reply_error(rq, 400, "invalid_request_error", "%s", e.msg);
 done:
-    sbuf_free(&out);
+    strbuf_free(&out);
     free(text);
     serve_messages_free(msgs, n_msgs);
     hearth_tokens_free(&ids);

@@ -4,7 +4,7 @@
  * model names mean the served model.
  *
  * Owner: the serve subsystem. Chat messages are rendered with the model's
- * own template through runtime/chat_template.h (ChatML as the fallback).
+ * own template through runtime/template/chat_template.h (ChatML as the fallback).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +32,7 @@ void serve_messages_free(serve_msg *m, int n) {
 /* "content": a string, null, or an array of parts {type:"text", text}
  * (OpenAI). Other part types (images) are refused: the model reads text. */
 static char *content_text(const cJSON *c, int idx, sj_err *e) {
-    sbuf b = {0};
+    strbuf b = {0};
     if (!c || cJSON_IsNull(c)) return strdup("");
     if (cJSON_IsString(c)) return strdup(c->valuestring);
     if (!cJSON_IsArray(c)) {
@@ -44,7 +44,7 @@ static char *content_text(const cJSON *c, int idx, sj_err *e) {
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (cJSON_IsString(part)) {
-            sbuf_adds(&b, part->valuestring);
+            strbuf_adds(&b, part->valuestring);
             continue;
         }
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") || !cJSON_IsString(text)) {
@@ -52,10 +52,10 @@ static char *content_text(const cJSON *c, int idx, sj_err *e) {
                      "'messages[%d].content' parts must be {\"type\":\"text\",\"text\":...}; this model "
                      "reads text only",
                      idx);
-            sbuf_free(&b);
+            strbuf_free(&b);
             return NULL;
         }
-        sbuf_adds(&b, text->valuestring);
+        strbuf_adds(&b, text->valuestring);
     }
     if (!b.p) return strdup("");
     return b.p;
@@ -111,11 +111,13 @@ char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err 
         msgs[i].role = m[i].role;
         msgs[i].content = m[i].content;
     }
-    hearth_chat_request rq = {.msgs = msgs, .n_msgs = n, .add_generation_prompt = true, .fallback_chatml = true};
+    hearth_chat_request rq = {
+        .msgs = msgs, .n_msgs = n, .add_generation_prompt = true, .fallback_chatml = true};
     hearth_error err = {0};
     char *s = srv->tmpl ? hearth_chat_template_render_ex(srv->tmpl, &rq, &err) : NULL;
     free(msgs);
-    if (!s) snprintf(e->msg, sizeof e->msg, "%.250s", srv->tmpl ? err.msg : "out of memory rendering the chat");
+    if (!s)
+        snprintf(e->msg, sizeof e->msg, "%.250s", srv->tmpl ? err.msg : "out of memory rendering the chat");
     return s;
 }
 

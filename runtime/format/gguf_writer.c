@@ -11,7 +11,7 @@
  *
  * Each key/value is serialised into its own byte blob when it is set, so the
  * writer holds exactly the bytes it will emit; begin() just concatenates them.
- * Owned by the runtime; the only users are app/cmd_mkmodel.c and the quantizer.
+ * Owned by the runtime; the only users are app/commands/cmd_mkmodel.c and the quantizer.
  */
 #include "gguf_writer.h"
 
@@ -19,43 +19,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+#include "core/strbuf.h"
+
 #define GGUF_WRITER_DEFAULT_ALIGNMENT 32u
 #define GGUF_KEY_MAX 65535u
 
-/* ------------------------------------------------------------ byte buffer */
+/* ------------------------------------------------------------ little-endian fields */
 
-typedef struct bytebuf {
-    uint8_t *p;
-    size_t n, cap;
-    bool oom;
-} bytebuf;
-
-static void bb_put(bytebuf *b, const void *src, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, src, n);
-    b->n += n;
+/* GGUF integers are little-endian, as the host is (gguf.h's reader assumes
+ * the same); a strbuf that runs out of memory sets oom and drops the rest. */
+static void le_u32(strbuf *b, uint32_t v) {
+    strbuf_add(b, &v, sizeof v);
 }
-static void bb_u32(bytebuf *b, uint32_t v) {
-    bb_put(b, &v, sizeof v);
+static void le_u64(strbuf *b, uint64_t v) {
+    strbuf_add(b, &v, sizeof v);
 }
-static void bb_u64(bytebuf *b, uint64_t v) {
-    bb_put(b, &v, sizeof v);
-}
-static void bb_str(bytebuf *b, const char *s, size_t len) {
-    bb_u64(b, (uint64_t)len);
-    bb_put(b, s, len);
+static void le_str(strbuf *b, const char *s, size_t len) {
+    le_u64(b, (uint64_t)len);
+    strbuf_add(b, s, len);
 }
 
 /* ------------------------------------------------------------ state */
@@ -63,7 +45,7 @@ static void bb_str(bytebuf *b, const char *s, size_t len) {
 typedef struct wkv {
     char *key;
     gguf_value_type type;
-    bytebuf blob; /* key string + type + value, exactly as written */
+    strbuf blob; /* key string + type + value, exactly as written */
     /* integer value of a scalar integer key (for general.alignment) */
     bool is_int;
     uint64_t ival;
@@ -80,9 +62,9 @@ typedef struct wtensor {
 
 struct hearth_gguf_writer {
     wkv *kvs;
-    uint64_t n_kv, cap_kv;
+    size_t n_kv, cap_kv;
     wtensor *tensors;
-    uint64_t n_tensors, cap_tensors;
+    size_t n_tensors, cap_tensors;
     /* output */
     FILE *f;
     char name[200];
@@ -106,7 +88,7 @@ void hearth_gguf_writer_free(hearth_gguf_writer *w) {
     if (!w) return;
     for (uint64_t i = 0; i < w->n_kv; i++) {
         free(w->kvs[i].key);
-        free(w->kvs[i].blob.p);
+        strbuf_free(&w->kvs[i].blob);
     }
     free(w->kvs);
     for (uint64_t i = 0; i < w->n_tensors; i++)
@@ -131,41 +113,35 @@ static int64_t find_kv(const hearth_gguf_writer *w, const char *key) {
 
 /* Start a kv blob for `key` of `type`; the caller appends the value and
  * commits with put_kv. */
-static void kv_begin(bytebuf *b, const char *key, gguf_value_type type) {
-    bb_str(b, key, strlen(key));
-    bb_u32(b, (uint32_t)type);
+static void kv_begin(strbuf *b, const char *key, gguf_value_type type) {
+    le_str(b, key, strlen(key));
+    le_u32(b, (uint32_t)type);
 }
 
 /* Insert or replace `key` with the finished blob (takes ownership of it). */
-static hearth_status put_kv(hearth_gguf_writer *w, const char *key, gguf_value_type type, bytebuf *blob,
+static hearth_status put_kv(hearth_gguf_writer *w, const char *key, gguf_value_type type, strbuf *blob,
                             bool is_int, uint64_t ival, hearth_error *err) {
     if (blob->oom) {
-        free(blob->p);
+        strbuf_free(blob);
         return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory storing key %s", key);
     }
     int64_t at = find_kv(w, key);
     if (at >= 0) {
         wkv *kv = &w->kvs[at];
-        free(kv->blob.p);
+        strbuf_free(&kv->blob);
         kv->blob = *blob;
         kv->type = type;
         kv->is_int = is_int;
         kv->ival = ival;
         return HEARTH_OK;
     }
-    if (w->n_kv == w->cap_kv) {
-        uint64_t cap = w->cap_kv ? w->cap_kv * 2 : 32;
-        wkv *kvs = realloc(w->kvs, cap * sizeof *kvs);
-        if (!kvs) {
-            free(blob->p);
-            return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory storing key %s", key);
-        }
-        w->kvs = kvs;
-        w->cap_kv = cap;
+    if (!hearth_grow((void **)&w->kvs, &w->cap_kv, w->n_kv + 1, sizeof *w->kvs)) {
+        strbuf_free(blob);
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory storing key %s", key);
     }
     char *k = strdup(key);
     if (!k) {
-        free(blob->p);
+        strbuf_free(blob);
         return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory storing key %s", key);
     }
     w->kvs[w->n_kv++] = (wkv){k, type, *blob, is_int, ival};
@@ -184,10 +160,10 @@ static hearth_status set_scalar(hearth_gguf_writer *w, const char *key, gguf_val
                                 hearth_error *err) {
     hearth_status st = check_key(w, key, err);
     if (st) return st;
-    bytebuf b = {0};
+    strbuf b = {0};
     kv_begin(&b, key, type);
     size_t sz = gguf_value_type_size(type);
-    bb_put(&b, v, sz);
+    strbuf_add(&b, v, sz);
     bool is_int = type != GGUF_FLOAT32 && type != GGUF_FLOAT64 && type != GGUF_BOOL;
     uint64_t ival = 0;
     if (is_int) {
@@ -253,9 +229,9 @@ hearth_status hearth_gguf_writer_set_strn(hearth_gguf_writer *w, const char *key
                                           hearth_error *err) {
     hearth_status st = check_key(w, key, err);
     if (st) return st;
-    bytebuf b = {0};
+    strbuf b = {0};
     kv_begin(&b, key, GGUF_STRING);
-    bb_str(&b, v ? v : "", v ? len : 0);
+    le_str(&b, v ? v : "", v ? len : 0);
     return put_kv(w, key, GGUF_STRING, &b, false, 0, err);
 }
 
@@ -279,11 +255,11 @@ hearth_status hearth_gguf_writer_set_arr(hearth_gguf_writer *w, const char *key,
         return hearth_error_set(err, HEARTH_ERR_INVALID,
                                 "gguf writer: key %s: array of %llu elements is too large", key,
                                 (unsigned long long)n);
-    bytebuf b = {0};
+    strbuf b = {0};
     kv_begin(&b, key, GGUF_ARRAY);
-    bb_u32(&b, (uint32_t)elem_type);
-    bb_u64(&b, n);
-    bb_put(&b, data, (size_t)n * sz);
+    le_u32(&b, (uint32_t)elem_type);
+    le_u64(&b, n);
+    strbuf_add(&b, data, (size_t)n * sz);
     return put_kv(w, key, GGUF_ARRAY, &b, false, 0, err);
 }
 
@@ -293,13 +269,13 @@ hearth_status hearth_gguf_writer_set_str_arr(hearth_gguf_writer *w, const char *
     if (st) return st;
     if (n && !strs)
         return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: key %s: array data is NULL", key);
-    bytebuf b = {0};
+    strbuf b = {0};
     kv_begin(&b, key, GGUF_ARRAY);
-    bb_u32(&b, (uint32_t)GGUF_STRING);
-    bb_u64(&b, n);
+    le_u32(&b, (uint32_t)GGUF_STRING);
+    le_u64(&b, n);
     for (uint64_t i = 0; i < n && !b.oom; i++) {
         const char *s = strs[i] ? strs[i] : "";
-        bb_str(&b, s, lens ? lens[i] : strlen(s));
+        le_str(&b, s, lens ? lens[i] : strlen(s));
     }
     return put_kv(w, key, GGUF_ARRAY, &b, false, 0, err);
 }
@@ -325,12 +301,12 @@ hearth_status hearth_gguf_writer_copy_kv(hearth_gguf_writer *w, const gguf_kv *k
         return set_scalar(w, key, kv->type, &v, err);
     }
     if (kv->arr_type == GGUF_STRING) {
-        bytebuf b = {0};
+        strbuf b = {0};
         kv_begin(&b, key, GGUF_ARRAY);
-        bb_u32(&b, (uint32_t)GGUF_STRING);
-        bb_u64(&b, kv->arr_n);
+        le_u32(&b, (uint32_t)GGUF_STRING);
+        le_u64(&b, kv->arr_n);
         for (uint64_t i = 0; i < kv->arr_n && !b.oom; i++)
-            bb_str(&b, kv->strs[i].ptr, (size_t)kv->strs[i].len);
+            le_str(&b, kv->strs[i].ptr, (size_t)kv->strs[i].len);
         return put_kv(w, key, GGUF_ARRAY, &b, false, 0, err);
     }
     if (!gguf_value_type_size(kv->arr_type))
@@ -344,7 +320,7 @@ bool hearth_gguf_writer_remove(hearth_gguf_writer *w, const char *key) {
     int64_t at = find_kv(w, key);
     if (at < 0 || w->begun) return false;
     free(w->kvs[at].key);
-    free(w->kvs[at].blob.p);
+    strbuf_free(&w->kvs[at].blob);
     memmove(&w->kvs[at], &w->kvs[at + 1], (size_t)(w->n_kv - (uint64_t)at - 1) * sizeof *w->kvs);
     w->n_kv--;
     return true;
@@ -398,15 +374,8 @@ hearth_status hearth_gguf_writer_add_tensor(hearth_gguf_writer *w, const char *n
     uint64_t row = (uint64_t)hearth_dtype_row_size(type, (int64_t)ne[0]);
     if (row == 0 || n_rows > UINT64_MAX / 2 / row)
         return hearth_error_set(err, HEARTH_ERR_INVALID, "gguf writer: tensor %s is too large", name);
-    if (w->n_tensors == w->cap_tensors) {
-        uint64_t cap = w->cap_tensors ? w->cap_tensors * 2 : 64;
-        wtensor *t = realloc(w->tensors, cap * sizeof *t);
-        if (!t)
-            return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory adding tensor %s",
-                                    name);
-        w->tensors = t;
-        w->cap_tensors = cap;
-    }
+    if (!hearth_grow((void **)&w->tensors, &w->cap_tensors, w->n_tensors + 1, sizeof *w->tensors))
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "gguf writer: out of memory adding tensor %s", name);
     wtensor t = {0};
     t.name = strdup(name);
     if (!t.name)
@@ -515,29 +484,29 @@ hearth_status hearth_gguf_writer_begin(hearth_gguf_writer *w, FILE *f, const cha
     w->begun = true;
     layout(w, w->alignment, &w->header_bytes, &w->data_bytes);
 
-    bytebuf b = {0};
-    bb_put(&b, "GGUF", 4);
-    bb_u32(&b, 3);
-    bb_u64(&b, w->n_tensors);
-    bb_u64(&b, w->n_kv);
+    strbuf b = {0};
+    strbuf_add(&b, "GGUF", 4);
+    le_u32(&b, 3);
+    le_u64(&b, w->n_tensors);
+    le_u64(&b, w->n_kv);
     for (uint64_t i = 0; i < w->n_kv; i++)
-        bb_put(&b, w->kvs[i].blob.p, w->kvs[i].blob.n);
+        strbuf_add(&b, w->kvs[i].blob.p, w->kvs[i].blob.n);
     for (uint64_t i = 0; i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
-        bb_str(&b, t->name, strlen(t->name));
-        bb_u32(&b, t->n_dims);
+        le_str(&b, t->name, strlen(t->name));
+        le_u32(&b, t->n_dims);
         for (uint32_t d = 0; d < t->n_dims; d++)
-            bb_u64(&b, t->ne[d]);
-        bb_u32(&b, (uint32_t)t->type);
-        bb_u64(&b, t->offset);
+            le_u64(&b, t->ne[d]);
+        le_u32(&b, (uint32_t)t->type);
+        le_u64(&b, t->offset);
     }
     if (b.oom) {
-        free(b.p);
+        strbuf_free(&b);
         return fail(w, HEARTH_ERR_NOMEM, err, "%s: %s", "out of memory building the header");
     }
     st = put(w, b.p, b.n, err);
     if (!st) st = put_zeros(w, w->header_bytes - b.n, err);
-    free(b.p);
+    strbuf_free(&b);
     w->cur = 0;
     w->cur_written = 0;
     return st;

@@ -29,18 +29,19 @@
 #include <string.h>
 
 #include "core/argmax.h"
+#include "core/grow.h"
 
 /* Activation buffers on one backend, F32, [max_tokens rows]. */
 typedef struct act_set {
     hearth_backend *be;
-    hearth_tensor x;      /* residual stream, [n, n_embd] */
-    hearth_tensor h;      /* normed input, [n, n_embd] */
-    hearth_tensor q;      /* [n, n_head * head_dim] */
-    hearth_tensor k, v;   /* [n, n_head_kv * head_dim] */
-    hearth_tensor att;    /* attention output, [n, n_head * head_dim] */
-    hearth_tensor gate;   /* [n, n_ff] */
-    hearth_tensor up;     /* [n, n_ff] */
-    hearth_tensor proj;   /* projection back to n_embd, [n, n_embd] */
+    hearth_tensor x;    /* residual stream, [n, n_embd] */
+    hearth_tensor h;    /* normed input, [n, n_embd] */
+    hearth_tensor q;    /* [n, n_head * head_dim] */
+    hearth_tensor k, v; /* [n, n_head_kv * head_dim] */
+    hearth_tensor att;  /* attention output, [n, n_head * head_dim] */
+    hearth_tensor gate; /* [n, n_ff] */
+    hearth_tensor up;   /* [n, n_ff] */
+    hearth_tensor proj; /* projection back to n_embd, [n, n_embd] */
 } act_set;
 
 enum { MAX_BACKENDS = 4 };
@@ -60,10 +61,11 @@ struct hearth_forward {
     /* host-side per-pass metadata */
     int32_t *slots, *kv_len, *pt_offset, *page_table, *out_rows;
     int *seq_ids, *seq_new_len;
-    int page_table_cap;
+    size_t page_table_cap;
 };
 
-static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0, hearth_error *err) {
+static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0,
+                               hearth_error *err) {
     void *p = a->be->ops->alloc(a->be, (size_t)ne0 * (size_t)f->max_tokens * sizeof(float), err);
     if (!p) return err ? err->code : HEARTH_ERR_NOMEM;
     *t = hearth_tensor_2d(HEARTH_F32, ne0, f->max_tokens, p);
@@ -75,7 +77,8 @@ static act_set *set_for(hearth_forward *f, hearth_backend *be, hearth_error *err
     for (int i = 0; i < f->n_sets; i++)
         if (f->sets[i].be == be) return &f->sets[i];
     if (f->n_sets == MAX_BACKENDS) {
-        hearth_error_set(err, HEARTH_ERR_INVALID, "forward: a model spread over more than %d backends", MAX_BACKENDS);
+        hearth_error_set(err, HEARTH_ERR_INVALID, "forward: a model spread over more than %d backends",
+                         MAX_BACKENDS);
         return NULL;
     }
     const hearth_hparams *hp = &f->m->hp;
@@ -83,14 +86,16 @@ static act_set *set_for(hearth_forward *f, hearth_backend *be, hearth_error *err
     a->be = be;
     const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     if (alloc_act(f, a, &a->x, hp->n_embd, err) || alloc_act(f, a, &a->h, hp->n_embd, err) ||
-        alloc_act(f, a, &a->q, Q, err) || alloc_act(f, a, &a->k, KV, err) || alloc_act(f, a, &a->v, KV, err) ||
-        alloc_act(f, a, &a->att, Q, err) || alloc_act(f, a, &a->gate, hp->n_ff, err) ||
-        alloc_act(f, a, &a->up, hp->n_ff, err) || alloc_act(f, a, &a->proj, hp->n_embd, err))
+        alloc_act(f, a, &a->q, Q, err) || alloc_act(f, a, &a->k, KV, err) ||
+        alloc_act(f, a, &a->v, KV, err) || alloc_act(f, a, &a->att, Q, err) ||
+        alloc_act(f, a, &a->gate, hp->n_ff, err) || alloc_act(f, a, &a->up, hp->n_ff, err) ||
+        alloc_act(f, a, &a->proj, hp->n_embd, err))
         return NULL;
     return a;
 }
 
-hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int max_tokens, hearth_error *err) {
+hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int max_tokens,
+                                      hearth_error *err) {
     hearth_forward *f = calloc(1, sizeof *f);
     if (!f) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
@@ -116,7 +121,8 @@ hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int 
      * vocabularies of 150k a full [max_tokens, n_vocab] buffer would be huge. */
     f->max_logits = f->max_tokens < HEARTH_FORWARD_MAX_LOGITS ? f->max_tokens : HEARTH_FORWARD_MAX_LOGITS;
     {
-        void *p = f->out_be->ops->alloc(f->out_be, (size_t)hp->n_vocab * (size_t)f->max_logits * sizeof(float), err);
+        void *p = f->out_be->ops->alloc(f->out_be,
+                                        (size_t)hp->n_vocab * (size_t)f->max_logits * sizeof(float), err);
         if (!p) goto fail;
         f->logits = hearth_tensor_2d(HEARTH_F32, hp->n_vocab, f->max_logits, p);
     }
@@ -159,7 +165,9 @@ void hearth_forward_free(hearth_forward *f) {
     free(f);
 }
 
-int hearth_forward_max_tokens(const hearth_forward *f) { return f->max_tokens; }
+int hearth_forward_max_tokens(const hearth_forward *f) {
+    return f->max_tokens;
+}
 
 /* A view of the first n rows of an activation buffer. */
 static inline hearth_tensor rows(const hearth_tensor *t, int n) {
@@ -178,7 +186,8 @@ static inline hearth_tensor per_head(const hearth_tensor *t, int n, int heads, i
 }
 
 /* Check positions, reserve KV pages, and build the slot / page-table metadata. */
-static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hearth_attn_meta *meta, hearth_error *err) {
+static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hearth_attn_meta *meta,
+                                hearth_error *err) {
     hearth_kv_cache *kv = f->kv;
     const int n = ub->n_tokens;
     /* New length of each sequence touched = max(len, pos + 1). At most n
@@ -186,7 +195,8 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
     int *ids = f->seq_ids, *new_len = f->seq_new_len, n_seqs = 0;
     for (int i = 0; i < n; i++) {
         int s = ub->seq[i], j = 0;
-        while (j < n_seqs && ids[j] != s) j++;
+        while (j < n_seqs && ids[j] != s)
+            j++;
         if (j == n_seqs) {
             ids[n_seqs] = s;
             new_len[n_seqs++] = hearth_kv_seq_len(kv, s);
@@ -199,7 +209,8 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
         if (ub->pos[i] + 1 > new_len[j]) new_len[j] = ub->pos[i] + 1;
     }
     hearth_status st = HEARTH_OK;
-    for (int j = 0; j < n_seqs && !st; j++) st = hearth_kv_seq_reserve(kv, ids[j], new_len[j], err);
+    for (int j = 0; j < n_seqs && !st; j++)
+        st = hearth_kv_seq_reserve(kv, ids[j], new_len[j], err);
     /* Concatenate page tables of the touched sequences. */
     int total = 0;
     for (int j = 0; j < n_seqs && !st; j++) {
@@ -207,14 +218,9 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
         hearth_kv_seq_pages(kv, ids[j], &np);
         total += np;
     }
-    if (!st && total > f->page_table_cap) {
-        int32_t *p = realloc(f->page_table, (size_t)total * sizeof *p);
-        if (!p) st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-        else {
-            f->page_table = p;
-            f->page_table_cap = total;
-        }
-    }
+    if (!st &&
+        !hearth_grow((void **)&f->page_table, &f->page_table_cap, (size_t)total, sizeof *f->page_table))
+        st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     if (!st) {
         int off = 0;
         for (int j = 0; j < n_seqs; j++) {
@@ -230,7 +236,8 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
             f->slots[i] = hearth_kv_slot(kv, ub->seq[i], ub->pos[i]);
             f->kv_len[i] = ub->pos[i] + 1;
         }
-        *meta = (hearth_attn_meta){n, hearth_kv_config_get(kv)->page_size, f->kv_len, f->pt_offset, f->page_table, total};
+        *meta = (hearth_attn_meta){
+            n, hearth_kv_config_get(kv)->page_size, f->kv_len, f->pt_offset, f->page_table, total};
     }
     return st;
 }
@@ -242,7 +249,8 @@ static void matmuls(hearth_backend *be, int n, const hearth_tensor *const *w, co
         be->ops->matmul_multi(be, n, w, x, bias, out);
         return;
     }
-    for (int i = 0; i < n; i++) be->ops->matmul(be, w[i], x, bias[i], out[i]);
+    for (int i = 0; i < n; i++)
+        be->ops->matmul(be, w[i], x, bias[i], out[i]);
 }
 
 /* Move the residual stream's first n rows from set `from` to set `to`. */
@@ -272,8 +280,9 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
     for (int i = 0; i < n; i++)
         if (ub->logits ? ub->logits[i] : i == n - 1) f->out_rows[n_out++] = i;
     if (n_out > f->max_logits)
-        return hearth_error_set(err, HEARTH_ERR_INVALID, "ubatch asks for %d rows of logits (at most %d per pass)",
-                                n_out, f->max_logits);
+        return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                "ubatch asks for %d rows of logits (at most %d per pass)", n_out,
+                                f->max_logits);
     /* greedy: on the device when it has the op, else over host logits */
     const bool dev_argmax = ids_out && f->out_be->ops->argmax;
     if (dev_argmax && !f->ids_dev &&
@@ -288,8 +297,8 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
     if (st) return st;
 
     const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
-    const hearth_rope_params rope = {m->arch_info->rope, hp->n_rot,  D, hp->rope_freq_base, hp->rope_freq_scale,
-                                     m->rope_freqs,      1.0f};
+    const hearth_rope_params rope = {m->arch_info->rope,  hp->n_rot,     D,   hp->rope_freq_base,
+                                     hp->rope_freq_scale, m->rope_freqs, 1.0f};
     const float att_scale = 1.0f / sqrtf((float)D);
 
     /* ---- token embeddings */
@@ -308,8 +317,8 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
         hearth_backend *be = a->be;
         const hearth_backend_ops *op = be->ops;
         hearth_tensor x = rows(&a->x, n), h = rows(&a->h, n), q = rows(&a->q, n), k = rows(&a->k, n),
-                      v = rows(&a->v, n), att = rows(&a->att, n), gate = rows(&a->gate, n), up = rows(&a->up, n),
-                      proj = rows(&a->proj, n);
+                      v = rows(&a->v, n), att = rows(&a->att, n), gate = rows(&a->gate, n),
+                      up = rows(&a->up, n), proj = rows(&a->proj, n);
 
         /* ---- attention block: h = rmsnorm(x) * attn_norm */
         op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &h);
@@ -331,7 +340,8 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
         /* ---- write this ubatch's K/V into the pages, then attend over the cache */
         op->kv_store(be, hearth_kv_k(f->kv, l), &k, f->slots);
         op->kv_store(be, hearth_kv_v(f->kv, l), &v, f->slots);
-        op->attention(be, &q, hearth_kv_k(f->kv, l), hearth_kv_v(f->kv, l), &meta, H, HKV, D, att_scale, &att);
+        op->attention(be, &q, hearth_kv_k(f->kv, l), hearth_kv_v(f->kv, l), &meta, H, HKV, D, att_scale,
+                      &att);
 
         /* ---- x = x + att Wo */
         op->matmul(be, &L->wo, &att, NULL, &proj);
@@ -367,8 +377,10 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
         if (logits_out)
             be->ops->download(be, logits_out, lg.data, (size_t)n_out * (size_t)hp->n_vocab * sizeof(float));
     }
-    for (int i = 0; i < f->n_sets && !st; i++) st = f->sets[i].be->ops->synchronize(f->sets[i].be, err);
+    for (int i = 0; i < f->n_sets && !st; i++)
+        st = f->sets[i].be->ops->synchronize(f->sets[i].be, err);
     if (!st && ids_out && !dev_argmax)
-        for (int k = 0; k < n_out; k++) ids_out[k] = hearth_argmax(logits_out + (size_t)k * hp->n_vocab, hp->n_vocab);
+        for (int k = 0; k < n_out; k++)
+            ids_out[k] = hearth_argmax(logits_out + (size_t)k * hp->n_vocab, hp->n_vocab);
     return st ? st : n_out;
 }

@@ -35,7 +35,8 @@ typedef struct hearth_forward hearth_forward;
 /* At most this many tokens of one ubatch may ask for logits. */
 #define HEARTH_FORWARD_MAX_LOGITS 64
 
-hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int max_tokens, hearth_error *err);
+hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int max_tokens,
+                                      hearth_error *err);
 void hearth_forward_free(hearth_forward *f);
 int hearth_forward_max_tokens(const hearth_forward *f);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 
 /* ------------------------------------------------------------ architectures */
@@ -21,9 +22,13 @@ static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
     [HEARTH_ARCH_QWEN3] = {"qwen3", false, true, HEARTH_ROPE_NEOX},
 };
 
-const hearth_arch_info *hearth_arch_get(hearth_arch a) { return &arch_table[a]; }
+const hearth_arch_info *hearth_arch_get(hearth_arch a) {
+    return &arch_table[a];
+}
 
-const char *hearth_arch_supported_list(void) { return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3"; }
+const char *hearth_arch_supported_list(void) {
+    return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3";
+}
 
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
@@ -43,24 +48,31 @@ static bool get_arch_f32(const hearth_gguf *g, const char *arch, const char *suf
     return hearth_gguf_get_f32(g, key, out);
 }
 
-hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, hearth_hparams *hp, hearth_error *err) {
+hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, hearth_hparams *hp,
+                                  hearth_error *err) {
     const char *file = base_name(hearth_gguf_path(g));
     hearth_str s;
     char arch[64];
     if (!hearth_gguf_get_str(g, "general.architecture", &s))
-        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: general.architecture is missing (not a model file?)", file);
+        return hearth_error_set(err, HEARTH_ERR_FORMAT,
+                                "%s: general.architecture is missing (not a model file?)", file);
     hearth_str_copy(s, arch, sizeof arch);
     int a = -1;
     for (int i = 0; i < HEARTH_ARCH_COUNT; i++)
         if (!strcmp(arch, arch_table[i].name)) a = i;
     if (a < 0)
-        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported; supported: %s",
-                                file, arch, hearth_arch_supported_list());
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                "%s: architecture '%s' is not supported; supported: %s", file, arch,
+                                hearth_arch_supported_list());
     *arch_out = (hearth_arch)a;
     memset(hp, 0, sizeof *hp);
     uint32_t v;
-    struct { const char *key; int *dst; bool required; } ints[] = {
-        {"embedding_length", &hp->n_embd, true},       {"block_count", &hp->n_layer, true},
+    struct {
+        const char *key;
+        int *dst;
+        bool required;
+    } ints[] = {
+        {"embedding_length", &hp->n_embd, true},        {"block_count", &hp->n_layer, true},
         {"attention.head_count", &hp->n_head, true},    {"feed_forward_length", &hp->n_ff, true},
         {"context_length", &hp->n_ctx_train, false},    {"attention.head_count_kv", &hp->n_head_kv, false},
         {"attention.key_length", &hp->head_dim, false}, {"rope.dimension_count", &hp->n_rot, false},
@@ -80,14 +92,17 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
     if (!hp->n_rot) hp->n_rot = hp->head_dim;
     if (!hp->n_ctx_train) hp->n_ctx_train = 2048;
     if (hp->n_head % hp->n_head_kv != 0)
-        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", file,
-                                hp->n_head, hp->n_head_kv);
+        return hearth_error_set(err, HEARTH_ERR_FORMAT,
+                                "%s: head_count %d is not a multiple of head_count_kv %d", file, hp->n_head,
+                                hp->n_head_kv);
     if (hp->head_dim > 1024)
-        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "%s: head size %d is larger than this build supports (1024)",
-                                file, hp->head_dim);
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                "%s: head size %d is larger than this build supports (1024)", file,
+                                hp->head_dim);
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: rope.dimension_count %d does not fit head size %d", file,
-                                hp->n_rot, hp->head_dim);
+        return hearth_error_set(err, HEARTH_ERR_FORMAT,
+                                "%s: rope.dimension_count %d does not fit head size %d", file, hp->n_rot,
+                                hp->head_dim);
     hp->rms_eps = 1e-5f;
     get_arch_f32(g, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps);
     hp->rope_freq_base = 10000.0f;
@@ -98,14 +113,16 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     hearth_str st;
     bool linear = hearth_gguf_get_str(g, key, &st) && hearth_str_eq(st, "linear");
-    if ((linear || !hearth_gguf_find(g, key)) && get_arch_f32(g, arch, "rope.scaling.factor", &factor) && factor > 0)
+    if ((linear || !hearth_gguf_find(g, key)) && get_arch_f32(g, arch, "rope.scaling.factor", &factor) &&
+        factor > 0)
         hp->rope_freq_scale = 1.0f / factor;
     else if (get_arch_f32(g, arch, "rope.scale_linear", &factor) && factor > 0)
         hp->rope_freq_scale = 1.0f / factor;
     if (hearth_gguf_get_str(g, key, &st) && !hearth_str_eq(st, "linear") && !hearth_str_eq(st, "none")) {
         char t[32];
-        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "%s: rope scaling type '%s' is not supported (linear, none)",
-                                file, hearth_str_copy(st, t, sizeof t));
+        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                "%s: rope scaling type '%s' is not supported (linear, none)", file,
+                                hearth_str_copy(st, t, sizeof t));
     }
     const gguf_kv *toks = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
     hp->n_vocab = toks ? (int)toks->arr_n : 0;
@@ -140,17 +157,19 @@ static hearth_status load_tensor(loader *L, hearth_backend *b, const char *name,
     }
     int64_t t1 = (int64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
     if ((int64_t)t->ne[0] != ne0 || t1 != ne1)
-        return hearth_error_set(L->err, HEARTH_ERR_FORMAT,
-                                "%s: tensor %s has shape [%llu, %lld], expected [%lld, %lld] from the hyperparameters",
-                                L->file, name, (unsigned long long)t->ne[0], (long long)t1, (long long)ne0,
-                                (long long)ne1);
+        return hearth_error_set(
+            L->err, HEARTH_ERR_FORMAT,
+            "%s: tensor %s has shape [%llu, %lld], expected [%lld, %lld] from the hyperparameters", L->file,
+            name, (unsigned long long)t->ne[0], (long long)t1, (long long)ne0, (long long)ne1);
     if (f32_only && t->type != HEARTH_F32)
-        return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED, "%s: tensor %s has type %s; this build expects f32 here",
-                                L->file, name, hearth_dtype_name(t->type));
+        return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED,
+                                "%s: tensor %s has type %s; this build expects f32 here", L->file, name,
+                                hearth_dtype_name(t->type));
     if (!f32_only && !b->ops->supports_type(b, t->type)) {
         char bn[64];
-        return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED, "%s: tensor %s has type %s, which backend %s cannot run",
-                                L->file, name, hearth_dtype_name(t->type), backend_name(b, bn, sizeof bn));
+        return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED,
+                                "%s: tensor %s has type %s, which backend %s cannot run", L->file, name,
+                                hearth_dtype_name(t->type), backend_name(b, bn, sizeof bn));
     }
     *out = hearth_tensor_2d(t->type, ne0, ne1, (void *)t->data);
     if (out != &m->output || strcmp(name, "token_embd.weight")) { /* a second copy counts once */
@@ -166,12 +185,10 @@ static hearth_status load_tensor(loader *L, hearth_backend *b, const char *name,
             return L->err ? L->err->code : HEARTH_ERR_NOMEM;
         }
         b->ops->upload(b, mem, t->data, t->nbytes);
-        hearth_model_alloc *owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
-        if (!owned) {
+        if (!hearth_grow((void **)&m->owned, &m->cap_owned, (size_t)m->n_owned + 1, sizeof *m->owned)) {
             b->ops->dealloc(b, mem);
             return hearth_error_set(L->err, HEARTH_ERR_NOMEM, "%s: out of memory", L->file);
         }
-        m->owned = owned;
         m->owned[m->n_owned++] = (hearth_model_alloc){b, mem};
         out->data = mem;
         if (b == m->backend) m->device_bytes += t->nbytes;
@@ -185,7 +202,7 @@ static bool can_run(const hearth_model *m, hearth_backend *b, const char *name) 
     return !t || b->ops->supports_type(b, t->type);
 }
 
-static const char *const layer_matrices[] = {"attn_q", "attn_k", "attn_v", "attn_output",
+static const char *const layer_matrices[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                              "ffn_gate", "ffn_up", "ffn_down"};
 
 /* The first weight type of layer l that `b` cannot run, or -1. */
@@ -203,18 +220,21 @@ static void describe_plan(hearth_model *m, int missing_type) {
     char *p = m->plan;
     size_t cap = sizeof m->plan, len = 0;
     char bn[64];
-#define ADD(...)                                                          \
-    do {                                                                  \
-        int w_ = snprintf(p + len, cap - len, __VA_ARGS__);               \
-        if (w_ > 0) len = (size_t)w_ < cap - len ? len + (size_t)w_ : cap - 1; \
+#define ADD(...)                                                                                             \
+    do {                                                                                                     \
+        int w_ = snprintf(p + len, cap - len, __VA_ARGS__);                                                  \
+        if (w_ > 0) len = (size_t)w_ < cap - len ? len + (size_t)w_ : cap - 1;                               \
     } while (0)
     ADD("layers ");
     for (int l = 0; l < m->hp.n_layer;) {
         int e = l;
-        while (e + 1 < m->hp.n_layer && m->layer_be[e + 1] == m->layer_be[l]) e++;
+        while (e + 1 < m->hp.n_layer && m->layer_be[e + 1] == m->layer_be[l])
+            e++;
         if (l > 0) ADD(", ");
-        if (e > l) ADD("%d-%d on %s", l, e, backend_name(m->layer_be[l], bn, sizeof bn));
-        else ADD("%d on %s", l, backend_name(m->layer_be[l], bn, sizeof bn));
+        if (e > l)
+            ADD("%d-%d on %s", l, e, backend_name(m->layer_be[l], bn, sizeof bn));
+        else
+            ADD("%d on %s", l, backend_name(m->layer_be[l], bn, sizeof bn));
         l = e + 1;
     }
     ADD("; embeddings on %s", backend_name(m->embd_be, bn, sizeof bn));
@@ -285,7 +305,8 @@ static void place_layers(hearth_model *m, int gpu_layers) {
         missing = (int)hearth_gguf_find_tensor(m->gguf, "token_embd.weight")->type;
     }
     m->out_be = m->layer_be[n - 1];
-    const char *out_name = hearth_gguf_find_tensor(m->gguf, "output.weight") ? "output.weight" : "token_embd.weight";
+    const char *out_name =
+        hearth_gguf_find_tensor(m->gguf, "output.weight") ? "output.weight" : "token_embd.weight";
     if (host && !can_run(m, m->out_be, out_name)) {
         m->out_be = host;
         missing = (int)hearth_gguf_find_tensor(m->gguf, out_name)->type;
@@ -293,8 +314,8 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     describe_plan(m, missing);
     if (fit < n) {
         size_t len = strlen(m->plan);
-        snprintf(m->plan + len, sizeof m->plan - len, " (%d of %d layers fit in the device's %.1f GiB)", fit, n,
-                 (double)avail / (1024.0 * 1024.0 * 1024.0));
+        snprintf(m->plan + len, sizeof m->plan - len, " (%d of %d layers fit in the device's %.1f GiB)", fit,
+                 n, (double)avail / (1024.0 * 1024.0 * 1024.0));
     }
 }
 
@@ -309,9 +330,11 @@ static void compute_fingerprint(hearth_model *m) {
         h1 = hearth_hash_mix(h1, (uint64_t)t->type ^ (t->ne[0] << 8) ^ (t->ne[1] << 32) ^ t->offset);
         size_t n = t->nbytes < 4096 ? t->nbytes : 4096;
         h2 = hearth_hash_mix(h2, hearth_hash64(t->data, n, i));
-        if (t->nbytes > 8192) h2 = hearth_hash_mix(h2, hearth_hash64((const char *)t->data + t->nbytes - 4096, 4096, i));
+        if (t->nbytes > 8192)
+            h2 = hearth_hash_mix(h2, hearth_hash64((const char *)t->data + t->nbytes - 4096, 4096, i));
     }
-    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
+    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx%016llx", (unsigned long long)h1,
+             (unsigned long long)h2);
 }
 
 hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, hearth_error *err) {
@@ -326,7 +349,8 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
     if (!m->gguf) goto fail;
     const char *file = base_name(path);
     if (hearth_gguf_n_tensors(m->gguf) == 0) {
-        hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: the file has no tensors (a vocabulary-only file?)", file);
+        hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: the file has no tensors (a vocabulary-only file?)",
+                         file);
         goto fail;
     }
     if (hearth_hparams_read(m->gguf, &m->arch, &m->hp, err)) goto fail;
@@ -346,7 +370,8 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
     hp->n_vocab = hearth_tokenizer_n_vocab(m->tokenizer);
 
     loader L = {m, file, err};
-    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim,
+                  KV = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t F = hp->n_ff, V = hp->n_vocab;
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     m->layer_be = calloc((size_t)hp->n_layer, sizeof *m->layer_be);
@@ -367,15 +392,17 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
             goto fail;
     }
     hearth_tensor rf;
-    if (load_tensor(&L, m->backend->host ? m->backend->host : m->backend, "rope_freqs.weight", hp->n_rot / 2, 1, true, true, &rf)) goto fail;
+    if (load_tensor(&L, m->backend->host ? m->backend->host : m->backend, "rope_freqs.weight", hp->n_rot / 2,
+                    1, true, true, &rf))
+        goto fail;
     m->rope_freqs = rf.data ? hearth_gguf_find_tensor(m->gguf, "rope_freqs.weight")->data : NULL;
 
     const hearth_arch_info *ai = m->arch_info;
     for (int l = 0; l < hp->n_layer; l++) {
         hearth_layer *ly = &m->layers[l];
         char n[96];
-#define T(field, suffix, ne0, ne1, opt, f32)                                  \
-    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                            \
+#define T(field, suffix, ne0, ne1, opt, f32)                                                                 \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
     if (load_tensor(&L, m->layer_be[l], n, ne0, ne1, opt, f32, &ly->field)) goto fail;
         T(attn_norm, "attn_norm.weight", E, 1, false, true);
         T(wq, "attn_q.weight", E, Q, false, false);
@@ -404,7 +431,8 @@ fail:
 
 void hearth_model_free(hearth_model *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_owned; i++) m->owned[i].be->ops->dealloc(m->owned[i].be, m->owned[i].ptr);
+    for (int i = 0; i < m->n_owned; i++)
+        m->owned[i].be->ops->dealloc(m->owned[i].be, m->owned[i].ptr);
     free(m->owned);
     free(m->layers);
     free(m->layer_be);

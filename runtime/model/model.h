@@ -21,13 +21,19 @@
 #define HEARTH_MODEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backends/backend.h"
 #include "runtime/format/gguf.h"
 #include "runtime/text/tokenizer.h"
 
-typedef enum hearth_arch { HEARTH_ARCH_LLAMA, HEARTH_ARCH_QWEN2, HEARTH_ARCH_QWEN3, HEARTH_ARCH_COUNT } hearth_arch;
+typedef enum hearth_arch {
+    HEARTH_ARCH_LLAMA,
+    HEARTH_ARCH_QWEN2,
+    HEARTH_ARCH_QWEN3,
+    HEARTH_ARCH_COUNT
+} hearth_arch;
 
 typedef struct hearth_arch_info {
     const char *name;      /* general.architecture */
@@ -38,27 +44,28 @@ typedef struct hearth_arch_info {
 
 typedef struct hearth_hparams {
     int n_vocab;
-    int n_ctx_train;   /* context length the model was trained with */
-    int n_embd;        /* model dim */
+    int n_ctx_train; /* context length the model was trained with */
+    int n_embd;      /* model dim */
     int n_layer;
     int n_head;
-    int n_head_kv;     /* < n_head: grouped-query attention */
-    int head_dim;      /* attention.key_length, else n_embd / n_head */
-    int n_ff;          /* FFN hidden dim */
+    int n_head_kv; /* < n_head: grouped-query attention */
+    int head_dim;  /* attention.key_length, else n_embd / n_head */
+    int n_ff;      /* FFN hidden dim */
     float rms_eps;
-    int n_rot;         /* rope.dimension_count, else head_dim */
+    int n_rot; /* rope.dimension_count, else head_dim */
     float rope_freq_base;
     float rope_freq_scale; /* 1 / rope.scaling.factor for linear scaling */
-    bool tied_output;  /* output.weight absent: logits use token_embd */
+    bool tied_output;      /* output.weight absent: logits use token_embd */
 } hearth_hparams;
 
 typedef struct hearth_layer {
-    hearth_tensor attn_norm;             /* [n_embd] f32 */
-    hearth_tensor wq, wk, wv, wo;        /* [n_embd -> n_head*hd], [n_embd -> n_head_kv*hd] x2, [n_head*hd -> n_embd] */
-    hearth_tensor bq, bk, bv;            /* biases (qwen2), data NULL when absent */
-    hearth_tensor q_norm, k_norm;        /* [head_dim] (qwen3), data NULL when absent */
-    hearth_tensor ffn_norm;              /* [n_embd] */
-    hearth_tensor w_gate, w_up, w_down;  /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
+    hearth_tensor attn_norm; /* [n_embd] f32 */
+    hearth_tensor wq, wk, wv,
+        wo;                   /* [n_embd -> n_head*hd], [n_embd -> n_head_kv*hd] x2, [n_head*hd -> n_embd] */
+    hearth_tensor bq, bk, bv; /* biases (qwen2), data NULL when absent */
+    hearth_tensor q_norm, k_norm;       /* [head_dim] (qwen3), data NULL when absent */
+    hearth_tensor ffn_norm;             /* [n_embd] */
+    hearth_tensor w_gate, w_up, w_down; /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
 } hearth_layer;
 
 typedef struct hearth_model_alloc {
@@ -79,7 +86,7 @@ typedef struct hearth_model {
     const hearth_arch_info *arch_info;
     hearth_hparams hp;
     hearth_tokenizer *tokenizer;
-    char name[128];            /* general.name or the file's base name */
+    char name[128]; /* general.name or the file's base name */
     char path[1024];
     hearth_tensor token_embd;  /* [n_vocab, n_embd] (host, for get_rows) */
     hearth_tensor output_norm; /* [n_embd] */
@@ -90,7 +97,8 @@ typedef struct hearth_model {
     uint64_t weight_bytes;
     hearth_model_alloc *owned; /* backend allocations to release */
     int n_owned;
-    char fingerprint[65];      /* hex digest identifying the weights (prefix cache key) */
+    size_t cap_owned;     /* elements allocated in owned */
+    char fingerprint[65]; /* hex digest identifying the weights (prefix cache key) */
 } hearth_model;
 
 #define HEARTH_GPU_LAYERS_ALL (-1)
@@ -112,6 +120,7 @@ const hearth_arch_info *hearth_arch_get(hearth_arch a);
 /* Comma-separated list of supported architectures. */
 const char *hearth_arch_supported_list(void);
 /* Parse hyperparameters only (used by `hearth info` without loading weights). */
-hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch, hearth_hparams *hp, hearth_error *err);
+hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch, hearth_hparams *hp,
+                                  hearth_error *err);
 
 #endif

@@ -41,10 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "core/os.h"
 
 #define SCHEMA_VERSION 1
 #define DEFAULT_MAX_BYTES (2ull << 30)
@@ -133,12 +133,6 @@ struct hearth_cache_store {
     atomic_bool broken; /* the database failed with a corruption error at run time */
 };
 
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The row checksum: covers the bytes, the fingerprint and the key, so a row
  * copied under another key or model fails too. */
 static int64_t row_checksum(const char *fingerprint, uint64_t hash, const void *data, size_t n) {
@@ -209,7 +203,7 @@ static hearth_status make_parent_dirs(const char *path, hearth_error *err) {
 /* Rename path (and its -wal/-shm/-journal companions, which must never be
  * replayed into a fresh database) to PATH.corrupt-<unix time>[-N]. */
 static hearth_status move_aside(const char *path, char *dest, size_t cap, hearth_error *err) {
-    long long t = (long long)time(NULL);
+    long long t = (long long)hearth_wall_seconds();
     for (int i = 0; i < 1000; i++) {
         int w = i ? snprintf(dest, cap, "%s.corrupt-%lld-%d", path, t, i)
                   : snprintf(dest, cap, "%s.corrupt-%lld", path, t);
@@ -766,7 +760,7 @@ static bool enqueue(hearth_cache_store *s, msg *m, uint64_t *seq_out) {
         } else if (m->kind != MSG_CLEAR) {
             s->q_control++;
         }
-        int64_t t = now_us();
+        int64_t t = (int64_t)(hearth_wall_seconds() * 1e6); /* wall-clock microseconds */
         s->clock_us = t > s->clock_us ? t : s->clock_us + 1;
         m->stamp = s->clock_us;
         m->seq = ++s->next_seq;

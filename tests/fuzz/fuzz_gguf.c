@@ -1,5 +1,5 @@
 /*
- * fuzz_gguf.c - libFuzzer target for the GGUF reader (runtime/gguf.c).
+ * fuzz_gguf.c - libFuzzer target for the GGUF reader (runtime/format/gguf.c).
  *
  * Feeds arbitrary bytes to hearth_gguf_open_memory. When the open succeeds,
  * walks everything gguf.h promises is safe to read without checks: every kv

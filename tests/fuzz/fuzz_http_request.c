@@ -1,9 +1,9 @@
 /*
  * fuzz_http_request.c - libFuzzer target for the request-parsing path of
  * `hearth serve` that Hearth itself owns: a request body (JSON, parsed by
- * cJSON) read through the typed field readers (app/serve_json.c), the
+ * cJSON) read through the typed field readers (app/serve/serve_json.c), the
  * sampling fields of every route, model-name matching, and chat messages
- * parsed and rendered into a prompt (app/serve_prompt.c).
+ * parsed and rendered into a prompt (app/serve/serve_prompt.c).
  * HTTP framing (request line, headers, chunked bodies) is libmicrohttpd's,
  * which is fuzzed upstream; this target covers what happens after it.
  *
@@ -96,14 +96,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     /* what the server prints it must be able to read back */
-    sbuf b = {0};
-    sbuf_add_json(&b, o);
+    strbuf b = {0};
+    serve_add_json(&b, o);
     if (!b.oom && b.p) {
         cJSON *back = cJSON_ParseWithLength(b.p, b.n);
         check(back != NULL);
         cJSON_Delete(back);
     }
-    sbuf_free(&b);
+    strbuf_free(&b);
     cJSON_Delete(o);
     return 0;
 }

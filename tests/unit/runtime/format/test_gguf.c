@@ -13,6 +13,7 @@
  * tests/fuzz/run.sh to seed the fuzzer's corpus) and exits.
  * Ownership: tests only; nothing here is linked into libhearth.
  */
+#include "core/strbuf.h"
 #include "runtime/format/gguf.h"
 #include "test.h"
 
@@ -26,72 +27,60 @@
 
 /* ---------------------------------------------------------------- a tiny GGUF writer */
 
-typedef struct gbuf {
-    uint8_t *p;
-    size_t n, cap;
-} gbuf;
-
-static void put(gbuf *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        REQUIRE(b->p != NULL);
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, src, n);
-    b->n += n;
+/* Bytes built in a strbuf; a test that runs out of memory stops. */
+static void put(strbuf *b, const void *src, size_t n) {
+    strbuf_add(b, src, n);
+    REQUIRE(!b->oom);
 }
 
-static void put_u8(gbuf *b, uint8_t v) {
+static void put_u8(strbuf *b, uint8_t v) {
     put(b, &v, 1);
 }
-static void put_u32(gbuf *b, uint32_t v) {
+static void put_u32(strbuf *b, uint32_t v) {
     uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
     put(b, x, 4);
 }
-static void put_u64(gbuf *b, uint64_t v) {
+static void put_u64(strbuf *b, uint64_t v) {
     put_u32(b, (uint32_t)v);
     put_u32(b, (uint32_t)(v >> 32));
 }
-static void put_str(gbuf *b, const char *s) {
+static void put_str(strbuf *b, const char *s) {
     put_u64(b, strlen(s));
     put(b, s, strlen(s));
 }
-static void put_zeros(gbuf *b, size_t n) {
+static void put_zeros(strbuf *b, size_t n) {
     for (size_t i = 0; i < n; i++)
         put_u8(b, 0);
 }
-static void pad_to(gbuf *b, size_t align) {
+static void pad_to(strbuf *b, size_t align) {
     while (b->n % align)
         put_u8(b, 0);
 }
 
-static void w_header(gbuf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
+static void w_header(strbuf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
     put(b, "GGUF", 4);
     put_u32(b, version);
     put_u64(b, n_tensors);
     put_u64(b, n_kv);
 }
-static void kv_head(gbuf *b, const char *key, uint32_t type) {
+static void kv_head(strbuf *b, const char *key, uint32_t type) {
     put_str(b, key);
     put_u32(b, type);
 }
-static void kv_u32(gbuf *b, const char *key, uint32_t v) {
+static void kv_u32(strbuf *b, const char *key, uint32_t v) {
     kv_head(b, key, GGUF_UINT32);
     put_u32(b, v);
 }
-static void kv_str(gbuf *b, const char *key, const char *v) {
+static void kv_str(strbuf *b, const char *key, const char *v) {
     kv_head(b, key, GGUF_STRING);
     put_str(b, v);
 }
-static void kv_arr(gbuf *b, const char *key, uint32_t elem, uint64_t n) {
+static void kv_arr(strbuf *b, const char *key, uint32_t elem, uint64_t n) {
     kv_head(b, key, GGUF_ARRAY);
     put_u32(b, elem);
     put_u64(b, n);
 }
-static void w_tensor(gbuf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
+static void w_tensor(strbuf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
                      uint64_t offset) {
     put_str(b, name);
     put_u32(b, n_dims);
@@ -111,8 +100,8 @@ typedef struct synth_marks {
 
 /* The reference file: every scalar type, string and numeric arrays, two
  * tensors (F32 [32,2] at 0, Q8_0 [64] at 256), alignment 32. */
-static gbuf build_reference(synth_marks *m) {
-    gbuf b = {0};
+static strbuf build_reference(synth_marks *m) {
+    strbuf b = {0};
     synth_marks mk = {0};
     w_header(&b, 3, 2, 16);
     kv_str(&b, "general.architecture", "llama");
@@ -161,7 +150,7 @@ static gbuf build_reference(synth_marks *m) {
 }
 
 /* Open a private copy of exactly n bytes so ASan sees any over-read. */
-static hearth_gguf *open_copy(const uint8_t *p, size_t n, hearth_error *err, uint8_t **copy) {
+static hearth_gguf *open_copy(const void *p, size_t n, hearth_error *err, uint8_t **copy) {
     *copy = malloc(n ? n : 1);
     REQUIRE(*copy != NULL);
     if (n) memcpy(*copy, p, n);
@@ -192,7 +181,7 @@ static hearth_gguf *open_copy(const uint8_t *p, size_t n, hearth_error *err, uin
 
 static void test_reference(void) {
     synth_marks m;
-    gbuf b = build_reference(&m);
+    strbuf b = build_reference(&m);
     hearth_error err;
     uint8_t *copy;
     hearth_gguf *g = open_copy(b.p, b.n, &err, &copy);
@@ -307,14 +296,14 @@ static void test_reference(void) {
     CHECK_CONTAINS(err.msg,
                    "truncated file: header: magic needs 4 bytes at offset 0 but the file has 0 bytes");
     unlink(path);
-    free(b.p);
+    strbuf_free(&b);
 }
 
 /* Cut the reference file at every byte before its end: each must fail with a
  * clean FORMAT error and never read out of bounds. */
 static void test_truncation(void) {
     synth_marks m;
-    gbuf b = build_reference(&m);
+    strbuf b = build_reference(&m);
     int failures = 0;
     for (size_t n = 0; n < b.n; n++) {
         hearth_error err;
@@ -344,7 +333,7 @@ static void test_truncation(void) {
     open_copy(b.p, 20, &err, &copy), free(copy);
     CHECK_CONTAINS(err.msg, "truncated file: header: key-value count needs 8 bytes at offset 16");
     /* Inside a string value (a one-kv file, so the key-value count still fits). */
-    gbuf one = {0};
+    strbuf one = {0};
     w_header(&one, 3, 0, 1);
     kv_str(&one, "general.architecture", "llama");
     open_copy(one.p, one.n - 3, &err, &copy), free(copy);
@@ -358,7 +347,7 @@ static void test_truncation(void) {
     CHECK_CONTAINS(err.msg,
                    "synth.gguf: truncated file: key-value 0 (general.architecture): value type needs 4 "
                    "bytes at offset 52 but the file has 54 bytes");
-    free(one.p);
+    strbuf_free(&one);
     open_copy(b.p, m.tokens_elem1 + 3, &err, &copy), free(copy);
     snprintf(
         want, sizeof want,
@@ -376,13 +365,13 @@ static void test_truncation(void) {
     open_copy(b.p, b.n - 1, &err, &copy), free(copy);
     CHECK_CONTAINS(err.msg, "tensor 'b.weight' data (68 bytes at data offset 256");
     CHECK_CONTAINS(err.msg, "runs past the end of the file");
-    free(b.p);
+    strbuf_free(&b);
 }
 
 /* ---------------------------------------------------------------- rejections */
 
 static void test_header_errors(void) {
-    gbuf b = {0};
+    strbuf b = {0};
     put(&b, "GGML", 4), put_u32(&b, 3), put_u64(&b, 0), put_u64(&b, 0);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "not a GGUF file: bad magic 47 47 4d 4c");
     b.n = 0;
@@ -420,11 +409,11 @@ static void test_header_errors(void) {
     hearth_gguf *g = hearth_gguf_open_memory(b.p, b.n, SYNTH, &err);
     CHECK(g != NULL && hearth_gguf_version(g) == 2 && hearth_gguf_n_tensors(g) == 0);
     hearth_gguf_close(g);
-    free(b.p);
+    strbuf_free(&b);
 }
 
 static void test_kv_errors(void) {
-    gbuf b = {0};
+    strbuf b = {0};
     w_header(&b, 3, 0, 1);
     put_u64(&b, 1000), put(&b, "abc", 3), put_zeros(&b, 10);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT,
@@ -478,13 +467,13 @@ static void test_kv_errors(void) {
     w_header(&b, 3, 0, 1);
     put_u64(&b, 3), put(&b, "a\x01z", 3), put_u32(&b, 99);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "key-value 0 (a?z): unknown value type 99");
-    free(b.p);
+    strbuf_free(&b);
 }
 
 /* A file with one kv (alignment), one tensor, data. */
-static gbuf one_tensor(uint32_t align, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t offset,
-                       size_t data_bytes) {
-    gbuf b = {0};
+static strbuf one_tensor(uint32_t align, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t offset,
+                         size_t data_bytes) {
+    strbuf b = {0};
     w_header(&b, 3, 1, 1);
     kv_u32(&b, "general.alignment", align);
     w_tensor(&b, "blk.0.attn_q.weight", n_dims, ne, type, offset);
@@ -494,76 +483,76 @@ static gbuf one_tensor(uint32_t align, uint32_t n_dims, const uint64_t *ne, uint
 }
 
 static void test_tensor_errors(void) {
-    gbuf b = one_tensor(32, 2, (uint64_t[]){32, 4}, HEARTH_F16, 0, 256);
+    strbuf b = one_tensor(32, 2, (uint64_t[]){32, 4}, HEARTH_F16, 0, 256);
     hearth_error err;
     hearth_gguf *g = hearth_gguf_open_memory(b.p, b.n, SYNTH, &err);
     CHECK(g != NULL);
     hearth_gguf_close(g);
-    free(b.p);
+    strbuf_free(&b);
 
     b = one_tensor(32, 0, NULL, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "tensor 'blk.0.attn_q.weight' has 0 dimensions (expected 1..4)");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 5, (uint64_t[]){1, 1, 1, 1, 1}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "tensor 'blk.0.attn_q.weight' has 5 dimensions");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 2, (uint64_t[]){32, 0}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "tensor 'blk.0.attn_q.weight' has dimension ne[1] = 0 (must be > 0)");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 1, (uint64_t[]){UINT64_MAX}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "ne[0] = -1 (must be > 0)");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 2, (uint64_t[]){1ull << 32, 1ull << 32}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "product of its dimensions overflows");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 4, (uint64_t[]){1ull << 20, 1ull << 20, 1ull << 20, 1ull << 5}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "overflows int64 at ne[3]");
-    free(b.p);
+    strbuf_free(&b);
     /* The element count fits int64 but the byte size is far past the file. */
     b = one_tensor(32, 2, (uint64_t[]){1ull << 30, 1ull << 30}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "runs past the end of the file");
-    free(b.p);
+    strbuf_free(&b);
 
     b = one_tensor(32, 2, (uint64_t[]){32, 2}, 27, 0, 256);
     char want[256];
     snprintf(want, sizeof want, "tensor 'blk.0.attn_q.weight' has type 27 (unknown); this build supports %s",
              hearth_dtype_supported_list());
     EXPECT_FAIL(b, HEARTH_ERR_UNSUPPORTED, want);
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 2, (uint64_t[]){32, 2}, 0xffffffffu, 0, 256);
     EXPECT_FAIL(b, HEARTH_ERR_UNSUPPORTED, "has type 4294967295 (unknown)");
-    free(b.p);
+    strbuf_free(&b);
 
     b = one_tensor(32, 2, (uint64_t[]){33, 2}, HEARTH_Q8_0, 0, 256);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "rows of 33 elements, not a multiple of the block size 32");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 1, (uint64_t[]){128}, HEARTH_Q4_K, 0, 256);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "rows of 128 elements, not a multiple of the block size 256");
-    free(b.p);
+    strbuf_free(&b);
 
     b = one_tensor(32, 1, (uint64_t[]){8}, HEARTH_F32, 16, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT,
                 "tensor 'blk.0.attn_q.weight' data offset 16 is not a multiple of the alignment 32");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 1, (uint64_t[]){8}, HEARTH_F32, 32, 40);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT,
                 "tensor 'blk.0.attn_q.weight' data (32 bytes at data offset 32, data section at file offset");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 1, (uint64_t[]){8}, HEARTH_F32, UINT64_MAX - 31, 40);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "runs past the end of the file");
-    free(b.p);
+    strbuf_free(&b);
 
     b = one_tensor(48, 1, (uint64_t[]){8}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "general.alignment = 48 is not a non-zero power of two");
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(0, 1, (uint64_t[]){8}, HEARTH_F32, 0, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "general.alignment = 0 is not a non-zero power of two");
-    free(b.p);
-    b = (gbuf){0};
+    strbuf_free(&b);
+    b = (strbuf){0};
     w_header(&b, 3, 0, 1);
     kv_str(&b, "general.alignment", "32");
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "general.alignment has type string (expected uint32)");
-    free(b.p);
+    strbuf_free(&b);
 
     /* A non-default alignment moves the data section and the offset rule. */
     b = one_tensor(64, 1, (uint64_t[]){8}, HEARTH_F32, 64, 128);
@@ -571,19 +560,19 @@ static void test_tensor_errors(void) {
     REQUIRE(g != NULL);
     CHECK(hearth_gguf_alignment(g) == 64);
     const gguf_tensor *t = hearth_gguf_tensor_at(g, 0);
-    CHECK(((const uint8_t *)t->data - b.p) % 64 == 0);
-    CHECK((const uint8_t *)t->data + t->nbytes <= b.p + b.n);
+    CHECK(((const uint8_t *)t->data - (const uint8_t *)b.p) % 64 == 0);
+    CHECK((const uint8_t *)t->data + t->nbytes <= (const uint8_t *)b.p + b.n);
     hearth_gguf_close(g);
-    free(b.p);
+    strbuf_free(&b);
 
-    b = (gbuf){0};
+    b = (strbuf){0};
     w_header(&b, 3, 2, 0);
     w_tensor(&b, "x", 1, (uint64_t[]){8}, HEARTH_F32, 0);
     w_tensor(&b, "x", 1, (uint64_t[]){8}, HEARTH_F32, 32);
     pad_to(&b, 32);
     put_zeros(&b, 64);
     EXPECT_FAIL(b, HEARTH_ERR_FORMAT, "duplicate tensor name 'x' (tensors 0 and 1)");
-    free(b.p);
+    strbuf_free(&b);
 }
 
 static void test_io_errors(void) {
@@ -752,7 +741,7 @@ static void test_known_values(void) {
 
 /* ---------------------------------------------------------------- fuzz seeds */
 
-static void write_seed(const char *dir, const char *name, const gbuf *b) {
+static void write_seed(const char *dir, const char *name, const strbuf *b) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
@@ -762,20 +751,20 @@ static void write_seed(const char *dir, const char *name, const gbuf *b) {
 }
 
 static int write_seeds(const char *dir) {
-    gbuf b = build_reference(NULL);
+    strbuf b = build_reference(NULL);
     write_seed(dir, "synth-reference.gguf", &b);
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(64, 1, (uint64_t[]){8}, HEARTH_F32, 64, 128);
     write_seed(dir, "synth-align64.gguf", &b);
-    free(b.p);
+    strbuf_free(&b);
     b = one_tensor(32, 2, (uint64_t[]){256, 2}, HEARTH_Q4_K, 0, 2 * 144);
     write_seed(dir, "synth-q4k.gguf", &b);
-    free(b.p);
-    b = (gbuf){0};
+    strbuf_free(&b);
+    b = (strbuf){0};
     w_header(&b, 2, 0, 1);
     kv_arr(&b, "tokenizer.ggml.merges", GGUF_STRING, 2), put_str(&b, "a b"), put_str(&b, "c d");
     write_seed(dir, "synth-v2-vocab.gguf", &b);
-    free(b.p);
+    strbuf_free(&b);
     printf("wrote 4 seed files to %s\n", dir);
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * test_cache_store.c - the SQLite prefix-cache store (runtime/cache_store.c)
+ * test_cache_store.c - the SQLite prefix-cache store (runtime/store/cache_store.c)
  * against real database files in a fresh directory under /tmp.
  *
  * Covers: put/flush/get round trips (incl. keys >= 2^63), misses for another
@@ -21,19 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/os.h"
 #include "runtime/store/cache_store.h"
 #include "test.h"
 
 static char g_dir[256];
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Page bytes: a function of fingerprint and hash only. */
 static void fill_page(unsigned char *p, size_t n, const char *fp, uint64_t hash) {
@@ -538,18 +532,18 @@ static void test_queue_full(void) {
     REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
 
     unsigned char buf[1024];
-    double worst = 0, t_all = now_ms();
+    double worst = 0, t_all = hearth_now_ms();
     for (uint64_t h = 0; h < 1000; h++) {
         fill_page(buf, sizeof buf, "q", h);
-        double t0 = now_ms();
+        double t0 = hearth_now_ms();
         hearth_cache_store_put(s, "q", h, buf, sizeof buf);
-        double dt = now_ms() - t0;
+        double dt = hearth_now_ms() - t0;
         if (dt > worst) worst = dt;
     }
-    double t_get = now_ms();
+    double t_get = hearth_now_ms();
     CHECK(get_page(s, "q", 424242, 100)); /* reads go on while the writer is stuck */
-    t_get = now_ms() - t_get;
-    t_all = now_ms() - t_all;
+    t_get = hearth_now_ms() - t_get;
+    t_all = hearth_now_ms() - t_all;
     hearth_cache_store_stats st = {0};
     hearth_cache_store_stats_get(s, &st);
     CHECKF(worst < 100, "a put blocked for %.1f ms", worst);

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/grow.h"
+#include "core/os.h"
 #include "runtime/store/cache_store.h"
 #include "test.h"
 
@@ -53,14 +55,14 @@ static void child_main(const char *path, uint64_t first_hash, int ready_fd) {
     unsigned char buf[2048 + 12 * 512];
     if (write(ready_fd, "r", 1) != 1) _exit(4);
     close(ready_fd);
-    time_t start = time(NULL);
+    double start_ms = hearth_now_ms();
     for (uint64_t h = first_hash;; h++) {
         size_t n = page_size_for(h);
         fill_page(buf, n, h);
         hearth_cache_store_put(s, FP, h, buf, n);
         if (h % 24 == 0) hearth_cache_store_flush(s);
         if (h % 7 == 0) hearth_cache_store_get(s, FP, h - 50, buf, page_size_for(h - 50));
-        if (time(NULL) - start > 20) _exit(5);
+        if (hearth_now_ms() - start_ms > 20e3) _exit(5);
     }
 }
 
@@ -97,12 +99,12 @@ static void one_round(const char *path, int round, unsigned seed) {
     sqlite3_finalize(st);
 
     /* the rows the database holds now */
-    size_t n_rows = 0, cap = 1024;
-    uint64_t *hashes = malloc(cap * sizeof *hashes);
+    size_t n_rows = 0, cap = 0;
+    uint64_t *hashes = NULL;
     REQUIRE(sqlite3_prepare_v2(db, "SELECT hash FROM pages WHERE fingerprint = '" FP "'", -1, &st, NULL) ==
             SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n_rows == cap) hashes = realloc(hashes, (cap *= 2) * sizeof *hashes);
+        REQUIRE(hearth_grow((void **)&hashes, &cap, n_rows + 1, sizeof *hashes));
         hashes[n_rows++] = (uint64_t)sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
