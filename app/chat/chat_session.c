@@ -134,8 +134,8 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
         hearth_chat_template_for_model(m->gguf, cm ? cm->chat_template : NULL, note, sizeof note);
     hearth_engine_config ec = hearth_engine_defaults();
     ec.prefix_cache = true;
+    ec.n_parallel = 1; /* one conversation: one sequence, unless --parallel / parallel: asks for more */
     hearth_config_apply_engine(cfg, &ec); /* the file, then the flags */
-    ec.n_parallel = 1;
     if (s->opt.ctx) ec.n_ctx = s->opt.ctx;
     if (s->opt.no_prefix_cache) ec.prefix_cache = false;
     char db_default[1024];
