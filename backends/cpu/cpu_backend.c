@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
 #include "cpu_attn.h"
 #include "cpu_features.h"
 #include "cpu_quants.h"
@@ -43,7 +43,7 @@ static cpu_ctx *ctx_of(hearth_backend *b) {
 #define PROFILE_END(b, op)                                                                                   \
     do {                                                                                                     \
         if ((b)->profile) {                                                                                  \
-            (b)->op_time_us[op] += hearth_now_us() - t0_;                                                           \
+            (b)->op_time_us[op] += hearth_now_us() - t0_;                                                    \
             (b)->op_count[op]++;                                                                             \
         }                                                                                                    \
     } while (0)
@@ -302,9 +302,11 @@ static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_t
 static void cpu_matmul_multi(hearth_backend *b, int n, const hearth_tensor *const *w, const hearth_tensor *x,
                              const hearth_tensor *const *bias, hearth_tensor *const *out) {
     bool same = n >= 1 && n <= 4;
-    for (int i = 1; i < n && same; i++) same = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
+    for (int i = 1; i < n && same; i++)
+        same = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
     if (!same) { /* not one input format: one matmul each */
-        for (int i = 0; i < n; i++) cpu_matmul(b, w[i], x, bias[i], out[i]);
+        for (int i = 0; i < n; i++)
+            cpu_matmul(b, w[i], x, bias[i], out[i]);
         return;
     }
     PROFILE_BEGIN(b);
@@ -317,7 +319,8 @@ static void cpu_matmul_multi(hearth_backend *b, int n, const hearth_tensor *cons
     run_rows(c, x->ne1, x->ne0, act_rows, &aj);
     multi_job m = {.n = n};
     for (int i = 0; i < n; i++) {
-        m.jobs[i] = (matmul_job){w[i], bias[i], out[i], act, act_row, x->ne1, hearth_cpu_vec_dot(w[i]->type), NULL, 0, 0};
+        m.jobs[i] = (matmul_job){w[i], bias[i], out[i], act, act_row, x->ne1, hearth_cpu_vec_dot(w[i]->type),
+                                 NULL, 0,       0};
         m.jobs[i].gemm = hearth_cpu_gemm(w[i]->type, &m.jobs[i].gemm_rows, &m.jobs[i].gemm_toks);
         m.start[i + 1] = m.start[i] + w[i]->ne1;
     }
@@ -760,7 +763,6 @@ static const hearth_backend_ops cpu_ops = {
     .get_rows_f32 = cpu_get_rows_f32,
     .synchronize = cpu_synchronize,
 };
-
 
 hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err) {
     if (n_threads <= 0) n_threads = hearth_physical_cores();

@@ -69,6 +69,7 @@
 
 extern "C" {
 #include "cuda_backend.h"
+#include "backends/backend_impl.h"
 }
 
 namespace {

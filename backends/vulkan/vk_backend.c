@@ -41,7 +41,7 @@
 #include <sys/stat.h>
 #include <vulkan/vulkan.h>
 
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
 #include "vk_shaders.h"
 
 /* ------------------------------------------------------------ types */

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend_impl.h"
 #include "core/argmax.h"
 
 /* Activation buffers on one backend, F32, [max_tokens rows]. */
