@@ -11,16 +11,9 @@
 #include <string.h>
 
 #include "backend_impl.h"
-
-#ifdef HEARTH_HAVE_CUDA
-hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err);
-int hearth_cuda_devices(hearth_device_desc *out, int cap, hearth_error *err);
-#endif
-#ifdef HEARTH_HAVE_VULKAN
-hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
-int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err);
-#endif
 #include "backends/cpu/cpu_features.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/vulkan/vk_backend.h"
 
 const char *hearth_backend_list(void) {
     return "cpu"

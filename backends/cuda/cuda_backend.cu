@@ -1,7 +1,7 @@
 /*
  * cuda_backend.cu - the CUDA implementation of backend.h (NVIDIA GPUs).
  *
- * Owner: the CUDA backend (issue 8). Owns: one device, one stream, the host
+ * Owner: the CUDA backend (backends/cuda). Owns: one device, one stream, the host
  * and device staging buffers for the index arrays the ops receive (token ids,
  * positions, KV slots, page tables, rope freq factors), scratch buffers (F16
  * activations for the GEMM, split-K attention partials), a cache of CUDA

@@ -42,6 +42,7 @@
 #include <vulkan/vulkan.h>
 
 #include "backends/backend_impl.h"
+#include "vk_backend.h"
 #include "vk_shaders.h"
 
 /* ------------------------------------------------------------ types */
@@ -1220,8 +1221,6 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
     return HEARTH_OK;
 }
 
-hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
-
 hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err) {
     hearth_backend *b = calloc(1, sizeof *b);
     vk_ctx *c = calloc(1, sizeof *c);
@@ -1353,8 +1352,6 @@ fail:
 }
 
 /* ------------------------------------------------------------ device list */
-
-int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err);
 
 /* Every physical device the loader reports, ranked like create's "auto"
  * (the best non-software device is the one auto takes). */

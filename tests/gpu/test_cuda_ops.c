@@ -1,7 +1,7 @@
 /*
  * test_cuda_ops.c - parity of every CUDA backend op with the CPU backend.
  *
- * Owner: the CUDA backend (issue 8). Built only when HEARTH_HAVE_CUDA and run
+ * Owner: the CUDA backend (backends/cuda). Built only when HEARTH_HAVE_CUDA and run
  * by tests/gpu/run.sh on a machine with a GPU (not in ctest: CI has none).
  * Each case makes random inputs, runs the op on both backends and compares;
  * the GPU output is poisoned (NaN-filled) before every run so an element the

@@ -1,7 +1,7 @@
 /*
  * test_cuda_fallback.c - the CUDA backend's absence is handled cleanly.
  *
- * Owner: the CUDA backend (issue 8). CI builds the CUDA backend (nvcc is
+ * Owner: the CUDA backend (backends/cuda). CI builds the CUDA backend (nvcc is
  * there) but has no GPU: `--backend cuda` must fail with one clear line and a
  * backend/unsupported status, and `auto` must give the CPU backend. In a build
  * without CUDA, asking for it names the missing backend. On a machine with a

@@ -27,12 +27,11 @@
 #include <stdint.h>
 
 #include "backends/backend_impl.h"
+#include "backends/vulkan/vk_backend.h"
 #include "runtime/serving/sampling.h"
 #include "test.h"
 
 #ifdef HEARTH_HAVE_VULKAN
-hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
-
 static hearth_backend *cpu, *vk; /* vk: the device under test (one shader variant) */
 static const char *variant = "";
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
