@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "backends/backend_impl.h"
+#include "core/grow.h"
 #include "cpu_attn.h"
 #include "cpu_features.h"
 #include "cpu_quants.h"
@@ -27,12 +28,12 @@
 typedef struct cpu_ctx {
     hearth_threadpool *pool;
     int n_threads;
-    void *scratch; /* activations converted to vec_dot_type */
-    size_t scratch_size;
-    void *att_scratch; /* per-thread attention tiles */
-    size_t att_scratch_n;
-    int *att_blocks; /* token blocks of the attention op */
-    int att_blocks_n;
+    void *scratch;        /* activations converted to vec_dot_type */
+    size_t scratch_size;  /* bytes */
+    void *att_scratch;    /* per-thread attention tiles */
+    size_t att_scratch_n; /* bytes */
+    int *att_blocks;      /* token blocks of the attention op */
+    size_t att_blocks_n;  /* elements */
 } cpu_ctx;
 
 static cpu_ctx *ctx_of(hearth_backend *b) {
@@ -49,12 +50,7 @@ static cpu_ctx *ctx_of(hearth_backend *b) {
     } while (0)
 
 static void *scratch_get(cpu_ctx *c, size_t bytes) {
-    if (bytes > c->scratch_size) {
-        void *p = realloc(c->scratch, bytes);
-        if (!p) return NULL;
-        c->scratch = p;
-        c->scratch_size = bytes;
-    }
+    if (!hearth_grow(&c->scratch, &c->scratch_size, bytes, 1)) return NULL;
     return c->scratch;
 }
 
@@ -679,20 +675,12 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     }
     per = (per + 63) & ~(size_t)63;
     size_t need = per * (size_t)c->n_threads;
-    if (need > c->att_scratch_n) {
-        void *p = realloc(c->att_scratch, need);
-        if (!p) abort(); /* a few KB per thread */
-        c->att_scratch = p;
-        c->att_scratch_n = need;
-    }
+    if (!hearth_grow(&c->att_scratch, &c->att_scratch_n, need, 1)) abort(); /* a few KB per thread */
     /* blocks: runs of up to HEARTH_ATTN_MAX_Q consecutive tokens of one
      * sequence (a prompt chunk) for the group kernel, single tokens otherwise */
-    if (m->n_tokens + 1 > c->att_blocks_n) {
-        int *p = realloc(c->att_blocks, sizeof(int) * (size_t)(m->n_tokens + 1));
-        if (!p) abort(); /* a few KB */
-        c->att_blocks = p;
-        c->att_blocks_n = m->n_tokens + 1;
-    }
+    if (!hearth_grow((void **)&c->att_blocks, &c->att_blocks_n, (size_t)m->n_tokens + 1,
+                     sizeof *c->att_blocks))
+        abort(); /* a few KB */
     int n_blocks = 0;
     for (int t = 0; t < m->n_tokens;) {
         int e = t + 1;
