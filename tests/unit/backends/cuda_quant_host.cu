@@ -1,6 +1,6 @@
 /*
  * cuda_quant_host.cu - the CUDA backend's weight decoders (backends/cuda/cuda_quant.h)
- * run on the host, for tests/unit/test_cuda_quant.c.
+ * run on the host, for tests/unit/backends/test_cuda_quant.c.
  *
  * Owner: the CUDA backend (backends/cuda). Built into test_cuda_quant only when
  * HEARTH_HAVE_CUDA. Host code only: nothing here calls the CUDA runtime, so the
