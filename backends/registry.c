@@ -10,17 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-
-#ifdef HEARTH_HAVE_CUDA
-hearth_backend *hearth_cuda_backend_create(int device, hearth_error *err);
-int hearth_cuda_devices(hearth_device_desc *out, int cap, hearth_error *err);
-#endif
-#ifdef HEARTH_HAVE_VULKAN
-hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
-int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err);
-#endif
+#include "backend_impl.h"
 #include "backends/cpu/cpu_features.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/vulkan/vk_backend.h"
 
 const char *hearth_backend_list(void) {
     return "cpu"
@@ -77,10 +70,11 @@ static hearth_backend *create_device(const hearth_backend_config *cfg, hearth_er
 #ifdef HEARTH_HAVE_VULKAN
         return hearth_vulkan_backend_create(parse_device(name, "vulkan"), true, err);
 #else
-        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
-                         "backend '%s': this build has no Vulkan backend (built with: %s); install the Vulkan "
-                         "headers and glslc (packaging/install-deps.sh) and rebuild, or use --backend cpu",
-                         name, hearth_backend_list());
+        hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "backend '%s': this build has no Vulkan backend (built with: %s); install the Vulkan "
+            "headers and glslc (packaging/install-deps.sh) and rebuild, or use --backend cpu",
+            name, hearth_backend_list());
         return NULL;
 #endif
     }
@@ -99,7 +93,8 @@ static hearth_backend *create_device(const hearth_backend_config *cfg, hearth_er
 #endif
         return hearth_cpu_backend_create(threads, err);
     }
-    hearth_error_set(err, HEARTH_ERR_INVALID, "unknown backend '%s': expected auto, cpu, cuda[:N] or vulkan[:N] (this build has: %s)",
+    hearth_error_set(err, HEARTH_ERR_INVALID,
+                     "unknown backend '%s': expected auto, cpu, cuda[:N] or vulkan[:N] (this build has: %s)",
                      name, hearth_backend_list());
     return NULL;
 }
@@ -165,18 +160,21 @@ int hearth_backend_devices(hearth_device_desc *out, int cap, char *problems, siz
         if (k < 0) add_problem(problems, problems_cap, e.msg);
         /* auto takes the best-ranked usable non-software device; the backend
          * marks it, unless a CUDA device comes first */
-        for (int i = 0; i < k && gpu_picked; i++) tmp[n + i].auto_pick = false;
-        for (int i = 0; i < k; i++) gpu_picked |= tmp[n + i].auto_pick;
+        for (int i = 0; i < k && gpu_picked; i++)
+            tmp[n + i].auto_pick = false;
+        for (int i = 0; i < k; i++)
+            gpu_picked |= tmp[n + i].auto_pick;
         n += k > 0 ? k : 0;
     }
 #endif
     tmp[0].auto_pick = !gpu_picked;
-    for (int i = 0; i < n && i < cap; i++) out[i] = tmp[i];
+    for (int i = 0; i < n && i < cap; i++)
+        out[i] = tmp[i];
     return n;
 }
 
 const char *hearth_op_name(int op) {
-    static const char *names[] = {"get_rows", "rms_norm", "matmul", "add",      "rope",
+    static const char *names[] = {"get_rows", "rms_norm",  "matmul",   "add", "rope",
                                   "kv_store", "attention", "silu_mul", "copy"};
     return op >= 0 && op < HEARTH_OP_COUNT ? names[op] : "?";
 }

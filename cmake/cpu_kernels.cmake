@@ -45,7 +45,7 @@ endfunction()
 
 # HEARTH_KERNELS_ONLY: no third-party library (sqlite3, libyaml, cJSON,
 # ncurses, microhttpd), so a bare cross toolchain builds it. Two libraries:
-# hearth_kernels (dtype conversions, scalar and SIMD kernels, dispatcher) with
+# hearth_kernels (dtype conversions, clocks, scalar and SIMD kernels, dispatcher) with
 # the tests that need nothing else (test_simd, test_gemm), and hearth_core
 # (the runtime and CPU backend without the files that use those libraries)
 # with tests/cli/neon_greedy.c, a greedy decoder. Used to cross-build for
@@ -53,6 +53,7 @@ endfunction()
 function(hearth_build_kernels_only)
   add_library(hearth_kernels STATIC
     ${CMAKE_SOURCE_DIR}/core/dtype.c
+    ${CMAKE_SOURCE_DIR}/core/os.c
     ${HEARTH_CPU_DIR}/cpu_quants_ref.c
     ${HEARTH_CPU_DIR}/cpu_features.c)
   target_include_directories(hearth_kernels PUBLIC ${CMAKE_SOURCE_DIR})
@@ -69,7 +70,8 @@ function(hearth_build_kernels_only)
     ${CMAKE_SOURCE_DIR}/runtime/format/*.c ${CMAKE_SOURCE_DIR}/runtime/text/*.c
     ${CMAKE_SOURCE_DIR}/runtime/kv/*.c ${CMAKE_SOURCE_DIR}/runtime/model/*.c ${CMAKE_SOURCE_DIR}/runtime/serving/*.c)
   list(REMOVE_ITEM core_src
-    ${CMAKE_SOURCE_DIR}/core/dtype.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_features.c)
+    ${CMAKE_SOURCE_DIR}/core/dtype.c ${CMAKE_SOURCE_DIR}/core/os.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c
+    ${HEARTH_CPU_DIR}/cpu_features.c)
   add_library(hearth_core STATIC ${core_src})
   target_link_libraries(hearth_core PUBLIC hearth_kernels ${CMAKE_DL_LIBS})
   get_target_property(kernel_defs hearth_kernels COMPILE_DEFINITIONS) # HEARTH_HAVE_*, for cpu_backend.c

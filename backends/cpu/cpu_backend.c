@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
+#include "core/grow.h"
 #include "cpu_attn.h"
 #include "cpu_features.h"
 #include "cpu_quants.h"
@@ -27,12 +28,12 @@
 typedef struct cpu_ctx {
     hearth_threadpool *pool;
     int n_threads;
-    void *scratch; /* activations converted to vec_dot_type */
-    size_t scratch_size;
-    void *att_scratch; /* per-thread attention tiles */
-    size_t att_scratch_n;
-    int *att_blocks; /* token blocks of the attention op */
-    int att_blocks_n;
+    void *scratch;        /* activations converted to vec_dot_type */
+    size_t scratch_size;  /* bytes */
+    void *att_scratch;    /* per-thread attention tiles */
+    size_t att_scratch_n; /* bytes */
+    int *att_blocks;      /* token blocks of the attention op */
+    size_t att_blocks_n;  /* elements */
 } cpu_ctx;
 
 static cpu_ctx *ctx_of(hearth_backend *b) {
@@ -43,18 +44,13 @@ static cpu_ctx *ctx_of(hearth_backend *b) {
 #define PROFILE_END(b, op)                                                                                   \
     do {                                                                                                     \
         if ((b)->profile) {                                                                                  \
-            (b)->op_time_us[op] += hearth_now_us() - t0_;                                                           \
+            (b)->op_time_us[op] += hearth_now_us() - t0_;                                                    \
             (b)->op_count[op]++;                                                                             \
         }                                                                                                    \
     } while (0)
 
 static void *scratch_get(cpu_ctx *c, size_t bytes) {
-    if (bytes > c->scratch_size) {
-        void *p = realloc(c->scratch, bytes);
-        if (!p) return NULL;
-        c->scratch = p;
-        c->scratch_size = bytes;
-    }
+    if (!hearth_grow(&c->scratch, &c->scratch_size, bytes, 1)) return NULL;
     return c->scratch;
 }
 
@@ -302,9 +298,11 @@ static void cpu_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_t
 static void cpu_matmul_multi(hearth_backend *b, int n, const hearth_tensor *const *w, const hearth_tensor *x,
                              const hearth_tensor *const *bias, hearth_tensor *const *out) {
     bool same = n >= 1 && n <= 4;
-    for (int i = 1; i < n && same; i++) same = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
+    for (int i = 1; i < n && same; i++)
+        same = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
     if (!same) { /* not one input format: one matmul each */
-        for (int i = 0; i < n; i++) cpu_matmul(b, w[i], x, bias[i], out[i]);
+        for (int i = 0; i < n; i++)
+            cpu_matmul(b, w[i], x, bias[i], out[i]);
         return;
     }
     PROFILE_BEGIN(b);
@@ -317,7 +315,8 @@ static void cpu_matmul_multi(hearth_backend *b, int n, const hearth_tensor *cons
     run_rows(c, x->ne1, x->ne0, act_rows, &aj);
     multi_job m = {.n = n};
     for (int i = 0; i < n; i++) {
-        m.jobs[i] = (matmul_job){w[i], bias[i], out[i], act, act_row, x->ne1, hearth_cpu_vec_dot(w[i]->type), NULL, 0, 0};
+        m.jobs[i] = (matmul_job){w[i], bias[i], out[i], act, act_row, x->ne1, hearth_cpu_vec_dot(w[i]->type),
+                                 NULL, 0,       0};
         m.jobs[i].gemm = hearth_cpu_gemm(w[i]->type, &m.jobs[i].gemm_rows, &m.jobs[i].gemm_toks);
         m.start[i + 1] = m.start[i] + w[i]->ne1;
     }
@@ -676,20 +675,12 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     }
     per = (per + 63) & ~(size_t)63;
     size_t need = per * (size_t)c->n_threads;
-    if (need > c->att_scratch_n) {
-        void *p = realloc(c->att_scratch, need);
-        if (!p) abort(); /* a few KB per thread */
-        c->att_scratch = p;
-        c->att_scratch_n = need;
-    }
+    if (!hearth_grow(&c->att_scratch, &c->att_scratch_n, need, 1)) abort(); /* a few KB per thread */
     /* blocks: runs of up to HEARTH_ATTN_MAX_Q consecutive tokens of one
      * sequence (a prompt chunk) for the group kernel, single tokens otherwise */
-    if (m->n_tokens + 1 > c->att_blocks_n) {
-        int *p = realloc(c->att_blocks, sizeof(int) * (size_t)(m->n_tokens + 1));
-        if (!p) abort(); /* a few KB */
-        c->att_blocks = p;
-        c->att_blocks_n = m->n_tokens + 1;
-    }
+    if (!hearth_grow((void **)&c->att_blocks, &c->att_blocks_n, (size_t)m->n_tokens + 1,
+                     sizeof *c->att_blocks))
+        abort(); /* a few KB */
     int n_blocks = 0;
     for (int t = 0; t < m->n_tokens;) {
         int e = t + 1;
@@ -760,7 +751,6 @@ static const hearth_backend_ops cpu_ops = {
     .get_rows_f32 = cpu_get_rows_f32,
     .synchronize = cpu_synchronize,
 };
-
 
 hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err) {
     if (n_threads <= 0) n_threads = hearth_physical_cores();

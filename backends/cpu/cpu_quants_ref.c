@@ -416,7 +416,7 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
  * whichever family that picked. A kernel for a type whose families differ
  * (F16) must come from the same family as hearth_cpu_vec_dot's pick: both
  * try AVX-512 first under the same condition, then AVX2, and each family's
- * F16 dot exists wherever its gemm does (tests/unit/test_gemm.c checks the
+ * F16 dot exists wherever its gemm does (tests/unit/backends/test_gemm.c checks the
  * dispatcher's pair). */
 hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks) {
     hearth_gemm_fn f = NULL;

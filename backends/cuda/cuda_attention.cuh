@@ -1,7 +1,7 @@
 /*
  * cuda_attention.cuh - decode attention as split-K flash-decoding over pages.
  *
- * Owner: the CUDA backend (issue 8); included by cuda_backend.cu only.
+ * Owner: the CUDA backend (backends/cuda); included by cuda_backend.cu only.
  * With few tokens and long contexts, one block per (token, KV head) leaves most
  * of the GPU idle. Here the keys of each token are cut into chunks of
  * chunk_len positions, one block per (token, KV head, chunk):

@@ -1,7 +1,7 @@
 /*
  * cuda_backend.cu - the CUDA implementation of backend.h (NVIDIA GPUs).
  *
- * Owner: the CUDA backend (issue 8). Owns: one device, one stream, the host
+ * Owner: the CUDA backend (backends/cuda). Owns: one device, one stream, the host
  * and device staging buffers for the index arrays the ops receive (token ids,
  * positions, KV slots, page tables, rope freq factors), scratch buffers (F16
  * activations for the GEMM, split-K attention partials), a cache of CUDA
@@ -59,7 +59,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cuda_quant.h"
 #include "cuda_kernels.cuh"
@@ -69,6 +68,9 @@
 
 extern "C" {
 #include "cuda_backend.h"
+#include "backends/backend_impl.h"
+#include "core/grow.h"
+#include "core/os.h"
 }
 
 namespace {
@@ -139,7 +141,8 @@ struct cuda_ctx {
     int graph_max_tokens;
     /* the current segment */
     rec *recs;
-    int n_recs, cap_recs;
+    int n_recs;
+    size_t cap_recs;
     int seg_max_tokens;
     uint8_t *stage_host; /* pinned when graphs, else pageable */
     size_t stage_host_cap, stage_used;
@@ -188,12 +191,6 @@ void record_msg(cuda_ctx *c, const char *msg) {
 
 const char *tname(int t) { return hearth_dtype_name((hearth_dtype)t); }
 
-double now_us() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
 void flush(cuda_ctx *c);
 
 /* --profile: time each op on the host, the stream drained at both ends (ops
@@ -206,13 +203,13 @@ struct op_timer {
         if (b->profile) {
             flush(ctx_of(b));
             cudaStreamSynchronize(ctx_of(b)->stream);
-            t0 = now_us();
+            t0 = hearth_now_us();
         }
     }
     ~op_timer() {
         if (b->profile) {
             cudaStreamSynchronize(ctx_of(b)->stream);
-            b->op_time_us[op] += now_us() - t0;
+            b->op_time_us[op] += hearth_now_us() - t0;
             b->op_count[op]++;
         }
     }
@@ -621,13 +618,8 @@ void flush(cuda_ctx *c) {
 /* Append a record to the segment; without graphs (or when profiling) it runs at once. */
 void push(hearth_backend *b, cuda_ctx *c, const rec &r) {
     if (c->failed) return;
-    if (c->n_recs == c->cap_recs) {
-        const int cap = c->cap_recs ? 2 * c->cap_recs : 256;
-        rec *p = (rec *)realloc(c->recs, (size_t)cap * sizeof(rec));
-        if (!p) return record_msg(c, "recording ops: out of host memory");
-        c->recs = p;
-        c->cap_recs = cap;
-    }
+    if (!hearth_grow((void **)&c->recs, &c->cap_recs, (size_t)c->n_recs + 1, sizeof(rec)))
+        return record_msg(c, "recording ops: out of host memory");
     c->recs[c->n_recs++] = r;
     if (r.ntok > c->seg_max_tokens) c->seg_max_tokens = r.ntok;
     if (!c->graphs || b->profile) flush(c);

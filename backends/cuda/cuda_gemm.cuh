@@ -2,7 +2,7 @@
  * cuda_gemm.cuh - prefill matmul on the tensor cores (mma.sync m16n8k16, F16
  * inputs, F32 accumulation; sm_80 and later).
  *
- * Owner: the CUDA backend (issue 8); included by cuda_backend.cu only.
+ * Owner: the CUDA backend (backends/cuda); included by cuda_backend.cu only.
  * out[t, r] = sum_k w[r, k] * x[t, k] (+ bias[r]) for many tokens t:
  *  - k_to_f16 converts the activations to F16 once per matmul, into a scratch
  *    of ntok rows of Kp = K rounded up to GEMM_BK halves (the padding is zero);

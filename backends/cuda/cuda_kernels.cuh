@@ -2,7 +2,7 @@
  * cuda_kernels.cuh - the CUDA backend's reference kernels (one translation unit:
  * included by cuda_backend.cu only).
  *
- * Owner: the CUDA backend (issue 8). These are the first, plain kernels:
+ * Owner: the CUDA backend (backends/cuda). These are the first, plain kernels:
  * get_rows, rms_norm, the warp-per-row matmul, add, silu_mul, rope, kv_store
  * and one-block-per-(token, KV head) attention. They favour being obviously
  * right over being fast. HEARTH_CUDA_KERNELS=simple runs a backend on these

@@ -2,7 +2,7 @@
  * cuda_matvec.cuh - decode matmul (a few tokens) streaming the weights with
  * 16-byte coalesced loads.
  *
- * Owner: the CUDA backend (issue 8); included by cuda_backend.cu only.
+ * Owner: the CUDA backend (backends/cuda); included by cuda_backend.cu only.
  * Decoding reads every weight byte once per step, so these kernels are about
  * memory traffic: one warp per weight row, MV_WARPS rows per block, NT tokens
  * (1..8) dotted against each weight as it is decoded.

@@ -2,8 +2,8 @@
  * cuda_quant.h - reading GGUF weight rows on the GPU (and, for checks, on the host).
  *
  * Owner: the CUDA backend (backends/cuda/). Every helper is __host__ __device__
- * so the block decoding can be compared with runtime/dtype.c on a machine
- * without a GPU (tests/unit/test_cuda_quant.cu does, bit for bit). The unit of
+ * so the block decoding can be compared with core/dtype.c on a machine
+ * without a GPU (tests/unit/backends/cuda_quant_host.cu does, bit for bit). The unit of
  * work is a chunk of 8 consecutive elements: every supported block size (32,
  * 256) is a multiple of 8 and, in every supported layout, the 8 elements of a
  * chunk share one scale (and one min), so a chunk is one scale times 8 small
@@ -11,7 +11,7 @@
  * rows of quantized types hold whole blocks (the loader guarantees it); block
  * layouts are dtype.h's, byte for byte (d and dmin are 2-byte aligned only).
  * Each decoder computes the same float expression, in the same order, as
- * runtime/dtype.c; products that dtype.c rounds before adding a min go through
+ * core/dtype.c; products that dtype.c rounds before adding a min go through
  * cq_mul so that nvcc cannot fuse them into an FMA: the GPU's weights are the
  * CPU's floats exactly.
  */

@@ -41,7 +41,9 @@
 #include <sys/stat.h>
 #include <vulkan/vulkan.h>
 
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
+#include "core/grow.h"
+#include "vk_backend.h"
 #include "vk_shaders.h"
 
 /* ------------------------------------------------------------ types */
@@ -132,17 +134,21 @@ typedef struct vk_ctx {
     bool recording;
     VkDescriptorPool *dpools; /* per-pass descriptor sets; reset at flush */
     int n_dpools, cur_dpool;
+    size_t cap_dpools;
     vk_buf **bufs; /* device buffers sorted by addr */
-    int n_bufs, cap_bufs;
+    int n_bufs;
+    size_t cap_bufs;
     uintptr_t next_addr;
     vk_buf **stage; /* host-visible staging chunks, reused pass after pass */
     int n_stage, cur_stage;
+    size_t cap_stage;
     size_t stage_used;
     const vk_buf *pend_w[MAX_PENDING], *pend_r[MAX_PENDING]; /* hazards since the last barrier */
     int n_w, n_r;
     /* rope angle table of this pass (the same for every layer) */
     int32_t *rope_pos;
-    int rope_n, rope_cap;
+    int rope_n;
+    size_t rope_cap;
     hearth_rope_params rope_p;
     vk_buf *rope_buf;
     size_t rope_off;
@@ -286,9 +292,8 @@ static vk_buf *stage_alloc(vk_ctx *c, size_t bytes, size_t *off) {
             c->stage_used = 0;
             continue;
         }
-        vk_buf **ns = realloc(c->stage, (size_t)(c->n_stage + 1) * sizeof *ns);
-        if (!ns) goto oom;
-        c->stage = ns;
+        if (!hearth_grow((void **)&c->stage, &c->cap_stage, (size_t)c->n_stage + 1, sizeof *c->stage))
+            goto oom;
         hearth_error e = {0};
         vk_buf *s = buf_create(c, bytes > STAGE_CHUNK ? bytes : STAGE_CHUNK, true, &e);
         if (!s || !s->map) goto oom;
@@ -435,12 +440,10 @@ static VkDescriptorPool new_dpool(vk_ctx *c) {
     pi.pPoolSizes = &ps;
     VkDescriptorPool p = VK_NULL_HANDLE;
     if (vkCreateDescriptorPool(c->dev, &pi, NULL, &p) != VK_SUCCESS) return VK_NULL_HANDLE;
-    VkDescriptorPool *np = realloc(c->dpools, (size_t)(c->n_dpools + 1) * sizeof *np);
-    if (!np) {
+    if (!hearth_grow((void **)&c->dpools, &c->cap_dpools, (size_t)c->n_dpools + 1, sizeof *c->dpools)) {
         vkDestroyDescriptorPool(c->dev, p, NULL);
         return VK_NULL_HANDLE;
     }
-    c->dpools = np;
     c->dpools[c->n_dpools++] = p;
     return p;
 }
@@ -536,15 +539,9 @@ static void *vk_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
             bytes, c->props.limits.maxStorageBufferRange, c->props.deviceName);
         return NULL;
     }
-    if (c->n_bufs == c->cap_bufs) {
-        int cap = c->cap_bufs ? 2 * c->cap_bufs : 64;
-        vk_buf **nb = realloc(c->bufs, (size_t)cap * sizeof *nb);
-        if (!nb) {
-            hearth_error_set(err, HEARTH_ERR_NOMEM, "vulkan: out of host memory");
-            return NULL;
-        }
-        c->bufs = nb;
-        c->cap_bufs = cap;
+    if (!hearth_grow((void **)&c->bufs, &c->cap_bufs, (size_t)c->n_bufs + 1, sizeof *c->bufs)) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "vulkan: out of host memory");
+        return NULL;
     }
     vk_buf *vb = buf_create(c, bytes, false, err);
     if (!vb) return NULL;
@@ -786,12 +783,8 @@ static vk_buf *rope_table(vk_ctx *c, const int32_t *pos, int n, const hearth_rop
             theta *= theta_scale;
         }
     }
-    if (n > c->rope_cap) {
-        int32_t *np = realloc(c->rope_pos, (size_t)n * sizeof *np);
-        if (!np) return s; /* still correct, just not cached */
-        c->rope_pos = np;
-        c->rope_cap = n;
-    }
+    if (!hearth_grow((void **)&c->rope_pos, &c->rope_cap, (size_t)n, sizeof *c->rope_pos))
+        return s; /* still correct, just not cached */
     memcpy(c->rope_pos, pos, (size_t)n * sizeof *pos);
     c->rope_n = n;
     c->rope_p = *p;
@@ -1220,8 +1213,6 @@ static hearth_status create_pipelines(vk_ctx *c, hearth_error *err) {
     return HEARTH_OK;
 }
 
-hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
-
 hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err) {
     hearth_backend *b = calloc(1, sizeof *b);
     vk_ctx *c = calloc(1, sizeof *c);
@@ -1353,8 +1344,6 @@ fail:
 }
 
 /* ------------------------------------------------------------ device list */
-
-int hearth_vulkan_devices(hearth_device_desc *out, int cap, hearth_error *err);
 
 /* Every physical device the loader reports, ranked like create's "auto"
  * (the best non-software device is the one auto takes). */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend_impl.h"
+
 typedef struct kv_seq {
     bool live;
     int len;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backends/backend_impl.h"
 #include "core/hash.h"
 #include "core/os.h"
 #include "runtime/model/forward.h"

@@ -16,7 +16,7 @@
 # prompt prefix serves every request with prefix-cache hits.
 # Skips (exit 77) when the build has no Vulkan backend or there is no device.
 # Lavapipe is slow (~10 tok/s on these models): sizes keep this near a minute.
-# Env (ctest): HEARTH_BIN, HEARTH_SHARED. Owner: the Vulkan backend (issue 7).
+# Env (ctest): HEARTH_BIN, HEARTH_SHARED. Owner: the Vulkan backend (backends/vulkan).
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/vulkan_common.sh"

@@ -1,7 +1,7 @@
 /*
  * bw_probe.cu - device-to-device copy bandwidth of one GPU (tests/gpu/run.sh).
  *
- * Owner: the CUDA backend (issue 8). Prints one line "bw_probe: <device>:
+ * Owner: the CUDA backend (backends/cuda). Prints one line "bw_probe: <device>:
  * <GB/s> GB/s" where GB/s counts bytes read plus bytes written (2 x size per
  * copy), best of several cudaMemcpyAsync runs of a 1 GiB buffer (or a quarter
  * of free memory). That is the ceiling tg bandwidth is compared against.

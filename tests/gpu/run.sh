@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh - the CUDA backend's checks on a machine with an NVIDIA GPU.
 #
-# Owner: the CUDA backend (issue 8). Two modes:
+# Owner: the CUDA backend (backends/cuda). Two modes:
 #
 #   tests/gpu/run.sh --pack   (HERE, on the build machine, no GPU needed)
 #       Builds the CUDA binaries for sm_90 in build-gpu/ and packs what the GPU
@@ -36,8 +36,10 @@
 #       greedy.log, bench.jsonl, bench.err. Exit status: non-zero if parity
 #       or a greedy check failed.
 #
-# The device tool call a session makes (after --pack here):
-#   run(command="bash tests/gpu/run.sh", carry=["build-gpu-carry"], timeout_s=560)
+# How to run it: on the build machine `bash tests/gpu/run.sh --pack`; then copy
+# the checkout with build-gpu-carry/ (ignored by git, so copy it explicitly)
+# to the GPU machine and there, from the checkout root, `bash tests/gpu/run.sh`
+# (allow about 10 minutes). Set OUT to collect the results elsewhere.
 # Env: SKIP_BENCH=1 skips step 4; BENCH_SHAPES="llama3.2-1b:q4_0 ..." overrides it.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -65,7 +67,7 @@ if [ "${1:-}" = "--pack" ]; then
     done
     git describe --always --dirty --abbrev=12 >"$CARRY/commit" 2>/dev/null || true
     du -sh "$CARRY"
-    echo "packed; now run on the GPU machine: bash tests/gpu/run.sh  (carry: build-gpu-carry)"
+    echo "packed; on the GPU machine, with build-gpu-carry/ copied along: bash tests/gpu/run.sh"
     exit 0
 fi
 
@@ -219,7 +221,7 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
     done
 fi
 
-# ---- 5. the Vulkan backend on this card (issue 7), when the machine has a driver
+# ---- 5. the Vulkan backend (backends/vulkan) on this card, when the machine has a driver
 say "== 5. Vulkan on this GPU"
 if ! "$BIN/hearth" --version 2>/dev/null | grep -q vulkan; then
     say "  this build has no Vulkan backend"

@@ -1,7 +1,7 @@
 /*
  * test_cuda_ops.c - parity of every CUDA backend op with the CPU backend.
  *
- * Owner: the CUDA backend (issue 8). Built only when HEARTH_HAVE_CUDA and run
+ * Owner: the CUDA backend (backends/cuda). Built only when HEARTH_HAVE_CUDA and run
  * by tests/gpu/run.sh on a machine with a GPU (not in ctest: CI has none).
  * Each case makes random inputs, runs the op on both backends and compares;
  * the GPU output is poisoned (NaN-filled) before every run so an element the
@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
 #include "backends/cuda/cuda_backend.h"
 #include "runtime/serving/sampling.h"
 #include "test.h"
@@ -40,10 +40,13 @@ static uint32_t rnd(void) {
     rng ^= rng << 17;
     return (uint32_t)(rng >> 11);
 }
-static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; } /* [-1, 1] */
+static float frand(void) {
+    return (float)(rnd() % 2000001) / 1000000.0f - 1.0f;
+} /* [-1, 1] */
 
 static void fill(float *x, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) x[i] = frand() * scale;
+    for (size_t i = 0; i < n; i++)
+        x[i] = frand() * scale;
 }
 
 /* A tensor on both backends with the same contents. */
@@ -76,7 +79,8 @@ static void pair_random(pair *p, float scale) {
     for (int64_t r = 0; r < p->c.ne1; r++) {
         fill(row, (size_t)p->c.ne0, scale);
         void *dst = (char *)p->c.data + (size_t)r * p->c.nb1;
-        if (p->c.type == HEARTH_F32) memcpy(dst, row, (size_t)p->c.ne0 * sizeof(float));
+        if (p->c.type == HEARTH_F32)
+            memcpy(dst, row, (size_t)p->c.ne0 * sizeof(float));
         else if (!hearth_quantize_row(p->c.type, row, dst, p->c.ne0)) {
             fprintf(stderr, "cannot quantize to %s\n", hearth_dtype_name(p->c.type));
             exit(1);
@@ -86,10 +90,13 @@ static void pair_random(pair *p, float scale) {
     free(row);
 }
 /* Same bytes on the GPU as on the CPU side. */
-static void pair_sync_to_gpu(pair *p) { gpu->ops->upload(gpu, p->g.data, p->c.data, p->bytes); }
+static void pair_sync_to_gpu(pair *p) {
+    gpu->ops->upload(gpu, p->g.data, p->c.data, p->bytes);
+}
 static void poison(pair *p) {
     float *nan = malloc(p->bytes);
-    for (size_t i = 0; i < p->bytes / sizeof(float); i++) nan[i] = NAN;
+    for (size_t i = 0; i < p->bytes / sizeof(float); i++)
+        nan[i] = NAN;
     gpu->ops->upload(gpu, p->g.data, nan, p->bytes);
     free(nan);
 }
@@ -161,7 +168,8 @@ static void *dev_nan(size_t bytes) {
         exit(1);
     }
     float *nan = malloc(bytes);
-    for (size_t i = 0; i < bytes / sizeof(float); i++) nan[i] = NAN;
+    for (size_t i = 0; i < bytes / sizeof(float); i++)
+        nan[i] = NAN;
     gpu->ops->upload(gpu, d, nan, bytes);
     free(nan);
     return d;
@@ -260,7 +268,8 @@ static void test_matmul(void) {
 
 static void test_norm_elementwise(void) {
     printf("rms_norm, add, silu_mul, get_rows_f32, copy\n");
-    pair x = pair_new(HEARTH_F32, 4096, 5), w = pair_new(HEARTH_F32, 4096, 1), o = pair_new(HEARTH_F32, 4096, 5);
+    pair x = pair_new(HEARTH_F32, 4096, 5), w = pair_new(HEARTH_F32, 4096, 1),
+         o = pair_new(HEARTH_F32, 4096, 5);
     pair_random(&x, 3.0f);
     pair_random(&w, 1.0f);
     poison(&o);
@@ -319,7 +328,8 @@ static void test_rope(void) {
     printf("rope\n");
     const int T = 7, H = 8, D = 128;
     float ff[64];
-    for (int i = 0; i < 64; i++) ff[i] = 1.0f + (float)(rnd() % 8);
+    for (int i = 0; i < 64; i++)
+        ff[i] = 1.0f + (float)(rnd() % 8);
     int32_t pos[7] = {0, 1, 17, 300, 301, 4095, 8000};
     for (int mode = 0; mode < 2; mode++)
         for (int variant = 0; variant < 3; variant++) {
@@ -336,7 +346,9 @@ static void test_rope(void) {
             gpu->ops->rope(gpu, &x.g, H, pos, &p);
             char what[64];
             snprintf(what, sizeof what, "rope %s %s", mode ? "neox" : "norm",
-                     variant == 0 ? "plain" : variant == 1 ? "freq_factors+scale" : "n_rot=64");
+                     variant == 0   ? "plain"
+                     : variant == 1 ? "freq_factors+scale"
+                                    : "n_rot=64");
             compare(what, &x, 2e-3);
             pair_free(&x);
         }
@@ -354,7 +366,8 @@ static void test_kv_and_attention(hearth_dtype kvt, int H, int HKV, int D) {
     pair src = pair_new(HEARTH_F32, rowlen, NS);
     pair_random(&src, 2.0f);
     int32_t slots[20];
-    for (int i = 0; i < NS; i++) slots[i] = (int32_t)(i * 37 + 5) % rows;
+    for (int i = 0; i < NS; i++)
+        slots[i] = (int32_t)(i * 37 + 5) % rows;
     cpu->ops->kv_store(cpu, &k.c, &src.c, slots);
     gpu->ops->kv_store(gpu, &k.g, &src.g, slots);
     {
@@ -369,7 +382,8 @@ static void test_kv_and_attention(hearth_dtype kvt, int H, int HKV, int D) {
             hearth_dequantize_row(kvt, (char *)k.c.data + (size_t)i * k.c.nb1, a, rowlen);
             hearth_dequantize_row(kvt, g + (size_t)i * k.g.nb1, b, rowlen);
             for (int j = 0; j < rowlen; j++)
-                if (fabs((double)a[j] - b[j]) > maxd || isnan(b[j])) maxd = isnan(b[j]) ? INFINITY : fabs((double)a[j] - b[j]);
+                if (fabs((double)a[j] - b[j]) > maxd || isnan(b[j]))
+                    maxd = isnan(b[j]) ? INFINITY : fabs((double)a[j] - b[j]);
         }
         const double tol = kvt == HEARTH_Q8_0 ? 2.0 / 127 * 2.0 : 0; /* one quantization step */
         CHECKF(maxd <= tol, "kv_store %s: max diff %g", hearth_dtype_name(kvt), maxd);
@@ -382,7 +396,8 @@ static void test_kv_and_attention(hearth_dtype kvt, int H, int HKV, int D) {
 
     /* page tables: each sequence gets random distinct pages */
     int32_t perm[64];
-    for (int i = 0; i < n_pages; i++) perm[i] = i;
+    for (int i = 0; i < n_pages; i++)
+        perm[i] = i;
     for (int i = n_pages - 1; i > 0; i--) {
         int j = (int)(rnd() % (uint32_t)(i + 1));
         int32_t t = perm[i];
@@ -431,7 +446,8 @@ static void test_argmax(void) {
     fill(h, (size_t)V * R, 5.0f);
     h[0 * V + 17] = 9.0f; /* row 0: a tie, the first wins */
     h[0 * V + 40000] = 9.0f;
-    for (int i = 1; i < V; i += 97) h[1 * V + i] = NAN; /* row 1: NaNs, and the max right after one */
+    for (int i = 1; i < V; i += 97)
+        h[1 * V + i] = NAN; /* row 1: NaNs, and the max right after one */
     h[1 * V + 99] = 7.5f;
     h[2 * V + V - 1] = 6.0f; /* row 2: the last element */
     pair_sync_to_gpu(&x);
@@ -459,8 +475,9 @@ static void test_matmul_paths(void) {
     printf("matmul paths (gemm from 16 tokens, matvec below), vs cpu and vs the reference kernel\n");
     /* 2, 7 and 12 tokens: the matvec's 2- and 8-token variants, 12 in two groups (grid.y 2) */
     const int toks[] = {1, 2, 7, 12, 16, 33, 128, 512};
-    const hearth_dtype types[] = {HEARTH_F16,  HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0,
-                                  HEARTH_Q5_1, HEARTH_Q2_K, HEARTH_Q3_K, HEARTH_Q4_K, HEARTH_Q5_K, HEARTH_Q6_K};
+    const hearth_dtype types[] = {HEARTH_F16,  HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q4_0,
+                                  HEARTH_Q4_1, HEARTH_Q5_0, HEARTH_Q5_1, HEARTH_Q2_K,
+                                  HEARTH_Q3_K, HEARTH_Q4_K, HEARTH_Q5_K, HEARTH_Q6_K};
     const hearth_cuda_counters k0 = counters();
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         for (int shape = 0; shape < 3; shape++) {
@@ -508,9 +525,12 @@ static void test_matmul_paths(void) {
      * step (32) or of 8; rows of 3 blocks (66 bytes of Q5_0, 60 of Q4_1) that are not
      * 16-byte multiples, so at 3 tokens the matvec leaves them to the reference kernel
      * and at 19 the GEMM decodes weight tiles from rows only 2- or 4-byte aligned. */
-    const struct { hearth_dtype t; int64_t K, N; int T; } odd[] = {
-        {HEARTH_F16, 1000, 77, 33}, {HEARTH_F16, 100, 77, 33}, {HEARTH_Q5_0, 96, 45, 3},
-        {HEARTH_Q5_0, 96, 45, 19},  {HEARTH_Q4_1, 96, 45, 3},  {HEARTH_Q4_1, 96, 45, 19}};
+    const struct {
+        hearth_dtype t;
+        int64_t K, N;
+        int T;
+    } odd[] = {{HEARTH_F16, 1000, 77, 33}, {HEARTH_F16, 100, 77, 33}, {HEARTH_Q5_0, 96, 45, 3},
+               {HEARTH_Q5_0, 96, 45, 19},  {HEARTH_Q4_1, 96, 45, 3},  {HEARTH_Q4_1, 96, 45, 19}};
     for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
         const int64_t K = odd[i].K, N = odd[i].N;
         const int T = odd[i].T;
@@ -553,7 +573,8 @@ static void test_attention_split(hearth_dtype kvt, int H, int HKV, int D) {
             total += (lens[i] + page - 1) / page;
         }
         int32_t *pt = malloc((size_t)total * sizeof *pt);
-        for (int i = 0; i < total; i++) pt[i] = i;
+        for (int i = 0; i < total; i++)
+            pt[i] = i;
         for (int i = total - 1; i > 0; i--) {
             int j = (int)(rnd() % (uint32_t)(i + 1));
             int32_t tmp = pt[i];
@@ -607,7 +628,8 @@ static hearth_tensor dev_tensor(hearth_dtype t, int64_t ne0, int64_t ne1) {
 
 static void decode_bufs_free(decode_bufs *d) {
     hearth_tensor *all[] = {&d->x, &d->h, &d->q, &d->k, &d->v, &d->att, &d->o, &d->kpool, &d->vpool};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) gpu->ops->dealloc(gpu, all[i]->data);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        gpu->ops->dealloc(gpu, all[i]->data);
 }
 
 /* One decode step of a one-layer model, as forward.c issues it. */
@@ -637,11 +659,13 @@ static void test_graph_replay(void) {
          wk = pair_new(HEARTH_Q8_0, GR_E, GR_E), wv = pair_new(HEARTH_F16, GR_E, GR_E),
          wo = pair_new(HEARTH_Q4_0, GR_E, GR_E);
     pair *ws[] = {&wn, &wq, &wk, &wv, &wo};
-    for (int i = 0; i < 5; i++) pair_random(ws[i], 1.0f);
+    for (int i = 0; i < 5; i++)
+        pair_random(ws[i], 1.0f);
     decode_bufs d[2]; /* 0: graphs, 1: eager */
     const size_t pool_bytes = hearth_dtype_row_size(HEARTH_F16, GR_E) * GR_PAGES * GR_PAGE;
     uint16_t *pool0 = malloc(pool_bytes);
-    for (size_t i = 0; i < pool_bytes / 2; i++) pool0[i] = (uint16_t)(0x3000 + rnd() % 0x0c00) ^ (rnd() & 0x8000);
+    for (size_t i = 0; i < pool_bytes / 2; i++)
+        pool0[i] = (uint16_t)(0x3000 + rnd() % 0x0c00) ^ (rnd() & 0x8000);
     for (int j = 0; j < 2; j++) {
         d[j].x = dev_tensor(HEARTH_F32, GR_E, GR_T);
         d[j].h = dev_tensor(HEARTH_F32, GR_E, GR_T);
@@ -663,12 +687,14 @@ static void test_graph_replay(void) {
     for (int s = 0; s < steps; s++) {
         /* steps 0-5 stay under 64 keys; 6-8 jump to ~100 (another capacity: a new graph) */
         const int32_t pos[GR_T] = {s < 6 ? 20 + s : 95 + s, 2 + s};
-        const int32_t slots[GR_T] = {pt[pos[0] / GR_PAGE] * GR_PAGE + pos[0] % GR_PAGE, pt[8] * GR_PAGE + pos[1]};
+        const int32_t slots[GR_T] = {pt[pos[0] / GR_PAGE] * GR_PAGE + pos[0] % GR_PAGE,
+                                     pt[8] * GR_PAGE + pos[1]};
         const int32_t kv_len[GR_T] = {pos[0] + 1, pos[1] + 1}, pt_off[GR_T] = {0, 8};
         const hearth_attn_meta m = {GR_T, GR_PAGE, kv_len, pt_off, pt, 9};
         float xs[GR_E * GR_T];
         fill(xs, GR_E * GR_T, 1.0f);
-        for (int j = 0; j < 2; j++) gpu->ops->upload(gpu, d[j].x.data, xs, sizeof xs);
+        for (int j = 0; j < 2; j++)
+            gpu->ops->upload(gpu, d[j].x.data, xs, sizeof xs);
         sync_or_die(gpu, "uploads");
         decode_step(gpu, &d[0], &wn, &wq, &wk, &wv, &wo, pos, slots, &m);
         sync_or_die(gpu, "graph step");
@@ -685,8 +711,10 @@ static void test_graph_replay(void) {
            (unsigned long long)(k1.eager_segments - k0.eager_segments));
     CHECKF(k1.graph_captures - k0.graph_captures >= 2, "expected a capture per capacity");
     CHECKF(k1.graph_replays - k0.graph_replays >= 5, "expected the decode steps to replay graphs");
-    for (int j = 0; j < 2; j++) decode_bufs_free(&d[j]);
-    for (int i = 0; i < 5; i++) pair_free(ws[i]);
+    for (int j = 0; j < 2; j++)
+        decode_bufs_free(&d[j]);
+    for (int i = 0; i < 5; i++)
+        pair_free(ws[i]);
 }
 
 /* Qwen3's per-head q/k norm has tokens x heads rows (here 4 x 32 = 128, past the
@@ -712,7 +740,8 @@ static void test_graph_per_head_norm(void) {
     }
     const hearth_cuda_counters k1 = counters();
     compare("matvec q4_0 + per-head rms_norm (graph)", &q, mm_tol(HEARTH_Q4_0));
-    CHECKF(k1.graph_replays - k0.graph_replays >= 2, "per-head norm segment: %llu graph replays, expected >= 2",
+    CHECKF(k1.graph_replays - k0.graph_replays >= 2,
+           "per-head norm segment: %llu graph replays, expected >= 2",
            (unsigned long long)(k1.graph_replays - k0.graph_replays));
     pair_free(&w);
     pair_free(&x);
@@ -732,12 +761,13 @@ static void test_error_path(void) {
     float src[32] = {0};
     void *srcd = g->ops->alloc(g, sizeof src, &err);
     g->ops->upload(g, srcd, src, sizeof src);
-    hearth_tensor pool = hearth_tensor_2d(HEARTH_Q4_1, 32, 4, mem), s = hearth_tensor_2d(HEARTH_F32, 32, 1, srcd);
+    hearth_tensor pool = hearth_tensor_2d(HEARTH_Q4_1, 32, 4, mem),
+                  s = hearth_tensor_2d(HEARTH_F32, 32, 1, srcd);
     int32_t slot = 0;
     g->ops->kv_store(g, &pool, &s, &slot);
     hearth_status st = g->ops->synchronize(g, &err);
-    CHECKF(st == HEARTH_ERR_BACKEND && strstr(err.msg, "kv_store") && strstr(err.msg, "q4_1"), "got %d: %s", st,
-           err.msg);
+    CHECKF(st == HEARTH_ERR_BACKEND && strstr(err.msg, "kv_store") && strstr(err.msg, "q4_1"), "got %d: %s",
+           st, err.msg);
     printf("  unsupported op reported as: %s\n", err.msg);
     /* a huge allocation fails cleanly and is not sticky */
     hearth_error e2 = {0};
@@ -780,13 +810,13 @@ int main(void) {
     test_norm_elementwise();
     test_argmax();
     test_rope();
-    test_kv_and_attention(HEARTH_F16, 32, 8, 128);  /* llama3-8b: G = 4 */
-    test_kv_and_attention(HEARTH_F32, 14, 2, 64);   /* qwen2-0.5b: G = 7 */
-    test_kv_and_attention(HEARTH_Q8_0, 8, 8, 64);   /* no GQA */
-    test_kv_and_attention(HEARTH_F16, 32, 2, 256);  /* G = 16, head_dim 256: > 48 KB shared */
-    test_attention_split(HEARTH_F16, 32, 8, 128);   /* llama3-8b */
-    test_attention_split(HEARTH_Q8_0, 14, 2, 64);   /* qwen2-0.5b, Q8_0 cache */
-    test_attention_split(HEARTH_F32, 16, 1, 256);   /* G = 16, head_dim 256: > 48 KB shared */
+    test_kv_and_attention(HEARTH_F16, 32, 8, 128); /* llama3-8b: G = 4 */
+    test_kv_and_attention(HEARTH_F32, 14, 2, 64);  /* qwen2-0.5b: G = 7 */
+    test_kv_and_attention(HEARTH_Q8_0, 8, 8, 64);  /* no GQA */
+    test_kv_and_attention(HEARTH_F16, 32, 2, 256); /* G = 16, head_dim 256: > 48 KB shared */
+    test_attention_split(HEARTH_F16, 32, 8, 128);  /* llama3-8b */
+    test_attention_split(HEARTH_Q8_0, 14, 2, 64);  /* qwen2-0.5b, Q8_0 cache */
+    test_attention_split(HEARTH_F32, 16, 1, 256);  /* G = 16, head_dim 256: > 48 KB shared */
     test_graph_replay();
     test_graph_per_head_norm();
     test_error_path();

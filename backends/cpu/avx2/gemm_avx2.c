@@ -16,7 +16,7 @@
  * or up to 3 (Q4_0) tokens; rows past its length cap go per pair (see
  * gemm_few_tokens).
  *
- * Invariant (checked by tests/unit/test_gemm.c): every output is bit-identical
+ * Invariant (checked by tests/unit/backends/test_gemm.c): every output is bit-identical
  * to the per-pair kernels (scalar, AVX2, AVX-512 alike): per pair the exact
  * integer block sum, then the scalar kernel's float operations per block
  * (Q8_0: sumi * (d_w * d_a); Q4_0: sumi * d_w * d_a, no FMA), added to a

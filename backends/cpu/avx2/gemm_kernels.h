@@ -1,7 +1,7 @@
 /*
  * gemm_kernels.h - the x86-64 register-tiled GEMM kernels of the CPU backend
  * (many weight rows x many activation rows per call), as the dispatcher
- * (hearth_cpu_gemm in cpu_quants_ref.c) and tests/unit/test_gemm.c see them.
+ * (hearth_cpu_gemm in cpu_quants_ref.c) and tests/unit/backends/test_gemm.c see them.
  *
  * Owned by the GEMM kernels (avx2/gemm_avx2.c, avx512/gemm_avx512.c).
  *

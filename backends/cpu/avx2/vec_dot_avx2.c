@@ -8,7 +8,7 @@
  * simd_kernels.h), which the dispatcher calls only on CPUs that have all
  * three extensions. Nothing here holds state; every function is thread-safe.
  *
- * Invariants (checked by tests/unit/test_simd.c against cpu_quants_ref.c):
+ * Invariants (checked by tests/unit/backends/test_simd.c against cpu_quants_ref.c):
  *   - integer kernels form exactly the integer block sums of the scalar
  *     kernels (int8 x int8 pair products stay inside int16 because
  *     activations are in -127..127, or the weight side is at most 6 bits);

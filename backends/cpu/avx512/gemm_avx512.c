@@ -16,7 +16,7 @@
  * activation's byte sum times the offset is subtracted again, exactly. A
  * single token (decode) uses the per-pair kernel instead (gemm_one_token).
  *
- * Invariant (checked by tests/unit/test_gemm.c): every output is bit-identical
+ * Invariant (checked by tests/unit/backends/test_gemm.c): every output is bit-identical
  * to the per-pair kernels: exact integer block sums, the scalar kernel's float
  * operations per block (no FMA), one running sum per pair in block order.
  */

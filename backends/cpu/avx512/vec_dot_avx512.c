@@ -9,7 +9,7 @@
  * ../avx2/simd_kernels.h), which the dispatcher calls only on CPUs with
  * avx512f+bw+vl+vnni. No state; every function is thread-safe.
  *
- * Invariants (checked by tests/unit/test_simd.c against cpu_quants_ref.c):
+ * Invariants (checked by tests/unit/backends/test_simd.c against cpu_quants_ref.c):
  *   - Q8_0/Q4_0 are bit-identical to the scalar kernels, like the AVX2 ones:
  *     8 blocks' exact integer sums at a time (VNNI vpdpbusd on two blocks per
  *     512-bit register), the scalar kernel's float operations per block, and

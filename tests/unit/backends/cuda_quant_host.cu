@@ -1,8 +1,8 @@
 /*
  * cuda_quant_host.cu - the CUDA backend's weight decoders (backends/cuda/cuda_quant.h)
- * run on the host, for tests/unit/test_cuda_quant.c.
+ * run on the host, for tests/unit/backends/test_cuda_quant.c.
  *
- * Owner: the CUDA backend (issue 8). Built into test_cuda_quant only when
+ * Owner: the CUDA backend (backends/cuda). Built into test_cuda_quant only when
  * HEARTH_HAVE_CUDA. Host code only: nothing here calls the CUDA runtime, so the
  * test runs on a machine without a GPU or a driver. Each function walks a row
  * the way the kernels do (dq8 on chunks of 8, dq1 on a plain-float tail, cq_q32

@@ -13,7 +13,7 @@
  */
 #include <stdlib.h>
 
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
 #include "test.h"
 #if defined(__x86_64__)
 #include "backends/cpu/cpu_attn.h"

@@ -1,13 +1,13 @@
 /*
  * test_cuda_fallback.c - the CUDA backend's absence is handled cleanly.
  *
- * Owner: the CUDA backend (issue 8). CI builds the CUDA backend (nvcc is
+ * Owner: the CUDA backend (backends/cuda). CI builds the CUDA backend (nvcc is
  * there) but has no GPU: `--backend cuda` must fail with one clear line and a
  * backend/unsupported status, and `auto` must give the CPU backend. In a build
  * without CUDA, asking for it names the missing backend. On a machine with a
  * GPU the CUDA backend is created instead and the test checks its info().
  */
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
 #include "test.h"
 
 static void test_auto_falls_back(void) {
@@ -53,7 +53,8 @@ static void test_named_cuda(const char *name) {
     }
     printf("%s: %s\n", name, err.msg);
     CHECKF(err.code == HEARTH_ERR_BACKEND, "code %d", err.code);
-    CHECKF(!strncmp(err.msg, "cuda: no usable CUDA device (cudaGetDeviceCount: ", 49), "message: %s", err.msg);
+    CHECKF(!strncmp(err.msg, "cuda: no usable CUDA device (cudaGetDeviceCount: ", 49), "message: %s",
+           err.msg);
     CHECKF(strchr(err.msg, '\n') == NULL && err.msg[strlen(err.msg) - 1] == ')', "one line: %s", err.msg);
 #else
     CHECK(b == NULL);

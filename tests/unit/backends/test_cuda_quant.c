@@ -1,6 +1,6 @@
 /*
  * test_cuda_quant.c - the CUDA backend's weight decoders (backends/cuda/cuda_quant.h)
- * against runtime/dtype.c, on the host: no GPU needed.
+ * against core/dtype.c, on the host: no GPU needed.
  *
  * The decoders are __host__ __device__; tests/unit/cuda_quant_host.cu runs them
  * on the CPU the way the kernels walk a row. For every type cuda_type_supported

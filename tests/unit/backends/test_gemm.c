@@ -27,12 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/cpu_quants.h"
 #include "core/dtype.h"
+#include "core/os.h"
 #include "scalar_child.h"
 #include "test.h"
 
@@ -100,12 +100,6 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                 }
         }
     }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // ---------------------------------------------------------------- (a) bit-identity
@@ -217,14 +211,14 @@ static void bench_case(const family *fam, hearth_dtype t) {
         const int nt_all = tok_counts[ci];
         double best_pair = 1e30, best_gemm = 1e30;
         for (int rep = 0; rep < 5; rep++) {
-            double t0 = now_s();
+            double t0 = 1e-3 * hearth_now_ms();
             for (int it = 0; it < 20; it++)
                 for (int r = 0; r < rows; r++)
                     for (int tk = 0; tk < nt_all; tk++)
                         dot(n, &out[tk * rows + r], w + (size_t)r * w_row, a + (size_t)tk * a_row);
-            double t1 = now_s();
+            double t1 = 1e-3 * hearth_now_ms();
             if (t1 - t0 < best_pair) best_pair = t1 - t0;
-            t0 = now_s();
+            t0 = 1e-3 * hearth_now_ms();
             for (int it = 0; it < 20; it++)
                 for (int r0 = 0; r0 < rows; r0 += max_rows)
                     for (int tk0 = 0; tk0 < nt_all; tk0 += max_toks) {
@@ -233,7 +227,7 @@ static void bench_case(const family *fam, hearth_dtype t) {
                         gemm(n, w + (size_t)r0 * w_row, w_row, nr, a + (size_t)tk0 * a_row, a_row, nt,
                              out + tk0 * rows + r0, rows);
                     }
-            t1 = now_s();
+            t1 = 1e-3 * hearth_now_ms();
             if (t1 - t0 < best_gemm) best_gemm = t1 - t0;
         }
         const double pairs = 20.0 * rows * nt_all * (double)n;

@@ -25,12 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/cpu_quants.h"
 #include "core/dtype.h"
+#include "core/os.h"
 #include "scalar_child.h"
 #include "test.h"
 
@@ -58,7 +58,9 @@ static uint64_t rng_next(void) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static double rng_uniform(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_uniform(void) {
+    return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0);
+}
 
 static float rng_normal(void) {
     double u1 = rng_uniform(), u2 = rng_uniform();
@@ -67,7 +69,8 @@ static float rng_normal(void) {
 }
 
 static void fill_normal(float *x, int64_t n, float scale) {
-    for (int64_t i = 0; i < n; i++) x[i] = scale * rng_normal();
+    for (int64_t i = 0; i < n; i++)
+        x[i] = scale * rng_normal();
 }
 
 static void *xmalloc(size_t n) {
@@ -76,17 +79,12 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static double norm_of(hearth_dtype t, const void *row, int64_t n) {
     float *f = xmalloc((size_t)n * sizeof(float));
     hearth_dequantize_row(t, row, f, n);
     double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)f[i] * f[i];
+    for (int64_t i = 0; i < n; i++)
+        s += (double)f[i] * f[i];
     free(f);
     return sqrt(s);
 }
@@ -100,11 +98,17 @@ typedef struct family {
     int usable; /* this CPU can run it */
 } family;
 
-static hearth_vec_dot_fn ref_vec_dot(hearth_dtype t) { return hearth_cpu_vec_dot_ref(t); }
-static hearth_quantize_act_fn ref_quantize_act(hearth_dtype t) { return hearth_cpu_quantize_act_ref(t); }
+static hearth_vec_dot_fn ref_vec_dot(hearth_dtype t) {
+    return hearth_cpu_vec_dot_ref(t);
+}
+static hearth_quantize_act_fn ref_quantize_act(hearth_dtype t) {
+    return hearth_cpu_quantize_act_ref(t);
+}
 
 #if HAVE_NEON_FAMILIES
-static hearth_quantize_act_fn no_quantize_act(hearth_dtype t) { return NULL; } /* dotprod: neon's converters */
+static hearth_quantize_act_fn no_quantize_act(hearth_dtype t) {
+    return NULL;
+} /* dotprod: neon's converters */
 #endif
 
 static family g_families[3];
@@ -115,13 +119,16 @@ static void families_init(void) {
     g_families[g_n_families++] = (family){"scalar", ref_vec_dot, ref_quantize_act, 1};
 #if HAVE_X86_FAMILIES
     const int avx2 = c->avx2 && c->fma && c->f16c;
-    g_families[g_n_families++] = (family){"avx2", hearth_cpu_vec_dot_avx2, hearth_cpu_quantize_act_avx2, avx2};
+    g_families[g_n_families++] =
+        (family){"avx2", hearth_cpu_vec_dot_avx2, hearth_cpu_quantize_act_avx2, avx2};
     g_families[g_n_families++] = (family){"avx512", hearth_cpu_vec_dot_avx512, hearth_cpu_quantize_act_avx512,
                                           avx2 && c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni};
 #elif HAVE_NEON_FAMILIES
     (void)c;
     const hearth_neon_level nl = hearth_cpu_neon_level();
-    printf("neon level: %s\n", nl >= HEARTH_NEON_DOTPROD ? "dotprod" : nl >= HEARTH_NEON_PLAIN ? "neon" : "off");
+    printf("neon level: %s\n", nl >= HEARTH_NEON_DOTPROD ? "dotprod"
+                               : nl >= HEARTH_NEON_PLAIN ? "neon"
+                                                         : "off");
     g_families[g_n_families++] =
         (family){"neon", hearth_cpu_vec_dot_neon, hearth_cpu_quantize_act_neon, nl >= HEARTH_NEON_PLAIN};
     g_families[g_n_families++] =
@@ -158,7 +165,8 @@ static const wtype k_types[] = {
 };
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
-static const hearth_dtype k_act_types[] = {HEARTH_F32, HEARTH_F16, HEARTH_BF16, HEARTH_Q8_0, HEARTH_Q8_1, HEARTH_Q8_K};
+static const hearth_dtype k_act_types[] = {HEARTH_F32,  HEARTH_F16,  HEARTH_BF16,
+                                           HEARTH_Q8_0, HEARTH_Q8_1, HEARTH_Q8_K};
 
 /* A weight row of n elements: quantized from normal floats (raw = 0) or raw
  * random bytes with every f16 scale replaced by a sane random value. */
@@ -173,7 +181,8 @@ static void make_weight_row(const wtype *wt, int64_t n, void *row, int raw) {
         return;
     }
     uint8_t *b = row;
-    for (size_t i = 0; i < bytes; i++) b[i] = (uint8_t)rng_next();
+    for (size_t i = 0; i < bytes; i++)
+        b[i] = (uint8_t)rng_next();
     for (int64_t blk = 0; blk < n / info->block_size; blk++) {
         uint8_t *base = b + (size_t)blk * info->type_size;
         for (int k = 0; k < wt->n_f16; k++) {
@@ -185,7 +194,8 @@ static void make_weight_row(const wtype *wt, int64_t n, void *row, int raw) {
 
 // ---------------------------------------------------------------- (a) activation converters
 
-static void check_act_bytes(const family *fam, hearth_dtype vdt, const float *x, int64_t n, const char *what) {
+static void check_act_bytes(const family *fam, hearth_dtype vdt, const float *x, int64_t n,
+                            const char *what) {
     const hearth_quantize_act_fn simd = fam->quantize_act(vdt), ref = hearth_cpu_quantize_act_ref(vdt);
     if (!simd) return;
     const size_t bytes = hearth_dtype_row_size(vdt, n);
@@ -201,7 +211,8 @@ static void check_act_bytes(const family *fam, hearth_dtype vdt, const float *x,
             break;
         }
     CHECKF(first == bytes, "%s act %s %s n=%lld: bytes differ from byte %zu (ref %02x simd %02x)", fam->name,
-           hearth_dtype_name(vdt), what, (long long)n, first, first < bytes ? a[first] : 0, first < bytes ? b[first] : 0);
+           hearth_dtype_name(vdt), what, (long long)n, first, first < bytes ? a[first] : 0,
+           first < bytes ? b[first] : 0);
     free(a);
     free(b);
 }
@@ -220,8 +231,10 @@ static void test_act_special(const family *fam) {
         fill_normal(x + N / 2, N / 2, 1.0f);
         check_act_bytes(fam, vdt, x, N, "half zeros");
         /* Scaled values landing exactly on .5 ties: amax 127 makes the scale 1. */
-        for (int i = 0; i < N; i++) x[i] = (float)(((i / 2) % 254) - 127) + ((i & 1) ? 0.5f : 0.0f);
-        for (int i = 0; i < N; i += 32) x[i] = 127.0f;
+        for (int i = 0; i < N; i++)
+            x[i] = (float)(((i / 2) % 254) - 127) + ((i & 1) ? 0.5f : 0.0f);
+        for (int i = 0; i < N; i += 32)
+            x[i] = 127.0f;
         check_act_bytes(fam, vdt, x, N, "ties");
         /* +-max of equal magnitude: Q8_K takes the sign of the first. */
         fill_normal(x, N, 1.0f);
@@ -243,7 +256,8 @@ static void test_act_special(const family *fam) {
         /* Every length 1..40 of plain-float conversions (tails). */
         if (bs == 1) {
             fill_normal(x, N, 1.0f);
-            for (int64_t n = 1; n <= 40; n++) check_act_bytes(fam, vdt, x, n, "tail");
+            for (int64_t n = 1; n <= 40; n++)
+                check_act_bytes(fam, vdt, x, n, "tail");
         }
     }
     /* f16/bf16 conversions are total: inf, NaN, overflow and rounding midpoints. */
@@ -303,8 +317,8 @@ static void check_dot(const family *fam, int fi, size_t ti, int64_t n, int raw) 
     CHECKF(err <= tol, "%s dot %s n=%lld raw=%d: ref %.9g simd %.9g (err %.3g, tol %.3g)", fam->name,
            hearth_dtype_name(wt->t), (long long)n, raw, r, s, err, tol);
     if (wt->exact)
-        CHECKF(!memcmp(&r, &s, sizeof r), "%s dot %s n=%lld raw=%d: ref %a simd %a must be bit-identical", fam->name,
-               hearth_dtype_name(wt->t), (long long)n, raw, r, s);
+        CHECKF(!memcmp(&r, &s, sizeof r), "%s dot %s n=%lld raw=%d: ref %a simd %a must be bit-identical",
+               fam->name, hearth_dtype_name(wt->t), (long long)n, raw, r, s);
     free(w);
     free(a);
     free(x);
@@ -314,11 +328,15 @@ static void test_dots(const family *fam, int fi) {
     static const int k_blocks[] = {1, 2, 3, 7, 16, 17};
     static const int k_odd[] = {1, 2, 3, 7, 8, 9, 15, 17, 31, 33, 63, 65, 100, 1001};
     for (size_t ti = 0; ti < N_TYPES; ti++) {
-        const int64_t bs = hearth_dtype_info(k_types[ti].t)->block_size == 1 ? 32 : hearth_dtype_info(k_types[ti].t)->block_size;
+        const int64_t bs = hearth_dtype_info(k_types[ti].t)->block_size == 1
+                               ? 32
+                               : hearth_dtype_info(k_types[ti].t)->block_size;
         for (size_t bi = 0; bi < sizeof k_blocks / sizeof k_blocks[0]; bi++)
-            for (int rep = 0; rep < 4; rep++) check_dot(fam, fi, ti, k_blocks[bi] * bs, rep & 1);
+            for (int rep = 0; rep < 4; rep++)
+                check_dot(fam, fi, ti, k_blocks[bi] * bs, rep & 1);
         if (k_types[ti].is_float)
-            for (size_t oi = 0; oi < sizeof k_odd / sizeof k_odd[0]; oi++) check_dot(fam, fi, ti, k_odd[oi], 0);
+            for (size_t oi = 0; oi < sizeof k_odd / sizeof k_odd[0]; oi++)
+                check_dot(fam, fi, ti, k_odd[oi], 0);
     }
 }
 
@@ -336,8 +354,10 @@ static void test_dispatch(void) {
         if (g_families[2].usable) want = g_families[2].vec_dot(t);
         if (!want && g_families[1].usable) want = g_families[1].vec_dot(t);
 #else
-        if (level >= HEARTH_CPU_AVX512 && g_n_families > 2 && g_families[2].usable) want = g_families[2].vec_dot(t);
-        if (!want && level >= HEARTH_CPU_AVX2 && g_n_families > 1 && g_families[1].usable) want = g_families[1].vec_dot(t);
+        if (level >= HEARTH_CPU_AVX512 && g_n_families > 2 && g_families[2].usable)
+            want = g_families[2].vec_dot(t);
+        if (!want && level >= HEARTH_CPU_AVX2 && g_n_families > 1 && g_families[1].usable)
+            want = g_families[1].vec_dot(t);
 #endif
         if (!want) want = hearth_cpu_vec_dot_ref(t);
         CHECKF(hearth_cpu_vec_dot(t) == want, "dispatch %s picks the widest family", hearth_dtype_name(t));
@@ -379,7 +399,7 @@ static double bench_dot(hearth_vec_dot_fn f, const void *w, size_t wrow, const v
     volatile float sink = 0;
     for (int rep = 0; rep < 3; rep++) {
         int64_t elems = 0;
-        const double t0 = now_s();
+        const double t0 = 1e-3 * hearth_now_ms();
         double t1 = t0;
         while (t1 - t0 < 0.01) {
             for (int r = 0; r < rows; r++) {
@@ -388,7 +408,7 @@ static double bench_dot(hearth_vec_dot_fn f, const void *w, size_t wrow, const v
                 sink += s;
             }
             elems += (int64_t)rows * n;
-            t1 = now_s();
+            t1 = 1e-3 * hearth_now_ms();
         }
         const double rate = (double)elems / (t1 - t0);
         if (rate > best) best = rate;
@@ -401,12 +421,13 @@ static double bench_act(hearth_quantize_act_fn f, const float *x, void *dst, int
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         int64_t elems = 0;
-        const double t0 = now_s();
+        const double t0 = 1e-3 * hearth_now_ms();
         double t1 = t0;
         while (t1 - t0 < 0.005) {
-            for (int k = 0; k < 16; k++) f(x, dst, n);
+            for (int k = 0; k < 16; k++)
+                f(x, dst, n);
             elems += 16 * n;
-            t1 = now_s();
+            t1 = 1e-3 * hearth_now_ms();
         }
         if ((double)elems / (t1 - t0) > best) best = (double)elems / (t1 - t0);
     }
@@ -428,7 +449,8 @@ static void print_speed(void) {
         const size_t wrow = hearth_dtype_row_size(t, n);
         const int rows = (int)(1536 * 1024 / wrow) + 1;
         void *w = xmalloc(wrow * (size_t)rows), *a = xmalloc(hearth_dtype_row_size(vdt, n));
-        for (int r = 0; r < rows; r++) make_weight_row(&k_types[ti], n, (char *)w + (size_t)r * wrow, 1);
+        for (int r = 0; r < rows; r++)
+            make_weight_row(&k_types[ti], n, (char *)w + (size_t)r * wrow, 1);
         hearth_cpu_quantize_act_ref(vdt)(x, a, n);
         printf("  %-6s", hearth_dtype_name(t));
         double base = 0;
@@ -485,7 +507,8 @@ int main(int argc, char **argv) {
         test_dots(fam, fi);
         printf("%s: worst |simd - ref| / (|w'| |a'|) per type:", fam->name);
         for (size_t ti = 0; ti < N_TYPES; ti++)
-            if (fam->vec_dot(k_types[ti].t)) printf(" %s %.1e", hearth_dtype_name(k_types[ti].t), g_worst[ti][fi]);
+            if (fam->vec_dot(k_types[ti].t))
+                printf(" %s %.1e", hearth_dtype_name(k_types[ti].t), g_worst[ti][fi]);
         printf("\n");
     }
     test_dispatch();

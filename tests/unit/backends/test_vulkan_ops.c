@@ -26,13 +26,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backends/backend.h"
+#include "backends/backend_impl.h"
+#include "backends/vulkan/vk_backend.h"
 #include "runtime/serving/sampling.h"
 #include "test.h"
 
 #ifdef HEARTH_HAVE_VULKAN
-hearth_backend *hearth_vulkan_backend_create(int device, bool allow_software, hearth_error *err);
-
 static hearth_backend *cpu, *vk; /* vk: the device under test (one shader variant) */
 static const char *variant = "";
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -311,13 +310,15 @@ static void test_argmax(void) {
     enum { NE0 = 1031, ROWS = 9 };
     float *x = rand_f32((size_t)NE0 * ROWS, 8.0f);
     x[1 * NE0 + 100] = x[1 * NE0 + 900] = x[1 * NE0 + 5] = 50.0f; /* ties: the first wins */
-    x[2 * NE0 + 0] = 60.0f;                                        /* at the start */
-    x[3 * NE0 + NE0 - 1] = 60.0f;                                  /* at the end */
-    x[4 * NE0 + 0] = NAN;                                          /* a NaN first must not win */
+    x[2 * NE0 + 0] = 60.0f;                                       /* at the start */
+    x[3 * NE0 + NE0 - 1] = 60.0f;                                 /* at the end */
+    x[4 * NE0 + 0] = NAN;                                         /* a NaN first must not win */
     x[4 * NE0 + 1] = NAN;
     x[4 * NE0 + 2] = -100.0f;
-    for (int i = 0; i < NE0; i++) x[5 * NE0 + i] = NAN; /* all NaN: 0 */
-    for (int i = 0; i < NE0; i++) x[6 * NE0 + i] = -INFINITY;
+    for (int i = 0; i < NE0; i++)
+        x[5 * NE0 + i] = NAN; /* all NaN: 0 */
+    for (int i = 0; i < NE0; i++)
+        x[6 * NE0 + i] = -INFINITY;
     x[7 * NE0 + 700] = INFINITY;
     pair xs = make_pair(HEARTH_F32, NE0, ROWS, x);
     hearth_error err = {0};

@@ -1,0 +1,100 @@
+/*
+ * backend_impl.h - the ops vtable a backend implements, and the struct it
+ * fills: for backend authors (backends/cpu, backends/cuda, backends/vulkan)
+ * and for the runtime code that enqueues ops (runtime/model/forward.c,
+ * runtime/model/model.c, runtime/kv/kv_cache.c, ...), which call the ops
+ * through b->ops directly. Everyone else uses backend.h alone.
+ *
+ * A backend is a vtable of ops plus an opaque context. The forward pass
+ * enqueues ops in order; a backend may run them at once (CPU, on its thread
+ * pool) or record/launch them asynchronously (CUDA stream, Vulkan command
+ * buffer) -- results are only guaranteed visible on the host after
+ * `synchronize`. Device errors surface from synchronize (ops do not fail: the
+ * runtime validates shapes before calling them).
+ *
+ * Memory: `alloc` hands out backend memory that tensors' `data` point into;
+ * it belongs to the caller until `dealloc`. upload/download/copy are ordered
+ * with the ops enqueued before them.
+ */
+#ifndef HEARTH_BACKEND_IMPL_H
+#define HEARTH_BACKEND_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+typedef struct hearth_backend_ops {
+    void (*destroy)(hearth_backend *b);
+    void (*info)(hearth_backend *b, hearth_backend_info *out);
+    bool (*supports_type)(hearth_backend *b, hearth_dtype weight_type);
+
+    /* Memory. alloc returns NULL and sets err on failure. */
+    void *(*alloc)(hearth_backend *b, size_t bytes, hearth_error *err);
+    void (*dealloc)(hearth_backend *b, void *ptr);
+    void (*upload)(hearth_backend *b, void *dst, const void *host_src, size_t bytes);
+    void (*download)(hearth_backend *b, void *host_dst, const void *src, size_t bytes);
+    /* Device-to-device copy (KV page copy-on-write). */
+    void (*copy)(hearth_backend *b, void *dst, const void *src, size_t bytes);
+
+    /* Ops. Activations are F32 rows of `n_tokens`; weights any supported type. */
+    /* out[i] = dequant(w row ids[i]) */
+    void (*get_rows)(hearth_backend *b, const hearth_tensor *w, const int32_t *ids, int n,
+                     hearth_tensor *out);
+    /* out = x / rms(x) * w, per row of x (w has x.ne0 elements); out may alias x */
+    void (*rms_norm)(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, float eps,
+                     hearth_tensor *out);
+    /* out[t, r] = sum_k w[r, k] * x[t, k] (+ bias[r] when bias != NULL) */
+    void (*matmul)(hearth_backend *b, const hearth_tensor *w, const hearth_tensor *x,
+                   const hearth_tensor *bias, hearth_tensor *out);
+    /* Optional (NULL: the runtime calls matmul n times). out[i] = w[i] x
+     * (+ bias[i] when bias[i] != NULL) for i < n <= 4, all w[i] of one type
+     * and row length: several projections of one input (Q/K/V, gate/up) in
+     * one dispatch, the input converted once. Same results as n matmuls. */
+    void (*matmul_multi)(hearth_backend *b, int n, const hearth_tensor *const *w, const hearth_tensor *x,
+                         const hearth_tensor *const *bias, hearth_tensor *const *out);
+    /* out = a + b (same shape); out may alias a */
+    void (*add)(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c, hearth_tensor *out);
+    /* In place on x viewed as [n_tokens, n_heads, head_dim]; pos[n_tokens] */
+    void (*rope)(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos,
+                 const hearth_rope_params *p);
+    /* pool row slots[i] = src row i (converted to pool->type) */
+    void (*kv_store)(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots);
+    /* Causal paged attention, GQA: q [n_tokens, n_heads*head_dim] -> out same shape. */
+    void (*attention)(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                      const hearth_tensor *v_pool, const hearth_attn_meta *meta, int n_heads, int n_kv_heads,
+                      int head_dim, float scale, hearth_tensor *out);
+    /* out = silu(gate) * up */
+    void (*silu_mul)(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
+                     hearth_tensor *out);
+    /* Copy rows: out[i] = x[rows[i]] (gathers the rows that need logits). */
+    void (*get_rows_f32)(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n,
+                         hearth_tensor *out);
+    /* Optional (NULL: the runtime downloads the logits and picks on the host).
+     * ids[r] = the index of the largest value of F32 row r of x, the first
+     * one on ties, NaNs never chosen; ids is backend memory of x->ne1 int32.
+     * Lets greedy decoding fetch 4 bytes per sequence instead of a vocabulary
+     * of logits. */
+    void (*argmax)(hearth_backend *b, const hearth_tensor *x, void *ids);
+
+    /* Wait for everything enqueued; report device errors. */
+    hearth_status (*synchronize)(hearth_backend *b, hearth_error *err);
+} hearth_backend_ops;
+
+/* What a backend's create function returns: ops and ctx filled, profile
+ * counters zeroed; the registry sets `host` for a device backend. */
+struct hearth_backend {
+    const hearth_backend_ops *ops;
+    void *ctx;
+    /* Per-op timing for `--profile` (accumulated by backends that can). */
+    bool profile;
+    double op_time_us[16];
+    uint64_t op_count[16];
+    /* The CPU backend a device backend hands work it does not take: layers
+     * beyond the offload count, weight types it has no kernel for. Created
+     * and freed by the registry with the device; NULL on the CPU backend. */
+    hearth_backend *host;
+};
+
+#endif
