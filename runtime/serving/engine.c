@@ -197,7 +197,7 @@ static bool admit(hearth_engine *e, req *r) {
     uint64_t key = 0;
     if (e->pc) {
         /* Only whole pages, and never the last token: its logits are needed. */
-        int max_pages = (r->toks.n - 1) / ps;
+        int max_pages = hearth_prefix_pages_to_attach((int)r->toks.n, ps);
         for (int p = 0; p < max_pages; p++) {
             uint64_t k = hearth_prefix_hash(e->pc, key, r->toks.ids + (size_t)p * ps, ps);
             int32_t page = hearth_prefix_cache_acquire(e->pc, k);
@@ -297,7 +297,8 @@ static void publish_pages(hearth_engine *e, req *r) {
     const int ps = e->cfg.page_size;
     int np;
     const int32_t *pages = hearth_kv_seq_pages(e->kv, r->seq, &np);
-    while ((r->n_keyed + 1) * ps <= r->n_done) {
+    int n_full = hearth_prefix_pages_full(r->n_done, ps);
+    while (r->n_keyed < n_full) {
         uint64_t k = hearth_prefix_hash(e->pc, r->page_key, r->toks.ids + (size_t)r->n_keyed * ps, ps);
         hearth_prefix_cache_publish(e->pc, k, pages[r->n_keyed]);
         r->page_key = k;
