@@ -13,9 +13,13 @@
  * layer's pools live on that layer's backend (partial offload), so a page is
  * spread over the device and the host when the model is.
  * Not thread-safe: the engine's worker thread is its only user.
- * Invariants: a page is free iff its refcount is 0 and it is on the free list
- * (or retained by the prefix cache, see hearth_kv_page_retain); a sequence's
- * page table covers exactly ceil(len / page_size) pages.
+ * Invariants (hearth_kv_check verifies them all): every page is exactly one
+ * of free (refcount 0, on the free list, once), retained (refcount 0, kept off
+ * the free list by the release hook, see hearth_kv_set_release_hook) or in
+ * use (refcount > 0); between operations a page's refcount equals the number
+ * of page-table entries naming it; a live sequence's page table holds at
+ * least ceil(len / page_size) pages, all in range (more only while reserved
+ * ahead of hearth_kv_seq_set_len); a freed sequence holds none.
  */
 #ifndef HEARTH_KV_CACHE_H
 #define HEARTH_KV_CACHE_H
@@ -111,5 +115,19 @@ hearth_backend *hearth_kv_layer_backend(const hearth_kv_cache *kv, int layer);
 size_t hearth_kv_page_bytes_per_layer(const hearth_kv_cache *kv);
 
 void hearth_kv_stats_get(const hearth_kv_cache *kv, hearth_kv_stats *out);
+
+/* Walk every invariant above and return HEARTH_ERR_INVALID with a message
+ * naming the first one broken (the page or sequence, and the numbers), or
+ * HEARTH_OK. Valid whenever no caller holds a page reference outside a page
+ * table (e.g. between engine steps). O(n_pages + table entries); allocates
+ * scratch (HEARTH_ERR_NOMEM when it cannot). Always compiled; the engine
+ * asserts it after every step in debug builds. */
+hearth_status hearth_kv_check(const hearth_kv_cache *kv, hearth_error *err);
+
+/* Test-only: the per-page refcounts and the free list (and its length), so
+ * tests can break the bookkeeping on purpose and see hearth_kv_check notice.
+ * Nothing else may call these. */
+int *hearth_kv_test_refcounts(hearth_kv_cache *kv);
+int32_t *hearth_kv_test_free_list(hearth_kv_cache *kv, int **n_free);
 
 #endif

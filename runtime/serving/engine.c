@@ -9,6 +9,10 @@
  * queue with every token it has, to be recomputed (mostly from the prefix
  * cache) when pages allow.
  *
+ * The policy (what to admit, how to split the token budget, whom to
+ * preempt) lives in scheduler.c and stop-string matching in stop.c; this
+ * file holds the queue, the worker thread and the step loop that act on them.
+ *
  * Locking: `mu` guards the waiting queue, the id counter and the counters
  * read by stats; the running set, the KV cache, the prefix cache and the
  * forward context belong to the worker thread alone. Events are delivered
@@ -16,6 +20,7 @@
  */
 #include "engine.h"
 
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,31 +32,31 @@
 #include "backends/backend_impl.h"
 #include "core/hash.h"
 #include "core/os.h"
+#include "core/strbuf.h"
 #include "runtime/model/forward.h"
 #include "runtime/store/cache_store.h"
+#include "scheduler.h"
+#include "stop.h"
 
 typedef struct req {
     uint64_t id;
-    hearth_tokens toks;  /* prompt + generated, in order */
+    hearth_tokens toks; /* prompt + generated, in order */
     int n_prompt;
-    int n_done;          /* tokens whose K/V are in the cache (= KV sequence length) */
+    int n_done; /* tokens whose K/V are in the cache (= KV sequence length) */
     int n_gen;
     int max_tokens;
-    int seq;             /* KV sequence, -1 when not running */
+    int seq; /* KV sequence, -1 when not running */
     hearth_sampler *smp;
     hearth_detok dt;
-    char **stop;
-    int n_stop;
-    char *hold;          /* text held back: may be the start of a stop string */
-    size_t hold_len, hold_cap;
+    hearth_stop stop; /* stop strings, and the text held back for them */
     bool ignore_eog;
     atomic_bool cancel;
     hearth_event_fn fn;
     void *user;
     hearth_request_stats st;
     double t_submit, t_admit, t_first, t_last;
-    uint64_t page_key;   /* key of the last published page of this sequence */
-    int n_keyed;         /* pages of the sequence that have keys */
+    uint64_t page_key; /* key of the last published page of this sequence */
+    int n_keyed;       /* pages of the sequence that have keys */
     bool admitted_once;
     struct req *next;                  /* waiting queue */
     struct req *live_prev, *live_next; /* all live requests (under mu) */
@@ -64,17 +69,19 @@ struct hearth_engine {
     hearth_forward *fw;
     hearth_prefix_cache *pc;
     hearth_cache_store *store;
-    float *logits;       /* [n_parallel, n_vocab] */
+    float *logits; /* [n_parallel, n_vocab] */
     /* ubatch scratch */
     int32_t *ub_tok, *ub_pos, *ub_seq;
     bool *ub_logits;
     int32_t *ub_ids; /* [n_parallel] greedy steps: the argmax of each logits row */
     char note[256];  /* see hearth_engine_note */
     req **ub_owner_of_logits;
-    int *chunk;          /* per running slot: tokens in this step */
-    req **running;       /* [n_parallel], admission order */
+    int *chunk;   /* per running slot: tokens in this step */
+    int *pending; /* per running slot: tokens not yet in the KV cache */
+    hearth_sched_limits lim;
+    req **running; /* [n_parallel], admission order */
     int n_running;
-    int n_running_pub;   /* n_running as of the last snapshot (under mu) */
+    int n_running_pub; /* n_running as of the last snapshot (under mu) */
 
     pthread_t worker;
     pthread_mutex_t mu;
@@ -119,64 +126,12 @@ static void req_free(req *r) {
     if (!r) return;
     hearth_tokens_free(&r->toks);
     hearth_sampler_free(r->smp);
-    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
-    free(r->stop);
-    free(r->hold);
+    hearth_stop_free(&r->stop);
     free(r);
 }
 
 static void emit(req *r, const hearth_event *ev) {
     if (r->fn) r->fn(ev, r->user);
-}
-
-/* Append to the hold buffer; returns false on allocation failure. */
-static bool hold_append(req *r, const char *s, size_t n) {
-    if (r->hold_len + n + 1 > r->hold_cap) {
-        size_t cap = r->hold_cap ? r->hold_cap : 64;
-        while (cap < r->hold_len + n + 1) cap *= 2;
-        char *p = realloc(r->hold, cap);
-        if (!p) return false;
-        r->hold = p;
-        r->hold_cap = cap;
-    }
-    memcpy(r->hold + r->hold_len, s, n);
-    r->hold_len += n;
-    r->hold[r->hold_len] = 0;
-    return true;
-}
-
-/* Decide how much held text is safe to emit. Returns the number of bytes
- * that can go out now; *stopped when a stop string was found (the text before
- * it is what goes out). */
-static size_t hold_release(req *r, bool *stopped) {
-    *stopped = false;
-    size_t best = r->hold_len;
-    for (int i = 0; i < r->n_stop; i++) {
-        const char *hit = strstr(r->hold, r->stop[i]);
-        if (hit && (size_t)(hit - r->hold) <= best) {
-            best = (size_t)(hit - r->hold);
-            *stopped = true;
-        }
-    }
-    if (*stopped) return best;
-    /* keep back the longest tail that is a prefix of some stop string */
-    size_t keep = 0;
-    for (int i = 0; i < r->n_stop; i++) {
-        size_t sl = strlen(r->stop[i]);
-        for (size_t k = sl - 1; k > keep; k--)
-            if (k <= r->hold_len && !memcmp(r->hold + r->hold_len - k, r->stop[i], k)) {
-                keep = k;
-                break;
-            }
-    }
-    return r->hold_len - keep;
-}
-
-static void hold_consume(req *r, size_t n) {
-    if (!n) return;
-    memmove(r->hold, r->hold + n, r->hold_len - n);
-    r->hold_len -= n;
-    if (r->hold) r->hold[r->hold_len] = 0;
 }
 
 /* ------------------------------------------------------------ finishing */
@@ -191,14 +146,8 @@ static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status st
      * prefixes that never completed (not when a stop string matched) */
     char tail[64];
     size_t k = hearth_detok_flush(&r->dt, tail, sizeof tail);
-    if (k) hold_append(r, tail, k);
-    const char *text = r->hold ? r->hold : "";
-    size_t text_len = r->hold_len;
-    if (why == HEARTH_FINISH_STOP && r->n_stop) {
-        bool stopped;
-        size_t out = hold_release(r, &stopped);
-        if (stopped) text_len = out; /* nothing of the stop string goes out */
-    }
+    size_t text_len = hearth_stop_finish(&r->stop, tail, k, why == HEARTH_FINISH_STOP);
+    const char *text = hearth_stop_text(&r->stop);
     r->st.total_ms = t - r->t_submit;
     r->st.gen_ms = r->t_first > 0 ? r->t_last - r->t_first : 0;
     r->st.itl_ms_mean = r->n_gen > 1 ? r->st.gen_ms / (r->n_gen - 1) : 0;
@@ -206,7 +155,7 @@ static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status st
     hearth_event ev = {.kind = HEARTH_EVENT_DONE,
                        .id = r->id,
                        .token = -1,
-                       .text = text ? text : "",
+                       .text = text,
                        .text_len = text_len,
                        .finish = why,
                        .status = status,
@@ -215,8 +164,10 @@ static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status st
     pthread_mutex_lock(&e->mu);
     e->requests_done++;
     e->tokens_generated += (uint64_t)r->n_gen;
-    if (r->live_prev) r->live_prev->live_next = r->live_next;
-    else e->live = r->live_next;
+    if (r->live_prev)
+        r->live_prev->live_next = r->live_next;
+    else
+        e->live = r->live_next;
     if (r->live_next) r->live_next->live_prev = r->live_prev;
     pthread_mutex_unlock(&e->mu);
     emit(r, &ev);
@@ -224,9 +175,6 @@ static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status st
 }
 
 /* ------------------------------------------------------------ admission */
-
-/* Pages a sequence of n tokens occupies. */
-static int pages_for(const hearth_engine *e, int n) { return (n + e->cfg.page_size - 1) / e->cfg.page_size; }
 
 static int pages_available(const hearth_engine *e) {
     int n = hearth_kv_pages_free(e->kv);
@@ -239,7 +187,8 @@ static int pages_available(const hearth_engine *e) {
 }
 
 /* Try to start r: create its sequence and attach the cached prefix. Returns
- * false (nothing changed) when the pages it needs are not free now. */
+ * false (nothing changed) when the pages it needs are not free now
+ * (hearth_sched_pages_fit decides). */
 static bool admit(hearth_engine *e, req *r) {
     hearth_error err = {0};
     int seq = hearth_kv_seq_create(e->kv, &err);
@@ -249,7 +198,7 @@ static bool admit(hearth_engine *e, req *r) {
     uint64_t key = 0;
     if (e->pc) {
         /* Only whole pages, and never the last token: its logits are needed. */
-        int max_pages = (r->toks.n - 1) / ps;
+        int max_pages = hearth_prefix_pages_to_attach((int)r->toks.n, ps);
         for (int p = 0; p < max_pages; p++) {
             uint64_t k = hearth_prefix_hash(e->pc, key, r->toks.ids + (size_t)p * ps, ps);
             int32_t page = hearth_prefix_cache_acquire(e->pc, k);
@@ -261,8 +210,7 @@ static bool admit(hearth_engine *e, req *r) {
             attached++;
         }
     }
-    int need = pages_for(e, (int)r->toks.n + 1) - attached;
-    if (need > pages_available(e) && e->n_running > 0) {
+    if (!hearth_sched_pages_fit(&e->lim, e->n_running, (int)r->toks.n, attached, pages_available(e))) {
         hearth_kv_seq_free(e->kv, seq); /* cached pages go back to the LRU */
         return false;
     }
@@ -284,9 +232,16 @@ static bool admit(hearth_engine *e, req *r) {
     return true;
 }
 
-/* Move the newest running request back to the front of the queue. */
-static void preempt_newest(hearth_engine *e) {
-    req *r = e->running[--e->n_running];
+static void remove_running(hearth_engine *e, int i) {
+    assert(i >= 0 && i < e->n_running);
+    memmove(&e->running[i], &e->running[i + 1], (size_t)(e->n_running - i - 1) * sizeof *e->running);
+    e->n_running--;
+}
+
+/* Move running request i back to the front of the queue, to be recomputed. */
+static void preempt(hearth_engine *e, int i) {
+    req *r = e->running[i];
+    remove_running(e, i);
     hearth_kv_seq_free(e->kv, r->seq);
     r->seq = -1;
     r->n_done = 0;
@@ -302,18 +257,14 @@ static void preempt_newest(hearth_engine *e) {
     pthread_mutex_unlock(&e->mu);
 }
 
-static void remove_running(hearth_engine *e, int i) {
-    memmove(&e->running[i], &e->running[i + 1], (size_t)(e->n_running - i - 1) * sizeof *e->running);
-    e->n_running--;
-}
-
 /* Pull cancelled requests out of the queue and admit what fits. */
 static void admit_waiting(hearth_engine *e) {
     for (;;) {
         pthread_mutex_lock(&e->mu);
         req *r = e->wait_head;
-        bool cancelled = r && atomic_load(&r->cancel);
-        bool take = r && (cancelled || e->n_running < e->cfg.n_parallel);
+        hearth_sched_admission what =
+            r ? hearth_sched_next(&e->lim, e->n_running, atomic_load(&r->cancel)) : HEARTH_SCHED_WAIT;
+        bool take = what != HEARTH_SCHED_WAIT;
         if (take) {
             e->wait_head = r->next;
             if (!e->wait_head) e->wait_tail = NULL;
@@ -322,7 +273,7 @@ static void admit_waiting(hearth_engine *e) {
         }
         pthread_mutex_unlock(&e->mu);
         if (!take) return;
-        if (cancelled) {
+        if (what == HEARTH_SCHED_DROP) {
             finish(e, r, HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
             continue;
         }
@@ -343,10 +294,12 @@ static void admit_waiting(hearth_engine *e) {
 /* Give keys to the newly filled pages of r and publish them. */
 static void publish_pages(hearth_engine *e, req *r) {
     if (!e->pc) return;
+    assert(r->seq >= 0);
     const int ps = e->cfg.page_size;
     int np;
     const int32_t *pages = hearth_kv_seq_pages(e->kv, r->seq, &np);
-    while ((r->n_keyed + 1) * ps <= r->n_done) {
+    int n_full = hearth_prefix_pages_full(r->n_done, ps);
+    while (r->n_keyed < n_full) {
         uint64_t k = hearth_prefix_hash(e->pc, r->page_key, r->toks.ids + (size_t)r->n_keyed * ps, ps);
         hearth_prefix_cache_publish(e->pc, k, pages[r->n_keyed]);
         r->page_key = k;
@@ -375,25 +328,22 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
     bool eog = !r->ignore_eog && hearth_tokenizer_is_eog(e->m->tokenizer, id);
     char piece[512];
     size_t k = eog ? 0 : hearth_detok_feed(&r->dt, id, piece, sizeof piece);
-    bool stopped = false;
-    size_t out = 0;
-    if (k) hold_append(r, piece, k);
-    if (r->n_stop) out = hold_release(r, &stopped);
-    else out = r->hold_len;
+    bool stopped;
+    size_t out = hearth_stop_feed(&r->stop, piece, k, &stopped);
     hearth_event ev = {.kind = HEARTH_EVENT_TOKEN,
                        .id = r->id,
                        .token = id,
                        .prob = prob,
-                       .text = r->hold ? r->hold : "",
+                       .text = hearth_stop_text(&r->stop),
                        .text_len = out,
                        .stats = &r->st,
                        .itl_ms = itl};
     emit(r, &ev);
     if (stopped) {
-        r->hold_len = 0; /* the stop string and what follows are dropped */
+        hearth_stop_clear(&r->stop); /* the stop string and what follows are dropped */
         return HEARTH_FINISH_STOP;
     }
-    hold_consume(r, out);
+    hearth_stop_consume(&r->stop, out);
     if (eog) return HEARTH_FINISH_STOP;
     if (r->max_tokens > 0 && r->n_gen >= r->max_tokens) return HEARTH_FINISH_LENGTH;
     if ((int)r->toks.n >= e->cfg.n_ctx) return HEARTH_FINISH_LENGTH;
@@ -417,20 +367,10 @@ static void step(hearth_engine *e) {
 
     /* ---- plan: decode tokens first, then prefill chunks, within the budget;
      * reserve KV for each, preempting the newest under memory pressure */
-    int budget;
     for (;;) {
-        budget = e->cfg.n_batch;
-        for (int i = 0; i < e->n_running; i++) e->chunk[i] = 0;
-        for (int pass = 0; pass < 2; pass++) {
-            for (int i = 0; i < e->n_running && budget > 0; i++) {
-                req *r = e->running[i];
-                int pending = (int)r->toks.n - r->n_done;
-                if ((pass == 0) != (pending == 1)) continue;
-                int c = pending < budget ? pending : budget;
-                e->chunk[i] = c;
-                budget -= c;
-            }
-        }
+        for (int i = 0; i < e->n_running; i++)
+            e->pending[i] = (int)e->running[i]->toks.n - e->running[i]->n_done;
+        hearth_sched_plan_chunks(&e->lim, e->pending, e->n_running, e->chunk);
         int fail = -1;
         for (int i = 0; i < e->n_running && fail < 0; i++) {
             if (!e->chunk[i]) continue;
@@ -438,7 +378,8 @@ static void step(hearth_engine *e) {
                 fail = i;
         }
         if (fail < 0) break;
-        if (e->n_running == 1) {
+        int victim = hearth_sched_preempt_victim(e->n_running);
+        if (victim < 0) {
             req *r = e->running[0];
             e->n_running = 0;
             char msg[160];
@@ -447,7 +388,7 @@ static void step(hearth_engine *e) {
             finish(e, r, HEARTH_FINISH_LENGTH, HEARTH_ERR_CONTEXT, msg);
             return;
         }
-        preempt_newest(e);
+        preempt(e, victim);
     }
 
     /* ---- build the ubatch */
@@ -469,7 +410,8 @@ static void step(hearth_engine *e) {
     hearth_ubatch ub = {n, e->ub_tok, e->ub_pos, e->ub_seq, e->ub_logits};
     /* every sequence greedy: only the chosen ids leave the device */
     bool greedy = n_logits > 0;
-    for (int k = 0; k < n_logits && greedy; k++) greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp);
+    for (int k = 0; k < n_logits && greedy; k++)
+        greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp);
     int got = greedy ? hearth_forward_run_argmax(e->fw, &ub, NULL, e->ub_ids, &err)
                      : hearth_forward_run(e->fw, &ub, e->logits, &err);
     if (got < 0) {
@@ -521,10 +463,17 @@ static void *worker_main(void *arg) {
     hearth_engine *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!e->stop && !e->wait_head && e->n_running == 0) pthread_cond_wait(&e->cv, &e->mu);
+        while (!e->stop && !e->wait_head && e->n_running == 0)
+            pthread_cond_wait(&e->cv, &e->mu);
         if (e->stop) break;
         pthread_mutex_unlock(&e->mu);
         step(e);
+#ifndef NDEBUG
+        hearth_error kv_err = {0};
+        bool kv_ok = hearth_kv_check(e->kv, &kv_err) == HEARTH_OK;
+        if (!kv_ok) fprintf(stderr, "engine: %s\n", kv_err.msg);
+        assert(kv_ok && "KV cache bookkeeping broken after a step");
+#endif
         snapshot_stats(e);
         pthread_mutex_lock(&e->mu);
     }
@@ -548,6 +497,7 @@ static void engine_release(hearth_engine *e) {
     free(e->ub_ids);
     free(e->ub_owner_of_logits);
     free(e->chunk);
+    free(e->pending);
     free(e->running);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
@@ -560,15 +510,18 @@ static void engine_release(hearth_engine *e) {
 static hearth_status fit_pages(const hearth_model *m, hearth_engine_config *cfg, int per_seq, char *note,
                                size_t note_cap, hearth_error *err) {
     const int L = m->hp.n_layer;
-    const uint64_t layer_page = 2ull * (uint64_t)cfg->page_size *
-                                hearth_dtype_row_size(cfg->kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
+    const uint64_t layer_page =
+        2ull * (uint64_t)cfg->page_size *
+        hearth_dtype_row_size(cfg->kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
     for (int l = 0; l < L; l++) {
         hearth_backend *be = m->layer_be[l];
         bool seen = false;
-        for (int j = 0; j < l && !seen; j++) seen = m->layer_be[j] == be;
+        for (int j = 0; j < l && !seen; j++)
+            seen = m->layer_be[j] == be;
         if (seen) continue;
         int n_on = 0;
-        for (int j = 0; j < L; j++) n_on += m->layer_be[j] == be;
+        for (int j = 0; j < L; j++)
+            n_on += m->layer_be[j] == be;
         hearth_backend_info bi;
         be->ops->info(be, &bi);
         if (!bi.mem_free) continue; /* the backend does not say */
@@ -577,11 +530,12 @@ static hearth_status fit_pages(const hearth_model *m, hearth_engine_config *cfg,
         uint64_t page_bytes = layer_page * (uint64_t)n_on, fit = usable / page_bytes;
         if (fit >= (uint64_t)cfg->n_pages) continue;
         if (fit < (uint64_t)per_seq)
-            return hearth_error_set(err, HEARTH_ERR_NOMEM,
-                                    "engine: one %d-token sequence needs %.1f MiB of KV cache on %s, which has %.1f "
-                                    "MiB free: use a smaller --ctx, --kv-type q8_0, or fewer --gpu-layers",
-                                    cfg->n_ctx, (double)(page_bytes * (uint64_t)per_seq) / 1048576.0, bi.name,
-                                    (double)bi.mem_free / 1048576.0);
+            return hearth_error_set(
+                err, HEARTH_ERR_NOMEM,
+                "engine: one %d-token sequence needs %.1f MiB of KV cache on %s, which has %.1f "
+                "MiB free: use a smaller --ctx, --kv-type q8_0, or fewer --gpu-layers",
+                cfg->n_ctx, (double)(page_bytes * (uint64_t)per_seq) / 1048576.0, bi.name,
+                (double)bi.mem_free / 1048576.0);
         snprintf(note, note_cap,
                  "KV cache cut to %llu pages (%llu full-context sequences) to fit the %.1f MiB free on %s",
                  (unsigned long long)fit, (unsigned long long)(fit / (uint64_t)per_seq),
@@ -591,7 +545,9 @@ static hearth_status fit_pages(const hearth_model *m, hearth_engine_config *cfg,
     return HEARTH_OK;
 }
 
-const char *hearth_engine_note(const hearth_engine *e) { return e->note; }
+const char *hearth_engine_note(const hearth_engine *e) {
+    return e->note;
+}
 
 hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config *cfg_in, hearth_error *err) {
     hearth_engine_config cfg = cfg_in ? *cfg_in : hearth_engine_defaults();
@@ -616,24 +572,27 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     snprintf(e->note, sizeof e->note, "%s", note);
     e->m = m;
     e->cfg = cfg;
+    e->lim = (hearth_sched_limits){
+        .n_parallel = cfg.n_parallel, .n_batch = cfg.n_batch, .page_size = cfg.page_size};
     e->next_id = 1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, cfg.kv_type,
-                           cfg.page_size, cfg.n_pages,         m->layer_be};
+                           cfg.page_size, cfg.n_pages,     m->layer_be};
     e->kv = hearth_kv_create(m->backend, &kc, err);
     if (!e->kv) goto fail;
     hearth_kv_stats_get(e->kv, &e->kv_stats); /* stats read before the first step see the pool */
     e->fw = hearth_forward_create(m, e->kv, cfg.n_batch, err);
     if (!e->fw) goto fail;
     if (cfg.n_parallel > HEARTH_FORWARD_MAX_LOGITS) {
-        hearth_error_set(err, HEARTH_ERR_INVALID, "engine: at most %d parallel sequences", HEARTH_FORWARD_MAX_LOGITS);
+        hearth_error_set(err, HEARTH_ERR_INVALID, "engine: at most %d parallel sequences",
+                         HEARTH_FORWARD_MAX_LOGITS);
         goto fail;
     }
     if (cfg.prefix_cache) {
         char fp[128];
-        snprintf(fp, sizeof fp, "%s-%s-p%d-r%g-%g", m->fingerprint, hearth_dtype_name(cfg.kv_type), cfg.page_size,
-                 m->hp.rope_freq_base, m->hp.rope_freq_scale);
+        snprintf(fp, sizeof fp, "%s-%s-p%d-r%g-%g", m->fingerprint, hearth_dtype_name(cfg.kv_type),
+                 cfg.page_size, m->hp.rope_freq_base, m->hp.rope_freq_scale);
         if (cfg.cache_db) {
             e->store = hearth_cache_store_open(cfg.cache_db, cfg.cache_db_max_bytes, err);
             if (!e->store) goto fail;
@@ -650,9 +609,10 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     e->ub_ids = malloc((size_t)cfg.n_parallel * sizeof *e->ub_ids);
     e->ub_owner_of_logits = malloc(nb * sizeof *e->ub_owner_of_logits);
     e->chunk = malloc((size_t)cfg.n_parallel * sizeof *e->chunk);
+    e->pending = malloc((size_t)cfg.n_parallel * sizeof *e->pending);
     e->running = malloc((size_t)cfg.n_parallel * sizeof *e->running);
-    if (!e->logits || !e->ub_tok || !e->ub_pos || !e->ub_seq || !e->ub_logits || !e->ub_owner_of_logits || !e->ub_ids ||
-        !e->chunk || !e->running) {
+    if (!e->logits || !e->ub_tok || !e->ub_pos || !e->ub_seq || !e->ub_logits || !e->ub_owner_of_logits ||
+        !e->ub_ids || !e->chunk || !e->pending || !e->running) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -673,7 +633,8 @@ void hearth_engine_free(hearth_engine *e) {
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->worker, NULL);
-    while (e->n_running) finish(e, e->running[--e->n_running], HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
+    while (e->n_running)
+        finish(e, e->running[--e->n_running], HEARTH_FINISH_CANCELLED, HEARTH_OK, NULL);
     while (e->wait_head) {
         req *r = e->wait_head;
         e->wait_head = r->next;
@@ -690,14 +651,15 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
     int n_vocab = e->m->hp.n_vocab;
     for (int i = 0; i < rq->n_prompt; i++)
         if (rq->prompt[i] < 0 || rq->prompt[i] >= n_vocab) {
-            hearth_error_set(err, HEARTH_ERR_INVALID, "prompt token %d is %d, outside the vocabulary (0..%d)", i,
-                             rq->prompt[i], n_vocab - 1);
+            hearth_error_set(err, HEARTH_ERR_INVALID, "prompt token %d is %d, outside the vocabulary (0..%d)",
+                             i, rq->prompt[i], n_vocab - 1);
             return 0;
         }
     if (rq->n_prompt >= e->cfg.n_ctx) {
-        hearth_error_set(err, HEARTH_ERR_CONTEXT,
-                         "the prompt has %d tokens but the context holds %d (prompt plus at least one new token)",
-                         rq->n_prompt, e->cfg.n_ctx);
+        hearth_error_set(
+            err, HEARTH_ERR_CONTEXT,
+            "the prompt has %d tokens but the context holds %d (prompt plus at least one new token)",
+            rq->n_prompt, e->cfg.n_ctx);
         return 0;
     }
     req *r = calloc(1, sizeof *r);
@@ -720,31 +682,27 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
         req_free(r);
         return 0;
     }
-    for (int i = 0; i < rq->n_prompt; i++) hearth_sampler_accept(r->smp, rq->prompt[i]);
+    for (int i = 0; i < rq->n_prompt; i++)
+        hearth_sampler_accept(r->smp, rq->prompt[i]);
     hearth_detok_init(&r->dt, e->m->tokenizer, false, false);
-    if (rq->n_stop > 0) {
-        r->stop = calloc((size_t)rq->n_stop, sizeof *r->stop);
-        if (!r->stop) goto oom;
-        for (int i = 0; i < rq->n_stop; i++) {
-            if (!rq->stop[i] || !rq->stop[i][0]) continue;
-            r->stop[r->n_stop] = strdup(rq->stop[i]);
-            if (!r->stop[r->n_stop++]) goto oom;
-        }
-    }
+    if (hearth_stop_init(&r->stop, rq->stop, rq->n_stop, NULL)) goto oom;
     r->t_submit = hearth_now_ms();
     pthread_mutex_lock(&e->mu);
     if (e->n_waiting >= e->cfg.max_waiting) {
         pthread_mutex_unlock(&e->mu);
         req_free(r);
-        hearth_error_set(err, HEARTH_ERR_BUSY, "too many requests waiting (%d); try again later", e->cfg.max_waiting);
+        hearth_error_set(err, HEARTH_ERR_BUSY, "too many requests waiting (%d); try again later",
+                         e->cfg.max_waiting);
         return 0;
     }
     r->id = e->next_id++;
     r->live_next = e->live;
     if (e->live) e->live->live_prev = r;
     e->live = r;
-    if (e->wait_tail) e->wait_tail->next = r;
-    else e->wait_head = r;
+    if (e->wait_tail)
+        e->wait_tail->next = r;
+    else
+        e->wait_head = r;
     e->wait_tail = r;
     e->n_waiting++;
     uint64_t id = r->id;
@@ -784,8 +742,12 @@ void hearth_engine_stats_get(hearth_engine *e, hearth_engine_stats *out) {
     pthread_mutex_unlock(&e->mu);
 }
 
-const hearth_model *hearth_engine_model(const hearth_engine *e) { return e->m; }
-int hearth_engine_n_ctx(const hearth_engine *e) { return e->cfg.n_ctx; }
+const hearth_model *hearth_engine_model(const hearth_engine *e) {
+    return e->m;
+}
+int hearth_engine_n_ctx(const hearth_engine *e) {
+    return e->cfg.n_ctx;
+}
 
 /* ------------------------------------------------------------ synchronous helper */
 
@@ -794,6 +756,7 @@ typedef struct sync_ctx {
     pthread_cond_t cv;
     bool done;
     hearth_completion *out;
+    strbuf text;         /* the text so far; handed to out at DONE */
     hearth_event_fn tap; /* the caller's own callback, called first */
     void *tap_user;
 } sync_ctx;
@@ -803,16 +766,12 @@ static void sync_event(const hearth_event *ev, void *user) {
     hearth_completion *c = s->out;
     if (s->tap) s->tap(ev, s->tap_user);
     if (ev->kind == HEARTH_EVENT_TOKEN) hearth_tokens_push(&c->tokens, ev->token);
-    if (ev->text_len) {
-        char *p = realloc(c->text, c->text_len + ev->text_len + 1);
-        if (p) {
-            memcpy(p + c->text_len, ev->text, ev->text_len);
-            c->text = p;
-            c->text_len += ev->text_len;
-            c->text[c->text_len] = 0;
-        }
-    }
+    if (ev->text_len) strbuf_add(&s->text, ev->text, ev->text_len);
     if (ev->kind == HEARTH_EVENT_DONE) {
+        /* what was appended before memory ran out, if it did */
+        c->text = s->text.p;
+        c->text_len = s->text.n;
+        s->text = (strbuf){0};
         c->finish = ev->finish;
         c->stats = *ev->stats;
         if (ev->error) snprintf(c->error, sizeof c->error, "%s", ev->error);
@@ -837,11 +796,14 @@ hearth_status hearth_engine_generate(hearth_engine *e, const hearth_request *r, 
         st = err ? err->code : HEARTH_ERR_INVALID;
     } else {
         pthread_mutex_lock(&s.mu);
-        while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
+        while (!s.done)
+            pthread_cond_wait(&s.cv, &s.mu);
         pthread_mutex_unlock(&s.mu);
         if (!out->text) out->text = calloc(1, 1);
-        if (out->finish == HEARTH_FINISH_ERROR) st = hearth_error_set(err, HEARTH_ERR_BACKEND, "%s", out->error);
+        if (out->finish == HEARTH_FINISH_ERROR)
+            st = hearth_error_set(err, HEARTH_ERR_BACKEND, "%s", out->error);
     }
+    strbuf_free(&s.text);
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
     return st;

@@ -8,6 +8,7 @@
  */
 #include "prefix_cache.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +22,14 @@ struct hearth_prefix_cache {
     char fingerprint[128];
     uint64_t seed;
     int n_pages, n_buckets;
-    int32_t *bucket;     /* [n_buckets] first page, -1 */
-    int32_t *chain;      /* [n_pages] next page in bucket */
-    uint64_t *key;       /* [n_pages] */
-    bool *indexed;       /* [n_pages] */
+    int32_t *bucket;              /* [n_buckets] first page, -1 */
+    int32_t *chain;               /* [n_pages] next page in bucket */
+    uint64_t *key;                /* [n_pages] */
+    bool *indexed;                /* [n_pages] */
     int32_t *lru_prev, *lru_next; /* [n_pages]; -1 ends */
     bool *in_lru;
     int32_t lru_head, lru_tail;
-    void *page_buf;      /* host staging for store reads/writes */
+    void *page_buf; /* host staging for store reads/writes */
     size_t page_buf_size;
     hearth_prefix_stats st;
 };
@@ -37,10 +38,15 @@ struct hearth_prefix_cache {
 
 static void lru_remove(hearth_prefix_cache *pc, int32_t p) {
     if (!pc->in_lru[p]) return;
-    if (pc->lru_prev[p] >= 0) pc->lru_next[pc->lru_prev[p]] = pc->lru_next[p];
-    else pc->lru_head = pc->lru_next[p];
-    if (pc->lru_next[p] >= 0) pc->lru_prev[pc->lru_next[p]] = pc->lru_prev[p];
-    else pc->lru_tail = pc->lru_prev[p];
+    assert(pc->st.pages_cached > 0);
+    if (pc->lru_prev[p] >= 0)
+        pc->lru_next[pc->lru_prev[p]] = pc->lru_next[p];
+    else
+        pc->lru_head = pc->lru_next[p];
+    if (pc->lru_next[p] >= 0)
+        pc->lru_prev[pc->lru_next[p]] = pc->lru_prev[p];
+    else
+        pc->lru_tail = pc->lru_prev[p];
     pc->in_lru[p] = false;
     pc->st.pages_cached--;
 }
@@ -48,8 +54,10 @@ static void lru_remove(hearth_prefix_cache *pc, int32_t p) {
 static void lru_push(hearth_prefix_cache *pc, int32_t p) {
     pc->lru_prev[p] = pc->lru_tail;
     pc->lru_next[p] = -1;
-    if (pc->lru_tail >= 0) pc->lru_next[pc->lru_tail] = p;
-    else pc->lru_head = p;
+    if (pc->lru_tail >= 0)
+        pc->lru_next[pc->lru_tail] = p;
+    else
+        pc->lru_head = p;
     pc->lru_tail = p;
     pc->in_lru[p] = true;
     pc->st.pages_cached++;
@@ -75,7 +83,10 @@ static void index_insert(hearth_prefix_cache *pc, uint64_t key, int32_t page) {
 static void index_remove(hearth_prefix_cache *pc, int32_t page) {
     if (!pc->indexed[page]) return;
     int32_t *link = &pc->bucket[pc->key[page] % (uint64_t)pc->n_buckets];
-    while (*link != page) link = &pc->chain[*link];
+    while (*link != page) {
+        assert(*link >= 0); /* an indexed page is in its key's bucket */
+        link = &pc->chain[*link];
+    }
     *link = pc->chain[page];
     pc->indexed[page] = false;
     pc->st.pages_indexed--;
@@ -126,10 +137,11 @@ hearth_prefix_cache *hearth_prefix_cache_create(hearth_kv_cache *kv, const char 
     pc->in_lru = calloc((size_t)pc->n_pages, sizeof *pc->in_lru);
     pc->page_buf_size = (size_t)hearth_kv_page_bytes(cfg);
     pc->page_buf = store ? malloc(pc->page_buf_size) : NULL;
-    if (!pc->bucket || !pc->chain || !pc->key || !pc->indexed || !pc->lru_prev || !pc->lru_next || !pc->in_lru ||
-        (store && !pc->page_buf))
+    if (!pc->bucket || !pc->chain || !pc->key || !pc->indexed || !pc->lru_prev || !pc->lru_next ||
+        !pc->in_lru || (store && !pc->page_buf))
         goto oom;
-    for (int i = 0; i < pc->n_buckets; i++) pc->bucket[i] = -1;
+    for (int i = 0; i < pc->n_buckets; i++)
+        pc->bucket[i] = -1;
     pc->lru_head = pc->lru_tail = -1;
     hearth_kv_set_release_hook(kv, on_release, pc);
     hearth_kv_set_reclaim_hook(kv, on_reclaim, pc);
@@ -145,7 +157,8 @@ void hearth_prefix_cache_free(hearth_prefix_cache *pc) {
     if (pc->kv && pc->bucket) {
         hearth_kv_set_release_hook(pc->kv, NULL, NULL);
         hearth_kv_set_reclaim_hook(pc->kv, NULL, NULL);
-        while (pc->lru_head >= 0) on_reclaim(pc); /* give cached pages back */
+        while (pc->lru_head >= 0)
+            on_reclaim(pc); /* give cached pages back */
     }
     free(pc->bucket);
     free(pc->chain);
@@ -164,6 +177,14 @@ uint64_t hearth_prefix_hash(const hearth_prefix_cache *pc, uint64_t parent, cons
     return h ? h : 1; /* 0 means "no parent" */
 }
 
+int hearth_prefix_pages_to_attach(int n_tokens, int page_size) {
+    return n_tokens > 0 ? (n_tokens - 1) / page_size : 0;
+}
+
+int hearth_prefix_pages_full(int n_done, int page_size) {
+    return n_done / page_size;
+}
+
 /* Copy a page's bytes (every layer, K then V) between the pools and host. */
 static void page_transfer(hearth_prefix_cache *pc, int32_t page, bool to_host) {
     const hearth_kv_config *cfg = hearth_kv_config_get(pc->kv);
@@ -175,8 +196,10 @@ static void page_transfer(hearth_prefix_cache *pc, int32_t page, bool to_host) {
         for (int i = 0; i < 2; i++, buf += per) {
             char *dev = (char *)pools[i]->data + (size_t)page * per;
             be = hearth_kv_layer_backend(pc->kv, l);
-            if (to_host) be->ops->download(be, buf, dev, per);
-            else be->ops->upload(be, dev, buf, per);
+            if (to_host)
+                be->ops->download(be, buf, dev, per);
+            else
+                be->ops->upload(be, dev, buf, per);
         }
     }
 }
@@ -215,5 +238,9 @@ void hearth_prefix_cache_publish(hearth_prefix_cache *pc, uint64_t key, int32_t 
     }
 }
 
-void hearth_prefix_cache_stats_get(const hearth_prefix_cache *pc, hearth_prefix_stats *out) { *out = pc->st; }
-const char *hearth_prefix_cache_fingerprint(const hearth_prefix_cache *pc) { return pc->fingerprint; }
+void hearth_prefix_cache_stats_get(const hearth_prefix_cache *pc, hearth_prefix_stats *out) {
+    *out = pc->st;
+}
+const char *hearth_prefix_cache_fingerprint(const hearth_prefix_cache *pc) {
+    return pc->fingerprint;
+}

@@ -25,13 +25,13 @@
 typedef struct hearth_prefix_cache hearth_prefix_cache;
 
 typedef struct hearth_prefix_stats {
-    uint64_t lookups;      /* pages looked up */
-    uint64_t hits_memory;  /* pages found in memory */
-    uint64_t hits_disk;    /* pages loaded from the store */
-    uint64_t inserted;     /* pages published */
-    uint64_t evicted;      /* cached pages evicted for space */
-    int pages_cached;      /* unreferenced pages held now */
-    int pages_indexed;     /* pages with a key now */
+    uint64_t lookups;     /* pages looked up */
+    uint64_t hits_memory; /* pages found in memory */
+    uint64_t hits_disk;   /* pages loaded from the store */
+    uint64_t inserted;    /* pages published */
+    uint64_t evicted;     /* cached pages evicted for space */
+    int pages_cached;     /* unreferenced pages held now */
+    int pages_indexed;    /* pages with a key now */
 } hearth_prefix_stats;
 
 hearth_prefix_cache *hearth_prefix_cache_create(hearth_kv_cache *kv, const char *fingerprint,
@@ -50,6 +50,14 @@ int32_t hearth_prefix_cache_acquire(hearth_prefix_cache *pc, uint64_t key);
 /* Publish a full page under key (makes it immutable; writes it to the store
  * in the background). A key already present keeps its page. */
 void hearth_prefix_cache_publish(hearth_prefix_cache *pc, uint64_t key, int32_t page);
+
+/* Which pages of a sequence the cache may hold: only full pages, and a new
+ * request never takes the page holding its last token (that token's logits
+ * must be computed). Pages of an n_tokens prompt that a lookup may attach: */
+int hearth_prefix_pages_to_attach(int n_tokens, int page_size);
+/* Pages of a sequence with n_done tokens in the KV cache that are full and
+ * may be published: */
+int hearth_prefix_pages_full(int n_done, int page_size);
 
 void hearth_prefix_cache_stats_get(const hearth_prefix_cache *pc, hearth_prefix_stats *out);
 const char *hearth_prefix_cache_fingerprint(const hearth_prefix_cache *pc);
