@@ -131,6 +131,21 @@ int hearth_backend_devices(hearth_device_desc *out, int cap, char *problems, siz
 /* The CPU backend (always present). */
 hearth_backend *hearth_cpu_backend_create(int n_threads, hearth_error *err);
 
+/* ------------------------------------------------------------ queries (for the app and tests) */
+
+/* What the backend is (name, device, memory). */
+void hearth_backend_get_info(hearth_backend *b, hearth_backend_info *out);
+/* The CPU backend a device backend hands the layers it does not take (a
+ * split model runs on both); NULL on the CPU backend itself. */
+hearth_backend *hearth_backend_host(const hearth_backend *b);
+/* Per-op profile (`hearth bench --profile`): switch timing on or off, zero
+ * the counters, read them (op ids above). Backends that cannot time ops
+ * leave the times at 0. */
+void hearth_backend_profile_enable(hearth_backend *b, bool on);
+void hearth_backend_profile_reset(hearth_backend *b);
+void hearth_backend_profile_read(const hearth_backend *b, double time_us[HEARTH_OP_COUNT],
+                                 uint64_t count[HEARTH_OP_COUNT]);
+
 /* Convenience wrappers. */
 static inline hearth_tensor hearth_tensor_2d(hearth_dtype type, int64_t ne0, int64_t ne1, void *data) {
     hearth_tensor t = {type, ne0, ne1, hearth_dtype_row_size(type, ne0), data};

@@ -178,3 +178,30 @@ const char *hearth_op_name(int op) {
                                   "kv_store", "attention", "silu_mul", "copy"};
     return op >= 0 && op < HEARTH_OP_COUNT ? names[op] : "?";
 }
+
+/* ------------------------------------------------------------ queries */
+
+void hearth_backend_get_info(hearth_backend *b, hearth_backend_info *out) {
+    b->ops->info(b, out);
+}
+
+hearth_backend *hearth_backend_host(const hearth_backend *b) {
+    return b->host;
+}
+
+void hearth_backend_profile_enable(hearth_backend *b, bool on) {
+    b->profile = on;
+}
+
+void hearth_backend_profile_reset(hearth_backend *b) {
+    memset(b->op_time_us, 0, sizeof b->op_time_us);
+    memset(b->op_count, 0, sizeof b->op_count);
+}
+
+void hearth_backend_profile_read(const hearth_backend *b, double time_us[HEARTH_OP_COUNT],
+                                 uint64_t count[HEARTH_OP_COUNT]) {
+    for (int op = 0; op < HEARTH_OP_COUNT; op++) {
+        time_us[op] = b->op_time_us[op];
+        count[op] = b->op_count[op];
+    }
+}

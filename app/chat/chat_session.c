@@ -177,8 +177,8 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
         *p = (char)toupper((unsigned char)*p);
     snprintf(s->model_label, sizeof s->model_label, "%s %s", cm ? cm->name : m->name, quant);
     hearth_backend_info bi;
-    be->ops->info(be, &bi);
-    if (be->host && m->n_device_layers < m->hp.n_layer) /* split: say how much is on the GPU */
+    hearth_backend_get_info(be, &bi);
+    if (hearth_backend_host(be) && m->n_device_layers < m->hp.n_layer) /* split: say how much is on the GPU */
         snprintf(s->backend_label, sizeof s->backend_label, "%s %d/%d layers", bi.name, m->n_device_layers,
                  m->hp.n_layer);
     else

@@ -44,9 +44,9 @@ bool app_load(const char *cmd, const char *model_path, const char *backend_name,
     }
     if (!quiet) {
         hearth_backend_info bi;
-        (*be_out)->ops->info(*be_out, &bi);
+        hearth_backend_get_info(*be_out, &bi);
         fprintf(stderr, "hearth: backend %s (%s)\n", bi.name, bi.device);
-        if ((*be_out)->host) fprintf(stderr, "hearth: %s\n", (*model_out)->plan);
+        if (hearth_backend_host(*be_out)) fprintf(stderr, "hearth: %s\n", (*model_out)->plan);
     }
     return true;
 }

@@ -250,12 +250,12 @@ typedef struct load_result {
 static void load_print_json(const load_state *s, const load_opts *lo, const load_result *lr,
                             const hearth_model *m, const hearth_backend *be) {
     hearth_backend_info bi;
-    be->ops->info((hearth_backend *)be, &bi);
+    hearth_backend_get_info((hearth_backend *)be, &bi);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", m->name);
     cJSON_AddStringToObject(o, "backend", bi.name);
     cJSON_AddStringToObject(o, "device", bi.device);
-    if (be->host) {
+    if (hearth_backend_host(be)) {
         cJSON_AddStringToObject(o, "plan", m->plan);
         cJSON_AddNumberToObject(o, "device_layers", m->n_device_layers);
     }
@@ -292,7 +292,7 @@ static void load_print_json(const load_state *s, const load_opts *lo, const load
 static void load_print_table(const load_state *s, const load_opts *lo, const load_result *lr,
                              const hearth_model *m, const hearth_backend *be) {
     hearth_backend_info bi;
-    be->ops->info((hearth_backend *)be, &bi);
+    hearth_backend_get_info((hearth_backend *)be, &bi);
     int n = s->n_requests;
     printf("| model | backend | concurrency | requests | prompt | output | tok/s | TTFT p50/p95/p99 ms | "
            "ITL p50/p95/p99 ms | latency p50/p95/p99 ms |\n");

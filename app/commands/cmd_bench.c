@@ -281,15 +281,13 @@ typedef struct bench_result {
     phase_profile prof_pp, prof_tg;
 } bench_result;
 
-static void profile_reset(hearth_backend *be) {
-    memset(be->op_time_us, 0, sizeof be->op_time_us);
-    memset(be->op_count, 0, sizeof be->op_count);
-}
-
 static void profile_take(hearth_backend *be, phase_profile *p, double wall_ms) {
+    double us[HEARTH_OP_COUNT];
+    uint64_t count[HEARTH_OP_COUNT];
+    hearth_backend_profile_read(be, us, count);
     for (int op = 0; op < HEARTH_OP_COUNT; op++) {
-        p->op_us[op] += be->op_time_us[op];
-        p->op_count[op] += be->op_count[op];
+        p->op_us[op] += us[op];
+        p->op_count[op] += count[op];
     }
     p->wall_us += wall_ms * 1000.0;
 }
@@ -345,7 +343,7 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
         }
         hearth_kv_seq_free(kv, seq);
     }
-    be->profile = o->profile;
+    hearth_backend_profile_enable(be, o->profile);
     for (int r = 0; r < o->reps; r++) {
         int seq = hearth_kv_seq_create(kv, &err);
         if (seq < 0) goto fail;
@@ -353,7 +351,7 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
             seqs[i] = seq;
         if (P > 0) {
             note(tty, m->name, threads, "pp rep", r + 1, o->reps);
-            profile_reset(be);
+            hearth_backend_profile_reset(be);
             hearth_ubatch ub = {P, tokens, pos, seqs, NULL};
             double t0 = hearth_now_ms();
             if (hearth_forward_run(fw, &ub, logits, &err) < 0) goto fail;
@@ -363,7 +361,7 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
         }
         if (N > 0) {
             note(tty, m->name, threads, "tg rep", r + 1, o->reps);
-            profile_reset(be);
+            hearth_backend_profile_reset(be);
             double t0 = hearth_now_ms();
             for (int i = 0; i < N; i++) {
                 hearth_ubatch one = {1, tokens + P + i, pos + P + i, &seq, NULL};
@@ -375,7 +373,7 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
         }
         hearth_kv_seq_free(kv, seq);
     }
-    be->profile = false;
+    hearth_backend_profile_enable(be, false);
     if (tty) fprintf(stderr, "\r\033[K");
     res->pp = stats_of(pp_s, P > 0 ? o->reps : 0);
     res->tg = stats_of(tg_s, N > 0 ? o->reps : 0);
@@ -669,12 +667,12 @@ static bool bench_one(const char *path, int t, const bench_opts *o, double bw, u
     eo.threads = t;
     if (!app_engine_opts_load(&eo, "bench", path, true, &be, &m)) return false;
     hearth_backend_info bi;
-    be->ops->info(be, &bi);
+    hearth_backend_get_info(be, &bi);
     snprintf(res->model, sizeof res->model, "%s", m->name);
     snprintf(res->file, sizeof res->file, "%s", path);
     snprintf(res->backend, sizeof res->backend, "%s", bi.name);
     snprintf(res->device, sizeof res->device, "%s", bi.device);
-    snprintf(res->plan, sizeof res->plan, "%s", be->host ? m->plan : "");
+    snprintf(res->plan, sizeof res->plan, "%s", hearth_backend_host(be) ? m->plan : "");
     res->device_layers = m->n_device_layers;
     model_facts mf = model_facts_of(m, o->kv_type);
     snprintf(res->type, sizeof res->type, "%s", hearth_dtype_name(mf.type));

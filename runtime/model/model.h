@@ -25,7 +25,6 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
-#include "backends/backend_impl.h" /* for app/ and tests that still read b->ops, b->host, b->profile */
 #include "runtime/format/gguf.h"
 #include "runtime/text/tokenizer.h"
 

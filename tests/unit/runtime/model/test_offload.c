@@ -13,6 +13,7 @@
  */
 #include <string.h>
 
+#include "backends/backend_impl.h" /* a fake device backend wrapping the CPU ops */
 #include "runtime/model/forward.h"
 #include "runtime/serving/engine.h"
 #include "runtime/serving/sampling.h"
