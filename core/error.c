@@ -54,6 +54,7 @@ const char *hearth_status_name(hearth_status code) {
     case HEARTH_ERR_BACKEND: return "backend";
     case HEARTH_ERR_CANCELLED: return "cancelled";
     case HEARTH_ERR_BUSY: return "busy";
+    case HEARTH_ERR_INTERNAL: return "internal";
     }
     return "unknown";
 }

@@ -22,6 +22,7 @@ typedef enum hearth_status {
     HEARTH_ERR_BACKEND = -7,     /* device failure */
     HEARTH_ERR_CANCELLED = -8,
     HEARTH_ERR_BUSY = -9,        /* too many requests waiting */
+    HEARTH_ERR_INTERNAL = -10,   /* a broken internal invariant: a bug (hearth_kv_check) */
 } hearth_status;
 
 #define HEARTH_ERROR_MSG_MAX 512

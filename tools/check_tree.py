@@ -11,6 +11,7 @@ Fails (exit 1, one line per finding, "file:line: what") when:
      and folders of a lower level, never a sibling of the same level or one
      above. Inside backends/, a device folder (cpu, cuda, vulkan) never
      includes another; only the registry (backends/*.c) knows them all.
+     app/ never includes backends/backend_impl.h (the ops vtable).
   2. a quoted include names no file: every #include "..." is either a file
      of the same folder or a path from the root ("core/dtype.h").
   3. files include each other in a loop (a cycle in the file graph).
@@ -30,6 +31,7 @@ FLOORS = ["core", "backends", "runtime", "app"]
 RUNTIME_LEVELS = {"format": 1, "store": 1, "kv": 1, "text": 2, "template": 3, "model": 3, "serving": 4}
 APP_LEVELS = {"cli": 1, "chat": 2, "serve": 2, "commands": 2, "": 3}  # "" = app/*.c (main)
 BACKEND_DEVICES = {"cpu", "cuda", "vulkan"}
+IMPL_HEADER = "backends/backend_impl.h"  # the ops vtable: never included by app/
 MAX_FILE_LINES = 1500
 MAX_FUNC_LINES = 150
 SOURCE_EXT = (".c", ".h", ".cu", ".cuh")
@@ -78,6 +80,8 @@ def layer_error(src, dst):
     if fd is None:
         return "includes %s, which is not a floor (tests/ or tools/)" % dst
     (ls, cs), (ld, cd) = fs, fd
+    if dst == IMPL_HEADER and FLOORS[ls] == "app":
+        return "app/ includes %s: the ops vtable is for backends and the runtime code that enqueues ops; use the queries of backends/backend.h" % dst
     if ld > ls:
         return "%s/ includes %s from %s/, a floor above it" % (FLOORS[ls], dst, FLOORS[ld])
     if ld < ls or cs == cd:

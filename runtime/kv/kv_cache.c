@@ -369,35 +369,35 @@ void hearth_kv_stats_get(const hearth_kv_cache *kv, hearth_kv_stats *out) {
 static hearth_status check_free_list(const hearth_kv_cache *kv, unsigned char *seen, hearth_error *err) {
     const int n = kv->cfg.n_pages;
     if (kv->n_free < 0 || kv->n_free > n)
-        return hearth_error_set(err, HEARTH_ERR_INVALID, "kv check: free list holds %d pages of a pool of %d",
+        return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: free list holds %d pages of a pool of %d",
                                 kv->n_free, n);
     for (int i = 0; i < kv->n_free; i++) {
         int32_t p = kv->free_stack[i];
         if (p < 0 || p >= n)
-            return hearth_error_set(err, HEARTH_ERR_INVALID,
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL,
                                     "kv check: free list entry %d is page %d, outside 0..%d", i, p, n - 1);
         if (seen[p])
-            return hearth_error_set(err, HEARTH_ERR_INVALID, "kv check: page %d is on the free list twice",
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: page %d is on the free list twice",
                                     p);
         seen[p] = 1;
         if (kv->refcount[p] != 0)
-            return hearth_error_set(err, HEARTH_ERR_INVALID,
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL,
                                     "kv check: page %d is on the free list with refcount %d", p,
                                     kv->refcount[p]);
         if (kv->retained[p])
-            return hearth_error_set(err, HEARTH_ERR_INVALID,
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL,
                                     "kv check: page %d is on the free list and retained", p);
     }
     for (int p = 0; p < n; p++) {
         if (kv->refcount[p] < 0)
-            return hearth_error_set(err, HEARTH_ERR_INVALID, "kv check: page %d has refcount %d", p,
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: page %d has refcount %d", p,
                                     kv->refcount[p]);
         if (kv->retained[p] && kv->refcount[p] != 0)
-            return hearth_error_set(err, HEARTH_ERR_INVALID, "kv check: page %d is retained with refcount %d",
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: page %d is retained with refcount %d",
                                     p, kv->refcount[p]);
         if (kv->refcount[p] == 0 && !kv->retained[p] && !seen[p])
             return hearth_error_set(
-                err, HEARTH_ERR_INVALID,
+                err, HEARTH_ERR_INTERNAL,
                 "kv check: page %d has refcount 0 but is neither free nor retained (lost)", p);
     }
     return HEARTH_OK;
@@ -411,23 +411,23 @@ static hearth_status check_seqs(const hearth_kv_cache *kv, int *uses, hearth_err
         const kv_seq *s = &kv->seqs[q];
         if (!s->live) {
             if (s->n_pages || s->len)
-                return hearth_error_set(err, HEARTH_ERR_INVALID,
+                return hearth_error_set(err, HEARTH_ERR_INTERNAL,
                                         "kv check: freed sequence %d still has %d pages", q, s->n_pages);
             continue;
         }
         if (s->len < 0 || s->n_pages < 0 || (size_t)s->n_pages > s->cap_pages)
-            return hearth_error_set(err, HEARTH_ERR_INVALID,
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL,
                                     "kv check: sequence %d has length %d and %d pages (table room %zu)", q,
                                     s->len, s->n_pages, s->cap_pages);
         if ((s->len + ps - 1) / ps > s->n_pages)
             return hearth_error_set(
-                err, HEARTH_ERR_INVALID,
+                err, HEARTH_ERR_INTERNAL,
                 "kv check: sequence %d has length %d but holds only %d pages of %d tokens", q, s->len,
                 s->n_pages, ps);
         for (int i = 0; i < s->n_pages; i++) {
             int32_t p = s->pages[i];
             if (p < 0 || p >= n)
-                return hearth_error_set(err, HEARTH_ERR_INVALID,
+                return hearth_error_set(err, HEARTH_ERR_INTERNAL,
                                         "kv check: sequence %d page-table entry %d is page %d, outside 0..%d",
                                         q, i, p, n - 1);
             uses[p]++;
@@ -435,7 +435,7 @@ static hearth_status check_seqs(const hearth_kv_cache *kv, int *uses, hearth_err
     }
     for (int p = 0; p < n; p++)
         if (kv->refcount[p] != uses[p])
-            return hearth_error_set(err, HEARTH_ERR_INVALID,
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL,
                                     "kv check: page %d has refcount %d but %d page-table entries name it", p,
                                     kv->refcount[p], uses[p]);
     return HEARTH_OK;

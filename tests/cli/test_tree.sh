@@ -2,7 +2,7 @@
 # test_tree.sh - the tree's structural rules (tools/check_tree.py): floors
 # core < backends < runtime < app, the concept-folder order inside runtime/
 # and app/, no include loop, no include that names no file, no oversized file
-# or function. First the checker is shown to catch each kind of finding on a
+# or function, no app/ file reaching into the backend vtable. First the checker is shown to catch each kind of finding on a
 # small tree made here (so it can fail), then it must pass on the checkout.
 set -euo pipefail
 SRC=${HEARTH_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -45,7 +45,8 @@ C
 cat >"$T/bad/backends/cpu/k.c" <<'C'
 #include "backends/cuda/cuda_backend.h"
 C
-touch "$T/bad/backends/cuda/cuda_backend.h"
+touch "$T/bad/backends/cuda/cuda_backend.h" "$T/bad/backends/backend_impl.h"
+echo '#include "backends/backend_impl.h"' >"$T/bad/app/cli/peek.c"
 {
     echo 'int long_one(int x) {'
     for i in $(seq 1 160); do echo "    x += $i;"; done
@@ -69,6 +70,7 @@ expect missing 'runtime/format/gguf.h:2: #include "runtime/format/missing.h" nam
 expect loop 'include loop: .*runtime/serving/a.h -> runtime/serving/b.h -> runtime/serving/a.h'
 expect loop-across-floors 'include loop: .*core/dtype.h -> runtime/text/tokenizer.h -> core/dtype.h'
 expect device 'backends/cpu/k.c:1: device folder backends/cpu includes backends/cuda/cuda_backend.h'
+expect vtable 'app/cli/peek.c:1: app/ includes backends/backend_impl.h'
 expect long-function 'app/cli/long.c:1: function long_one is 163 lines'
 expect big-file 'app/cli/big.c:1: 1601 lines, over the 1500-line limit'
 if grep -q table_one "$T/out"; then

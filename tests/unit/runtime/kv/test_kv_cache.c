@@ -68,35 +68,35 @@ static void test_check_catches(hearth_backend *be) {
 
     /* a refcount above the page-table entries naming the page */
     rc[1]++;
-    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INTERNAL);
     CHECK_CONTAINS(err.msg, "page 1 has refcount 2 but 1 page-table entries name it");
     rc[1]--;
     KV_OK(kv);
 
     /* a refcount that dropped to 0 while a sequence still uses the page: lost */
     rc[0] = 0;
-    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INTERNAL);
     CHECK_CONTAINS(err.msg, "page 0 has refcount 0 but is neither free nor retained");
     rc[0] = 1;
     KV_OK(kv);
 
     /* a negative refcount on a free page (a double unref) */
     rc[3] = -1;
-    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INTERNAL);
     CHECK_CONTAINS(err.msg, "page 3 is on the free list with refcount -1");
     rc[3] = 0;
     KV_OK(kv);
 
     /* the same page twice on the free list */
     fl[(*n_free)++] = 3;
-    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INTERNAL);
     CHECK_CONTAINS(err.msg, "page 3 is on the free list twice");
     (*n_free)--;
     KV_OK(kv);
 
     /* a page in use pushed onto the free list */
     fl[(*n_free)++] = 1;
-    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INTERNAL);
     CHECK_CONTAINS(err.msg, "page 1 is on the free list with refcount 1");
     (*n_free)--;
     KV_OK(kv);
@@ -104,14 +104,14 @@ static void test_check_catches(hearth_backend *be) {
     /* a free-list entry outside the pool */
     int32_t saved = fl[0];
     fl[0] = 4;
-    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INTERNAL);
     CHECK_CONTAINS(err.msg, "free list entry 0 is page 4, outside 0..3");
     fl[0] = saved;
     KV_OK(kv);
 
     /* a free page missing from the free list */
     (*n_free)--;
-    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_kv_check(kv, &err) == HEARTH_ERR_INTERNAL);
     CHECK_CONTAINS(err.msg, "has refcount 0 but is neither free nor retained");
     (*n_free)++;
     KV_OK(kv);
