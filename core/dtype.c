@@ -921,7 +921,7 @@ size_t hearth_dtype_row_size(hearth_dtype t, int64_t n) {
 }
 
 const char *hearth_dtype_supported_list(void) {
-    /* Must list exactly the known types (checked by tests/unit/test_dtype.c). */
+    /* Must list exactly the known types (checked by tests/unit/core/test_dtype.c). */
     return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K";
 }
 

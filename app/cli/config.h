@@ -16,7 +16,7 @@
  * Flags over the file: a command loads the config first, then applies its
  * flags on top, either by seeding its flag variables from the struct before
  * parsing argv, or by calling hearth_config_set("threads", "4") per flag
- * (same parsing and range checks as the file; tests/unit/test_config.c
+ * (same parsing and range checks as the file; tests/unit/app/test_config.c
  * shows both).
  *
  * Ownership: every string in a hearth_config is owned by it (malloc'd) and

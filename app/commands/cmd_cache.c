@@ -1,6 +1,6 @@
 /*
  * cmd_cache.c - `hearth cache stats|clear`: look at or empty the persistent
- * prefix cache (the SQLite database of KV pages, runtime/cache_store.c).
+ * prefix cache (the SQLite database of KV pages, runtime/store/cache_store.c).
  *
  * stats: path, rows, page bytes, the cap, the file's size on disk (and its
  * write-ahead log), and rows per model fingerprint; --json prints one

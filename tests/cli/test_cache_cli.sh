@@ -2,7 +2,7 @@
 # test_cache_cli.sh - `hearth cache stats|clear` on throw-away databases.
 #
 # Creates a cache database by running `cache stats` on a fresh path, adds
-# rows with the sqlite3 CLI (the schema of runtime/cache_store.h), and checks
+# rows with the sqlite3 CLI (the schema of runtime/store/cache_store.h), and checks
 # the JSON and text output, clear per model and all, the exit codes, every
 # usage error, a garbage file being moved aside, a database from a newer
 # Hearth being refused, and the $XDG_CACHE_HOME default. JSON is read with

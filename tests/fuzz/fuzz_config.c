@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - libFuzzer target for the config reader (runtime/config.c).
+ * fuzz_config.c - libFuzzer target for the config reader (app/cli/config.c).
  *
  * Feeds arbitrary bytes to hearth_config_load_memory. On failure the error
  * must carry the "fuzz.yaml:" location prefix and the config must be back at

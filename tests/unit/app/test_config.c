@@ -543,9 +543,9 @@ static void test_example(void) {
     const char *src = getenv("HEARTH_SOURCE");
     if (src) {
         snprintf(path, sizeof path, "%s/packaging/config.example.yaml", src);
-    } else { /* tests/unit/test_config.c -> repo root */
+    } else { /* tests/unit/app/test_config.c -> repo root */
         snprintf(path, sizeof path, "%s", __FILE__);
-        char *cut = strstr(path, "tests/unit/test_config.c");
+        char *cut = strstr(path, "tests/unit/app/test_config.c");
         REQUIRE(cut);
         snprintf(cut, sizeof path - (size_t)(cut - path), "packaging/config.example.yaml");
     }

@@ -1,5 +1,5 @@
 /*
- * test_dtype.c - element types (runtime/dtype.c) and the CPU scalar row
+ * test_dtype.c - element types (core/dtype.c) and the CPU scalar row
  * kernels (backends/cpu/cpu_quants_ref.c).
  *
  * What is checked, and why it is enough to trust a type:

@@ -1,6 +1,6 @@
 /*
  * chat_templates.h - real chat templates of popular model families and what
- * they render for a standard conversation, for tests/unit/test_chat_template.c.
+ * they render for a standard conversation, for tests/unit/runtime/template/test_chat_template.c.
  *
  * Owner: chat templates. Generated, not hand-edited: each template is the
  * chat_template of the named model's tokenizer_config.json (as collected in
