@@ -181,6 +181,10 @@ int app_engine_opts_args(app_engine_opts *eo, const arg_opt *own, int n_own, arg
         out[n++] = own[i];
     for (int i = 0; i < APP_ENGINE_OPTS_N && n < cap; i++) {
         const eo_def *d = &k_opts[i];
+        eo->shadowed[i] = false;
+        for (int j = 0; j < n_own; j++)
+            if (own[j].long_name && !strcmp(own[j].long_name, d->long_name)) eo->shadowed[i] = true;
+        if (eo->shadowed[i]) continue; /* the command's own flag of that name wins (bench's -t list) */
         if (d->type == EO_OFF)
             out[n++] = (arg_opt){d->short_name, d->long_name, ARG_FLAG, &eo->raw_flag[i], NULL, NULL};
         else
@@ -254,6 +258,7 @@ void app_engine_opts_print_help(const app_engine_opts *eo, FILE *f) {
     fprintf(f, "\nengine options (the same in run, chat, serve and bench; config-file key in []):\n");
     for (int i = 0; i < APP_ENGINE_OPTS_N; i++) {
         const eo_def *d = &k_opts[i];
+        if (eo->shadowed[i]) continue; /* listed with the command's own options */
         char left[64];
         snprintf(left, sizeof left, "%s%s%s%s%s", d->short_name ? d->short_name : "",
                  d->short_name ? ", " : "", d->long_name, d->metavar ? " " : "",

@@ -57,6 +57,9 @@ typedef struct app_engine_opts {
     /* arg_parse writes the flags' text here; app_engine_opts_apply_flags reads it */
     const char *raw[APP_ENGINE_OPTS_N];
     bool raw_flag[APP_ENGINE_OPTS_N];
+    /* the command defines a flag of this name itself (bench's -t list), so
+     * app_engine_opts_args and the help leave the engine's one out */
+    bool shadowed[APP_ENGINE_OPTS_N];
 } app_engine_opts;
 
 /* (a) Every option at its default. */

@@ -94,7 +94,18 @@ static void test_args_table(void) {
     arg_opt own[] = {{"-t", "--threads", ARG_STR, &x, "LIST", "a command's own -t wins"}};
     arg_opt out[APP_ARGS_MAX];
     int n = app_engine_opts_args(&eo, own, 1, out, APP_ARGS_MAX);
-    CHECK(n == 1 + APP_ENGINE_OPTS_N + 1);
+    CHECK(n == 1 + (APP_ENGINE_OPTS_N - 1) + 1); /* the engine's --threads is left out: own wins */
+    int n_threads = 0;
+    for (int i = 0; i < n; i++) n_threads += !strcmp(out[i].long_name, "--threads");
+    CHECK(n_threads == 1);
+    char *help = NULL;
+    size_t help_n = 0;
+    FILE *f = open_memstream(&help, &help_n);
+    REQUIRE(f);
+    app_engine_opts_print_help(&eo, f);
+    fclose(f);
+    CHECK(help && !strstr(help, "--threads") && strstr(help, "--batch")); /* listed once, with bench's */
+    free(help);
     CHECK(out[0].help && !out[1].help); /* engine lines come from app_engine_opts_print_help */
     CHECK(!strcmp(out[n - 1].long_name, "--print-config"));
     char *argv[] = {"test", "-t", "1,2", "-b", "8", NULL};
