@@ -32,7 +32,8 @@ void hearth_error_prefix(hearth_error *err, const char *fmt, ...) {
     /* "<prefix>: <old>", truncated to the buffer */
     size_t cap = sizeof err->msg - 1, n = 0;
     for (const char *parts[] = {prefix, ": ", old}, **p = parts; p < parts + 3; p++)
-        for (const char *c = *p; *c && n < cap; c++) err->msg[n++] = *c;
+        for (const char *c = *p; *c && n < cap; c++)
+            err->msg[n++] = *c;
     err->msg[n] = '\0';
 }
 

@@ -17,12 +17,12 @@ typedef enum hearth_status {
     HEARTH_ERR_FORMAT = -2,      /* malformed or hostile input file */
     HEARTH_ERR_UNSUPPORTED = -3, /* valid input this build cannot handle */
     HEARTH_ERR_NOMEM = -4,
-    HEARTH_ERR_INVALID = -5,     /* bad argument from the caller */
-    HEARTH_ERR_CONTEXT = -6,     /* out of context / KV space */
-    HEARTH_ERR_BACKEND = -7,     /* device failure */
+    HEARTH_ERR_INVALID = -5, /* bad argument from the caller */
+    HEARTH_ERR_CONTEXT = -6, /* out of context / KV space */
+    HEARTH_ERR_BACKEND = -7, /* device failure */
     HEARTH_ERR_CANCELLED = -8,
-    HEARTH_ERR_BUSY = -9,        /* too many requests waiting */
-    HEARTH_ERR_INTERNAL = -10,   /* a broken internal invariant: a bug (hearth_kv_check) */
+    HEARTH_ERR_BUSY = -9,      /* too many requests waiting */
+    HEARTH_ERR_INTERNAL = -10, /* a broken internal invariant: a bug (hearth_kv_check) */
 } hearth_status;
 
 #define HEARTH_ERROR_MSG_MAX 512

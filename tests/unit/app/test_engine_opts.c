@@ -96,7 +96,8 @@ static void test_args_table(void) {
     int n = app_engine_opts_args(&eo, own, 1, out, APP_ARGS_MAX);
     CHECK(n == 1 + (APP_ENGINE_OPTS_N - 1) + 1); /* the engine's --threads is left out: own wins */
     int n_threads = 0;
-    for (int i = 0; i < n; i++) n_threads += !strcmp(out[i].long_name, "--threads");
+    for (int i = 0; i < n; i++)
+        n_threads += !strcmp(out[i].long_name, "--threads");
     CHECK(n_threads == 1);
     char *help = NULL;
     size_t help_n = 0;
