@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "app/cli/common.h"
-#include "runtime/store/cache_store.h"
 
 /* ------------------------------------------------------------ worker -> UI queue */
 
@@ -119,31 +118,18 @@ static const char *resolve_model(const chat_session *s, const char *name, const 
  * s's, with cm's settings (sampling, max_tokens) under the flags. */
 static hearth_status load_model(chat_session *s, const char *path, const hearth_config_model *cm,
                                 hearth_error *err) {
-    const hearth_config *cfg = s->opt.config;
-    const char *backend = s->opt.backend ? s->opt.backend : cfg && cfg->backend[0] ? cfg->backend : "auto";
-    int threads = s->opt.threads ? s->opt.threads : cfg ? cfg->threads : 0;
-    int gpu_layers = s->opt.gpu_layers != CHAT_GPU_LAYERS_UNSET ? s->opt.gpu_layers
-                     : cfg                                      ? cfg->gpu_layers
-                                                                : HEARTH_GPU_LAYERS_ALL;
+    const app_engine_opts *eo = s->opt.engine;
     hearth_backend *be;
     hearth_model *m;
-    hearth_status st = app_open_model(path, backend, threads, gpu_layers, &be, &m, err);
+    hearth_status st = app_open_model(path, eo->backend, eo->threads, eo->gpu_layers, &be, &m, err);
     if (st) return st;
     char note[256] = "";
     hearth_chat_template *tmpl =
         hearth_chat_template_for_model(m->gguf, cm ? cm->chat_template : NULL, note, sizeof note);
-    hearth_engine_config ec = hearth_engine_defaults();
-    ec.prefix_cache = true;
-    ec.n_parallel = 1; /* one conversation: one sequence, unless --parallel / parallel: asks for more */
-    hearth_config_apply_engine(cfg, &ec); /* the file, then the flags */
-    if (s->opt.ctx) ec.n_ctx = s->opt.ctx;
-    if (s->opt.no_prefix_cache) ec.prefix_cache = false;
+    hearth_engine_config ec;
     char db_default[1024];
-    const char *db = s->opt.cache_db ? s->opt.cache_db : ec.cache_db;
-    ec.cache_db = NULL;
-    if (ec.prefix_cache && !(db && !strcmp(db, "none")))
-        ec.cache_db = db ? db : hearth_cache_store_default_path(db_default, sizeof db_default);
-    if (ec.cache_db && !*ec.cache_db) ec.cache_db = NULL;
+    /* one conversation: one sequence, unless --parallel / parallel: asks for more */
+    app_engine_opts_engine_config(eo, 1, &ec, db_default, sizeof db_default);
     hearth_engine *e = tmpl ? hearth_engine_create(m, &ec, err) : NULL;
     if (!tmpl) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     if (!e) {

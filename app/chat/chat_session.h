@@ -11,12 +11,13 @@
  *
  * Settings: the config file (app/cli/config.h) gives the models by name, the
  * default model, per-model sampling, system prompt, max_tokens and chat
- * template, and the engine settings; chat_options (the flags) override it.
+ * template; the engine settings come resolved (defaults < config < flags)
+ * in chat_options.engine, the one resolution run, serve and bench use too.
  *
  * Ownership: the session owns backend, model, chat template, engine,
- * conversation, history handle, queue and pipe; it borrows opt.config. Invariants: at most one request in
- * flight (req_id != 0 exactly while a turn is open); switching models waits for no request (it refuses while
- * one is in flight).
+ * conversation, history handle, queue and pipe; it borrows opt.config and opt.engine. Invariants: at most one
+ * request in flight (req_id != 0 exactly while a turn is open); switching models waits for no request (it
+ * refuses while one is in flight).
  */
 #ifndef HEARTH_APP_CHAT_SESSION_H
 #define HEARTH_APP_CHAT_SESSION_H
@@ -26,6 +27,7 @@
 #include <stdint.h>
 
 #include "app/cli/config.h"
+#include "app/cli/engine_opts.h"
 #include "backends/backend.h"
 #include "chat_conv.h"
 #include "chat_history.h"
@@ -33,22 +35,15 @@
 #include "runtime/serving/engine.h"
 #include "runtime/template/chat_template.h"
 
-#define CHAT_GPU_LAYERS_UNSET (-2)
-
 typedef struct chat_options {
-    const hearth_config *config; /* borrowed, may be NULL; the fields below override it */
+    const hearth_config *config;   /* borrowed, may be NULL: models, per-model settings, chat keys */
+    const app_engine_opts *engine; /* borrowed: backend, threads, context, prefix cache ... (resolved) */
     const char *model;      /* configured name or path; NULL: the configured default, else the sample model */
-    const char *backend;    /* NULL: the config's, else "auto" */
-    int threads;            /* 0: the config's, else physical cores */
-    int gpu_layers;         /* CHAT_GPU_LAYERS_UNSET: the config's, else all */
-    int ctx;                /* 0: the config's, else the model's (at most 4096) */
     const char *system;     /* initial system prompt; NULL: the model's configured one */
     const char *history_db; /* NULL: the config's chat.history_db, else chat_history_default_path */
-    const char *cache_db;   /* NULL: the config's, else the default prefix-cache file; "none": memory only */
-    bool no_prefix_cache;
-    float temp, top_p; /* < 0: defaults */
-    int max_tokens;    /* 0: the model's configured max_tokens; <= 0 there too: until the end of turn */
-    bool ignore_eos;   /* keep generating past end-of-turn (tests, benchmarks) */
+    float temp, top_p;      /* < 0: defaults */
+    int max_tokens;         /* 0: the model's configured max_tokens; <= 0 there too: until the end of turn */
+    bool ignore_eos;        /* keep generating past end-of-turn (tests, benchmarks) */
     uint64_t seed;
     int token_delay_ms; /* test hook ($HEARTH_CHAT_TOKEN_DELAY_MS): slow every token down */
 } chat_options;

@@ -95,23 +95,6 @@ static int run_lines(chat_session *s, bool show_stats) {
 
 /* ------------------------------------------------------------ command */
 
-/* The engine options (defaults, the config file, the flags) into the session's
- * options and back into cfg, which the session also reads. */
-static bool chat_apply_engine_opts(const app_engine_opts *eo, hearth_config *cfg, chat_options *o) {
-    hearth_error err = {0};
-    if (!app_engine_opts_to_config(eo, cfg, &err)) {
-        fprintf(stderr, "hearth chat: %s\n", err.msg);
-        return false;
-    }
-    o->backend = cfg->backend;
-    o->threads = eo->threads;
-    o->gpu_layers = eo->gpu_layers;
-    o->ctx = eo->ctx;
-    o->no_prefix_cache = !eo->prefix_cache;
-    o->cache_db = eo->cache_memory_only ? "none" : cfg->prefix_cache.path;
-    return true;
-}
-
 /* Parse argv. Returns -1 to go on, else the exit status. */
 static int chat_parse_args(int argc, char **argv, chat_options *o, app_engine_opts *eo, const char **once,
                            const char **load, const char **save, bool *stats) {
@@ -185,7 +168,7 @@ static int chat_run(chat_session *s, const char *once, const char *load, const c
 }
 
 int cmd_chat(int argc, char **argv) {
-    chat_options o = {.temp = -1, .top_p = -1, .gpu_layers = CHAT_GPU_LAYERS_UNSET};
+    chat_options o = {.temp = -1, .top_p = -1};
     const char *once = NULL, *load = NULL, *save = NULL;
     bool stats = false;
     hearth_config cfg;
@@ -197,12 +180,12 @@ int cmd_chat(int argc, char **argv) {
     }
     app_engine_opts_apply_config(&eo, &cfg);
     int rc = chat_parse_args(argc, argv, &o, &eo, &once, &load, &save, &stats);
-    if (rc < 0 && !chat_apply_engine_opts(&eo, &cfg, &o)) rc = 1;
     if (rc >= 0) {
         hearth_config_free(&cfg);
         return rc;
     }
     o.config = &cfg;
+    o.engine = &eo;
     const char *delay = getenv("HEARTH_CHAT_TOKEN_DELAY_MS");
     if (delay) o.token_delay_ms = atoi(delay);
 

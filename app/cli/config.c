@@ -1262,18 +1262,6 @@ hearth_status hearth_config_set(hearth_config *cfg, const char *key, const char 
     return st;
 }
 
-void hearth_config_apply_engine(const hearth_config *cfg, hearth_engine_config *ec) {
-    if (!cfg || !ec) return;
-    if (cfg->context) ec->n_ctx = cfg->context;
-    if (cfg->parallel) ec->n_parallel = cfg->parallel;
-    if (cfg->batch) ec->n_batch = cfg->batch;
-    ec->kv_type = cfg->kv_type;
-    ec->prefix_cache = cfg->prefix_cache.enabled;
-    if (cfg->prefix_cache.path) ec->cache_db = cfg->prefix_cache.path;
-    if (cfg->prefix_cache.max_size) ec->cache_db_max_bytes = cfg->prefix_cache.max_size;
-    if (cfg->server.max_waiting) ec->max_waiting = cfg->server.max_waiting;
-}
-
 hearth_sampling_params hearth_config_sampling(const hearth_config_model *m) {
     return m ? m->sampling : hearth_sampling_defaults();
 }

@@ -120,11 +120,8 @@ const hearth_config_model *hearth_config_find_model(const hearth_config *cfg, co
  * config is unchanged. */
 hearth_status hearth_config_set(hearth_config *cfg, const char *key, const char *value, hearth_error *err);
 
-/* Apply the config to an engine config the caller has already set to its own
- * defaults (hearth_engine_defaults() plus the command's choices). Settings
- * left at "0 = default" in the file leave *ec alone. ec->cache_db borrows
- * cfg's string. */
-void hearth_config_apply_engine(const hearth_config *cfg, hearth_engine_config *ec);
+/* The config's engine keys reach an engine through app/cli/engine_opts.h
+ * (defaults < config file < flags), the one path every command takes. */
 
 /* Sampling for model m (hearth_sampling_defaults() when m is NULL). */
 hearth_sampling_params hearth_config_sampling(const hearth_config_model *m);

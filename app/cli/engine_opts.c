@@ -338,24 +338,3 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
     free(s);
     return 0;
 }
-
-bool app_engine_opts_to_config(const app_engine_opts *eo, hearth_config *cfg, hearth_error *err) {
-    char *path = NULL;
-    if (eo->cache_db[0] && !(path = strdup(eo->cache_db))) {
-        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-        return false;
-    }
-    snprintf(cfg->backend, sizeof cfg->backend, "%s", eo->backend);
-    cfg->threads = eo->threads;
-    cfg->gpu_layers = eo->gpu_layers;
-    cfg->context = eo->ctx;
-    cfg->batch = eo->batch;
-    cfg->parallel = eo->parallel;
-    cfg->kv_type = eo->kv_type;
-    cfg->server.max_waiting = eo->max_waiting;
-    cfg->prefix_cache.enabled = eo->prefix_cache;
-    cfg->prefix_cache.max_size = eo->cache_max_bytes;
-    free(cfg->prefix_cache.path);
-    cfg->prefix_cache.path = path;
-    return true;
-}

@@ -118,8 +118,4 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
  * returns false; cfg is initialised either way (free it). */
 bool app_engine_opts_load_config(const char *cmd, int argc, char **argv, hearth_config *cfg);
 
-/* Write the options back into cfg, so that code which reads a hearth_config
- * (the chat session) sees the resolved values. False (err set) on failure. */
-bool app_engine_opts_to_config(const app_engine_opts *eo, hearth_config *cfg, hearth_error *err);
-
 #endif

@@ -11,8 +11,19 @@
 #include <unistd.h>
 
 #include "app/cli/config.h"
+#include "app/cli/engine_opts.h"
 #include "runtime/serving/engine.h"
 #include "test.h"
+
+/* The engine config a command gets from c alone (no flags), through the same
+ * resolution every command uses (app/cli/engine_opts.h). */
+static void engine_config_of(const hearth_config *c, int default_parallel, hearth_engine_config *ec) {
+    static char db[1024]; /* ec->cache_db may point here */
+    app_engine_opts eo;
+    app_engine_opts_defaults(&eo);
+    app_engine_opts_apply_config(&eo, c);
+    app_engine_opts_engine_config(&eo, default_parallel, ec, db, sizeof db);
+}
 
 static char tmp[1024]; /* realpath of the temp dir */
 
@@ -77,13 +88,13 @@ static void test_defaults(void) {
     CHECK(!strcmp(c.backend, "auto") && c.threads == 0 && c.kv_type == HEARTH_F16 && c.n_models == 0);
     hearth_config_free(&c);
 
-    /* the engine and sampling helpers leave the caller's defaults alone */
+    /* an empty config leaves the engine and sampling defaults alone */
     hearth_config_init(&c);
-    hearth_engine_config ec = hearth_engine_defaults(), before = ec;
-    ec.n_parallel = 1;
-    hearth_config_apply_engine(&c, &ec);
+    hearth_engine_config ec, before = hearth_engine_defaults();
+    engine_config_of(&c, 1, &ec);
     CHECK(ec.n_ctx == before.n_ctx && ec.n_parallel == 1 && ec.n_batch == before.n_batch);
-    CHECK(ec.kv_type == HEARTH_F16 && ec.prefix_cache && ec.cache_db == NULL && ec.cache_db_max_bytes == 0);
+    CHECK(ec.kv_type == HEARTH_F16 && ec.prefix_cache && ec.cache_db_max_bytes == 0);
+    CHECK(ec.cache_db && strstr(ec.cache_db, "hearth/prefix-cache.sqlite")); /* the default file */
     CHECK(ec.max_waiting == before.max_waiting);
     hearth_sampling_params sp = hearth_config_sampling(NULL), sd = hearth_sampling_defaults();
     CHECK(!memcmp(&sp, &sd, sizeof sp));
@@ -184,10 +195,14 @@ static void test_full_file(void) {
     CHECK(hearth_config_find_model(&c, "small") == small);
     CHECK(hearth_config_find_model(&c, "nope") == NULL);
 
-    hearth_engine_config ec = hearth_engine_defaults();
-    hearth_config_apply_engine(&c, &ec);
+    hearth_engine_config ec;
+    engine_config_of(&c, 1, &ec);
     CHECK(ec.n_ctx == 8192 && ec.n_parallel == 4 && ec.n_batch == 256 && ec.kv_type == HEARTH_Q8_0);
-    CHECK(!ec.prefix_cache && ec.cache_db == c.prefix_cache.path && ec.cache_db_max_bytes == 1610612736ull);
+    CHECK(!ec.prefix_cache && ec.cache_db == NULL && ec.cache_db_max_bytes == 1610612736ull);
+    app_engine_opts eo; /* the path is kept for when the cache is on */
+    app_engine_opts_defaults(&eo);
+    app_engine_opts_apply_config(&eo, &c);
+    CHECK(!strcmp(eo.cache_db, c.prefix_cache.path));
     CHECK(ec.max_waiting == 32);
     hearth_config_free(&c);
     CHECK(c.n_models == 0 && c.path == NULL); /* free leaves the defaults */
@@ -529,8 +544,8 @@ static void test_flags_override(void) {
           HEARTH_ERR_INVALID);
     CHECK(!strcmp(c.models[0].chat_template, "{{ x }}"));
 
-    hearth_engine_config ec = hearth_engine_defaults();
-    hearth_config_apply_engine(&c, &ec);
+    hearth_engine_config ec;
+    engine_config_of(&c, 1, &ec);
     CHECK(ec.n_ctx == 2048 && ec.kv_type == HEARTH_F32 && !ec.prefix_cache &&
           ec.cache_db_max_bytes == 268435456ull);
     hearth_config_free(&c);
