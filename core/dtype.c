@@ -35,6 +35,8 @@ static_assert(sizeof(block_q4_K) == 144, "block_q4_K layout");
 static_assert(sizeof(block_q5_K) == 176, "block_q5_K layout");
 static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
 static_assert(sizeof(block_q8_K) == 292, "block_q8_K layout");
+static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl layout");
+static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs layout");
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -863,6 +865,149 @@ static void q8_K_from_float(const float *x, void *dst, int64_t n) {
     }
 }
 
+// ---------------------------------------------------------------- IQ4_NL / IQ4_XS
+
+const int8_t hearth_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* Index of the table level nearest to v (ties to the upper level, as ggml's
+ * best_index_int8), by bisection of the ascending table. */
+static int iq4_nearest_level(float v) {
+    const int8_t *t = hearth_iq4nl_values;
+    if (v <= t[0]) return 0;
+    if (v >= t[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (v < t[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - t[hi - 1] < t[hi] - v ? hi - 1 : hi;
+}
+
+/* Weighted least-squares scale of one 32-element group for the levels chosen
+ * at inverse scale id: returns false when every weight is zero. */
+static bool iq4_fit(const float *x, const float *w, float id, uint8_t *levels, float *sumqx, float *sumq2) {
+    float sx = 0, s2 = 0;
+    for (int j = 0; j < 32; j++) {
+        const int l = iq4_nearest_level(id * x[j]);
+        if (levels) levels[j] = (uint8_t)l;
+        const float q = hearth_iq4nl_values[l];
+        sx += w[j] * q * x[j];
+        s2 += w[j] * q * q;
+    }
+    *sumqx = sx;
+    *sumq2 = s2;
+    return s2 > 0;
+}
+
+/* ggml's quantize_row_iq4_nl_impl search without an importance matrix: weights
+ * x^2, a first fit at the scale that maps the extreme value to the table's end,
+ * then 15 trial scales around it, keeping the one of least weighted error.
+ * Returns the group's scale; levels get its indices. */
+static float iq4_group_scale(const float *x, uint8_t *levels) {
+    float w[32], amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) {
+        w[j] = x[j] * x[j];
+        const float ax = fabsf(x[j]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[j];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        memset(levels, 0, 32);
+        return 0;
+    }
+    const float v0 = hearth_iq4nl_values[0];
+    float sumqx, sumq2;
+    float d = iq4_fit(x, w, 1 / (-max / v0), levels, &sumqx, &sumq2) ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -7; itry <= 7; itry++) {
+        if (iq4_fit(x, w, (itry + v0) / max, NULL, &sumqx, &sumq2) && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+static void iq4_pack(const uint8_t *levels, uint8_t *qs) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(levels[j] | (levels[j + 16] << 4));
+}
+
+static void iq4_nl_to_float(const void *src, float *y, int64_t n) {
+    const block_iq4_nl *x = src;
+    for (int64_t i = 0; i < n / QK4_NL; i++, y += QK4_NL) {
+        const float d = hearth_f16_to_f32(x[i].d);
+        for (int j = 0; j < QK4_NL / 2; j++) {
+            y[j] = d * hearth_iq4nl_values[x[i].qs[j] & 0xF];
+            y[j + QK4_NL / 2] = d * hearth_iq4nl_values[x[i].qs[j] >> 4];
+        }
+    }
+}
+
+/* One group is its own super-block: the group scale is stored as is and the
+ * levels re-chosen at that scale (ggml does so when it searched, ntry > 0). */
+static void iq4_nl_from_float(const float *x, void *dst, int64_t n) {
+    block_iq4_nl *y = dst;
+    for (int64_t i = 0; i < n / QK4_NL; i++, x += QK4_NL) {
+        uint8_t levels[32];
+        const float d = iq4_group_scale(x, levels);
+        y[i].d = hearth_f32_to_f16(d);
+        const float id = d ? 1 / d : 0;
+        for (int j = 0; j < 32; j++) levels[j] = (uint8_t)iq4_nearest_level(id * x[j]);
+        iq4_pack(levels, y[i].qs);
+    }
+}
+
+static void iq4_xs_to_float(const void *src, float *y, int64_t n) {
+    const block_iq4_xs *x = src;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = hearth_f16_to_f32(x[i].d);
+        const uint8_t *qs = x[i].qs;
+        for (int ib = 0; ib < QK_K / 32; ib++, y += 32, qs += 16) {
+            const float dl = d * (hearth_iq4xs_scale(&x[i], ib) - 32);
+            for (int j = 0; j < 16; j++) {
+                y[j] = dl * hearth_iq4nl_values[qs[j] & 0xF];
+                y[j + 16] = dl * hearth_iq4nl_values[qs[j] >> 4];
+            }
+        }
+    }
+}
+
+/* Eight group scales, then one f16 super-scale d = -max/32 (max: the group
+ * scale of largest magnitude) and a 6-bit signed multiple of d per group; the
+ * levels are re-chosen at each group's final scale. */
+static void iq4_xs_from_float(const float *x, void *dst, int64_t n) {
+    block_iq4_xs *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        uint8_t levels[32];
+        float scales[QK_K / 32], max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            scales[ib] = iq4_group_scale(x + 32 * ib, levels);
+            if (fabsf(scales[ib]) > amax_scale) {
+                amax_scale = fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        const float d = -max_scale / 32;
+        y[i].d = hearth_f32_to_f16(d);
+        y[i].scales_h = 0;
+        memset(y[i].scales_l, 0, sizeof y[i].scales_l);
+        const float id = d ? 1 / d : 0.f;
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const int l = MAX(-32, MIN(31, nearest_int(id * scales[ib])));
+            const float dl = d * l;
+            const float idl = dl ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; j++) levels[j] = (uint8_t)iq4_nearest_level(idl * x[32 * ib + j]);
+            iq4_pack(levels, y[i].qs + 16 * ib);
+            const int u = l + 32;
+            y[i].scales_l[ib / 2] |= (uint8_t)((u & 0xF) << (4 * (ib % 2)));
+            y[i].scales_h |= (uint16_t)((u >> 4) << (2 * ib));
+        }
+    }
+}
+
 // ---------------------------------------------------------------- traits table
 
 /* Q8_1 and Q8_K are activation formats: they convert both ways but no GGUF
@@ -883,6 +1028,16 @@ static const hearth_dtype_traits k_traits[HEARTH_DTYPE_COUNT] = {
     [HEARTH_Q5_K] = {"q5_K", true, QK_K, sizeof(block_q5_K), q5_K_to_float, q5_K_from_float, HEARTH_Q8_K},
     [HEARTH_Q6_K] = {"q6_K", true, QK_K, sizeof(block_q6_K), q6_K_to_float, q6_K_from_float, HEARTH_Q8_K},
     [HEARTH_Q8_K] = {"q8_K", false, QK_K, sizeof(block_q8_K), q8_K_to_float, q8_K_from_float, HEARTH_Q8_K},
+    [HEARTH_IQ4_NL] = {"iq4_nl", true, QK4_NL, sizeof(block_iq4_nl), iq4_nl_to_float, iq4_nl_from_float, HEARTH_Q8_0},
+    [HEARTH_IQ4_XS] = {"iq4_xs", true, QK_K, sizeof(block_iq4_xs), iq4_xs_to_float, iq4_xs_from_float, HEARTH_Q8_K},
+    /* ggml types this build cannot load, named so a refusal can say which one. */
+    [16] = {"iq2_xxs", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [17] = {"iq2_xs", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [18] = {"iq3_xxs", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [19] = {"iq1_s", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [21] = {"iq3_s", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [22] = {"iq2_s", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [29] = {"iq1_m", false, 0, 0, NULL, NULL, HEARTH_F32},
 };
 
 static const hearth_dtype_traits k_unknown = {"?", false, 1, 0, NULL, NULL, HEARTH_F32};
@@ -922,7 +1077,7 @@ size_t hearth_dtype_row_size(hearth_dtype t, int64_t n) {
 
 const char *hearth_dtype_supported_list(void) {
     /* Must list exactly the known types (checked by tests/unit/core/test_dtype.c). */
-    return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K";
+    return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs";
 }
 
 void hearth_dequantize_row(hearth_dtype t, const void *src, float *dst, int64_t n) {

@@ -30,6 +30,8 @@ typedef enum hearth_dtype {
     HEARTH_Q5_K = 13,
     HEARTH_Q6_K = 14,
     HEARTH_Q8_K = 15,
+    HEARTH_IQ4_NL = 20,
+    HEARTH_IQ4_XS = 23,
     HEARTH_BF16 = 30,
     HEARTH_DTYPE_COUNT = 40
 } hearth_dtype;
@@ -60,6 +62,21 @@ typedef struct { hearth_f16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK
 typedef struct { hearth_f16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } block_q5_K;
 typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; hearth_f16 d; } block_q6_K;
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+/* IQ4_NL: 32 elements, 4-bit indices into the non-linear table hearth_iq4nl_values
+ * (low nibbles elements 0..15, high nibbles 16..31), one f16 scale. */
+#define QK4_NL 32
+typedef struct { hearth_f16 d; uint8_t qs[QK4_NL / 2]; } block_iq4_nl;
+/* IQ4_XS: 256 elements in 8 sub-blocks of 32 laid out like IQ4_NL blocks; sub-block
+ * ib has the 6-bit scale (scales_l nibble ib | 2 bits of scales_h << 4) - 32. */
+typedef struct { hearth_f16 d; uint16_t scales_h; uint8_t scales_l[QK_K / 64]; uint8_t qs[QK_K / 2]; } block_iq4_xs;
+
+/* The 16 levels of IQ4_NL / IQ4_XS (ggml's kvalues_iq4nl), ascending. */
+extern const int8_t hearth_iq4nl_values[16];
+
+/* 6-bit scale (0..63, biased by 32) of sub-block ib (0..7) of an IQ4_XS block. */
+static inline int hearth_iq4xs_scale(const block_iq4_xs *b, int ib) {
+    return ((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b->scales_h >> (2 * ib)) & 3) << 4);
+}
 
 /* 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block, unpacked
  * from the 12-byte `scales` field (ggml's get_scale_min_k4 layout). */

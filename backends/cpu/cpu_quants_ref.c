@@ -294,6 +294,46 @@ static void dot_q6_K_q8_K(int64_t n, float *out, const void *w, const void *act)
     *out = sumf;
 }
 
+// ---------------------------------------------------------------- IQ4 (non-linear 4-bit levels)
+
+/* Exact integer sum of one 32-element IQ4 group (16 packed bytes) against 32
+ * int8 activations: level(low nibble j) * a[j] + level(high nibble j) * a[j+16]. */
+static int iq4_group_sum(const uint8_t *qs, const int8_t *a) {
+    int sumi = 0;
+    for (int j = 0; j < 16; j++) {
+        sumi += hearth_iq4nl_values[qs[j] & 0xF] * a[j];
+        sumi += hearth_iq4nl_values[qs[j] >> 4] * a[j + 16];
+    }
+    return sumi;
+}
+
+/* IQ4_NL against Q8_0: like Q8_0, one float per block, sumi * (d_w * d_a),
+ * added in block order (ggml's generic kernel's expression). */
+static void dot_iq4_nl_q8_0(int64_t n, float *out, const void *w, const void *a) {
+    const block_iq4_nl *x = w;
+    const block_q8_0 *y = a;
+    float sumf = 0;
+    for (int64_t ib = 0; ib < n / QK4_NL; ib++)
+        sumf += (float)iq4_group_sum(x[ib].qs, y[ib].qs) * (hearth_f16_to_f32_inline(x[ib].d) * hearth_f16_to_f32_inline(y[ib].d));
+    *out = sumf;
+}
+
+/* IQ4_XS against Q8_K: per 32-group, (d_w * d_a * (scale - 32)) * sumi added in
+ * group order to one running sum (ggml's generic kernel). */
+static void dot_iq4_xs_q8_K(int64_t n, float *out, const void *w, const void *act) {
+    const block_iq4_xs *x = w;
+    const block_q8_K *y = act;
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d4d8 = hearth_f16_to_f32_inline(x[i].d) * y[i].d;
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const float dl = d4d8 * (float)(hearth_iq4xs_scale(&x[i], ib) - 32);
+            sumf += dl * (float)iq4_group_sum(x[i].qs + 16 * ib, y[i].qs + 32 * ib);
+        }
+    }
+    *out = sumf;
+}
+
 hearth_vec_dot_fn hearth_cpu_vec_dot_ref(hearth_dtype weight_type) {
     switch (weight_type) {
     case HEARTH_F32: return dot_f32;
@@ -309,6 +349,8 @@ hearth_vec_dot_fn hearth_cpu_vec_dot_ref(hearth_dtype weight_type) {
     case HEARTH_Q4_K: return dot_q4_K_q8_K;
     case HEARTH_Q5_K: return dot_q5_K_q8_K;
     case HEARTH_Q6_K: return dot_q6_K_q8_K;
+    case HEARTH_IQ4_NL: return dot_iq4_nl_q8_0;
+    case HEARTH_IQ4_XS: return dot_iq4_xs_q8_K;
     default: return NULL;
     }
 }

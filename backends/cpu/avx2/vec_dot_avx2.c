@@ -269,6 +269,23 @@ static inline float q5_1_value1(const block_q5_1 *x, const block_q8_1 *y, int su
 }
 DEFINE_DOT_32(dot_q5_1_q8_1, block_q5_1, block_q8_1, q5_1_block_dot, q5_1_values4, q5_1_value1)
 
+/* IQ4_NL: each nibble indexes the 16 signed levels (one byte shuffle), then the
+ * Q8_0 int8 dot; the floats are Q8_0's: sumi * (d_w * d_a). */
+static inline __m256i iq4_levels32(const uint8_t *qs) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)hearth_iq4nl_values));
+    return _mm256_shuffle_epi8(table, unpack_nibbles32(qs));
+}
+static inline __m256i iq4_nl_block_dot(const block_iq4_nl *x, const block_q8_0 *y) {
+    return dot_i8x32(iq4_levels32(x->qs), loadu256(y->qs));
+}
+static inline __m128 iq4_nl_values4(const block_iq4_nl *x, const block_q8_0 *y, __m128 sumi) {
+    return _mm_mul_ps(sumi, _mm_mul_ps(F16X4(x, d), F16X4(y, d)));
+}
+static inline float iq4_nl_value1(const block_iq4_nl *x, const block_q8_0 *y, int sumi) {
+    return (float)sumi * (f16_scalar(x->d) * f16_scalar(y->d));
+}
+DEFINE_DOT_32(dot_iq4_nl_q8_0, block_iq4_nl, block_q8_0, iq4_nl_block_dot, iq4_nl_values4, iq4_nl_value1)
+
 // ---------------------------------------------------------------- K-quants against Q8_K
 
 /* Q2_K: 2-bit levels, 16 groups of 16 with a 4-bit scale (low nibble) and a
@@ -477,6 +494,31 @@ static void dot_q6_K_q8_K(int64_t n, float *out, const void *w, const void *act)
     *out = hsum_f32x8(acc);
 }
 
+/* IQ4_XS: the eight 32-groups of a super-block as exact integer sums, four at a
+ * time; each becomes (d_w * d_a * (scale - 32)) * sumi and is added in group
+ * order, as the scalar kernel does, so the result is bit-identical to it. */
+static void dot_iq4_xs_q8_K(int64_t n, float *out, const void *w, const void *act) {
+    const block_iq4_xs *x = w;
+    const block_q8_K *y = act;
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m128 d4d8 = _mm_set1_ps(f16_scalar(x[i].d) * y[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m256i s[4];
+            for (int g = 0; g < 4; g++) {
+                const int ib = 4 * h + g;
+                s[g] = dot_i8x32(iq4_levels32(x[i].qs + 16 * ib), loadu256(y[i].qs + 32 * ib));
+            }
+            const __m128 sumi = _mm_cvtepi32_ps(hsum4_i32x8(s[0], s[1], s[2], s[3]));
+            const __m128 scale = _mm_cvtepi32_ps(_mm_setr_epi32(
+                hearth_iq4xs_scale(&x[i], 4 * h) - 32, hearth_iq4xs_scale(&x[i], 4 * h + 1) - 32,
+                hearth_iq4xs_scale(&x[i], 4 * h + 2) - 32, hearth_iq4xs_scale(&x[i], 4 * h + 3) - 32));
+            sumf = add4_in_order(sumf, _mm_mul_ps(_mm_mul_ps(d4d8, scale), sumi));
+        }
+    }
+    *out = sumf;
+}
+
 hearth_vec_dot_fn hearth_cpu_vec_dot_avx2(hearth_dtype weight_type) {
     switch (weight_type) {
     case HEARTH_F32: return dot_f32;
@@ -492,6 +534,8 @@ hearth_vec_dot_fn hearth_cpu_vec_dot_avx2(hearth_dtype weight_type) {
     case HEARTH_Q4_K: return dot_q4_K_q8_K;
     case HEARTH_Q5_K: return dot_q5_K_q8_K;
     case HEARTH_Q6_K: return dot_q6_K_q8_K;
+    case HEARTH_IQ4_NL: return dot_iq4_nl_q8_0;
+    case HEARTH_IQ4_XS: return dot_iq4_xs_q8_K;
     default: return NULL;
     }
 }

@@ -162,6 +162,8 @@ static const wtype k_types[] = {
     {HEARTH_Q4_K, {offsetof(block_q4_K, d), offsetof(block_q4_K, dmin)}, 2, 0, 0},
     {HEARTH_Q5_K, {offsetof(block_q5_K, d), offsetof(block_q5_K, dmin)}, 2, 0, 0},
     {HEARTH_Q6_K, {offsetof(block_q6_K, d), 0}, 1, 0, 0},
+    {HEARTH_IQ4_NL, {offsetof(block_iq4_nl, d), 0}, 1, 0, 1},
+    {HEARTH_IQ4_XS, {offsetof(block_iq4_xs, d), 0}, 1, 0, 1},
 };
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 

@@ -125,6 +125,8 @@ static const type_case k_types[] = {
     {HEARTH_Q4_0, 0.120},   /* ~0.093 */
     {HEARTH_Q4_1, 0.100},   /* ~0.077 */
     {HEARTH_Q4_K, 0.090},   /* ~0.069 */
+    {HEARTH_IQ4_NL, 0.100}, /* ~0.077 */
+    {HEARTH_IQ4_XS, 0.100}, /* ~0.078 */
     {HEARTH_Q3_K, 0.230},   /* ~0.17 */
     {HEARTH_Q2_K, 0.450},   /* ~0.35 */
 };
@@ -267,7 +269,8 @@ static void test_traits(void) {
         {HEARTH_Q8_1, "q8_1", 32, 36, HEARTH_Q8_1, false},   {HEARTH_Q2_K, "q2_K", 256, 84, HEARTH_Q8_K, true},
         {HEARTH_Q3_K, "q3_K", 256, 110, HEARTH_Q8_K, true},  {HEARTH_Q4_K, "q4_K", 256, 144, HEARTH_Q8_K, true},
         {HEARTH_Q5_K, "q5_K", 256, 176, HEARTH_Q8_K, true},  {HEARTH_Q6_K, "q6_K", 256, 210, HEARTH_Q8_K, true},
-        {HEARTH_Q8_K, "q8_K", 256, 292, HEARTH_Q8_K, false},
+        {HEARTH_Q8_K, "q8_K", 256, 292, HEARTH_Q8_K, false}, {HEARTH_IQ4_NL, "iq4_nl", 32, 18, HEARTH_Q8_0, true},
+        {HEARTH_IQ4_XS, "iq4_xs", 256, 136, HEARTH_Q8_K, true},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const hearth_dtype_traits *tr = hearth_dtype_info(want[i].t);
@@ -291,6 +294,18 @@ static void test_traits(void) {
         CHECK(hearth_dtype_row_size(odd[i], 256) == 0);
         CHECK(hearth_cpu_vec_dot(odd[i]) == NULL);
         CHECK(!hearth_quantize_row(odd[i], NULL, NULL, 32));
+    }
+
+    /* ggml types that cannot be loaded keep their name, so the loader's refusal names them. */
+    const struct { int id; const char *name; } named[] = {{16, "iq2_xxs"}, {17, "iq2_xs"}, {18, "iq3_xxs"}, {19, "iq1_s"},
+                                                          {21, "iq3_s"},   {22, "iq2_s"},  {29, "iq1_m"}};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        const hearth_dtype_traits *tr = hearth_dtype_info((hearth_dtype)named[i].id);
+        CHECKF(!strcmp(tr->name, named[i].name) && !tr->known && !tr->to_float, "type %d: %s", named[i].id, tr->name);
+        CHECK(hearth_dtype_row_size((hearth_dtype)named[i].id, 256) == 0);
+        CHECK(hearth_cpu_vec_dot((hearth_dtype)named[i].id) == NULL);
+        hearth_dtype t2;
+        CHECK(!hearth_dtype_from_name(named[i].name, &t2));
     }
 
     /* Row sizes. */
@@ -671,6 +686,22 @@ static float spec_q6_K(const block_q6_K *b, int k) {
     return hearth_f16_to_f32(b->d) * b->scales[k / 16] * q;
 }
 
+/* IQ4_NL / IQ4_XS: element k is level(nibble) times the (sub-)block scale; the
+ * nibble of element k of a 32-group is byte k%16, low half for k<16. */
+static const int k_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+static int spec_iq4_nibble(const uint8_t *qs, int k) {
+    const uint8_t byte = qs[16 * (k / 32) + k % 16];
+    return (k % 32) < 16 ? byte & 0xF : byte >> 4;
+}
+static float spec_iq4_nl(const block_iq4_nl *b, int k) {
+    return hearth_f16_to_f32(b->d) * k_iq4_levels[spec_iq4_nibble(b->qs, k)];
+}
+static float spec_iq4_xs(const block_iq4_xs *b, int k) {
+    const int ib = k / 32;
+    const int ls = ((b->scales_l[ib / 2] >> (4 * (ib & 1))) & 15) | (((b->scales_h >> (2 * ib)) & 3) << 4);
+    return hearth_f16_to_f32(b->d) * (float)(ls - 32) * k_iq4_levels[spec_iq4_nibble(b->qs, k)];
+}
+
 static float spec_element(hearth_dtype t, const void *blk, int k) {
     switch (t) {
     case HEARTH_Q4_0: return spec_q4_0(blk, k);
@@ -685,6 +716,8 @@ static float spec_element(hearth_dtype t, const void *blk, int k) {
     case HEARTH_Q5_K: return spec_q5_K(blk, k);
     case HEARTH_Q6_K: return spec_q6_K(blk, k);
     case HEARTH_Q8_K: return spec_q8_K(blk, k);
+    case HEARTH_IQ4_NL: return spec_iq4_nl(blk, k);
+    case HEARTH_IQ4_XS: return spec_iq4_xs(blk, k);
     default: return NAN;
     }
 }
@@ -876,11 +909,13 @@ static void test_layout_random(void) {
 
 /* Compare every tensor of hearth-kjv-llama-<suffix>.gguf with the f32 model:
  * re-quantized bytes must equal the file's, dequantized values must be close. */
-static void compare_model_file(const hearth_gguf *ref, const char *suffix, double rms_bound) {
+static void compare_model_file_in(const char *dir, const hearth_gguf *ref, const char *suffix, double rms_bound) {
     char rel[128], path[1024];
     snprintf(rel, sizeof rel, "models/hearth-kjv-llama-%s.gguf", suffix);
+    if (dir) snprintf(path, sizeof path, "%s/hearth-kjv-llama-%s.gguf", dir, suffix);
+    else test_shared_path(path, sizeof path, rel);
     hearth_error err = {0};
-    hearth_gguf *g = hearth_gguf_open(test_shared_path(path, sizeof path, rel), &err);
+    hearth_gguf *g = hearth_gguf_open(path, &err);
     CHECKF(g != NULL, "%s: %s", rel, err.msg);
     if (!g) return;
     int64_t blocks = 0, bad_blocks = 0, tensors = 0;
@@ -941,6 +976,10 @@ static void compare_model_file(const hearth_gguf *ref, const char *suffix, doubl
     hearth_gguf_close(g);
 }
 
+static void compare_model_file(const hearth_gguf *ref, const char *suffix, double rms_bound) {
+    compare_model_file_in(NULL, ref, suffix, rms_bound);
+}
+
 static void test_real_models(void) {
     char path[1024];
     hearth_error err = {0};
@@ -960,6 +999,16 @@ static void test_real_models(void) {
     compare_model_file(ref, "q4_1", 0.095);
     compare_model_file(ref, "q4_k", 0.086);
     compare_model_file(ref, "q4_k_m", 0.086); /* Q4_K/Q6_K mixture, still no imatrix */
+    /* Types the shared folder has no file of: HEARTH_PEER_MODELS names a folder
+     * of files made from the f32 model by llama.cpp's own `llama-quantize --pure`
+     * (backends/cpu/README.md says how); without it these are not checked. */
+    const char *peer = getenv("HEARTH_PEER_MODELS");
+    if (peer && *peer) {
+        compare_model_file_in(peer, ref, "iq4_nl", 0.100);
+        compare_model_file_in(peer, ref, "iq4_xs", 0.100);
+    } else {
+        printf("  iq4_nl, iq4_xs: not compared with llama-quantize (HEARTH_PEER_MODELS unset)\n");
+    }
     hearth_gguf_close(ref);
 }
 
