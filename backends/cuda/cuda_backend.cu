@@ -348,6 +348,8 @@ void *scratch(cuda_ctx *c, int which, size_t bytes) {
     case HEARTH_Q4_K: { const int T = HEARTH_Q4_K; __VA_ARGS__; break; } \
     case HEARTH_Q5_K: { const int T = HEARTH_Q5_K; __VA_ARGS__; break; } \
     case HEARTH_Q6_K: { const int T = HEARTH_Q6_K; __VA_ARGS__; break; } \
+    case HEARTH_IQ4_NL: { const int T = HEARTH_IQ4_NL; __VA_ARGS__; break; } \
+    case HEARTH_IQ4_XS: { const int T = HEARTH_IQ4_XS; __VA_ARGS__; break; } \
     default: break;                                         \
     }
 

@@ -32,7 +32,14 @@ extern "C" {
 HD bool cuda_type_supported(int t) {
     return t == HEARTH_F32 || t == HEARTH_F16 || t == HEARTH_BF16 || t == HEARTH_Q8_0 || t == HEARTH_Q4_0 ||
            t == HEARTH_Q4_1 || t == HEARTH_Q5_0 || t == HEARTH_Q5_1 || t == HEARTH_Q2_K || t == HEARTH_Q3_K ||
-           t == HEARTH_Q4_K || t == HEARTH_Q5_K || t == HEARTH_Q6_K;
+           t == HEARTH_Q4_K || t == HEARTH_Q5_K || t == HEARTH_Q6_K || t == HEARTH_IQ4_NL || t == HEARTH_IQ4_XS;
+}
+
+/* Level i (0..15) of IQ4_NL/IQ4_XS (core/dtype.c's hearth_iq4nl_values), read
+ * from two 64-bit constants so the device needs no table in memory. */
+HD float cq_iq4_level(int i) {
+    const uint64_t lo = 0xF6EADDCFBFAD9881ull, hi = 0x7159453526190D01ull;
+    return (float)(int8_t)(uint8_t)((i < 8 ? lo : hi) >> (8 * (i & 7)));
 }
 
 HD float cq_f16(uint16_t h) {
@@ -224,6 +231,26 @@ template <int T> HD void dq8(const uint8_t *row, int64_t e0, float v[8]) {
         cq_load8(qh, hi);
 #pragma unroll
         for (int i = 0; i < 8; i++) v[i] = d * (float)((((lo[i] >> lsh) & 0xF) | (((hi[i] >> hsh) & 3) << 4)) - 32);
+    } else if (T == HEARTH_IQ4_NL || T == HEARTH_IQ4_XS) {
+        /* a 32-group: low nibbles of its 16 bytes are elements 0..15, high 16..31 */
+        const uint8_t *grp;
+        float d;
+        if (T == HEARTH_IQ4_NL) {
+            const uint8_t *blk = row + (e0 / 32) * sizeof(block_iq4_nl);
+            d = cq_f16(cq_u16(blk));
+            grp = blk + 2;
+        } else {
+            const uint8_t *blk = row + (e0 / 256) * sizeof(block_iq4_xs);
+            const int ib = (int)(e0 % 256) / 32;
+            const int ls = ((blk[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((cq_u16(blk + 2) >> (2 * ib)) & 3) << 4);
+            d = cq_f16(cq_u16(blk)) * (float)(ls - 32);
+            grp = blk + 8 + 16 * ib;
+        }
+        const int o = (int)(e0 % 32), sh = o >= 16 ? 4 : 0;
+        uint8_t q[8];
+        cq_load8(grp + o % 16, q);
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * cq_iq4_level((q[i] >> sh) & 0xF);
     }
 }
 

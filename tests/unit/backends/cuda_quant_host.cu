@@ -14,7 +14,8 @@
 
 #define TCQ_TYPES(X)                                                                                               \
     X(HEARTH_F32) X(HEARTH_F16) X(HEARTH_BF16) X(HEARTH_Q8_0) X(HEARTH_Q4_0) X(HEARTH_Q4_1) X(HEARTH_Q5_0)          \
-        X(HEARTH_Q5_1) X(HEARTH_Q2_K) X(HEARTH_Q3_K) X(HEARTH_Q4_K) X(HEARTH_Q5_K) X(HEARTH_Q6_K)
+        X(HEARTH_Q5_1) X(HEARTH_Q2_K) X(HEARTH_Q3_K) X(HEARTH_Q4_K) X(HEARTH_Q5_K) X(HEARTH_Q6_K)          \
+        X(HEARTH_IQ4_NL) X(HEARTH_IQ4_XS)
 
 template <int T> static void decode_row(const uint8_t *row, int64_t n, float *out) {
     const int64_t nch = n / 8;
