@@ -57,6 +57,8 @@ void gutf8_range(const gutf8 *u, uint32_t *lo, uint32_t *hi) {
     unsigned sh = 6u * u->rem;
     *lo = u->cp << sh;
     *hi = *lo | ((1u << sh) - 1);
+    static const uint32_t min_of_len[5] = {0, 0, 0x80, 0x800, 0x10000}; /* no overlong forms */
+    if (*lo < min_of_len[u->len]) *lo = min_of_len[u->len];
     if (*hi > 0x10FFFF) *hi = 0x10FFFF;
 }
 

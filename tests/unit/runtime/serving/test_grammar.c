@@ -340,6 +340,7 @@ static void test_tokens(const char *file) {
     hearth_grammar_matcher_free(m);
     m = hearth_grammar_matcher_create(g, &err);
     CHECK(!hearth_grammar_matcher_accept_bytes(m, "\xe4", 1)); /* starts a 3-byte character: none possible */
+    CHECK(!hearth_grammar_matcher_accept_bytes(m, "\xe0", 1)); /* E0 starts U+0800.. only, not U+00E9 */
     CHECK(!hearth_grammar_matcher_accept_bytes(m, "\xc3\xa9x", 3));
     CHECK(hearth_grammar_matcher_accept_bytes(m, "\xc3\xa8", 2));
     hearth_grammar_matcher_mask(m, v, bits);
