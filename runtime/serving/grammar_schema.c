@@ -29,7 +29,7 @@
 #define SCHEMA_MAX_REPEAT 4096
 
 static const char JSON_GBNF[] =
-    "ws ::= [ \\t\\n]{0,8}\n"
+    "ws ::= ( \" \" | \"\\n\" [ \\t]{0,8} )?\n"
     "value ::= object | array | string | number | boolean | null\n"
     "object ::= \"{\" ws ( string ws \":\" ws value ws ( \",\" ws string ws \":\" ws value ws )* )? \"}\"\n"
     "array ::= \"[\" ws ( value ws ( \",\" ws value ws )* )? \"]\"\n"
