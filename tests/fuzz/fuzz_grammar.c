@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     hearth_grammar_matcher *m = hearth_grammar_matcher_create(g, &err);
     if (m) {
-        for (size_t i = 0; i < len; i++) hearth_grammar_matcher_accept_bytes(m, text + i, 1);
+        for (size_t i = 0; i < len; i++)
+            hearth_grammar_matcher_accept_bytes(m, text + i, 1);
         (void)hearth_grammar_matcher_can_end(m);
         hearth_grammar_matcher_free(m);
     }
