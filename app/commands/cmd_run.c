@@ -6,6 +6,7 @@
  * app/cli/engine_opts.h: defaults, then the config file, then the flags.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "app/cli/common.h"
 #include "app/cli/config.h"
 #include "app/cli/engine_opts.h"
+#include "core/strbuf.h"
 #include "runtime/serving/engine.h"
 
 /* The flags of `hearth run` that are not engine options. */
@@ -23,7 +25,55 @@ typedef struct run_opts {
     float temp, top_p, min_p, repeat_penalty, presence, frequency;
     uint64_t seed;
     bool json, no_bos, ignore_eos, no_special;
+    const char *grammar_file, *json_schema; /* constrained decoding */
 } run_opts;
+
+/* A whole file, malloc'd and NUL-terminated (NULL on failure). */
+static char *run_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    strbuf b = {0};
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0)
+        strbuf_add(&b, buf, k);
+    bool bad = ferror(f) || b.oom;
+    fclose(f);
+    if (bad) {
+        strbuf_free(&b);
+        return NULL;
+    }
+    *len = b.n;
+    return b.p ? strbuf_take(&b) : calloc(1, 1);
+}
+
+/* The grammar --grammar-file / --json-schema ask for, or NULL. *failed is
+ * set (after printing why) when one was asked for and cannot be had. */
+static hearth_grammar *run_grammar(const run_opts *ro, bool *failed) {
+    *failed = false;
+    if (!ro->grammar_file && !ro->json_schema) return NULL;
+    hearth_error err = {0};
+    const char *src = ro->grammar_file ? ro->grammar_file : ro->json_schema;
+    char *text = NULL;
+    size_t len = 0;
+    bool inline_json = ro->json_schema && (ro->json_schema[0] == '{' || !strcmp(ro->json_schema, "true"));
+    if (inline_json) {
+        len = strlen(ro->json_schema);
+    } else if (!(text = run_read_file(src, &len))) {
+        fprintf(stderr, "hearth run: cannot read %s: %s\n", src, strerror(errno));
+        *failed = true;
+        return NULL;
+    }
+    const char *t = inline_json ? ro->json_schema : text;
+    hearth_grammar *g = ro->grammar_file ? hearth_grammar_parse(t, len, "root", &err)
+                                         : hearth_grammar_from_json_schema(t, len, false, &err);
+    if (!g) {
+        fprintf(stderr, "hearth run: %s: %s\n", inline_json ? "--json-schema" : src, err.msg);
+        *failed = true;
+    }
+    free(text);
+    return g;
+}
 
 /* Stream each new piece of text to stdout as it arrives. */
 static void stream_text(const hearth_event *ev, void *user) {
@@ -65,6 +115,10 @@ static int run_parse_args(int argc, char **argv, run_opts *ro, app_engine_opts *
          "treat special-token text in the prompt as plain text"},
         {NULL, "--ignore-eos", ARG_FLAG, &ro->ignore_eos, NULL,
          "keep generating past end-of-generation tokens"},
+        {NULL, "--grammar-file", ARG_STR, &ro->grammar_file, "PATH",
+         "constrain the output to a GBNF grammar (llama.cpp's format; start rule 'root')"},
+        {NULL, "--json-schema", ARG_STR, &ro->json_schema, "FILE|JSON",
+         "constrain the output to JSON valid for this schema (a file, or inline JSON starting with '{')"},
         {NULL, "--json", ARG_FLAG, &ro->json, NULL,
          "print one JSON object (ids, text, timings) instead of streaming"},
     };
@@ -77,6 +131,11 @@ static int run_parse_args(int argc, char **argv, run_opts *ro, app_engine_opts *
     if (r) return r > 0 ? 0 : 2;
     if (n_pos && !ro->prompt) ro->prompt = posargs[0];
     if (!ro->prompt) ro->prompt = "";
+    if (ro->grammar_file && ro->json_schema) {
+        fprintf(stderr,
+                "hearth run: give --grammar-file or --json-schema, not both (see hearth run --help)\n");
+        return 2;
+    }
     if (ro->n_predict == 0 || ro->n_predict < -1) {
         fprintf(
             stderr,
@@ -137,6 +196,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
     hearth_tokens prompt_ids = {0};
     hearth_engine *e = NULL;
     hearth_completion out = {0};
+    hearth_grammar *grammar = NULL;
     const hearth_tokenizer *tok = m->tokenizer;
 
     if (hearth_tokenizer_encode(tok, ro->prompt, strlen(ro->prompt),
@@ -165,7 +225,11 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
                 prompt_ids.n, n_ctx);
         goto done;
     }
+    bool gfail;
+    grammar = run_grammar(ro, &gfail);
+    if (gfail) goto done;
     hearth_request rq = {0};
+    rq.grammar = grammar;
     rq.prompt = prompt_ids.ids;
     rq.n_prompt = (int)prompt_ids.n;
     rq.sampling = run_sampling(ro);
@@ -195,6 +259,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
 done:
     hearth_completion_free(&out);
     hearth_engine_free(e);
+    hearth_grammar_release(grammar);
     hearth_tokens_free(&prompt_ids);
     return rc;
 }

@@ -158,7 +158,22 @@ typedef struct serve_gen_params {
     int n_stop;
     bool ignore_eog;
     double t_max_predict_ms;
+    hearth_grammar *grammar; /* structured output (serve_grammar.c), NULL = none; the engine takes a reference */
 } serve_gen_params;
+
+/* ---------------------------------------------------------------- structured output (serve_grammar.c) */
+
+/* The grammar a request body asks for (response_format, format, grammar or
+ * json_schema) into *out (NULL when none); false with e set: a 400. */
+bool serve_grammar_from_body(const cJSON *body, hearth_grammar **out, sj_err *e);
+/* Forced tool calls, Hermes/Qwen syntax: "<tool_call>\n" {"name": N,
+ * "arguments": ARGS} "\n</tool_call>", ARGS by the tool's parameters schema.
+ * only: the one function allowed (tool_choice naming it), NULL = any of
+ * `tools`; parallel: one or more calls separated by newlines. For lazy
+ * (tool_choice auto) pass "<tool_call>" as the engine's grammar trigger: the
+ * grammar starts with the trigger text. GBNF text (malloc'd) or NULL, e set. */
+char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, bool lazy, sj_err *e);
+hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool lazy, sj_err *e);
 
 /* Submit; NULL with err set (HEARTH_ERR_CONTEXT, HEARTH_ERR_BUSY, ...). */
 serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_error *err);

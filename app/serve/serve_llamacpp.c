@@ -101,6 +101,8 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
         !sj_stop(body, "stop", stops, SJ_MAX_STOP, &n_stop, &e) || !serve_parse_sampling(body, &sp, &e) ||
         !sj_number(body, "t_max_predict_ms", 0, 1e9, &t_max, &e))
         return serve_reply_error(rq, 400, NULL, "%s", e.msg);
+    hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
+    if (!serve_grammar_from_body(body, &grammar, &e)) return serve_reply_error(rq, 400, NULL, "%s", e.msg);
     serve_gen_params gp = {.prompt = ids->ids,
                            .n_prompt = (int)ids->n,
                            .sampling = sp,
@@ -109,7 +111,10 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
                            .n_stop = n_stop,
                            .ignore_eog = ignore_eos,
                            .t_max_predict_ms = t_max};
-    if (!serve_start_or_reply(rq, &gp)) return MHD_YES;
+    gp.grammar = grammar;
+    bool started = serve_start_or_reply(rq, &gp);
+    hearth_grammar_release(grammar); /* the engine holds its own reference */
+    if (!started) return MHD_YES;
     rq->flags = warm_up;
     if (stream && !warm_up) return serve_reply_stream(rq, "text/event-stream", llama_stream);
     strbuf out = {0};

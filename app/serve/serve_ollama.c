@@ -200,13 +200,18 @@ static int ollama_generate(serve_req *rq, bool chat) {
         rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
         goto done;
     }
+    hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
+    if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
     serve_gen_params gp = {.prompt = ids.ids,
                            .n_prompt = (int)ids.n,
                            .sampling = sp,
                            .max_tokens = num_predict == 0 ? 1 : num_predict,
                            .stop = stops,
                            .n_stop = n_stop};
-    if (!serve_start_or_reply(rq, &gp)) goto done;
+    gp.grammar = grammar;
+    bool started = serve_start_or_reply(rq, &gp);
+    hearth_grammar_release(grammar); /* the engine holds its own reference */
+    if (!started) goto done;
     if (stream) {
         rc = serve_reply_stream(rq, "application/x-ndjson", ollama_stream);
         goto done;

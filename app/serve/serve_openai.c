@@ -185,6 +185,8 @@ static int openai_generate(serve_req *rq, bool chat) {
         }
         if (!completion_prompt(rq, p, &ids, &e)) goto bad;
     }
+    hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
+    if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
     serve_gen_params gp = {.prompt = ids.ids,
                            .n_prompt = (int)ids.n,
                            .sampling = sp,
@@ -193,7 +195,10 @@ static int openai_generate(serve_req *rq, bool chat) {
                            .n_stop = n_stop,
                            .ignore_eog = ignore_eos};
     if (max_tokens == 0) gp.max_tokens = 1; /* OpenAI treats 0 as "as few as possible" */
-    if (!serve_start_or_reply(rq, &gp)) goto done;
+    gp.grammar = grammar;
+    bool started = serve_start_or_reply(rq, &gp);
+    hearth_grammar_release(grammar); /* the engine holds its own reference */
+    if (!started) goto done;
     rq->flags = chat ? OA_CHAT : 0;
     rq->include_usage = include_usage;
     snprintf(rq->id, sizeof rq->id, "%s-%llx%04llx", chat ? "chatcmpl" : "cmpl",

@@ -35,6 +35,7 @@
 #include "core/strbuf.h"
 #include "runtime/model/forward.h"
 #include "runtime/store/cache_store.h"
+#include "grammar_seq.h"
 #include "scheduler.h"
 #include "stop.h"
 
@@ -48,7 +49,8 @@ typedef struct req {
     int seq; /* KV sequence, -1 when not running */
     hearth_sampler *smp;
     hearth_detok dt;
-    hearth_stop stop; /* stop strings, and the text held back for them */
+    hearth_stop stop;      /* stop strings, and the text held back for them */
+    hearth_grammar_seq gs; /* constrained decoding (off when gs.g is NULL) */
     bool ignore_eog;
     atomic_bool cancel;
     hearth_event_fn fn;
@@ -95,6 +97,11 @@ struct hearth_engine {
     uint64_t requests_done, tokens_generated, prompt_tokens, cached_tokens, preemptions, steps;
     hearth_kv_stats kv_stats;
     hearth_prefix_stats prefix_stats;
+    /* constrained decoding: the token trie, built at the first grammar request
+     * (under mu), and the worker's masking scratch */
+    hearth_grammar_vocab *gvocab;
+    float *gmasked;  /* [n_vocab] */
+    uint32_t *gbits; /* [(n_vocab + 31) / 32] */
 };
 
 hearth_engine_config hearth_engine_defaults(void) {
@@ -127,6 +134,7 @@ static void req_free(req *r) {
     hearth_tokens_free(&r->toks);
     hearth_sampler_free(r->smp);
     hearth_stop_free(&r->stop);
+    hearth_grammar_seq_free(&r->gs);
     free(r);
 }
 
@@ -311,9 +319,14 @@ static void publish_pages(hearth_engine *e, req *r) {
  * the forward pass chose for a greedy step, when >= 0) and deliver it.
  * Returns the finish reason, or NONE to keep going. */
 static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, int32_t picked) {
+    if (r->gs.g && picked < 0) {
+        logits = hearth_grammar_seq_mask(&r->gs, e->gvocab, logits, e->gmasked, e->gbits);
+        if (!logits) return HEARTH_FINISH_ERROR;
+    }
     int32_t id = picked >= 0 ? picked : hearth_sampler_sample(r->smp, logits);
     float prob = picked >= 0 ? 1.0f : hearth_sampler_last_prob(r->smp);
     hearth_sampler_accept(r->smp, id);
+    if (!hearth_grammar_seq_accept(&r->gs, e->gvocab, e->m->tokenizer, id)) return HEARTH_FINISH_ERROR;
     double t = hearth_now_ms();
     double itl = r->t_last > 0 ? t - r->t_last : 0;
     if (r->n_gen == 0) {
@@ -411,7 +424,7 @@ static void step(hearth_engine *e) {
     /* every sequence greedy: only the chosen ids leave the device */
     bool greedy = n_logits > 0;
     for (int k = 0; k < n_logits && greedy; k++)
-        greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp);
+        greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp) && !e->ub_owner_of_logits[k]->gs.g;
     int got = greedy ? hearth_forward_run_argmax(e->fw, &ub, NULL, e->ub_ids, &err)
                      : hearth_forward_run(e->fw, &ub, e->logits, &err);
     if (got < 0) {
@@ -440,8 +453,14 @@ static void step(hearth_engine *e) {
                 remove_running(e, i);
                 break;
             }
-        finish(e, r, why, why == HEARTH_FINISH_ERROR ? HEARTH_ERR_NOMEM : HEARTH_OK,
-               why == HEARTH_FINISH_ERROR ? "out of memory" : NULL);
+        bool gerr = why == HEARTH_FINISH_ERROR && r->gs.error[0]; /* the grammar stopped it */
+        finish(e, r, why,
+               why != HEARTH_FINISH_ERROR ? HEARTH_OK
+               : gerr                     ? HEARTH_ERR_INVALID
+                                          : HEARTH_ERR_NOMEM,
+               why != HEARTH_FINISH_ERROR ? NULL
+               : gerr                     ? r->gs.error
+                                          : "out of memory");
     }
 }
 
@@ -485,6 +504,9 @@ static void *worker_main(void *arg) {
 
 /* Free everything the engine owns (the worker is not running, no request is live). */
 static void engine_release(hearth_engine *e) {
+    hearth_grammar_vocab_free(e->gvocab);
+    free(e->gmasked);
+    free(e->gbits);
     hearth_prefix_cache_free(e->pc);
     hearth_cache_store_close(e->store);
     hearth_forward_free(e->fw);
@@ -643,6 +665,27 @@ void hearth_engine_free(hearth_engine *e) {
     engine_release(e);
 }
 
+/* The token trie and masking scratch, made once per engine (model). */
+static bool engine_grammar_ready(hearth_engine *e, hearth_error *err) {
+    pthread_mutex_lock(&e->mu);
+    bool ok = e->gvocab != NULL;
+    if (!ok) {
+        int32_t nv = hearth_tokenizer_n_vocab(e->m->tokenizer),
+                nl = e->m->hp.n_vocab > nv ? e->m->hp.n_vocab : nv;
+        if (!e->gmasked) e->gmasked = malloc((size_t)nl * sizeof *e->gmasked);
+        if (!e->gbits) e->gbits = malloc(((size_t)nv + 31) / 32 * sizeof *e->gbits);
+        for (int32_t i = 0; e->gmasked && i < nl; i++)
+            e->gmasked[i] = -INFINITY; /* rows past the vocabulary stay out */
+        if (e->gmasked && e->gbits)
+            e->gvocab = hearth_grammar_vocab_create(e->m->tokenizer, err);
+        else
+            hearth_error_set(err, HEARTH_ERR_NOMEM, "grammar: out of memory");
+        ok = e->gvocab != NULL;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return ok;
+}
+
 uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth_error *err) {
     if (!rq->prompt || rq->n_prompt <= 0) {
         hearth_error_set(err, HEARTH_ERR_INVALID, "the prompt is empty");
@@ -686,6 +729,14 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
         hearth_sampler_accept(r->smp, rq->prompt[i]);
     hearth_detok_init(&r->dt, e->m->tokenizer, false, false);
     if (hearth_stop_init(&r->stop, rq->stop, rq->n_stop, NULL)) goto oom;
+    if (rq->grammar && !engine_grammar_ready(e, err)) {
+        req_free(r);
+        return 0;
+    }
+    if (hearth_grammar_seq_init(&r->gs, rq->grammar, rq->grammar_triggers, rq->n_grammar_triggers, err)) {
+        req_free(r);
+        return 0;
+    }
     r->t_submit = hearth_now_ms();
     pthread_mutex_lock(&e->mu);
     if (e->n_waiting >= e->cfg.max_waiting) {

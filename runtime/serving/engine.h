@@ -27,6 +27,7 @@
 #include "prefix_cache.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/model.h"
+#include "grammar.h"
 #include "sampling.h"
 
 typedef struct hearth_engine_config {
@@ -97,6 +98,13 @@ typedef struct hearth_request {
     bool ignore_eog;
     hearth_event_fn on_event;
     void *user;
+    /* Constrained decoding (grammar.h, grammar_seq.h): NULL = none. The engine
+     * takes its own reference. With n_grammar_triggers > 0 the grammar is lazy:
+     * off until a trigger string appears in the output, then it matches from
+     * the trigger's first byte. A grammar turns off the greedy device argmax. */
+    hearth_grammar *grammar;
+    const char *const *grammar_triggers;
+    int n_grammar_triggers;
 } hearth_request;
 
 typedef struct hearth_engine_stats {
