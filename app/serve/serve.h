@@ -203,13 +203,19 @@ bool serve_tokenize(const serve_ctx *srv, const char *text, size_t len, bool add
 
 /* ---------------------------------------------------------------- tools and reasoning (serve_tools.c) */
 
-typedef enum { SERVE_TOOLS_AUTO, SERVE_TOOLS_NONE, SERVE_TOOLS_REQUIRED, SERVE_TOOLS_NAMED } serve_tool_choice;
+typedef enum {
+    SERVE_TOOLS_AUTO,
+    SERVE_TOOLS_NONE,
+    SERVE_TOOLS_REQUIRED,
+    SERVE_TOOLS_NAMED
+} serve_tool_choice;
 
 typedef struct serve_tools {
     char *tools_json; /* compact JSON array, NULL: no tools (or tool_choice none) */
     serve_tool_choice choice;
     char named[128]; /* SERVE_TOOLS_NAMED: the function */
     bool parallel;   /* parallel_tool_calls (default true): false keeps the first call */
+    char *vars_json; /* template variables: chat_template_kwargs, or Ollama think -> enable_thinking */
 } serve_tools;
 
 /* tools / tool_choice / parallel_tool_calls; false with e set (a 400). */
@@ -261,7 +267,7 @@ struct serve_req {
     /* tool calls and reasoning (serve_tools.c): the output splitter of a chat stream */
     hearth_out_parser *outp;
     serve_tools tools; /* owned: freed with the request */
-    bool named_ok; /* a call of tool_choice's named function was seen */
+    bool named_ok;     /* a call of tool_choice's named function was seen */
 };
 
 int serve_reply_json(serve_req *rq, int status, cJSON *obj); /* takes obj */

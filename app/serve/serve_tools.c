@@ -88,6 +88,22 @@ bool serve_tools_parse(const cJSON *body, serve_tools *st, sj_err *e) {
         }
     }
     if (!sj_bool(body, "parallel_tool_calls", &st->parallel, e)) return false;
+    const cJSON *kw = cJSON_GetObjectItemCaseSensitive(body, "chat_template_kwargs");
+    const cJSON *think = cJSON_GetObjectItemCaseSensitive(body, "think");
+    if (kw && !cJSON_IsNull(kw)) {
+        if (!cJSON_IsObject(kw)) {
+            snprintf(e->msg, sizeof e->msg, "'chat_template_kwargs' must be an object");
+            return false;
+        }
+        st->vars_json = cJSON_PrintUnformatted(kw);
+    } else if (think && !cJSON_IsNull(think)) {
+        if (!cJSON_IsBool(think)) {
+            snprintf(e->msg, sizeof e->msg, "'think' must be true or false");
+            return false;
+        }
+        st->vars_json =
+            strdup(cJSON_IsTrue(think) ? "{\"enable_thinking\":true}" : "{\"enable_thinking\":false}");
+    }
     if (st->choice == SERVE_TOOLS_NONE) {
         free(st->tools_json);
         st->tools_json = NULL;
@@ -97,7 +113,8 @@ bool serve_tools_parse(const cJSON *body, serve_tools *st, sj_err *e) {
 
 void serve_tools_free(serve_tools *st) {
     free(st->tools_json);
-    st->tools_json = NULL;
+    free(st->vars_json);
+    st->tools_json = st->vars_json = NULL;
 }
 
 char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const serve_tools *st, sj_err *e) {
@@ -108,6 +125,7 @@ char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const 
     char *mj = cJSON_PrintUnformatted(messages);
     hearth_chat_request rq = {.messages_json = mj,
                               .tools_json = st->tools_json,
+                              .vars_json = st->vars_json,
                               .add_generation_prompt = true,
                               .fallback_chatml = true};
     hearth_error err = {0};
