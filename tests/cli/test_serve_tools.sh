@@ -34,7 +34,7 @@ fi; }
 py() { python3 -c "import json,sys; d=json.load(open('$1')); $2" 2>>"$TMP/py.err"; }
 
 S=$TMP/s.sock
-"$BIN" serve -m "$MODEL" --cache-db none --socket "$S" 2>"$TMP/err" &
+"$BIN" serve -m "$MODEL" --cache-db none --socket "$S" --listen 127.0.0.1:0 2>"$TMP/err" &
 pid=$!
 for i in $(seq 1 100); do
   curl -s -o /dev/null --max-time 2 --unix-socket "$S" http://x/health && break
@@ -138,6 +138,26 @@ check 'py "$TMP/show.json" "c=d[\"capabilities\"]; assert \"completion\" in c an
 st=$(c "$TMP/m.json" /v1/chat/completions '{"messages":[{"role":"user","content":"Recite Genesis 1:1."}],"max_tokens":-1,"temperature":0}')
 check '[ "$st" = 200 ]' "max_tokens -1 accepted ($st $(head -c 300 "$TMP/m.json"))"
 
+# ---- the real clients (node): openai and ollama npm packages
+node_ok=""
+BUILD=${HEARTH_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+SRC=${HEARTH_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+NODE_DIR=$BUILD/e2e-node
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  node_ok="node/npm not found"
+elif [ ! -d "$NODE_DIR/node_modules/openai" ] || [ ! -d "$NODE_DIR/node_modules/ollama" ] || [ ! -d "$NODE_DIR/node_modules/undici" ]; then
+  mkdir -p "$NODE_DIR"
+  timeout 120 npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" openai ollama undici >"$TMP/npm.log" 2>&1 ||
+    node_ok="npm install failed (no network?): $(tail -n 1 "$TMP/npm.log")"
+fi
+if [ -z "$node_ok" ]; then
+  PORT=$(sed -n 's/^hearth serve: listening on http:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$TMP/err" | head -n 1)
+  E2E_NODE_DIR=$NODE_DIR HEARTH_SOCK=$S HEARTH_PORT=$PORT HEARTH_MODEL_ID=hearth-kjv-agent-q8_0 \
+    timeout 120 node "$SRC/tests/e2e/tools.mjs" >"$TMP/tools.out" 2>&1
+  check '[ $? -eq 0 ]' "node tools.mjs (openai + ollama clients): $(tail -n 8 "$TMP/tools.out")"
+fi
+
 echo "test_serve_tools: $pass passed, $fail failed"
+[ -n "$node_ok" ] && echo "skipped: node e2e clients ($node_ok)"
 [ $fail -eq 0 ] || cat "$TMP/py.err" >&2
 [ $fail -eq 0 ]
