@@ -227,6 +227,46 @@ static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, 
     strbuf_adds(out, "data: [DONE]\n\n");
 }
 
+/* logprobs are not computed yet: refuse them instead of ignoring them. */
+static bool refuse_logprobs(const cJSON *body, sj_err *e) {
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(body, "logprobs");
+    const cJSON *tlp = cJSON_GetObjectItemCaseSensitive(body, "top_logprobs");
+    if ((lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0)) ||
+        (tlp && !cJSON_IsNull(tlp))) {
+        snprintf(e->msg, sizeof e->msg,
+                 "'logprobs' / 'top_logprobs' are not supported by this server yet; omit them");
+        return false;
+    }
+    return true;
+}
+
+/* choices[0].message of a whole chat reply: content, reasoning_content,
+ * tool_calls; the tool_choice error message, or NULL. */
+static const char *chat_message(serve_req *rq, cJSON *c, const strbuf *out) {
+    oa_sink k = {.rq = rq, .calls = cJSON_CreateArray()};
+    hearth_error err = {0};
+    hearth_out_parser_feed(rq->outp, out->p ? out->p : "", out->n, oa_event, &k, &err);
+    hearth_out_parser_finish(rq->outp, oa_event, &k, &err);
+    const char *why = serve_tools_check(&rq->tools, kept_calls(rq), rq->named_ok);
+    if (!why) {
+        cJSON *m = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        if (k.content.n || !cJSON_GetArraySize(k.calls))
+            cJSON_AddStringToObject(m, "content", k.content.p ? k.content.p : "");
+        else
+            cJSON_AddNullToObject(m, "content");
+        if (k.reasoning.n) cJSON_AddStringToObject(m, "reasoning_content", k.reasoning.p);
+        if (cJSON_GetArraySize(k.calls)) {
+            cJSON_AddItemToObject(m, "tool_calls", k.calls);
+            k.calls = NULL;
+        }
+    }
+    cJSON_Delete(k.calls);
+    strbuf_free(&k.content);
+    strbuf_free(&k.reasoning);
+    return why;
+}
+
 /* The prompt of /v1/completions: a string, an array of one string, or an array of token ids. */
 static bool completion_prompt(serve_req *rq, const cJSON *p, hearth_tokens *ids, sj_err *e) {
     hearth_error err = {0};
@@ -284,6 +324,7 @@ static int openai_generate(serve_req *rq, bool chat) {
         }
         if (!sj_bool(so, "include_usage", &include_usage, &e)) goto bad;
     }
+    if (!refuse_logprobs(body, &e)) goto bad;
     if (n != 1) {
         snprintf(e.msg, sizeof e.msg, "'n' is %d but this server returns one choice per request (n=1)", n);
         goto bad;
@@ -355,32 +396,12 @@ static int openai_generate(serve_req *rq, bool chat) {
     cJSON_AddItemToArray(choices, c);
     cJSON_AddNumberToObject(c, "index", 0);
     if (chat) {
-        oa_sink k = {.rq = rq, .calls = cJSON_CreateArray()};
-        hearth_error err = {0};
-        hearth_out_parser_feed(rq->outp, out.p ? out.p : "", out.n, oa_event, &k, &err);
-        hearth_out_parser_finish(rq->outp, oa_event, &k, &err);
-        const char *why = serve_tools_check(&rq->tools, kept_calls(rq), rq->named_ok);
+        const char *why = chat_message(rq, c, &out);
         if (why) {
-            strbuf_free(&k.content);
-            strbuf_free(&k.reasoning);
-            cJSON_Delete(k.calls);
             cJSON_Delete(o);
             rc = serve_reply_error(rq, 500, NULL, "%s", why);
             goto done;
         }
-        cJSON *m = cJSON_AddObjectToObject(c, "message");
-        cJSON_AddStringToObject(m, "role", "assistant");
-        if (k.content.n || !cJSON_GetArraySize(k.calls))
-            cJSON_AddStringToObject(m, "content", k.content.p ? k.content.p : "");
-        else
-            cJSON_AddNullToObject(m, "content");
-        if (k.reasoning.n) cJSON_AddStringToObject(m, "reasoning_content", k.reasoning.p);
-        if (cJSON_GetArraySize(k.calls))
-            cJSON_AddItemToObject(m, "tool_calls", k.calls);
-        else
-            cJSON_Delete(k.calls);
-        strbuf_free(&k.content);
-        strbuf_free(&k.reasoning);
     } else {
         cJSON_AddStringToObject(c, "text", out.p ? out.p : "");
     }

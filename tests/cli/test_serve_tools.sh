@@ -131,6 +131,9 @@ check '[ "$st" = 200 ] && py "$TMP/t.json" "assert not d[\"message\"].get(\"thin
 st=$(c "$TMP/t.json" /api/chat '{"model":"hearth-kjv-agent-q8_0","stream":false,"think":"yes","messages":'"$Q"'}')
 check '[ "$st" = 400 ]' "think of the wrong type: 400 ($st)"
 
+st=$(c "$TMP/e.json" /v1/chat/completions '{"messages":'"$Q"',"logprobs":true,"top_logprobs":2}')
+check '[ "$st" = 400 ] && grep -q logprobs "$TMP/e.json"' "logprobs (not built yet): a clear 400, not a silent ignore ($st)"
+
 # ---- capabilities, max_tokens -1
 st=$(c "$TMP/show.json" /api/show '{"model":"hearth-kjv-agent-q8_0"}')
 check 'py "$TMP/show.json" "c=d[\"capabilities\"]; assert \"completion\" in c and \"tools\" in c and \"thinking\" in c, c; assert d[\"model_info\"][\"general.basename\"]"' \
