@@ -42,6 +42,7 @@
 
 #include "core/strbuf.h"
 #include "runtime/serving/engine.h"
+#include "runtime/template/tool_calls.h"
 
 /* ---------------------------------------------------------------- JSON output (serve_json.c) */
 
@@ -215,6 +216,34 @@ char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err 
 bool serve_tokenize(const serve_ctx *srv, const char *text, size_t len, bool add_bos, hearth_tokens *out,
                     hearth_error *err);
 
+/* ---------------------------------------------------------------- tools and reasoning (serve_tools.c) */
+
+typedef enum {
+    SERVE_TOOLS_AUTO,
+    SERVE_TOOLS_NONE,
+    SERVE_TOOLS_REQUIRED,
+    SERVE_TOOLS_NAMED
+} serve_tool_choice;
+
+typedef struct serve_tools {
+    char *tools_json; /* compact JSON array, NULL: no tools (or tool_choice none) */
+    serve_tool_choice choice;
+    char named[128]; /* SERVE_TOOLS_NAMED: the function */
+    bool parallel;   /* parallel_tool_calls (default true): false keeps the first call */
+    char *vars_json; /* template variables: chat_template_kwargs, or Ollama think -> enable_thinking */
+} serve_tools;
+
+/* tools / tool_choice / parallel_tool_calls; false with e set (a 400). */
+bool serve_tools_parse(const cJSON *body, serve_tools *st, sj_err *e);
+void serve_tools_free(serve_tools *st);
+/* Render the request's messages (as JSON: tool_calls, tool messages, ...)
+ * and tools with the model's template; malloc'd or NULL with e set. */
+char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const serve_tools *st, sj_err *e);
+/* The splitter for a generation whose prompt is `prompt`; NULL out of memory. */
+hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools *st, const char *prompt);
+/* NULL when the calls satisfy tool_choice, else the error message. */
+const char *serve_tools_check(const serve_tools *st, int n_calls, bool named_ok);
+
 /* ---------------------------------------------------------------- HTTP (serve_http.c) */
 
 typedef enum serve_api { SERVE_API_OPENAI, SERVE_API_OLLAMA, SERVE_API_LLAMA } serve_api;
@@ -250,6 +279,10 @@ struct serve_req {
     bool include_usage;
     bool sent_first;
     int flags; /* route-private */
+    /* tool calls and reasoning (serve_tools.c): the output splitter of a chat stream */
+    hearth_out_parser *outp;
+    serve_tools tools; /* owned: freed with the request */
+    bool named_ok;     /* a call of tool_choice's named function was seen */
 };
 
 int serve_reply_json(serve_req *rq, int status, cJSON *obj); /* takes obj */

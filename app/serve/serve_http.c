@@ -356,6 +356,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
             status, prompt_n, gen_n, ttft, hearth_now_ms() - rq->t_start_ms);
     strbuf_free(&rq->body);
     strbuf_free(&rq->out);
+    hearth_out_parser_free(rq->outp);
+    serve_tools_free(&rq->tools);
     free(rq);
     atomic_fetch_sub(&srv->active, 1);
 }

@@ -20,6 +20,7 @@
 
 #include "app/cli/common.h"
 #include "core/os.h"
+#include "runtime/template/chat_template.h"
 #include "serve.h"
 
 #define OLLAMA_VERSION "0.6.4"
@@ -109,7 +110,56 @@ static void ndjson(strbuf *out, cJSON *o) {
     cJSON_Delete(o);
 }
 
+/* ---------------------------------------------------------------- tool calls and thinking */
+
+typedef struct ol_sink {
+    serve_req *rq;
+    strbuf *out; /* streaming: NDJSON lines */
+    strbuf content, thinking;
+    cJSON *calls; /* message.tool_calls */
+} ol_sink;
+
+static cJSON *ol_call(const hearth_out_event *ev) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON *f = cJSON_AddObjectToObject(c, "function");
+    cJSON_AddNumberToObject(f, "index", ev->index);
+    cJSON_AddStringToObject(f, "name", ev->name);
+    cJSON *a = cJSON_Parse(ev->arguments); /* Ollama: an object, not JSON text */
+    cJSON_AddItemToObject(f, "arguments", a ? a : cJSON_CreateObject());
+    return c;
+}
+
+static void ol_event(void *user, const hearth_out_event *ev) {
+    ol_sink *k = user;
+    if (ev->kind == HEARTH_OUT_TOOL_CALL && !k->rq->tools.parallel && ev->index > 0) return;
+    if (!k->out) {
+        if (ev->kind == HEARTH_OUT_CONTENT) strbuf_add(&k->content, ev->text, ev->len);
+        if (ev->kind == HEARTH_OUT_REASONING) strbuf_add(&k->thinking, ev->text, ev->len);
+        if (ev->kind == HEARTH_OUT_TOOL_CALL) cJSON_AddItemToArray(k->calls, ol_call(ev));
+        return;
+    }
+    cJSON *o = line_head(k->rq, ev->kind == HEARTH_OUT_CONTENT ? ev->text : "",
+                         ev->kind == HEARTH_OUT_CONTENT ? ev->len : 0);
+    cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
+    if (ev->kind == HEARTH_OUT_REASONING) {
+        char *t = strndup(ev->text, ev->len);
+        cJSON_AddStringToObject(m, "thinking", t ? t : "");
+        free(t);
+    }
+    if (ev->kind == HEARTH_OUT_TOOL_CALL)
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "tool_calls"), ol_call(ev));
+    cJSON_AddBoolToObject(o, "done", false);
+    ndjson(k->out, o);
+}
+
 static void ollama_stream(serve_req *rq, const char *text, size_t n, bool done, strbuf *out) {
+    if (rq->outp) {
+        ol_sink k = {.rq = rq, .out = out};
+        hearth_error err = {0};
+        if (n) hearth_out_parser_feed(rq->outp, text, n, ol_event, &k, &err);
+        if (done) hearth_out_parser_finish(rq->outp, ol_event, &k, &err);
+        n = 0;
+    }
     if (n) {
         cJSON *o = line_head(rq, text, n);
         cJSON_AddBoolToObject(o, "done", false);
@@ -191,8 +241,15 @@ static int ollama_generate(serve_req *rq, bool chat) {
         text = serve_chat_render(srv, system ? two : two + 1, system ? 2 : 1, &e);
         if (!text) goto bad;
     } else if (chat) {
-        text = serve_chat_render(srv, msgs, n_msgs, &e);
+        if (!serve_tools_parse(body, &rq->tools, &e)) goto bad;
+        text =
+            serve_chat_render_full(srv, cJSON_GetObjectItemCaseSensitive(body, "messages"), &rq->tools, &e);
         if (!text) goto bad;
+        rq->outp = serve_out_parser_new(srv, &rq->tools, text);
+        if (!rq->outp) {
+            rc = serve_reply_error(rq, 500, NULL, "out of memory");
+            goto done;
+        }
     }
     hearth_error err = {0};
     const char *src = text ? text : prompt;
@@ -224,7 +281,23 @@ static int ollama_generate(serve_req *rq, bool chat) {
         rc = serve_reply_error(rq, 500, NULL, "%s", rq->gen->error);
         goto done;
     }
-    cJSON *o = line_head(rq, out.p ? out.p : "", out.n);
+    cJSON *o;
+    if (rq->outp) {
+        ol_sink k = {.rq = rq, .calls = cJSON_CreateArray()};
+        hearth_error err = {0};
+        hearth_out_parser_feed(rq->outp, out.p ? out.p : "", out.n, ol_event, &k, &err);
+        hearth_out_parser_finish(rq->outp, ol_event, &k, &err);
+        o = line_head(rq, k.content.p ? k.content.p : "", k.content.n);
+        cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
+        if (k.thinking.n) cJSON_AddStringToObject(m, "thinking", k.thinking.p);
+        if (cJSON_GetArraySize(k.calls))
+            cJSON_AddItemToObject(m, "tool_calls", k.calls);
+        else
+            cJSON_Delete(k.calls);
+        strbuf_free(&k.content);
+        strbuf_free(&k.thinking);
+    } else
+        o = line_head(rq, out.p ? out.p : "", out.n);
     add_final_fields(rq, o);
     rc = serve_reply_json(rq, 200, o);
     goto done;
@@ -302,6 +375,7 @@ int route_ollama_show(serve_req *rq) {
     cJSON *mi = cJSON_AddObjectToObject(o, "model_info");
     cJSON_AddStringToObject(mi, "general.architecture", srv->arch);
     cJSON_AddStringToObject(mi, "general.name", srv->model->name);
+    cJSON_AddStringToObject(mi, "general.basename", srv->model->name);
     cJSON_AddNumberToObject(mi, "general.parameter_count", (double)srv->model->n_params);
     struct {
         const char *suffix;
@@ -316,6 +390,9 @@ int route_ollama_show(serve_req *rq) {
     }
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
     cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    const char *tsrc = srv->tmpl ? hearth_chat_template_source(srv->tmpl) : NULL;
+    if (hearth_template_renders_tools(tsrc)) cJSON_AddItemToArray(caps, cJSON_CreateString("tools"));
+    if (hearth_template_has_thinking(tsrc)) cJSON_AddItemToArray(caps, cJSON_CreateString("thinking"));
     iso_time(buf, sizeof buf, (time_t)srv->model_mtime, 0);
     cJSON_AddStringToObject(o, "modified_at", buf);
     return serve_reply_json(rq, 200, o);

@@ -78,8 +78,134 @@ static void add_chunk(serve_req *rq, const char *text, size_t n, const char *fin
     sse_json(out, o);
 }
 
+/* ---------------------------------------------------------------- tool calls and reasoning */
+
+/* A chunk whose delta is built by the caller (reasoning_content, tool_calls). */
+static cJSON *delta_chunk(serve_req *rq, cJSON **delta) {
+    cJSON *o = chunk_head(rq, true);
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    *delta = cJSON_AddObjectToObject(c, "delta");
+    if (!rq->sent_first) cJSON_AddStringToObject(*delta, "role", "assistant");
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddNullToObject(c, "finish_reason");
+    if (rq->include_usage) cJSON_AddNullToObject(o, "usage");
+    rq->sent_first = true;
+    return o;
+}
+
+static void call_id(const serve_req *rq, int index, char *buf, size_t n) {
+    snprintf(buf, n, "call_%s_%d", rq->id + (strncmp(rq->id, "chatcmpl-", 9) ? 0 : 9), index);
+}
+
+/* Whether a parsed call is kept (parallel_tool_calls false keeps the first). */
+static bool keep_call(serve_req *rq, const hearth_out_event *ev) {
+    if (!rq->tools.parallel && ev->index > 0) return false;
+    if (rq->tools.choice == SERVE_TOOLS_NAMED && !strcmp(ev->name, rq->tools.named)) rq->named_ok = true;
+    return true;
+}
+
+typedef struct oa_sink {
+    serve_req *rq;
+    strbuf *out; /* streaming: SSE text */
+    strbuf content, reasoning;
+    cJSON *calls; /* whole reply: message.tool_calls */
+} oa_sink;
+
+static void oa_event(void *user, const hearth_out_event *ev) {
+    oa_sink *k = user;
+    serve_req *rq = k->rq;
+    if (ev->kind == HEARTH_OUT_TOOL_CALL && !keep_call(rq, ev)) return;
+    if (!k->out) { /* collecting a whole reply */
+        if (ev->kind == HEARTH_OUT_CONTENT) strbuf_add(&k->content, ev->text, ev->len);
+        if (ev->kind == HEARTH_OUT_REASONING) strbuf_add(&k->reasoning, ev->text, ev->len);
+        if (ev->kind == HEARTH_OUT_TOOL_CALL) {
+            char id[96];
+            call_id(rq, ev->index, id, sizeof id);
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "id", id);
+            cJSON_AddStringToObject(c, "type", "function");
+            cJSON *f = cJSON_AddObjectToObject(c, "function");
+            cJSON_AddStringToObject(f, "name", ev->name);
+            cJSON_AddStringToObject(f, "arguments", ev->arguments);
+            cJSON_AddItemToArray(k->calls, c);
+        }
+        return;
+    }
+    if (ev->kind == HEARTH_OUT_CONTENT) {
+        add_chunk(rq, ev->text, ev->len, NULL, k->out);
+        return;
+    }
+    cJSON *delta;
+    cJSON *o = delta_chunk(rq, &delta);
+    if (ev->kind == HEARTH_OUT_REASONING) {
+        char *s = strndup(ev->text, ev->len);
+        cJSON_AddStringToObject(delta, "reasoning_content", s ? s : "");
+        free(s);
+        sse_json(k->out, o);
+        return;
+    }
+    /* as OpenAI streams a call: id, type and name with empty arguments, then argument fragments */
+    char id[96];
+    call_id(rq, ev->index, id, sizeof id);
+    cJSON *tc = cJSON_AddArrayToObject(delta, "tool_calls");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(tc, c);
+    cJSON_AddNumberToObject(c, "index", ev->index);
+    cJSON_AddStringToObject(c, "id", id);
+    cJSON_AddStringToObject(c, "type", "function");
+    cJSON *f = cJSON_AddObjectToObject(c, "function");
+    cJSON_AddStringToObject(f, "name", ev->name);
+    cJSON_AddStringToObject(f, "arguments", "");
+    sse_json(k->out, o);
+    o = delta_chunk(rq, &delta);
+    tc = cJSON_AddArrayToObject(delta, "tool_calls");
+    c = cJSON_CreateObject();
+    cJSON_AddItemToArray(tc, c);
+    cJSON_AddNumberToObject(c, "index", ev->index);
+    f = cJSON_AddObjectToObject(c, "function");
+    cJSON_AddStringToObject(f, "arguments", ev->arguments);
+    sse_json(k->out, o);
+}
+
+static int kept_calls(const serve_req *rq) {
+    int n = hearth_out_parser_n_calls(rq->outp);
+    return !rq->tools.parallel && n > 1 ? 1 : n;
+}
+
+static const char *chat_finish_reason(serve_req *rq) {
+    const char *f = serve_gen_finish_reason(rq->gen);
+    if (rq->outp && kept_calls(rq) > 0 && strcmp(f, "length")) return "tool_calls";
+    return f;
+}
+
+static void stream_error(strbuf *out, const char *msg, int code) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", "server_error");
+    cJSON_AddNumberToObject(e, "code", code);
+    sse_json(out, o);
+}
+
 static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, strbuf *out) {
-    if (n) add_chunk(rq, text, n, NULL, out);
+    if (rq->outp) {
+        oa_sink k = {.rq = rq, .out = out};
+        hearth_error err = {0};
+        if (n) hearth_out_parser_feed(rq->outp, text, n, oa_event, &k, &err);
+        if (done) hearth_out_parser_finish(rq->outp, oa_event, &k, &err);
+        const char *why = done && rq->gen->finish != HEARTH_FINISH_ERROR
+                              ? serve_tools_check(&rq->tools, kept_calls(rq), rq->named_ok)
+                              : NULL;
+        if (why) {
+            stream_error(out, why, 500);
+            strbuf_adds(out, "data: [DONE]\n\n");
+            return;
+        }
+    } else if (n)
+        add_chunk(rq, text, n, NULL, out);
     if (!done) return;
     serve_gen *g = rq->gen;
     if (g->finish == HEARTH_FINISH_ERROR) {
@@ -90,7 +216,7 @@ static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, 
         cJSON_AddNumberToObject(e, "code", 500);
         sse_json(out, o);
     } else {
-        add_chunk(rq, "", 0, serve_gen_finish_reason(g), out);
+        add_chunk(rq, "", 0, chat_finish_reason(rq), out);
         if (rq->include_usage) {
             cJSON *o = chunk_head(rq, rq->flags & OA_CHAT);
             cJSON_AddArrayToObject(o, "choices");
@@ -99,6 +225,46 @@ static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, 
         }
     }
     strbuf_adds(out, "data: [DONE]\n\n");
+}
+
+/* logprobs are not computed yet: refuse them instead of ignoring them. */
+static bool refuse_logprobs(const cJSON *body, sj_err *e) {
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(body, "logprobs");
+    const cJSON *tlp = cJSON_GetObjectItemCaseSensitive(body, "top_logprobs");
+    if ((lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0)) ||
+        (tlp && !cJSON_IsNull(tlp))) {
+        snprintf(e->msg, sizeof e->msg,
+                 "'logprobs' / 'top_logprobs' are not supported by this server yet; omit them");
+        return false;
+    }
+    return true;
+}
+
+/* choices[0].message of a whole chat reply: content, reasoning_content,
+ * tool_calls; the tool_choice error message, or NULL. */
+static const char *chat_message(serve_req *rq, cJSON *c, const strbuf *out) {
+    oa_sink k = {.rq = rq, .calls = cJSON_CreateArray()};
+    hearth_error err = {0};
+    hearth_out_parser_feed(rq->outp, out->p ? out->p : "", out->n, oa_event, &k, &err);
+    hearth_out_parser_finish(rq->outp, oa_event, &k, &err);
+    const char *why = serve_tools_check(&rq->tools, kept_calls(rq), rq->named_ok);
+    if (!why) {
+        cJSON *m = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        if (k.content.n || !cJSON_GetArraySize(k.calls))
+            cJSON_AddStringToObject(m, "content", k.content.p ? k.content.p : "");
+        else
+            cJSON_AddNullToObject(m, "content");
+        if (k.reasoning.n) cJSON_AddStringToObject(m, "reasoning_content", k.reasoning.p);
+        if (cJSON_GetArraySize(k.calls)) {
+            cJSON_AddItemToObject(m, "tool_calls", k.calls);
+            k.calls = NULL;
+        }
+    }
+    cJSON_Delete(k.calls);
+    strbuf_free(&k.content);
+    strbuf_free(&k.reasoning);
+    return why;
 }
 
 /* The prompt of /v1/completions: a string, an array of one string, or an array of token ids. */
@@ -145,8 +311,8 @@ static int openai_generate(serve_req *rq, bool chat) {
     strbuf out = {0};
 
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
-        !sj_int(body, "n", 1, 128, &n, &e) || !sj_int(body, "max_tokens", 0, 1 << 30, &max_tokens, &e) ||
-        !sj_int(body, "max_completion_tokens", 0, 1 << 30, &max_tokens, &e) ||
+        !sj_int(body, "n", 1, 128, &n, &e) || !sj_int(body, "max_tokens", -1, 1 << 30, &max_tokens, &e) ||
+        !sj_int(body, "max_completion_tokens", -1, 1 << 30, &max_tokens, &e) ||
         !sj_stop(body, "stop", stops, SJ_MAX_STOP, &n_stop, &e) || !serve_parse_sampling(body, &sp, &e) ||
         !sj_bool(body, "ignore_eos", &ignore_eos, &e))
         goto bad;
@@ -158,6 +324,7 @@ static int openai_generate(serve_req *rq, bool chat) {
         }
         if (!sj_bool(so, "include_usage", &include_usage, &e)) goto bad;
     }
+    if (!refuse_logprobs(body, &e)) goto bad;
     if (n != 1) {
         snprintf(e.msg, sizeof e.msg, "'n' is %d but this server returns one choice per request (n=1)", n);
         goto bad;
@@ -170,8 +337,15 @@ static int openai_generate(serve_req *rq, bool chat) {
     if (chat) {
         if (!serve_messages_parse(cJSON_GetObjectItemCaseSensitive(body, "messages"), &msgs, &n_msgs, &e))
             goto bad;
-        text = serve_chat_render(srv, msgs, n_msgs, &e);
+        if (!serve_tools_parse(body, &rq->tools, &e)) goto bad;
+        text =
+            serve_chat_render_full(srv, cJSON_GetObjectItemCaseSensitive(body, "messages"), &rq->tools, &e);
         if (!text) goto bad;
+        rq->outp = serve_out_parser_new(srv, &rq->tools, text);
+        if (!rq->outp) {
+            rc = serve_reply_error(rq, 500, NULL, "out of memory");
+            goto done;
+        }
         hearth_error err = {0};
         if (!serve_tokenize(srv, text, strlen(text), true, &ids, &err)) {
             rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
@@ -227,14 +401,17 @@ static int openai_generate(serve_req *rq, bool chat) {
     cJSON_AddItemToArray(choices, c);
     cJSON_AddNumberToObject(c, "index", 0);
     if (chat) {
-        cJSON *m = cJSON_AddObjectToObject(c, "message");
-        cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddStringToObject(m, "content", out.p ? out.p : "");
+        const char *why = chat_message(rq, c, &out);
+        if (why) {
+            cJSON_Delete(o);
+            rc = serve_reply_error(rq, 500, NULL, "%s", why);
+            goto done;
+        }
     } else {
         cJSON_AddStringToObject(c, "text", out.p ? out.p : "");
     }
     cJSON_AddNullToObject(c, "logprobs");
-    cJSON_AddStringToObject(c, "finish_reason", serve_gen_finish_reason(g));
+    cJSON_AddStringToObject(c, "finish_reason", chat ? chat_finish_reason(rq) : serve_gen_finish_reason(g));
     add_usage(o, g);
     rc = serve_reply_json(rq, 200, o);
     goto done;

@@ -401,6 +401,14 @@ static char *render_once(const hearth_chat_template *t, const hearth_chat_reques
             cJSON_Delete(j);
         }
     }
+    if (r->vars_json) { /* per-request variables (chat_template_kwargs) */
+        cJSON *vj = cJSON_Parse(r->vars_json);
+        const cJSON *it;
+        if (cJSON_IsObject(vj)) cJSON_ArrayForEach(it, vj) {
+                if (it->string) jinja_ctx_set(c, it->string, json_to_jv(c, it));
+            }
+        cJSON_Delete(vj);
+    }
     jinja_ctx_set(c, "messages", build_messages(c, r, msgs, merge_system));
     jinja_ctx_set(c, "tools", tools ? json_to_jv(c, tools) : jv_none());
     jinja_ctx_set(c, "add_generation_prompt", jv_bool(r->add_generation_prompt));

@@ -111,8 +111,10 @@ typedef struct hearth_chat_request {
     bool fallback_chatml; /* template failure (not raise_exception) -> render with ChatML */
     char *note;           /* optional: receives a one-line note when a polyfill/fallback was used */
     size_t note_cap;
-    size_t max_output;  /* bytes of prompt text; 0: 16 MiB */
-    uint64_t max_steps; /* evaluation steps (a time bound); 0: 20 million (well under a second) */
+    size_t max_output;     /* bytes of prompt text; 0: 16 MiB */
+    uint64_t max_steps;    /* evaluation steps (a time bound); 0: 20 million (well under a second) */
+    const char *vars_json; /* NULL or a JSON object: per-request variables (enable_thinking, ...),
+                              set after the template's own */
 } hearth_chat_request;
 
 char *hearth_chat_template_render_ex(const hearth_chat_template *t, const hearth_chat_request *req,
