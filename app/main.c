@@ -14,6 +14,9 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -29,6 +32,9 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "show the token ids of a text"},
     {"bench", cmd_bench, "measure prompt and generation speed (tok/s, bandwidth roofline)"},
     {"mkmodel", cmd_mkmodel, "write a synthetic GGUF model with random weights in a real shape"},
+    {"pull", cmd_pull, "download a model (catalog name, hf.co/ORG/REPO[:QUANT] or URL) into the local store"},
+    {"list", cmd_list, "list the pulled models"},
+    {"rm", cmd_rm, "remove a pulled model"},
     {"cache", cmd_cache, "show or clear the persistent prefix cache"},
 };
 

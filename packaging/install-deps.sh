@@ -12,6 +12,7 @@ PKGS=(
   libncurses-dev              # TUI (wide-character ncursesw)
   libcjson-dev                # JSON (API bodies, --json output)
   libmicrohttpd-dev           # HTTP server for `hearth serve`
+  libcurl4-openssl-dev libssl-dev  # `hearth pull` (download, sha256)
   libvulkan-dev glslc         # Vulkan backend (the GPU's own driver does the rest)
 )
 if [ "${1:-}" = "--tests" ]; then
