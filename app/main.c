@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("hearth %s (backends: %s)\n", HEARTH_VERSION, hearth_backend_list());
+        printf("hearth %s (commit %s; backends: %s)\n", HEARTH_VERSION, HEARTH_COMMIT, hearth_backend_list());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

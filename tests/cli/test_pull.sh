@@ -104,6 +104,11 @@ expect_in "$tmp/err" "sha256 mismatch" "mismatch message"
 expect_eq "$(rows kjv:bad-sha)" 0 "no row after a mismatch"
 [ ! -e "$store/hearth-kjv-llama-q8_0.gguf" ] && [ ! -e "$store/hearth-kjv-llama-q8_0.gguf.part" ] && ok ||
     bad "a mismatched download was kept"
+# the shipped catalog parses and resolves to its HF file (the fake has no such file: 404)
+HEARTH_CATALOG="$HERE/../../models/catalog.yaml" run pull -q qwen2.5:0.5b
+expect_eq "$rc" 1 "shipped catalog entry on the fake server"
+expect_in "$tmp/err" "/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf" "catalog URL"
+expect_in "$tmp/err" "HTTP 404" "catalog entry 404"
 run pull -q no-such-model:1b
 expect_eq "$rc" 1 "unknown name"
 expect_in "$tmp/err" "is not in the catalog" "unknown name message"
