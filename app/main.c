@@ -17,6 +17,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -35,6 +36,7 @@ static const command commands[] = {
     {"pull", cmd_pull, "download a model (catalog name, hf.co/ORG/REPO[:QUANT] or URL) into the local store"},
     {"list", cmd_list, "list the pulled models"},
     {"rm", cmd_rm, "remove a pulled model"},
+    {"show", cmd_show, "show a pulled model: source, sha256, metadata, memory"},
     {"cache", cmd_cache, "show or clear the persistent prefix cache"},
 };
 

@@ -148,3 +148,56 @@ int cmd_rm(int argc, char **argv) {
     hearth_model_store_close(s);
     return rc;
 }
+
+int cmd_info(int argc, char **argv);
+
+/* `hearth show NAME [--json]`: the manifest row, then (text) `hearth info` of the file. */
+int cmd_show(int argc, char **argv) {
+    bool json = false;
+    arg_opt opts[] = {
+        {NULL, "--json", ARG_FLAG, &json, NULL, "print the manifest row and the model as JSON"}};
+    const char *pos[1];
+    int npos = 0;
+    int r = arg_parse(
+        "show", "usage: hearth show NAME [--json]\n",
+        "Show a pulled model: its source, file, sha256, size and pull time, then what `hearth info`\n"
+        "says of it (architecture, metadata, memory).",
+        opts, 1, argc, argv, pos, 1, &npos);
+    if (r) return r > 0 ? 0 : 2;
+    if (npos != 1) {
+        fprintf(stderr, "hearth show: give the name of a pulled model (see `hearth list`)\n");
+        return 2;
+    }
+    hearth_model_store *s = store_open("show");
+    if (!s) return 1;
+    hearth_error err = {0};
+    hearth_model_entry e;
+    hearth_status st = hearth_model_store_get(s, pos[0], &e, &err);
+    hearth_model_store_close(s);
+    if (st) {
+        fprintf(stderr, "hearth show: %s\n", err.msg);
+        return 1;
+    }
+    char *info_argv[] = {"info", e.file, json ? "--json" : NULL, NULL};
+    if (json) {
+        list_ctx l = {cJSON_CreateArray()};
+        list_row(&l, &e);
+        char *txt = cJSON_PrintUnformatted(cJSON_GetArrayItem(l.arr, 0));
+        printf("{\"manifest\":%s,\"info\":", txt);
+        free(txt);
+        cJSON_Delete(l.arr);
+        fflush(stdout);
+        int rc = cmd_info(3, info_argv);
+        printf("}\n");
+        return rc;
+    }
+    char sz[32], when[32];
+    app_human_bytes((double)e.size, sz, sizeof sz);
+    time_t t = (time_t)e.pulled_at;
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+    printf("name:          %s\nsource:        %s\nsha256:        %s\nsize:          %s\npulled:        %s\n",
+           e.name, e.source, *e.sha256 ? e.sha256 : "(split model: per part)", sz, when);
+    fflush(stdout);
+    return cmd_info(2, info_argv);
+}

@@ -3,10 +3,10 @@
 _hearth() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     if [ "$COMP_CWORD" = 1 ]; then
-        COMPREPLY=($(compgen -W "chat run serve info tokenize bench mkmodel pull list rm cache --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "chat run serve info tokenize bench mkmodel pull list rm show cache --help --version" -- "$cur"))
         return
     fi
-    if [ "$prev" = -m ] || [ "$prev" = --model ] || [ "${COMP_WORDS[1]}" = rm ]; then
+    if [ "$prev" = -m ] || [ "$prev" = --model ] || [ "${COMP_WORDS[1]}" = rm ] || [ "${COMP_WORDS[1]}" = show ]; then
         COMPREPLY=($(compgen -W "$(hearth list 2>/dev/null | awk 'NR>1 {print $1}')" -- "$cur") $(compgen -f -- "$cur"))
         return
     fi

@@ -64,6 +64,12 @@ run list --json
 expect_eq "$(sqlite3 :memory: "SELECT json_extract(readfile('$tmp/out'), '\$[0].sha256')")" "$want" "list --json sha256"
 run info hearth-kjv-llama-q8_0
 expect_eq "$rc" 0 "info NAME loads the pulled model"
+run show hearth-kjv-llama-q8_0
+expect_eq "$rc" 0 "show"
+expect_in "$tmp/out" "sha256:        $want" "show prints the sha256"
+expect_in "$tmp/out" "llama" "show prints the architecture (hearth info)"
+run show hearth-kjv-llama-q8_0 --json
+expect_eq "$(sqlite3 :memory: "SELECT json_extract(readfile('$tmp/out'), '\$.manifest.sha256')")" "$want" "show --json"
 run rm hearth-kjv-llama-q8_0
 expect_eq "$rc" 0 "rm"
 expect_eq "$(rows hearth-kjv-llama-q8_0)" 0 "rm deletes the row"
