@@ -167,6 +167,18 @@ else
     echo "note: full-disk case skipped (needs root to mount a tmpfs)"
 fi
 
+# ---- a second pull of the same file while one holds its lock
+if command -v flock >/dev/null; then
+    flock "$store/hearth-kjv-qwen3-q4_0.gguf.lock" sleep 5 &
+    lk=$!
+    sleep 0.3
+    run pull -q "$base/plain/hearth-kjv-qwen3-q4_0.gguf"
+    expect_eq "$rc" 1 "concurrent pull of one file"
+    expect_in "$tmp/err" "another pull of hearth-kjv-qwen3-q4_0.gguf is running" "lock message"
+    kill "$lk" 2>/dev/null
+    wait "$lk" 2>/dev/null
+fi
+
 # ---- usage errors
 run pull
 expect_eq "$rc" 2 "pull without a model"
