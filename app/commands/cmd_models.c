@@ -82,7 +82,7 @@ int cmd_list(int argc, char **argv) {
     bool json = false;
     arg_opt opts[] = {{NULL, "--json", ARG_FLAG, &json, NULL, "print a JSON array"}};
     int npos = 0;
-    int r = arg_parse("list", "usage: hearth list [--json]\n",
+    int r = arg_parse("list", "[--json]",
                       "List the models pulled with `hearth pull` (name, size, quantization, pulled date).",
                       opts, 1, argc, argv, NULL, 0, &npos);
     if (r) return r > 0 ? 0 : 2;
@@ -125,9 +125,8 @@ static void remove_files(const char *file) {
 int cmd_rm(int argc, char **argv) {
     const char *pos[1];
     int npos = 0;
-    int r =
-        arg_parse("rm", "usage: hearth rm NAME\n", "Remove a pulled model: its manifest row and its file(s).",
-                  NULL, 0, argc, argv, pos, 1, &npos);
+    int r = arg_parse("rm", "NAME", "Remove a pulled model: its manifest row and its file(s).", NULL, 0, argc,
+                      argv, pos, 1, &npos);
     if (r) return r > 0 ? 0 : 2;
     if (npos != 1) {
         fprintf(stderr, "hearth rm: give the name of a pulled model (see `hearth list`)\n");
@@ -159,7 +158,7 @@ int cmd_show(int argc, char **argv) {
     const char *pos[1];
     int npos = 0;
     int r = arg_parse(
-        "show", "usage: hearth show NAME [--json]\n",
+        "show", "NAME [--json]",
         "Show a pulled model: its source, file, sha256, size and pull time, then what `hearth info`\n"
         "says of it (architecture, metadata, memory).",
         opts, 1, argc, argv, pos, 1, &npos);

@@ -308,8 +308,7 @@ static int fetch_one(const char *url, const char *dest, const char *expect, cons
 
 /* ------------------------------------------------------------ command */
 
-static const char PULL_USAGE[] =
-    "usage: hearth pull NAME | hf.co/ORG/REPO[:QUANT] | URL [--sha256 HEX] [--name NAME]\n";
+static const char PULL_USAGE[] = "NAME | hf.co/ORG/REPO[:QUANT] | URL [--sha256 HEX] [--name NAME] [-q]";
 
 static int do_pull(pull_plan *p, bool quiet) {
     char dir[4096], errbuf[4096], dest[4700], lockp[4800], hex[65] = "";
@@ -399,7 +398,7 @@ int cmd_pull(int argc, char **argv) {
         opts, 3, argc, argv, pos, 2, &npos);
     if (r) return r > 0 ? 0 : 2;
     if (npos != 1) {
-        fprintf(stderr, "hearth pull: give one model to pull\n%s", PULL_USAGE);
+        fprintf(stderr, "hearth pull: give one model to pull\nusage: hearth pull %s\n", PULL_USAGE);
         return 2;
     }
     if (sha && !is_hex64(sha)) {
