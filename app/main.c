@@ -14,6 +14,10 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -29,6 +33,10 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "show the token ids of a text"},
     {"bench", cmd_bench, "measure prompt and generation speed (tok/s, bandwidth roofline)"},
     {"mkmodel", cmd_mkmodel, "write a synthetic GGUF model with random weights in a real shape"},
+    {"pull", cmd_pull, "download a model (catalog name, hf.co/ORG/REPO[:QUANT] or URL) into the local store"},
+    {"list", cmd_list, "list the pulled models"},
+    {"rm", cmd_rm, "remove a pulled model"},
+    {"show", cmd_show, "show a pulled model: source, sha256, metadata, memory"},
     {"cache", cmd_cache, "show or clear the persistent prefix cache"},
 };
 
@@ -47,7 +55,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("hearth %s (backends: %s)\n", HEARTH_VERSION, hearth_backend_list());
+        printf("hearth %s (commit %s; backends: %s)\n", HEARTH_VERSION, HEARTH_COMMIT, hearth_backend_list());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -12,6 +12,7 @@ PKGS=(
   libncurses-dev              # TUI (wide-character ncursesw)
   libcjson-dev                # JSON (API bodies, --json output)
   libmicrohttpd-dev           # HTTP server for `hearth serve`
+  libcurl4-openssl-dev libssl-dev  # `hearth pull` (download, sha256)
   libvulkan-dev glslc         # Vulkan backend (the GPU's own driver does the rest)
 )
 if [ "${1:-}" = "--tests" ]; then
@@ -19,6 +20,7 @@ if [ "${1:-}" = "--tests" ]; then
     clang libclang-rt-dev     # libFuzzer + sanitizers
     tmux                      # TUI tests
     python3                   # tools/check_tree.py (the floors check, tests/cli/test_tree.sh)
+    systemd man-db curl       # test_package.sh: systemd-analyze verify, systemd-socket-activate, a request
     mesa-vulkan-drivers vulkan-tools  # lavapipe: the Vulkan tests' device
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # arm64 cross build + emulation (test_neon_qemu.sh)
   )

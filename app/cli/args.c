@@ -3,6 +3,8 @@
  */
 #include "args.h"
 
+#include "common.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,10 @@ static int set_value(const char *cmd, const arg_opt *o, const char *v) {
     char *end = NULL;
     errno = 0;
     switch (o->kind) {
-    case ARG_STR: *(const char **)o->target = v; return 0;
+    case ARG_STR: /* -m/--model NAME: a pulled model's name works wherever a path does */
+        *(const char **)o->target =
+            o->long_name && !strcmp(o->long_name, "--model") ? app_resolve_model(v) : v;
+        return 0;
     case ARG_INT: {
         long x = strtol(v, &end, 10);
         if (errno || !*v || *end || x < -2147483647L || x > 2147483647L) break;

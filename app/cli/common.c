@@ -3,6 +3,8 @@
  */
 #include "common.h"
 
+#include "runtime/store/model_store.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,15 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+const char *app_resolve_model(const char *spec) {
+    static char kept[8][1024];
+    static int n_kept;
+    struct stat st;
+    if (!spec || stat(spec, &st) == 0 || n_kept == 8) return spec;
+    if (!hearth_model_store_resolve(spec, kept[n_kept], sizeof kept[n_kept])) return spec;
+    return kept[n_kept++];
+}
 
 hearth_status app_open_model(const char *model_path, const char *backend_name, int threads, int gpu_layers,
                              hearth_backend **be_out, hearth_model **model_out, hearth_error *err) {
@@ -21,6 +32,7 @@ hearth_status app_open_model(const char *model_path, const char *backend_name, i
     hearth_backend *be = hearth_backend_create(&bc, err);
     if (!be) return err ? err->code : HEARTH_ERR_BACKEND;
     hearth_model_params mp = {.backend = be, .gpu_layers = gpu_layers};
+    model_path = app_resolve_model(model_path);
     hearth_model *m = hearth_model_load(model_path, &mp, err);
     if (!m) {
         hearth_backend_free(be);

@@ -23,6 +23,11 @@ hearth_status app_open_model(const char *model_path, const char *backend_name, i
 bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, int gpu_layers,
               bool quiet, hearth_backend **be_out, hearth_model **model_out);
 
+/* -m NAME: the file of a model pulled with `hearth pull` when spec is not an
+ * existing path and the store knows the name, else spec itself. The returned
+ * path stays valid for the process (at most 8 distinct names are kept). */
+const char *app_resolve_model(const char *spec);
+
 /* The --gpu-layers help line every model-loading command shows. */
 #define APP_GPU_LAYERS_HELP "layers on the GPU, the rest on the CPU (default -1 = all; 0 = none)"
 

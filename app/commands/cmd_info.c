@@ -113,6 +113,7 @@ static int info_parse_flags(int argc, char **argv, info_opts *o) {
     if (r) return r > 0 ? 0 : 2;
     if (o->devices) return list_devices(o->json);
     if (n_pos) o->model_path = pos[0];
+    o->model_path = app_resolve_model(o->model_path);
     if (!o->model_path) {
         fprintf(stderr, "hearth info: no model given (see hearth info --help)\n");
         return 2;

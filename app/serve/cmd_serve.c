@@ -157,7 +157,7 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
         so->socket_path = default_socket(so->sock_buf, sizeof so->sock_buf);
     else if (!strcmp(so->socket_path, "none"))
         so->socket_path = NULL;
-    if (!so->socket_path && !so->listen_addr) {
+    if (!so->socket_path && !so->listen_addr && !getenv("LISTEN_FDS")) { /* activation: serve_activation.c */
         fprintf(stderr,
                 "hearth serve: --socket none needs --listen HOST:PORT, or there is nothing to serve on\n");
         return 2;

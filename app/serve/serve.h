@@ -310,6 +310,10 @@ typedef struct serve_listen {
 
 typedef struct serve_http serve_http;
 serve_http *serve_http_start(serve_ctx *srv, const serve_listen *l, char *err, size_t errsz);
+/* The listening socket systemd passed (LISTEN_PID/LISTEN_FDS: fd 3), or -1
+ * (serve_activation.c). When there is one, serve_http_start serves on it
+ * instead of --socket. */
+int serve_activated_fd(void);
 /* Stop accepting new connections (in-flight ones continue). */
 void serve_http_quiesce(serve_http *h);
 void serve_http_stop(serve_http *h);

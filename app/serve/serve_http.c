@@ -501,7 +501,16 @@ serve_http *serve_http_start(serve_ctx *srv, const serve_listen *l, char *err, s
     }
     h->srv = srv;
     h->fd[0] = h->fd[1] = -1;
-    if (l->socket_path) {
+    int act = serve_activated_fd(); /* systemd socket activation replaces --socket */
+    if (act >= 0) {
+        h->fd[0] = act;
+        h->d[0] = daemon_start(srv, act, l);
+        if (!h->d[0]) {
+            snprintf(err, errsz, "cannot start the HTTP server on the socket systemd passed (fd 3)");
+            goto fail;
+        }
+        fprintf(stderr, "hearth serve: listening on the socket systemd passed (LISTEN_FDS)\n");
+    } else if (l->socket_path) {
         h->fd[0] = unix_listen(l->socket_path, err, errsz);
         if (h->fd[0] < 0) goto fail;
         snprintf(h->unix_path, sizeof h->unix_path, "%s", l->socket_path);
