@@ -22,6 +22,9 @@ What it writes (all tables sorted, ranges inclusive):
     compatibility singletons (U+1F7D, U+1FBE, U+2126, U+212A, ...) that any
     NFC normalisation of the regex text would destroy, so the ranges are kept
     here as numbers, not as characters.
+  * hearth_ucd_nfd_first / hearth_ucd_lower_first: code point -> first code
+    point of its NFD form / of its lower-case form, for the WordPiece
+    normaliser (only the code points that change are listed).
 """
 import sys
 import unicodedata
@@ -118,6 +121,30 @@ def main():
     table('hearth_uset_cjk', 'deepseek CJK/Hangul class [\\u4e00-\\u9fa5\\u0800-\\u4e00\\uac00-\\ud7ff]', CJK)
     table('hearth_uset_poro_excluded', 'poro/bloom: characters excluded besides whitespace',
           [(c, c) for c in PORO_EXCLUDED])
+
+    # WordPiece (llama.cpp's WPM session) maps each code point to the first
+    # code point of its NFD form and lower-cases it with the first code point
+    # of str.lower(); one code point in, one out, as llama.cpp does.
+    def cpt_map(name, comment, fn):
+        runs = []  # [first, last, mapped]: consecutive code points with one target
+        for cp in range(0x110000):
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            m = fn(chr(cp))
+            if not m or ord(m[0]) == cp:
+                continue
+            if runs and runs[-1][1] == cp - 1 and runs[-1][2] == ord(m[0]):
+                runs[-1][1] = cp
+            else:
+                runs.append([cp, cp, ord(m[0])])
+        w('/* %s: sorted inclusive runs {first, last, mapped} */\n' % comment)
+        w('static const uint32_t %s[%d][3] = {\n' % (name, len(runs)))
+        for i in range(0, len(runs), 4):
+            w('    ' + ' '.join('{0x%05x, 0x%05x, 0x%05x},' % tuple(r) for r in runs[i:i + 4]) + '\n')
+        w('};\n\n')
+
+    cpt_map('hearth_ucd_nfd_first', 'first code point of the NFD form', lambda c: unicodedata.normalize('NFD', c))
+    cpt_map('hearth_ucd_lower_first', 'first code point of str.lower()', lambda c: c.lower())
     w('#endif\n')
 
 

@@ -28,7 +28,7 @@ size_t tokenizer_piece_compute(const hearth_tokenizer *t, int32_t id, char *out)
     }
     if (a & ATTR_NORMAL) {
         size_t m = 0;
-        if (t->kind == HEARTH_VOCAB_SPM) { /* "▁" -> ' ' */
+        if (t->kind != HEARTH_VOCAB_BPE) { /* SPM, WPM: "▁" -> ' ' */
             for (size_t i = 0; i < n;) {
                 if (i + 3 <= n && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
                     out[m++] = ' ';

@@ -58,6 +58,9 @@ int32_t hearth_tokenizer_bos(const hearth_tokenizer *t) {
 int32_t hearth_tokenizer_eos(const hearth_tokenizer *t) {
     return t->eos;
 }
+int32_t hearth_tokenizer_sep(const hearth_tokenizer *t) {
+    return t->sep;
+}
 int32_t hearth_tokenizer_eot(const hearth_tokenizer *t) {
     return t->eot;
 }
@@ -86,7 +89,9 @@ const char *hearth_tokenizer_pre_name(const hearth_tokenizer *t) {
     return t->pre_name;
 }
 const char *hearth_tokenizer_pretokenizer(const hearth_tokenizer *t) {
-    return t->kind == HEARTH_VOCAB_SPM ? "spm" : hearth_pretok_name(t->pretok);
+    return t->kind == HEARTH_VOCAB_SPM   ? "spm"
+           : t->kind == HEARTH_VOCAB_WPM ? "wpm"
+                                         : hearth_pretok_name(t->pretok);
 }
 const char *hearth_tokenizer_note(const hearth_tokenizer *t) {
     return t->note.n ? t->note.p : NULL;
@@ -210,7 +215,9 @@ hearth_status hearth_tokenizer_encode(const hearth_tokenizer *t, const char *tex
             prev_special = true;
             continue;
         }
-        if (t->kind == HEARTH_VOCAB_SPM) {
+        if (t->kind == HEARTH_VOCAB_WPM) {
+            tokenizer_wpm_fragment(&w, text + f->off, f->len);
+        } else if (t->kind == HEARTH_VOCAB_SPM) {
             tokenizer_spm_fragment(&w, text + f->off, f->len, t->add_space_prefix && prev_special);
         } else {
             hearth_status st = hearth_pretokenize(t->pretok, text + f->off, f->len, tokenizer_bpe_word, &w);
@@ -218,6 +225,7 @@ hearth_status hearth_tokenizer_encode(const hearth_tokenizer *t, const char *tex
         }
         prev_special = false;
     }
+    if (add_bos && t->kind == HEARTH_VOCAB_WPM && t->sep >= 0 && !w.oom) tokenizer_emit(&w, t->sep);
     free(frags.v);
     tokenizer_work_free(&w);
     if (w.oom)

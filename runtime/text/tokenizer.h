@@ -24,7 +24,8 @@
 
 typedef struct hearth_tokenizer hearth_tokenizer;
 
-typedef enum hearth_vocab_kind { HEARTH_VOCAB_SPM, HEARTH_VOCAB_BPE } hearth_vocab_kind;
+/* SentencePiece BPE ("llama"), byte-level BPE ("gpt2"), WordPiece ("bert"). */
+typedef enum hearth_vocab_kind { HEARTH_VOCAB_SPM, HEARTH_VOCAB_BPE, HEARTH_VOCAB_WPM } hearth_vocab_kind;
 
 /* Token types as stored in tokenizer.ggml.token_type. */
 enum {
@@ -56,6 +57,9 @@ hearth_vocab_kind hearth_tokenizer_kind(const hearth_tokenizer *t);
 int32_t hearth_tokenizer_n_vocab(const hearth_tokenizer *t);
 int32_t hearth_tokenizer_bos(const hearth_tokenizer *t); /* -1 if none */
 int32_t hearth_tokenizer_eos(const hearth_tokenizer *t); /* -1 if none */
+/* The separator ([SEP] of WordPiece vocabularies: encode with add_bos ends
+ * the ids with it, after [CLS] = bos at the front); -1 if none. */
+int32_t hearth_tokenizer_sep(const hearth_tokenizer *t);
 /* Whether BOS is added by default (tokenizer.ggml.add_bos_token, else the
  * kind's default: true for SPM, false for BPE). */
 bool hearth_tokenizer_add_bos_default(const hearth_tokenizer *t);

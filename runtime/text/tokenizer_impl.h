@@ -83,7 +83,8 @@ struct hearth_tokenizer {
     char byte_utf8[256][2];  /* BPE: byte -> GPT-2 alphabet code point, UTF-8 */
     uint8_t byte_utf8_len[256];
 
-    int32_t bos, eos, eot, eom, unk;
+    int32_t bos, eos, eot, eom, unk, sep;
+    size_t max_token_len; /* WPM: the longest token text, bytes */
     bool add_bos, add_eos, add_space_prefix, ignore_merges, clean_spaces;
     hearth_pretok pretok;
     char pre_name[64];
@@ -169,6 +170,11 @@ void tokenizer_merge_symbols(tokenizer_work *w, size_t ns, bool spm, tokenizer_t
 void tokenizer_spm_fragment(tokenizer_work *w, const char *text, size_t len, bool prefix);
 /* BPE: one pre-tokenized word (a hearth_pretok_fn; user is the work). */
 bool tokenizer_bpe_word(void *user, const char *word, size_t len);
+
+/* WPM: one raw-text fragment: normalise (NFD first code point, lower case,
+ * controls dropped), split on whitespace and punctuation, then longest-match
+ * each word with its "▁" prefix (runtime/text/tokenizer_wpm.c). */
+void tokenizer_wpm_fragment(tokenizer_work *w, const char *text, size_t len);
 
 /* ---------------------------------------------------------------- pieces */
 

@@ -65,15 +65,16 @@ static bool load_kind(const hearth_gguf *g, hearth_vocab_kind *kind, hearth_erro
         *kind = HEARTH_VOCAB_BPE;
         return true;
     }
+    if (hearth_str_eq(model, "bert")) {
+        *kind = HEARTH_VOCAB_WPM;
+        return true;
+    }
     char m[64];
     hearth_str_copy(model, m, sizeof m);
-    const char *what = strcmp(m, "bert") == 0   ? " (WordPiece)"
-                       : strcmp(m, "t5") == 0   ? " (Unigram)"
-                       : strcmp(m, "rwkv") == 0 ? " (RWKV)"
-                                                : "";
+    const char *what = strcmp(m, "t5") == 0 ? " (Unigram)" : strcmp(m, "rwkv") == 0 ? " (RWKV)" : "";
     hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
                      "%s: tokenizer.ggml.model '%s'%s is not supported; this build supports 'llama' "
-                     "(SentencePiece BPE) and 'gpt2' (byte-level BPE)",
+                     "(SentencePiece BPE), 'gpt2' (byte-level BPE) and 'bert' (WordPiece)",
                      path, m, what);
     return false;
 }
@@ -342,7 +343,22 @@ static void load_flags(hearth_tokenizer *t, const hearth_gguf *g) {
     t->add_space_prefix = t->kind == HEARTH_VOCAB_SPM;
     t->add_bos = t->kind == HEARTH_VOCAB_SPM;
     t->clean_spaces = false;
-    snprintf(t->pre_name, sizeof t->pre_name, "%s", t->kind == HEARTH_VOCAB_SPM ? "spm" : "default");
+    snprintf(t->pre_name, sizeof t->pre_name, "%s",
+             t->kind == HEARTH_VOCAB_SPM   ? "spm"
+             : t->kind == HEARTH_VOCAB_WPM ? "wpm"
+                                           : "default");
+    if (t->kind == HEARTH_VOCAB_WPM) {
+        /* llama.cpp: [CLS] ... [SEP] by default; the decoder drops the space
+         * the first word's "▁" stands for */
+        t->add_bos = true;
+        t->add_space_prefix = true;
+        t->clean_spaces = true; /* " ," -> ",", " ' " -> "'" as llama.cpp */
+        for (int32_t i = 0; i < t->n_vocab; i++) {
+            size_t n;
+            tokenizer_text_of(t, i, &n);
+            if (n > t->max_token_len) t->max_token_len = n;
+        }
+    }
     if (t->kind == HEARTH_VOCAB_BPE) {
         t->clean_spaces = true;
         load_pre_name(t, g);
@@ -444,11 +460,16 @@ static void detect_special_by_text(hearth_tokenizer *t, int32_t *fim_pad, int32_
  * the optional FIM and padding ids, then the promotions by text. */
 static bool load_special_ids(hearth_tokenizer *t, const hearth_gguf *g, hearth_error *err) {
     const int32_t n = t->n_vocab;
-    t->bos = t->eos = t->eot = t->eom = t->unk = -1;
+    t->bos = t->eos = t->eot = t->eom = t->unk = t->sep = -1;
     if (t->kind == HEARTH_VOCAB_SPM && n > 2) {
         t->unk = 0;
         t->bos = 1;
         t->eos = 2;
+    }
+    if (t->kind == HEARTH_VOCAB_WPM && n > 103) { /* llama.cpp's BERT defaults */
+        t->unk = 100;
+        t->bos = 101;
+        t->sep = 102;
     }
     int32_t fim_pad = -1, fim_rep = -1, fim_sep = -1, ignored = -1;
     bool bad = false;
@@ -460,7 +481,7 @@ static bool load_special_ids(hearth_tokenizer *t, const hearth_gguf *g, hearth_e
         !key_id(g, "tokenizer.ggml.fim_pad_token_id", n, &fim_pad, false, err, &bad) ||
         !key_id(g, "tokenizer.ggml.fim_rep_token_id", n, &fim_rep, false, err, &bad) ||
         !key_id(g, "tokenizer.ggml.fim_sep_token_id", n, &fim_sep, false, err, &bad) ||
-        !key_id(g, "tokenizer.ggml.seperator_token_id", n, &ignored, false, err, &bad) ||
+        !key_id(g, "tokenizer.ggml.seperator_token_id", n, &t->sep, false, err, &bad) ||
         !key_id(g, "tokenizer.ggml.padding_token_id", n, &ignored, false, err, &bad))
         return false;
     if (bad)

@@ -70,6 +70,29 @@ bool hearth_unicode_in_set(hearth_uset set, uint32_t cpt) {
     return false;
 }
 
+/* The mapped value of cpt in a sorted {first, last, mapped} run table, or
+ * cpt itself when no run holds it. */
+static uint32_t map_runs(const uint32_t (*runs)[3], size_t n, uint32_t cpt) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (runs[mid][1] < cpt) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && runs[lo][0] <= cpt && cpt <= runs[lo][1] ? runs[lo][2] : cpt;
+}
+
+uint32_t hearth_unicode_nfd_first(uint32_t cpt) {
+    return map_runs(hearth_ucd_nfd_first, N_ELEMS(hearth_ucd_nfd_first), cpt);
+}
+
+uint32_t hearth_unicode_lower_first(uint32_t cpt) {
+    return map_runs(hearth_ucd_lower_first, N_ELEMS(hearth_ucd_lower_first), cpt);
+}
+
 /* ---------------------------------------------------------------- UTF-8 */
 
 size_t hearth_utf8_len(unsigned char lead) {

@@ -37,6 +37,12 @@ enum {
 /* Class flags of a code point; 0 when cpt > U+10FFFF. */
 unsigned hearth_unicode_flags(uint32_t cpt);
 
+/* The first code point of cpt's NFD decomposition, and of its lower-case
+ * form (cpt itself when it has none): the one-in, one-out normalisation of
+ * llama.cpp's WordPiece tokenizer (accents fall away, "\u00c9" -> 'E'). */
+uint32_t hearth_unicode_nfd_first(uint32_t cpt);
+uint32_t hearth_unicode_lower_first(uint32_t cpt);
+
 /* Byte length of the UTF-8 sequence a lead byte announces, llama.cpp style:
  * continuation bytes and ASCII count 1, 0xC0-0xDF 2, 0xE0-0xEF 3, 0xF0+ 4. */
 size_t hearth_utf8_len(unsigned char lead);

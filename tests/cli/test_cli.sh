@@ -90,6 +90,9 @@ $BIN tokenize -m "$MODEL" --json "In the beginning" >"$TMP/t.json" 2>&1
 check '[ "$(json "$TMP/t.json" "d[\"tokens\"]")" = "$want_prompt" ]' "tokenize --json"
 $BIN tokenize -m "$SHARED/vocab/ggml-vocab-llama-spm.gguf" --no-bos --ids "Hello world" >"$TMP/o" 2>&1
 check 'grep -q "\[15043, 3186\]" "$TMP/o"' "tokenize a vocab-only file"
+# WordPiece (BERT): [CLS] ... [SEP], lower-cased, accents dropped, punctuation split
+$BIN tokenize -m "$SHARED/vocab/ggml-vocab-bert-bge.gguf" --ids "Hello, World! "$'Caf\xc3\xa9' >"$TMP/o" 2>&1
+check 'grep -q "\[101, 7592, 1010, 2088, 999, 7668, 102\]" "$TMP/o"' "tokenize a WordPiece vocabulary"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
