@@ -241,6 +241,14 @@ void serve_tools_free(serve_tools *st);
 char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const serve_tools *st, sj_err *e);
 /* The splitter for a generation whose prompt is `prompt`; NULL out of memory. */
 hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools *st, const char *prompt);
+/* tool_choice required / named with a Hermes-syntax template: *grammar gets
+ * the forced-call grammar (an optional <think> block, then the call(s), the
+ * arguments by each tool's schema), so the reply is always a valid call. Other
+ * syntaxes keep the check after generation. A structured-output grammar
+ * already in *grammar is a 400. False with e set. */
+bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, hearth_grammar **grammar, sj_err *e);
+/* serve_tool_call_gbnf with an optional reasoning block before the calls. */
+char *serve_tool_call_gbnf_thinking(const cJSON *tools, const char *only, bool parallel, sj_err *e);
 /* NULL when the calls satisfy tool_choice, else the error message. */
 const char *serve_tools_check(const serve_tools *st, int n_calls, bool named_ok);
 

@@ -188,6 +188,34 @@ char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, 
     return strbuf_take(&b);
 }
 
+/* The forced-call grammar with an optional reasoning block first, for models
+ * that think before they call (Qwen3, DeepSeek-R1 distills): "<think>", text
+ * without "</" other than the closing tag, "</think>", up to two newlines. */
+char *serve_tool_call_gbnf_thinking(const cJSON *tools, const char *only, bool parallel, sj_err *e) {
+    char *g = serve_tool_call_gbnf(tools, only, parallel, false, e);
+    if (!g) return NULL;
+    strbuf b = {0};
+    /* the plain grammar's root becomes "calls"; a new root puts the think block before it */
+    char *root = strstr(g, "\nroot ::= ");
+    if (!root) {
+        free(g);
+        snprintf(e->msg, sizeof e->msg, "internal error: tool-call grammar without a root");
+        return NULL;
+    }
+    strbuf_add(&b, g, (size_t)(root - g) + 1);
+    strbuf_adds(&b, "calls ::= ");
+    strbuf_adds(&b, root + strlen("\nroot ::= "));
+    strbuf_adds(&b, "think-block ::= \"<think>\" ( [^<] | \"<\" [^/] )* \"</think>\" \"\\n\"{0,2}\n");
+    strbuf_adds(&b, "root ::= think-block? calls\n");
+    free(g);
+    if (b.oom) {
+        strbuf_free(&b);
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        return NULL;
+    }
+    return strbuf_take(&b);
+}
+
 hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool lazy,
                                         sj_err *e) {
     char *g = serve_tool_call_gbnf(tools, only, parallel, lazy, e);

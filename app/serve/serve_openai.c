@@ -361,6 +361,10 @@ static int openai_generate(serve_req *rq, bool chat) {
     }
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
+    if (!serve_tools_grammar(srv, &rq->tools, &grammar, &e)) {
+        hearth_grammar_release(grammar);
+        goto bad;
+    }
     serve_gen_params gp = {.prompt = ids.ids,
                            .n_prompt = (int)ids.n,
                            .sampling = sp,

@@ -148,6 +148,32 @@ hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools 
     return hearth_out_parser_new(&o);
 }
 
+bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, hearth_grammar **grammar, sj_err *e) {
+    const bool forced = st->tools_json && (st->choice == SERVE_TOOLS_REQUIRED || st->choice == SERVE_TOOLS_NAMED);
+    if (!forced) return true;
+    if (*grammar) {
+        snprintf(e->msg, sizeof e->msg,
+                 "a structured-output format and a forced tool_choice cannot be combined; drop one of them");
+        return false;
+    }
+    const char *src = srv->tmpl ? hearth_chat_template_source(srv->tmpl) : NULL;
+    if (hearth_tool_syntax_for_template(src) != HEARTH_TOOLS_HERMES) return true; /* checked after generation */
+    cJSON *tools = cJSON_Parse(st->tools_json);
+    char *g = tools ? serve_tool_call_gbnf_thinking(tools, st->choice == SERVE_TOOLS_NAMED ? st->named : NULL,
+                                                     st->parallel, e)
+                    : NULL;
+    cJSON_Delete(tools);
+    if (!g) {
+        if (!e->msg[0]) snprintf(e->msg, sizeof e->msg, "out of memory");
+        return false;
+    }
+    hearth_error err = {0};
+    *grammar = hearth_grammar_parse(g, strlen(g), "root", &err);
+    free(g);
+    if (!*grammar) snprintf(e->msg, sizeof e->msg, "'tools': %.200s", err.msg);
+    return *grammar != NULL;
+}
+
 const char *serve_tools_check(const serve_tools *st, int n_calls, bool named_ok) {
     if (st->choice == SERVE_TOOLS_REQUIRED && n_calls == 0)
         return "tool_choice is \"required\" but the model produced no valid tool call (this build checks the "

@@ -104,6 +104,29 @@ check '[ "$st" = 200 ] && py "$TMP/r.json" "assert d[\"choices\"][0][\"message\"
 st=$(c "$TMP/r.json" /v1/chat/completions '{"messages":'"$Q"',"tools":'"$TOOLS"',"tool_choice":{"type":"function","function":{"name":"lookup_verse"}},"temperature":0,"max_tokens":200}')
 check '[ "$st" = 200 ]' "tool_choice named: a call of it ($st)"
 
+# ---- forced calls are guaranteed by the grammar: a greeting (which the model
+# answers without a tool) at temperature 1.3, several seeds, both APIs
+TOOLS2='[{"type":"function","function":{"name":"lookup_verse","parameters":{"type":"object","properties":{"book":{"type":"string"},"chapter":{"type":"integer"},"verse":{"type":"integer"}},"required":["book","chapter","verse"]}}},{"type":"function","function":{"name":"count_verses","parameters":{"type":"object","properties":{"book":{"type":"string"},"chapter":{"type":"integer"}},"required":["book","chapter"]}}}]'
+HI='[{"role":"user","content":"Hello there, how are you today?"}]'
+for seed in 1 2 3 4; do
+  for choice in '"required"' '{"type":"function","function":{"name":"count_verses"}}'; do
+    only=""; case "$choice" in *count_verses*) only=count_verses ;; esac
+    st=$(c "$TMP/f.json" /v1/chat/completions '{"messages":'"$HI"',"tools":'"$TOOLS2"',"tool_choice":'"$choice"',"temperature":1.3,"seed":'$seed',"max_tokens":300}')
+    check '[ "$st" = 200 ] && py "$TMP/f.json" "
+ch=d[\"choices\"][0]; tc=ch[\"message\"][\"tool_calls\"]; assert ch[\"finish_reason\"]==\"tool_calls\"
+want={\"lookup_verse\":{\"book\":str,\"chapter\":int,\"verse\":int},\"count_verses\":{\"book\":str,\"chapter\":int}}
+for t in tc:
+    n=t[\"function\"][\"name\"]; a=json.loads(t[\"function\"][\"arguments\"])
+    assert set(a)==set(want[n]) and all(type(a[k]) is v for k,v in want[n].items()), (n,a)
+    assert n==\"$only\" or not \"$only\", (n, \"$only\")
+"' "forced tool_choice $choice seed $seed: a schema-valid call ($st: $(head -c 300 "$TMP/f.json"))"
+  done
+done
+st=$(c "$TMP/f.json" /api/chat '{"model":"'"$(basename "$MODEL" .gguf)"'","stream":false,"messages":'"$HI"',"tools":'"$TOOLS2"',"tool_choice":{"type":"function","function":{"name":"count_verses"}},"options":{"temperature":1.3,"seed":9}}')
+check '[ "$st" = 200 ] && py "$TMP/f.json" "tc=d[\"message\"][\"tool_calls\"]; assert tc and all(t[\"function\"][\"name\"]==\"count_verses\" and isinstance(t[\"function\"][\"arguments\"][\"chapter\"], int) for t in tc), tc"' "ollama named tool_choice: forced call ($st: $(head -c 300 "$TMP/f.json"))"
+st=$(c "$TMP/f.json" /v1/chat/completions '{"messages":'"$HI"',"tools":'"$TOOLS2"',"tool_choice":"required","response_format":{"type":"json_object"}}')
+check '[ "$st" = 400 ] && grep -q "cannot be combined" "$TMP/f.json"' "response_format with a forced tool_choice: 400 ($st)"
+
 # ---- a tool loop: the call, the tool's answer, the model answers
 ID=$(py "$TMP/a.json" "print(d['choices'][0]['message']['tool_calls'][0]['id'])")
 ARGS=$(py "$TMP/a.json" "print(json.dumps(d['choices'][0]['message']['tool_calls'][0]['function']['arguments']))")
