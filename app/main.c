@@ -12,6 +12,7 @@ int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -31,6 +32,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "measure prompt and generation speed (tok/s, bandwidth roofline)"},
     {"mkmodel", cmd_mkmodel, "write a synthetic GGUF model with random weights in a real shape"},
     {"quantize", cmd_quantize, "rewrite a model in another weight type (llama.cpp mixtures, Q4_K_M, Q8_0, ...)"},
+    {"perplexity", cmd_perplexity, "measure a model's perplexity over a text (llama.cpp's method)"},
     {"cache", cmd_cache, "show or clear the persistent prefix cache"},
 };
 
