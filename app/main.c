@@ -31,7 +31,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "show the token ids of a text"},
     {"bench", cmd_bench, "measure prompt and generation speed (tok/s, bandwidth roofline)"},
     {"mkmodel", cmd_mkmodel, "write a synthetic GGUF model with random weights in a real shape"},
-    {"quantize", cmd_quantize, "rewrite a model in another weight type (llama.cpp mixtures, Q4_K_M, Q8_0, ...)"},
+    {"quantize", cmd_quantize, "rewrite a model in another weight type (Q4_K_M, Q8_0, ... as llama.cpp)"},
     {"perplexity", cmd_perplexity, "measure a model's perplexity over a text (llama.cpp's method)"},
     {"cache", cmd_cache, "show or clear the persistent prefix cache"},
 };
