@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "app/cli/common.h"
 #include "core/os.h"
 #include "runtime/kv/kv_cache.h"
@@ -225,11 +227,22 @@ static bool ppl_run(const ppl_opts *o, hearth_model *m, hearth_backend *be, cons
         double nll = st.nll / st.count, nll2 = st.nll2 / st.count - nll * nll, ppl = exp(nll);
         double pm = nll2 > 0 && st.count > 1 ? ppl * sqrt(nll2 / (double)(st.count - 1)) : 0.0;
         double secs = (hearth_now_ms() - t0) / 1000.0;
-        if (o->json)
-            printf("{\"model\":\"%s\",\"n_ctx\":%d,\"chunks\":%d,\"tokens\":%zu,\"scored\":%ld,\"ppl\":%.6f,"
-                   "\"ppl_err\":%.6f,\"mean_nll\":%.6f,\"seconds\":%.3f}\n",
-                   o->model, n_ctx, n_chunk, toks->n, st.count, ppl, pm, nll, secs);
-        else
+        if (o->json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "model", o->model);
+            cJSON_AddNumberToObject(j, "n_ctx", n_ctx);
+            cJSON_AddNumberToObject(j, "chunks", n_chunk);
+            cJSON_AddNumberToObject(j, "tokens", (double)toks->n);
+            cJSON_AddNumberToObject(j, "scored", (double)st.count);
+            cJSON_AddNumberToObject(j, "ppl", ppl);
+            cJSON_AddNumberToObject(j, "ppl_err", pm);
+            cJSON_AddNumberToObject(j, "mean_nll", nll);
+            cJSON_AddNumberToObject(j, "seconds", secs);
+            char *txt = cJSON_PrintUnformatted(j);
+            if (txt) puts(txt);
+            free(txt);
+            cJSON_Delete(j);
+        } else
             printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", ppl, pm);
     }
     free(want);

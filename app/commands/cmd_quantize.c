@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/dtype.h"
 #include "core/os.h"
 #include "runtime/format/gguf.h"
@@ -317,17 +319,22 @@ static void q_summary(const q_opts *o, const q_tensor *ts, uint64_t n, uint64_t 
     for (uint64_t i = 0; i < n; i++)
         counts[ts[i].type]++;
     if (o->json) {
-        printf("{\"input\":\"%s\",\"output\":\"%s\",\"type\":\"%s\",\"pure\":%s,\"tensors\":%llu,"
-               "\"input_bytes\":%llu,\"output_bytes\":%llu,\"seconds\":%.3f,\"tensor_types\":{",
-               o->in, o->out, hearth_ftype_name(o->ftype), o->pure ? "true" : "false", (unsigned long long)n,
-               (unsigned long long)in_size, (unsigned long long)out_size, secs);
-        bool first = true;
+        cJSON *j = cJSON_CreateObject(), *tt = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "input", o->in);
+        cJSON_AddStringToObject(j, "output", o->out);
+        cJSON_AddStringToObject(j, "type", hearth_ftype_name(o->ftype));
+        cJSON_AddBoolToObject(j, "pure", o->pure);
+        cJSON_AddNumberToObject(j, "tensors", (double)n);
+        cJSON_AddNumberToObject(j, "input_bytes", (double)in_size);
+        cJSON_AddNumberToObject(j, "output_bytes", (double)out_size);
+        cJSON_AddNumberToObject(j, "seconds", secs);
         for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
-            if (counts[t]) {
-                printf("%s\"%s\":%d", first ? "" : ",", hearth_dtype_name((hearth_dtype)t), counts[t]);
-                first = false;
-            }
-        printf("}}\n");
+            if (counts[t]) cJSON_AddNumberToObject(tt, hearth_dtype_name((hearth_dtype)t), counts[t]);
+        cJSON_AddItemToObject(j, "tensor_types", tt);
+        char *txt = cJSON_PrintUnformatted(j);
+        if (txt) puts(txt);
+        free(txt);
+        cJSON_Delete(j);
         return;
     }
     printf("wrote %s: %s, %llu tensors (", o->out, hearth_ftype_name(o->ftype), (unsigned long long)n);
