@@ -1,0 +1,298 @@
+/*
+ * cmd_perplexity.c - `hearth perplexity -m MODEL -f TEXT`: llama.cpp's
+ * perplexity method, so figures compare with llama-perplexity's.
+ *
+ * Method: tokenize the whole file with BOS; split into floor(n/n_ctx) chunks
+ * of n_ctx tokens (--chunks caps it); in each chunk the first token becomes
+ * BOS, the chunk runs from an empty KV sequence, and only the second half
+ * is scored: logits at positions n_ctx/2 .. n_ctx-2 predict the next token.
+ * [k] is exp(mean NLL over chunks 1..k); the estimate's ± is ppl * the
+ * standard error of the mean NLL.
+ * Ownership: everything allocated here is freed before returning.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "app/cli/common.h"
+#include "core/os.h"
+#include "runtime/kv/kv_cache.h"
+#include "runtime/model/forward.h"
+#include "runtime/text/tokenizer.h"
+
+typedef struct ppl_opts {
+    const char *model, *text;
+    int n_ctx, n_chunks, threads;
+    bool json, quiet;
+    hearth_dtype kv_type;
+    const char *backend;
+} ppl_opts;
+
+static const char k_help[] =
+    "usage: hearth perplexity -m MODEL.gguf -f TEXT [options]\n"
+    "\n"
+    "Perplexity of a model over a text file, by llama.cpp's method (llama-perplexity):\n"
+    "chunks of the context length, each starting with BOS, the second half of each scored.\n"
+    "\n"
+    "options:\n"
+    "  -m, --model PATH     GGUF model\n"
+    "  -f, --file PATH      text to score (needs at least 2 x the context in tokens)\n"
+    "  -c, --ctx N          context (chunk) length in tokens (default 512)\n"
+    "  --chunks N           score at most N chunks (default: all)\n"
+    "  -t, --threads N      CPU threads (default: physical cores)\n"
+    "  --kv-type T          KV cache type: f16 (default, as llama.cpp), f32, q8_0\n"
+    "  --backend NAME       cpu (default), vulkan, cuda\n"
+    "  --quiet              no progress line\n"
+    "  --json               print the result as one JSON object on stdout\n"
+    "  -h, --help           this text\n";
+
+static int ppl_usage(const char *msg) {
+    fprintf(stderr, "hearth perplexity: %s (see hearth perplexity --help)\n", msg);
+    return 2;
+}
+
+static bool parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return false;
+    *out = (int)v;
+    return true;
+}
+
+static int ppl_parse(int argc, char **argv, ppl_opts *o) {
+    *o = (ppl_opts){NULL, NULL, 512, -1, 0, false, false, HEARTH_F16, "cpu"};
+    char msg[512];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-f") || !strcmp(a, "--file") ||
+                     !strcmp(a, "-c") || !strcmp(a, "--ctx") || !strcmp(a, "--chunks") || !strcmp(a, "-t") ||
+                     !strcmp(a, "--threads") || !strcmp(a, "--kv-type") || !strcmp(a, "--backend");
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(k_help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json"))
+            o->json = true;
+        else if (!strcmp(a, "--quiet"))
+            o->quiet = true;
+        else if (takes && !v) {
+            snprintf(msg, sizeof msg, "missing value after %s", a);
+            return ppl_usage(msg);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            o->model = argv[++i];
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+            o->text = argv[++i];
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
+            if (!parse_int(argv[++i], 8, 1 << 20, &o->n_ctx))
+                return ppl_usage("-c wants a context of at least 8");
+        } else if (!strcmp(a, "--chunks")) {
+            if (!parse_int(argv[++i], 1, 1 << 30, &o->n_chunks))
+                return ppl_usage("--chunks wants a count >= 1");
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!parse_int(argv[++i], 1, 256, &o->threads)) return ppl_usage("-t wants 1 to 256 threads");
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!app_parse_kv_type("perplexity", argv[++i], &o->kv_type)) return 2;
+        } else if (!strcmp(a, "--backend"))
+            o->backend = argv[++i];
+        else {
+            snprintf(msg, sizeof msg, "unknown option or argument '%s'", a);
+            return ppl_usage(msg);
+        }
+    }
+    if (!o->model) return ppl_usage("no model: pass -m MODEL.gguf");
+    if (!o->text) return ppl_usage("no text: pass -f TEXT");
+    if (!o->threads) o->threads = hearth_physical_cores();
+    return -1;
+}
+
+/* -log softmax(logits)[tok], as llama.cpp computes it (float max, double sum). */
+static double nll_of(const float *logits, int n_vocab, int32_t tok) {
+    float mx = logits[0];
+    for (int i = 1; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += expf(logits[i] - mx);
+    return -(logits[tok] - mx - log(sum));
+}
+
+typedef struct ppl_state {
+    double nll, nll2;
+    long count;
+} ppl_state;
+
+/* Score one chunk: tokens [0, n_ctx) with tokens[0] already BOS. */
+static bool ppl_chunk(hearth_forward *fw, hearth_kv_cache *kv, const hearth_model *m, const int32_t *tok,
+                      int n_ctx, float *logits, int32_t *pos, int32_t *seqs, bool *want, ppl_state *st,
+                      hearth_error *err) {
+    int seq = hearth_kv_seq_create(kv, err);
+    if (seq < 0) return false;
+    const int first = n_ctx / 2, max_tok = hearth_forward_max_tokens(fw), n_vocab = m->hp.n_vocab;
+    bool ok = true;
+    for (int i = 0; i < n_ctx; i++)
+        pos[i] = i, seqs[i] = seq;
+    for (int p = 0; p < n_ctx && ok;) {
+        /* before `first`: big ubatches with no logits; from it: at most
+         * HEARTH_FORWARD_MAX_LOGITS tokens, all with logits */
+        int n = p < first ? first - p : n_ctx - p;
+        if (p >= first && n > HEARTH_FORWARD_MAX_LOGITS) n = HEARTH_FORWARD_MAX_LOGITS;
+        if (n > max_tok) n = max_tok;
+        for (int i = 0; i < n; i++)
+            want[i] = p >= first;
+        hearth_ubatch ub = {n, tok + p, pos + p, seqs + p, want};
+        int rows = hearth_forward_run(fw, &ub, logits, err);
+        if (rows < 0) {
+            ok = false;
+            break;
+        }
+        if (p >= first)
+            for (int i = 0; i < n; i++) {
+                int j = p + i;
+                if (j > n_ctx - 2) break;
+                double v = nll_of(logits + (size_t)i * n_vocab, n_vocab, tok[j + 1]);
+                st->nll += v;
+                st->nll2 += v * v;
+                st->count++;
+            }
+        p += n;
+    }
+    hearth_kv_seq_free(kv, seq);
+    return ok;
+}
+
+static char *read_text(const char *path, size_t *len, hearth_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        hearth_error_set(err, HEARTH_ERR_IO, "cannot open %s", path);
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory reading %s", path);
+    *len = n;
+    return buf;
+}
+
+static bool ppl_run(const ppl_opts *o, hearth_model *m, hearth_backend *be, const hearth_tokens *toks,
+                    int n_chunk, hearth_error *err) {
+    const int n_ctx = o->n_ctx, page = 16, n_vocab = m->hp.n_vocab;
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,  m->hp.head_dim, o->kv_type,
+                           page,          n_ctx / page + 2, m->layer_be};
+    hearth_kv_cache *kv = hearth_kv_create(be, &kc, err);
+    int max_tok = n_ctx < 512 ? n_ctx : 512;
+    hearth_forward *fw = kv ? hearth_forward_create(m, kv, max_tok, err) : NULL;
+    float *logits = malloc((size_t)HEARTH_FORWARD_MAX_LOGITS * n_vocab * sizeof *logits);
+    int32_t *chunk = malloc((size_t)n_ctx * sizeof *chunk), *pos = malloc((size_t)n_ctx * sizeof *pos),
+            *seqs = malloc((size_t)n_ctx * sizeof *seqs);
+    bool *want = malloc((size_t)n_ctx * sizeof *want);
+    bool ok = kv && fw && logits && chunk && pos && seqs && want;
+    if (!ok && !err->msg[0]) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    ppl_state st = {0};
+    const bool tty = isatty(2) == 1 && !o->quiet;
+    double t0 = hearth_now_ms();
+    int32_t bos = hearth_tokenizer_bos(m->tokenizer);
+    if (!o->json) printf("perplexity: %d chunks, n_ctx=%d\n", n_chunk, n_ctx);
+    for (int c = 0; c < n_chunk && ok; c++) {
+        memcpy(chunk, toks->ids + (size_t)c * n_ctx, (size_t)n_ctx * sizeof *chunk);
+        if (bos >= 0) chunk[0] = bos;
+        ok = ppl_chunk(fw, kv, m, chunk, n_ctx, logits, pos, seqs, want, &st, err);
+        if (!ok) break;
+        if (!o->json) printf("[%d]%.4f,", c + 1, exp(st.nll / (double)st.count));
+        if (!o->json) fflush(stdout);
+        if (tty)
+            fprintf(stderr, "\rperplexity: chunk %d/%d, %.1f s", c + 1, n_chunk,
+                    (hearth_now_ms() - t0) / 1000);
+    }
+    if (tty) fprintf(stderr, "\r\033[K");
+    if (ok) {
+        double nll = st.nll / st.count, nll2 = st.nll2 / st.count - nll * nll, ppl = exp(nll);
+        double pm = nll2 > 0 && st.count > 1 ? ppl * sqrt(nll2 / (double)(st.count - 1)) : 0.0;
+        double secs = (hearth_now_ms() - t0) / 1000.0;
+        if (o->json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "model", o->model);
+            cJSON_AddNumberToObject(j, "n_ctx", n_ctx);
+            cJSON_AddNumberToObject(j, "chunks", n_chunk);
+            cJSON_AddNumberToObject(j, "tokens", (double)toks->n);
+            cJSON_AddNumberToObject(j, "scored", (double)st.count);
+            cJSON_AddNumberToObject(j, "ppl", ppl);
+            cJSON_AddNumberToObject(j, "ppl_err", pm);
+            cJSON_AddNumberToObject(j, "mean_nll", nll);
+            cJSON_AddNumberToObject(j, "seconds", secs);
+            char *txt = cJSON_PrintUnformatted(j);
+            if (txt) puts(txt);
+            free(txt);
+            cJSON_Delete(j);
+        } else
+            printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", ppl, pm);
+    }
+    free(want);
+    free(seqs);
+    free(pos);
+    free(chunk);
+    free(logits);
+    hearth_forward_free(fw);
+    hearth_kv_free(kv);
+    return ok;
+}
+
+int cmd_perplexity(int argc, char **argv) {
+    ppl_opts o;
+    int r = ppl_parse(argc, argv, &o);
+    if (r >= 0) return r;
+    hearth_error err = {0};
+    size_t len = 0;
+    char *text = read_text(o.text, &len, &err);
+    if (!text) {
+        fprintf(stderr, "hearth perplexity: %s\n", err.msg);
+        return 1;
+    }
+    hearth_backend *be = NULL;
+    hearth_model *m = NULL;
+    if (!app_load("perplexity", o.model, o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, true, &be, &m)) {
+        free(text);
+        return 1;
+    }
+    hearth_tokens toks = {0};
+    int rc = 1;
+    if (hearth_tokenizer_encode(m->tokenizer, text, len, true, false, &toks, &err)) {
+        fprintf(stderr, "hearth perplexity: %s\n", err.msg);
+    } else if (toks.n < (size_t)2 * o.n_ctx) {
+        fprintf(
+            stderr,
+            "hearth perplexity: %s has %zu tokens; a context of %d needs at least %d (use a longer text or a "
+            "smaller -c)\n",
+            o.text, toks.n, o.n_ctx, 2 * o.n_ctx);
+    } else {
+        int n_chunk = (int)(toks.n / (size_t)o.n_ctx);
+        if (o.n_chunks > 0 && o.n_chunks < n_chunk) n_chunk = o.n_chunks;
+        if (ppl_run(&o, m, be, &toks, n_chunk, &err))
+            rc = 0;
+        else
+            fprintf(stderr, "hearth perplexity: %s\n", err.msg[0] ? err.msg : "failed");
+    }
+    hearth_tokens_free(&toks);
+    hearth_model_free(m);
+    hearth_backend_free(be);
+    free(text);
+    return rc;
+}

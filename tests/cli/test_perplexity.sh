@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test_perplexity.sh - `hearth perplexity` against llama-perplexity.
+#
+# golden/perplexity-stories260K.txt holds llama-perplexity's figures for
+# stories260K f32, q8_0 and q4_0 over golden/perplexity-input.txt with -c 128
+# (4 chunks). Hearth's final estimate must be within 0.1 % for f32 and q8_0;
+# q4_0 is held to 1 % (a known 0.5 % gap, see docs/QUANTIZATION.md). The
+# per-chunk line, --json, --chunks and the error paths (text shorter than two
+# contexts, missing file, no -m, bad -c) are checked too.
+# Env (ctest): HEARTH_BIN, HEARTH_SHARED. Owner: the quantize engineer.
+set -uo pipefail
+
+H=${HEARTH_BIN:-hearth}
+SHARED=${HEARTH_SHARED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared}
+M=$SHARED/models
+G=$SHARED/golden
+TXT=$G/perplexity-input.txt
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+pass=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+[ -f "$TXT" ] && [ -f "$G/perplexity-stories260K.txt" ] || { echo "FAIL: golden files missing under $G" >&2; exit 1; }
+
+# golden final estimate for a model file name
+golden() { grep -A3 "llama-perplexity -m $1 " "$G/perplexity-stories260K.txt" | sed -n 's/.*PPL = \([0-9.]*\).*/\1/p' | head -1; }
+
+for spec in f32:0.001 q8_0:0.001 q4_0:0.01; do
+    q=${spec%%:*} tol=${spec#*:}
+    want=$(golden "stories260K-$q.gguf")
+    [ -n "$want" ] || { bad "no golden figure for $q"; continue; }
+    if ! "$H" perplexity -m "$M/stories260K-$q.gguf" -f "$TXT" -c 128 -t 2 --json >"$T/p.json" 2>"$T/p.err"; then
+        bad "perplexity $q failed: $(cat "$T/p.err")"
+        continue
+    fi
+    python3 - "$T/p.json" "$want" "$tol" <<'PY' && ok || bad "perplexity $q: $(cat "$T/p.json") vs golden $want (tol $tol)"
+import json, sys
+d = json.load(open(sys.argv[1])); want = float(sys.argv[2]); tol = float(sys.argv[3])
+assert d["chunks"] == 4 and d["n_ctx"] == 128 and d["scored"] == 4 * 63, d
+assert abs(d["ppl"] - want) / want <= tol, (d["ppl"], want)
+assert d["ppl_err"] > 0
+PY
+done
+
+# text output: per-chunk figures and the final line, --chunks
+"$H" perplexity -m "$M/stories260K-f32.gguf" -f "$TXT" -c 128 --chunks 2 >"$T/p.out" 2>"$T/p.err" || bad "--chunks 2 failed: $(cat "$T/p.err")"
+grep -q '^\[1\]1\.78[0-9]*,\[2\]1\.71[0-9]*,$' "$T/p.out" && ok || bad "per-chunk line wrong: $(cat "$T/p.out")"
+grep -q 'Final estimate: PPL = 1\.71' "$T/p.out" && ok || bad "final line wrong: $(cat "$T/p.out")"
+
+# bad input
+efail() { # efail WHAT PATTERN ARGS...
+    local what=$1 pat=$2
+    shift 2
+    if "$H" perplexity "$@" >"$T/e.out" 2>"$T/e.err"; then bad "$what: succeeded"; else
+        grep -qi -- "$pat" "$T/e.err" && ok || bad "$what: message lacks '$pat': $(cat "$T/e.err")"
+    fi
+}
+head -c 300 "$TXT" >"$T/short.txt"
+efail "short text" "needs at least 256" -m "$M/stories260K-f32.gguf" -f "$T/short.txt" -c 128
+efail "missing text" "cannot open" -m "$M/stories260K-f32.gguf" -f "$T/nope.txt"
+efail "no model" "no model" -f "$TXT"
+efail "bad -c" "-c wants" -m "$M/stories260K-f32.gguf" -f "$TXT" -c 0
+efail "unsupported flag" "unknown option" -m "$M/stories260K-f32.gguf" -f "$TXT" --kl-divergence
+"$H" perplexity --help | grep -q -- "--chunks" && ok || bad "--help lacks --chunks"
+
+echo "test_perplexity: $pass passed, $fails failed"
+[ $fails -eq 0 ]

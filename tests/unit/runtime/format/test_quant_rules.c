@@ -1,0 +1,121 @@
+/*
+ * test_quant_rules.c - llama.cpp's file types and per-tensor type rules
+ * (runtime/format/quant_rules.h), checked against what llama-quantize chose
+ * for the shared files (hearth-kjv-llama-q4_k_m: 4 layers, GQA 4) and
+ * against the rules' definitions for the other mixtures.
+ * Ownership: tests only; no files.
+ */
+#include "runtime/format/quant_rules.h"
+
+#include <string.h>
+
+#include "test.h"
+
+/* Type of blk.L.<what> for a 4-layer model after the earlier layers were
+ * counted, as quantize walks them (by layer). */
+static hearth_dtype layer_type(hearth_ftype f, const hearth_quant_model *m, const char *what, int layer) {
+    hearth_quant_counters c = {0};
+    hearth_dtype t = HEARTH_F32;
+    char name[64];
+    for (int l = 0; l <= layer; l++) {
+        snprintf(name, sizeof name, "blk.%d.%s", l, what);
+        t = hearth_quant_tensor_type(f, false, m, &c, name, 256);
+    }
+    return t;
+}
+
+static void test_names(void) {
+    hearth_ftype f;
+    CHECK(hearth_ftype_from_name("q4_k_m", &f) && f == HEARTH_FTYPE_Q4_K_M);
+    CHECK(hearth_ftype_from_name("Q4_K_M", &f) && f == HEARTH_FTYPE_Q4_K_M);
+    CHECK(hearth_ftype_from_name("q4_k", &f) && f == HEARTH_FTYPE_Q4_K_M);
+    CHECK(hearth_ftype_from_name("Q8_0", &f) && f == HEARTH_FTYPE_Q8_0 &&
+          hearth_ftype_base_type(f) == HEARTH_Q8_0);
+    CHECK(hearth_ftype_from_name("bf16", &f) && f == HEARTH_FTYPE_BF16);
+    CHECK(!hearth_ftype_from_name("q4_k_x", &f));
+    CHECK(!hearth_ftype_from_name("", &f));
+    CHECK(!hearth_ftype_from_name(NULL, &f));
+    CHECK(strcmp(hearth_ftype_name(HEARTH_FTYPE_Q5_K_M), "Q5_K_M") == 0);
+    CHECK_CONTAINS(hearth_ftype_list(), "Q4_K_M");
+}
+
+static void test_wants(void) {
+    CHECK(hearth_quant_wants("blk.0.attn_q.weight", 2));
+    CHECK(hearth_quant_wants("token_embd.weight", 2));
+    CHECK(!hearth_quant_wants("blk.0.attn_norm.weight", 1));
+    CHECK(!hearth_quant_wants("blk.0.attn_q_norm.weight", 2)); /* a norm, even if 2-D */
+    CHECK(!hearth_quant_wants("blk.0.attn_q.bias", 2));
+    CHECK(!hearth_quant_wants("blk.0.ffn_gate_inp.weight", 2));
+    CHECK(!hearth_quant_wants("output.weight", 1));
+}
+
+static void test_q4_k_m(void) {
+    hearth_quant_model m = {4, 4, true};
+    hearth_quant_counters c = {0};
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, false, &m, &c, "output.weight", 256) == HEARTH_Q6_K);
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, false, &m, &c, "token_embd.weight", 256) ==
+          HEARTH_Q4_K);
+    /* use_more_bits(i, 4): layers 2 and 3 (what hearth-kjv-llama-q4_k_m holds) */
+    const int want6[4] = {0, 0, 1, 1};
+    for (int l = 0; l < 4; l++) {
+        hearth_dtype v = layer_type(HEARTH_FTYPE_Q4_K_M, &m, "attn_v.weight", l);
+        hearth_dtype d = layer_type(HEARTH_FTYPE_Q4_K_M, &m, "ffn_down.weight", l);
+        CHECKF(v == (want6[l] ? HEARTH_Q6_K : HEARTH_Q4_K), "attn_v layer %d: %s", l, hearth_dtype_name(v));
+        CHECKF(d == (want6[l] ? HEARTH_Q6_K : HEARTH_Q4_K), "ffn_down layer %d: %s", l, hearth_dtype_name(d));
+        CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &m, "attn_q.weight", l) == HEARTH_Q4_K);
+        CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &m, "ffn_up.weight", l) == HEARTH_Q4_K);
+    }
+    /* 32 layers: first/last eighth and every third between */
+    hearth_quant_model big = {32, 8, true};
+    CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &big, "attn_v.weight", 0) == HEARTH_Q6_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &big, "attn_v.weight", 4) == HEARTH_Q4_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &big, "attn_v.weight", 6) == HEARTH_Q6_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &big, "attn_v.weight", 28) == HEARTH_Q6_K);
+}
+
+static void test_other_mixtures(void) {
+    hearth_quant_model m = {4, 4, true}, m1 = {4, 1, true};
+    CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m, "attn_v.weight", 0) == HEARTH_Q4_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m1, "attn_v.weight", 0) == HEARTH_Q3_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m, "ffn_down.weight", 1) == HEARTH_Q3_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m, "attn_output.weight", 1) == HEARTH_Q3_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m, "ffn_up.weight", 1) == HEARTH_Q2_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q3_K_M, &m, "attn_v.weight", 1) == HEARTH_Q5_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q3_K_M, &m, "attn_v.weight", 2) == HEARTH_Q4_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q3_K_M, &m, "ffn_down.weight", 0) == HEARTH_Q4_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q3_K_M, &m, "attn_output.weight", 0) == HEARTH_Q4_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q5_K_M, &m, "ffn_down.weight", 3) == HEARTH_Q6_K);
+    CHECK(layer_type(HEARTH_FTYPE_Q5_K_M, &m, "ffn_down.weight", 0) == HEARTH_Q5_K);
+    hearth_quant_counters c = {0};
+    /* Q8_0 keeps output in Q8_0; tied embeddings get the output rule */
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q8_0, false, &m, &c, "output.weight", 256) == HEARTH_Q8_0);
+    hearth_quant_model tied = {2, 4, false};
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_0, false, &tied, &c, "token_embd.weight", 256) ==
+          HEARTH_Q6_K);
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_0, false, &m, &c, "output.weight", 256) == HEARTH_Q6_K);
+}
+
+static void test_pure_and_fallback(void) {
+    hearth_quant_model m = {4, 4, true};
+    hearth_quant_counters c = {0};
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, true, &m, &c, "output.weight", 256) == HEARTH_Q4_K);
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, true, &m, &c, "blk.3.attn_v.weight", 256) ==
+          HEARTH_Q4_K);
+    CHECK(c.i_attn_v == 1);
+    /* rows of 64 (stories260K): K-quants fall back to legacy, then F16 */
+    CHECK(hearth_quant_fallback(HEARTH_Q4_K, 64) == HEARTH_Q5_0);
+    CHECK(hearth_quant_fallback(HEARTH_Q6_K, 64) == HEARTH_Q8_0);
+    CHECK(hearth_quant_fallback(HEARTH_Q6_K, 172) == HEARTH_F16);
+    CHECK(hearth_quant_fallback(HEARTH_Q4_0, 172) == HEARTH_F16);
+    CHECK(hearth_quant_fallback(HEARTH_Q4_0, 64) == HEARTH_Q4_0);
+    CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_F16, false, &m, &c, "output.weight", 172) == HEARTH_F16);
+}
+
+int main(void) {
+    test_names();
+    test_wants();
+    test_q4_k_m();
+    test_other_mixtures();
+    test_pure_and_fallback();
+    return test_summary("quant_rules");
+}
