@@ -216,6 +216,15 @@ chat_cmd_result chat_command_run(chat_session *s, const char *line, chat_say_fn 
              s->sampling.top_p, s->sampling.top_k, s->sampling.min_p, (unsigned long long)es.requests_done,
              (unsigned long long)es.prompt_tokens, (unsigned long long)es.cached_tokens,
              (unsigned long long)es.tokens_generated);
+        if (es.spec != HEARTH_SPEC_OFF)
+            sayf(say, user, false,
+                 "Speculation (%s): %llu drafted, %llu accepted (%.0f%%); %.2f tokens per target pass; "
+                 "%llu steps without it (load).",
+                 hearth_spec_mode_name(es.spec), (unsigned long long)es.spec_drafted,
+                 (unsigned long long)es.spec_accepted,
+                 es.spec_drafted ? 100.0 * (double)es.spec_accepted / (double)es.spec_drafted : 0.0,
+                 es.spec_passes ? (double)es.spec_tokens / (double)es.spec_passes : 0.0,
+                 (unsigned long long)es.spec_off_load);
         return CHAT_CMD_OK;
     }
     sayf(say, user, true, "Unknown command /%s. /help lists the commands.", cmd);

@@ -27,6 +27,7 @@ typedef enum eo_type {
     EO_OFF,     /* a flag that turns a bool off (--no-prefix-cache) */
     EO_CACHE_DB,
     EO_SIZE, /* uint64_t bytes with an optional unit */
+    EO_SPEC, /* speculative decoding mode: ngram, off */
 } eo_type;
 
 enum {
@@ -41,6 +42,9 @@ enum {
     OPT_NO_PREFIX_CACHE,
     OPT_CACHE_DB,
     OPT_CACHE_MAX_SIZE,
+    OPT_SPEC,
+    OPT_DRAFT_MAX,
+    OPT_DRAFT_MIN,
 };
 
 typedef struct eo_def {
@@ -89,6 +93,15 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
     [OPT_CACHE_MAX_SIZE] = {NULL, "--cache-max-size", "prefix_cache.max_size", EO_SIZE, EO(cache_max_bytes),
                             0, 0, false, "SIZE", "largest prefix-cache database, e.g. 512MiB (default 2GiB)",
                             "expected a size such as 512MiB or 2GB"},
+    [OPT_SPEC] = {NULL, "--spec", "speculative.mode", EO_SPEC, EO(spec), 0, 0, false, "MODE",
+                  "speculative decoding of greedy requests: ngram (draft from earlier text), off (default)",
+                  "is not a speculation mode (ngram, off)"},
+    [OPT_DRAFT_MAX] = {NULL, "--draft-max", "speculative.draft_max", EO_INT, EO(draft_max), 1, 32, false, "K",
+                       "most tokens drafted per step; adaptive K starts here (default 8)",
+                       "is not a whole number from 1 to 32"},
+    [OPT_DRAFT_MIN] = {NULL, "--draft-min", "speculative.draft_min", EO_INT, EO(draft_min), 1, 32, false, "K",
+                       "adaptive K never drafts fewer than this (default 1)",
+                       "is not a whole number from 1 to 32"},
 };
 
 #define BENCH_CACHE_DB_HELP                                                                                  \
@@ -108,6 +121,8 @@ void app_engine_opts_defaults(app_engine_opts *eo) {
     eo->batch = 512;
     eo->max_waiting = 256;
     eo->kv_type = HEARTH_F16;
+    eo->draft_max = 8;
+    eo->draft_min = 1;
     eo->prefix_cache = true;
     for (int i = 0; i < APP_ENGINE_OPTS_N; i++)
         eo->source[i] = "default";
@@ -237,6 +252,7 @@ static bool apply_flag(app_engine_opts *eo, int i, const char *v) {
         if (ok) set_cache_db(eo, v);
         break;
     case EO_SIZE: ok = hearth_config_parse_size(v, &eo->cache_max_bytes); break;
+    case EO_SPEC: ok = hearth_spec_mode_parse(v, &eo->spec); break;
     }
     hearth_config_free(&scratch);
     return ok;
@@ -295,6 +311,9 @@ void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parall
     if (eo->prefix_cache && !eo->cache_memory_only)
         ec->cache_db = eo->cache_db[0] ? eo->cache_db : hearth_cache_store_default_path(db_buf, db_cap);
     ec->cache_db_max_bytes = eo->cache_max_bytes;
+    ec->spec = eo->spec;
+    ec->draft_max = eo->draft_max;
+    ec->draft_min = eo->draft_min;
 }
 
 bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char *model_path, bool quiet,
@@ -328,6 +347,9 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
     else
         cJSON_AddNullToObject(o, "cache_db");
     cJSON_AddNumberToObject(o, "cache_max_size", (double)ec.cache_db_max_bytes);
+    cJSON_AddStringToObject(o, "speculative", hearth_spec_mode_name(ec.spec));
+    cJSON_AddNumberToObject(o, "draft_max", ec.draft_max);
+    cJSON_AddNumberToObject(o, "draft_min", ec.draft_min);
     cJSON *src = cJSON_AddObjectToObject(o, "source");
     for (int i = 0; i < APP_ENGINE_OPTS_N; i++)
         cJSON_AddStringToObject(src, k_opts[i].key, eo->source[i]);

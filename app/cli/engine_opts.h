@@ -33,7 +33,7 @@
 #include "runtime/serving/engine.h"
 
 /* Engine options in the table (not counting --print-config). */
-#define APP_ENGINE_OPTS_N 11
+#define APP_ENGINE_OPTS_N 14
 /* Room for a command's own options plus the engine's. */
 #define APP_ARGS_MAX 64
 
@@ -50,6 +50,8 @@ typedef struct app_engine_opts {
     bool cache_memory_only;   /* true: keep the prefix cache in memory (--cache-db none) */
     char cache_db[1024];      /* "": the default file (hearth_cache_store_default_path) */
     uint64_t cache_max_bytes; /* 0: the store's default (2 GiB) */
+    hearth_spec_mode spec;    /* --spec (default off) */
+    int draft_max, draft_min; /* --draft-max (default 8), --draft-min (default 1) */
     bool print_config;        /* --print-config: print the resolved options as JSON and exit */
     bool bench_defaults;      /* bench: the prefix cache defaults to memory only (see below) */
     /* where each value came from: "default", "config" or "flag" */

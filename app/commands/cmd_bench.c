@@ -615,6 +615,9 @@ static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, 
     if (n_prompt < 0 || n_gen < 0) return bench_usage_error("-p and -n must not be negative");
     if (n_prompt == 0 && n_gen == 0) return bench_usage_error("-p 0 and -n 0 leave nothing to measure");
     if (reps < 1) return bench_usage_error("-r must be at least 1");
+    if (o->eo.spec != HEARTH_SPEC_OFF)
+        return bench_usage_error("--spec applies to the engine: use it with --concurrency N (pp/tg time the bare "
+                                 "forward pass, which does not speculate)");
     if (bw_mib < 0) return bench_usage_error("--bw-mib must not be negative");
     if (threads_s && !parse_int_list(threads_s, thread_list, MAX_THREAD_COUNTS, n_threads)) {
         fprintf(stderr,

@@ -183,6 +183,8 @@ static void run_print_json(const hearth_model *m, const hearth_tokens *prompt_id
     cJSON_AddNumberToObject(tm, "prompt_n", st->prompt_tokens);
     cJSON_AddNumberToObject(tm, "cached_n", st->cached_tokens);
     cJSON_AddNumberToObject(tm, "gen_n", st->generated_tokens);
+    cJSON_AddNumberToObject(tm, "draft_n", st->spec_drafted);
+    cJSON_AddNumberToObject(tm, "draft_accepted_n", st->spec_accepted);
     char *s = cJSON_PrintUnformatted(root);
     if (s) puts(s);
     free(s);
@@ -254,6 +256,10 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
                 "generated %d tokens, %.1f tok/s\n",
                 load_ms, st->prompt_tokens, st->cached_tokens, prompt_tok_s, st->ttft_ms,
                 st->generated_tokens, gen_tok_s);
+        if (ec.spec != HEARTH_SPEC_OFF)
+            fprintf(stderr, "hearth: speculation (%s): %d drafted, %d accepted (%.0f%%)\n",
+                    hearth_spec_mode_name(ec.spec), st->spec_drafted, st->spec_accepted,
+                    st->spec_drafted ? 100.0 * st->spec_accepted / st->spec_drafted : 0.0);
     }
     rc = 0;
 done:

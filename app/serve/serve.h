@@ -158,6 +158,7 @@ typedef struct serve_gen_params {
     const char *const *stop;
     int n_stop;
     bool ignore_eog;
+    bool no_spec; /* the request's "speculative": false (speculative decoding opt-out) */
     double t_max_predict_ms;
     hearth_grammar *grammar; /* structured output (serve_grammar.c), NULL = none; the engine takes a reference */
 } serve_gen_params;

@@ -138,6 +138,7 @@ serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_err
     r.n_stop = p->n_stop;
     r.ignore_eog = p->ignore_eog;
     r.grammar = p->grammar;
+    r.no_spec = p->no_spec;
     r.on_event = gen_event;
     r.user = g;
     uint64_t id = hearth_engine_submit(srv->eng, &r, err);

@@ -92,14 +92,14 @@ static void llama_stream(serve_req *rq, const char *text, size_t n, bool done, s
 static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, int n_predict, bool warm_up) {
     serve_ctx *srv = rq->srv;
     sj_err e = {0};
-    bool stream = false, ignore_eos = false;
+    bool stream = false, ignore_eos = false, spec = true;
     double t_max = 0;
     const char *stops[SJ_MAX_STOP];
     int n_stop = 0;
     hearth_sampling_params sp = serve_sampling_defaults(srv);
     if (!sj_bool(body, "stream", &stream, &e) || !sj_bool(body, "ignore_eos", &ignore_eos, &e) ||
         !sj_stop(body, "stop", stops, SJ_MAX_STOP, &n_stop, &e) || !serve_parse_sampling(body, &sp, &e) ||
-        !sj_number(body, "t_max_predict_ms", 0, 1e9, &t_max, &e))
+        !sj_number(body, "t_max_predict_ms", 0, 1e9, &t_max, &e) || !sj_bool(body, "speculative", &spec, &e))
         return serve_reply_error(rq, 400, NULL, "%s", e.msg);
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) return serve_reply_error(rq, 400, NULL, "%s", e.msg);
@@ -110,6 +110,7 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
                            .stop = stops,
                            .n_stop = n_stop,
                            .ignore_eog = ignore_eos,
+                           .no_spec = !spec,
                            .t_max_predict_ms = t_max};
     gp.grammar = grammar;
     bool started = serve_start_or_reply(rq, &gp);
@@ -471,6 +472,16 @@ int route_llama_metrics(serve_req *rq) {
            es.prefix.lookups ? (double)hits / (double)es.prefix.lookups : 0);
     metric(&b, "hearth_prefix_cache_evicted_total", "counter", "Cached pages evicted.",
            (double)es.prefix.evicted);
+    metric(&b, "hearth_spec_passes_total", "counter", "Target passes that verified drafted tokens.",
+           (double)es.spec_passes);
+    metric(&b, "hearth_spec_tokens_total", "counter", "Tokens those verification passes produced.",
+           (double)es.spec_tokens);
+    metric(&b, "hearth_spec_drafted_total", "counter", "Tokens drafted for speculative decoding.",
+           (double)es.spec_drafted);
+    metric(&b, "hearth_spec_accepted_total", "counter", "Drafted tokens the target accepted.",
+           (double)es.spec_accepted);
+    metric(&b, "hearth_spec_off_load_steps_total", "counter",
+           "Steps run without speculation because of load.", (double)es.spec_off_load);
     int rc = b.oom ? serve_reply_error(rq, 500, NULL, "out of memory")
                    : serve_reply_text(rq, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.n);
     strbuf_free(&b);

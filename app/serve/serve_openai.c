@@ -299,7 +299,7 @@ static int openai_generate(serve_req *rq, bool chat) {
     int rc = MHD_YES;
     sj_err e = {0};
     const char *model = NULL;
-    bool stream = false, include_usage = false, ignore_eos = false;
+    bool stream = false, include_usage = false, ignore_eos = false, spec = true;
     int n = 1, max_tokens = -1;
     const char *stops[SJ_MAX_STOP];
     int n_stop = 0;
@@ -314,7 +314,7 @@ static int openai_generate(serve_req *rq, bool chat) {
         !sj_int(body, "n", 1, 128, &n, &e) || !sj_int(body, "max_tokens", -1, 1 << 30, &max_tokens, &e) ||
         !sj_int(body, "max_completion_tokens", -1, 1 << 30, &max_tokens, &e) ||
         !sj_stop(body, "stop", stops, SJ_MAX_STOP, &n_stop, &e) || !serve_parse_sampling(body, &sp, &e) ||
-        !sj_bool(body, "ignore_eos", &ignore_eos, &e))
+        !sj_bool(body, "ignore_eos", &ignore_eos, &e) || !sj_bool(body, "speculative", &spec, &e))
         goto bad;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     if (so && !cJSON_IsNull(so)) {
@@ -371,7 +371,8 @@ static int openai_generate(serve_req *rq, bool chat) {
                            .max_tokens = max_tokens,
                            .stop = stops,
                            .n_stop = n_stop,
-                           .ignore_eog = ignore_eos};
+                           .ignore_eog = ignore_eos,
+                           .no_spec = !spec};
     if (max_tokens == 0) gp.max_tokens = 1; /* OpenAI treats 0 as "as few as possible" */
     gp.grammar = grammar;
     bool started = serve_start_or_reply(rq, &gp);

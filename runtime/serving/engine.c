@@ -60,6 +60,10 @@ typedef struct req {
     uint64_t page_key; /* key of the last published page of this sequence */
     int n_keyed;       /* pages of the sequence that have keys */
     bool admitted_once;
+    bool spec;                /* speculating allowed (engine on, request did not opt out) */
+    hearth_spec_ctl ctl;      /* adaptive K */
+    int n_draft;              /* tokens drafted this step (0: plain decode) */
+    int32_t *draft;           /* [cfg.draft_max] */
     struct req *next;                  /* waiting queue */
     struct req *live_prev, *live_next; /* all live requests (under mu) */
 } req;
@@ -95,6 +99,7 @@ struct hearth_engine {
     uint64_t next_id;
     /* counters (under mu) */
     uint64_t requests_done, tokens_generated, prompt_tokens, cached_tokens, preemptions, steps;
+    uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted, spec_off_load;
     hearth_kv_stats kv_stats;
     hearth_prefix_stats prefix_stats;
     /* constrained decoding: the token trie, built at the first grammar request
@@ -114,7 +119,11 @@ hearth_engine_config hearth_engine_defaults(void) {
                                   .prefix_cache = true,
                                   .cache_db = NULL,
                                   .cache_db_max_bytes = 0,
-                                  .max_waiting = 256};
+                                  .max_waiting = 256,
+                                  .spec = HEARTH_SPEC_OFF,
+                                  .draft_max = 8,
+                                  .draft_min = 1,
+                                  .spec_max_batch = 4};
 }
 
 const char *hearth_finish_name(hearth_finish f) {
@@ -135,6 +144,7 @@ static void req_free(req *r) {
     hearth_sampler_free(r->smp);
     hearth_stop_free(&r->stop);
     hearth_grammar_seq_free(&r->gs);
+    free(r->draft);
     free(r);
 }
 
@@ -364,6 +374,55 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
     return HEARTH_FINISH_NONE;
 }
 
+/* Speculation for this step: an n-gram draft for each speculating sequence
+ * that is decoding, while the token budget and the logits rows last. Only
+ * when every running sequence is greedy without a grammar (the argmax pass
+ * gives each position its pick) and the step holds at most spec_max_batch sequences. Draft
+ * positions are reserved here; a draft whose pages are not free is dropped. */
+static void plan_drafts(hearth_engine *e) {
+    for (int i = 0; i < e->n_running; i++) e->running[i]->n_draft = 0;
+    if (e->cfg.spec == HEARTH_SPEC_OFF) return;
+    bool any = false;
+    for (int i = 0; i < e->n_running; i++) {
+        any |= e->running[i]->spec;
+        /* a grammar masks the logits before the pick: drafts would be checked against the unmasked argmax */
+        if (!hearth_sampler_is_greedy(e->running[i]->smp) || e->running[i]->gs.g) return;
+    }
+    if (!any) return;
+    if (e->n_running > e->cfg.spec_max_batch) {
+        pthread_mutex_lock(&e->mu);
+        e->spec_off_load++;
+        pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    int used = 0, rows = 0;
+    for (int i = 0; i < e->n_running; i++) {
+        used += e->chunk[i];
+        rows += e->chunk[i] && e->running[i]->n_done + e->chunk[i] == (int)e->running[i]->toks.n;
+    }
+    for (int i = 0; i < e->n_running; i++) {
+        req *r = e->running[i];
+        if (!r->spec || e->chunk[i] != 1 || e->pending[i] != 1) continue;
+        int n = (int)r->toks.n, k = r->ctl.k;
+        if (r->max_tokens > 0 && r->max_tokens - r->n_gen - 1 < k) k = r->max_tokens - r->n_gen - 1;
+        if (e->cfg.n_ctx - n - 1 < k) k = e->cfg.n_ctx - n - 1;
+        if (e->cfg.n_batch - used < k) k = e->cfg.n_batch - used;
+        if (HEARTH_FORWARD_MAX_LOGITS - rows < k) k = HEARTH_FORWARD_MAX_LOGITS - rows;
+        if (k <= 0) continue;
+        int d = hearth_spec_ngram_draft(r->toks.ids, n, 2, 4, k, r->draft);
+        if (d <= 0 || hearth_kv_seq_reserve(e->kv, r->seq, r->n_done + 1 + d, NULL)) continue;
+        r->n_draft = d;
+        e->chunk[i] += d;
+        used += d;
+        rows += d;
+    }
+}
+
+/* Keep the longest prefix of r's draft that the target's picks ids[0..d]
+ * agree with, plus the target's next pick; drop the rest from the KV cache.
+ * Returns the finish reason (NONE: keep going). */
+static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids);
+
 static void step(hearth_engine *e) {
     /* cancelled running requests leave first */
     for (int i = 0; i < e->n_running;) {
@@ -403,6 +462,7 @@ static void step(hearth_engine *e) {
         }
         preempt(e, victim);
     }
+    plan_drafts(e);
 
     /* ---- build the ubatch */
     int n = 0, n_logits = 0;
@@ -410,10 +470,10 @@ static void step(hearth_engine *e) {
         req *r = e->running[i];
         for (int j = 0; j < e->chunk[i]; j++) {
             int p = r->n_done + j;
-            e->ub_tok[n] = r->toks.ids[p];
+            e->ub_tok[n] = p < (int)r->toks.n ? r->toks.ids[p] : r->draft[p - (int)r->toks.n];
             e->ub_pos[n] = p;
             e->ub_seq[n] = r->seq;
-            e->ub_logits[n] = p == (int)r->toks.n - 1;
+            e->ub_logits[n] = p >= (int)r->toks.n - 1;
             if (e->ub_logits[n]) e->ub_owner_of_logits[n_logits++] = r;
             n++;
         }
@@ -439,14 +499,25 @@ static void step(hearth_engine *e) {
     e->steps++;
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < e->n_running; i++) {
-        e->running[i]->n_done += e->chunk[i];
-        publish_pages(e, e->running[i]);
+        req *r = e->running[i];
+        if (r->n_draft) { /* take_verified settles n_done and publishes */
+            r->n_done += 1;
+            continue;
+        }
+        r->n_done += e->chunk[i];
+        publish_pages(e, r);
     }
     /* ---- sample, deliver, retire */
     for (int k = 0; k < n_logits; k++) {
         req *r = e->ub_owner_of_logits[k];
-        hearth_finish why = greedy ? take_token(e, r, NULL, e->ub_ids[k])
-                                   : take_token(e, r, e->logits + (size_t)k * (size_t)e->m->hp.n_vocab, -1);
+        hearth_finish why;
+        if (r->spec && greedy) {
+            why = take_verified(e, r, e->ub_ids + k);
+            k += r->n_draft;
+        } else {
+            why = greedy ? take_token(e, r, NULL, e->ub_ids[k])
+                         : take_token(e, r, e->logits + (size_t)k * (size_t)e->m->hp.n_vocab, -1);
+        }
         if (why == HEARTH_FINISH_NONE) continue;
         for (int i = 0; i < e->n_running; i++)
             if (e->running[i] == r) {
@@ -462,6 +533,32 @@ static void step(hearth_engine *e) {
                : gerr                     ? r->gs.error
                                           : "out of memory");
     }
+}
+
+static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids) {
+    int d = r->n_draft, a = 0;
+    while (a < d && ids[a] == r->draft[a]) a++;
+    if (d > a) hearth_kv_seq_truncate(e->kv, r->seq, d - a);
+    r->st.spec_drafted += d;
+    r->st.spec_accepted += a;
+    hearth_spec_ctl_update(&r->ctl, d, a);
+    pthread_mutex_lock(&e->mu);
+    e->spec_passes += d > 0;
+    e->spec_drafted += (uint64_t)d;
+    e->spec_accepted += (uint64_t)a;
+    pthread_mutex_unlock(&e->mu);
+    hearth_finish why = HEARTH_FINISH_NONE;
+    int taken = 0;
+    for (int j = 0; j <= a && why == HEARTH_FINISH_NONE; j++) {
+        why = take_token(e, r, NULL, ids[j]);
+        taken++;
+        if (j < a) r->n_done++; /* an accepted draft: its K/V are in the cache */
+    }
+    pthread_mutex_lock(&e->mu);
+    if (d > 0) e->spec_tokens += (uint64_t)taken;
+    pthread_mutex_unlock(&e->mu);
+    if (why == HEARTH_FINISH_NONE) publish_pages(e, r);
+    return why;
 }
 
 /* Publish what stats readers on other threads see (called after each step,
@@ -578,6 +675,11 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     if (cfg.n_batch <= 0) cfg.n_batch = 512;
     if (cfg.page_size <= 0) cfg.page_size = 16;
     if (cfg.max_waiting <= 0) cfg.max_waiting = 256;
+    if (cfg.draft_max <= 0) cfg.draft_max = 8;
+    if (cfg.draft_max > HEARTH_FORWARD_MAX_LOGITS / 2) cfg.draft_max = HEARTH_FORWARD_MAX_LOGITS / 2;
+    if (cfg.draft_min <= 0) cfg.draft_min = 1;
+    if (cfg.draft_min > cfg.draft_max) cfg.draft_min = cfg.draft_max;
+    if (cfg.spec_max_batch <= 0) cfg.spec_max_batch = 4;
     if (cfg.n_batch < cfg.n_parallel) cfg.n_batch = cfg.n_parallel;
     char note[256] = "";
     if (cfg.n_pages <= 0) {
@@ -628,7 +730,7 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     e->ub_pos = malloc(nb * sizeof *e->ub_pos);
     e->ub_seq = malloc(nb * sizeof *e->ub_seq);
     e->ub_logits = malloc(nb * sizeof *e->ub_logits);
-    e->ub_ids = malloc((size_t)cfg.n_parallel * sizeof *e->ub_ids);
+    e->ub_ids = malloc((size_t)HEARTH_FORWARD_MAX_LOGITS * sizeof *e->ub_ids);
     e->ub_owner_of_logits = malloc(nb * sizeof *e->ub_owner_of_logits);
     e->chunk = malloc((size_t)cfg.n_parallel * sizeof *e->chunk);
     e->pending = malloc((size_t)cfg.n_parallel * sizeof *e->pending);
@@ -714,6 +816,9 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
     r->fn = rq->on_event;
     r->user = rq->user;
     r->st.prompt_tokens = rq->n_prompt;
+    r->spec = e->cfg.spec != HEARTH_SPEC_OFF && !rq->no_spec;
+    r->ctl = hearth_spec_ctl_init(e->cfg.draft_min, e->cfg.draft_max);
+    if (r->spec && !(r->draft = malloc((size_t)e->cfg.draft_max * sizeof *r->draft))) goto oom;
     atomic_init(&r->cancel, false);
     r->toks.cap = (size_t)rq->n_prompt + 16;
     r->toks.ids = malloc(r->toks.cap * sizeof *r->toks.ids);
@@ -790,6 +895,12 @@ void hearth_engine_stats_get(hearth_engine *e, hearth_engine_stats *out) {
     out->kv = e->kv_stats;
     out->prefix = e->prefix_stats;
     out->prefix_enabled = e->pc != NULL;
+    out->spec = e->cfg.spec;
+    out->spec_passes = e->spec_passes;
+    out->spec_tokens = e->spec_tokens;
+    out->spec_drafted = e->spec_drafted;
+    out->spec_accepted = e->spec_accepted;
+    out->spec_off_load = e->spec_off_load;
     pthread_mutex_unlock(&e->mu);
 }
 

@@ -29,6 +29,7 @@
 #include "runtime/model/model.h"
 #include "grammar.h"
 #include "sampling.h"
+#include "spec.h"
 
 typedef struct hearth_engine_config {
     int n_ctx;              /* max tokens per sequence (0: the model's, capped at 4096) */
@@ -43,6 +44,11 @@ typedef struct hearth_engine_config {
     const char *cache_db;   /* SQLite file for the persistent prefix cache, NULL = memory only */
     uint64_t cache_db_max_bytes;
     int max_waiting;        /* submit fails with HEARTH_ERR_BUSY beyond this (default 256) */
+    /* speculative decoding (spec.h); applies to greedy sequences */
+    hearth_spec_mode spec;  /* default OFF */
+    int draft_max;          /* most tokens drafted per step (default 8) */
+    int draft_min;          /* adaptive K never goes below this (default 1) */
+    int spec_max_batch;     /* off for a step running more sequences than this (default 4) */
 } hearth_engine_config;
 
 hearth_engine_config hearth_engine_defaults(void);
@@ -68,6 +74,8 @@ typedef struct hearth_request_stats {
     double gen_ms;          /* first token -> last token */
     double total_ms;
     double itl_ms_mean;     /* mean inter-token latency */
+    int spec_drafted;       /* speculative tokens proposed / kept by the target */
+    int spec_accepted;
 } hearth_request_stats;
 
 typedef enum hearth_event_kind { HEARTH_EVENT_TOKEN, HEARTH_EVENT_DONE } hearth_event_kind;
@@ -96,6 +104,7 @@ typedef struct hearth_request {
     const char *const *stop; /* stop strings (copied); the text stops before them */
     int n_stop;
     bool ignore_eog;
+    bool no_spec;            /* opt out of speculative decoding */
     hearth_event_fn on_event;
     void *user;
     /* Constrained decoding (grammar.h, grammar_seq.h): NULL = none. The engine
@@ -113,6 +122,12 @@ typedef struct hearth_engine_stats {
     hearth_kv_stats kv;
     hearth_prefix_stats prefix;
     bool prefix_enabled;
+    /* speculative decoding: verification passes (steps where a sequence had a
+     * draft) and the tokens they produced
+     * (tokens per target pass = spec_tokens / spec_passes),
+     * tokens drafted and accepted, steps run without it because of load */
+    hearth_spec_mode spec;
+    uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted, spec_off_load;
 } hearth_engine_stats;
 
 typedef struct hearth_engine hearth_engine;
