@@ -149,7 +149,8 @@ hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools 
 }
 
 bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, hearth_grammar **grammar, sj_err *e) {
-    const bool forced = st->tools_json && (st->choice == SERVE_TOOLS_REQUIRED || st->choice == SERVE_TOOLS_NAMED);
+    const bool forced =
+        st->tools_json && (st->choice == SERVE_TOOLS_REQUIRED || st->choice == SERVE_TOOLS_NAMED);
     if (!forced) return true;
     if (*grammar) {
         snprintf(e->msg, sizeof e->msg,
@@ -157,10 +158,11 @@ bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, hearth_gra
         return false;
     }
     const char *src = srv->tmpl ? hearth_chat_template_source(srv->tmpl) : NULL;
-    if (hearth_tool_syntax_for_template(src) != HEARTH_TOOLS_HERMES) return true; /* checked after generation */
+    if (hearth_tool_syntax_for_template(src) != HEARTH_TOOLS_HERMES)
+        return true; /* checked after generation */
     cJSON *tools = cJSON_Parse(st->tools_json);
     char *g = tools ? serve_tool_call_gbnf_thinking(tools, st->choice == SERVE_TOOLS_NAMED ? st->named : NULL,
-                                                     st->parallel, e)
+                                                    st->parallel, e)
                     : NULL;
     cJSON_Delete(tools);
     if (!g) {
