@@ -26,7 +26,8 @@ static const ftype_entry k_ftypes[] = {
     {"Q3_K_M", HEARTH_FTYPE_Q3_K_M, HEARTH_Q3_K}, {"Q3_K_L", HEARTH_FTYPE_Q3_K_L, HEARTH_Q3_K},
     {"Q4_K_S", HEARTH_FTYPE_Q4_K_S, HEARTH_Q4_K}, {"Q4_K_M", HEARTH_FTYPE_Q4_K_M, HEARTH_Q4_K},
     {"Q5_K_S", HEARTH_FTYPE_Q5_K_S, HEARTH_Q5_K}, {"Q5_K_M", HEARTH_FTYPE_Q5_K_M, HEARTH_Q5_K},
-    {"Q6_K", HEARTH_FTYPE_Q6_K, HEARTH_Q6_K},
+    {"Q6_K", HEARTH_FTYPE_Q6_K, HEARTH_Q6_K},     {"IQ4_NL", HEARTH_FTYPE_IQ4_NL, HEARTH_IQ4_NL},
+    {"IQ4_XS", HEARTH_FTYPE_IQ4_XS, HEARTH_IQ4_XS},
 };
 #define N_FTYPES (sizeof k_ftypes / sizeof k_ftypes[0])
 
@@ -93,7 +94,8 @@ hearth_dtype hearth_quant_fallback(hearth_dtype t, int64_t ne0) {
     hearth_dtype f;
     switch (t) {
     case HEARTH_Q2_K:
-    case HEARTH_Q3_K: f = HEARTH_Q4_0; break; /* llama.cpp: IQ4_NL, which Hearth does not write */
+    case HEARTH_Q3_K: f = HEARTH_Q4_0; break;
+    case HEARTH_IQ4_XS: f = HEARTH_IQ4_NL; break;
     case HEARTH_Q4_K: f = HEARTH_Q5_0; break;
     case HEARTH_Q5_K: f = HEARTH_Q5_1; break;
     case HEARTH_Q6_K: f = HEARTH_Q8_0; break;
@@ -116,6 +118,8 @@ static hearth_dtype attn_v_type(hearth_ftype f, const hearth_quant_model *m, int
     case HEARTH_FTYPE_Q4_K_M:
     case HEARTH_FTYPE_Q5_K_M: return more_bits(i, m->n_layer) ? HEARTH_Q6_K : t;
     case HEARTH_FTYPE_Q4_K_S: return i < 4 ? HEARTH_Q5_K : t;
+    case HEARTH_FTYPE_IQ4_NL:
+    case HEARTH_FTYPE_IQ4_XS: return m->n_gqa >= 4 ? HEARTH_Q5_K : t;
     default: return t;
     }
 }
@@ -129,6 +133,8 @@ static hearth_dtype ffn_down_type(hearth_ftype f, const hearth_quant_model *m, i
     case HEARTH_FTYPE_Q4_K_M:
     case HEARTH_FTYPE_Q5_K_M: return more_bits(i, n) ? HEARTH_Q6_K : t;
     case HEARTH_FTYPE_Q4_K_S: return i < n / 8 ? HEARTH_Q5_K : t;
+    case HEARTH_FTYPE_IQ4_NL:
+    case HEARTH_FTYPE_IQ4_XS: return i < n / 8 ? HEARTH_Q5_K : t; /* llama.cpp, without an importance matrix */
     default: return t;
     }
 }

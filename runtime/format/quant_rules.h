@@ -34,6 +34,8 @@ typedef enum hearth_ftype {
     HEARTH_FTYPE_Q5_K_S = 16,
     HEARTH_FTYPE_Q5_K_M = 17,
     HEARTH_FTYPE_Q6_K = 18,
+    HEARTH_FTYPE_IQ4_NL = 25,
+    HEARTH_FTYPE_IQ4_XS = 30,
     HEARTH_FTYPE_BF16 = 32,
 } hearth_ftype;
 

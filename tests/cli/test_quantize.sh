@@ -49,6 +49,27 @@ for ty in q8_0 q4_0 q6_k q4_k_m; do same_as "$ST" "$ty" "$M/stories260K-$ty.gguf
 same_as "$LL" Q8_0 "$M/hearth-kjv-llama-q8_0.gguf" --pure   # case-insensitive
 same_as "$LL" Q4_K_M "$M/hearth-kjv-llama-q4_k_m.gguf" -t 1 # one thread, same bytes
 
+# IQ4_NL / IQ4_XS: ../shared has no llama.cpp file of these types, so the sha256 of the
+# whole file that llama-quantize (llama.cpp dc02e1f, GGML_NATIVE build) wrote from
+# hearth-kjv-llama-f32.gguf is the reference (`llama-quantize [--pure] IN OUT IQ4_NL 2`)
+same_sha() { # same_sha TYPE SHA256 FLAGS...
+    local ty=$1 want=$2
+    shift 2
+    local out="$T/iq-$ty.gguf"
+    if ! "$H" quantize --quiet "$@" "$LL" "$out" "$ty" >"$T/q.out" 2>"$T/q.err"; then
+        bad "quantize $* $ty failed: $(cat "$T/q.err")"
+        return
+    fi
+    local got
+    got=$(sha256sum "$out" | cut -d' ' -f1)
+    [ "$got" = "$want" ] && ok || bad "quantize $* $ty: sha256 $got, llama-quantize's is $want"
+    rm -f "$out"
+}
+same_sha iq4_nl a4513cf20a47c8eb6a4b373292a8ed24a472f507660b025efa7d263d14e39683 --pure
+same_sha iq4_nl 384209c52c7005aadb12a98f8ab46b1ee1b4cc05ec58d37f95dcbd346e66b26c
+same_sha IQ4_XS 4b0c16b9394b7685e9ad7b46b53425e7030c35bb5a3b92fea80df694eb7e481b --pure
+same_sha iq4_xs b15be199ed3a9582ff08ff58067df127654e7aa002e91928429be7135f0d2d31
+
 # ---------------------------------------------------------------- (b) other mixtures load
 for ty in q2_k q3_k_m q3_k_l q5_k_m q4_k_s; do
     out="$T/ll-$ty.gguf"
@@ -93,10 +114,12 @@ expect_fail "bad output type" "unknown tensor type" "$T/x.gguf" --output-type q9
 # unwritable output directory
 expect_fail "unwritable output" "cannot create" "$T/nodir/x.gguf" "$LL" "$T/nodir/x.gguf" q4_0
 
-# SIGINT mid-way: one thread, Q6_K of the largest small model takes ~1 s
-"$H" quantize -t 1 "$LL" "$T/int.gguf" q6_k >"$T/int.out" 2>"$T/int.err" &
+# SIGINT mid-way: one thread of IQ4_XS (its scale search makes it the slowest
+# type, ~3 s here) interrupted once the part file exists
+"$H" quantize -t 1 "$LL" "$T/int.gguf" iq4_xs >"$T/int.out" 2>"$T/int.err" &
 pid=$!
-sleep 0.3
+for i in $(seq 1 200); do [ -e "$T/int.gguf.part" ] && break; sleep 0.01; done
+sleep 0.1
 kill -INT $pid 2>/dev/null
 wait $pid
 rc=$?

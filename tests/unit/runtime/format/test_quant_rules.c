@@ -86,6 +86,19 @@ static void test_other_mixtures(void) {
     CHECK(layer_type(HEARTH_FTYPE_Q3_K_M, &m, "attn_output.weight", 0) == HEARTH_Q4_K);
     CHECK(layer_type(HEARTH_FTYPE_Q5_K_M, &m, "ffn_down.weight", 3) == HEARTH_Q6_K);
     CHECK(layer_type(HEARTH_FTYPE_Q5_K_M, &m, "ffn_down.weight", 0) == HEARTH_Q5_K);
+    /* IQ4_NL / IQ4_XS without an importance matrix: attn_v Q5_K at GQA >= 4, the
+     * first eighth of ffn_down Q5_K (32 layers: 0..3), the rest the base type */
+    hearth_quant_model m32 = {32, 4, true};
+    CHECK(layer_type(HEARTH_FTYPE_IQ4_XS, &m, "attn_v.weight", 2) == HEARTH_Q5_K);
+    CHECK(layer_type(HEARTH_FTYPE_IQ4_NL, &m1, "attn_v.weight", 2) == HEARTH_IQ4_NL);
+    CHECK(layer_type(HEARTH_FTYPE_IQ4_XS, &m32, "ffn_down.weight", 3) == HEARTH_Q5_K);
+    CHECK(layer_type(HEARTH_FTYPE_IQ4_XS, &m32, "ffn_down.weight", 4) == HEARTH_IQ4_XS);
+    CHECK(layer_type(HEARTH_FTYPE_IQ4_NL, &m32, "attn_output.weight", 0) == HEARTH_IQ4_NL);
+    hearth_ftype f;
+    CHECK(hearth_ftype_from_name("iq4_xs", &f) && f == HEARTH_FTYPE_IQ4_XS);
+    CHECK(hearth_ftype_from_name("IQ4_NL", &f) && f == HEARTH_FTYPE_IQ4_NL);
+    CHECK(hearth_quant_fallback(HEARTH_IQ4_XS, 64) == HEARTH_IQ4_NL);
+    CHECK(hearth_quant_fallback(HEARTH_IQ4_XS, 48) == HEARTH_F16);
     hearth_quant_counters c = {0};
     /* Q8_0 keeps output in Q8_0; tied embeddings get the output rule */
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q8_0, false, &m, &c, "output.weight", 256) == HEARTH_Q8_0);
