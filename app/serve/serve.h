@@ -333,6 +333,7 @@ void serve_http_stop(serve_http *h);
 int route_openai_chat(serve_req *rq);
 int route_openai_completions(serve_req *rq);
 int route_openai_models(serve_req *rq);
+int route_openai_model(serve_req *rq, const char *id); /* GET /v1/models/{id} */
 int route_ollama_chat(serve_req *rq);
 int route_ollama_generate(serve_req *rq);
 int route_ollama_tags(serve_req *rq);

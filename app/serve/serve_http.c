@@ -285,6 +285,11 @@ static int dispatch(serve_req *rq) {
         if (!routes[i].fn) return serve_reply_text(rq, 200, "text/plain", "Ollama is running", 17);
         return routes[i].fn(rq);
     }
+    if (!strncmp(rq->path, "/v1/models/", 11) && rq->path[11]) {
+        rq->api = SERVE_API_OPENAI;
+        if (!strcmp(rq->method, "GET")) return route_openai_model(rq, rq->path + 11);
+        path_known = true;
+    }
     if (!strcmp(rq->method, "OPTIONS")) return serve_reply_text(rq, 204, "text/plain", "", 0);
     if (path_known) return serve_reply_error(rq, 405, NULL, "%s is not allowed on %s", rq->method, rq->path);
     return serve_reply_error(rq, 404, NULL, "no route %s %s (see docs/API.md)", rq->method, rq->path);

@@ -177,8 +177,8 @@ static void ollama_stream(serve_req *rq, const char *text, size_t n, bool done, 
     ndjson(out, o);
 }
 
-static bool parse_options(const cJSON *body, hearth_sampling_params *sp, int *num_predict, const char **stops,
-                          int *n_stop, sj_err *e) {
+static bool parse_options(const cJSON *body, hearth_sampling_params *sp, int *num_predict, int *num_ctx,
+                          const char **stops, int *n_stop, sj_err *e) {
     const cJSON *opt = cJSON_GetObjectItemCaseSensitive(body, "options");
     if (!opt || cJSON_IsNull(opt)) return true;
     if (!cJSON_IsObject(opt)) {
@@ -186,7 +186,27 @@ static bool parse_options(const cJSON *body, hearth_sampling_params *sp, int *nu
         return false;
     }
     return serve_parse_sampling(opt, sp, e) && sj_int(opt, "num_predict", -2, 1 << 30, num_predict, e) &&
-           sj_stop(opt, "stop", stops, SJ_MAX_STOP, n_stop, e);
+           sj_int(opt, "num_ctx", 1, 1 << 30, num_ctx, e) && sj_stop(opt, "stop", stops, SJ_MAX_STOP, n_stop, e);
+}
+
+/* options.num_ctx: a request's own context, at most the engine's. The prompt
+ * must fit in it and the answer stops when it is full. */
+static bool apply_num_ctx(const serve_ctx *srv, int num_ctx, int n_prompt, int *num_predict, sj_err *e) {
+    if (num_ctx <= 0) return true;
+    if (num_ctx > srv->n_ctx) {
+        snprintf(e->msg, sizeof e->msg,
+                 "options.num_ctx %d is above this server's context of %d tokens; start hearth serve with "
+                 "-c %d (or ask for less)",
+                 num_ctx, srv->n_ctx, num_ctx);
+        return false;
+    }
+    if (n_prompt >= num_ctx) {
+        snprintf(e->msg, sizeof e->msg, "the prompt has %d tokens but options.num_ctx is %d", n_prompt, num_ctx);
+        return false;
+    }
+    const int room = num_ctx - n_prompt;
+    if (*num_predict < 0 || *num_predict > room) *num_predict = room;
+    return true;
 }
 
 static int ollama_generate(serve_req *rq, bool chat) {
@@ -197,7 +217,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     sj_err e = {0};
     const char *model = NULL, *prompt = NULL, *system = NULL;
     bool stream = true, raw = false;
-    int num_predict = -1;
+    int num_predict = -1, num_ctx = 0;
     const char *stops[SJ_MAX_STOP];
     int n_stop = 0;
     hearth_sampling_params sp = serve_sampling_defaults(srv);
@@ -209,7 +229,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     rq->flags = chat ? OL_CHAT : 0;
 
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
-        !parse_options(body, &sp, &num_predict, stops, &n_stop, &e))
+        !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
         goto bad;
     if (!model || !model[0]) {
         snprintf(e.msg, sizeof e.msg, "'model' is required");
@@ -257,6 +277,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
         rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
         goto done;
     }
+    if (!apply_num_ctx(srv, num_ctx, (int)ids.n, &num_predict, &e)) goto bad;
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
     if (!serve_tools_grammar(srv, &rq->tools, &grammar, &e)) {

@@ -438,13 +438,9 @@ int route_openai_completions(serve_req *rq) {
     return openai_generate(rq, false);
 }
 
-int route_openai_models(serve_req *rq) {
-    serve_ctx *srv = rq->srv;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "list");
-    cJSON *data = cJSON_AddArrayToObject(o, "data");
+/* The model object of /v1/models and /v1/models/{id}. */
+static cJSON *model_object(const serve_ctx *srv) {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddItemToArray(data, m);
     cJSON_AddStringToObject(m, "id", srv->model_id);
     cJSON_AddStringToObject(m, "object", "model");
     cJSON_AddNumberToObject(m, "created", (double)srv->model_mtime);
@@ -455,5 +451,22 @@ int route_openai_models(serve_req *rq) {
     cJSON_AddNumberToObject(meta, "n_vocab", srv->model->hp.n_vocab);
     cJSON_AddNumberToObject(meta, "n_params", (double)srv->model->n_params);
     cJSON_AddNumberToObject(meta, "size", (double)srv->model_size);
+    return m;
+}
+
+int route_openai_models(serve_req *rq) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(o, "data");
+    cJSON_AddItemToArray(data, model_object(rq->srv));
     return serve_reply_json(rq, 200, o);
+}
+
+/* GET /v1/models/{id}: the model when the id names it, else a 404. */
+int route_openai_model(serve_req *rq, const char *id) {
+    serve_ctx *srv = rq->srv;
+    if (!serve_model_matches(srv, id))
+        return serve_reply_error(rq, 404, "not_found_error", "model '%.200s' not found; this server serves '%s'", id,
+                                 srv->model_id);
+    return serve_reply_json(rq, 200, model_object(srv));
 }

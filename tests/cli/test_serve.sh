@@ -102,6 +102,15 @@ st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made th
 check '[ $st = 200 ] && [ "$(tail -n 1 "$TMP/r" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d[\"done\"] and d[\"eval_count\"] == 6 and d[\"eval_duration\"] > 0 and d[\"done_reason\"])")" = length ]' "POST /api/generate NDJSON, last line done"
 st=$(c "$TMP/r" http://x/api/chat -d '{"model":"'$ID'","messages":[{"role":"user","content":"Who?"}],"stream":false,"options":{"num_predict":4}}')
 check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"done\"] and d[\"message\"][\"role\"]")" = assistant ]' "POST /api/chat stream:false"
+st=$(c "$TMP/r" "http://x/v1/models/$ID"); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"id\"]")" = $ID ] && [ "$(jq_ "$TMP/r" "d[\"object\"]")" = model ]' "GET /v1/models/{id}"
+st=$(c "$TMP/r" http://x/v1/models/no-such-model); check '[ $st = 404 ] && grep -q "no-such-model" "$TMP/r"' "GET /v1/models/{unknown}: 404 naming it ($st)"
+# options.num_ctx: a request's own context (the server runs with -c 512)
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","stream":false,"options":{"num_ctx":4096}}')
+check '[ $st = 400 ] && grep -q "num_ctx 4096 is above this server.s context of 512" "$TMP/r"' "num_ctx above the engine's: 400 ($st $(head -c 200 "$TMP/r"))"
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","stream":false,"options":{"num_ctx":4}}')
+check '[ $st = 400 ] && grep -q "options.num_ctx is 4" "$TMP/r"' "a prompt longer than num_ctx: 400 ($st)"
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","raw":true,"stream":false,"options":{"num_ctx":20,"num_predict":-1,"temperature":0}}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"prompt_eval_count\"] + d[\"eval_count\"] <= 20 and d[\"done_reason\"]")" = length ]' "num_ctx bounds the answer ($st $(head -c 300 "$TMP/r"))"
 st=$(c "$TMP/r" http://x/api/tags); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"models\"][0][\"name\"]")" = $ID ]' "GET /api/tags"
 st=$(c "$TMP/r" http://x/api/version); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "tuple(map(int, d[\"version\"].split(\".\"))) >= (0,6,4)")" = True ]' "GET /api/version >= 0.6.4"
 st=$(c "$TMP/r" http://x/api/show -d '{"model":"'$ID'"}')
