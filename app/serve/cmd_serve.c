@@ -94,7 +94,7 @@ static const char *default_socket(char *buf, size_t n) {
 
 /* The flags of `hearth serve` that are not engine options. */
 typedef struct serve_opts {
-    const char *model_path, *socket_path, *listen_addr, *api_key, *config_path;
+    const char *model_path, *socket_path, *listen_addr, *api_key, *config_path, *cors_origins;
     int timeout_s, request_timeout_s;
     uint64_t max_body;
     bool verbose;
@@ -124,6 +124,9 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
          "also serve TCP, e.g. 127.0.0.1:8080 (port 0: any free port, printed on stderr)"},
         {NULL, "--api-key", ARG_STR, &so->api_key, "KEY",
          "require 'Authorization: Bearer KEY' (or set HEARTH_API_KEY)"},
+        {NULL, "--cors-origins", ARG_STR, &so->cors_origins, "LIST",
+         "let browser pages of these origins call the API: 'loopback' (localhost, 127.0.0.1, [::1], any "
+         "port), exact origins like http://localhost:5173, or '*'; comma-separated (default: none)"},
         {NULL, "--max-body", ARG_U64, &so->max_body, "BYTES",
          "largest request body (default 8 MiB; larger: 413)"},
         {NULL, "--timeout", ARG_INT, &so->timeout_s, "S", "close connections idle this long (default 120)"},
@@ -150,6 +153,14 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
         fprintf(stderr,
                 "hearth serve: --max-body and --timeout must be positive, --request-timeout not negative "
                 "(see hearth serve --help)\n");
+        return 2;
+    }
+    char bad[256];
+    if (so->cors_origins && !serve_cors_list_valid(so->cors_origins, bad, sizeof bad)) {
+        fprintf(stderr,
+                "hearth serve: --cors-origins: '%s' is not an origin; give 'loopback', '*' or origins like "
+                "http://localhost:5173 (scheme, host, optional port, no path)\n",
+                bad);
         return 2;
     }
     if (!so->api_key) so->api_key = getenv("HEARTH_API_KEY");
@@ -222,6 +233,7 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
     srv.n_ctx = hearth_engine_n_ctx(srv.eng);
     srv.n_parallel = ec.n_parallel;
     srv.api_key = so.api_key && so.api_key[0] ? so.api_key : NULL;
+    srv.cors_origins = so.cors_origins && so.cors_origins[0] ? so.cors_origins : NULL;
     srv.max_body = (size_t)so.max_body;
     srv.request_timeout_ms = so.request_timeout_s * 1000.0;
     srv.load_ms = hearth_now_ms() - t0;

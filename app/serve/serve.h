@@ -112,6 +112,7 @@ typedef struct serve_ctx {
     int n_parallel;
     int n_ctx;
     const char *api_key;       /* NULL: no auth */
+    const char *cors_origins;  /* --cors-origins list, NULL: no CORS headers (serve_cors.c) */
     size_t max_body;           /* request body cap in bytes */
     double request_timeout_ms; /* a generation running longer is cancelled */
     double load_ms;
@@ -162,6 +163,15 @@ typedef struct serve_gen_params {
     double t_max_predict_ms;
     hearth_grammar *grammar; /* structured output (serve_grammar.c), NULL = none; the engine takes a reference */
 } serve_gen_params;
+
+/* ---------------------------------------------------------------- CORS (serve_cors.c) */
+
+/* Whether a browser page of `origin` may read replies under the --cors-origins
+ * `list` ("*", "loopback", or exact origins, comma-separated). */
+bool serve_cors_allowed(const char *list, const char *origin);
+/* Whether every entry of list is "*", "loopback" or an http(s) origin without a
+ * path; false with the first bad entry copied to bad. */
+bool serve_cors_list_valid(const char *list, char *bad, size_t cap);
 
 /* ---------------------------------------------------------------- structured output (serve_grammar.c) */
 

@@ -41,15 +41,27 @@ struct serve_http {
 
 /* ---------------------------------------------------------------- replies */
 
-static void add_common_headers(struct MHD_Response *r) {
+/* The request's Origin when --cors-origins allows it, else NULL. */
+static const char *cors_origin(const serve_req *rq) {
+    if (!rq->srv->cors_origins) return NULL;
+    const char *o = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Origin");
+    return serve_cors_allowed(rq->srv->cors_origins, o) ? o : NULL;
+}
+
+static void add_common_headers(const serve_req *rq, struct MHD_Response *r) {
     MHD_add_response_header(r, "Server", "hearth/" HEARTH_VERSION);
+    const char *o = cors_origin(rq);
+    if (o) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", o);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
 }
 
 int serve_reply_text(serve_req *rq, int status, const char *content_type, const char *text, size_t len) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", content_type);
-    add_common_headers(r);
+    add_common_headers(rq, r);
     rq->status = status;
     rq->replied = true;
     enum MHD_Result ok = MHD_queue_response(rq->conn, (unsigned)status, r);
@@ -169,7 +181,7 @@ int serve_reply_stream(serve_req *rq, const char *content_type, serve_stream_fn 
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    add_common_headers(r);
+    add_common_headers(rq, r);
     rq->status = 200;
     rq->replied = true;
     enum MHD_Result ok = MHD_queue_response(rq->conn, 200, r);
@@ -265,6 +277,23 @@ static bool auth_ok(serve_req *rq) {
     return diff == 0;
 }
 
+/* A browser's CORS preflight from an allowed origin: no auth (browsers send
+ * none), 204 with the methods and the headers it asked for. */
+static int cors_preflight(serve_req *rq) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    add_common_headers(rq, r);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+    const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", h && *h ? h : "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    rq->status = 204;
+    rq->replied = true;
+    enum MHD_Result ok = MHD_queue_response(rq->conn, 204, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
 static int dispatch(serve_req *rq) {
     serve_ctx *srv = rq->srv;
     if (rq->body_too_large)
@@ -273,6 +302,7 @@ static int dispatch(serve_req *rq) {
                                  "(hearth serve --max-body)",
                                  srv->max_body);
     if (atomic_load(&srv->stopping)) return serve_reply_error(rq, 503, NULL, "the server is shutting down");
+    if (!strcmp(rq->method, "OPTIONS") && cors_origin(rq)) return cors_preflight(rq);
     if (!auth_ok(rq))
         return serve_reply_error(rq, 401, NULL,
                                  "missing or wrong API key: send 'Authorization: Bearer <key>'");

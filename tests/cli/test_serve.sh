@@ -55,7 +55,7 @@ start_server() {
 }
 
 S=$TMP/s1.sock
-start_server s1 --socket "$S" --listen 127.0.0.1:0 --max-body 65536 -c 512 || { echo "FAIL: server start"; exit 1; }
+start_server s1 --socket "$S" --listen 127.0.0.1:0 --max-body 65536 -c 512 --cors-origins loopback,https://app.example || { echo "FAIL: server start"; exit 1; }
 P=$s1_port
 # c OUTFILE ARGS... : curl over the Unix socket; prints the HTTP status
 c() { local o=$1; shift; curl -s -o "$o" -w '%{http_code}' --max-time 30 --unix-socket "$S" "$@"; }
@@ -102,6 +102,17 @@ st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made th
 check '[ $st = 200 ] && [ "$(tail -n 1 "$TMP/r" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d[\"done\"] and d[\"eval_count\"] == 6 and d[\"eval_duration\"] > 0 and d[\"done_reason\"])")" = length ]' "POST /api/generate NDJSON, last line done"
 st=$(c "$TMP/r" http://x/api/chat -d '{"model":"'$ID'","messages":[{"role":"user","content":"Who?"}],"stream":false,"options":{"num_predict":4}}')
 check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"done\"] and d[\"message\"][\"role\"]")" = assistant ]' "POST /api/chat stream:false"
+# CORS on s1 (--cors-origins loopback,https://app.example)
+curl -s -D "$TMP/h" -o /dev/null -H "Origin: http://localhost:5173" --unix-socket "$S" http://x/v1/models
+check 'grep -qi "^access-control-allow-origin: http://localhost:5173" "$TMP/h" && grep -qi "^vary: origin" "$TMP/h"' "CORS: a loopback origin is allowed"
+curl -s -D "$TMP/h" -o /dev/null -H "Origin: https://app.example" --unix-socket "$S" http://x/v1/chat/completions -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2}'
+check 'grep -qi "^access-control-allow-origin: https://app.example" "$TMP/h"' "CORS: a listed origin is allowed on POST"
+curl -s -D "$TMP/h" -o /dev/null -H "Origin: https://evil.example" --unix-socket "$S" http://x/v1/models
+check '! grep -qi "^access-control-allow-origin" "$TMP/h"' "CORS: another origin gets no header"
+st=$(curl -s -D "$TMP/h" -o /dev/null -w '%{http_code}' -X OPTIONS -H "Origin: http://127.0.0.1:3000" -H "Access-Control-Request-Method: POST" -H "Access-Control-Request-Headers: content-type,authorization" --unix-socket "$S" http://x/v1/chat/completions)
+check '[ $st = 204 ] && grep -qi "^access-control-allow-methods: .*POST" "$TMP/h" && grep -qi "^access-control-allow-headers: content-type,authorization" "$TMP/h"' "CORS preflight: 204 with methods and headers ($st)"
+"$BIN" serve -m "$MODEL" --socket none --listen 127.0.0.1:0 --cors-origins localhost:5173 >"$TMP/o" 2>&1
+check '[ $? -eq 2 ] && grep -q "localhost:5173. is not an origin" "$TMP/o"' "--cors-origins with a bad entry: exit 2, named"
 st=$(c "$TMP/r" "http://x/v1/models/$ID"); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"id\"]")" = $ID ] && [ "$(jq_ "$TMP/r" "d[\"object\"]")" = model ]' "GET /v1/models/{id}"
 st=$(c "$TMP/r" http://x/v1/models/no-such-model); check '[ $st = 404 ] && grep -q "no-such-model" "$TMP/r"' "GET /v1/models/{unknown}: 404 naming it ($st)"
 # options.num_ctx: a request's own context (the server runs with -c 512)
@@ -152,6 +163,12 @@ start_server s2 --socket "$TMP/s2.sock" --api-key sekrit --parallel 1 --max-wait
 st=$(curl -s -o "$TMP/r" -w '%{http_code}' --unix-socket "$TMP/s2.sock" http://x/v1/models); check '[ $st = 401 ]' "401 without the key"
 st=$(curl -s -o "$TMP/r" -w '%{http_code}' -H "Authorization: Bearer wrong" --unix-socket "$TMP/s2.sock" http://x/v1/models); check '[ $st = 401 ]' "401 with a wrong key"
 st=$(curl -s -o "$TMP/r" -w '%{http_code}' -H "Authorization: Bearer sekrit" --unix-socket "$TMP/s2.sock" http://x/v1/models); check '[ $st = 200 ]' "200 with the key"
+# CORS: s2 runs without --cors-origins: no header even for a loopback origin; a
+# preflight is not exempt from the key there
+curl -s -D "$TMP/h" -o /dev/null -H "Origin: http://localhost:5173" -H "Authorization: Bearer sekrit" --unix-socket "$TMP/s2.sock" http://x/v1/models
+check '! grep -qi "^access-control-allow-origin" "$TMP/h"' "no CORS header without --cors-origins"
+st=$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS -H "Origin: http://localhost:5173" --unix-socket "$TMP/s2.sock" http://x/v1/models); check '[ $st = 401 ]' "no CORS: OPTIONS is not let past the key ($st)"
+
 got429=0
 for attempt in 1 2 3; do
   cpids=()
