@@ -4,7 +4,9 @@
 #include "common.h"
 
 #include "runtime/store/model_store.h"
+#include "runtime/text/unicode.h"
 
+#include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,4 +118,26 @@ bool app_parse_kv_type(const char *cmd, const char *name, hearth_dtype *out) {
         return true;
     fprintf(stderr, "hearth %s: --kv-type '%s' is not one of f16, f32, q8_0\n", cmd, name);
     return false;
+}
+
+cJSON *app_json_piece(const char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t need = 0;
+        const size_t len = hearth_utf8_valid_prefix((const unsigned char *)p + i, n - i, &need);
+        if (len == 0 || len < need) break;
+        i += len;
+    }
+    if (i == n) {
+        char *s = malloc(n + 1);
+        if (!s) return NULL;
+        memcpy(s, p, n);
+        s[n] = 0;
+        cJSON *str = cJSON_CreateString(s);
+        free(s);
+        return str;
+    }
+    cJSON *a = cJSON_CreateArray();
+    for (size_t k = 0; a && k < n; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber((unsigned char)p[k]));
+    return a;
 }

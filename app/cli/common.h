@@ -51,4 +51,10 @@ void app_human_bytes(double bytes, char *out, size_t cap);
  * so a command can load the file before parsing the flags that override it). */
 const char *app_config_arg(int argc, char **argv);
 
+/* A token piece as JSON: a string when the bytes are valid UTF-8, else (a part
+ * of a character) the array of its byte values, as llama-server's /tokenize
+ * does, so JSON output stays valid. Caller owns the item (NULL on OOM). */
+struct cJSON;
+struct cJSON *app_json_piece(const char *p, size_t n);
+
 #endif

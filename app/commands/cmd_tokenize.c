@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app/cli/args.h"
+#include "app/cli/common.h"
 #include "runtime/format/gguf.h"
 #include "runtime/text/tokenizer.h"
 
@@ -20,13 +21,16 @@ int cmd_tokenize(int argc, char **argv) {
         {NULL, "--no-bos", ARG_FLAG, &no_bos, NULL, "do not add BOS even if the model's metadata says so"},
         {NULL, "--no-special", ARG_FLAG, &no_special, NULL, "treat special-token text as plain text"},
         {NULL, "--ids", ARG_FLAG, &ids_only, NULL, "print only the ids, as a list"},
-        {NULL, "--json", ARG_FLAG, &json, NULL, "print {\"tokens\": [...], \"pieces\": [...]}"},
+        {NULL, "--json", ARG_FLAG, &json, NULL,
+         "print {\"tokens\": [...], \"pieces\": [...]}; a piece that is part of a UTF-8 character is an "
+         "array of its bytes"},
     };
     const char *pos[1];
     int n_pos;
-    int r = arg_parse("tokenize", "-m MODEL.gguf [options] TEXT",
-                      "Print the tokens of TEXT: one line per token (id and piece), BOS as the model's metadata says.",
-                      opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
+    int r = arg_parse(
+        "tokenize", "-m MODEL.gguf [options] TEXT",
+        "Print the tokens of TEXT: one line per token (id and piece), BOS as the model's metadata says.",
+        opts, sizeof opts / sizeof opts[0], argc, argv, pos, 1, &n_pos);
     if (r) return r > 0 ? 0 : 2;
     if (n_pos) prompt = pos[0];
     if (!model_path || !prompt) {
@@ -60,7 +64,7 @@ int cmd_tokenize(int argc, char **argv) {
             size_t n = hearth_tokenizer_piece(tok, ids.ids[i], true, piece, sizeof piece - 1);
             piece[n < sizeof piece - 1 ? n : sizeof piece - 1] = 0;
             cJSON_AddItemToArray(a, cJSON_CreateNumber(ids.ids[i]));
-            cJSON_AddItemToArray(p, cJSON_CreateString(piece));
+            cJSON_AddItemToArray(p, app_json_piece(piece, n < sizeof piece - 1 ? n : sizeof piece - 1));
         }
         char *s = cJSON_PrintUnformatted(root);
         puts(s ? s : "{}");
@@ -68,7 +72,8 @@ int cmd_tokenize(int argc, char **argv) {
         cJSON_Delete(root);
     } else if (ids_only) {
         printf("[");
-        for (size_t i = 0; i < ids.n; i++) printf("%s%d", i ? ", " : "", ids.ids[i]);
+        for (size_t i = 0; i < ids.n; i++)
+            printf("%s%d", i ? ", " : "", ids.ids[i]);
         printf("]\n");
     } else {
         for (size_t i = 0; i < ids.n; i++) {

@@ -16,6 +16,7 @@
 
 #include <microhttpd.h>
 
+#include "app/cli/common.h"
 #include "serve.h"
 
 /* ---------------------------------------------------------------- /completion, /infill */
@@ -350,7 +351,7 @@ int route_llama_tokenize(serve_req *rq) {
         piece[n] = 0;
         cJSON *t = cJSON_CreateObject();
         cJSON_AddNumberToObject(t, "id", ids.ids[i]);
-        cJSON_AddStringToObject(t, "piece", piece);
+        cJSON_AddItemToObject(t, "piece", app_json_piece(piece, n));
         cJSON_AddItemToArray(arr, t);
     }
     hearth_tokens_free(&ids);

@@ -88,6 +88,17 @@ $BIN info "$MODEL" --backend cpu >"$TMP/o" 2>&1; check 'grep -q "layers 0-3 on c
 # ---- tokenize, including a vocabulary-only file
 $BIN tokenize -m "$MODEL" --json "In the beginning" >"$TMP/t.json" 2>&1
 check '[ "$(json "$TMP/t.json" "d[\"tokens\"]")" = "$want_prompt" ]' "tokenize --json"
+# byte-fallback tokens split characters: --json stays valid JSON (such a
+# piece is its byte array) and the pieces' bytes are the text's
+Q2=$SHARED/models/hearth-kjv-qwen2-q8_0.gguf
+$BIN tokenize -m "$Q2" --json --no-bos "héllo 日本語 🙂 naïve" >"$TMP/u.json" 2>&1
+check 'python3 -c "
+import json,sys
+d=json.load(open(sys.argv[1]))
+b=b\"\".join(p.encode() if isinstance(p,str) else bytes(p) for p in d[\"pieces\"])
+assert b.removeprefix(b\" \")==\"héllo 日本語 🙂 naïve\".encode(), b  # SPM adds a leading space
+assert any(isinstance(p,list) for p in d[\"pieces\"])
+" "$TMP/u.json"' "tokenize --json: valid JSON for split UTF-8, bytes round-trip ($(head -c 200 "$TMP/u.json"))"
 $BIN tokenize -m "$SHARED/vocab/ggml-vocab-llama-spm.gguf" --no-bos --ids "Hello world" >"$TMP/o" 2>&1
 check 'grep -q "\[15043, 3186\]" "$TMP/o"' "tokenize a vocab-only file"
 # WordPiece (BERT): [CLS] ... [SEP], lower-cased, accents dropped, punctuation split
