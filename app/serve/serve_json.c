@@ -98,6 +98,48 @@ bool sj_string(const cJSON *o, const char *key, const char **out, sj_err *e) {
     return true;
 }
 
+/* A Go duration ("5m", "1h30m", "-1s", "250ms") or a plain number of seconds,
+ * as Ollama's keep_alive takes it; seconds in *out (negative: forever). */
+static bool parse_duration(const char *s, double *out) {
+    static const struct {
+        const char *unit;
+        double secs;
+    } units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"ms", 1e-3},
+                 {"s", 1},     {"m", 60},    {"h", 3600}};
+    char *end;
+    double sign = 1, total = 0;
+    if (*s == '-' || *s == '+') sign = *s++ == '-' ? -1 : 1;
+    if (!*s) return false;
+    double v = strtod(s, &end);
+    if (end != s && !*end) return *out = sign * v, isfinite(v); /* "3600" */
+    while (*s) {
+        v = strtod(s, &end);
+        if (end == s || !isfinite(v) || v < 0) return false;
+        s = end;
+        size_t best = 0;
+        double mul = 0;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            const size_t n = strlen(units[i].unit);
+            if (n > best && !strncmp(s, units[i].unit, n)) best = n, mul = units[i].secs;
+        }
+        if (!best) return false;
+        total += v * mul;
+        s += best;
+    }
+    *out = sign * total;
+    return true;
+}
+
+bool sj_duration(const cJSON *o, const char *key, double *out, sj_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) return true;
+    if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) return *out = v->valuedouble, true;
+    if (cJSON_IsString(v) && parse_duration(v->valuestring, out)) return true;
+    snprintf(e->msg, sizeof e->msg,
+             "'%s' must be a duration such as \"5m\", \"1h\" or \"-1\", or a number of seconds", key);
+    return false;
+}
+
 bool sj_stop(const cJSON *o, const char *key, const char **stops, int max, int *n, sj_err *e) {
     const cJSON *v = field(o, key);
     if (!v) return true;

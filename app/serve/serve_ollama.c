@@ -228,7 +228,9 @@ static int ollama_generate(serve_req *rq, bool chat) {
     strbuf out = {0};
     rq->flags = chat ? OL_CHAT : 0;
 
+    double keep_alive = 300; /* accepted and checked; this server keeps its one model loaded (docs/API.md) */
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
+        !sj_duration(body, "keep_alive", &keep_alive, &e) ||
         !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
         goto bad;
     if (!model || !model[0]) {

@@ -122,6 +122,12 @@ st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made th
 check '[ $st = 400 ] && grep -q "options.num_ctx is 4" "$TMP/r"' "a prompt longer than num_ctx: 400 ($st)"
 st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","raw":true,"stream":false,"options":{"num_ctx":20,"num_predict":-1,"temperature":0}}')
 check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"prompt_eval_count\"] + d[\"eval_count\"] <= 20 and d[\"done_reason\"]")" = length ]' "num_ctx bounds the answer ($st $(head -c 300 "$TMP/r"))"
+for ka in '"5m"' '"1h30m"' '-1' '0' '"-1"' '"250ms"'; do
+  st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who?","stream":false,"keep_alive":'"$ka"',"options":{"num_predict":2}}')
+  check '[ $st = 200 ]' "keep_alive $ka accepted ($st)"
+done
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who?","stream":false,"keep_alive":"soon"}')
+check '[ $st = 400 ] && grep -q "keep_alive" "$TMP/r"' "keep_alive not a duration: 400 naming it ($st)"
 st=$(c "$TMP/r" http://x/api/tags); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"models\"][0][\"name\"]")" = $ID ]' "GET /api/tags"
 st=$(c "$TMP/r" http://x/api/version); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "tuple(map(int, d[\"version\"].split(\".\"))) >= (0,6,4)")" = True ]' "GET /api/version >= 0.6.4"
 st=$(c "$TMP/r" http://x/api/show -d '{"model":"'$ID'"}')
