@@ -183,11 +183,12 @@ bool serve_grammar_from_body(const cJSON *body, hearth_grammar **out, sj_err *e)
 /* Forced tool calls, Hermes/Qwen syntax: "<tool_call>\n" {"name": N,
  * "arguments": ARGS} "\n</tool_call>", ARGS by the tool's parameters schema.
  * only: the one function allowed (tool_choice naming it), NULL = any of
- * `tools`; parallel: one or more calls separated by newlines. For lazy
- * (tool_choice auto) pass "<tool_call>" as the engine's grammar trigger: the
- * grammar starts with the trigger text. GBNF text (malloc'd) or NULL, e set. */
-char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, bool lazy, sj_err *e);
-hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool lazy, sj_err *e);
+ * `tools`; parallel: one or more calls separated by newlines; think: an
+ * optional <think>...</think> block first. The grammar starts with
+ * "<tool_call>", so it can also be used lazily with that trigger. GBNF text
+ * (malloc'd) or NULL, e set. */
+char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, bool think, sj_err *e);
+hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool think, sj_err *e);
 
 /* Submit; NULL with err set (HEARTH_ERR_CONTEXT, HEARTH_ERR_BUSY, ...). */
 serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_error *err);
@@ -254,14 +255,14 @@ void serve_tools_free(serve_tools *st);
 char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const serve_tools *st, sj_err *e);
 /* The splitter for a generation whose prompt is `prompt`; NULL out of memory. */
 hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools *st, const char *prompt);
-/* tool_choice required / named with a Hermes-syntax template: *grammar gets
+/* tool_choice required / named with a Hermes-syntax template (tools: the
+ * request's "tools" array): *grammar gets
  * the forced-call grammar (an optional <think> block, then the call(s), the
  * arguments by each tool's schema), so the reply is always a valid call. Other
  * syntaxes keep the check after generation. A structured-output grammar
  * already in *grammar is a 400. False with e set. */
-bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, hearth_grammar **grammar, sj_err *e);
-/* serve_tool_call_gbnf with an optional reasoning block before the calls. */
-char *serve_tool_call_gbnf_thinking(const cJSON *tools, const char *only, bool parallel, sj_err *e);
+bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, const cJSON *tools, hearth_grammar **grammar,
+                         sj_err *e);
 /* NULL when the calls satisfy tool_choice, else the error message. */
 const char *serve_tools_check(const serve_tools *st, int n_calls, bool named_ok);
 

@@ -150,7 +150,7 @@ static bool tool_rule(strbuf *b, const cJSON *tool, int k, sj_err *e) {
     return true;
 }
 
-char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, bool lazy, sj_err *e) {
+char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, bool think, sj_err *e) {
     if (!cJSON_IsArray(tools) || !cJSON_GetArraySize(tools))
         return snprintf(e->msg, sizeof e->msg, "'tools' must be a non-empty array to force a tool call"),
                NULL;
@@ -177,8 +177,13 @@ char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, 
         return NULL;
     }
     strbuf_printf(&b, "tool-call ::= \"<tool_call>\\n\" ( %s ) \"\\n</tool_call>\"\n", alts.p);
-    strbuf_printf(&b, "root ::= tool-call%s\n", parallel ? " ( \"\\n\" tool-call )*" : "");
-    (void)lazy; /* the same grammar: lazily it starts at the "<tool_call>" trigger (see serve.h) */
+    /* think: models that reason before they call (Qwen3, DeepSeek-R1 distills) may
+     * first write "<think>", text without "</" other than the closing tag,
+     * "</think>" and up to two newlines */
+    if (think)
+        strbuf_adds(&b, "think-block ::= \"<think>\" ( [^<] | \"<\" [^/] )* \"</think>\" \"\\n\"{0,2}\n");
+    strbuf_printf(&b, "root ::= %stool-call%s\n", think ? "think-block? " : "",
+                  parallel ? " ( \"\\n\" tool-call )*" : "");
     strbuf_free(&alts);
     if (b.oom) {
         strbuf_free(&b);
@@ -188,37 +193,9 @@ char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, 
     return strbuf_take(&b);
 }
 
-/* The forced-call grammar with an optional reasoning block first, for models
- * that think before they call (Qwen3, DeepSeek-R1 distills): "<think>", text
- * without "</" other than the closing tag, "</think>", up to two newlines. */
-char *serve_tool_call_gbnf_thinking(const cJSON *tools, const char *only, bool parallel, sj_err *e) {
-    char *g = serve_tool_call_gbnf(tools, only, parallel, false, e);
-    if (!g) return NULL;
-    strbuf b = {0};
-    /* the plain grammar's root becomes "calls"; a new root puts the think block before it */
-    char *root = strstr(g, "\nroot ::= ");
-    if (!root) {
-        free(g);
-        snprintf(e->msg, sizeof e->msg, "internal error: tool-call grammar without a root");
-        return NULL;
-    }
-    strbuf_add(&b, g, (size_t)(root - g) + 1);
-    strbuf_adds(&b, "calls ::= ");
-    strbuf_adds(&b, root + strlen("\nroot ::= "));
-    strbuf_adds(&b, "think-block ::= \"<think>\" ( [^<] | \"<\" [^/] )* \"</think>\" \"\\n\"{0,2}\n");
-    strbuf_adds(&b, "root ::= think-block? calls\n");
-    free(g);
-    if (b.oom) {
-        strbuf_free(&b);
-        snprintf(e->msg, sizeof e->msg, "out of memory");
-        return NULL;
-    }
-    return strbuf_take(&b);
-}
-
-hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool lazy,
+hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool think,
                                         sj_err *e) {
-    char *g = serve_tool_call_gbnf(tools, only, parallel, lazy, e);
+    char *g = serve_tool_call_gbnf(tools, only, parallel, think, e);
     if (!g) return NULL;
     hearth_error err = {0};
     hearth_grammar *gr = hearth_grammar_parse(g, strlen(g), "root", &err);

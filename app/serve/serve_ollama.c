@@ -186,7 +186,8 @@ static bool parse_options(const cJSON *body, hearth_sampling_params *sp, int *nu
         return false;
     }
     return serve_parse_sampling(opt, sp, e) && sj_int(opt, "num_predict", -2, 1 << 30, num_predict, e) &&
-           sj_int(opt, "num_ctx", 1, 1 << 30, num_ctx, e) && sj_stop(opt, "stop", stops, SJ_MAX_STOP, n_stop, e);
+           sj_int(opt, "num_ctx", 1, 1 << 30, num_ctx, e) &&
+           sj_stop(opt, "stop", stops, SJ_MAX_STOP, n_stop, e);
 }
 
 /* options.num_ctx: a request's own context, at most the engine's. The prompt
@@ -201,7 +202,8 @@ static bool apply_num_ctx(const serve_ctx *srv, int num_ctx, int n_prompt, int *
         return false;
     }
     if (n_prompt >= num_ctx) {
-        snprintf(e->msg, sizeof e->msg, "the prompt has %d tokens but options.num_ctx is %d", n_prompt, num_ctx);
+        snprintf(e->msg, sizeof e->msg, "the prompt has %d tokens but options.num_ctx is %d", n_prompt,
+                 num_ctx);
         return false;
     }
     const int room = num_ctx - n_prompt;
@@ -282,7 +284,8 @@ static int ollama_generate(serve_req *rq, bool chat) {
     if (!apply_num_ctx(srv, num_ctx, (int)ids.n, &num_predict, &e)) goto bad;
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
-    if (!serve_tools_grammar(srv, &rq->tools, &grammar, &e)) {
+    if (!serve_tools_grammar(srv, &rq->tools, cJSON_GetObjectItemCaseSensitive(body, "tools"), &grammar,
+                             &e)) {
         hearth_grammar_release(grammar);
         goto bad;
     }

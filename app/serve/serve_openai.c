@@ -361,7 +361,8 @@ static int openai_generate(serve_req *rq, bool chat) {
     }
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
-    if (!serve_tools_grammar(srv, &rq->tools, &grammar, &e)) {
+    if (!serve_tools_grammar(srv, &rq->tools, cJSON_GetObjectItemCaseSensitive(body, "tools"), &grammar,
+                             &e)) {
         hearth_grammar_release(grammar);
         goto bad;
     }
@@ -466,7 +467,7 @@ int route_openai_models(serve_req *rq) {
 int route_openai_model(serve_req *rq, const char *id) {
     serve_ctx *srv = rq->srv;
     if (!serve_model_matches(srv, id))
-        return serve_reply_error(rq, 404, "not_found_error", "model '%.200s' not found; this server serves '%s'", id,
-                                 srv->model_id);
+        return serve_reply_error(rq, 404, "not_found_error",
+                                 "model '%.200s' not found; this server serves '%s'", id, srv->model_id);
     return serve_reply_json(rq, 200, model_object(srv));
 }

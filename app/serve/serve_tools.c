@@ -148,7 +148,8 @@ hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools 
     return hearth_out_parser_new(&o);
 }
 
-bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, hearth_grammar **grammar, sj_err *e) {
+bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, const cJSON *tools,
+                         hearth_grammar **grammar, sj_err *e) {
     const bool forced =
         st->tools_json && (st->choice == SERVE_TOOLS_REQUIRED || st->choice == SERVE_TOOLS_NAMED);
     if (!forced) return true;
@@ -160,19 +161,8 @@ bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, hearth_gra
     const char *src = srv->tmpl ? hearth_chat_template_source(srv->tmpl) : NULL;
     if (hearth_tool_syntax_for_template(src) != HEARTH_TOOLS_HERMES)
         return true; /* checked after generation */
-    cJSON *tools = cJSON_Parse(st->tools_json);
-    char *g = tools ? serve_tool_call_gbnf_thinking(tools, st->choice == SERVE_TOOLS_NAMED ? st->named : NULL,
-                                                    st->parallel, e)
-                    : NULL;
-    cJSON_Delete(tools);
-    if (!g) {
-        if (!e->msg[0]) snprintf(e->msg, sizeof e->msg, "out of memory");
-        return false;
-    }
-    hearth_error err = {0};
-    *grammar = hearth_grammar_parse(g, strlen(g), "root", &err);
-    free(g);
-    if (!*grammar) snprintf(e->msg, sizeof e->msg, "'tools': %.200s", err.msg);
+    *grammar = serve_tool_call_grammar(tools, st->choice == SERVE_TOOLS_NAMED ? st->named : NULL,
+                                       st->parallel, true, e);
     return *grammar != NULL;
 }
 

@@ -124,10 +124,22 @@ static void test_tool_calls(void) {
     REQUIRE(par);
     CHECK(accepts(par, two) && accepts(par, a));
     hearth_grammar_release(par);
-    hearth_grammar *named = serve_tool_call_grammar(tools, "add", false, true, &e);
+    hearth_grammar *named = serve_tool_call_grammar(tools, "add", false, false, &e);
     REQUIRE(named);
     CHECK(accepts(named, a) && !accepts(named, w));
+    CHECK(!accepts(named, "<think>\nok\n</think>\n\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": "
+                          "1, \"b\": 2}}\n</tool_call>"));
     hearth_grammar_release(named);
+    /* think: an optional reasoning block before the call, none of "</" inside it */
+    hearth_grammar *th = serve_tool_call_grammar(tools, "add", false, true, &e);
+    REQUIRE(th);
+    CHECK(accepts(th, a));
+    CHECK(accepts(th, "<think>\nI will add.\n</think>\n\n<tool_call>\n{\"name\": \"add\", \"arguments\": "
+                      "{\"a\": 1, \"b\": 2}}\n</tool_call>"));
+    CHECK(!accepts(th, "<think>a</b></think>\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, "
+                       "\"b\": 2}}\n</tool_call>"));
+    CHECK(!accepts(th, "<think>x</think>\nSure!"));
+    hearth_grammar_release(th);
     CHECK(!serve_tool_call_grammar(tools, "nope", false, false, &e) && strstr(e.msg, "'nope'"));
     cJSON *empty = cJSON_CreateArray();
     CHECK(!serve_tool_call_grammar(empty, NULL, false, false, &e) && strstr(e.msg, "non-empty"));
