@@ -60,10 +60,10 @@ typedef struct req {
     uint64_t page_key; /* key of the last published page of this sequence */
     int n_keyed;       /* pages of the sequence that have keys */
     bool admitted_once;
-    bool spec;                /* speculating allowed (engine on, request did not opt out) */
-    hearth_spec_ctl ctl;      /* adaptive K */
-    int n_draft;              /* tokens drafted this step (0: plain decode) */
-    int32_t *draft;           /* [cfg.draft_max] */
+    bool spec;                         /* speculating allowed (engine on, request did not opt out) */
+    hearth_spec_ctl ctl;               /* adaptive K */
+    int n_draft;                       /* tokens drafted this step (0: plain decode) */
+    int32_t *draft;                    /* [cfg.draft_max] */
     struct req *next;                  /* waiting queue */
     struct req *live_prev, *live_next; /* all live requests (under mu) */
 } req;
@@ -380,7 +380,8 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
  * gives each position its pick) and the step holds at most spec_max_batch sequences. Draft
  * positions are reserved here; a draft whose pages are not free is dropped. */
 static void plan_drafts(hearth_engine *e) {
-    for (int i = 0; i < e->n_running; i++) e->running[i]->n_draft = 0;
+    for (int i = 0; i < e->n_running; i++)
+        e->running[i]->n_draft = 0;
     if (e->cfg.spec == HEARTH_SPEC_OFF) return;
     bool any = false;
     for (int i = 0; i < e->n_running; i++) {
@@ -537,16 +538,12 @@ static void step(hearth_engine *e) {
 
 static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids) {
     int d = r->n_draft, a = 0;
-    while (a < d && ids[a] == r->draft[a]) a++;
+    while (a < d && ids[a] == r->draft[a])
+        a++;
     if (d > a) hearth_kv_seq_truncate(e->kv, r->seq, d - a);
     r->st.spec_drafted += d;
     r->st.spec_accepted += a;
     hearth_spec_ctl_update(&r->ctl, d, a);
-    pthread_mutex_lock(&e->mu);
-    e->spec_passes += d > 0;
-    e->spec_drafted += (uint64_t)d;
-    e->spec_accepted += (uint64_t)a;
-    pthread_mutex_unlock(&e->mu);
     hearth_finish why = HEARTH_FINISH_NONE;
     int taken = 0;
     for (int j = 0; j <= a && why == HEARTH_FINISH_NONE; j++) {
@@ -554,9 +551,14 @@ static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids)
         taken++;
         if (j < a) r->n_done++; /* an accepted draft: its K/V are in the cache */
     }
-    pthread_mutex_lock(&e->mu);
-    if (d > 0) e->spec_tokens += (uint64_t)taken;
-    pthread_mutex_unlock(&e->mu);
+    if (d > 0) { /* a step without a draft is a plain decode: no counter moves */
+        pthread_mutex_lock(&e->mu);
+        e->spec_passes++;
+        e->spec_drafted += (uint64_t)d;
+        e->spec_accepted += (uint64_t)a;
+        e->spec_tokens += (uint64_t)taken;
+        pthread_mutex_unlock(&e->mu);
+    }
     if (why == HEARTH_FINISH_NONE) publish_pages(e, r);
     return why;
 }
@@ -767,25 +769,44 @@ void hearth_engine_free(hearth_engine *e) {
     engine_release(e);
 }
 
-/* The token trie and masking scratch, made once per engine (model). */
+/* The token trie and masking scratch, made once per engine (model). The trie
+ * (a quarter second on a 150k vocabulary) is built outside the engine lock,
+ * so the worker and stats readers do not wait for it; a submitter that loses
+ * the race to install it frees its copy. */
 static bool engine_grammar_ready(hearth_engine *e, hearth_error *err) {
     pthread_mutex_lock(&e->mu);
-    bool ok = e->gvocab != NULL;
-    if (!ok) {
-        int32_t nv = hearth_tokenizer_n_vocab(e->m->tokenizer),
-                nl = e->m->hp.n_vocab > nv ? e->m->hp.n_vocab : nv;
-        if (!e->gmasked) e->gmasked = malloc((size_t)nl * sizeof *e->gmasked);
-        if (!e->gbits) e->gbits = malloc(((size_t)nv + 31) / 32 * sizeof *e->gbits);
-        for (int32_t i = 0; e->gmasked && i < nl; i++)
-            e->gmasked[i] = -INFINITY; /* rows past the vocabulary stay out */
-        if (e->gmasked && e->gbits)
-            e->gvocab = hearth_grammar_vocab_create(e->m->tokenizer, err);
-        else
-            hearth_error_set(err, HEARTH_ERR_NOMEM, "grammar: out of memory");
-        ok = e->gvocab != NULL;
+    bool ready = e->gvocab != NULL;
+    pthread_mutex_unlock(&e->mu);
+    if (ready) return true;
+    const int32_t nv = hearth_tokenizer_n_vocab(e->m->tokenizer),
+                  nl = e->m->hp.n_vocab > nv ? e->m->hp.n_vocab : nv;
+    float *masked = malloc((size_t)nl * sizeof *masked);
+    uint32_t *bits = malloc(((size_t)nv + 31) / 32 * sizeof *bits);
+    hearth_grammar_vocab *gv = NULL;
+    if (masked && bits) {
+        for (int32_t i = 0; i < nl; i++)
+            masked[i] = -INFINITY; /* rows past the vocabulary stay out */
+        gv = hearth_grammar_vocab_create(e->m->tokenizer, err);
+    } else {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "grammar: out of memory");
+    }
+    if (!gv) {
+        free(masked);
+        free(bits);
+        return false;
+    }
+    pthread_mutex_lock(&e->mu);
+    if (!e->gvocab) { /* ours: the worker reads these only for grammar requests, all submitted after this */
+        e->gvocab = gv;
+        e->gmasked = masked;
+        e->gbits = bits;
+        gv = NULL, masked = NULL, bits = NULL;
     }
     pthread_mutex_unlock(&e->mu);
-    return ok;
+    hearth_grammar_vocab_free(gv);
+    free(masked);
+    free(bits);
+    return true;
 }
 
 uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth_error *err) {
