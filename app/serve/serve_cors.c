@@ -38,34 +38,39 @@ static bool loopback_origin(const char *o) {
     return false;
 }
 
+/* The next entry of a comma-separated list, spaces around it trimmed: *p
+ * and *n get it; returns the rest of the list, or NULL after the last entry. */
+static const char *next_entry(const char *list, const char **p, size_t *n) {
+    const char *end = strchr(list, ',');
+    size_t len = end ? (size_t)(end - list) : strlen(list);
+    while (len && *list == ' ')
+        list++, len--;
+    while (len && list[len - 1] == ' ')
+        len--;
+    *p = list;
+    *n = len;
+    return end ? end + 1 : NULL;
+}
+
 bool serve_cors_allowed(const char *list, const char *origin) {
     if (!list || !*list || !origin || !*origin || strlen(origin) > 255) return false;
-    const char *p = list;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        while (n && (*p == ' '))
-            p++, n--;
-        while (n && p[n - 1] == ' ')
-            n--;
+    const size_t on = strlen(origin);
+    for (const char *rest = list; rest && *rest;) {
+        const char *p;
+        size_t n;
+        rest = next_entry(rest, &p, &n);
         if ((n == 1 && *p == '*') || (n == 8 && !strncasecmp(p, "loopback", 8) && loopback_origin(origin)) ||
-            (n == strlen(origin) && n && !strncasecmp(p, origin, n)))
+            (n == on && !strncasecmp(p, origin, n)))
             return true;
-        if (!end) break;
-        p = end + 1;
     }
     return false;
 }
 
 bool serve_cors_list_valid(const char *list, char *bad, size_t cap) {
-    const char *p = list;
-    while (p && *p) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        while (n && *p == ' ')
-            p++, n--;
-        while (n && p[n - 1] == ' ')
-            n--;
+    for (const char *rest = list; rest && *rest;) {
+        const char *p;
+        size_t n;
+        rest = next_entry(rest, &p, &n);
         const bool ok =
             (n == 1 && *p == '*') || (n == 8 && !strncasecmp(p, "loopback", 8)) ||
             (n > 7 && (!strncasecmp(p, "http://", 7) || !strncasecmp(p, "https://", 8)) && p[n - 1] != '/');
@@ -73,8 +78,6 @@ bool serve_cors_list_valid(const char *list, char *bad, size_t cap) {
             snprintf(bad, cap, "%.*s", (int)(n > 200 ? 200 : n), p);
             return false;
         }
-        if (!end) break;
-        p = end + 1;
     }
     return true;
 }
