@@ -51,7 +51,8 @@ typedef enum field_kind {
     K_U64,
     K_BACKEND,
     K_KV_TYPE,
-    K_LISTEN, /* HOST:PORT */
+    K_LISTEN,    /* HOST:PORT */
+    K_SPEC_MODE, /* speculative decoding mode (runtime/serving/spec.h), stored as int */
 } field_kind;
 
 typedef struct field {
@@ -79,6 +80,13 @@ static const field k_prefix_cache_fields[] = {
     FIELD("enabled", K_BOOL, CFG(prefix_cache.enabled)),
     FIELD("path", K_PATH, CFG(prefix_cache.path)),
     FIELD("max_size", K_SIZE, CFG(prefix_cache.max_size)),
+    END,
+};
+
+static const field k_speculative_fields[] = {
+    FIELD("mode", K_SPEC_MODE, CFG(speculative.mode)),
+    RANGED("draft_max", K_INT, CFG(speculative.draft_max), 1, 32, true, "0 (the default, 8) or 1 to 32"),
+    RANGED("draft_min", K_INT, CFG(speculative.draft_min), 1, 32, true, "0 (the default, 1) or 1 to 32"),
     END,
 };
 
@@ -129,6 +137,7 @@ static const field k_top_fields[] = {
     RANGED("batch", K_INT, CFG(batch), 1, 1048576, true, "0 (the engine's default) or 1 to 1048576"),
     FIELD("kv_type", K_KV_TYPE, CFG(kv_type)),
     SECTION("prefix_cache", k_prefix_cache_fields),
+    SECTION("speculative", k_speculative_fields),
     SECTION("server", k_server_fields),
     SECTION("chat", k_chat_fields),
     END,
@@ -152,6 +161,7 @@ static const char *kind_expects(field_kind k) {
     case K_U64: return "a non-negative integer";
     case K_BACKEND: return "a backend name";
     case K_KV_TYPE: return "a KV cache type";
+    case K_SPEC_MODE: return "a speculative decoding mode";
     case K_LISTEN: return "HOST:PORT";
     }
     return "a value";
@@ -170,6 +180,7 @@ void hearth_config_init(hearth_config *cfg) {
     cfg->gpu_layers = -1;
     cfg->kv_type = HEARTH_F16;
     cfg->prefix_cache.enabled = true;
+    cfg->speculative.mode = HEARTH_SPEC_OFF;
 }
 
 static void model_free(hearth_config_model *m) {
@@ -617,12 +628,12 @@ static hearth_status reset_field(const field *f, void *base) {
     hearth_config_init(&dc);
     model_init(&dm);
     const char *defaults = is_model_field(f) ? (const char *)&dm : (const char *)&dc;
-    size_t size = f->kind == K_INT       ? sizeof(int)
-                  : f->kind == K_FLOAT   ? sizeof(float)
-                  : f->kind == K_BOOL    ? sizeof(bool)
-                  : f->kind == K_BACKEND ? sizeof dc.backend
-                  : f->kind == K_KV_TYPE ? sizeof(hearth_dtype)
-                                         : sizeof(uint64_t);
+    size_t size = f->kind == K_INT || f->kind == K_SPEC_MODE ? sizeof(int)
+                  : f->kind == K_FLOAT                       ? sizeof(float)
+                  : f->kind == K_BOOL                        ? sizeof(bool)
+                  : f->kind == K_BACKEND                     ? sizeof dc.backend
+                  : f->kind == K_KV_TYPE                     ? sizeof(hearth_dtype)
+                                                             : sizeof(uint64_t);
     memcpy(slot, defaults + f->off, size);
     return HEARTH_OK;
 }
@@ -747,6 +758,16 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
                         "%s: unknown KV cache type %s (expected f16, f32 or q8_0)", p->key,
                         describe(d, sizeof d, v));
         *(hearth_dtype *)slot = dt;
+        return HEARTH_OK;
+    }
+
+    case K_SPEC_MODE: {
+        hearth_spec_mode m;
+        if (!hearth_spec_mode_parse(t, &m))
+            return fail(p, v->at, HEARTH_ERR_FORMAT,
+                        "%s: unknown speculative decoding mode %s (expected ngram or off)", p->key,
+                        describe(d, sizeof d, v));
+        *(int *)slot = (int)m;
         return HEARTH_OK;
     }
 

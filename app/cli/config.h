@@ -75,6 +75,12 @@ typedef struct hearth_config {
     } prefix_cache;
 
     struct {
+        int mode;      /* hearth_spec_mode: HEARTH_SPEC_OFF (default) or HEARTH_SPEC_NGRAM */
+        int draft_max; /* 0: the engine's default (8) */
+        int draft_min; /* 0: the engine's default (1) */
+    } speculative;
+
+    struct {
         char *socket;      /* Unix socket path, or NULL */
         char *listen;      /* "HOST:PORT"; NULL: the server's default */
         char *api_key;     /* NULL: no authentication */

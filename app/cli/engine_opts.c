@@ -153,14 +153,23 @@ void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg)
     struct {
         int opt, value, unset;
     } ints[] = {
-        {OPT_THREADS, cfg->threads, d.threads},    {OPT_GPU_LAYERS, cfg->gpu_layers, d.gpu_layers},
-        {OPT_CTX, cfg->context, d.context},        {OPT_BATCH, cfg->batch, d.batch},
-        {OPT_PARALLEL, cfg->parallel, d.parallel}, {OPT_MAX_WAITING, cfg->server.max_waiting, 0},
+        {OPT_THREADS, cfg->threads, d.threads},
+        {OPT_GPU_LAYERS, cfg->gpu_layers, d.gpu_layers},
+        {OPT_CTX, cfg->context, d.context},
+        {OPT_BATCH, cfg->batch, d.batch},
+        {OPT_PARALLEL, cfg->parallel, d.parallel},
+        {OPT_MAX_WAITING, cfg->server.max_waiting, 0},
+        {OPT_DRAFT_MAX, cfg->speculative.draft_max, d.speculative.draft_max},
+        {OPT_DRAFT_MIN, cfg->speculative.draft_min, d.speculative.draft_min},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
         if (ints[k].value == ints[k].unset) continue;
         *(int *)field_of(eo, ints[k].opt) = ints[k].value;
         eo->source[ints[k].opt] = src;
+    }
+    if (cfg->speculative.mode != d.speculative.mode) {
+        eo->spec = (hearth_spec_mode)cfg->speculative.mode;
+        eo->source[OPT_SPEC] = src;
     }
     if (cfg->kv_type != d.kv_type) {
         eo->kv_type = cfg->kv_type;

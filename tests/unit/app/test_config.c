@@ -297,6 +297,27 @@ static void test_paths(void) {
 
 /* ------------------------------------------------------------ errors */
 
+/* speculative: the section reaches the engine options (the flags' defaults
+ * otherwise), and a file that says nothing leaves them as they were. */
+static void test_speculative(void) {
+    char p[PATH_MAX];
+    tmp_path(p, sizeof p, "spec.yaml");
+    write_file(p, "speculative:\n  mode: ngram\n  draft_max: 4\n  draft_min: 2\n");
+    hearth_config c;
+    hearth_error err = {0};
+    REQUIRE(hearth_config_load(p, &c, &err) == HEARTH_OK);
+    CHECK(c.speculative.mode == HEARTH_SPEC_NGRAM && c.speculative.draft_max == 4 && c.speculative.draft_min == 2);
+    hearth_engine_config ec;
+    engine_config_of(&c, 1, &ec);
+    CHECK(ec.spec == HEARTH_SPEC_NGRAM && ec.draft_max == 4 && ec.draft_min == 2);
+    hearth_config_free(&c);
+    write_file(p, "threads: 2\n");
+    REQUIRE(hearth_config_load(p, &c, &err) == HEARTH_OK);
+    engine_config_of(&c, 1, &ec);
+    CHECK(ec.spec == HEARTH_SPEC_OFF && ec.draft_max == 8 && ec.draft_min == 1);
+    hearth_config_free(&c);
+}
+
 static void test_errors(void) {
     /* YAML syntax, with libyaml's problem and its position */
     EXPECT_ERROR("threads: 4\nserver: a: b\n",
@@ -309,6 +330,10 @@ static void test_errors(void) {
     EXPECT_ERROR("threads: 4\nbackend: \xff\n",
                  "cfg.yaml:2:10: ", "invalid YAML: invalid leading UTF-8 octet");
     /* unknown keys, with a suggestion or the list of keys */
+    EXPECT_ERROR("speculative:\n  mode: turbo\n", "cfg.yaml:2:9: ",
+                 "speculative.mode: unknown speculative decoding mode 'turbo' (expected ngram or off)");
+    EXPECT_ERROR("speculative:\n  draft_max: 99\n", "cfg.yaml:2:14: ",
+                 "speculative.draft_max: 99 is out of range (expected 0 (the default, 8) or 1 to 32)");
     EXPECT_ERROR("threads: 2\ntreads: 4\n",
                  "cfg.yaml:2:1: ", "unknown key 'treads' (did you mean 'threads'?)");
     EXPECT_ERROR("server:\n  lisen: x:1\n",
@@ -591,6 +616,7 @@ int main(void) {
     test_defaults();
     test_full_file();
     test_paths();
+    test_speculative();
     test_errors();
     test_sizes();
     test_env_api_key();
