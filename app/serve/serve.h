@@ -65,6 +65,9 @@ bool sj_float(const cJSON *o, const char *key, double lo, double hi, float *out,
 bool sj_int(const cJSON *o, const char *key, long lo, long hi, int *out, sj_err *e);
 bool sj_u64(const cJSON *o, const char *key, uint64_t *out, bool *given, sj_err *e);
 bool sj_bool(const cJSON *o, const char *key, bool *out, sj_err *e);
+/* Token probabilities are not computed yet: OpenAI/Ollama logprobs and
+ * top_logprobs, llama.cpp n_probs (> 0) are refused, not ignored. */
+bool serve_refuse_logprobs(const cJSON *body, sj_err *e);
 /* Ollama's keep_alive: a Go duration string or seconds; *out in seconds. */
 bool sj_duration(const cJSON *o, const char *key, double *out, sj_err *e);
 bool sj_string(const cJSON *o, const char *key, const char **out, sj_err *e);

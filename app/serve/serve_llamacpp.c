@@ -100,7 +100,8 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
     hearth_sampling_params sp = serve_sampling_defaults(srv);
     if (!sj_bool(body, "stream", &stream, &e) || !sj_bool(body, "ignore_eos", &ignore_eos, &e) ||
         !sj_stop(body, "stop", stops, SJ_MAX_STOP, &n_stop, &e) || !serve_parse_sampling(body, &sp, &e) ||
-        !sj_number(body, "t_max_predict_ms", 0, 1e9, &t_max, &e) || !sj_bool(body, "speculative", &spec, &e))
+        !sj_number(body, "t_max_predict_ms", 0, 1e9, &t_max, &e) ||
+        !sj_bool(body, "speculative", &spec, &e) || !serve_refuse_logprobs(body, &e))
         return serve_reply_error(rq, 400, NULL, "%s", e.msg);
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) return serve_reply_error(rq, 400, NULL, "%s", e.msg);

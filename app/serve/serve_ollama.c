@@ -232,7 +232,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
 
     double keep_alive = 300; /* accepted and checked; this server keeps its one model loaded (docs/API.md) */
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
-        !sj_duration(body, "keep_alive", &keep_alive, &e) ||
+        !sj_duration(body, "keep_alive", &keep_alive, &e) || !serve_refuse_logprobs(body, &e) ||
         !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
         goto bad;
     if (!model || !model[0]) {

@@ -227,19 +227,6 @@ static void openai_stream(serve_req *rq, const char *text, size_t n, bool done, 
     strbuf_adds(out, "data: [DONE]\n\n");
 }
 
-/* logprobs are not computed yet: refuse them instead of ignoring them. */
-static bool refuse_logprobs(const cJSON *body, sj_err *e) {
-    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(body, "logprobs");
-    const cJSON *tlp = cJSON_GetObjectItemCaseSensitive(body, "top_logprobs");
-    if ((lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0)) ||
-        (tlp && !cJSON_IsNull(tlp))) {
-        snprintf(e->msg, sizeof e->msg,
-                 "'logprobs' / 'top_logprobs' are not supported by this server yet; omit them");
-        return false;
-    }
-    return true;
-}
-
 /* choices[0].message of a whole chat reply: content, reasoning_content,
  * tool_calls; the tool_choice error message, or NULL. */
 static const char *chat_message(serve_req *rq, cJSON *c, const strbuf *out) {
@@ -324,7 +311,7 @@ static int openai_generate(serve_req *rq, bool chat) {
         }
         if (!sj_bool(so, "include_usage", &include_usage, &e)) goto bad;
     }
-    if (!refuse_logprobs(body, &e)) goto bad;
+    if (!serve_refuse_logprobs(body, &e)) goto bad;
     if (n != 1) {
         snprintf(e.msg, sizeof e.msg, "'n' is %d but this server returns one choice per request (n=1)", n);
         goto bad;

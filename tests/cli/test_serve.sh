@@ -128,6 +128,13 @@ for ka in '"5m"' '"1h30m"' '-1' '0' '"-1"' '"250ms"'; do
 done
 st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who?","stream":false,"keep_alive":"soon"}')
 check '[ $st = 400 ] && grep -q "keep_alive" "$TMP/r"' "keep_alive not a duration: 400 naming it ($st)"
+# token probabilities are not computed yet: every API's form is refused, not ignored
+st=$(c "$TMP/r" http://x/completion -d '{"prompt":"In the beginning","n_predict":2,"n_probs":3}')
+check '[ $st = 400 ] && grep -q "n_probs" "$TMP/r"' "llama.cpp n_probs: 400 naming it ($st)"
+st=$(c "$TMP/r" http://x/completion -d '{"prompt":"In the beginning","n_predict":2,"n_probs":0}')
+check '[ $st = 200 ]' "llama.cpp n_probs 0: accepted ($st)"
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who?","stream":false,"logprobs":true,"top_logprobs":2}')
+check '[ $st = 400 ] && grep -q "logprobs" "$TMP/r"' "Ollama logprobs: 400 naming it ($st)"
 st=$(c "$TMP/r" http://x/api/tags); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"models\"][0][\"name\"]")" = $ID ]' "GET /api/tags"
 st=$(c "$TMP/r" http://x/api/version); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "tuple(map(int, d[\"version\"].split(\".\"))) >= (0,6,4)")" = True ]' "GET /api/version >= 0.6.4"
 st=$(c "$TMP/r" http://x/api/show -d '{"model":"'$ID'"}')
