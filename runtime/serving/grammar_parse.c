@@ -96,10 +96,13 @@ static int32_t rule_id(parser *ps, const char *name, size_t len) {
     return (int32_t)ps->n_rules++;
 }
 
-/* A new generated rule named after `base`. */
+/* A new generated rule named after `base`. The '~' is no name character, so
+ * the name can never be one a grammar defines itself (with '-', a rule "x-1"
+ * of the text and the one generated for a repetition in "x" were one rule:
+ * the later body replaced, and leaked, the earlier). */
 static int32_t rule_generated(parser *ps, uint32_t base) {
     char nm[160];
-    snprintf(nm, sizeof nm, "%.120s-%u", ps->rules[base].name, ++ps->n_generated);
+    snprintf(nm, sizeof nm, "%.120s~%u", ps->rules[base].name, ++ps->n_generated);
     int32_t id = rule_id(ps, nm, strlen(nm));
     if (id >= 0) ps->rules[id].defined = true;
     return id;

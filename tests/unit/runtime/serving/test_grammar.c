@@ -53,6 +53,9 @@ static void test_gbnf_constructs(void) {
     CHECK(accepts("root ::= \"a\" | \"b\" | \"cd\"", "cd"));
     CHECK(!accepts("root ::= \"a\" | \"b\"", "c"));
     CHECK(accepts("root ::= x y\nx ::= \"x\"\ny ::= \"y\"", "xy"));
+    /* a rule of the text named like a generated one stays its own rule, either order */
+    CHECK(accepts("x-1 ::= \"b\"\nx ::= \"a\"*\nroot ::= x x-1", "aab"));
+    CHECK(accepts("x ::= \"a\"*\nx-1 ::= \"b\"\nroot ::= x x-1", "aab"));
     CHECK(accepts("root ::= (\"a\" | \"b\") \"c\"", "bc"));
     CHECK(accepts("root ::= \"a\"*", ""));
     CHECK(accepts("root ::= \"a\"*", "aaaa"));
