@@ -107,21 +107,6 @@ int cmd_list(int argc, char **argv) {
     return 0;
 }
 
-/* Delete the parts of a split model: NAME-00001-of-0000N.gguf -> every k. */
-static void remove_files(const char *file) {
-    const char *of = strstr(file, "-of-");
-    int parts = 0;
-    if (of && of - file >= 6 && sscanf(of, "-of-%5d.gguf", &parts) == 1 && parts > 1) {
-        char p[1100];
-        for (int k = 1; k <= parts; k++) {
-            snprintf(p, sizeof p, "%.*s%05d%s", (int)(of - file - 5), file, k, of);
-            unlink(p);
-        }
-        return;
-    }
-    unlink(file);
-}
-
 int cmd_rm(int argc, char **argv) {
     const char *pos[1];
     int npos = 0;
@@ -137,12 +122,14 @@ int cmd_rm(int argc, char **argv) {
     hearth_error err = {0};
     hearth_model_entry e;
     int rc = 0;
-    if (hearth_model_store_get(s, pos[0], &e, &err) || hearth_model_store_remove(s, pos[0], &err)) {
+    bool gone = false;
+    if (hearth_model_store_get(s, pos[0], &e, &err) || hearth_model_store_delete(s, pos[0], &gone, &err)) {
         fprintf(stderr, "hearth rm: %s\n", err.msg);
         rc = 1;
-    } else {
-        remove_files(e.file);
+    } else if (gone) {
         fprintf(stderr, "removed %s (%s)\n", e.name, e.file);
+    } else {
+        fprintf(stderr, "removed %s (%s stays: another name uses it)\n", e.name, e.file);
     }
     hearth_model_store_close(s);
     return rc;

@@ -17,7 +17,14 @@
  * .part is renamed to FILE; only then is the manifest row written. A failed
  * pull leaves no manifest row (a .part is kept for a resume, except after a
  * sha256 mismatch, when it is deleted).
- * Output: progress and messages on stderr; exit 0 done, 1 failed, 2 usage.
+ * Output: progress and messages on stderr; with --json, progress as NDJSON
+ * events on stdout instead (what `hearth serve`'s /api/pull relays):
+ *   {"status":"downloading","file":F,"total":N,"completed":M}  (every 0.25 s)
+ *   {"status":"resuming","file":F,"from":M}
+ *   {"status":"verifying","file":F}
+ *   {"status":"success","name":NAME,"file":PATH,"sha256":HEX}
+ *   {"error":"..."}                                             (then exit 1)
+ * Exit 0 done, 1 failed, 2 usage.
  */
 #include <ctype.h>
 #include <curl/curl.h>
@@ -34,6 +41,8 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "app/cli/args.h"
 #include "app/cli/common.h"
@@ -67,7 +76,29 @@ typedef struct dl_state {
     double t0, last_print;
     const char *label;
     bool quiet;
+    bool json; /* NDJSON progress on stdout */
 } dl_state;
+
+/* Print o as one NDJSON line on stdout, flushed, and free it. */
+static void json_print(cJSON *o) {
+    char *t = cJSON_PrintUnformatted(o);
+    if (t) printf("%s\n", t);
+    fflush(stdout);
+    free(t);
+    cJSON_Delete(o);
+}
+
+/* One NDJSON progress event on stdout (--json). */
+static void json_event(const char *status, const char *file, uint64_t total, uint64_t done, bool with_sizes) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", status);
+    if (file) cJSON_AddStringToObject(o, "file", file);
+    if (with_sizes) {
+        cJSON_AddNumberToObject(o, "total", (double)total);
+        cJSON_AddNumberToObject(o, "completed", (double)done);
+    }
+    json_print(o);
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -93,10 +124,14 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)ut, (void)un;
     dl_state *d = ctx;
     double t = now_s();
-    if (d->quiet || (t - d->last_print < 0.25 && !(dltotal > 0 && dlnow == dltotal))) return 0;
+    if ((d->quiet && !d->json) || (t - d->last_print < 0.25 && !(dltotal > 0 && dlnow == dltotal))) return 0;
     d->last_print = t;
     uint64_t have = d->start + (uint64_t)dlnow;
     uint64_t total = d->total ? d->total : (dltotal > 0 ? d->start + (uint64_t)dltotal : 0);
+    if (d->json) {
+        json_event("downloading", d->label, total, have, true);
+        return 0;
+    }
     double rate = t > d->t0 ? (double)dlnow / (t - d->t0) : 0;
     char h[32], tt[32], r[32];
     app_human_bytes((double)have, h, sizeof h);
@@ -205,7 +240,7 @@ static uint64_t file_len(const char *p) {
 
 /* Download url to dest (via dest.part). expect: sha256 or "". */
 static int fetch_one(const char *url, const char *dest, const char *expect, const char *label, bool quiet,
-                     char hex[65], char *errbuf, size_t cap) {
+                     bool json, char hex[65], char *errbuf, size_t cap) {
     char part[4800], dir[4800];
     snprintf(part, sizeof part, "%s.part", dest);
     snprintf(dir, sizeof dir, "%s", dest);
@@ -231,6 +266,13 @@ static int fetch_one(const char *url, const char *dest, const char *expect, cons
     if (start > 0 && start == total) {
         if (!quiet) fprintf(stderr, "%s: %s already downloaded, verifying\n", label, part);
     } else {
+        if (start > 0 && json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "status", "resuming");
+            cJSON_AddStringToObject(o, "file", label);
+            cJSON_AddNumberToObject(o, "from", (double)start);
+            json_print(o);
+        }
         if (start > 0 && !quiet) {
             char h[32];
             app_human_bytes((double)start, h, sizeof h);
@@ -242,8 +284,13 @@ static int fetch_one(const char *url, const char *dest, const char *expect, cons
             errf(errbuf, cap, "cannot write %s: %s", part, strerror(errno));
             return -1;
         }
-        dl_state d = {
-            .out = out, .start = start, .total = total, .t0 = now_s(), .label = label, .quiet = quiet};
+        dl_state d = {.out = out,
+                      .start = start,
+                      .total = total,
+                      .t0 = now_s(),
+                      .label = label,
+                      .quiet = quiet,
+                      .json = json};
         CURL *c = curl_easy_init();
         curl_common(c, url);
         char range[64];
@@ -289,6 +336,7 @@ static int fetch_one(const char *url, const char *dest, const char *expect, cons
              (unsigned long long)got, (unsigned long long)total);
         return -1;
     }
+    if (json) json_event("verifying", label, 0, 0, false);
     if (sha256_file(part, hex) != 0) {
         errf(errbuf, cap, "cannot read %s back to check its sha256", part);
         return -1;
@@ -310,16 +358,31 @@ static int fetch_one(const char *url, const char *dest, const char *expect, cons
 
 static const char PULL_USAGE[] = "NAME | hf.co/ORG/REPO[:QUANT] | URL [--sha256 HEX] [--name NAME] [-q]";
 
-static int do_pull(pull_plan *p, bool quiet) {
+/* An error: on stderr, and as {"error":...} on stdout with --json. */
+static void pull_error(bool json, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pull_error(bool json, const char *fmt, ...) {
+    char msg[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "hearth pull: %s\n", msg);
+    if (!json) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    json_print(o);
+}
+
+static int do_pull(pull_plan *p, bool quiet, bool json) {
     char dir[4096], errbuf[4096], dest[4700], lockp[4800], hex[65] = "";
     hearth_error err = {0};
     if (!*hearth_model_store_dir(dir, sizeof dir)) {
-        fprintf(stderr, "hearth pull: no models folder: set $XDG_DATA_HOME or $HOME\n");
+        pull_error(json, "no models folder: set $XDG_DATA_HOME or $HOME");
         return 1;
     }
     hearth_model_store *s = hearth_model_store_open(dir, &err);
     if (!s) {
-        fprintf(stderr, "hearth pull: %s\n", err.msg);
+        pull_error(json, "%s", err.msg);
         return 1;
     }
     uint64_t size = 0;
@@ -329,15 +392,15 @@ static int do_pull(pull_plan *p, bool quiet) {
         snprintf(lockp, sizeof lockp, "%s.lock", dest);
         int lk = open(lockp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
         if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) != 0) {
-            fprintf(stderr, "hearth pull: another pull of %s is running (lock %s); wait for it to finish\n",
-                    p->file[i], lockp);
+            pull_error(json, "another pull of %s is running (lock %s); wait for it to finish", p->file[i],
+                       lockp);
             if (lk >= 0) close(lk);
             rc = 1;
             break;
         }
-        if (fetch_one(p->url[i], dest, p->n == 1 ? p->sha256 : "", p->file[i], quiet, hex, errbuf,
+        if (fetch_one(p->url[i], dest, p->n == 1 ? p->sha256 : "", p->file[i], quiet, json, hex, errbuf,
                       sizeof errbuf)) {
-            fprintf(stderr, "hearth pull: %s\n", errbuf);
+            pull_error(json, "%s", errbuf);
             rc = 1;
         } else {
             size += file_len(dest);
@@ -349,7 +412,7 @@ static int do_pull(pull_plan *p, bool quiet) {
         hearth_model_entry e = {0};
         snprintf(e.name, sizeof e.name, "%s", p->name);
         if (snprintf(e.file, sizeof e.file, "%s/%s", dir, p->file[0]) >= (int)sizeof e.file) {
-            fprintf(stderr, "hearth pull: the models folder path %s is too long\n", dir);
+            pull_error(json, "the models folder path %s is too long", dir);
             rc = 1;
         }
         snprintf(e.source, sizeof e.source, "%s", p->source);
@@ -358,8 +421,15 @@ static int do_pull(pull_plan *p, bool quiet) {
         e.pulled_at = (int64_t)time(NULL);
         if (rc) {
         } else if (hearth_model_store_put(s, &e, &err)) {
-            fprintf(stderr, "hearth pull: %s\n", err.msg);
+            pull_error(json, "%s", err.msg);
             rc = 1;
+        } else if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "status", "success");
+            cJSON_AddStringToObject(o, "name", e.name);
+            cJSON_AddStringToObject(o, "file", e.file);
+            cJSON_AddStringToObject(o, "sha256", p->n == 1 ? hex : "");
+            json_print(o);
         } else if (!quiet) {
             fprintf(stderr, "pulled %s -> %s (sha256 %s)\n", e.name, e.file, p->n == 1 ? hex : "per part");
         }
@@ -377,7 +447,7 @@ static bool is_hex64(const char *s) {
 
 int cmd_pull(int argc, char **argv) {
     const char *sha = NULL, *name = NULL;
-    bool quiet = false;
+    bool quiet = false, json = false;
     const char *pos[2];
     int npos = 0;
     arg_opt opts[] = {
@@ -386,6 +456,10 @@ int cmd_pull(int argc, char **argv) {
          "name to store it under (default: the catalog name, the hf.co "
          "spec, or the URL's file name)"},
         {"-q", "--quiet", ARG_FLAG, &quiet, NULL, "no progress bar"},
+        {NULL, "--json", ARG_FLAG, &json, NULL,
+         "progress and the result as NDJSON events on stdout (status downloading/resuming/verifying/success, "
+         "or "
+         "error)"},
     };
     int r = arg_parse(
         "pull", PULL_USAGE,
@@ -395,7 +469,7 @@ int cmd_pull(int argc, char **argv) {
         "the repository's GGUF of that quantization (default Q4_K_M); URL is any http(s) GGUF.\n"
         "Environment: HEARTH_HF_ENDPOINT (default https://huggingface.co), HEARTH_CATALOG,\n"
         "HEARTH_PULL_STALL_S (seconds without data before giving up, default 30), http(s)_proxy.",
-        opts, 3, argc, argv, pos, 2, &npos);
+        opts, 4, argc, argv, pos, 2, &npos);
     if (r) return r > 0 ? 0 : 2;
     if (npos != 1) {
         fprintf(stderr, "hearth pull: give one model to pull\nusage: hearth pull %s\n", PULL_USAGE);
@@ -418,10 +492,10 @@ int cmd_pull(int argc, char **argv) {
             fprintf(stderr, "hearth pull: --sha256 names one file, but %s has %d parts\n", pos[0], plan.n);
             rc = 2;
         } else {
-            rc = do_pull(&plan, quiet);
+            rc = do_pull(&plan, quiet || json, json);
         }
     } else {
-        fprintf(stderr, "hearth pull: %s\n", errbuf);
+        pull_error(json, "%s", errbuf);
         rc = 1;
     }
     curl_global_cleanup();

@@ -1,10 +1,12 @@
 /*
- * cmd_serve.c - `hearth serve`: load a model, start the engine and serve the
- * local HTTP API (OpenAI-, Ollama- and llama.cpp-compatible routes) on a Unix
- * socket and, when asked, on TCP; see docs/API.md.
+ * cmd_serve.c - `hearth serve`: serve the local models over the HTTP API
+ * (OpenAI-, Ollama- and llama.cpp-compatible routes) on a Unix socket and,
+ * when asked, on TCP; see docs/API.md. Models load on demand
+ * (serve_models.c); -m names a default one, loaded at start.
  *
- * Owner: the serve subsystem. This file owns the lifetimes: backend, model,
- * engine and HTTP daemons are created here and torn down in reverse order.
+ * Owner: the serve subsystem. This file owns the lifetimes: the model
+ * registry and the HTTP daemons are created here and torn down in reverse
+ * order (HTTP first, so no request uses a model being unloaded).
  * Invariants: SIGINT/SIGTERM are blocked in every thread and taken here with
  * sigwait; on either the server stops accepting, cancels what is in flight,
  * waits (bounded) for the connections to finish, and exits 0.
@@ -28,61 +30,6 @@
 #include "runtime/template/chat_template.h"
 #include "serve.h"
 
-static const char *ftype_name(uint32_t t) {
-    switch (t) {
-    case 0: return "F32";
-    case 1: return "F16";
-    case 2: return "Q4_0";
-    case 3: return "Q4_1";
-    case 7: return "Q8_0";
-    case 8: return "Q5_0";
-    case 9: return "Q5_1";
-    case 10: return "Q2_K";
-    case 11: return "Q3_K_S";
-    case 12: return "Q3_K_M";
-    case 13: return "Q3_K_L";
-    case 14: return "Q4_K_S";
-    case 15: return "Q4_K_M";
-    case 16: return "Q5_K_S";
-    case 17: return "Q5_K_M";
-    case 18: return "Q6_K";
-    case 32: return "BF16";
-    default: return "unknown";
-    }
-}
-
-/* Everything the routes read about the model, computed once. */
-static void describe_model(serve_ctx *srv, const hearth_model *m) {
-    const char *base = strrchr(m->path, '/');
-    base = base ? base + 1 : m->path;
-    snprintf(srv->model_id, sizeof srv->model_id, "%.250s", base);
-    size_t n = strlen(srv->model_id);
-    if (n > 5 && !strcmp(srv->model_id + n - 5, ".gguf")) srv->model_id[n - 5] = 0;
-    snprintf(srv->arch, sizeof srv->arch, "%s", m->arch_info->name);
-    hearth_str s;
-    if (hearth_gguf_get_str(m->gguf, "tokenizer.chat_template", &s))
-        srv->chat_template = strndup(s.ptr, s.len);
-    char note[256] = "";
-    srv->tmpl = hearth_chat_template_for_model(m->gguf, NULL, note, sizeof note);
-    if (note[0]) fprintf(stderr, "hearth serve: chat template: %s\n", note);
-    uint32_t ft;
-    snprintf(srv->quant, sizeof srv->quant, "%s",
-             hearth_gguf_get_u32(m->gguf, "general.file_type", &ft) ? ftype_name(ft) : "unknown");
-    double p = (double)m->n_params;
-    if (p >= 1e9)
-        snprintf(srv->param_size, sizeof srv->param_size, "%.1fB", p / 1e9);
-    else if (p >= 1e6)
-        snprintf(srv->param_size, sizeof srv->param_size, "%.1fM", p / 1e6);
-    else
-        snprintf(srv->param_size, sizeof srv->param_size, "%.0fK", p / 1e3);
-    snprintf(srv->digest, sizeof srv->digest, "%s", m->fingerprint);
-    struct stat st;
-    if (!stat(m->path, &st)) {
-        srv->model_size = (uint64_t)st.st_size;
-        srv->model_mtime = (long)st.st_mtime;
-    }
-}
-
 static const char *default_socket(char *buf, size_t n) {
     const char *rt = getenv("XDG_RUNTIME_DIR");
     if (rt && rt[0])
@@ -95,8 +42,11 @@ static const char *default_socket(char *buf, size_t n) {
 /* The flags of `hearth serve` that are not engine options. */
 typedef struct serve_opts {
     const char *model_path, *socket_path, *listen_addr, *api_key, *config_path, *cors_origins;
-    int timeout_s, request_timeout_s;
-    uint64_t max_body;
+    const char *model_name; /* what -m said when it named a pulled or configured model */
+    const char *keep_alive;
+    int timeout_s, request_timeout_s, max_loaded;
+    uint64_t max_body, max_memory;
+    double keep_alive_s;
     bool verbose;
     char sock_buf[512];
 } serve_opts;
@@ -106,16 +56,31 @@ typedef struct serve_opts {
  * usage error). */
 static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, serve_opts *so,
                             app_engine_opts *eo) {
-    *so = (serve_opts){.timeout_s = 120, .request_timeout_s = 600, .max_body = 8u << 20};
+    *so = (serve_opts){.timeout_s = 120,
+                       .request_timeout_s = 600,
+                       .max_body = 8u << 20,
+                       .max_loaded = 3,
+                       .keep_alive_s = 300};
     const hearth_config_model *cm = hearth_config_find_model(cfg, NULL);
-    if (cm) so->model_path = cm->path;
+    if (cm) {
+        so->model_path = cm->path;
+        so->model_name = cm->name;
+    }
     so->socket_path = cfg->server.socket;
     so->listen_addr = cfg->server.listen;
     so->api_key = cfg->server.api_key;
     if (cfg->server.max_body) so->max_body = cfg->server.max_body;
     const arg_opt opts[] = {
-        {"-m", "--model", ARG_STR, &so->model_path, "PATH",
-         "GGUF model file or a model name from the config"},
+        {"-m", "--model", ARG_STR, &so->model_path, "MODEL",
+         "the default model (loaded at start, kept loaded): a GGUF file, a pulled name or a config name; "
+         "without it requests must name a model (every pulled and configured one is served)"},
+        {NULL, "--keep-alive", ARG_STR, &so->keep_alive, "DURATION",
+         "how long other models stay loaded when idle: 5m (default), 30s, 1h, 0 (unload at once), -1 "
+         "(forever); a request's keep_alive overrides it"},
+        {NULL, "--max-loaded", ARG_INT, &so->max_loaded, "N",
+         "models loaded at once; loading another unloads the least recently used idle one (default 3)"},
+        {NULL, "--max-memory", ARG_U64, &so->max_memory, "BYTES",
+         "memory for loaded models, weights and KV cache (default: what the machine has free)"},
         {NULL, "--config", ARG_STR, &so->config_path, "PATH",
          "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
         {NULL, "--socket", ARG_STR, &so->socket_path, "PATH",
@@ -136,23 +101,36 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
     };
     int n_pos;
     int r = app_engine_opts_parse(
-        eo, "serve", "-m MODEL.gguf [--socket PATH] [--listen HOST:PORT] [options]",
-        "Serve the model over HTTP: OpenAI (/v1/...), Ollama (/api/...) and llama.cpp-style "
-        "routes (/completion, /infill, ...) on a Unix socket and optionally TCP. See "
-        "docs/API.md.",
+        eo, "serve", "[-m MODEL] [--socket PATH] [--listen HOST:PORT] [options]",
+        "Serve the local models over HTTP: OpenAI (/v1/...), Ollama (/api/...) and llama.cpp-style "
+        "routes (/completion, /infill, ...) on a Unix socket and optionally TCP. A request names any "
+        "pulled or configured model; it is loaded on demand and unloaded after its keep_alive or when "
+        "another needs the room. See docs/API.md.",
         opts, sizeof opts / sizeof opts[0], argc, argv, NULL, 0, &n_pos);
     if (r) return r > 0 ? 0 : 2;
-    /* -m may name a configured model */
+    /* -m may name a configured model or a pulled one */
     const hearth_config_model *named = so->model_path ? hearth_config_find_model(cfg, so->model_path) : NULL;
-    if (named && named != cm)
+    if (named && (named != cm || access(so->model_path, F_OK) != 0)) {
+        so->model_name = named->name;
         so->model_path = named->path;
-    else if (named && access(so->model_path, F_OK) != 0)
-        so->model_path = named->path;
+    } else if (so->model_path && (!cm || so->model_path != cm->path)) {
+        const char *file = app_resolve_model(so->model_path);
+        so->model_name = file != so->model_path ? so->model_path : NULL;
+        so->model_path = file;
+    }
     if (eo->print_config) return app_engine_opts_print_json(eo, "serve", so->model_path, 8);
-    if (so->max_body == 0 || so->timeout_s <= 0 || so->request_timeout_s < 0) {
+    if (so->max_body == 0 || so->timeout_s <= 0 || so->request_timeout_s < 0 || so->max_loaded <= 0) {
+        fprintf(
+            stderr,
+            "hearth serve: --max-body, --timeout and --max-loaded must be positive, --request-timeout not "
+            "negative (see hearth serve --help)\n");
+        return 2;
+    }
+    if (so->keep_alive && !serve_parse_duration(so->keep_alive, &so->keep_alive_s)) {
         fprintf(stderr,
-                "hearth serve: --max-body and --timeout must be positive, --request-timeout not negative "
-                "(see hearth serve --help)\n");
+                "hearth serve: --keep-alive '%s' is not a duration: give seconds or a number with s, m or h "
+                "(5m, 30s, 1h), 0 or -1\n",
+                so->keep_alive);
         return 2;
     }
     char bad[256];
@@ -209,61 +187,61 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    double t0 = hearth_now_ms();
-    hearth_backend *be;
-    hearth_model *m;
-    if (!app_engine_opts_load(&eo, "serve", so.model_path, false, &be, &m)) return 1;
-
     int rc = 1;
-    hearth_error err = {0};
     serve_ctx srv = {0};
     serve_http *http = NULL;
     pthread_mutex_init(&srv.mu, NULL);
-    hearth_engine_config ec;
     char db_default[1024];
-    app_engine_opts_engine_config(&eo, 8, &ec, db_default, sizeof db_default);
-    srv.eng = hearth_engine_create(m, &ec, &err);
-    if (!srv.eng) {
-        fprintf(stderr, "hearth serve: %s\n", err.msg);
-        goto done;
-    }
-    if (*hearth_engine_note(srv.eng)) fprintf(stderr, "hearth: %s\n", hearth_engine_note(srv.eng));
-    srv.model = m;
-    srv.tok = m->tokenizer;
-    srv.n_ctx = hearth_engine_n_ctx(srv.eng);
-    srv.n_parallel = ec.n_parallel;
+    app_engine_opts_engine_config(&eo, 8, &srv.ec, db_default, sizeof db_default);
+    srv.eo = &eo;
+    srv.n_parallel = srv.ec.n_parallel;
+    srv.max_loaded = so.max_loaded;
+    srv.max_memory = so.max_memory;
+    srv.keep_alive_s = so.keep_alive_s;
     srv.api_key = so.api_key && so.api_key[0] ? so.api_key : NULL;
     srv.cors_origins = so.cors_origins && so.cors_origins[0] ? so.cors_origins : NULL;
     srv.max_body = (size_t)so.max_body;
     srv.request_timeout_ms = so.request_timeout_s * 1000.0;
-    srv.load_ms = hearth_now_ms() - t0;
     srv.started = (long)time(NULL);
     srv.verbose = so.verbose;
-    describe_model(&srv, m);
+    char err[2048] = "";
+    bool models_ok = serve_models_init(&srv, so.model_path, so.model_name, cfg, err, sizeof err);
+    if (!models_ok) {
+        fprintf(stderr, "hearth serve: %s\n", err);
+        goto done;
+    }
+    if (!srv.models)
+        fprintf(stderr, "hearth serve: no models yet: `hearth pull NAME` (or POST /api/pull) adds one, and "
+                        "requests name it\n");
 
     serve_listen l = {.socket_path = so.socket_path,
                       .tcp = so.listen_addr,
                       .timeout_s = (unsigned)so.timeout_s,
                       .max_conns = 512};
-    char herr[1024] = "";
-    http = serve_http_start(&srv, &l, herr, sizeof herr);
+    http = serve_http_start(&srv, &l, err, sizeof err);
     if (!http) {
-        fprintf(stderr, "hearth serve: %s\n", herr);
+        fprintf(stderr, "hearth serve: %s\n", err);
         goto done;
     }
-    fprintf(stderr, "hearth serve: model %s (%s, %s, context %d, %d parallel)%s; Ctrl-C stops\n",
-            srv.model_id, srv.arch, srv.quant, srv.n_ctx, ec.n_parallel,
+    const serve_model *dm = srv.default_model;
+    int n_models = 0;
+    for (const serve_model *sm = srv.models; sm; sm = sm->next)
+        n_models++;
+    if (dm)
+        fprintf(
+            stderr,
+            "hearth serve: model %s (%s, %s, context %d, %d parallel), %d model%s in all%s; Ctrl-C stops\n",
+            dm->name, dm->arch, dm->quant, dm->n_ctx, srv.ec.n_parallel, n_models, n_models == 1 ? "" : "s",
             srv.api_key ? ", API key required" : "");
+    else
+        fprintf(stderr, "hearth serve: %d model%s, loaded on demand%s; Ctrl-C stops\n", n_models,
+                n_models == 1 ? "" : "s", srv.api_key ? ", API key required" : "");
     serve_wait_and_quiesce(&srv, http, &sigs);
     rc = 0;
 done:
     serve_http_stop(http);
-    hearth_engine_free(srv.eng);
-    free(srv.chat_template);
-    hearth_chat_template_free(srv.tmpl);
+    serve_models_shutdown(&srv);
     pthread_mutex_destroy(&srv.mu);
-    hearth_model_free(m);
-    hearth_backend_free(be);
     if (rc == 0) fprintf(stderr, "hearth serve: stopped\n");
     return rc;
 }

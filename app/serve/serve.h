@@ -4,7 +4,7 @@
  * Owner: the serve subsystem (app/serve/cmd_serve.c, app/serve/serve_*.c).
  *
  * Layout, one concept per file:
- *   cmd_serve.c     flags, model + engine lifetime, signals, clean shutdown
+ *   cmd_serve.c     flags, lifetimes, signals, clean shutdown
  *   serve_http.c    transport: Unix/TCP listen sockets, libmicrohttpd daemons,
  *                   request bodies, auth, routing, replies, streaming, logging
  *   serve_gen.c     the bridge to the engine: one serve_gen per generation,
@@ -12,8 +12,12 @@
  *                   by the connection thread; metrics
  *   serve_prompt.c  chat messages -> prompt text -> token ids; model names
  *   serve_json.c    JSON values into a strbuf, typed JSON field readers
- *   serve_openai.c  /v1/chat/completions, /v1/completions, /v1/models
- *   serve_ollama.c  /api/chat, /api/generate, /api/tags, /api/show, /api/version, /api/ps
+ *   serve_models.c  the registry: which models exist, loading on demand,
+ *                   keep_alive, least-recently-used unloading, the reaper thread
+ *   serve_model_routes.c /api/tags, /api/ps, /api/show, /api/pull, /api/delete,
+ *                   /api/copy, /v1/models
+ *   serve_openai.c  /v1/chat/completions, /v1/completions
+ *   serve_ollama.c  /api/chat, /api/generate, /api/version
  *   serve_llamacpp.c /completion, /infill, /tokenize, /detokenize, /health, /metrics
  *
  * Threads: libmicrohttpd runs one thread per connection; a route handler
@@ -39,6 +43,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "core/strbuf.h"
 #include "runtime/serving/engine.h"
@@ -49,6 +55,9 @@
 /* Append a cJSON value printed compactly (the value is not freed); sets
  * b->oom when it cannot be printed. */
 void serve_add_json(strbuf *b, const cJSON *v);
+
+/* "2024-01-02T03:04:05.000000000Z" (Ollama's timestamps), UTC. */
+void serve_iso_time(char *buf, size_t n, time_t t, long nsec);
 
 /* ---------------------------------------------------------------- typed JSON fields (serve_json.c) */
 
@@ -68,6 +77,8 @@ bool sj_bool(const cJSON *o, const char *key, bool *out, sj_err *e);
 /* Token probabilities are not computed yet: OpenAI/Ollama logprobs and
  * top_logprobs, llama.cpp n_probs (> 0) are refused, not ignored. */
 bool serve_refuse_logprobs(const cJSON *body, sj_err *e);
+/* A Go-style duration ("5m", "1h30m", "30s", "-1", "0") in seconds. */
+bool serve_parse_duration(const char *s, double *out);
 /* Ollama's keep_alive: a Go duration string or seconds; *out in seconds. */
 bool sj_duration(const cJSON *o, const char *key, double *out, sj_err *e);
 bool sj_string(const cJSON *o, const char *key, const char **out, sj_err *e);
@@ -100,43 +111,138 @@ extern const double serve_ttft_bounds_ms[SERVE_TTFT_BUCKETS]; /* last is +Inf */
 extern const double serve_itl_bounds_ms[SERVE_ITL_BUCKETS];
 
 typedef struct serve_gen serve_gen;
+struct hearth_config;
+struct app_engine_opts;
+
+/* ---------------------------------------------------------------- models (serve_models.c) */
+
+typedef enum serve_model_state {
+    SM_UNLOADED,
+    SM_LOADING,
+    SM_LOADED,
+    SM_UNLOADING,
+} serve_model_state;
+
+/* One model the server can serve: the -m model, a config `models:` entry or
+ * a pulled one. The metadata is read from the GGUF header when the entry is
+ * made (without loading weights); the engine exists only while LOADED.
+ * Entries live until the server stops (a deleted one is only marked), so a
+ * pointer from serve_models_find stays valid. */
+typedef struct serve_model {
+    struct serve_ctx *srv;
+    struct serve_model *next;
+    /* identity and metadata, fixed once made */
+    char name[256];      /* what clients name: the pulled or config name, else the file base name */
+    char path[1024];     /* the GGUF file */
+    char sha256[65];     /* from the manifest, "" when unknown */
+    char digest[65];     /* sha256, else a hash of path, size and mtime */
+    char arch[32];       /* general.architecture */
+    char title[128];     /* general.name, else the base name */
+    char quant[16];      /* "Q8_0", from general.file_type */
+    char param_size[16]; /* "3.5M" */
+    uint64_t n_params;
+    uint64_t file_size;
+    long mtime;
+    hearth_hparams hp;
+    char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
+    bool from_store;     /* pulled: /api/delete may remove it */
+    /* under srv->models_mu */
+    serve_model_state state;
+    bool removed;      /* deleted: hidden from lists, refused to new requests */
+    int refs;          /* requests and generations using the engine */
+    double expires_ms; /* unloaded once idle past this (hearth_now_ms clock); INFINITY: kept */
+    double last_used_ms;
+    uint64_t load_seq; /* bumped by every finished load attempt */
+    char load_error[1024];
+    int load_status; /* HTTP status of the last failed load */
+    /* while LOADED (set before, cleared after, the state changes) */
+    hearth_backend *be;
+    hearth_model *model;
+    hearth_engine *eng;
+    const hearth_tokenizer *tok;
+    struct hearth_chat_template *tmpl; /* compiled: the model's template, else ChatML */
+    int n_ctx;
+    uint64_t mem_bytes; /* weights + KV pool */
+    double load_ms;
+} serve_model;
 
 typedef struct serve_ctx {
-    hearth_engine *eng;
-    const hearth_model *model;
-    const hearth_tokenizer *tok;
-    char model_id[256];                /* file base name without .gguf: what clients name */
-    char arch[32];                     /* general.architecture */
-    char *chat_template;               /* tokenizer.chat_template (malloc'd) or NULL */
-    struct hearth_chat_template *tmpl; /* compiled: the model's template, else ChatML */
-    char digest[65];                   /* model fingerprint */
-    uint64_t model_size;               /* file bytes */
-    long model_mtime;                  /* file modification time (s) */
-    char quant[16];                    /* "Q8_0", from general.file_type */
-    char param_size[16];               /* "3.5M" */
+    /* models (serve_models.c) */
+    pthread_mutex_t models_mu;
+    pthread_cond_t models_cv; /* a state changed, a model went idle, or the reaper should look */
+    serve_model *models;
+    serve_model *default_model;       /* the -m model (NULL: none; requests must name one) */
+    const struct app_engine_opts *eo; /* backend, threads, layers for loading */
+    hearth_engine_config ec;          /* every model's engine */
+    int max_loaded;                   /* models loaded at once (--max-loaded) */
+    uint64_t max_memory;              /* bytes for loaded models, 0: what the machine has free */
+    double keep_alive_s;              /* default idle time before unloading (< 0: forever) */
+    pthread_t reaper;
+    bool reaper_started, reaper_stop;
+
     int n_parallel;
-    int n_ctx;
     const char *api_key;       /* NULL: no auth */
     const char *cors_origins;  /* --cors-origins list, NULL: no CORS headers (serve_cors.c) */
     size_t max_body;           /* request body cap in bytes */
     double request_timeout_ms; /* a generation running longer is cancelled */
-    double load_ms;
-    long started; /* unix time the server started */
+    long started;              /* unix time the server started */
     int verbose;
 
     atomic_bool stopping;     /* shutting down: new requests get 503 */
     atomic_int active;        /* HTTP requests in progress */
     atomic_uint_fast64_t seq; /* for response ids / default seeds */
 
-    pthread_mutex_t mu; /* guards live and metrics */
-    serve_gen *live;    /* generations in flight */
+    pthread_mutex_t mu;     /* guards live and metrics */
+    struct serve_gen *live; /* generations in flight */
     serve_metrics metrics;
 } serve_ctx;
+
+/* Make the registry: the default model (path, may be NULL; name: what -m
+ * said when it is a pulled or config name, else NULL for the base name), the
+ * config's models and the store's, and start the reaper. Loads the default
+ * model now (so a bad file fails at start). False with err set. */
+bool serve_models_init(serve_ctx *srv, const char *default_path, const char *default_name,
+                       const struct hearth_config *cfg, char *err, size_t cap);
+/* Unload everything (cancelling what runs), stop the reaper, free entries. */
+void serve_models_shutdown(serve_ctx *srv);
+/* Re-read the store: pulled models appear, removed ones disappear. */
+void serve_models_rescan(serve_ctx *srv);
+/* The entry a client name means ("" or NULL: the default model; NAME,
+ * NAME:latest, the file base name, general.name or the path), or NULL.
+ * Metadata only: nothing is loaded. */
+serve_model *serve_models_find(serve_ctx *srv, const char *name);
+/* Find and take a reference, loading the model first when needed (waiting
+ * for a load in progress, unloading idle models, least recently used first,
+ * to make room). NULL with *status (404 unknown, 400 no name, 503 no room or
+ * busy, 500 load failed) and err set. */
+serve_model *serve_models_acquire(serve_ctx *srv, const char *name, int *status, char *err, size_t cap);
+/* Another reference to an acquired model (a generation's). */
+void serve_models_ref(serve_model *sm);
+/* Drop a reference. keep_alive_s: the request's keep_alive (NAN: leave the
+ * expiry; < 0: keep loaded; 0: unload once idle; > 0: seconds idle). */
+void serve_models_release(serve_model *sm, double keep_alive_s);
+/* Unload sm as soon as it is idle (keep_alive 0 without a request), waiting
+ * a bounded time for that. */
+void serve_models_unload(serve_model *sm);
+/* Drop a generation's reference (leaves the expiry alone). */
+void serve_models_unref(serve_model *sm);
+/* The engine figures summed over the loaded models into *out; returns how
+ * many are loaded. */
+int serve_models_engine_stats(serve_ctx *srv, hearth_engine_stats *out);
+/* Call fn for every (not removed) model, under the registry lock: fn reads
+ * the entry and must not call back into the registry. */
+void serve_models_each(serve_ctx *srv, bool loaded_only, void (*fn)(void *ctx, const serve_model *sm),
+                       void *ctx);
+/* /api/copy and /api/delete on pulled models (the store's manifest; a file is
+ * removed with its last name). 0, or an HTTP status with err set. */
+int serve_models_copy(serve_ctx *srv, const char *from, const char *to, char *err, size_t cap);
+int serve_models_delete(serve_ctx *srv, const char *name, char *err, size_t cap);
 
 /* ---------------------------------------------------------------- generation (serve_gen.c) */
 
 struct serve_gen {
     serve_ctx *srv;
+    serve_model *sm; /* holds a reference until the gen is freed */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs;    /* engine (until DONE) + connection (until release) */
@@ -166,7 +272,8 @@ typedef struct serve_gen_params {
     bool ignore_eog;
     bool no_spec; /* the request's "speculative": false (speculative decoding opt-out) */
     double t_max_predict_ms;
-    hearth_grammar *grammar; /* structured output (serve_grammar.c), NULL = none; the engine takes a reference */
+    hearth_grammar
+        *grammar; /* structured output (serve_grammar.c), NULL = none; the engine takes a reference */
 } serve_gen_params;
 
 /* ---------------------------------------------------------------- CORS (serve_cors.c) */
@@ -191,10 +298,11 @@ bool serve_grammar_from_body(const cJSON *body, hearth_grammar **out, sj_err *e)
  * "<tool_call>", so it can also be used lazily with that trigger. GBNF text
  * (malloc'd) or NULL, e set. */
 char *serve_tool_call_gbnf(const cJSON *tools, const char *only, bool parallel, bool think, sj_err *e);
-hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool think, sj_err *e);
+hearth_grammar *serve_tool_call_grammar(const cJSON *tools, const char *only, bool parallel, bool think,
+                                        sj_err *e);
 
 /* Submit; NULL with err set (HEARTH_ERR_CONTEXT, HEARTH_ERR_BUSY, ...). */
-serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_error *err);
+serve_gen *serve_gen_start(serve_model *sm, const serve_gen_params *p, hearth_error *err);
 /* Move pending text into out (may be NULL to drop it), waiting up to wait_ms
  * when there is none. Returns true once the generation is done and all its
  * text has been taken. */
@@ -214,10 +322,6 @@ void serve_metrics_request(serve_ctx *srv, int http_status);
 
 /* ---------------------------------------------------------------- prompts and models (serve_prompt.c) */
 
-/* Whether a client-given model name means the served model ("", NULL, the
- * id, the id with ":latest", the model's general.name, or its path). */
-bool serve_model_matches(const serve_ctx *srv, const char *name);
-
 typedef struct serve_msg {
     const char *role;
     char *content; /* malloc'd: text parts joined */
@@ -228,9 +332,9 @@ bool serve_messages_parse(const cJSON *arr, serve_msg **out, int *n, sj_err *e);
 void serve_messages_free(serve_msg *m, int n);
 /* Render a conversation into prompt text ending with the assistant's turn
  * (malloc'd), or NULL with e set. */
-char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err *e);
+char *serve_chat_render(const serve_model *sm, const serve_msg *m, int n, sj_err *e);
 /* Text -> ids (BOS by the model's default, special tokens parsed). */
-bool serve_tokenize(const serve_ctx *srv, const char *text, size_t len, bool add_bos, hearth_tokens *out,
+bool serve_tokenize(const serve_model *sm, const char *text, size_t len, bool add_bos, hearth_tokens *out,
                     hearth_error *err);
 
 /* ---------------------------------------------------------------- tools and reasoning (serve_tools.c) */
@@ -255,17 +359,17 @@ bool serve_tools_parse(const cJSON *body, serve_tools *st, sj_err *e);
 void serve_tools_free(serve_tools *st);
 /* Render the request's messages (as JSON: tool_calls, tool messages, ...)
  * and tools with the model's template; malloc'd or NULL with e set. */
-char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const serve_tools *st, sj_err *e);
+char *serve_chat_render_full(const serve_model *sm, const cJSON *messages, const serve_tools *st, sj_err *e);
 /* The splitter for a generation whose prompt is `prompt`; NULL out of memory. */
-hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools *st, const char *prompt);
+hearth_out_parser *serve_out_parser_new(const serve_model *sm, const serve_tools *st, const char *prompt);
 /* tool_choice required / named with a Hermes-syntax template (tools: the
  * request's "tools" array): *grammar gets
  * the forced-call grammar (an optional <think> block, then the call(s), the
  * arguments by each tool's schema), so the reply is always a valid call. Other
  * syntaxes keep the check after generation. A structured-output grammar
  * already in *grammar is a 400. False with e set. */
-bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, const cJSON *tools, hearth_grammar **grammar,
-                         sj_err *e);
+bool serve_tools_grammar(const serve_model *sm, const serve_tools *st, const cJSON *tools,
+                         hearth_grammar **grammar, sj_err *e);
 /* NULL when the calls satisfy tool_choice, else the error message. */
 const char *serve_tools_check(const serve_tools *st, int n_calls, bool named_ok);
 
@@ -284,6 +388,8 @@ struct serve_req {
     char method[16];
     char path[256];
     serve_api api;
+    serve_model *sm;     /* the model the request uses (serve_req_model), released when it ends */
+    double keep_alive_s; /* its keep_alive (NAN: the server's default) */
     strbuf body;
     bool body_too_large;
     bool started;
@@ -317,12 +423,24 @@ int serve_reply_error(serve_req *rq, int status, const char *type, const char *f
 /* Reply with a streaming body (SSE or NDJSON) that fn formats as rq->gen
  * produces text. */
 int serve_reply_stream(serve_req *rq, const char *content_type, serve_stream_fn fn);
+/* A body produced by fn(cls, pos, buf, max) -> bytes, or -1 (end) / -2
+ * (error), as libmicrohttpd's content reader; free_fn(cls) when it is done
+ * (also when the reply cannot be queued). */
+typedef ssize_t (*serve_reader_fn)(void *cls, uint64_t pos, char *buf, size_t max);
+int serve_reply_reader(serve_req *rq, const char *content_type, serve_reader_fn fn, void *cls,
+                       void (*free_fn)(void *cls));
+/* Whether the client closed its connection. */
+bool serve_client_gone(serve_req *rq);
 /* Block until rq->gen is done, collecting its text into out. Returns false
  * when the client went away or the request timed out (the gen is
  * cancelled; reply nothing). */
 bool serve_wait_done(serve_req *rq, strbuf *out);
 /* Parse the body as a JSON object; on failure replies 400 and returns NULL. */
 cJSON *serve_body_json(serve_req *rq);
+/* The model a request names (NULL/"": the default), acquired (loaded when
+ * needed) for the rest of the request as rq->sm; NULL after replying with
+ * the error (404 unknown, 503 no room, ...). */
+serve_model *serve_req_model(serve_req *rq, const char *name);
 /* Submit and, on failure, reply with the mapped status. NULL when replied. */
 serve_gen *serve_start_or_reply(serve_req *rq, const serve_gen_params *p);
 
@@ -356,6 +474,9 @@ int route_ollama_tags(serve_req *rq);
 int route_ollama_show(serve_req *rq);
 int route_ollama_version(serve_req *rq);
 int route_ollama_ps(serve_req *rq);
+int route_ollama_pull(serve_req *rq);
+int route_ollama_delete(serve_req *rq);
+int route_ollama_copy(serve_req *rq);
 int route_llama_completion(serve_req *rq);
 int route_llama_infill(serve_req *rq);
 int route_llama_tokenize(serve_req *rq);

@@ -43,6 +43,7 @@ static void gen_free(serve_gen *g) {
     strbuf_free(&g->text);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
+    serve_models_unref(g->sm);
     free(g);
 }
 
@@ -78,7 +79,7 @@ static void gen_event(const hearth_event *ev, void *user) {
             srv->metrics.itl_count++;
         }
         pthread_mutex_unlock(&srv->mu);
-        if (over_time && id) hearth_engine_cancel(srv->eng, id);
+        if (over_time && id) hearth_engine_cancel(g->sm->eng, id);
         return;
     }
     /* DONE */
@@ -110,13 +111,16 @@ static void gen_event(const hearth_event *ev, void *user) {
     gen_unref_locked(g);
 }
 
-serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_error *err) {
+serve_gen *serve_gen_start(serve_model *sm, const serve_gen_params *p, hearth_error *err) {
+    serve_ctx *srv = sm->srv;
     serve_gen *g = calloc(1, sizeof *g);
     if (!g) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
         return NULL;
     }
     g->srv = srv;
+    g->sm = sm;
+    serve_models_ref(sm); /* the engine stays loaded while the gen exists */
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     g->refs = 2;
@@ -141,7 +145,7 @@ serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_err
     r.no_spec = p->no_spec;
     r.on_event = gen_event;
     r.user = g;
-    uint64_t id = hearth_engine_submit(srv->eng, &r, err);
+    uint64_t id = hearth_engine_submit(sm->eng, &r, err);
     pthread_mutex_lock(&g->mu);
     if (!id) {
         g->refs = 1; /* the engine never took its reference */
@@ -153,7 +157,7 @@ serve_gen *serve_gen_start(serve_ctx *srv, const serve_gen_params *p, hearth_err
     g->id = id;
     bool cancel = g->cancel_asked && !g->done;
     pthread_mutex_unlock(&g->mu);
-    if (cancel) hearth_engine_cancel(srv->eng, id);
+    if (cancel) hearth_engine_cancel(sm->eng, id);
     return g;
 }
 
@@ -185,7 +189,7 @@ void serve_gen_cancel(serve_gen *g) {
     g->cancel_asked = true;
     uint64_t id = g->done ? 0 : g->id;
     pthread_mutex_unlock(&g->mu);
-    if (id) hearth_engine_cancel(g->srv->eng, id);
+    if (id) hearth_engine_cancel(g->sm->eng, id);
 }
 
 void serve_gen_release(serve_gen *g) {
@@ -203,7 +207,7 @@ void serve_gen_cancel_all(serve_ctx *srv) {
         g->cancel_asked = true;
         uint64_t id = g->done ? 0 : g->id;
         pthread_mutex_unlock(&g->mu);
-        if (id) hearth_engine_cancel(srv->eng, id);
+        if (id) hearth_engine_cancel(g->sm->eng, id);
     }
     pthread_mutex_unlock(&srv->mu);
 }

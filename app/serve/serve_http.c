@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,7 @@ int serve_reply_error(serve_req *rq, int status, const char *type, const char *f
 
 /* ---------------------------------------------------------------- client liveness */
 
-static bool client_gone(serve_req *rq) {
+bool serve_client_gone(serve_req *rq) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci) return false;
     struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
@@ -125,7 +126,7 @@ bool serve_wait_done(serve_req *rq, strbuf *out) {
     bool cancelled = false;
     while (!serve_gen_take(rq->gen, out, 100)) {
         if (cancelled) continue; /* the DONE event follows a cancel quickly */
-        if (client_gone(rq)) {
+        if (serve_client_gone(rq)) {
             serve_gen_cancel(rq->gen);
             cancelled = true;
             rq->status = 499;
@@ -156,7 +157,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (done) {
             rq->stream_done = true;
         } else if (!got) {
-            if (client_gone(rq)) {
+            if (serve_client_gone(rq)) {
                 serve_gen_cancel(rq->gen);
                 rq->status = 499;
                 return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -175,9 +176,16 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 int serve_reply_stream(serve_req *rq, const char *content_type, serve_stream_fn fn) {
     rq->stream_fn = fn;
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, rq, NULL);
-    if (!r) return MHD_NO;
+    return serve_reply_reader(rq, content_type, stream_reader, rq, NULL);
+}
+
+int serve_reply_reader(serve_req *rq, const char *content_type, serve_reader_fn fn, void *cls,
+                       void (*free_fn)(void *cls)) {
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, fn, cls, free_fn);
+    if (!r) {
+        if (free_fn) free_fn(cls);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
@@ -211,10 +219,19 @@ cJSON *serve_body_json(serve_req *rq) {
     return o;
 }
 
+serve_model *serve_req_model(serve_req *rq, const char *name) {
+    if (rq->sm) return rq->sm;
+    int st = 500;
+    char err[HEARTH_ERROR_MSG_MAX + 256];
+    rq->sm = serve_models_acquire(rq->srv, name, &st, err, sizeof err);
+    if (!rq->sm) serve_reply_error(rq, st, st == 404 ? "not_found_error" : NULL, "%s", err);
+    return rq->sm;
+}
+
 serve_gen *serve_start_or_reply(serve_req *rq, const serve_gen_params *p) {
     hearth_error err = {0};
     rq->prompt_tokens = p->n_prompt;
-    serve_gen *g = serve_gen_start(rq->srv, p, &err);
+    serve_gen *g = serve_gen_start(rq->sm, p, &err);
     if (!g) {
         int st = serve_status_for(err.code);
         serve_reply_error(rq, st, NULL, "%s", err.msg[0] ? err.msg : "the engine refused the request");
@@ -242,6 +259,9 @@ static const route routes[] = {
     {"POST", "/api/show", SERVE_API_OLLAMA, route_ollama_show},
     {"GET", "/api/version", SERVE_API_OLLAMA, route_ollama_version},
     {"GET", "/api/ps", SERVE_API_OLLAMA, route_ollama_ps},
+    {"POST", "/api/pull", SERVE_API_OLLAMA, route_ollama_pull},
+    {"DELETE", "/api/delete", SERVE_API_OLLAMA, route_ollama_delete},
+    {"POST", "/api/copy", SERVE_API_OLLAMA, route_ollama_copy},
     {"POST", "/completion", SERVE_API_LLAMA, route_llama_completion},
     {"POST", "/completions", SERVE_API_LLAMA, route_llama_completion},
     {"POST", "/infill", SERVE_API_LLAMA, route_llama_infill},
@@ -340,6 +360,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
         rq->api = api_of_path(rq->path);
+        rq->keep_alive_s = NAN;
         *con_cls = rq;
         atomic_fetch_add(&srv->active, 1);
         /* refuse an announced oversized body before reading it */
@@ -386,6 +407,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
         serve_gen_release(g); /* cancels it if still running */
         rq->gen = NULL;
     }
+    serve_models_release(rq->sm, rq->keep_alive_s); /* after the gen: keep_alive 0 unloads once idle */
     serve_metrics_request(srv, status);
     fprintf(stderr, "hearth serve: %s %s %d prompt=%d gen=%d ttft=%.1fms %.1fms\n", rq->method, rq->path,
             status, prompt_n, gen_n, ttft, hearth_now_ms() - rq->t_start_ms);

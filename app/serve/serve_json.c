@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,7 +101,7 @@ bool sj_string(const cJSON *o, const char *key, const char **out, sj_err *e) {
 
 /* A Go duration ("5m", "1h30m", "-1s", "250ms") or a plain number of seconds,
  * as Ollama's keep_alive takes it; seconds in *out (negative: forever). */
-static bool parse_duration(const char *s, double *out) {
+bool serve_parse_duration(const char *s, double *out) {
     static const struct {
         const char *unit;
         double secs;
@@ -134,7 +135,7 @@ bool sj_duration(const cJSON *o, const char *key, double *out, sj_err *e) {
     const cJSON *v = field(o, key);
     if (!v) return true;
     if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) return *out = v->valuedouble, true;
-    if (cJSON_IsString(v) && parse_duration(v->valuestring, out)) return true;
+    if (cJSON_IsString(v) && serve_parse_duration(v->valuestring, out)) return true;
     snprintf(e->msg, sizeof e->msg,
              "'%s' must be a duration such as \"5m\", \"1h\" or \"-1\", or a number of seconds", key);
     return false;
@@ -197,4 +198,12 @@ bool serve_refuse_logprobs(const cJSON *body, sj_err *e) {
         return false;
     }
     return true;
+}
+
+void serve_iso_time(char *buf, size_t n, time_t t, long nsec) {
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, n, "%s.%09ldZ", base, nsec);
 }

@@ -49,7 +49,7 @@ static cJSON *final_object(serve_req *rq, const char *text, size_t n, int predic
     cJSON_AddItemToObject(o, "content", t);
     cJSON_AddNumberToObject(o, "id_slot", 0);
     cJSON_AddBoolToObject(o, "stop", true);
-    cJSON_AddStringToObject(o, "model", rq->srv->model_id);
+    cJSON_AddStringToObject(o, "model", rq->sm->name);
     cJSON_AddNumberToObject(o, "tokens_predicted", predicted);
     cJSON_AddNumberToObject(o, "tokens_evaluated", g->stats.prompt_tokens);
     cJSON_AddNumberToObject(o, "tokens_cached", g->stats.cached_tokens);
@@ -138,10 +138,10 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
 }
 
 /* "prompt": a string, or an array of token ids and strings (llama.cpp's mixed form). */
-static bool prompt_ids(serve_ctx *srv, const cJSON *p, bool add_bos, hearth_tokens *ids, sj_err *e) {
+static bool prompt_ids(const serve_model *sm, const cJSON *p, bool add_bos, hearth_tokens *ids, sj_err *e) {
     hearth_error err = {0};
     if (cJSON_IsString(p)) {
-        if (!serve_tokenize(srv, p->valuestring, strlen(p->valuestring), add_bos, ids, &err)) goto tok;
+        if (!serve_tokenize(sm, p->valuestring, strlen(p->valuestring), add_bos, ids, &err)) goto tok;
         return true;
     }
     if (cJSON_IsArray(p)) {
@@ -151,7 +151,7 @@ static bool prompt_ids(serve_ctx *srv, const cJSON *p, bool add_bos, hearth_toke
             if (cJSON_IsNumber(it))
                 hearth_tokens_push(ids, (int32_t)it->valuedouble);
             else if (cJSON_IsString(it)) {
-                if (!serve_tokenize(srv, it->valuestring, strlen(it->valuestring), add_bos && first, ids,
+                if (!serve_tokenize(sm, it->valuestring, strlen(it->valuestring), add_bos && first, ids,
                                     &err))
                     goto tok;
             } else
@@ -180,9 +180,9 @@ int route_llama_completion(serve_req *rq) {
         rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
         goto done;
     }
-    if (!serve_model_matches(rq->srv, model)) {
-        rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model,
-                               rq->srv->model_id);
+    serve_model *sm = serve_req_model(rq, model);
+    if (!sm) {
+        rc = MHD_YES;
         goto done;
     }
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "prompt");
@@ -190,7 +190,7 @@ int route_llama_completion(serve_req *rq) {
         rc = serve_reply_error(rq, 400, NULL, "'prompt' is required");
         goto done;
     }
-    if (!prompt_ids(rq->srv, p, true, &ids, &e)) {
+    if (!prompt_ids(sm, p, true, &ids, &e)) {
         rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
         goto done;
     }
@@ -209,8 +209,8 @@ static int32_t find_any(const hearth_tokenizer *t, const char *const *names) {
     return -1;
 }
 
-static bool encode_plain(serve_ctx *srv, const char *s, hearth_tokens *out) {
-    return hearth_tokenizer_encode(srv->tok, s, strlen(s), false, false, out, NULL) == HEARTH_OK;
+static bool encode_plain(const serve_model *sm, const char *s, hearth_tokens *out) {
+    return hearth_tokenizer_encode(sm->tok, s, strlen(s), false, false, out, NULL) == HEARTH_OK;
 }
 
 static void append(hearth_tokens *dst, const int32_t *src, size_t n) {
@@ -219,26 +219,30 @@ static void append(hearth_tokens *dst, const int32_t *src, size_t n) {
 }
 
 int route_llama_infill(serve_req *rq) {
-    serve_ctx *srv = rq->srv;
     cJSON *body = serve_body_json(rq);
     if (!body) return MHD_YES;
     sj_err e = {0};
     int n_predict = -1, rc;
-    const char *prefix = "", *suffix = "", *prompt = "";
+    const char *prefix = "", *suffix = "", *prompt = "", *model = NULL;
     hearth_tokens extra = {0}, pre = {0}, suf = {0}, mid = {0}, ids = {0};
     if (!sj_int(body, "n_predict", -1, 1 << 30, &n_predict, &e) ||
         !sj_string(body, "input_prefix", &prefix, &e) || !sj_string(body, "input_suffix", &suffix, &e) ||
-        !sj_string(body, "prompt", &prompt, &e)) {
+        !sj_string(body, "prompt", &prompt, &e) || !sj_string(body, "model", &model, &e)) {
         rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
+        goto done;
+    }
+    const serve_model *sm = serve_req_model(rq, model);
+    if (!sm) {
+        rc = MHD_YES;
         goto done;
     }
     static const char *const k_pre[] = {"<|fim_prefix|>", "<fim_prefix>", "<PRE>", "<fim-prefix>", NULL};
     static const char *const k_suf[] = {"<|fim_suffix|>", "<fim_suffix>", "<SUF>", "<fim-suffix>", NULL};
     static const char *const k_mid[] = {"<|fim_middle|>", "<fim_middle>", "<MID>", "<fim-middle>", NULL};
     static const char *const k_sep[] = {"<|file_sep|>", "<file_sep>", NULL};
-    int32_t t_pre = find_any(srv->tok, k_pre), t_suf = find_any(srv->tok, k_suf),
-            t_mid = find_any(srv->tok, k_mid);
-    int32_t t_sep = find_any(srv->tok, k_sep);
+    int32_t t_pre = find_any(sm->tok, k_pre), t_suf = find_any(sm->tok, k_suf),
+            t_mid = find_any(sm->tok, k_mid);
+    int32_t t_sep = find_any(sm->tok, k_sep);
     bool fim = t_pre >= 0 && t_suf >= 0 && t_mid >= 0;
 
     const cJSON *ex = cJSON_GetObjectItemCaseSensitive(body, "input_extra");
@@ -261,20 +265,20 @@ int route_llama_infill(serve_req *rq) {
             strbuf chunk = {0};
             strbuf_printf(&chunk, "%s\n%s", fn, tx);
             if (t_sep < 0 && (!chunk.n || chunk.p[chunk.n - 1] != '\n')) strbuf_adds(&chunk, "\n");
-            encode_plain(srv, chunk.p ? chunk.p : "", &extra);
+            encode_plain(sm, chunk.p ? chunk.p : "", &extra);
             strbuf_free(&chunk);
             i++;
         }
     }
-    encode_plain(srv, prefix, &pre);
-    if (fim) encode_plain(srv, suffix, &suf);
-    encode_plain(srv, prompt, &mid);
+    encode_plain(sm, prefix, &pre);
+    if (fim) encode_plain(sm, suffix, &suf);
+    encode_plain(sm, prompt, &mid);
 
     /* fit the context: keep room for the answer; drop extra context first,
      * then the start of the prefix and the end of the suffix */
     int reserve = n_predict > 0 ? n_predict : 64;
-    if (reserve > srv->n_ctx / 2) reserve = srv->n_ctx / 2;
-    int budget = srv->n_ctx - reserve - 4;
+    if (reserve > sm->n_ctx / 2) reserve = sm->n_ctx / 2;
+    int budget = sm->n_ctx - reserve - 4;
     size_t fixed = mid.n + 1;
     if (extra.n + pre.n + suf.n + fixed > (size_t)budget) extra.n = 0;
     if (pre.n + suf.n + fixed > (size_t)budget) {
@@ -285,8 +289,8 @@ int route_llama_infill(serve_req *rq) {
         memmove(pre.ids, pre.ids + (pre.n - pre_keep), pre_keep * sizeof *pre.ids);
         pre.n = pre_keep;
     }
-    int32_t bos = hearth_tokenizer_bos(srv->tok);
-    if (bos >= 0 && hearth_tokenizer_add_bos_default(srv->tok)) hearth_tokens_push(&ids, bos);
+    int32_t bos = hearth_tokenizer_bos(sm->tok);
+    if (bos >= 0 && hearth_tokenizer_add_bos_default(sm->tok)) hearth_tokens_push(&ids, bos);
     append(&ids, extra.ids, extra.n);
     if (fim) hearth_tokens_push(&ids, t_pre);
     append(&ids, pre.ids, pre.n);
@@ -314,16 +318,15 @@ done:
 /* ---------------------------------------------------------------- tokens */
 
 int route_llama_tokenize(serve_req *rq) {
-    serve_ctx *srv = rq->srv;
     cJSON *body = serve_body_json(rq);
     if (!body) return MHD_YES;
     sj_err e = {0};
-    const char *content = NULL;
+    const char *content = NULL, *model = NULL;
     bool add_special = false, parse_special = true, with_pieces = false;
     int rc;
     if (!sj_string(body, "content", &content, &e) || !sj_bool(body, "add_special", &add_special, &e) ||
         !sj_bool(body, "parse_special", &parse_special, &e) ||
-        !sj_bool(body, "with_pieces", &with_pieces, &e)) {
+        !sj_bool(body, "with_pieces", &with_pieces, &e) || !sj_string(body, "model", &model, &e)) {
         rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
         goto out;
     }
@@ -331,11 +334,16 @@ int route_llama_tokenize(serve_req *rq) {
         rc = serve_reply_error(rq, 400, NULL, "'content' is required");
         goto out;
     }
+    const serve_model *sm = serve_req_model(rq, model);
+    if (!sm) {
+        rc = MHD_YES;
+        goto out;
+    }
     hearth_tokens ids = {0};
     hearth_error err = {0};
-    if (hearth_tokenizer_encode(srv->tok, content, strlen(content),
-                                add_special && hearth_tokenizer_add_bos_default(srv->tok), parse_special,
-                                &ids, &err)) {
+    if (hearth_tokenizer_encode(sm->tok, content, strlen(content),
+                                add_special && hearth_tokenizer_add_bos_default(sm->tok), parse_special, &ids,
+                                &err)) {
         rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
         goto out;
     }
@@ -347,7 +355,7 @@ int route_llama_tokenize(serve_req *rq) {
             continue;
         }
         char piece[512];
-        size_t n = hearth_tokenizer_piece(srv->tok, ids.ids[i], true, piece, sizeof piece - 1);
+        size_t n = hearth_tokenizer_piece(sm->tok, ids.ids[i], true, piece, sizeof piece - 1);
         if (n > sizeof piece - 1) n = sizeof piece - 1;
         piece[n] = 0;
         cJSON *t = cJSON_CreateObject();
@@ -363,18 +371,29 @@ out:
 }
 
 int route_llama_detokenize(serve_req *rq) {
-    serve_ctx *srv = rq->srv;
     cJSON *body = serve_body_json(rq);
     if (!body) return MHD_YES;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, "tokens");
-    int rc, n_vocab = hearth_tokenizer_n_vocab(srv->tok);
+    const char *model = NULL;
+    sj_err e = {0};
+    int rc;
+    if (!sj_string(body, "model", &model, &e)) {
+        rc = serve_reply_error(rq, 400, NULL, "%s", e.msg);
+        goto out;
+    }
+    const serve_model *sm = serve_req_model(rq, model);
+    if (!sm) {
+        rc = MHD_YES;
+        goto out;
+    }
+    int n_vocab = hearth_tokenizer_n_vocab(sm->tok);
     if (!cJSON_IsArray(arr)) {
         rc = serve_reply_error(rq, 400, NULL, "'tokens' must be an array of token ids");
         goto out;
     }
     strbuf text = {0};
     hearth_detok d;
-    hearth_detok_init(&d, srv->tok, false, true); /* SPM: no leading space, so text round-trips */
+    hearth_detok_init(&d, sm->tok, false, true); /* SPM: no leading space, so text round-trips */
     char buf[512];
     int i = 0;
     const cJSON *it;
@@ -430,7 +449,7 @@ static void metric(strbuf *b, const char *name, const char *type, const char *he
 int route_llama_metrics(serve_req *rq) {
     serve_ctx *srv = rq->srv;
     hearth_engine_stats es;
-    hearth_engine_stats_get(srv->eng, &es);
+    int n_loaded = serve_models_engine_stats(srv, &es);
     pthread_mutex_lock(&srv->mu);
     serve_metrics m = srv->metrics;
     pthread_mutex_unlock(&srv->mu);
@@ -440,6 +459,8 @@ int route_llama_metrics(serve_req *rq) {
     for (int c = 1; c <= 5; c++)
         strbuf_printf(&b, "hearth_http_requests_total{code=\"%dxx\"} %llu\n", c,
                       (unsigned long long)m.requests_by_class[c]);
+    metric(&b, "hearth_models_loaded", "gauge", "Models loaded now (the figures below sum over them).",
+           n_loaded);
     metric(&b, "hearth_requests_done_total", "counter", "Generations finished by the engine.",
            (double)es.requests_done);
     metric(&b, "hearth_requests_cancelled_total", "counter", "Generations cancelled (client gone, shutdown).",
@@ -490,15 +511,19 @@ int route_llama_metrics(serve_req *rq) {
     return rc;
 }
 
+/* GET /props[?model=NAME]: the default model's settings, or NAME's (loaded). */
 int route_llama_props(serve_req *rq) {
     serve_ctx *srv = rq->srv;
+    const char *name = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "model");
+    const serve_model *sm = serve_req_model(rq, name);
+    if (!sm) return MHD_YES;
     cJSON *o = cJSON_CreateObject();
     cJSON *d = cJSON_AddObjectToObject(o, "default_generation_settings");
-    cJSON_AddNumberToObject(d, "n_ctx", srv->n_ctx);
-    cJSON_AddStringToObject(d, "model", srv->model_id);
+    cJSON_AddNumberToObject(d, "n_ctx", sm->n_ctx);
+    cJSON_AddStringToObject(d, "model", sm->name);
     cJSON_AddNumberToObject(o, "total_slots", srv->n_parallel);
-    cJSON_AddStringToObject(o, "model_path", srv->model->path);
-    cJSON_AddStringToObject(o, "chat_template", srv->chat_template ? srv->chat_template : "");
+    cJSON_AddStringToObject(o, "model_path", sm->path);
+    cJSON_AddStringToObject(o, "chat_template", sm->chat_template ? sm->chat_template : "");
     cJSON_AddStringToObject(o, "build_info", "hearth " HEARTH_VERSION);
     return serve_reply_json(rq, 200, o);
 }

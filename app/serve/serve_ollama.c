@@ -1,7 +1,9 @@
 /*
  * serve_ollama.c - the Ollama-compatible routes: POST /api/chat and
- * /api/generate (NDJSON stream by default, or one object), GET /api/tags,
- * POST /api/show, GET /api/version, GET /api/ps.
+ * /api/generate (NDJSON stream by default, or one object; an empty one
+ * loads the model, or with keep_alive 0 unloads it), GET /api/version.
+ * The model routes (/api/tags, /api/show, /api/ps, /api/pull, ...) are in
+ * serve_model_routes.c.
  *
  * Owner: the serve subsystem.
  * Invariants: errors are {"error":"text"} (the ollama client prints an
@@ -11,6 +13,7 @@
  * capabilities; VS Code wants /api/version >= 0.6.4 and
  * model_info["<arch>.context_length"].
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,50 +30,19 @@
 
 enum { OL_CHAT = 1 };
 
-static void iso_time(char *buf, size_t n, time_t t, long nsec) {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, n, "%s.%09ldZ", base, nsec);
-}
-
 static void add_now(cJSON *o) {
     double now = hearth_wall_seconds();
     time_t sec = (time_t)now;
     long nsec = (long)((now - (double)sec) * 1e9);
     char buf[64];
-    iso_time(buf, sizeof buf, sec, nsec > 999999999L ? 999999999L : nsec);
+    serve_iso_time(buf, sizeof buf, sec, nsec > 999999999L ? 999999999L : nsec);
     cJSON_AddStringToObject(o, "created_at", buf);
 }
 
-static cJSON *details(const serve_ctx *srv) {
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "parent_model", "");
-    cJSON_AddStringToObject(d, "format", "gguf");
-    cJSON_AddStringToObject(d, "family", srv->arch);
-    cJSON *f = cJSON_AddArrayToObject(d, "families");
-    cJSON_AddItemToArray(f, cJSON_CreateString(srv->arch));
-    cJSON_AddStringToObject(d, "parameter_size", srv->param_size);
-    cJSON_AddStringToObject(d, "quantization_level", srv->quant);
-    return d;
-}
-
-static void add_model_entry(const serve_ctx *srv, cJSON *m) {
-    char buf[64];
-    cJSON_AddStringToObject(m, "name", srv->model_id);
-    cJSON_AddStringToObject(m, "model", srv->model_id);
-    iso_time(buf, sizeof buf, (time_t)srv->model_mtime, 0);
-    cJSON_AddStringToObject(m, "modified_at", buf);
-    cJSON_AddNumberToObject(m, "size", (double)srv->model_size);
-    cJSON_AddStringToObject(m, "digest", srv->digest);
-    cJSON_AddItemToObject(m, "details", details(srv));
-}
-
-/* A generation line: the text so far (chat: in message, generate: in response). */
-static cJSON *line_head(serve_req *rq, const char *text, size_t n) {
+/* A generation line of `model`: the text so far (chat: in message, generate: in response). */
+static cJSON *line_head_of(serve_req *rq, const char *model, const char *text, size_t n) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", rq->srv->model_id);
+    cJSON_AddStringToObject(o, "model", model);
     add_now(o);
     cJSON *t = cJSON_CreateString("");
     if (n) {
@@ -86,6 +58,10 @@ static cJSON *line_head(serve_req *rq, const char *text, size_t n) {
         cJSON_AddItemToObject(o, "response", t);
     }
     return o;
+}
+
+static cJSON *line_head(serve_req *rq, const char *text, size_t n) {
+    return line_head_of(rq, rq->sm->name, text, n);
 }
 
 static void add_final_fields(serve_req *rq, cJSON *o) {
@@ -192,13 +168,13 @@ static bool parse_options(const cJSON *body, hearth_sampling_params *sp, int *nu
 
 /* options.num_ctx: a request's own context, at most the engine's. The prompt
  * must fit in it and the answer stops when it is full. */
-static bool apply_num_ctx(const serve_ctx *srv, int num_ctx, int n_prompt, int *num_predict, sj_err *e) {
+static bool apply_num_ctx(const serve_model *sm, int num_ctx, int n_prompt, int *num_predict, sj_err *e) {
     if (num_ctx <= 0) return true;
-    if (num_ctx > srv->n_ctx) {
+    if (num_ctx > sm->n_ctx) {
         snprintf(e->msg, sizeof e->msg,
                  "options.num_ctx %d is above this server's context of %d tokens; start hearth serve with "
                  "-c %d (or ask for less)",
-                 num_ctx, srv->n_ctx, num_ctx);
+                 num_ctx, sm->n_ctx, num_ctx);
         return false;
     }
     if (n_prompt >= num_ctx) {
@@ -230,7 +206,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     strbuf out = {0};
     rq->flags = chat ? OL_CHAT : 0;
 
-    double keep_alive = 300; /* accepted and checked; this server keeps its one model loaded (docs/API.md) */
+    double keep_alive = NAN; /* seconds idle before unloading (serve_models.c); NAN: the default */
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
         !sj_duration(body, "keep_alive", &keep_alive, &e) || !serve_refuse_logprobs(body, &e) ||
         !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
@@ -239,11 +215,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
         snprintf(e.msg, sizeof e.msg, "'model' is required");
         goto bad;
     }
-    if (!serve_model_matches(srv, model)) {
-        rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'", model,
-                               srv->model_id);
-        goto done;
-    }
+    rq->keep_alive_s = keep_alive;
     if (chat) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "messages");
         if (m && !cJSON_IsNull(m) && !serve_messages_parse(m, &msgs, &n_msgs, &e)) goto bad;
@@ -253,23 +225,31 @@ static int ollama_generate(serve_req *rq, bool chat) {
             goto bad;
     }
     if ((chat && n_msgs == 0) || (!chat && (!prompt || !prompt[0]))) {
-        /* an empty request loads the model: it is loaded already */
-        cJSON *o = line_head(rq, "", 0);
-        cJSON_AddStringToObject(o, "done_reason", "load");
+        /* an empty request loads the model, or with keep_alive 0 unloads it */
+        bool unload = keep_alive == 0;
+        serve_model *sm = unload ? serve_models_find(srv, model) : serve_req_model(rq, model);
+        if (!sm) {
+            if (unload) rc = serve_reply_error(rq, 404, NULL, "model '%s' not found", model);
+            goto done;
+        }
+        if (unload) serve_models_unload(sm);
+        cJSON *o = line_head_of(rq, sm->name, "", 0);
+        cJSON_AddStringToObject(o, "done_reason", unload ? "unload" : "load");
         cJSON_AddBoolToObject(o, "done", true);
         rc = serve_reply_json(rq, 200, o);
         goto done;
     }
+    serve_model *sm = serve_req_model(rq, model);
+    if (!sm) goto done;
     if (!chat && !raw) {
         serve_msg two[2] = {{"system", (char *)system}, {"user", (char *)prompt}};
-        text = serve_chat_render(srv, system ? two : two + 1, system ? 2 : 1, &e);
+        text = serve_chat_render(sm, system ? two : two + 1, system ? 2 : 1, &e);
         if (!text) goto bad;
     } else if (chat) {
         if (!serve_tools_parse(body, &rq->tools, &e)) goto bad;
-        text =
-            serve_chat_render_full(srv, cJSON_GetObjectItemCaseSensitive(body, "messages"), &rq->tools, &e);
+        text = serve_chat_render_full(sm, cJSON_GetObjectItemCaseSensitive(body, "messages"), &rq->tools, &e);
         if (!text) goto bad;
-        rq->outp = serve_out_parser_new(srv, &rq->tools, text);
+        rq->outp = serve_out_parser_new(sm, &rq->tools, text);
         if (!rq->outp) {
             rc = serve_reply_error(rq, 500, NULL, "out of memory");
             goto done;
@@ -277,15 +257,14 @@ static int ollama_generate(serve_req *rq, bool chat) {
     }
     hearth_error err = {0};
     const char *src = text ? text : prompt;
-    if (!serve_tokenize(srv, src, strlen(src), true, &ids, &err)) {
+    if (!serve_tokenize(sm, src, strlen(src), true, &ids, &err)) {
         rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
         goto done;
     }
-    if (!apply_num_ctx(srv, num_ctx, (int)ids.n, &num_predict, &e)) goto bad;
+    if (!apply_num_ctx(sm, num_ctx, (int)ids.n, &num_predict, &e)) goto bad;
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
-    if (!serve_tools_grammar(srv, &rq->tools, cJSON_GetObjectItemCaseSensitive(body, "tools"), &grammar,
-                             &e)) {
+    if (!serve_tools_grammar(sm, &rq->tools, cJSON_GetObjectItemCaseSensitive(body, "tools"), &grammar, &e)) {
         hearth_grammar_release(grammar);
         goto bad;
     }
@@ -349,81 +328,8 @@ int route_ollama_generate(serve_req *rq) {
     return ollama_generate(rq, false);
 }
 
-int route_ollama_tags(serve_req *rq) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "models");
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, m);
-    add_model_entry(rq->srv, m);
-    return serve_reply_json(rq, 200, o);
-}
-
-int route_ollama_ps(serve_req *rq) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "models");
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, m);
-    add_model_entry(rq->srv, m);
-    cJSON_AddStringToObject(m, "expires_at", "2318-01-01T00:00:00.000000000Z");
-    cJSON_AddNumberToObject(m, "size_vram", 0);
-    cJSON_AddNumberToObject(m, "context_length", rq->srv->n_ctx);
-    return serve_reply_json(rq, 200, o);
-}
-
 int route_ollama_version(serve_req *rq) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "version", OLLAMA_VERSION);
-    return serve_reply_json(rq, 200, o);
-}
-
-int route_ollama_show(serve_req *rq) {
-    serve_ctx *srv = rq->srv;
-    cJSON *body = serve_body_json(rq);
-    if (!body) return MHD_YES;
-    sj_err e = {0};
-    const char *model = NULL;
-    if (!sj_string(body, "model", &model, &e) || (!model && !sj_string(body, "name", &model, &e))) {
-        cJSON_Delete(body);
-        return serve_reply_error(rq, 400, NULL, "%s", e.msg);
-    }
-    if (!model || !model[0] || !serve_model_matches(srv, model)) {
-        int rc = serve_reply_error(rq, 404, NULL, "model '%s' not found; this server serves '%s'",
-                                   model ? model : "", srv->model_id);
-        cJSON_Delete(body);
-        return rc;
-    }
-    cJSON_Delete(body);
-    const hearth_hparams *hp = &srv->model->hp;
-    cJSON *o = cJSON_CreateObject();
-    char buf[1400];
-    snprintf(buf, sizeof buf, "# served by hearth %s\nFROM %s\n", HEARTH_VERSION, srv->model->path);
-    cJSON_AddStringToObject(o, "license", "");
-    cJSON_AddStringToObject(o, "modelfile", buf);
-    cJSON_AddStringToObject(o, "parameters", "");
-    cJSON_AddStringToObject(o, "template", srv->chat_template ? srv->chat_template : "");
-    cJSON_AddItemToObject(o, "details", details(srv));
-    cJSON *mi = cJSON_AddObjectToObject(o, "model_info");
-    cJSON_AddStringToObject(mi, "general.architecture", srv->arch);
-    cJSON_AddStringToObject(mi, "general.name", srv->model->name);
-    cJSON_AddStringToObject(mi, "general.basename", srv->model->name);
-    cJSON_AddNumberToObject(mi, "general.parameter_count", (double)srv->model->n_params);
-    struct {
-        const char *suffix;
-        int v;
-    } kv[] = {{"context_length", srv->n_ctx},       {"embedding_length", hp->n_embd},
-              {"block_count", hp->n_layer},         {"feed_forward_length", hp->n_ff},
-              {"attention.head_count", hp->n_head}, {"attention.head_count_kv", hp->n_head_kv},
-              {"vocab_size", hp->n_vocab}};
-    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
-        snprintf(buf, sizeof buf, "%s.%s", srv->arch, kv[i].suffix);
-        cJSON_AddNumberToObject(mi, buf, kv[i].v);
-    }
-    cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
-    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
-    const char *tsrc = srv->tmpl ? hearth_chat_template_source(srv->tmpl) : NULL;
-    if (hearth_template_renders_tools(tsrc)) cJSON_AddItemToArray(caps, cJSON_CreateString("tools"));
-    if (hearth_template_has_thinking(tsrc)) cJSON_AddItemToArray(caps, cJSON_CreateString("thinking"));
-    iso_time(buf, sizeof buf, (time_t)srv->model_mtime, 0);
-    cJSON_AddStringToObject(o, "modified_at", buf);
     return serve_reply_json(rq, 200, o);
 }

@@ -1,7 +1,7 @@
 /*
  * serve_openai.c - the OpenAI-compatible routes: POST /v1/chat/completions,
- * POST /v1/completions (streamed as SSE or whole), GET /v1/models; plus the
- * sampling-field parser the llama.cpp-style routes share.
+ * POST /v1/completions (streamed as SSE or whole); plus the sampling-field
+ * parser the llama.cpp-style routes share. /v1/models: serve_model_routes.c.
  *
  * Owner: the serve subsystem.
  * Invariants: errors use {"error":{"message","type","code"}}; a stream always
@@ -32,7 +32,7 @@ static cJSON *chunk_head(serve_req *rq, bool chat) {
     cJSON_AddStringToObject(o, "id", rq->id);
     cJSON_AddStringToObject(o, "object", chat ? "chat.completion.chunk" : "text_completion");
     cJSON_AddNumberToObject(o, "created", (double)rq->created);
-    cJSON_AddStringToObject(o, "model", rq->srv->model_id);
+    cJSON_AddStringToObject(o, "model", rq->sm->name);
     cJSON_AddStringToObject(o, "system_fingerprint", "hearth-" HEARTH_VERSION);
     return o;
 }
@@ -258,10 +258,10 @@ static const char *chat_message(serve_req *rq, cJSON *c, const strbuf *out) {
 static bool completion_prompt(serve_req *rq, const cJSON *p, hearth_tokens *ids, sj_err *e) {
     hearth_error err = {0};
     if (cJSON_IsString(p))
-        return serve_tokenize(rq->srv, p->valuestring, strlen(p->valuestring), true, ids, &err);
+        return serve_tokenize(rq->sm, p->valuestring, strlen(p->valuestring), true, ids, &err);
     if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0))) {
         const char *s = cJSON_GetArrayItem(p, 0)->valuestring;
-        return serve_tokenize(rq->srv, s, strlen(s), true, ids, &err);
+        return serve_tokenize(rq->sm, s, strlen(s), true, ids, &err);
     }
     if (cJSON_IsArray(p) && cJSON_GetArraySize(p) > 0) {
         int i = 0;
@@ -316,25 +316,21 @@ static int openai_generate(serve_req *rq, bool chat) {
         snprintf(e.msg, sizeof e.msg, "'n' is %d but this server returns one choice per request (n=1)", n);
         goto bad;
     }
-    if (!serve_model_matches(srv, model)) {
-        rc = serve_reply_error(rq, 404, "not_found_error", "model '%s' not found; this server serves '%s'",
-                               model, srv->model_id);
-        goto done;
-    }
+    serve_model *sm = serve_req_model(rq, model);
+    if (!sm) goto done;
     if (chat) {
         if (!serve_messages_parse(cJSON_GetObjectItemCaseSensitive(body, "messages"), &msgs, &n_msgs, &e))
             goto bad;
         if (!serve_tools_parse(body, &rq->tools, &e)) goto bad;
-        text =
-            serve_chat_render_full(srv, cJSON_GetObjectItemCaseSensitive(body, "messages"), &rq->tools, &e);
+        text = serve_chat_render_full(sm, cJSON_GetObjectItemCaseSensitive(body, "messages"), &rq->tools, &e);
         if (!text) goto bad;
-        rq->outp = serve_out_parser_new(srv, &rq->tools, text);
+        rq->outp = serve_out_parser_new(sm, &rq->tools, text);
         if (!rq->outp) {
             rc = serve_reply_error(rq, 500, NULL, "out of memory");
             goto done;
         }
         hearth_error err = {0};
-        if (!serve_tokenize(srv, text, strlen(text), true, &ids, &err)) {
+        if (!serve_tokenize(sm, text, strlen(text), true, &ids, &err)) {
             rc = serve_reply_error(rq, 500, NULL, "%s", err.msg);
             goto done;
         }
@@ -348,8 +344,7 @@ static int openai_generate(serve_req *rq, bool chat) {
     }
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) goto bad;
-    if (!serve_tools_grammar(srv, &rq->tools, cJSON_GetObjectItemCaseSensitive(body, "tools"), &grammar,
-                             &e)) {
+    if (!serve_tools_grammar(sm, &rq->tools, cJSON_GetObjectItemCaseSensitive(body, "tools"), &grammar, &e)) {
         hearth_grammar_release(grammar);
         goto bad;
     }
@@ -387,7 +382,7 @@ static int openai_generate(serve_req *rq, bool chat) {
     cJSON_AddStringToObject(o, "id", rq->id);
     cJSON_AddStringToObject(o, "object", chat ? "chat.completion" : "text_completion");
     cJSON_AddNumberToObject(o, "created", (double)rq->created);
-    cJSON_AddStringToObject(o, "model", srv->model_id);
+    cJSON_AddStringToObject(o, "model", sm->name);
     cJSON_AddStringToObject(o, "system_fingerprint", "hearth-" HEARTH_VERSION);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     cJSON *c = cJSON_CreateObject();
@@ -424,37 +419,4 @@ int route_openai_chat(serve_req *rq) {
 }
 int route_openai_completions(serve_req *rq) {
     return openai_generate(rq, false);
-}
-
-/* The model object of /v1/models and /v1/models/{id}. */
-static cJSON *model_object(const serve_ctx *srv) {
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "id", srv->model_id);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", (double)srv->model_mtime);
-    cJSON_AddStringToObject(m, "owned_by", "hearth");
-    cJSON *meta = cJSON_AddObjectToObject(m, "meta");
-    cJSON_AddNumberToObject(meta, "n_ctx", srv->n_ctx);
-    cJSON_AddNumberToObject(meta, "n_ctx_train", srv->model->hp.n_ctx_train);
-    cJSON_AddNumberToObject(meta, "n_vocab", srv->model->hp.n_vocab);
-    cJSON_AddNumberToObject(meta, "n_params", (double)srv->model->n_params);
-    cJSON_AddNumberToObject(meta, "size", (double)srv->model_size);
-    return m;
-}
-
-int route_openai_models(serve_req *rq) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "list");
-    cJSON *data = cJSON_AddArrayToObject(o, "data");
-    cJSON_AddItemToArray(data, model_object(rq->srv));
-    return serve_reply_json(rq, 200, o);
-}
-
-/* GET /v1/models/{id}: the model when the id names it, else a 404. */
-int route_openai_model(serve_req *rq, const char *id) {
-    serve_ctx *srv = rq->srv;
-    if (!serve_model_matches(srv, id))
-        return serve_reply_error(rq, 404, "not_found_error",
-                                 "model '%.200s' not found; this server serves '%s'", id, srv->model_id);
-    return serve_reply_json(rq, 200, model_object(srv));
 }

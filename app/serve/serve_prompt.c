@@ -1,7 +1,7 @@
 /*
  * serve_prompt.c - from what clients send to token ids: chat messages
- * (OpenAI and Ollama shapes), the chat template, tokenization, and which
- * model names mean the served model.
+ * (OpenAI and Ollama shapes), the chat template of the request's model, and
+ * tokenization. Which model a name means: serve_models.c.
  *
  * Owner: the serve subsystem. Chat messages are rendered with the model's
  * own template through runtime/template/chat_template.h (ChatML as the fallback).
@@ -13,15 +13,6 @@
 
 #include "runtime/template/chat_template.h"
 #include "serve.h"
-
-bool serve_model_matches(const serve_ctx *srv, const char *name) {
-    if (!name || !name[0]) return true;
-    size_t n = strlen(name);
-    if (n > 7 && !strcmp(name + n - 7, ":latest")) n -= 7;
-    if (strlen(srv->model_id) == n && !strncmp(name, srv->model_id, n)) return true;
-    if (strlen(srv->model->name) == n && !strncmp(name, srv->model->name, n)) return true;
-    return !strcmp(name, srv->model->path);
-}
 
 void serve_messages_free(serve_msg *m, int n) {
     for (int i = 0; i < n; i++)
@@ -97,7 +88,7 @@ bool serve_messages_parse(const cJSON *arr, serve_msg **out, int *n_out, sj_err 
 /* Render with the model's own chat template (tokenizer.chat_template),
  * falling back to ChatML when the template cannot be used; a template's own
  * raise_exception (e.g. "roles must alternate") is the client's error. */
-char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err *e) {
+char *serve_chat_render(const serve_model *sm, const serve_msg *m, int n, sj_err *e) {
     if (n == 0) {
         snprintf(e->msg, sizeof e->msg, "'messages' is empty; send at least one message");
         return NULL;
@@ -114,18 +105,18 @@ char *serve_chat_render(const serve_ctx *srv, const serve_msg *m, int n, sj_err 
     hearth_chat_request rq = {
         .msgs = msgs, .n_msgs = n, .add_generation_prompt = true, .fallback_chatml = true};
     hearth_error err = {0};
-    char *s = srv->tmpl ? hearth_chat_template_render_ex(srv->tmpl, &rq, &err) : NULL;
+    char *s = sm->tmpl ? hearth_chat_template_render_ex(sm->tmpl, &rq, &err) : NULL;
     free(msgs);
     if (!s)
-        snprintf(e->msg, sizeof e->msg, "%.250s", srv->tmpl ? err.msg : "out of memory rendering the chat");
+        snprintf(e->msg, sizeof e->msg, "%.250s", sm->tmpl ? err.msg : "out of memory rendering the chat");
     return s;
 }
 
-bool serve_tokenize(const serve_ctx *srv, const char *text, size_t len, bool add_bos, hearth_tokens *out,
+bool serve_tokenize(const serve_model *sm, const char *text, size_t len, bool add_bos, hearth_tokens *out,
                     hearth_error *err) {
     /* a rendered chat that already starts with the BOS text gets no second BOS */
-    const char *bos = srv->tmpl ? hearth_chat_template_bos(srv->tmpl) : NULL;
+    const char *bos = sm->tmpl ? hearth_chat_template_bos(sm->tmpl) : NULL;
     if (bos && bos[0] && len >= strlen(bos) && !strncmp(text, bos, strlen(bos))) add_bos = false;
-    return hearth_tokenizer_encode(srv->tok, text, len, add_bos && hearth_tokenizer_add_bos_default(srv->tok),
+    return hearth_tokenizer_encode(sm->tok, text, len, add_bos && hearth_tokenizer_add_bos_default(sm->tok),
                                    true, out, err) == HEARTH_OK;
 }

@@ -117,7 +117,7 @@ void serve_tools_free(serve_tools *st) {
     st->tools_json = st->vars_json = NULL;
 }
 
-char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const serve_tools *st, sj_err *e) {
+char *serve_chat_render_full(const serve_model *sm, const cJSON *messages, const serve_tools *st, sj_err *e) {
     if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
         snprintf(e->msg, sizeof e->msg, "'messages' must be a non-empty array of {role, content} objects");
         return NULL;
@@ -129,15 +129,15 @@ char *serve_chat_render_full(const serve_ctx *srv, const cJSON *messages, const 
                               .add_generation_prompt = true,
                               .fallback_chatml = true};
     hearth_error err = {0};
-    char *s = mj && srv->tmpl ? hearth_chat_template_render_ex(srv->tmpl, &rq, &err) : NULL;
+    char *s = mj && sm->tmpl ? hearth_chat_template_render_ex(sm->tmpl, &rq, &err) : NULL;
     free(mj);
     if (!s)
         snprintf(e->msg, sizeof e->msg, "%.250s", err.msg[0] ? err.msg : "out of memory rendering the chat");
     return s;
 }
 
-hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools *st, const char *prompt) {
-    const char *src = srv->tmpl ? hearth_chat_template_source(srv->tmpl) : NULL;
+hearth_out_parser *serve_out_parser_new(const serve_model *sm, const serve_tools *st, const char *prompt) {
+    const char *src = sm->tmpl ? hearth_chat_template_source(sm->tmpl) : NULL;
     hearth_out_options o = {
         .syntax = hearth_tool_syntax_for_template(src), .tools = st->tools_json != NULL, .reasoning = true};
     /* a prompt that ends inside an opened <think> (DeepSeek-R1 style) */
@@ -148,7 +148,7 @@ hearth_out_parser *serve_out_parser_new(const serve_ctx *srv, const serve_tools 
     return hearth_out_parser_new(&o);
 }
 
-bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, const cJSON *tools,
+bool serve_tools_grammar(const serve_model *sm, const serve_tools *st, const cJSON *tools,
                          hearth_grammar **grammar, sj_err *e) {
     const bool forced =
         st->tools_json && (st->choice == SERVE_TOOLS_REQUIRED || st->choice == SERVE_TOOLS_NAMED);
@@ -158,7 +158,7 @@ bool serve_tools_grammar(const serve_ctx *srv, const serve_tools *st, const cJSO
                  "a structured-output format and a forced tool_choice cannot be combined; drop one of them");
         return false;
     }
-    const char *src = srv->tmpl ? hearth_chat_template_source(srv->tmpl) : NULL;
+    const char *src = sm->tmpl ? hearth_chat_template_source(sm->tmpl) : NULL;
     if (hearth_tool_syntax_for_template(src) != HEARTH_TOOLS_HERMES)
         return true; /* checked after generation */
     *grammar = serve_tool_call_grammar(tools, st->choice == SERVE_TOOLS_NAMED ? st->named : NULL,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct hearth_model_store {
     sqlite3 *db;
@@ -172,6 +173,41 @@ hearth_status hearth_model_store_remove(hearth_model_store *s, const char *name,
     if (sqlite3_changes(s->db) == 0)
         return hearth_error_set(err, HEARTH_ERR_INVALID, "no pulled model named '%s' (see `hearth list`)",
                                 name);
+    return HEARTH_OK;
+}
+
+/* Delete the parts of a split model: NAME-00001-of-0000N.gguf -> every k. */
+static void remove_files(const char *file) {
+    const char *of = strstr(file, "-of-");
+    int parts = 0;
+    if (of && of - file >= 6 && sscanf(of, "-of-%5d.gguf", &parts) == 1 && parts > 1) {
+        char p[1100];
+        for (int k = 1; k <= parts; k++) {
+            snprintf(p, sizeof p, "%.*s%05d%s", (int)(of - file - 5), file, k, of);
+            unlink(p);
+        }
+        return;
+    }
+    unlink(file);
+}
+
+hearth_status hearth_model_store_delete(hearth_model_store *s, const char *name, bool *files_removed,
+                                        hearth_error *err) {
+    hearth_model_entry e;
+    if (files_removed) *files_removed = false;
+    hearth_status st = hearth_model_store_get(s, name, &e, err);
+    if (st == HEARTH_OK) st = hearth_model_store_remove(s, name, err);
+    if (st != HEARTH_OK) return st;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM models WHERE file=?", -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, q, err);
+    sqlite3_bind_text(q, 1, e.file, -1, SQLITE_STATIC);
+    long others = sqlite3_step(q) == SQLITE_ROW ? (long)sqlite3_column_int64(q, 0) : 1;
+    sqlite3_finalize(q);
+    if (others == 0) {
+        remove_files(e.file);
+        if (files_removed) *files_removed = true;
+    }
     return HEARTH_OK;
 }
 

@@ -13,6 +13,7 @@
 #ifndef HEARTH_MODEL_STORE_H
 #define HEARTH_MODEL_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,12 @@ int hearth_model_store_list(hearth_model_store *s, void (*fn)(void *ctx, const h
                             void *ctx, hearth_error *err);
 /* Delete the row of name (the caller removes the file). HEARTH_ERR_INVALID when absent. */
 hearth_status hearth_model_store_remove(hearth_model_store *s, const char *name, hearth_error *err);
+
+/* Remove name's row, then its file(s) (every part of a split model) unless
+ * another row still names the file (a copy, `/api/copy`). *files_removed:
+ * whether the files went (may be NULL). HEARTH_ERR_INVALID when absent. */
+hearth_status hearth_model_store_delete(hearth_model_store *s, const char *name, bool *files_removed,
+                                        hearth_error *err);
 
 /* Resolve a pulled name to its file into buf: NULL when the store or name is absent. */
 const char *hearth_model_store_resolve(const char *name, char *buf, size_t cap);

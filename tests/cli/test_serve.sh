@@ -18,40 +18,19 @@ MODEL=$SHARED/models/hearth-kjv-llama-q8_0.gguf
 ID=hearth-kjv-llama-q8_0
 TMP=$(mktemp -d /tmp/hearth-serve.XXXXXX) # short: Unix socket paths are limited to 107 bytes
 export XDG_CONFIG_HOME=$TMP/xdg-config # no user config file leaks into the test
-pids=()
+. "$SRC/tests/cli/lib.sh"
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   wait 2>/dev/null
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-jq_() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)" 2>/dev/null; }
 
-# start_server NAME ARGS... : runs in the background, waits (bounded) for /health.
+# start_server NAME ARGS... : the sample model, no prefix-cache file (lib.sh's serve_bg)
 start_server() {
   local name=$1
   shift
-  "$BIN" serve -m "$MODEL" --cache-db none "$@" 2>"$TMP/$name.err" &
-  local pid=$!
-  pids+=("$pid")
-  eval "${name}_pid=$pid"
-  local sock=""
-  for i in $(seq 1 100); do
-    sock=$(sed -n 's/^hearth serve: listening on unix:\(.*\)$/\1/p' "$TMP/$name.err" | head -n 1)
-    if [ -n "$sock" ] && curl -s -o /dev/null --max-time 2 --unix-socket "$sock" http://x/health; then
-      eval "${name}_port=$(sed -n 's/^hearth serve: listening on http:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$TMP/$name.err" | head -n 1)"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "server $name did not come up:" >&2
-  cat "$TMP/$name.err" >&2
-  return 1
+  serve_bg "$name" -m "$MODEL" --cache-db none "$@"
 }
 
 S=$TMP/s1.sock
@@ -84,7 +63,7 @@ for i in $(seq 1 100); do
   sleep 0.1
 done
 st=$(curl -s -o "$TMP/r" -w '%{http_code}' --max-time 10 --unix-socket "$TMP/cfg.sock" http://x/v1/models)
-check '[ "$st" = 200 ] && [ "$(jq_ "$TMP/r" "d[\"data\"][0][\"id\"]")" = $ID ]' "serve --config: model and socket from the file"
+check '[ "$st" = 200 ] && [ "$(jq_ "$TMP/r" "d[\"data\"][0][\"id\"]")" = kjv ]' "serve --config: model (named as the config names it) and socket from the file"
 kill -TERM "$cfg_pid" 2>/dev/null; wait "$cfg_pid" 2>/dev/null
 printf 'threads: four\n' >"$TMP/cfg/bad.yaml"
 "$BIN" serve --config "$TMP/cfg/bad.yaml" >"$TMP/o" 2>&1
@@ -122,7 +101,7 @@ st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made th
 check '[ $st = 400 ] && grep -q "options.num_ctx is 4" "$TMP/r"' "a prompt longer than num_ctx: 400 ($st)"
 st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","raw":true,"stream":false,"options":{"num_ctx":20,"num_predict":-1,"temperature":0}}')
 check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"prompt_eval_count\"] + d[\"eval_count\"] <= 20 and d[\"done_reason\"]")" = length ]' "num_ctx bounds the answer ($st $(head -c 300 "$TMP/r"))"
-for ka in '"5m"' '"1h30m"' '-1' '0' '"-1"' '"250ms"'; do
+for ka in '"5m"' '"1h30m"' '0' '"-1"' '"250ms"' '-1'; do
   st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who?","stream":false,"keep_alive":'"$ka"',"options":{"num_predict":2}}')
   check '[ $st = 200 ]' "keep_alive $ka accepted ($st)"
 done
@@ -139,7 +118,7 @@ st=$(c "$TMP/r" http://x/api/tags); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d
 st=$(c "$TMP/r" http://x/api/version); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "tuple(map(int, d[\"version\"].split(\".\"))) >= (0,6,4)")" = True ]' "GET /api/version >= 0.6.4"
 st=$(c "$TMP/r" http://x/api/show -d '{"model":"'$ID'"}')
 check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"model_info\"][\"llama.context_length\"]")" = 512 ] && [ "$(jq_ "$TMP/r" "d[\"capabilities\"] == [\"completion\"]")" = True ]' "POST /api/show"
-st=$(c "$TMP/r" http://x/api/ps); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "len(d[\"models\"])")" = 1 ]' "GET /api/ps"
+st=$(c "$TMP/r" http://x/api/ps); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "len(d[\"models\"]) == 1 and d[\"models\"][0][\"expires_at\"] > \"2300\"")" = True ]' "GET /api/ps: loaded, kept (keep_alive -1 last)"
 st=$(c "$TMP/r" -N http://x/completion -d '{"prompt":"In the beginning","n_predict":6,"stream":true}')
 check '[ $st = 200 ] && grep -q "^data: {\"content\":" "$TMP/r" && tail -n 2 "$TMP/r" | grep -q "\"stop\":true"' "POST /completion SSE"
 st=$(c "$TMP/r" http://x/infill -d '{"input_prefix":"And God said, Let there be","input_suffix":"\n","input_extra":[{"filename":"gen.txt","text":"In the beginning"}],"n_predict":0}')
@@ -196,17 +175,7 @@ done
 check '[ $got429 = 1 ]' "429 when too many requests wait"
 
 # ---- the real clients and the load test (node)
-node_ok=""
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  node_ok="node/npm not found"
-else
-  NODE_DIR=$BUILD/e2e-node
-  if [ ! -d "$NODE_DIR/node_modules/openai" ] || [ ! -d "$NODE_DIR/node_modules/ollama" ] || [ ! -d "$NODE_DIR/node_modules/undici" ]; then
-    mkdir -p "$NODE_DIR"
-    timeout 120 npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" openai ollama undici >"$TMP/npm.log" 2>&1 ||
-      node_ok="npm install failed (no network?): $(tail -n 1 "$TMP/npm.log")"
-  fi
-fi
+e2e_node_setup
 if [ -z "$node_ok" ]; then
   export E2E_NODE_DIR=$NODE_DIR HEARTH_SOCK=$S HEARTH_PORT=$P HEARTH_MODEL_ID=$ID
   timeout 120 node "$SRC/tests/e2e/clients.mjs" >"$TMP/clients.out" 2>&1
