@@ -173,7 +173,8 @@ static void info_print_json(const info_opts *o, const info_report *r) {
     const hearth_hparams *hp = &r->hp;
     cJSON *obj = cJSON_CreateObject();
     cJSON_AddStringToObject(obj, "file", o->model_path);
-    cJSON_AddNumberToObject(obj, "file_bytes", (double)hearth_gguf_file_size(r->g));
+    cJSON_AddNumberToObject(obj, "file_bytes", (double)hearth_gguf_total_size(r->g)); /* every part */
+    cJSON_AddNumberToObject(obj, "parts", hearth_gguf_n_parts(r->g));
     cJSON_AddNumberToObject(obj, "gguf_version", hearth_gguf_version(r->g));
     cJSON_AddStringToObject(obj, "name", r->name);
     if (r->have_hp) {
@@ -270,8 +271,12 @@ static void info_print_memory(const info_opts *o, const info_report *r) {
 
 static void info_print_text(const info_opts *o, const info_report *r) {
     char b1[32], b2[32];
-    app_human_bytes((double)hearth_gguf_file_size(r->g), b1, sizeof b1);
-    printf("file:          %s (%s, GGUF v%u)\n", o->model_path, b1, hearth_gguf_version(r->g));
+    app_human_bytes((double)hearth_gguf_total_size(r->g), b1, sizeof b1);
+    if (hearth_gguf_n_parts(r->g) > 1)
+        printf("file:          %s (%s in %u parts, GGUF v%u)\n", o->model_path, b1, hearth_gguf_n_parts(r->g),
+               hearth_gguf_version(r->g));
+    else
+        printf("file:          %s (%s, GGUF v%u)\n", o->model_path, b1, hearth_gguf_version(r->g));
     if (r->name[0]) printf("name:          %s\n", r->name);
     info_print_hparams(r);
     printf("parameters:    %.2fM in %llu tensors\n", r->n_params / 1e6,

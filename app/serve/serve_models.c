@@ -104,6 +104,7 @@ static bool read_metadata(serve_model *sm, char *err, size_t cap) {
             n *= t->ne[d];
         sm->n_params += n;
     }
+    uint64_t total = hearth_gguf_total_size(g); /* every part of a split model */
     hearth_gguf_close(g);
     double p = (double)sm->n_params;
     if (p >= 1e9)
@@ -113,10 +114,8 @@ static bool read_metadata(serve_model *sm, char *err, size_t cap) {
     else
         snprintf(sm->param_size, sizeof sm->param_size, "%.0fK", p / 1e3);
     struct stat st;
-    if (!stat(sm->path, &st)) {
-        sm->file_size = (uint64_t)st.st_size;
-        sm->mtime = (long)st.st_mtime;
-    }
+    sm->file_size = total;
+    if (!stat(sm->path, &st)) sm->mtime = (long)st.st_mtime;
     if (sm->sha256[0]) {
         snprintf(sm->digest, sizeof sm->digest, "%s", sm->sha256);
     } else {

@@ -68,6 +68,12 @@ struct hearth_gguf {
     uint64_t kv_mask;
     uint64_t *tensor_index;
     uint64_t tensor_mask;
+
+    /* a split model (split.count > 1): the other parts, whose tensors were
+     * appended to `tensors` (their views point into these mappings) */
+    struct hearth_gguf **parts;
+    uint32_t n_parts; /* parts besides this one */
+    uint64_t total_size;
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -642,11 +648,125 @@ static hearth_gguf *open_bytes(const void *data, uint64_t size, const char *name
     return g;
 }
 
+/* ---------------------------------------------------------------- split models */
+
+static bool get_u16_or_u32(const hearth_gguf *g, const char *key, uint32_t *out);
+static hearth_gguf *open_file(const char *path, hearth_error *err);
+
+/* A split model (llama.cpp's gguf-split: NAME-00001-of-00003.gguf, ...; every
+ * part has split.no, split.count, and its own tensors; the first has the
+ * metadata): opening the first part opens the others and appends their
+ * tensors, so callers see one model. Part k must say split.no k-1 and the
+ * same split.count, and no tensor name may repeat. */
+static bool open_split_parts(hearth_gguf *g, hearth_error *err) {
+    uint32_t count = 0, no = 0;
+    if (!get_u16_or_u32(g, "split.count", &count) || count <= 1) return true;
+    if (!get_u16_or_u32(g, "split.no", &no)) no = 0;
+    if (no != 0) {
+        hearth_error_set(err, HEARTH_ERR_INVALID,
+                         "%s: this is part %u of a %u-part model; open the first part (-00001-of-%05u.gguf)",
+                         g->name, no + 1, count, count);
+        return false;
+    }
+    const char *of = strstr(g->name, "-of-");
+    size_t n = strlen(g->name);
+    if (!of || of - g->name < 6 || n < 5 || strcmp(g->name + n - 5, ".gguf")) {
+        hearth_error_set(
+            err, HEARTH_ERR_FORMAT,
+            "%s: split.count is %u but the name is not NAME-00001-of-%05u.gguf, so the other parts "
+            "cannot be found",
+            g->name, count, count);
+        return false;
+    }
+    if (count > 9999) {
+        hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: split.count %u is not plausible", g->name, count);
+        return false;
+    }
+    g->parts = calloc(count - 1, sizeof *g->parts);
+    if (!g->parts) return hearth_error_set(err, HEARTH_ERR_NOMEM, "%s: out of memory", g->name), false;
+    uint64_t n_total = g->n_tensors;
+    size_t prefix = (size_t)(of - g->name) - 5;
+    for (uint32_t k = 1; k < count; k++) {
+        char *path = malloc(n + 16);
+        if (!path) return hearth_error_set(err, HEARTH_ERR_NOMEM, "%s: out of memory", g->name), false;
+        snprintf(path, n + 16, "%.*s%05u%s", (int)prefix, g->name, k + 1, of);
+        hearth_gguf *part = open_file(path, err);
+        if (!part) {
+            char inner[HEARTH_ERROR_MSG_MAX];
+            snprintf(inner, sizeof inner, "%s", err ? err->msg : "");
+            hearth_error_set(err, HEARTH_ERR_IO, "%s: part %u of %u: %s", g->name, k + 1, count, inner);
+            free(path);
+            return false;
+        }
+        g->parts[g->n_parts++] = part;
+        uint32_t pc = 0, pn = 0;
+        if (!get_u16_or_u32(part, "split.count", &pc) || !get_u16_or_u32(part, "split.no", &pn) ||
+            pc != count || pn != k) {
+            hearth_error_set(
+                err, HEARTH_ERR_FORMAT,
+                "%s: says split.no %u of split.count %u, expected part %u of %u (a part of another "
+                "model?)",
+                path, pn, pc, k, count);
+            free(path);
+            return false;
+        }
+        free(path);
+        g->total_size += part->size;
+        n_total += part->n_tensors;
+    }
+    gguf_tensor *all = realloc(g->tensors, (size_t)(n_total ? n_total : 1) * sizeof *all);
+    uint64_t mask = 0;
+    uint64_t *index = index_alloc(n_total, &mask);
+    if (!all || !index) {
+        if (all) g->tensors = all;
+        free(index);
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "%s: out of memory", g->name), false;
+    }
+    g->tensors = all;
+    for (uint32_t k = 0; k < g->n_parts; k++) {
+        memcpy(g->tensors + g->n_tensors, g->parts[k]->tensors, (size_t)g->parts[k]->n_tensors * sizeof *all);
+        g->n_tensors += g->parts[k]->n_tensors;
+    }
+    free(g->tensor_index);
+    g->tensor_index = index;
+    g->tensor_mask = mask;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        uint64_t dup = index_insert(g, g->tensor_index, g->tensor_mask, tensor_name, i);
+        if (dup) {
+            char shown[96];
+            hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: tensor '%s' is in two parts of the split model",
+                             g->name, show(g->tensors[i].name, shown, sizeof shown));
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool get_u16_or_u32(const hearth_gguf *g, const char *key, uint32_t *out) {
+    const gguf_kv *kv = hearth_gguf_find(g, key);
+    if (!kv) return false;
+    if (kv->type == GGUF_UINT16 || kv->type == GGUF_INT16) {
+        uint16_t v;
+        memcpy(&v, kv->data, 2);
+        *out = v;
+        return true;
+    }
+    return hearth_gguf_get_u32(g, key, out);
+}
+
+uint32_t hearth_gguf_n_parts(const hearth_gguf *g) {
+    return g ? g->n_parts + 1 : 0;
+}
+uint64_t hearth_gguf_total_size(const hearth_gguf *g) {
+    return g ? (g->total_size ? g->total_size : g->size) : 0;
+}
+
 hearth_gguf *hearth_gguf_open_memory(const void *data, size_t size, const char *name, hearth_error *err) {
     return open_bytes(data, size, name ? name : "<memory>", NULL, 0, err);
 }
 
-hearth_gguf *hearth_gguf_open(const char *path, hearth_error *err) {
+/* Map and parse one file (no split parts). */
+static hearth_gguf *open_file(const char *path, hearth_error *err) {
     if (!path) {
         hearth_error_set(err, HEARTH_ERR_INVALID, "hearth_gguf_open: NULL path");
         return NULL;
@@ -684,7 +804,18 @@ hearth_gguf *hearth_gguf_open(const char *path, hearth_error *err) {
         }
     }
     close(fd); /* the mapping keeps the file alive */
-    return open_bytes(map, size, path, map, (size_t)size, err);
+    hearth_gguf *g = open_bytes(map, size, path, map, (size_t)size, err);
+    if (g) g->total_size = size;
+    return g;
+}
+
+hearth_gguf *hearth_gguf_open(const char *path, hearth_error *err) {
+    hearth_gguf *g = open_file(path, err);
+    if (g && !open_split_parts(g, err)) {
+        hearth_gguf_close(g);
+        return NULL;
+    }
+    return g;
 }
 
 void hearth_gguf_prefetch(hearth_gguf *g) {
@@ -697,6 +828,9 @@ void hearth_gguf_prefetch(hearth_gguf *g) {
 
 void hearth_gguf_close(hearth_gguf *g) {
     if (!g) return;
+    for (uint32_t i = 0; i < g->n_parts; i++)
+        hearth_gguf_close(g->parts[i]);
+    free(g->parts);
     if (g->map) munmap(g->map, g->map_len);
     free(g->kvs);
     free(g->tensors);

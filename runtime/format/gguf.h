@@ -77,6 +77,11 @@ hearth_gguf *hearth_gguf_open(const char *path, hearth_error *err);
 hearth_gguf *hearth_gguf_open_memory(const void *data, size_t size, const char *name, hearth_error *err);
 
 void hearth_gguf_close(hearth_gguf *g);
+/* A split model (NAME-00001-of-0000N.gguf with split.count N): opening the
+ * first part opens every part, and the tensors of all of them are found
+ * here; these say how many files and their bytes together. */
+uint32_t hearth_gguf_n_parts(const hearth_gguf *g);
+uint64_t hearth_gguf_total_size(const hearth_gguf *g);
 
 /* Fault the whole mapping in now (read-ahead, then page-table entries where
  * the kernel can: MADV_POPULATE_READ), so the first forward pass does not
