@@ -71,6 +71,9 @@ fi
 if [ "${HEARTH_TEST_DPKG_INSTALL:-}" = 1 ] && [ "$(id -u)" = 0 ]; then
     dpkg -i "$deb" >"$tmp/dpkg.log" 2>&1 && ok || { bad "dpkg -i:"; cat "$tmp/dpkg.log" >&2; }
     /usr/bin/hearth --version | grep -q "^hearth " && ok || bad "/usr/bin/hearth --version"
+    man -w hearth >/dev/null 2>&1 || [ -f /usr/share/man/man1/hearth.1.gz ] || [ -f /usr/share/man/man1/hearth.1 ] && ok || bad "the man page installed"
+    HOME=$tmp/home XDG_DATA_HOME=$tmp/home/data /usr/bin/hearth list >"$tmp/list" 2>&1 && ok || { bad "/usr/bin/hearth list:"; cat "$tmp/list" >&2; }
+    dpkg -r hearth >"$tmp/dpkg-r.log" 2>&1 && [ ! -e /usr/bin/hearth ] && ok || { bad "dpkg -r:"; cat "$tmp/dpkg-r.log" >&2; }
 else
     echo "note: dpkg -i skipped (set HEARTH_TEST_DPKG_INSTALL=1 and run as root)"
 fi
