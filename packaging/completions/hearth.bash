@@ -3,7 +3,7 @@
 _hearth() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     if [ "$COMP_CWORD" = 1 ]; then
-        COMPREPLY=($(compgen -W "chat run serve info tokenize bench mkmodel quantize perplexity pull list rm show cache --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "chat run serve info tokenize bench mkmodel quantize split perplexity pull list rm show cache --help --version" -- "$cur"))
         return
     fi
     if [ "$prev" = -m ] || [ "$prev" = --model ] || [ "${COMP_WORDS[1]}" = rm ] || [ "${COMP_WORDS[1]}" = show ]; then

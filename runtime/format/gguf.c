@@ -852,6 +852,9 @@ const char *hearth_gguf_path(const hearth_gguf *g) {
 uint64_t hearth_gguf_file_size(const hearth_gguf *g) {
     return g ? g->size : 0;
 }
+uint64_t hearth_gguf_header_bytes(const hearth_gguf *g) {
+    return g ? g->data_offset : 0;
+}
 uint32_t hearth_gguf_alignment(const hearth_gguf *g) {
     return g ? g->alignment : 0;
 }

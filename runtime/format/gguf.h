@@ -93,6 +93,8 @@ uint32_t hearth_gguf_version(const hearth_gguf *g);
 const char *hearth_gguf_path(const hearth_gguf *g);
 uint64_t hearth_gguf_file_size(const hearth_gguf *g);
 uint32_t hearth_gguf_alignment(const hearth_gguf *g);
+/* Bytes before the tensor data: header, key-values, tensor infos, padding. */
+uint64_t hearth_gguf_header_bytes(const hearth_gguf *g);
 
 uint64_t hearth_gguf_n_kv(const hearth_gguf *g);
 const gguf_kv *hearth_gguf_kv_at(const hearth_gguf *g, uint64_t i);

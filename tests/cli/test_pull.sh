@@ -87,6 +87,28 @@ run pull -q hf.co/test/kjv:Q5_K
 expect_eq "$rc" 1 "hf.co pull of an absent quantization"
 expect_in "$tmp/err" "no GGUF file of quantization Q5_K" "absent quantization message"
 
+# ---- a split model (hearth split writes the parts): every part pulled, loaded from the first
+whole="$MODELS/hearth-kjv-llama-q6_k.gguf"
+run split "$whole" --max-size 1M -o "$tmp/root/kjv-split-Q6_K" --json
+expect_eq "$rc" 0 "hearth split --max-size"
+nparts=$(ls "$tmp/root"/kjv-split-Q6_K-*-of-*.gguf 2>/dev/null | wc -l)
+[ "$nparts" -ge 3 ] && ok || bad "split into $nparts parts (want >= 3 for a 2.9 MB model under 1M)"
+python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit(not (len(d['parts']) == $nparts and all(p['bytes'] <= 1048576 for p in d['parts'])))" && ok || bad "split --json: every part under --max-size"
+run split "$whole" --parts 2 --max-size 1M; expect_eq "$rc" 2 "split: --parts and --max-size together is a usage error"
+run split "$whole" --max-size 1K; expect_eq "$rc" 2 "split: a tensor over --max-size"
+expect_in "$tmp/err" "does not fit in a part" "split: says a tensor is too large"
+run pull -q hf.co/test/kjv:Q6_K
+expect_eq "$rc" 0 "hf.co pull of a split model"
+expect_eq "$(ls "$store"/kjv-split-Q6_K-*-of-*.gguf 2>/dev/null | wc -l)" "$nparts" "every part pulled"
+timeout 60 "$BIN" run -m hf.co/test/kjv:Q6_K -n 12 --temp 0 "In the beginning" >"$tmp/split.txt" 2>/dev/null
+timeout 60 "$BIN" run -m "$whole" -n 12 --temp 0 "In the beginning" >"$tmp/whole.txt" 2>/dev/null
+[ -s "$tmp/split.txt" ] && cmp -s "$tmp/split.txt" "$tmp/whole.txt" && ok || bad "the pulled split model generates what the whole file does"
+run info "$store/kjv-split-Q6_K-00001-of-$(printf %05d "$nparts").gguf"
+expect_in "$tmp/out" "in $nparts parts" "info names the parts"
+run rm hf.co/test/kjv:Q6_K
+expect_eq "$(ls "$store"/kjv-split-Q6_K-* 2>/dev/null | wc -l)" 0 "rm removes every part"
+rm -f "$tmp/root"/kjv-split-*
+
 # ---- catalog name (a test catalog with the published-sha256 field)
 cat >"$tmp/catalog.yaml" <<YAML
 models:

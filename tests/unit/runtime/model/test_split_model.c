@@ -1,18 +1,20 @@
 /*
  * test_split_model.c - split GGUF models (NAME-00001-of-0000N.gguf, as
  * llama.cpp's gguf-split writes them and Hugging Face serves large models):
- * the sample model is split here into 3 parts (the first with all the
- * metadata, every part with split.no / split.count / split.tensors.count and
- * its share of the tensors); opening the first part finds every tensor with
- * the same bytes, and the model loaded from the parts gives bit-identical
- * logits to the whole file. Broken sets give errors that name the part:
- * a missing part, a part of another split, opening a later part, a tensor
- * in two parts.
+ * the sample model is split into 3 parts by hearth_gguf_split_write
+ * (runtime/format/gguf_split.c: the first with all the metadata, every part
+ * with split.no / split.count / split.tensors.count and its share of the
+ * tensors); opening the first part finds every tensor with the same bytes,
+ * and the model loaded from the parts gives bit-identical logits to the
+ * whole file. Broken sets (written here by hand) give errors that name the
+ * part: a missing part, a part of another split, opening a later part, a
+ * tensor in two parts.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/format/gguf_split.h"
 #include "runtime/format/gguf_writer.h"
 #include "runtime/model/forward.h"
 #include "test.h"
@@ -101,7 +103,15 @@ int main(void) {
     CHECK(hearth_gguf_n_parts(src) == 1);
 
     /* a whole split: every tensor, byte for byte */
-    REQUIRE(write_split(src, dir, "m", -1, NULL));
+    char prefix[1100];
+    snprintf(prefix, sizeof prefix, "%s/m", dir);
+    uint32_t n_parts = 0;
+    CHECKF(hearth_gguf_split_write(src, prefix, 3, 0, NULL, NULL, &n_parts, &err) == HEARTH_OK, "split: %s",
+           err.msg);
+    CHECK(n_parts == 3);
+    CHECK(hearth_gguf_split_write(src, prefix, 100000, 0, NULL, NULL, NULL, &err) == HEARTH_ERR_INVALID);
+    CHECK(hearth_gguf_split_write(src, prefix, 0, 1000, NULL, NULL, NULL, &err) == HEARTH_ERR_INVALID);
+    CHECK_CONTAINS(err.msg, "does not fit");
     snprintf(path, sizeof path, "%s/m-00001-of-00003.gguf", dir);
     hearth_gguf *g = hearth_gguf_open(path, &err);
     CHECKF(g != NULL, "open split: %s", err.msg);
