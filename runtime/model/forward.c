@@ -103,6 +103,15 @@ hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int 
         return NULL;
     }
     const hearth_hparams *hp = &m->hp;
+    if (m->arch_info->encoder) { /* no decoder layers loaded: embed.h runs these */
+        hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "%s is an embedding model (%s): it does not generate text; use `hearth embed` or the "
+            "embeddings routes",
+            m->name, m->arch_info->name);
+        free(f);
+        return NULL;
+    }
     f->m = m;
     f->kv = kv;
     f->max_tokens = max_tokens > 0 ? max_tokens : 1;
