@@ -21,8 +21,8 @@ enum { MAX_TEXTS = 1024 };
 
 typedef struct embed_opts {
     const char *model, *backend, *pooling;
-    int threads, dimensions, batch;
-    bool json, truncate, no_normalize, alone;
+    int threads, dimensions, batch, repeat;
+    bool json, truncate, no_normalize, alone, profile;
 } embed_opts;
 
 static int embed_usage(const char *msg) {
@@ -38,7 +38,7 @@ static int parse_pooling(const char *s) {
 }
 
 static void print_vectors(const embed_opts *o, const hearth_model *m, const char *pool_name, int n, int dim,
-                          const float *vecs, const int *used, const int *given, int passes) {
+                          const float *vecs, const int *used, const int *given, int passes, double ms) {
     if (!o->json) {
         for (int i = 0; i < n; i++) {
             for (int d = 0; d < dim; d++)
@@ -54,6 +54,13 @@ static void print_vectors(const embed_opts *o, const hearth_model *m, const char
     cJSON_AddBoolToObject(root, "normalized", !o->no_normalize && strcmp(pool_name, "rank"));
     cJSON_AddNumberToObject(root, "dimensions", dim);
     cJSON_AddNumberToObject(root, "passes", passes);
+    long total = 0;
+    for (int i = 0; i < n; i++)
+        total += used[i];
+    cJSON_AddNumberToObject(root, "n_tokens", (double)total);
+    cJSON_AddNumberToObject(root, "threads", o->threads);
+    cJSON_AddNumberToObject(root, "ms", ms); /* the fastest of --repeat runs, tokenizing excluded */
+    cJSON_AddNumberToObject(root, "embeddings_per_s", ms > 0 ? n * 1000.0 / ms : 0);
     cJSON *embs = cJSON_AddArrayToObject(root, "embeddings"), *toks = cJSON_AddArrayToObject(root, "tokens"),
           *trunc = cJSON_AddArrayToObject(root, "truncated");
     for (int i = 0; i < n; i++) {
@@ -71,6 +78,26 @@ static void print_vectors(const embed_opts *o, const hearth_model *m, const char
     puts(s ? s : "{}");
     free(s);
     cJSON_Delete(root);
+}
+
+/* --profile: time per op type of the last run, on stderr */
+static void print_profile(const hearth_backend *be) {
+    static const char *const names[HEARTH_OP_COUNT] = {[HEARTH_OP_GET_ROWS] = "get_rows",
+                                                       [HEARTH_OP_RMS_NORM] = "norms",
+                                                       [HEARTH_OP_MATMUL] = "matmul",
+                                                       [HEARTH_OP_ADD] = "add",
+                                                       [HEARTH_OP_ROPE] = "rope",
+                                                       [HEARTH_OP_KV_STORE] = "kv_store",
+                                                       [HEARTH_OP_ATTENTION] = "attention",
+                                                       [HEARTH_OP_SILU_MUL] = "gelu/silu",
+                                                       [HEARTH_OP_COPY] = "copy"};
+    double us[HEARTH_OP_COUNT];
+    uint64_t count[HEARTH_OP_COUNT];
+    hearth_backend_profile_read(be, us, count);
+    for (int i = 0; i < HEARTH_OP_COUNT; i++)
+        if (count[i])
+            fprintf(stderr, "profile: %-10s %9.1f ms in %llu calls\n", names[i] ? names[i] : "?",
+                    us[i] / 1000, (unsigned long long)count[i]);
 }
 
 static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **texts, int *n_texts) {
@@ -93,6 +120,11 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
         {"-b", "--batch", ARG_INT, &o->batch, "N",
          "tokens per forward pass (default: the model's context, 512..8192)"},
         {"-t", "--threads", ARG_INT, &o->threads, "N", "CPU threads (default: physical cores)"},
+        {NULL, "--repeat", ARG_INT, &o->repeat, "N",
+         "embed everything N times and report the fastest (benchmarks; --json: \"ms\", "
+         "\"embeddings_per_s\")"},
+        {NULL, "--profile", ARG_FLAG, &o->profile, NULL,
+         "print the time per op type of the last run to stderr"},
         {NULL, "--backend", ARG_STR, &o->backend, "NAME", "cpu (default; encoders run on the CPU only)"},
     };
     int r = arg_parse(
@@ -106,6 +138,8 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
     if (*n_texts == 0) return embed_usage("no TEXT to embed: give one or more texts after the options");
     if (o->dimensions < 0) return embed_usage("--dimensions must be positive");
     if (o->batch < 0) return embed_usage("--batch must be positive");
+    if (o->repeat < 0 || o->repeat > 1000) return embed_usage("--repeat wants 1 to 1000");
+    if (!o->repeat) o->repeat = 1;
     if (o->threads < 0 || o->threads > 256) return embed_usage("-t wants 1 to 256 threads");
     if (o->pooling && parse_pooling(o->pooling) < 0) {
         fprintf(stderr, "hearth embed: --pooling '%s' is not one of mean, cls, last, rank\n", o->pooling);
@@ -156,16 +190,27 @@ int cmd_embed(int argc, char **argv) {
         goto done;
     }
     int passes = 0, pp;
-    for (int i = 0; i < n; i += o.alone ? 1 : n) {
-        int k = o.alone ? 1 : n;
-        if (hearth_embed(e, ids + i, given + i, k, &p, vecs + (size_t)i * (size_t)dim, used + i, &err)) {
-            if (o.alone) hearth_error_prefix(&err, "text %d", i + 1);
-            goto done;
+    double best = 0;
+    hearth_backend_profile_enable(be, o.profile);
+    for (int rep = 0; rep < o.repeat; rep++) {
+        passes = 0;
+        hearth_backend_profile_reset(be);
+        const double t0 = hearth_now_ms();
+        for (int i = 0; i < n; i += o.alone ? 1 : n) {
+            int k = o.alone ? 1 : n;
+            if (hearth_embed(e, ids + i, given + i, k, &p, vecs + (size_t)i * (size_t)dim, used + i, &err)) {
+                if (o.alone) hearth_error_prefix(&err, "text %d", i + 1);
+                goto done;
+            }
+            hearth_embed_last_stats(e, &pp, NULL);
+            passes += pp;
         }
-        hearth_embed_last_stats(e, &pp, NULL);
-        passes += pp;
+        const double ms = hearth_now_ms() - t0;
+        if (rep == 0 || ms < best) best = ms;
     }
-    print_vectors(&o, m, hearth_pooling_name(hearth_embed_pooling(e, &p)), n, dim, vecs, used, given, passes);
+    if (o.profile) print_profile(be);
+    print_vectors(&o, m, hearth_pooling_name(hearth_embed_pooling(e, &p)), n, dim, vecs, used, given, passes,
+                  best);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "hearth embed: %s\n", err.msg[0] ? err.msg : "out of memory");

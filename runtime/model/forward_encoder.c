@@ -17,11 +17,12 @@
  *     x     = layer_norm(x + f) (layer_output_norm)
  *
  * Token types are all 0 ("sentence A"), as llama.cpp hard-codes them.
- * Bidirectional attention reuses the backend's paged attention op: the K and
- * V activations themselves are the "pool" (page size 1, the identity page
- * table), each token's page table starts at its sequence's first token and
- * every token sees its sequence's full length, so no mask is needed and
- * nothing is copied. Pooling reads the final x on the host.
+ * Bidirectional attention reuses the backend's paged attention op: K and V
+ * are stored (F16, like the decoder's KV cache) in token order into a flat
+ * "pool" (page size 1, the identity page table), each token's page table
+ * starts at its sequence's first token and every token sees its sequence's
+ * full length, so no mask is needed and sequences never see each other. Pooling reads the final x on the
+ * host.
  *
  * Ownership: see embed.h. Every step is a backend op; the host touches only
  * downloaded copies (pooling, the head's tanh).
@@ -39,8 +40,9 @@ struct hearth_embedder {
     hearth_model *m;
     hearth_backend *be;
     int max_tokens, n_ctx;
-    int64_t qkv_width;                                            /* Q + 2 KV */
-    hearth_tensor x, h, qkv, att, up, gate, proj, head;           /* [max_tokens rows] */
+    int64_t qkv_width;                                  /* Q + 2 KV */
+    hearth_tensor x, h, qkv, att, up, gate, proj, head; /* [max_tokens rows] */
+    hearth_tensor k16, v16;                             /* F16 copies of K and V, the attention's "pool" */
     int32_t *ids, *pos, *zeros, *kv_len, *pt_offset, *page_table; /* [max_tokens] */
     float *host;                                                  /* [max_tokens, max(E, n_cls_out)] */
     pthread_mutex_t lock;
@@ -55,6 +57,13 @@ static hearth_status alloc_rows(hearth_embedder *e, hearth_tensor *t, int64_t ne
     void *p = e->be->ops->alloc(e->be, (size_t)ne0 * (size_t)e->max_tokens * sizeof(float), err);
     if (!p) return err ? err->code : HEARTH_ERR_NOMEM;
     *t = hearth_tensor_2d(HEARTH_F32, ne0, e->max_tokens, p);
+    return HEARTH_OK;
+}
+
+static hearth_status alloc_f16(hearth_embedder *e, hearth_tensor *t, int64_t ne0, hearth_error *err) {
+    void *p = e->be->ops->alloc(e->be, hearth_dtype_row_size(HEARTH_F16, ne0) * (size_t)e->max_tokens, err);
+    if (!p) return err ? err->code : HEARTH_ERR_NOMEM;
+    *t = hearth_tensor_2d(HEARTH_F16, ne0, e->max_tokens, p);
     return HEARTH_OK;
 }
 
@@ -85,7 +94,8 @@ hearth_embedder *hearth_embedder_create(hearth_model *m, int max_tokens, hearth_
     if (alloc_rows(e, &e->x, hp->n_embd, err) || alloc_rows(e, &e->h, hp->n_embd, err) ||
         alloc_rows(e, &e->qkv, e->qkv_width, err) || alloc_rows(e, &e->att, Q, err) ||
         alloc_rows(e, &e->up, hp->n_ff, err) || alloc_rows(e, &e->proj, hp->n_embd, err) ||
-        alloc_rows(e, &e->head, head_w, err) ||
+        alloc_rows(e, &e->head, head_w, err) || alloc_f16(e, &e->k16, KV, err) ||
+        alloc_f16(e, &e->v16, KV, err) ||
         (m->arch == HEARTH_ARCH_NOMIC_BERT && alloc_rows(e, &e->gate, hp->n_ff, err)))
         goto fail;
     size_t n = (size_t)max_tokens;
@@ -110,7 +120,8 @@ fail:
 
 void hearth_embedder_free(hearth_embedder *e) {
     if (!e) return;
-    hearth_tensor *bufs[] = {&e->x, &e->h, &e->qkv, &e->att, &e->up, &e->gate, &e->proj, &e->head};
+    hearth_tensor *bufs[] = {&e->x,    &e->h,    &e->qkv,  &e->att, &e->up,
+                             &e->gate, &e->proj, &e->head, &e->k16, &e->v16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]->data) e->be->ops->dealloc(e->be, bufs[i]->data);
     free(e->ids);
@@ -252,7 +263,11 @@ static void encoder_pass(hearth_embedder *e, int n) {
             op->rope(be, &q, H, e->pos, &rope);
             op->rope(be, &k, HKV, e->pos, &rope);
         }
-        op->attention(be, &q, &k, &v, &meta, H, HKV, D, 1.0f / sqrtf((float)D), &att);
+        /* K and V to F16 (as the decoder's KV cache keeps them): the CPU's
+         * F16 group kernel reads each key once for a block of queries */
+        op->kv_store(be, &e->k16, &k, e->page_table);
+        op->kv_store(be, &e->v16, &v, e->page_table);
+        op->attention(be, &q, &e->k16, &e->v16, &meta, H, HKV, D, 1.0f / sqrtf((float)D), &att);
         op->matmul(be, &L->wo, &att, opt(&L->bo), &proj);
         op->add(be, &x, &proj, &x);
         op->layer_norm(be, &x, &L->attn_out_norm, opt(&L->attn_out_norm_b), hp->norm_eps, &x);
