@@ -15,6 +15,15 @@
  * with the reason); numerics match llama.cpp's llama-embedding on the same
  * file (tests/data/embed/README.md says how that is checked).
  *
+ * Decoder embedders (llama, qwen2, qwen3: e.g. Qwen3-Embedding, or any
+ * generative model when the caller allows it) take the same calls: their
+ * causal pass runs over a KV cache the embedder owns, inputs stream through
+ * passes of max_tokens tokens (an input may span passes), and the pooled
+ * vector is the mean / last / first of the final-norm hidden states, as
+ * llama.cpp pools them. Their pooling comes from {arch}.pooling_type when
+ * the file has it, else it must be asked for (a generative model has none);
+ * rank pooling is refused. They run on any backend the model loaded on.
+ *
  * Ownership: the embedder borrows the model (which must outlive it) and owns
  * its activation buffers, sized for max_tokens. Thread-safety: hearth_embed
  * may be called from several threads on one embedder; calls are serialised
@@ -45,14 +54,15 @@ hearth_embed_params hearth_embed_params_default(void);
 
 typedef struct hearth_embedder hearth_embedder;
 
-/* An embedder for an encoder model. max_tokens: tokens one forward pass
- * takes (several inputs share it); 0 = the model's context length, at least
- * 512 and at most 8192. Fails for a model that is not an encoder. */
+/* An embedder for a model. max_tokens: tokens one forward pass takes
+ * (several inputs share it); 0 = for encoders the model's context length,
+ * at least 512 and at most 8192; for decoders 512. */
 hearth_embedder *hearth_embedder_create(hearth_model *m, int max_tokens, hearth_error *err);
 void hearth_embedder_free(hearth_embedder *e);
 
 /* The longest input (in tokens, [CLS] and [SEP] included) one vector takes:
- * min(the model's context length, max_tokens). */
+ * encoders min(the model's context length, max_tokens); decoders the
+ * context length, at most 8192. */
 int hearth_embedder_n_ctx(const hearth_embedder *e);
 
 /* The pooling these params resolve to (hearth_pooling), after the model's

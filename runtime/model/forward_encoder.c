@@ -35,6 +35,8 @@
 #include <string.h>
 
 #include "backends/backend_impl.h"
+#include "forward.h"
+#include "runtime/kv/kv_cache.h"
 
 struct hearth_embedder {
     hearth_model *m;
@@ -47,6 +49,13 @@ struct hearth_embedder {
     float *host;                                                  /* [max_tokens, max(E, n_cls_out)] */
     pthread_mutex_t lock;
     int last_passes, last_tokens;
+    /* decoder embedders (llama, qwen2, qwen3): the causal forward pass over a
+     * KV cache of their own; NULL for encoders */
+    hearth_kv_cache *kv;
+    hearth_forward *fwd;
+    int32_t *seqv;  /* [max_tokens] KV sequence of each token */
+    bool *want;     /* [max_tokens] the token's hidden state is pooled */
+    int *row_input; /* [max_tokens] input of each returned row */
 };
 
 hearth_embed_params hearth_embed_params_default(void) {
@@ -67,14 +76,44 @@ static hearth_status alloc_f16(hearth_embedder *e, hearth_tensor *t, int64_t ne0
     return HEARTH_OK;
 }
 
-hearth_embedder *hearth_embedder_create(hearth_model *m, int max_tokens, hearth_error *err) {
-    if (!m->arch_info->encoder) {
-        hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
-                         "%s is a %s model, not an embedding (encoder) model; embeddings need a bert or "
-                         "nomic-bert model",
-                         m->name, m->arch_info->name);
+/* A decoder embedder: the decoder's forward pass, a KV cache for the
+ * longest input plus a pass, and the per-token metadata. */
+static hearth_embedder *decoder_create(hearth_model *m, int max_tokens, hearth_error *err) {
+    hearth_embedder *e = calloc(1, sizeof *e);
+    if (!e) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
         return NULL;
     }
+    const hearth_hparams *hp = &m->hp;
+    e->m = m;
+    e->be = m->backend;
+    e->max_tokens = max_tokens > 0 ? max_tokens : 512;
+    e->n_ctx = hp->n_ctx_train < 8192 ? hp->n_ctx_train : 8192; /* an input may span passes */
+    pthread_mutex_init(&e->lock, NULL);
+    enum { PAGE = 16 };
+    const int n_pages = (e->n_ctx + e->max_tokens) / PAGE + HEARTH_FORWARD_MAX_LOGITS + 4;
+    hearth_kv_config kc = {hp->n_layer, hp->n_head_kv, hp->head_dim, HEARTH_F16, PAGE, n_pages, m->layer_be};
+    if (!(e->kv = hearth_kv_create(m->backend, &kc, err))) goto fail;
+    if (!(e->fwd = hearth_forward_create(m, e->kv, e->max_tokens, err))) goto fail;
+    size_t n = (size_t)e->max_tokens;
+    e->ids = malloc(n * sizeof(int32_t));
+    e->pos = malloc(n * sizeof(int32_t));
+    e->seqv = malloc(n * sizeof(int32_t));
+    e->want = malloc(n * sizeof(bool));
+    e->row_input = malloc(n * sizeof(int));
+    e->host = malloc((size_t)HEARTH_FORWARD_MAX_LOGITS * (size_t)hp->n_embd * sizeof(float));
+    if (!e->ids || !e->pos || !e->seqv || !e->want || !e->row_input || !e->host) {
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    return e;
+fail:
+    hearth_embedder_free(e);
+    return NULL;
+}
+
+hearth_embedder *hearth_embedder_create(hearth_model *m, int max_tokens, hearth_error *err) {
+    if (!m->arch_info->encoder) return decoder_create(m, max_tokens, err);
     hearth_embedder *e = calloc(1, sizeof *e);
     if (!e) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
@@ -131,6 +170,11 @@ void hearth_embedder_free(hearth_embedder *e) {
     free(e->pt_offset);
     free(e->page_table);
     free(e->host);
+    hearth_forward_free(e->fwd);
+    hearth_kv_free(e->kv);
+    free(e->seqv);
+    free(e->want);
+    free(e->row_input);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -161,6 +205,11 @@ int hearth_embed_dim(const hearth_embedder *e, const hearth_embed_params *p, hea
             "ask for a pooling: mean, cls or last",
             m->name);
     if (pool == HEARTH_POOLING_RANK) {
+        if (e->fwd)
+            return hearth_error_set(err, HEARTH_ERR_INVALID,
+                                    "rank pooling needs a reranker with a classification head; %s is a %s "
+                                    "decoder",
+                                    m->name, m->arch_info->name);
         if (!m->cls_out.data && !m->cls.data)
             return hearth_error_set(err, HEARTH_ERR_INVALID,
                                     "%s has no classification head (cls, cls.output): rank pooling needs a "
@@ -319,6 +368,17 @@ static hearth_status rank_head(hearth_embedder *e, int n_seq, hearth_error *err)
     return HEARTH_OK;
 }
 
+/* out = the first dim components of v, L2-normalised when asked (0 stays 0,
+ * as llama.cpp's common_embd_normalize). */
+static void finish_vector(const float *v, int dim, bool normalize, float *out) {
+    double ss = 0;
+    for (int i = 0; i < dim; i++)
+        ss += (double)v[i] * v[i];
+    const double scale = normalize && ss > 0 ? 1.0 / sqrt(ss) : 1.0;
+    for (int i = 0; i < dim; i++)
+        out[i] = (float)(v[i] * scale);
+}
+
 /* Pool the pass's sequences [first, first + n_seq) (starts/lens of each)
  * from e->x into out rows of `dim` floats. */
 static hearth_status pool_pass(hearth_embedder *e, int pool, const int *starts, const int *lens, int n_seq,
@@ -351,18 +411,79 @@ static hearth_status pool_pass(hearth_embedder *e, int pool, const int *starts, 
         if ((st = rank_head(e, n_seq, err))) return st;
         stride = dim;
     }
-    for (int s = 0; s < n_seq; s++) {
-        const float *v = e->host + (size_t)s * (size_t)stride;
-        float *o = out + (size_t)s * (size_t)dim;
-        double ss = 0;
-        for (int i = 0; i < dim; i++)
-            ss += (double)v[i] * v[i];
-        /* llama.cpp's common_embd_normalize: 0 stays 0 */
-        const double scale = p->normalize && pool != HEARTH_POOLING_RANK && ss > 0 ? 1.0 / sqrt(ss) : 1.0;
-        for (int i = 0; i < dim; i++)
-            o[i] = (float)(v[i] * scale);
-    }
+    for (int s = 0; s < n_seq; s++)
+        finish_vector(e->host + (size_t)s * (size_t)stride, dim, p->normalize && pool != HEARTH_POOLING_RANK,
+                      out + (size_t)s * (size_t)dim);
     return HEARTH_OK;
+}
+
+/* Decoder embedders: the inputs stream in order through causal passes of up
+ * to max_tokens tokens and HEARTH_FORWARD_MAX_LOGITS pooled rows, each input
+ * a KV sequence (an input may span passes); the pooled rows' final-norm
+ * hidden states are summed (mean) or taken (last, first) per input. */
+static hearth_status decoder_embed(hearth_embedder *e, const int32_t *const *tokens, const int *used,
+                                   int n_inputs, int pool, const hearth_embed_params *p, int dim, float *out,
+                                   hearth_error *err) {
+    const int E = e->m->hp.n_embd;
+    double *acc = calloc((size_t)n_inputs * (size_t)E, sizeof *acc);
+    int *seq = malloc((size_t)n_inputs * sizeof *seq);
+    float *v = malloc((size_t)E * sizeof *v);
+    hearth_status st = acc && seq && v ? HEARTH_OK : hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    for (int i = 0; seq && i < n_inputs; i++)
+        seq[i] = -1;
+    int in = 0, pos = 0, done = 0; /* next token: input in, position pos; inputs < done are freed */
+    while (!st && in < n_inputs) {
+        int n = 0, n_rows = 0;
+        while (in < n_inputs && n < e->max_tokens) {
+            const bool want = pool == HEARTH_POOLING_MEAN ||
+                              (pool == HEARTH_POOLING_LAST && pos == used[in] - 1) ||
+                              (pool == HEARTH_POOLING_CLS && pos == 0);
+            if (want && n_rows == HEARTH_FORWARD_MAX_LOGITS) break;
+            if (pos == 0 && (seq[in] = hearth_kv_seq_create(e->kv, err)) < 0) {
+                st = err ? err->code : HEARTH_ERR_NOMEM;
+                break;
+            }
+            e->ids[n] = tokens[in][pos];
+            e->pos[n] = pos;
+            e->seqv[n] = seq[in];
+            e->want[n] = want;
+            if (want) e->row_input[n_rows++] = in;
+            n++;
+            if (++pos == used[in]) {
+                in++;
+                pos = 0;
+            }
+        }
+        if (st) break;
+        const hearth_ubatch ub = {n, e->ids, e->pos, e->seqv, e->want};
+        const int got = hearth_forward_run_hidden(e->fwd, &ub, e->host, err);
+        if (got < 0) {
+            st = (hearth_status)got;
+            break;
+        }
+        for (int r = 0; r < got; r++)
+            for (int i = 0; i < E; i++)
+                acc[(size_t)e->row_input[r] * (size_t)E + (size_t)i] +=
+                    e->host[(size_t)r * (size_t)E + (size_t)i];
+        for (; done < in; done++) { /* inputs finished in this pass give their pages back */
+            hearth_kv_seq_free(e->kv, seq[done]);
+            seq[done] = -1;
+        }
+        e->last_passes++;
+        e->last_tokens += n;
+    }
+    for (int i = 0; seq && i < n_inputs; i++)
+        if (seq[i] >= 0) hearth_kv_seq_free(e->kv, seq[i]);
+    for (int i = 0; !st && i < n_inputs; i++) {
+        const double div = pool == HEARTH_POOLING_MEAN ? used[i] : 1;
+        for (int k = 0; k < E; k++)
+            v[k] = (float)(acc[(size_t)i * (size_t)E + (size_t)k] / div);
+        finish_vector(v, dim, p->normalize, out + (size_t)i * (size_t)dim);
+    }
+    free(acc);
+    free(seq);
+    free(v);
+    return st;
 }
 
 /* Check every input and compute its length after truncation into used[]. */
@@ -406,7 +527,8 @@ hearth_status hearth_embed(hearth_embedder *e, const int32_t *const *tokens, con
     const int32_t sep = hearth_tokenizer_sep(e->m->tokenizer);
     pthread_mutex_lock(&e->lock);
     e->last_passes = e->last_tokens = 0;
-    for (int first = 0; !st && first < n_inputs;) {
+    if (!st && e->fwd) st = decoder_embed(e, tokens, used, n_inputs, pool, p, dim, out, err);
+    for (int first = 0; !st && !e->fwd && first < n_inputs;) {
         /* pack inputs [first, last) into one pass */
         int n = 0, last = first;
         while (last < n_inputs && n + used[last] <= e->max_tokens) {

@@ -135,6 +135,13 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
     const gguf_kv *toks = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
     hp->n_vocab = toks ? (int)toks->arr_n : 0;
     hp->n_cls_out = 1;
+    if (get_arch_u32(g, arch, "pooling_type", &v)) { /* encoders; decoder embedders (Qwen3-Embedding) too */
+        if (v > HEARTH_POOLING_RANK)
+            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                    "%s: %s.pooling_type = %u is not one of none/mean/cls/last/rank (0-4)", file,
+                                    arch, v);
+        hp->pooling = (int)v;
+    }
     if (arch_table[a].encoder) {
         if (!get_arch_f32(g, arch, "attention.layer_norm_epsilon", &hp->norm_eps))
             return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: %s.attention.layer_norm_epsilon is missing",
@@ -145,13 +152,6 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
             return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
                                     "%s: a causal %s encoder is not supported (attention.causal = true)",
                                     file, arch);
-        if (get_arch_u32(g, arch, "pooling_type", &v)) {
-            if (v > HEARTH_POOLING_RANK)
-                return hearth_error_set(
-                    err, HEARTH_ERR_UNSUPPORTED,
-                    "%s: %s.pooling_type = %u is not one of none/mean/cls/last/rank (0-4)", file, arch, v);
-            hp->pooling = (int)v;
-        }
         snprintf(key, sizeof key, "%s.classifier.output_labels", arch);
         const gguf_kv *labels = hearth_gguf_get_arr(g, key, GGUF_STRING);
         if (labels && labels->arr_n > 0) hp->n_cls_out = (int)labels->arr_n;

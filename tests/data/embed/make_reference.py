@@ -37,6 +37,9 @@ CASES = [
     ("nomic-test-mean", "nomic-test", TEXTS, []),
     ("nomic-test-last", "nomic-test", TEXTS, ["--pooling", "last"]),
     ("bert-rerank-test", "bert-rerank-test", PAIRS, ["--embd-normalize", "-1"]),
+    # decoder embedders: the llama-family `tiny` shape (generated BPE), causal, pooled hidden states
+    ("tiny-mean", "tiny", TEXTS, ["--pooling", "mean"]),
+    ("tiny-last", "tiny", TEXTS, ["--pooling", "last"]),
 ]
 
 
@@ -47,9 +50,18 @@ def main():
         model = os.path.join(work, shape + ".gguf")
         mk = [hearth, "mkmodel", "--shape", shape, "--type", "f32", "--seed", "42", "-o", model]
         subprocess.run(mk, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ctx = "512" if shape == "tiny" else "64"  # tiny's byte-level BPE needs more tokens
         cmd = [llama, "-m", model, "-p", "\n".join(inputs), "--embd-output-format", "json", "-t", "2",
-               "-c", "64", "-b", "512", "-ub", "512"] + extra
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+               "-c", ctx, "-b", "512", "-ub", "512"] + extra
+        for attempt in range(5):
+            # llama.cpp prints through its asynchronous logger, which now and then loses the end of
+            # the output at exit: run again until the JSON is whole
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            try:
+                json.loads(out.replace("-nan", "0").replace("nan", "0"))
+                break
+            except ValueError:
+                continue
         # with rank pooling llama-embedding's JSON rows hold the n_cls_out scores first and then
         # whatever follows them in its buffer (not numbers at all: nan): keep the scores only
         rank = shape.startswith("bert-rerank")
