@@ -1,6 +1,7 @@
 /*
  * cmd_embed.c - `hearth embed`: embedding vectors (or rerank scores) of texts
- * from an encoder model (bert, nomic-bert), through runtime/model/embed.h.
+ * from an encoder model (bert, nomic-bert) or a decoder embedder (llama,
+ * qwen2, qwen3 with a pooling), through runtime/model/embed.h.
  *
  * All texts go to one hearth_embed call, so they share forward passes
  * (--alone gives each its own call: the same numbers, slower). Output: one
@@ -104,7 +105,7 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
     *o = (embed_opts){.backend = "cpu"};
     const arg_opt opts[] = {
         {"-m", "--model", ARG_STR, &o->model, "PATH",
-         "embedding model: GGUF file (bert, nomic-bert) or pulled name"},
+         "embedding model: GGUF file or pulled name (bert, nomic-bert; llama/qwen2/qwen3 with a pooling)"},
         {NULL, "--json", ARG_FLAG, &o->json, NULL,
          "print {\"embeddings\": [[...], ...], \"tokens\": [...], \"truncated\": [...], \"dimensions\", "
          "\"pooling\", ...}"},
@@ -125,7 +126,8 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
          "\"embeddings_per_s\")"},
         {NULL, "--profile", ARG_FLAG, &o->profile, NULL,
          "print the time per op type of the last run to stderr"},
-        {NULL, "--backend", ARG_STR, &o->backend, "NAME", "cpu (default; encoders run on the CPU only)"},
+        {NULL, "--backend", ARG_STR, &o->backend, "NAME",
+         "cpu (default); vulkan or cuda for decoder embedders (encoders run on the CPU only)"},
     };
     int r = arg_parse(
         "embed", "-m MODEL [--json] [--dimensions N] [--truncate] TEXT...",
