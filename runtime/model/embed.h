@@ -26,8 +26,11 @@
  *
  * Ownership: the embedder borrows the model (which must outlive it) and owns
  * its activation buffers, sized for max_tokens. Thread-safety: hearth_embed
- * may be called from several threads on one embedder; calls are serialised
- * by an internal mutex (one pass at a time).
+ * may be called from several threads on one embedder. One pass runs at a
+ * time; calls that arrive while one runs are queued, and the next batch takes
+ * every queued call with the same pooling, dimensions and normalisation, so
+ * concurrent requests share forward passes (each call still gets exactly its
+ * own vectors; a batch's results do not depend on what else it held).
  */
 #ifndef HEARTH_EMBED_H
 #define HEARTH_EMBED_H
@@ -100,8 +103,13 @@ hearth_status hearth_embed(hearth_embedder *e, const int32_t *const *tokens, con
                            int n_inputs, const hearth_embed_params *p, float *out, int *n_used,
                            hearth_error *err);
 
-/* Forward-pass statistics of the last hearth_embed call (for benchmarks):
- * passes run and tokens computed. */
+/* Forward-pass statistics of the batch that served the last hearth_embed
+ * call (for benchmarks and the CLI; racy while other threads embed): passes
+ * run and tokens computed, its own inputs and any it shared passes with. */
 void hearth_embed_last_stats(const hearth_embedder *e, int *n_passes, int *n_tokens);
+
+/* Calls served and batches run since creation: calls > batches means
+ * concurrent calls shared passes. */
+void hearth_embed_counters(const hearth_embedder *e, uint64_t *n_calls, uint64_t *n_batches);
 
 #endif

@@ -47,8 +47,15 @@ struct hearth_embedder {
     hearth_tensor k16, v16;                             /* F16 copies of K and V, the attention's "pool" */
     int32_t *ids, *pos, *zeros, *kv_len, *pt_offset, *page_table; /* [max_tokens] */
     float *host;                                                  /* [max_tokens, max(E, n_cls_out)] */
+    /* concurrent calls: the first caller runs a batch of every compatible
+     * call queued meanwhile (its followers wait on `done`) */
     pthread_mutex_t lock;
-    int last_passes, last_tokens;
+    pthread_cond_t done;
+    bool busy;
+    struct embed_job *queue;
+    uint64_t n_calls, n_batches;
+    int last_passes, last_tokens; /* of the last call's batch (under lock) */
+    int run_passes, run_tokens;   /* of the running batch (its runner only) */
     /* decoder embedders (llama, qwen2, qwen3): the causal forward pass over a
      * KV cache of their own; NULL for encoders */
     hearth_kv_cache *kv;
@@ -90,6 +97,7 @@ static hearth_embedder *decoder_create(hearth_model *m, int max_tokens, hearth_e
     e->max_tokens = max_tokens > 0 ? max_tokens : 512;
     e->n_ctx = hp->n_ctx_train < 8192 ? hp->n_ctx_train : 8192; /* an input may span passes */
     pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->done, NULL);
     enum { PAGE = 16 };
     const int n_pages = (e->n_ctx + e->max_tokens) / PAGE + HEARTH_FORWARD_MAX_LOGITS + 4;
     hearth_kv_config kc = {hp->n_layer, hp->n_head_kv, hp->head_dim, HEARTH_F16, PAGE, n_pages, m->layer_be};
@@ -130,6 +138,7 @@ hearth_embedder *hearth_embedder_create(hearth_model *m, int max_tokens, hearth_
     e->qkv_width = Q + 2 * KV;
     const int64_t head_w = hp->n_cls_out > hp->n_embd ? hp->n_cls_out : hp->n_embd;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->done, NULL);
     if (alloc_rows(e, &e->x, hp->n_embd, err) || alloc_rows(e, &e->h, hp->n_embd, err) ||
         alloc_rows(e, &e->qkv, e->qkv_width, err) || alloc_rows(e, &e->att, Q, err) ||
         alloc_rows(e, &e->up, hp->n_ff, err) || alloc_rows(e, &e->proj, hp->n_embd, err) ||
@@ -176,6 +185,7 @@ void hearth_embedder_free(hearth_embedder *e) {
     free(e->want);
     free(e->row_input);
     pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->done);
     free(e);
 }
 
@@ -184,8 +194,11 @@ int hearth_embedder_n_ctx(const hearth_embedder *e) {
 }
 
 void hearth_embed_last_stats(const hearth_embedder *e, int *n_passes, int *n_tokens) {
+    hearth_embedder *m = (hearth_embedder *)e; /* the lock only */
+    pthread_mutex_lock(&m->lock);
     if (n_passes) *n_passes = e->last_passes;
     if (n_tokens) *n_tokens = e->last_tokens;
+    pthread_mutex_unlock(&m->lock);
 }
 
 int hearth_embed_pooling(const hearth_embedder *e, const hearth_embed_params *p) {
@@ -382,7 +395,7 @@ static void finish_vector(const float *v, int dim, bool normalize, float *out) {
 /* Pool the pass's sequences [first, first + n_seq) (starts/lens of each)
  * from e->x into out rows of `dim` floats. */
 static hearth_status pool_pass(hearth_embedder *e, int pool, const int *starts, const int *lens, int n_seq,
-                               int n, const hearth_embed_params *p, int dim, float *out, hearth_error *err) {
+                               int n, bool normalize, int dim, float *const *out, hearth_error *err) {
     const int E = e->m->hp.n_embd;
     hearth_backend *be = e->be;
     hearth_status st = be->ops->synchronize(be, err);
@@ -412,8 +425,8 @@ static hearth_status pool_pass(hearth_embedder *e, int pool, const int *starts, 
         stride = dim;
     }
     for (int s = 0; s < n_seq; s++)
-        finish_vector(e->host + (size_t)s * (size_t)stride, dim, p->normalize && pool != HEARTH_POOLING_RANK,
-                      out + (size_t)s * (size_t)dim);
+        finish_vector(e->host + (size_t)s * (size_t)stride, dim, normalize && pool != HEARTH_POOLING_RANK,
+                      out[s]);
     return HEARTH_OK;
 }
 
@@ -422,7 +435,7 @@ static hearth_status pool_pass(hearth_embedder *e, int pool, const int *starts, 
  * a KV sequence (an input may span passes); the pooled rows' final-norm
  * hidden states are summed (mean) or taken (last, first) per input. */
 static hearth_status decoder_embed(hearth_embedder *e, const int32_t *const *tokens, const int *used,
-                                   int n_inputs, int pool, const hearth_embed_params *p, int dim, float *out,
+                                   int n_inputs, int pool, bool normalize, int dim, float *const *out,
                                    hearth_error *err) {
     const int E = e->m->hp.n_embd;
     double *acc = calloc((size_t)n_inputs * (size_t)E, sizeof *acc);
@@ -469,8 +482,8 @@ static hearth_status decoder_embed(hearth_embedder *e, const int32_t *const *tok
             hearth_kv_seq_free(e->kv, seq[done]);
             seq[done] = -1;
         }
-        e->last_passes++;
-        e->last_tokens += n;
+        e->run_passes++;
+        e->run_tokens += n;
     }
     for (int i = 0; seq && i < n_inputs; i++)
         if (seq[i] >= 0) hearth_kv_seq_free(e->kv, seq[i]);
@@ -478,7 +491,7 @@ static hearth_status decoder_embed(hearth_embedder *e, const int32_t *const *tok
         const double div = pool == HEARTH_POOLING_MEAN ? used[i] : 1;
         for (int k = 0; k < E; k++)
             v[k] = (float)(acc[(size_t)i * (size_t)E + (size_t)k] / div);
-        finish_vector(v, dim, p->normalize, out + (size_t)i * (size_t)dim);
+        finish_vector(v, dim, normalize, out[i]);
     }
     free(acc);
     free(seq);
@@ -513,30 +526,35 @@ static hearth_status check_inputs(const hearth_embedder *e, const int32_t *const
     return HEARTH_OK;
 }
 
-hearth_status hearth_embed(hearth_embedder *e, const int32_t *const *tokens, const int *n_tokens,
-                           int n_inputs, const hearth_embed_params *p, float *out, int *n_used,
-                           hearth_error *err) {
-    if (n_inputs <= 0) return hearth_error_set(err, HEARTH_ERR_INVALID, "no inputs to embed");
-    const int dim = hearth_embed_dim(e, p, err);
-    if (dim < 0) return (hearth_status)dim;
-    const int pool = hearth_embed_pooling(e, p);
-    int *used = malloc((size_t)n_inputs * 3 * sizeof(int));
-    if (!used) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
-    int *starts = used + n_inputs, *lens = starts + n_inputs;
-    hearth_status st = check_inputs(e, tokens, n_tokens, n_inputs, p, used, err);
+/* One call waiting in (or taken from) the embedder's queue. */
+typedef struct embed_job {
+    const int32_t *const *tokens;
+    const int *n_tokens; /* as given (a truncated input's last token is checked for [SEP]) */
+    const int *used;     /* after truncation */
+    int n_inputs, pool, dim;
+    bool normalize;
+    float *out;
+    hearth_status st;
+    hearth_error err;
+    bool done;
+    int passes, tokens_run; /* of the batch that served it */
+    struct embed_job *next;
+} embed_job;
+
+/* Encoder: pack inputs [0, n) into passes of at most max_tokens tokens. */
+static hearth_status encoder_embed(hearth_embedder *e, const int32_t *const *tokens, const int *given,
+                                   const int *used, int n_inputs, int pool, bool normalize, int dim,
+                                   float *const *out, int *starts, int *lens, hearth_error *err) {
     const int32_t sep = hearth_tokenizer_sep(e->m->tokenizer);
-    pthread_mutex_lock(&e->lock);
-    e->last_passes = e->last_tokens = 0;
-    if (!st && e->fwd) st = decoder_embed(e, tokens, used, n_inputs, pool, p, dim, out, err);
-    for (int first = 0; !st && !e->fwd && first < n_inputs;) {
-        /* pack inputs [first, last) into one pass */
+    hearth_status st = HEARTH_OK;
+    for (int first = 0; !st && first < n_inputs;) {
         int n = 0, last = first;
         while (last < n_inputs && n + used[last] <= e->max_tokens) {
             const int len = used[last];
             starts[last - first] = n;
             lens[last - first] = len;
             memcpy(e->ids + n, tokens[last], (size_t)len * sizeof(int32_t));
-            if (len < n_tokens[last] && sep >= 0 && tokens[last][n_tokens[last] - 1] == sep)
+            if (len < given[last] && sep >= 0 && tokens[last][given[last] - 1] == sep)
                 e->ids[n + len - 1] = sep; /* truncated: keep the closing [SEP] */
             for (int t = 0; t < len; t++) {
                 e->pos[n + t] = t;
@@ -547,14 +565,132 @@ hearth_status hearth_embed(hearth_embedder *e, const int32_t *const *tokens, con
             last++;
         }
         encoder_pass(e, n);
-        st =
-            pool_pass(e, pool, starts, lens, last - first, n, p, dim, out + (size_t)first * (size_t)dim, err);
-        e->last_passes++;
-        e->last_tokens += n;
+        st = pool_pass(e, pool, starts, lens, last - first, n, normalize, dim, out + first, err);
+        e->run_passes++;
+        e->run_tokens += n;
         first = last;
     }
-    pthread_mutex_unlock(&e->lock);
-    if (!st && n_used) memcpy(n_used, used, (size_t)n_inputs * sizeof(int));
-    free(used);
     return st;
+}
+
+/* Run the jobs of one batch (same pooling, dimensions and normalisation) as
+ * one list of inputs; every job gets the batch's status. */
+static void run_batch(hearth_embedder *e, embed_job *batch) {
+    int total = 0;
+    for (embed_job *j = batch; j; j = j->next)
+        total += j->n_inputs;
+    const int32_t **toks = malloc((size_t)total * sizeof *toks);
+    int *ints = malloc((size_t)total * 4 * sizeof *ints);
+    float **out = malloc((size_t)total * sizeof *out);
+    hearth_error err = {0};
+    hearth_status st = HEARTH_OK;
+    if (!toks || !ints || !out) {
+        st = hearth_error_set(&err, HEARTH_ERR_NOMEM, "out of memory");
+    } else {
+        int *given = ints, *used = ints + total, *starts = used + total, *lens = starts + total, k = 0;
+        for (embed_job *j = batch; j; j = j->next)
+            for (int i = 0; i < j->n_inputs; i++, k++) {
+                toks[k] = j->tokens[i];
+                given[k] = j->n_tokens[i];
+                used[k] = j->used[i];
+                out[k] = j->out + (size_t)i * (size_t)j->dim;
+            }
+        e->run_passes = e->run_tokens = 0;
+        st = e->fwd
+                 ? decoder_embed(e, toks, used, total, batch->pool, batch->normalize, batch->dim, out, &err)
+                 : encoder_embed(e, toks, given, used, total, batch->pool, batch->normalize, batch->dim, out,
+                                 starts, lens, &err);
+    }
+    for (embed_job *j = batch; j; j = j->next) {
+        j->st = st;
+        j->err = err;
+        j->passes = e->run_passes;
+        j->tokens_run = e->run_tokens;
+    }
+    free(toks);
+    free(ints);
+    free(out);
+}
+
+/* Take from the queue the first job and every later one it can share passes
+ * with (called with the lock held). */
+static embed_job *take_batch(hearth_embedder *e) {
+    embed_job *head = e->queue, *j = head->next, **tail = &head->next, **rest = &e->queue;
+    head->next = NULL;
+    e->queue = NULL;
+    while (j) {
+        embed_job *next = j->next;
+        j->next = NULL;
+        if (j->pool == head->pool && j->dim == head->dim && j->normalize == head->normalize) {
+            *tail = j;
+            tail = &j->next;
+        } else { /* waits for a later batch, in its order */
+            *rest = j;
+            rest = &j->next;
+        }
+        j = next;
+    }
+    return head;
+}
+
+hearth_status hearth_embed(hearth_embedder *e, const int32_t *const *tokens, const int *n_tokens,
+                           int n_inputs, const hearth_embed_params *p, float *out, int *n_used,
+                           hearth_error *err) {
+    if (n_inputs <= 0) return hearth_error_set(err, HEARTH_ERR_INVALID, "no inputs to embed");
+    const int dim = hearth_embed_dim(e, p, err);
+    if (dim < 0) return (hearth_status)dim;
+    int *used = malloc((size_t)n_inputs * sizeof(int));
+    if (!used) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    hearth_status st = check_inputs(e, tokens, n_tokens, n_inputs, p, used, err);
+    if (st) {
+        free(used);
+        return st;
+    }
+    embed_job job = {.tokens = tokens,
+                     .n_tokens = n_tokens,
+                     .used = used,
+                     .n_inputs = n_inputs,
+                     .pool = hearth_embed_pooling(e, p),
+                     .dim = dim,
+                     .normalize = p->normalize,
+                     .out = out};
+    pthread_mutex_lock(&e->lock);
+    e->n_calls++;
+    embed_job **q = &e->queue;
+    while (*q)
+        q = &(*q)->next;
+    *q = &job;
+    while (!job.done) {
+        if (e->busy) {
+            pthread_cond_wait(&e->done, &e->lock);
+            continue;
+        }
+        e->busy = true; /* this caller runs the next batch, which may or may not hold its own job */
+        embed_job *batch = take_batch(e);
+        e->n_batches++;
+        pthread_mutex_unlock(&e->lock);
+        run_batch(e, batch);
+        pthread_mutex_lock(&e->lock);
+        for (embed_job *j = batch, *next; j; j = next) {
+            next = j->next; /* a follower's job is gone once it sees done */
+            j->done = true;
+        }
+        e->busy = false;
+        pthread_cond_broadcast(&e->done);
+    }
+    e->last_passes = job.passes;
+    e->last_tokens = job.tokens_run;
+    pthread_mutex_unlock(&e->lock);
+    if (job.st && err) *err = job.err;
+    if (!job.st && n_used) memcpy(n_used, used, (size_t)n_inputs * sizeof(int));
+    free(used);
+    return job.st;
+}
+
+void hearth_embed_counters(const hearth_embedder *e, uint64_t *n_calls, uint64_t *n_batches) {
+    hearth_embedder *m = (hearth_embedder *)e; /* the lock only */
+    pthread_mutex_lock(&m->lock);
+    if (n_calls) *n_calls = e->n_calls;
+    if (n_batches) *n_batches = e->n_batches;
+    pthread_mutex_unlock(&m->lock);
 }

@@ -7,8 +7,9 @@
  * re-normalised prefix; an input over the context is HEARTH_ERR_CONTEXT, or
  * with truncate the first 15 tokens plus the closing [SEP] (n_used says 16);
  * bad ids, empty inputs, dimensions out of range, pooling none and rank
- * without a head are HEARTH_ERR_INVALID with a message; two threads sharing
- * one embedder get the same vectors as one. Then a decoder embedder on the
+ * without a head are HEARTH_ERR_INVALID with a message; eight threads sharing
+ * one embedder (different inputs, two output sizes) each get exactly their
+ * own vectors while their calls are batched together. Then a decoder embedder on the
  * shared kjv llama model: batched equals alone (last and mean pooling), and
  * an input spanning several passes (max_tokens 8) equals one pass.
  * (Parity of the numbers with llama.cpp: tests/cli/test_embed.sh.)
@@ -132,21 +133,26 @@ static void tokset_free(tokset *ts) {
         hearth_tokens_free(&ts->t[i]);
 }
 
+/* One thread: input `which` of the set (dimensions 8 for odd threads, so a
+ * batch must keep those apart), 20 calls, each checked against `want`. */
 typedef struct thread_arg {
     hearth_embedder *e;
     const tokset *ts;
+    int which, dims;
     const float *want;
     int bad;
 } thread_arg;
 
 static void *embed_thread(void *p) {
     thread_arg *a = p;
-    float out[4 * E];
+    float out[E];
     hearth_embed_params ep = hearth_embed_params_default();
+    ep.dimensions = a->dims;
+    const int dim = a->dims ? a->dims : E;
     for (int r = 0; r < 20; r++) {
         hearth_error err = {0};
-        if (hearth_embed(a->e, a->ts->ids, a->ts->n, 4, &ep, out, NULL, &err) ||
-            max_diff(out, a->want, 4 * E) > 0)
+        if (hearth_embed(a->e, &a->ts->ids[a->which], &a->ts->n[a->which], 1, &ep, out, NULL, &err) ||
+            max_diff(out, a->want, (size_t)dim) > 1e-6)
             a->bad++;
     }
     return NULL;
@@ -238,14 +244,27 @@ static void test_encoder(hearth_model *m) {
     CHECK(hearth_embed_dim(e, &p, &err) == HEARTH_ERR_INVALID);
     CHECK_CONTAINS(err.msg, "classification head");
 
-    /* two threads on one embedder */
-    thread_arg a[2] = {{e, &ts, all, 0}, {e, &ts, all, 0}};
-    pthread_t th[2];
-    for (int i = 0; i < 2; i++)
+    /* 8 threads on one embedder, different inputs and dimensions: each gets
+     * exactly its own vectors whatever it shared a batch with */
+    enum { NT = 8 };
+    thread_arg a[NT];
+    pthread_t th[NT];
+    uint64_t calls0, batches0, calls1, batches1;
+    hearth_embed_counters(e, &calls0, &batches0);
+    for (int i = 0; i < NT; i++) {
+        a[i] = (thread_arg){e, &ts, i % 4, i % 2 ? 8 : 0, i % 2 ? d8 + (i % 4) * 8 : all + (i % 4) * E, 0};
         REQUIRE(pthread_create(&th[i], NULL, embed_thread, &a[i]) == 0);
-    for (int i = 0; i < 2; i++)
+    }
+    int bad = 0;
+    for (int i = 0; i < NT; i++) {
         pthread_join(th[i], NULL);
-    CHECK(a[0].bad == 0 && a[1].bad == 0);
+        bad += a[i].bad;
+    }
+    CHECKF(bad == 0, "%d of %d concurrent calls got wrong vectors", bad, NT * 20);
+    hearth_embed_counters(e, &calls1, &batches1);
+    CHECK(calls1 - calls0 == NT * 20 && batches1 - batches0 <= calls1 - calls0);
+    printf("  concurrent: %llu calls in %llu batches\n", (unsigned long long)(calls1 - calls0),
+           (unsigned long long)(batches1 - batches0));
     tokset_free(&ts);
     hearth_embedder_free(e);
     hearth_embedder_free(small);
