@@ -80,8 +80,9 @@ int hearth_embed_pooling(const hearth_embedder *e, const hearth_embed_params *p)
 int hearth_embed_dim(const hearth_embedder *e, const hearth_embed_params *p, hearth_error *err);
 
 /* Tokenize text for embedding as llama.cpp does: [CLS] text [SEP] for
- * WordPiece vocabularies (the vocabulary's BOS/EOS rules otherwise), special
- * token text parsed. Appends to out. */
+ * WordPiece vocabularies; otherwise BOS when the vocabulary adds it and EOS
+ * when tokenizer.ggml.add_eos_token says so (Qwen3-Embedding's last-token
+ * pooling reads that EOS). Special token text is parsed. Appends to out. */
 hearth_status hearth_embed_tokenize(const hearth_model *m, const char *text, size_t len, hearth_tokens *out,
                                     hearth_error *err);
 

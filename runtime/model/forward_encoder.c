@@ -242,8 +242,14 @@ hearth_status hearth_embed_tokenize(const hearth_model *m, const char *text, siz
                                     hearth_error *err) {
     const hearth_tokenizer *t = m->tokenizer;
     const bool wpm = hearth_tokenizer_kind(t) == HEARTH_VOCAB_WPM;
-    /* WordPiece: add_bos gives [CLS] ... [SEP]; others: the vocabulary's BOS default */
-    return hearth_tokenizer_encode(t, text, len, wpm || hearth_tokenizer_add_bos_default(t), true, out, err);
+    /* WordPiece: add_bos gives [CLS] ... [SEP]; others: the vocabulary's BOS
+     * and EOS defaults, as llama.cpp's tokenize with add_special */
+    hearth_status st =
+        hearth_tokenizer_encode(t, text, len, wpm || hearth_tokenizer_add_bos_default(t), true, out, err);
+    const int32_t eos = hearth_tokenizer_eos(t);
+    if (!st && !wpm && hearth_tokenizer_add_eos_default(t) && eos >= 0 && !hearth_tokens_push(out, eos))
+        st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    return st;
 }
 
 hearth_status hearth_rerank_tokenize(const hearth_model *m, const char *query, size_t query_len,
