@@ -108,6 +108,26 @@ assert a['passes'] == 2, a['passes']
 assert max(abs(x - y) for u, v in zip(a['embeddings'], b['embeddings']) for x, y in zip(u, v)) < 1e-6
 " "$T/b16.json" "$T/full.json" && ok || bad "-b 6: not 2 passes with the same vectors"
 
+# a vocabulary with add_eos_token (as Qwen3-Embedding's): EOS ends every input. The flag is
+# patched into tiny's add_bos_token key (same length, false -> true)
+python3 - "$T/tiny.gguf" "$T/tiny-eos.gguf" <<'PY' || bad "could not patch add_eos_token"
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+k = b"tokenizer.ggml.add_bos_token"
+i = d.index(k)
+d[i:i + len(k)] = b"tokenizer.ggml.add_eos_token"
+d[i + len(k) + 4] = 1
+open(sys.argv[2], "wb").write(d)
+PY
+"$H" embed -m "$T/tiny.gguf" --json --pooling last "hello world" >"$T/noeos.json" 2>"$T/err" || bad "tiny: $(cat "$T/err")"
+"$H" embed -m "$T/tiny-eos.gguf" --json --pooling last "hello world" >"$T/eos.json" 2>"$T/err" || bad "tiny-eos: $(cat "$T/err")"
+python3 -c "
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert b['tokens'][0] == a['tokens'][0] + 1, (a['tokens'], b['tokens'])
+assert max(abs(x - y) for x, y in zip(a['embeddings'][0], b['embeddings'][0])) > 1e-3
+" "$T/noeos.json" "$T/eos.json" && ok || bad "add_eos_token did not append EOS"
+
 # ---------------------------------------------------------------- info, errors
 "$H" info --json "$B" >"$T/info.json" 2>"$T/err" && grep -q '"architecture":"bert"' "$T/info.json" && ok ||
     bad "info on a bert file: $(cat "$T/err")"
