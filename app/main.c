@@ -21,6 +21,7 @@ int cmd_pull(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_show(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -33,6 +34,7 @@ static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"serve", cmd_serve, "serve the OpenAI/Ollama-compatible HTTP API on a local socket"},
     {"info", cmd_info, "show a model's architecture, tensors and memory needs"},
+    {"embed", cmd_embed, "print embedding vectors of texts (bert, nomic-bert models)"},
     {"tokenize", cmd_tokenize, "show the token ids of a text"},
     {"bench", cmd_bench, "measure prompt and generation speed (tok/s, bandwidth roofline)"},
     {"mkmodel", cmd_mkmodel, "write a synthetic GGUF model with random weights in a real shape"},

@@ -68,6 +68,16 @@ typedef struct hearth_backend_ops {
     /* out = silu(gate) * up */
     void (*silu_mul)(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
                      hearth_tensor *out);
+    /* Optional, for encoder models (bert, nomic-bert); NULL: the backend
+     * cannot run them and the embedder refuses it. Profiled as RMS_NORM.
+     * out = (x - mean) / sqrt(var + eps) * w + bias per row (w and bias
+     * x.ne0 floats, bias NULL for none); out may alias x. */
+    void (*layer_norm)(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w,
+                       const hearth_tensor *bias, float eps, hearth_tensor *out);
+    /* Optional, as layer_norm; profiled as SILU_MUL. out = gelu(x) in the
+     * tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as ggml's
+     * GELU; out may alias x. */
+    void (*gelu)(hearth_backend *b, const hearth_tensor *x, hearth_tensor *out);
     /* Copy rows: out[i] = x[rows[i]] (gathers the rows that need logits). */
     void (*get_rows_f32)(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n,
                          hearth_tensor *out);

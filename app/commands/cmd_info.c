@@ -190,6 +190,12 @@ static void info_print_json(const info_opts *o, const info_report *r) {
         cJSON_AddNumberToObject(h, "n_ff", hp->n_ff);
         cJSON_AddNumberToObject(h, "rope_freq_base", hp->rope_freq_base);
         cJSON_AddNumberToObject(h, "rms_eps", hp->rms_eps);
+        if (hearth_arch_get(r->arch)->encoder) { /* embedding model (runtime/model/embed.h) */
+            cJSON *emb = cJSON_AddObjectToObject(obj, "embedding");
+            cJSON_AddStringToObject(emb, "pooling", hearth_pooling_name(hp->pooling));
+            cJSON_AddNumberToObject(emb, "layer_norm_eps", hp->norm_eps);
+            cJSON_AddNumberToObject(emb, "n_cls_out", hp->n_cls_out);
+        }
     } else {
         cJSON_AddStringToObject(obj, "hparams_error", r->err.msg);
     }
@@ -240,8 +246,13 @@ static void info_print_hparams(const info_report *r) {
            hp->n_head_kv < hp->n_head ? " (grouped-query attention)" : "", hp->head_dim);
     printf("vocabulary:    %d tokens\n", hp->n_vocab);
     printf("context:       %d tokens (trained)\n", hp->n_ctx_train);
-    printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
-           hp->rope_freq_scale != 1.0f ? ", linear scaling" : "");
+    const hearth_arch_info *ai = hearth_arch_get(r->arch);
+    if (!ai->encoder || ai->rotary)
+        printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
+               hp->rope_freq_scale != 1.0f ? ", linear scaling" : "");
+    if (ai->encoder)
+        printf("embedding:     pooling %s, bidirectional attention, layer norm eps %g (`hearth embed`, CPU)\n",
+               hearth_pooling_name(hp->pooling), hp->norm_eps);
 }
 
 /* The memory estimate and, with --backend, the offload plan. */

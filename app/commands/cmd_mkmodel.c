@@ -47,7 +47,18 @@
 
 // ---------------------------------------------------------------- shapes
 
-typedef enum vocab_style { VOCAB_LLAMA_SPM, VOCAB_BPE_TINY, VOCAB_BPE_QWEN2, VOCAB_BPE_LLAMA3 } vocab_style;
+typedef enum vocab_style {
+    VOCAB_LLAMA_SPM,
+    VOCAB_BPE_TINY,
+    VOCAB_BPE_QWEN2,
+    VOCAB_BPE_LLAMA3,
+    VOCAB_BERT_BGE /* ../shared/vocab/ggml-vocab-bert-bge.gguf (WordPiece, 30522) */
+} vocab_style;
+
+/* Encoder shapes (embedding models; tensor layout as llama.cpp's converter
+ * writes it): bert = separate biased Q/K/V, learned positions, GELU FFN with
+ * biases; nomic-bert = fused QKV, rotary, SwiGLU, no FFN biases. */
+typedef enum encoder_kind { ENC_NONE, ENC_BERT, ENC_NOMIC } encoder_kind;
 
 typedef struct model_shape {
     const char *name;
@@ -60,20 +71,36 @@ typedef struct model_shape {
     vocab_style vocab_style;
     const char *bpe_pre; /* tokenizer.ggml.pre for generated vocabularies */
     int eos;             /* eos id for BPE styles (-1: the style's default) */
+    encoder_kind encoder;
+    int pooling;    /* {arch}.pooling_type (llama.cpp numbering: 1 mean, 2 cls, 4 rank) */
+    bool rank_head; /* cls + cls.output classification head (a reranker) */
 } model_shape;
 
+/* Encoder rows end with their kind, pooling_type and classification head. */
+// clang-format off
 static const model_shape k_shapes[] = {
     {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false, VOCAB_BPE_TINY,
-     "default", -1},
+     "default", -1, ENC_NONE, 0, false},
     {"stories110m", "llama", 768, 12, 12, 12, 64, 2048, 32000, 1024, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_LLAMA_SPM, NULL, -1},
+     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false},
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false,
-     VOCAB_BPE_QWEN2, "qwen2", 151645},
+     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false},
     {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, false, true, true,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128009},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false},
     {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128001},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false},
+    {"bert-base", "bert", 768, 12, 12, 12, 64, 3072, 30522, 512, 10000.0f, 1e-12f, true, true, false,
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false},
+    {"nomic-embed-text", "nomic-bert", 768, 12, 12, 12, 64, 3072, 30522, 2048, 1000.0f, 1e-12f, false, true,
+     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false},
+    {"bert-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false},
+    {"nomic-test", "nomic-bert", 96, 2, 3, 3, 32, 200, 30522, 64, 1000.0f, 1e-12f, false, true, false,
+     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false},
+    {"bert-rerank-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true},
 };
+// clang-format on
 #define N_SHAPES (sizeof k_shapes / sizeof k_shapes[0])
 
 static const model_shape *find_shape(const char *name) {
@@ -211,8 +238,61 @@ static bool plan_add(plan *p, const char *name, fill_kind fill, hearth_dtype wan
     return true;
 }
 
+/* An encoder's tensors, in the order llama.cpp's converter writes them. */
+static bool build_encoder_plan(const model_shape *s, hearth_dtype type, plan *p) {
+    const int64_t E = s->dim, F = s->ffn;
+    bool ok = plan_add(p, "token_embd.weight", FILL_WEIGHT, type, E, s->vocab);
+    ok = ok && plan_add(p, "token_types.weight", FILL_WEIGHT, HEARTH_F32, E, 2);
+    if (s->encoder == ENC_BERT) ok = ok && plan_add(p, "position_embd.weight", FILL_WEIGHT, type, E, s->ctx);
+    ok = ok && plan_add(p, "token_embd_norm.weight", FILL_NORM, HEARTH_F32, E, 1);
+    ok = ok && plan_add(p, "token_embd_norm.bias", FILL_BIAS, HEARTH_F32, E, 1);
+    char n[64];
+    for (int l = 0; l < s->n_layer && ok; l++) {
+#define ADD(suffix, fill, ne0, ne1)                                                                          \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
+    ok = ok && plan_add(p, n, fill, type, ne0, ne1);
+        if (s->encoder == ENC_NOMIC) {
+            ADD("attn_qkv.weight", FILL_WEIGHT, E, 3 * E);
+        } else {
+            ADD("attn_q.weight", FILL_WEIGHT, E, E);
+            ADD("attn_q.bias", FILL_BIAS, E, 1);
+            ADD("attn_k.weight", FILL_WEIGHT, E, E);
+            ADD("attn_k.bias", FILL_BIAS, E, 1);
+            ADD("attn_v.weight", FILL_WEIGHT, E, E);
+            ADD("attn_v.bias", FILL_BIAS, E, 1);
+        }
+        ADD("attn_output.weight", FILL_WEIGHT, E, E);
+        if (s->encoder == ENC_BERT) {
+            ADD("attn_output.bias", FILL_BIAS, E, 1);
+        }
+        ADD("attn_output_norm.weight", FILL_NORM, E, 1);
+        ADD("attn_output_norm.bias", FILL_BIAS, E, 1);
+        ADD("ffn_up.weight", FILL_WEIGHT, E, F);
+        if (s->encoder == ENC_BERT) {
+            ADD("ffn_up.bias", FILL_BIAS, F, 1);
+        } else {
+            ADD("ffn_gate.weight", FILL_WEIGHT, E, F);
+        }
+        ADD("ffn_down.weight", FILL_WEIGHT, F, E);
+        if (s->encoder == ENC_BERT) {
+            ADD("ffn_down.bias", FILL_BIAS, E, 1);
+        }
+        ADD("layer_output_norm.weight", FILL_NORM, E, 1);
+        ADD("layer_output_norm.bias", FILL_BIAS, E, 1);
+#undef ADD
+    }
+    if (s->rank_head) {
+        ok = ok && plan_add(p, "cls.weight", FILL_WEIGHT, type, E, E);
+        ok = ok && plan_add(p, "cls.bias", FILL_BIAS, HEARTH_F32, E, 1);
+        ok = ok && plan_add(p, "cls.output.weight", FILL_WEIGHT, type, E, 1);
+        ok = ok && plan_add(p, "cls.output.bias", FILL_BIAS, HEARTH_F32, 1, 1);
+    }
+    return ok;
+}
+
 /* Tensors in llama.cpp's order: token_embd, rope_freqs, blocks, output_norm, output. */
 static bool build_plan(const model_shape *s, hearth_dtype type, plan *p) {
+    if (s->encoder) return build_encoder_plan(s, type, p);
     const int64_t E = s->dim, Q = (int64_t)s->n_head * s->head_dim, KV = (int64_t)s->n_head_kv * s->head_dim;
     bool ok = plan_add(p, "token_embd.weight", FILL_WEIGHT, type, E, s->vocab);
     if (s->llama3_rope_freqs)
@@ -729,7 +809,10 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "model,\n"
         "for benchmarks and tests (speed does not depend on weight values). llama.cpp loads the same file.\n"
         "Shapes: tiny (dim 256, 2 layers, vocab 1000), stories110m (Llama-2 SPM vocabulary from\n"
-        "../shared/vocab), qwen2.5-0.5b, llama3.2-1b, llama3-8b (generated byte-level BPE vocabularies).");
+        "../shared/vocab), qwen2.5-0.5b, llama3.2-1b, llama3-8b (generated byte-level BPE vocabularies).\n"
+        "Embedding models (bert-bge WordPiece vocabulary from ../shared/vocab): bert-base (CLS pooling),\n"
+        "nomic-embed-text (nomic-bert, mean pooling), and the small test shapes bert-test, nomic-test and\n"
+        "bert-rerank-test (a classification head, rank pooling).");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
@@ -777,26 +860,28 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
  * Returns -1 to go on, else the exit code (message printed). */
 static int mkmodel_pick_vocab(mk_opts *o) {
     const model_shape *s = o->s;
-    o->synthetic_vocab = s->vocab_style != VOCAB_LLAMA_SPM;
+    const bool shared_vocab = s->vocab_style == VOCAB_LLAMA_SPM || s->vocab_style == VOCAB_BERT_BGE;
+    const char *vocab_file =
+        s->vocab_style == VOCAB_BERT_BGE ? "ggml-vocab-bert-bge.gguf" : "ggml-vocab-llama-spm.gguf";
+    o->synthetic_vocab = !shared_vocab;
     if (o->vocab_path && !strcmp(o->vocab_path, "synthetic")) {
-        if (s->vocab_style == VOCAB_LLAMA_SPM) {
+        if (shared_vocab) {
             fprintf(stderr,
-                    "hearth mkmodel: shape %s uses the Llama SPM vocabulary; --vocab synthetic is only for "
+                    "hearth mkmodel: shape %s uses the vocabulary %s; --vocab synthetic is only for "
                     "byte-level BPE shapes\n",
-                    s->name);
+                    s->name, vocab_file);
             return 2;
         }
         o->vocab_path = NULL;
     } else if (o->vocab_path) {
         o->synthetic_vocab = false;
     } else if (!o->synthetic_vocab) {
-        o->vocab_path = find_shared_vocab("ggml-vocab-llama-spm.gguf", o->vbuf, sizeof o->vbuf);
+        o->vocab_path = find_shared_vocab(vocab_file, o->vbuf, sizeof o->vbuf);
         if (!o->vocab_path) {
             fprintf(stderr,
-                    "hearth mkmodel: shape %s needs the Llama SPM vocabulary ggml-vocab-llama-spm.gguf, not "
-                    "found "
+                    "hearth mkmodel: shape %s needs the vocabulary %s, not found "
                     "in $HEARTH_SHARED/vocab or ../shared/vocab; pass --vocab PATH\n",
-                    s->name);
+                    s->name, vocab_file);
             return 1;
         }
     }
@@ -829,7 +914,16 @@ static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hear
     ARCH_U32("feed_forward_length", s->ffn);
     ARCH_U32("attention.head_count", s->n_head);
     ARCH_U32("attention.head_count_kv", s->n_head_kv);
-    ARCH_F32("attention.layer_norm_rms_epsilon", s->rms_eps);
+    if (s->encoder) {
+        ARCH_F32("attention.layer_norm_epsilon", s->rms_eps);
+        ARCH_U32("pooling_type", s->pooling);
+        if (!st) {
+            snprintf(key, sizeof key, "%s.attention.causal", s->arch);
+            st = hearth_gguf_writer_set_bool(w, key, false, err);
+        }
+    } else {
+        ARCH_F32("attention.layer_norm_rms_epsilon", s->rms_eps);
+    }
     ARCH_F32("rope.freq_base", s->rope_base);
     ARCH_U32("rope.dimension_count", s->head_dim);
     if (s->head_dim * s->n_head != s->dim) {

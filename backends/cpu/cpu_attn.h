@@ -2,7 +2,8 @@
  * cpu_attn.h - vector helpers of the CPU backend: the attention's weighted
  * sum of V rows (y += a * x over a row; every version does one fused
  * multiply-add per element, so all levels give identical results) and the
- * SwiGLU gate (silu(g) * u; the SIMD exp differs from expf by ~2e-7).
+ * SwiGLU gate (silu(g) * u; the SIMD exp differs from expf by ~2e-7) and the
+ * encoders' GELU.
  */
 #ifndef HEARTH_CPU_ATTN_H
 #define HEARTH_CPU_ATTN_H
@@ -23,6 +24,11 @@ void hearth_axpy_f32_avx2(int n, float *y, float a, const float *x);
 
 /* out = silu(g) * u with a vectorised exp (relative error ~2e-7 against expf). */
 void hearth_silu_mul_avx2(int n, float *out, const float *g, const float *u);
+
+/* out = gelu(x) = x * sigmoid(2 u), u = sqrt(2/pi) (x + 0.044715 x^3): the
+ * tanh form of GELU with the vectorised exp (relative error ~1e-6 against
+ * the scalar tanhf form). */
+void hearth_gelu_avx2(int n, float *out, const float *x);
 
 /* Up to HEARTH_ATTN_MAX_Q query tokens of one sequence (same page table),
  * each with the `group` query heads that share one KV head, against an F16

@@ -373,6 +373,72 @@ static void cpu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hea
     PROFILE_END(b, HEARTH_OP_SILU_MUL);
 }
 
+/* ------------------------------------------------------------ encoder ops */
+
+typedef struct ln_job {
+    const hearth_tensor *x, *w, *bias;
+    float eps;
+    hearth_tensor *out;
+} ln_job;
+
+static void layer_norm_rows(const void *job, int64_t lo, int64_t hi) {
+    const ln_job *j = job;
+    const int64_t n = j->x->ne0;
+    const float *wd = j->w->data, *bd = j->bias ? j->bias->data : NULL;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *xr = row_f32(j->x, r);
+        float *o = row_f32(j->out, r);
+        double sum = 0; /* mean and variance in double, as ggml's norm */
+        for (int64_t i = 0; i < n; i++)
+            sum += xr[i];
+        const float mean = (float)(sum / (double)n);
+        double var = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float d = xr[i] - mean;
+            var += (double)(d * d);
+        }
+        const float scale = 1.0f / sqrtf((float)(var / (double)n) + j->eps);
+        for (int64_t i = 0; i < n; i++) {
+            const float y = (xr[i] - mean) * scale * wd[i];
+            o[i] = bd ? y + bd[i] : y;
+        }
+    }
+}
+
+static void cpu_layer_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w,
+                           const hearth_tensor *bias, float eps, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    const ln_job j = {x, w, bias, eps, out};
+    run_rows(ctx_of(b), x->ne1, x->ne0, layer_norm_rows, &j);
+    PROFILE_END(b, HEARTH_OP_RMS_NORM);
+}
+
+static void gelu_rows(const void *job, int64_t lo, int64_t hi) {
+    const ew_job *j = job;
+#ifdef HEARTH_HAVE_AVX2_KERNELS
+    if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
+        for (int64_t r = lo; r < hi; r++)
+            hearth_gelu_avx2((int)j->a->ne0, row_f32(j->out, r), row_f32(j->a, r));
+        return;
+    }
+#endif
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = row_f32(j->a, r);
+        float *o = row_f32(j->out, r);
+        for (int64_t i = 0; i < j->a->ne0; i++) {
+            const float v = x[i];
+            o[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * v * (1.0f + 0.044715f * v * v)));
+        }
+    }
+}
+
+static void cpu_gelu(hearth_backend *b, const hearth_tensor *x, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    const ew_job j = {x, NULL, out};
+    run_rows(ctx_of(b), x->ne1, x->ne0, gelu_rows, &j);
+    PROFILE_END(b, HEARTH_OP_SILU_MUL);
+}
+
 /* ------------------------------------------------------------ rope */
 
 typedef struct rope_job {
@@ -748,6 +814,8 @@ static const hearth_backend_ops cpu_ops = {
     .kv_store = cpu_kv_store,
     .attention = cpu_attention,
     .silu_mul = cpu_silu_mul,
+    .layer_norm = cpu_layer_norm,
+    .gelu = cpu_gelu,
     .get_rows_f32 = cpu_get_rows_f32,
     .synchronize = cpu_synchronize,
 };

@@ -103,6 +103,15 @@ hearth_forward *hearth_forward_create(hearth_model *m, hearth_kv_cache *kv, int 
         return NULL;
     }
     const hearth_hparams *hp = &m->hp;
+    if (m->arch_info->encoder) { /* no decoder layers loaded: embed.h runs these */
+        hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "%s is an embedding model (%s): it does not generate text; use `hearth embed` or the "
+            "embeddings routes",
+            m->name, m->arch_info->name);
+        free(f);
+        return NULL;
+    }
     f->m = m;
     f->kv = kv;
     f->max_tokens = max_tokens > 0 ? max_tokens : 1;
@@ -261,12 +270,27 @@ static void move_x(hearth_forward *f, act_set *from, act_set *to, int n) {
     to->be->ops->upload(to->be, to->x.data, f->xfer, bytes);
 }
 
+static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
+                        float *hidden_out, hearth_error *err);
+
 int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, hearth_error *err) {
-    return hearth_forward_run_argmax(f, ub, logits_out, NULL, err);
+    return forward_pass(f, ub, logits_out, NULL, NULL, err);
 }
 
 int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
                               hearth_error *err) {
+    return forward_pass(f, ub, logits_out, ids_out, NULL, err);
+}
+
+int hearth_forward_run_hidden(hearth_forward *f, const hearth_ubatch *ub, float *hidden_out,
+                              hearth_error *err) {
+    return forward_pass(f, ub, NULL, NULL, hidden_out, err);
+}
+
+/* The pass; the rows that want logits end as logits (logits_out / ids_out)
+ * or, with hidden_out, as their final-norm hidden states (no output matmul). */
+static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
+                        float *hidden_out, hearth_error *err) {
     const hearth_model *m = f->m;
     const hearth_hparams *hp = &m->hp;
     const int n = ub->n_tokens;
@@ -370,7 +394,10 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
         hearth_tensor x = rows(&a->x, n), sel = rows(&a->h, n_out), lg = rows(&f->logits, n_out);
         be->ops->get_rows_f32(be, &x, f->out_rows, n_out, &sel);
         be->ops->rms_norm(be, &sel, &m->output_norm, hp->rms_eps, &sel);
-        be->ops->matmul(be, &m->output, &sel, NULL, &lg);
+        if (hidden_out) /* embeddings: llama.cpp's result_norm */
+            be->ops->download(be, hidden_out, sel.data, (size_t)n_out * (size_t)hp->n_embd * sizeof(float));
+        else
+            be->ops->matmul(be, &m->output, &sel, NULL, &lg);
         if (dev_argmax) {
             be->ops->argmax(be, &lg, f->ids_dev);
             be->ops->download(be, ids_out, f->ids_dev, (size_t)n_out * sizeof(int32_t));

@@ -53,4 +53,11 @@ int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits
 int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
                               hearth_error *err);
 
+/* The same pass for embeddings from a decoder: hidden_out receives, per
+ * token that wants logits, its final hidden state after the output norm
+ * (n_embd floats, what llama.cpp pools), in ubatch order; no logits are
+ * computed. Returns the number of rows written, or a negative status. */
+int hearth_forward_run_hidden(hearth_forward *f, const hearth_ubatch *ub, float *hidden_out,
+                              hearth_error *err);
+
 #endif

@@ -18,17 +18,24 @@
 /* ------------------------------------------------------------ architectures */
 
 static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
-    [HEARTH_ARCH_LLAMA] = {"llama", false, false, HEARTH_ROPE_NORM},
-    [HEARTH_ARCH_QWEN2] = {"qwen2", true, false, HEARTH_ROPE_NEOX},
-    [HEARTH_ARCH_QWEN3] = {"qwen3", false, true, HEARTH_ROPE_NEOX},
+    [HEARTH_ARCH_LLAMA] = {"llama", false, false, HEARTH_ROPE_NORM, false, false},
+    [HEARTH_ARCH_QWEN2] = {"qwen2", true, false, HEARTH_ROPE_NEOX, false, false},
+    [HEARTH_ARCH_QWEN3] = {"qwen3", false, true, HEARTH_ROPE_NEOX, false, false},
+    [HEARTH_ARCH_BERT] = {"bert", true, false, HEARTH_ROPE_NORM, true, false},
+    [HEARTH_ARCH_NOMIC_BERT] = {"nomic-bert", false, false, HEARTH_ROPE_NEOX, true, true},
 };
+
+const char *hearth_pooling_name(int pooling) {
+    static const char *const names[] = {"none", "mean", "cls", "last", "rank"};
+    return pooling >= 0 && pooling <= HEARTH_POOLING_RANK ? names[pooling] : "?";
+}
 
 const hearth_arch_info *hearth_arch_get(hearth_arch a) {
     return &arch_table[a];
 }
 
 const char *hearth_arch_supported_list(void) {
-    return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3";
+    return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3; embedding models: bert, nomic-bert";
 }
 
 static const char *base_name(const char *path) {
@@ -127,6 +134,28 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
     }
     const gguf_kv *toks = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
     hp->n_vocab = toks ? (int)toks->arr_n : 0;
+    hp->n_cls_out = 1;
+    if (get_arch_u32(g, arch, "pooling_type", &v)) { /* encoders; decoder embedders (Qwen3-Embedding) too */
+        if (v > HEARTH_POOLING_RANK)
+            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                    "%s: %s.pooling_type = %u is not one of none/mean/cls/last/rank (0-4)", file,
+                                    arch, v);
+        hp->pooling = (int)v;
+    }
+    if (arch_table[a].encoder) {
+        if (!get_arch_f32(g, arch, "attention.layer_norm_epsilon", &hp->norm_eps))
+            return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: %s.attention.layer_norm_epsilon is missing",
+                                    file, arch);
+        snprintf(key, sizeof key, "%s.attention.causal", arch);
+        hearth_gguf_get_bool(g, key, &hp->causal);
+        if (hp->causal)
+            return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
+                                    "%s: a causal %s encoder is not supported (attention.causal = true)",
+                                    file, arch);
+        snprintf(key, sizeof key, "%s.classifier.output_labels", arch);
+        const gguf_kv *labels = hearth_gguf_get_arr(g, key, GGUF_STRING);
+        if (labels && labels->arr_n > 0) hp->n_cls_out = (int)labels->arr_n;
+    }
     return HEARTH_OK;
 }
 
@@ -320,6 +349,78 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     }
 }
 
+/* An encoder (bert, nomic-bert) with llama.cpp's tensor names, all on the
+ * CPU backend: the encoder ops (layer_norm, gelu) exist there alone, so any
+ * other backend is refused with what to do instead. Q/K/V come fused
+ * (attn_qkv) or separate, for either architecture, as llama.cpp accepts. */
+static hearth_status load_encoder(loader *L) {
+    hearth_model *m = L->m;
+    hearth_backend *b = m->backend;
+    const hearth_hparams *hp = &m->hp;
+    const hearth_arch_info *ai = m->arch_info;
+    char bn[64];
+    if (b->host || !b->ops->layer_norm || !b->ops->gelu)
+        return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED,
+                                "%s: this is an embedding model (%s); encoders run on the CPU backend only, "
+                                "not on %s: use --backend cpu",
+                                L->file, ai->name, backend_name(b, bn, sizeof bn));
+    for (int l = 0; l < hp->n_layer; l++)
+        m->layer_be[l] = b;
+    m->embd_be = m->out_be = b;
+    m->n_device_layers = hp->n_layer;
+    describe_plan(m, -1);
+    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim,
+                  KV = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff, V = hp->n_vocab;
+    const gguf_tensor *tt = hearth_gguf_find_tensor(m->gguf, "token_types.weight");
+    const int64_t n_types = tt ? (int64_t)tt->ne[1] : 1;
+#define T(field, name, ne0, ne1, opt, f32)                                                                   \
+    if (load_tensor(L, b, name, ne0, ne1, opt, f32, &(field)))                                               \
+        return L->err ? L->err->code : HEARTH_ERR_FORMAT;
+    T(m->token_embd, "token_embd.weight", E, V, false, false);
+    T(m->token_types, "token_types.weight", E, n_types, true, false);
+    T(m->pos_embd, "position_embd.weight", E, hp->n_ctx_train, ai->rotary, false);
+    T(m->embd_norm, "token_embd_norm.weight", E, 1, false, true);
+    T(m->embd_norm_b, "token_embd_norm.bias", E, 1, false, true);
+    T(m->cls, "cls.weight", E, E, true, false);
+    T(m->cls_b, "cls.bias", E, 1, true, true);
+    T(m->cls_out, "cls.output.weight", E, hp->n_cls_out, true, false);
+    T(m->cls_out_b, "cls.output.bias", hp->n_cls_out, 1, true, true);
+    for (int l = 0; l < hp->n_layer; l++) {
+        hearth_layer *ly = &m->layers[l];
+        char n[96];
+#define TL(field, suffix, ne0, ne1, opt, f32)                                                                \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
+    T(ly->field, n, ne0, ne1, opt, f32)
+        TL(wqkv, "attn_qkv.weight", E, Q + 2 * KV, true, false);
+        if (ly->wqkv.data) {
+            TL(bqkv, "attn_qkv.bias", Q + 2 * KV, 1, true, true);
+        } else {
+            TL(wq, "attn_q.weight", E, Q, false, false);
+            TL(wk, "attn_k.weight", E, KV, false, false);
+            TL(wv, "attn_v.weight", E, KV, false, false);
+            TL(bq, "attn_q.bias", Q, 1, true, true);
+            TL(bk, "attn_k.bias", KV, 1, true, true);
+            TL(bv, "attn_v.bias", KV, 1, true, true);
+        }
+        TL(wo, "attn_output.weight", Q, E, false, false);
+        TL(bo, "attn_output.bias", E, 1, true, true);
+        TL(attn_out_norm, "attn_output_norm.weight", E, 1, false, true);
+        TL(attn_out_norm_b, "attn_output_norm.bias", E, 1, false, true);
+        TL(w_up, "ffn_up.weight", E, F, false, false);
+        TL(b_up, "ffn_up.bias", F, 1, true, true);
+        if (m->arch == HEARTH_ARCH_NOMIC_BERT) {
+            TL(w_gate, "ffn_gate.weight", E, F, false, false);
+        }
+        TL(w_down, "ffn_down.weight", F, E, false, false);
+        TL(b_down, "ffn_down.bias", E, 1, true, true);
+        TL(out_norm, "layer_output_norm.weight", E, 1, false, true);
+        TL(out_norm_b, "layer_output_norm.bias", E, 1, false, true);
+#undef TL
+    }
+#undef T
+    return HEARTH_OK;
+}
+
 static void compute_fingerprint(hearth_model *m) {
     /* Identity of the weights without reading gigabytes: file size, every
      * tensor's name/type/shape/offset, and a sample of every tensor's bytes. */
@@ -379,6 +480,12 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
     if (!m->layers || !m->layer_be) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
         goto fail;
+    }
+    if (m->arch_info->encoder) {
+        if (load_encoder(&L)) goto fail;
+        compute_fingerprint(m);
+        hearth_gguf_prefetch(m->gguf);
+        return m;
     }
     place_layers(m, p->gpu_layers);
     if (load_tensor(&L, m->embd_be, "token_embd.weight", E, V, false, false, &m->token_embd)) goto fail;

@@ -3,7 +3,10 @@
  *
  * Architectures are rows of a small table (arch_table in model.c): llama,
  * qwen2 (QKV bias), qwen3 (per-head Q/K RMS norm) -- one forward pass serves
- * them all. Weights keep their GGUF types; on a host-visible backend they point
+ * them all. Encoders (bert, nomic-bert: embedding models, bidirectional
+ * attention, post-norm layers) are rows too, flagged `encoder`; they have no
+ * decoder forward pass and run through runtime/model/embed.h on the CPU
+ * backend only. Weights keep their GGUF types; on a host-visible backend they point
  * straight into the memory-mapped file, elsewhere they are uploaded once.
  *
  * Placement (partial offload): each layer runs on one backend. With a device
@@ -32,6 +35,8 @@ typedef enum hearth_arch {
     HEARTH_ARCH_LLAMA,
     HEARTH_ARCH_QWEN2,
     HEARTH_ARCH_QWEN3,
+    HEARTH_ARCH_BERT,       /* learned positions, token types, GELU FFN, biases */
+    HEARTH_ARCH_NOMIC_BERT, /* rotary (NeoX), SwiGLU FFN, usually fused QKV */
     HEARTH_ARCH_COUNT
 } hearth_arch;
 
@@ -40,7 +45,21 @@ typedef struct hearth_arch_info {
     bool qkv_bias;         /* attn_{q,k,v}.bias present */
     bool qk_norm;          /* attn_{q,k}_norm.weight: RMS norm per head */
     hearth_rope_mode rope; /* pair layout */
+    bool encoder;          /* embedding model: embed.h, not forward.h */
+    bool rotary;           /* encoders: rope on Q/K (else learned position embeddings) */
 } hearth_arch_info;
+
+/* {arch}.pooling_type, llama.cpp's numbering (llama_pooling_type). */
+typedef enum hearth_pooling {
+    HEARTH_POOLING_NONE = 0,
+    HEARTH_POOLING_MEAN = 1,
+    HEARTH_POOLING_CLS = 2,
+    HEARTH_POOLING_LAST = 3,
+    HEARTH_POOLING_RANK = 4, /* CLS row through the classification head: scores */
+} hearth_pooling;
+
+/* "none", "mean", "cls", "last", "rank" ("?" for others). */
+const char *hearth_pooling_name(int pooling);
 
 typedef struct hearth_hparams {
     int n_vocab;
@@ -56,6 +75,11 @@ typedef struct hearth_hparams {
     float rope_freq_base;
     float rope_freq_scale; /* 1 / rope.scaling.factor for linear scaling */
     bool tied_output;      /* output.weight absent: logits use token_embd */
+    /* encoders */
+    float norm_eps; /* attention.layer_norm_epsilon */
+    bool causal;    /* attention.causal (encoders: false) */
+    int pooling;    /* hearth_pooling from pooling_type (absent: NONE) */
+    int n_cls_out;  /* classifier.output_labels count, else 1 */
 } hearth_hparams;
 
 typedef struct hearth_layer {
@@ -66,6 +90,12 @@ typedef struct hearth_layer {
     hearth_tensor q_norm, k_norm;       /* [head_dim] (qwen3), data NULL when absent */
     hearth_tensor ffn_norm;             /* [n_embd] */
     hearth_tensor w_gate, w_up, w_down; /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
+    /* encoders (data NULL when absent): fused QKV [n_embd -> 3 n_embd] and
+     * its bias (then wq/wk/wv are NULL), the output and FFN biases, and the
+     * post-norms: LayerNorm (weight, bias) after the attention residual and
+     * after the FFN residual. */
+    hearth_tensor wqkv, bqkv, bo, b_up, b_down;
+    hearth_tensor attn_out_norm, attn_out_norm_b, out_norm, out_norm_b;
 } hearth_layer;
 
 typedef struct hearth_model_alloc {
@@ -92,7 +122,13 @@ typedef struct hearth_model {
     hearth_tensor output_norm; /* [n_embd] */
     hearth_tensor output;      /* [n_vocab, n_embd] (token_embd when tied) */
     const float *rope_freqs;   /* Llama-3 rope frequency factors (host), NULL when absent */
-    hearth_layer *layers;      /* [n_layer] */
+    /* encoders (data NULL when absent): token-type rows [n_types, n_embd],
+     * learned positions [n_ctx_train, n_embd] (bert), the embedding
+     * LayerNorm, and the classification head cls [n_embd -> n_embd] (+ bias,
+     * tanh) then cls.output [n_embd -> n_cls_out] (+ bias) for rank pooling. */
+    hearth_tensor token_types, pos_embd, embd_norm, embd_norm_b;
+    hearth_tensor cls, cls_b, cls_out, cls_out_b;
+    hearth_layer *layers; /* [n_layer] */
     uint64_t n_params;
     uint64_t weight_bytes;
     hearth_model_alloc *owned; /* backend allocations to release */

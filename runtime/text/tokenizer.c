@@ -67,6 +67,9 @@ int32_t hearth_tokenizer_eot(const hearth_tokenizer *t) {
 bool hearth_tokenizer_add_bos_default(const hearth_tokenizer *t) {
     return t->add_bos;
 }
+bool hearth_tokenizer_add_eos_default(const hearth_tokenizer *t) {
+    return t->add_eos;
+}
 bool hearth_tokenizer_is_eog(const hearth_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab && (t->attr[id] & ATTR_EOG);
 }

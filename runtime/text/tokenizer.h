@@ -63,6 +63,10 @@ int32_t hearth_tokenizer_sep(const hearth_tokenizer *t);
 /* Whether BOS is added by default (tokenizer.ggml.add_bos_token, else the
  * kind's default: true for SPM, false for BPE). */
 bool hearth_tokenizer_add_bos_default(const hearth_tokenizer *t);
+/* tokenizer.ggml.add_eos_token (default false): llama.cpp appends EOS to a
+ * prompt tokenized with add_special (embedding models such as Qwen3-Embedding
+ * set it); hearth_tokenizer_encode does not, its callers do. */
+bool hearth_tokenizer_add_eos_default(const hearth_tokenizer *t);
 /* End of generation: EOS, EOT (tokenizer.ggml.eot_token_id), EOM, or a
  * control token whose text is a known end marker (<|im_end|>, <|eot_id|>, ...). */
 bool hearth_tokenizer_is_eog(const hearth_tokenizer *t, int32_t id);

@@ -1,7 +1,7 @@
 /*
  * attn_avx2.c - AVX2+FMA+F16C pieces of the CPU attention: the weighted sum
  * of V rows (y += a * x; exact: one FMA per element, as the scalar loop), the
- * SwiGLU gate, and the flash-attention group kernel for an F16 K/V cache
+ * SwiGLU gate, the encoders' GELU, and the flash-attention group kernel for an F16 K/V cache
  * (hearth_attn_f16_avx2, the AVX2 counterpart of avx512/attn_avx512.c).
  *
  * Owned by the SIMD kernels; compiled with -mavx2 -mfma -mf16c and called by
@@ -76,6 +76,24 @@ void hearth_silu_mul_avx2(int n, float *out, const float *g, const float *u) {
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + i)));
     }
     for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* GELU, tanh form: 0.5 x (1 + tanh u) = x / (1 + e^(-2u)); e^(-2u) clamps
+ * at the float range, so large |x| give x and 0 as the scalar form does. */
+void hearth_gelu_avx2(int n, float *out, const float *x) {
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f), c = _mm256_set1_ps(-2.0f * 0.79788456080286535588f),
+                 a = _mm256_set1_ps(0.044715f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(a, xv), xv, one); /* 1 + a x^2 */
+        __m256 den = _mm256_add_ps(one, exp8(_mm256_mul_ps(c, _mm256_mul_ps(xv, inner))));
+        _mm256_storeu_ps(out + i, _mm256_div_ps(xv, den));
+    }
+    for (; i < n; i++) {
+        const float v = x[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * v * (1.0f + 0.044715f * v * v)));
+    }
 }
 
 // ---------------------------------------------------------------- F16 group kernel
