@@ -45,6 +45,7 @@ typedef struct serve_opts {
     const char *model_name; /* what -m said when it named a pulled or configured model */
     const char *keep_alive;
     int timeout_s, request_timeout_s, max_loaded;
+    bool embeddings;
     uint64_t max_body, max_memory;
     double keep_alive_s;
     bool verbose;
@@ -97,6 +98,9 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
         {NULL, "--timeout", ARG_INT, &so->timeout_s, "S", "close connections idle this long (default 120)"},
         {NULL, "--request-timeout", ARG_INT, &so->request_timeout_s, "S",
          "cancel generations running longer (default 600)"},
+        {NULL, "--embeddings", ARG_FLAG, &so->embeddings, NULL,
+         "let generative models answer /v1/embeddings and /api/embed too (mean of the last hidden states); "
+         "embedding models (bert, nomic-bert, files with a pooling type) always do"},
         {"-v", "--verbose", ARG_FLAG, &so->verbose, NULL, "log HTTP library errors"},
     };
     int n_pos;
@@ -198,6 +202,7 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
     srv.max_loaded = so.max_loaded;
     srv.max_memory = so.max_memory;
     srv.keep_alive_s = so.keep_alive_s;
+    srv.embeddings = so.embeddings;
     srv.api_key = so.api_key && so.api_key[0] ? so.api_key : NULL;
     srv.cors_origins = so.cors_origins && so.cors_origins[0] ? so.cors_origins : NULL;
     srv.max_body = (size_t)so.max_body;

@@ -16,6 +16,7 @@
  *                   keep_alive, least-recently-used unloading, the reaper thread
  *   serve_model_routes.c /api/tags, /api/ps, /api/show, /api/pull, /api/delete,
  *                   /api/copy, /v1/models
+ *   serve_embed.c   /v1/embeddings, /api/embed, /api/embeddings, /embedding, /v1/rerank
  *   serve_openai.c  /v1/chat/completions, /v1/completions
  *   serve_ollama.c  /api/chat, /api/generate, /api/version
  *   serve_llamacpp.c /completion, /infill, /tokenize, /detokenize, /health, /metrics
@@ -146,6 +147,8 @@ typedef struct serve_model {
     hearth_hparams hp;
     char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
     bool from_store;     /* pulled: /api/delete may remove it */
+    bool encoder;        /* an embedding model (bert, nomic-bert): no text generation */
+    int pooling;         /* {arch}.pooling_type (hearth_pooling), 0 when absent */
     /* under srv->models_mu */
     serve_model_state state;
     bool removed;      /* deleted: hidden from lists, refused to new requests */
@@ -158,7 +161,9 @@ typedef struct serve_model {
     /* while LOADED (set before, cleared after, the state changes) */
     hearth_backend *be;
     hearth_model *model;
-    hearth_engine *eng;
+    hearth_engine *eng;          /* NULL for an encoder (embedding-only) model */
+    struct hearth_embedder *emb; /* embeddings (serve_embed.c): encoders, models with a pooling_type, or
+                                  * any model under --embeddings; else NULL */
     const hearth_tokenizer *tok;
     struct hearth_chat_template *tmpl; /* compiled: the model's template, else ChatML */
     int n_ctx;
@@ -177,6 +182,7 @@ typedef struct serve_ctx {
     int max_loaded;                   /* models loaded at once (--max-loaded) */
     uint64_t max_memory;              /* bytes for loaded models, 0: what the machine has free */
     double keep_alive_s;              /* default idle time before unloading (< 0: forever) */
+    bool embeddings;                  /* --embeddings: generative models embed too (mean pooling) */
     pthread_t reaper;
     bool reaper_started, reaper_stop;
 
@@ -484,5 +490,10 @@ int route_llama_detokenize(serve_req *rq);
 int route_llama_health(serve_req *rq);
 int route_llama_metrics(serve_req *rq);
 int route_llama_props(serve_req *rq);
+int route_openai_embeddings(serve_req *rq); /* serve_embed.c */
+int route_ollama_embed(serve_req *rq);
+int route_ollama_embeddings(serve_req *rq);
+int route_llama_embedding(serve_req *rq);
+int route_rerank(serve_req *rq);
 
 #endif

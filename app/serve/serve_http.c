@@ -231,6 +231,14 @@ serve_model *serve_req_model(serve_req *rq, const char *name) {
 serve_gen *serve_start_or_reply(serve_req *rq, const serve_gen_params *p) {
     hearth_error err = {0};
     rq->prompt_tokens = p->n_prompt;
+    if (!rq->sm->eng) {
+        serve_reply_error(
+            rq, 400, NULL,
+            "model '%s' is an embedding model (%s): it does not generate text; use /v1/embeddings or "
+            "/api/embed",
+            rq->sm->name, rq->sm->arch);
+        return NULL;
+    }
     serve_gen *g = serve_gen_start(rq->sm, p, &err);
     if (!g) {
         int st = serve_status_for(err.code);
@@ -259,6 +267,14 @@ static const route routes[] = {
     {"POST", "/api/show", SERVE_API_OLLAMA, route_ollama_show},
     {"GET", "/api/version", SERVE_API_OLLAMA, route_ollama_version},
     {"GET", "/api/ps", SERVE_API_OLLAMA, route_ollama_ps},
+    {"POST", "/v1/embeddings", SERVE_API_OPENAI, route_openai_embeddings},
+    {"POST", "/api/embed", SERVE_API_OLLAMA, route_ollama_embed},
+    {"POST", "/api/embeddings", SERVE_API_OLLAMA, route_ollama_embeddings},
+    {"POST", "/embedding", SERVE_API_LLAMA, route_llama_embedding},
+    {"POST", "/embeddings", SERVE_API_LLAMA, route_llama_embedding},
+    {"POST", "/v1/rerank", SERVE_API_LLAMA, route_rerank},
+    {"POST", "/rerank", SERVE_API_LLAMA, route_rerank},
+    {"POST", "/v1/reranking", SERVE_API_LLAMA, route_rerank},
     {"POST", "/api/pull", SERVE_API_OLLAMA, route_ollama_pull},
     {"DELETE", "/api/delete", SERVE_API_OLLAMA, route_ollama_delete},
     {"POST", "/api/copy", SERVE_API_OLLAMA, route_ollama_copy},

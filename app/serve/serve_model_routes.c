@@ -166,7 +166,9 @@ int route_ollama_show(serve_req *rq) {
         cJSON_AddNumberToObject(mi, buf, kv[i].v);
     }
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
-    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    if (!sm->encoder) cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    if (sm->encoder || sm->pooling || rq->srv->embeddings)
+        cJSON_AddItemToArray(caps, cJSON_CreateString("embedding"));
     if (hearth_template_renders_tools(sm->chat_template))
         cJSON_AddItemToArray(caps, cJSON_CreateString("tools"));
     if (hearth_template_has_thinking(sm->chat_template))

@@ -32,6 +32,7 @@
 #include "app/cli/common.h"
 #include "app/cli/config.h"
 #include "app/cli/engine_opts.h"
+#include "runtime/model/embed.h"
 #include "runtime/store/model_store.h"
 #include "runtime/template/chat_template.h"
 #include "serve.h"
@@ -89,7 +90,12 @@ static bool read_metadata(serve_model *sm, char *err, size_t cap) {
     snprintf(sm->arch, sizeof sm->arch, "unknown");
     if (hearth_gguf_get_str(g, "general.architecture", &s)) hearth_str_copy(s, sm->arch, sizeof sm->arch);
     hearth_arch a;
-    if (hearth_hparams_read(g, &a, &sm->hp, &e)) memset(&sm->hp, 0, sizeof sm->hp); /* listed, not loadable */
+    if (hearth_hparams_read(g, &a, &sm->hp, &e)) {
+        memset(&sm->hp, 0, sizeof sm->hp); /* listed, not loadable */
+    } else {
+        sm->encoder = hearth_arch_get(a)->encoder;
+        sm->pooling = sm->hp.pooling;
+    }
     const char *b = base_name(sm->path);
     snprintf(sm->title, sizeof sm->title, "%.*s", (int)(strlen(b) > 5 ? strlen(b) - 5 : strlen(b)), b);
     if (hearth_gguf_get_str(g, "general.name", &s)) hearth_str_copy(s, sm->title, sizeof sm->title);
@@ -280,6 +286,7 @@ static uint64_t mem_estimate(const serve_model *sm) {
     if (sm->mem_bytes) return sm->mem_bytes; /* measured at the last load */
     const serve_ctx *srv = sm->srv;
     const hearth_hparams *hp = &sm->hp;
+    if (sm->encoder) return sm->file_size + sm->file_size / 4; /* no KV cache: weights and activations */
     int ctx = hp->n_ctx_train > 0 ? hp->n_ctx_train : 4096;
     if (srv->ec.n_ctx > 0 && srv->ec.n_ctx < ctx) ctx = srv->ec.n_ctx;
     if (srv->ec.n_ctx <= 0 && ctx > 4096) ctx = 4096;
@@ -301,26 +308,40 @@ static bool load_now(serve_model *sm, int *status, char *err, size_t cap) {
         snprintf(err, cap, "cannot load model '%.200s': %s", sm->name, e.msg);
         return false;
     }
-    hearth_engine *eng = hearth_engine_create(m, &srv->ec, &e);
-    if (!eng) {
+    bool encoder = m->arch_info->encoder;
+    hearth_engine *eng = encoder ? NULL : hearth_engine_create(m, &srv->ec, &e);
+    hearth_embedder *emb = NULL;
+    if (!encoder && !eng) {
         *status = e.code == HEARTH_ERR_NOMEM ? 503 : 500;
         snprintf(err, cap, "cannot start model '%.200s': %s", sm->name, e.msg);
         hearth_model_free(m);
         hearth_backend_free(be);
         return false;
     }
-    if (*hearth_engine_note(eng))
+    if (encoder || m->hp.pooling != HEARTH_POOLING_NONE || srv->embeddings) {
+        emb = hearth_embedder_create(m, 0, &e);
+        if (!emb) {
+            *status = 500;
+            snprintf(err, cap, "cannot start embeddings for model '%.200s': %s", sm->name, e.msg);
+            hearth_engine_free(eng);
+            hearth_model_free(m);
+            hearth_backend_free(be);
+            return false;
+        }
+    }
+    if (eng && *hearth_engine_note(eng))
         fprintf(stderr, "hearth serve: %s: %s\n", sm->name, hearth_engine_note(eng));
     char note[256] = "";
     sm->tmpl = hearth_chat_template_for_model(m->gguf, NULL, note, sizeof note);
     if (note[0]) fprintf(stderr, "hearth serve: %s: chat template: %s\n", sm->name, note);
-    hearth_engine_stats es;
-    hearth_engine_stats_get(eng, &es);
+    hearth_engine_stats es = {0};
+    if (eng) hearth_engine_stats_get(eng, &es);
     sm->be = be;
     sm->model = m;
     sm->eng = eng;
+    sm->emb = emb;
     sm->tok = m->tokenizer;
-    sm->n_ctx = hearth_engine_n_ctx(eng);
+    sm->n_ctx = eng ? hearth_engine_n_ctx(eng) : hearth_embedder_n_ctx(emb);
     sm->mem_bytes = sm->file_size + es.kv.bytes_total;
     sm->load_ms = hearth_now_ms() - t0;
     hearth_backend_info bi;
@@ -337,10 +358,12 @@ static void unload_locked(serve_model *sm, const char *why) {
     serve_ctx *srv = sm->srv;
     sm->state = SM_UNLOADING;
     hearth_engine *eng = sm->eng;
+    hearth_embedder *emb = sm->emb;
     hearth_model *m = sm->model;
     hearth_backend *be = sm->be;
     struct hearth_chat_template *t = sm->tmpl;
     pthread_mutex_unlock(&srv->models_mu);
+    hearth_embedder_free(emb);
     hearth_engine_free(eng);
     hearth_chat_template_free(t);
     hearth_model_free(m);
@@ -348,6 +371,7 @@ static void unload_locked(serve_model *sm, const char *why) {
     fprintf(stderr, "hearth serve: unloaded %s (%s)\n", sm->name, why);
     pthread_mutex_lock(&srv->models_mu);
     sm->eng = NULL;
+    sm->emb = NULL;
     sm->model = NULL;
     sm->be = NULL;
     sm->tok = NULL;
@@ -545,7 +569,7 @@ int serve_models_engine_stats(serve_ctx *srv, hearth_engine_stats *out) {
     int n = 0;
     pthread_mutex_lock(&srv->models_mu);
     for (serve_model *sm = srv->models; sm; sm = sm->next) {
-        if (sm->state != SM_LOADED) continue;
+        if (sm->state != SM_LOADED || !sm->eng) continue;
         hearth_engine_stats es;
         hearth_engine_stats_get(sm->eng, &es);
         n++;
