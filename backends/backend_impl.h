@@ -25,6 +25,12 @@
 
 #include "backend.h"
 
+/* Options of attention_ext (below). */
+typedef struct hearth_attn_opts {
+    int window;    /* > 0: sliding window of this many positions (the token's own included) */
+    float softcap; /* > 0: attention logit soft-capping (Gemma 2) */
+} hearth_attn_opts;
+
 typedef struct hearth_backend_ops {
     void (*destroy)(hearth_backend *b);
     void (*info)(hearth_backend *b, hearth_backend_info *out);
@@ -78,6 +84,23 @@ typedef struct hearth_backend_ops {
      * tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as ggml's
      * GELU; out may alias x. */
     void (*gelu)(hearth_backend *b, const hearth_tensor *x, hearth_tensor *out);
+    /* Optional, for the Gemma family (NULL: those models run on the host
+     * CPU backend). Profiled as SILU_MUL / ADD / ATTENTION.
+     * gelu_mul: out = gelu(gate) * up, GELU in the tanh form above (GeGLU);
+     * out may alias gate. */
+    void (*gelu_mul)(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
+                     hearth_tensor *out);
+    /* out = s * x when cap <= 0, else out = cap * tanh(s * x / cap) (logit
+     * soft-capping); out may alias x. */
+    void (*scale_cap)(hearth_backend *b, const hearth_tensor *x, float s, float cap, hearth_tensor *out);
+    /* `attention` with options: a sliding window (a token at position p sees
+     * keys p-window+1 .. p only, llama.cpp's LLAMA_SWA_TYPE_STANDARD) and
+     * score soft-capping (s = cap * tanh(s / cap), s the scaled score, before
+     * the softmax); o->window <= 0 and o->softcap <= 0 give `attention`. */
+    void (*attention_ext)(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                          const hearth_tensor *v_pool, const hearth_attn_meta *meta, int n_heads,
+                          int n_kv_heads, int head_dim, float scale, const hearth_attn_opts *o,
+                          hearth_tensor *out);
     /* Copy rows: out[i] = x[rows[i]] (gathers the rows that need logits). */
     void (*get_rows_f32)(hearth_backend *b, const hearth_tensor *x, const int32_t *rows, int n,
                          hearth_tensor *out);

@@ -52,8 +52,16 @@ typedef enum vocab_style {
     VOCAB_BPE_TINY,
     VOCAB_BPE_QWEN2,
     VOCAB_BPE_LLAMA3,
-    VOCAB_BERT_BGE /* ../shared/vocab/ggml-vocab-bert-bge.gguf (WordPiece, 30522) */
+    VOCAB_BERT_BGE,  /* ../shared/vocab/ggml-vocab-bert-bge.gguf (WordPiece, 30522) */
+    VOCAB_BPE_GEMMA, /* generated BPE, Gemma's specials (<bos>, <start_of_turn>, ...) at the end */
+    VOCAB_BPE_PHI3   /* generated BPE, 64 Phi-3 specials (<|endoftext|> ... <|user|>) at the end */
 } vocab_style;
+
+/* Decoder families beyond the llama block (tensor layout and keys as
+ * llama.cpp's converter writes them): gemma2/gemma3 add post-norms (and Q/K
+ * norms for gemma3), soft-caps and sliding windows; phi3 fuses QKV and
+ * gate|up and may carry LongRoPE factors. */
+typedef enum family { FAM_LLAMA, FAM_GEMMA2, FAM_GEMMA3, FAM_PHI3 } family;
 
 /* Encoder shapes (embedding models; tensor layout as llama.cpp's converter
  * writes it): bert = separate biased Q/K/V, learned positions, GELU FFN with
@@ -74,31 +82,49 @@ typedef struct model_shape {
     encoder_kind encoder;
     int pooling;    /* {arch}.pooling_type (llama.cpp numbering: 1 mean, 2 cls, 4 rank) */
     bool rank_head; /* cls + cls.output classification head (a reranker) */
+    family fam;
+    int swa, swa_pattern;      /* attention.sliding_window (0: none), _pattern (0: not written) */
+    float attn_cap, final_cap; /* soft-caps written when > 0 */
+    int longrope_orig;         /* phi3: > 0 writes LongRoPE factors for this original context */
 } model_shape;
 
 /* Encoder rows end with their kind, pooling_type and classification head. */
 // clang-format off
 static const model_shape k_shapes[] = {
     {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false, VOCAB_BPE_TINY,
-     "default", -1, ENC_NONE, 0, false},
+     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"stories110m", "llama", 768, 12, 12, 12, 64, 2048, 32000, 1024, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false},
+     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false,
-     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false},
+     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, false, true, true,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"bert-base", "bert", 768, 12, 12, 12, 64, 3072, 30522, 512, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"nomic-embed-text", "nomic-bert", 768, 12, 12, 12, 64, 3072, 30522, 2048, 1000.0f, 1e-12f, false, true,
-     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false},
+     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"bert-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"nomic-test", "nomic-bert", 96, 2, 3, 3, 32, 200, 30522, 64, 1000.0f, 1e-12f, false, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false},
+     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
     {"bert-rerank-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+    /* Gemma 2/3 and Phi-3, then their small test look-alikes (caps and
+     * windows small enough that random weights feel them) */
+    {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 256, 9216, 256000, 8192, 10000.0f, 1e-6f, false, true, false,
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0},
+    {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 256, 6912, 262144, 32768, 1000000.0f, 1e-6f, false, true, false,
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0},
+    {"phi3-mini", "phi3", 3072, 32, 32, 32, 96, 8192, 32064, 4096, 10000.0f, 1e-5f, false, false, false,
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0},
+    {"gemma2-test", "gemma2", 128, 3, 4, 2, 48, 320, 1000, 512, 10000.0f, 1e-6f, false, true, false,
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0},
+    {"gemma3-test", "gemma3", 128, 4, 4, 1, 32, 256, 1000, 512, 1000000.0f, 1e-6f, false, true, false,
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0},
+    {"phi3-test", "phi3", 128, 2, 4, 2, 32, 256, 1064, 4096, 10000.0f, 1e-5f, false, false, false,
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512},
 };
 // clang-format on
 #define N_SHAPES (sizeof k_shapes / sizeof k_shapes[0])
@@ -203,7 +229,14 @@ static inline float rng_normal(uint64_t *s) {
 
 // ---------------------------------------------------------------- tensor plan
 
-typedef enum fill_kind { FILL_WEIGHT, FILL_NORM, FILL_BIAS, FILL_ROPE_FREQS } fill_kind;
+typedef enum fill_kind {
+    FILL_WEIGHT,
+    FILL_NORM,
+    FILL_BIAS,
+    FILL_ROPE_FREQS,
+    FILL_ROPE_LONG,
+    FILL_ROPE_SHORT
+} fill_kind;
 
 typedef struct tensor_plan {
     char name[64];
@@ -290,6 +323,42 @@ static bool build_encoder_plan(const model_shape *s, hearth_dtype type, plan *p)
     return ok;
 }
 
+/* One gemma2 / gemma3 / phi3 block after its attn_norm, in the converter's
+ * order (phi3: attn_qkv, ffn_up of 2 x ffn rows with the gate first). */
+static bool build_family_layer(const model_shape *s, hearth_dtype type, plan *p, int l) {
+    const int64_t E = s->dim, Q = (int64_t)s->n_head * s->head_dim, KV = (int64_t)s->n_head_kv * s->head_dim,
+                  F = s->ffn;
+    char n[64];
+    bool ok = true;
+#define ADD(suffix, fill, ne0, ne1)                                                                          \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
+    ok = ok && plan_add(p, n, fill, type, ne0, ne1);
+    if (s->fam == FAM_PHI3) {
+        ADD("attn_qkv.weight", FILL_WEIGHT, E, Q + 2 * KV);
+        ADD("attn_output.weight", FILL_WEIGHT, Q, E);
+        ADD("ffn_norm.weight", FILL_NORM, E, 1);
+        ADD("ffn_up.weight", FILL_WEIGHT, E, 2 * F);
+        ADD("ffn_down.weight", FILL_WEIGHT, F, E);
+        return ok;
+    }
+    ADD("attn_q.weight", FILL_WEIGHT, E, Q);
+    ADD("attn_k.weight", FILL_WEIGHT, E, KV);
+    ADD("attn_v.weight", FILL_WEIGHT, E, KV);
+    if (s->fam == FAM_GEMMA3) {
+        ADD("attn_q_norm.weight", FILL_NORM, s->head_dim, 1);
+        ADD("attn_k_norm.weight", FILL_NORM, s->head_dim, 1);
+    }
+    ADD("attn_output.weight", FILL_WEIGHT, Q, E);
+    ADD("post_attention_norm.weight", FILL_NORM, E, 1);
+    ADD("ffn_norm.weight", FILL_NORM, E, 1);
+    ADD("ffn_gate.weight", FILL_WEIGHT, E, F);
+    ADD("ffn_up.weight", FILL_WEIGHT, E, F);
+    ADD("ffn_down.weight", FILL_WEIGHT, F, E);
+    ADD("post_ffw_norm.weight", FILL_NORM, E, 1);
+#undef ADD
+    return ok;
+}
+
 /* Tensors in llama.cpp's order: token_embd, rope_freqs, blocks, output_norm, output. */
 static bool build_plan(const model_shape *s, hearth_dtype type, plan *p) {
     if (s->encoder) return build_encoder_plan(s, type, p);
@@ -297,12 +366,20 @@ static bool build_plan(const model_shape *s, hearth_dtype type, plan *p) {
     bool ok = plan_add(p, "token_embd.weight", FILL_WEIGHT, type, E, s->vocab);
     if (s->llama3_rope_freqs)
         ok = ok && plan_add(p, "rope_freqs.weight", FILL_ROPE_FREQS, HEARTH_F32, s->head_dim / 2, 1);
+    if (s->longrope_orig) {
+        ok = ok && plan_add(p, "rope_factors_long.weight", FILL_ROPE_LONG, HEARTH_F32, s->head_dim / 2, 1);
+        ok = ok && plan_add(p, "rope_factors_short.weight", FILL_ROPE_SHORT, HEARTH_F32, s->head_dim / 2, 1);
+    }
     char n[64];
     for (int l = 0; l < s->n_layer && ok; l++) {
 #define ADD(suffix, fill, ne0, ne1)                                                                          \
     snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
     ok = ok && plan_add(p, n, fill, type, ne0, ne1);
         ADD("attn_norm.weight", FILL_NORM, E, 1);
+        if (s->fam == FAM_GEMMA2 || s->fam == FAM_GEMMA3 || s->fam == FAM_PHI3) {
+            ok = ok && build_family_layer(s, type, p, l);
+            continue;
+        }
         ADD("attn_q.weight", FILL_WEIGHT, E, Q);
         if (s->qkv_bias) {
             ADD("attn_q.bias", FILL_BIAS, Q, 1);
@@ -384,6 +461,11 @@ static void gen_rows(gen_job *j) {
                 x[i] = 1.0f + 0.01f * rng_normal(&s);
             break;
         case FILL_ROPE_FREQS: llama3_rope_factors(j->shape, x); break;
+        case FILL_ROPE_LONG: /* LongRoPE-like divisors: 1 for the fast pairs, growing to ~8 */
+        case FILL_ROPE_SHORT:
+            for (int64_t i = 0; i < tp->ne0; i++)
+                x[i] = 1.0f + (tp->fill == FILL_ROPE_LONG ? 7.0f : 0.25f) * (float)i / (float)tp->ne0;
+            break;
         }
         j->ok = hearth_quantize_row(tp->type, x, j->out + (size_t)r * j->row_bytes, tp->ne0);
     }
@@ -583,6 +665,34 @@ static void add_specials(vocab_builder *vb, const model_shape *s, int first) {
                 vb_add(vb, name, HEARTH_TOKEN_CONTROL);
             }
         }
+    } else if (s->vocab_style == VOCAB_BPE_GEMMA || s->vocab_style == VOCAB_BPE_PHI3) {
+        static const char *gemma[] = {"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"};
+        static const char *phi3[] = {"<|endoftext|>",
+                                     "<|assistant|>",
+                                     "<|placeholder1|>",
+                                     "<|placeholder2|>",
+                                     "<|placeholder3|>",
+                                     "<|placeholder4|>",
+                                     "<|system|>",
+                                     "<|end|>",
+                                     "<|placeholder5|>",
+                                     "<|placeholder6|>",
+                                     "<|user|>",
+                                     "<unk>",
+                                     "<s>",
+                                     "</s>"};
+        const bool g = s->vocab_style == VOCAB_BPE_GEMMA;
+        const char *const *fixed = g ? gemma : phi3;
+        const int n_fixed = g ? 6 : 14; /* phi3: llama.cpp's Phi-3 vocab fix-up wants <unk> <s> </s> */
+        for (int id = first; id < s->vocab; id++) {
+            int k = id - first;
+            if (k < n_fixed) {
+                vb_add(vb, fixed[k], HEARTH_TOKEN_CONTROL);
+            } else {
+                snprintf(name, sizeof name, g ? "<unused%d>" : "<|placeholder%d|>", g ? k - n_fixed : k - 7);
+                vb_add(vb, name, HEARTH_TOKEN_CONTROL);
+            }
+        }
     } else {
         static const char *tiny[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
         for (int id = first; id < s->vocab; id++)
@@ -594,6 +704,8 @@ static int n_specials(const model_shape *s) {
     switch (s->vocab_style) {
     case VOCAB_BPE_QWEN2: return s->vocab - 151643;
     case VOCAB_BPE_LLAMA3: return s->vocab - 128000;
+    case VOCAB_BPE_GEMMA: return s->vocab < 4096 ? 16 : 1024;
+    case VOCAB_BPE_PHI3: return 64;
     default: return 3;
     }
 }
@@ -678,6 +790,14 @@ static bool write_bpe_vocab(hearth_gguf_writer *w, const model_shape *s, uint64_
         bos = 128000;
         eos = s->eos;
         break;
+    case VOCAB_BPE_GEMMA:
+        bos = n_normal + 2;
+        eos = n_normal + 1;
+        break;
+    case VOCAB_BPE_PHI3:
+        bos = n_normal + 12;
+        eos = n_normal;
+        break;
     default: bos = eos = n_normal; break;
     }
     hearth_status st = hearth_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2", err);
@@ -697,9 +817,14 @@ static bool write_bpe_vocab(hearth_gguf_writer *w, const model_shape *s, uint64_
         st = hearth_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 151643, err);
     if (!st && s->vocab_style == VOCAB_BPE_LLAMA3 && eos != 128009)
         st = hearth_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", 128009, err);
+    if (!st && (s->vocab_style == VOCAB_BPE_GEMMA || s->vocab_style == VOCAB_BPE_PHI3)) /* end of a turn */
+        st = hearth_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id",
+                                        (uint32_t)(n_normal + (s->vocab_style == VOCAB_BPE_GEMMA ? 5 : 7)),
+                                        err);
     if (!st)
-        st = hearth_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token",
-                                         s->vocab_style == VOCAB_BPE_LLAMA3, err);
+        st = hearth_gguf_writer_set_bool(
+            w, "tokenizer.ggml.add_bos_token",
+            s->vocab_style == VOCAB_BPE_LLAMA3 || s->vocab_style == VOCAB_BPE_GEMMA, err);
     vb_free(&vb);
     return st == HEARTH_OK;
 }
@@ -797,10 +922,10 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
     o->out_path = o->vocab_path = NULL;
     o->seed = 42;
     o->threads = 0;
-    char shapes[256], types[256];
+    char shapes[512], types[256];
     shape_list(shapes, sizeof shapes);
     type_list(types, sizeof types);
-    char shape_help[320], type_help[320], desc[1024];
+    char shape_help[600], type_help[320], desc[2048];
     snprintf(shape_help, sizeof shape_help, "model shape: %s", shapes);
     snprintf(type_help, sizeof type_help, "weight type: %s", types);
     snprintf(
@@ -812,7 +937,9 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "../shared/vocab), qwen2.5-0.5b, llama3.2-1b, llama3-8b (generated byte-level BPE vocabularies).\n"
         "Embedding models (bert-bge WordPiece vocabulary from ../shared/vocab): bert-base (CLS pooling),\n"
         "nomic-embed-text (nomic-bert, mean pooling), and the small test shapes bert-test, nomic-test and\n"
-        "bert-rerank-test (a classification head, rank pooling).");
+        "bert-rerank-test (a classification head, rank pooling).\n"
+        "Gemma and Phi-3 (generated BPE with their special tokens): gemma2-2b, gemma3-1b, phi3-mini, and\n"
+        "the small test look-alikes gemma2-test, gemma3-test, phi3-test (LongRoPE factors).");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
@@ -827,7 +954,7 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
     int r = arg_parse("mkmodel", "--shape NAME --type TYPE -o FILE [--seed S] [--vocab PATH]", desc, opts,
                       sizeof opts / sizeof opts[0], argc, argv, pos, 0, &n_pos);
     if (r) return r > 0 ? 0 : 2;
-    char msg[600];
+    char msg[900];
     if (!shape_name) {
         snprintf(msg, sizeof msg, "no --shape given; shapes: %s", shapes);
         return usage_error(msg);
@@ -931,6 +1058,15 @@ static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hear
         ARCH_U32("attention.value_length", s->head_dim);
     }
     ARCH_U32("vocab_size", s->vocab);
+    if (s->swa) ARCH_U32("attention.sliding_window", s->swa);
+    if (s->swa_pattern) ARCH_U32("attention.sliding_window_pattern", s->swa_pattern);
+    if (s->attn_cap > 0) ARCH_F32("attn_logit_softcapping", s->attn_cap);
+    if (s->final_cap > 0) ARCH_F32("final_logit_softcapping", s->final_cap);
+    if (s->longrope_orig) { /* the converter's attention factor for LongRoPE */
+        ARCH_U32("rope.scaling.original_context_length", s->longrope_orig);
+        ARCH_F32("rope.scaling.attn_factor",
+                 sqrtf(1.0f + logf((float)s->ctx / (float)s->longrope_orig) / logf((float)s->longrope_orig)));
+    }
 #undef ARCH_U32
 #undef ARCH_F32
     if (st) return false;

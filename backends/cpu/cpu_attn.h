@@ -2,8 +2,8 @@
  * cpu_attn.h - vector helpers of the CPU backend: the attention's weighted
  * sum of V rows (y += a * x over a row; every version does one fused
  * multiply-add per element, so all levels give identical results) and the
- * SwiGLU gate (silu(g) * u; the SIMD exp differs from expf by ~2e-7) and the
- * encoders' GELU.
+ * SwiGLU gate (silu(g) * u; the SIMD exp differs from expf by ~2e-7), the
+ * encoders' GELU, Gemma's GeGLU and logit soft-capping.
  */
 #ifndef HEARTH_CPU_ATTN_H
 #define HEARTH_CPU_ATTN_H
@@ -29,6 +29,13 @@ void hearth_silu_mul_avx2(int n, float *out, const float *g, const float *u);
  * tanh form of GELU with the vectorised exp (relative error ~1e-6 against
  * the scalar tanhf form). */
 void hearth_gelu_avx2(int n, float *out, const float *x);
+
+/* out = gelu(g) * u (GeGLU, Gemma's FFN), GELU as hearth_gelu_avx2. */
+void hearth_gelu_mul_avx2(int n, float *out, const float *g, const float *u);
+
+/* out = cap * tanh(s x / cap): logit soft-capping (absolute error a few
+ * 1e-7 x cap against tanhf; exactly +-cap far out). */
+void hearth_softcap_avx2(int n, float *out, const float *x, float s, float cap);
 
 /* Up to HEARTH_ATTN_MAX_Q query tokens of one sequence (same page table),
  * each with the `group` query heads that share one KV head, against an F16

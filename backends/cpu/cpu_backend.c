@@ -439,6 +439,70 @@ static void cpu_gelu(hearth_backend *b, const hearth_tensor *x, hearth_tensor *o
     PROFILE_END(b, HEARTH_OP_SILU_MUL);
 }
 
+/* ------------------------------------------------------------ Gemma ops */
+
+static void gelu_mul_rows(const void *job, int64_t lo, int64_t hi) {
+    const ew_job *j = job; /* a = gate, c = up */
+#ifdef HEARTH_HAVE_AVX2_KERNELS
+    if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
+        for (int64_t r = lo; r < hi; r++)
+            hearth_gelu_mul_avx2((int)j->a->ne0, row_f32(j->out, r), row_f32(j->a, r), row_f32(j->c, r));
+        return;
+    }
+#endif
+    for (int64_t r = lo; r < hi; r++) {
+        const float *g = row_f32(j->a, r), *u = row_f32(j->c, r);
+        float *o = row_f32(j->out, r);
+        for (int64_t i = 0; i < j->a->ne0; i++) {
+            const float v = g[i];
+            o[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * v * (1.0f + 0.044715f * v * v))) * u[i];
+        }
+    }
+}
+
+static void cpu_gelu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
+                         hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    const ew_job j = {gate, up, out};
+    run_rows(ctx_of(b), gate->ne1, gate->ne0, gelu_mul_rows, &j);
+    PROFILE_END(b, HEARTH_OP_SILU_MUL);
+}
+
+typedef struct cap_job {
+    const hearth_tensor *x;
+    float s, cap;
+    hearth_tensor *out;
+} cap_job;
+
+static void scale_cap_rows(const void *job, int64_t lo, int64_t hi) {
+    const cap_job *j = job;
+    const int64_t n = j->x->ne0;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = row_f32(j->x, r);
+        float *o = row_f32(j->out, r);
+        if (j->cap <= 0) {
+            for (int64_t i = 0; i < n; i++)
+                o[i] = j->s * x[i];
+            continue;
+        }
+#ifdef HEARTH_HAVE_AVX2_KERNELS
+        if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
+            hearth_softcap_avx2((int)n, o, x, j->s, j->cap);
+            continue;
+        }
+#endif
+        for (int64_t i = 0; i < n; i++)
+            o[i] = j->cap * tanhf(j->s * x[i] / j->cap);
+    }
+}
+
+static void cpu_scale_cap(hearth_backend *b, const hearth_tensor *x, float s, float cap, hearth_tensor *out) {
+    PROFILE_BEGIN(b);
+    const cap_job j = {x, s, cap, out};
+    run_rows(ctx_of(b), x->ne1, x->ne0, scale_cap_rows, &j);
+    PROFILE_END(b, HEARTH_OP_ADD);
+}
+
 /* ------------------------------------------------------------ rope */
 
 typedef struct rope_job {
@@ -526,7 +590,9 @@ static void cpu_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_te
  * to that family's group kernel (avx512/attn_avx512.c, avx2/attn_avx2.c:
  * scores bit-identical to the family's F16 dot, a vector exp); otherwise
  * attn_one scores key by key with the SIMD dot kernels of the matmuls.
- * Either way a token's result does not depend on its batch. */
+ * Either way a token's result does not depend on its batch. attention_ext
+ * with a sliding window or soft-capping always takes the per-key path: it
+ * starts at the window's first key and caps each scaled score. */
 
 enum { ATT_TILE = HEARTH_ATTN_TILE };
 
@@ -545,6 +611,8 @@ typedef struct attn_job {
     hearth_attn_f16_prefetch_fn f16_prefetch;
     const int *blocks; /* block b = tokens blocks[b] .. blocks[b+1]-1, one sequence */
     int n_blocks;
+    int window;    /* > 0: sliding window (attention_ext; the group kernels are not used) */
+    float softcap; /* > 0: scores soft-capped (likewise) */
 } attn_job;
 
 static void axpy_f16_ref(int n, float *y, float a, const uint16_t *x) {
@@ -646,7 +714,9 @@ static void attn_one(const attn_job *j, int t, int g, char *base) {
         memset(acc, 0, (size_t)G * hd * sizeof *acc);
         const int n_kv = m->kv_len[t];
         const int32_t *pt = m->page_table + m->pt_offset[t];
-        for (int p0 = 0; p0 < n_kv; p0 += ATT_TILE) {
+        /* sliding window: the query (position n_kv - 1) sees the last `window` keys */
+        const int first = j->window > 0 && n_kv > j->window ? n_kv - j->window : 0;
+        for (int p0 = first; p0 < n_kv; p0 += ATT_TILE) {
             const int nt = n_kv - p0 < ATT_TILE ? n_kv - p0 : ATT_TILE;
             /* scores of the tile, for every head of the group */
             for (int i = 0; i < nt; i++) {
@@ -656,7 +726,8 @@ static void attn_one(const attn_job *j, int t, int g, char *base) {
                 for (int h = 0; h < G; h++) {
                     float sc;
                     dot(hd, &sc, krow, qk + h * j->q_row_bytes);
-                    s[h * ATT_TILE + i] = sc * j->scale;
+                    sc *= j->scale;
+                    s[h * ATT_TILE + i] = j->softcap > 0 ? j->softcap * tanhf(sc / j->softcap) : sc;
                 }
             }
             /* online softmax update */
@@ -701,10 +772,12 @@ static void attn_one(const attn_job *j, int t, int g, char *base) {
     }
 }
 
-static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
-                          const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
-                          int head_dim, float scale, hearth_tensor *out) {
+static void cpu_attention_ext(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                              const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads,
+                              int n_kv_heads, int head_dim, float scale, const hearth_attn_opts *o,
+                              hearth_tensor *out) {
     PROFILE_BEGIN(b);
+    const bool plain = !o || (o->window <= 0 && o->softcap <= 0);
     cpu_ctx *c = ctx_of(b);
     const int G = n_heads / n_kv_heads;
     size_t q_row = hearth_dtype_row_size(hearth_dtype_info(k_pool->type)->vec_dot_type, head_dim);
@@ -716,7 +789,7 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
     hearth_attn_f16_fn f16_kernel = NULL;
     hearth_attn_f16_prefetch_fn f16_prefetch = NULL;
     size_t kern = 0;
-    const bool f16_kv = k_pool->type == HEARTH_F16 && v_pool->type == HEARTH_F16;
+    const bool f16_kv = plain && k_pool->type == HEARTH_F16 && v_pool->type == HEARTH_F16;
 #if HEARTH_HAVE_AVX512_KERNELS
     if (f16_kv && hearth_cpu_level_get() >= HEARTH_CPU_AVX512 && hearth_cpu_caps_get()->avx512vnni &&
         hearth_attn_f16_avx512_supports(head_dim)) {
@@ -757,9 +830,26 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
         t = e;
     }
     c->att_blocks[n_blocks] = m->n_tokens;
-    attn_job j = {q,          k_pool,       v_pool,         m,       n_heads, n_kv_heads,   head_dim,
-                  scale,      out,          c->att_scratch, per,     q_row,   axpy_f16_ref, axpy_f32_ref,
-                  f16_kernel, f16_prefetch, c->att_blocks,  n_blocks};
+    attn_job j = {q,
+                  k_pool,
+                  v_pool,
+                  m,
+                  n_heads,
+                  n_kv_heads,
+                  head_dim,
+                  scale,
+                  out,
+                  c->att_scratch,
+                  per,
+                  q_row,
+                  axpy_f16_ref,
+                  axpy_f32_ref,
+                  f16_kernel,
+                  f16_prefetch,
+                  c->att_blocks,
+                  n_blocks,
+                  plain ? 0 : o->window,
+                  plain ? 0.0f : o->softcap};
 #ifdef HEARTH_HAVE_AVX2_KERNELS
     if (hearth_cpu_level_get() >= HEARTH_CPU_AVX2) {
         j.axpy_f16 = hearth_axpy_f16_avx2;
@@ -768,6 +858,12 @@ static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const heart
 #endif
     hearth_threadpool_run(c->pool, attn_worker, &j, c->n_threads);
     PROFILE_END(b, HEARTH_OP_ATTENTION);
+}
+
+static void cpu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                          const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
+                          int head_dim, float scale, hearth_tensor *out) {
+    cpu_attention_ext(b, q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, NULL, out);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -816,6 +912,9 @@ static const hearth_backend_ops cpu_ops = {
     .silu_mul = cpu_silu_mul,
     .layer_norm = cpu_layer_norm,
     .gelu = cpu_gelu,
+    .gelu_mul = cpu_gelu_mul,
+    .scale_cap = cpu_scale_cap,
+    .attention_ext = cpu_attention_ext,
     .get_rows_f32 = cpu_get_rows_f32,
     .synchronize = cpu_synchronize,
 };

@@ -14,6 +14,14 @@
  *   x   = x + (silu(h Wgate) * (h Wup)) Wdown     (SwiGLU)
  *
  * then logits = rms_norm(x) * output_norm Wout, only for the tokens that ask.
+ *
+ * Gemma 2/3 (arch_info->gemma) change the block: x starts as the embeddings
+ * times sqrt(n_embd); the attention and FFN outputs are RMS-normed (post-norms)
+ * before their residual adds; the FFN is GeGLU (gelu(h Wgate) * h Wup);
+ * scores use Q scaled by attn_scale, soft-capped (gemma2) and, on the
+ * sliding-window layers, only the last n_swa keys, with those layers' own
+ * RoPE base; the logits are soft-capped (cap * tanh(logit / cap)). Phi-3 runs
+ * the llama block on views of its fused weights, with LongRoPE factors.
  * Every step is one backend op; nothing here touches device memory directly.
  *
  * Partial offload: each layer runs on its model-assigned backend, and every
@@ -252,6 +260,18 @@ static hearth_status prepare_kv(hearth_forward *f, const hearth_ubatch *ub, hear
     return st;
 }
 
+/* Phi-3 LongRoPE: the long factors when the cache holds more tokens than
+ * the original context (llama.cpp compares its per-sequence context, here the
+ * KV pool's capacity stands for it), else the short ones; other models: the
+ * Llama-3 rope_freqs or none. */
+static const float *rope_factors(const hearth_forward *f) {
+    const hearth_model *m = f->m;
+    if (!m->rope_factors_long) return m->rope_freqs;
+    const hearth_kv_config *c = hearth_kv_config_get(f->kv);
+    const int64_t cap = (int64_t)c->n_pages * c->page_size;
+    return cap > m->hp.n_ctx_orig ? m->rope_factors_long : m->rope_factors_short;
+}
+
 /* Projections of one input: one dispatch where the backend can. */
 static void matmuls(hearth_backend *be, int n, const hearth_tensor *const *w, const hearth_tensor *x,
                     const hearth_tensor *const *bias, hearth_tensor *const *out) {
@@ -322,15 +342,21 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
     if (st) return st;
 
     const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
-    const hearth_rope_params rope = {m->arch_info->rope,  hp->n_rot,     D,   hp->rope_freq_base,
-                                     hp->rope_freq_scale, m->rope_freqs, 1.0f};
-    const float att_scale = 1.0f / sqrtf((float)D);
+    const bool gemma = m->arch_info->gemma;
+    const hearth_rope_params rope = {m->arch_info->rope,  hp->n_rot,           D,
+                                     hp->rope_freq_base,  hp->rope_freq_scale, rope_factors(f),
+                                     hp->rope_attn_factor};
+    hearth_rope_params rope_swa = rope; /* gemma's sliding-window layers */
+    rope_swa.freq_base = hp->rope_freq_base_swa;
+    rope_swa.freq_scale = hp->rope_freq_scale_swa;
+    const float att_scale = gemma ? hp->attn_scale : 1.0f / sqrtf((float)D);
 
     /* ---- token embeddings */
     act_set *a = set_for(f, m->embd_be, err), *next;
     {
         hearth_tensor x = rows(&a->x, n);
         a->be->ops->get_rows(a->be, &m->token_embd, ub->tokens, n, &x);
+        if (gemma) a->be->ops->scale_cap(a->be, &x, sqrtf((float)hp->n_embd), 0.0f, &x);
     }
 
     for (int l = 0; l < hp->n_layer; l++) {
@@ -359,17 +385,24 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             op->rms_norm(be, &qh, &L->q_norm, hp->rms_eps, &qh);
             op->rms_norm(be, &kh, &L->k_norm, hp->rms_eps, &kh);
         }
-        op->rope(be, &q, H, ub->pos, &rope);
-        op->rope(be, &k, HKV, ub->pos, &rope);
+        op->rope(be, &q, H, ub->pos, L->swa ? &rope_swa : &rope);
+        op->rope(be, &k, HKV, ub->pos, L->swa ? &rope_swa : &rope);
 
         /* ---- write this ubatch's K/V into the pages, then attend over the cache */
         op->kv_store(be, hearth_kv_k(f->kv, l), &k, f->slots);
         op->kv_store(be, hearth_kv_v(f->kv, l), &v, f->slots);
-        op->attention(be, &q, hearth_kv_k(f->kv, l), hearth_kv_v(f->kv, l), &meta, H, HKV, D, att_scale,
-                      &att);
+        if (gemma) { /* sliding window on the local layers, soft-capped scores (gemma2) */
+            const hearth_attn_opts ao = {L->swa ? hp->n_swa : 0, hp->attn_softcap};
+            op->attention_ext(be, &q, hearth_kv_k(f->kv, l), hearth_kv_v(f->kv, l), &meta, H, HKV, D,
+                              att_scale, &ao, &att);
+        } else {
+            op->attention(be, &q, hearth_kv_k(f->kv, l), hearth_kv_v(f->kv, l), &meta, H, HKV, D, att_scale,
+                          &att);
+        }
 
-        /* ---- x = x + att Wo */
+        /* ---- x = x + att Wo (gemma: x + rmsnorm(att Wo) * attn_post_norm) */
         op->matmul(be, &L->wo, &att, NULL, &proj);
+        if (gemma) op->rms_norm(be, &proj, &L->attn_post_norm, hp->rms_eps, &proj);
         op->add(be, &x, &proj, &x);
 
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
@@ -379,8 +412,12 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             hearth_tensor *o2[2] = {&gate, &up};
             matmuls(be, 2, w2, &h, b2, o2);
         }
-        op->silu_mul(be, &gate, &up, &gate);
+        if (gemma) /* GeGLU, and the FFN output's post-norm */
+            op->gelu_mul(be, &gate, &up, &gate);
+        else
+            op->silu_mul(be, &gate, &up, &gate);
         op->matmul(be, &L->w_down, &gate, NULL, &proj);
+        if (gemma) op->rms_norm(be, &proj, &L->ffn_post_norm, hp->rms_eps, &proj);
         op->add(be, &x, &proj, &x);
     }
 
@@ -398,6 +435,8 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             be->ops->download(be, hidden_out, sel.data, (size_t)n_out * (size_t)hp->n_embd * sizeof(float));
         else
             be->ops->matmul(be, &m->output, &sel, NULL, &lg);
+        if (!hidden_out && hp->final_softcap > 0) /* gemma: cap * tanh(logit / cap) */
+            be->ops->scale_cap(be, &lg, 1.0f, hp->final_softcap, &lg);
         if (dev_argmax) {
             be->ops->argmax(be, &lg, f->ids_dev);
             be->ops->download(be, ids_out, f->ids_dev, (size_t)n_out * sizeof(int32_t));

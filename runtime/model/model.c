@@ -7,6 +7,7 @@
  */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,9 @@ static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
     [HEARTH_ARCH_QWEN3] = {"qwen3", false, true, HEARTH_ROPE_NEOX, false, false},
     [HEARTH_ARCH_BERT] = {"bert", true, false, HEARTH_ROPE_NORM, true, false},
     [HEARTH_ARCH_NOMIC_BERT] = {"nomic-bert", false, false, HEARTH_ROPE_NEOX, true, true},
+    [HEARTH_ARCH_GEMMA2] = {"gemma2", false, false, HEARTH_ROPE_NEOX, false, false, true, false},
+    [HEARTH_ARCH_GEMMA3] = {"gemma3", false, true, HEARTH_ROPE_NEOX, false, false, true, false},
+    [HEARTH_ARCH_PHI3] = {"phi3", false, false, HEARTH_ROPE_NEOX, false, false, false, true},
 };
 
 const char *hearth_pooling_name(int pooling) {
@@ -35,7 +39,8 @@ const hearth_arch_info *hearth_arch_get(hearth_arch a) {
 }
 
 const char *hearth_arch_supported_list(void) {
-    return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3; embedding models: bert, nomic-bert";
+    return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3, gemma2, gemma3 (text), phi3 (Phi-3, "
+           "Phi-4); embedding models: bert, nomic-bert";
 }
 
 static const char *base_name(const char *path) {
@@ -54,6 +59,44 @@ static bool get_arch_f32(const hearth_gguf *g, const char *arch, const char *suf
     char key[160];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     return hearth_gguf_get_f32(g, key, out);
+}
+
+/* Gemma 2/3 and Phi-3 keys, with llama.cpp's defaults (llama_model_gemma2 /
+ * gemma3 / phi3 load_arch_hparams): the soft-caps, the sliding window and
+ * its layer pattern and RoPE, the Q scaling (1/sqrt(n_embd / n_head) for the
+ * 27B shapes, 46 or 62 layers, else 1/sqrt(head_dim)), and LongRoPE's
+ * original context and attention factor. Phi-3's sliding_window is ignored,
+ * as llama.cpp does. */
+static void read_family_hparams(const hearth_gguf *g, const char *arch, hearth_arch a, hearth_hparams *hp) {
+    uint32_t v;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->rope_freq_base_swa = hp->rope_freq_base;
+    hp->rope_freq_scale_swa = hp->rope_freq_scale;
+    hp->n_ctx_orig = hp->n_ctx_train;
+    hp->rope_attn_factor = 1.0f;
+    if (a == HEARTH_ARCH_PHI3) {
+        if (get_arch_u32(g, arch, "rope.scaling.original_context_length", &v) && v > 0)
+            hp->n_ctx_orig = (int)v;
+        get_arch_f32(g, arch, "rope.scaling.attn_factor", &hp->rope_attn_factor);
+        return;
+    }
+    if (a != HEARTH_ARCH_GEMMA2 && a != HEARTH_ARCH_GEMMA3) return;
+    const bool g2 = a == HEARTH_ARCH_GEMMA2;
+    if ((g2 && hp->n_layer == 46) || (!g2 && hp->n_layer == 62))
+        hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    hp->attn_softcap = g2 ? 50.0f : 0.0f;
+    hp->final_softcap = g2 ? 30.0f : 0.0f;
+    if (g2) get_arch_f32(g, arch, "attn_logit_softcapping", &hp->attn_softcap);
+    get_arch_f32(g, arch, "final_logit_softcapping", &hp->final_softcap);
+    hp->n_swa = g2 ? 4096 : 0;
+    if (get_arch_u32(g, arch, "attention.sliding_window", &v)) hp->n_swa = (int)v;
+    hp->swa_pattern = g2 ? 2 : 6;
+    if (get_arch_u32(g, arch, "attention.sliding_window_pattern", &v)) hp->swa_pattern = (int)v;
+    if (!g2) { /* gemma3: local layers keep the unscaled 10k base unless the file says */
+        hp->rope_freq_base_swa = 10000.0f;
+        hp->rope_freq_scale_swa = 1.0f;
+    }
+    get_arch_f32(g, arch, "rope.freq_base_swa", &hp->rope_freq_base_swa);
 }
 
 hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, hearth_hparams *hp,
@@ -126,12 +169,17 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
         hp->rope_freq_scale = 1.0f / factor;
     else if (get_arch_f32(g, arch, "rope.scale_linear", &factor) && factor > 0)
         hp->rope_freq_scale = 1.0f / factor;
-    if (hearth_gguf_get_str(g, key, &st) && !hearth_str_eq(st, "linear") && !hearth_str_eq(st, "none")) {
+    const bool longrope = a == HEARTH_ARCH_PHI3 && hearth_gguf_get_str(g, key, &st) &&
+                          (hearth_str_eq(st, "longrope") || hearth_str_eq(st, "su"));
+    if (longrope) hp->rope_freq_scale = 1.0f; /* the factors tensors carry the scaling */
+    if (!longrope && hearth_gguf_get_str(g, key, &st) && !hearth_str_eq(st, "linear") &&
+        !hearth_str_eq(st, "none")) {
         char t[32];
         return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
                                 "%s: rope scaling type '%s' is not supported (linear, none)", file,
                                 hearth_str_copy(st, t, sizeof t));
     }
+    read_family_hparams(g, arch, (hearth_arch)a, hp);
     const gguf_kv *toks = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
     hp->n_vocab = toks ? (int)toks->arr_n : 0;
     hp->n_cls_out = 1;
@@ -172,6 +220,14 @@ static const char *backend_name(hearth_backend *b, char *buf, size_t cap) {
     b->ops->info(b, &bi);
     snprintf(buf, cap, "%s", bi.name);
     return buf;
+}
+
+/* Rows [r0, r0 + n) of a weight matrix, as a matrix of its own (a view). */
+static hearth_tensor weight_rows(const hearth_tensor *w, int64_t r0, int64_t n) {
+    hearth_tensor v = *w;
+    v.data = (char *)w->data + (size_t)r0 * w->nb1;
+    v.ne1 = n;
+    return v;
 }
 
 /* Find `name`, check its shape [ne0, ne1] and type, and place it on `b`.
@@ -309,6 +365,8 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     hearth_backend *dev = m->backend, *host = dev->host;
     const int n = m->hp.n_layer;
     int want = !host || gpu_layers < 0 || gpu_layers > n ? n : gpu_layers;
+    const bool host_only = host && (m->arch_info->gemma || m->arch_info->fused);
+    if (host_only) want = 0; /* see model.h: these blocks run on the CPU backend for now */
     int fit = n;
     uint64_t avail = 0;
     if (host && (gpu_layers < 0 || gpu_layers > n)) {
@@ -342,6 +400,13 @@ static void place_layers(hearth_model *m, int gpu_layers) {
         missing = (int)hearth_gguf_find_tensor(m->gguf, out_name)->type;
     }
     describe_plan(m, missing);
+    if (host_only) {
+        size_t len = strlen(m->plan);
+        snprintf(m->plan + len, sizeof m->plan - len, " (%s runs on the cpu: this device backend lacks %s)",
+                 m->arch_info->name,
+                 m->arch_info->gemma ? "the gelu_mul, scale_cap and attention_ext ops"
+                                     : "fused-weight views");
+    }
     if (fit < n) {
         size_t len = strlen(m->plan);
         snprintf(m->plan + len, sizeof m->plan - len, " (%d of %d layers fit in the device's %.1f GiB)", fit,
@@ -504,6 +569,17 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
                     1, true, true, &rf))
         goto fail;
     m->rope_freqs = rf.data ? hearth_gguf_find_tensor(m->gguf, "rope_freqs.weight")->data : NULL;
+    if (m->arch_info->fused) { /* phi3 LongRoPE: both or neither */
+        hearth_backend *hb = m->backend->host ? m->backend->host : m->backend;
+        hearth_tensor fl, fs;
+        if (load_tensor(&L, hb, "rope_factors_long.weight", hp->n_rot / 2, 1, true, true, &fl) ||
+            load_tensor(&L, hb, "rope_factors_short.weight", hp->n_rot / 2, 1, !fl.data, true, &fs))
+            goto fail;
+        m->rope_factors_long =
+            fl.data ? hearth_gguf_find_tensor(m->gguf, "rope_factors_long.weight")->data : NULL;
+        m->rope_factors_short =
+            fs.data ? hearth_gguf_find_tensor(m->gguf, "rope_factors_short.weight")->data : NULL;
+    }
 
     const hearth_arch_info *ai = m->arch_info;
     for (int l = 0; l < hp->n_layer; l++) {
@@ -513,9 +589,18 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
     snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
     if (load_tensor(&L, m->layer_be[l], n, ne0, ne1, opt, f32, &ly->field)) goto fail;
         T(attn_norm, "attn_norm.weight", E, 1, false, true);
-        T(wq, "attn_q.weight", E, Q, false, false);
-        T(wk, "attn_k.weight", E, KV, false, false);
-        T(wv, "attn_v.weight", E, KV, false, false);
+        if (ai->fused) {
+            T(wqkv, "attn_qkv.weight", E, Q + 2 * KV, true, false);
+        }
+        if (ly->wqkv.data) { /* phi3: Q, K, V are row ranges of the fused matrix */
+            ly->wq = weight_rows(&ly->wqkv, 0, Q);
+            ly->wk = weight_rows(&ly->wqkv, Q, KV);
+            ly->wv = weight_rows(&ly->wqkv, Q + KV, KV);
+        } else {
+            T(wq, "attn_q.weight", E, Q, false, false);
+            T(wk, "attn_k.weight", E, KV, false, false);
+            T(wv, "attn_v.weight", E, KV, false, false);
+        }
         T(wo, "attn_output.weight", Q, E, false, false);
         T(bq, "attn_q.bias", Q, 1, !ai->qkv_bias, true);
         T(bk, "attn_k.bias", KV, 1, !ai->qkv_bias, true);
@@ -523,9 +608,22 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
         T(q_norm, "attn_q_norm.weight", hp->head_dim, 1, !ai->qk_norm, true);
         T(k_norm, "attn_k_norm.weight", hp->head_dim, 1, !ai->qk_norm, true);
         T(ffn_norm, "ffn_norm.weight", E, 1, false, true);
-        T(w_gate, "ffn_gate.weight", E, F, false, false);
-        T(w_up, "ffn_up.weight", E, F, false, false);
+        if (ai->fused) { /* phi3: ffn_up holds gate rows [0, F) then up rows [F, 2F) */
+            hearth_tensor gu;
+            T(w_up, "ffn_up.weight", E, 2 * F, false, false);
+            gu = ly->w_up;
+            ly->w_gate = weight_rows(&gu, 0, F);
+            ly->w_up = weight_rows(&gu, F, F);
+        } else {
+            T(w_gate, "ffn_gate.weight", E, F, false, false);
+            T(w_up, "ffn_up.weight", E, F, false, false);
+        }
         T(w_down, "ffn_down.weight", F, E, false, false);
+        if (ai->gemma) {
+            T(attn_post_norm, "post_attention_norm.weight", E, 1, false, true);
+            T(ffn_post_norm, "post_ffw_norm.weight", E, 1, false, true);
+            ly->swa = hp->n_swa > 0 && (hp->swa_pattern <= 0 || l % hp->swa_pattern < hp->swa_pattern - 1);
+        }
 #undef T
     }
     compute_fingerprint(m);

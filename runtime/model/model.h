@@ -2,12 +2,16 @@
  * model.h - a loaded model: architecture, hyperparameters, weights, tokenizer.
  *
  * Architectures are rows of a small table (arch_table in model.c): llama,
- * qwen2 (QKV bias), qwen3 (per-head Q/K RMS norm) -- one forward pass serves
- * them all. Encoders (bert, nomic-bert: embedding models, bidirectional
- * attention, post-norm layers) are rows too, flagged `encoder`; they have no
- * decoder forward pass and run through runtime/model/embed.h on the CPU
- * backend only. Weights keep their GGUF types; on a host-visible backend they point
- * straight into the memory-mapped file, elsewhere they are uploaded once.
+ * qwen2 (QKV bias), qwen3 (per-head Q/K RMS norm), gemma2 / gemma3 (flagged
+ * `gemma`: GeGLU, post-norms, soft-caps, sliding-window layers) and phi3
+ * (flagged `fused`: fused QKV and gate|up weights, seen as views of the
+ * separate matrices) -- one forward pass serves them all. The Gemma layers
+ * need ops only the CPU backend has (gelu_mul, scale_cap, attention_ext):
+ * with a device backend they are placed on its host CPU backend. Encoders (bert, nomic-bert: embedding
+ * models, bidirectional attention, post-norm layers) are rows too, flagged `encoder`; they have no decoder
+ * forward pass and run through runtime/model/embed.h on the CPU backend only. Weights keep their GGUF types;
+ * on a host-visible backend they point straight into the memory-mapped file, elsewhere they are uploaded
+ * once.
  *
  * Placement (partial offload): each layer runs on one backend. With a device
  * backend (CUDA, Vulkan) the first `gpu_layers` layers go to the device and
@@ -37,6 +41,9 @@ typedef enum hearth_arch {
     HEARTH_ARCH_QWEN3,
     HEARTH_ARCH_BERT,       /* learned positions, token types, GELU FFN, biases */
     HEARTH_ARCH_NOMIC_BERT, /* rotary (NeoX), SwiGLU FFN, usually fused QKV */
+    HEARTH_ARCH_GEMMA2,     /* GeGLU, sqrt(dim) embeddings, post-norms, soft-caps, SWA on even layers */
+    HEARTH_ARCH_GEMMA3,     /* gemma2 + Q/K norms, 5 local : 1 global layers, local RoPE base */
+    HEARTH_ARCH_PHI3,       /* fused attn_qkv and ffn_up (gate|up), LongRoPE factors */
     HEARTH_ARCH_COUNT
 } hearth_arch;
 
@@ -47,6 +54,8 @@ typedef struct hearth_arch_info {
     hearth_rope_mode rope; /* pair layout */
     bool encoder;          /* embedding model: embed.h, not forward.h */
     bool rotary;           /* encoders: rope on Q/K (else learned position embeddings) */
+    bool gemma;            /* Gemma 2/3 block: see forward.c (CPU ops gelu_mul, scale_cap, attention_ext) */
+    bool fused;            /* phi3: attn_qkv [E -> Q+2KV] and ffn_up [E -> 2F] (gate rows first) */
 } hearth_arch_info;
 
 /* {arch}.pooling_type, llama.cpp's numbering (llama_pooling_type). */
@@ -80,6 +89,16 @@ typedef struct hearth_hparams {
     bool causal;    /* attention.causal (encoders: false) */
     int pooling;    /* hearth_pooling from pooling_type (absent: NONE) */
     int n_cls_out;  /* classifier.output_labels count, else 1 */
+    /* gemma2 / gemma3 (llama.cpp's defaults when a key is absent) */
+    float attn_softcap;  /* attn_logit_softcapping (gemma2: 50), 0 = none */
+    float final_softcap; /* final_logit_softcapping (gemma2: 30), 0 = none */
+    float attn_scale;    /* Q scaling before the scores, 1/sqrt(head_dim) unless set */
+    int n_swa;           /* attention.sliding_window (gemma2: 4096), 0 = none */
+    int swa_pattern;     /* every swa_pattern-th layer is global (gemma2 2, gemma3 6) */
+    float rope_freq_base_swa, rope_freq_scale_swa; /* RoPE of the sliding-window layers */
+    /* phi3 LongRoPE: rope_factors_long / _short chosen by the context size */
+    int n_ctx_orig;         /* rope.scaling.original_context_length, else n_ctx_train */
+    float rope_attn_factor; /* rope.scaling.attn_factor, else 1 */
 } hearth_hparams;
 
 typedef struct hearth_layer {
@@ -96,6 +115,10 @@ typedef struct hearth_layer {
      * after the FFN residual. */
     hearth_tensor wqkv, bqkv, bo, b_up, b_down;
     hearth_tensor attn_out_norm, attn_out_norm_b, out_norm, out_norm_b;
+    /* gemma: RMS post-norms of the attention and FFN outputs (before each
+     * residual add); swa: this layer attends through the sliding window */
+    hearth_tensor attn_post_norm, ffn_post_norm;
+    bool swa;
 } hearth_layer;
 
 typedef struct hearth_model_alloc {
@@ -122,6 +145,8 @@ typedef struct hearth_model {
     hearth_tensor output_norm; /* [n_embd] */
     hearth_tensor output;      /* [n_vocab, n_embd] (token_embd when tied) */
     const float *rope_freqs;   /* Llama-3 rope frequency factors (host), NULL when absent */
+    /* phi3 LongRoPE factors (host, n_rot/2 each), NULL when absent */
+    const float *rope_factors_long, *rope_factors_short;
     /* encoders (data NULL when absent): token-type rows [n_types, n_embd],
      * learned positions [n_ctx_train, n_embd] (bert), the embedding
      * LayerNorm, and the classification head cls [n_embd -> n_embd] (+ bias,

@@ -96,6 +96,38 @@ void hearth_gelu_avx2(int n, float *out, const float *x) {
     }
 }
 
+/* GeGLU: gelu(g) * u, the GELU as hearth_gelu_avx2 computes it. */
+void hearth_gelu_mul_avx2(int n, float *out, const float *g, const float *u) {
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f), c = _mm256_set1_ps(-2.0f * 0.79788456080286535588f),
+                 a = _mm256_set1_ps(0.044715f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(g + i);
+        __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(a, xv), xv, one);
+        __m256 den = _mm256_add_ps(one, exp8(_mm256_mul_ps(c, _mm256_mul_ps(xv, inner))));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(xv, den), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) {
+        const float v = g[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * v * (1.0f + 0.044715f * v * v))) * u[i];
+    }
+}
+
+/* cap * tanh(s x / cap) with tanh y = 1 - 2 / (1 + e^(2y)); exp8's clamp
+ * keeps large |y| at +-1. */
+void hearth_softcap_avx2(int n, float *out, const float *x, float s, float cap) {
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f), k = _mm256_set1_ps(2.0f * s / cap),
+                 vc = _mm256_set1_ps(cap);
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_mul_ps(k, _mm256_loadu_ps(x + i)));
+        __m256 t = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(one, e)));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(vc, t));
+    }
+    for (; i < n; i++)
+        out[i] = cap * tanhf(s * x[i] / cap);
+}
+
 // ---------------------------------------------------------------- F16 group kernel
 
 /* PREFETCH_CHUNKS: how far ahead (in 8-key chunks) rows are requested; 64
