@@ -211,6 +211,35 @@ static void run_file(hearth_backend *be, const char *bin, const char *src, const
     hearth_model_free(m);
 }
 
+/* A file whose general.architecture is one Hearth does not run (the
+ * gemma2-test file with its architecture renamed mamba2) is refused with an
+ * error naming it and the supported list. */
+static void test_unsupported(hearth_backend *be, const char *dir) {
+    char src[1024], dst[1024];
+    snprintf(src, sizeof src, "%s/gemma2-test.gguf", dir);
+    snprintf(dst, sizeof dst, "%s/mamba2.gguf", dir);
+    size_t len = 0;
+    char *buf = test_read_file(src, &len);
+    REQUIRE(buf);
+    char *key = memmem(buf, len, "general.architecture", 20);
+    char *val = key ? memmem(key, len - (size_t)(key - buf), "gemma2", 6) : NULL;
+    REQUIRE(val);
+    memcpy(val, "mamba2", 6);
+    FILE *f = fopen(dst, "wb");
+    REQUIRE(f && fwrite(buf, 1, len, f) == len);
+    fclose(f);
+    free(buf);
+    hearth_error err = {0};
+    hearth_model_params mp = {.backend = be, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
+    hearth_model *m = hearth_model_load(dst, &mp, &err);
+    CHECK(!m && err.code == HEARTH_ERR_UNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "'mamba2' is not supported");
+    CHECK_CONTAINS(err.msg, "gemma3");
+    CHECK_CONTAINS(err.msg, "phi3");
+    printf("  unsupported architecture: %s\n", err.msg);
+    hearth_model_free(m);
+}
+
 int main(void) {
     const char *bin = getenv("HEARTH_BIN"), *src = getenv("HEARTH_SOURCE");
     if (!bin || !src) {
@@ -224,6 +253,7 @@ int main(void) {
     REQUIRE(be);
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++)
         run_file(be, bin, src, dir, &k_cases[i]);
+    test_unsupported(be, dir);
     /* the supported list names the new architectures */
     const char *list = hearth_arch_supported_list();
     CHECK(strstr(list, "gemma2") && strstr(list, "gemma3") && strstr(list, "phi3"));
