@@ -114,6 +114,7 @@ static void test_family_names(void) {
         {"mistral_v02", "mistral"},
         {"mistral_nemo", "mistral"},
         {"gemma2", "gemma"},
+        {"gemma3", "gemma"},
         {"phi3_mini", "phi3"},
         {"phi35", "phi3"},
         {"zephyr", "zephyr"},
