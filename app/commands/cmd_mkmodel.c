@@ -52,16 +52,19 @@ typedef enum vocab_style {
     VOCAB_BPE_TINY,
     VOCAB_BPE_QWEN2,
     VOCAB_BPE_LLAMA3,
-    VOCAB_BERT_BGE,  /* ../shared/vocab/ggml-vocab-bert-bge.gguf (WordPiece, 30522) */
-    VOCAB_BPE_GEMMA, /* generated BPE, Gemma's specials (<bos>, <start_of_turn>, ...) at the end */
-    VOCAB_BPE_PHI3   /* generated BPE, 64 Phi-3 specials (<|endoftext|> ... <|user|>) at the end */
+    VOCAB_BERT_BGE,   /* ../shared/vocab/ggml-vocab-bert-bge.gguf (WordPiece, 30522) */
+    VOCAB_BPE_GEMMA,  /* generated BPE, Gemma's specials (<bos>, <start_of_turn>, ...) at the end */
+    VOCAB_BPE_PHI3,   /* generated BPE, 64 Phi-3 specials (<|endoftext|> ... <|user|>) at the end */
+    VOCAB_BPE_GRANITE /* generated BPE, <|end_of_text|> <|start_of_role|> <|end_of_role|> at the end */
 } vocab_style;
 
 /* Decoder families beyond the llama block (tensor layout and keys as
  * llama.cpp's converter writes them): gemma2/gemma3 add post-norms (and Q/K
  * norms for gemma3), soft-caps and sliding windows; phi3 fuses QKV and
- * gate|up and may carry LongRoPE factors. */
-typedef enum family { FAM_LLAMA, FAM_GEMMA2, FAM_GEMMA3, FAM_PHI3 } family;
+ * gate|up and may carry LongRoPE factors; granite is the llama layout with
+ * Granite 3.1 2B's multipliers (embedding 12, residual 0.22, logits 1/8;
+ * attention 1/64, for granite-test 2 so that random weights feel it). */
+typedef enum family { FAM_LLAMA, FAM_GEMMA2, FAM_GEMMA3, FAM_PHI3, FAM_GRANITE } family;
 
 /* Encoder shapes (embedding models; tensor layout as llama.cpp's converter
  * writes it): bert = separate biased Q/K/V, learned positions, GELU FFN with
@@ -86,45 +89,50 @@ typedef struct model_shape {
     int swa, swa_pattern;      /* attention.sliding_window (0: none), _pattern (0: not written) */
     float attn_cap, final_cap; /* soft-caps written when > 0 */
     int longrope_orig;         /* phi3: > 0 writes LongRoPE factors for this original context */
+    float attn_scale;          /* granite: attention.scale (its attention multiplier) */
 } model_shape;
 
 /* Encoder rows end with their kind, pooling_type and classification head. */
 // clang-format off
 static const model_shape k_shapes[] = {
     {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false, VOCAB_BPE_TINY,
-     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"stories110m", "llama", 768, 12, 12, 12, 64, 2048, 32000, 1024, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false,
-     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, false, true, true,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"bert-base", "bert", 768, 12, 12, 12, 64, 3072, 30522, 512, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"nomic-embed-text", "nomic-bert", 768, 12, 12, 12, 64, 3072, 30522, 2048, 1000.0f, 1e-12f, false, true,
-     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"bert-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"nomic-test", "nomic-bert", 96, 2, 3, 3, 32, 200, 30522, 64, 1000.0f, 1e-12f, false, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"bert-rerank-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     /* Gemma 2/3 and Phi-3, then their small test look-alikes (caps and
      * windows small enough that random weights feel them) */
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 256, 9216, 256000, 8192, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0, 0.0f},
     {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 256, 6912, 262144, 32768, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0, 0.0f},
     {"phi3-mini", "phi3", 3072, 32, 32, 32, 96, 8192, 32064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"gemma2-test", "gemma2", 128, 3, 4, 2, 48, 320, 1000, 512, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0, 0.0f},
     {"gemma3-test", "gemma3", 128, 4, 4, 1, 32, 256, 1000, 512, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0, 0.0f},
+    {"granite3-2b", "granite", 2048, 40, 32, 8, 64, 8192, 49155, 131072, 5000000.0f, 1e-5f, false, true, false,
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f},
+    {"granite-test", "granite", 128, 2, 4, 2, 32, 256, 1000, 512, 10000.0f, 1e-5f, false, true, false,
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f},
     {"phi3-test", "phi3", 128, 2, 4, 2, 32, 256, 1064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f},
 };
 // clang-format on
 #define N_SHAPES (sizeof k_shapes / sizeof k_shapes[0])
@@ -695,8 +703,10 @@ static void add_specials(vocab_builder *vb, const model_shape *s, int first) {
         }
     } else {
         static const char *tiny[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+        static const char *granite[] = {"<|end_of_text|>", "<|start_of_role|>", "<|end_of_role|>"};
+        const char *const *names = s->vocab_style == VOCAB_BPE_GRANITE ? granite : tiny;
         for (int id = first; id < s->vocab; id++)
-            vb_add(vb, tiny[(id - first) % 3], HEARTH_TOKEN_CONTROL);
+            vb_add(vb, names[(id - first) % 3], HEARTH_TOKEN_CONTROL);
     }
 }
 
@@ -939,7 +949,8 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "nomic-embed-text (nomic-bert, mean pooling), and the small test shapes bert-test, nomic-test and\n"
         "bert-rerank-test (a classification head, rank pooling).\n"
         "Gemma and Phi-3 (generated BPE with their special tokens): gemma2-2b, gemma3-1b, phi3-mini, and\n"
-        "the small test look-alikes gemma2-test, gemma3-test, phi3-test (LongRoPE factors).");
+        "the small test look-alikes gemma2-test, gemma3-test, phi3-test (LongRoPE factors); granite3-2b and\n"
+        "granite-test (Granite's multipliers).");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
@@ -1062,6 +1073,12 @@ static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hear
     if (s->swa_pattern) ARCH_U32("attention.sliding_window_pattern", s->swa_pattern);
     if (s->attn_cap > 0) ARCH_F32("attn_logit_softcapping", s->attn_cap);
     if (s->final_cap > 0) ARCH_F32("final_logit_softcapping", s->final_cap);
+    if (s->fam == FAM_GRANITE) {
+        ARCH_F32("embedding_scale", 12.0f);
+        ARCH_F32("residual_scale", 0.22f);
+        ARCH_F32("attention.scale", s->attn_scale);
+        ARCH_F32("logit_scale", 8.0f);
+    }
     if (s->longrope_orig) { /* the converter's attention factor for LongRoPE */
         ARCH_U32("rope.scaling.original_context_length", s->longrope_orig);
         ARCH_F32("rope.scaling.attn_factor",

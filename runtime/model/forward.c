@@ -21,7 +21,9 @@
  * scores use Q scaled by attn_scale, soft-capped (gemma2) and, on the
  * sliding-window layers, only the last n_swa keys, with those layers' own
  * RoPE base; the logits are soft-capped (cap * tanh(logit / cap)). Phi-3 runs
- * the llama block on views of its fused weights, with LongRoPE factors.
+ * the llama block on views of its fused weights, with LongRoPE factors;
+ * Granite the llama block with its multipliers (embeddings, the attention
+ * score scale, each block's output before the residual add, 1 / logits).
  * Every step is one backend op; nothing here touches device memory directly.
  *
  * Partial offload: each layer runs on its model-assigned backend, and every
@@ -349,14 +351,14 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
     hearth_rope_params rope_swa = rope; /* gemma's sliding-window layers */
     rope_swa.freq_base = hp->rope_freq_base_swa;
     rope_swa.freq_scale = hp->rope_freq_scale_swa;
-    const float att_scale = gemma ? hp->attn_scale : 1.0f / sqrtf((float)D);
+    const float att_scale = hp->attn_scale;
 
     /* ---- token embeddings */
     act_set *a = set_for(f, m->embd_be, err), *next;
     {
         hearth_tensor x = rows(&a->x, n);
         a->be->ops->get_rows(a->be, &m->token_embd, ub->tokens, n, &x);
-        if (gemma) a->be->ops->scale_cap(a->be, &x, sqrtf((float)hp->n_embd), 0.0f, &x);
+        if (hp->embd_scale != 0) a->be->ops->scale_cap(a->be, &x, hp->embd_scale, 0.0f, &x);
     }
 
     for (int l = 0; l < hp->n_layer; l++) {
@@ -403,6 +405,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
         /* ---- x = x + att Wo (gemma: x + rmsnorm(att Wo) * attn_post_norm) */
         op->matmul(be, &L->wo, &att, NULL, &proj);
         if (gemma) op->rms_norm(be, &proj, &L->attn_post_norm, hp->rms_eps, &proj);
+        if (hp->residual_scale != 0) op->scale_cap(be, &proj, hp->residual_scale, 0.0f, &proj);
         op->add(be, &x, &proj, &x);
 
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
@@ -418,6 +421,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             op->silu_mul(be, &gate, &up, &gate);
         op->matmul(be, &L->w_down, &gate, NULL, &proj);
         if (gemma) op->rms_norm(be, &proj, &L->ffn_post_norm, hp->rms_eps, &proj);
+        if (hp->residual_scale != 0) op->scale_cap(be, &proj, hp->residual_scale, 0.0f, &proj);
         op->add(be, &x, &proj, &x);
     }
 
@@ -435,8 +439,9 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             be->ops->download(be, hidden_out, sel.data, (size_t)n_out * (size_t)hp->n_embd * sizeof(float));
         else
             be->ops->matmul(be, &m->output, &sel, NULL, &lg);
-        if (!hidden_out && hp->final_softcap > 0) /* gemma: cap * tanh(logit / cap) */
-            be->ops->scale_cap(be, &lg, 1.0f, hp->final_softcap, &lg);
+        if (!hidden_out && (hp->final_softcap > 0 || hp->logit_scale != 0)) /* gemma: cap tanh(l / cap) */
+            be->ops->scale_cap(be, &lg, hp->logit_scale != 0 ? 1.0f / hp->logit_scale : 1.0f,
+                               hp->final_softcap, &lg);
         if (dev_argmax) {
             be->ops->argmax(be, &lg, f->ids_dev);
             be->ops->download(be, ids_out, f->ids_dev, (size_t)n_out * sizeof(int32_t));

@@ -26,7 +26,8 @@ static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
     [HEARTH_ARCH_NOMIC_BERT] = {"nomic-bert", false, false, HEARTH_ROPE_NEOX, true, true},
     [HEARTH_ARCH_GEMMA2] = {"gemma2", false, false, HEARTH_ROPE_NEOX, false, false, true, false},
     [HEARTH_ARCH_GEMMA3] = {"gemma3", false, true, HEARTH_ROPE_NEOX, false, false, true, false},
-    [HEARTH_ARCH_PHI3] = {"phi3", false, false, HEARTH_ROPE_NEOX, false, false, false, true},
+    [HEARTH_ARCH_PHI3] = {"phi3", false, false, HEARTH_ROPE_NEOX, false, false, false, true, false},
+    [HEARTH_ARCH_GRANITE] = {"granite", false, false, HEARTH_ROPE_NORM, false, false, false, false, true},
 };
 
 const char *hearth_pooling_name(int pooling) {
@@ -40,7 +41,7 @@ const hearth_arch_info *hearth_arch_get(hearth_arch a) {
 
 const char *hearth_arch_supported_list(void) {
     return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3, gemma2, gemma3 (text), phi3 (Phi-3, "
-           "Phi-4); embedding models: bert, nomic-bert";
+           "Phi-4), granite (Granite 3 dense); embedding models: bert, nomic-bert";
 }
 
 static const char *base_name(const char *path) {
@@ -61,8 +62,9 @@ static bool get_arch_f32(const hearth_gguf *g, const char *arch, const char *suf
     return hearth_gguf_get_f32(g, key, out);
 }
 
-/* Gemma 2/3 and Phi-3 keys, with llama.cpp's defaults (llama_model_gemma2 /
- * gemma3 / phi3 load_arch_hparams): the soft-caps, the sliding window and
+/* Gemma 2/3, Phi-3 and Granite keys, with llama.cpp's defaults
+ * (llama_model_gemma2 / gemma3 / phi3 / granite load_arch_hparams): Granite's
+ * multipliers; the soft-caps, the sliding window and
  * its layer pattern and RoPE, the Q scaling (1/sqrt(n_embd / n_head) for the
  * 27B shapes, 46 or 62 layers, else 1/sqrt(head_dim)), and LongRoPE's
  * original context and attention factor. Phi-3's sliding_window is ignored,
@@ -74,6 +76,14 @@ static void read_family_hparams(const hearth_gguf *g, const char *arch, hearth_a
     hp->rope_freq_scale_swa = hp->rope_freq_scale;
     hp->n_ctx_orig = hp->n_ctx_train;
     hp->rope_attn_factor = 1.0f;
+    if (a == HEARTH_ARCH_GRANITE) { /* llama_model_granite: each key optional but logit_scale */
+        float f;
+        if (get_arch_f32(g, arch, "attention.scale", &f) && f != 0) hp->attn_scale = f;
+        get_arch_f32(g, arch, "embedding_scale", &hp->embd_scale);
+        get_arch_f32(g, arch, "residual_scale", &hp->residual_scale);
+        get_arch_f32(g, arch, "logit_scale", &hp->logit_scale);
+        return;
+    }
     if (a == HEARTH_ARCH_PHI3) {
         if (get_arch_u32(g, arch, "rope.scaling.original_context_length", &v) && v > 0)
             hp->n_ctx_orig = (int)v;
@@ -82,6 +92,7 @@ static void read_family_hparams(const hearth_gguf *g, const char *arch, hearth_a
     }
     if (a != HEARTH_ARCH_GEMMA2 && a != HEARTH_ARCH_GEMMA3) return;
     const bool g2 = a == HEARTH_ARCH_GEMMA2;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
     if ((g2 && hp->n_layer == 46) || (!g2 && hp->n_layer == 62))
         hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
     hp->attn_softcap = g2 ? 50.0f : 0.0f;
@@ -365,7 +376,7 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     hearth_backend *dev = m->backend, *host = dev->host;
     const int n = m->hp.n_layer;
     int want = !host || gpu_layers < 0 || gpu_layers > n ? n : gpu_layers;
-    const bool host_only = host && (m->arch_info->gemma || m->arch_info->fused);
+    const bool host_only = host && (m->arch_info->gemma || m->arch_info->fused || m->arch_info->scaled);
     if (host_only) want = 0; /* see model.h: these blocks run on the CPU backend for now */
     int fit = n;
     uint64_t avail = 0;
@@ -404,8 +415,9 @@ static void place_layers(hearth_model *m, int gpu_layers) {
         size_t len = strlen(m->plan);
         snprintf(m->plan + len, sizeof m->plan - len, " (%s runs on the cpu: this device backend lacks %s)",
                  m->arch_info->name,
-                 m->arch_info->gemma ? "the gelu_mul, scale_cap and attention_ext ops"
-                                     : "fused-weight views");
+                 m->arch_info->gemma    ? "the gelu_mul, scale_cap and attention_ext ops"
+                 : m->arch_info->scaled ? "the scale_cap op"
+                                        : "fused-weight views");
     }
     if (fit < n) {
         size_t len = strlen(m->plan);

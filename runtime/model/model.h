@@ -5,9 +5,11 @@
  * qwen2 (QKV bias), qwen3 (per-head Q/K RMS norm), gemma2 / gemma3 (flagged
  * `gemma`: GeGLU, post-norms, soft-caps, sliding-window layers) and phi3
  * (flagged `fused`: fused QKV and gate|up weights, seen as views of the
- * separate matrices) -- one forward pass serves them all. The Gemma layers
- * need ops only the CPU backend has (gelu_mul, scale_cap, attention_ext):
- * with a device backend they are placed on its host CPU backend. Encoders (bert, nomic-bert: embedding
+ * separate matrices) and granite (flagged `scaled`: its multipliers) -- one
+ * forward pass serves them all. The Gemma layers
+ * and granite need ops only the CPU backend has (gelu_mul, scale_cap,
+ * attention_ext), phi3 weight views into host memory: with a device backend
+ * these models are placed on its host CPU backend. Encoders (bert, nomic-bert: embedding
  * models, bidirectional attention, post-norm layers) are rows too, flagged `encoder`; they have no decoder
  * forward pass and run through runtime/model/embed.h on the CPU backend only. Weights keep their GGUF types;
  * on a host-visible backend they point straight into the memory-mapped file, elsewhere they are uploaded
@@ -44,6 +46,7 @@ typedef enum hearth_arch {
     HEARTH_ARCH_GEMMA2,     /* GeGLU, sqrt(dim) embeddings, post-norms, soft-caps, SWA on even layers */
     HEARTH_ARCH_GEMMA3,     /* gemma2 + Q/K norms, 5 local : 1 global layers, local RoPE base */
     HEARTH_ARCH_PHI3,       /* fused attn_qkv and ffn_up (gate|up), LongRoPE factors */
+    HEARTH_ARCH_GRANITE,    /* llama block with embedding / residual / attention / logit multipliers */
     HEARTH_ARCH_COUNT
 } hearth_arch;
 
@@ -56,6 +59,7 @@ typedef struct hearth_arch_info {
     bool rotary;           /* encoders: rope on Q/K (else learned position embeddings) */
     bool gemma;            /* Gemma 2/3 block: see forward.c (CPU ops gelu_mul, scale_cap, attention_ext) */
     bool fused;            /* phi3: attn_qkv [E -> Q+2KV] and ffn_up [E -> 2F] (gate rows first) */
+    bool scaled;           /* granite: its multipliers (the CPU op scale_cap) */
 } hearth_arch_info;
 
 /* {arch}.pooling_type, llama.cpp's numbering (llama_pooling_type). */
@@ -92,7 +96,11 @@ typedef struct hearth_hparams {
     /* gemma2 / gemma3 (llama.cpp's defaults when a key is absent) */
     float attn_softcap;  /* attn_logit_softcapping (gemma2: 50), 0 = none */
     float final_softcap; /* final_logit_softcapping (gemma2: 30), 0 = none */
-    float attn_scale;    /* Q scaling before the scores, 1/sqrt(head_dim) unless set */
+    float attn_scale;    /* score scale: 1/sqrt(head_dim) unless the family sets it */
+    /* multipliers, 0 = none: embeddings (gemma: sqrt(n_embd); granite:
+     * embedding_scale), each block output before its residual add
+     * (granite: residual_scale), logits divided by (granite: logit_scale) */
+    float embd_scale, residual_scale, logit_scale;
     int n_swa;           /* attention.sliding_window (gemma2: 4096), 0 = none */
     int swa_pattern;     /* every swa_pattern-th layer is global (gemma2 2, gemma3 6) */
     float rope_freq_base_swa, rope_freq_scale_swa; /* RoPE of the sliding-window layers */
