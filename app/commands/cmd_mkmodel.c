@@ -63,8 +63,9 @@ typedef enum vocab_style {
  * norms for gemma3), soft-caps and sliding windows; phi3 fuses QKV and
  * gate|up and may carry LongRoPE factors; granite is the llama layout with
  * Granite 3.1 2B's multipliers (embedding 12, residual 0.22, logits 1/8;
- * attention 1/64, for granite-test 2 so that random weights feel it). */
-typedef enum family { FAM_LLAMA, FAM_GEMMA2, FAM_GEMMA3, FAM_PHI3, FAM_GRANITE } family;
+ * attention 1/64, for granite-test 2 so that random weights feel it); olmo2
+ * has no pre-norms, Q/K norms over all heads and gemma's post-norm names. */
+typedef enum family { FAM_LLAMA, FAM_GEMMA2, FAM_GEMMA3, FAM_PHI3, FAM_GRANITE, FAM_OLMO2 } family;
 
 /* Encoder shapes (embedding models; tensor layout as llama.cpp's converter
  * writes it): bert = separate biased Q/K/V, learned positions, GELU FFN with
@@ -131,6 +132,10 @@ static const model_shape k_shapes[] = {
      VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f},
     {"granite-test", "granite", 128, 2, 4, 2, 32, 256, 1000, 512, 10000.0f, 1e-5f, false, true, false,
      VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f},
+    {"olmo2-1b", "olmo2", 2048, 16, 16, 16, 128, 8192, 100352, 4096, 500000.0f, 1e-6f, false, false, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+    {"olmo2-test", "olmo2", 128, 2, 4, 2, 32, 256, 1000, 512, 500000.0f, 1e-6f, false, false, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f},
     {"phi3-test", "phi3", 128, 2, 4, 2, 32, 256, 1064, 4096, 10000.0f, 1e-5f, false, false, false,
      VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f},
 };
@@ -331,8 +336,8 @@ static bool build_encoder_plan(const model_shape *s, hearth_dtype type, plan *p)
     return ok;
 }
 
-/* One gemma2 / gemma3 / phi3 block after its attn_norm, in the converter's
- * order (phi3: attn_qkv, ffn_up of 2 x ffn rows with the gate first). */
+/* One gemma2 / gemma3 / phi3 / olmo2 block, in the converter's order (phi3:
+ * attn_qkv, ffn_up of 2 x ffn rows with the gate first; olmo2: no pre-norms). */
 static bool build_family_layer(const model_shape *s, hearth_dtype type, plan *p, int l) {
     const int64_t E = s->dim, Q = (int64_t)s->n_head * s->head_dim, KV = (int64_t)s->n_head_kv * s->head_dim,
                   F = s->ffn;
@@ -341,6 +346,21 @@ static bool build_family_layer(const model_shape *s, hearth_dtype type, plan *p,
 #define ADD(suffix, fill, ne0, ne1)                                                                          \
     snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
     ok = ok && plan_add(p, n, fill, type, ne0, ne1);
+    if (s->fam == FAM_OLMO2) { /* no attn_norm / ffn_norm */
+        ADD("attn_q.weight", FILL_WEIGHT, E, Q);
+        ADD("attn_k.weight", FILL_WEIGHT, E, KV);
+        ADD("attn_v.weight", FILL_WEIGHT, E, KV);
+        ADD("attn_output.weight", FILL_WEIGHT, Q, E);
+        ADD("attn_q_norm.weight", FILL_NORM, Q, 1);
+        ADD("attn_k_norm.weight", FILL_NORM, KV, 1);
+        ADD("post_attention_norm.weight", FILL_NORM, E, 1);
+        ADD("ffn_gate.weight", FILL_WEIGHT, E, F);
+        ADD("ffn_down.weight", FILL_WEIGHT, F, E);
+        ADD("ffn_up.weight", FILL_WEIGHT, E, F);
+        ADD("post_ffw_norm.weight", FILL_NORM, E, 1);
+        return ok;
+    }
+    ADD("attn_norm.weight", FILL_NORM, E, 1);
     if (s->fam == FAM_PHI3) {
         ADD("attn_qkv.weight", FILL_WEIGHT, E, Q + 2 * KV);
         ADD("attn_output.weight", FILL_WEIGHT, Q, E);
@@ -383,11 +403,11 @@ static bool build_plan(const model_shape *s, hearth_dtype type, plan *p) {
 #define ADD(suffix, fill, ne0, ne1)                                                                          \
     snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
     ok = ok && plan_add(p, n, fill, type, ne0, ne1);
-        ADD("attn_norm.weight", FILL_NORM, E, 1);
-        if (s->fam == FAM_GEMMA2 || s->fam == FAM_GEMMA3 || s->fam == FAM_PHI3) {
+        if (s->fam == FAM_GEMMA2 || s->fam == FAM_GEMMA3 || s->fam == FAM_PHI3 || s->fam == FAM_OLMO2) {
             ok = ok && build_family_layer(s, type, p, l);
             continue;
         }
+        ADD("attn_norm.weight", FILL_NORM, E, 1);
         ADD("attn_q.weight", FILL_WEIGHT, E, Q);
         if (s->qkv_bias) {
             ADD("attn_q.bias", FILL_BIAS, Q, 1);
@@ -950,7 +970,7 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "bert-rerank-test (a classification head, rank pooling).\n"
         "Gemma and Phi-3 (generated BPE with their special tokens): gemma2-2b, gemma3-1b, phi3-mini, and\n"
         "the small test look-alikes gemma2-test, gemma3-test, phi3-test (LongRoPE factors); granite3-2b and\n"
-        "granite-test (Granite's multipliers).");
+        "granite-test (Granite's multipliers); olmo2-1b and olmo2-test.");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},

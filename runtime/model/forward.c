@@ -23,7 +23,9 @@
  * RoPE base; the logits are soft-capped (cap * tanh(logit / cap)). Phi-3 runs
  * the llama block on views of its fused weights, with LongRoPE factors;
  * Granite the llama block with its multipliers (embeddings, the attention
- * score scale, each block's output before the residual add, 1 / logits).
+ * score scale, each block's output before the residual add, 1 / logits);
+ * OLMo 2 has no pre-norms (Q/K/V and the FFN read x itself), RMS-norms Q and
+ * K over all heads at once, and post-norms both outputs as Gemma does.
  * Every step is one backend op; nothing here touches device memory directly.
  *
  * Partial offload: each layer runs on its model-assigned backend, and every
@@ -373,19 +375,23 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
                       v = rows(&a->v, n), att = rows(&a->att, n), gate = rows(&a->gate, n),
                       up = rows(&a->up, n), proj = rows(&a->proj, n);
 
-        /* ---- attention block: h = rmsnorm(x) * attn_norm */
-        op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &h);
+        /* ---- attention block: h = rmsnorm(x) * attn_norm (olmo2: no pre-norm, h = x) */
+        const hearth_tensor *in = L->attn_norm.data ? &h : &x;
+        if (L->attn_norm.data) op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &h);
         {
             const hearth_tensor *w3[3] = {&L->wq, &L->wk, &L->wv};
             const hearth_tensor *b3[3] = {L->bq.data ? &L->bq : NULL, L->bk.data ? &L->bk : NULL,
                                           L->bv.data ? &L->bv : NULL};
             hearth_tensor *o3[3] = {&q, &k, &v};
-            matmuls(be, 3, w3, &h, b3, o3);
+            matmuls(be, 3, w3, in, b3, o3);
         }
-        if (L->q_norm.data) { /* qwen3: RMS norm over each head's vector */
+        if (L->q_norm.data && L->q_norm.ne0 == D) { /* qwen3, gemma3: RMS norm over each head's vector */
             hearth_tensor qh = per_head(&q, n, H, D), kh = per_head(&k, n, HKV, D);
             op->rms_norm(be, &qh, &L->q_norm, hp->rms_eps, &qh);
             op->rms_norm(be, &kh, &L->k_norm, hp->rms_eps, &kh);
+        } else if (L->q_norm.data) { /* olmo2: over all heads of the token at once */
+            op->rms_norm(be, &q, &L->q_norm, hp->rms_eps, &q);
+            op->rms_norm(be, &k, &L->k_norm, hp->rms_eps, &k);
         }
         op->rope(be, &q, H, ub->pos, L->swa ? &rope_swa : &rope);
         op->rope(be, &k, HKV, ub->pos, L->swa ? &rope_swa : &rope);
@@ -404,23 +410,23 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
 
         /* ---- x = x + att Wo (gemma: x + rmsnorm(att Wo) * attn_post_norm) */
         op->matmul(be, &L->wo, &att, NULL, &proj);
-        if (gemma) op->rms_norm(be, &proj, &L->attn_post_norm, hp->rms_eps, &proj);
+        if (L->attn_post_norm.data) op->rms_norm(be, &proj, &L->attn_post_norm, hp->rms_eps, &proj);
         if (hp->residual_scale != 0) op->scale_cap(be, &proj, hp->residual_scale, 0.0f, &proj);
         op->add(be, &x, &proj, &x);
 
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
-        op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
+        if (L->ffn_norm.data) op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
         {
             const hearth_tensor *w2[2] = {&L->w_gate, &L->w_up}, *b2[2] = {NULL, NULL};
             hearth_tensor *o2[2] = {&gate, &up};
-            matmuls(be, 2, w2, &h, b2, o2);
+            matmuls(be, 2, w2, L->ffn_norm.data ? &h : &x, b2, o2);
         }
         if (gemma) /* GeGLU, and the FFN output's post-norm */
             op->gelu_mul(be, &gate, &up, &gate);
         else
             op->silu_mul(be, &gate, &up, &gate);
         op->matmul(be, &L->w_down, &gate, NULL, &proj);
-        if (gemma) op->rms_norm(be, &proj, &L->ffn_post_norm, hp->rms_eps, &proj);
+        if (L->ffn_post_norm.data) op->rms_norm(be, &proj, &L->ffn_post_norm, hp->rms_eps, &proj);
         if (hp->residual_scale != 0) op->scale_cap(be, &proj, hp->residual_scale, 0.0f, &proj);
         op->add(be, &x, &proj, &x);
     }

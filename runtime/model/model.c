@@ -27,7 +27,9 @@ static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
     [HEARTH_ARCH_GEMMA2] = {"gemma2", false, false, HEARTH_ROPE_NEOX, false, false, true, false},
     [HEARTH_ARCH_GEMMA3] = {"gemma3", false, true, HEARTH_ROPE_NEOX, false, false, true, false},
     [HEARTH_ARCH_PHI3] = {"phi3", false, false, HEARTH_ROPE_NEOX, false, false, false, true, false},
-    [HEARTH_ARCH_GRANITE] = {"granite", false, false, HEARTH_ROPE_NORM, false, false, false, false, true},
+    [HEARTH_ARCH_GRANITE] = {"granite", false, false, HEARTH_ROPE_NORM, false, false, false, false, true,
+                             false},
+    [HEARTH_ARCH_OLMO2] = {"olmo2", false, true, HEARTH_ROPE_NEOX, false, false, false, false, false, true},
 };
 
 const char *hearth_pooling_name(int pooling) {
@@ -41,7 +43,7 @@ const hearth_arch_info *hearth_arch_get(hearth_arch a) {
 
 const char *hearth_arch_supported_list(void) {
     return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3, gemma2, gemma3 (text), phi3 (Phi-3, "
-           "Phi-4), granite (Granite 3 dense); embedding models: bert, nomic-bert";
+           "Phi-4), granite (Granite 3 dense), olmo2; embedding models: bert, nomic-bert";
 }
 
 static const char *base_name(const char *path) {
@@ -90,6 +92,8 @@ static void read_family_hparams(const hearth_gguf *g, const char *arch, hearth_a
         get_arch_f32(g, arch, "rope.scaling.attn_factor", &hp->rope_attn_factor);
         return;
     }
+    if (a == HEARTH_ARCH_OLMO2 && get_arch_u32(g, arch, "attention.sliding_window", &v) && v > 0)
+        hp->n_swa = (int)v; /* OLMo 3's sliding window: refused at load (see hearth_hparams_read) */
     if (a != HEARTH_ARCH_GEMMA2 && a != HEARTH_ARCH_GEMMA3) return;
     const bool g2 = a == HEARTH_ARCH_GEMMA2;
     hp->embd_scale = sqrtf((float)hp->n_embd);
@@ -191,6 +195,12 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
                                 hearth_str_copy(st, t, sizeof t));
     }
     read_family_hparams(g, arch, (hearth_arch)a, hp);
+    if (a == HEARTH_ARCH_OLMO2 && hp->n_swa > 0)
+        return hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "%s: olmo2 with a sliding window (%s.attention.sliding_window = %d, OLMo 3) is not "
+            "supported yet",
+            file, arch, hp->n_swa);
     const gguf_kv *toks = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
     hp->n_vocab = toks ? (int)toks->arr_n : 0;
     hp->n_cls_out = 1;
@@ -600,7 +610,7 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
 #define T(field, suffix, ne0, ne1, opt, f32)                                                                 \
     snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                           \
     if (load_tensor(&L, m->layer_be[l], n, ne0, ne1, opt, f32, &ly->field)) goto fail;
-        T(attn_norm, "attn_norm.weight", E, 1, false, true);
+        T(attn_norm, "attn_norm.weight", E, 1, ai->post_only, true);
         if (ai->fused) {
             T(wqkv, "attn_qkv.weight", E, Q + 2 * KV, true, false);
         }
@@ -617,9 +627,9 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
         T(bq, "attn_q.bias", Q, 1, !ai->qkv_bias, true);
         T(bk, "attn_k.bias", KV, 1, !ai->qkv_bias, true);
         T(bv, "attn_v.bias", KV, 1, !ai->qkv_bias, true);
-        T(q_norm, "attn_q_norm.weight", hp->head_dim, 1, !ai->qk_norm, true);
-        T(k_norm, "attn_k_norm.weight", hp->head_dim, 1, !ai->qk_norm, true);
-        T(ffn_norm, "ffn_norm.weight", E, 1, false, true);
+        T(q_norm, "attn_q_norm.weight", ai->post_only ? Q : hp->head_dim, 1, !ai->qk_norm, true);
+        T(k_norm, "attn_k_norm.weight", ai->post_only ? KV : hp->head_dim, 1, !ai->qk_norm, true);
+        T(ffn_norm, "ffn_norm.weight", E, 1, ai->post_only, true);
         if (ai->fused) { /* phi3: ffn_up holds gate rows [0, F) then up rows [F, 2F) */
             hearth_tensor gu;
             T(w_up, "ffn_up.weight", E, 2 * F, false, false);
@@ -631,7 +641,7 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
             T(w_up, "ffn_up.weight", E, F, false, false);
         }
         T(w_down, "ffn_down.weight", F, E, false, false);
-        if (ai->gemma) {
+        if (ai->gemma || ai->post_only) {
             T(attn_post_norm, "post_attention_norm.weight", E, 1, false, true);
             T(ffn_post_norm, "post_ffw_norm.weight", E, 1, false, true);
             ly->swa = hp->n_swa > 0 && (hp->swa_pattern <= 0 || l % hp->swa_pattern < hp->swa_pattern - 1);

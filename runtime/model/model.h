@@ -5,8 +5,9 @@
  * qwen2 (QKV bias), qwen3 (per-head Q/K RMS norm), gemma2 / gemma3 (flagged
  * `gemma`: GeGLU, post-norms, soft-caps, sliding-window layers) and phi3
  * (flagged `fused`: fused QKV and gate|up weights, seen as views of the
- * separate matrices) and granite (flagged `scaled`: its multipliers) -- one
- * forward pass serves them all. The Gemma layers
+ * separate matrices), granite (flagged `scaled`: its multipliers) and olmo2
+ * (flagged `post_only`: post-norms, whole-vector Q/K norms; standard ops, so
+ * it runs on every backend) -- one forward pass serves them all. The Gemma layers
  * and granite need ops only the CPU backend has (gelu_mul, scale_cap,
  * attention_ext), phi3 weight views into host memory: with a device backend
  * these models are placed on its host CPU backend. Encoders (bert, nomic-bert: embedding
@@ -47,6 +48,7 @@ typedef enum hearth_arch {
     HEARTH_ARCH_GEMMA3,     /* gemma2 + Q/K norms, 5 local : 1 global layers, local RoPE base */
     HEARTH_ARCH_PHI3,       /* fused attn_qkv and ffn_up (gate|up), LongRoPE factors */
     HEARTH_ARCH_GRANITE,    /* llama block with embedding / residual / attention / logit multipliers */
+    HEARTH_ARCH_OLMO2,      /* no pre-norms: post-norms, Q/K RMS norms over all heads at once */
     HEARTH_ARCH_COUNT
 } hearth_arch;
 
@@ -60,6 +62,7 @@ typedef struct hearth_arch_info {
     bool gemma;            /* Gemma 2/3 block: see forward.c (CPU ops gelu_mul, scale_cap, attention_ext) */
     bool fused;            /* phi3: attn_qkv [E -> Q+2KV] and ffn_up [E -> 2F] (gate rows first) */
     bool scaled;           /* granite: its multipliers (the CPU op scale_cap) */
+    bool post_only;        /* olmo2: post-norms instead of pre-norms, Q/K norms [n_head*hd], [n_kv*hd] */
 } hearth_arch_info;
 
 /* {arch}.pooling_type, llama.cpp's numbering (llama_pooling_type). */
@@ -110,11 +113,12 @@ typedef struct hearth_hparams {
 } hearth_hparams;
 
 typedef struct hearth_layer {
-    hearth_tensor attn_norm; /* [n_embd] f32 */
+    hearth_tensor attn_norm; /* [n_embd] f32 (olmo2: absent, like ffn_norm) */
     hearth_tensor wq, wk, wv,
         wo;                   /* [n_embd -> n_head*hd], [n_embd -> n_head_kv*hd] x2, [n_head*hd -> n_embd] */
     hearth_tensor bq, bk, bv; /* biases (qwen2), data NULL when absent */
-    hearth_tensor q_norm, k_norm;       /* [head_dim] (qwen3), data NULL when absent */
+    hearth_tensor q_norm,
+        k_norm; /* [head_dim] (qwen3, gemma3) or the whole Q/K (olmo2), NULL data when absent */
     hearth_tensor ffn_norm;             /* [n_embd] */
     hearth_tensor w_gate, w_up, w_down; /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
     /* encoders (data NULL when absent): fused QKV [n_embd -> 3 n_embd] and
@@ -123,8 +127,8 @@ typedef struct hearth_layer {
      * after the FFN residual. */
     hearth_tensor wqkv, bqkv, bo, b_up, b_down;
     hearth_tensor attn_out_norm, attn_out_norm_b, out_norm, out_norm_b;
-    /* gemma: RMS post-norms of the attention and FFN outputs (before each
-     * residual add); swa: this layer attends through the sliding window */
+    /* gemma, olmo2: RMS post-norms of the attention and FFN outputs (before
+     * each residual add); swa: this layer attends through the sliding window */
     hearth_tensor attn_post_norm, ffn_post_norm;
     bool swa;
 } hearth_layer;

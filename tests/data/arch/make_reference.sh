@@ -31,3 +31,4 @@ ref gemma3-test gemma3-test 256
 ref phi3-test-short phi3-test 256
 ref phi3-test-long phi3-test 1024
 ref granite-test granite-test 256
+ref olmo2-test olmo2-test 256

@@ -1,9 +1,10 @@
 /*
- * test_arch_parity.c - Gemma 2, Gemma 3, Phi-3 and Granite against native
- * llama.cpp.
+ * test_arch_parity.c - Gemma 2, Gemma 3, Phi-3, Granite and OLMo 2 against
+ * native llama.cpp.
  *
  * Each case regenerates a small look-alike with `hearth mkmodel` (F32, seed
- * 42: gemma2-test, gemma3-test, phi3-test, granite-test) and compares the logits at the
+ * 42: gemma2-test, gemma3-test, phi3-test, granite-test, olmo2-test) and
+ * compares the logits at the
  * last prompt position with llama.cpp's, stored in tests/data/arch/CASE.json
  * (top 10 ids and logits, and the largest logit; see its README for how they
  * were made): every stored logit within 1e-3 of the largest logit's size,
@@ -39,6 +40,7 @@ static const arch_case k_cases[] = {
     {"phi3-test-short.json", "phi3-test", 256, "<|end|>"},
     {"phi3-test-long.json", "phi3-test", 1024, "<|end|>"},
     {"granite-test.json", "granite-test", 256, "<|end_of_text|>"},
+    {"olmo2-test.json", "olmo2-test", 256, "<|endoftext|>"},
 };
 
 enum { MAX_PROMPT = 128, MAX_GEN = 16, TOP = 10 };
