@@ -91,53 +91,54 @@ typedef struct model_shape {
     float attn_cap, final_cap; /* soft-caps written when > 0 */
     int longrope_orig;         /* phi3: > 0 writes LongRoPE factors for this original context */
     float attn_scale;          /* granite: attention.scale (its attention multiplier) */
+    float rope_linear; /* > 0: rope.scaling.type linear with this factor (Gemma 3 4B+ global layers) */
 } model_shape;
 
 /* Encoder rows end with their kind, pooling_type and classification head. */
 // clang-format off
 static const model_shape k_shapes[] = {
     {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false, VOCAB_BPE_TINY,
-     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"stories110m", "llama", 768, 12, 12, 12, 64, 2048, 32000, 1024, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false,
-     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, false, true, true,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"bert-base", "bert", 768, 12, 12, 12, 64, 3072, 30522, 512, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"nomic-embed-text", "nomic-bert", 768, 12, 12, 12, 64, 3072, 30522, 2048, 1000.0f, 1e-12f, false, true,
-     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"bert-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"nomic-test", "nomic-bert", 96, 2, 3, 3, 32, 200, 30522, 64, 1000.0f, 1e-12f, false, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"bert-rerank-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     /* Gemma 2/3 and Phi-3, then their small test look-alikes (caps and
      * windows small enough that random weights feel them) */
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 256, 9216, 256000, 8192, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0, 0.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0, 0.0f, 0.0f},
     {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 256, 6912, 262144, 32768, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"phi3-mini", "phi3", 3072, 32, 32, 32, 96, 8192, 32064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"gemma2-test", "gemma2", 128, 3, 4, 2, 48, 320, 1000, 512, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0, 0.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0, 0.0f, 0.0f},
     {"gemma3-test", "gemma3", 128, 4, 4, 1, 32, 256, 1000, 512, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0, 0.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0, 0.0f, 8.0f},
     {"granite3-2b", "granite", 2048, 40, 32, 8, 64, 8192, 49155, 131072, 5000000.0f, 1e-5f, false, true, false,
-     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f},
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f, 0.0f},
     {"granite-test", "granite", 128, 2, 4, 2, 32, 256, 1000, 512, 10000.0f, 1e-5f, false, true, false,
-     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f},
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f, 0.0f},
     {"olmo2-1b", "olmo2", 2048, 16, 16, 16, 128, 8192, 100352, 4096, 500000.0f, 1e-6f, false, false, false,
-     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"olmo2-test", "olmo2", 128, 2, 4, 2, 32, 256, 1000, 512, 500000.0f, 1e-6f, false, false, false,
-     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f},
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
     {"phi3-test", "phi3", 128, 2, 4, 2, 32, 256, 1064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f, 0.0f},
 };
 // clang-format on
 #define N_SHAPES (sizeof k_shapes / sizeof k_shapes[0])
@@ -1093,6 +1094,13 @@ static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hear
     if (s->swa_pattern) ARCH_U32("attention.sliding_window_pattern", s->swa_pattern);
     if (s->attn_cap > 0) ARCH_F32("attn_logit_softcapping", s->attn_cap);
     if (s->final_cap > 0) ARCH_F32("final_logit_softcapping", s->final_cap);
+    if (s->rope_linear > 0) {
+        if (!st) {
+            snprintf(key, sizeof key, "%s.rope.scaling.type", s->arch);
+            st = hearth_gguf_writer_set_str(w, key, "linear", err);
+        }
+        ARCH_F32("rope.scaling.factor", s->rope_linear);
+    }
     if (s->fam == FAM_GRANITE) {
         ARCH_F32("embedding_scale", 12.0f);
         ARCH_F32("residual_scale", 0.22f);
