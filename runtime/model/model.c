@@ -309,8 +309,8 @@ static bool can_run(const hearth_model *m, hearth_backend *b, const char *name) 
     return !t || b->ops->supports_type(b, t->type);
 }
 
-static const char *const layer_matrices[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
-                                             "ffn_gate", "ffn_up", "ffn_down"};
+static const char *const layer_matrices[] = {"attn_q",      "attn_k",   "attn_v", "attn_qkv",
+                                             "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
 /* The first weight type of layer l that `b` cannot run, or -1. */
 static int layer_missing_type(const hearth_model *m, hearth_backend *b, int l) {
@@ -386,7 +386,7 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     hearth_backend *dev = m->backend, *host = dev->host;
     const int n = m->hp.n_layer;
     int want = !host || gpu_layers < 0 || gpu_layers > n ? n : gpu_layers;
-    const bool host_only = host && (m->arch_info->gemma || m->arch_info->fused || m->arch_info->scaled);
+    const bool host_only = host && (m->arch_info->gemma || m->arch_info->scaled);
     if (host_only) want = 0; /* see model.h: these blocks run on the CPU backend for now */
     int fit = n;
     uint64_t avail = 0;
@@ -425,9 +425,7 @@ static void place_layers(hearth_model *m, int gpu_layers) {
         size_t len = strlen(m->plan);
         snprintf(m->plan + len, sizeof m->plan - len, " (%s runs on the cpu: this device backend lacks %s)",
                  m->arch_info->name,
-                 m->arch_info->gemma    ? "the gelu_mul, scale_cap and attention_ext ops"
-                 : m->arch_info->scaled ? "the scale_cap op"
-                                        : "fused-weight views");
+                 m->arch_info->gemma ? "the gelu_mul, scale_cap and attention_ext ops" : "the scale_cap op");
     }
     if (fit < n) {
         size_t len = strlen(m->plan);

@@ -9,12 +9,13 @@
  * (flagged `post_only`: post-norms, whole-vector Q/K norms; standard ops, so
  * it runs on every backend) -- one forward pass serves them all. The Gemma layers
  * and granite need ops only the CPU backend has (gelu_mul, scale_cap,
- * attention_ext), phi3 weight views into host memory: with a device backend
- * these models are placed on its host CPU backend. Encoders (bert, nomic-bert: embedding
- * models, bidirectional attention, post-norm layers) are rows too, flagged `encoder`; they have no decoder
- * forward pass and run through runtime/model/embed.h on the CPU backend only. Weights keep their GGUF types;
- * on a host-visible backend they point straight into the memory-mapped file, elsewhere they are uploaded
- * once.
+ * attention_ext): with a device backend these models are placed on its host
+ * CPU backend. phi3's views are pointer offsets into the fused weight, which
+ * every backend resolves (device pointers allow arithmetic), so it offloads. Encoders (bert, nomic-bert:
+ * embedding models, bidirectional attention, post-norm layers) are rows too, flagged `encoder`; they have no
+ * decoder forward pass and run through runtime/model/embed.h on the CPU backend only. Weights keep their GGUF
+ * types; on a host-visible backend they point straight into the memory-mapped file, elsewhere they are
+ * uploaded once.
  *
  * Placement (partial offload): each layer runs on one backend. With a device
  * backend (CUDA, Vulkan) the first `gpu_layers` layers go to the device and
