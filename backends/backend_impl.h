@@ -84,8 +84,9 @@ typedef struct hearth_backend_ops {
      * tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as ggml's
      * GELU; out may alias x. */
     void (*gelu)(hearth_backend *b, const hearth_tensor *x, hearth_tensor *out);
-    /* Optional, for the Gemma family (NULL: those models run on the host
-     * CPU backend). Profiled as SILU_MUL / ADD / ATTENTION.
+    /* Optional, for Gemma 2/3 and Granite (NULL: those models run on the
+     * host CPU backend). CPU and Vulkan have them. Profiled as SILU_MUL /
+     * ADD / ATTENTION.
      * gelu_mul: out = gelu(gate) * up, GELU in the tanh form above (GeGLU);
      * out may alias gate. */
     void (*gelu_mul)(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,

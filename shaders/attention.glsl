@@ -13,7 +13,8 @@
 // an F16 pool; for a Q8_0 pool quantized per 32 to Q8_0 (d = amax/127 stored
 // as F16, q = rint(x * 127/amax)) and scored by integer block dots, as ggml
 // does. meta (int) holds kv_len[n_tok], pt_offset[n_tok] and the page table
-// at the given offsets.
+// at the given offsets. attention_ext's options: a sliding window (the loop
+// starts at the window's first key) and soft-capped scores.
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer Qb { float q[]; };
 layout(std430, binding = 1) readonly buffer Kb { uint kp[]; };
@@ -24,6 +25,8 @@ layout(push_constant) uniform P {
     uint q_off, q_nb1, k_off, k_nb1, v_off, v_nb1, o_off, o_nb1;
     uint n_heads, n_kv_heads, hd, n_tok, ktype, vtype, page_size, m_kvlen, m_ptoff, m_pt;
     float scale;
+    uint window;   // > 0: only the last `window` keys (sliding window)
+    float softcap; // > 0: scores soft-capped, softcap * tanh(s / softcap)
 } p;
 #define WBUF kp
 #define WBIND 1
@@ -118,13 +121,15 @@ void main() {
     uint n_kv = uint(meta[p.m_kvlen + t]);
     uint pt = p.m_pt + uint(meta[p.m_ptoff + t]);
     uint kh = head_off(p.ktype, g), vh = head_off(p.vtype, g);
-    for (uint p0 = 0u; p0 < n_kv; p0 += WG) {
+    uint first = p.window > 0u && n_kv > p.window ? n_kv - p.window : 0u;
+    for (uint p0 = first; p0 < n_kv; p0 += WG) {
         uint pos = p0 + tid;
         float s = NEG;
         if (pos < n_kv) {
             uint slot = uint(meta[pt + pos / p.page_size]) * p.page_size + pos % p.page_size;
             slot_s[tid] = slot;
             s = score(p.k_off + slot * p.k_nb1 + kh) * p.scale;
+            if (p.softcap > 0.0) s = p.softcap * tanh(clamp(s / p.softcap, -15.0, 15.0));
         }
         float tmax = max(m, wg_max(s));
         float e = pos < n_kv ? exp(s - tmax) : 0.0;

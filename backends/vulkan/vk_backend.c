@@ -735,27 +735,46 @@ static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_te
     dispatch(c, HEARTH_OP_MATMUL, SH_MATMUL, w->type, a, 4, &pc, sizeof pc, gx, gy);
 }
 
-static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, hearth_tensor *out,
-                   uint32_t op) {
+/* binary.comp's ops: 0 add, 1 silu_mul, 2 gelu_mul, 3 scale_cap (s, cap; y unused). */
+static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, hearth_tensor *out, uint32_t op,
+                   float s, float cap) {
     size_t xo, yo, oo;
     vk_buf *xb = resolve(c, x->data, &xo), *yb = resolve(c, y->data, &yo), *ob = resolve(c, out->data, &oo);
     struct {
         uint32_t a_off, a_nb1, b_off, b_nb1, o_off, o_nb1, ne0, ne1, op;
-    } pc = {f32_off(xo),         u32(x->nb1 / 4),     f32_off(yo),
-            u32(y->nb1 / 4),     f32_off(oo),         u32(out->nb1 / 4),
-            u32((size_t)x->ne0), u32((size_t)x->ne1), op};
+        float s, cap;
+    } pc = {f32_off(xo),
+            u32(x->nb1 / 4),
+            f32_off(yo),
+            u32(y->nb1 / 4),
+            f32_off(oo),
+            u32(out->nb1 / 4),
+            u32((size_t)x->ne0),
+            u32((size_t)x->ne1),
+            op,
+            s,
+            cap};
     vk_arg a[3] = {{xb, false, true}, {yb, false, true}, {ob, true, true}};
-    dispatch(c, op == 0 ? HEARTH_OP_ADD : HEARTH_OP_SILU_MUL, SH_BINARY, HEARTH_F32, a, 3, &pc, sizeof pc,
-             (uint32_t)((x->ne0 + 63) / 64), (uint32_t)x->ne1);
+    dispatch(c, op == 0 || op == 3 ? HEARTH_OP_ADD : HEARTH_OP_SILU_MUL, SH_BINARY, HEARTH_F32, a, 3, &pc,
+             sizeof pc, (uint32_t)((x->ne0 + 63) / 64), (uint32_t)x->ne1);
 }
 
 static void vk_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
-    binary(ctx_of(b), a, c2, out, 0);
+    binary(ctx_of(b), a, c2, out, 0, 0, 0);
 }
 
 static void vk_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
                         hearth_tensor *out) {
-    binary(ctx_of(b), gate, up, out, 1);
+    binary(ctx_of(b), gate, up, out, 1, 0, 0);
+}
+
+static void vk_gelu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
+                        hearth_tensor *out) {
+    binary(ctx_of(b), gate, up, out, 2, 0, 0);
+}
+
+static void vk_scale_cap(hearth_backend *b, const hearth_tensor *x, float s, float cap, hearth_tensor *out) {
+    binary(ctx_of(b), x, x, out, 3, s, cap);
 }
 
 /* The (cos, sin) table of a rope call, computed exactly as the CPU backend
@@ -857,9 +876,10 @@ static void vk_kv_store(hearth_backend *b, hearth_tensor *pool, const hearth_ten
     dispatch(c, HEARTH_OP_KV_STORE, SH_KV_STORE, HEARTH_F32, a, 3, &pc, sizeof pc, gx, gy);
 }
 
-static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
-                         const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
-                         int head_dim, float scale, hearth_tensor *out) {
+static void vk_attention_ext(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                             const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads,
+                             int n_kv_heads, int head_dim, float scale, const hearth_attn_opts *opt,
+                             hearth_tensor *out) {
     vk_ctx *c = ctx_of(b);
     const bool q8 = k_pool->type == HEARTH_Q8_0 || v_pool->type == HEARTH_Q8_0;
     if (head_dim > 256 || n_kv_heads <= 0 || n_heads % n_kv_heads || (q8 && head_dim % 32)) {
@@ -892,6 +912,8 @@ static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth
         uint32_t q_off, q_nb1, k_off, k_nb1, v_off, v_nb1, o_off, o_nb1;
         uint32_t n_heads, n_kv_heads, hd, n_tok, ktype, vtype, page_size, m_kvlen, m_ptoff, m_pt;
         float scale;
+        uint32_t window;
+        float softcap;
     } pc = {f32_off(qo),
             u32(q->nb1 / 4),
             u32(ko),
@@ -910,12 +932,20 @@ static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth
             mbase,
             mbase + u32(nt),
             mbase + u32(2 * nt),
-            scale};
+            scale,
+            opt && opt->window > 0 ? (uint32_t)opt->window : 0u,
+            opt && opt->softcap > 0 ? opt->softcap : 0.0f};
     vk_arg a[5] = {
         {qb, false, true}, {kb, false, true}, {vb, false, true}, {mb, false, false}, {ob, true, true}};
     uint32_t gx, gy;
     grid(c, (uint64_t)nt * (uint64_t)n_heads, &gx, &gy);
     dispatch(c, HEARTH_OP_ATTENTION, SH_ATTENTION, HEARTH_F32, a, 5, &pc, sizeof pc, gx, gy);
+}
+
+static void vk_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                         const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
+                         int head_dim, float scale, hearth_tensor *out) {
+    vk_attention_ext(b, q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, NULL, out);
 }
 
 static hearth_status vk_synchronize(hearth_backend *b, hearth_error *err) {
@@ -1050,6 +1080,9 @@ static const hearth_backend_ops vk_ops = {
     .kv_store = vk_kv_store,
     .attention = vk_attention,
     .silu_mul = vk_silu_mul,
+    .gelu_mul = vk_gelu_mul,
+    .scale_cap = vk_scale_cap,
+    .attention_ext = vk_attention_ext,
     .get_rows_f32 = vk_get_rows_f32,
     .argmax = vk_argmax,
     .synchronize = vk_synchronize,

@@ -386,7 +386,10 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     hearth_backend *dev = m->backend, *host = dev->host;
     const int n = m->hp.n_layer;
     int want = !host || gpu_layers < 0 || gpu_layers > n ? n : gpu_layers;
-    const bool host_only = host && (m->arch_info->gemma || m->arch_info->scaled);
+    const hearth_backend_ops *dop = dev->ops;
+    const bool host_only =
+        host && ((m->arch_info->gemma && !(dop->gelu_mul && dop->scale_cap && dop->attention_ext)) ||
+                 (m->arch_info->scaled && !dop->scale_cap));
     if (host_only) want = 0; /* see model.h: these blocks run on the CPU backend for now */
     int fit = n;
     uint64_t avail = 0;

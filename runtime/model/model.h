@@ -8,9 +8,9 @@
  * separate matrices), granite (flagged `scaled`: its multipliers) and olmo2
  * (flagged `post_only`: post-norms, whole-vector Q/K norms; standard ops, so
  * it runs on every backend) -- one forward pass serves them all. The Gemma layers
- * and granite need ops only the CPU backend has (gelu_mul, scale_cap,
- * attention_ext): with a device backend these models are placed on its host
- * CPU backend. phi3's views are pointer offsets into the fused weight, which
+ * and granite need optional ops (gelu_mul, scale_cap, attention_ext: the CPU
+ * and Vulkan backends have them, CUDA not yet): on a device backend without
+ * them these models are placed on its host CPU backend, and `plan` says so. phi3's views are pointer offsets into the fused weight, which
  * every backend resolves (device pointers allow arithmetic), so it offloads. Encoders (bert, nomic-bert:
  * embedding models, bidirectional attention, post-norm layers) are rows too, flagged `encoder`; they have no
  * decoder forward pass and run through runtime/model/embed.h on the CPU backend only. Weights keep their GGUF

@@ -293,6 +293,15 @@ static void test_elementwise(void) {
     cpu->ops->silu_mul(cpu, &as.c, &bs.c, &o.c);
     vk->ops->silu_mul(vk, &as.v, &bs.v, &o.v);
     compare("silu_mul", &o, 1e-5);
+    cpu->ops->gelu_mul(cpu, &as.c, &bs.c, &o.c); /* Gemma's GeGLU */
+    vk->ops->gelu_mul(vk, &as.v, &bs.v, &o.v);
+    compare("gelu_mul", &o, 1e-5);
+    cpu->ops->scale_cap(cpu, &as.c, 11.3f, 0.0f, &o.c); /* embedding scaling */
+    vk->ops->scale_cap(vk, &as.v, 11.3f, 0.0f, &o.v);
+    compare("scale_cap (scale)", &o, 1e-5);
+    cpu->ops->scale_cap(cpu, &as.c, 1.5f, 0.7f, &o.c); /* logit soft-capping, arguments far past the cap */
+    vk->ops->scale_cap(vk, &as.v, 1.5f, 0.7f, &o.v);
+    compare("scale_cap (soft-cap)", &o, 1e-5);
     cpu->ops->add(cpu, &as.c, &bs.c, &as.c); /* out aliases a */
     vk->ops->add(vk, &as.v, &bs.v, &as.v);
     compare("add in place", &as, 1e-6);
@@ -408,6 +417,15 @@ static void test_kv_attention(void) {
             snprintf(name, sizeof name, "attention %s KV, head_dim %d, GQA %d/%d", hearth_dtype_name(kt), D,
                      H, HKV);
             compare(name, &o, 1e-4);
+            /* attention_ext: sliding windows shorter and longer than a tile, with and without soft-capping */
+            static const hearth_attn_opts opts[] = {{1, 0}, {8, 0}, {100, 0}, {0, 0.5f}, {20, 2.0f}};
+            for (size_t oi = 0; oi < sizeof opts / sizeof opts[0]; oi++) {
+                cpu->ops->attention_ext(cpu, &qs.c, &kp.c, &vp.c, &m, H, HKV, D, scale, &opts[oi], &o.c);
+                vk->ops->attention_ext(vk, &qs.v, &kp.v, &vp.v, &m, H, HKV, D, scale, &opts[oi], &o.v);
+                snprintf(name, sizeof name, "attention_ext window %d softcap %g, %s KV, head_dim %d",
+                         opts[oi].window, opts[oi].softcap, hearth_dtype_name(kt), D);
+                compare(name, &o, 1e-4);
+            }
             /* copy one page (copy-on-write) */
             size_t pb = (size_t)page * kp.c.nb1;
             memmove((char *)kp.c.data + 5 * pb, (char *)kp.c.data + 2 * pb, pb);

@@ -15,8 +15,10 @@
  * layers, changes the logits. Phi-3 runs twice: a context of 256 (not over
  * the original 512: the short LongRoPE factors) and of 1024 (the long ones;
  * llama.cpp's contexts are at least 256).
- * Also: the families' end-of-turn tokens end generation (is_eog), and
- * the model table and the error for other architectures name the list.
+ * Also: the families' end-of-turn tokens end generation (is_eog), the model
+ * table and the error for other architectures name the list, and a device
+ * backend without the Gemma ops gets the Gemma/Granite layers placed on its
+ * host CPU backend, saying so.
  * Needs HEARTH_BIN (ctest sets it) and HEARTH_SOURCE; skips without them.
  */
 #include <math.h>
@@ -244,6 +246,51 @@ static void test_unsupported(hearth_backend *be, const char *dir) {
     hearth_model_free(m);
 }
 
+/* Placement on a device backend that lacks gelu_mul, scale_cap and
+ * attention_ext (CUDA for now): the CPU backend's ops minus those, with a
+ * host. gemma2 and granite layers go to the host and the plan says why;
+ * olmo2 and phi3 stay on the device. */
+static void test_placement(hearth_backend *cpu_be, const char *dir) {
+    hearth_error err = {0};
+    hearth_backend *host = hearth_cpu_backend_create(1, &err);
+    REQUIRE(host);
+    static hearth_backend_ops ops;
+    ops = *cpu_be->ops;
+    ops.gelu_mul = NULL;
+    ops.scale_cap = NULL;
+    ops.attention_ext = NULL;
+    hearth_backend dev = *cpu_be; /* shares the CPU context; used by this test alone */
+    dev.ops = &ops;
+    dev.host = host;
+    static const struct {
+        const char *shape;
+        bool on_host;
+    } want[] = {{"gemma2-test", true}, {"granite-test", true}, {"olmo2-test", false}, {"phi3-test", false}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char path[1024], cmd[3072];
+        snprintf(path, sizeof path, "%s/%s.gguf", dir, want[i].shape);
+        if (access(path, R_OK) != 0) {
+            snprintf(cmd, sizeof cmd, "'%s' mkmodel --shape %s --type f32 --seed 42 -o '%s' >/dev/null 2>&1",
+                     getenv("HEARTH_BIN"), want[i].shape, path);
+            CHECK(system(cmd) == 0);
+        }
+        hearth_model_params mp = {.backend = &dev, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
+        hearth_model *m = hearth_model_load(path, &mp, &err);
+        CHECKF(m, "%s: %s", path, err.msg);
+        if (!m) continue;
+        int on_host = 0;
+        for (int l = 0; l < m->hp.n_layer; l++)
+            on_host += m->layer_be[l] == host;
+        CHECKF(on_host == (want[i].on_host ? m->hp.n_layer : 0), "%s: %d of %d layers on the host",
+               want[i].shape, on_host, m->hp.n_layer);
+        CHECKF((strstr(m->plan, "runs on the cpu") != NULL) == want[i].on_host, "%s: plan '%s'",
+               want[i].shape, m->plan);
+        printf("  placement on a device without the Gemma ops: %s: %s\n", want[i].shape, m->plan);
+        hearth_model_free(m);
+    }
+    hearth_backend_free(host);
+}
+
 int main(void) {
     const char *bin = getenv("HEARTH_BIN"), *src = getenv("HEARTH_SOURCE");
     if (!bin || !src) {
@@ -258,6 +305,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++)
         run_file(be, bin, src, dir, &k_cases[i]);
     test_unsupported(be, dir);
+    test_placement(be, dir);
     /* the supported list names the new architectures */
     const char *list = hearth_arch_supported_list();
     CHECK(strstr(list, "gemma2") && strstr(list, "gemma3") && strstr(list, "phi3"));
