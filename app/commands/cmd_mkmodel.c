@@ -969,9 +969,9 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "Embedding models (bert-bge WordPiece vocabulary from ../shared/vocab): bert-base (CLS pooling),\n"
         "nomic-embed-text (nomic-bert, mean pooling), and the small test shapes bert-test, nomic-test and\n"
         "bert-rerank-test (a classification head, rank pooling).\n"
-        "Gemma and Phi-3 (generated BPE with their special tokens): gemma2-2b, gemma3-1b, phi3-mini, and\n"
-        "the small test look-alikes gemma2-test, gemma3-test, phi3-test (LongRoPE factors); granite3-2b and\n"
-        "granite-test (Granite's multipliers); olmo2-1b and olmo2-test.");
+        "Gemma, Phi-3, Granite, OLMo 2 (generated BPE with their special tokens): gemma2-2b, gemma3-1b,\n"
+        "phi3-mini, granite3-2b, olmo2-1b, and the small test look-alikes gemma2-test, gemma3-test,\n"
+        "phi3-test (LongRoPE factors), granite-test, olmo2-test.");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
