@@ -28,6 +28,8 @@
 
 #include "backends/backend_impl.h"
 #include "runtime/model/forward.h"
+#include "runtime/serving/engine.h"
+#include "runtime/serving/sampling.h"
 #include "test.h"
 
 typedef struct arch_case {
@@ -187,6 +189,69 @@ done:
     hearth_kv_free(kv);
 }
 
+/* An end-of-generation token ends a generation: find a two-token prompt
+ * whose greedy next token is the family's end-of-turn token `eog` ([a, eog],
+ * [eog, a] or [a, a] over every a; deterministic for the seed-42 file), or
+ * failing that another end-of-generation token (printed), then the engine,
+ * asked for 8 tokens, stops there with finish = stop and emits nothing after
+ * it. */
+static void test_stop_token(hearth_model *m, const char *shape, int32_t eog) {
+    hearth_error err = {0};
+    const int V = m->hp.n_vocab;
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, HEARTH_F16, 16, 4, m->layer_be};
+    hearth_kv_cache *kv = hearth_kv_create(m->backend, &kc, &err);
+    hearth_forward *fw = kv ? hearth_forward_create(m, kv, 4, &err) : NULL;
+    float *lg = malloc((size_t)V * sizeof *lg);
+    REQUIRE(fw && lg);
+    int32_t prompt[2] = {-1, -1}, stop = -1;
+    bool found = false;
+    /* first the family's end-of-turn token; failing that any end-of-generation token */
+    for (int pass = 0; pass < 2 && !found; pass++)
+        for (int32_t i = 0; i < 3 * V && !found; i++) {
+            const int32_t a = i % V, form = i / V;
+            prompt[0] = form == 1 ? eog : a;
+            prompt[1] = form == 0 ? eog : a;
+            int seq = hearth_kv_seq_create(kv, &err);
+            int32_t pos[2] = {0, 1}, seqs[2] = {seq, seq};
+            hearth_ubatch ub = {2, prompt, pos, seqs, NULL};
+            if (seq >= 0 && hearth_forward_run(fw, &ub, lg, &err) == 1) {
+                stop = argmax_row(lg, V);
+                found = pass == 0 ? stop == eog : hearth_tokenizer_is_eog(m->tokenizer, stop);
+            }
+            hearth_kv_seq_free(kv, seq);
+        }
+    hearth_forward_free(fw);
+    hearth_kv_free(kv);
+    free(lg);
+    CHECKF(found, "%s: no two-token prompt makes an end-of-generation token the greedy choice", shape);
+    if (!found) return;
+    hearth_engine_config cfg = hearth_engine_defaults();
+    hearth_engine *e = hearth_engine_create(m, &cfg, &err);
+    REQUIRE(e);
+    hearth_request r = {0};
+    r.prompt = prompt;
+    r.n_prompt = 2;
+    r.sampling = hearth_sampling_defaults();
+    r.sampling.temperature = 0;
+    r.max_tokens = 8;
+    hearth_completion out = {0};
+    CHECKF(hearth_engine_generate(e, &r, &out, &err) == HEARTH_OK, "%s: generate: %s", shape, err.msg);
+    CHECKF(out.finish == HEARTH_FINISH_STOP, "%s: finish %s, want stop", shape,
+           hearth_finish_name(out.finish));
+    size_t after = 0;
+    for (size_t i = 0; i < out.tokens.n; i++)
+        if (out.tokens.ids[i] != stop) after++;
+    CHECKF(after == 0, "%s: %zu tokens generated past the end-of-turn token", shape, after);
+    char text[64] = "";
+    size_t tl = 0;
+    const char *tt = hearth_tokenizer_text(m->tokenizer, stop, &tl);
+    snprintf(text, sizeof text, "%.*s", (int)tl, tt ? tt : "?");
+    printf("  %s: prompt [%d, %d] -> greedy %s (%d): generation stops (%s, %zu token)\n", shape, prompt[0],
+           prompt[1], text, stop, hearth_finish_name(out.finish), out.tokens.n);
+    hearth_completion_free(&out);
+    hearth_engine_free(e);
+}
+
 static void run_file(hearth_backend *be, const char *bin, const char *src, const char *dir,
                      const arch_case *ac) {
     char path[1024], cmd[3072], model[1024];
@@ -214,6 +279,7 @@ static void run_file(hearth_backend *be, const char *bin, const char *src, const
            ac->shape, ac->eog);
     for (int i = 0; i < n; i++)
         run_case(m, ac, &cases[i], i);
+    if (eog >= 0 && strstr(ac->json, "-long") == NULL) test_stop_token(m, ac->shape, eog);
     hearth_model_free(m);
 }
 
