@@ -64,13 +64,12 @@ static bool get_arch_f32(const hearth_gguf *g, const char *arch, const char *suf
     return hearth_gguf_get_f32(g, key, out);
 }
 
-/* Gemma 2/3, Phi-3 and Granite keys, with llama.cpp's defaults
- * (llama_model_gemma2 / gemma3 / phi3 / granite load_arch_hparams): Granite's
- * multipliers; the soft-caps, the sliding window and
- * its layer pattern and RoPE, the Q scaling (1/sqrt(n_embd / n_head) for the
- * 27B shapes, 46 or 62 layers, else 1/sqrt(head_dim)), and LongRoPE's
- * original context and attention factor. Phi-3's sliding_window is ignored,
- * as llama.cpp does. */
+/* The family keys, with llama.cpp's defaults (llama_model_<arch>
+ * load_arch_hparams): Granite's multipliers; Phi-3's LongRoPE original
+ * context and attention factor (its sliding_window is ignored, as llama.cpp
+ * does); OLMo 3's window (refused by the caller); Gemma's soft-caps, sliding
+ * window, layer pattern and local RoPE, and its Q scaling (1/sqrt(n_embd /
+ * n_head) for the 27B shapes, 46 or 62 layers, else 1/sqrt(head_dim)). */
 static void read_family_hparams(const hearth_gguf *g, const char *arch, hearth_arch a, hearth_hparams *hp) {
     uint32_t v;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
