@@ -61,6 +61,9 @@ typedef struct req {
     int n_keyed;       /* pages of the sequence that have keys */
     bool admitted_once;
     bool spec;                         /* speculating allowed (engine on, request did not opt out) */
+    bool want_lp;                      /* logprobs asked: host logits every step, no speculation */
+    int n_top_lp;                      /* top alternatives with each token's logprob */
+    hearth_logprobs lp;                /* the last token's (delivered with its event) */
     hearth_spec_ctl ctl;               /* adaptive K */
     int n_draft;                       /* tokens drafted this step (0: plain decode) */
     int32_t *draft;                    /* [cfg.draft_max] */
@@ -335,6 +338,8 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
     }
     int32_t id = picked >= 0 ? picked : hearth_sampler_sample(r->smp, logits);
     float prob = picked >= 0 ? 1.0f : hearth_sampler_last_prob(r->smp);
+    if (r->want_lp)
+        hearth_sampler_logprobs(r->smp, logits, id, r->n_top_lp, &r->lp); /* picked < 0: host logits */
     hearth_sampler_accept(r->smp, id);
     if (!hearth_grammar_seq_accept(&r->gs, e->gvocab, e->m->tokenizer, id)) return HEARTH_FINISH_ERROR;
     double t = hearth_now_ms();
@@ -360,7 +365,8 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
                        .text = hearth_stop_text(&r->stop),
                        .text_len = out,
                        .stats = &r->st,
-                       .itl_ms = itl};
+                       .itl_ms = itl,
+                       .logprobs = r->want_lp ? &r->lp : NULL};
     emit(r, &ev);
     if (stopped) {
         hearth_stop_clear(&r->stop); /* the stop string and what follows are dropped */
@@ -387,7 +393,8 @@ static void plan_drafts(hearth_engine *e) {
     for (int i = 0; i < e->n_running; i++) {
         any |= e->running[i]->spec;
         /* a grammar masks the logits before the pick: drafts would be checked against the unmasked argmax */
-        if (!hearth_sampler_is_greedy(e->running[i]->smp) || e->running[i]->gs.g) return;
+        if (!hearth_sampler_is_greedy(e->running[i]->smp) || e->running[i]->gs.g || e->running[i]->want_lp)
+            return;
     }
     if (!any) return;
     if (e->n_running > e->cfg.spec_max_batch) {
@@ -485,7 +492,8 @@ static void step(hearth_engine *e) {
     /* every sequence greedy: only the chosen ids leave the device */
     bool greedy = n_logits > 0;
     for (int k = 0; k < n_logits && greedy; k++)
-        greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp) && !e->ub_owner_of_logits[k]->gs.g;
+        greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp) && !e->ub_owner_of_logits[k]->gs.g &&
+                 !e->ub_owner_of_logits[k]->want_lp;
     int got = greedy ? hearth_forward_run_argmax(e->fw, &ub, NULL, e->ub_ids, &err)
                      : hearth_forward_run(e->fw, &ub, e->logits, &err);
     if (got < 0) {
@@ -838,6 +846,10 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
     r->user = rq->user;
     r->st.prompt_tokens = rq->n_prompt;
     r->spec = e->cfg.spec != HEARTH_SPEC_OFF && !rq->no_spec;
+    r->want_lp = rq->logprobs;
+    r->n_top_lp = rq->top_logprobs < 0                         ? 0
+                  : rq->top_logprobs > HEARTH_MAX_TOP_LOGPROBS ? HEARTH_MAX_TOP_LOGPROBS
+                                                               : rq->top_logprobs;
     r->ctl = hearth_spec_ctl_init(e->cfg.draft_min, e->cfg.draft_max);
     if (r->spec && !(r->draft = malloc((size_t)e->cfg.draft_max * sizeof *r->draft))) goto oom;
     atomic_init(&r->cancel, false);

@@ -92,6 +92,8 @@ typedef struct hearth_event {
     const char *error;       /* DONE with FINISH_ERROR: message */
     const hearth_request_stats *stats; /* DONE: final; TOKEN: so far */
     double itl_ms;           /* TOKEN: time since the previous token (0 for the first) */
+    const hearth_logprobs *logprobs; /* TOKEN, when the request asked: the token's log-probability
+                                      * and the top alternatives (sampling.h says on which distribution) */
 } hearth_event;
 
 typedef void (*hearth_event_fn)(const hearth_event *ev, void *user);
@@ -105,6 +107,9 @@ typedef struct hearth_request {
     int n_stop;
     bool ignore_eog;
     bool no_spec;            /* opt out of speculative decoding */
+    bool logprobs;           /* deliver each token's log-probability (turns off the device argmax
+                              * and speculation for this request) */
+    int top_logprobs;        /* ... and this many best alternatives (0..HEARTH_MAX_TOP_LOGPROBS) */
     hearth_event_fn on_event;
     void *user;
     /* Constrained decoding (grammar.h, grammar_seq.h): NULL = none. The engine

@@ -107,13 +107,13 @@ for ka in '"5m"' '"1h30m"' '0' '"-1"' '"250ms"' '-1'; do
 done
 st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who?","stream":false,"keep_alive":"soon"}')
 check '[ $st = 400 ] && grep -q "keep_alive" "$TMP/r"' "keep_alive not a duration: 400 naming it ($st)"
-# token probabilities are not computed yet: every API's form is refused, not ignored
-st=$(c "$TMP/r" http://x/completion -d '{"prompt":"In the beginning","n_predict":2,"n_probs":3}')
-check '[ $st = 400 ] && grep -q "n_probs" "$TMP/r"' "llama.cpp n_probs: 400 naming it ($st)"
-st=$(c "$TMP/r" http://x/completion -d '{"prompt":"In the beginning","n_predict":2,"n_probs":0}')
-check '[ $st = 200 ]' "llama.cpp n_probs 0: accepted ($st)"
-st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who?","stream":false,"logprobs":true,"top_logprobs":2}')
-check '[ $st = 400 ] && grep -q "logprobs" "$TMP/r"' "Ollama logprobs: 400 naming it ($st)"
+# token logprobs: llama.cpp's distribution at the first position, and every API's shape
+# (on the F32 file, where the logits agree with llama.cpp's to 2e-3; a server of its own)
+serve_bg lp -m "$SHARED/models/hearth-kjv-llama-f32.gguf" --cache-db none --socket "$TMP/lp.sock" -c 512 &&
+  python3 "$SRC/tests/cli/serve_logprobs_check.py" "$TMP/lp.sock" "$SHARED/golden/llamacpp-hearth-kjv-llama-f32.jsonl" \
+    hearth-kjv-llama-f32 >"$TMP/lp" 2>&1
+check '[ $? = 0 ]' "logprobs = llama.cpp's (all routes): $(grep -c '^ok' "$TMP/lp") ok; $(grep FAIL "$TMP/lp" | head -3)"
+kill -TERM "$lp_pid" 2>/dev/null
 st=$(c "$TMP/r" http://x/api/tags); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"models\"][0][\"name\"]")" = $ID ]' "GET /api/tags"
 st=$(c "$TMP/r" http://x/api/version); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "tuple(map(int, d[\"version\"].split(\".\"))) >= (0,6,4)")" = True ]' "GET /api/version >= 0.6.4"
 st=$(c "$TMP/r" http://x/api/show -d '{"model":"'$ID'"}')
