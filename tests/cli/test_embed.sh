@@ -31,6 +31,10 @@ for s in bert-test nomic-test bert-rerank-test tiny; do
     "$H" mkmodel --shape "$s" --type f32 --seed 42 -o "$T/$s.gguf" >/dev/null 2>"$T/mk.err" ||
         { bad "mkmodel $s: $(tail -2 "$T/mk.err")"; exit 1; }
 done
+for st in bert-test:q8_0 nomic-test:q4_k; do
+    "$H" mkmodel --shape "${st%%:*}" --type "${st##*:}" --seed 42 -o "$T/${st%%:*}-${st##*:}.gguf" >/dev/null \
+        2>"$T/mk.err" || { bad "mkmodel $st: $(tail -2 "$T/mk.err")"; exit 1; }
+done
 
 # ---------------------------------------------------------------- parity with llama.cpp
 # case model [flags]: all inputs at once, then --alone, each against the reference
@@ -59,6 +63,8 @@ check_case bert-test-mean bert-test --pooling mean
 check_case nomic-test-mean nomic-test
 check_case nomic-test-last nomic-test --pooling last
 check_case bert-rerank-test bert-rerank-test
+check_case bert-test-q8_0 bert-test-q8_0
+check_case nomic-test-q4_k nomic-test-q4_k
 check_case tiny-mean tiny --pooling mean # a decoder (llama), causal, KV cache of the embedder
 check_case tiny-last tiny --pooling last
 
