@@ -95,6 +95,20 @@ assert not r['normalized'] and abs(n - 1) > 0.01 and max(abs(x / n - y) for x, y
 "$H" embed -m "$B" "hello world" "a second text" >"$T/plain" 2>"$T/err" || bad "plain: $(cat "$T/err")"
 [ "$(wc -l <"$T/plain")" = 2 ] && [ "$(head -1 "$T/plain" | wc -w)" = 128 ] && ok || bad "plain output is not 2 lines of 128"
 
+# -f FILE / -f -: one text per non-empty line (CRLF too), after the TEXT arguments
+printf 'a second text\r\n\n' >"$T/lines.txt"
+"$H" embed -m "$B" --json -f "$T/lines.txt" "hello world" >"$T/file.json" 2>"$T/err" || bad "-f: $(cat "$T/err")"
+python3 -c "
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert a['embeddings'] == b['embeddings'], 'different vectors'
+" "$T/file.json" "$T/full.json" && ok || bad "-f FILE does not give the same vectors as the arguments"
+printf 'hello world\n' | "$H" embed -m "$B" -f - >"$T/stdin.out" 2>"$T/err" &&
+    [ "$(head -1 "$T/stdin.out")" = "$(head -1 "$T/plain")" ] && ok || bad "-f - (stdin): $(cat "$T/err")"
+expect_fail_early() { "$H" "$@" >/dev/null 2>"$T/err" && bad "'$*' succeeded" || ok; }
+expect_fail_early embed -m "$B" -f "$T/no-such-file"
+grep -q "cannot open" "$T/err" && ok || bad "-f missing file: $(cat "$T/err")"
+
 # over the context (64 tokens): refused, or cut with --truncate (still ending in [SEP])
 long=$(printf 'word%d ' $(seq 1 80))
 "$H" embed -m "$B" "$long" >/dev/null 2>"$T/err" && bad "an input over the context was accepted" ||
