@@ -250,7 +250,7 @@ static void info_print_hparams(const info_report *r) {
         printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
                hp->rope_freq_scale != 1.0f ? ", linear scaling" : "");
     if (ai->encoder)
-        printf("embedding:     pooling %s, bidirectional attention, layer norm eps %g (`hearth embed`, CPU)\n",
+        printf("embedding:     pooling %s, bidirectional attention, layer norm eps %g (hearth embed, CPU)\n",
                hearth_pooling_name(hp->pooling), hp->norm_eps);
 }
 
