@@ -41,6 +41,12 @@
 
 #include "model.h"
 
+/* Whether the model is an embedding model by itself: an encoder, or a
+ * decoder whose file names a pooling (Qwen3-Embedding). A generative model
+ * can still embed when the caller asks for a pooling (the server's
+ * --embeddings); for /api/show's `embedding` capability. */
+bool hearth_model_is_embedding(const hearth_model *m);
+
 /* pooling value meaning "the model's {arch}.pooling_type" */
 #define HEARTH_EMBED_POOLING_MODEL (-1)
 

@@ -281,6 +281,7 @@ static void test_decoder(hearth_backend *be) {
         return;
     }
     const int D = m->hp.n_embd;
+    CHECK(!hearth_model_is_embedding(m)); /* generative: embeds only when asked for a pooling */
     hearth_embedder *e = hearth_embedder_create(m, 0, &err), *tiny = hearth_embedder_create(m, 8, &err);
     REQUIRE(e && tiny);
     const char *texts[3] = {"In the beginning God created the heaven and the earth.", "And God said",
@@ -339,6 +340,7 @@ int main(void) {
     if (!m) fprintf(stderr, "load: %s\n", err.msg);
     REQUIRE(m);
     CHECK(m->arch == HEARTH_ARCH_BERT && m->hp.pooling == HEARTH_POOLING_MEAN);
+    CHECK(hearth_model_is_embedding(m));
     test_encoder(m);
     hearth_model_free(m);
     test_decoder(be);
