@@ -145,6 +145,7 @@ typedef struct serve_model {
     char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
     bool from_store;     /* pulled: /api/delete may remove it */
     bool encoder;        /* an embedding model (bert, nomic-bert): no text generation */
+    bool fim;     /* the vocabulary has fill-in-the-middle tokens: /infill works ("insert") */
     int pooling;         /* {arch}.pooling_type (hearth_pooling), 0 when absent */
     /* under srv->models_mu */
     serve_model_state state;

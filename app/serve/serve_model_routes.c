@@ -167,6 +167,7 @@ int route_ollama_show(serve_req *rq) {
     }
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
     if (!sm->encoder) cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    if (sm->fim && !sm->encoder) cJSON_AddItemToArray(caps, cJSON_CreateString("insert"));
     if (sm->encoder || sm->pooling || rq->srv->embeddings)
         cJSON_AddItemToArray(caps, cJSON_CreateString("embedding"));
     if (hearth_template_renders_tools(sm->chat_template))
