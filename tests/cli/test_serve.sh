@@ -42,6 +42,25 @@ c() { local o=$1; shift; curl -s -o "$o" -w '%{http_code}' --max-time 30 --unix-
 # ---- transport
 check '[ "$(stat -c %a "$S")" = 600 ]' "socket mode 0600"
 check '[ -n "$P" ] && [ "$(curl -s --max-time 5 http://127.0.0.1:$P/health)" = "{\"status\":\"ok\"}" ]' "TCP /health on the printed port"
+# 600 clients that connect and stall half-way through their request headers must not lock
+# others out: a new TCP request and a generation are answered while they hang on
+python3 - "$P" >"$TMP/idle" 2>&1 <<'PY'
+import socket, subprocess, sys, time
+port = int(sys.argv[1])
+held = []
+for i in range(600):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le")
+    held.append(s)
+t = time.time()
+h = subprocess.run(["curl", "-s", "--max-time", "10", "http://127.0.0.1:%d/health" % port], capture_output=True, text=True)
+g = subprocess.run(["curl", "-s", "--max-time", "30", "http://127.0.0.1:%d/v1/completions" % port, "-d",
+                    '{"prompt":"In the beginning","max_tokens":4}'], capture_output=True, text=True)
+ok = '"ok"' in h.stdout and '"text_completion"' in g.stdout
+print("held %d; health %r; completion %d bytes in %.2fs" % (len(held), h.stdout, len(g.stdout), time.time() - t))
+sys.exit(0 if ok else 1)
+PY
+check '[ $? = 0 ]' "600 stalled TCP clients do not lock others out ($(tail -n 1 "$TMP/idle"))"
 "$BIN" serve -m "$MODEL" --cache-db none --socket "$S" >"$TMP/o" 2>&1
 check '[ $? -ne 0 ] && grep -q "already listening on" "$TMP/o"' "a live server's socket is refused"
 python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.bind('$TMP/stale.sock')"
