@@ -307,12 +307,15 @@ static uint64_t mem_estimate(const serve_model *sm) {
     const serve_ctx *srv = sm->srv;
     const hearth_hparams *hp = &sm->hp;
     if (sm->encoder) return sm->file_size + sm->file_size / 4; /* no KV cache: weights and activations */
-    int ctx = hp->n_ctx_train > 0 ? hp->n_ctx_train : 4096;
-    if (srv->ec.n_ctx > 0 && srv->ec.n_ctx < ctx) ctx = srv->ec.n_ctx;
-    if (srv->ec.n_ctx <= 0 && ctx > 4096) ctx = 4096;
+    /* as hearth_engine_create sizes the pool: n_parallel full-context sequences, or with the
+     * automatic context one full-context sequence or n_parallel * 4096 tokens; + a quarter */
+    int par = srv->ec.n_parallel > 0 ? srv->ec.n_parallel : 1;
+    double ctx = srv->ec.n_ctx > 0 ? srv->ec.n_ctx : hp->n_ctx_train > 0 ? hp->n_ctx_train : 4096;
+    double tokens = ctx * par;
+    if (srv->ec.n_ctx <= 0 && ctx > 4096) tokens = ctx > 4096.0 * par ? ctx : 4096.0 * par;
     double per_tok = (double)hp->n_layer * 2.0 * hp->n_head_kv * hp->head_dim *
                      (srv->ec.kv_type == HEARTH_F32 ? 4.0 : 2.0);
-    return sm->file_size + (uint64_t)(per_tok * ctx * (srv->ec.n_parallel > 0 ? srv->ec.n_parallel : 1));
+    return sm->file_size + (uint64_t)(per_tok * tokens * 1.25);
 }
 
 /* Load sm's weights and engine (lock not held; sm is LOADING). */

@@ -32,13 +32,15 @@
 #include "spec.h"
 
 typedef struct hearth_engine_config {
-    int n_ctx;              /* max tokens per sequence (0: the model's, capped at 4096) */
+    int n_ctx;              /* max tokens per sequence (0: the model's trained context, cut to what one
+                               sequence's KV cache fits in the free memory; see hearth_engine_note) */
     int n_parallel;         /* max sequences running at once (default 8) */
     int n_batch;            /* token budget per step (default 512) */
     int page_size;          /* tokens per KV page (default 16) */
-    int n_pages;            /* KV pool size (0: n_parallel * n_ctx worth, + prefix-cache room,
-                               cut to the free memory of the backends holding it; see
-                               hearth_engine_note) */
+    int n_pages;            /* KV pool size (0: n_parallel * n_ctx worth -- with n_ctx 0, one
+                               full-context sequence or n_parallel * 4096 tokens, whichever is
+                               more -- + prefix-cache room, cut to the free memory of the
+                               backends holding it; see hearth_engine_note) */
     hearth_dtype kv_type;   /* default F16 */
     bool prefix_cache;      /* reuse prompt pages across requests */
     const char *cache_db;   /* SQLite file for the persistent prefix cache, NULL = memory only */
