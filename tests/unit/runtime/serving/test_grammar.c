@@ -318,6 +318,45 @@ static void test_tokens(const char *file) {
         all_ok = all_ok && ok;
     }
     CHECK(all_ok);
+    /* the mask cache: a matcher that has seen many states gives, at every step of a
+     * random constrained walk, the mask a fresh matcher fed the same tokens computes */
+    {
+        const char *sch = "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\"},\"n\":"
+                          "{\"type\":\"integer\"}},\"required\":[\"s\",\"n\"]}";
+        hearth_grammar *gs = hearth_grammar_from_json_schema(sch, strlen(sch), true, &err);
+        REQUIRE(gs);
+        hearth_grammar_matcher *warm = hearth_grammar_matcher_create(gs, &err);
+        uint32_t *fresh_bits = calloc(((size_t)nv + 31) / 32, sizeof *fresh_bits);
+        int32_t *path_ids = malloc(sizeof *path_ids * 64), n_path = 0;
+        uint64_t rng = 7;
+        int differ = 0, steps = 0;
+        for (int step = 0; step < 64 && !hearth_grammar_matcher_is_done(warm); step++) {
+            int na = hearth_grammar_matcher_mask(warm, v, bits);
+            hearth_grammar_matcher *fresh = hearth_grammar_matcher_create(gs, &err);
+            for (int k = 0; k < n_path; k++)
+                hearth_grammar_matcher_accept_token(fresh, v, path_ids[k]);
+            int nb = hearth_grammar_matcher_mask(fresh, v, fresh_bits);
+            hearth_grammar_matcher_free(fresh);
+            differ += na != nb || memcmp(bits, fresh_bits, (((size_t)nv + 31) / 32) * sizeof *bits);
+            steps++;
+            int32_t pick = -1, seen = 0; /* a random allowed non-EOG token, preferring short ones */
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            for (int32_t id = 0; id < nv; id++)
+                if (allowed(bits, id) && !hearth_tokenizer_is_eog(t, id) && (uint64_t)(++seen) * 2654435761u % 97 ==
+                                                                                 (rng >> 40) % 97)
+                    pick = id;
+            for (int32_t id = 0; pick < 0 && id < nv; id++)
+                if (allowed(bits, id) && !hearth_tokenizer_is_eog(t, id)) pick = id;
+            if (pick < 0 || !hearth_grammar_matcher_accept_token(warm, v, pick)) break;
+            path_ids[n_path++] = pick;
+        }
+        CHECKF(differ == 0 && steps > 4, "%s: cached masks differ from fresh ones at %d of %d steps", file, differ,
+               steps);
+        free(path_ids);
+        free(fresh_bits);
+        hearth_grammar_matcher_free(warm);
+        hearth_grammar_release(gs);
+    }
     CHECK(hearth_grammar_matcher_can_end(m));
     hearth_grammar_matcher_mask(m, v, bits);
     if (eos >= 0) CHECK(allowed(bits, eos)); /* the sentence is complete: EOS allowed */
