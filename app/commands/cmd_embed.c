@@ -115,7 +115,7 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
          "also embed every non-empty line of PATH ('-': standard input), after the TEXT arguments"},
         {NULL, "--json", ARG_FLAG, &o->json, NULL,
          "print {\"embeddings\": [[...], ...], \"tokens\": [...], \"truncated\": [...], \"dimensions\", "
-         "\"pooling\", ...}"},
+         "\"pooling\", \"backend\", ...}"},
         {NULL, "--dimensions", ARG_INT, &o->dimensions, "N",
          "keep the first N components (Matryoshka) and re-normalise (default: all)"},
         {NULL, "--truncate", ARG_FLAG, &o->truncate, NULL,
