@@ -443,7 +443,8 @@ static void test_kv_and_attention(hearth_dtype kvt, int H, int HKV, int D) {
  * over +-60 (1e-5); bidirectional attention as the embedder asks for it (F16
  * pool, page size 1, identity page table, packed sequences of 5, 1 and 70
  * tokens each seeing all of its own sequence and nothing else; 1e-2 as the
- * causal F16 cases: the CPU rounds Q to F16 for an F16 pool). */
+ * causal F16 cases: the CPU rounds Q to F16 for an F16 pool). The reference
+ * backend runs on its own stream: the uploads are synchronized before it. */
 static void test_encoder_ops(void) {
     printf("encoder ops: layer_norm, gelu, bidirectional attention\n");
     hearth_backend *const bes[2] = {gpu, ref};
@@ -463,12 +464,14 @@ static void test_encoder_ops(void) {
         for (int k = 0; k < 2; k++) {
             hearth_backend *g = bes[k];
             poison(&o);
+            sync_or_die(gpu, "uploads"); /* ref runs on its own stream */
             cpu->ops->layer_norm(cpu, &x.c, &w.c, &bi.c, 1e-12f, &o.c);
             g->ops->layer_norm(g, &x.g, &w.g, &bi.g, 1e-12f, &o.g);
             sync_or_die(g, "layer_norm");
             snprintf(what, sizeof what, "layer_norm %dx%d + bias%s", ne0, nr, names[k]);
             compare(what, &o, 1e-5);
             poison(&o);
+            sync_or_die(gpu, "uploads");
             cpu->ops->layer_norm(cpu, &x.c, &w.c, NULL, 1e-5f, &o.c);
             g->ops->layer_norm(g, &x.g, &w.g, NULL, 1e-5f, &o.g);
             sync_or_die(g, "layer_norm");
@@ -478,6 +481,7 @@ static void test_encoder_ops(void) {
             ((float *)o.c.data)[0] = 60.0f;
             ((float *)o.c.data)[1] = -60.0f;
             pair_sync_to_gpu(&o);
+            sync_or_die(gpu, "uploads");
             cpu->ops->gelu(cpu, &o.c, &o.c);
             g->ops->gelu(g, &o.g, &o.g);
             sync_or_die(g, "gelu");
@@ -519,6 +523,7 @@ static void test_encoder_ops(void) {
     cpu->ops->attention(cpu, &q.c, &k.c, &v.c, &m, H, HKV, D, scale, &o.c);
     for (int b = 0; b < 2; b++) {
         poison(&o);
+        sync_or_die(gpu, "uploads and kv_store");
         bes[b]->ops->attention(bes[b], &q.g, &k.g, &v.g, &m, H, HKV, D, scale, &o.g);
         sync_or_die(bes[b], "attention");
         snprintf(what, sizeof what, "bidirectional attention 5+1+70%s", names[b]);
