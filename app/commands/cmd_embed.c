@@ -53,6 +53,9 @@ static void print_vectors(const embed_opts *o, const hearth_model *m, const char
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", m->name);
     cJSON_AddStringToObject(root, "architecture", m->arch_info->name);
+    hearth_backend_info bi;
+    hearth_backend_get_info(m->backend, &bi);
+    cJSON_AddStringToObject(root, "backend", bi.name);
     cJSON_AddStringToObject(root, "pooling", pool_name);
     cJSON_AddBoolToObject(root, "normalized", !o->no_normalize && strcmp(pool_name, "rank"));
     cJSON_AddNumberToObject(root, "dimensions", dim);
@@ -112,7 +115,7 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
          "also embed every non-empty line of PATH ('-': standard input), after the TEXT arguments"},
         {NULL, "--json", ARG_FLAG, &o->json, NULL,
          "print {\"embeddings\": [[...], ...], \"tokens\": [...], \"truncated\": [...], \"dimensions\", "
-         "\"pooling\", ...}"},
+         "\"pooling\", \"backend\", ...}"},
         {NULL, "--dimensions", ARG_INT, &o->dimensions, "N",
          "keep the first N components (Matryoshka) and re-normalise (default: all)"},
         {NULL, "--truncate", ARG_FLAG, &o->truncate, NULL,
@@ -131,7 +134,8 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
         {NULL, "--profile", ARG_FLAG, &o->profile, NULL,
          "print the time per op type of the last run to stderr"},
         {NULL, "--backend", ARG_STR, &o->backend, "NAME",
-         "cpu (default); vulkan or cuda for decoder embedders (encoders run on the CPU only)"},
+         "cpu (default), vulkan or cuda (the whole model on the device: encoders are not split with "
+         "the CPU)"},
     };
     int r = arg_parse(
         "embed", "-m MODEL [--json] [--dimensions N] [--truncate] TEXT...",

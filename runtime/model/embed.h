@@ -11,9 +11,11 @@
  * normalisation (of the truncated vector, so it is re-normalised). Rank
  * scores are never normalised.
  *
- * Encoders run on the CPU backend only (hearth_model_load refuses others,
- * with the reason); numerics match llama.cpp's llama-embedding on the same
- * file (tests/data/embed/README.md says how that is checked).
+ * Encoders run wholly on one backend: the CPU, or a device backend with the
+ * encoder ops (layer_norm, gelu: Vulkan, CUDA); hearth_model_load refuses a
+ * backend without them, and a partial offload, with the reason. Numerics
+ * match llama.cpp's llama-embedding on the same file
+ * (tests/data/embed/README.md says how that is checked).
  *
  * Decoder embedders (llama, qwen2, qwen3: e.g. Qwen3-Embedding, or any
  * generative model when the caller allows it) take the same calls: their

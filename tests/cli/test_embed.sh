@@ -167,14 +167,7 @@ expect_fail "not one of mean" embed -m "$B" --pooling max "hello"
 expect_fail "out of range" embed -m "$B" --dimensions 500 "hello"
 expect_fail "no classification head" embed -m "$B" --pooling rank "hello"
 expect_fail "does not generate text" run -m "$B" -p "hello" -n 2
-# another backend: refused with what to do (where this build has a usable Vulkan device)
-if "$H" embed -m "$B" --backend vulkan "hello" >/dev/null 2>"$T/err"; then
-    bad "an encoder ran on --backend vulkan"
-elif grep -q "CPU backend only" "$T/err"; then
-    grep -q -- "--backend cpu" "$T/err" && ok || bad "vulkan refusal lacks the way out: $(cat "$T/err")"
-else
-    echo "(no Vulkan device here: $(head -1 "$T/err"); refusal not checked)"
-fi
+# (encoders on --backend vulkan: tests/cli/test_vulkan_embed.sh)
 expect_fail "ask for a pooling" embed -m "$T/tiny.gguf" "hello" # a decoder without pooling_type
 expect_fail "decoder" embed -m "$T/tiny.gguf" --pooling rank "hello"
 
