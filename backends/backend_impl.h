@@ -67,15 +67,20 @@ typedef struct hearth_backend_ops {
                  const hearth_rope_params *p);
     /* pool row slots[i] = src row i (converted to pool->type) */
     void (*kv_store)(hearth_backend *b, hearth_tensor *pool, const hearth_tensor *src, const int32_t *slots);
-    /* Causal paged attention, GQA: q [n_tokens, n_heads*head_dim] -> out same shape. */
+    /* Paged attention, GQA: q [n_tokens, n_heads*head_dim] -> out same shape.
+     * Token t attends to the first meta->kv_len[t] keys of its page table
+     * (meta->page_table + pt_offset[t]), nothing else: causal when kv_len[t]
+     * is t's position + 1 (the decoders), bidirectional when every token of
+     * a sequence has the sequence's length (the encoders' mode: the embedder
+     * packs sequences, each token's table starting at its sequence). */
     void (*attention)(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
                       const hearth_tensor *v_pool, const hearth_attn_meta *meta, int n_heads, int n_kv_heads,
                       int head_dim, float scale, hearth_tensor *out);
     /* out = silu(gate) * up */
     void (*silu_mul)(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
                      hearth_tensor *out);
-    /* Optional, for encoder models (bert, nomic-bert); NULL: the backend
-     * cannot run them and the embedder refuses it. Profiled as RMS_NORM.
+    /* Optional, for encoder models (bert, nomic-bert; CPU, Vulkan, CUDA);
+     * NULL: the backend cannot run them and the loader refuses it. Profiled as RMS_NORM.
      * out = (x - mean) / sqrt(var + eps) * w + bias per row (w and bias
      * x.ne0 floats, bias NULL for none); out may alias x. */
     void (*layer_norm)(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w,

@@ -19,7 +19,7 @@ if [ "${1:-}" = "--tests" ]; then
   PKGS+=(
     clang libclang-rt-dev     # libFuzzer + sanitizers
     tmux                      # TUI tests
-    python3                   # tools/check_tree.py (the floors check, tests/cli/test_tree.sh)
+    python3                   # tools/check_tree.py (the floors check, tests/cli/test_tree.sh), tests/cli/test_embed.sh
     systemd man-db curl       # test_package.sh: systemd-analyze verify, systemd-socket-activate, a request
     mesa-vulkan-drivers vulkan-tools  # lavapipe: the Vulkan tests' device
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # arm64 cross build + emulation (test_neon_qemu.sh)

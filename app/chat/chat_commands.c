@@ -26,7 +26,8 @@ static const char help_text[] =
     "Keys\n"
     "  Enter sends · Alt-Enter or Ctrl-J inserts a newline\n"
     "  Esc or Ctrl-C stops the answer being generated\n"
-    "  PgUp/PgDn scroll the transcript · Ctrl-U clears the input";
+    "  PgUp/PgDn scroll the transcript · Ctrl-U clears the input\n"
+    "  Ctrl-T shows or folds a reasoning model's thinking";
 
 const char *chat_help_text(void) {
     return help_text;

@@ -197,6 +197,7 @@ static void handle_key(tui *t, int kind, wint_t ch) {
             handle_key(t, k, next);
         break;
     }
+    case KEY_CTRL('t'): chat_view_toggle_thinking(&t->view); break;
     case KEY_CTRL('d'):
         if (chat_input_empty(&t->in))
             t->quit = true;

@@ -7,6 +7,8 @@
 #include <curses.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
+#include <wctype.h>
 
 #include "core/grow.h"
 
@@ -116,27 +118,22 @@ void chat_view_scroll_page(chat_view *v, int pages) {
 
 /* ------------------------------------------------------------ word wrap */
 
-static void push_line(chat_entry *e, size_t start, size_t len, size_t *cap) {
+static void push_line(chat_entry *e, size_t start, size_t len, size_t *cap, chat_line_style style) {
     if (!hearth_grow((void **)&e->lines, cap, (size_t)e->n_lines + 1, sizeof *e->lines)) return;
-    e->lines[e->n_lines++] = (chat_line){start, len};
+    e->lines[e->n_lines++] = (chat_line){start, len, style};
 }
 
-/* Break the text into lines of at most `width` columns: at '\n', else after
- * the last space that fits, else (one long word) at the width. */
-static void wrap_entry(chat_entry *e, int width) {
-    if (e->wrap_width == width && e->lines) return;
-    free(e->lines);
-    e->lines = NULL;
-    e->n_lines = 0;
-    size_t cap = 0;
+/* Break text [from, to) into lines of at most `width` columns: at '\n', else
+ * after the last space that fits, else (one long word) at the width. */
+static void wrap_range(chat_entry *e, size_t from, size_t to, int width, size_t *cap, chat_line_style style) {
     const wchar_t *t = e->text ? e->text : L"";
-    size_t i = 0;
+    size_t i = from;
     for (;;) {
         size_t pe = i;
-        while (pe < e->len && t[pe] != L'\n')
+        while (pe < to && t[pe] != L'\n')
             pe++;
         size_t s = i;
-        if (s == pe) push_line(e, s, 0, &cap);
+        if (s == pe) push_line(e, s, 0, cap, style);
         while (s < pe) {
             int w = 0;
             size_t j = s, brk = 0;
@@ -150,7 +147,7 @@ static void wrap_entry(chat_entry *e, int width) {
             while (j < pe && char_width(t[j]) == 0)
                 j++; /* combining marks stay with their base */
             if (j >= pe) {
-                push_line(e, s, pe - s, &cap);
+                push_line(e, s, pe - s, cap, style);
                 break;
             }
             size_t end = brk > s ? brk : j;
@@ -158,17 +155,75 @@ static void wrap_entry(chat_entry *e, int width) {
             size_t le = end;
             while (le > s && t[le - 1] == L' ')
                 le--;
-            push_line(e, s, le - s, &cap);
+            push_line(e, s, le - s, cap, style);
             s = end;
             while (s < pe && t[s] == L' ')
                 s++;
         }
-        if (pe >= e->len) break;
+        if (pe >= to) break;
         i = pe + 1;
     }
-    while (e->n_lines > 1 && e->lines[e->n_lines - 1].len == 0)
+}
+
+/* A model turn's <think> block: the text inside [*in0, *in1) and where the
+ * answer starts (*after), or false when the turn does not start with one.
+ * *closed: </think> has come. */
+static bool think_block(const chat_entry *e, size_t *in0, size_t *in1, size_t *after, bool *closed) {
+    if (e->kind != CHAT_ENTRY_MODEL || !e->text) return false;
+    size_t i = 0;
+    while (i < e->len && (e->text[i] == L' ' || e->text[i] == L'\n'))
+        i++;
+    if (wcsncmp(e->text + i, L"<think>", 7)) return false;
+    *in0 = i + 7;
+    const wchar_t *end = wcsstr(e->text + *in0, L"</think>");
+    *closed = end != NULL;
+    *in1 = end ? (size_t)(end - e->text) : e->len;
+    *after = end ? *in1 + 8 : e->len;
+    while (*after < e->len && e->text[*after] == L'\n')
+        (*after)++;
+    return true;
+}
+
+static size_t count_words(const wchar_t *t, size_t from, size_t to) {
+    size_t n = 0;
+    bool in = false;
+    for (size_t i = from; i < to; i++) {
+        bool sp = iswspace((wint_t)t[i]);
+        n += !sp && !in;
+        in = !sp;
+    }
+    return n;
+}
+
+static void wrap_entry(chat_entry *e, int width, bool show_thinking) {
+    if (e->wrap_width == width && e->lines) return;
+    free(e->lines);
+    e->lines = NULL;
+    e->n_lines = 0;
+    size_t cap = 0, in0, in1, after;
+    bool closed;
+    if (think_block(e, &in0, &in1, &after, &closed)) {
+        while (in0 < in1 && e->text[in0] == L'\n')
+            in0++;
+        if (closed && !show_thinking)
+            push_line(e, in0, count_words(e->text, in0, in1), &cap, CHAT_LINE_FOLDED);
+        else if (in1 > in0)
+            wrap_range(e, in0, in1, width, &cap, CHAT_LINE_THINKING);
+        if (closed && after < e->len) wrap_range(e, after, e->len, width, &cap, CHAT_LINE_TEXT);
+    } else {
+        wrap_range(e, 0, e->len, width, &cap, CHAT_LINE_TEXT);
+    }
+    if (!e->n_lines) push_line(e, 0, 0, &cap, CHAT_LINE_TEXT);
+    while (e->n_lines > 1 && e->lines[e->n_lines - 1].len == 0 &&
+           e->lines[e->n_lines - 1].style != CHAT_LINE_FOLDED)
         e->n_lines--; /* trailing blank lines */
     e->wrap_width = width;
+}
+
+void chat_view_toggle_thinking(chat_view *v) {
+    v->show_thinking = !v->show_thinking;
+    for (int i = 0; i < v->n; i++)
+        v->entries[i].wrap_width = 0; /* lay out again */
 }
 
 static bool has_label(const chat_entry *e) {
@@ -233,8 +288,17 @@ static void draw_entry_row(chat_view *v, const chat_entry *e, int row, int y, in
         row--;
     }
     if (row >= e->n_lines) return; /* the blank row after the entry */
-    attrset(text_attr(v, e->kind));
     const chat_line *l = &e->lines[row];
+    if (l->style == CHAT_LINE_FOLDED) {
+        char fold[96];
+        snprintf(fold, sizeof fold, "\u25B8 thought for %zu word%s (Ctrl-T shows it)", l->len,
+                 l->len == 1 ? "" : "s");
+        attrset(A_DIM);
+        put_utf8(y, TEXT_X, fold, width);
+        attrset(A_NORMAL);
+        return;
+    }
+    attrset(l->style == CHAT_LINE_THINKING ? A_DIM : text_attr(v, e->kind));
     put_wcs(y, TEXT_X, e->text + l->start, l->len, width);
     attrset(A_NORMAL);
 }
@@ -304,7 +368,7 @@ void chat_view_draw(chat_view *v, const chat_input *in, const char *status, cons
     /* transcript: lay out every entry, draw the window that ends `scroll` rows above the bottom */
     int tw = W - TEXT_X - 1, total = 0;
     for (int i = 0; i < v->n; i++) {
-        wrap_entry(&v->entries[i], tw);
+        wrap_entry(&v->entries[i], tw, v->show_thinking);
         total += entry_rows(&v->entries[i]);
     }
     int max_scroll = total - th > 0 ? total - th : 0;

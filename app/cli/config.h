@@ -63,7 +63,7 @@ typedef struct hearth_config {
     char backend[16];     /* "auto" (default), "cpu", "cuda", "cuda:N", "vulkan", "vulkan:N" */
     int gpu_layers;       /* layers offloaded to the GPU; -1: all (default) */
     int threads;          /* CPU threads; 0: physical cores (default) */
-    int context;          /* tokens per sequence; 0: the model's, capped at 4096 (default) */
+    int context;          /* tokens per sequence; 0: the model's trained context (default) */
     int parallel;         /* sequences at once; 0: the command's default */
     int batch;            /* token budget per step; 0: the engine's default (512) */
     hearth_dtype kv_type; /* F16 (default), F32 or Q8_0 */

@@ -70,9 +70,10 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                      "CPU threads (default 0: physical cores)", "expected 0 (physical cores) to 4096"},
     [OPT_GPU_LAYERS] = {"-ngl", "--gpu-layers", "gpu_layers", EO_INT, EO(gpu_layers), -1, 100000, false, "N",
                         APP_GPU_LAYERS_HELP, "give a layer count (0 = none on the GPU) or -1 for all"},
-    [OPT_CTX] = {"-c", "--ctx", "context", EO_INT, EO(ctx), 16, 16777216, true, "N",
-                 "context length per sequence (default 0: the model's, at most 4096)",
-                 "expected 0 (the model's) or 16 to 16777216"},
+    [OPT_CTX] =
+        {"-c", "--ctx", "context", EO_INT, EO(ctx), 16, 16777216, true, "N",
+         "context length per sequence (default 0: the model's trained context, cut to what fits in memory)",
+         "expected 0 (the model's) or 16 to 16777216"},
     [OPT_BATCH] = {"-b", "--batch", "batch", EO_INT, EO(batch), 1, 1048576, false, "N",
                    "token budget per engine step (default 512)", "expected 1 to 1048576"},
     [OPT_PARALLEL] = {"-np", "--parallel", "parallel", EO_INT, EO(parallel), 1, 4096, true, "N",

@@ -41,7 +41,7 @@ typedef struct app_engine_opts {
     char backend[16];         /* "auto" (default), "cpu", "cuda[:N]", "vulkan[:N]" */
     int threads;              /* 0: physical cores */
     int gpu_layers;           /* HEARTH_GPU_LAYERS_ALL (-1, default) or a layer count */
-    int ctx;                  /* 0: the model's, at most 4096 */
+    int ctx;                  /* 0: the model's trained context, cut to what fits in memory */
     int batch;                /* token budget per engine step (default 512) */
     int parallel;             /* 0: the command's default (run, chat 1; serve 8; bench --concurrency) */
     int max_waiting;          /* queued requests before the engine refuses (default 256) */

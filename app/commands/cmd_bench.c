@@ -256,6 +256,7 @@ static void human_params(double n, char *out, size_t cap) {
 
 typedef struct bench_opts {
     int n_prompt, n_gen, reps;
+    int depth; /* -d: tokens of context already in the cache before pp and tg (llama-bench's -d) */
     bool json, profile;
     uint64_t bw_bytes;    /* 0: no probe */
     hearth_dtype kv_type; /* of the KV cache the tg steps read */
@@ -302,25 +303,28 @@ static void note(bool tty, const char *model, int threads, const char *what, int
 /* Run pp/tg for a loaded model; false (message printed) on a runtime error. */
 static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const bench_opts *o,
                         bench_result *res) {
-    const int P = o->n_prompt, N = o->n_gen, page = 16;
+    const int P = o->n_prompt, N = o->n_gen, D = o->depth, page = 16, T = D + P + N + 1;
     const bool tty = isatty(2) == 1;
     hearth_error err = {0};
     bool ok = false;
-    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,        m->hp.head_dim, o->kv_type,
-                           page,          (P + N + 1) / page + 2, m->layer_be};
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, o->kv_type,
+                           page,          T / page + 2,    m->layer_be};
     hearth_kv_cache *kv = hearth_kv_create(be, &kc, &err);
-    hearth_forward *fw = kv ? hearth_forward_create(m, kv, P > 0 ? P : 1, &err) : NULL;
+    int fw_max = P > 0 ? P : 1;
+    if (D > 0 && fw_max < 512) fw_max = 512; /* the depth is filled in passes of this size */
+    hearth_forward *fw = kv ? hearth_forward_create(m, kv, fw_max, &err) : NULL;
     float *logits = malloc((size_t)m->hp.n_vocab * sizeof *logits);
-    int32_t *tokens = malloc((size_t)(P + N + 1) * sizeof *tokens);
-    int32_t *pos = malloc((size_t)(P + N + 1) * sizeof *pos);
-    int32_t *seqs = malloc((size_t)(P + N + 1) * sizeof *seqs);
+    int32_t *tokens = malloc((size_t)T * sizeof *tokens);
+    int32_t *pos = malloc((size_t)T * sizeof *pos);
+    int32_t *seqs = malloc((size_t)T * sizeof *seqs);
+    int dseq = -1; /* -d: the sequence holding the depth */
     double *pp_s = calloc((size_t)o->reps, sizeof *pp_s), *tg_s = calloc((size_t)o->reps, sizeof *tg_s);
     if (!kv || !fw || !logits || !tokens || !pos || !seqs || !pp_s || !tg_s) {
         fprintf(stderr, "hearth bench: %s: %s\n", m->name, err.msg[0] ? err.msg : "out of memory");
         goto done;
     }
     uint64_t rs = 0x9E3779B97F4A7C15ull;
-    for (int i = 0; i < P + N + 1; i++) {
+    for (int i = 0; i < T; i++) {
         rs ^= rs << 13;
         rs ^= rs >> 7;
         rs ^= rs << 17;
@@ -343,8 +347,47 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
         }
         hearth_kv_seq_free(kv, seq);
     }
+    if (D > 0) { /* fill the depth once; each test runs after it and is cut back to it */
+        dseq = hearth_kv_seq_create(kv, &err);
+        if (dseq < 0) goto fail;
+        for (int i = 0; i < D; i++)
+            seqs[i] = dseq;
+        for (int p = 0; p < D; p += fw_max) {
+            note(tty, m->name, threads, "filling the depth, token", p, D);
+            hearth_ubatch ub = {D - p < fw_max ? D - p : fw_max, tokens + p, pos + p, seqs + p, NULL};
+            if (hearth_forward_run(fw, &ub, logits, &err) < 0) goto fail;
+        }
+    }
     hearth_backend_profile_enable(be, o->profile);
-    for (int r = 0; r < o->reps; r++) {
+    for (int r = 0; r < o->reps && D > 0; r++) {
+        for (int i = D; i < D + P; i++)
+            seqs[i] = dseq;
+        if (P > 0) {
+            note(tty, m->name, threads, "pp rep", r + 1, o->reps);
+            hearth_backend_profile_reset(be);
+            hearth_ubatch ub = {P, tokens + D, pos + D, seqs + D, NULL};
+            double t0 = hearth_now_ms();
+            if (hearth_forward_run(fw, &ub, logits, &err) < 0) goto fail;
+            double ms = hearth_now_ms() - t0;
+            pp_s[r] = ms > 0 ? P * 1000.0 / ms : 0;
+            if (o->profile) profile_take(be, &res->prof_pp, ms);
+            hearth_kv_seq_truncate(kv, dseq, hearth_kv_seq_len(kv, dseq) - D); /* back to the depth */
+        }
+        if (N > 0) { /* tg after the depth alone, as llama-bench's "tg N @ d D" */
+            note(tty, m->name, threads, "tg rep", r + 1, o->reps);
+            hearth_backend_profile_reset(be);
+            double t0 = hearth_now_ms();
+            for (int i = 0; i < N; i++) {
+                hearth_ubatch one = {1, tokens + D + P + i, pos + D + i, &dseq, NULL};
+                if (hearth_forward_run(fw, &one, logits, &err) < 0) goto fail;
+            }
+            double ms = hearth_now_ms() - t0;
+            tg_s[r] = ms > 0 ? N * 1000.0 / ms : 0;
+            if (o->profile) profile_take(be, &res->prof_tg, ms);
+            hearth_kv_seq_truncate(kv, dseq, hearth_kv_seq_len(kv, dseq) - D); /* back to the depth */
+        }
+    }
+    for (int r = 0; r < o->reps && D == 0; r++) {
         int seq = hearth_kv_seq_create(kv, &err);
         if (seq < 0) goto fail;
         for (int i = 0; i < P; i++)
@@ -375,6 +418,7 @@ static bool bench_model(hearth_model *m, hearth_backend *be, int threads, const 
     }
     hearth_backend_profile_enable(be, false);
     if (tty) fprintf(stderr, "\r\033[K");
+    if (dseq >= 0) hearth_kv_seq_free(kv, dseq);
     res->pp = stats_of(pp_s, P > 0 ? o->reps : 0);
     res->tg = stats_of(tg_s, N > 0 ? o->reps : 0);
     ok = true;
@@ -406,14 +450,16 @@ static void print_table_rows(const bench_result *r, const bench_opts *o) {
     char size[32], params[32];
     human_size((double)r->model_bytes, size, sizeof size);
     human_params((double)r->n_params, params, sizeof params);
+    char at[32] = "";
+    if (o->depth > 0) snprintf(at, sizeof at, " @ d%d", o->depth); /* llama-bench's label */
     if (o->n_prompt > 0)
-        printf("| %s | %s | %s | %s | %s | %d | pp%d | %.2f ± %.2f | |\n", r->model, r->type, size, params,
-               r->backend, r->threads, o->n_prompt, r->pp.mean, r->pp.stddev);
+        printf("| %s | %s | %s | %s | %s | %d | pp%d%s | %.2f ± %.2f | |\n", r->model, r->type, size, params,
+               r->backend, r->threads, o->n_prompt, at, r->pp.mean, r->pp.stddev);
     if (o->n_gen > 0) {
         char roof[64] = "";
         if (r->bw_gbs > 0) snprintf(roof, sizeof roof, "%.0f%% of %.1f GB/s", r->roofline * 100, r->bw_gbs);
-        printf("| %s | %s | %s | %s | %s | %d | tg%d | %.2f ± %.2f | %s |\n", r->model, r->type, size, params,
-               r->backend, r->threads, o->n_gen, r->tg.mean, r->tg.stddev, roof);
+        printf("| %s | %s | %s | %s | %s | %d | tg%d%s | %.2f ± %.2f | %s |\n", r->model, r->type, size,
+               params, r->backend, r->threads, o->n_gen, at, r->tg.mean, r->tg.stddev, roof);
     }
     fflush(stdout);
 }
@@ -480,6 +526,7 @@ static void print_json(const bench_result *r, const bench_opts *o) {
     }
     cJSON_AddNumberToObject(j, "pp", o->n_prompt);
     cJSON_AddNumberToObject(j, "tg", o->n_gen);
+    cJSON_AddNumberToObject(j, "depth", o->depth);
     cJSON_AddNumberToObject(j, "reps", o->reps);
     if (o->n_prompt > 0)
         cJSON_AddItemToObject(j, "pp_tok_s", stats_json(r->pp));
@@ -576,7 +623,7 @@ static int bench_take_models(int argc, char **argv, const char **models, int *n_
  * to go on, else the exit status. */
 static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, int *thread_list,
                             int *n_threads) {
-    int n_prompt = 512, n_gen = 128, reps = 3, bw_mib = 1024;
+    int n_prompt = 512, n_gen = 128, reps = 3, bw_mib = 1024, depth = 0;
     const char *threads_s = NULL, *dummy_model = NULL, *config_path = NULL;
     bool json = false, profile = false;
     const arg_opt opts[] = {
@@ -590,6 +637,9 @@ static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, 
         {"-t", "--threads", ARG_STR, &threads_s, "T[,T2...]",
          "CPU thread counts to test (default: the config's threads, else physical cores)"},
         {"-r", "--repetitions", ARG_INT, &reps, "R", "timed repetitions after one warm-up (default 3)"},
+        {"-d", "--depth", ARG_INT, &depth, "D",
+         "tokens already in the context before each test, like llama-bench -d: pp P after D, tg N after D "
+         "(default 0; filled once, untimed)"},
         {NULL, "--json", ARG_FLAG, &json, NULL,
          "one JSON object per line per model x threads instead of a table"},
         {NULL, "--profile", ARG_FLAG, &profile, NULL,
@@ -615,9 +665,11 @@ static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, 
     if (n_prompt < 0 || n_gen < 0) return bench_usage_error("-p and -n must not be negative");
     if (n_prompt == 0 && n_gen == 0) return bench_usage_error("-p 0 and -n 0 leave nothing to measure");
     if (reps < 1) return bench_usage_error("-r must be at least 1");
+    if (depth < 0 || depth > (1 << 24)) return bench_usage_error("-d must be 0 to 16777216 tokens");
     if (o->eo.spec != HEARTH_SPEC_OFF)
-        return bench_usage_error("--spec applies to the engine: use it with --concurrency N (pp/tg time the bare "
-                                 "forward pass, which does not speculate)");
+        return bench_usage_error(
+            "--spec applies to the engine: use it with --concurrency N (pp/tg time the bare "
+            "forward pass, which does not speculate)");
     if (bw_mib < 0) return bench_usage_error("--bw-mib must not be negative");
     if (threads_s && !parse_int_list(threads_s, thread_list, MAX_THREAD_COUNTS, n_threads)) {
         fprintf(stderr,
@@ -637,6 +689,7 @@ static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, 
     o->n_prompt = n_prompt;
     o->n_gen = n_gen;
     o->reps = reps;
+    o->depth = depth;
     o->json = json;
     o->profile = profile;
     o->bw_bytes = (uint64_t)bw_mib << 20;

@@ -10,18 +10,20 @@
  * printed with 9 significant digits (float round-trip).
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app/cli/args.h"
 #include "app/cli/common.h"
+#include "core/grow.h"
 #include "runtime/model/embed.h"
 
 enum { MAX_TEXTS = 1024 };
 
 typedef struct embed_opts {
-    const char *model, *backend, *pooling;
+    const char *model, *backend, *pooling, *file;
     int threads, dimensions, batch, repeat;
     bool json, truncate, no_normalize, alone, profile;
 } embed_opts;
@@ -51,6 +53,9 @@ static void print_vectors(const embed_opts *o, const hearth_model *m, const char
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", m->name);
     cJSON_AddStringToObject(root, "architecture", m->arch_info->name);
+    hearth_backend_info bi;
+    hearth_backend_get_info(m->backend, &bi);
+    cJSON_AddStringToObject(root, "backend", bi.name);
     cJSON_AddStringToObject(root, "pooling", pool_name);
     cJSON_AddBoolToObject(root, "normalized", !o->no_normalize && strcmp(pool_name, "rank"));
     cJSON_AddNumberToObject(root, "dimensions", dim);
@@ -106,9 +111,11 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
     const arg_opt opts[] = {
         {"-m", "--model", ARG_STR, &o->model, "PATH",
          "embedding model: GGUF file or pulled name (bert, nomic-bert; llama/qwen2/qwen3 with a pooling)"},
+        {"-f", "--file", ARG_STR, &o->file, "PATH",
+         "also embed every non-empty line of PATH ('-': standard input), after the TEXT arguments"},
         {NULL, "--json", ARG_FLAG, &o->json, NULL,
          "print {\"embeddings\": [[...], ...], \"tokens\": [...], \"truncated\": [...], \"dimensions\", "
-         "\"pooling\", ...}"},
+         "\"pooling\", \"backend\", ...}"},
         {NULL, "--dimensions", ARG_INT, &o->dimensions, "N",
          "keep the first N components (Matryoshka) and re-normalise (default: all)"},
         {NULL, "--truncate", ARG_FLAG, &o->truncate, NULL,
@@ -127,7 +134,8 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
         {NULL, "--profile", ARG_FLAG, &o->profile, NULL,
          "print the time per op type of the last run to stderr"},
         {NULL, "--backend", ARG_STR, &o->backend, "NAME",
-         "cpu (default); vulkan or cuda for decoder embedders (encoders run on the CPU only)"},
+         "cpu (default), vulkan or cuda (the whole model on the device: encoders are not split with "
+         "the CPU)"},
     };
     int r = arg_parse(
         "embed", "-m MODEL [--json] [--dimensions N] [--truncate] TEXT...",
@@ -137,7 +145,8 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
         opts, sizeof opts / sizeof opts[0], argc, argv, texts, MAX_TEXTS, n_texts);
     if (r) return r > 0 ? 0 : 2;
     if (!o->model) return embed_usage("no model: pass -m MODEL");
-    if (*n_texts == 0) return embed_usage("no TEXT to embed: give one or more texts after the options");
+    if (*n_texts == 0 && !o->file)
+        return embed_usage("no TEXT to embed: give one or more texts after the options, or -f FILE");
     if (o->dimensions < 0) return embed_usage("--dimensions must be positive");
     if (o->batch < 0) return embed_usage("--batch must be positive");
     if (o->repeat < 0 || o->repeat > 1000) return embed_usage("--repeat wants 1 to 1000");
@@ -151,12 +160,69 @@ static int parse_embed_flags(int argc, char **argv, embed_opts *o, const char **
     return -1;
 }
 
+/* -f PATH: append every non-empty line (without its \r\n) to the list;
+ * *buf keeps the text. Returns false (message printed) when it cannot read. */
+static bool read_lines(const char *path, char **buf, const char ***list, int *n) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "hearth embed: cannot open %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    size_t len = 0, cap = 0;
+    char chunk[65536];
+    for (size_t got; (got = fread(chunk, 1, sizeof chunk, f)) > 0;) {
+        if (!hearth_grow((void **)buf, &cap, len + got + 1, 1)) {
+            fprintf(stderr, "hearth embed: out of memory reading %s\n", path);
+            if (f != stdin) fclose(f);
+            return false;
+        }
+        memcpy(*buf + len, chunk, got);
+        len += got;
+    }
+    if (f != stdin) fclose(f);
+    if (!*buf) return true; /* empty file */
+    (*buf)[len] = 0;
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++)
+        lines += (*buf)[i] == '\n';
+    const char **l = realloc(*list, ((size_t)*n + lines) * sizeof *l);
+    if (!l) {
+        fprintf(stderr, "hearth embed: out of memory reading %s\n", path);
+        return false;
+    }
+    *list = l;
+    for (char *line = *buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        size_t ll = strlen(line);
+        if (ll && line[ll - 1] == '\r') line[--ll] = 0;
+        if (ll) l[(*n)++] = line;
+    }
+    return true;
+}
+
 int cmd_embed(int argc, char **argv) {
     embed_opts o;
-    const char *texts[MAX_TEXTS];
+    const char *pos[MAX_TEXTS];
     int n = 0;
-    int r = parse_embed_flags(argc, argv, &o, texts, &n);
+    int r = parse_embed_flags(argc, argv, &o, pos, &n);
     if (r >= 0) return r;
+    char *filebuf = NULL;
+    const char **texts = malloc(((size_t)n + 1) * sizeof *texts);
+    if (!texts) return 1;
+    memcpy(texts, pos, (size_t)n * sizeof *texts);
+    if (o.file && !read_lines(o.file, &filebuf, &texts, &n)) {
+        free(texts);
+        free(filebuf);
+        return 1;
+    }
+    if (n == 0) {
+        fprintf(stderr, "hearth embed: %s has no text (only empty lines)\n",
+                strcmp(o.file, "-") ? o.file : "standard input");
+        free(texts);
+        free(filebuf);
+        return 1;
+    }
     hearth_backend *be = NULL;
     hearth_model *m = NULL;
     if (!app_load("embed", app_resolve_model(o.model), o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, true, &be,
@@ -226,5 +292,7 @@ done:
     hearth_embedder_free(e);
     hearth_model_free(m);
     hearth_backend_free(be);
+    free(texts);
+    free(filebuf);
     return rc;
 }

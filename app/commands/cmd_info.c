@@ -143,7 +143,7 @@ static void info_compute(const info_opts *o, info_report *r) {
     const hearth_hparams *hp = &r->hp;
     r->n_ctx = o->ctx ? o->ctx : (r->have_hp ? hp->n_ctx_train : 0);
     const int page_size = 16;
-    if (r->have_hp) {
+    if (r->have_hp && !hearth_arch_get(r->arch)->encoder) { /* encoders keep no KV cache */
         hearth_kv_config kc = {hp->n_layer, hp->n_head_kv, hp->head_dim, o->kv_type, page_size, 1, NULL};
         uint64_t pages = (uint64_t)o->parallel * (uint64_t)((r->n_ctx + page_size - 1) / page_size);
         r->kv_bytes = hearth_kv_page_bytes(&kc) * pages;
@@ -251,7 +251,7 @@ static void info_print_hparams(const info_report *r) {
         printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
                hp->rope_freq_scale != 1.0f ? ", linear scaling" : "");
     if (ai->encoder)
-        printf("embedding:     pooling %s, bidirectional attention, layer norm eps %g (`hearth embed`, CPU)\n",
+        printf("embedding:     pooling %s, bidirectional attention, layer norm eps %g (hearth embed, CPU)\n",
                hearth_pooling_name(hp->pooling), hp->norm_eps);
 }
 

@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "app/cli/common.h"
+#include "app/commands/ppl_kld.h"
 #include "core/os.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/forward.h"
@@ -26,8 +27,9 @@
 
 typedef struct ppl_opts {
     const char *model, *text;
+    const char *kld_base; /* --kl-divergence-base FILE */
     int n_ctx, n_chunks, threads;
-    bool json, quiet;
+    bool json, quiet, kld; /* kld: compare with kld_base (else write it) */
     hearth_dtype kv_type;
     const char *backend;
 } ppl_opts;
@@ -46,6 +48,11 @@ static const char k_help[] =
     "  -t, --threads N      CPU threads (default: physical cores)\n"
     "  --kv-type T          KV cache type: f16 (default, as llama.cpp), f32, q8_0\n"
     "  --backend NAME       cpu (default), vulkan, cuda\n"
+    "  --kl-divergence-base FILE\n"
+    "                       alone: save this model's distributions to FILE (run it with the\n"
+    "                       full-precision model); with --kl-divergence: compare with them\n"
+    "  --kl-divergence      KL divergence from the base's distributions, same-top-token %,\n"
+    "                       PPL ratio (llama-perplexity's figures; same text, -c and --chunks)\n"
     "  --quiet              no progress line\n"
     "  --json               print the result as one JSON object on stdout\n"
     "  -h, --help           this text\n";
@@ -64,14 +71,15 @@ static bool parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static int ppl_parse(int argc, char **argv, ppl_opts *o) {
-    *o = (ppl_opts){NULL, NULL, 512, -1, 0, false, false, HEARTH_F16, "cpu"};
+    *o = (ppl_opts){.n_ctx = 512, .n_chunks = -1, .kv_type = HEARTH_F16, .backend = "cpu"};
     char msg[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-f") || !strcmp(a, "--file") ||
                      !strcmp(a, "-c") || !strcmp(a, "--ctx") || !strcmp(a, "--chunks") || !strcmp(a, "-t") ||
-                     !strcmp(a, "--threads") || !strcmp(a, "--kv-type") || !strcmp(a, "--backend");
+                     !strcmp(a, "--threads") || !strcmp(a, "--kv-type") || !strcmp(a, "--backend") ||
+                     !strcmp(a, "--kl-divergence-base");
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(k_help, stdout);
             return 0;
@@ -79,6 +87,8 @@ static int ppl_parse(int argc, char **argv, ppl_opts *o) {
             o->json = true;
         else if (!strcmp(a, "--quiet"))
             o->quiet = true;
+        else if (!strcmp(a, "--kl-divergence"))
+            o->kld = true;
         else if (takes && !v) {
             snprintf(msg, sizeof msg, "missing value after %s", a);
             return ppl_usage(msg);
@@ -98,6 +108,8 @@ static int ppl_parse(int argc, char **argv, ppl_opts *o) {
             if (!app_parse_kv_type("perplexity", argv[++i], &o->kv_type)) return 2;
         } else if (!strcmp(a, "--backend"))
             o->backend = argv[++i];
+        else if (!strcmp(a, "--kl-divergence-base"))
+            o->kld_base = argv[++i];
         else {
             snprintf(msg, sizeof msg, "unknown option or argument '%s'", a);
             return ppl_usage(msg);
@@ -105,6 +117,10 @@ static int ppl_parse(int argc, char **argv, ppl_opts *o) {
     }
     if (!o->model) return ppl_usage("no model: pass -m MODEL.gguf");
     if (!o->text) return ppl_usage("no text: pass -f TEXT");
+    if (o->kld && !o->kld_base)
+        return ppl_usage(
+            "--kl-divergence compares with a saved base: give --kl-divergence-base FILE (written by "
+            "a run of the base model with only that flag)");
     if (!o->threads) o->threads = hearth_physical_cores();
     return -1;
 }
@@ -128,7 +144,7 @@ typedef struct ppl_state {
 /* Score one chunk: tokens [0, n_ctx) with tokens[0] already BOS. */
 static bool ppl_chunk(hearth_forward *fw, hearth_kv_cache *kv, const hearth_model *m, const int32_t *tok,
                       int n_ctx, float *logits, int32_t *pos, int32_t *seqs, bool *want, ppl_state *st,
-                      hearth_error *err) {
+                      ppl_kld *kld, hearth_error *err) {
     int seq = hearth_kv_seq_create(kv, err);
     if (seq < 0) return false;
     const int first = n_ctx / 2, max_tok = hearth_forward_max_tokens(fw), n_vocab = m->hp.n_vocab;
@@ -154,6 +170,12 @@ static bool ppl_chunk(hearth_forward *fw, hearth_kv_cache *kv, const hearth_mode
                 int j = p + i;
                 if (j > n_ctx - 2) break;
                 double v = nll_of(logits + (size_t)i * n_vocab, n_vocab, tok[j + 1]);
+                char e[1200];
+                if (kld && !ppl_kld_position(kld, logits + (size_t)i * n_vocab, tok[j + 1], e, sizeof e)) {
+                    hearth_error_set(err, HEARTH_ERR_IO, "%s", e);
+                    ok = false;
+                    break;
+                }
                 st->nll += v;
                 st->nll2 += v * v;
                 st->count++;
@@ -207,6 +229,16 @@ static bool ppl_run(const ppl_opts *o, hearth_model *m, hearth_backend *be, cons
     bool ok = kv && fw && logits && chunk && pos && seqs && want;
     if (!ok && !err->msg[0]) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     ppl_state st = {0};
+    ppl_kld *kld = NULL;
+    char kerr[1400] = "";
+    if (ok && o->kld_base) {
+        uint64_t h = ppl_kld_tokens_hash(toks->ids, (size_t)n_chunk * (size_t)n_ctx);
+        kld = ppl_kld_open(o->kld_base, !o->kld, n_vocab, n_ctx, n_chunk, h, kerr, sizeof kerr);
+        if (!kld) {
+            hearth_error_set(err, HEARTH_ERR_INVALID, "%s", kerr);
+            ok = false;
+        }
+    }
     const bool tty = isatty(2) == 1 && !o->quiet;
     double t0 = hearth_now_ms();
     int32_t bos = hearth_tokenizer_bos(m->tokenizer);
@@ -214,7 +246,7 @@ static bool ppl_run(const ppl_opts *o, hearth_model *m, hearth_backend *be, cons
     for (int c = 0; c < n_chunk && ok; c++) {
         memcpy(chunk, toks->ids + (size_t)c * n_ctx, (size_t)n_ctx * sizeof *chunk);
         if (bos >= 0) chunk[0] = bos;
-        ok = ppl_chunk(fw, kv, m, chunk, n_ctx, logits, pos, seqs, want, &st, err);
+        ok = ppl_chunk(fw, kv, m, chunk, n_ctx, logits, pos, seqs, want, &st, kld, err);
         if (!ok) break;
         if (!o->json) printf("[%d]%.4f,", c + 1, exp(st.nll / (double)st.count));
         if (!o->json) fflush(stdout);
@@ -223,6 +255,12 @@ static bool ppl_run(const ppl_opts *o, hearth_model *m, hearth_backend *be, cons
                     (hearth_now_ms() - t0) / 1000);
     }
     if (tty) fprintf(stderr, "\r\033[K");
+    if (ok && kld && !ppl_kld_finish(kld, kerr, sizeof kerr)) {
+        hearth_error_set(err, HEARTH_ERR_INVALID, "%s", kerr);
+        ok = false;
+    }
+    ppl_kld_stats ks;
+    bool have_k = ok && kld && ppl_kld_result(kld, &ks);
     if (ok) {
         double nll = st.nll / st.count, nll2 = st.nll2 / st.count - nll * nll, ppl = exp(nll);
         double pm = nll2 > 0 && st.count > 1 ? ppl * sqrt(nll2 / (double)(st.count - 1)) : 0.0;
@@ -238,13 +276,40 @@ static bool ppl_run(const ppl_opts *o, hearth_model *m, hearth_backend *be, cons
             cJSON_AddNumberToObject(j, "ppl_err", pm);
             cJSON_AddNumberToObject(j, "mean_nll", nll);
             cJSON_AddNumberToObject(j, "seconds", secs);
+            if (have_k) {
+                cJSON *k = cJSON_AddObjectToObject(j, "kld");
+                cJSON_AddStringToObject(k, "base", o->kld_base);
+                cJSON_AddNumberToObject(k, "mean", ks.mean);
+                cJSON_AddNumberToObject(k, "mean_err", ks.mean_err);
+                cJSON_AddNumberToObject(k, "median", ks.median);
+                cJSON_AddNumberToObject(k, "p99", ks.p99);
+                cJSON_AddNumberToObject(k, "max", ks.max);
+                cJSON_AddNumberToObject(k, "same_top", ks.same_top);
+                cJSON_AddNumberToObject(k, "ppl_base", ks.ppl_base);
+                cJSON_AddNumberToObject(k, "ln_ppl_ratio", ks.ln_ppl_ratio);
+            } else if (kld) {
+                cJSON_AddStringToObject(j, "kld_base_written", o->kld_base);
+            }
             char *txt = cJSON_PrintUnformatted(j);
             if (txt) puts(txt);
             free(txt);
             cJSON_Delete(j);
-        } else
+        } else {
             printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", ppl, pm);
+            if (have_k) {
+                printf("\nKL divergence from %s (%ld positions):\n", o->kld_base, ks.positions);
+                printf("Mean PPL(Q)/PPL(base): %.6f (PPL(base) %.4f)\n", exp(ks.ln_ppl_ratio), ks.ppl_base);
+                printf("Mean ln(PPL(Q)/PPL(base)): %.6f\n", ks.ln_ppl_ratio);
+                printf("Mean    KLD: %10.6f +/- %.6f\n", ks.mean, ks.mean_err);
+                printf("Median  KLD: %10.6f\n99.0%%   KLD: %10.6f\nMaximum KLD: %10.6f\n", ks.median, ks.p99,
+                       ks.max);
+                printf("Same top p: %.3f %%\n", 100.0 * ks.same_top);
+            } else if (kld) {
+                printf("base distributions saved to %s\n", o->kld_base);
+            }
+        }
     }
+    ppl_kld_free(kld);
     free(want);
     free(seqs);
     free(pos);

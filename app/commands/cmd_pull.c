@@ -13,7 +13,8 @@
  * bytes go to FILE.part, resumed with an HTTP Range request when a .part is
  * left from an interrupted pull (the pull says so and from which byte); a
  * server that sends nothing for $HEARTH_PULL_STALL_S seconds (default 30)
- * is an error; the sha256 (the catalog's or --sha256) is checked before the
+ * is an error; the sha256 (the catalog's, --sha256, or for a Hugging Face file
+ * the one its API publishes: the LFS oid in /api/models/REPO/tree/main) is checked before the
  * .part is renamed to FILE; only then is the manifest row written. A failed
  * pull leaves no manifest row (a .part is kept for a resume, except after a
  * sha256 mismatch, when it is deleted).
@@ -62,7 +63,10 @@ static void errf(char *buf, size_t cap, const char *fmt, ...) {
 
 typedef struct pull_plan {
     char name[256];
-    char sha256[65]; /* expected, "" when unknown (single-file pulls only) */
+    char sha256[65];   /* expected from the catalog or --sha256, "" when unknown (single-file pulls only) */
+    char hf_repo[512]; /* where the files come from, "" for a URL */
+    char part_sha[MAX_PARTS][65]; /* expected per file: the above, else Hugging Face's published one */
+    bool published[MAX_PARTS];    /* part_sha[i] came from Hugging Face */
     char source[2048];
     int n;
     char url[MAX_PARTS][2048];
@@ -398,9 +402,10 @@ static int do_pull(pull_plan *p, bool quiet, bool json) {
             rc = 1;
             break;
         }
-        if (fetch_one(p->url[i], dest, p->n == 1 ? p->sha256 : "", p->file[i], quiet, json, hex, errbuf,
-                      sizeof errbuf)) {
-            pull_error(json, "%s", errbuf);
+        if (fetch_one(p->url[i], dest, p->part_sha[i], p->file[i], quiet, json, hex, errbuf, sizeof errbuf)) {
+            bool theirs = p->published[i] && strstr(errbuf, "sha256 mismatch");
+            pull_error(json, "%s%s", errbuf,
+                       theirs ? " (expected: the sha256 Hugging Face publishes for the file)" : "");
             rc = 1;
         } else {
             size += file_len(dest);
@@ -431,7 +436,11 @@ static int do_pull(pull_plan *p, bool quiet, bool json) {
             cJSON_AddStringToObject(o, "sha256", p->n == 1 ? hex : "");
             json_print(o);
         } else if (!quiet) {
-            fprintf(stderr, "pulled %s -> %s (sha256 %s)\n", e.name, e.file, p->n == 1 ? hex : "per part");
+            bool checked = p->part_sha[0][0];
+            fprintf(stderr, "pulled %s -> %s (sha256 %s%s)\n", e.name, e.file, p->n == 1 ? hex : "per part",
+                    !checked          ? "; none was published to check it against"
+                    : p->published[0] ? ", as Hugging Face publishes it"
+                                      : ", as expected");
         }
     }
     hearth_model_store_close(s);
@@ -484,7 +493,7 @@ int cmd_pull(int argc, char **argv) {
     memset(&plan, 0, sizeof plan);
     char errbuf[4096] = "";
     int rc = pull_resolve(pos[0], &plan.n, plan.url, plan.file, MAX_PARTS, plan.name, sizeof plan.name,
-                          plan.sha256, plan.source, sizeof plan.source, errbuf, sizeof errbuf);
+                          plan.sha256, plan.hf_repo, plan.source, sizeof plan.source, errbuf, sizeof errbuf);
     if (rc == 0) {
         if (sha) snprintf(plan.sha256, sizeof plan.sha256, "%s", sha);
         if (name) snprintf(plan.name, sizeof plan.name, "%s", name);
@@ -492,6 +501,15 @@ int cmd_pull(int argc, char **argv) {
             fprintf(stderr, "hearth pull: --sha256 names one file, but %s has %d parts\n", pos[0], plan.n);
             rc = 2;
         } else {
+            if (plan.n == 1) snprintf(plan.part_sha[0], 65, "%s", plan.sha256);
+            if (plan.hf_repo[0]) { /* what Hugging Face publishes checks every file the catalog does not */
+                char before[MAX_PARTS];
+                for (int i = 0; i < plan.n; i++)
+                    before[i] = plan.part_sha[i][0];
+                pull_hf_published_sha(plan.hf_repo, plan.n, (const char(*)[512])plan.file, plan.part_sha);
+                for (int i = 0; i < plan.n; i++)
+                    plan.published[i] = !before[i] && plan.part_sha[i][0];
+            }
             rc = do_pull(&plan, quiet || json, json);
         }
     } else {

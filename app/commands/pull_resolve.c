@@ -173,9 +173,40 @@ static int resolve_hf(const char *repo, const char *quant, int *n, char (*url)[2
     return 0;
 }
 
+int pull_hf_published_sha(const char *repo, int n, const char (*file)[512], char (*sha)[65]) {
+    char api[2048];
+    long status = 0;
+    char err[512];
+    snprintf(api, sizeof api, "%s/api/models/%s/tree/main", pull_hf_endpoint(), repo);
+    char *body = pull_http_get(api, &status, err, sizeof err);
+    if (!body || status != 200) {
+        free(body);
+        return 0;
+    }
+    cJSON *j = cJSON_Parse(body);
+    free(body);
+    int found = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j) {
+        const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "path"));
+        const cJSON *lfs = cJSON_GetObjectItemCaseSensitive(it, "lfs");
+        const char *oid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(lfs, "oid"));
+        if (!path || !oid || strlen(oid) != 64) continue;
+        for (int i = 0; i < n; i++)
+            if (!sha[i][0] && !strcmp(path, file[i])) {
+                snprintf(sha[i], 65, "%s", oid);
+                found++;
+            }
+    }
+    cJSON_Delete(j);
+    return found;
+}
+
 int pull_resolve(const char *spec, int *n, char (*url)[2048], char (*file)[512], int max, char *name,
-                 size_t name_cap, char *sha, char *source, size_t source_cap, char *errbuf, size_t cap) {
+                 size_t name_cap, char *sha, char *hf_repo, char *source, size_t source_cap, char *errbuf,
+                 size_t cap) {
     sha[0] = 0;
+    hf_repo[0] = 0;
     if (!strncmp(spec, "http://", 7) || !strncmp(spec, "https://", 8)) {
         const char *b = strrchr(spec, '/');
         char base[512];
@@ -209,6 +240,7 @@ int pull_resolve(const char *spec, int *n, char (*url)[2048], char (*file)[512],
             return -1;
         }
         if (resolve_hf(repo, quant, n, url, file, max, errbuf, cap)) return -1;
+        snprintf(hf_repo, 512, "%s", repo);
         snprintf(name, name_cap, "hf.co/%s:%s", repo, quant);
         snprintf(source, source_cap, "hf.co/%s (%s)", repo, file[0]);
         return 0;
@@ -224,6 +256,7 @@ int pull_resolve(const char *spec, int *n, char (*url)[2048], char (*file)[512],
         return -1;
     }
     *n = 1;
+    snprintf(hf_repo, 512, "%s", repo);
     snprintf(file[0], 512, "%s", fl);
     snprintf(url[0], 2048, "%s/%s/resolve/main/%s", pull_hf_endpoint(), repo, fl);
     snprintf(name, name_cap, "%s", spec);

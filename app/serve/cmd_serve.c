@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,17 @@
 #include "app/cli/engine_opts.h"
 #include "runtime/template/chat_template.h"
 #include "serve.h"
+
+/* Room for max connections' sockets: the soft open-files limit up to the hard one. */
+static void raise_fd_limit(unsigned want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want) return;
+    rlim_t cur = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
+        fprintf(stderr, "hearth serve: at most about %llu connections (open files limit %llu; was %llu)\n",
+                (unsigned long long)rl.rlim_cur / 2, (unsigned long long)rl.rlim_cur, (unsigned long long)cur);
+}
 
 static const char *default_socket(char *buf, size_t n) {
     const char *rt = getenv("XDG_RUNTIME_DIR");
@@ -44,7 +56,7 @@ typedef struct serve_opts {
     const char *model_path, *socket_path, *listen_addr, *api_key, *config_path, *cors_origins;
     const char *model_name; /* what -m said when it named a pulled or configured model */
     const char *keep_alive;
-    int timeout_s, request_timeout_s, max_loaded;
+    int timeout_s, request_timeout_s, max_loaded, max_conns;
     bool embeddings;
     uint64_t max_body, max_memory;
     double keep_alive_s;
@@ -57,7 +69,8 @@ typedef struct serve_opts {
  * usage error). */
 static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, serve_opts *so,
                             app_engine_opts *eo) {
-    *so = (serve_opts){.timeout_s = 120,
+    *so = (serve_opts){.timeout_s = 30,
+                       .max_conns = 4096,
                        .request_timeout_s = 600,
                        .max_body = 8u << 20,
                        .max_loaded = 3,
@@ -95,7 +108,11 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
          "port), exact origins like http://localhost:5173, or '*'; comma-separated (default: none)"},
         {NULL, "--max-body", ARG_U64, &so->max_body, "BYTES",
          "largest request body (default 8 MiB; larger: 413)"},
-        {NULL, "--timeout", ARG_INT, &so->timeout_s, "S", "close connections idle this long (default 120)"},
+        {NULL, "--timeout", ARG_INT, &so->timeout_s, "S",
+         "close a connection silent this long: idle keep-alive, or a client that stalls sending its request "
+         "(default 30; generations are not cut by it)"},
+        {NULL, "--max-connections", ARG_INT, &so->max_conns, "N",
+         "connections at once per listener (default 4096; the Unix socket has its own)"},
         {NULL, "--request-timeout", ARG_INT, &so->request_timeout_s, "S",
          "cancel generations running longer (default 600)"},
         {NULL, "--embeddings", ARG_FLAG, &so->embeddings, NULL,
@@ -123,10 +140,11 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
         so->model_path = file;
     }
     if (eo->print_config) return app_engine_opts_print_json(eo, "serve", so->model_path, 8);
-    if (so->max_body == 0 || so->timeout_s <= 0 || so->request_timeout_s < 0 || so->max_loaded <= 0) {
+    if (so->max_body == 0 || so->timeout_s <= 0 || so->request_timeout_s < 0 || so->max_loaded <= 0 ||
+        so->max_conns <= 0) {
         fprintf(
             stderr,
-            "hearth serve: --max-body, --timeout and --max-loaded must be positive, --request-timeout not "
+            "hearth serve: --max-body, --timeout, --max-loaded and --max-connections must be positive, --request-timeout not "
             "negative (see hearth serve --help)\n");
         return 2;
     }
@@ -222,7 +240,8 @@ static int serve_main(int argc, char **argv, const hearth_config *cfg) {
     serve_listen l = {.socket_path = so.socket_path,
                       .tcp = so.listen_addr,
                       .timeout_s = (unsigned)so.timeout_s,
-                      .max_conns = 512};
+                      .max_conns = (unsigned)so.max_conns};
+    raise_fd_limit(2u * (unsigned)so.max_conns + 256); /* two listeners, the model files, SQLite */
     http = serve_http_start(&srv, &l, err, sizeof err);
     if (!http) {
         fprintf(stderr, "hearth serve: %s\n", err);

@@ -75,9 +75,6 @@ bool sj_float(const cJSON *o, const char *key, double lo, double hi, float *out,
 bool sj_int(const cJSON *o, const char *key, long lo, long hi, int *out, sj_err *e);
 bool sj_u64(const cJSON *o, const char *key, uint64_t *out, bool *given, sj_err *e);
 bool sj_bool(const cJSON *o, const char *key, bool *out, sj_err *e);
-/* Token probabilities are not computed yet: OpenAI/Ollama logprobs and
- * top_logprobs, llama.cpp n_probs (> 0) are refused, not ignored. */
-bool serve_refuse_logprobs(const cJSON *body, sj_err *e);
 /* A Go-style duration ("5m", "1h30m", "30s", "-1", "0") in seconds. */
 bool serve_parse_duration(const char *s, double *out);
 /* Ollama's keep_alive: a Go duration string or seconds; *out in seconds. */
@@ -148,6 +145,7 @@ typedef struct serve_model {
     char *chat_template; /* tokenizer.chat_template (malloc'd) or NULL */
     bool from_store;     /* pulled: /api/delete may remove it */
     bool encoder;        /* an embedding model (bert, nomic-bert): no text generation */
+    bool fim;     /* the vocabulary has fill-in-the-middle tokens: /infill works ("insert") */
     int pooling;         /* {arch}.pooling_type (hearth_pooling), 0 when absent */
     /* under srv->models_mu */
     serve_model_state state;
@@ -265,6 +263,8 @@ struct serve_gen {
     double t_max_predict_ms; /* > 0: stop this long after the first token (/infill) */
     double t_first_ms;
     bool time_limited; /* stopped by t_max_predict_ms: report "length" */
+    hearth_logprobs *lps; /* token logprobs not yet taken (when asked) */
+    int n_lps, cap_lps;
     serve_gen *live_prev, *live_next;
 };
 
@@ -277,6 +277,8 @@ typedef struct serve_gen_params {
     int n_stop;
     bool ignore_eog;
     bool no_spec; /* the request's "speculative": false (speculative decoding opt-out) */
+    bool logprobs; /* deliver each token's logprob (serve_logprobs.c) and top_logprobs alternatives */
+    int top_logprobs;
     double t_max_predict_ms;
     hearth_grammar
         *grammar; /* structured output (serve_grammar.c), NULL = none; the engine takes a reference */
@@ -316,6 +318,9 @@ bool serve_gen_take(serve_gen *g, strbuf *out, int wait_ms);
 void serve_gen_cancel(serve_gen *g);
 /* The connection lets go: cancels the request if still running. */
 void serve_gen_release(serve_gen *g);
+/* Move the token logprobs delivered so far into *out (malloc'd, the caller
+ * frees; NULL when none): returns how many. */
+int serve_gen_take_logprobs(serve_gen *g, hearth_logprobs **out);
 /* Cancel every generation in flight (shutdown). */
 void serve_gen_cancel_all(serve_ctx *srv);
 /* Finish reason as OpenAI names it: "stop" or "length". */
@@ -420,6 +425,10 @@ struct serve_req {
     hearth_out_parser *outp;
     serve_tools tools; /* owned: freed with the request */
     bool named_ok;     /* a call of tool_choice's named function was seen */
+    /* token logprobs (serve_logprobs.c) */
+    bool want_lp;
+    bool lp_chat;  /* OpenAI chat's shape (else the route's API decides) */
+    int lp_offset; /* completions' text_offset of the next token */
 };
 
 int serve_reply_json(serve_req *rq, int status, cJSON *obj); /* takes obj */
@@ -466,6 +475,16 @@ int serve_activated_fd(void);
 /* Stop accepting new connections (in-flight ones continue). */
 void serve_http_quiesce(serve_http *h);
 void serve_http_stop(serve_http *h);
+
+/* ---------------------------------------------------------------- logprobs (serve_logprobs.c) */
+
+/* The request's logprobs fields for its API: OpenAI chat logprobs (bool) +
+ * top_logprobs, OpenAI completions logprobs (a number), Ollama logprobs +
+ * top_logprobs, llama.cpp n_probs. False with e set (a 400). */
+bool serve_logprobs_parse(const cJSON *body, serve_api api, bool chat, bool *want, int *top, sj_err *e);
+/* Take the logprobs delivered so far from rq->gen and add them to obj[key]
+ * in the API's shape; nothing (or null when always) if none were asked. */
+void serve_logprobs_attach(serve_req *rq, cJSON *obj, const char *key, bool always);
 
 /* ---------------------------------------------------------------- routes */
 

@@ -41,6 +41,7 @@ static void gen_free(serve_gen *g) {
     if (g->live_next) g->live_next->live_prev = g->live_prev;
     pthread_mutex_unlock(&srv->mu);
     strbuf_free(&g->text);
+    free(g->lps);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     serve_models_unref(g->sm);
@@ -63,6 +64,17 @@ static void gen_event(const hearth_event *ev, void *user) {
         pthread_mutex_lock(&g->mu);
         g->n_tokens++;
         if (ev->text_len) strbuf_add(&g->text, ev->text, ev->text_len);
+        if (ev->logprobs) {
+            if (g->n_lps == g->cap_lps) {
+                int cap = g->cap_lps ? g->cap_lps * 2 : 64;
+                hearth_logprobs *n = realloc(g->lps, sizeof *n * (size_t)cap);
+                if (n) {
+                    g->lps = n;
+                    g->cap_lps = cap;
+                }
+            }
+            if (g->n_lps < g->cap_lps) g->lps[g->n_lps++] = *ev->logprobs;
+        }
         double now = hearth_now_ms();
         if (g->n_tokens == 1) g->t_first_ms = now;
         if (g->t_max_predict_ms > 0 && now - g->t_first_ms > g->t_max_predict_ms && !g->time_limited) {
@@ -143,6 +155,8 @@ serve_gen *serve_gen_start(serve_model *sm, const serve_gen_params *p, hearth_er
     r.ignore_eog = p->ignore_eog;
     r.grammar = p->grammar;
     r.no_spec = p->no_spec;
+    r.logprobs = p->logprobs;
+    r.top_logprobs = p->top_logprobs;
     r.on_event = gen_event;
     r.user = g;
     uint64_t id = hearth_engine_submit(sm->eng, &r, err);
@@ -182,6 +196,16 @@ bool serve_gen_take(serve_gen *g, strbuf *out, int wait_ms) {
     bool done = g->done;
     pthread_mutex_unlock(&g->mu);
     return done;
+}
+
+int serve_gen_take_logprobs(serve_gen *g, hearth_logprobs **out) {
+    pthread_mutex_lock(&g->mu);
+    int n = g->n_lps;
+    *out = g->lps;
+    g->lps = NULL;
+    g->n_lps = g->cap_lps = 0;
+    pthread_mutex_unlock(&g->mu);
+    return n;
 }
 
 void serve_gen_cancel(serve_gen *g) {

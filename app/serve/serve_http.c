@@ -560,10 +560,13 @@ static struct MHD_Daemon *daemon_start(serve_ctx *srv, int fd, const serve_liste
     unsigned flags =
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
     if (srv->verbose) flags |= MHD_USE_ERROR_LOG;
+    /* One thread per connection (handlers block on generations): small stacks, so thousands of
+     * idle or slow clients cost little, and they time out after --timeout of silence. */
     return MHD_start_daemon(flags, 0, NULL, NULL, access_handler, srv, MHD_OPTION_LISTEN_SOCKET,
                             (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)l->timeout_s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)l->max_conns, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)l->max_conns,
+                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_END);
 }
 
 serve_http *serve_http_start(serve_ctx *srv, const serve_listen *l, char *err, size_t errsz) {

@@ -183,23 +183,6 @@ bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e)
     return true;
 }
 
-bool serve_refuse_logprobs(const cJSON *body, sj_err *e) {
-    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(body, "logprobs");
-    const cJSON *tlp = cJSON_GetObjectItemCaseSensitive(body, "top_logprobs");
-    const cJSON *np = cJSON_GetObjectItemCaseSensitive(body, "n_probs");
-    if ((lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0)) ||
-        (tlp && !cJSON_IsNull(tlp))) {
-        snprintf(e->msg, sizeof e->msg,
-                 "'logprobs' / 'top_logprobs' are not supported by this server yet; omit them");
-        return false;
-    }
-    if (np && !cJSON_IsNull(np) && !(cJSON_IsNumber(np) && np->valuedouble == 0)) {
-        snprintf(e->msg, sizeof e->msg, "'n_probs' is not supported by this server yet; omit it or send 0");
-        return false;
-    }
-    return true;
-}
-
 void serve_iso_time(char *buf, size_t n, time_t t, long nsec) {
     struct tm tm;
     gmtime_r(&t, &tm);

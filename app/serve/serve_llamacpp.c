@@ -56,6 +56,7 @@ static cJSON *final_object(serve_req *rq, const char *text, size_t n, int predic
     const char *why = serve_gen_finish_reason(g);
     cJSON_AddStringToObject(o, "stop_type", !strcmp(why, "length") ? "limit" : "eos");
     cJSON_AddBoolToObject(o, "truncated", false);
+    serve_logprobs_attach(rq, o, "completion_probabilities", false); /* n_probs: what is left */
     add_timings(o, g);
     return o;
 }
@@ -67,6 +68,7 @@ static void llama_stream(serve_req *rq, const char *text, size_t n, bool done, s
         cJSON_AddStringToObject(o, "content", s ? s : "");
         free(s);
         cJSON_AddBoolToObject(o, "stop", false);
+        serve_logprobs_attach(rq, o, "completion_probabilities", false);
         strbuf_adds(out, "data: ");
         serve_add_json(out, o);
         strbuf_adds(out, "\n\n");
@@ -96,12 +98,13 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
     bool stream = false, ignore_eos = false, spec = true;
     double t_max = 0;
     const char *stops[SJ_MAX_STOP];
-    int n_stop = 0;
+    int n_stop = 0, top_lp = 0;
     hearth_sampling_params sp = serve_sampling_defaults(srv);
     if (!sj_bool(body, "stream", &stream, &e) || !sj_bool(body, "ignore_eos", &ignore_eos, &e) ||
         !sj_stop(body, "stop", stops, SJ_MAX_STOP, &n_stop, &e) || !serve_parse_sampling(body, &sp, &e) ||
         !sj_number(body, "t_max_predict_ms", 0, 1e9, &t_max, &e) ||
-        !sj_bool(body, "speculative", &spec, &e) || !serve_refuse_logprobs(body, &e))
+        !sj_bool(body, "speculative", &spec, &e) ||
+        !serve_logprobs_parse(body, SERVE_API_LLAMA, false, &rq->want_lp, &top_lp, &e))
         return serve_reply_error(rq, 400, NULL, "%s", e.msg);
     hearth_grammar *grammar = NULL; /* structured output (serve_grammar.c) */
     if (!serve_grammar_from_body(body, &grammar, &e)) return serve_reply_error(rq, 400, NULL, "%s", e.msg);
@@ -113,7 +116,9 @@ static int run_generation(serve_req *rq, hearth_tokens *ids, const cJSON *body, 
                            .n_stop = n_stop,
                            .ignore_eog = ignore_eos,
                            .no_spec = !spec,
-                           .t_max_predict_ms = t_max};
+                           .t_max_predict_ms = t_max,
+                           .logprobs = rq->want_lp,
+                           .top_logprobs = top_lp};
     gp.grammar = grammar;
     bool started = serve_start_or_reply(rq, &gp);
     hearth_grammar_release(grammar); /* the engine holds its own reference */

@@ -65,13 +65,14 @@ static cJSON *tag_entry(const serve_model *sm) {
     return m;
 }
 
-/* The context a request gets: the engine's when loaded, else what it will be. */
+/* The context a request gets: the engine's when loaded, else what it will
+ * be (the model's trained context unless -c says otherwise; the engine may
+ * cut it to the free memory when it loads). */
 static int ctx_of(const serve_model *sm) {
     if (sm->state == SM_LOADED) return sm->n_ctx;
-    int ctx = sm->hp.n_ctx_train > 0 ? sm->hp.n_ctx_train : 4096;
     int want = sm->srv->ec.n_ctx;
-    if (want > 0 && want < ctx) return want;
-    return want <= 0 && ctx > 4096 ? 4096 : ctx;
+    if (want > 0) return want;
+    return sm->hp.n_ctx_train > 0 ? sm->hp.n_ctx_train : 4096;
 }
 
 static void add_tag(void *ctx, const serve_model *sm) {
@@ -167,6 +168,7 @@ int route_ollama_show(serve_req *rq) {
     }
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
     if (!sm->encoder) cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    if (sm->fim && !sm->encoder) cJSON_AddItemToArray(caps, cJSON_CreateString("insert"));
     if (sm->encoder || sm->pooling || rq->srv->embeddings)
         cJSON_AddItemToArray(caps, cJSON_CreateString("embedding"));
     if (hearth_template_renders_tools(sm->chat_template))

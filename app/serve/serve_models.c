@@ -78,6 +78,25 @@ static uint64_t fnv64(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
+/* Whether the vocabulary has fill-in-the-middle prefix and middle tokens
+ * (the names /infill looks for, serve_llamacpp.c): Ollama's "insert". */
+static bool has_fim_tokens(const hearth_gguf *g) {
+    uint32_t id;
+    if (hearth_gguf_get_u32(g, "tokenizer.ggml.fim_pre_token_id", &id) &&
+        hearth_gguf_get_u32(g, "tokenizer.ggml.fim_mid_token_id", &id))
+        return true;
+    const gguf_kv *kv = hearth_gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING);
+    static const char *const pre[] = {"<|fim_prefix|>", "<fim_prefix>", "<PRE>", "<fim-prefix>"};
+    static const char *const mid[] = {"<|fim_middle|>", "<fim_middle>", "<MID>", "<fim-middle>"};
+    bool p = false, m = false;
+    for (uint64_t i = 0; kv && i < kv->arr_n && !(p && m); i++)
+        for (int k = 0; k < 4; k++) {
+            p |= hearth_str_eq(kv->strs[i], pre[k]);
+            m |= hearth_str_eq(kv->strs[i], mid[k]);
+        }
+    return p && m;
+}
+
 /* The header of the file: architecture, sizes, template; no weights read. */
 static bool read_metadata(serve_model *sm, char *err, size_t cap) {
     hearth_error e = {0};
@@ -103,6 +122,7 @@ static bool read_metadata(serve_model *sm, char *err, size_t cap) {
     snprintf(sm->quant, sizeof sm->quant, "%s",
              hearth_gguf_get_u32(g, "general.file_type", &ft) ? ftype_name(ft) : "unknown");
     if (hearth_gguf_get_str(g, "tokenizer.chat_template", &s)) sm->chat_template = strndup(s.ptr, s.len);
+    sm->fim = has_fim_tokens(g);
     for (uint64_t i = 0; i < hearth_gguf_n_tensors(g); i++) {
         const gguf_tensor *t = hearth_gguf_tensor_at(g, i);
         uint64_t n = 1;
@@ -287,12 +307,15 @@ static uint64_t mem_estimate(const serve_model *sm) {
     const serve_ctx *srv = sm->srv;
     const hearth_hparams *hp = &sm->hp;
     if (sm->encoder) return sm->file_size + sm->file_size / 4; /* no KV cache: weights and activations */
-    int ctx = hp->n_ctx_train > 0 ? hp->n_ctx_train : 4096;
-    if (srv->ec.n_ctx > 0 && srv->ec.n_ctx < ctx) ctx = srv->ec.n_ctx;
-    if (srv->ec.n_ctx <= 0 && ctx > 4096) ctx = 4096;
+    /* as hearth_engine_create sizes the pool: n_parallel full-context sequences, or with the
+     * automatic context one full-context sequence or n_parallel * 4096 tokens; + a quarter */
+    int par = srv->ec.n_parallel > 0 ? srv->ec.n_parallel : 1;
+    double ctx = srv->ec.n_ctx > 0 ? srv->ec.n_ctx : hp->n_ctx_train > 0 ? hp->n_ctx_train : 4096;
+    double tokens = ctx * par;
+    if (srv->ec.n_ctx <= 0 && ctx > 4096) tokens = ctx > 4096.0 * par ? ctx : 4096.0 * par;
     double per_tok = (double)hp->n_layer * 2.0 * hp->n_head_kv * hp->head_dim *
                      (srv->ec.kv_type == HEARTH_F32 ? 4.0 : 2.0);
-    return sm->file_size + (uint64_t)(per_tok * ctx * (srv->ec.n_parallel > 0 ? srv->ec.n_parallel : 1));
+    return sm->file_size + (uint64_t)(per_tok * tokens * 1.25);
 }
 
 /* Load sm's weights and engine (lock not held; sm is LOADING). */

@@ -61,7 +61,9 @@ static cJSON *line_head_of(serve_req *rq, const char *model, const char *text, s
 }
 
 static cJSON *line_head(serve_req *rq, const char *text, size_t n) {
-    return line_head_of(rq, rq->sm->name, text, n);
+    cJSON *o = line_head_of(rq, rq->sm->name, text, n);
+    serve_logprobs_attach(rq, o, "logprobs", false); /* the tokens delivered since the last line */
+    return o;
 }
 
 static void add_final_fields(serve_req *rq, cJSON *o) {
@@ -195,7 +197,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     sj_err e = {0};
     const char *model = NULL, *prompt = NULL, *system = NULL;
     bool stream = true, raw = false;
-    int num_predict = -1, num_ctx = 0;
+    int num_predict = -1, num_ctx = 0, top_lp = 0;
     const char *stops[SJ_MAX_STOP];
     int n_stop = 0;
     hearth_sampling_params sp = serve_sampling_defaults(srv);
@@ -208,7 +210,8 @@ static int ollama_generate(serve_req *rq, bool chat) {
 
     double keep_alive = NAN; /* seconds idle before unloading (serve_models.c); NAN: the default */
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
-        !sj_duration(body, "keep_alive", &keep_alive, &e) || !serve_refuse_logprobs(body, &e) ||
+        !sj_duration(body, "keep_alive", &keep_alive, &e) ||
+        !serve_logprobs_parse(body, SERVE_API_OLLAMA, chat, &rq->want_lp, &top_lp, &e) ||
         !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
         goto bad;
     if (!model || !model[0]) {
@@ -273,7 +276,9 @@ static int ollama_generate(serve_req *rq, bool chat) {
                            .sampling = sp,
                            .max_tokens = num_predict == 0 ? 1 : num_predict,
                            .stop = stops,
-                           .n_stop = n_stop};
+                           .n_stop = n_stop,
+                           .logprobs = rq->want_lp,
+                           .top_logprobs = top_lp};
     gp.grammar = grammar;
     bool started = serve_start_or_reply(rq, &gp);
     hearth_grammar_release(grammar); /* the engine holds its own reference */

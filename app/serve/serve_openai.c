@@ -68,7 +68,7 @@ static void add_chunk(serve_req *rq, const char *text, size_t n, const char *fin
     } else {
         cJSON_AddItemToObject(c, "text", t);
     }
-    cJSON_AddNullToObject(c, "logprobs");
+    serve_logprobs_attach(rq, c, "logprobs", true);
     if (finish)
         cJSON_AddStringToObject(c, "finish_reason", finish);
     else
@@ -89,7 +89,7 @@ static cJSON *delta_chunk(serve_req *rq, cJSON **delta) {
     cJSON_AddNumberToObject(c, "index", 0);
     *delta = cJSON_AddObjectToObject(c, "delta");
     if (!rq->sent_first) cJSON_AddStringToObject(*delta, "role", "assistant");
-    cJSON_AddNullToObject(c, "logprobs");
+    serve_logprobs_attach(rq, c, "logprobs", true);
     cJSON_AddNullToObject(c, "finish_reason");
     if (rq->include_usage) cJSON_AddNullToObject(o, "usage");
     rq->sent_first = true;
@@ -311,7 +311,11 @@ static int openai_generate(serve_req *rq, bool chat) {
         }
         if (!sj_bool(so, "include_usage", &include_usage, &e)) goto bad;
     }
-    if (!serve_refuse_logprobs(body, &e)) goto bad;
+    bool want_lp = false;
+    int top_lp = 0;
+    if (!serve_logprobs_parse(body, SERVE_API_OPENAI, chat, &want_lp, &top_lp, &e)) goto bad;
+    rq->want_lp = want_lp;
+    rq->lp_chat = chat;
     if (n != 1) {
         snprintf(e.msg, sizeof e.msg, "'n' is %d but this server returns one choice per request (n=1)", n);
         goto bad;
@@ -355,7 +359,9 @@ static int openai_generate(serve_req *rq, bool chat) {
                            .stop = stops,
                            .n_stop = n_stop,
                            .ignore_eog = ignore_eos,
-                           .no_spec = !spec};
+                           .no_spec = !spec,
+                           .logprobs = want_lp,
+                           .top_logprobs = top_lp};
     if (max_tokens == 0) gp.max_tokens = 1; /* OpenAI treats 0 as "as few as possible" */
     gp.grammar = grammar;
     bool started = serve_start_or_reply(rq, &gp);
@@ -398,7 +404,7 @@ static int openai_generate(serve_req *rq, bool chat) {
     } else {
         cJSON_AddStringToObject(c, "text", out.p ? out.p : "");
     }
-    cJSON_AddNullToObject(c, "logprobs");
+    serve_logprobs_attach(rq, c, "logprobs", true);
     cJSON_AddStringToObject(c, "finish_reason", chat ? chat_finish_reason(rq) : serve_gen_finish_reason(g));
     add_usage(o, g);
     rc = serve_reply_json(rq, 200, o);

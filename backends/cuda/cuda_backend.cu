@@ -79,7 +79,8 @@ namespace {
 
 enum rec_kind : int32_t {
     RK_GET_ROWS, RK_GET_ROWS_F32, RK_RMS_NORM, RK_MATMUL, RK_MV_F16, RK_MV_Q, RK_TO_F16, RK_GEMM,
-    RK_ADD, RK_SILU_MUL, RK_ROPE, RK_KV_STORE, RK_ATTN, RK_ATTN_SPLIT, RK_ATTN_COMBINE, RK_ARGMAX
+    RK_ADD, RK_SILU_MUL, RK_ROPE, RK_KV_STORE, RK_ATTN, RK_ATTN_SPLIT, RK_ATTN_COMBINE, RK_ARGMAX,
+    RK_LAYER_NORM, RK_GELU
 };
 
 /* Kernel arguments. No implicit padding anywhere (explicit pad_ fields, checked
@@ -87,6 +88,8 @@ enum rec_kind : int32_t {
  * would not survive a struct copy reliably. */
 struct p_rows { const uint8_t *w; size_t nb1; int64_t ne0; float *out; size_t os; };
 struct p_norm { const float *x; size_t xs; int64_t ne0; const float *w; float eps; int32_t pad_; float *out; size_t os; };
+struct p_lnorm { const float *x; size_t xs; int64_t ne0; const float *w, *b; float eps; int32_t pad_; float *out;
+                 size_t os; };
 struct p_mm { const uint8_t *w; size_t nb1; int64_t K, nrows; const float *x; size_t xs; const __half *xh; int64_t Kp;
               int ntok; int32_t pad_; const float *bias; float *out; size_t os; };
 struct p_ew { const float *a; size_t as; const float *b; size_t bs; float *o; size_t os; int64_t ne0, nrows; };
@@ -97,7 +100,8 @@ struct p_attn { const float *q; size_t qs; const uint8_t *kp; size_t knb; const 
                 page_size, n_kv, G, hd, chunk_len, n_heads; size_t khb, vhb; float scale; int32_t pad_; float *part, *out;
                 size_t os; };
 static_assert(sizeof(p_rows) == 5 * 8 && sizeof(p_norm) == 7 * 8 && sizeof(p_mm) == 12 * 8 && sizeof(p_ew) == 8 * 8 &&
-                  sizeof(p_rope) == 6 * 8 && sizeof(p_kv) == 6 * 8 && sizeof(p_attn) == 16 * 8,
+                  sizeof(p_rope) == 6 * 8 && sizeof(p_kv) == 6 * 8 && sizeof(p_attn) == 16 * 8 &&
+                  sizeof(p_lnorm) == 8 * 8,
               "kernel argument structs must have no implicit padding");
 
 /* One kernel launch, fully described. Zero-filled before use, so two records
@@ -109,6 +113,7 @@ struct rec {
     union {
         p_rows rows;
         p_norm norm;
+        p_lnorm lnorm;
         p_mm mm;
         p_ew ew;
         p_rope rope;
@@ -376,7 +381,8 @@ void *scratch(cuda_ctx *c, int which, size_t bytes) {
 const char *kind_name(int k) {
     static const char *const names[] = {"get_rows", "get_rows_f32", "rms_norm", "matmul", "matvec_f16",
                                         "matvec_q", "to_f16", "gemm", "add", "silu_mul", "rope", "kv_store",
-                                        "attention", "attention_split", "attention_combine", "argmax"};
+                                        "attention", "attention_split", "attention_combine", "argmax",
+                                        "layer_norm", "gelu"};
     return k >= 0 && k < (int)(sizeof names / sizeof *names) ? names[k] : "?";
 }
 
@@ -406,6 +412,16 @@ void launch(cuda_ctx *c, const rec &r) {
     case RK_RMS_NORM: {
         const p_norm &p = r.p.norm;
         k_rms_norm<<<grid, block, 0, s>>>(p.x, p.xs, p.ne0, p.w, p.eps, p.out, p.os);
+        break;
+    }
+    case RK_LAYER_NORM: {
+        const p_lnorm &p = r.p.lnorm;
+        k_layer_norm<<<grid, block, 0, s>>>(p.x, p.xs, p.ne0, p.w, p.b, p.eps, p.out, p.os);
+        break;
+    }
+    case RK_GELU: {
+        const p_ew &p = r.p.ew;
+        k_gelu<<<grid, block, 0, s>>>(p.a, p.as, p.o, p.os, p.ne0, p.nrows);
         break;
     }
     case RK_MATMUL: {
@@ -734,6 +750,20 @@ void cu_rms_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor 
     push(b, c, r);
 }
 
+/* The encoders' LayerNorm (profiled as RMS_NORM, as on the CPU); rows are
+ * not counted as tokens, as in cu_rms_norm. */
+void cu_layer_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w, const hearth_tensor *bias,
+                   float eps, hearth_tensor *out) {
+    cuda_ctx *c = enter(b);
+    op_timer tm(b, HEARTH_OP_RMS_NORM);
+    if (x->ne1 <= 0 || c->failed) return;
+    if (x->ne1 > 0x7fffffff) return record_msg(c, "layer_norm: too many rows");
+    rec r = rec_new(RK_LAYER_NORM, 0, dim3((unsigned)x->ne1), 256);
+    r.p.lnorm = {(const float *)x->data, fstride(x), x->ne0, (const float *)w->data,
+                 bias ? (const float *)bias->data : NULL, eps, 0, (float *)out->data, fstride(out)};
+    push(b, c, r);
+}
+
 void cu_argmax(hearth_backend *b, const hearth_tensor *x, void *ids) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_COPY);
@@ -825,6 +855,12 @@ void cu_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, 
 void cu_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
     op_timer tm(b, HEARTH_OP_SILU_MUL);
     elementwise(b, RK_SILU_MUL, gate, up, out);
+}
+
+/* GELU, tanh form (profiled as SILU_MUL, as on the CPU). */
+void cu_gelu(hearth_backend *b, const hearth_tensor *x, hearth_tensor *out) {
+    op_timer tm(b, HEARTH_OP_SILU_MUL);
+    elementwise(b, RK_GELU, x, x, out);
 }
 
 void cu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos, const hearth_rope_params *p) {
@@ -1018,6 +1054,8 @@ hearth_backend_ops make_ops() {
     o.kv_store = cu_kv_store;
     o.attention = cu_attention;
     o.silu_mul = cu_silu_mul;
+    o.layer_norm = cu_layer_norm;
+    o.gelu = cu_gelu;
     o.get_rows_f32 = cu_get_rows_f32;
     o.argmax = cu_argmax;
     o.synchronize = cu_synchronize;

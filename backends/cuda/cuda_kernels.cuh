@@ -3,8 +3,8 @@
  * included by cuda_backend.cu only).
  *
  * Owner: the CUDA backend (backends/cuda). These are the first, plain kernels:
- * get_rows, rms_norm, the warp-per-row matmul, add, silu_mul, rope, kv_store
- * and one-block-per-(token, KV head) attention. They favour being obviously
+ * get_rows, rms_norm, layer_norm, the warp-per-row matmul, add, silu_mul, gelu,
+ * rope, kv_store and one-block-per-(token, KV head) attention. They favour being obviously
  * right over being fast. HEARTH_CUDA_KERNELS=simple runs a backend on these
  * alone, and tests/gpu/test_cuda_ops.c compares the fast kernels (cuda_gemm.cuh,
  * cuda_matvec.cuh, cuda_attention.cuh) against them as well as the CPU.
@@ -112,6 +112,30 @@ __global__ void k_rms_norm(const float *x, size_t x_stride, int64_t ne0, const f
     for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
+/* LayerNorm of the encoders: out = (x - mean) / sqrt(var + eps) * w (+ b)
+ * per row (block per row); the mean first, then the variance about it, as
+ * the CPU's two passes. b NULL: no bias. out may alias x (each thread reads
+ * its elements before the second block_sum's barrier, writes only them). */
+__global__ void k_layer_norm(const float *x, size_t x_stride, int64_t ne0, const float *w, const float *b, float eps,
+                             float *out, size_t o_stride) {
+    __shared__ float red[32];
+    const float *xr = x + (size_t)blockIdx.x * x_stride;
+    float *o = out + (size_t)blockIdx.x * o_stride;
+    float s = 0.0f;
+    for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) s += xr[i];
+    const float mean = block_sum(s, red) / (float)ne0;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) {
+        const float d = xr[i] - mean;
+        ss += d * d;
+    }
+    const float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)ne0 + eps);
+    for (int64_t i = threadIdx.x; i < ne0; i += blockDim.x) {
+        const float y = (xr[i] - mean) * scale * w[i];
+        o[i] = b ? y + b[i] : y;
+    }
+}
+
 /* ------------------------------------------------------------ matmul */
 
 enum { MM_WARPS = 8, MM_TOK = 8 };
@@ -173,6 +197,16 @@ __global__ void k_silu_mul(const float *g, size_t g_s, const float *u, size_t u_
         for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0; i += (int64_t)gridDim.x * blockDim.x) {
             const float x = g[r * g_s + i];
             o[r * o_s + i] = x / (1.0f + expf(-x)) * u[r * u_s + i];
+        }
+}
+
+/* GELU, tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as the
+ * CPU backend and ggml. o may alias a. */
+__global__ void k_gelu(const float *a, size_t a_s, float *o, size_t o_s, int64_t ne0, int64_t nrows) {
+    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y)
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0; i += (int64_t)gridDim.x * blockDim.x) {
+            const float x = a[r * a_s + i];
+            o[r * o_s + i] = 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x)));
         }
 }
 

@@ -21,7 +21,10 @@
  * first; independent dispatches (the q/k/v matmuls) run without one.
  * Weight types: every type the CPU backend loads (F32, F16, BF16, Q8_0, Q4_0,
  * Q4_1, Q5_0, Q5_1, Q2_K..Q6_K), one pipeline per type for the weight-reading
- * shaders, built on first use. KV pools: F32, F16, Q8_0.
+ * shaders, built on first use. KV pools: F32, F16, Q8_0. The encoder ops
+ * (bert, nomic-bert): layer_norm (layer_norm.comp) and gelu (binary.comp op
+ * 2); their bidirectional attention is the attention shader itself, which
+ * takes every token's key range from the metadata (kv_len, page table).
  * Capabilities are queried, never assumed (query_caps): subgroup arithmetic
  * selects the *_sg shader variants (HEARTH_VK_SUBGROUPS=0 forces the
  * shared-memory ones), 16- and 8-bit storage-buffer access the *_st ones
@@ -77,6 +80,7 @@ enum {
     SH_KV_STORE,
     SH_ATTENTION,
     SH_ARGMAX,
+    SH_LAYER_NORM,
     SH_COUNT
 };
 static const struct {
@@ -90,7 +94,7 @@ static const struct {
     {"matvec", true, true, 4, 64 * 4, true},    {"rms_norm", true, false, 3, 64 * 4, false},
     {"binary", false, false, 3, 0, false},      {"rope", false, false, 2, 0, false},
     {"kv_store", false, true, 3, 0, false},     {"attention", true, true, 5, (256 + 8 + 3 * 64) * 4, false},
-    {"argmax", false, false, 2, 64 * 8, false},
+    {"argmax", false, false, 2, 64 * 8, false}, {"layer_norm", true, false, 4, 64 * 4, false},
 };
 
 enum { MAX_PENDING = 48, STAGE_CHUNK = 1 << 20, PUSH_BYTES = 128, MAX_QUERIES = 4096 };
@@ -735,7 +739,7 @@ static void vk_matmul(hearth_backend *b, const hearth_tensor *w, const hearth_te
     dispatch(c, HEARTH_OP_MATMUL, SH_MATMUL, w->type, a, 4, &pc, sizeof pc, gx, gy);
 }
 
-/* binary.comp's ops: 0 add, 1 silu_mul, 2 gelu_mul, 3 scale_cap (s, cap; y unused). */
+/* binary.comp's ops: 0 add, 1 silu_mul, 2 gelu, 3 gelu_mul, 4 scale_cap (s, cap; y unread). */
 static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, hearth_tensor *out, uint32_t op,
                    float s, float cap) {
     size_t xo, yo, oo;
@@ -755,8 +759,33 @@ static void binary(vk_ctx *c, const hearth_tensor *x, const hearth_tensor *y, he
             s,
             cap};
     vk_arg a[3] = {{xb, false, true}, {yb, false, true}, {ob, true, true}};
-    dispatch(c, op == 0 || op == 3 ? HEARTH_OP_ADD : HEARTH_OP_SILU_MUL, SH_BINARY, HEARTH_F32, a, 3, &pc,
+    dispatch(c, op == 0 || op == 4 ? HEARTH_OP_ADD : HEARTH_OP_SILU_MUL, SH_BINARY, HEARTH_F32, a, 3, &pc,
              sizeof pc, (uint32_t)((x->ne0 + 63) / 64), (uint32_t)x->ne1);
+}
+
+/* LayerNorm of the encoders (profiled as RMS_NORM, as on the CPU); without
+ * a bias, binding 2 is x (unread). */
+static void vk_layer_norm(hearth_backend *b, const hearth_tensor *x, const hearth_tensor *w,
+                          const hearth_tensor *bias, float eps, hearth_tensor *out) {
+    vk_ctx *c = ctx_of(b);
+    size_t xo, wo, bo = 0, oo;
+    vk_buf *xb = resolve(c, x->data, &xo), *wb = resolve(c, w->data, &wo), *ob = resolve(c, out->data, &oo);
+    vk_buf *bb = bias ? resolve(c, bias->data, &bo) : xb;
+    struct {
+        uint32_t x_off, x_nb1, ne0, rows, w_off, b_off, has_bias, o_off, o_nb1;
+        float eps;
+    } pc = {f32_off(xo), u32(x->nb1 / 4), u32((size_t)x->ne0), u32((size_t)x->ne1), f32_off(wo),
+            f32_off(bo), bias != NULL,    f32_off(oo),         u32(out->nb1 / 4),   eps};
+    vk_arg a[4] = {{xb, false, true}, {wb, false, true}, {bb, false, true}, {ob, true, true}};
+    uint32_t gx, gy;
+    grid(c, (uint64_t)x->ne1, &gx, &gy);
+    dispatch(c, HEARTH_OP_RMS_NORM, SH_LAYER_NORM, HEARTH_F32, a, 4, &pc, sizeof pc, gx, gy);
+}
+
+/* GELU (tanh form): binary.comp's op 2, b bound to x and unread; profiled
+ * as SILU_MUL, as on the CPU. */
+static void vk_gelu(hearth_backend *b, const hearth_tensor *x, hearth_tensor *out) {
+    binary(ctx_of(b), x, x, out, 2, 0, 0);
 }
 
 static void vk_add(hearth_backend *b, const hearth_tensor *a, const hearth_tensor *c2, hearth_tensor *out) {
@@ -770,11 +799,11 @@ static void vk_silu_mul(hearth_backend *b, const hearth_tensor *gate, const hear
 
 static void vk_gelu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up,
                         hearth_tensor *out) {
-    binary(ctx_of(b), gate, up, out, 2, 0, 0);
+    binary(ctx_of(b), gate, up, out, 3, 0, 0);
 }
 
 static void vk_scale_cap(hearth_backend *b, const hearth_tensor *x, float s, float cap, hearth_tensor *out) {
-    binary(ctx_of(b), x, x, out, 3, s, cap);
+    binary(ctx_of(b), x, x, out, 4, s, cap);
 }
 
 /* The (cos, sin) table of a rope call, computed exactly as the CPU backend
@@ -1080,6 +1109,8 @@ static const hearth_backend_ops vk_ops = {
     .kv_store = vk_kv_store,
     .attention = vk_attention,
     .silu_mul = vk_silu_mul,
+    .layer_norm = vk_layer_norm,
+    .gelu = vk_gelu,
     .gelu_mul = vk_gelu_mul,
     .scale_cap = vk_scale_cap,
     .attention_ext = vk_attention_ext,

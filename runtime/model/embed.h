@@ -11,9 +11,11 @@
  * normalisation (of the truncated vector, so it is re-normalised). Rank
  * scores are never normalised.
  *
- * Encoders run on the CPU backend only (hearth_model_load refuses others,
- * with the reason); numerics match llama.cpp's llama-embedding on the same
- * file (tests/data/embed/README.md says how that is checked).
+ * Encoders run wholly on one backend: the CPU, or a device backend with the
+ * encoder ops (layer_norm, gelu: Vulkan, CUDA); hearth_model_load refuses a
+ * backend without them, and a partial offload, with the reason. Numerics
+ * match llama.cpp's llama-embedding on the same file
+ * (tests/data/embed/README.md says how that is checked).
  *
  * Decoder embedders (llama, qwen2, qwen3: e.g. Qwen3-Embedding, or any
  * generative model when the caller allows it) take the same calls: their
@@ -40,6 +42,12 @@
 #include <stdint.h>
 
 #include "model.h"
+
+/* Whether the model is an embedding model by itself: an encoder, or a
+ * decoder whose file names a pooling (Qwen3-Embedding). A generative model
+ * can still embed when the caller asks for a pooling (the server's
+ * --embeddings); for /api/show's `embedding` capability. */
+bool hearth_model_is_embedding(const hearth_model *m);
 
 /* pooling value meaning "the model's {arch}.pooling_type" */
 #define HEARTH_EMBED_POOLING_MODEL (-1)

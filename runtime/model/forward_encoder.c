@@ -65,6 +65,10 @@ struct hearth_embedder {
     int *row_input; /* [max_tokens] input of each returned row */
 };
 
+bool hearth_model_is_embedding(const hearth_model *m) {
+    return m->arch_info->encoder || m->hp.pooling != HEARTH_POOLING_NONE;
+}
+
 hearth_embed_params hearth_embed_params_default(void) {
     return (hearth_embed_params){HEARTH_EMBED_POOLING_MODEL, true, 0, false};
 }

@@ -436,21 +436,30 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     }
 }
 
-/* An encoder (bert, nomic-bert) with llama.cpp's tensor names, all on the
- * CPU backend: the encoder ops (layer_norm, gelu) exist there alone, so any
- * other backend is refused with what to do instead. Q/K/V come fused
- * (attn_qkv) or separate, for either architecture, as llama.cpp accepts. */
-static hearth_status load_encoder(loader *L) {
+/* An encoder (bert, nomic-bert) with llama.cpp's tensor names, all on one
+ * backend: the CPU, or a device whose ops table has the encoder ops
+ * (layer_norm, gelu); a backend without them is refused naming the missing
+ * op, and so is a partial offload (gpu_layers below n_layer: the embedder
+ * runs every op on one backend). Q/K/V come fused (attn_qkv) or separate,
+ * for either architecture, as llama.cpp accepts. */
+static hearth_status load_encoder(loader *L, int gpu_layers) {
     hearth_model *m = L->m;
     hearth_backend *b = m->backend;
     const hearth_hparams *hp = &m->hp;
     const hearth_arch_info *ai = m->arch_info;
     char bn[64];
-    if (b->host || !b->ops->layer_norm || !b->ops->gelu)
+    if (!b->ops->layer_norm || !b->ops->gelu)
+        return hearth_error_set(
+            L->err, HEARTH_ERR_UNSUPPORTED,
+            "%s: this is an embedding model (%s); backend %s has no %s op, which encoders "
+            "need: use --backend cpu",
+            L->file, ai->name, backend_name(b, bn, sizeof bn), !b->ops->layer_norm ? "layer_norm" : "gelu");
+    if (b->host && gpu_layers >= 0 && gpu_layers < hp->n_layer)
         return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED,
-                                "%s: this is an embedding model (%s); encoders run on the CPU backend only, "
-                                "not on %s: use --backend cpu",
-                                L->file, ai->name, backend_name(b, bn, sizeof bn));
+                                "%s: this is an embedding model (%s): encoders run wholly on one backend, "
+                                "so --gpu-layers %d of %d is not supported; offload all layers or use "
+                                "--backend cpu",
+                                L->file, ai->name, gpu_layers, hp->n_layer);
     for (int l = 0; l < hp->n_layer; l++)
         m->layer_be[l] = b;
     m->embd_be = m->out_be = b;
@@ -569,7 +578,7 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
         goto fail;
     }
     if (m->arch_info->encoder) {
-        if (load_encoder(&L)) goto fail;
+        if (load_encoder(&L, p->gpu_layers)) goto fail;
         compute_fingerprint(m);
         hearth_gguf_prefetch(m->gguf);
         return m;

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -61,6 +62,9 @@ typedef struct req {
     int n_keyed;       /* pages of the sequence that have keys */
     bool admitted_once;
     bool spec;                         /* speculating allowed (engine on, request did not opt out) */
+    bool want_lp;                      /* logprobs asked: host logits every step, no speculation */
+    int n_top_lp;                      /* top alternatives with each token's logprob */
+    hearth_logprobs lp;                /* the last token's (delivered with its event) */
     hearth_spec_ctl ctl;               /* adaptive K */
     int n_draft;                       /* tokens drafted this step (0: plain decode) */
     int32_t *draft;                    /* [cfg.draft_max] */
@@ -335,6 +339,8 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
     }
     int32_t id = picked >= 0 ? picked : hearth_sampler_sample(r->smp, logits);
     float prob = picked >= 0 ? 1.0f : hearth_sampler_last_prob(r->smp);
+    if (r->want_lp)
+        hearth_sampler_logprobs(r->smp, logits, id, r->n_top_lp, &r->lp); /* picked < 0: host logits */
     hearth_sampler_accept(r->smp, id);
     if (!hearth_grammar_seq_accept(&r->gs, e->gvocab, e->m->tokenizer, id)) return HEARTH_FINISH_ERROR;
     double t = hearth_now_ms();
@@ -360,7 +366,8 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
                        .text = hearth_stop_text(&r->stop),
                        .text_len = out,
                        .stats = &r->st,
-                       .itl_ms = itl};
+                       .itl_ms = itl,
+                       .logprobs = r->want_lp ? &r->lp : NULL};
     emit(r, &ev);
     if (stopped) {
         hearth_stop_clear(&r->stop); /* the stop string and what follows are dropped */
@@ -387,7 +394,8 @@ static void plan_drafts(hearth_engine *e) {
     for (int i = 0; i < e->n_running; i++) {
         any |= e->running[i]->spec;
         /* a grammar masks the logits before the pick: drafts would be checked against the unmasked argmax */
-        if (!hearth_sampler_is_greedy(e->running[i]->smp) || e->running[i]->gs.g) return;
+        if (!hearth_sampler_is_greedy(e->running[i]->smp) || e->running[i]->gs.g || e->running[i]->want_lp)
+            return;
     }
     if (!any) return;
     if (e->n_running > e->cfg.spec_max_batch) {
@@ -485,7 +493,8 @@ static void step(hearth_engine *e) {
     /* every sequence greedy: only the chosen ids leave the device */
     bool greedy = n_logits > 0;
     for (int k = 0; k < n_logits && greedy; k++)
-        greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp) && !e->ub_owner_of_logits[k]->gs.g;
+        greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp) && !e->ub_owner_of_logits[k]->gs.g &&
+                 !e->ub_owner_of_logits[k]->want_lp;
     int got = greedy ? hearth_forward_run_argmax(e->fw, &ub, NULL, e->ub_ids, &err)
                      : hearth_forward_run(e->fw, &ub, e->logits, &err);
     if (got < 0) {
@@ -625,6 +634,10 @@ static void engine_release(hearth_engine *e) {
     free(e);
 }
 
+/* With the automatic context, the pool holds one full-context sequence or
+ * this many tokens for every parallel sequence, whichever is more. */
+#define DEFAULT_SEQ_TOKENS 4096
+
 /* Cut an automatic KV pool (cfg->n_pages) to the free memory of every
  * backend that holds some of its layers, keeping a tenth (at least 256 MiB)
  * for activations. Fails when not even one full-context sequence fits. */
@@ -666,13 +679,42 @@ static hearth_status fit_pages(const hearth_model *m, hearth_engine_config *cfg,
     return HEARTH_OK;
 }
 
+/* The longest context one sequence can have in the free memory of the
+ * backends holding the KV cache (a tenth kept for activations): the
+ * automatic context is cut to it. */
+static int ctx_that_fits(const hearth_model *m, const hearth_engine_config *cfg) {
+    const int L = m->hp.n_layer;
+    uint64_t row = 2ull * hearth_dtype_row_size(cfg->kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
+    int best = cfg->n_ctx;
+    for (int l = 0; l < L; l++) {
+        hearth_backend *be = m->layer_be[l];
+        bool seen = false;
+        for (int j = 0; j < l && !seen; j++)
+            seen = m->layer_be[j] == be;
+        if (seen) continue;
+        int n_on = 0;
+        for (int j = 0; j < L; j++)
+            n_on += m->layer_be[j] == be;
+        hearth_backend_info bi;
+        be->ops->info(be, &bi);
+        if (!bi.mem_free) continue;
+        uint64_t reserve = bi.mem_free / 10 > (256ull << 20) ? bi.mem_free / 10 : 256ull << 20;
+        uint64_t usable = bi.mem_free > reserve ? bi.mem_free - reserve : 0;
+        uint64_t tokens = usable / (row * (uint64_t)n_on) / 2; /* room for cached prefixes too */
+        tokens -= tokens % (uint64_t)cfg->page_size;
+        if (tokens < (uint64_t)best) best = tokens > 256 ? (int)tokens : 256;
+    }
+    return best;
+}
+
 const char *hearth_engine_note(const hearth_engine *e) {
     return e->note;
 }
 
 hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config *cfg_in, hearth_error *err) {
     hearth_engine_config cfg = cfg_in ? *cfg_in : hearth_engine_defaults();
-    if (cfg.n_ctx <= 0) cfg.n_ctx = m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
+    bool auto_ctx = cfg.n_ctx <= 0;
+    if (auto_ctx) cfg.n_ctx = m->hp.n_ctx_train > 0 ? m->hp.n_ctx_train : 4096;
     if (cfg.n_parallel <= 0) cfg.n_parallel = 8;
     if (cfg.n_batch <= 0) cfg.n_batch = 512;
     if (cfg.page_size <= 0) cfg.page_size = 16;
@@ -684,11 +726,34 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     if (cfg.spec_max_batch <= 0) cfg.spec_max_batch = 4;
     if (cfg.n_batch < cfg.n_parallel) cfg.n_batch = cfg.n_parallel;
     char note[256] = "";
+    if (cfg.n_pages <= 0 && auto_ctx) {
+        /* the model's context, cut to what one sequence can have in the free memory */
+        int fit = ctx_that_fits(m, &cfg);
+        if (fit < cfg.n_ctx) {
+            snprintf(note, sizeof note, "context %d tokens: the model's %d does not fit in the free memory",
+                     fit, cfg.n_ctx);
+            cfg.n_ctx = fit;
+        }
+    }
     if (cfg.n_pages <= 0) {
-        /* every sequence at full context, plus a quarter more for cached prefixes */
+        /* every sequence at full context (with the automatic context: one full-context sequence or
+         * every sequence at DEFAULT_SEQ_TOKENS, whichever is more), plus a quarter for cached prefixes */
         int per_seq = (cfg.n_ctx + cfg.page_size - 1) / cfg.page_size;
-        cfg.n_pages = per_seq * cfg.n_parallel + (per_seq * cfg.n_parallel) / 4 + 1;
-        if (fit_pages(m, &cfg, per_seq, note, sizeof note, err)) return NULL;
+        int typical = (DEFAULT_SEQ_TOKENS + cfg.page_size - 1) / cfg.page_size;
+        long want = (long)per_seq * cfg.n_parallel;
+        if (auto_ctx && per_seq > typical) {
+            long small = (long)typical * cfg.n_parallel;
+            want = small > per_seq ? small : per_seq;
+        }
+        if (want > INT_MAX / 2) want = INT_MAX / 2;
+        cfg.n_pages = (int)(want + want / 4 + 1);
+        if (fit_pages(m, &cfg, per_seq, note + strlen(note), sizeof note - strlen(note), err)) return NULL;
+        if (auto_ctx && cfg.n_ctx > DEFAULT_SEQ_TOKENS && !note[0])
+            snprintf(
+                note, sizeof note,
+                "context %d tokens (the model's); the KV cache holds %d tokens: one full-context sequence, "
+                "or %d of %d at once (-c, --parallel)",
+                cfg.n_ctx, cfg.n_pages * cfg.page_size, cfg.n_parallel, DEFAULT_SEQ_TOKENS);
     }
     hearth_engine *e = calloc(1, sizeof *e);
     if (!e) {
@@ -838,6 +903,10 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
     r->user = rq->user;
     r->st.prompt_tokens = rq->n_prompt;
     r->spec = e->cfg.spec != HEARTH_SPEC_OFF && !rq->no_spec;
+    r->want_lp = rq->logprobs;
+    r->n_top_lp = rq->top_logprobs < 0                         ? 0
+                  : rq->top_logprobs > HEARTH_MAX_TOP_LOGPROBS ? HEARTH_MAX_TOP_LOGPROBS
+                                                               : rq->top_logprobs;
     r->ctl = hearth_spec_ctl_init(e->cfg.draft_min, e->cfg.draft_max);
     if (r->spec && !(r->draft = malloc((size_t)e->cfg.draft_max * sizeof *r->draft))) goto oom;
     atomic_init(&r->cancel, false);

@@ -32,13 +32,15 @@
 #include "spec.h"
 
 typedef struct hearth_engine_config {
-    int n_ctx;              /* max tokens per sequence (0: the model's, capped at 4096) */
+    int n_ctx;              /* max tokens per sequence (0: the model's trained context, cut to what one
+                               sequence's KV cache fits in the free memory; see hearth_engine_note) */
     int n_parallel;         /* max sequences running at once (default 8) */
     int n_batch;            /* token budget per step (default 512) */
     int page_size;          /* tokens per KV page (default 16) */
-    int n_pages;            /* KV pool size (0: n_parallel * n_ctx worth, + prefix-cache room,
-                               cut to the free memory of the backends holding it; see
-                               hearth_engine_note) */
+    int n_pages;            /* KV pool size (0: n_parallel * n_ctx worth -- with n_ctx 0, one
+                               full-context sequence or n_parallel * 4096 tokens, whichever is
+                               more -- + prefix-cache room, cut to the free memory of the
+                               backends holding it; see hearth_engine_note) */
     hearth_dtype kv_type;   /* default F16 */
     bool prefix_cache;      /* reuse prompt pages across requests */
     const char *cache_db;   /* SQLite file for the persistent prefix cache, NULL = memory only */
@@ -92,6 +94,8 @@ typedef struct hearth_event {
     const char *error;       /* DONE with FINISH_ERROR: message */
     const hearth_request_stats *stats; /* DONE: final; TOKEN: so far */
     double itl_ms;           /* TOKEN: time since the previous token (0 for the first) */
+    const hearth_logprobs *logprobs; /* TOKEN, when the request asked: the token's log-probability
+                                      * and the top alternatives (sampling.h says on which distribution) */
 } hearth_event;
 
 typedef void (*hearth_event_fn)(const hearth_event *ev, void *user);
@@ -105,6 +109,9 @@ typedef struct hearth_request {
     int n_stop;
     bool ignore_eog;
     bool no_spec;            /* opt out of speculative decoding */
+    bool logprobs;           /* deliver each token's log-probability (turns off the device argmax
+                              * and speculation for this request) */
+    int top_logprobs;        /* ... and this many best alternatives (0..HEARTH_MAX_TOP_LOGPROBS) */
     hearth_event_fn on_event;
     void *user;
     /* Constrained decoding (grammar.h, grammar_seq.h): NULL = none. The engine

@@ -6,7 +6,11 @@
  * range [i, end[i]) and a walk is one loop: at node i the matcher state of its
  * parent is advanced by the node's byte, and a dead state skips the whole
  * subtree. Most of a 150k vocabulary is cut at the first byte or two. Tokens
- * with identical bytes share a node. Thread-safety: the vocab is immutable
+ * with identical bytes share a node. A mask depends only on the matcher's
+ * state (its stacks and a character begun), so each matcher keeps the masks
+ * of its last MASK_CACHE states: inside a JSON string, where almost every
+ * token is allowed and the walk is longest, the state repeats token after
+ * token and the mask is a copy. Thread-safety: the vocab is immutable
  * after create; the walk's per-depth states live in the matcher.
  */
 #include <stdlib.h>
@@ -183,7 +187,108 @@ static bool ensure_levels(hearth_grammar_matcher *m, uint32_t n) {
     return true;
 }
 
+/* ---------------------------------------------------------------- mask cache */
+
+#define MASK_CACHE 8
+
+typedef struct mask_entry {
+    uint64_t hash;
+    uint32_t *key; /* the stacks' words, then n_stacks and the utf8 state */
+    uint32_t n_key, cap_key;
+    uint32_t *bits;
+    int n_allowed;
+    uint64_t used; /* last use, for replacement */
+    bool valid;
+} mask_entry;
+
+struct mask_cache {
+    const hearth_grammar_vocab *v; /* the vocabulary the masks are for */
+    mask_entry e[MASK_CACHE];
+    uint64_t clock;
+    uint32_t *key; /* the current state's key */
+    uint32_t cap_key;
+};
+
+void mask_cache_free(struct mask_cache *c) {
+    if (!c) return;
+    for (int i = 0; i < MASK_CACHE; i++) {
+        free(c->e[i].key);
+        free(c->e[i].bits);
+    }
+    free(c->key);
+    free(c);
+}
+
+/* The state's key words into c->key; their count, 0 when out of memory. */
+static uint32_t state_key(struct mask_cache *c, const hearth_grammar_matcher *m, uint64_t *hash) {
+    uint32_t n = m->cur.n_w + 4;
+    if (n > c->cap_key) {
+        uint32_t *k = realloc(c->key, n * sizeof *k);
+        if (!k) return 0;
+        c->key = k;
+        c->cap_key = n;
+    }
+    if (m->cur.n_w) memcpy(c->key, m->cur.w, m->cur.n_w * sizeof *c->key);
+    c->key[m->cur.n_w] = m->cur.n_stacks;
+    c->key[m->cur.n_w + 1] = m->u.cp;
+    c->key[m->cur.n_w + 2] = m->u.rem;
+    c->key[m->cur.n_w + 3] = m->u.len;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ c->key[i]) * 0x100000001b3ull;
+    *hash = h;
+    return n;
+}
+
+static int mask_walk(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, uint32_t *allowed);
+
 int hearth_grammar_matcher_mask(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, uint32_t *allowed) {
+    size_t words = ((size_t)v->n_vocab + 31) / 32;
+    if (!m->cache) m->cache = calloc(1, sizeof *m->cache);
+    struct mask_cache *c = m->cache;
+    if (c && c->v != v) { /* another vocabulary: forget the masks */
+        for (int i = 0; i < MASK_CACHE; i++)
+            c->e[i].valid = false;
+        c->v = v;
+    }
+    uint64_t h = 0;
+    uint32_t n = c ? state_key(c, m, &h) : 0;
+    if (n) {
+        for (int i = 0; i < MASK_CACHE; i++) {
+            mask_entry *e = &c->e[i];
+            if (e->valid && e->hash == h && e->n_key == n && !memcmp(e->key, c->key, n * sizeof *c->key)) {
+                memcpy(allowed, e->bits, words * sizeof *allowed);
+                e->used = ++c->clock;
+                return e->n_allowed;
+            }
+        }
+    }
+    int n_allowed = mask_walk(m, v, allowed);
+    if (!n) return n_allowed;
+    mask_entry *slot = &c->e[0];
+    for (int i = 1; i < MASK_CACHE; i++)
+        if (!c->e[i].valid || (slot->valid && c->e[i].used < slot->used)) slot = &c->e[i];
+    if (!slot->bits) slot->bits = malloc(words * sizeof *slot->bits);
+    if (n > slot->cap_key) {
+        uint32_t *k = realloc(slot->key, n * sizeof *k);
+        if (k) {
+            slot->key = k;
+            slot->cap_key = n;
+        }
+    }
+    if (!slot->bits || n > slot->cap_key) return n_allowed; /* out of memory: just not cached */
+    memcpy(slot->key, c->key, n * sizeof *c->key);
+    memcpy(slot->bits, allowed, words * sizeof *allowed);
+    slot->n_key = n;
+    slot->hash = h;
+    slot->n_allowed = n_allowed;
+    slot->used = ++c->clock;
+    slot->valid = true;
+    return n_allowed;
+}
+
+/* The mask by walking the trie from the matcher's state. */
+static int mask_walk(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, uint32_t *allowed) {
     memset(allowed, 0, (((size_t)v->n_vocab + 31) / 32) * sizeof *allowed);
     int n_allowed = 0;
     if (hearth_grammar_matcher_can_end(m)) {

@@ -17,6 +17,7 @@
  * Owner: the converter owns its buffers; the result string goes to the caller.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,13 +113,36 @@ static void emit_rule(conv *c, const char *name, const strbuf *body) {
 
 static bool gen(conv *c, const cJSON *s, rname out);
 
-static const char *const KNOWN[] = {"type",      "properties", "required",    "additionalProperties",
-                                    "items",     "minItems",   "maxItems",    "enum",
-                                    "const",     "anyOf",      "oneOf",       "allOf",
-                                    "$ref",      "$defs",      "definitions", "format",
-                                    "minLength", "maxLength",  "title",       "description",
-                                    "default",   "examples",   "$schema",     "$id",
-                                    "$comment",  NULL};
+static const char *const KNOWN[] = {"minimum",
+                                    "maximum",
+                                    "exclusiveMinimum",
+                                    "exclusiveMaximum", /* integers */
+                                    "type",
+                                    "properties",
+                                    "required",
+                                    "additionalProperties",
+                                    "items",
+                                    "minItems",
+                                    "maxItems",
+                                    "enum",
+                                    "const",
+                                    "anyOf",
+                                    "oneOf",
+                                    "allOf",
+                                    "$ref",
+                                    "$defs",
+                                    "definitions",
+                                    "format",
+                                    "minLength",
+                                    "maxLength",
+                                    "title",
+                                    "description",
+                                    "default",
+                                    "examples",
+                                    "$schema",
+                                    "$id",
+                                    "$comment",
+                                    NULL};
 
 static bool check_keywords(conv *c, const cJSON *s) {
     if (!c->strict) return true;
@@ -309,6 +333,121 @@ static bool gen_object(conv *c, const cJSON *s, strbuf *b) {
     return true;
 }
 
+/* ---------------------------------------------------------------- integer ranges */
+
+/* The largest magnitude the integer rule writes: 16 digits. */
+#define INT_LIMIT 9999999999999999LL
+
+/* Digit strings a <= z of one length n: an expression matching exactly the
+ * n-digit strings between them (llama.cpp's construction: a common first
+ * digit, or the first digit's run, the digits between, the last digit's run). */
+static void digits_between(strbuf *b, const char *a, const char *z, int n) {
+    if (n == 0) return;
+    if (!strncmp(a, z, (size_t)n)) {
+        strbuf_printf(b, "\"%.*s\" ", n, a);
+        return;
+    }
+    bool a_low = true, z_high = true;
+    for (int i = 1; i < n; i++) {
+        a_low &= a[i] == '0';
+        z_high &= z[i] == '9';
+    }
+    if (a[0] == z[0]) {
+        strbuf_printf(b, "\"%c\" ", a[0]);
+        digits_between(b, a + 1, z + 1, n - 1);
+        return;
+    }
+    if (a_low && z_high) {
+        strbuf_printf(b, "[%c-%c] ", a[0], z[0]);
+        if (n > 1) strbuf_printf(b, "[0-9]{%d} ", n - 1);
+        return;
+    }
+    char nines[20], zeros[20];
+    memset(nines, '9', sizeof nines);
+    memset(zeros, '0', sizeof zeros);
+    strbuf_printf(b, "( \"%c\" ", a[0]);
+    digits_between(b, a + 1, nines, n - 1);
+    if (z[0] - a[0] > 1) {
+        strbuf_printf(b, "| [%c-%c] ", a[0] + 1, z[0] - 1);
+        if (n > 1) strbuf_printf(b, "[0-9]{%d} ", n - 1);
+    }
+    strbuf_printf(b, "| \"%c\" ", z[0]);
+    digits_between(b, zeros, z + 1, n - 1);
+    strbuf_adds(b, ") ");
+}
+
+/* The decimal integers lo..hi, 0 <= lo <= hi: one alternative per length. */
+static void nonneg_range(strbuf *b, long long lo, long long hi) {
+    char a[24], z[24];
+    int la = snprintf(a, sizeof a, "%lld", lo), lz = snprintf(z, sizeof z, "%lld", hi);
+    strbuf_adds(b, "( ");
+    for (int n = la; n <= lz; n++) {
+        char from[24], to[24];
+        if (n == la) {
+            memcpy(from, a, (size_t)n + 1);
+        } else {
+            from[0] = '1';
+            memset(from + 1, '0', (size_t)n - 1);
+        }
+        if (n == lz) {
+            memcpy(to, z, (size_t)n + 1);
+        } else {
+            memset(to, '9', (size_t)n);
+        }
+        if (n > la) strbuf_adds(b, "| ");
+        digits_between(b, from, to, n);
+    }
+    strbuf_adds(b, ") ");
+}
+
+/* An integer bound: minimum/maximum, or exclusiveMinimum/exclusiveMaximum as
+ * numbers (JSON Schema 6+), into *v (rounded inwards). */
+static bool int_bound(conv *c, const cJSON *s, bool lower, long long *v) {
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(s, lower ? "minimum" : "maximum");
+    const cJSON *exc = cJSON_GetObjectItemCaseSensitive(s, lower ? "exclusiveMinimum" : "exclusiveMaximum");
+    *v = lower ? -INT_LIMIT : INT_LIMIT;
+    const cJSON *both[2] = {inc, exc};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *x = both[k];
+        if (!x) continue;
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            return fail(c, "'%s' must be a number (the boolean form of draft 4 is not supported)",
+                        k ? (lower ? "exclusiveMinimum" : "exclusiveMaximum")
+                          : (lower ? "minimum" : "maximum"));
+        double d = x->valuedouble, r = lower ? ceil(d) : floor(d);
+        if (k && r == d) r += lower ? 1 : -1;
+        if (r < -(double)INT_LIMIT) r = -(double)INT_LIMIT;
+        if (r > (double)INT_LIMIT) r = (double)INT_LIMIT;
+        long long q = (long long)r;
+        if (lower ? q > *v : q < *v) *v = q;
+    }
+    return true;
+}
+
+/* type integer with bounds: exactly the integers in them (as the integer rule writes them). */
+static bool gen_int_range(conv *c, const cJSON *s, strbuf *b) {
+    long long lo, hi;
+    if (!int_bound(c, s, true, &lo) || !int_bound(c, s, false, &hi)) return false;
+    if (lo > hi) {
+        char m[96];
+        snprintf(m, sizeof m, "%lld and maximum %lld", lo, hi);
+        return fail(c, "no integer satisfies minimum %s: the schema can never be met", m);
+    }
+    if (lo >= 0) {
+        nonneg_range(b, lo, hi);
+    } else if (hi < 0) {
+        strbuf_adds(b, "\"-\" ");
+        nonneg_range(b, -hi, -lo);
+    } else {
+        strbuf_adds(b, "( \"-\" ");
+        nonneg_range(b, 1, -lo);
+        strbuf_adds(b, "| ");
+        nonneg_range(b, 0, hi);
+        strbuf_adds(b, ") ");
+    }
+    return true;
+}
+
 static bool gen_type(conv *c, const cJSON *s, const char *t, strbuf *b) {
     if (!strcmp(t, "string")) return gen_string(c, s, b);
     if (!strcmp(t, "array")) return gen_array(c, s, b);
@@ -316,10 +455,23 @@ static bool gen_type(conv *c, const cJSON *s, const char *t, strbuf *b) {
     static const char *const NUM_KW[] = {"minimum",          "maximum",    "exclusiveMinimum",
                                          "exclusiveMaximum", "multipleOf", NULL};
     if (!strcmp(t, "number") || !strcmp(t, "integer")) {
-        for (int i = 0; c->strict && NUM_KW[i]; i++)
-            if (cJSON_GetObjectItemCaseSensitive(s, NUM_KW[i]))
-                return fail(c, "keyword '%s' is not supported with strict: true", NUM_KW[i]);
-        strbuf_adds(b, t[0] == 'n' ? "number" : "integer");
+        bool integer = t[0] == 'i', bounded = false;
+        for (int i = 0; NUM_KW[i]; i++) {
+            if (!cJSON_GetObjectItemCaseSensitive(s, NUM_KW[i])) continue;
+            if (integer && i < 4) {
+                bounded = true; /* integer bounds are enforced exactly */
+                continue;
+            }
+            if (c->strict)
+                return fail(
+                    c,
+                    integer
+                        ? "keyword '%s' is not supported with strict: true"
+                        : "keyword '%s' is not supported with strict: true on numbers (it is on integers)",
+                    NUM_KW[i]);
+        }
+        if (bounded) return gen_int_range(c, s, b);
+        strbuf_adds(b, integer ? "integer" : "number");
         return true;
     }
     if (!strcmp(t, "boolean") || !strcmp(t, "null")) {

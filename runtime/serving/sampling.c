@@ -46,7 +46,9 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t rng_next(uint64_t s[4]) {
     uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -60,11 +62,14 @@ static uint64_t rng_next(uint64_t s[4]) {
 }
 
 /* Uniform in [0, 1). */
-static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_uniform(uint64_t s[4]) {
+    return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 void hearth_sampler_reset(hearth_sampler *s) {
     uint64_t x = s->p.seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&x);
     s->hist_n = s->hist_pos = 0;
     if (s->counts) memset(s->counts, 0, (size_t)s->n_vocab * sizeof *s->counts);
 }
@@ -76,8 +81,9 @@ hearth_sampler *hearth_sampler_create(const hearth_sampling_params *p, int n_voc
     }
     if (p->temperature < 0 || !isfinite(p->temperature) || p->top_p < 0 || p->min_p < 0 || p->min_p > 1 ||
         p->repeat_penalty <= 0) {
-        hearth_error_set(err, HEARTH_ERR_INVALID,
-                         "sampler: invalid settings (temperature >= 0, 0 <= top_p, 0 <= min_p <= 1, repeat_penalty > 0)");
+        hearth_error_set(
+            err, HEARTH_ERR_INVALID,
+            "sampler: invalid settings (temperature >= 0, 0 <= top_p, 0 <= min_p <= 1, repeat_penalty > 0)");
         return NULL;
     }
     hearth_sampler *s = calloc(1, sizeof *s);
@@ -132,8 +138,10 @@ static void select_top(cand *c, int n, int k) {
         cand pivot = c[lo + (hi - lo) / 2];
         int i = lo, j = hi;
         while (i <= j) {
-            while (cmp_cand_desc(&c[i], &pivot) < 0) i++;
-            while (cmp_cand_desc(&c[j], &pivot) > 0) j--;
+            while (cmp_cand_desc(&c[i], &pivot) < 0)
+                i++;
+            while (cmp_cand_desc(&c[j], &pivot) > 0)
+                j--;
             if (i <= j) {
                 cand t = c[i];
                 c[i] = c[j];
@@ -142,13 +150,18 @@ static void select_top(cand *c, int n, int k) {
                 j--;
             }
         }
-        if (k - 1 <= j) hi = j;
-        else if (k - 1 >= i) lo = i;
-        else break;
+        if (k - 1 <= j)
+            hi = j;
+        else if (k - 1 >= i)
+            lo = i;
+        else
+            break;
     }
 }
 
-float hearth_sampler_last_prob(const hearth_sampler *s) { return s->last_prob; }
+float hearth_sampler_last_prob(const hearth_sampler *s) {
+    return s->last_prob;
+}
 
 bool hearth_sampler_is_greedy(const hearth_sampler *s) {
     const hearth_sampling_params *p = &s->p;
@@ -156,28 +169,62 @@ bool hearth_sampler_is_greedy(const hearth_sampler *s) {
            p->frequency_penalty == 0;
 }
 
+/* The logits with the penalties over the current history applied (s->work),
+ * or logits itself when no penalty applies. */
+static const float *penalised(hearth_sampler *s, const float *logits) {
+    const hearth_sampling_params *p = &s->p;
+    const int nv = s->n_vocab;
+    /* llama.cpp semantics: divide positive / multiply negative logits by
+     * repeat_penalty; subtract count * frequency + presence */
+    bool penalise =
+        s->hist_n > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0);
+    if (!penalise) return logits;
+    memcpy(s->work, logits, (size_t)nv * sizeof *s->work);
+    /* Each distinct token in the history once; the top bit of its count
+     * marks "already penalised" during this pass. */
+    for (int i = 0; i < s->hist_n; i++) {
+        int32_t t = s->hist[i];
+        if (s->counts[t] & 0x80000000u) continue;
+        float *l = &s->work[t];
+        *l = *l > 0 ? *l / p->repeat_penalty : *l * p->repeat_penalty;
+        *l -= (float)s->counts[t] * p->frequency_penalty + p->presence_penalty;
+        s->counts[t] |= 0x80000000u;
+    }
+    for (int i = 0; i < s->hist_n; i++)
+        s->counts[s->hist[i]] &= 0x7fffffffu;
+    return s->work;
+}
+
+void hearth_sampler_logprobs(hearth_sampler *s, const float *logits, int32_t id, int n_top,
+                             hearth_logprobs *out) {
+    const int nv = s->n_vocab;
+    const float *lg = penalised(s, logits);
+    float mx = lg[hearth_argmax(lg, nv)];
+    double sum = 0;
+    for (int i = 0; i < nv; i++)
+        sum += exp((double)lg[i] - mx);
+    double lse = mx + log(sum);
+    out->id = id;
+    out->logprob = id >= 0 && id < nv ? (float)(lg[id] - lse) : -INFINITY;
+    if (n_top > HEARTH_MAX_TOP_LOGPROBS) n_top = HEARTH_MAX_TOP_LOGPROBS;
+    if (n_top > nv) n_top = nv;
+    out->n_top = n_top > 0 ? n_top : 0;
+    if (out->n_top == 0) return;
+    cand *c = s->c;
+    for (int i = 0; i < nv; i++)
+        c[i] = (cand){i, lg[i], 0};
+    select_top(c, nv, n_top);
+    qsort(c, (size_t)n_top, sizeof *c, cmp_cand_desc);
+    for (int i = 0; i < n_top; i++) {
+        out->top_id[i] = c[i].id;
+        out->top_logprob[i] = (float)(c[i].logit - lse);
+    }
+}
+
 int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
     const hearth_sampling_params *p = &s->p;
     const int nv = s->n_vocab;
-    const float *lg = logits;
-    /* ---- penalties (llama.cpp semantics: divide positive / multiply negative
-     * logits by repeat_penalty; subtract count * frequency + presence) */
-    bool penalise = s->hist_n > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0);
-    if (penalise) {
-        memcpy(s->work, logits, (size_t)nv * sizeof *s->work);
-        /* Each distinct token in the history once; the top bit of its count
-         * marks "already penalised" during this pass. */
-        for (int i = 0; i < s->hist_n; i++) {
-            int32_t t = s->hist[i];
-            if (s->counts[t] & 0x80000000u) continue;
-            float *l = &s->work[t];
-            *l = *l > 0 ? *l / p->repeat_penalty : *l * p->repeat_penalty;
-            *l -= (float)s->counts[t] * p->frequency_penalty + p->presence_penalty;
-            s->counts[t] |= 0x80000000u;
-        }
-        for (int i = 0; i < s->hist_n; i++) s->counts[s->hist[i]] &= 0x7fffffffu;
-        lg = s->work;
-    }
+    const float *lg = penalised(s, logits);
     if (p->temperature <= 0.0f) {
         int32_t best = hearth_argmax(lg, nv);
         s->last_prob = 1.0f;
@@ -185,7 +232,8 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
     }
     /* ---- candidates, sorted by logit (only as far as top_k needs) */
     cand *c = s->c;
-    for (int i = 0; i < nv; i++) c[i] = (cand){i, lg[i], 0};
+    for (int i = 0; i < nv; i++)
+        c[i] = (cand){i, lg[i], 0};
     int n = nv;
     if (p->top_k > 0 && p->top_k < n) {
         select_top(c, n, p->top_k); /* the k best to the front, then sort just those */
@@ -199,7 +247,8 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
         c[i].p = expf(c[i].logit - mx);
         sum += c[i].p;
     }
-    for (int i = 0; i < n; i++) c[i].p = (float)(c[i].p / sum);
+    for (int i = 0; i < n; i++)
+        c[i].p = (float)(c[i].p / sum);
     /* ---- top-p: smallest prefix with cumulative probability >= top_p */
     if (p->top_p < 1.0f) {
         double cum = 0;
@@ -217,7 +266,8 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
     if (p->min_p > 0.0f) {
         float thr = p->min_p * c[0].p;
         int keep = 1;
-        while (keep < n && c[keep].p >= thr) keep++;
+        while (keep < n && c[keep].p >= thr)
+            keep++;
         n = keep;
     }
     /* ---- temperature, then draw */

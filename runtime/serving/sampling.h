@@ -47,6 +47,21 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits);
 /* True when sample() is a plain argmax of the raw logits (greedy, no
  * penalties), so the caller may pick the token on the device instead. */
 bool hearth_sampler_is_greedy(const hearth_sampler *s);
+/* Log-probabilities for a token the caller picked from these logits
+ * (logprobs): the log-softmax, at temperature 1, of the logits with the
+ * penalties over the history applied (call before accepting id), i.e. the
+ * distribution the sampler's filters and temperature then work on; id's
+ * and the n_top best (at most HEARTH_MAX_TOP_LOGPROBS, best first, lowest id
+ * on a tie). */
+#define HEARTH_MAX_TOP_LOGPROBS 20
+typedef struct hearth_logprobs {
+    int32_t id;
+    float logprob;
+    int n_top;
+    int32_t top_id[HEARTH_MAX_TOP_LOGPROBS];
+    float top_logprob[HEARTH_MAX_TOP_LOGPROBS];
+} hearth_logprobs;
+void hearth_sampler_logprobs(hearth_sampler *s, const float *logits, int32_t id, int n_top, hearth_logprobs *out);
 /* Probability the last sample() gave its token (after filters; 1 for greedy). */
 float hearth_sampler_last_prob(const hearth_sampler *s);
 

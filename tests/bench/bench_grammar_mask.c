@@ -6,7 +6,7 @@
  * plus the one-off trie build time. Not built by default (a measuring tool):
  *   cc -O2 -I. -isystem /usr/include/cjson tests/bench/bench_grammar_mask.c \
  *      build/lib/libhearth.a $(pkg-config --libs libcjson sqlite3 vulkan) -lm -lpthread -ldl
- *   ./a.out MODEL.gguf [steps]
+ *   ./a.out MODEL.gguf [steps] [free]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +21,12 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* argv[3] "free": the same shape with unbounded strings (what zod's
+ * z.string() and most tool schemas send) */
+static const char SCHEMA_FREE[] =
+    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":"
+    "\"integer\"},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":4}},"
+    "\"required\":[\"name\",\"age\",\"tags\"]}";
 static const char SCHEMA[] =
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":40},\"age\":{\"type\":"
     "\"integer\"},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":4}},"
@@ -42,7 +48,8 @@ int main(int argc, char **argv) {
     double t0 = now_ms();
     hearth_grammar_vocab *v = hearth_grammar_vocab_create(t, &err);
     double t_trie = now_ms() - t0;
-    hearth_grammar *g = hearth_grammar_from_json_schema(SCHEMA, strlen(SCHEMA), true, &err);
+    const char *schema = argc > 3 && !strcmp(argv[3], "free") ? SCHEMA_FREE : SCHEMA;
+    hearth_grammar *g = hearth_grammar_from_json_schema(schema, strlen(schema), true, &err);
     if (!v || !g) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;

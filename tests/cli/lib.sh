@@ -3,8 +3,11 @@
 # background with a bounded wait for its socket.
 # Needs: $TMP (a temporary folder the test owns), $BIN (the hearth binary);
 # fills the array pids with what it started, for the test's cleanup.
-pass=0 fail=0
-pids=()
+# (". lib.sh --keep-counts" keeps the caller's pass/fail counts and pids)
+if [ "${1:-}" != --keep-counts ]; then
+  pass=0 fail=0
+  pids=()
+fi
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
@@ -37,7 +40,7 @@ serve_bg() {
   return 1
 }
 
-# e2e_node_setup : the npm clients (openai, ollama, undici) installed under
+# e2e_node_setup : the npm clients (openai, ollama, undici, zod, the AI SDK) installed under
 # $BUILD/e2e-node (once; tests that run at the same time wait on a lock).
 # Sets NODE_DIR, or node_ok to why not (node missing, npm install failed).
 e2e_node_setup() {
@@ -50,8 +53,13 @@ e2e_node_setup() {
   mkdir -p "$NODE_DIR"
   (
     flock -w 180 9 || exit 1
-    if [ ! -d "$NODE_DIR/node_modules/openai" ] || [ ! -d "$NODE_DIR/node_modules/ollama" ] || [ ! -d "$NODE_DIR/node_modules/undici" ]; then
-      timeout 120 npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" openai ollama undici >"$TMP/npm.log" 2>&1
+    local p missing=
+    for p in openai ollama undici zod ai @ai-sdk/openai-compatible; do
+      [ -d "$NODE_DIR/node_modules/$p" ] || missing=1
+    done
+    if [ -n "$missing" ]; then
+      timeout 180 npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" \
+        openai ollama undici zod ai @ai-sdk/openai-compatible >"$TMP/npm.log" 2>&1
     fi
   ) 9>"$NODE_DIR/.lock" || node_ok="npm install failed (no network?): $(tail -n 1 "$TMP/npm.log" 2>/dev/null)"
   [ -z "$node_ok" ]

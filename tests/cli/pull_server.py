@@ -6,6 +6,8 @@ Hugging Face API, so `hearth pull` can be tested without the network.
 Routes (ROOT = the folder given on the command line):
   GET /api/models/ORG/REPO          {"id": ..., "siblings": [{"rfilename": F}...]}
                                     for every file in ROOT (any ORG/REPO)
+  GET /api/models/ORG/REPO/tree/main [{"type":"file","path":F,"size":N,"lfs":{"oid":SHA256,"size":N}}]
+                                    (ORG "liar": every oid is wrong; ORG "nolfs": no lfs fields)
   GET|HEAD /ORG/REPO/resolve/main/F ROOT/F, answering "Range: bytes=N-" with 206
   /plain/F                          ROOT/F (same as resolve)
   /slow/F                           ROOT/F at about 1 MiB/s (a pull to kill)
@@ -14,6 +16,7 @@ Routes (ROOT = the folder given on the command line):
   anything else                     404
 Usage: pull_server.py ROOT PORTFILE  (writes the chosen port to PORTFILE).
 """
+import hashlib
 import http.server
 import json
 import os
@@ -52,6 +55,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
+        t = re.match(r"^/api/models/([^/]+)/([^/]+)/tree/main$", self.path)
+        if t:
+            out = []
+            for f in sorted(os.listdir(ROOT)):
+                size = os.path.getsize(os.path.join(ROOT, f))
+                oid = hashlib.sha256(open(os.path.join(ROOT, f), "rb").read()).hexdigest()
+                if t.group(1) == "liar":
+                    oid = "0" * 64
+                e = {"type": "file", "path": f, "size": size, "oid": "1" * 40}
+                if t.group(1) != "nolfs":
+                    e["lfs"] = {"oid": oid, "size": size, "pointerSize": 130}
+                out.append(e)
+            body = json.dumps(out).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         m = re.match(r"^/api/models/([^/]+/[^/]+)$", self.path)
         if m:
             sib = [{"rfilename": f} for f in sorted(os.listdir(ROOT))]

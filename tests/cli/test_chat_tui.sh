@@ -5,7 +5,8 @@
 # Covers: a streamed answer and the status line (TTFT, tok/s, cached);
 # non-ASCII input echoed intact; Ctrl-C and Esc stop a generation and the app
 # lives on; /system, /clear; /save, /quit, restart, /load shows the old
-# transcript; resizing redraws the layout; /help.
+# transcript; resizing redraws the layout; /help; a reasoning model's <think>
+# block folded to one line once the answer starts, Ctrl-T unfolding it.
 # Runs with its own XDG_* directories and tmux server; the server is killed on
 # exit whatever happens. Env: HEARTH_BIN, HEARTH_SHARED (set by ctest).
 set -euo pipefail
@@ -201,5 +202,23 @@ done
 send "/quit"; key Enter
 wait_for "HEARTH-EXITED rc=0" 5
 echo "ok: Ctrl-C and Esc stop generation, app stays alive"
+
+# ---------------------------------------------------------------- a reasoning model's <think> block
+AGENT=$(realpath "$SHARED/models/agent/hearth-kjv-agent-q8_0.gguf")
+start -- -m "$AGENT" -n 160
+send "Who made the heaven and the earth?"; key Enter
+wait_for "thought for" 30
+wait_gone "generating" 30
+screen | grep -qF "<think>" && fail "the <think> tag is shown"
+screen | grep -qF "Ctrl-T shows it" || fail "the folded line does not say how to unfold it"
+key C-t
+wait_gone "thought for" 5
+screen | grep -qF "<think>" && fail "the <think> tag is shown unfolded"
+screen | grep -qF "The user asks" || fail "unfolding did not show the thinking text"
+key C-t
+wait_for "thought for" 5
+send "/quit"; key Enter
+wait_for "HEARTH-EXITED rc=0" 5
+echo "ok: a <think> block streams dim, folds to one line, Ctrl-T unfolds it"
 
 echo "test_chat_tui: all passed"

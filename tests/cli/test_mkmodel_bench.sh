@@ -170,6 +170,18 @@ expect_error "bench bad -t" "-t expects a comma-separated list" "$H" bench -m "$
 expect_error "bench -t 0" "-t expects a comma-separated list" "$H" bench -m "$m" -t 0
 expect_error "bench nothing to do" "nothing to measure" "$H" bench -m "$m" -p 0 -n 0
 expect_error "bench -r 0" "-r must be at least 1" "$H" bench -m "$m" -r 0
+# ---------------------------------------------------------------- bench -d (context depth)
+if "$H" bench -m "$m" -p 16 -n 4 -r 1 -t 1 -d 300 --bw-mib 0 >"$T/depth.md" 2>"$T/bench.err" &&
+    "$H" bench -m "$m" -p 16 -n 4 -r 1 -t 1 -d 300 --bw-mib 0 --json >"$T/depth.json" 2>>"$T/bench.err"; then
+    grep -q "pp16 @ d300" "$T/depth.md" && grep -q "tg4 @ d300" "$T/depth.md" && ok ||
+        bad "bench -d: rows not labelled like llama-bench's: $(cat "$T/depth.md")"
+    python3 -c "import json,sys; d=json.load(open('$T/depth.json')); sys.exit(not (d['depth'] == 300 and d['pp_tok_s']['mean'] > 0 and d['tg_tok_s']['mean'] > 0))" &&
+        ok || bad "bench -d --json: $(cat "$T/depth.json")"
+else
+    bad "bench -d failed: $(cat "$T/bench.err")"
+fi
+"$H" bench -m "$m" -d -5 >/dev/null 2>"$T/bench.err"
+[ $? -eq 2 ] && grep -q -- "-d must be" "$T/bench.err" && ok || bad "bench -d -5: usage error"
 "$H" mkmodel --help | grep -q -- "--shape" && ok || bad "mkmodel --help"
 "$H" bench --help | grep -q -- "--profile" && ok || bad "bench --help"
 

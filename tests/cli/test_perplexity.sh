@@ -61,7 +61,31 @@ efail "short text" "needs at least 256" -m "$M/stories260K-f32.gguf" -f "$T/shor
 efail "missing text" "cannot open" -m "$M/stories260K-f32.gguf" -f "$T/nope.txt"
 efail "no model" "no model" -f "$TXT"
 efail "bad -c" "-c wants" -m "$M/stories260K-f32.gguf" -f "$TXT" -c 0
-efail "unsupported flag" "unknown option" -m "$M/stories260K-f32.gguf" -f "$TXT" --kl-divergence
+efail "unsupported flag" "unknown option" -m "$M/stories260K-f32.gguf" -f "$TXT" --frobnicate
+efail "kld without a base" "--kl-divergence-base FILE" -m "$M/stories260K-f32.gguf" -f "$TXT" --kl-divergence
+
+# ---- KL divergence against the F32 model's saved distributions, beside llama.cpp's
+# figures for the same files (native llama-perplexity, commit dc02e1f, -c 128 -t 2 --chunks 3:
+# --kl-divergence-base on f32, then --kl-divergence on q4_0 / q8_0):
+#   q4_0: Mean KLD 0.04594, ln(PPL(Q)/PPL(base)) 0.08646, same top 85.185 %
+#   q8_0: Mean KLD 0.000497, same top 98.942 %
+kp() { "$H" perplexity -f "$TXT" -c 128 -t 2 --chunks 3 --quiet --json --kl-divergence-base "$T/base.kld" "$@"; }
+kp -m "$M/stories260K-f32.gguf" >"$T/kb.json" 2>"$T/kb.err" && [ -s "$T/base.kld" ] && ok || bad "saving the base: $(cat "$T/kb.err")"
+kv() { python3 -c "import json,sys; d=json.load(open('$1'))['kld']; print($2)"; }
+kp -m "$M/stories260K-f32.gguf" --kl-divergence >"$T/k.json" 2>"$T/k.err"
+[ "$(kv "$T/k.json" "d['mean'] < 1e-5 and d['same_top'] == 1")" = True ] && ok || bad "the base against itself: KLD ~0 ($(cat "$T/k.json" "$T/k.err"))"
+kp -m "$M/stories260K-q4_0.gguf" --kl-divergence >"$T/k4.json" 2>"$T/k.err"
+[ "$(kv "$T/k4.json" "abs(d['mean'] - 0.04594) <= 0.1 * 0.04594 and abs(d['ln_ppl_ratio'] - 0.08646) <= 0.01 and abs(100 * d['same_top'] - 85.185) <= 2")" = True ] && ok ||
+    bad "q4_0 KLD beside llama.cpp's 0.04594 / 0.08646 / 85.185 %: $(cat "$T/k4.json" "$T/k.err")"
+kp -m "$M/stories260K-q8_0.gguf" --kl-divergence >"$T/k8.json" 2>"$T/k.err"
+[ "$(kv "$T/k8.json" "abs(d['mean'] - 0.000497) <= 0.3 * 0.000497 and abs(100 * d['same_top'] - 98.942) <= 2")" = True ] && ok ||
+    bad "q8_0 KLD beside llama.cpp's 0.000497 / 98.942 %: $(cat "$T/k8.json")"
+"$H" perplexity -m "$M/stories260K-q4_0.gguf" -f "$TXT" -c 128 -t 2 --chunks 3 --kl-divergence-base "$T/base.kld" --kl-divergence --quiet | grep -q "Same top p:" && ok || bad "the text report has the KLD lines"
+efail "a base of another run" "written for another run" -m "$M/stories260K-q4_0.gguf" -f "$TXT" -c 64 --kl-divergence-base "$T/base.kld" --kl-divergence
+head -c 1000 "$T/base.kld" >"$T/cut.kld"
+efail "a cut base file" "ends early" -m "$M/stories260K-q4_0.gguf" -f "$TXT" -c 128 --chunks 3 --kl-divergence-base "$T/cut.kld" --kl-divergence
+printf 'not a base' >"$T/junk.kld"
+efail "not a base file" "is not a file" -m "$M/stories260K-q4_0.gguf" -f "$TXT" -c 128 --kl-divergence-base "$T/junk.kld" --kl-divergence
 "$H" perplexity --help | grep -q -- "--chunks" && ok || bad "--help lacks --chunks"
 
 echo "test_perplexity: $pass passed, $fails failed"

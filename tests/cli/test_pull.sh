@@ -83,6 +83,17 @@ run pull -q hf.co/test/kjv:Q4_0
 expect_eq "$rc" 0 "hf.co pull"
 expect_eq "$(rows hf.co/test/kjv:Q4_0)" 1 "hf.co manifest row"
 expect_eq "$(sha "$store/hearth-kjv-qwen3-q4_0.gguf" 2>/dev/null)" "$(sha "$tmp/root/hearth-kjv-qwen3-q4_0.gguf")" "hf.co bytes"
+# the sha256 Hugging Face publishes (the LFS oid of its tree listing) is checked
+run pull hf.co/test/kjv:Q4_0 --name kjv-published
+expect_eq "$rc" 0 "hf.co pull checked against the published sha256"
+expect_in "$tmp/err" "as Hugging Face publishes it" "the pull says the published sha256 matched"
+run pull hf.co/liar/kjv:Q4_0
+expect_eq "$rc" 1 "a file whose published sha256 differs"
+expect_in "$tmp/err" "the sha256 Hugging Face publishes" "the mismatch names the published sha256"
+expect_eq "$(rows hf.co/liar/kjv:Q4_0)" 0 "no manifest row after a published-sha256 mismatch"
+run pull hf.co/nolfs/kjv:Q4_0 --name kjv-unchecked
+expect_eq "$rc" 0 "a listing without sha256s still pulls"
+expect_in "$tmp/err" "none was published" "... and says nothing checked it"
 run pull -q hf.co/test/kjv:Q5_K
 expect_eq "$rc" 1 "hf.co pull of an absent quantization"
 expect_in "$tmp/err" "no GGUF file of quantization Q5_K" "absent quantization message"

@@ -145,12 +145,21 @@ st=$(c "$TMP/r" http://x/api/pull -d '{"model":"--help"}'); check '[ $st = 400 ]
 
 # ---- a model larger than --max-memory: a clear error, the loaded one keeps serving
 timeout 60 "$BIN" pull -q "$BASE/plain/hearth-kjv-llama-f32.gguf" --name big >/dev/null 2>&1
-serve_bg m --socket "$TMP/m.sock" --cache-db none -c 256 --parallel 1 -m kjv-qwen3 --max-memory 8000000 || bad "server with --max-memory"
+printf 'models:\n  coder: %s\n' "$SHARED/vocab/ggml-vocab-starcoder.gguf" >"$TMP/m.yaml" # a vocabulary with FIM tokens
+serve_bg m --config "$TMP/m.yaml" --socket "$TMP/m.sock" --cache-db none -c 256 --parallel 1 -m kjv-qwen3 --max-memory 8000000 || bad "server with --max-memory"
 cm() { curl -s -o "$1" -w '%{http_code}' --max-time 60 --unix-socket "$TMP/m.sock" "${@:2}"; }
 st=$(cm "$TMP/r" http://x/api/generate -d '{"model":"big","prompt":"In","stream":false}')
 check '[ $st = 500 ] && grep -q "needs about .* but --max-memory is" "$TMP/r"' "a model over --max-memory: a clear error ($st $(head -c 300 "$TMP/r"))"
 st=$(cm "$TMP/r" http://x/api/generate -d '{"model":"kjv-qwen3","prompt":"In","stream":false,"options":{"num_predict":2}}')
 check '[ $st = 200 ]' "the loaded model keeps serving ($st)"
+st=$(cm "$TMP/r" http://x/api/show -d '{"model":"coder"}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "\"insert\" in d[\"capabilities\"]")" = True ]' "/api/show: a vocabulary with FIM tokens has the insert capability"
+st=$(cm "$TMP/r" http://x/api/show -d '{"model":"kjv-qwen3"}')
+check '[ "$(jq_ "$TMP/r" "\"insert\" in d[\"capabilities\"]")" = False ]' "... one without them does not"
+st=$(cm "$TMP/r" http://x/api/generate -d '{"model":"coder","prompt":"x","stream":false}')
+check '[ $st = 500 ] && grep -q "cannot load model .coder.: .*no tensors" "$TMP/r"' "a file that cannot load (a vocabulary only): a clear error ($st $(head -c 200 "$TMP/r"))"
+st=$(cm "$TMP/r" http://x/api/generate -d '{"model":"kjv-qwen3","prompt":"In","stream":false,"options":{"num_predict":2}}')
+check '[ $st = 200 ]' "... and the loaded model still serves ($st)"
 
 # ---- the real ollama npm client: list, ps, pull, delete
 E2E=$SRC/tests/e2e

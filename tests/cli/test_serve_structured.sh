@@ -5,10 +5,14 @@
 # grammar / json_schema on /completion, several seeds at temperature >= 1;
 # every answer that finished parses and validates against its schema. Then
 # the 400s: malformed GBNF, an unsatisfiable schema, strict with an
-# unsupported keyword, an unknown format value.
+# unsupported keyword, an unknown format value. Then real client libraries
+# (tests/e2e/structured.mjs): the openai client's parse() with a zod schema
+# and the Vercel AI SDK's generateText / streamText / generateObject.
 set -u
 BIN=${HEARTH_BIN:?}
 SHARED=${HEARTH_SHARED:?}
+SRC=${HEARTH_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${HEARTH_BUILD:-$SRC/build}
 MODEL=$SHARED/models/hearth-kjv-llama-q8_0.gguf
 TMP=$(mktemp -d /tmp/hearth-sstruct.XXXXXX)
 export XDG_CONFIG_HOME=$TMP/xdg-config XDG_CACHE_HOME=$TMP/xdg-cache
@@ -24,7 +28,7 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 S=$TMP/s.sock
-"$BIN" serve -m "$MODEL" --cache-db none --socket "$S" -c 512 2>"$TMP/serve.err" &
+"$BIN" serve -m "$MODEL" --cache-db none --socket "$S" --listen 127.0.0.1:0 -c 512 2>"$TMP/serve.err" &
 pid=$!
 for i in $(seq 1 100); do
   curl -s -o /dev/null --max-time 2 --unix-socket "$S" http://x/health && break
@@ -85,6 +89,17 @@ expect400 /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"res
 expect400 /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"strict":true,"schema":{"type":"string","pattern":"^a"}}}}' "'pattern' is not supported with strict"
 expect400 /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}}' "'response_format.type' is 'yaml'"
 expect400 /api/chat '{"model":"hearth-kjv-llama-q8_0","messages":[{"role":"user","content":"x"}],"format":"xml"}' "'format' is 'xml'"
+
+# ---- real client libraries with zod schemas
+. "$SRC/tests/cli/lib.sh" --keep-counts
+if e2e_node_setup; then
+  PORT=$(sed -n 's/^hearth serve: listening on http:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$TMP/serve.err" | head -n 1)
+  E2E_NODE_DIR=$NODE_DIR HEARTH_SOCK=$S HEARTH_PORT=$PORT HEARTH_MODEL_ID=hearth-kjv-llama-q8_0 \
+    timeout 300 node "$SRC/tests/e2e/structured.mjs" >"$TMP/node.out" 2>&1 && ok ||
+    bad "structured.mjs (openai parse + zod, the AI SDK): $(tail -n 6 "$TMP/node.out")"
+else
+  echo "skipped: the npm clients ($node_ok)"
+fi
 
 echo "test_serve_structured: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -154,8 +154,8 @@ check '[ "$st" = 200 ] && py "$TMP/t.json" "assert not d[\"message\"].get(\"thin
 st=$(c "$TMP/t.json" /api/chat '{"model":"hearth-kjv-agent-q8_0","stream":false,"think":"yes","messages":'"$Q"'}')
 check '[ "$st" = 400 ]' "think of the wrong type: 400 ($st)"
 
-st=$(c "$TMP/e.json" /v1/chat/completions '{"messages":'"$Q"',"logprobs":true,"top_logprobs":2}')
-check '[ "$st" = 400 ] && grep -q logprobs "$TMP/e.json"' "logprobs (not built yet): a clear 400, not a silent ignore ($st)"
+st=$(c "$TMP/e.json" /v1/chat/completions '{"messages":'"$Q"',"logprobs":true,"top_logprobs":2,"max_tokens":8}')
+check '[ "$st" = 200 ] && py "$TMP/e.json" "c=d[\"choices\"][0][\"logprobs\"][\"content\"]; assert len(c) == d[\"usage\"][\"completion_tokens\"] and all(len(x[\"top_logprobs\"]) == 2 for x in c), c"' "logprobs with a thinking model: one entry per generated token ($st)"
 
 # ---- capabilities, max_tokens -1
 st=$(c "$TMP/show.json" /api/show '{"model":"hearth-kjv-agent-q8_0"}')
@@ -168,14 +168,8 @@ check '[ "$st" = 200 ]' "max_tokens -1 accepted ($st $(head -c 300 "$TMP/m.json"
 node_ok=""
 BUILD=${HEARTH_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 SRC=${HEARTH_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-NODE_DIR=$BUILD/e2e-node
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  node_ok="node/npm not found"
-elif [ ! -d "$NODE_DIR/node_modules/openai" ] || [ ! -d "$NODE_DIR/node_modules/ollama" ] || [ ! -d "$NODE_DIR/node_modules/undici" ]; then
-  mkdir -p "$NODE_DIR"
-  timeout 120 npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" openai ollama undici >"$TMP/npm.log" 2>&1 ||
-    node_ok="npm install failed (no network?): $(tail -n 1 "$TMP/npm.log")"
-fi
+. "$SRC/tests/cli/lib.sh" --keep-counts
+e2e_node_setup
 if [ -z "$node_ok" ]; then
   PORT=$(sed -n 's/^hearth serve: listening on http:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$TMP/err" | head -n 1)
   E2E_NODE_DIR=$NODE_DIR HEARTH_SOCK=$S HEARTH_PORT=$PORT HEARTH_MODEL_ID=hearth-kjv-agent-q8_0 \

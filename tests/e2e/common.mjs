@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 const dir = process.env.E2E_NODE_DIR;
 if (!dir) throw new Error('E2E_NODE_DIR is not set');
 const req = createRequire(dir + '/node_modules/');
-const load = async (name) => import(pathToFileURL(req.resolve(name)).href);
+export const load = async (name) => import(pathToFileURL(req.resolve(name)).href);
 
 export const undici = await load('undici');
 export const { OpenAI } = await load('openai');

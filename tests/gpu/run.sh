@@ -20,6 +20,8 @@
 #       NaN-poisoned first; GEMM, split-K attention, graph replay vs eager);
 #       2. greedy generation on the sample models, CUDA tokens vs CPU tokens
 #       (and, on one model, with graphs off and with the reference kernels);
+#       2b. `hearth embed --backend cuda` on the encoder test shapes (packed in
+#       encoders/ by --pack) vs the CPU and llama.cpp's vectors (tests/data/embed);
 #       3. a device-to-device copy bandwidth probe; 4. `hearth bench` tg/pp on
 #       synthetic models (llama3.2-1b and llama3-8b shapes in q4_0, q8_0, f16),
 #       tg as achieved bandwidth (weights + KV bytes per token x tok/s) and as
@@ -33,8 +35,8 @@
 #       About 7-8 minutes on an H100 (each step is time-boxed; shapes that
 #       would not fit are skipped and say so).
 #       Results go to $OUT (or ./gpu-results): summary.txt, parity.log,
-#       greedy.log, bench.jsonl, bench.err. Exit status: non-zero if parity
-#       or a greedy check failed.
+#       greedy.log, embed.log, bench.jsonl, bench.err. Exit status: non-zero if
+#       parity, a greedy check or an embedding check failed.
 #
 # How to run it: on the build machine `bash tests/gpu/run.sh --pack`; then copy
 # the checkout with build-gpu-carry/ (ignored by git, so copy it explicitly)
@@ -64,6 +66,12 @@ if [ "${1:-}" = "--pack" ]; then
         hearth-kjv-qwen3-q4_0 hearth-kjv-qwen3-f16 \
         hearth-kjv-llama-q4_1 hearth-kjv-llama-q5_0 hearth-kjv-llama-q5_1 hearth-kjv-llama-q5_k; do
         cp "$SHARED/models/$m.gguf" "$CARRY/models/"
+    done
+    # the encoder test shapes (their vocabulary comes from ../shared, which does not travel)
+    mkdir -p "$CARRY/encoders"
+    for st in bert-test:f32 nomic-test:f32 bert-rerank-test:f32 bert-test:q8_0 nomic-test:q4_k; do
+        build-gpu/bin/hearth mkmodel --shape "${st%%:*}" --type "${st##*:}" --seed 42 \
+            -o "$CARRY/encoders/${st%%:*}-${st##*:}.gguf" >/dev/null
     done
     git describe --always --dirty --abbrev=12 >"$CARRY/commit" 2>/dev/null || true
     du -sh "$CARRY"
@@ -140,6 +148,45 @@ if [ -f "$m" ]; then
         say "  hearth-kjv-llama-q4_0 cuda vs cuda $envset: $v"
     done
 fi
+say "($(elapsed)s)"
+
+# ---- 2b. encoder embeddings: `hearth embed --backend cuda` vs the CPU and vs llama.cpp
+say "== 2b. encoder embeddings (bert, nomic-bert), cuda vs cpu and llama.cpp (tests/data/embed)"
+EMBED_FAIL=0
+ENC=$CARRY/encoders
+if [ ! -d "$ENC" ]; then # built from source: make the shapes here
+    ENC=$RES/encoders
+    mkdir -p "$ENC"
+    for st in bert-test:f32 nomic-test:f32 bert-rerank-test:f32 bert-test:q8_0 nomic-test:q4_k; do
+        timeout 60 "$BIN/hearth" mkmodel --shape "${st%%:*}" --type "${st##*:}" --seed 42 \
+            -o "$ENC/${st%%:*}-${st##*:}.gguf" >/dev/null 2>>"$RES/embed.log"
+    done
+fi
+: >>"$RES/embed.log"
+for spec in bert-test-cls:bert-test-f32 bert-test-mean:bert-test-f32:mean nomic-test-mean:nomic-test-f32 \
+    nomic-test-last:nomic-test-f32:last bert-rerank-test:bert-rerank-test-f32 bert-test-q8_0:bert-test-q8_0 \
+    nomic-test-q4_k:nomic-test-q4_k; do
+    IFS=: read -r c mf pool <<<"$spec"
+    flags=()
+    [ -n "$pool" ] && flags=(--pooling "$pool")
+    mapfile -t inputs < <(python3 -c "import json,sys; [print(x) for x in json.load(open(sys.argv[1]))['inputs']]" \
+        "$ROOT/tests/data/embed/$c.json")
+    v="ok"
+    for be in cpu cuda; do
+        timeout 60 "$BIN/hearth" embed -m "$ENC/$mf.gguf" --json --backend "$be" "${flags[@]}" "${inputs[@]}" \
+            >"$RES/embed-$c-$be.json" 2>>"$RES/embed.log" || v="FAIL ($be run failed, see embed.log)"
+    done
+    if [ "$v" = ok ]; then
+        python3 "$ROOT/tests/cli/embed_compare.py" "$ROOT/tests/data/embed/$c.json" "$RES/embed-$c-cuda.json" \
+            >>"$RES/embed.log" 2>&1 || v="FAIL vs llama.cpp"
+        python3 "$ROOT/tests/cli/embed_compare.py" "$RES/embed-$c-cpu.json" "$RES/embed-$c-cuda.json" \
+            >"$RES/embed-cmp.txt" 2>&1 || v="FAIL vs cpu"
+        cat "$RES/embed-cmp.txt" >>"$RES/embed.log"
+        [ "$v" = ok ] && v="ok, vs cpu $(grep -o 'max abs error [0-9.e+-]*' "$RES/embed-cmp.txt" | sort -k4 -g | tail -1)"
+    fi
+    say "  $c: $v"
+    case $v in FAIL*) EMBED_FAIL=1 ;; esac
+done
 say "($(elapsed)s)"
 
 # ---- 3. bandwidth probe
@@ -253,4 +300,5 @@ else
 fi
 say "total $(elapsed)s"
 [ "$PARITY" -ne 0 ] && exit "$PARITY"
+[ "$EMBED_FAIL" -ne 0 ] && exit 1
 exit "$GREEDY_FAIL"

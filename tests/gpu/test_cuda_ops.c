@@ -437,6 +437,106 @@ static void test_kv_and_attention(hearth_dtype kvt, int H, int HKV, int D) {
     pair_free(&v);
 }
 
+/* The encoder ops (bert, nomic-bert) on the default and the reference
+ * kernels: layer_norm with and without bias and in place, on rows of odd
+ * length with a large common offset (1e-5); gelu, tanh form, in place too,
+ * over +-60 (1e-5); bidirectional attention as the embedder asks for it (F16
+ * pool, page size 1, identity page table, packed sequences of 5, 1 and 70
+ * tokens each seeing all of its own sequence and nothing else; 1e-2 as the
+ * causal F16 cases: the CPU rounds Q to F16 for an F16 pool). The reference
+ * backend runs on its own stream: the uploads are synchronized before it. */
+static void test_encoder_ops(void) {
+    printf("encoder ops: layer_norm, gelu, bidirectional attention\n");
+    hearth_backend *const bes[2] = {gpu, ref};
+    const char *const names[2] = {"", " (reference kernels)"};
+    static const int lens[2][2] = {{131, 9}, {769, 3}};
+    char what[96];
+    for (int li = 0; li < 2; li++) {
+        const int ne0 = lens[li][0], nr = lens[li][1];
+        pair x = pair_new(HEARTH_F32, ne0, nr), w = pair_new(HEARTH_F32, ne0, 1),
+             bi = pair_new(HEARTH_F32, ne0, 1), o = pair_new(HEARTH_F32, ne0, nr);
+        pair_random(&x, 3.0f);
+        for (int64_t i = 0; i < (int64_t)ne0 * nr; i++)
+            ((float *)x.c.data)[i] += 20.0f;
+        pair_sync_to_gpu(&x);
+        pair_random(&w, 1.0f);
+        pair_random(&bi, 0.5f);
+        for (int k = 0; k < 2; k++) {
+            hearth_backend *g = bes[k];
+            poison(&o);
+            sync_or_die(gpu, "uploads"); /* ref runs on its own stream */
+            cpu->ops->layer_norm(cpu, &x.c, &w.c, &bi.c, 1e-12f, &o.c);
+            g->ops->layer_norm(g, &x.g, &w.g, &bi.g, 1e-12f, &o.g);
+            sync_or_die(g, "layer_norm");
+            snprintf(what, sizeof what, "layer_norm %dx%d + bias%s", ne0, nr, names[k]);
+            compare(what, &o, 1e-5);
+            poison(&o);
+            sync_or_die(gpu, "uploads");
+            cpu->ops->layer_norm(cpu, &x.c, &w.c, NULL, 1e-5f, &o.c);
+            g->ops->layer_norm(g, &x.g, &w.g, NULL, 1e-5f, &o.g);
+            sync_or_die(g, "layer_norm");
+            snprintf(what, sizeof what, "layer_norm %dx%d%s", ne0, nr, names[k]);
+            compare(what, &o, 1e-5);
+            pair_random(&o, 6.0f);
+            ((float *)o.c.data)[0] = 60.0f;
+            ((float *)o.c.data)[1] = -60.0f;
+            pair_sync_to_gpu(&o);
+            sync_or_die(gpu, "uploads");
+            cpu->ops->gelu(cpu, &o.c, &o.c);
+            g->ops->gelu(g, &o.g, &o.g);
+            sync_or_die(g, "gelu");
+            snprintf(what, sizeof what, "gelu %dx%d in place%s", ne0, nr, names[k]);
+            compare(what, &o, 1e-5);
+        }
+        cpu->ops->layer_norm(cpu, &x.c, &w.c, &bi.c, 1e-12f, &x.c);
+        gpu->ops->layer_norm(gpu, &x.g, &w.g, &bi.g, 1e-12f, &x.g);
+        snprintf(what, sizeof what, "layer_norm %dx%d in place", ne0, nr);
+        compare(what, &x, 1e-5);
+        pair_free(&x);
+        pair_free(&w);
+        pair_free(&bi);
+        pair_free(&o);
+    }
+
+    enum { N = 76, H = 12, HKV = 12, D = 64 };
+    static const int seq_len[3] = {5, 1, 70};
+    int32_t kv_len[N], pt_off[N], pt[N];
+    for (int s = 0, t = 0; s < 3; t += seq_len[s], s++)
+        for (int i = 0; i < seq_len[s]; i++) {
+            kv_len[t + i] = seq_len[s];
+            pt_off[t + i] = t;
+        }
+    for (int i = 0; i < N; i++)
+        pt[i] = i;
+    pair k = pair_new(HEARTH_F16, HKV * D, N), v = pair_new(HEARTH_F16, HKV * D, N),
+         ks = pair_new(HEARTH_F32, HKV * D, N), vs = pair_new(HEARTH_F32, HKV * D, N),
+         q = pair_new(HEARTH_F32, H * D, N), o = pair_new(HEARTH_F32, H * D, N);
+    pair_random(&ks, 1.0f);
+    pair_random(&vs, 1.0f);
+    pair_random(&q, 2.0f);
+    cpu->ops->kv_store(cpu, &k.c, &ks.c, pt);
+    cpu->ops->kv_store(cpu, &v.c, &vs.c, pt);
+    gpu->ops->kv_store(gpu, &k.g, &ks.g, pt);
+    gpu->ops->kv_store(gpu, &v.g, &vs.g, pt);
+    const hearth_attn_meta m = {N, 1, kv_len, pt_off, pt, N};
+    const float scale = 1.0f / sqrtf((float)D);
+    cpu->ops->attention(cpu, &q.c, &k.c, &v.c, &m, H, HKV, D, scale, &o.c);
+    for (int b = 0; b < 2; b++) {
+        poison(&o);
+        sync_or_die(gpu, "uploads and kv_store");
+        bes[b]->ops->attention(bes[b], &q.g, &k.g, &v.g, &m, H, HKV, D, scale, &o.g);
+        sync_or_die(bes[b], "attention");
+        snprintf(what, sizeof what, "bidirectional attention 5+1+70%s", names[b]);
+        compare(what, &o, 1e-2);
+    }
+    pair_free(&k);
+    pair_free(&v);
+    pair_free(&ks);
+    pair_free(&vs);
+    pair_free(&q);
+    pair_free(&o);
+}
+
 /* argmax: the first index on ties, NaN never chosen; compared with hearth_argmax. */
 static void test_argmax(void) {
     printf("argmax\n");
@@ -808,6 +908,7 @@ int main(void) {
     test_matmul();
     test_matmul_paths();
     test_norm_elementwise();
+    test_encoder_ops();
     test_argmax();
     test_rope();
     test_kv_and_attention(HEARTH_F16, 32, 8, 128); /* llama3-8b: G = 4 */

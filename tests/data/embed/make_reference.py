@@ -30,25 +30,30 @@ PAIRS = [
     "what is a panda?\thi",
     "how do I bake bread?\tMix flour, water, salt and yeast, knead, let it rise, then bake.",
 ]
-# name, shape, inputs, extra llama-embedding flags (hearth gets the same pooling/normalisation)
+# name, shape, weight type, inputs, extra llama-embedding flags (hearth gets the same
+# pooling/normalisation)
 CASES = [
-    ("bert-test-cls", "bert-test", TEXTS, []),
-    ("bert-test-mean", "bert-test", TEXTS, ["--pooling", "mean"]),
-    ("nomic-test-mean", "nomic-test", TEXTS, []),
-    ("nomic-test-last", "nomic-test", TEXTS, ["--pooling", "last"]),
-    ("bert-rerank-test", "bert-rerank-test", PAIRS, ["--embd-normalize", "-1"]),
+    ("bert-test-cls", "bert-test", "f32", TEXTS, []),
+    ("bert-test-mean", "bert-test", "f32", TEXTS, ["--pooling", "mean"]),
+    ("nomic-test-mean", "nomic-test", "f32", TEXTS, []),
+    ("nomic-test-last", "nomic-test", "f32", TEXTS, ["--pooling", "last"]),
+    ("bert-rerank-test", "bert-rerank-test", "f32", PAIRS, ["--embd-normalize", "-1"]),
+    # quantized weights (mkmodel's fallbacks for rows no block fits: q5_0, f16)
+    ("bert-test-q8_0", "bert-test", "q8_0", TEXTS, []),
+    ("nomic-test-q4_k", "nomic-test", "q4_k", TEXTS, []),
     # decoder embedders: the llama-family `tiny` shape (generated BPE), causal, pooled hidden states
-    ("tiny-mean", "tiny", TEXTS, ["--pooling", "mean"]),
-    ("tiny-last", "tiny", TEXTS, ["--pooling", "last"]),
+    ("tiny-mean", "tiny", "f32", TEXTS, ["--pooling", "mean"]),
+    ("tiny-last", "tiny", "f32", TEXTS, ["--pooling", "last"]),
 ]
 
 
 def main():
     hearth, llama, work = sys.argv[1:4]
     os.makedirs(work, exist_ok=True)
-    for name, shape, inputs, extra in CASES:
-        model = os.path.join(work, shape + ".gguf")
-        mk = [hearth, "mkmodel", "--shape", shape, "--type", "f32", "--seed", "42", "-o", model]
+    for name, shape, wtype, inputs, extra in CASES:
+        file = shape if wtype == "f32" else shape + "-" + wtype
+        model = os.path.join(work, file + ".gguf")
+        mk = [hearth, "mkmodel", "--shape", shape, "--type", wtype, "--seed", "42", "-o", model]
         subprocess.run(mk, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ctx = "512" if shape == "tiny" else "64"  # tiny's byte-level BPE needs more tokens
         cmd = [llama, "-m", model, "-p", "\n".join(inputs), "--embd-output-format", "json", "-t", "2",
@@ -73,8 +78,9 @@ def main():
         assert len(vecs) == len(inputs), (name, len(vecs))
         ref = {
             "shape": shape,
-            "mkmodel": "hearth mkmodel --shape %s --type f32 --seed 42 -o %s.gguf" % (shape, shape),
-            "llama_embedding": " ".join(["llama-embedding", "-m", shape + ".gguf", "-p", "<inputs joined by \\n>"]
+            "type": wtype,
+            "mkmodel": "hearth mkmodel --shape %s --type %s --seed 42 -o %s.gguf" % (shape, wtype, file),
+            "llama_embedding": " ".join(["llama-embedding", "-m", file + ".gguf", "-p", "<inputs joined by \\n>"]
                                         + cmd[5:]),
             "extra_flags": extra,
             "inputs": inputs,

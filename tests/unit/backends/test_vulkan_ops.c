@@ -18,6 +18,7 @@
  *   2e-2: the CPU rounds activations); vs the exact product of the
  *   dequantised weights: 1e-5 for every type
  *   kv_store Q8_0: one quantisation step; attention: test_kv_attention()
+ *   layer_norm, gelu, bidirectional (encoder) attention: test_encoder_ops()
  * Also checks --profile timestamps and supports_type. HEARTH_TEST_VERBOSE=1
  * prints every measured error. Without a Vulkan build or device it prints
  * "skipped: no Vulkan device" and exits 77 (ctest: skipped).
@@ -444,6 +445,134 @@ static void test_kv_attention(void) {
         }
 }
 
+/* The encoder ops (bert, nomic-bert) against the CPU backend:
+ *   layer_norm, with and without bias, in place, rows of 131, 769 and 4099
+ *   (not multiples of the workgroup), on inputs with a large common offset
+ *   (the mean must come out first, as the CPU's two passes): 1e-5;
+ *   gelu (tanh form), in place too, on values up to +-60 (tanh saturates
+ *   without inf/inf): 1e-5 (exp vs the CPU's tanhf / AVX2 polynomial);
+ *   bidirectional attention as the embedder asks for it: an F16 pool with
+ *   page size 1 and the identity page table, three packed sequences of 5, 1
+ *   and 70 tokens, every token seeing its whole sequence (kv_len = the
+ *   sequence length, pt_offset = its first token) and no other: 1e-4, as the
+ *   causal case. A second run with sequence 0's keys replaced checks that
+ *   sequences 1 and 2 do not change (no cross-sequence attention). */
+static void test_encoder_ops(void) {
+    static const int lens[3][2] = {{131, 9}, {769, 3}, {4099, 1}};
+    for (int li = 0; li < 3; li++) {
+        const int ne0 = lens[li][0], nr = lens[li][1];
+        float *x = rand_f32((size_t)ne0 * nr, 3.0f), *w = rand_f32((size_t)ne0, 1.0f),
+              *bi = rand_f32((size_t)ne0, 0.5f);
+        for (int i = 0; i < ne0 * nr; i++)
+            x[i] += 20.0f; /* a common offset: (x - mean) must not lose it */
+        pair xs = make_pair(HEARTH_F32, ne0, nr, x), ws = make_pair(HEARTH_F32, ne0, 1, w),
+             bs = make_pair(HEARTH_F32, ne0, 1, bi), o = make_pair(HEARTH_F32, ne0, nr, NULL);
+        char name[96];
+        cpu->ops->layer_norm(cpu, &xs.c, &ws.c, &bs.c, 1e-12f, &o.c);
+        vk->ops->layer_norm(vk, &xs.v, &ws.v, &bs.v, 1e-12f, &o.v);
+        snprintf(name, sizeof name, "layer_norm %dx%d, bias", ne0, nr);
+        compare(name, &o, 1e-5);
+        cpu->ops->layer_norm(cpu, &xs.c, &ws.c, NULL, 1e-5f, &o.c);
+        vk->ops->layer_norm(vk, &xs.v, &ws.v, NULL, 1e-5f, &o.v);
+        snprintf(name, sizeof name, "layer_norm %dx%d, no bias", ne0, nr);
+        compare(name, &o, 1e-5);
+        cpu->ops->layer_norm(cpu, &xs.c, &ws.c, &bs.c, 1e-12f, &xs.c);
+        vk->ops->layer_norm(vk, &xs.v, &ws.v, &bs.v, 1e-12f, &xs.v);
+        snprintf(name, sizeof name, "layer_norm %dx%d in place", ne0, nr);
+        compare(name, &xs, 1e-5);
+        /* gelu over a wide range, then in place */
+        float *g = rand_f32((size_t)ne0 * nr, 6.0f);
+        g[0] = 60.0f;
+        g[1] = -60.0f;
+        g[2] = 0.0f;
+        pair gs = make_pair(HEARTH_F32, ne0, nr, g);
+        cpu->ops->gelu(cpu, &gs.c, &o.c);
+        vk->ops->gelu(vk, &gs.v, &o.v);
+        snprintf(name, sizeof name, "gelu %dx%d", ne0, nr);
+        compare(name, &o, 1e-5);
+        cpu->ops->gelu(cpu, &gs.c, &gs.c);
+        vk->ops->gelu(vk, &gs.v, &gs.v);
+        snprintf(name, sizeof name, "gelu %dx%d in place", ne0, nr);
+        compare(name, &gs, 1e-5);
+        free_pair(&xs);
+        free_pair(&ws);
+        free_pair(&bs);
+        free_pair(&o);
+        free_pair(&gs);
+        free(x);
+        free(w);
+        free(bi);
+        free(g);
+    }
+
+    enum { N = 76, H = 4, HKV = 2, D = 40 };
+    static const int seq_len[3] = {5, 1, 70};
+    const int KV = HKV * D;
+    int32_t kv_len[N], pt_off[N], pt[N];
+    for (int s = 0, t = 0; s < 3; t += seq_len[s], s++)
+        for (int i = 0; i < seq_len[s]; i++) {
+            kv_len[t + i] = seq_len[s];
+            pt_off[t + i] = t;
+        }
+    for (int i = 0; i < N; i++)
+        pt[i] = i;
+    float *kx = rand_f32((size_t)N * KV, 1.0f), *vx = rand_f32((size_t)N * KV, 1.0f);
+    float *q = rand_f32((size_t)N * H * D, 2.0f);
+    pair kp = make_pair(HEARTH_F16, KV, N, NULL), vp = make_pair(HEARTH_F16, KV, N, NULL),
+         ks = make_pair(HEARTH_F32, KV, N, kx), vs = make_pair(HEARTH_F32, KV, N, vx),
+         qs = make_pair(HEARTH_F32, H * D, N, q), o = make_pair(HEARTH_F32, H * D, N, NULL);
+    cpu->ops->kv_store(cpu, &kp.c, &ks.c, pt);
+    vk->ops->kv_store(vk, &kp.v, &ks.v, pt);
+    cpu->ops->kv_store(cpu, &vp.c, &vs.c, pt);
+    vk->ops->kv_store(vk, &vp.v, &vs.v, pt);
+    compare("encoder kv_store F16", &kp, 0);
+    const hearth_attn_meta m = {N, 1, kv_len, pt_off, pt, N};
+    const float scale = 1.0f / sqrtf((float)D);
+    cpu->ops->attention(cpu, &qs.c, &kp.c, &vp.c, &m, H, HKV, D, scale, &o.c);
+    vk->ops->attention(vk, &qs.v, &kp.v, &vp.v, &m, H, HKV, D, scale, &o.v);
+    compare("bidirectional attention, sequences 5, 1, 70", &o, 1e-4);
+    /* the first token of a sequence attends to its later tokens: its output
+     * differs from attention over itself alone (a causal mask would give v) */
+    float *first = device_floats("bidirectional attention", &o);
+    float *v0 = malloc((size_t)KV * sizeof *v0);
+    hearth_dtype_info(HEARTH_F16)->to_float(vp.c.data, v0, KV);
+    double diff = 0;
+    for (int d = 0; d < D; d++)
+        diff = fmax(diff, fabs((double)first[d] - v0[d]));
+    CHECKF(diff > 1e-3, "[%s] token 0 sees only itself (max |out - v0| %.3g): attention is causal", variant,
+           diff);
+    /* new keys and values for sequence 0: sequences 1 and 2 must not move */
+    for (int i = 0; i < 5 * KV; i++) {
+        kx[i] = frand();
+        vx[i] = frand();
+    }
+    vk->ops->upload(vk, ks.v.data, kx, ks.bytes);
+    vk->ops->upload(vk, vs.v.data, vx, vs.bytes);
+    vk->ops->kv_store(vk, &kp.v, &ks.v, pt);
+    vk->ops->kv_store(vk, &vp.v, &vs.v, pt);
+    vk->ops->attention(vk, &qs.v, &kp.v, &vp.v, &m, H, HKV, D, scale, &o.v);
+    float *again = device_floats("bidirectional attention, new sequence 0", &o);
+    const size_t row = (size_t)H * D;
+    check_close("sequences 1, 2 after sequence 0 changed", first + 5 * row, again + 5 * row,
+                (int64_t)(N - 5) * (int64_t)row, 0);
+    diff = 0;
+    for (size_t i = 0; i < 5 * row; i++)
+        diff = fmax(diff, fabs((double)first[i] - again[i]));
+    CHECKF(diff > 1e-3, "[%s] sequence 0 did not change with its keys (%.3g)", variant, diff);
+    free(first);
+    free(again);
+    free(v0);
+    free_pair(&kp);
+    free_pair(&vp);
+    free_pair(&ks);
+    free_pair(&vs);
+    free_pair(&qs);
+    free_pair(&o);
+    free(kx);
+    free(vx);
+    free(q);
+}
+
 /* --profile: with b->profile set, dispatches are timed on the device
  * (timestamps) and land in op_time_us/op_count by op id at synchronize. */
 static void test_profile(void) {
@@ -501,6 +630,7 @@ static void test_all(hearth_backend *b, const char *name) {
     test_argmax();
     test_rope();
     test_kv_attention();
+    test_encoder_ops();
     test_profile();
     test_errors();
 }

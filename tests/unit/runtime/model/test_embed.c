@@ -12,12 +12,18 @@
  * own vectors while their calls are batched together. Then a decoder embedder on the
  * shared kjv llama model: batched equals alone (last and mean pooling), and
  * an input spanning several passes (max_tokens 8) equals one pass.
+ * Backends: one whose ops table lacks layer_norm or gelu is refused at load
+ * naming the op; a device backend (a host attached) takes the encoder whole
+ * (gpu_layers all: every layer on it, vectors equal the CPU's) and refuses a
+ * partial offload (gpu_layers 0 of 1), both shown with the CPU's ops table
+ * standing in for a device (the real devices: tests/cli/test_vulkan_embed.sh).
  * (Parity of the numbers with llama.cpp: tests/cli/test_embed.sh.)
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "backends/backend_impl.h"
 #include "runtime/format/gguf_writer.h"
 #include "runtime/model/embed.h"
 #include "test.h"
@@ -281,6 +287,7 @@ static void test_decoder(hearth_backend *be) {
         return;
     }
     const int D = m->hp.n_embd;
+    CHECK(!hearth_model_is_embedding(m)); /* generative: embeds only when asked for a pooling */
     hearth_embedder *e = hearth_embedder_create(m, 0, &err), *tiny = hearth_embedder_create(m, 8, &err);
     REQUIRE(e && tiny);
     const char *texts[3] = {"In the beginning God created the heaven and the earth.", "And God said",
@@ -316,6 +323,47 @@ static void test_decoder(hearth_backend *be) {
     hearth_model_free(m);
 }
 
+/* Load the encoder at path on backends built from the CPU's (see the header). */
+static void test_backends(const char *path, hearth_backend *cpu, const float *ref) {
+    hearth_error err = {0};
+    hearth_backend_ops ops = *cpu->ops;
+    hearth_backend fake = *cpu;
+    fake.ops = &ops;
+    ops.gelu = NULL;
+    hearth_model_params mp = {&fake, HEARTH_GPU_LAYERS_ALL};
+    hearth_model *m = hearth_model_load(path, &mp, &err);
+    CHECK(m == NULL && err.code == HEARTH_ERR_UNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "has no gelu op");
+    CHECK_CONTAINS(err.msg, "--backend cpu");
+    ops = *cpu->ops;
+    ops.layer_norm = NULL;
+    err = (hearth_error){0};
+    CHECK(hearth_model_load(path, &mp, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "has no layer_norm op");
+    ops = *cpu->ops;
+    fake.host = cpu; /* a "device": partial offload refused, all layers taken */
+    mp.gpu_layers = 0;
+    err = (hearth_error){0};
+    CHECK(hearth_model_load(path, &mp, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "--gpu-layers 0 of 1 is not supported");
+    mp.gpu_layers = HEARTH_GPU_LAYERS_ALL;
+    err = (hearth_error){0};
+    m = hearth_model_load(path, &mp, &err);
+    if (!m) fprintf(stderr, "load on the stand-in device: %s\n", err.msg);
+    REQUIRE(m);
+    CHECK(m->layer_be[0] == &fake && m->embd_be == &fake && m->n_device_layers == 1);
+    hearth_embedder *e = hearth_embedder_create(m, 0, &err);
+    REQUIRE(e);
+    const int32_t ids[] = {101, 7592, 2088, 102}, *tok[] = {ids};
+    const int n = 4;
+    float got[E];
+    hearth_embed_params p = hearth_embed_params_default();
+    CHECK(hearth_embed(e, tok, &n, 1, &p, got, NULL, &err) == HEARTH_OK);
+    CHECK(max_diff(ref, got, E) == 0);
+    hearth_embedder_free(e);
+    hearth_model_free(m);
+}
+
 int main(void) {
     char vocab[1024], path[] = "/tmp/hearth-test-embed-XXXXXX";
     int fd = mkstemp(path);
@@ -335,11 +383,24 @@ int main(void) {
     REQUIRE(be);
     hearth_model_params mp = {be, HEARTH_GPU_LAYERS_ALL};
     hearth_model *m = hearth_model_load(path, &mp, &err);
-    unlink(path);
+    if (!m) unlink(path);
     if (!m) fprintf(stderr, "load: %s\n", err.msg);
     REQUIRE(m);
     CHECK(m->arch == HEARTH_ARCH_BERT && m->hp.pooling == HEARTH_POOLING_MEAN);
+    CHECK(hearth_model_is_embedding(m));
     test_encoder(m);
+    {
+        hearth_embedder *e = hearth_embedder_create(m, 0, &err);
+        REQUIRE(e);
+        const int32_t ids[] = {101, 7592, 2088, 102}, *tok[] = {ids};
+        const int n = 4;
+        float ref[E];
+        hearth_embed_params p = hearth_embed_params_default();
+        CHECK(hearth_embed(e, tok, &n, 1, &p, ref, NULL, &err) == HEARTH_OK);
+        hearth_embedder_free(e);
+        test_backends(path, be, ref);
+    }
+    unlink(path);
     hearth_model_free(m);
     test_decoder(be);
     hearth_backend_free(be);

@@ -67,7 +67,8 @@ static void on_event(const hearth_event *ev, void *user) {
     collect *c = s->c;
     if (ev->kind == HEARTH_EVENT_TOKEN) {
         hearth_tokens_push(&c->toks[s->i], ev->token);
-        if (c->cancel_after && s->i == 0 && (int)c->toks[0].n == c->cancel_after) hearth_engine_cancel(c->e, ev->id);
+        if (c->cancel_after && s->i == 0 && (int)c->toks[0].n == c->cancel_after)
+            hearth_engine_cancel(c->e, ev->id);
         return;
     }
     pthread_mutex_lock(&c->mu);
@@ -95,12 +96,14 @@ static void run_concurrent(hearth_engine *e, int n, int32_t prompts[][64], const
         CHECKF(c->ids[i] > 0, "submit: %s", err.msg);
     }
     pthread_mutex_lock(&c->mu);
-    while (c->done < n) pthread_cond_wait(&c->cv, &c->mu);
+    while (c->done < n)
+        pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
 }
 
 static void collect_free(collect *c, int n) {
-    for (int i = 0; i < n; i++) hearth_tokens_free(&c->toks[i]);
+    for (int i = 0; i < n; i++)
+        hearth_tokens_free(&c->toks[i]);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
 }
@@ -196,7 +199,8 @@ int main(void) {
         r.user = &ref;
         CHECK(hearth_engine_submit(e, &r, &err) > 0);
         pthread_mutex_lock(&cc->mu);
-        while (cc->done < 1) pthread_cond_wait(&cc->cv, &cc->mu);
+        while (cc->done < 1)
+            pthread_cond_wait(&cc->cv, &cc->mu);
         pthread_mutex_unlock(&cc->mu);
         CHECK(cc->finish[0] == HEARTH_FINISH_CANCELLED);
         CHECK(cc->toks[0].n >= 3 && cc->toks[0].n < 10);
@@ -278,7 +282,8 @@ int main(void) {
     CHECKF(second.stats.cached_tokens == 416, "cached %d", second.stats.cached_tokens);
     CHECK(first.tokens.n == second.tokens.n &&
           !memcmp(first.tokens.ids, second.tokens.ids, first.tokens.n * sizeof(int32_t)));
-    printf("prefix cache (memory): TTFT cold %.1f ms, cached %.1f ms\n", first.stats.ttft_ms, second.stats.ttft_ms);
+    printf("prefix cache (memory): TTFT cold %.1f ms, cached %.1f ms\n", first.stats.ttft_ms,
+           second.stats.ttft_ms);
     /* a longer prompt sharing the prefix reuses it too; output equals a cold run */
     hearth_completion third, cold;
     r = greedy_req(shared, 460, 8);
@@ -312,7 +317,8 @@ int main(void) {
     CHECK(hearth_engine_generate(e, &r, &p2, &err) == HEARTH_OK);
     CHECKF(p2.stats.cached_tokens == 416, "cached from disk: %d", p2.stats.cached_tokens);
     CHECK(p1.tokens.n == p2.tokens.n && !memcmp(p1.tokens.ids, p2.tokens.ids, p1.tokens.n * sizeof(int32_t)));
-    CHECK(p1.tokens.n == first.tokens.n && !memcmp(p1.tokens.ids, first.tokens.ids, p1.tokens.n * sizeof(int32_t)));
+    CHECK(p1.tokens.n == first.tokens.n &&
+          !memcmp(p1.tokens.ids, first.tokens.ids, p1.tokens.n * sizeof(int32_t)));
     wait_idle(e);
     hearth_engine_stats_get(e, &st);
     CHECK(st.prefix.hits_disk == 26);
@@ -336,10 +342,48 @@ int main(void) {
     hearth_completion_free(&second);
     hearth_completion_free(&p1);
     hearth_completion_free(&p2);
-    for (int i = 0; i < N; i++) hearth_completion_free(&alone[i]);
+    for (int i = 0; i < N; i++)
+        hearth_completion_free(&alone[i]);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "cleanup of %s failed\n", dir);
+    /* ---- the automatic context: the model's trained one, cut to what fits in memory */
+    {
+        int train = m->hp.n_ctx_train;
+        hearth_engine_config ac = hearth_engine_defaults();
+        ac.prefix_cache = false;
+        e = hearth_engine_create(m, &ac, &err);
+        REQUIRE(e);
+        CHECKF(hearth_engine_n_ctx(e) == train, "small model: context %d = its trained %d",
+               hearth_engine_n_ctx(e), train);
+        hearth_engine_free(e);
+        m->hp.n_ctx_train = 1 << 30; /* far more than any machine's memory holds */
+        e = hearth_engine_create(m, &ac, &err);
+        CHECKF(e != NULL, "huge trained context: %s", err.msg);
+        if (e) {
+            CHECKF(hearth_engine_n_ctx(e) < (1 << 30) && hearth_engine_n_ctx(e) >= 256, "cut to %d",
+                   hearth_engine_n_ctx(e));
+            CHECK_CONTAINS(hearth_engine_note(e), "does not fit in the free memory");
+            hearth_engine_free(e);
+        }
+        m->hp.n_ctx_train = 100000; /* fits: one full-context sequence, the rest 4096 each */
+        e = hearth_engine_create(m, &ac, &err);
+        CHECKF(e != NULL, "100k context: %s", err.msg);
+        if (e) {
+            hearth_engine_stats es;
+            hearth_engine_stats_get(e, &es);
+            int ps = 16;
+            CHECKF(hearth_engine_n_ctx(e) == 100000 || strstr(hearth_engine_note(e), "does not fit"),
+                   "context %d", hearth_engine_n_ctx(e));
+            CHECKF(es.kv.n_pages * ps >= 100000 || strstr(hearth_engine_note(e), "cut"), "pool of %d pages",
+                   es.kv.n_pages);
+            CHECKF(es.kv.n_pages * ps < 8 * 100000, "the pool is not 8 full contexts (%d pages)",
+                   es.kv.n_pages);
+            hearth_engine_free(e);
+        }
+        m->hp.n_ctx_train = train;
+    }
+
     hearth_model_free(m);
     hearth_backend_free(g_be);
     return test_summary("engine");

@@ -318,6 +318,45 @@ static void test_tokens(const char *file) {
         all_ok = all_ok && ok;
     }
     CHECK(all_ok);
+    /* the mask cache: a matcher that has seen many states gives, at every step of a
+     * random constrained walk, the mask a fresh matcher fed the same tokens computes */
+    {
+        const char *sch = "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\"},\"n\":"
+                          "{\"type\":\"integer\"}},\"required\":[\"s\",\"n\"]}";
+        hearth_grammar *gs = hearth_grammar_from_json_schema(sch, strlen(sch), true, &err);
+        REQUIRE(gs);
+        hearth_grammar_matcher *warm = hearth_grammar_matcher_create(gs, &err);
+        uint32_t *fresh_bits = calloc(((size_t)nv + 31) / 32, sizeof *fresh_bits);
+        int32_t *path_ids = malloc(sizeof *path_ids * 64), n_path = 0;
+        uint64_t rng = 7;
+        int differ = 0, steps = 0;
+        for (int step = 0; step < 64 && !hearth_grammar_matcher_is_done(warm); step++) {
+            int na = hearth_grammar_matcher_mask(warm, v, bits);
+            hearth_grammar_matcher *fresh = hearth_grammar_matcher_create(gs, &err);
+            for (int k = 0; k < n_path; k++)
+                hearth_grammar_matcher_accept_token(fresh, v, path_ids[k]);
+            int nb = hearth_grammar_matcher_mask(fresh, v, fresh_bits);
+            hearth_grammar_matcher_free(fresh);
+            differ += na != nb || memcmp(bits, fresh_bits, (((size_t)nv + 31) / 32) * sizeof *bits);
+            steps++;
+            int32_t pick = -1, seen = 0; /* a random allowed non-EOG token, preferring short ones */
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            for (int32_t id = 0; id < nv; id++)
+                if (allowed(bits, id) && !hearth_tokenizer_is_eog(t, id) && (uint64_t)(++seen) * 2654435761u % 97 ==
+                                                                                 (rng >> 40) % 97)
+                    pick = id;
+            for (int32_t id = 0; pick < 0 && id < nv; id++)
+                if (allowed(bits, id) && !hearth_tokenizer_is_eog(t, id)) pick = id;
+            if (pick < 0 || !hearth_grammar_matcher_accept_token(warm, v, pick)) break;
+            path_ids[n_path++] = pick;
+        }
+        CHECKF(differ == 0 && steps > 4, "%s: cached masks differ from fresh ones at %d of %d steps", file, differ,
+               steps);
+        free(path_ids);
+        free(fresh_bits);
+        hearth_grammar_matcher_free(warm);
+        hearth_grammar_release(gs);
+    }
     CHECK(hearth_grammar_matcher_can_end(m));
     hearth_grammar_matcher_mask(m, v, bits);
     if (eos >= 0) CHECK(allowed(bits, eos)); /* the sentence is complete: EOS allowed */
@@ -357,7 +396,59 @@ static void test_tokens(const char *file) {
     hearth_gguf_close(gg);
 }
 
+/* Integer bounds are exact: every integer of a window around each range is
+ * accepted iff it is inside, in the integer rule's form (no leading zeros). */
+static void test_integer_ranges(void) {
+    const long long ranges[][2] = {{0, 0},    {3, 17},    {-25, 7},     {-300, -12}, {10, 99},
+                                   {1, 1000}, {95, 1205}, {-1, 1},      {0, 9},      {7, 7},
+                                   {-9, -9},  {19, 2001}, {-1000, -999}};
+    int wrong = 0;
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+        long long lo = ranges[r][0], hi = ranges[r][1];
+        char schema[160];
+        snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld,\"maximum\":%lld}", lo, hi);
+        hearth_error err = {0};
+        hearth_grammar *g = hearth_grammar_from_json_schema(schema, strlen(schema), true, &err);
+        CHECKF(g != NULL, "%s: %s", schema, err.msg);
+        if (!g) continue;
+        for (long long v = lo - 40; v <= hi + 40; v++) {
+            char t[32];
+            snprintf(t, sizeof t, "%lld", v);
+            bool in = v >= lo && v <= hi;
+            if (g_accepts(g, t) != in) {
+                if (wrong++ < 5)
+                    fprintf(stderr, "range %lld..%lld: %s %s\n", lo, hi, t, in ? "refused" : "accepted");
+            }
+        }
+        char lead[32];
+        snprintf(lead, sizeof lead, "0%lld", lo > 0 ? lo : 5);
+        CHECK(!g_accepts(g, lead));
+        hearth_grammar_release(g);
+    }
+    CHECKF(wrong == 0, "%d integers misjudged", wrong);
+    CHECK(!schema_accepts("{\"type\":\"integer\",\"minimum\":-5,\"maximum\":5}",
+                          "-0")); /* not the integer rule's form */
+    /* zod's z.number().int(): the safe-integer bounds */
+    const char *zod = "{\"type\":\"integer\",\"minimum\":-9007199254740991,\"maximum\":9007199254740991}";
+    CHECK(schema_accepts(zod, "9007199254740991") && schema_accepts(zod, "-9007199254740991"));
+    CHECK(schema_accepts(zod, "0") && schema_accepts(zod, "42") && schema_accepts(zod, "-7"));
+    CHECK(!schema_accepts(zod, "9007199254740992") && !schema_accepts(zod, "-9007199254740992"));
+    CHECK(!schema_accepts(zod, "1.5"));
+    /* exclusive bounds (numbers, JSON Schema 6+) and one-sided ranges */
+    CHECK(schema_accepts("{\"type\":\"integer\",\"exclusiveMinimum\":0}", "1"));
+    CHECK(!schema_accepts("{\"type\":\"integer\",\"exclusiveMinimum\":0}", "0"));
+    CHECK(!schema_accepts("{\"type\":\"integer\",\"exclusiveMinimum\":0}", "-3"));
+    CHECK(schema_accepts("{\"type\":\"integer\",\"exclusiveMaximum\":10}", "-123456"));
+    CHECK(!schema_accepts("{\"type\":\"integer\",\"exclusiveMaximum\":10}", "10"));
+    CHECK(schema_accepts("{\"type\":\"integer\",\"minimum\":2.5}", "3"));
+    CHECK(!schema_accepts("{\"type\":\"integer\",\"minimum\":2.5}", "2"));
+    CHECK(schema_fails("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", true, "no integer satisfies"));
+    CHECK(schema_fails("{\"type\":\"integer\",\"exclusiveMinimum\":true}", false, "boolean form"));
+    CHECK(schema_fails("{\"type\":\"integer\",\"multipleOf\":3}", true, "'multipleOf' is not supported"));
+}
+
 int main(void) {
+    test_integer_ranges();
     test_gbnf_constructs();
     test_gbnf_errors();
     test_schema_constructs();

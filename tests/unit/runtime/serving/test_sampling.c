@@ -3,6 +3,8 @@
  * filter (top-k, top-p, min-p) really removes what it should, temperature
  * shape, and the penalties.
  */
+#include <math.h>
+
 #include "runtime/serving/sampling.h"
 #include "test.h"
 
@@ -12,8 +14,10 @@ static int draw_counts(hearth_sampling_params p, const float *logits, int draws,
     hearth_error err = {0};
     hearth_sampler *s = hearth_sampler_create(&p, NV, &err);
     if (!s) return -1;
-    for (int i = 0; i < NV; i++) counts[i] = 0;
-    for (int i = 0; i < draws; i++) counts[hearth_sampler_sample(s, logits)]++;
+    for (int i = 0; i < NV; i++)
+        counts[i] = 0;
+    for (int i = 0; i < draws; i++)
+        counts[hearth_sampler_sample(s, logits)]++;
     hearth_sampler_free(s);
     return 0;
 }
@@ -47,7 +51,8 @@ int main(void) {
         p.seed = run == 2 ? 7 : 42;
         s = hearth_sampler_create(&p, NV, &err);
         int *out = run == 0 ? seqa : run == 1 ? seqb : seqc;
-        for (int i = 0; i < 64; i++) out[i] = hearth_sampler_sample(s, logits);
+        for (int i = 0; i < 64; i++)
+            out[i] = hearth_sampler_sample(s, logits);
         hearth_sampler_free(s);
     }
     CHECK(!memcmp(seqa, seqb, sizeof seqa));
@@ -85,7 +90,8 @@ int main(void) {
     p.temperature = 1.0f;
     REQUIRE(draw_counts(p, logits, 20000, counts) == 0);
     double z = 0, pr[NV];
-    for (int i = 0; i < NV; i++) z += exp(logits[i]);
+    for (int i = 0; i < NV; i++)
+        z += exp(logits[i]);
     for (int i = 0; i < NV; i++) {
         pr[i] = exp(logits[i]) / z;
         CHECKF(fabs(counts[i] / 20000.0 - pr[i]) < 0.02, "id %d: %g vs %g", i, counts[i] / 20000.0, pr[i]);
@@ -118,6 +124,41 @@ int main(void) {
     hearth_sampler_accept(s, 5); /* 1 falls out of the window */
     CHECK(hearth_sampler_sample(s, logits) == 1);
     hearth_sampler_free(s);
+
+    /* logprobs: the log-softmax of the (penalised) logits, whatever the temperature */
+    {
+        float lg[NV];
+        for (int i = 0; i < NV; i++)
+            lg[i] = 0.37f * (float)((i * 7) % NV) - 1.0f;
+        p = hearth_sampling_defaults();
+        p.temperature = 0; /* greedy: logprobs are still the model's distribution */
+        s = hearth_sampler_create(&p, NV, &err);
+        hearth_logprobs lp;
+        int32_t id = hearth_sampler_sample(s, lg);
+        hearth_sampler_logprobs(s, lg, id, 3, &lp);
+        double mx = -1e30, sum = 0;
+        for (int i = 0; i < NV; i++)
+            mx = lg[i] > mx ? lg[i] : mx;
+        for (int i = 0; i < NV; i++)
+            sum += exp(lg[i] - mx);
+        double want = lg[id] - mx - log(sum);
+        CHECKF(fabs(lp.logprob - want) < 1e-5, "logprob %f, want %f", lp.logprob, want);
+        CHECK(lp.id == id && lp.n_top == 3 && lp.top_id[0] == id && lp.top_logprob[0] == lp.logprob);
+        CHECK(lp.top_logprob[0] >= lp.top_logprob[1] && lp.top_logprob[1] >= lp.top_logprob[2]);
+        CHECK(fabs(lp.top_logprob[1] - (lg[lp.top_id[1]] - mx - log(sum))) < 1e-5);
+        hearth_sampler_logprobs(s, lg, 0, 50, &lp); /* any id, top capped */
+        CHECK(lp.n_top == (NV < HEARTH_MAX_TOP_LOGPROBS ? NV : HEARTH_MAX_TOP_LOGPROBS));
+        hearth_sampler_free(s);
+        /* with a repeat penalty, a token already seen loses probability */
+        p.repeat_penalty = 4;
+        s = hearth_sampler_create(&p, NV, &err);
+        hearth_logprobs before, after;
+        hearth_sampler_logprobs(s, lg, id, 0, &before);
+        hearth_sampler_accept(s, id);
+        hearth_sampler_logprobs(s, lg, id, 0, &after);
+        CHECKF(after.logprob < before.logprob - 0.1f, "penalised %f vs %f", after.logprob, before.logprob);
+        hearth_sampler_free(s);
+    }
 
     /* invalid settings are refused */
     p = hearth_sampling_defaults();
