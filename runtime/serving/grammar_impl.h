@@ -94,9 +94,7 @@ struct hearth_grammar_matcher {
     gstacks *levels; /* per trie depth, for masks */
     uint32_t n_levels;
     struct mask_cache *cache; /* masks of recent states (grammar_mask.c), NULL until the first mask */
+    void (*cache_free)(struct mask_cache *); /* set with cache, so grammar_match.c needs no mask code */
 };
-
-/* The mask cache's memory (grammar_mask.c); the matcher's free calls it. */
-void mask_cache_free(struct mask_cache *c);
 
 #endif

@@ -209,7 +209,7 @@ struct mask_cache {
     uint32_t cap_key;
 };
 
-void mask_cache_free(struct mask_cache *c) {
+static void mask_cache_free(struct mask_cache *c) {
     if (!c) return;
     for (int i = 0; i < MASK_CACHE; i++) {
         free(c->e[i].key);
@@ -244,7 +244,7 @@ static int mask_walk(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, u
 
 int hearth_grammar_matcher_mask(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, uint32_t *allowed) {
     size_t words = ((size_t)v->n_vocab + 31) / 32;
-    if (!m->cache) m->cache = calloc(1, sizeof *m->cache);
+    if (!m->cache && (m->cache = calloc(1, sizeof *m->cache))) m->cache_free = mask_cache_free;
     struct mask_cache *c = m->cache;
     if (c && c->v != v) { /* another vocabulary: forget the masks */
         for (int i = 0; i < MASK_CACHE; i++)

@@ -261,7 +261,7 @@ void hearth_grammar_matcher_free(hearth_grammar_matcher *m) {
     for (uint32_t d = 0; d < m->n_levels; d++)
         gstacks_free(&m->levels[d]);
     free(m->levels);
-    mask_cache_free(m->cache);
+    if (m->cache) m->cache_free(m->cache);
     free(m);
 }
 
