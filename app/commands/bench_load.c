@@ -338,6 +338,7 @@ int bench_load_main(int argc, char **argv) {
     }
     app_engine_opts_apply_config(&eo, &cfg);
     hearth_config_free(&cfg);
+    eo.config = NULL; /* freed: --draft takes a file or pulled name here */
     load_opts lo;
     int r = load_parse_args(argc, argv, &lo, &eo);
     if (r >= 0) return r;
@@ -350,9 +351,13 @@ int bench_load_main(int argc, char **argv) {
     app_engine_opts_engine_config(&eo, lo.concurrency, &ec, db_default, sizeof db_default);
     if (!ec.n_ctx) ec.n_ctx = max_prompt + lo.output_tokens + 1;
     hearth_error err = {0};
-    hearth_engine *e = hearth_engine_create(m, &ec, &err);
+    hearth_model *draft = NULL;
+    hearth_engine *e = app_engine_opts_open_draft(&eo, NULL, m, &ec, &draft, &err)
+                           ? NULL
+                           : hearth_engine_create(m, &ec, &err);
     if (!e) {
         fprintf(stderr, "hearth bench: %s\n", err.msg);
+        hearth_model_free(draft);
         hearth_model_free(m);
         hearth_backend_free(be);
         return 1;
@@ -377,6 +382,7 @@ int bench_load_main(int argc, char **argv) {
 done:
     hearth_engine_free(e);
     load_state_free(&s);
+    hearth_model_free(draft);
     hearth_model_free(m);
     hearth_backend_free(be);
     return rc;
