@@ -270,6 +270,14 @@ static void load_print_json(const load_state *s, const load_opts *lo, const load
     cJSON_AddNumberToObject(o, "prompt_tok_s", lr->prompt_thr);
     cJSON_AddNumberToObject(o, "cached_prompt_tokens", (double)s->cached_tokens);
     cJSON_AddNumberToObject(o, "preemptions", (double)lr->es.preemptions);
+    const hearth_engine_stats *es = &lr->es; /* speculative decoding: what it drafted and what it saved */
+    cJSON_AddStringToObject(o, "speculative", hearth_spec_mode_name(es->spec));
+    cJSON_AddNumberToObject(o, "draft_n", (double)es->spec_drafted);
+    cJSON_AddNumberToObject(o, "draft_accepted_n", (double)es->spec_accepted);
+    cJSON_AddNumberToObject(o, "spec_passes", (double)es->spec_passes);
+    cJSON_AddNumberToObject(o, "tokens_per_target_pass",
+                            es->spec_passes ? (double)es->spec_tokens / (double)es->spec_passes : 0);
+    cJSON_AddNumberToObject(o, "spec_off_load_steps", (double)es->spec_off_load);
     struct {
         const char *name;
         const double *v;
@@ -307,6 +315,17 @@ static void load_print_table(const load_state *s, const load_opts *lo, const loa
             (unsigned long long)s->cached_tokens, (unsigned long long)s->prompt_tokens,
             (unsigned long long)lr->es.preemptions, s->failed ? "; failures: " : "",
             s->failed ? s->first_error : "");
+    const hearth_engine_stats *es = &lr->es;
+    if (es->spec != HEARTH_SPEC_OFF)
+        fprintf(
+            stderr,
+            "hearth bench: speculation (%s): %llu drafted, %llu accepted (%.0f%%), %.2f tokens per target "
+            "pass; off for %llu steps under load\n",
+            hearth_spec_mode_name(es->spec), (unsigned long long)es->spec_drafted,
+            (unsigned long long)es->spec_accepted,
+            es->spec_drafted ? 100.0 * (double)es->spec_accepted / (double)es->spec_drafted : 0.0,
+            es->spec_passes ? (double)es->spec_tokens / (double)es->spec_passes : 0.0,
+            (unsigned long long)es->spec_off_load);
 }
 
 /* Submit every request, N in flight, and wait for the last. */
