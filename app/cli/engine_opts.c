@@ -343,7 +343,9 @@ hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth
                                          hearth_error *err) {
     *draft_out = NULL;
     const char *name = eo->draft[0] ? eo->draft : cm ? cm->draft : NULL;
-    if (!name) return HEARTH_OK;
+    /* --spec / speculative.mode chose another mode: the draft would go unused */
+    bool mode_default = !strcmp(eo->source[OPT_SPEC], "default");
+    if (!name || (!mode_default && eo->spec != HEARTH_SPEC_DRAFT)) return HEARTH_OK;
     const hearth_config_model *dm = eo->config ? hearth_config_find_model(eo->config, name) : NULL;
     const char *path = dm ? dm->path : app_resolve_model(name);
     hearth_model_params mp = {.backend = m->backend, .gpu_layers = eo->gpu_layers};
@@ -351,7 +353,7 @@ hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth
     hearth_model *d = hearth_model_load(path, &mp, &e);
     if (!d) return hearth_error_set(err, e.code, "draft model '%s': %s", name, e.msg);
     ec->draft = d;
-    if (!strcmp(eo->source[OPT_SPEC], "default")) ec->spec = HEARTH_SPEC_DRAFT;
+    ec->spec = HEARTH_SPEC_DRAFT;
     *draft_out = d;
     return HEARTH_OK;
 }

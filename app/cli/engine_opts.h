@@ -116,8 +116,8 @@ bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char
 /* The draft model for target m: --draft, else the target's config entry's
  * draft (cm->draft; cm may be NULL), each a config model name, a pulled name
  * or a GGUF path. Loads it on m's backend (the same GPU layers) and sets
- * ec->draft, and ec->spec to draft unless --spec or speculative.mode chose
- * another mode. *draft_out: the model (the caller frees it after the
+ * ec->draft and ec->spec to draft -- unless --spec or speculative.mode chose
+ * another mode, when nothing is loaded. *draft_out: the model (the caller frees it after the
  * engine), NULL when none is asked for. On failure err says "draft model
  * 'NAME': why". */
 hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth_config_model *cm,
