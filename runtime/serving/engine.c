@@ -768,8 +768,8 @@ static bool engine_drafter(hearth_engine *e, hearth_error *err) {
         return false;
     }
     if (hearth_spec_vocab_check(e->m, c->draft, err)) return false;
-    e->drafter =
-        hearth_drafter_create(c->draft, c->n_parallel, c->n_ctx, c->page_size, c->n_batch, c->kv_type, err);
+    e->drafter = hearth_drafter_create(c->draft, c->n_parallel, c->n_ctx, c->page_size, c->n_batch,
+                                       c->kv_type, (int64_t)c->n_pages * c->page_size, err);
     e->jobs = malloc((size_t)c->n_parallel * sizeof *e->jobs);
     e->job_run = malloc((size_t)c->n_parallel * sizeof *e->job_run);
     if (e->drafter && (!e->jobs || !e->job_run))

@@ -88,7 +88,7 @@ hearth_status hearth_spec_vocab_check(const hearth_model *target, const hearth_m
 }
 
 hearth_drafter *hearth_drafter_create(hearth_model *m, int n_slots, int n_ctx, int page_size, int n_batch,
-                                      hearth_dtype kv_type, hearth_error *err) {
+                                      hearth_dtype kv_type, int64_t max_tokens, hearth_error *err) {
     hearth_drafter *d = calloc(1, sizeof *d);
     if (!d) goto oom;
     d->m = m;
@@ -96,8 +96,15 @@ hearth_drafter *hearth_drafter_create(hearth_model *m, int n_slots, int n_ctx, i
     d->n_batch = n_batch;
     /* every slot at full context plus its draft, plus one page each for copy-on-write */
     int per_slot = (n_ctx + HEARTH_FORWARD_MAX_LOGITS + page_size - 1) / page_size + 1;
-    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,    m->hp.head_dim, kv_type,
-                           page_size,     per_slot * n_slots, m->layer_be};
+    int64_t pages = (int64_t)per_slot * n_slots;
+    if (max_tokens > 0) { /* the cap, plus each slot's draft room and copy-on-write page */
+        int64_t cap =
+            (max_tokens + page_size - 1) / page_size + (int64_t)n_slots * (per_slot < 6 ? per_slot : 6);
+        if (cap < pages) pages = cap;
+    }
+    if (pages > INT32_MAX / 2) pages = INT32_MAX / 2;
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, kv_type,
+                           page_size,     (int)pages,      m->layer_be};
     d->kv = hearth_kv_create(m->backend, &kc, err);
     if (!d->kv) goto fail;
     d->fw = hearth_forward_create(m, d->kv, n_batch, err);

@@ -34,9 +34,12 @@ hearth_status hearth_spec_vocab_check(const hearth_model *target, const hearth_m
 typedef struct hearth_drafter hearth_drafter;
 
 /* n_slots draft sequences of up to n_ctx tokens each (plus the draft), KV of
- * kv_type in pages of page_size tokens, at most n_batch tokens per draft pass. */
+ * kv_type in pages of page_size tokens, at most n_batch tokens per draft pass.
+ * The pool holds at most max_tokens tokens in all (0: no cap) -- the target's
+ * pool size, already cut to the memory it has, so a draft sized like the
+ * target or smaller fits too; a slot whose KV cannot grow drafts nothing. */
 hearth_drafter *hearth_drafter_create(hearth_model *draft, int n_slots, int n_ctx, int page_size, int n_batch,
-                                      hearth_dtype kv_type, hearth_error *err);
+                                      hearth_dtype kv_type, int64_t max_tokens, hearth_error *err);
 void hearth_drafter_free(hearth_drafter *d);
 
 /* A free slot, or -1 when every slot is taken. */
