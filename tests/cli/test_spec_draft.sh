@@ -5,7 +5,8 @@
 # F16 targets) and drafts are accepted; --draft picks mode draft
 # (--print-config); a draft that fails to load, one with another vocabulary
 # and --spec draft without a draft are clear errors; bench --concurrency
-# reports the draft figures in --json; a real `hearth serve` (Unix socket)
+# reports the draft figures in --json; chat answers the same with --draft
+# and /stats shows its figures; a real `hearth serve` (Unix socket)
 # with config models.NAME.draft gives the same text as without speculation
 # and counts accepted drafts in /metrics.
 # Owner: speculative decoding.
@@ -70,6 +71,14 @@ check '[ $rc -ne 0 ] && grep -q "needs a draft model (--draft MODEL" "$TMP/o"' "
 check '[ $rc -ne 0 ] && grep -q -- "--draft" "$TMP/o"' "empty --draft refused"
 "$BIN" run --help >"$TMP/o" 2>&1
 check 'grep -q -- "--draft MODEL" "$TMP/o"' "run --help lists --draft"
+
+# ---- chat: the same answer with the draft model, and /stats reports it
+a=$("$BIN" chat -m "$M8" --temp 0 -t 1 --once "Who was Moses?" 2>/dev/null)
+b=$("$BIN" chat -m "$M8" --temp 0 -t 1 --draft "$D" --once "Who was Moses?" 2>"$TMP/chat.err")
+check '[ -n "$a" ] && [ "$a" = "$b" ]' "chat --draft: another answer ($a / $b $(head -c 200 "$TMP/chat.err"))"
+printf 'Who was Moses?\n/stats\n' | "$BIN" chat -m "$M8" --temp 0 -t 1 --draft "$D" >"$TMP/chat.out" 2>&1
+check 'grep -qE "Speculation \(draft\): [0-9]+ drafted, [1-9][0-9]* accepted" "$TMP/chat.out"' \
+  "chat /stats shows the draft figures ($(grep -i specul "$TMP/chat.out"))"
 
 # ---- bench --concurrency: the figures in --json
 "$BIN" bench --concurrency 2 --requests 2 --prompt-tokens 16 --output-tokens 32 -m "$M8" -t 1 --draft "$D" --json >"$TMP/b.json" 2>"$TMP/b.err"
