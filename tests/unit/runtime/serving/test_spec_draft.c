@@ -5,6 +5,7 @@
  *    shares the KJV vocabulary) and refuses stories260K (another vocabulary),
  *    naming the first differing token, at engine create too; mode 'draft' without a draft model
  *    is a clear error at engine create;
+ *  - the draft on another backend (Vulkan, when a device exists) changes nothing;
  *  - greedy output with the draft model is token-identical to output without
  *    speculation: each prompt alone, 8 sequences batched, with prefix-cache
  *    hits (the draft catches up on a prompt the target took from the cache)
@@ -202,6 +203,49 @@ static void test_identical(hearth_model *m, hearth_model *draft, const char *nam
         hearth_tokens_free(&ref_out[i]);
 }
 
+/* The draft on another backend than the target (Vulkan, lavapipe in CI; skipped without a
+ * device): the drafts differ in rounding at most, the output not at all. */
+static void test_other_backend(hearth_model *m) {
+    hearth_error err = {0};
+    hearth_backend_config bc = {"vulkan", 1};
+    hearth_backend *vb = hearth_backend_create(&bc, &err);
+    if (!vb) {
+        fprintf(stderr, "draft on Vulkan: skipped (%s)\n", err.msg);
+        return;
+    }
+    char path[1024];
+    hearth_model_params mp = {.backend = vb, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
+    hearth_model *d = hearth_model_load(
+        test_shared_path(path, sizeof path, "models/hearth-kjv-draft-q8_0.gguf"), &mp, &err);
+    CHECKF(d != NULL, "draft on Vulkan: %s", err.msg);
+    if (d) {
+        prompts p;
+        hearth_tokens t = {0};
+        REQUIRE(hearth_tokenizer_encode(m->tokenizer, TEXTS[0], strlen(TEXTS[0]), true, false, &t, &err) ==
+                HEARTH_OK);
+        memcpy(p.ids[0], t.ids, t.n * sizeof(int32_t));
+        p.len[0] = (int)t.n;
+        hearth_tokens_free(&t);
+        hearth_tokens ref_out, out;
+        hearth_engine_stats st;
+        hearth_engine_config cfg = hearth_engine_defaults();
+        cfg.prefix_cache = false;
+        run(m, cfg, &p, 0, 1, false, &ref_out, &st);
+        cfg.spec = HEARTH_SPEC_DRAFT;
+        cfg.draft = d;
+        run(m, cfg, &p, 0, 1, false, &out, &st);
+        CHECKF(same(&out, &ref_out), "draft on Vulkan: the output differs");
+        CHECKF(st.spec_accepted > 0, "draft on Vulkan: nothing accepted (drafted %llu)",
+               (unsigned long long)st.spec_drafted);
+        fprintf(stderr, "draft on Vulkan, target on the CPU: drafted %llu accepted %llu\n",
+                (unsigned long long)st.spec_drafted, (unsigned long long)st.spec_accepted);
+        hearth_tokens_free(&ref_out);
+        hearth_tokens_free(&out);
+        hearth_model_free(d);
+    }
+    hearth_backend_free(vb);
+}
+
 static void test_errors(hearth_model *m, hearth_model *draft) {
     hearth_error err = {0};
     CHECKF(hearth_spec_vocab_check(m, draft, &err) == HEARTH_OK, "kjv pair: %s", err.msg);
@@ -248,7 +292,10 @@ int main(void) {
         snprintf(file, sizeof file, "models/%s.gguf", targets[t]);
         hearth_model *m = load(file, &err);
         REQUIRE_MSG(m, "%s: %s", targets[t], err.msg);
-        if (t == 0) test_errors(m, draft);
+        if (t == 0) {
+            test_errors(m, draft);
+            test_other_backend(m);
+        }
         test_identical(m, draft, targets[t]);
         hearth_model_free(m);
     }
