@@ -51,7 +51,7 @@ hearth_status hearth_spec_vocab_check(const hearth_model *target, const hearth_m
         size_t la = 0, lb = 0;
         const char *sa = i < nt ? hearth_tokenizer_text(tt, i, &la) : NULL;
         const char *sb = i < nd ? hearth_tokenizer_text(dt, i, &lb) : NULL;
-        if (!sa || !sb || la != lb || memcmp(sa, sb, la)) first = i;
+        if (!sa != !sb || la != lb || (sa && la && memcmp(sa, sb, la))) first = i;
     }
     char a[64] = "", b[64] = "";
     if (first >= 0) {
