@@ -88,8 +88,10 @@ int chat_session_drain(chat_session *s, void (*fn)(const chat_event *ev, void *u
 static void free_model(chat_session *s) {
     hearth_engine_free(s->engine);
     hearth_chat_template_free(s->tmpl);
+    hearth_model_free(s->draft);
     hearth_model_free(s->model);
     hearth_backend_free(s->be);
+    s->draft = NULL;
     s->engine = NULL;
     s->tmpl = NULL;
     s->model = NULL;
@@ -130,9 +132,13 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
     char db_default[1024];
     /* one conversation: one sequence, unless --parallel / parallel: asks for more */
     app_engine_opts_engine_config(eo, 1, &ec, db_default, sizeof db_default);
-    hearth_engine *e = tmpl ? hearth_engine_create(m, &ec, err) : NULL;
+    hearth_model *draft = NULL;
+    hearth_engine *e = tmpl && !app_engine_opts_open_draft(eo, cm, m, &ec, &draft, err)
+                           ? hearth_engine_create(m, &ec, err)
+                           : NULL;
     if (!tmpl) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     if (!e) {
+        hearth_model_free(draft);
         hearth_chat_template_free(tmpl);
         hearth_model_free(m);
         hearth_backend_free(be);
@@ -141,6 +147,7 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
     free_model(s);
     s->be = be;
     s->model = m;
+    s->draft = draft;
     s->tmpl = tmpl;
     s->engine = e;
     if (*hearth_engine_note(e)) /* shown like the template note: one line in the conversation */

@@ -64,6 +64,7 @@ typedef struct chat_session {
     chat_options opt;
     hearth_backend *be;
     hearth_model *model;
+    hearth_model *draft; /* --draft or the config entry's draft: the engine's draft model, or NULL */
     hearth_engine *engine;
     hearth_chat_template *tmpl;
     char template_note[256]; /* why a fallback template is used, "" if none */

@@ -27,7 +27,8 @@ typedef enum eo_type {
     EO_OFF,     /* a flag that turns a bool off (--no-prefix-cache) */
     EO_CACHE_DB,
     EO_SIZE, /* uint64_t bytes with an optional unit */
-    EO_SPEC, /* speculative decoding mode: ngram, off */
+    EO_SPEC, /* speculative decoding mode: ngram, draft, off */
+    EO_PATH, /* char[1024]: a model path or name */
 } eo_type;
 
 enum {
@@ -45,6 +46,7 @@ enum {
     OPT_SPEC,
     OPT_DRAFT_MAX,
     OPT_DRAFT_MIN,
+    OPT_DRAFT,
 };
 
 typedef struct eo_def {
@@ -95,14 +97,19 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                             0, 0, false, "SIZE", "largest prefix-cache database, e.g. 512MiB (default 2GiB)",
                             "expected a size such as 512MiB or 2GB"},
     [OPT_SPEC] = {NULL, "--spec", "speculative.mode", EO_SPEC, EO(spec), 0, 0, false, "MODE",
-                  "speculative decoding of greedy requests: ngram (draft from earlier text), off (default)",
-                  "is not a speculation mode (ngram, off)"},
+                  "speculative decoding of greedy requests: ngram (draft from earlier text), draft (a draft "
+                  "model, the default with --draft), off (default)",
+                  "is not a speculation mode (ngram, draft, off)"},
     [OPT_DRAFT_MAX] = {NULL, "--draft-max", "speculative.draft_max", EO_INT, EO(draft_max), 1, 32, false, "K",
                        "most tokens drafted per step; adaptive K starts here (default 8)",
                        "is not a whole number from 1 to 32"},
     [OPT_DRAFT_MIN] = {NULL, "--draft-min", "speculative.draft_min", EO_INT, EO(draft_min), 1, 32, false, "K",
                        "adaptive K never drafts fewer than this (default 1)",
                        "is not a whole number from 1 to 32"},
+    [OPT_DRAFT] = {NULL, "--draft", "models.NAME.draft", EO_PATH, EO(draft), 0, 0, false, "MODEL",
+                   "draft model for speculative decoding (a GGUF file, pulled name or config model name) "
+                   "with the model's vocabulary; turns on --spec draft",
+                   "expected a model file or name"},
 };
 
 #define BENCH_CACHE_DB_HELP                                                                                  \
@@ -144,6 +151,7 @@ static void set_cache_db(app_engine_opts *eo, const char *path) {
 
 void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg) {
     if (!cfg) return;
+    eo->config = cfg;
     hearth_config d; /* what the file says when it says nothing */
     hearth_config_init(&d);
     const char *src = "config";
@@ -263,6 +271,10 @@ static bool apply_flag(app_engine_opts *eo, int i, const char *v) {
         break;
     case EO_SIZE: ok = hearth_config_parse_size(v, &eo->cache_max_bytes); break;
     case EO_SPEC: ok = hearth_spec_mode_parse(v, &eo->spec); break;
+    case EO_PATH:
+        ok = *v != 0 && strlen(v) < sizeof eo->draft;
+        if (ok) snprintf((char *)field_of(eo, i), sizeof eo->draft, "%s", v);
+        break;
     }
     hearth_config_free(&scratch);
     return ok;
@@ -326,6 +338,26 @@ void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parall
     ec->draft_min = eo->draft_min;
 }
 
+hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth_config_model *cm,
+                                         hearth_model *m, hearth_engine_config *ec, hearth_model **draft_out,
+                                         hearth_error *err) {
+    *draft_out = NULL;
+    const char *name = eo->draft[0] ? eo->draft : cm ? cm->draft : NULL;
+    /* --spec / speculative.mode chose another mode: the draft would go unused */
+    bool mode_default = !strcmp(eo->source[OPT_SPEC], "default");
+    if (!name || (!mode_default && eo->spec != HEARTH_SPEC_DRAFT)) return HEARTH_OK;
+    const hearth_config_model *dm = eo->config ? hearth_config_find_model(eo->config, name) : NULL;
+    const char *path = dm ? dm->path : app_resolve_model(name);
+    hearth_model_params mp = {.backend = m->backend, .gpu_layers = eo->gpu_layers};
+    hearth_error e = {0};
+    hearth_model *d = hearth_model_load(path, &mp, &e);
+    if (!d) return hearth_error_set(err, e.code, "draft model '%s': %s", name, e.msg);
+    ec->draft = d;
+    ec->spec = HEARTH_SPEC_DRAFT;
+    *draft_out = d;
+    return HEARTH_OK;
+}
+
 bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char *model_path, bool quiet,
                           hearth_backend **be_out, hearth_model **model_out) {
     return app_load(cmd, model_path, eo->backend, eo->threads, eo->gpu_layers, quiet, be_out, model_out);
@@ -360,6 +392,13 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
     cJSON_AddStringToObject(o, "speculative", hearth_spec_mode_name(ec.spec));
     cJSON_AddNumberToObject(o, "draft_max", ec.draft_max);
     cJSON_AddNumberToObject(o, "draft_min", ec.draft_min);
+    if (eo->draft[0]) {
+        cJSON_AddStringToObject(o, "draft", eo->draft);
+        if (!strcmp(eo->source[OPT_SPEC], "default"))
+            cJSON_ReplaceItemInObject(o, "speculative", cJSON_CreateString("draft"));
+    } else {
+        cJSON_AddNullToObject(o, "draft");
+    }
     cJSON *src = cJSON_AddObjectToObject(o, "source");
     for (int i = 0; i < APP_ENGINE_OPTS_N; i++)
         cJSON_AddStringToObject(src, k_opts[i].key, eo->source[i]);

@@ -33,7 +33,7 @@
 #include "runtime/serving/engine.h"
 
 /* Engine options in the table (not counting --print-config). */
-#define APP_ENGINE_OPTS_N 14
+#define APP_ENGINE_OPTS_N 15
 /* Room for a command's own options plus the engine's. */
 #define APP_ARGS_MAX 64
 
@@ -54,6 +54,10 @@ typedef struct app_engine_opts {
     int draft_max, draft_min; /* --draft-max (default 8), --draft-min (default 1) */
     bool print_config;        /* --print-config: print the resolved options as JSON and exit */
     bool bench_defaults;      /* bench: the prefix cache defaults to memory only (see below) */
+    /* --draft MODEL: a GGUF path, pulled name or config model name ("": none) */
+    char draft[1024];
+    /* the config file app_engine_opts_apply_config read (borrowed; NULL: none, or freed) */
+    const hearth_config *config;
     /* where each value came from: "default", "config" or "flag" */
     const char *source[APP_ENGINE_OPTS_N];
     /* arg_parse writes the flags' text here; app_engine_opts_apply_flags reads it */
@@ -108,6 +112,17 @@ void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parall
 /* (e) Open the backend and the model with the options (see app_load). */
 bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char *model_path, bool quiet,
                           hearth_backend **be_out, hearth_model **model_out);
+
+/* The draft model for target m: --draft, else the target's config entry's
+ * draft (cm->draft; cm may be NULL), each a config model name, a pulled name
+ * or a GGUF path. Loads it on m's backend (the same GPU layers) and sets
+ * ec->draft and ec->spec to draft -- unless --spec or speculative.mode chose
+ * another mode, when nothing is loaded. *draft_out: the model (the caller frees it after the
+ * engine), NULL when none is asked for. On failure err says "draft model
+ * 'NAME': why". */
+hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth_config_model *cm,
+                                         hearth_model *m, hearth_engine_config *ec, hearth_model **draft_out,
+                                         hearth_error *err);
 
 /* --print-config: the resolved options (and the engine config they give) as
  * one JSON object on stdout. model may be NULL. Returns 0, or 1 when out of

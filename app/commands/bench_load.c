@@ -270,6 +270,14 @@ static void load_print_json(const load_state *s, const load_opts *lo, const load
     cJSON_AddNumberToObject(o, "prompt_tok_s", lr->prompt_thr);
     cJSON_AddNumberToObject(o, "cached_prompt_tokens", (double)s->cached_tokens);
     cJSON_AddNumberToObject(o, "preemptions", (double)lr->es.preemptions);
+    const hearth_engine_stats *es = &lr->es; /* speculative decoding: what it drafted and what it saved */
+    cJSON_AddStringToObject(o, "speculative", hearth_spec_mode_name(es->spec));
+    cJSON_AddNumberToObject(o, "draft_n", (double)es->spec_drafted);
+    cJSON_AddNumberToObject(o, "draft_accepted_n", (double)es->spec_accepted);
+    cJSON_AddNumberToObject(o, "spec_passes", (double)es->spec_passes);
+    cJSON_AddNumberToObject(o, "tokens_per_target_pass",
+                            es->spec_passes ? (double)es->spec_tokens / (double)es->spec_passes : 0);
+    cJSON_AddNumberToObject(o, "spec_off_load_steps", (double)es->spec_off_load);
     struct {
         const char *name;
         const double *v;
@@ -307,6 +315,17 @@ static void load_print_table(const load_state *s, const load_opts *lo, const loa
             (unsigned long long)s->cached_tokens, (unsigned long long)s->prompt_tokens,
             (unsigned long long)lr->es.preemptions, s->failed ? "; failures: " : "",
             s->failed ? s->first_error : "");
+    const hearth_engine_stats *es = &lr->es;
+    if (es->spec != HEARTH_SPEC_OFF)
+        fprintf(
+            stderr,
+            "hearth bench: speculation (%s): %llu drafted, %llu accepted (%.0f%%), %.2f tokens per target "
+            "pass; off for %llu steps under load\n",
+            hearth_spec_mode_name(es->spec), (unsigned long long)es->spec_drafted,
+            (unsigned long long)es->spec_accepted,
+            es->spec_drafted ? 100.0 * (double)es->spec_accepted / (double)es->spec_drafted : 0.0,
+            es->spec_passes ? (double)es->spec_tokens / (double)es->spec_passes : 0.0,
+            (unsigned long long)es->spec_off_load);
 }
 
 /* Submit every request, N in flight, and wait for the last. */
@@ -338,6 +357,7 @@ int bench_load_main(int argc, char **argv) {
     }
     app_engine_opts_apply_config(&eo, &cfg);
     hearth_config_free(&cfg);
+    eo.config = NULL; /* freed: --draft takes a file or pulled name here */
     load_opts lo;
     int r = load_parse_args(argc, argv, &lo, &eo);
     if (r >= 0) return r;
@@ -350,9 +370,13 @@ int bench_load_main(int argc, char **argv) {
     app_engine_opts_engine_config(&eo, lo.concurrency, &ec, db_default, sizeof db_default);
     if (!ec.n_ctx) ec.n_ctx = max_prompt + lo.output_tokens + 1;
     hearth_error err = {0};
-    hearth_engine *e = hearth_engine_create(m, &ec, &err);
+    hearth_model *draft = NULL;
+    hearth_engine *e = app_engine_opts_open_draft(&eo, NULL, m, &ec, &draft, &err)
+                           ? NULL
+                           : hearth_engine_create(m, &ec, &err);
     if (!e) {
         fprintf(stderr, "hearth bench: %s\n", err.msg);
+        hearth_model_free(draft);
         hearth_model_free(m);
         hearth_backend_free(be);
         return 1;
@@ -377,6 +401,7 @@ int bench_load_main(int argc, char **argv) {
 done:
     hearth_engine_free(e);
     load_state_free(&s);
+    hearth_model_free(draft);
     hearth_model_free(m);
     hearth_backend_free(be);
     return rc;

@@ -765,6 +765,7 @@ int cmd_bench(int argc, char **argv) {
     bool cfg_ok = app_engine_opts_load_config("bench", argc, argv, &cfg);
     app_engine_opts_apply_config(&o.eo, &cfg);
     hearth_config_free(&cfg);
+    o.eo.config = NULL;
     if (!cfg_ok) return 2;
     const char *models[MAX_MODELS];
     int n_models = 0;

@@ -199,6 +199,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
     hearth_engine *e = NULL;
     hearth_completion out = {0};
     hearth_grammar *grammar = NULL;
+    hearth_model *draft = NULL; /* --draft */
     const hearth_tokenizer *tok = m->tokenizer;
 
     if (hearth_tokenizer_encode(tok, ro->prompt, strlen(ro->prompt),
@@ -214,6 +215,10 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
     hearth_engine_config ec;
     char db_default[1024];
     app_engine_opts_engine_config(eo, 1, &ec, db_default, sizeof db_default);
+    if (app_engine_opts_open_draft(eo, NULL, m, &ec, &draft, &err)) {
+        fprintf(stderr, "hearth run: %s\n", err.msg);
+        goto done;
+    }
     e = hearth_engine_create(m, &ec, &err);
     if (!e) {
         fprintf(stderr, "hearth run: %s\n", err.msg);
@@ -265,6 +270,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
 done:
     hearth_completion_free(&out);
     hearth_engine_free(e);
+    hearth_model_free(draft);
     hearth_grammar_release(grammar);
     hearth_tokens_free(&prompt_ids);
     return rc;

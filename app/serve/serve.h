@@ -159,6 +159,8 @@ typedef struct serve_model {
     /* while LOADED (set before, cleared after, the state changes) */
     hearth_backend *be;
     hearth_model *model;
+    /* the engine's draft model (--draft, or the config entry's draft), or NULL */
+    hearth_model *draft;
     hearth_engine *eng;          /* NULL for an encoder (embedding-only) model */
     struct hearth_embedder *emb; /* embeddings (serve_embed.c): encoders, models with a pooling_type, or
                                   * any model under --embeddings; else NULL */

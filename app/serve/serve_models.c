@@ -334,11 +334,17 @@ static bool load_now(serve_model *sm, int *status, char *err, size_t cap) {
         return false;
     }
     bool encoder = m->arch_info->encoder;
-    hearth_engine *eng = encoder ? NULL : hearth_engine_create(m, &srv->ec, &e);
+    hearth_engine_config ec = srv->ec;
+    hearth_model *draft = NULL;
+    const hearth_config_model *cm = eo->config ? hearth_config_find_model(eo->config, sm->name) : NULL;
+    hearth_engine *eng = encoder || app_engine_opts_open_draft(eo, cm, m, &ec, &draft, &e)
+                             ? NULL
+                             : hearth_engine_create(m, &ec, &e);
     hearth_embedder *emb = NULL;
     if (!encoder && !eng) {
         *status = e.code == HEARTH_ERR_NOMEM ? 503 : 500;
         snprintf(err, cap, "cannot start model '%.200s': %s", sm->name, e.msg);
+        hearth_model_free(draft);
         hearth_model_free(m);
         hearth_backend_free(be);
         return false;
@@ -349,6 +355,7 @@ static bool load_now(serve_model *sm, int *status, char *err, size_t cap) {
             *status = 500;
             snprintf(err, cap, "cannot start embeddings for model '%.200s': %s", sm->name, e.msg);
             hearth_engine_free(eng);
+            hearth_model_free(draft);
             hearth_model_free(m);
             hearth_backend_free(be);
             return false;
@@ -363,6 +370,7 @@ static bool load_now(serve_model *sm, int *status, char *err, size_t cap) {
     if (eng) hearth_engine_stats_get(eng, &es);
     sm->be = be;
     sm->model = m;
+    sm->draft = draft;
     sm->eng = eng;
     sm->emb = emb;
     sm->tok = m->tokenizer;
@@ -384,13 +392,14 @@ static void unload_locked(serve_model *sm, const char *why) {
     sm->state = SM_UNLOADING;
     hearth_engine *eng = sm->eng;
     hearth_embedder *emb = sm->emb;
-    hearth_model *m = sm->model;
+    hearth_model *m = sm->model, *draft = sm->draft;
     hearth_backend *be = sm->be;
     struct hearth_chat_template *t = sm->tmpl;
     pthread_mutex_unlock(&srv->models_mu);
     hearth_embedder_free(emb);
     hearth_engine_free(eng);
     hearth_chat_template_free(t);
+    hearth_model_free(draft);
     hearth_model_free(m);
     hearth_backend_free(be);
     fprintf(stderr, "hearth serve: unloaded %s (%s)\n", sm->name, why);
@@ -398,6 +407,7 @@ static void unload_locked(serve_model *sm, const char *why) {
     sm->eng = NULL;
     sm->emb = NULL;
     sm->model = NULL;
+    sm->draft = NULL;
     sm->be = NULL;
     sm->tok = NULL;
     sm->tmpl = NULL;

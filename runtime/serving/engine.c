@@ -38,6 +38,7 @@
 #include "runtime/store/cache_store.h"
 #include "grammar_seq.h"
 #include "scheduler.h"
+#include "spec_draft.h"
 #include "stop.h"
 
 typedef struct req {
@@ -68,6 +69,7 @@ typedef struct req {
     hearth_spec_ctl ctl;               /* adaptive K */
     int n_draft;                       /* tokens drafted this step (0: plain decode) */
     int32_t *draft;                    /* [cfg.draft_max] */
+    int dslot;                         /* draft-model slot (spec_draft.h), -1 when none */
     struct req *next;                  /* waiting queue */
     struct req *live_prev, *live_next; /* all live requests (under mu) */
 } req;
@@ -79,7 +81,10 @@ struct hearth_engine {
     hearth_forward *fw;
     hearth_prefix_cache *pc;
     hearth_cache_store *store;
-    float *logits; /* [n_parallel, n_vocab] */
+    hearth_drafter *drafter; /* HEARTH_SPEC_DRAFT: the draft model's KV and forward */
+    hearth_draft_job *jobs;  /* [n_parallel] this step's draft requests */
+    int *job_run;            /* [n_parallel] the running slot of each job */
+    float *logits;           /* [n_parallel, n_vocab] */
     /* ubatch scratch */
     int32_t *ub_tok, *ub_pos, *ub_seq;
     bool *ub_logits;
@@ -164,6 +169,8 @@ static void finish(hearth_engine *e, req *r, hearth_finish why, hearth_status st
         hearth_kv_seq_free(e->kv, r->seq);
         r->seq = -1;
     }
+    if (e->drafter) hearth_drafter_slot_free(e->drafter, r->dslot);
+    r->dslot = -1;
     /* flush text: held bytes of a partial character, and held stop-string
      * prefixes that never completed (not when a stop string matched) */
     char tail[64];
@@ -266,6 +273,8 @@ static void preempt(hearth_engine *e, int i) {
     remove_running(e, i);
     hearth_kv_seq_free(e->kv, r->seq);
     r->seq = -1;
+    if (e->drafter) hearth_drafter_slot_free(e->drafter, r->dslot);
+    r->dslot = -1;
     r->n_done = 0;
     r->n_keyed = 0;
     r->page_key = 0;
@@ -381,10 +390,38 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
     return HEARTH_FINISH_NONE;
 }
 
-/* Speculation for this step: an n-gram draft for each speculating sequence
- * that is decoding, while the token budget and the logits rows last. Only
- * when every running sequence is greedy without a grammar (the argmax pass
- * gives each position its pick) and the step holds at most spec_max_batch sequences. Draft
+/* Reserve target KV for r's d drafted tokens (running slot i) and add them
+ * to its chunk; a draft whose pages are not free is dropped. */
+static bool commit_draft(hearth_engine *e, int i, int d) {
+    req *r = e->running[i];
+    if (d <= 0 || hearth_kv_seq_reserve(e->kv, r->seq, r->n_done + 1 + d, NULL)) return false;
+    r->n_draft = d;
+    e->chunk[i] += d;
+    return true;
+}
+
+/* Run the draft model for this step's jobs (batched) and commit what it
+ * drafted. A failed draft pass leaves the slots' state unknown: they are
+ * freed (caught up from scratch next time) and the step runs without drafts. */
+static void run_draft_model(hearth_engine *e, int n_jobs) {
+    hearth_error err = {0};
+    if (hearth_drafter_run(e->drafter, e->jobs, n_jobs, &err)) {
+        for (int j = 0; j < n_jobs; j++) {
+            req *r = e->running[e->job_run[j]];
+            hearth_drafter_slot_free(e->drafter, r->dslot);
+            r->dslot = -1;
+        }
+        return;
+    }
+    for (int j = 0; j < n_jobs; j++)
+        commit_draft(e, e->job_run[j], e->jobs[j].n_out);
+}
+
+/* Speculation for this step: a draft (n-gram lookup, or the draft model for
+ * all of them in one batch) for each speculating sequence that is decoding,
+ * while the token budget and the logits rows last. Only when every running
+ * sequence is greedy without a grammar (the argmax pass gives each position
+ * its pick) and the step holds at most spec_max_batch sequences. Draft
  * positions are reserved here; a draft whose pages are not free is dropped. */
 static void plan_drafts(hearth_engine *e) {
     for (int i = 0; i < e->n_running; i++)
@@ -404,7 +441,7 @@ static void plan_drafts(hearth_engine *e) {
         pthread_mutex_unlock(&e->mu);
         return;
     }
-    int used = 0, rows = 0;
+    int used = 0, rows = 0, n_jobs = 0;
     for (int i = 0; i < e->n_running; i++) {
         used += e->chunk[i];
         rows += e->chunk[i] && e->running[i]->n_done + e->chunk[i] == (int)e->running[i]->toks.n;
@@ -418,13 +455,21 @@ static void plan_drafts(hearth_engine *e) {
         if (e->cfg.n_batch - used < k) k = e->cfg.n_batch - used;
         if (HEARTH_FORWARD_MAX_LOGITS - rows < k) k = HEARTH_FORWARD_MAX_LOGITS - rows;
         if (k <= 0) continue;
-        int d = hearth_spec_ngram_draft(r->toks.ids, n, 2, 4, k, r->draft);
-        if (d <= 0 || hearth_kv_seq_reserve(e->kv, r->seq, r->n_done + 1 + d, NULL)) continue;
-        r->n_draft = d;
-        e->chunk[i] += d;
+        int d = k; /* the draft model's jobs count at their most until they are drafted */
+        if (e->drafter) {
+            if (r->dslot < 0) r->dslot = hearth_drafter_slot_take(e->drafter);
+            if (r->dslot < 0) continue;
+            e->jobs[n_jobs] =
+                (hearth_draft_job){.slot = r->dslot, .toks = r->toks.ids, .n = n, .k = k, .out = r->draft};
+            e->job_run[n_jobs++] = i;
+        } else {
+            d = hearth_spec_ngram_draft(r->toks.ids, n, 2, 4, k, r->draft);
+            if (!commit_draft(e, i, d)) continue;
+        }
         used += d;
         rows += d;
     }
+    if (n_jobs) run_draft_model(e, n_jobs);
 }
 
 /* Keep the longest prefix of r's draft that the target's picks ids[0..d]
@@ -569,6 +614,7 @@ static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids)
         pthread_mutex_unlock(&e->mu);
     }
     if (why == HEARTH_FINISH_NONE) publish_pages(e, r);
+    if (e->drafter) hearth_drafter_keep(e->drafter, r->dslot, r->toks.ids, (int)r->toks.n);
     return why;
 }
 
@@ -617,6 +663,9 @@ static void engine_release(hearth_engine *e) {
     free(e->gbits);
     hearth_prefix_cache_free(e->pc);
     hearth_cache_store_close(e->store);
+    hearth_drafter_free(e->drafter);
+    free(e->jobs);
+    free(e->job_run);
     hearth_forward_free(e->fw);
     hearth_kv_free(e->kv);
     free(e->logits);
@@ -707,6 +756,27 @@ static int ctx_that_fits(const hearth_model *m, const hearth_engine_config *cfg)
     return best;
 }
 
+/* HEARTH_SPEC_DRAFT: check the draft model's vocabulary against the target's
+ * and make its KV pool and forward. */
+static bool engine_drafter(hearth_engine *e, hearth_error *err) {
+    const hearth_engine_config *c = &e->cfg;
+    if (!c->draft) {
+        hearth_error_set(
+            err, HEARTH_ERR_INVALID,
+            "speculative mode 'draft' needs a draft model (--draft MODEL, or models.NAME.draft in "
+            "the config)");
+        return false;
+    }
+    if (hearth_spec_vocab_check(e->m, c->draft, err)) return false;
+    e->drafter = hearth_drafter_create(c->draft, c->n_parallel, c->n_ctx, c->page_size, c->n_batch,
+                                       c->kv_type, (int64_t)c->n_pages * c->page_size, err);
+    e->jobs = malloc((size_t)c->n_parallel * sizeof *e->jobs);
+    e->job_run = malloc((size_t)c->n_parallel * sizeof *e->job_run);
+    if (e->drafter && (!e->jobs || !e->job_run))
+        hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: out of memory");
+    return e->drafter && e->jobs && e->job_run;
+}
+
 const char *hearth_engine_note(const hearth_engine *e) {
     return e->note;
 }
@@ -791,6 +861,7 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
         e->pc = hearth_prefix_cache_create(e->kv, fp, e->store, err);
         if (!e->pc) goto fail;
     }
+    if (cfg.spec == HEARTH_SPEC_DRAFT && !engine_drafter(e, err)) goto fail;
     size_t nb = (size_t)cfg.n_batch;
     e->logits = malloc((size_t)cfg.n_parallel * (size_t)m->hp.n_vocab * sizeof *e->logits);
     e->ub_tok = malloc(nb * sizeof *e->ub_tok);
@@ -896,6 +967,7 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
     req *r = calloc(1, sizeof *r);
     if (!r) goto oom;
     r->seq = -1;
+    r->dslot = -1;
     r->n_prompt = rq->n_prompt;
     r->max_tokens = rq->max_tokens;
     r->ignore_eog = rq->ignore_eog;

@@ -10,8 +10,8 @@
  * pages run out instead of failing. Prompt prefixes are reused page by page
  * from the prefix cache (memory, then SQLite).
  *
- * Ownership: the engine borrows the model (and its backend), which must
- * outlive it; it owns the KV cache, the prefix cache, the store connection,
+ * Ownership: the engine borrows the model (and its backend) and the draft
+ * model when one is configured, which must outlive it; it owns the KV cache, the prefix cache, the store connection,
  * the worker thread and every request's state.
  * Thread-safety: submit / cancel / stats may be called from any thread.
  * Callbacks run on the worker thread, without engine locks held; they must be
@@ -51,6 +51,9 @@ typedef struct hearth_engine_config {
     int draft_max;          /* most tokens drafted per step (default 8) */
     int draft_min;          /* adaptive K never goes below this (default 1) */
     int spec_max_batch;     /* off for a step running more sequences than this (default 4) */
+    hearth_model *draft;    /* HEARTH_SPEC_DRAFT: the draft model (borrowed, loaded by the caller on any
+                               backend, must outlive the engine); checked at create to share the target's
+                               vocabulary. Unused in the other modes. */
 } hearth_engine_config;
 
 hearth_engine_config hearth_engine_defaults(void);

@@ -7,13 +7,15 @@
 #include <string.h>
 
 const char *hearth_spec_mode_name(hearth_spec_mode m) {
-    return m == HEARTH_SPEC_NGRAM ? "ngram" : "off";
+    return m == HEARTH_SPEC_NGRAM ? "ngram" : m == HEARTH_SPEC_DRAFT ? "draft" : "off";
 }
 
 bool hearth_spec_mode_parse(const char *s, hearth_spec_mode *out) {
     if (!s) return false;
     if (!strcmp(s, "ngram"))
         *out = HEARTH_SPEC_NGRAM;
+    else if (!strcmp(s, "draft"))
+        *out = HEARTH_SPEC_DRAFT;
     else if (!strcmp(s, "off"))
         *out = HEARTH_SPEC_OFF;
     else

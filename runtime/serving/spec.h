@@ -28,12 +28,13 @@
 typedef enum hearth_spec_mode {
     HEARTH_SPEC_OFF = 0,
     HEARTH_SPEC_NGRAM, /* prompt lookup: no draft model */
+    HEARTH_SPEC_DRAFT, /* a draft model with the same vocabulary (spec_draft.h) */
 } hearth_spec_mode;
 
-/* "off", "ngram". */
+/* "off", "ngram", "draft". */
 const char *hearth_spec_mode_name(hearth_spec_mode m);
 
-/* Parse "ngram" / "off"; false for anything else. */
+/* Parse "ngram" / "draft" / "off"; false for anything else. */
 bool hearth_spec_mode_parse(const char *s, hearth_spec_mode *out);
 
 /* N-gram lookup over toks[0..n): find the most recent earlier position where

@@ -69,7 +69,7 @@ done
 
 M=$SHARED/models/hearth-kjv-llama-q8_0.gguf
 "$BIN" run -m "$M" --spec draftmodel -p hi >"$TMP/o" 2>&1
-check '[ $? -ne 0 ] && grep -q -- "--spec draftmodel: is not a speculation mode (ngram, off)" "$TMP/o"' "bad --spec named"
+check '[ $? -ne 0 ] && grep -q -- "--spec draftmodel: is not a speculation mode (ngram, draft, off)" "$TMP/o"' "bad --spec named"
 "$BIN" run -m "$M" --draft-max 0 -p hi >"$TMP/o" 2>&1
 check '[ $? -ne 0 ] && grep -q -- "--draft-max 0" "$TMP/o"' "bad --draft-max named"
 "$BIN" run --help >"$TMP/o" 2>&1
