@@ -687,6 +687,26 @@ static void engine_release(hearth_engine *e) {
  * this many tokens for every parallel sequence, whichever is more. */
 #define DEFAULT_SEQ_TOKENS 4096
 
+/* The backend of layer l when l is the first layer on it and it reports its
+ * free memory: how many layers it holds, its info, and the bytes the KV cache
+ * may take there (the free memory less a tenth, at least 256 MiB, kept for
+ * activations). False otherwise: each backend is looked at once. */
+static bool kv_backend_at(const hearth_model *m, int l, int *n_on, hearth_backend_info *bi,
+                          uint64_t *usable) {
+    const int L = m->hp.n_layer;
+    hearth_backend *be = m->layer_be[l];
+    for (int j = 0; j < l; j++)
+        if (m->layer_be[j] == be) return false;
+    *n_on = 0;
+    for (int j = 0; j < L; j++)
+        *n_on += m->layer_be[j] == be;
+    be->ops->info(be, bi);
+    if (!bi->mem_free) return false; /* the backend does not say */
+    uint64_t reserve = bi->mem_free / 10 > (256ull << 20) ? bi->mem_free / 10 : 256ull << 20;
+    *usable = bi->mem_free > reserve ? bi->mem_free - reserve : 0;
+    return true;
+}
+
 /* Cut an automatic KV pool (cfg->n_pages) to the free memory of every
  * backend that holds some of its layers, keeping a tenth (at least 256 MiB)
  * for activations. Fails when not even one full-context sequence fits. */
@@ -697,19 +717,10 @@ static hearth_status fit_pages(const hearth_model *m, hearth_engine_config *cfg,
         2ull * (uint64_t)cfg->page_size *
         hearth_dtype_row_size(cfg->kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
     for (int l = 0; l < L; l++) {
-        hearth_backend *be = m->layer_be[l];
-        bool seen = false;
-        for (int j = 0; j < l && !seen; j++)
-            seen = m->layer_be[j] == be;
-        if (seen) continue;
-        int n_on = 0;
-        for (int j = 0; j < L; j++)
-            n_on += m->layer_be[j] == be;
+        int n_on;
+        uint64_t usable;
         hearth_backend_info bi;
-        be->ops->info(be, &bi);
-        if (!bi.mem_free) continue; /* the backend does not say */
-        uint64_t reserve = bi.mem_free / 10 > (256ull << 20) ? bi.mem_free / 10 : 256ull << 20;
-        uint64_t usable = bi.mem_free > reserve ? bi.mem_free - reserve : 0;
+        if (!kv_backend_at(m, l, &n_on, &bi, &usable)) continue;
         uint64_t page_bytes = layer_page * (uint64_t)n_on, fit = usable / page_bytes;
         if (fit >= (uint64_t)cfg->n_pages) continue;
         if (fit < (uint64_t)per_seq)
@@ -736,19 +747,10 @@ static int ctx_that_fits(const hearth_model *m, const hearth_engine_config *cfg)
     uint64_t row = 2ull * hearth_dtype_row_size(cfg->kv_type, (int64_t)m->hp.n_head_kv * m->hp.head_dim);
     int best = cfg->n_ctx;
     for (int l = 0; l < L; l++) {
-        hearth_backend *be = m->layer_be[l];
-        bool seen = false;
-        for (int j = 0; j < l && !seen; j++)
-            seen = m->layer_be[j] == be;
-        if (seen) continue;
-        int n_on = 0;
-        for (int j = 0; j < L; j++)
-            n_on += m->layer_be[j] == be;
+        int n_on;
+        uint64_t usable;
         hearth_backend_info bi;
-        be->ops->info(be, &bi);
-        if (!bi.mem_free) continue;
-        uint64_t reserve = bi.mem_free / 10 > (256ull << 20) ? bi.mem_free / 10 : 256ull << 20;
-        uint64_t usable = bi.mem_free > reserve ? bi.mem_free - reserve : 0;
+        if (!kv_backend_at(m, l, &n_on, &bi, &usable)) continue;
         uint64_t tokens = usable / (row * (uint64_t)n_on) / 2; /* room for cached prefixes too */
         tokens -= tokens % (uint64_t)cfg->page_size;
         if (tokens < (uint64_t)best) best = tokens > 256 ? (int)tokens : 256;
