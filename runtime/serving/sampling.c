@@ -221,25 +221,10 @@ void hearth_sampler_logprobs(hearth_sampler *s, const float *logits, int32_t id,
     }
 }
 
-int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
+/* From candidates c[0..n) sorted best first (top-k already applied): the
+ * softmax, top-p, min-p and temperature, then the draw. */
+static int32_t draw_sorted(hearth_sampler *s, cand *c, int n) {
     const hearth_sampling_params *p = &s->p;
-    const int nv = s->n_vocab;
-    const float *lg = penalised(s, logits);
-    if (p->temperature <= 0.0f) {
-        int32_t best = hearth_argmax(lg, nv);
-        s->last_prob = 1.0f;
-        return best;
-    }
-    /* ---- candidates, sorted by logit (only as far as top_k needs) */
-    cand *c = s->c;
-    for (int i = 0; i < nv; i++)
-        c[i] = (cand){i, lg[i], 0};
-    int n = nv;
-    if (p->top_k > 0 && p->top_k < n) {
-        select_top(c, n, p->top_k); /* the k best to the front, then sort just those */
-        n = p->top_k;
-    }
-    qsort(c, (size_t)n, sizeof *c, cmp_cand_desc);
     /* ---- softmax over candidates */
     float mx = c[0].logit;
     double sum = 0;
@@ -288,4 +273,56 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
     }
     s->last_prob = (float)(c[pick].p / sum);
     return c[pick].id;
+}
+
+int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
+    const hearth_sampling_params *p = &s->p;
+    const int nv = s->n_vocab;
+    const float *lg = penalised(s, logits);
+    if (p->temperature <= 0.0f) {
+        int32_t best = hearth_argmax(lg, nv);
+        s->last_prob = 1.0f;
+        return best;
+    }
+    /* ---- candidates, sorted by logit (only as far as top_k needs) */
+    cand *c = s->c;
+    for (int i = 0; i < nv; i++)
+        c[i] = (cand){i, lg[i], 0};
+    int n = nv;
+    if (p->top_k > 0 && p->top_k < n) {
+        select_top(c, n, p->top_k); /* the k best to the front, then sort just those */
+        n = p->top_k;
+    }
+    qsort(c, (size_t)n, sizeof *c, cmp_cand_desc);
+    return draw_sorted(s, c, n);
+}
+
+int32_t hearth_sampler_sample_allowed(hearth_sampler *s, const float *logits, hearth_token_check allowed,
+                                      void *ctx) {
+    const hearth_sampling_params *p = &s->p;
+    const int nv = s->n_vocab;
+    bool greedy = p->temperature <= 0.0f;
+    if (!greedy && (p->top_k <= 0 || p->top_k >= nv)) return -1; /* needs every allowed token */
+    int need = greedy ? 1 : p->top_k;
+    /* Both paths see the candidates in one total order (logit, then id):
+     * the masked row's top `need` are the first `need` allowed ones here. */
+    int span = greedy ? HEARTH_ALLOWED_WALK : 2 * need + HEARTH_ALLOWED_WALK;
+    if (span > nv) span = nv;
+    const float *lg = penalised(s, logits);
+    cand *c = s->c;
+    for (int i = 0; i < nv; i++)
+        c[i] = (cand){i, lg[i], 0};
+    select_top(c, nv, span);
+    qsort(c, (size_t)span, sizeof *c, cmp_cand_desc);
+    int got = 0;
+    for (int i = 0; i < span && got < need; i++) {
+        if (!(c[i].logit > -INFINITY)) break; /* the rest are masked out already */
+        if (allowed(ctx, c[i].id)) c[got++] = c[i];
+    }
+    if (got < need) return -1; /* too few in reach: the caller masks the row */
+    if (greedy) {
+        s->last_prob = 1.0f;
+        return c[0].id;
+    }
+    return draw_sorted(s, c, need);
 }
