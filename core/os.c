@@ -31,10 +31,25 @@ int hearth_online_cpus(void) {
     return n > 0 ? (int)n : 1;
 }
 
+/* MemAvailable from /proc/meminfo (free memory plus what the kernel can
+ * reclaim, page cache included: a model file just read counts as available),
+ * bytes; 0 when the kernel does not report it. */
+static uint64_t meminfo_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
 void hearth_host_memory(uint64_t *total, uint64_t *avail) {
     long pages = sysconf(_SC_PHYS_PAGES), av = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     *total = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
-    *avail = av > 0 && psz > 0 ? (uint64_t)av * (uint64_t)psz : 0;
+    *avail = meminfo_available();
+    if (!*avail) *avail = av > 0 && psz > 0 ? (uint64_t)av * (uint64_t)psz : 0; /* free pages only */
 }
 
 int hearth_physical_cores(void) {

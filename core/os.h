@@ -15,7 +15,8 @@ double hearth_now_ms(void);
 double hearth_now_us(void);
 /* Wall-clock time: seconds since the Unix epoch. */
 double hearth_wall_seconds(void);
-/* Host RAM: total and currently available bytes (0 if unknown). */
+/* Host RAM: total and available bytes (MemAvailable: free plus reclaimable
+ * page cache; the free pages where the kernel does not say; 0 if unknown). */
 void hearth_host_memory(uint64_t *total, uint64_t *avail);
 /* Online logical CPUs (at least 1). */
 int hearth_online_cpus(void);

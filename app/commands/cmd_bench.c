@@ -138,17 +138,9 @@ static double bw_pass(bw_vec *buf, size_t n_vec, int nth, bool fill, uint64_t *s
 }
 
 static uint64_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    uint64_t kb = 0;
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %llu kB", (unsigned long long *)&kb) == 1) break;
-        fclose(f);
-    }
-    if (kb) return kb * 1024;
-    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    uint64_t total, avail;
+    hearth_host_memory(&total, &avail);
+    return avail;
 }
 
 static uint64_t llc_bytes(void) {

@@ -39,7 +39,8 @@ static void raise_fd_limit(unsigned want) {
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
         fprintf(stderr, "hearth serve: at most about %llu connections (open files limit %llu; was %llu)\n",
-                (unsigned long long)rl.rlim_cur / 2, (unsigned long long)rl.rlim_cur, (unsigned long long)cur);
+                (unsigned long long)rl.rlim_cur / 2, (unsigned long long)rl.rlim_cur,
+                (unsigned long long)cur);
 }
 
 static const char *default_socket(char *buf, size_t n) {
@@ -55,7 +56,7 @@ static const char *default_socket(char *buf, size_t n) {
 typedef struct serve_opts {
     const char *model_path, *socket_path, *listen_addr, *api_key, *config_path, *cors_origins;
     const char *model_name; /* what -m said when it named a pulled or configured model */
-    const char *keep_alive;
+    const char *keep_alive, *max_body_arg, *max_memory_arg;
     int timeout_s, request_timeout_s, max_loaded, max_conns;
     bool embeddings;
     uint64_t max_body, max_memory;
@@ -63,6 +64,45 @@ typedef struct serve_opts {
     bool verbose;
     char sock_buf[512];
 } serve_opts;
+
+/* The size and count options: each bad one named with its value. */
+static bool serve_limits_ok(serve_opts *so) {
+    const struct {
+        const char *flag, *arg;
+        uint64_t *out;
+    } sizes[] = {{"--max-body", so->max_body_arg, &so->max_body},
+                 {"--max-memory", so->max_memory_arg, &so->max_memory}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        if (!sizes[i].arg) continue;
+        if (!hearth_config_parse_size(sizes[i].arg, sizes[i].out)) {
+            fprintf(
+                stderr,
+                "hearth serve: %s '%s' is not a size: give bytes or a number with a unit (512MiB, 8GiB)\n",
+                sizes[i].flag, sizes[i].arg);
+            return false;
+        }
+        if (*sizes[i].out == 0) {
+            fprintf(stderr, "hearth serve: %s 0: give a size above 0 (see hearth serve --help)\n",
+                    sizes[i].flag);
+            return false;
+        }
+    }
+    const struct {
+        const char *flag;
+        int v, min;
+    } counts[] = {{"--timeout", so->timeout_s, 1},
+                  {"--max-loaded", so->max_loaded, 1},
+                  {"--max-connections", so->max_conns, 1},
+                  {"--request-timeout", so->request_timeout_s, 0}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i].v < counts[i].min) {
+            fprintf(stderr,
+                    "hearth serve: %s %d: expected a whole number of at least %d (see hearth serve --help)\n",
+                    counts[i].flag, counts[i].v, counts[i].min);
+            return false;
+        }
+    return true;
+}
 
 /* Parse argv into so and eo, over what the config file gave. Returns -1 to
  * go on, else the exit status (0 after --help or --print-config, 2 on a
@@ -93,8 +133,8 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
          "(forever); a request's keep_alive overrides it"},
         {NULL, "--max-loaded", ARG_INT, &so->max_loaded, "N",
          "models loaded at once; loading another unloads the least recently used idle one (default 3)"},
-        {NULL, "--max-memory", ARG_U64, &so->max_memory, "BYTES",
-         "memory for loaded models, weights and KV cache (default: what the machine has free)"},
+        {NULL, "--max-memory", ARG_STR, &so->max_memory_arg, "SIZE",
+         "memory for loaded models, weights and KV cache, e.g. 12GiB (default: what the machine has free)"},
         {NULL, "--config", ARG_STR, &so->config_path, "PATH",
          "config file (default $XDG_CONFIG_HOME/hearth/config.yaml)"},
         {NULL, "--socket", ARG_STR, &so->socket_path, "PATH",
@@ -106,15 +146,15 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
         {NULL, "--cors-origins", ARG_STR, &so->cors_origins, "LIST",
          "let browser pages of these origins call the API: 'loopback' (localhost, 127.0.0.1, [::1], any "
          "port), exact origins like http://localhost:5173, or '*'; comma-separated (default: none)"},
-        {NULL, "--max-body", ARG_U64, &so->max_body, "BYTES",
-         "largest request body (default 8 MiB; larger: 413)"},
+        {NULL, "--max-body", ARG_STR, &so->max_body_arg, "SIZE",
+         "largest request body, e.g. 32MiB (default 8MiB; larger: 413)"},
         {NULL, "--timeout", ARG_INT, &so->timeout_s, "S",
          "close a connection silent this long: idle keep-alive, or a client that stalls sending its request "
          "(default 30; generations are not cut by it)"},
         {NULL, "--max-connections", ARG_INT, &so->max_conns, "N",
          "connections at once per listener (default 4096; the Unix socket has its own)"},
         {NULL, "--request-timeout", ARG_INT, &so->request_timeout_s, "S",
-         "cancel generations running longer (default 600)"},
+         "cancel generations running longer (default 600; 0: never)"},
         {NULL, "--embeddings", ARG_FLAG, &so->embeddings, NULL,
          "let generative models answer /v1/embeddings and /api/embed too (mean of the last hidden states); "
          "embedding models (bert, nomic-bert, files with a pooling type) always do"},
@@ -140,14 +180,7 @@ static int serve_parse_args(int argc, char **argv, const hearth_config *cfg, ser
         so->model_path = file;
     }
     if (eo->print_config) return app_engine_opts_print_json(eo, "serve", so->model_path, 8);
-    if (so->max_body == 0 || so->timeout_s <= 0 || so->request_timeout_s < 0 || so->max_loaded <= 0 ||
-        so->max_conns <= 0) {
-        fprintf(
-            stderr,
-            "hearth serve: --max-body, --timeout, --max-loaded and --max-connections must be positive, --request-timeout not "
-            "negative (see hearth serve --help)\n");
-        return 2;
-    }
+    if (!serve_limits_ok(so)) return 2;
     if (so->keep_alive && !serve_parse_duration(so->keep_alive, &so->keep_alive_s)) {
         fprintf(stderr,
                 "hearth serve: --keep-alive '%s' is not a duration: give seconds or a number with s, m or h "

@@ -291,14 +291,9 @@ void serve_models_rescan(serve_ctx *srv) {
 
 /* Free memory the machine has (MemAvailable), bytes; 0 when unknown. */
 static uint64_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
+    uint64_t total, avail;
+    hearth_host_memory(&total, &avail);
+    return avail;
 }
 
 /* What loading sm will take: its weights and the KV pool the engine sizes. */

@@ -14,7 +14,8 @@
 # goes); /api/pull streams Ollama's NDJSON progress and the model is then
 # served, a failed pull ends with an error line; a model larger than
 # --max-memory gets a clear error while the loaded one keeps serving; the
-# real `ollama` npm client's list/ps/pull/delete when node is there.
+# real `ollama` npm client's list/ps/pull/delete when node is there; bad
+# --keep-alive / --max-* / --timeout values exit 2 naming the flag.
 # Needs HEARTH_BIN, HEARTH_SHARED (set by ctest), python3, curl, sha256sum.
 set -u
 BIN=${HEARTH_BIN:?}
@@ -32,6 +33,17 @@ cleanup() {
 trap cleanup EXIT
 export XDG_CONFIG_HOME=$TMP/cfg XDG_DATA_HOME=$TMP/data XDG_CACHE_HOME=$TMP/cache
 STORE=$XDG_DATA_HOME/hearth/models
+
+# bad limits: exit 2 at once, naming the flag and the value, nothing listening
+M0=$SHARED/models/hearth-kjv-llama-q8_0.gguf
+for a in "--keep-alive 5x" "--max-loaded 0" "--max-connections 0" "--timeout -1" "--request-timeout -5" \
+  "--max-memory lots" "--max-memory 0" "--max-body 2xB"; do
+  flag=${a% *} val=${a#* }
+  timeout 10 "$BIN" serve -m "$M0" --socket "$TMP/bad.sock" "$flag" "$val" >/dev/null 2>"$TMP/bad.err"
+  rc=$?
+  check '[ $rc = 2 ] && grep -q -- "$flag.*$val" "$TMP/bad.err" && [ ! -e "$TMP/bad.sock" ]' \
+    "serve $a: exit 2 naming it (rc $rc: $(head -c 200 "$TMP/bad.err"))"
+done
 
 mkdir -p "$TMP/root"
 for f in llama-q8_0 qwen2-q8_0 qwen3-q8_0 draft-q8_0 llama-f32 qwen2-f16; do
