@@ -18,15 +18,15 @@ typedef struct ftype_entry {
 } ftype_entry;
 
 static const ftype_entry k_ftypes[] = {
-    {"F32", HEARTH_FTYPE_F32, HEARTH_F32},        {"F16", HEARTH_FTYPE_F16, HEARTH_F16},
-    {"BF16", HEARTH_FTYPE_BF16, HEARTH_BF16},     {"Q8_0", HEARTH_FTYPE_Q8_0, HEARTH_Q8_0},
-    {"Q4_0", HEARTH_FTYPE_Q4_0, HEARTH_Q4_0},     {"Q4_1", HEARTH_FTYPE_Q4_1, HEARTH_Q4_1},
-    {"Q5_0", HEARTH_FTYPE_Q5_0, HEARTH_Q5_0},     {"Q5_1", HEARTH_FTYPE_Q5_1, HEARTH_Q5_1},
-    {"Q2_K", HEARTH_FTYPE_Q2_K, HEARTH_Q2_K},     {"Q3_K_S", HEARTH_FTYPE_Q3_K_S, HEARTH_Q3_K},
-    {"Q3_K_M", HEARTH_FTYPE_Q3_K_M, HEARTH_Q3_K}, {"Q3_K_L", HEARTH_FTYPE_Q3_K_L, HEARTH_Q3_K},
-    {"Q4_K_S", HEARTH_FTYPE_Q4_K_S, HEARTH_Q4_K}, {"Q4_K_M", HEARTH_FTYPE_Q4_K_M, HEARTH_Q4_K},
-    {"Q5_K_S", HEARTH_FTYPE_Q5_K_S, HEARTH_Q5_K}, {"Q5_K_M", HEARTH_FTYPE_Q5_K_M, HEARTH_Q5_K},
-    {"Q6_K", HEARTH_FTYPE_Q6_K, HEARTH_Q6_K},     {"IQ4_NL", HEARTH_FTYPE_IQ4_NL, HEARTH_IQ4_NL},
+    {"F32", HEARTH_FTYPE_F32, HEARTH_F32},          {"F16", HEARTH_FTYPE_F16, HEARTH_F16},
+    {"BF16", HEARTH_FTYPE_BF16, HEARTH_BF16},       {"Q8_0", HEARTH_FTYPE_Q8_0, HEARTH_Q8_0},
+    {"Q4_0", HEARTH_FTYPE_Q4_0, HEARTH_Q4_0},       {"Q4_1", HEARTH_FTYPE_Q4_1, HEARTH_Q4_1},
+    {"Q5_0", HEARTH_FTYPE_Q5_0, HEARTH_Q5_0},       {"Q5_1", HEARTH_FTYPE_Q5_1, HEARTH_Q5_1},
+    {"Q2_K", HEARTH_FTYPE_Q2_K, HEARTH_Q2_K},       {"Q3_K_S", HEARTH_FTYPE_Q3_K_S, HEARTH_Q3_K},
+    {"Q3_K_M", HEARTH_FTYPE_Q3_K_M, HEARTH_Q3_K},   {"Q3_K_L", HEARTH_FTYPE_Q3_K_L, HEARTH_Q3_K},
+    {"Q4_K_S", HEARTH_FTYPE_Q4_K_S, HEARTH_Q4_K},   {"Q4_K_M", HEARTH_FTYPE_Q4_K_M, HEARTH_Q4_K},
+    {"Q5_K_S", HEARTH_FTYPE_Q5_K_S, HEARTH_Q5_K},   {"Q5_K_M", HEARTH_FTYPE_Q5_K_M, HEARTH_Q5_K},
+    {"Q6_K", HEARTH_FTYPE_Q6_K, HEARTH_Q6_K},       {"IQ4_NL", HEARTH_FTYPE_IQ4_NL, HEARTH_IQ4_NL},
     {"IQ4_XS", HEARTH_FTYPE_IQ4_XS, HEARTH_IQ4_XS},
 };
 #define N_FTYPES (sizeof k_ftypes / sizeof k_ftypes[0])
@@ -134,7 +134,10 @@ static hearth_dtype ffn_down_type(hearth_ftype f, const hearth_quant_model *m, i
     case HEARTH_FTYPE_Q5_K_M: return more_bits(i, n) ? HEARTH_Q6_K : t;
     case HEARTH_FTYPE_Q4_K_S: return i < n / 8 ? HEARTH_Q5_K : t;
     case HEARTH_FTYPE_IQ4_NL:
-    case HEARTH_FTYPE_IQ4_XS: return i < n / 8 ? HEARTH_Q5_K : t; /* llama.cpp, without an importance matrix */
+    case HEARTH_FTYPE_IQ4_XS: return i < n / 8 && !m->has_imatrix ? HEARTH_Q5_K : t;
+    /* llama.cpp guards the first eighth with the 4/5-bit types that have a min, only with an imatrix */
+    case HEARTH_FTYPE_Q4_0: return i < n / 8 && m->has_imatrix ? HEARTH_Q4_1 : t;
+    case HEARTH_FTYPE_Q5_0: return i < n / 8 && m->has_imatrix ? HEARTH_Q5_1 : t;
     default: return t;
     }
 }
