@@ -21,8 +21,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "app/commands/quantize_imatrix.h"
 #include "core/dtype.h"
 #include "core/os.h"
+#include "core/quant_weighted.h"
 #include "runtime/format/gguf.h"
 #include "runtime/format/gguf_writer.h"
 #include "runtime/format/quant_rules.h"
@@ -40,6 +42,8 @@ typedef struct q_opts {
     bool has_out_type, has_embd_type;
     hearth_dtype out_type, embd_type;
     int threads;
+    const char *imatrix_path; /* --imatrix FILE */
+    hearth_imatrix *imatrix;  /* loaded, checked against the model */
 } q_opts;
 
 /* One tensor of the output, in llama.cpp's order. */
@@ -62,6 +66,9 @@ static const char k_help[] =
     "  --output-type T            type of output.weight\n"
     "  --token-embedding-type T   type of token_embd.weight\n"
     "  --allow-requantize         accept an input whose matrices are already quantized\n"
+    "  --imatrix FILE             weight the rounding error by an importance matrix (from\n"
+    "                             `hearth imatrix` or llama-imatrix; GGUF or legacy .dat), as\n"
+    "                             llama-quantize --imatrix does: same bytes\n"
     "  -t, --threads N            quantizer threads (default: all cores)\n"
     "  --quiet                    no progress bar\n"
     "  --json                     print the summary as one JSON object on stdout\n"
@@ -99,7 +106,10 @@ static int q_parse(int argc, char **argv, q_opts *o) {
             o->quiet = true;
         else if (!strcmp(a, "--json"))
             o->json = true;
-        else if (!strcmp(a, "--output-type") || !strcmp(a, "--token-embedding-type")) {
+        else if (!strcmp(a, "--imatrix")) {
+            if (!has_val) return q_usage("missing file after --imatrix");
+            o->imatrix_path = argv[++i];
+        } else if (!strcmp(a, "--output-type") || !strcmp(a, "--token-embedding-type")) {
             if (!has_val) return q_usage("missing value after a type flag");
             bool embd = a[2] == 't';
             hearth_dtype t;
@@ -173,6 +183,7 @@ static void model_info(const hearth_gguf *g, hearth_quant_model *m) {
 static bool q_plan(const hearth_gguf *g, const q_opts *o, q_tensor *ts, uint64_t n, hearth_error *err) {
     hearth_quant_model m;
     model_info(g, &m);
+    m.has_imatrix = o->imatrix != NULL;
     for (uint64_t i = 0; i < n; i++) {
         ts[i].src = hearth_gguf_tensor_at(g, i);
         hearth_str_copy(ts[i].src->name, ts[i].name, sizeof ts[i].name);
@@ -198,12 +209,13 @@ static bool q_plan(const hearth_gguf *g, const q_opts *o, q_tensor *ts, uint64_t
         if (o->has_out_type && !strcmp(t->name, "output.weight"))
             ty = hearth_quant_fallback(o->out_type, ne0);
         t->type = ty;
+        if (o->imatrix && !q_imatrix_type_ok(o->imatrix, t->name, ty, err)) return false;
     }
     return true;
 }
 
 typedef struct q_job {
-    const float *x;
+    const float *x, *qw; /* qw: importance per column, or NULL */
     uint8_t *out;
     hearth_dtype type;
     int64_t ne0, rows;
@@ -216,12 +228,13 @@ static void *q_rows(void *arg) {
     size_t rb = hearth_dtype_row_size(j->type, j->ne0);
     j->ok = true;
     for (int64_t r = j->rows * j->ith / j->nth; r < j->rows * (j->ith + 1) / j->nth && j->ok; r++)
-        j->ok = hearth_quantize_row(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0);
+        j->ok =
+            hearth_quantize_row_weighted(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0, j->qw);
     return NULL;
 }
 
-static bool quantize_parallel(const float *x, uint8_t *out, hearth_dtype type, int64_t ne0, int64_t rows,
-                              int nth) {
+static bool quantize_parallel(const float *x, const float *qw, uint8_t *out, hearth_dtype type, int64_t ne0,
+                              int64_t rows, int nth) {
     if (nth > rows) nth = (int)rows;
     if (nth > 64) nth = 64;
     if (nth < 1) nth = 1;
@@ -229,7 +242,7 @@ static bool quantize_parallel(const float *x, uint8_t *out, hearth_dtype type, i
     pthread_t th[64];
     bool started[64] = {false};
     for (int i = 0; i < nth; i++)
-        jobs[i] = (q_job){x, out, type, ne0, rows, i, nth, false};
+        jobs[i] = (q_job){x, qw, out, type, ne0, rows, i, nth, false};
     for (int i = 1; i < nth; i++)
         started[i] = pthread_create(&th[i], NULL, q_rows, &jobs[i]) == 0;
     q_rows(&jobs[0]);
@@ -245,9 +258,9 @@ static bool quantize_parallel(const float *x, uint8_t *out, hearth_dtype type, i
 }
 
 typedef struct q_bufs {
-    float *f;
+    float *f, *w; /* w: the tensor's importance vector */
     uint8_t *q;
-    size_t fcap, qcap;
+    size_t fcap, qcap, wcap;
 } q_bufs;
 
 static bool grow(void **p, size_t *cap, size_t need) {
@@ -260,7 +273,7 @@ static bool grow(void **p, size_t *cap, size_t need) {
 }
 
 /* Convert one tensor and stream it to the writer. */
-static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, int threads, q_bufs *b,
+static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, const q_opts *o, q_bufs *b,
                            hearth_error *err) {
     const gguf_tensor *s = t->src;
     if (t->type == s->type) return hearth_gguf_writer_write(w, s->data, (size_t)s->nbytes, err) == HEARTH_OK;
@@ -277,7 +290,9 @@ static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, int threads
     size_t srb = hearth_dtype_row_size(s->type, ne0);
     for (int64_t r = 0; r < rows; r++)
         hearth_dequantize_row(s->type, (const uint8_t *)s->data + (size_t)r * srb, b->f + r * ne0, ne0);
-    if (!quantize_parallel(b->f, b->q, t->type, ne0, rows, threads)) {
+    const float *qw = NULL;
+    if (o->imatrix && !q_imatrix_weights(o->imatrix, t->name, ne0, &b->w, &b->wcap, &qw, err)) return false;
+    if (!quantize_parallel(b->f, qw, b->q, t->type, ne0, rows, o->threads)) {
         hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "cannot quantize %s to %s", t->name,
                          hearth_dtype_name(t->type));
         return false;
@@ -310,7 +325,8 @@ static bool q_metadata(hearth_gguf_writer *w, const hearth_gguf *g, const q_opts
         if (hearth_gguf_writer_copy_kv(w, kv, err)) return false;
     }
     return !hearth_gguf_writer_set_u32(w, "general.quantization_version", 2, err) &&
-           !hearth_gguf_writer_set_u32(w, "general.file_type", (uint32_t)o->ftype, err);
+           !hearth_gguf_writer_set_u32(w, "general.file_type", (uint32_t)o->ftype, err) &&
+           (!o->imatrix || q_imatrix_metadata(w, o->imatrix, o->imatrix_path, err));
 }
 
 static void q_summary(const q_opts *o, const q_tensor *ts, uint64_t n, uint64_t in_size, uint64_t out_size,
@@ -324,6 +340,7 @@ static void q_summary(const q_opts *o, const q_tensor *ts, uint64_t n, uint64_t 
         cJSON_AddStringToObject(j, "output", o->out);
         cJSON_AddStringToObject(j, "type", hearth_ftype_name(o->ftype));
         cJSON_AddBoolToObject(j, "pure", o->pure);
+        if (o->imatrix_path) cJSON_AddStringToObject(j, "imatrix", o->imatrix_path);
         cJSON_AddNumberToObject(j, "tensors", (double)n);
         cJSON_AddNumberToObject(j, "input_bytes", (double)in_size);
         cJSON_AddNumberToObject(j, "output_bytes", (double)out_size);
@@ -369,7 +386,7 @@ static bool q_run(const q_opts *o, hearth_gguf *g, q_tensor *ts, uint64_t n, con
             ok = false;
             break;
         }
-        ok = q_write_tensor(w, &ts[i], o->threads, &b, err);
+        ok = q_write_tensor(w, &ts[i], o, &b, err);
         if (ok) q_progress(o, tty, i, n, &ts[i]);
     }
     ok = ok && !g_interrupted && !hearth_gguf_writer_finish(w, err);
@@ -381,6 +398,7 @@ static bool q_run(const q_opts *o, hearth_gguf *g, q_tensor *ts, uint64_t n, con
     }
     if (ok) *out_size = hearth_gguf_writer_file_size(w);
     free(b.f);
+    free(b.w);
     free(b.q);
     hearth_gguf_writer_free(w);
     return ok;
@@ -394,6 +412,11 @@ int cmd_quantize(int argc, char **argv) {
     hearth_gguf *g = hearth_gguf_open(o.in, &err);
     if (!g) {
         fprintf(stderr, "hearth quantize: %s\n", err.msg);
+        return 1;
+    }
+    if (o.imatrix_path && !(o.imatrix = q_imatrix_open(o.imatrix_path, g, &err))) {
+        fprintf(stderr, "hearth quantize: %s\n", err.msg);
+        hearth_gguf_close(g);
         return 1;
     }
     uint64_t n = hearth_gguf_n_tensors(g), out_size = 0;
@@ -423,6 +446,7 @@ int cmd_quantize(int argc, char **argv) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     free(ts);
+    hearth_imatrix_free(o.imatrix);
     hearth_gguf_close(g);
     return rc;
 }
