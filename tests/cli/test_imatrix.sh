@@ -12,7 +12,11 @@
 #     legacy .dat form. The weighted file differs from the plain one.
 # (c) Bad input: an imatrix of another model, a model given as imatrix, a cut file,
 #     an IQ type with --imatrix, a missing file, calibration text shorter than one
-#     context: clear message, non-zero exit, no OUT and no OUT.part.
+#     context (imatrix and --awq), --awq with --imatrix, --awq on a quantized input,
+#     --awq-alpha out of range: clear message, non-zero exit, no OUT and no OUT.part.
+# (d) --awq: the folded F32 model (fixed alpha 0.5) gives the original's distributions
+#     (KLD < 1e-5, same top token everywhere); the searched Q4_0 file loads and scores,
+#     and --json reports alpha and the error ratio (<= 1) per layer and group.
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED, HEARTH_SOURCE. Owner: the quantize engineer.
 set -uo pipefail
 
@@ -96,6 +100,39 @@ refuse "missing imatrix" "cannot open imatrix" o.gguf "$H" quantize --imatrix no
 head -c 300 "$TXT" >short.txt
 refuse "short calibration" "shorter than one context" x.gguf "$H" imatrix -m "$ST" -f short.txt -o x.gguf -c 128
 refuse "no text" "pass -f" x.gguf "$H" imatrix -m "$ST" -o x.gguf
+refuse "awq with imatrix" "do not combine" o.gguf "$H" quantize --awq "$TXT" --imatrix imatrix-stories260K.gguf "$ST" o.gguf q4_0
+refuse "awq short calibration" "shorter than one context" o.gguf "$H" quantize --quiet --awq short.txt --awq-ctx 128 "$ST" o.gguf q4_0
+refuse "awq quantized input" "needs float weights" o.gguf "$H" quantize --quiet --allow-requantize --awq "$TXT" --awq-ctx 128 "$M/stories260K-q8_0.gguf" o.gguf q4_0
+refuse "awq alpha range" "from 0 to 1" o.gguf "$H" quantize --awq "$TXT" --awq-alpha 2 "$ST" o.gguf q4_0
+
+# ---------------------------------------------------------------- (d) AWQ
+# the fold alone (F32 out, alpha 0.5 everywhere) computes the same function: the
+# distributions equal the original's up to float rounding (KLD < 1e-5, same top token)
+"$H" perplexity -m "$ST" -f "$TXT" -c 128 -t 2 --kl-divergence-base base.kld --json >/dev/null 2>&1 || bad "perplexity base"
+if "$H" quantize --quiet --awq "$TXT" --awq-ctx 128 --awq-alpha 0.5 "$ST" awq-f32.gguf f32 >/dev/null 2>q.err; then
+    ! cmp -s awq-f32.gguf "$ST" && ok || bad "awq F32 file equals the input (no scales folded)"
+    "$H" perplexity -m awq-f32.gguf -f "$TXT" -c 128 -t 2 --kl-divergence-base base.kld --kl-divergence --json >k.json 2>k.err &&
+        python3 -c "import json; k=json.load(open('k.json'))['kld']; assert k['mean'] < 1e-5 and k['same_top'] == 1, k" &&
+        ok || bad "folded F32 model differs from the original: $(cat k.json k.err)"
+else
+    bad "quantize --awq f32 failed: $(cat q.err)"
+fi
+# the search: a Q4_0 file that loads and scores; --json reports alpha per layer and group
+if "$H" quantize --quiet --json --awq "$TXT" --awq-ctx 128 "$ST" awq-q4.gguf q4_0 >a.json 2>q.err; then
+    python3 -c "
+import json; a=json.load(open('a.json'))['awq']
+assert a['chunks'] == 4 and len(a['layers']) == 5, a
+for l in a['layers']:
+    for g in ('qkv', 'attn_output', 'gate_up', 'down'):
+        assert 0 <= l[g]['alpha'] <= 1 and l[g]['err_ratio'] <= 1.0 + 1e-9, l
+" && ok || bad "awq --json: $(cat a.json)"
+    "$H" perplexity -m awq-q4.gguf -f "$TXT" -c 128 -t 2 --kl-divergence-base base.kld --kl-divergence --json >k.json 2>k.err &&
+        python3 -c "import json; k=json.load(open('k.json'))['kld']; assert k['mean'] < 0.2, k" &&
+        ok || bad "awq Q4_0 does not score: $(cat k.json k.err)"
+else
+    bad "quantize --awq q4_0 failed: $(cat q.err)"
+fi
+
 "$H" imatrix --help | grep -q -- "--chunks" && ok || bad "imatrix --help"
 "$H" quantize --help | grep -q -- "--imatrix" && ok || bad "quantize --help lacks --imatrix"
 
