@@ -78,6 +78,7 @@ static const char k_help[] =
     "  --awq-ctx N                calibration chunk length in tokens (default 512)\n"
     "  --awq-chunks N             use at most N calibration chunks (default: all)\n"
     "  --awq-alpha A              no search: this alpha (0..1) for every scale\n"
+    "  --awq-rows N               calibration rows per matmul input the search uses (default 128)\n"
     "  -t, --threads N            quantizer threads (default: all cores)\n"
     "  --quiet                    no progress bar\n"
     "  --json                     print the summary as one JSON object on stdout\n"
@@ -117,7 +118,7 @@ static int q_parse(int argc, char **argv, q_opts *o) {
         else if (!strcmp(a, "--json"))
             o->json = true;
         else if (!strcmp(a, "--awq") || !strcmp(a, "--awq-ctx") || !strcmp(a, "--awq-chunks") ||
-                 !strcmp(a, "--awq-alpha")) {
+                 !strcmp(a, "--awq-alpha") || !strcmp(a, "--awq-rows")) {
             if (!has_val) return q_usage("missing value after an --awq flag");
             const char *v = argv[++i];
             char *end;
@@ -125,10 +126,13 @@ static int q_parse(int argc, char **argv, q_opts *o) {
             if (!strcmp(a, "--awq"))
                 o->awq_o.calib = v;
             else if (*end || !*v || (a[6] == 'a' ? d < 0 || d > 1 : d < 1 || d > (1 << 20) || d != (int)d))
-                return q_usage(a[6] == 'a' ? "--awq-alpha wants a number from 0 to 1"
-                                           : "--awq-ctx / --awq-chunks want a whole number >= 1");
+                return q_usage(a[6] == 'a'
+                                   ? "--awq-alpha wants a number from 0 to 1"
+                                   : "--awq-ctx / --awq-chunks / --awq-rows want a whole number >= 1");
             else if (a[6] == 'a')
                 o->awq_o.fixed_alpha = d;
+            else if (a[6] == 'r')
+                o->awq_o.sample_rows = (int)d;
             else if (a[7] == 't')
                 o->awq_o.n_ctx = (int)d;
             else
