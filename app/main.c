@@ -13,6 +13,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
 int cmd_split(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
@@ -45,6 +46,7 @@ static const command commands[] = {
     {"quantize", cmd_quantize, "rewrite a model in another weight type (Q4_K_M, Q8_0, ... as llama.cpp)"},
     {"split", cmd_split, "write a model as NAME-00001-of-0000N.gguf parts (llama.cpp's gguf-split layout)"},
     {"perplexity", cmd_perplexity, "measure a model's perplexity over a text (llama.cpp's method)"},
+    {"imatrix", cmd_imatrix, "collect an importance matrix over calibration text (llama-imatrix's format)"},
     {"cache", cmd_cache, "show or clear the persistent prefix cache"},
 };
 

@@ -21,8 +21,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "app/commands/quantize_awq.h"
+#include "app/commands/quantize_imatrix.h"
 #include "core/dtype.h"
 #include "core/os.h"
+#include "core/quant_weighted.h"
 #include "runtime/format/gguf.h"
 #include "runtime/format/gguf_writer.h"
 #include "runtime/format/quant_rules.h"
@@ -40,6 +43,10 @@ typedef struct q_opts {
     bool has_out_type, has_embd_type;
     hearth_dtype out_type, embd_type;
     int threads;
+    const char *imatrix_path; /* --imatrix FILE */
+    hearth_imatrix *imatrix;  /* loaded, checked against the model */
+    q_awq_opts awq_o;         /* --awq CALIB (awq_o.calib), --awq-* */
+    q_awq *awq;               /* folded tensors after the search */
 } q_opts;
 
 /* One tensor of the output, in llama.cpp's order. */
@@ -62,6 +69,16 @@ static const char k_help[] =
     "  --output-type T            type of output.weight\n"
     "  --token-embedding-type T   type of token_embd.weight\n"
     "  --allow-requantize         accept an input whose matrices are already quantized\n"
+    "  --imatrix FILE             weight the rounding error by an importance matrix (from\n"
+    "                             `hearth imatrix` or llama-imatrix; GGUF or legacy .dat), as\n"
+    "                             llama-quantize --imatrix does: same bytes\n"
+    "  --awq CALIB.txt            activation-aware scaling before quantizing (AWQ-style): per\n"
+    "                             layer, scales s = mean|x|^alpha that minimise the output error\n"
+    "                             on calibration text, folded into the norms and weights\n"
+    "  --awq-ctx N                calibration chunk length in tokens (default 512)\n"
+    "  --awq-chunks N             use at most N calibration chunks (default: all)\n"
+    "  --awq-alpha A              no search: this alpha (0..1) for every scale\n"
+    "  --awq-rows N               calibration rows per matmul input the search uses (default 128)\n"
     "  -t, --threads N            quantizer threads (default: all cores)\n"
     "  --quiet                    no progress bar\n"
     "  --json                     print the summary as one JSON object on stdout\n"
@@ -82,6 +99,7 @@ static bool parse_weight_type(const char *s, hearth_dtype *t) {
 static int q_parse(int argc, char **argv, q_opts *o) {
     memset(o, 0, sizeof *o);
     o->threads = hearth_online_cpus();
+    o->awq_o = (q_awq_opts){.n_ctx = 512, .max_chunks = -1, .fixed_alpha = -1, .sample_rows = 128};
     const char *pos[3];
     int npos = 0;
     char msg[512];
@@ -99,7 +117,30 @@ static int q_parse(int argc, char **argv, q_opts *o) {
             o->quiet = true;
         else if (!strcmp(a, "--json"))
             o->json = true;
-        else if (!strcmp(a, "--output-type") || !strcmp(a, "--token-embedding-type")) {
+        else if (!strcmp(a, "--awq") || !strcmp(a, "--awq-ctx") || !strcmp(a, "--awq-chunks") ||
+                 !strcmp(a, "--awq-alpha") || !strcmp(a, "--awq-rows")) {
+            if (!has_val) return q_usage("missing value after an --awq flag");
+            const char *v = argv[++i];
+            char *end;
+            double d = strtod(v, &end);
+            if (!strcmp(a, "--awq"))
+                o->awq_o.calib = v;
+            else if (*end || !*v || (a[6] == 'a' ? d < 0 || d > 1 : d < 1 || d > (1 << 20) || d != (int)d))
+                return q_usage(a[6] == 'a'
+                                   ? "--awq-alpha wants a number from 0 to 1"
+                                   : "--awq-ctx / --awq-chunks / --awq-rows want a whole number >= 1");
+            else if (a[6] == 'a')
+                o->awq_o.fixed_alpha = d;
+            else if (a[6] == 'r')
+                o->awq_o.sample_rows = (int)d;
+            else if (a[7] == 't')
+                o->awq_o.n_ctx = (int)d;
+            else
+                o->awq_o.max_chunks = (int)d;
+        } else if (!strcmp(a, "--imatrix")) {
+            if (!has_val) return q_usage("missing file after --imatrix");
+            o->imatrix_path = argv[++i];
+        } else if (!strcmp(a, "--output-type") || !strcmp(a, "--token-embedding-type")) {
             if (!has_val) return q_usage("missing value after a type flag");
             bool embd = a[2] == 't';
             hearth_dtype t;
@@ -127,6 +168,8 @@ static int q_parse(int argc, char **argv, q_opts *o) {
             return q_usage("too many arguments: want IN OUT TYPE");
     }
     if (npos < 3) return q_usage("want IN OUT TYPE");
+    if (o->awq_o.calib && o->imatrix_path)
+        return q_usage("--awq and --imatrix do not combine (the imatrix describes the unscaled inputs)");
     o->in = pos[0], o->out = pos[1];
     if (!hearth_ftype_from_name(pos[2], &o->ftype)) {
         snprintf(msg, sizeof msg, "unknown type '%s'; known types: %s", pos[2], hearth_ftype_list());
@@ -173,6 +216,7 @@ static void model_info(const hearth_gguf *g, hearth_quant_model *m) {
 static bool q_plan(const hearth_gguf *g, const q_opts *o, q_tensor *ts, uint64_t n, hearth_error *err) {
     hearth_quant_model m;
     model_info(g, &m);
+    m.has_imatrix = o->imatrix != NULL;
     for (uint64_t i = 0; i < n; i++) {
         ts[i].src = hearth_gguf_tensor_at(g, i);
         hearth_str_copy(ts[i].src->name, ts[i].name, sizeof ts[i].name);
@@ -198,12 +242,36 @@ static bool q_plan(const hearth_gguf *g, const q_opts *o, q_tensor *ts, uint64_t
         if (o->has_out_type && !strcmp(t->name, "output.weight"))
             ty = hearth_quant_fallback(o->out_type, ne0);
         t->type = ty;
+        if (o->imatrix && !q_imatrix_type_ok(o->imatrix, t->name, ty, err)) return false;
     }
     return true;
 }
 
+typedef struct q_types {
+    const q_tensor *ts;
+    uint64_t n;
+} q_types;
+
+static hearth_dtype planned_type(void *user, const char *name) {
+    const q_types *qt = user;
+    for (uint64_t i = 0; i < qt->n; i++)
+        if (!strcmp(qt->ts[i].name, name)) return qt->ts[i].type;
+    return HEARTH_F32;
+}
+
+/* --awq: calibrate with the input model, search and fold (before any output). */
+static bool q_awq_step(q_opts *o, const hearth_gguf *g, const q_tensor *ts, uint64_t n, hearth_error *err) {
+    if (!o->awq_o.calib) return true;
+    q_types qt = {ts, n};
+    o->awq_o.model_path = o->in;
+    o->awq_o.threads = o->threads;
+    o->awq_o.progress = !o->quiet && isatty(2) == 1;
+    o->awq = q_awq_run(&o->awq_o, g, planned_type, &qt, err);
+    return o->awq != NULL;
+}
+
 typedef struct q_job {
-    const float *x;
+    const float *x, *qw; /* qw: importance per column, or NULL */
     uint8_t *out;
     hearth_dtype type;
     int64_t ne0, rows;
@@ -216,12 +284,13 @@ static void *q_rows(void *arg) {
     size_t rb = hearth_dtype_row_size(j->type, j->ne0);
     j->ok = true;
     for (int64_t r = j->rows * j->ith / j->nth; r < j->rows * (j->ith + 1) / j->nth && j->ok; r++)
-        j->ok = hearth_quantize_row(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0);
+        j->ok =
+            hearth_quantize_row_weighted(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0, j->qw);
     return NULL;
 }
 
-static bool quantize_parallel(const float *x, uint8_t *out, hearth_dtype type, int64_t ne0, int64_t rows,
-                              int nth) {
+static bool quantize_parallel(const float *x, const float *qw, uint8_t *out, hearth_dtype type, int64_t ne0,
+                              int64_t rows, int nth) {
     if (nth > rows) nth = (int)rows;
     if (nth > 64) nth = 64;
     if (nth < 1) nth = 1;
@@ -229,7 +298,7 @@ static bool quantize_parallel(const float *x, uint8_t *out, hearth_dtype type, i
     pthread_t th[64];
     bool started[64] = {false};
     for (int i = 0; i < nth; i++)
-        jobs[i] = (q_job){x, out, type, ne0, rows, i, nth, false};
+        jobs[i] = (q_job){x, qw, out, type, ne0, rows, i, nth, false};
     for (int i = 1; i < nth; i++)
         started[i] = pthread_create(&th[i], NULL, q_rows, &jobs[i]) == 0;
     q_rows(&jobs[0]);
@@ -245,9 +314,9 @@ static bool quantize_parallel(const float *x, uint8_t *out, hearth_dtype type, i
 }
 
 typedef struct q_bufs {
-    float *f;
+    float *f, *w; /* w: the tensor's importance vector */
     uint8_t *q;
-    size_t fcap, qcap;
+    size_t fcap, qcap, wcap;
 } q_bufs;
 
 static bool grow(void **p, size_t *cap, size_t need) {
@@ -260,10 +329,12 @@ static bool grow(void **p, size_t *cap, size_t need) {
 }
 
 /* Convert one tensor and stream it to the writer. */
-static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, int threads, q_bufs *b,
+static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, const q_opts *o, q_bufs *b,
                            hearth_error *err) {
     const gguf_tensor *s = t->src;
-    if (t->type == s->type) return hearth_gguf_writer_write(w, s->data, (size_t)s->nbytes, err) == HEARTH_OK;
+    const float *folded = q_awq_data(o->awq, t->name); /* --awq: the scaled F32 values */
+    if (t->type == s->type && !folded)
+        return hearth_gguf_writer_write(w, s->data, (size_t)s->nbytes, err) == HEARTH_OK;
     int64_t ne0 = (int64_t)s->ne[0], rows = 1;
     for (uint32_t d = 1; d < s->n_dims; d++)
         rows *= (int64_t)s->ne[d];
@@ -275,9 +346,12 @@ static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, int threads
         return false;
     }
     size_t srb = hearth_dtype_row_size(s->type, ne0);
-    for (int64_t r = 0; r < rows; r++)
+    for (int64_t r = 0; r < rows && !folded; r++)
         hearth_dequantize_row(s->type, (const uint8_t *)s->data + (size_t)r * srb, b->f + r * ne0, ne0);
-    if (!quantize_parallel(b->f, b->q, t->type, ne0, rows, threads)) {
+    if (folded) memcpy(b->f, folded, fneed);
+    const float *qw = NULL;
+    if (o->imatrix && !q_imatrix_weights(o->imatrix, t->name, ne0, &b->w, &b->wcap, &qw, err)) return false;
+    if (!quantize_parallel(b->f, qw, b->q, t->type, ne0, rows, o->threads)) {
         hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "cannot quantize %s to %s", t->name,
                          hearth_dtype_name(t->type));
         return false;
@@ -310,7 +384,42 @@ static bool q_metadata(hearth_gguf_writer *w, const hearth_gguf *g, const q_opts
         if (hearth_gguf_writer_copy_kv(w, kv, err)) return false;
     }
     return !hearth_gguf_writer_set_u32(w, "general.quantization_version", 2, err) &&
-           !hearth_gguf_writer_set_u32(w, "general.file_type", (uint32_t)o->ftype, err);
+           !hearth_gguf_writer_set_u32(w, "general.file_type", (uint32_t)o->ftype, err) &&
+           (!o->imatrix || q_imatrix_metadata(w, o->imatrix, o->imatrix_path, err));
+}
+
+static void q_awq_json(cJSON *j, const q_opts *o) {
+    const q_awq *a = o->awq;
+    cJSON *aj = cJSON_AddObjectToObject(j, "awq"), *layers = cJSON_AddArrayToObject(aj, "layers");
+    cJSON_AddStringToObject(aj, "calibration", o->awq_o.calib);
+    cJSON_AddNumberToObject(aj, "chunks", a->n_chunk);
+    cJSON_AddNumberToObject(aj, "chunk_size", o->awq_o.n_ctx);
+    static const char *const groups[Q_AWQ_GROUPS] = {"qkv", "attn_output", "gate_up", "down"};
+    for (int l = 0; l < a->n_layer; l++) {
+        cJSON *lj = cJSON_CreateObject();
+        for (int k = 0; k < Q_AWQ_GROUPS; k++) {
+            cJSON *g = cJSON_AddObjectToObject(lj, groups[k]);
+            const int i = l * Q_AWQ_GROUPS + k;
+            cJSON_AddNumberToObject(g, "alpha", a->alpha[i]);
+            cJSON_AddNumberToObject(g, "err_ratio", a->err_plain[i] > 0 ? a->err[i] / a->err_plain[i] : 1.0);
+        }
+        cJSON_AddItemToArray(layers, lj);
+    }
+}
+
+static void q_awq_text(const q_awq *a) {
+    printf(
+        "awq: %d calibration chunks; per layer alpha (output error vs plain) for qkv, attn_output, gate/up, "
+        "down:\n",
+        a->n_chunk);
+    for (int l = 0; l < a->n_layer; l++) {
+        printf("  layer %d:", l);
+        for (int k = 0; k < Q_AWQ_GROUPS; k++) {
+            const int i = l * Q_AWQ_GROUPS + k;
+            printf(" %.1f (%.3f)", a->alpha[i], a->err_plain[i] > 0 ? a->err[i] / a->err_plain[i] : 1.0);
+        }
+        printf("\n");
+    }
 }
 
 static void q_summary(const q_opts *o, const q_tensor *ts, uint64_t n, uint64_t in_size, uint64_t out_size,
@@ -324,6 +433,8 @@ static void q_summary(const q_opts *o, const q_tensor *ts, uint64_t n, uint64_t 
         cJSON_AddStringToObject(j, "output", o->out);
         cJSON_AddStringToObject(j, "type", hearth_ftype_name(o->ftype));
         cJSON_AddBoolToObject(j, "pure", o->pure);
+        if (o->imatrix_path) cJSON_AddStringToObject(j, "imatrix", o->imatrix_path);
+        if (o->awq) q_awq_json(j, o);
         cJSON_AddNumberToObject(j, "tensors", (double)n);
         cJSON_AddNumberToObject(j, "input_bytes", (double)in_size);
         cJSON_AddNumberToObject(j, "output_bytes", (double)out_size);
@@ -337,6 +448,7 @@ static void q_summary(const q_opts *o, const q_tensor *ts, uint64_t n, uint64_t 
         cJSON_Delete(j);
         return;
     }
+    if (o->awq) q_awq_text(o->awq);
     printf("wrote %s: %s, %llu tensors (", o->out, hearth_ftype_name(o->ftype), (unsigned long long)n);
     bool first = true;
     for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
@@ -369,7 +481,7 @@ static bool q_run(const q_opts *o, hearth_gguf *g, q_tensor *ts, uint64_t n, con
             ok = false;
             break;
         }
-        ok = q_write_tensor(w, &ts[i], o->threads, &b, err);
+        ok = q_write_tensor(w, &ts[i], o, &b, err);
         if (ok) q_progress(o, tty, i, n, &ts[i]);
     }
     ok = ok && !g_interrupted && !hearth_gguf_writer_finish(w, err);
@@ -381,6 +493,7 @@ static bool q_run(const q_opts *o, hearth_gguf *g, q_tensor *ts, uint64_t n, con
     }
     if (ok) *out_size = hearth_gguf_writer_file_size(w);
     free(b.f);
+    free(b.w);
     free(b.q);
     hearth_gguf_writer_free(w);
     return ok;
@@ -396,6 +509,11 @@ int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "hearth quantize: %s\n", err.msg);
         return 1;
     }
+    if (o.imatrix_path && !(o.imatrix = q_imatrix_open(o.imatrix_path, g, &err))) {
+        fprintf(stderr, "hearth quantize: %s\n", err.msg);
+        hearth_gguf_close(g);
+        return 1;
+    }
     uint64_t n = hearth_gguf_n_tensors(g), out_size = 0;
     q_tensor *ts = calloc(n ? n : 1, sizeof *ts);
     char part[PATH_MAX + 8];
@@ -407,7 +525,8 @@ int cmd_quantize(int argc, char **argv) {
     double t0 = hearth_now_ms();
     bool ok = ts != NULL;
     if (!ok) hearth_error_set(&err, HEARTH_ERR_NOMEM, "out of memory");
-    ok = ok && q_plan(g, &o, ts, n, &err) && q_run(&o, g, ts, n, part, &err, &out_size);
+    ok = ok && q_plan(g, &o, ts, n, &err) && q_awq_step(&o, g, ts, n, &err) &&
+         q_run(&o, g, ts, n, part, &err, &out_size);
     if (ok && rename(part, o.out) != 0) {
         hearth_error_set(&err, HEARTH_ERR_IO, "cannot rename %s to %s: %s", part, o.out, strerror(errno));
         ok = false;
@@ -423,6 +542,8 @@ int cmd_quantize(int argc, char **argv) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     free(ts);
+    hearth_imatrix_free(o.imatrix);
+    q_awq_free(o.awq);
     hearth_gguf_close(g);
     return rc;
 }

@@ -134,7 +134,10 @@ static hearth_dtype ffn_down_type(hearth_ftype f, const hearth_quant_model *m, i
     case HEARTH_FTYPE_Q5_K_M: return more_bits(i, n) ? HEARTH_Q6_K : t;
     case HEARTH_FTYPE_Q4_K_S: return i < n / 8 ? HEARTH_Q5_K : t;
     case HEARTH_FTYPE_IQ4_NL:
-    case HEARTH_FTYPE_IQ4_XS: return i < n / 8 ? HEARTH_Q5_K : t; /* llama.cpp, without an importance matrix */
+    case HEARTH_FTYPE_IQ4_XS: return i < n / 8 && !m->has_imatrix ? HEARTH_Q5_K : t;
+    /* llama.cpp guards the first eighth with the 4/5-bit types that have a min, only with an imatrix */
+    case HEARTH_FTYPE_Q4_0: return i < n / 8 && m->has_imatrix ? HEARTH_Q4_1 : t;
+    case HEARTH_FTYPE_Q5_0: return i < n / 8 && m->has_imatrix ? HEARTH_Q5_1 : t;
     default: return t;
     }
 }

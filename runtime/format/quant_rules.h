@@ -50,9 +50,10 @@ hearth_dtype hearth_ftype_base_type(hearth_ftype f);
 
 /* What the rules need to know about the whole model. */
 typedef struct hearth_quant_model {
-    int n_layer;     /* blocks (blk.N.) */
-    int n_gqa;       /* n_head / n_head_kv (1 when unknown) */
-    bool has_output; /* a separate output.weight exists */
+    int n_layer;      /* blocks (blk.N.) */
+    int n_gqa;        /* n_head / n_head_kv (1 when unknown) */
+    bool has_output;  /* a separate output.weight exists */
+    bool has_imatrix; /* quantizing with an importance matrix (changes ffn_down rules) */
 } hearth_quant_model;
 
 /* Per-run counters: attn_v and ffn_down tensors seen so far, in file order

@@ -75,6 +75,10 @@ struct hearth_forward {
     int32_t *slots, *kv_len, *pt_offset, *page_table, *out_rows;
     int *seq_ids, *seq_new_len;
     size_t page_table_cap;
+    hearth_forward_tap_fn tap_fn; /* hearth_forward_set_tap */
+    void *tap_user;
+    float *tap_buf;
+    size_t tap_cap;
 };
 
 static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0,
@@ -177,6 +181,7 @@ void hearth_forward_free(hearth_forward *f) {
     if (f->ids_dev) f->out_be->ops->dealloc(f->out_be, f->ids_dev);
     free(f->xfer);
     free(f->host_logits);
+    free(f->tap_buf);
     free(f->slots);
     free(f->kv_len);
     free(f->pt_offset);
@@ -276,15 +281,38 @@ static const float *rope_factors(const hearth_forward *f) {
     return cap > m->hp.n_ctx_orig ? m->rope_factors_long : m->rope_factors_short;
 }
 
-/* Projections of one input: one dispatch where the backend can. */
-static void matmuls(hearth_backend *be, int n, const hearth_tensor *const *w, const hearth_tensor *x,
-                    const hearth_tensor *const *bias, hearth_tensor *const *out) {
+void hearth_forward_set_tap(hearth_forward *f, hearth_forward_tap_fn fn, void *user) {
+    f->tap_fn = fn;
+    f->tap_user = user;
+}
+
+/* Hand a matmul input to the tap, through host memory. */
+static void tap(hearth_forward *f, hearth_backend *be, hearth_tap_site site, int l, const hearth_tensor *t) {
+    if (!f->tap_fn ||
+        !hearth_grow((void **)&f->tap_buf, &f->tap_cap, (size_t)(t->ne0 * t->ne1), sizeof(float)))
+        return;
+    be->ops->download(be, f->tap_buf, t->data, (size_t)(t->ne0 * t->ne1) * sizeof(float));
+    f->tap_fn(f->tap_user, site, l, f->tap_buf, (int)t->ne1, t->ne0);
+}
+
+/* Projections of one input (shown to the tap as `site`): one dispatch where the backend can. */
+static void matmuls(hearth_forward *f, hearth_tap_site site, int l, hearth_backend *be, int n,
+                    const hearth_tensor *const *w, const hearth_tensor *x, const hearth_tensor *const *bias,
+                    hearth_tensor *const *out) {
+    tap(f, be, site, l, x);
     if (be->ops->matmul_multi) {
         be->ops->matmul_multi(be, n, w, x, bias, out);
         return;
     }
     for (int i = 0; i < n; i++)
         be->ops->matmul(be, w[i], x, bias[i], out[i]);
+}
+
+/* One projection without bias (shown to the tap as `site`). */
+static void matmul1(hearth_forward *f, hearth_tap_site site, int l, hearth_backend *be,
+                    const hearth_tensor *w, const hearth_tensor *x, hearth_tensor *out) {
+    tap(f, be, site, l, x);
+    be->ops->matmul(be, w, x, NULL, out);
 }
 
 /* Move the residual stream's first n rows from set `from` to set `to`. */
@@ -383,7 +411,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             const hearth_tensor *b3[3] = {L->bq.data ? &L->bq : NULL, L->bk.data ? &L->bk : NULL,
                                           L->bv.data ? &L->bv : NULL};
             hearth_tensor *o3[3] = {&q, &k, &v};
-            matmuls(be, 3, w3, in, b3, o3);
+            matmuls(f, HEARTH_TAP_ATTN_IN, l, be, 3, w3, in, b3, o3);
         }
         if (L->q_norm.data && L->q_norm.ne0 == D) { /* qwen3, gemma3: RMS norm over each head's vector */
             hearth_tensor qh = per_head(&q, n, H, D), kh = per_head(&k, n, HKV, D);
@@ -409,7 +437,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
         }
 
         /* ---- x = x + att Wo (gemma: x + rmsnorm(att Wo) * attn_post_norm) */
-        op->matmul(be, &L->wo, &att, NULL, &proj);
+        matmul1(f, HEARTH_TAP_ATTN_OUT, l, be, &L->wo, &att, &proj);
         if (L->attn_post_norm.data) op->rms_norm(be, &proj, &L->attn_post_norm, hp->rms_eps, &proj);
         if (hp->residual_scale != 0) op->scale_cap(be, &proj, hp->residual_scale, 0.0f, &proj);
         op->add(be, &x, &proj, &x);
@@ -419,13 +447,13 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
         {
             const hearth_tensor *w2[2] = {&L->w_gate, &L->w_up}, *b2[2] = {NULL, NULL};
             hearth_tensor *o2[2] = {&gate, &up};
-            matmuls(be, 2, w2, L->ffn_norm.data ? &h : &x, b2, o2);
+            matmuls(f, HEARTH_TAP_FFN_IN, l, be, 2, w2, L->ffn_norm.data ? &h : &x, b2, o2);
         }
         if (gemma) /* GeGLU, and the FFN output's post-norm */
             op->gelu_mul(be, &gate, &up, &gate);
         else
             op->silu_mul(be, &gate, &up, &gate);
-        op->matmul(be, &L->w_down, &gate, NULL, &proj);
+        matmul1(f, HEARTH_TAP_FFN_DOWN, l, be, &L->w_down, &gate, &proj);
         if (L->ffn_post_norm.data) op->rms_norm(be, &proj, &L->ffn_post_norm, hp->rms_eps, &proj);
         if (hp->residual_scale != 0) op->scale_cap(be, &proj, hp->residual_scale, 0.0f, &proj);
         op->add(be, &x, &proj, &x);

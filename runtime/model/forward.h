@@ -60,4 +60,23 @@ int hearth_forward_run_argmax(hearth_forward *f, const hearth_ubatch *ub, float 
 int hearth_forward_run_hidden(hearth_forward *f, const hearth_ubatch *ub, float *hidden_out,
                               hearth_error *err);
 
+/* A tap on the inputs of the layers' matmuls (`hearth imatrix`, AWQ
+ * calibration). After each pass step the tap gets the input rows of one
+ * group of projections, in host memory, valid only during the call:
+ *   ATTN_IN  the input of attn_q/attn_k/attn_v (attn_qkv): [n, n_embd]
+ *   ATTN_OUT the input of attn_output: [n, n_head * head_dim]
+ *   FFN_IN   the input of ffn_gate/ffn_up: [n, n_embd]
+ *   FFN_DOWN the input of ffn_down: [n, n_ff]
+ * fn == NULL removes the tap. With a tap set, each pass copies these rows
+ * to the host (slower); without one nothing changes. */
+typedef enum hearth_tap_site {
+    HEARTH_TAP_ATTN_IN,
+    HEARTH_TAP_ATTN_OUT,
+    HEARTH_TAP_FFN_IN,
+    HEARTH_TAP_FFN_DOWN,
+} hearth_tap_site;
+typedef void (*hearth_forward_tap_fn)(void *user, hearth_tap_site site, int layer, const float *x, int n_rows,
+                                      int64_t ne0);
+void hearth_forward_set_tap(hearth_forward *f, hearth_forward_tap_fn fn, void *user);
+
 #endif

@@ -50,7 +50,7 @@ static void test_wants(void) {
 }
 
 static void test_q4_k_m(void) {
-    hearth_quant_model m = {4, 4, true};
+    hearth_quant_model m = {4, 4, true, false};
     hearth_quant_counters c = {0};
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, false, &m, &c, "output.weight", 256) == HEARTH_Q6_K);
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, false, &m, &c, "token_embd.weight", 256) ==
@@ -66,7 +66,7 @@ static void test_q4_k_m(void) {
         CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &m, "ffn_up.weight", l) == HEARTH_Q4_K);
     }
     /* 32 layers: first/last eighth and every third between */
-    hearth_quant_model big = {32, 8, true};
+    hearth_quant_model big = {32, 8, true, false};
     CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &big, "attn_v.weight", 0) == HEARTH_Q6_K);
     CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &big, "attn_v.weight", 4) == HEARTH_Q4_K);
     CHECK(layer_type(HEARTH_FTYPE_Q4_K_M, &big, "attn_v.weight", 6) == HEARTH_Q6_K);
@@ -74,7 +74,7 @@ static void test_q4_k_m(void) {
 }
 
 static void test_other_mixtures(void) {
-    hearth_quant_model m = {4, 4, true}, m1 = {4, 1, true};
+    hearth_quant_model m = {4, 4, true, false}, m1 = {4, 1, true, false};
     CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m, "attn_v.weight", 0) == HEARTH_Q4_K);
     CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m1, "attn_v.weight", 0) == HEARTH_Q3_K);
     CHECK(layer_type(HEARTH_FTYPE_Q2_K, &m, "ffn_down.weight", 1) == HEARTH_Q3_K);
@@ -88,12 +88,20 @@ static void test_other_mixtures(void) {
     CHECK(layer_type(HEARTH_FTYPE_Q5_K_M, &m, "ffn_down.weight", 0) == HEARTH_Q5_K);
     /* IQ4_NL / IQ4_XS without an importance matrix: attn_v Q5_K at GQA >= 4, the
      * first eighth of ffn_down Q5_K (32 layers: 0..3), the rest the base type */
-    hearth_quant_model m32 = {32, 4, true};
+    hearth_quant_model m32 = {32, 4, true, false};
     CHECK(layer_type(HEARTH_FTYPE_IQ4_XS, &m, "attn_v.weight", 2) == HEARTH_Q5_K);
     CHECK(layer_type(HEARTH_FTYPE_IQ4_NL, &m1, "attn_v.weight", 2) == HEARTH_IQ4_NL);
     CHECK(layer_type(HEARTH_FTYPE_IQ4_XS, &m32, "ffn_down.weight", 3) == HEARTH_Q5_K);
     CHECK(layer_type(HEARTH_FTYPE_IQ4_XS, &m32, "ffn_down.weight", 4) == HEARTH_IQ4_XS);
     CHECK(layer_type(HEARTH_FTYPE_IQ4_NL, &m32, "attn_output.weight", 0) == HEARTH_IQ4_NL);
+    /* with an importance matrix (llama.cpp): IQ4 keeps ffn_down in its type; Q4_0/Q5_0
+     * give the first eighth of ffn_down Q4_1/Q5_1 */
+    hearth_quant_model m32i = {32, 4, true, true};
+    CHECK(layer_type(HEARTH_FTYPE_IQ4_XS, &m32i, "ffn_down.weight", 0) == HEARTH_IQ4_XS);
+    CHECK(layer_type(HEARTH_FTYPE_Q4_0, &m32i, "ffn_down.weight", 3) == HEARTH_Q4_1);
+    CHECK(layer_type(HEARTH_FTYPE_Q4_0, &m32i, "ffn_down.weight", 4) == HEARTH_Q4_0);
+    CHECK(layer_type(HEARTH_FTYPE_Q5_0, &m32i, "ffn_down.weight", 0) == HEARTH_Q5_1);
+    CHECK(layer_type(HEARTH_FTYPE_Q4_0, &m32, "ffn_down.weight", 0) == HEARTH_Q4_0);
     hearth_ftype f;
     CHECK(hearth_ftype_from_name("iq4_xs", &f) && f == HEARTH_FTYPE_IQ4_XS);
     CHECK(hearth_ftype_from_name("IQ4_NL", &f) && f == HEARTH_FTYPE_IQ4_NL);
@@ -102,14 +110,14 @@ static void test_other_mixtures(void) {
     hearth_quant_counters c = {0};
     /* Q8_0 keeps output in Q8_0; tied embeddings get the output rule */
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q8_0, false, &m, &c, "output.weight", 256) == HEARTH_Q8_0);
-    hearth_quant_model tied = {2, 4, false};
+    hearth_quant_model tied = {2, 4, false, false};
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_0, false, &tied, &c, "token_embd.weight", 256) ==
           HEARTH_Q6_K);
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_0, false, &m, &c, "output.weight", 256) == HEARTH_Q6_K);
 }
 
 static void test_pure_and_fallback(void) {
-    hearth_quant_model m = {4, 4, true};
+    hearth_quant_model m = {4, 4, true, false};
     hearth_quant_counters c = {0};
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, true, &m, &c, "output.weight", 256) == HEARTH_Q4_K);
     CHECK(hearth_quant_tensor_type(HEARTH_FTYPE_Q4_K_M, true, &m, &c, "blk.3.attn_v.weight", 256) ==

@@ -1,0 +1,32 @@
+/*
+ * calib.h - run a model over calibration text with a tap on its matmul
+ * inputs: the shared driver of `hearth imatrix` and `hearth quantize --awq`.
+ *
+ * Method (llama-imatrix's): tokenize the whole file with BOS, cut it into
+ * floor(n / n_ctx) chunks (--chunks caps that), the first token of each
+ * chunk replaced by BOS, each chunk run from an empty KV sequence in
+ * ubatches of at most 512 tokens. The tap (runtime/model/forward.h) sees
+ * every layer's matmul inputs of every ubatch.
+ * Ownership: calib_tokens fills a caller-owned hearth_tokens; nothing else
+ * outlives a call.
+ */
+#ifndef HEARTH_CALIB_H
+#define HEARTH_CALIB_H
+
+#include <stdbool.h>
+
+#include "runtime/model/forward.h"
+#include "runtime/text/tokenizer.h"
+
+/* Read and tokenize `path`; *n_chunk = floor(tokens / n_ctx), capped at
+ * max_chunks when > 0. Fails (err says what to do) when the text has fewer
+ * tokens than one context. */
+bool calib_tokens(const hearth_model *m, const char *path, int n_ctx, int max_chunks, hearth_tokens *out,
+                  int *n_chunk, hearth_error *err);
+
+/* Run the n_chunk chunks with the tap set. progress: a "\r" status line on
+ * stderr with `label`. Returns false with err on a forward failure. */
+bool calib_run(hearth_model *m, hearth_backend *be, const hearth_tokens *toks, int n_ctx, int n_chunk,
+               hearth_forward_tap_fn fn, void *user, bool progress, const char *label, hearth_error *err);
+
+#endif

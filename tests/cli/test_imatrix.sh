@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# test_imatrix.sh - `hearth imatrix` and `hearth quantize --imatrix` end to end.
+#
+# (a) hearth imatrix on stories260K over ../shared/golden/perplexity-input.txt (-c 128)
+#     gives the entries, counts and chunk metadata of llama-imatrix's file for the same
+#     model and text (tests/data/imatrix), and per-channel mean x^2 within 1 %
+#     (tests/cli/imatrix_compare.py); --json parses; the file is read back by
+#     hearth quantize --imatrix.
+# (b) hearth quantize --imatrix with llama.cpp-made imatrix files is byte-identical to
+#     llama-quantize --imatrix (sha256 of its outputs, see the data README): kjv-llama
+#     Q4_0, Q4_K_M, Q2_K, Q3_K_M, Q5_K_M, Q6_K; stories260K Q4_K_M from the GGUF and the
+#     legacy .dat form. The weighted file differs from the plain one.
+# (c) Bad input: an imatrix of another model, a model given as imatrix, a cut file,
+#     an IQ type with --imatrix, a missing file, calibration text shorter than one
+#     context (imatrix and --awq), --awq with --imatrix, --awq on a quantized input,
+#     --awq-alpha out of range: clear message, non-zero exit, no OUT and no OUT.part.
+# (d) --awq: the folded F32 model (fixed alpha 0.5) gives the original's distributions
+#     (KLD < 1e-5, same top token everywhere); the searched Q4_0 file loads and scores,
+#     and --json reports alpha and the error ratio (<= 1) per layer and group.
+# Env (ctest): HEARTH_BIN, HEARTH_SHARED, HEARTH_SOURCE. Owner: the quantize engineer.
+set -uo pipefail
+
+H=${HEARTH_BIN:-hearth}
+SHARED=${HEARTH_SHARED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared}
+SRC=${HEARTH_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+M=$SHARED/models
+D=$SRC/tests/data/imatrix
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+pass=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+LL=$M/hearth-kjv-llama-f32.gguf
+ST=$M/stories260K-f32.gguf
+TXT=$SHARED/golden/perplexity-input.txt
+[ -f "$LL" ] && [ -f "$ST" ] && [ -f "$TXT" ] || { echo "FAIL: shared models/text missing under $SHARED" >&2; exit 1; }
+cp "$D"/imatrix-* "$T"/
+cd "$T" || exit 1
+
+# ---------------------------------------------------------------- (a) values
+if "$H" imatrix -m "$ST" -f "$TXT" -o st.gguf -c 128 -t 2 --json >im.json 2>im.err; then
+    python3 -c "import json,sys; d=json.load(open('im.json')); assert d['entries']==35 and d['chunks']==4 and d['chunk_size']==128, d" &&
+        ok || bad "imatrix --json: $(cat im.json)"
+    python3 "$SRC/tests/cli/imatrix_compare.py" st.gguf imatrix-stories260K.gguf --max-rel 0.01 >cmp.out &&
+        ok || bad "hearth imatrix differs from llama-imatrix: $(cat cmp.out)"
+    cat cmp.out
+    [ ! -e st.gguf.part ] && ok || bad "st.gguf.part left behind"
+    "$H" quantize --quiet --imatrix st.gguf "$ST" st-q.gguf q4_k_m >/dev/null 2>q.err && ok ||
+        bad "quantize with hearth's imatrix: $(cat q.err)"
+else
+    bad "hearth imatrix failed: $(cat im.err)"
+fi
+
+# ---------------------------------------------------------------- (b) bytes
+same_sha() { # same_sha SRC IMATRIX TYPE SHA256
+    local out="q-$3.gguf" got
+    if ! "$H" quantize --quiet --imatrix "$2" "$1" "$out" "$3" >q.out 2>q.err; then
+        bad "quantize --imatrix $2 $3 failed: $(cat q.err)"
+        return
+    fi
+    got=$(sha256sum "$out" | cut -d' ' -f1)
+    [ "$got" = "$4" ] && ok || bad "quantize --imatrix $2 $(basename "$1") $3: sha256 $got, llama-quantize's is $4"
+    rm -f "$out"
+}
+KI=imatrix-kjv-llama-esther.gguf
+same_sha "$LL" $KI q4_0 0e39579b7206238373a39258eabc714ca4eb834d63cb917b6faae4cd2bc3ea70
+same_sha "$LL" $KI q4_k_m aae815dc06cdb8bf8ca0b780d7eb1f2824bb6d8ed8cc4b1dca7514355946b621
+same_sha "$LL" $KI q2_k bb23c171fc70e262344b1ad619e6d6b1934bbaea3eadd709faea8dd6eecad7ce
+same_sha "$LL" $KI q3_k_m 2a2c06b52c041355e1f174cf615381715bcf01747a0edb1033033530e731cd4b
+same_sha "$LL" $KI q5_k_m b3960a281748b161dafc90ce4d2d307842d0a5983f9b2295ff716f3b77869e47
+same_sha "$LL" $KI q6_k 55559bb94865695b70fa84eb4905b0163c616819a729ccc2dc55755c75a60204
+same_sha "$ST" imatrix-stories260K.gguf q4_k_m 9601d2d1a144044e6b9593cbcb4d1e68dd3b6b8b4163f40c12d2ca1442186cc6
+same_sha "$ST" imatrix-stories260K.dat q4_k_m 315f0fa98eb559d7a48543739d93f970b2efc3bf1c5d2e55ede65d0ad5c0a4e1
+# the imatrix changes the search: not the bytes of the plain Q4_0 file
+"$H" quantize --quiet "$LL" plain.gguf q4_0 >/dev/null && "$H" quantize --quiet --imatrix $KI "$LL" w.gguf q4_0 >/dev/null &&
+    ! cmp -s plain.gguf w.gguf && ok || bad "Q4_0 with an imatrix is the same as without"
+"$H" quantize --json --imatrix $KI "$LL" w.gguf q4_0 | python3 -c "import json,sys; assert json.load(sys.stdin)['imatrix']=='$KI'" &&
+    ok || bad "quantize --json has no imatrix field"
+rm -f plain.gguf w.gguf
+
+# ---------------------------------------------------------------- (c) bad input
+refuse() { # refuse WHAT EXPECTED-TEXT OUT cmd...
+    local what=$1 want=$2 out=$3
+    shift 3
+    if "$@" >bad.out 2>bad.err; then
+        bad "$what: accepted"
+    else
+        grep -q -- "$want" bad.err && ok || bad "$what: message '$(cat bad.err)' lacks '$want'"
+    fi
+    [ ! -e "$out" ] && [ ! -e "$out.part" ] && ok || bad "$what: $out or $out.part left behind"
+}
+refuse "imatrix of another model" "not an importance matrix of" o.gguf "$H" quantize --imatrix imatrix-stories260K.gguf "$LL" o.gguf q4_0
+refuse "a model as imatrix" "no imatrix entries" o.gguf "$H" quantize --imatrix "$ST" "$ST" o.gguf q4_0
+head -c 20000 $KI >cut.gguf
+refuse "cut imatrix" "cut.gguf" o.gguf "$H" quantize --imatrix cut.gguf "$LL" o.gguf q4_0
+refuse "IQ4_NL with imatrix" "no importance-weighted quantizer" o.gguf "$H" quantize --imatrix $KI "$LL" o.gguf iq4_nl
+refuse "missing imatrix" "cannot open imatrix" o.gguf "$H" quantize --imatrix nope.gguf "$LL" o.gguf q4_0
+head -c 300 "$TXT" >short.txt
+refuse "short calibration" "shorter than one context" x.gguf "$H" imatrix -m "$ST" -f short.txt -o x.gguf -c 128
+refuse "no text" "pass -f" x.gguf "$H" imatrix -m "$ST" -o x.gguf
+refuse "awq with imatrix" "do not combine" o.gguf "$H" quantize --awq "$TXT" --imatrix imatrix-stories260K.gguf "$ST" o.gguf q4_0
+refuse "awq short calibration" "shorter than one context" o.gguf "$H" quantize --quiet --awq short.txt --awq-ctx 128 "$ST" o.gguf q4_0
+refuse "awq quantized input" "needs float weights" o.gguf "$H" quantize --quiet --allow-requantize --awq "$TXT" --awq-ctx 128 "$M/stories260K-q8_0.gguf" o.gguf q4_0
+refuse "awq alpha range" "from 0 to 1" o.gguf "$H" quantize --awq "$TXT" --awq-alpha 2 "$ST" o.gguf q4_0
+
+# ---------------------------------------------------------------- (d) AWQ
+# the fold alone (F32 out, alpha 0.5 everywhere) computes the same function: the
+# distributions equal the original's up to float rounding (KLD < 1e-5, same top token)
+"$H" perplexity -m "$ST" -f "$TXT" -c 128 -t 2 --kl-divergence-base base.kld --json >/dev/null 2>&1 || bad "perplexity base"
+if "$H" quantize --quiet --awq "$TXT" --awq-ctx 128 --awq-alpha 0.5 "$ST" awq-f32.gguf f32 >/dev/null 2>q.err; then
+    ! cmp -s awq-f32.gguf "$ST" && ok || bad "awq F32 file equals the input (no scales folded)"
+    "$H" perplexity -m awq-f32.gguf -f "$TXT" -c 128 -t 2 --kl-divergence-base base.kld --kl-divergence --json >k.json 2>k.err &&
+        python3 -c "import json; k=json.load(open('k.json'))['kld']; assert k['mean'] < 1e-5 and k['same_top'] == 1, k" &&
+        ok || bad "folded F32 model differs from the original: $(cat k.json k.err)"
+else
+    bad "quantize --awq f32 failed: $(cat q.err)"
+fi
+# the search: a Q4_0 file that loads and scores; --json reports alpha per layer and group
+if "$H" quantize --quiet --json --awq "$TXT" --awq-ctx 128 "$ST" awq-q4.gguf q4_0 >a.json 2>q.err; then
+    python3 -c "
+import json; a=json.load(open('a.json'))['awq']
+assert a['chunks'] == 4 and len(a['layers']) == 5, a
+for l in a['layers']:
+    for g in ('qkv', 'attn_output', 'gate_up', 'down'):
+        assert 0 <= l[g]['alpha'] <= 1 and l[g]['err_ratio'] <= 1.0 + 1e-9, l
+" && ok || bad "awq --json: $(cat a.json)"
+    "$H" perplexity -m awq-q4.gguf -f "$TXT" -c 128 -t 2 --kl-divergence-base base.kld --kl-divergence --json >k.json 2>k.err &&
+        python3 -c "import json; k=json.load(open('k.json'))['kld']; assert k['mean'] < 0.2, k" &&
+        ok || bad "awq Q4_0 does not score: $(cat k.json k.err)"
+else
+    bad "quantize --awq q4_0 failed: $(cat q.err)"
+fi
+
+"$H" imatrix --help | grep -q -- "--chunks" && ok || bad "imatrix --help"
+"$H" quantize --help | grep -q -- "--imatrix" && ok || bad "quantize --help lacks --imatrix"
+
+echo "test_imatrix: $pass passed, $fails failed"
+[ "$fails" -eq 0 ]
