@@ -1,0 +1,45 @@
+/*
+ * forward_moe.h - the mixture-of-experts feed-forward block of the forward
+ * pass (qwen3moe, Mixtral-style llama / mistral3 layers).
+ *
+ * Per ubatch of n tokens with normed input h [n, n_embd]:
+ *   r       = h Wgate_inp                       router logits [n, n_expert]
+ *   ids, w  = top-k of softmax(r), renormalised (moe_route)
+ *   g, u    = experts' gate / up on their tokens (moe_matmul, grouped by expert)
+ *   g       = silu(g) * u
+ *   d       = experts' down on g                [n*k, n_embd]
+ *   out     = sum_j w[t, j] d[t*k + j]          (moe_combine)
+ * Every step is a backend op; the backend needs the optional moe_* ops (the
+ * loader places MoE layers on the host CPU backend otherwise).
+ *
+ * Ownership: hearth_moe_bufs are activation buffers on one backend, sized
+ * for max_tokens, owned by the forward context that allocates them.
+ */
+#ifndef HEARTH_FORWARD_MOE_H
+#define HEARTH_FORWARD_MOE_H
+
+#include "model.h"
+
+typedef struct hearth_moe_bufs {
+    hearth_tensor logits;   /* [max_tokens, n_expert] */
+    hearth_tensor weights;  /* [max_tokens, k] */
+    hearth_tensor gate, up; /* [max_tokens * k, n_ff_exp] */
+    hearth_tensor down;     /* [max_tokens * k, n_embd] */
+    void *ids;              /* [max_tokens * k] int32 */
+} hearth_moe_bufs;
+
+/* Allocate on `be` when the model has experts (else leaves *out zeroed). */
+hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp, int max_tokens,
+                                    hearth_moe_bufs *out, hearth_error *err);
+void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b);
+
+/* out [n, n_embd] = the MoE FFN of layer L on h [n, n_embd], then the
+ * residual add x += out (all rows views of the forward pass's buffers). */
+void hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
+                    const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
+                    hearth_tensor *x);
+
+/* Does layer l of this file have experts (blk.l.ffn_gate_inp.weight)? */
+bool hearth_moe_layer(const hearth_gguf *g, int l);
+
+#endif
