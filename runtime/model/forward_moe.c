@@ -70,3 +70,16 @@ bool hearth_moe_layer(const hearth_gguf *g, int l) {
     snprintf(name, sizeof name, "blk.%d.ffn_gate_inp.weight", l);
     return hearth_gguf_find_tensor(g, name) != NULL;
 }
+
+void hearth_moe_unused(const hearth_gguf *g, int n_expert, int n_used, uint64_t *params, uint64_t *bytes) {
+    *params = *bytes = 0;
+    if (n_expert <= 0 || n_used >= n_expert) return;
+    const uint64_t unused = (uint64_t)(n_expert - n_used);
+    for (uint64_t i = 0; i < hearth_gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = hearth_gguf_tensor_at(g, i);
+        const size_t nl = t->name.len;
+        if (nl < 13 || memcmp(t->name.ptr + nl - 12, "_exps.weight", 12) || t->ne[2] != (uint64_t)n_expert) continue;
+        *params += t->ne[0] * t->ne[1] * t->ne[2] / (uint64_t)n_expert * unused;
+        *bytes += t->nbytes / (uint64_t)n_expert * unused;
+    }
+}

@@ -39,6 +39,12 @@ void hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_l
                     const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
                     hearth_tensor *x);
 
+/* What one token does not read: the (n_expert - n_used) / n_expert share
+ * of every stacked expert tensor (blk.N.ffn_{gate,up,down}_exps.weight) of
+ * the file, in parameters and bytes; 0 for a dense model. `hearth info`
+ * and the loader subtract it from the totals to give the active counts. */
+void hearth_moe_unused(const hearth_gguf *g, int n_expert, int n_used, uint64_t *params, uint64_t *bytes);
+
 /* Does layer l of this file have experts (blk.l.ffn_gate_inp.weight)? */
 bool hearth_moe_layer(const hearth_gguf *g, int l);
 

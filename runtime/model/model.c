@@ -608,20 +608,12 @@ static hearth_status check_moe_layers(loader *L) {
         }
     if (hp->n_expert <= 0) return HEARTH_OK;
     int n_moe = 0;
-    for (int l = 0; l < hp->n_layer; l++) {
-        const hearth_layer *ly = &m->layers[l];
-        if (!ly->ffn_gate_inp.data) continue;
-        n_moe++;
-        const char *exps[] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
-        for (int i = 0; i < 3; i++) {
-            char n[96];
-            snprintf(n, sizeof n, "blk.%d.%s.weight", l, exps[i]);
-            const gguf_tensor *t = hearth_gguf_find_tensor(m->gguf, n);
-            const uint64_t unused = (uint64_t)(hp->n_expert - hp->n_expert_used);
-            m->n_params_active -= t->ne[0] * t->ne[1] * t->ne[2] / (uint64_t)hp->n_expert * unused;
-            m->active_bytes -= t->nbytes / (uint64_t)hp->n_expert * unused;
-        }
-    }
+    for (int l = 0; l < hp->n_layer; l++)
+        n_moe += m->layers[l].ffn_gate_inp.data != NULL;
+    uint64_t up, ub;
+    hearth_moe_unused(m->gguf, hp->n_expert, hp->n_expert_used, &up, &ub);
+    m->n_params_active -= up;
+    m->active_bytes -= ub;
     if (n_moe == 0)
         return hearth_error_set(L->err, HEARTH_ERR_FORMAT,
                                 "%s: expert_count = %d but no layer has experts (blk.N.ffn_gate_inp.weight)",
