@@ -426,7 +426,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
         if (L->ffn_norm.data) op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
         if (L->ffn_gate_inp.data) { /* mixture of experts (forward_moe.c): x += moe(h) */
-            hearth_moe_ffn(be, hp, L, &h, n, &a->moe, &proj, &x);
+            if ((st = hearth_moe_ffn(be, hp, L, &h, n, &a->moe, &proj, &x, err))) return st;
             continue;
         }
         {

@@ -9,8 +9,14 @@
  *   g       = silu(g) * u
  *   d       = experts' down on g                [n*k, n_embd]
  *   out     = sum_j w[t, j] d[t*k + j]          (moe_combine)
- * Every step is a backend op; the backend needs the optional moe_* ops (the
- * loader places MoE layers on the host CPU backend otherwise).
+ * With the backend's moe_* ops (the CPU) every step is a backend op. A
+ * backend without them (Vulkan, CUDA for now) runs the host-assisted path:
+ * the router logits come to the host (one sync), routing and the grouping
+ * by expert run there (the host CPU backend's moe_route), the inputs are
+ * gathered in expert order on the device (get_rows_f32), each chosen
+ * expert's gate/up/down run there as plain matmuls on its contiguous block
+ * of rows (weights read once per ubatch), and the down outputs come back for
+ * the weighted sum on the host (a second sync), which goes up again.
  *
  * Ownership: hearth_moe_bufs are activation buffers on one backend, sized
  * for max_tokens, owned by the forward context that allocates them.
@@ -26,6 +32,15 @@ typedef struct hearth_moe_bufs {
     hearth_tensor gate, up; /* [max_tokens * k, n_ff_exp] */
     hearth_tensor down;     /* [max_tokens * k, n_embd] */
     void *ids;              /* [max_tokens * k] int32 */
+    /* the host-assisted path (a backend without the moe ops): the inputs
+     * gathered in expert order on the backend, and host memory for the
+     * routing and the weighted sum */
+    bool host_path;
+    hearth_tensor xs;                     /* [max_tokens * k, n_embd] on the backend */
+    float *h_logits, *h_weights, *h_down; /* [n, n_expert], [n, k], [n * k, n_embd] */
+    float *h_out;                         /* [n, n_embd] */
+    int32_t *h_ids, *order, *inv, *xrows; /* [n * k] each */
+    int64_t *start;                       /* [n_expert + 2] */
 } hearth_moe_bufs;
 
 /* Allocate on `be` when the model has experts (else leaves *out zeroed). */
@@ -34,10 +49,11 @@ hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp
 void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b);
 
 /* out [n, n_embd] = the MoE FFN of layer L on h [n, n_embd], then the
- * residual add x += out (all rows views of the forward pass's buffers). */
-void hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
-                    const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
-                    hearth_tensor *x);
+ * residual add x += out (all rows views of the forward pass's buffers).
+ * Fails only on the host-assisted path, with the backend's error. */
+hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
+                             const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
+                             hearth_tensor *x, hearth_error *err);
 
 /* What one token does not read: the (n_expert - n_used) / n_expert share
  * of every stacked expert tensor (blk.N.ffn_{gate,up,down}_exps.weight) of

@@ -462,10 +462,8 @@ static void place_layers(hearth_model *m, int gpu_layers) {
                 b = host;
                 missing = t;
             }
-            if (!dop->moe_route && m->hp.n_expert > 0 && hearth_moe_layer(m->gguf, l)) { /* see model.h */
-                b = host;
-                moe_host++;
-            }
+            if (!dop->moe_route && m->hp.n_expert > 0 && hearth_moe_layer(m->gguf, l))
+                moe_host++; /* see model.h */
         }
         m->layer_be[l] = b;
         if (b == dev) m->n_device_layers++;
@@ -492,7 +490,8 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     if (moe_host) {
         size_t len = strlen(m->plan);
         snprintf(m->plan + len, sizeof m->plan - len,
-                 " (%d mixture-of-experts layer%s on the cpu: this device backend lacks the moe ops)",
+                 " (%d mixture-of-experts layer%s: routing and the weighted sum on the host, the device "
+                 "lacks the moe ops; the experts' matmuls run on the device)",
                  moe_host, moe_host == 1 ? "" : "s");
     }
     if (fit < n) {

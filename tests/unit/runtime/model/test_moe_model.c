@@ -4,9 +4,10 @@
  *   - the hyperparameters (experts, experts used, expert width) and the
  *     active counts: parameters and bytes of everything but the unused
  *     experts, exact for the F32 and Q8_0 files;
- *   - placement on a device backend without the moe ops (the CPU ops minus
- *     moe_*, with a host): every MoE layer on the host, the plan says so; a
- *     dense model (mistral3-test) stays on the device;
+ *   - a device backend without the moe ops (the CPU ops minus moe_*, with a
+ *     host): the layers stay on the device, run the host-assisted path, and
+ *     give the logits the moe ops give (F32 and Q8_0); the plan says so for
+ *     MoE models only;
  *   - a batch of tokens from several sequences gives each token the logits
  *     it gets alone (grouping tokens by expert mixes no rows), Q8_0 experts;
  *   - bad metadata: expert_used_count above expert_count, and qwen3moe
@@ -74,7 +75,42 @@ static void test_counts(hearth_backend *be) {
         }
 }
 
-static void test_placement(hearth_backend *cpu_be) {
+/* Logits of a 20-token prompt and 4 greedy steps after it, [5, n_vocab]. */
+static float *prompt_logits(hearth_model *m, hearth_backend *be) {
+    hearth_error err = {0};
+    const int V = m->hp.n_vocab;
+    hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, HEARTH_F16, 16, 4, m->layer_be};
+    hearth_kv_cache *kv = hearth_kv_create(be, &kc, &err);
+    hearth_forward *fw = kv ? hearth_forward_create(m, kv, 32, &err) : NULL;
+    int seq = kv ? hearth_kv_seq_create(kv, &err) : -1;
+    float *lg = malloc((size_t)5 * V * sizeof *lg);
+    CHECKF(fw && seq >= 0 && lg, "setup: %s", err.msg);
+    int32_t toks[20], pos[20], seqs[20];
+    for (int i = 0; i < 20; i++) {
+        toks[i] = (int32_t)((i * 37 + 11) % V);
+        pos[i] = i;
+        seqs[i] = seq;
+    }
+    hearth_ubatch ub = {20, toks, pos, seqs, NULL};
+    bool ok = fw && hearth_forward_run(fw, &ub, lg, &err) == 1;
+    for (int g = 1; g < 5 && ok; g++) {
+        int32_t t = 0, p = 19 + g;
+        for (int v = 1; v < V; v++)
+            if (lg[(size_t)(g - 1) * V + v] > lg[(size_t)(g - 1) * V + t]) t = v;
+        hearth_ubatch one = {1, &t, &p, &seq, NULL};
+        ok = hearth_forward_run(fw, &one, lg + (size_t)g * V, &err) == 1;
+    }
+    CHECKF(ok, "forward: %s", err.msg);
+    hearth_forward_free(fw);
+    hearth_kv_free(kv);
+    return lg;
+}
+
+/* A device backend without the moe ops (the CPU ops minus moe_*, with a
+ * host): the MoE layers stay on the device and run forward_moe.c's
+ * host-assisted path, the plan says so, and the logits equal the CPU's
+ * (the same kernels on the same rows); a dense model's plan says nothing. */
+static void test_host_path(hearth_backend *cpu_be) {
     hearth_error err = {0};
     hearth_backend *host = hearth_cpu_backend_create(1, &err);
     REQUIRE(host);
@@ -87,24 +123,40 @@ static void test_placement(hearth_backend *cpu_be) {
     dev.ops = &ops;
     dev.host = host;
     static const struct {
-        const char *shape;
-        bool on_host;
-    } want[] = {{"qwen3moe-tiny", true}, {"mixtral-tiny", true}, {"mistral3-test", false}};
-    for (size_t i = 0; i < 3; i++) {
+        const char *shape, *type;
+        bool moe;
+    } want[] = {{"qwen3moe-tiny", "f32", true},
+                {"qwen3moe-tiny", "q8_0", true},
+                {"mixtral-tiny", "f32", true},
+                {"mistral3-test", "f32", false}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char path[1024];
+        model_path(want[i].shape, want[i].type, path, sizeof path);
         hearth_model_params mp = {.backend = &dev, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
-        hearth_model *m = hearth_model_load(model_path(want[i].shape, "f32", path, sizeof path), &mp, &err);
-        CHECKF(m, "%s: %s", path, err.msg);
-        if (!m) continue;
+        hearth_model *m = hearth_model_load(path, &mp, &err);
+        hearth_model_params cp = {.backend = cpu_be, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
+        hearth_model *mc = hearth_model_load(path, &cp, &err);
+        CHECKF(m && mc, "%s: %s", path, err.msg);
+        if (!m || !mc) continue;
         int on_host = 0;
         for (int l = 0; l < m->hp.n_layer; l++)
             on_host += m->layer_be[l] == host;
-        CHECKF(on_host == (want[i].on_host ? m->hp.n_layer : 0), "%s: %d of %d layers on the host",
-               want[i].shape, on_host, m->hp.n_layer);
-        CHECKF((strstr(m->plan, "mixture-of-experts") != NULL) == want[i].on_host, "%s: plan '%s'",
-               want[i].shape, m->plan);
-        printf("  on a device without the moe ops: %s: %s\n", want[i].shape, m->plan);
+        CHECKF(on_host == 0, "%s: %d of %d layers on the host", want[i].shape, on_host, m->hp.n_layer);
+        CHECKF((strstr(m->plan, "routing and the weighted sum on the host") != NULL) == want[i].moe,
+               "%s: plan '%s'", want[i].shape, m->plan);
+        float *a = prompt_logits(m, &dev), *b = prompt_logits(mc, cpu_be);
+        double worst = 0;
+        for (size_t v = 0; a && b && v < (size_t)5 * m->hp.n_vocab; v++)
+            if (fabs((double)a[v] - b[v]) > worst) worst = fabs((double)a[v] - b[v]);
+        CHECKF(a && b && worst <= 1e-5, "%s %s: host path vs cpu ops: %.3g", want[i].shape, want[i].type,
+               worst);
+        printf("  device without the moe ops: %s %s: max |logit diff| vs the moe ops %.2e over 5 positions; "
+               "%s\n",
+               want[i].shape, want[i].type, worst, m->plan);
+        free(a);
+        free(b);
         hearth_model_free(m);
+        hearth_model_free(mc);
     }
     hearth_backend_free(host);
 }
@@ -223,7 +275,7 @@ int main(void) {
     hearth_backend *be = hearth_cpu_backend_create(2, &err);
     REQUIRE(be);
     test_counts(be);
-    test_placement(be);
+    test_host_path(be);
     test_batch_independence(be);
     test_bad_metadata(be);
     hearth_backend_free(be);
