@@ -117,9 +117,10 @@ typedef struct hearth_backend_ops {
      * of logits. */
     void (*argmax)(hearth_backend *b, const hearth_tensor *x, void *ids);
 
-    /* Optional, for mixture-of-experts layers (NULL: those layers run on the
-     * host CPU backend; the CPU has them, backends/cpu/cpu_moe.c). Profiled
-     * as MATMUL (moe_matmul) and ADD. A ubatch of n tokens routes each token
+    /* Optional, for mixture-of-experts layers (NULL: runtime/model/
+     * forward_moe.c routes and sums on the host and runs the experts through
+     * matmul; the CPU has them, backends/cpu/cpu_moe.c). moe_matmul's inner
+     * matmuls are profiled as MATMUL. A ubatch of n tokens routes each token
      * to k experts: slot t*k + j is token t's j-th choice.
      * moe_route: per row t of logits [n, n_expert]: p = softmax(row); ids[t*k
      * + j] = the j-th largest p (the lower index first on ties), weights row t

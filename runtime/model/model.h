@@ -8,9 +8,9 @@
  * separate matrices), granite (flagged `scaled`: its multipliers) and olmo2
  * (flagged `post_only`: post-norms, whole-vector Q/K norms; standard ops, so
  * it runs on every backend), qwen3moe and the MoE layers of llama / mistral3
- * (Mixtral; forward_moe.c, needing the optional moe_* ops: a device backend
- * without them gets those layers placed on its host CPU backend, saying so
- * in `plan`) -- one forward pass serves them all. The Gemma layers
+ * (Mixtral; forward_moe.c: through the optional moe_* ops, or on a device
+ * backend without them the host-assisted path, which `plan` names) -- one
+ * forward pass serves them all. The Gemma layers
  * and granite need optional ops (gelu_mul, scale_cap, attention_ext: the CPU
  * and Vulkan backends have them, CUDA not yet): on a device backend without
  * them these models are placed on its host CPU backend, and `plan` says so. phi3's views are pointer offsets
