@@ -99,66 +99,70 @@ typedef struct model_shape {
      * per-head attn_{q,k}_norm */
     int n_expert, n_expert_used, ffn_exp;
     bool qk_norm;
+    int ffn_shexp; /* > 0: qwen2moe's gated shared expert of this width */
 } model_shape;
 
 /* Encoder rows end with their kind, pooling_type and classification head. */
 // clang-format off
 static const model_shape k_shapes[] = {
     {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false, VOCAB_BPE_TINY,
-     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"stories110m", "llama", 768, 12, 12, 12, 64, 2048, 32000, 1024, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false,
-     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, false, true, true,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"bert-base", "bert", 768, 12, 12, 12, 64, 3072, 30522, 512, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"nomic-embed-text", "nomic-bert", 768, 12, 12, 12, 64, 3072, 30522, 2048, 1000.0f, 1e-12f, false, true,
-     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"bert-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"nomic-test", "nomic-bert", 96, 2, 3, 3, 32, 200, 30522, 64, 1000.0f, 1e-12f, false, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"bert-rerank-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     /* Gemma 2/3 and Phi-3, then their small test look-alikes (caps and
      * windows small enough that random weights feel them) */
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 256, 9216, 256000, 8192, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 256, 6912, 262144, 32768, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"phi3-mini", "phi3", 3072, 32, 32, 32, 96, 8192, 32064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"gemma2-test", "gemma2", 128, 3, 4, 2, 48, 320, 1000, 512, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"gemma3-test", "gemma3", 128, 4, 4, 1, 32, 256, 1000, 512, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0, 0.0f, 8.0f, 0, 0, 0, false},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0, 0.0f, 8.0f, 0, 0, 0, false, 0},
     {"granite3-2b", "granite", 2048, 40, 32, 8, 64, 8192, 49155, 131072, 5000000.0f, 1e-5f, false, true, false,
-     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f, 0.0f, 0, 0, 0, false, 0},
     {"granite-test", "granite", 128, 2, 4, 2, 32, 256, 1000, 512, 10000.0f, 1e-5f, false, true, false,
-     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f, 0.0f, 0, 0, 0, false, 0},
     {"olmo2-1b", "olmo2", 2048, 16, 16, 16, 128, 8192, 100352, 4096, 500000.0f, 1e-6f, false, false, false,
-     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"olmo2-test", "olmo2", 128, 2, 4, 2, 32, 256, 1000, 512, 500000.0f, 1e-6f, false, false, false,
-     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"phi3-test", "phi3", 128, 2, 4, 2, 32, 256, 1064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f, 0.0f, 0, 0, 0, false, 0},
     /* mixture of experts: Qwen3-30B-A3B's shape, its small look-alike, a
      * Mixtral-style llama; and a small mistral3 (Ministral 3 naming) */
     {"qwen3-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, false, false,
      false, VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f,
-     128, 8, 768, true},
+     128, 8, 768, true, 0},
     {"qwen3moe-tiny", "qwen3moe", 512, 4, 8, 4, 64, 1536, 1000, 4096, 1000000.0f, 1e-6f, false, false, false,
      VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 8, 2, 256,
-     true},
+     true, 0},
     {"mixtral-tiny", "llama", 256, 2, 8, 2, 32, 384, 1000, 4096, 1000000.0f, 1e-5f, false, false, false,
      VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 8, 2, 384,
-     false},
+     false, 0},
+    {"qwen2moe-tiny", "qwen2moe", 256, 2, 4, 4, 64, 512, 1000, 4096, 1000000.0f, 1e-6f, true, false, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 8, 2, 128,
+     false, 512},
     {"mistral3-test", "mistral3", 128, 2, 4, 2, 32, 256, 1000, 4096, 1000000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false},
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
 };
 // clang-format on
 #define N_SHAPES (sizeof k_shapes / sizeof k_shapes[0])
@@ -424,6 +428,17 @@ static bool build_moe_ffn(const model_shape *s, hearth_dtype type, plan *p, int 
         snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[i]);
         if (!plan_add(p, n, FILL_WEIGHT, type, i == 1 ? F : E, (i == 1 ? E : F) * NE)) return false;
         p->t[p->n - 1].ne2 = NE;
+    }
+    if (s->ffn_shexp) { /* qwen2moe: the shared expert's gate (a vector, F32) and SwiGLU */
+        const int64_t FS = s->ffn_shexp;
+        snprintf(n, sizeof n, "blk.%d.ffn_gate_inp_shexp.weight", l);
+        if (!plan_add(p, n, FILL_WEIGHT, HEARTH_F32, E, 1)) return false;
+        p->t[p->n - 1].n_dims = 1;
+        static const char *const sh[] = {"ffn_gate_shexp", "ffn_down_shexp", "ffn_up_shexp"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l, sh[i]);
+            if (!plan_add(p, n, FILL_WEIGHT, type, i == 1 ? FS : E, i == 1 ? E : FS)) return false;
+        }
     }
     return true;
 }
@@ -1021,7 +1036,8 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "phi3-mini, granite3-2b, olmo2-1b, and the small test look-alikes gemma2-test, gemma3-test,\n"
         "phi3-test (LongRoPE factors), granite-test, olmo2-test.\n"
         "Mixture of experts: qwen3-30b-a3b (128 experts, 8 active), qwen3moe-tiny (dim 512, 8 experts,\n"
-        "2 active), mixtral-tiny (llama with 8 experts, 2 active); mistral3-test (Ministral 3 naming).");
+        "2 active), mixtral-tiny (llama with 8 experts, 2 active), qwen2moe-tiny (a gated shared\n"
+        "expert); mistral3-test (Ministral 3 naming).");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
@@ -1161,6 +1177,7 @@ static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hear
         ARCH_U32("expert_count", s->n_expert);
         ARCH_U32("expert_used_count", s->n_expert_used);
         if (strcmp(s->arch, "llama")) ARCH_U32("expert_feed_forward_length", s->ffn_exp);
+        if (s->ffn_shexp) ARCH_U32("expert_shared_feed_forward_length", s->ffn_shexp);
     }
     if (s->longrope_orig) { /* the converter's attention factor for LongRoPE */
         ARCH_U32("rope.scaling.original_context_length", s->longrope_orig);

@@ -3,6 +3,7 @@
  */
 #include "forward_moe.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,18 +52,29 @@ hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp
         alloc_f32(be, hp->n_ff_exp, n * k, &out->up, err) ||
         alloc_f32(be, hp->n_embd, n * k, &out->down, err))
         return err ? err->code : HEARTH_ERR_NOMEM;
+    if (hp->n_ff_shexp > 0) { /* qwen2moe's shared expert */
+        if (alloc_f32(be, 1, n, &out->sh_logit, err) || alloc_f32(be, 1, n, &out->sh_w, err) ||
+            alloc_f32(be, hp->n_ff_shexp, n, &out->sh_gate, err) ||
+            alloc_f32(be, hp->n_ff_shexp, n, &out->sh_up, err) ||
+            alloc_f32(be, hp->n_embd, n, &out->sh_out, err))
+            return err ? err->code : HEARTH_ERR_NOMEM;
+        out->h_sg = malloc((size_t)n * sizeof(float));
+        out->h_shout = malloc((size_t)n * (size_t)hp->n_embd * sizeof(float));
+        if (!out->h_sg || !out->h_shout) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    }
     if (!be->ops->moe_route) return alloc_host_path(be, hp, n, out, err);
     out->ids = be->ops->alloc(be, (size_t)(n * k) * sizeof(int32_t), err);
     return out->ids ? HEARTH_OK : (err ? err->code : HEARTH_ERR_NOMEM);
 }
 
 void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b) {
-    hearth_tensor *ts[] = {&b->logits, &b->weights, &b->gate, &b->up, &b->down, &b->xs};
+    hearth_tensor *ts[] = {&b->logits,   &b->weights, &b->gate,    &b->up,    &b->down,  &b->xs,
+                           &b->sh_logit, &b->sh_w,    &b->sh_gate, &b->sh_up, &b->sh_out};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         if (ts[i]->data) be->ops->dealloc(be, ts[i]->data);
     if (b->ids) be->ops->dealloc(be, b->ids);
-    void *host[] = {b->h_logits, b->h_weights, b->h_down, b->h_out, b->h_ids,
-                    b->order,    b->inv,       b->xrows,  b->start};
+    void *host[] = {b->h_logits, b->h_weights, b->h_down, b->h_out, b->h_ids,  b->order,
+                    b->inv,      b->xrows,     b->start,  b->h_sg,  b->h_shout};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
         free(host[i]);
     memset(b, 0, sizeof *b);
@@ -90,6 +102,32 @@ static hearth_tensor row_block(const hearth_tensor *t, int64_t r0, int64_t c) {
     return v;
 }
 
+/* qwen2moe's shared expert, enqueued: sh_out = SwiGLU(h) [n, n_embd], and
+ * its gate logits h . g_sh [n, 1] on their way to B->h_sg (valid after the
+ * caller's synchronize). */
+static void shared_expert(hearth_backend *be, const hearth_layer *L, const hearth_tensor *h, int n,
+                          hearth_moe_bufs *B) {
+    const hearth_backend_ops *op = be->ops;
+    hearth_tensor sl = first_rows(&B->sh_logit, n), sg = first_rows(&B->sh_gate, n),
+                  su = first_rows(&B->sh_up, n), so = first_rows(&B->sh_out, n);
+    op->matmul(be, &L->ffn_gate_inp_shexp, h, NULL, &sl);
+    const hearth_tensor *w2[2] = {&L->ffn_gate_shexp, &L->ffn_up_shexp}, *b2[2] = {NULL, NULL};
+    hearth_tensor *o2[2] = {&sg, &su};
+    if (op->matmul_multi)
+        op->matmul_multi(be, 2, w2, h, b2, o2);
+    else
+        for (int i = 0; i < 2; i++)
+            op->matmul(be, w2[i], h, NULL, o2[i]);
+    op->silu_mul(be, &sg, &su, &sg);
+    op->matmul(be, &L->ffn_down_shexp, &sg, NULL, &so);
+    op->download(be, B->h_sg, sl.data, (size_t)n * sizeof(float));
+}
+
+static void sigmoid_rows(float *x, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
 /* The host-assisted path (see forward_moe.h). */
 static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
                                   const hearth_tensor *h, int n, hearth_moe_bufs *B, hearth_tensor *out,
@@ -105,7 +143,7 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
     if (st) return st;
     hearth_tensor hl = hearth_tensor_2d(HEARTH_F32, ne, n, B->h_logits),
                   hw = hearth_tensor_2d(HEARTH_F32, k, n, B->h_weights);
-    host->ops->moe_route(host, &hl, k, true, B->h_ids, &hw);
+    host->ops->moe_route(host, &hl, k, hp->expert_norm, B->h_ids, &hw);
     /* counting sort of the slots by expert: expert e's are order[start[e] .. start[e + 1]) */
     int64_t *start = B->start;
     memset(start, 0, ((size_t)ne + 2) * sizeof *start);
@@ -145,8 +183,14 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
         hearth_tensor wd = expert_view(&L->ffn_down_exps, e, E);
         op->matmul(be, &wd, &ge, NULL, &de);
     }
+    const bool shared = L->ffn_gate_inp_shexp.data != NULL;
+    if (shared) {
+        shared_expert(be, L, h, n, B);
+        op->download(be, B->h_shout, B->sh_out.data, (size_t)n * (size_t)E * sizeof(float));
+    }
     op->download(be, B->h_down, d.data, (size_t)slots * (size_t)E * sizeof(float));
     if ((st = op->synchronize(be, err))) return st;
+    if (shared) sigmoid_rows(B->h_sg, n);
     for (int t = 0; t < n; t++) { /* the weighted sum, choices in order as moe_combine */
         float *o = B->h_out + (size_t)t * E;
         for (int j = 0; j < k; j++) {
@@ -154,6 +198,9 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
             for (int64_t i = 0; i < E; i++)
                 o[i] = j ? o[i] + w * y[i] : w * y[i];
         }
+        if (shared) /* + sigmoid(gate) x the shared expert, after the routed sum as llama.cpp */
+            for (int64_t i = 0; i < E; i++)
+                o[i] += B->h_sg[t] * B->h_shout[(size_t)t * E + i];
     }
     op->upload(be, out->data, B->h_out, (size_t)n * (size_t)E * sizeof(float));
     op->add(be, x, out, x);
@@ -170,7 +217,7 @@ hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const
                   g = first_rows(&bufs->gate, (int64_t)n * k), u = first_rows(&bufs->up, (int64_t)n * k),
                   d = first_rows(&bufs->down, (int64_t)n * k);
     op->matmul(be, &L->ffn_gate_inp, h, NULL, &logits);
-    op->moe_route(be, &logits, k, true, bufs->ids, &w);
+    op->moe_route(be, &logits, k, hp->expert_norm, bufs->ids, &w);
     const hearth_tensor *w2[2] = {&L->ffn_gate_exps, &L->ffn_up_exps};
     hearth_tensor *o2[2] = {&g, &u};
     op->moe_matmul(be, 2, w2, h, bufs->ids, k, o2);
@@ -179,6 +226,16 @@ hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const
     hearth_tensor *o1[1] = {&d};
     op->moe_matmul(be, 1, w1, &g, bufs->ids, k, o1);
     op->moe_combine(be, &d, &w, k, out);
+    if (L->ffn_gate_inp_shexp.data) { /* out += sigmoid(h . g_sh) * shared(h) */
+        shared_expert(be, L, h, n, bufs);
+        hearth_status st = op->synchronize(be, err);
+        if (st) return st;
+        sigmoid_rows(bufs->h_sg, n);
+        hearth_tensor sw = first_rows(&bufs->sh_w, n), so = first_rows(&bufs->sh_out, n);
+        op->upload(be, sw.data, bufs->h_sg, (size_t)n * sizeof(float));
+        op->moe_combine(be, &so, &sw, 1, &so); /* one row per token: a per-row scale */
+        op->add(be, out, &so, out);
+    }
     op->add(be, x, out, x);
     return HEARTH_OK;
 }

@@ -9,6 +9,9 @@
  *   g       = silu(g) * u
  *   d       = experts' down on g                [n*k, n_embd]
  *   out     = sum_j w[t, j] d[t*k + j]          (moe_combine)
+ *   out    += sigmoid(h . g_sh) * shared(h)     (qwen2moe: the shared expert, SwiGLU)
+ * where w is renormalised over the k (hp->expert_norm) or the plain softmax
+ * probabilities (qwen2moe), as llama.cpp does per architecture.
  * With the backend's moe_* ops (the CPU) every step is a backend op. A
  * backend without them (Vulkan, CUDA for now) runs the host-assisted path:
  * the router logits come to the host (one sync), routing and the grouping
@@ -41,6 +44,10 @@ typedef struct hearth_moe_bufs {
     float *h_out;                         /* [n, n_embd] */
     int32_t *h_ids, *order, *inv, *xrows; /* [n * k] each */
     int64_t *start;                       /* [n_expert + 2] */
+    /* qwen2moe's shared expert (n_ff_shexp > 0): its gate logit and weight
+     * [n, 1], SwiGLU buffers [n, n_ff_shexp], output [n, n_embd]; host copies */
+    hearth_tensor sh_logit, sh_w, sh_gate, sh_up, sh_out;
+    float *h_sg, *h_shout; /* [n], [n, n_embd] */
 } hearth_moe_bufs;
 
 /* Allocate on `be` when the model has experts (else leaves *out zeroed). */

@@ -33,6 +33,7 @@ static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
     [HEARTH_ARCH_OLMO2] = {"olmo2", false, true, HEARTH_ROPE_NEOX, false, false, false, false, false, true},
     [HEARTH_ARCH_QWEN3MOE] = {"qwen3moe", false, true, HEARTH_ROPE_NEOX, false, false},
     [HEARTH_ARCH_MISTRAL3] = {"mistral3", false, false, HEARTH_ROPE_NORM, false, false},
+    [HEARTH_ARCH_QWEN2MOE] = {"qwen2moe", true, false, HEARTH_ROPE_NEOX, false, false},
 };
 
 const char *hearth_pooling_name(int pooling) {
@@ -45,7 +46,8 @@ const hearth_arch_info *hearth_arch_get(hearth_arch a) {
 }
 
 const char *hearth_arch_supported_list(void) {
-    return "llama (Llama 2/3, Mistral, Mixtral, TinyLlama, SmolLM), qwen2, qwen3, qwen3moe, gemma2, gemma3 "
+    return "llama (Llama 2/3, Mistral, Mixtral, TinyLlama, SmolLM), qwen2, qwen2moe, qwen3, qwen3moe, "
+           "gemma2, gemma3 "
            "(text), phi3 (Phi-3, Phi-4), granite (Granite 3 dense), olmo2, mistral3 (Ministral 3 text); "
            "embedding models: bert, nomic-bert";
 }
@@ -138,16 +140,18 @@ static hearth_status read_moe_hparams(const hearth_gguf *g, const char *arch, he
             file, arch);
     if (get_arch_u32(g, arch, "expert_count", &v)) hp->n_expert = (int)v;
     if (get_arch_u32(g, arch, "expert_used_count", &v)) hp->n_expert_used = (int)v;
-    const bool moe_arch = a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_LLAMA || a == HEARTH_ARCH_MISTRAL3;
+    const bool moe_arch = a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_LLAMA || a == HEARTH_ARCH_MISTRAL3 ||
+                          a == HEARTH_ARCH_QWEN2MOE;
     if (hp->n_expert > 0 && !moe_arch)
         return hearth_error_set(
             err, HEARTH_ERR_UNSUPPORTED,
             "%s: %s with experts (%s.expert_count = %d) is not supported; mixture-of-experts "
             "models supported: qwen3moe, llama / mistral3 with experts (Mixtral)",
             file, arch, arch, hp->n_expert);
-    if (a == HEARTH_ARCH_QWEN3MOE && (hp->n_expert <= 0 || hp->n_expert_used <= 0))
-        return hearth_error_set(err, HEARTH_ERR_FORMAT,
-                                "%s: qwen3moe needs %s.expert_count and expert_used_count", file, arch);
+    if ((a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_QWEN2MOE) &&
+        (hp->n_expert <= 0 || hp->n_expert_used <= 0))
+        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: %s needs %s.expert_count and expert_used_count",
+                                file, arch, arch);
     if (hp->n_expert <= 0) {
         hp->n_expert = hp->n_expert_used = 0;
         return HEARTH_OK;
@@ -160,9 +164,14 @@ static hearth_status read_moe_hparams(const hearth_gguf *g, const char *arch, he
             "experts), at most 1024 experts)",
             file, arch, hp->n_expert_used, hp->n_expert);
     hp->n_ff_exp = hp->n_ff;
-    if (a == HEARTH_ARCH_QWEN3MOE) {
+    hp->expert_norm = a != HEARTH_ARCH_QWEN2MOE; /* llama.cpp: qwen2moe's weights are the plain softmax */
+    if (a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_QWEN2MOE) {
         hp->n_ff_exp = hp->n_ff / hp->n_expert_used;
         if (get_arch_u32(g, arch, "expert_feed_forward_length", &v) && v > 0) hp->n_ff_exp = (int)v;
+    }
+    if (a == HEARTH_ARCH_QWEN2MOE) {
+        hp->n_ff_shexp = hp->n_ff;
+        if (get_arch_u32(g, arch, "expert_shared_feed_forward_length", &v) && v > 0) hp->n_ff_shexp = (int)v;
     }
     return HEARTH_OK;
 }
@@ -595,7 +604,7 @@ static hearth_status check_moe_layers(loader *L) {
                                          "ffn_down_shexp.weight", "ffn_gate_inp_shexp.weight",
                                          "exp_probs_b.bias",      "attn_output.bias"};
     for (int l = 0; l < hp->n_layer; l++)
-        for (size_t i = 0; i < sizeof unread / sizeof unread[0]; i++) {
+        for (size_t i = hp->n_ff_shexp > 0 ? 4 : 0; i < sizeof unread / sizeof unread[0]; i++) {
             char n[96];
             snprintf(n, sizeof n, "blk.%d.%s", l, unread[i]);
             if (hearth_gguf_find_tensor(m->gguf, n))
@@ -754,6 +763,13 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
             T(ffn_gate_exps, "ffn_gate_exps.weight", E, FE * NE, false, false);
             T(ffn_up_exps, "ffn_up_exps.weight", E, FE * NE, false, false);
             T(ffn_down_exps, "ffn_down_exps.weight", FE, E * NE, false, false);
+            if (hp->n_ff_shexp > 0) { /* qwen2moe's shared expert */
+                const int64_t FS = hp->n_ff_shexp;
+                T(ffn_gate_inp_shexp, "ffn_gate_inp_shexp.weight", E, 1, false, false);
+                T(ffn_gate_shexp, "ffn_gate_shexp.weight", E, FS, false, false);
+                T(ffn_up_shexp, "ffn_up_shexp.weight", E, FS, false, false);
+                T(ffn_down_shexp, "ffn_down_shexp.weight", FS, E, false, false);
+            }
         } else {
             T(w_gate, "ffn_gate.weight", E, F, false, false);
             T(w_up, "ffn_up.weight", E, F, false, false);

@@ -55,6 +55,7 @@ typedef enum hearth_arch {
     HEARTH_ARCH_OLMO2,      /* no pre-norms: post-norms, Q/K RMS norms over all heads at once */
     HEARTH_ARCH_QWEN3MOE,   /* qwen3 attention, mixture-of-experts FFN (forward_moe.c) */
     HEARTH_ARCH_MISTRAL3,   /* Ministral 3 / Mistral 3 text: the llama block under its own name */
+    HEARTH_ARCH_QWEN2MOE,   /* qwen2 attention, MoE (weights not renormalised) + a gated shared expert */
     HEARTH_ARCH_COUNT
 } hearth_arch;
 
@@ -110,8 +111,8 @@ typedef struct hearth_hparams {
      * embedding_scale), each block output before its residual add
      * (granite: residual_scale), logits divided by (granite: logit_scale) */
     float embd_scale, residual_scale, logit_scale;
-    int n_swa;           /* attention.sliding_window (gemma2: 4096), 0 = none */
-    int swa_pattern;     /* every swa_pattern-th layer is global (gemma2 2, gemma3 6) */
+    int n_swa;       /* attention.sliding_window (gemma2: 4096), 0 = none */
+    int swa_pattern; /* every swa_pattern-th layer is global (gemma2 2, gemma3 6) */
     float rope_freq_base_swa, rope_freq_scale_swa; /* RoPE of the sliding-window layers */
     /* phi3 LongRoPE: rope_factors_long / _short chosen by the context size */
     int n_ctx_orig;         /* rope.scaling.original_context_length, else n_ctx_train */
@@ -121,7 +122,9 @@ typedef struct hearth_hparams {
      * logits, the top n_expert_used kept and renormalised to sum 1 (what
      * llama.cpp does for these architectures). */
     int n_expert, n_expert_used;
-    int n_ff_exp; /* one expert's FFN width: expert_feed_forward_length (qwen3moe), else n_ff */
+    int n_ff_exp;     /* one expert's FFN width: expert_feed_forward_length (qwen3moe), else n_ff */
+    bool expert_norm; /* renormalise the top-k weights (all but qwen2moe) */
+    int n_ff_shexp;   /* qwen2moe: the shared expert's width (expert_shared_feed_forward_length, else n_ff) */
 } hearth_hparams;
 
 typedef struct hearth_layer {
@@ -130,8 +133,8 @@ typedef struct hearth_layer {
         wo;                   /* [n_embd -> n_head*hd], [n_embd -> n_head_kv*hd] x2, [n_head*hd -> n_embd] */
     hearth_tensor bq, bk, bv; /* biases (qwen2), data NULL when absent */
     hearth_tensor q_norm,
-        k_norm; /* [head_dim] (qwen3, gemma3) or the whole Q/K (olmo2), NULL data when absent */
-    hearth_tensor ffn_norm;             /* [n_embd] */
+        k_norm;             /* [head_dim] (qwen3, gemma3) or the whole Q/K (olmo2), NULL data when absent */
+    hearth_tensor ffn_norm; /* [n_embd] */
     hearth_tensor w_gate, w_up, w_down; /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
     /* encoders (data NULL when absent): fused QKV [n_embd -> 3 n_embd] and
      * its bias (then wq/wk/wv are NULL), the output and FFN biases, and the
@@ -148,6 +151,9 @@ typedef struct hearth_layer {
      * matrices stacked, expert e's rows at [e * rows, (e + 1) * rows) (the
      * GGUF's 3-D tensors seen as 2-D) */
     hearth_tensor ffn_gate_inp, ffn_gate_exps, ffn_up_exps, ffn_down_exps;
+    /* qwen2moe's shared expert (data NULL when absent): its gate [n_embd -> 1]
+     * (sigmoid(h . g) scales its output), and its SwiGLU matrices */
+    hearth_tensor ffn_gate_inp_shexp, ffn_gate_shexp, ffn_up_shexp, ffn_down_shexp;
 } hearth_layer;
 
 typedef struct hearth_model_alloc {

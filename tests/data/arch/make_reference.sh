@@ -36,3 +36,4 @@ ref olmo2-test olmo2-test 256
 ref qwen3moe-tiny qwen3moe-tiny 256
 ref mixtral-tiny mixtral-tiny 256
 ref mistral3-test mistral3-test 256
+ref qwen2moe-tiny qwen2moe-tiny 256

@@ -6,8 +6,8 @@
  *     experts, exact for the F32 and Q8_0 files;
  *   - a device backend without the moe ops (the CPU ops minus moe_*, with a
  *     host): the layers stay on the device, run the host-assisted path, and
- *     give the logits the moe ops give (F32 and Q8_0); the plan says so for
- *     MoE models only;
+ *     give the logits the moe ops give (F32 and Q8_0; qwen2moe's shared
+ *     expert too); the plan says so for MoE models only;
  *   - on Vulkan (skipped without a device) the same logits as the CPU, the
  *     layers on the device (F32 within 1e-3 of the largest logit, Q8_0 2e-2);
  *   - a batch of tokens from several sequences gives each token the logits
@@ -128,6 +128,7 @@ static void test_host_path(hearth_backend *cpu_be) {
     } want[] = {{"qwen3moe-tiny", "f32", true},
                 {"qwen3moe-tiny", "q8_0", true},
                 {"mixtral-tiny", "f32", true},
+                {"qwen2moe-tiny", "f32", true},
                 {"mistral3-test", "f32", false}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char path[1024];
@@ -172,9 +173,11 @@ static void test_vulkan(hearth_backend *cpu_be) {
         printf("  vulkan: skipped (%s)\n", err.msg);
         return;
     }
-    static const char *const files[][2] = {
-        {"qwen3moe-tiny", "f32"}, {"qwen3moe-tiny", "q8_0"}, {"mixtral-tiny", "f32"}};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const files[][2] = {{"qwen3moe-tiny", "f32"},
+                                           {"qwen3moe-tiny", "q8_0"},
+                                           {"mixtral-tiny", "f32"},
+                                           {"qwen2moe-tiny", "f32"}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];
         model_path(files[i][0], files[i][1], path, sizeof path);
         hearth_model_params vp = {.backend = vb, .gpu_layers = HEARTH_GPU_LAYERS_ALL},
