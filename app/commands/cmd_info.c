@@ -203,6 +203,8 @@ static void info_print_json(const info_opts *o, const info_report *r) {
             cJSON_AddNumberToObject(h, "n_expert", hp->n_expert);
             cJSON_AddNumberToObject(h, "n_expert_used", hp->n_expert_used);
             cJSON_AddNumberToObject(h, "n_ff_exp", hp->n_ff_exp);
+            cJSON_AddBoolToObject(h, "expert_weights_norm", hp->expert_norm);
+            cJSON_AddNumberToObject(h, "n_ff_shexp", hp->n_ff_shexp);
         }
         if (hearth_arch_get(r->arch)->encoder) { /* embedding model (runtime/model/embed.h) */
             cJSON *emb = cJSON_AddObjectToObject(obj, "embedding");
@@ -264,8 +266,9 @@ static void info_print_hparams(const info_report *r) {
     printf("vocabulary:    %d tokens\n", hp->n_vocab);
     printf("context:       %d tokens (trained)\n", hp->n_ctx_train);
     if (hp->n_expert > 0)
-        printf("experts:       %d, %d used per token (softmax top-%d, renormalised), expert ffn %d\n",
-               hp->n_expert, hp->n_expert_used, hp->n_expert_used, hp->n_ff_exp);
+        printf("experts:       %d, %d used per token (softmax top-%d%s), expert ffn %d%s\n", hp->n_expert,
+               hp->n_expert_used, hp->n_expert_used, hp->expert_norm ? ", renormalised" : "", hp->n_ff_exp,
+               hp->n_ff_shexp > 0 ? ", a gated shared expert" : "");
     const hearth_arch_info *ai = hearth_arch_get(r->arch);
     if (!ai->encoder || ai->rotary)
         printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
