@@ -238,9 +238,8 @@ static void info_print_json(const info_opts *o, const info_report *r) {
         cJSON_AddStringToObject(off, "plan", r->m->plan);
         cJSON_AddNumberToObject(off, "device_layers", r->m->n_device_layers);
         cJSON_AddNumberToObject(off, "n_layer", hp->n_layer);
-        cJSON_AddNumberToObject(
-            off, "device_weight_bytes",
-            (double)(hearth_backend_host(r->be) ? r->m->device_bytes : r->m->weight_bytes));
+        cJSON_AddNumberToObject(off, "device_weight_bytes",
+                                (double)(hearth_backend_host(r->be) ? r->m->device_bytes : r->m->weight_bytes));
         cJSON_AddNumberToObject(off, "device_kv_bytes", (double)r->dev_kv);
         cJSON_AddNumberToObject(off, "device_mem_total", (double)r->bi.mem_total);
         cJSON_AddNumberToObject(off, "device_mem_free", (double)r->bi.mem_free);
@@ -302,8 +301,7 @@ static void info_print_memory(const info_opts *o, const info_report *r) {
         app_human_bytes((double)(bi->mem_free ? bi->mem_free : bi->mem_total), b1, sizeof b1);
         printf("offload on %s (%s), %s %s:\n  %s\n", bi->name, bi->device, b1,
                bi->mem_free ? "free" : "in all", r->m->plan);
-        app_human_bytes((double)(hearth_backend_host(r->be) ? r->m->device_bytes : r->m->weight_bytes), b2,
-                        sizeof b2);
+        app_human_bytes((double)(hearth_backend_host(r->be) ? r->m->device_bytes : r->m->weight_bytes), b2, sizeof b2);
         app_human_bytes((double)r->dev_kv, b3, sizeof b3);
         printf("  on %s: %d of %d layers, weights %s, kv cache %s\n", bi->name, r->m->n_device_layers,
                r->hp.n_layer, b2, b3);

@@ -50,14 +50,15 @@
 /* Activation buffers on one backend, F32, [max_tokens rows]. */
 typedef struct act_set {
     hearth_backend *be;
-    hearth_tensor x;     /* residual stream, [n, n_embd] */
-    hearth_tensor h;     /* normed input, [n, n_embd] */
-    hearth_tensor q;     /* [n, n_head * head_dim] */
-    hearth_tensor k, v;  /* [n, n_head_kv * head_dim] */
-    hearth_tensor att;   /* attention output, [n, n_head * head_dim] */
-    hearth_tensor gate;  /* [n, n_ff] */
-    hearth_tensor up;    /* [n, n_ff] */
-    hearth_tensor proj;  /* projection back to n_embd, [n, n_embd] */
+    hearth_tensor x;    /* residual stream, [n, n_embd] */
+    hearth_tensor h;    /* normed input, [n, n_embd] */
+    hearth_tensor q;    /* [n, n_head * head_dim] */
+    hearth_tensor k, v; /* [n, n_head_kv * head_dim] */
+    hearth_tensor att;  /* attention output, [n, n_head * head_dim] */
+    hearth_tensor gate; /* [n, n_ff] */
+    hearth_tensor up;   /* [n, n_ff] */
+    hearth_tensor proj; /* projection back to n_embd, [n, n_embd] */
+
     hearth_moe_bufs moe; /* MoE layers' buffers (forward_moe.h), zeroed for dense models */
 } act_set;
 

@@ -13,12 +13,12 @@
  * forward pass serves them all. The Gemma layers
  * and granite need optional ops (gelu_mul, scale_cap, attention_ext: the CPU
  * and Vulkan backends have them, CUDA not yet): on a device backend without
- * them these models are placed on its host CPU backend, and `plan` says so. phi3's views are pointer offsets
- * into the fused weight, which every backend resolves (device pointers allow arithmetic), so it offloads.
- * Encoders (bert, nomic-bert: embedding models, bidirectional attention, post-norm layers) are rows too,
- * flagged `encoder`; they have no decoder forward pass and run through runtime/model/embed.h on the CPU
- * backend only. Weights keep their GGUF types; on a host-visible backend they point straight into the
- * memory-mapped file, elsewhere they are uploaded once.
+ * them these models are placed on its host CPU backend, and `plan` says so. phi3's views are pointer offsets into the fused weight, which
+ * every backend resolves (device pointers allow arithmetic), so it offloads. Encoders (bert, nomic-bert:
+ * embedding models, bidirectional attention, post-norm layers) are rows too, flagged `encoder`; they have no
+ * decoder forward pass and run through runtime/model/embed.h on the CPU backend only. Weights keep their GGUF
+ * types; on a host-visible backend they point straight into the memory-mapped file, elsewhere they are
+ * uploaded once.
  *
  * Placement (partial offload): each layer runs on one backend. With a device
  * backend (CUDA, Vulkan) the first `gpu_layers` layers go to the device and
@@ -111,8 +111,8 @@ typedef struct hearth_hparams {
      * embedding_scale), each block output before its residual add
      * (granite: residual_scale), logits divided by (granite: logit_scale) */
     float embd_scale, residual_scale, logit_scale;
-    int n_swa;       /* attention.sliding_window (gemma2: 4096), 0 = none */
-    int swa_pattern; /* every swa_pattern-th layer is global (gemma2 2, gemma3 6) */
+    int n_swa;           /* attention.sliding_window (gemma2: 4096), 0 = none */
+    int swa_pattern;     /* every swa_pattern-th layer is global (gemma2 2, gemma3 6) */
     float rope_freq_base_swa, rope_freq_scale_swa; /* RoPE of the sliding-window layers */
     /* phi3 LongRoPE: rope_factors_long / _short chosen by the context size */
     int n_ctx_orig;         /* rope.scaling.original_context_length, else n_ctx_train */
@@ -133,8 +133,8 @@ typedef struct hearth_layer {
         wo;                   /* [n_embd -> n_head*hd], [n_embd -> n_head_kv*hd] x2, [n_head*hd -> n_embd] */
     hearth_tensor bq, bk, bv; /* biases (qwen2), data NULL when absent */
     hearth_tensor q_norm,
-        k_norm;             /* [head_dim] (qwen3, gemma3) or the whole Q/K (olmo2), NULL data when absent */
-    hearth_tensor ffn_norm; /* [n_embd] */
+        k_norm; /* [head_dim] (qwen3, gemma3) or the whole Q/K (olmo2), NULL data when absent */
+    hearth_tensor ffn_norm;             /* [n_embd] */
     hearth_tensor w_gate, w_up, w_down; /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
     /* encoders (data NULL when absent): fused QKV [n_embd -> 3 n_embd] and
      * its bias (then wq/wk/wv are NULL), the output and FFN biases, and the
