@@ -117,6 +117,30 @@ typedef struct hearth_backend_ops {
      * of logits. */
     void (*argmax)(hearth_backend *b, const hearth_tensor *x, void *ids);
 
+    /* Optional, for mixture-of-experts layers (NULL: runtime/model/
+     * forward_moe.c routes and sums on the host and runs the experts through
+     * matmul; the CPU has them, backends/cpu/cpu_moe.c). moe_matmul's inner
+     * matmuls are profiled as MATMUL. A ubatch of n tokens routes each token
+     * to k experts: slot t*k + j is token t's j-th choice.
+     * moe_route: per row t of logits [n, n_expert]: p = softmax(row); ids[t*k
+     * + j] = the j-th largest p (the lower index first on ties), weights row t
+     * ([n, k], ne0 = k) = those p, divided by their sum when `norm`. ids is
+     * backend memory of n*k int32. */
+    void (*moe_route)(hearth_backend *b, const hearth_tensor *logits, int k, bool norm, void *ids,
+                      hearth_tensor *weights);
+    /* out[i] row s = W_i[ids[s]] x_s for each of the n_w <= 2 weights (one
+     * input, e.g. the experts' gate and up), where W_i [ne0, n_expert * R]
+     * stacks the experts' [ne0 -> R] matrices (R = out[i]->ne0) and x_s is x
+     * row s when x has out[i]->ne1 = n*k rows, else x row s / k. Each expert
+     * used reads its weights once for all its slots (tokens grouped by
+     * expert). Same numbers as matmul per slot. */
+    void (*moe_matmul)(hearth_backend *b, int n_w, const hearth_tensor *const *w, const hearth_tensor *x,
+                       const void *ids, int k, hearth_tensor *const *out);
+    /* out row t = sum_j weights[t, j] * y row (t*k + j), j = 0..k-1 in order;
+     * y [n*k, ne0], out [n, ne0]. */
+    void (*moe_combine)(hearth_backend *b, const hearth_tensor *y, const hearth_tensor *weights, int k,
+                        hearth_tensor *out);
+
     /* Wait for everything enqueued; report device errors. */
     hearth_status (*synchronize)(hearth_backend *b, hearth_error *err);
 } hearth_backend_ops;

@@ -221,6 +221,13 @@ static model_facts model_facts_of(const hearth_model *m, hearth_dtype kv_type) {
                                      &ly->ffn_norm,  &ly->w_gate, &ly->w_up, &ly->w_down};
         for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++)
             w += tensor_bytes(ts[k]);
+        w += tensor_bytes(&ly->ffn_gate_inp_shexp) + tensor_bytes(&ly->ffn_gate_shexp) + /* qwen2moe */
+             tensor_bytes(&ly->ffn_up_shexp) + tensor_bytes(&ly->ffn_down_shexp);
+        if (ly->ffn_gate_inp.data) /* MoE: the router, and the experts one token uses */
+            w += tensor_bytes(&ly->ffn_gate_inp) +
+                 (tensor_bytes(&ly->ffn_gate_exps) + tensor_bytes(&ly->ffn_up_exps) +
+                  tensor_bytes(&ly->ffn_down_exps)) /
+                     (uint64_t)m->hp.n_expert * (uint64_t)m->hp.n_expert_used;
     }
     w += tensor_bytes(&m->output_norm) + tensor_bytes(&m->output);
     if (!m->hp.tied_output) w += m->token_embd.nb1; /* one embedding row */

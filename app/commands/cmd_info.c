@@ -14,6 +14,7 @@
 #include "app/cli/common.h"
 #include "runtime/format/gguf.h"
 #include "runtime/kv/kv_cache.h"
+#include "runtime/model/forward_moe.h"
 #include "runtime/model/model.h"
 
 /* hearth info --devices: what each backend of this build sees. */
@@ -77,6 +78,7 @@ typedef struct info_report {
     bool have_hp;
     hearth_error err; /* why the hparams could not be read, when !have_hp */
     uint64_t n_params, weight_bytes, type_count[HEARTH_DTYPE_COUNT], type_bytes[HEARTH_DTYPE_COUNT];
+    uint64_t unused_params, unused_bytes; /* MoE: the experts one token does not read */
     char name[128];
     int n_ctx;
     uint64_t kv_bytes, act_bytes;
@@ -153,6 +155,13 @@ static void info_compute(const info_opts *o, info_report *r) {
                              (uint64_t)(4 * hp->n_embd + 2 * hp->n_ff + hp->n_vocab +
                                         2 * hp->n_head * hp->head_dim + 2 * hp->n_head_kv * hp->head_dim)
                        : 0;
+    if (r->have_hp && hp->n_expert > 0) { /* MoE: the experts' buffers (forward_moe.h) and the active share */
+        const uint64_t k = (uint64_t)hp->n_expert_used;
+        r->act_bytes +=
+            512ull * sizeof(float) *
+            ((uint64_t)hp->n_expert + k + k * (2ull * (uint64_t)hp->n_ff_exp + (uint64_t)hp->n_embd));
+        hearth_moe_unused(r->g, hp->n_expert, hp->n_expert_used, &r->unused_params, &r->unused_bytes);
+    }
 }
 
 /* --backend: load the model where it would run, for the offload plan.
@@ -190,6 +199,13 @@ static void info_print_json(const info_opts *o, const info_report *r) {
         cJSON_AddNumberToObject(h, "n_ff", hp->n_ff);
         cJSON_AddNumberToObject(h, "rope_freq_base", hp->rope_freq_base);
         cJSON_AddNumberToObject(h, "rms_eps", hp->rms_eps);
+        if (hp->n_expert > 0) { /* mixture of experts */
+            cJSON_AddNumberToObject(h, "n_expert", hp->n_expert);
+            cJSON_AddNumberToObject(h, "n_expert_used", hp->n_expert_used);
+            cJSON_AddNumberToObject(h, "n_ff_exp", hp->n_ff_exp);
+            cJSON_AddBoolToObject(h, "expert_weights_norm", hp->expert_norm);
+            cJSON_AddNumberToObject(h, "n_ff_shexp", hp->n_ff_shexp);
+        }
         if (hearth_arch_get(r->arch)->encoder) { /* embedding model (runtime/model/embed.h) */
             cJSON *emb = cJSON_AddObjectToObject(obj, "embedding");
             cJSON_AddStringToObject(emb, "pooling", hearth_pooling_name(hp->pooling));
@@ -201,6 +217,7 @@ static void info_print_json(const info_opts *o, const info_report *r) {
     }
     cJSON_AddNumberToObject(obj, "n_tensors", (double)hearth_gguf_n_tensors(r->g));
     cJSON_AddNumberToObject(obj, "n_params", (double)r->n_params);
+    cJSON_AddNumberToObject(obj, "n_params_active", (double)(r->n_params - r->unused_params));
     cJSON *tt = cJSON_AddObjectToObject(obj, "tensor_types");
     for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
         if (r->type_count[t])
@@ -210,6 +227,7 @@ static void info_print_json(const info_opts *o, const info_report *r) {
     cJSON_AddNumberToObject(mem, "parallel", o->parallel);
     cJSON_AddStringToObject(mem, "kv_type", hearth_dtype_name(o->kv_type));
     cJSON_AddNumberToObject(mem, "weights_bytes", (double)r->weight_bytes);
+    cJSON_AddNumberToObject(mem, "active_weights_bytes", (double)(r->weight_bytes - r->unused_bytes));
     cJSON_AddNumberToObject(mem, "kv_bytes", (double)r->kv_bytes);
     cJSON_AddNumberToObject(mem, "activations_bytes", (double)r->act_bytes);
     cJSON_AddNumberToObject(mem, "total_bytes", (double)(r->weight_bytes + r->kv_bytes + r->act_bytes));
@@ -246,6 +264,10 @@ static void info_print_hparams(const info_report *r) {
            hp->n_head_kv < hp->n_head ? " (grouped-query attention)" : "", hp->head_dim);
     printf("vocabulary:    %d tokens\n", hp->n_vocab);
     printf("context:       %d tokens (trained)\n", hp->n_ctx_train);
+    if (hp->n_expert > 0)
+        printf("experts:       %d, %d used per token (softmax top-%d%s), expert ffn %d%s\n", hp->n_expert,
+               hp->n_expert_used, hp->n_expert_used, hp->expert_norm ? ", renormalised" : "", hp->n_ff_exp,
+               hp->n_ff_shexp > 0 ? ", a gated shared expert" : "");
     const hearth_arch_info *ai = hearth_arch_get(r->arch);
     if (!ai->encoder || ai->rotary)
         printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
@@ -264,7 +286,13 @@ static void info_print_memory(const info_opts *o, const info_report *r) {
         app_human_bytes((double)(r->weight_bytes + r->kv_bytes + r->act_bytes), b4, sizeof b4);
         printf("memory at ctx %d x %d sequence%s (KV %s):\n", r->n_ctx, o->parallel,
                o->parallel == 1 ? "" : "s", hearth_dtype_name(o->kv_type));
-        printf("  weights      %s\n  kv cache     %s\n", b2, b3);
+        printf("  weights      %s\n", b2);
+        if (r->unused_bytes) { /* MoE: what one token reads */
+            app_human_bytes((double)(r->weight_bytes - r->unused_bytes), b1, sizeof b1);
+            printf("               %s active per token (%d of %d experts)\n", b1, r->hp.n_expert_used,
+                   r->hp.n_expert);
+        }
+        printf("  kv cache     %s\n", b3);
         app_human_bytes((double)r->act_bytes, b2, sizeof b2);
         printf("  activations  %s (512-token batches)\n  total        %s\n", b2, b4);
     }
@@ -290,8 +318,10 @@ static void info_print_text(const info_opts *o, const info_report *r) {
         printf("file:          %s (%s, GGUF v%u)\n", o->model_path, b1, hearth_gguf_version(r->g));
     if (r->name[0]) printf("name:          %s\n", r->name);
     info_print_hparams(r);
-    printf("parameters:    %.2fM in %llu tensors\n", r->n_params / 1e6,
+    printf("parameters:    %.2fM in %llu tensors", r->n_params / 1e6,
            (unsigned long long)hearth_gguf_n_tensors(r->g));
+    if (r->unused_params) printf(", %.2fM active per token", (r->n_params - r->unused_params) / 1e6);
+    printf("\n");
     printf("tensor types: ");
     for (int t = 0; t < HEARTH_DTYPE_COUNT; t++)
         if (r->type_count[t]) {

@@ -93,53 +93,76 @@ typedef struct model_shape {
     int longrope_orig;         /* phi3: > 0 writes LongRoPE factors for this original context */
     float attn_scale;          /* granite: attention.scale (its attention multiplier) */
     float rope_linear; /* > 0: rope.scaling.type linear with this factor (Gemma 3 4B+ global layers) */
+    /* mixture of experts (qwen3moe; llama = Mixtral): > 0 experts replace each
+     * layer's FFN by ffn_gate_inp (F32, as llama-quantize keeps it) and the
+     * 3-D ffn_{gate,up,down}_exps of ffn_exp wide experts; qk_norm: qwen3's
+     * per-head attn_{q,k}_norm */
+    int n_expert, n_expert_used, ffn_exp;
+    bool qk_norm;
+    int ffn_shexp; /* > 0: qwen2moe's gated shared expert of this width */
 } model_shape;
 
 /* Encoder rows end with their kind, pooling_type and classification head. */
 // clang-format off
 static const model_shape k_shapes[] = {
     {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false, VOCAB_BPE_TINY,
-     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"stories110m", "llama", 768, 12, 12, 12, 64, 2048, 32000, 1024, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_LLAMA_SPM, NULL, -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false,
-     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, false, true, true,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128009, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_LLAMA3, "llama-bpe", 128001, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"bert-base", "bert", 768, 12, 12, 12, 64, 3072, 30522, 512, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"nomic-embed-text", "nomic-bert", 768, 12, 12, 12, 64, 3072, 30522, 2048, 1000.0f, 1e-12f, false, true,
-     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     false, VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"bert-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 2, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"nomic-test", "nomic-bert", 96, 2, 3, 3, 32, 200, 30522, 64, 1000.0f, 1e-12f, false, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_NOMIC, 1, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"bert-rerank-test", "bert", 128, 2, 4, 4, 32, 320, 30522, 64, 10000.0f, 1e-12f, true, true, false,
-     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BERT_BGE, NULL, -1, ENC_BERT, 4, true, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     /* Gemma 2/3 and Phi-3, then their small test look-alikes (caps and
      * windows small enough that random weights feel them) */
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 256, 9216, 256000, 8192, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 4096, 0, 50.0f, 30.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 256, 6912, 262144, 32768, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 512, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"phi3-mini", "phi3", 3072, 32, 32, 32, 96, 8192, 32064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"gemma2-test", "gemma2", 128, 3, 4, 2, 48, 320, 1000, 512, 10000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA2, 8, 0, 0.1f, 1.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"gemma3-test", "gemma3", 128, 4, 4, 1, 32, 256, 1000, 512, 1000000.0f, 1e-6f, false, true, false,
-     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0, 0.0f, 8.0f},
+     VOCAB_BPE_GEMMA, "default", -1, ENC_NONE, 0, false, FAM_GEMMA3, 6, 3, 0.0f, 1.0f, 0, 0.0f, 8.0f, 0, 0, 0, false, 0},
     {"granite3-2b", "granite", 2048, 40, 32, 8, 64, 8192, 49155, 131072, 5000000.0f, 1e-5f, false, true, false,
-     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f, 0.0f},
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 0.015625f, 0.0f, 0, 0, 0, false, 0},
     {"granite-test", "granite", 128, 2, 4, 2, 32, 256, 1000, 512, 10000.0f, 1e-5f, false, true, false,
-     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f, 0.0f},
+     VOCAB_BPE_GRANITE, "default", -1, ENC_NONE, 0, false, FAM_GRANITE, 0, 0, 0.0f, 0.0f, 0, 2.0f, 0.0f, 0, 0, 0, false, 0},
     {"olmo2-1b", "olmo2", 2048, 16, 16, 16, 128, 8192, 100352, 4096, 500000.0f, 1e-6f, false, false, false,
-     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"olmo2-test", "olmo2", 128, 2, 4, 2, 32, 256, 1000, 512, 500000.0f, 1e-6f, false, false, false,
-     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f},
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_OLMO2, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
     {"phi3-test", "phi3", 128, 2, 4, 2, 32, 256, 1064, 4096, 10000.0f, 1e-5f, false, false, false,
-     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f, 0.0f},
+     VOCAB_BPE_PHI3, "default", -1, ENC_NONE, 0, false, FAM_PHI3, 0, 0, 0.0f, 0.0f, 512, 0.0f, 0.0f, 0, 0, 0, false, 0},
+    /* mixture of experts: Qwen3-30B-A3B's shape, its small look-alike, a
+     * Mixtral-style llama; and a small mistral3 (Ministral 3 naming) */
+    {"qwen3-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, false, false,
+     false, VOCAB_BPE_QWEN2, "qwen2", 151645, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f,
+     128, 8, 768, true, 0},
+    {"qwen3moe-tiny", "qwen3moe", 512, 4, 8, 4, 64, 1536, 1000, 4096, 1000000.0f, 1e-6f, false, false, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 8, 2, 256,
+     true, 0},
+    {"mixtral-tiny", "llama", 256, 2, 8, 2, 32, 384, 1000, 4096, 1000000.0f, 1e-5f, false, false, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 8, 2, 384,
+     false, 0},
+    {"qwen2moe-tiny", "qwen2moe", 256, 2, 4, 4, 64, 512, 1000, 4096, 1000000.0f, 1e-6f, true, false, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 8, 2, 128,
+     false, 512},
+    {"mistral3-test", "mistral3", 128, 2, 4, 2, 32, 256, 1000, 4096, 1000000.0f, 1e-5f, false, false, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
 };
 // clang-format on
 #define N_SHAPES (sizeof k_shapes / sizeof k_shapes[0])
@@ -261,6 +284,7 @@ typedef struct tensor_plan {
     hearth_dtype type;
     uint32_t n_dims;
     int64_t ne0, ne1;
+    int64_t ne2; /* > 0: a 3-D tensor [ne0, ne1 / ne2, ne2] (stacked experts) */
     fill_kind fill;
     bool fell_back; /* wanted type did not fit the row length */
 } tensor_plan;
@@ -392,6 +416,33 @@ static bool build_family_layer(const model_shape *s, hearth_dtype type, plan *p,
     return ok;
 }
 
+/* A layer's experts, in the converter's order: the router (kept F32, as
+ * llama-quantize does), then the stacked gate, down and up matrices. */
+static bool build_moe_ffn(const model_shape *s, hearth_dtype type, plan *p, int l) {
+    const int64_t E = s->dim, F = s->ffn_exp, NE = s->n_expert;
+    char n[64];
+    snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", l);
+    if (!plan_add(p, n, FILL_WEIGHT, HEARTH_F32, E, NE)) return false;
+    static const char *const names[] = {"ffn_gate_exps", "ffn_down_exps", "ffn_up_exps"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[i]);
+        if (!plan_add(p, n, FILL_WEIGHT, type, i == 1 ? F : E, (i == 1 ? E : F) * NE)) return false;
+        p->t[p->n - 1].ne2 = NE;
+    }
+    if (s->ffn_shexp) { /* qwen2moe: the shared expert's gate (a vector, F32) and SwiGLU */
+        const int64_t FS = s->ffn_shexp;
+        snprintf(n, sizeof n, "blk.%d.ffn_gate_inp_shexp.weight", l);
+        if (!plan_add(p, n, FILL_WEIGHT, HEARTH_F32, E, 1)) return false;
+        p->t[p->n - 1].n_dims = 1;
+        static const char *const sh[] = {"ffn_gate_shexp", "ffn_down_shexp", "ffn_up_shexp"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l, sh[i]);
+            if (!plan_add(p, n, FILL_WEIGHT, type, i == 1 ? FS : E, i == 1 ? E : FS)) return false;
+        }
+    }
+    return true;
+}
+
 /* Tensors in llama.cpp's order: token_embd, rope_freqs, blocks, output_norm, output. */
 static bool build_plan(const model_shape *s, hearth_dtype type, plan *p) {
     if (s->encoder) return build_encoder_plan(s, type, p);
@@ -426,7 +477,15 @@ static bool build_plan(const model_shape *s, hearth_dtype type, plan *p) {
             ADD("attn_v.bias", FILL_BIAS, KV, 1);
         }
         ADD("attn_output.weight", FILL_WEIGHT, Q, E);
+        if (s->qk_norm) {
+            ADD("attn_k_norm.weight", FILL_NORM, s->head_dim, 1);
+            ADD("attn_q_norm.weight", FILL_NORM, s->head_dim, 1);
+        }
         ADD("ffn_norm.weight", FILL_NORM, E, 1);
+        if (s->n_expert) {
+            ok = ok && build_moe_ffn(s, type, p, l);
+            continue;
+        }
         ADD("ffn_gate.weight", FILL_WEIGHT, E, s->ffn);
         ADD("ffn_up.weight", FILL_WEIGHT, E, s->ffn);
         ADD("ffn_down.weight", FILL_WEIGHT, s->ffn, E);
@@ -957,10 +1016,10 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
     o->out_path = o->vocab_path = NULL;
     o->seed = 42;
     o->threads = 0;
-    char shapes[512], types[256];
+    char shapes[800], types[256];
     shape_list(shapes, sizeof shapes);
     type_list(types, sizeof types);
-    char shape_help[600], type_help[320], desc[2048];
+    char shape_help[900], type_help[320], desc[2400];
     snprintf(shape_help, sizeof shape_help, "model shape: %s", shapes);
     snprintf(type_help, sizeof type_help, "weight type: %s", types);
     snprintf(
@@ -975,7 +1034,10 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "bert-rerank-test (a classification head, rank pooling).\n"
         "Gemma, Phi-3, Granite, OLMo 2 (generated BPE with their special tokens): gemma2-2b, gemma3-1b,\n"
         "phi3-mini, granite3-2b, olmo2-1b, and the small test look-alikes gemma2-test, gemma3-test,\n"
-        "phi3-test (LongRoPE factors), granite-test, olmo2-test.");
+        "phi3-test (LongRoPE factors), granite-test, olmo2-test.\n"
+        "Mixture of experts: qwen3-30b-a3b (128 experts, 8 active), qwen3moe-tiny (dim 512, 8 experts,\n"
+        "2 active), mixtral-tiny (llama with 8 experts, 2 active), qwen2moe-tiny (a gated shared\n"
+        "expert); mistral3-test (Ministral 3 naming).");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
@@ -1111,6 +1173,12 @@ static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hear
         ARCH_F32("attention.scale", s->attn_scale);
         ARCH_F32("logit_scale", 8.0f);
     }
+    if (s->n_expert) {
+        ARCH_U32("expert_count", s->n_expert);
+        ARCH_U32("expert_used_count", s->n_expert_used);
+        if (strcmp(s->arch, "llama")) ARCH_U32("expert_feed_forward_length", s->ffn_exp);
+        if (s->ffn_shexp) ARCH_U32("expert_shared_feed_forward_length", s->ffn_shexp);
+    }
     if (s->longrope_orig) { /* the converter's attention factor for LongRoPE */
         ARCH_U32("rope.scaling.original_context_length", s->longrope_orig);
         ARCH_F32("rope.scaling.attn_factor",
@@ -1132,9 +1200,11 @@ static bool mkmodel_add_tensors(hearth_gguf_writer *w, const plan *p, hearth_dty
     *n_params = 0;
     for (int i = 0; i < p->n; i++) {
         const tensor_plan *tp = &p->t[i];
-        uint64_t ne[2] = {(uint64_t)tp->ne0, (uint64_t)tp->ne1};
-        if (hearth_gguf_writer_add_tensor(w, tp->name, tp->type, tp->n_dims, ne, err)) return false;
-        *n_params += ne[0] * ne[1];
+        uint64_t ne[3] = {(uint64_t)tp->ne0, (uint64_t)tp->ne1, 1};
+        if (tp->ne2 > 0) ne[1] /= (uint64_t)tp->ne2, ne[2] = (uint64_t)tp->ne2;
+        if (hearth_gguf_writer_add_tensor(w, tp->name, tp->type, tp->ne2 > 0 ? 3 : tp->n_dims, ne, err))
+            return false;
+        *n_params += ne[0] * ne[1] * ne[2];
         if (tp->fell_back) {
             n_fallback++;
             fb_used[tp->type] = true;

@@ -22,6 +22,7 @@
 #include "core/grow.h"
 #include "cpu_attn.h"
 #include "cpu_features.h"
+#include "cpu_moe.h"
 #include "cpu_quants.h"
 #include "threadpool.h"
 
@@ -916,6 +917,9 @@ static const hearth_backend_ops cpu_ops = {
     .scale_cap = cpu_scale_cap,
     .attention_ext = cpu_attention_ext,
     .get_rows_f32 = cpu_get_rows_f32,
+    .moe_route = hearth_cpu_moe_route,
+    .moe_matmul = hearth_cpu_moe_matmul,
+    .moe_combine = hearth_cpu_moe_combine,
     .synchronize = cpu_synchronize,
 };
 

@@ -26,6 +26,8 @@
  * score scale, each block's output before the residual add, 1 / logits);
  * OLMo 2 has no pre-norms (Q/K/V and the FFN read x itself), RMS-norms Q and
  * K over all heads at once, and post-norms both outputs as Gemma does.
+ * A layer with experts (qwen3moe, Mixtral) replaces the FFN by the
+ * mixture-of-experts block of forward_moe.c.
  * Every step is one backend op; nothing here touches device memory directly.
  *
  * Partial offload: each layer runs on its model-assigned backend, and every
@@ -35,6 +37,7 @@
  * live on the layer's backend.
  */
 #include "forward.h"
+#include "forward_moe.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,6 +58,8 @@ typedef struct act_set {
     hearth_tensor gate; /* [n, n_ff] */
     hearth_tensor up;   /* [n, n_ff] */
     hearth_tensor proj; /* projection back to n_embd, [n, n_embd] */
+
+    hearth_moe_bufs moe; /* MoE layers' buffers (forward_moe.h), zeroed for dense models */
 } act_set;
 
 enum { MAX_BACKENDS = 4 };
@@ -106,7 +111,8 @@ static act_set *set_for(hearth_forward *f, hearth_backend *be, hearth_error *err
         alloc_act(f, a, &a->q, Q, err) || alloc_act(f, a, &a->k, KV, err) ||
         alloc_act(f, a, &a->v, KV, err) || alloc_act(f, a, &a->att, Q, err) ||
         alloc_act(f, a, &a->gate, hp->n_ff, err) || alloc_act(f, a, &a->up, hp->n_ff, err) ||
-        alloc_act(f, a, &a->proj, hp->n_embd, err))
+        alloc_act(f, a, &a->proj, hp->n_embd, err) ||
+        hearth_moe_bufs_alloc(be, hp, f->max_tokens, &a->moe, err))
         return NULL;
     return a;
 }
@@ -176,6 +182,7 @@ void hearth_forward_free(hearth_forward *f) {
         hearth_tensor *acts[] = {&a->x, &a->h, &a->q, &a->k, &a->v, &a->att, &a->gate, &a->up, &a->proj};
         for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
             if (acts[i]->data) a->be->ops->dealloc(a->be, acts[i]->data);
+        hearth_moe_bufs_free(a->be, &a->moe);
     }
     if (f->logits.data) f->out_be->ops->dealloc(f->out_be, f->logits.data);
     if (f->ids_dev) f->out_be->ops->dealloc(f->out_be, f->ids_dev);
@@ -325,6 +332,13 @@ static void move_x(hearth_forward *f, act_set *from, act_set *to, int n) {
 static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, int32_t *ids_out,
                         float *hidden_out, hearth_error *err);
 
+/* x = the ubatch's token embeddings (times embd_scale when the model has one). */
+static void embed_tokens(const hearth_model *m, act_set *a, const hearth_ubatch *ub) {
+    hearth_tensor x = rows(&a->x, ub->n_tokens);
+    a->be->ops->get_rows(a->be, &m->token_embd, ub->tokens, ub->n_tokens, &x);
+    if (m->hp.embd_scale != 0) a->be->ops->scale_cap(a->be, &x, m->hp.embd_scale, 0.0f, &x);
+}
+
 int hearth_forward_run(hearth_forward *f, const hearth_ubatch *ub, float *logits_out, hearth_error *err) {
     return forward_pass(f, ub, logits_out, NULL, NULL, err);
 }
@@ -385,11 +399,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
 
     /* ---- token embeddings */
     act_set *a = set_for(f, m->embd_be, err), *next;
-    {
-        hearth_tensor x = rows(&a->x, n);
-        a->be->ops->get_rows(a->be, &m->token_embd, ub->tokens, n, &x);
-        if (hp->embd_scale != 0) a->be->ops->scale_cap(a->be, &x, hp->embd_scale, 0.0f, &x);
-    }
+    embed_tokens(m, a, ub);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const hearth_layer *L = &m->layers[l];
@@ -444,6 +454,10 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
 
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
         if (L->ffn_norm.data) op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
+        if (L->ffn_gate_inp.data) { /* mixture of experts (forward_moe.c): x += moe(h) */
+            if ((st = hearth_moe_ffn(be, hp, L, &h, n, &a->moe, &proj, &x, err))) return st;
+            continue;
+        }
         {
             const hearth_tensor *w2[2] = {&L->w_gate, &L->w_up}, *b2[2] = {NULL, NULL};
             hearth_tensor *o2[2] = {&gate, &up};

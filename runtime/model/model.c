@@ -15,6 +15,7 @@
 #include "backends/backend_impl.h"
 #include "core/grow.h"
 #include "core/hash.h"
+#include "forward_moe.h"
 
 /* ------------------------------------------------------------ architectures */
 
@@ -30,6 +31,9 @@ static const hearth_arch_info arch_table[HEARTH_ARCH_COUNT] = {
     [HEARTH_ARCH_GRANITE] = {"granite", false, false, HEARTH_ROPE_NORM, false, false, false, false, true,
                              false},
     [HEARTH_ARCH_OLMO2] = {"olmo2", false, true, HEARTH_ROPE_NEOX, false, false, false, false, false, true},
+    [HEARTH_ARCH_QWEN3MOE] = {"qwen3moe", false, true, HEARTH_ROPE_NEOX, false, false},
+    [HEARTH_ARCH_MISTRAL3] = {"mistral3", false, false, HEARTH_ROPE_NORM, false, false},
+    [HEARTH_ARCH_QWEN2MOE] = {"qwen2moe", true, false, HEARTH_ROPE_NEOX, false, false},
 };
 
 const char *hearth_pooling_name(int pooling) {
@@ -42,8 +46,10 @@ const hearth_arch_info *hearth_arch_get(hearth_arch a) {
 }
 
 const char *hearth_arch_supported_list(void) {
-    return "llama (Llama 2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3, gemma2, gemma3 (text), phi3 (Phi-3, "
-           "Phi-4), granite (Granite 3 dense), olmo2; embedding models: bert, nomic-bert";
+    return "llama (Llama 2/3, Mistral, Mixtral, TinyLlama, SmolLM), qwen2, qwen2moe, qwen3, qwen3moe, "
+           "gemma2, gemma3 "
+           "(text), phi3 (Phi-3, Phi-4), granite (Granite 3 dense), olmo2, mistral3 (Ministral 3 text); "
+           "embedding models: bert, nomic-bert";
 }
 
 static const char *base_name(const char *path) {
@@ -111,6 +117,63 @@ static void read_family_hparams(const hearth_gguf *g, const char *arch, hearth_a
         hp->rope_freq_scale_swa = 1.0f;
     }
     get_arch_f32(g, arch, "rope.freq_base_swa", &hp->rope_freq_base_swa);
+}
+
+/* Experts (llama.cpp's keys): {arch}.expert_count / expert_used_count, for
+ * qwen3moe (required there) and the llama-block architectures (Mixtral);
+ * qwen3moe's expert width expert_feed_forward_length (else n_ff / used),
+ * the others' n_ff. Other architectures' expert keys are refused: their MoE
+ * variants (granitemoe, phimoe, ...) are architectures of their own. Both
+ * route by softmax then top-k, renormalised, as llama.cpp hard-codes for
+ * them; expert_weights_scale / _norm / gating_func are not read (llama.cpp
+ * does not read them for these architectures either). mistral3's attention
+ * temperature scaling (Llama 4 style) is refused. */
+static hearth_status read_moe_hparams(const hearth_gguf *g, const char *arch, hearth_arch a,
+                                      hearth_hparams *hp, const char *file, hearth_error *err) {
+    uint32_t v;
+    float f;
+    if (a == HEARTH_ARCH_MISTRAL3 && get_arch_f32(g, arch, "attention.temperature_scale", &f) && f != 0)
+        return hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "%s: mistral3 with attention temperature scaling (%s.attention.temperature_scale) "
+            "is not supported yet",
+            file, arch);
+    if (get_arch_u32(g, arch, "expert_count", &v)) hp->n_expert = (int)v;
+    if (get_arch_u32(g, arch, "expert_used_count", &v)) hp->n_expert_used = (int)v;
+    const bool moe_arch = a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_LLAMA || a == HEARTH_ARCH_MISTRAL3 ||
+                          a == HEARTH_ARCH_QWEN2MOE;
+    if (hp->n_expert > 0 && !moe_arch)
+        return hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "%s: %s with experts (%s.expert_count = %d) is not supported; mixture-of-experts "
+            "models supported: qwen3moe, llama / mistral3 with experts (Mixtral)",
+            file, arch, arch, hp->n_expert);
+    if ((a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_QWEN2MOE) &&
+        (hp->n_expert <= 0 || hp->n_expert_used <= 0))
+        return hearth_error_set(err, HEARTH_ERR_FORMAT, "%s: %s needs %s.expert_count and expert_used_count",
+                                file, arch, arch);
+    if (hp->n_expert <= 0) {
+        hp->n_expert = hp->n_expert_used = 0;
+        return HEARTH_OK;
+    }
+    if (hp->n_expert > 1024 || hp->n_expert_used <= 0 || hp->n_expert_used > hp->n_expert ||
+        hp->n_expert_used > 64)
+        return hearth_error_set(
+            err, HEARTH_ERR_FORMAT,
+            "%s: %s.expert_used_count = %d with expert_count = %d is out of range (1..min(64, "
+            "experts), at most 1024 experts)",
+            file, arch, hp->n_expert_used, hp->n_expert);
+    hp->n_ff_exp = hp->n_ff;
+    hp->expert_norm = a != HEARTH_ARCH_QWEN2MOE; /* llama.cpp: qwen2moe's weights are the plain softmax */
+    if (a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_QWEN2MOE) {
+        hp->n_ff_exp = hp->n_ff / hp->n_expert_used;
+        if (get_arch_u32(g, arch, "expert_feed_forward_length", &v) && v > 0) hp->n_ff_exp = (int)v;
+    }
+    if (a == HEARTH_ARCH_QWEN2MOE) {
+        hp->n_ff_shexp = hp->n_ff;
+        if (get_arch_u32(g, arch, "expert_shared_feed_forward_length", &v) && v > 0) hp->n_ff_shexp = (int)v;
+    }
+    return HEARTH_OK;
 }
 
 hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, hearth_hparams *hp,
@@ -194,6 +257,7 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
                                 hearth_str_copy(st, t, sizeof t));
     }
     read_family_hparams(g, arch, (hearth_arch)a, hp);
+    if (read_moe_hparams(g, arch, (hearth_arch)a, hp, file, err)) return err ? err->code : HEARTH_ERR_FORMAT;
     if (a == HEARTH_ARCH_OLMO2 && hp->n_swa > 0)
         return hearth_error_set(
             err, HEARTH_ERR_UNSUPPORTED,
@@ -308,8 +372,9 @@ static bool can_run(const hearth_model *m, hearth_backend *b, const char *name) 
     return !t || b->ops->supports_type(b, t->type);
 }
 
-static const char *const layer_matrices[] = {"attn_q",      "attn_k",   "attn_v", "attn_qkv",
-                                             "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+static const char *const layer_matrices[] = {"attn_q",       "attn_k",        "attn_v",      "attn_qkv",
+                                             "attn_output",  "ffn_gate",      "ffn_up",      "ffn_down",
+                                             "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
 
 /* The first weight type of layer l that `b` cannot run, or -1. */
 static int layer_missing_type(const hearth_model *m, hearth_backend *b, int l) {
@@ -396,7 +461,7 @@ static void place_layers(hearth_model *m, int gpu_layers) {
         fit = layers_that_fit(m, dev, &avail);
         if (fit < want) want = fit;
     }
-    int missing = -1;
+    int missing = -1, moe_host = 0;
     m->n_device_layers = 0;
     for (int l = 0; l < n; l++) {
         hearth_backend *b = l < want ? dev : host;
@@ -406,6 +471,8 @@ static void place_layers(hearth_model *m, int gpu_layers) {
                 b = host;
                 missing = t;
             }
+            if (!dop->moe_route && m->hp.n_expert > 0 && hearth_moe_layer(m->gguf, l))
+                moe_host++; /* see model.h */
         }
         m->layer_be[l] = b;
         if (b == dev) m->n_device_layers++;
@@ -428,6 +495,13 @@ static void place_layers(hearth_model *m, int gpu_layers) {
         snprintf(m->plan + len, sizeof m->plan - len, " (%s runs on the cpu: this device backend lacks %s)",
                  m->arch_info->name,
                  m->arch_info->gemma ? "the gelu_mul, scale_cap and attention_ext ops" : "the scale_cap op");
+    }
+    if (moe_host) {
+        size_t len = strlen(m->plan);
+        snprintf(m->plan + len, sizeof m->plan - len,
+                 " (%d mixture-of-experts layer%s: routing and the weighted sum on the host, the device "
+                 "lacks the moe ops; the experts' matmuls run on the device)",
+                 moe_host, moe_host == 1 ? "" : "s");
     }
     if (fit < n) {
         size_t len = strlen(m->plan);
@@ -514,6 +588,44 @@ static hearth_status load_encoder(loader *L, int gpu_layers) {
 #undef TL
     }
 #undef T
+    return HEARTH_OK;
+}
+
+/* A MoE model: at least one layer has experts (qwen3moe: all), no layer has
+ * the shared-expert or bias tensors Hearth would not read, and mistral3's
+ * attention output bias is refused as well. Then the active counts: all but
+ * the (n_expert - n_expert_used) unused experts' share of the expert tensors. */
+static hearth_status check_moe_layers(loader *L) {
+    hearth_model *m = L->m;
+    const hearth_hparams *hp = &m->hp;
+    m->n_params_active = m->n_params;
+    m->active_bytes = m->weight_bytes;
+    static const char *const unread[] = {"ffn_gate_shexp.weight", "ffn_up_shexp.weight",
+                                         "ffn_down_shexp.weight", "ffn_gate_inp_shexp.weight",
+                                         "exp_probs_b.bias",      "attn_output.bias"};
+    for (int l = 0; l < hp->n_layer; l++)
+        for (size_t i = hp->n_ff_shexp > 0 ? 4 : 0; i < sizeof unread / sizeof unread[0]; i++) {
+            char n[96];
+            snprintf(n, sizeof n, "blk.%d.%s", l, unread[i]);
+            if (hearth_gguf_find_tensor(m->gguf, n))
+                return hearth_error_set(L->err, HEARTH_ERR_UNSUPPORTED,
+                                        "%s: tensor %s (%s) is not supported yet", L->file, n,
+                                        i < 4    ? "shared experts"
+                                        : i == 4 ? "expert selection bias"
+                                                 : "bias");
+        }
+    if (hp->n_expert <= 0) return HEARTH_OK;
+    int n_moe = 0;
+    for (int l = 0; l < hp->n_layer; l++)
+        n_moe += m->layers[l].ffn_gate_inp.data != NULL;
+    uint64_t up, ub;
+    hearth_moe_unused(m->gguf, hp->n_expert, hp->n_expert_used, &up, &ub);
+    m->n_params_active -= up;
+    m->active_bytes -= ub;
+    if (n_moe == 0)
+        return hearth_error_set(L->err, HEARTH_ERR_FORMAT,
+                                "%s: expert_count = %d but no layer has experts (blk.N.ffn_gate_inp.weight)",
+                                L->file, hp->n_expert);
     return HEARTH_OK;
 }
 
@@ -645,11 +757,26 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
             gu = ly->w_up;
             ly->w_gate = weight_rows(&gu, 0, F);
             ly->w_up = weight_rows(&gu, F, F);
+        } else if (hp->n_expert > 0 && hearth_moe_layer(m->gguf, l)) { /* see model.h */
+            const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
+            T(ffn_gate_inp, "ffn_gate_inp.weight", E, NE, false, false);
+            T(ffn_gate_exps, "ffn_gate_exps.weight", E, FE * NE, false, false);
+            T(ffn_up_exps, "ffn_up_exps.weight", E, FE * NE, false, false);
+            T(ffn_down_exps, "ffn_down_exps.weight", FE, E * NE, false, false);
+            if (hp->n_ff_shexp > 0) { /* qwen2moe's shared expert */
+                const int64_t FS = hp->n_ff_shexp;
+                T(ffn_gate_inp_shexp, "ffn_gate_inp_shexp.weight", E, 1, false, false);
+                T(ffn_gate_shexp, "ffn_gate_shexp.weight", E, FS, false, false);
+                T(ffn_up_shexp, "ffn_up_shexp.weight", E, FS, false, false);
+                T(ffn_down_shexp, "ffn_down_shexp.weight", FS, E, false, false);
+            }
         } else {
             T(w_gate, "ffn_gate.weight", E, F, false, false);
             T(w_up, "ffn_up.weight", E, F, false, false);
         }
-        T(w_down, "ffn_down.weight", F, E, false, false);
+        if (!ly->ffn_gate_inp.data) {
+            T(w_down, "ffn_down.weight", F, E, false, false);
+        }
         if (ai->gemma || ai->post_only) {
             T(attn_post_norm, "post_attention_norm.weight", E, 1, false, true);
             T(ffn_post_norm, "post_ffw_norm.weight", E, 1, false, true);
@@ -657,6 +784,7 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
         }
 #undef T
     }
+    if (check_moe_layers(&L)) goto fail;
     compute_fingerprint(m);
     /* weights read straight from the mapping: fault them in now, not during the first prompt */
     if (m->n_device_layers < hp->n_layer || !m->backend->host) hearth_gguf_prefetch(m->gguf);

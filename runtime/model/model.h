@@ -7,7 +7,10 @@
  * (flagged `fused`: fused QKV and gate|up weights, seen as views of the
  * separate matrices), granite (flagged `scaled`: its multipliers) and olmo2
  * (flagged `post_only`: post-norms, whole-vector Q/K norms; standard ops, so
- * it runs on every backend) -- one forward pass serves them all. The Gemma layers
+ * it runs on every backend), qwen3moe and the MoE layers of llama / mistral3
+ * (Mixtral; forward_moe.c: through the optional moe_* ops, or on a device
+ * backend without them the host-assisted path, which `plan` names) -- one
+ * forward pass serves them all. The Gemma layers
  * and granite need optional ops (gelu_mul, scale_cap, attention_ext: the CPU
  * and Vulkan backends have them, CUDA not yet): on a device backend without
  * them these models are placed on its host CPU backend, and `plan` says so. phi3's views are pointer offsets into the fused weight, which
@@ -50,6 +53,9 @@ typedef enum hearth_arch {
     HEARTH_ARCH_PHI3,       /* fused attn_qkv and ffn_up (gate|up), LongRoPE factors */
     HEARTH_ARCH_GRANITE,    /* llama block with embedding / residual / attention / logit multipliers */
     HEARTH_ARCH_OLMO2,      /* no pre-norms: post-norms, Q/K RMS norms over all heads at once */
+    HEARTH_ARCH_QWEN3MOE,   /* qwen3 attention, mixture-of-experts FFN (forward_moe.c) */
+    HEARTH_ARCH_MISTRAL3,   /* Ministral 3 / Mistral 3 text: the llama block under its own name */
+    HEARTH_ARCH_QWEN2MOE,   /* qwen2 attention, MoE (weights not renormalised) + a gated shared expert */
     HEARTH_ARCH_COUNT
 } hearth_arch;
 
@@ -111,6 +117,14 @@ typedef struct hearth_hparams {
     /* phi3 LongRoPE: rope_factors_long / _short chosen by the context size */
     int n_ctx_orig;         /* rope.scaling.original_context_length, else n_ctx_train */
     float rope_attn_factor; /* rope.scaling.attn_factor, else 1 */
+    /* mixture of experts (qwen3moe; llama / mistral3 with expert_count, e.g.
+     * Mixtral): 0 experts = a dense FFN. Routing is softmax over the router's
+     * logits, the top n_expert_used kept and renormalised to sum 1 (what
+     * llama.cpp does for these architectures). */
+    int n_expert, n_expert_used;
+    int n_ff_exp;     /* one expert's FFN width: expert_feed_forward_length (qwen3moe), else n_ff */
+    bool expert_norm; /* renormalise the top-k weights (all but qwen2moe) */
+    int n_ff_shexp;   /* qwen2moe: the shared expert's width (expert_shared_feed_forward_length, else n_ff) */
 } hearth_hparams;
 
 typedef struct hearth_layer {
@@ -132,6 +146,14 @@ typedef struct hearth_layer {
      * each residual add); swa: this layer attends through the sliding window */
     hearth_tensor attn_post_norm, ffn_post_norm;
     bool swa;
+    /* MoE (data NULL for a dense layer): router [n_embd -> n_expert]; the
+     * experts' gate/up [n_embd -> n_ff_exp] and down [n_ff_exp -> n_embd]
+     * matrices stacked, expert e's rows at [e * rows, (e + 1) * rows) (the
+     * GGUF's 3-D tensors seen as 2-D) */
+    hearth_tensor ffn_gate_inp, ffn_gate_exps, ffn_up_exps, ffn_down_exps;
+    /* qwen2moe's shared expert (data NULL when absent): its gate [n_embd -> 1]
+     * (sigmoid(h . g) scales its output), and its SwiGLU matrices */
+    hearth_tensor ffn_gate_inp_shexp, ffn_gate_shexp, ffn_up_shexp, ffn_down_shexp;
 } hearth_layer;
 
 typedef struct hearth_model_alloc {
@@ -169,6 +191,9 @@ typedef struct hearth_model {
     hearth_layer *layers; /* [n_layer] */
     uint64_t n_params;
     uint64_t weight_bytes;
+    /* what one token reads: all but the unused experts (= n_params /
+     * weight_bytes for a dense model) */
+    uint64_t n_params_active, active_bytes;
     hearth_model_alloc *owned; /* backend allocations to release */
     int n_owned;
     size_t cap_owned;     /* elements allocated in owned */

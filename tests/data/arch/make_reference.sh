@@ -32,3 +32,8 @@ ref phi3-test-short phi3-test 256
 ref phi3-test-long phi3-test 1024
 ref granite-test granite-test 256
 ref olmo2-test olmo2-test 256
+# mixture of experts (issue 15, MoE part) and the mistral3 naming
+ref qwen3moe-tiny qwen3moe-tiny 256
+ref mixtral-tiny mixtral-tiny 256
+ref mistral3-test mistral3-test 256
+ref qwen2moe-tiny qwen2moe-tiny 256

@@ -1,6 +1,7 @@
 /*
- * test_arch_parity.c - Gemma 2, Gemma 3, Phi-3, Granite and OLMo 2 against
- * native llama.cpp.
+ * test_arch_parity.c - Gemma 2, Gemma 3, Phi-3, Granite, OLMo 2, Qwen3-MoE,
+ * Mixtral-style llama MoE, Qwen2-MoE (a gated shared expert, weights not
+ * renormalised) and mistral3 against native llama.cpp.
  *
  * Each case regenerates a small look-alike with `hearth mkmodel` (F32, seed
  * 42: gemma2-test, gemma3-test, phi3-test, granite-test, olmo2-test) and
@@ -45,6 +46,11 @@ static const arch_case k_cases[] = {
     {"phi3-test-long.json", "phi3-test", 1024, "<|end|>"},
     {"granite-test.json", "granite-test", 256, "<|end_of_text|>"},
     {"olmo2-test.json", "olmo2-test", 256, "<|endoftext|>"},
+    /* mixture of experts (forward_moe.c) and the mistral3 naming */
+    {"qwen3moe-tiny.json", "qwen3moe-tiny", 256, "<|endoftext|>"},
+    {"mixtral-tiny.json", "mixtral-tiny", 256, "<|endoftext|>"},
+    {"qwen2moe-tiny.json", "qwen2moe-tiny", 256, "<|endoftext|>"},
+    {"mistral3-test.json", "mistral3-test", 256, "<|endoftext|>"},
 };
 
 enum { MAX_PROMPT = 128, MAX_GEN = 16, TOP = 10 };

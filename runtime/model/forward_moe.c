@@ -1,0 +1,261 @@
+/*
+ * forward_moe.c - the mixture-of-experts FFN block (see forward_moe.h).
+ */
+#include "forward_moe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend_impl.h"
+
+static hearth_status alloc_f32(hearth_backend *be, int64_t ne0, int64_t ne1, hearth_tensor *t,
+                               hearth_error *err) {
+    void *p = be->ops->alloc(be, (size_t)ne0 * (size_t)ne1 * sizeof(float), err);
+    if (!p) return err ? err->code : HEARTH_ERR_NOMEM;
+    *t = hearth_tensor_2d(HEARTH_F32, ne0, ne1, p);
+    return HEARTH_OK;
+}
+
+static hearth_status alloc_host_path(hearth_backend *be, const hearth_hparams *hp, int64_t n,
+                                     hearth_moe_bufs *out, hearth_error *err) {
+    const size_t k = (size_t)hp->n_expert_used, E = (size_t)hp->n_embd, nn = (size_t)n;
+    out->host_path = true;
+    if (!be->host)
+        return hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "mixture of experts: this backend has neither the moe ops nor a host CPU backend");
+    if (alloc_f32(be, hp->n_embd, n * (int64_t)k, &out->xs, err)) return err ? err->code : HEARTH_ERR_NOMEM;
+    out->h_logits = malloc(nn * (size_t)hp->n_expert * sizeof(float));
+    out->h_weights = malloc(nn * k * sizeof(float));
+    out->h_down = malloc(nn * k * E * sizeof(float));
+    out->h_out = malloc(nn * E * sizeof(float));
+    out->h_ids = malloc(nn * k * sizeof(int32_t));
+    out->order = malloc(nn * k * sizeof(int32_t));
+    out->inv = malloc(nn * k * sizeof(int32_t));
+    out->xrows = malloc(nn * k * sizeof(int32_t));
+    out->start = malloc(((size_t)hp->n_expert + 2) * sizeof(int64_t));
+    if (!out->h_logits || !out->h_weights || !out->h_down || !out->h_out || !out->h_ids || !out->order ||
+        !out->inv || !out->xrows || !out->start)
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory (mixture-of-experts buffers)");
+    return HEARTH_OK;
+}
+
+hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp, int max_tokens,
+                                    hearth_moe_bufs *out, hearth_error *err) {
+    memset(out, 0, sizeof *out);
+    if (hp->n_expert <= 0) return HEARTH_OK;
+    const int64_t n = max_tokens, k = hp->n_expert_used;
+    if (alloc_f32(be, hp->n_expert, n, &out->logits, err) || alloc_f32(be, k, n, &out->weights, err) ||
+        alloc_f32(be, hp->n_ff_exp, n * k, &out->gate, err) ||
+        alloc_f32(be, hp->n_ff_exp, n * k, &out->up, err) ||
+        alloc_f32(be, hp->n_embd, n * k, &out->down, err))
+        return err ? err->code : HEARTH_ERR_NOMEM;
+    if (hp->n_ff_shexp > 0) { /* qwen2moe's shared expert */
+        if (alloc_f32(be, 1, n, &out->sh_logit, err) || alloc_f32(be, 1, n, &out->sh_w, err) ||
+            alloc_f32(be, hp->n_ff_shexp, n, &out->sh_gate, err) ||
+            alloc_f32(be, hp->n_ff_shexp, n, &out->sh_up, err) ||
+            alloc_f32(be, hp->n_embd, n, &out->sh_out, err))
+            return err ? err->code : HEARTH_ERR_NOMEM;
+        out->h_sg = malloc((size_t)n * sizeof(float));
+        out->h_shout = malloc((size_t)n * (size_t)hp->n_embd * sizeof(float));
+        if (!out->h_sg || !out->h_shout) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    }
+    if (!be->ops->moe_route) return alloc_host_path(be, hp, n, out, err);
+    out->ids = be->ops->alloc(be, (size_t)(n * k) * sizeof(int32_t), err);
+    return out->ids ? HEARTH_OK : (err ? err->code : HEARTH_ERR_NOMEM);
+}
+
+void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b) {
+    hearth_tensor *ts[] = {&b->logits,   &b->weights, &b->gate,    &b->up,    &b->down,  &b->xs,
+                           &b->sh_logit, &b->sh_w,    &b->sh_gate, &b->sh_up, &b->sh_out};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        if (ts[i]->data) be->ops->dealloc(be, ts[i]->data);
+    if (b->ids) be->ops->dealloc(be, b->ids);
+    void *host[] = {b->h_logits, b->h_weights, b->h_down, b->h_out, b->h_ids,  b->order,
+                    b->inv,      b->xrows,     b->start,  b->h_sg,  b->h_shout};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
+        free(host[i]);
+    memset(b, 0, sizeof *b);
+}
+
+static inline hearth_tensor first_rows(const hearth_tensor *t, int64_t n) {
+    hearth_tensor v = *t;
+    v.ne1 = n;
+    return v;
+}
+
+/* Expert e's [ne0 -> rows] matrix inside the stacked weight. */
+static hearth_tensor expert_view(const hearth_tensor *w, int64_t e, int64_t rows) {
+    hearth_tensor v = *w;
+    v.data = (char *)w->data + (size_t)(e * rows) * w->nb1;
+    v.ne1 = rows;
+    return v;
+}
+
+/* Rows [r0, r0 + c) of an activation buffer. */
+static hearth_tensor row_block(const hearth_tensor *t, int64_t r0, int64_t c) {
+    hearth_tensor v = *t;
+    v.data = (char *)t->data + (size_t)r0 * t->nb1;
+    v.ne1 = c;
+    return v;
+}
+
+/* qwen2moe's shared expert, enqueued: sh_out = SwiGLU(h) [n, n_embd], and
+ * its gate logits h . g_sh [n, 1] on their way to B->h_sg (valid after the
+ * caller's synchronize). */
+static void shared_expert(hearth_backend *be, const hearth_layer *L, const hearth_tensor *h, int n,
+                          hearth_moe_bufs *B) {
+    const hearth_backend_ops *op = be->ops;
+    hearth_tensor sl = first_rows(&B->sh_logit, n), sg = first_rows(&B->sh_gate, n),
+                  su = first_rows(&B->sh_up, n), so = first_rows(&B->sh_out, n);
+    op->matmul(be, &L->ffn_gate_inp_shexp, h, NULL, &sl);
+    const hearth_tensor *w2[2] = {&L->ffn_gate_shexp, &L->ffn_up_shexp}, *b2[2] = {NULL, NULL};
+    hearth_tensor *o2[2] = {&sg, &su};
+    if (op->matmul_multi)
+        op->matmul_multi(be, 2, w2, h, b2, o2);
+    else
+        for (int i = 0; i < 2; i++)
+            op->matmul(be, w2[i], h, NULL, o2[i]);
+    op->silu_mul(be, &sg, &su, &sg);
+    op->matmul(be, &L->ffn_down_shexp, &sg, NULL, &so);
+    op->download(be, B->h_sg, sl.data, (size_t)n * sizeof(float));
+}
+
+static void sigmoid_rows(float *x, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+/* The host-assisted path (see forward_moe.h). */
+static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
+                                  const hearth_tensor *h, int n, hearth_moe_bufs *B, hearth_tensor *out,
+                                  hearth_tensor *x, hearth_error *err) {
+    const hearth_backend_ops *op = be->ops;
+    hearth_backend *host = be->host;
+    const int k = hp->n_expert_used, ne = hp->n_expert, slots = n * k;
+    const int64_t E = hp->n_embd, F = hp->n_ff_exp;
+    hearth_tensor logits = first_rows(&B->logits, n);
+    op->matmul(be, &L->ffn_gate_inp, h, NULL, &logits);
+    op->download(be, B->h_logits, logits.data, (size_t)n * (size_t)ne * sizeof(float));
+    hearth_status st = op->synchronize(be, err);
+    if (st) return st;
+    hearth_tensor hl = hearth_tensor_2d(HEARTH_F32, ne, n, B->h_logits),
+                  hw = hearth_tensor_2d(HEARTH_F32, k, n, B->h_weights);
+    host->ops->moe_route(host, &hl, k, hp->expert_norm, B->h_ids, &hw);
+    /* counting sort of the slots by expert: expert e's are order[start[e] .. start[e + 1]) */
+    int64_t *start = B->start;
+    memset(start, 0, ((size_t)ne + 2) * sizeof *start);
+    for (int s = 0; s < slots; s++)
+        start[B->h_ids[s] + 2]++;
+    for (int e = 0; e < ne; e++)
+        start[e + 2] += start[e + 1];
+    for (int s = 0; s < slots; s++) {
+        const int64_t pos = start[B->h_ids[s] + 1]++;
+        B->order[pos] = s;
+        B->inv[s] = (int32_t)pos;
+        B->xrows[pos] = s / k;
+    }
+    hearth_tensor xs = first_rows(&B->xs, slots);
+    op->get_rows_f32(be, h, B->xrows, slots, &xs);
+    hearth_tensor g = first_rows(&B->gate, slots), u = first_rows(&B->up, slots),
+                  d = first_rows(&B->down, slots);
+    for (int e = 0; e < ne; e++) {
+        const int64_t c = start[e + 1] - start[e];
+        if (c == 0) continue; /* nobody chose it: its weights are not read */
+        hearth_tensor xe = row_block(&xs, start[e], c), ge = row_block(&g, start[e], c),
+                      ue = row_block(&u, start[e], c);
+        hearth_tensor wg = expert_view(&L->ffn_gate_exps, e, F), wu = expert_view(&L->ffn_up_exps, e, F);
+        const hearth_tensor *w2[2] = {&wg, &wu}, *b2[2] = {NULL, NULL};
+        hearth_tensor *o2[2] = {&ge, &ue};
+        if (op->matmul_multi)
+            op->matmul_multi(be, 2, w2, &xe, b2, o2);
+        else
+            for (int i = 0; i < 2; i++)
+                op->matmul(be, w2[i], &xe, NULL, o2[i]);
+    }
+    op->silu_mul(be, &g, &u, &g); /* elementwise: the expert order does not matter */
+    for (int e = 0; e < ne; e++) {
+        const int64_t c = start[e + 1] - start[e];
+        if (c == 0) continue;
+        hearth_tensor ge = row_block(&g, start[e], c), de = row_block(&d, start[e], c);
+        hearth_tensor wd = expert_view(&L->ffn_down_exps, e, E);
+        op->matmul(be, &wd, &ge, NULL, &de);
+    }
+    const bool shared = L->ffn_gate_inp_shexp.data != NULL;
+    if (shared) {
+        shared_expert(be, L, h, n, B);
+        op->download(be, B->h_shout, B->sh_out.data, (size_t)n * (size_t)E * sizeof(float));
+    }
+    op->download(be, B->h_down, d.data, (size_t)slots * (size_t)E * sizeof(float));
+    if ((st = op->synchronize(be, err))) return st;
+    if (shared) sigmoid_rows(B->h_sg, n);
+    for (int t = 0; t < n; t++) { /* the weighted sum, choices in order as moe_combine */
+        float *o = B->h_out + (size_t)t * E;
+        for (int j = 0; j < k; j++) {
+            const float w = B->h_weights[t * k + j], *y = B->h_down + (size_t)B->inv[t * k + j] * E;
+            for (int64_t i = 0; i < E; i++)
+                o[i] = j ? o[i] + w * y[i] : w * y[i];
+        }
+        if (shared) /* + sigmoid(gate) x the shared expert, after the routed sum as llama.cpp */
+            for (int64_t i = 0; i < E; i++)
+                o[i] += B->h_sg[t] * B->h_shout[(size_t)t * E + i];
+    }
+    op->upload(be, out->data, B->h_out, (size_t)n * (size_t)E * sizeof(float));
+    op->add(be, x, out, x);
+    return HEARTH_OK;
+}
+
+hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
+                             const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
+                             hearth_tensor *x, hearth_error *err) {
+    if (bufs->host_path) return moe_ffn_host(be, hp, L, h, n, bufs, out, x, err);
+    const hearth_backend_ops *op = be->ops;
+    const int k = hp->n_expert_used;
+    hearth_tensor logits = first_rows(&bufs->logits, n), w = first_rows(&bufs->weights, n),
+                  g = first_rows(&bufs->gate, (int64_t)n * k), u = first_rows(&bufs->up, (int64_t)n * k),
+                  d = first_rows(&bufs->down, (int64_t)n * k);
+    op->matmul(be, &L->ffn_gate_inp, h, NULL, &logits);
+    op->moe_route(be, &logits, k, hp->expert_norm, bufs->ids, &w);
+    const hearth_tensor *w2[2] = {&L->ffn_gate_exps, &L->ffn_up_exps};
+    hearth_tensor *o2[2] = {&g, &u};
+    op->moe_matmul(be, 2, w2, h, bufs->ids, k, o2);
+    op->silu_mul(be, &g, &u, &g);
+    const hearth_tensor *w1[1] = {&L->ffn_down_exps};
+    hearth_tensor *o1[1] = {&d};
+    op->moe_matmul(be, 1, w1, &g, bufs->ids, k, o1);
+    op->moe_combine(be, &d, &w, k, out);
+    if (L->ffn_gate_inp_shexp.data) { /* out += sigmoid(h . g_sh) * shared(h) */
+        shared_expert(be, L, h, n, bufs);
+        hearth_status st = op->synchronize(be, err);
+        if (st) return st;
+        sigmoid_rows(bufs->h_sg, n);
+        hearth_tensor sw = first_rows(&bufs->sh_w, n), so = first_rows(&bufs->sh_out, n);
+        op->upload(be, sw.data, bufs->h_sg, (size_t)n * sizeof(float));
+        op->moe_combine(be, &so, &sw, 1, &so); /* one row per token: a per-row scale */
+        op->add(be, out, &so, out);
+    }
+    op->add(be, x, out, x);
+    return HEARTH_OK;
+}
+
+bool hearth_moe_layer(const hearth_gguf *g, int l) {
+    char name[64];
+    snprintf(name, sizeof name, "blk.%d.ffn_gate_inp.weight", l);
+    return hearth_gguf_find_tensor(g, name) != NULL;
+}
+
+void hearth_moe_unused(const hearth_gguf *g, int n_expert, int n_used, uint64_t *params, uint64_t *bytes) {
+    *params = *bytes = 0;
+    if (n_expert <= 0 || n_used >= n_expert) return;
+    const uint64_t unused = (uint64_t)(n_expert - n_used);
+    for (uint64_t i = 0; i < hearth_gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = hearth_gguf_tensor_at(g, i);
+        const size_t nl = t->name.len;
+        if (nl < 13 || memcmp(t->name.ptr + nl - 12, "_exps.weight", 12) || t->ne[2] != (uint64_t)n_expert)
+            continue;
+        *params += t->ne[0] * t->ne[1] * t->ne[2] / (uint64_t)n_expert * unused;
+        *bytes += t->nbytes / (uint64_t)n_expert * unused;
+    }
+}
