@@ -22,7 +22,8 @@ P2="1 73 110 275 104 101 257"
 P3="1 986 11 250 33 600 72 8 400 19 910 3 55 120 700 64 28 333 9 81"
 P4="1"
 for i in $(seq 1 44); do P4="$P4 $(((i * 37 + 11) % 900 + 20))"; done
-for t in iq2_xxs iq2_xs iq2_s iq3_xxs iq3_s iq1_s iq1_m; do
+# names are llama-quantize's file types (mixtures; IQ2_M is the one made mostly of IQ2_S)
+for t in iq2_xxs iq2_xs iq2_m iq3_xxs iq3_s iq1_s iq1_m; do
     T=$(echo "$t" | tr a-z A-Z)
     "$B/llama-quantize" --imatrix "$O/imatrix.gguf" "$O/tiny-f16.gguf" "$O/tiny-$t.gguf" "$T" 2 >/dev/null 2>&1
     {

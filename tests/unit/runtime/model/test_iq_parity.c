@@ -31,7 +31,12 @@
 #include "runtime/model/model.h"
 #include "test.h"
 
-static const char *const k_types[] = {"iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m"};
+/* llama-quantize's file types (mixtures: IQ2_M is mostly IQ2_S tensors, IQ3_XXS
+ * also holds IQ3_S and IQ2_S ones ...); together they hold all seven types. */
+static const char *const k_types[] = {"iq2_xxs", "iq2_xs", "iq2_m", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m"};
+static const hearth_dtype k_grid[] = {HEARTH_IQ2_XXS, HEARTH_IQ2_XS, HEARTH_IQ2_S, HEARTH_IQ3_XXS,
+                                      HEARTH_IQ3_S,   HEARTH_IQ1_S,  HEARTH_IQ1_M};
+static int g_seen[HEARTH_DTYPE_COUNT]; /* IQ tensors checked, per type */
 
 /* Both programs quantize activations to 8 bits; a value on a rounding edge in
  * one and not the other moves a logit (|logits| ~1 here) by up to ~1.5e-2
@@ -133,6 +138,7 @@ static void check_tensor(const hearth_gguf *g, const char *rec, int *n_checked) 
                (long long)(i * step), s_best, s_ref);
     }
     (*n_checked)++;
+    g_seen[t->type]++;
     free(act);
     free(x);
     free(y);
@@ -257,6 +263,11 @@ int main(void) {
     REQUIRE(be != NULL);
     for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++)
         check_type(be, src, k_types[i]);
+    for (size_t i = 0; i < sizeof k_grid / sizeof k_grid[0]; i++) {
+        CHECKF(g_seen[k_grid[i]] >= 3, "only %d %s tensors in the files", g_seen[k_grid[i]],
+               hearth_dtype_name(k_grid[i]));
+        printf("%-8s: %d tensors checked\n", hearth_dtype_name(k_grid[i]), g_seen[k_grid[i]]);
+    }
     hearth_backend_free(be);
     return test_summary("iq_parity");
 }
