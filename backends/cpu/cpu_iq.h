@@ -16,4 +16,9 @@
 /* Scalar kernel for one of the seven types; NULL for any other type. */
 hearth_vec_dot_fn hearth_cpu_vec_dot_iq_ref(hearth_dtype weight_type);
 
+/* AVX2 kernels (x86-64 builds only; callable only where AVX2 is usable, as
+ * every AVX2 kernel): NULL for any other type. Reached through
+ * hearth_cpu_vec_dot_avx2. NEON has none: aarch64 uses the scalar kernels. */
+hearth_vec_dot_fn hearth_cpu_vec_dot_iq_avx2(hearth_dtype weight_type);
+
 #endif
