@@ -16,6 +16,7 @@
  * Nothing here prints, allocates or exits.
  */
 #include "dtype.h"
+#include "dtype_iq.h"
 
 #include <assert.h>
 #include <float.h>
@@ -1030,14 +1031,18 @@ static const hearth_dtype_traits k_traits[HEARTH_DTYPE_COUNT] = {
     [HEARTH_Q8_K] = {"q8_K", false, QK_K, sizeof(block_q8_K), q8_K_to_float, q8_K_from_float, HEARTH_Q8_K},
     [HEARTH_IQ4_NL] = {"iq4_nl", true, QK4_NL, sizeof(block_iq4_nl), iq4_nl_to_float, iq4_nl_from_float, HEARTH_Q8_0},
     [HEARTH_IQ4_XS] = {"iq4_xs", true, QK_K, sizeof(block_iq4_xs), iq4_xs_to_float, iq4_xs_from_float, HEARTH_Q8_K},
+    /* Grid types (dtype_iq.c): read and multiplied, no quantizer (they need an
+     * importance matrix; llama-quantize makes them). */
+    [HEARTH_IQ2_XXS] = {"iq2_xxs", true, QK_K, sizeof(block_iq2_xxs), hearth_iq2_xxs_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ2_XS] = {"iq2_xs", true, QK_K, sizeof(block_iq2_xs), hearth_iq2_xs_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ2_S] = {"iq2_s", true, QK_K, sizeof(block_iq2_s), hearth_iq2_s_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ3_XXS] = {"iq3_xxs", true, QK_K, sizeof(block_iq3_xxs), hearth_iq3_xxs_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ3_S] = {"iq3_s", true, QK_K, sizeof(block_iq3_s), hearth_iq3_s_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ1_S] = {"iq1_s", true, QK_K, sizeof(block_iq1_s), hearth_iq1_s_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ1_M] = {"iq1_m", true, QK_K, sizeof(block_iq1_m), hearth_iq1_m_to_float, NULL, HEARTH_Q8_K},
     /* ggml types this build cannot load, named so a refusal can say which one. */
-    [16] = {"iq2_xxs", false, 0, 0, NULL, NULL, HEARTH_F32},
-    [17] = {"iq2_xs", false, 0, 0, NULL, NULL, HEARTH_F32},
-    [18] = {"iq3_xxs", false, 0, 0, NULL, NULL, HEARTH_F32},
-    [19] = {"iq1_s", false, 0, 0, NULL, NULL, HEARTH_F32},
-    [21] = {"iq3_s", false, 0, 0, NULL, NULL, HEARTH_F32},
-    [22] = {"iq2_s", false, 0, 0, NULL, NULL, HEARTH_F32},
-    [29] = {"iq1_m", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [34] = {"tq1_0", false, 0, 0, NULL, NULL, HEARTH_F32},
+    [35] = {"tq2_0", false, 0, 0, NULL, NULL, HEARTH_F32},
 };
 
 static const hearth_dtype_traits k_unknown = {"?", false, 1, 0, NULL, NULL, HEARTH_F32};
@@ -1077,7 +1082,7 @@ size_t hearth_dtype_row_size(hearth_dtype t, int64_t n) {
 
 const char *hearth_dtype_supported_list(void) {
     /* Must list exactly the known types (checked by tests/unit/core/test_dtype.c). */
-    return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs";
+    return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq2_xxs, iq2_xs, iq3_xxs, iq1_s, iq4_nl, iq3_s, iq2_s, iq4_xs, iq1_m";
 }
 
 void hearth_dequantize_row(hearth_dtype t, const void *src, float *dst, int64_t n) {

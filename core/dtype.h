@@ -30,8 +30,15 @@ typedef enum hearth_dtype {
     HEARTH_Q5_K = 13,
     HEARTH_Q6_K = 14,
     HEARTH_Q8_K = 15,
+    HEARTH_IQ2_XXS = 16, /* IQ2/IQ3/IQ1 layouts: core/dtype_iq.h */
+    HEARTH_IQ2_XS = 17,
+    HEARTH_IQ3_XXS = 18,
+    HEARTH_IQ1_S = 19,
     HEARTH_IQ4_NL = 20,
+    HEARTH_IQ3_S = 21,
+    HEARTH_IQ2_S = 22,
     HEARTH_IQ4_XS = 23,
+    HEARTH_IQ1_M = 29,
     HEARTH_BF16 = 30,
     HEARTH_DTYPE_COUNT = 40
 } hearth_dtype;

@@ -1066,6 +1066,13 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         snprintf(msg, sizeof msg, "no --type given; types: %s", types);
         return usage_error(msg);
     }
+    if (hearth_dtype_from_name(type_name, &o->type) && !type_writable(o->type)) {
+        snprintf(msg, sizeof msg,
+                 "Hearth runs %s files but cannot write them (they need an importance matrix): write --type f16 "
+                 "and convert it with llama.cpp's llama-imatrix and llama-quantize --imatrix; types: %s",
+                 hearth_dtype_name(o->type), types);
+        return usage_error(msg);
+    }
     if (!hearth_dtype_from_name(type_name, &o->type) || !type_writable(o->type)) {
         snprintf(msg, sizeof msg, "unknown type '%s'; types: %s", type_name, types);
         return usage_error(msg);

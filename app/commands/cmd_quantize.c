@@ -171,6 +171,16 @@ static int q_parse(int argc, char **argv, q_opts *o) {
     if (o->awq_o.calib && o->imatrix_path)
         return q_usage("--awq and --imatrix do not combine (the imatrix describes the unscaled inputs)");
     o->in = pos[0], o->out = pos[1];
+    hearth_dtype rd;
+    if (!hearth_ftype_from_name(pos[2], &o->ftype) && hearth_dtype_from_name(pos[2], &rd) &&
+        !hearth_dtype_info(rd)->from_float) {
+        /* IQ2/IQ3/IQ1: Hearth reads and runs them but has no quantizer */
+        snprintf(msg, sizeof msg,
+                 "Hearth runs %s files but cannot write them (they need an importance matrix): make them "
+                 "with llama.cpp's llama-imatrix and llama-quantize --imatrix; Hearth writes: %s",
+                 hearth_dtype_name(rd), hearth_ftype_list());
+        return q_usage(msg);
+    }
     if (!hearth_ftype_from_name(pos[2], &o->ftype)) {
         snprintf(msg, sizeof msg, "unknown type '%s'; known types: %s", pos[2], hearth_ftype_list());
         return q_usage(msg);

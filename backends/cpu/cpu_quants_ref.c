@@ -10,6 +10,8 @@
  */
 #include "cpu_quants.h"
 
+#include "cpu_iq.h"
+
 #if HEARTH_HAVE_AVX2_KERNELS || HEARTH_HAVE_AVX512_KERNELS
 #include "backends/cpu/avx2/gemm_kernels.h"
 #include "backends/cpu/avx2/simd_kernels.h"
@@ -351,7 +353,7 @@ hearth_vec_dot_fn hearth_cpu_vec_dot_ref(hearth_dtype weight_type) {
     case HEARTH_Q6_K: return dot_q6_K_q8_K;
     case HEARTH_IQ4_NL: return dot_iq4_nl_q8_0;
     case HEARTH_IQ4_XS: return dot_iq4_xs_q8_K;
-    default: return NULL;
+    default: return hearth_cpu_vec_dot_iq_ref(weight_type); /* IQ2/IQ3/IQ1: cpu_iq_ref.c */
     }
 }
 

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "backends/cpu/cpu_iq.h"
 #include "simd_kernels.h"
 
 // ---------------------------------------------------------------- helpers
@@ -536,7 +537,7 @@ hearth_vec_dot_fn hearth_cpu_vec_dot_avx2(hearth_dtype weight_type) {
     case HEARTH_Q6_K: return dot_q6_K_q8_K;
     case HEARTH_IQ4_NL: return dot_iq4_nl_q8_0;
     case HEARTH_IQ4_XS: return dot_iq4_xs_q8_K;
-    default: return NULL;
+    default: return hearth_cpu_vec_dot_iq_avx2(weight_type); /* IQ2/IQ3/IQ1: vec_dot_iq_avx2.c */
     }
 }
 

@@ -11,8 +11,9 @@
  *       1, 2, 3, 7, 16 and 17 blocks (plain floats also on odd lengths, for
  *       the tails), with weights both quantized from floats and raw random
  *       bytes (full bit patterns, sane f16 scales): the 32-element block
- *       types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) bit-identical to the scalar
- *       kernel, the K-quants within 1e-5 * |w'| |a'| (w', a' the dequantized
+ *       types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), IQ4_NL/IQ4_XS and the grid IQ
+ *       types (IQ2_*, IQ3_*, IQ1_*; raw blocks only, they have no quantizer)
+ *       bit-identical to the scalar kernel, the K-quants within 1e-5 * |w'| |a'| (w', a' the dequantized
  *       rows), float kernels (F32, F16, BF16) within 1e-4 * |w'| |a'|;
  *   (c) the dispatcher returns the widest usable family, and with
  *       HEARTH_CPU_ISA=scalar (a re-run of this binary) the *_ref functions.
@@ -30,6 +31,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/cpu_quants.h"
 #include "core/dtype.h"
+#include "core/dtype_iq.h"
 #include "core/os.h"
 #include "scalar_child.h"
 #include "test.h"
@@ -164,6 +166,14 @@ static const wtype k_types[] = {
     {HEARTH_Q6_K, {offsetof(block_q6_K, d), 0}, 1, 0, 0},
     {HEARTH_IQ4_NL, {offsetof(block_iq4_nl, d), 0}, 1, 0, 1},
     {HEARTH_IQ4_XS, {offsetof(block_iq4_xs, d), 0}, 1, 0, 1},
+    /* grid IQ types (no quantizer: always raw random blocks; IQ1_M's scale is set apart) */
+    {HEARTH_IQ2_XXS, {offsetof(block_iq2_xxs, d), 0}, 1, 0, 1},
+    {HEARTH_IQ2_XS, {offsetof(block_iq2_xs, d), 0}, 1, 0, 1},
+    {HEARTH_IQ2_S, {offsetof(block_iq2_s, d), 0}, 1, 0, 1},
+    {HEARTH_IQ3_XXS, {offsetof(block_iq3_xxs, d), 0}, 1, 0, 1},
+    {HEARTH_IQ3_S, {offsetof(block_iq3_s, d), 0}, 1, 0, 1},
+    {HEARTH_IQ1_S, {offsetof(block_iq1_s, d), 0}, 1, 0, 1},
+    {HEARTH_IQ1_M, {0, 0}, 0, 0, 1},
 };
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
@@ -175,7 +185,7 @@ static const hearth_dtype k_act_types[] = {HEARTH_F32,  HEARTH_F16,  HEARTH_BF16
 static void make_weight_row(const wtype *wt, int64_t n, void *row, int raw) {
     const hearth_dtype_traits *info = hearth_dtype_info(wt->t);
     const size_t bytes = hearth_dtype_row_size(wt->t, n);
-    if (!raw || wt->is_float) {
+    if ((!raw && info->from_float) || wt->is_float) {
         float *f = xmalloc((size_t)n * sizeof(float));
         fill_normal(f, n, 0.05f);
         REQUIRE(hearth_quantize_row(wt->t, f, row, n));
@@ -190,6 +200,13 @@ static void make_weight_row(const wtype *wt, int64_t n, void *row, int raw) {
         for (int k = 0; k < wt->n_f16; k++) {
             const hearth_f16 h = hearth_f32_to_f16((float)(1e-3 + 0.01 * rng_uniform()));
             memcpy(base + wt->f16_fields[k], &h, sizeof h);
+        }
+        if (wt->t == HEARTH_IQ1_M) { /* its f16 scale is the top nibbles of the four scales u16 */
+            const hearth_f16 h = hearth_f32_to_f16((float)(1e-3 + 0.01 * rng_uniform()));
+            uint16_t sc[4];
+            memcpy(sc, base + offsetof(block_iq1_m, scales), sizeof sc);
+            for (int k = 0; k < 4; k++) sc[k] = (uint16_t)((sc[k] & 0x0FFF) | (((h >> (4 * k)) & 0xF) << 12));
+            memcpy(base + offsetof(block_iq1_m, scales), sc, sizeof sc);
         }
     }
 }

@@ -519,8 +519,8 @@ static void test_tensor_errors(void) {
              hearth_dtype_supported_list());
     EXPECT_FAIL(b, HEARTH_ERR_UNSUPPORTED, want);
     strbuf_free(&b);
-    b = one_tensor(32, 2, (uint64_t[]){256, 2}, 21, 0, 256); /* a ggml type this build cannot run: named */
-    EXPECT_FAIL(b, HEARTH_ERR_UNSUPPORTED, "has type 21 (iq3_s); this build supports");
+    b = one_tensor(32, 2, (uint64_t[]){256, 2}, 34, 0, 256); /* a ggml type this build cannot run: named */
+    EXPECT_FAIL(b, HEARTH_ERR_UNSUPPORTED, "has type 34 (tq1_0); this build supports");
     strbuf_free(&b);
     b = one_tensor(32, 2, (uint64_t[]){32, 2}, 0xffffffffu, 0, 256);
     EXPECT_FAIL(b, HEARTH_ERR_UNSUPPORTED, "has type 4294967295 (unknown)");
