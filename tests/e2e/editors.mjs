@@ -112,16 +112,21 @@ async function copilot() {
                             { role: 'user', content: 'Who made the heaven?' }],
                  model: MODEL, temperature: 0, top_p: 1, n: 1, stream: true,
                  stream_options: { include_usage: true } };
-  const ev = sse(await post(BASE, '/v1/chat/completions', body, headers), 'copilot chat');
-  check(ev.at(-1) === '[DONE]', 'copilot chat: ends with [DONE]');
-  const chunks = ev.filter((e) => e !== '[DONE]');
-  const text = chunks.map((c) => c.choices?.[0]?.delta?.content || '').join('');
-  const fin = chunks.map((c) => c.choices?.[0]?.finish_reason).filter(Boolean);
-  const usage = chunks.at(-1)?.usage;
-  check(text.length > 0, 'copilot chat: delta.content text');
-  check(fin.length === 1 && ['stop', 'length'].includes(fin[0]), `copilot chat: one finish_reason ${short(fin)}`);
-  check(usage && isInt(usage.prompt_tokens) && isInt(usage.completion_tokens) && chunks.at(-1).choices.length === 0,
-        `copilot chat: include_usage gives a last chunk with usage and no choices: ${short(chunks.at(-1))}`);
+  // older releases post to <url>/v1/chat/completions, the newest stored one (url = the Ollama
+  // endpoint) to <url>/chat/completions: both are served
+  for (const path of ['/v1/chat/completions', '/chat/completions']) {
+    const what = `copilot chat ${path}`;
+    const ev = sse(await post(BASE, path, body, headers), what);
+    check(ev.at(-1) === '[DONE]', `${what}: ends with [DONE]`);
+    const chunks = ev.filter((e) => e !== '[DONE]');
+    const text = chunks.map((c) => c.choices?.[0]?.delta?.content || '').join('');
+    const fin = chunks.map((c) => c.choices?.[0]?.finish_reason).filter(Boolean);
+    const usage = chunks.at(-1)?.usage;
+    check(text.length > 0, `${what}: delta.content text`);
+    check(fin.length === 1 && ['stop', 'length'].includes(fin[0]), `${what}: one finish_reason ${short(fin)}`);
+    check(usage && isInt(usage.prompt_tokens) && isInt(usage.completion_tokens) && chunks.at(-1).choices.length === 0,
+          `${what}: include_usage gives a last chunk with usage and no choices: ${short(chunks.at(-1))}`);
+  }
   // agent mode: tools, tool_choice auto
   const tb = { ...body, model: AGENT, messages: [{ role: 'user', content: question }], tools: [verseTool],
                tool_choice: 'auto' };
