@@ -226,6 +226,30 @@ static bool think_from_options(cJSON *body, sj_err *e) {
     return true;
 }
 
+/* Images (Continue sends a pasted one as messages[].images, /api/generate
+ * takes a top-level one): Hearth serves text models only, so a 400 that
+ * says so, never a silent drop. /api/show lists no "vision" capability. */
+static bool no_images(const cJSON *body, bool chat, sj_err *e) {
+    const cJSON *im = cJSON_GetObjectItemCaseSensitive(body, "images");
+    if (cJSON_GetArraySize(im) > 0) {
+        snprintf(e->msg, sizeof e->msg, "'images' is not supported: Hearth serves text models only");
+        return false;
+    }
+    const cJSON *msgs = chat ? cJSON_GetObjectItemCaseSensitive(body, "messages") : NULL;
+    if (!cJSON_IsArray(msgs)) return true;
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m, "images")) > 0) {
+            snprintf(e->msg, sizeof e->msg,
+                     "'messages[%d].images' is not supported: Hearth serves text models only", i);
+            return false;
+        }
+        i++;
+    }
+    return true;
+}
+
 static int ollama_generate(serve_req *rq, bool chat) {
     serve_ctx *srv = rq->srv;
     cJSON *body = serve_body_json(rq);
@@ -249,7 +273,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
         !sj_duration(body, "keep_alive", &keep_alive, &e) ||
         !serve_logprobs_parse(body, SERVE_API_OLLAMA, chat, &rq->want_lp, &top_lp, &e) ||
-        !think_from_options(body, &e) ||
+        !think_from_options(body, &e) || !no_images(body, chat, &e) ||
         !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
         goto bad;
     if (!model || !model[0]) {
