@@ -210,10 +210,14 @@ static bool apply_num_ctx(const serve_model *sm, int num_ctx, int n_prompt, int 
 
 /* litellm (aider's ollama_chat/ models) sends reasoning as options.think:
  * the same as a top-level "think", which wins when both are given. */
-static bool think_from_options(cJSON *body, sj_err *e) {
+static bool think_from_options(cJSON *body, bool chat, sj_err *e) {
     cJSON *opt = cJSON_GetObjectItemCaseSensitive(body, "options");
     cJSON *t = cJSON_IsObject(opt) ? cJSON_GetObjectItemCaseSensitive(opt, "think") : NULL;
     if (!t || cJSON_IsNull(t)) return true;
+    if (!chat) {
+        snprintf(e->msg, sizeof e->msg, "'options.think' is supported on /api/chat only");
+        return false;
+    }
     if (!cJSON_IsBool(t)) {
         snprintf(e->msg, sizeof e->msg, "'options.think' must be true or false");
         return false;
@@ -273,7 +277,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
         !sj_duration(body, "keep_alive", &keep_alive, &e) ||
         !serve_logprobs_parse(body, SERVE_API_OLLAMA, chat, &rq->want_lp, &top_lp, &e) ||
-        !think_from_options(body, &e) || !no_images(body, chat, &e) ||
+        !think_from_options(body, chat, &e) || !no_images(body, chat, &e) ||
         !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
         goto bad;
     if (!model || !model[0]) {

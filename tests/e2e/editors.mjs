@@ -325,6 +325,8 @@ async function aider() {
     options: { temperature: 0, num_predict: 40, think: false }, stream: false,
   });
   check(off.status === 200 && !(off.json?.message?.thinking || '').trim(), `options.think false: no thinking ${short(off.json)}`);
+  const gen = await post(BASE, '/api/generate', { model: MODEL, prompt: 'Hi', options: { think: true }, stream: false });
+  check(gen.status === 400 && gen.json?.error?.includes('options.think'), `options.think on /api/generate: 400 (${gen.status})`);
   const bad = await post(BASE, '/api/chat', { model: MODEL, messages: [{ role: 'user', content: 'Hi' }],
                                               options: { think: 'high' }, stream: false });
   check(bad.status === 400 && bad.json?.error?.includes('options.think'), `options.think of the wrong type: 400 (${bad.status})`);
