@@ -259,6 +259,7 @@ typedef struct route {
 
 static const route routes[] = {
     {"POST", "/v1/chat/completions", SERVE_API_OPENAI, route_openai_chat},
+    {"POST", "/chat/completions", SERVE_API_OPENAI, route_openai_chat}, /* llama.cpp's; Copilot BYOK Ollama */
     {"POST", "/v1/completions", SERVE_API_OPENAI, route_openai_completions},
     {"GET", "/v1/models", SERVE_API_OPENAI, route_openai_models},
     {"POST", "/api/chat", SERVE_API_OLLAMA, route_ollama_chat},

@@ -180,6 +180,15 @@ bool serve_parse_sampling(const cJSON *o, hearth_sampling_params *sp, sj_err *e)
         !sj_u64(o, "seed", &seed, &seed_given, e))
         return false;
     if (seed_given) sp->seed = seed;
+    /* mirostat: Continue sends it when configured; 0 (off) is what Hearth
+     * does, any other mode is a 400 rather than a silent ignore */
+    const cJSON *mi = field(o, "mirostat");
+    if (mi && !(cJSON_IsNumber(mi) && mi->valuedouble == 0)) {
+        snprintf(e->msg, sizeof e->msg,
+                 "'mirostat' sampling is not supported: send 0 (off) or leave it out, and use temperature, "
+                 "top_k, top_p or min_p");
+        return false;
+    }
     return true;
 }
 

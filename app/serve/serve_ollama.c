@@ -11,7 +11,10 @@
  * done:true, done_reason and the counts and durations in nanoseconds.
  * Editors: Zed / codecompanion list /api/tags and read /api/show
  * capabilities; VS Code wants /api/version >= 0.6.4 and
- * model_info["<arch>.context_length"].
+ * model_info["<arch>.context_length"]. Every options key is one Hearth acts
+ * on or a 400 naming it; options.num_ctx above the server's context is cut
+ * to it (editors send fixed ones); tests/e2e/editors.mjs replays the
+ * editors' own request shapes.
  */
 #include <math.h>
 #include <stdio.h>
@@ -163,22 +166,38 @@ static bool parse_options(const cJSON *body, hearth_sampling_params *sp, int *nu
         snprintf(e->msg, sizeof e->msg, "'options' must be an object");
         return false;
     }
+    /* Every key must be one Hearth acts on: a 400 names the others, never a
+     * silent ignore. "think" is where litellm (aider's ollama_chat/) puts it;
+     * ollama_generate moves it to the body before this runs. */
+    static const char *const known[] = {
+        "temperature",       "top_p",          "top_k",         "min_p",   "presence_penalty",
+        "frequency_penalty", "repeat_penalty", "repeat_last_n", "seed",    "num_predict",
+        "num_ctx",           "stop",           "think",         "mirostat"};
+    const cJSON *it;
+    cJSON_ArrayForEach(it, opt) {
+        bool ok = cJSON_IsNull(it);
+        for (size_t i = 0; !ok && i < sizeof known / sizeof known[0]; i++)
+            ok = !strcmp(it->string, known[i]);
+        if (!ok) {
+            snprintf(e->msg, sizeof e->msg,
+                     "options.%.60s is not supported by Hearth; remove it (threads, GPU layers and memory "
+                     "mapping are set when the server starts: see hearth serve --help)",
+                     it->string);
+            return false;
+        }
+    }
     return serve_parse_sampling(opt, sp, e) && sj_int(opt, "num_predict", -2, 1 << 30, num_predict, e) &&
            sj_int(opt, "num_ctx", 1, 1 << 30, num_ctx, e) &&
            sj_stop(opt, "stop", stops, SJ_MAX_STOP, n_stop, e);
 }
 
-/* options.num_ctx: a request's own context, at most the engine's. The prompt
- * must fit in it and the answer stops when it is full. */
+/* options.num_ctx: a request's own context, cut to the engine's (as Ollama
+ * cuts it to the model's trained length: editors send a fixed one, Zed 4096
+ * or more from a table of model names, Cline 32768, whatever the server
+ * runs). The prompt must fit in it and the answer stops when it is full. */
 static bool apply_num_ctx(const serve_model *sm, int num_ctx, int n_prompt, int *num_predict, sj_err *e) {
     if (num_ctx <= 0) return true;
-    if (num_ctx > sm->n_ctx) {
-        snprintf(e->msg, sizeof e->msg,
-                 "options.num_ctx %d is above this server's context of %d tokens; start hearth serve with "
-                 "-c %d (or ask for less)",
-                 num_ctx, sm->n_ctx, num_ctx);
-        return false;
-    }
+    if (num_ctx > sm->n_ctx) num_ctx = sm->n_ctx;
     if (n_prompt >= num_ctx) {
         snprintf(e->msg, sizeof e->msg, "the prompt has %d tokens but options.num_ctx is %d", n_prompt,
                  num_ctx);
@@ -186,6 +205,52 @@ static bool apply_num_ctx(const serve_model *sm, int num_ctx, int n_prompt, int 
     }
     const int room = num_ctx - n_prompt;
     if (*num_predict < 0 || *num_predict > room) *num_predict = room;
+    return true;
+}
+
+/* litellm (aider's ollama_chat/ models) sends reasoning as options.think:
+ * the same as a top-level "think", which wins when both are given. */
+static bool think_from_options(cJSON *body, bool chat, sj_err *e) {
+    cJSON *opt = cJSON_GetObjectItemCaseSensitive(body, "options");
+    cJSON *t = cJSON_IsObject(opt) ? cJSON_GetObjectItemCaseSensitive(opt, "think") : NULL;
+    if (!t || cJSON_IsNull(t)) return true;
+    if (!chat) {
+        snprintf(e->msg, sizeof e->msg, "'options.think' is supported on /api/chat only");
+        return false;
+    }
+    if (!cJSON_IsBool(t)) {
+        snprintf(e->msg, sizeof e->msg, "'options.think' must be true or false");
+        return false;
+    }
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(body, "think");
+    if (!top || cJSON_IsNull(top)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(body, "think");
+        cJSON_AddBoolToObject(body, "think", cJSON_IsTrue(t));
+    }
+    return true;
+}
+
+/* Images (Continue sends a pasted one as messages[].images, /api/generate
+ * takes a top-level one): Hearth serves text models only, so a 400 that
+ * says so, never a silent drop. /api/show lists no "vision" capability. */
+static bool no_images(const cJSON *body, bool chat, sj_err *e) {
+    const cJSON *im = cJSON_GetObjectItemCaseSensitive(body, "images");
+    if (cJSON_GetArraySize(im) > 0) {
+        snprintf(e->msg, sizeof e->msg, "'images' is not supported: Hearth serves text models only");
+        return false;
+    }
+    const cJSON *msgs = chat ? cJSON_GetObjectItemCaseSensitive(body, "messages") : NULL;
+    if (!cJSON_IsArray(msgs)) return true;
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m, "images")) > 0) {
+            snprintf(e->msg, sizeof e->msg,
+                     "'messages[%d].images' is not supported: Hearth serves text models only", i);
+            return false;
+        }
+        i++;
+    }
     return true;
 }
 
@@ -212,6 +277,7 @@ static int ollama_generate(serve_req *rq, bool chat) {
     if (!sj_string(body, "model", &model, &e) || !sj_bool(body, "stream", &stream, &e) ||
         !sj_duration(body, "keep_alive", &keep_alive, &e) ||
         !serve_logprobs_parse(body, SERVE_API_OLLAMA, chat, &rq->want_lp, &top_lp, &e) ||
+        !think_from_options(body, chat, &e) || !no_images(body, chat, &e) ||
         !parse_options(body, &sp, &num_predict, &num_ctx, stops, &n_stop, &e))
         goto bad;
     if (!model || !model[0]) {
@@ -219,6 +285,15 @@ static int ollama_generate(serve_req *rq, bool chat) {
         goto bad;
     }
     rq->keep_alive_s = keep_alive;
+    if (!chat) {
+        const cJSON *sfx = cJSON_GetObjectItemCaseSensitive(body, "suffix");
+        if (cJSON_IsString(sfx) && sfx->valuestring[0]) {
+            snprintf(e.msg, sizeof e.msg,
+                     "'suffix' (fill in the middle) is not supported on /api/generate; use POST /infill "
+                     "with input_prefix and input_suffix");
+            goto bad;
+        }
+    }
     if (chat) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "messages");
         if (m && !cJSON_IsNull(m) && !serve_messages_parse(m, &msgs, &n_msgs, &e)) goto bad;

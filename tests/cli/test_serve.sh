@@ -114,8 +114,11 @@ check '[ $? -eq 2 ] && grep -q "localhost:5173. is not an origin" "$TMP/o"' "--c
 st=$(c "$TMP/r" "http://x/v1/models/$ID"); check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"id\"]")" = $ID ] && [ "$(jq_ "$TMP/r" "d[\"object\"]")" = model ]' "GET /v1/models/{id}"
 st=$(c "$TMP/r" http://x/v1/models/no-such-model); check '[ $st = 404 ] && grep -q "no-such-model" "$TMP/r"' "GET /v1/models/{unknown}: 404 naming it ($st)"
 # options.num_ctx: a request's own context (the server runs with -c 512)
-st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","stream":false,"options":{"num_ctx":4096}}')
-check '[ $st = 400 ] && grep -q "num_ctx 4096 is above this server.s context of 512" "$TMP/r"' "num_ctx above the engine's: 400 ($st $(head -c 200 "$TMP/r"))"
+# above the engine's it is cut to it, as Ollama cuts it to the trained length (editors send fixed ones)
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","stream":false,"options":{"num_ctx":4096,"num_predict":-1,"temperature":0}}')
+check '[ $st = 200 ] && [ "$(jq_ "$TMP/r" "d[\"prompt_eval_count\"] + d[\"eval_count\"] <= 512")" = True ]' "num_ctx above the engine's: cut to it ($st $(head -c 200 "$TMP/r"))"
+st=$(c "$TMP/r" http://x/api/chat -d '{"model":"'$ID'","messages":[{"role":"user","content":"Hi"}],"stream":false,"options":{"num_thread":4}}')
+check '[ $st = 400 ] && grep -q "options.num_thread is not supported" "$TMP/r"' "an options key Hearth does not act on: 400 naming it ($st $(head -c 200 "$TMP/r"))"
 st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","stream":false,"options":{"num_ctx":4}}')
 check '[ $st = 400 ] && grep -q "options.num_ctx is 4" "$TMP/r"' "a prompt longer than num_ctx: 400 ($st)"
 st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"Who made the heaven?","raw":true,"stream":false,"options":{"num_ctx":20,"num_predict":-1,"temperature":0}}')
