@@ -97,7 +97,8 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                             0, 0, false, "SIZE", "largest prefix-cache database, e.g. 512MiB (default 2GiB)",
                             "expected a size such as 512MiB or 2GB"},
     [OPT_SPEC] = {NULL, "--spec", "speculative.mode", EO_SPEC, EO(spec), 0, 0, false, "MODE",
-                  "speculative decoding of greedy requests: ngram (draft from earlier text), draft (a draft "
+                  "speculative decoding (greedy and sampled requests, not grammars): ngram (draft from "
+                  "earlier text), draft (a draft "
                   "model, the default with --draft), off (default)",
                   "is not a speculation mode (ngram, draft, off)"},
     [OPT_DRAFT_MAX] = {NULL, "--draft-max", "speculative.draft_max", EO_INT, EO(draft_max), 1, 32, false, "K",

@@ -46,7 +46,7 @@ typedef struct hearth_engine_config {
     const char *cache_db;   /* SQLite file for the persistent prefix cache, NULL = memory only */
     uint64_t cache_db_max_bytes;
     int max_waiting;        /* submit fails with HEARTH_ERR_BUSY beyond this (default 256) */
-    /* speculative decoding (spec.h); applies to greedy sequences */
+    /* speculative decoding (spec.h); greedy and sampled sequences (not grammar or logprobs requests) */
     hearth_spec_mode spec;  /* default OFF */
     int draft_max;          /* most tokens drafted per step (default 8) */
     int draft_min;          /* adaptive K never goes below this (default 1) */

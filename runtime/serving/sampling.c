@@ -221,15 +221,12 @@ void hearth_sampler_logprobs(hearth_sampler *s, const float *logits, int32_t id,
     }
 }
 
-int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
+/* The candidates sample() draws from: c[0..n) with c[i].p the unnormalised
+ * weight after penalties, top-k, top-p, min-p and temperature; *sum their
+ * total. Shared by sample() and probs() so both see one distribution. */
+static int filtered(hearth_sampler *s, const float *lg, double *sum_out) {
     const hearth_sampling_params *p = &s->p;
     const int nv = s->n_vocab;
-    const float *lg = penalised(s, logits);
-    if (p->temperature <= 0.0f) {
-        int32_t best = hearth_argmax(lg, nv);
-        s->last_prob = 1.0f;
-        return best;
-    }
     /* ---- candidates, sorted by logit (only as far as top_k needs) */
     cand *c = s->c;
     for (int i = 0; i < nv; i++)
@@ -270,13 +267,27 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
             keep++;
         n = keep;
     }
-    /* ---- temperature, then draw */
+    /* ---- temperature */
     mx = c[0].logit / p->temperature;
     sum = 0;
     for (int i = 0; i < n; i++) {
         c[i].p = expf(c[i].logit / p->temperature - mx);
         sum += c[i].p;
     }
+    *sum_out = sum;
+    return n;
+}
+
+int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
+    const float *lg = penalised(s, logits);
+    if (s->p.temperature <= 0.0f) {
+        int32_t best = hearth_argmax(lg, s->n_vocab);
+        s->last_prob = 1.0f;
+        return best;
+    }
+    double sum;
+    int n = filtered(s, lg, &sum);
+    cand *c = s->c;
     double r = rng_uniform(s->rng) * sum, acc = 0;
     int pick = n - 1;
     for (int i = 0; i < n; i++) {
@@ -288,4 +299,34 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
     }
     s->last_prob = (float)(c[pick].p / sum);
     return c[pick].id;
+}
+
+void hearth_sampler_probs(hearth_sampler *s, const float *logits, float *p_out) {
+    const int nv = s->n_vocab;
+    const float *lg = penalised(s, logits);
+    memset(p_out, 0, (size_t)nv * sizeof *p_out);
+    if (s->p.temperature <= 0.0f) {
+        p_out[hearth_argmax(lg, nv)] = 1.0f;
+        return;
+    }
+    double sum;
+    int n = filtered(s, lg, &sum);
+    for (int i = 0; i < n; i++)
+        p_out[s->c[i].id] = (float)(s->c[i].p / sum);
+}
+
+double hearth_sampler_uniform(hearth_sampler *s) {
+    return rng_uniform(s->rng);
+}
+
+void hearth_sampler_copy_history(hearth_sampler *dst, const hearth_sampler *src) {
+    if (dst->n_vocab != src->n_vocab || dst->hist_cap != src->hist_cap) return;
+    dst->hist_n = src->hist_n;
+    dst->hist_pos = src->hist_pos;
+    if (src->hist_cap) memcpy(dst->hist, src->hist, (size_t)src->hist_cap * sizeof *dst->hist);
+    memcpy(dst->counts, src->counts, (size_t)src->n_vocab * sizeof *dst->counts);
+}
+
+const hearth_sampling_params *hearth_sampler_params(const hearth_sampler *s) {
+    return &s->p;
 }
