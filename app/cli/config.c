@@ -87,6 +87,7 @@ static const field k_speculative_fields[] = {
     FIELD("mode", K_SPEC_MODE, CFG(speculative.mode)),
     RANGED("draft_max", K_INT, CFG(speculative.draft_max), 1, 32, true, "0 (the default, 8) or 1 to 32"),
     RANGED("draft_min", K_INT, CFG(speculative.draft_min), 1, 32, true, "0 (the default, 1) or 1 to 32"),
+    RANGED("max_batch", K_INT, CFG(speculative.max_batch), 1, 64, true, "0 (the default, 4) or 1 to 64"),
     END,
 };
 

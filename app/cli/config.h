@@ -78,6 +78,7 @@ typedef struct hearth_config {
         int mode;      /* hearth_spec_mode: HEARTH_SPEC_OFF (default) or HEARTH_SPEC_NGRAM */
         int draft_max; /* 0: the engine's default (8) */
         int draft_min; /* 0: the engine's default (1) */
+        int max_batch; /* 0: the engine's default (4): speculate only in steps of at most this many */
     } speculative;
 
     struct {

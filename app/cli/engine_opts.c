@@ -47,6 +47,7 @@ enum {
     OPT_DRAFT_MAX,
     OPT_DRAFT_MIN,
     OPT_DRAFT,
+    OPT_SPEC_MAX_BATCH,
 };
 
 typedef struct eo_def {
@@ -111,6 +112,11 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                    "draft model for speculative decoding (a GGUF file, pulled name or config model name) "
                    "with the model's vocabulary; turns on --spec draft",
                    "expected a model file or name"},
+    [OPT_SPEC_MAX_BATCH] = {NULL, "--spec-max-batch", "speculative.max_batch", EO_INT, EO(spec_max_batch), 1,
+                            64, false, "N",
+                            "speculate only in steps running at most N sequences; larger steps decode "
+                            "plainly (default 4, measured: docs/BENCHMARKS.md)",
+                            "is not a whole number from 1 to 64"},
 };
 
 #define BENCH_CACHE_DB_HELP                                                                                  \
@@ -132,6 +138,7 @@ void app_engine_opts_defaults(app_engine_opts *eo) {
     eo->kv_type = HEARTH_F16;
     eo->draft_max = 8;
     eo->draft_min = 1;
+    eo->spec_max_batch = hearth_engine_defaults().spec_max_batch;
     eo->prefix_cache = true;
     for (int i = 0; i < APP_ENGINE_OPTS_N; i++)
         eo->source[i] = "default";
@@ -171,6 +178,7 @@ void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg)
         {OPT_MAX_WAITING, cfg->server.max_waiting, 0},
         {OPT_DRAFT_MAX, cfg->speculative.draft_max, d.speculative.draft_max},
         {OPT_DRAFT_MIN, cfg->speculative.draft_min, d.speculative.draft_min},
+        {OPT_SPEC_MAX_BATCH, cfg->speculative.max_batch, d.speculative.max_batch},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
         if (ints[k].value == ints[k].unset) continue;
@@ -337,6 +345,7 @@ void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parall
     ec->spec = eo->spec;
     ec->draft_max = eo->draft_max;
     ec->draft_min = eo->draft_min;
+    ec->spec_max_batch = eo->spec_max_batch;
 }
 
 hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth_config_model *cm,
@@ -393,6 +402,7 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
     cJSON_AddStringToObject(o, "speculative", hearth_spec_mode_name(ec.spec));
     cJSON_AddNumberToObject(o, "draft_max", ec.draft_max);
     cJSON_AddNumberToObject(o, "draft_min", ec.draft_min);
+    cJSON_AddNumberToObject(o, "spec_max_batch", ec.spec_max_batch);
     if (eo->draft[0]) {
         cJSON_AddStringToObject(o, "draft", eo->draft);
         if (!strcmp(eo->source[OPT_SPEC], "default"))

@@ -33,7 +33,7 @@
 #include "runtime/serving/engine.h"
 
 /* Engine options in the table (not counting --print-config). */
-#define APP_ENGINE_OPTS_N 15
+#define APP_ENGINE_OPTS_N 16
 /* Room for a command's own options plus the engine's. */
 #define APP_ARGS_MAX 64
 
@@ -52,6 +52,7 @@ typedef struct app_engine_opts {
     uint64_t cache_max_bytes; /* 0: the store's default (2 GiB) */
     hearth_spec_mode spec;    /* --spec (default off) */
     int draft_max, draft_min; /* --draft-max (default 8), --draft-min (default 1) */
+    int spec_max_batch;       /* --spec-max-batch: speculate only in steps of at most this many sequences */
     bool print_config;        /* --print-config: print the resolved options as JSON and exit */
     bool bench_defaults;      /* bench: the prefix cache defaults to memory only (see below) */
     /* --draft MODEL: a GGUF path, pulled name or config model name ("": none) */
