@@ -470,8 +470,9 @@ static void print_table_rows(const bench_result *r, const bench_opts *o) {
                size, params, r->backend, r->threads, s->n_gen, s->off_mean, s->off_sd);
         printf("| %s | %s | %s | %s | %s | %d | tg%d engine, %s | %.2f ± %.2f | %.2fx; %.0f%% of %llu drafts "
                "accepted, %.2f tokens/pass, %s |\n",
-               r->model, r->type, size, params, r->backend, r->threads, s->n_gen, hearth_spec_mode_name(s->mode),
-               s->on_mean, s->on_sd, s->off_mean > 0 ? s->on_mean / s->off_mean : 0,
+               r->model, r->type, size, params, r->backend, r->threads, s->n_gen,
+               hearth_spec_mode_name(s->mode), s->on_mean, s->on_sd,
+               s->off_mean > 0 ? s->on_mean / s->off_mean : 0,
                s->drafted ? 100.0 * (double)s->accepted / (double)s->drafted : 0.0,
                (unsigned long long)s->drafted, s->passes ? (double)s->pass_tokens / (double)s->passes : 0.0,
                s->same_tokens ? "same tokens" : "TOKENS DIFFER");
