@@ -346,6 +346,10 @@ void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parall
     ec->draft_max = eo->draft_max;
     ec->draft_min = eo->draft_min;
     ec->spec_max_batch = eo->spec_max_batch;
+    /* a measuring switch (docs/BENCHMARKS.md): the whole-vocabulary mask at every constrained step,
+       the same tokens as the default candidate check */
+    const char *fm = getenv("HEARTH_GRAMMAR_FULL_MASK");
+    ec->grammar_full_mask = fm && *fm && strcmp(fm, "0") != 0;
 }
 
 hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth_config_model *cm,

@@ -185,6 +185,8 @@ static void run_print_json(const hearth_model *m, const hearth_tokens *prompt_id
     cJSON_AddNumberToObject(tm, "gen_n", st->generated_tokens);
     cJSON_AddNumberToObject(tm, "draft_n", st->spec_drafted);
     cJSON_AddNumberToObject(tm, "draft_accepted_n", st->spec_accepted);
+    cJSON_AddNumberToObject(tm, "grammar_ms", st->grammar_ms);
+    cJSON_AddNumberToObject(tm, "grammar_masked_n", st->grammar_masked);
     char *s = cJSON_PrintUnformatted(root);
     if (s) puts(s);
     free(s);

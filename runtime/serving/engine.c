@@ -114,6 +114,7 @@ struct hearth_engine {
     /* counters (under mu) */
     uint64_t requests_done, tokens_generated, prompt_tokens, cached_tokens, preemptions, steps;
     uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted, spec_off_load;
+    uint64_t grammar_checked, grammar_masked;
     hearth_kv_stats kv_stats;
     hearth_prefix_stats prefix_stats;
     /* constrained decoding: the token trie, built at the first grammar request
@@ -345,21 +346,49 @@ static void publish_pages(hearth_engine *e, req *r) {
     }
 }
 
+struct grammar_check {
+    hearth_grammar_seq *gs;
+    const hearth_grammar_vocab *v;
+};
+
+static bool grammar_allows(void *ctx, int32_t token) {
+    struct grammar_check *c = ctx;
+    return hearth_grammar_seq_allows(c->gs, c->v, token);
+}
+
+/* A constrained request's token chosen by checking the best candidates one by
+ * one (the token a whole mask would give, at a fraction of its cost on a big
+ * vocabulary), or -1 when a mask is needed: logprobs report the masked
+ * distribution, and some filter settings need every allowed token. */
+static int32_t pick_constrained(hearth_engine *e, req *r, const float *logits) {
+    if (r->want_lp || e->cfg.grammar_full_mask) return -1;
+    struct grammar_check c = {&r->gs, e->gvocab};
+    return hearth_sampler_sample_allowed(r->smp, logits, grammar_allows, &c);
+}
+
 /* Sample r's next token from its logits row (or take `picked`, the argmax
  * the forward pass chose for a greedy step, when >= 0) and deliver it.
  * Returns the finish reason, or NONE to keep going. */
 static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, int32_t picked) {
-    if (r->gs.g && picked < 0) {
-        logits = hearth_grammar_seq_mask(&r->gs, e->gvocab, logits, e->gmasked, e->gbits);
+    int32_t id = picked;
+    double tg = r->gs.g ? hearth_now_ms() : 0;
+    if (picked < 0 && hearth_grammar_seq_active(&r->gs)) {
+        id = pick_constrained(e, r, logits);
+        if (id < 0) logits = hearth_grammar_seq_mask(&r->gs, e->gvocab, logits, e->gmasked, e->gbits);
         if (!logits) return HEARTH_FINISH_ERROR;
+        r->st.grammar_masked += id < 0;
+        pthread_mutex_lock(&e->mu);
+        *(id >= 0 ? &e->grammar_checked : &e->grammar_masked) += 1;
+        pthread_mutex_unlock(&e->mu);
     }
-    int32_t id = picked >= 0 ? picked : hearth_sampler_sample(r->smp, logits);
+    if (id < 0) id = hearth_sampler_sample(r->smp, logits);
     float prob = picked >= 0 ? 1.0f : hearth_sampler_last_prob(r->smp);
     if (r->want_lp)
         hearth_sampler_logprobs(r->smp, logits, id, r->n_top_lp, &r->lp); /* picked < 0: host logits */
     hearth_sampler_accept(r->smp, id);
     if (!hearth_grammar_seq_accept(&r->gs, e->gvocab, e->m->tokenizer, id)) return HEARTH_FINISH_ERROR;
     double t = hearth_now_ms();
+    if (r->gs.g) r->st.grammar_ms += t - tg;
     double itl = r->t_last > 0 ? t - r->t_last : 0;
     if (r->n_gen == 0) {
         r->t_first = t;
@@ -1174,6 +1203,8 @@ void hearth_engine_stats_get(hearth_engine *e, hearth_engine_stats *out) {
     out->spec_drafted = e->spec_drafted;
     out->spec_accepted = e->spec_accepted;
     out->spec_off_load = e->spec_off_load;
+    out->grammar_checked = e->grammar_checked;
+    out->grammar_masked = e->grammar_masked;
     pthread_mutex_unlock(&e->mu);
 }
 

@@ -46,6 +46,8 @@ typedef struct hearth_engine_config {
     const char *cache_db;   /* SQLite file for the persistent prefix cache, NULL = memory only */
     uint64_t cache_db_max_bytes;
     int max_waiting;        /* submit fails with HEARTH_ERR_BUSY beyond this (default 256) */
+    bool grammar_full_mask; /* constrained steps always mask the whole vocabulary instead of checking
+                               the best candidates first (same tokens, slower: for tests and bench) */
     /* speculative decoding (spec.h); greedy and sampled sequences (not grammar or logprobs requests) */
     hearth_spec_mode spec;  /* default OFF */
     int draft_max;          /* most tokens drafted per step (default 8) */
@@ -81,6 +83,8 @@ typedef struct hearth_request_stats {
     double itl_ms_mean;     /* mean inter-token latency */
     int spec_drafted;       /* speculative tokens proposed / kept by the target */
     int spec_accepted;
+    double grammar_ms;      /* constrained decoding: time choosing and recording tokens under the grammar */
+    int grammar_masked;     /* tokens that needed a whole-vocabulary mask (the others: a candidate check) */
 } hearth_request_stats;
 
 typedef enum hearth_event_kind { HEARTH_EVENT_TOKEN, HEARTH_EVENT_DONE } hearth_event_kind;
@@ -129,6 +133,8 @@ typedef struct hearth_request {
 typedef struct hearth_engine_stats {
     int running, waiting;
     uint64_t requests_done, tokens_generated, prompt_tokens, cached_tokens, preemptions, steps;
+    /* constrained decoding: tokens chosen by checking candidates, and by a whole-vocabulary mask */
+    uint64_t grammar_checked, grammar_masked;
     hearth_kv_stats kv;
     hearth_prefix_stats prefix;
     bool prefix_enabled;

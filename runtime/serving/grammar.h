@@ -65,6 +65,8 @@ void hearth_grammar_matcher_free(hearth_grammar_matcher *m);
 /* Feed n bytes of output. Returns false (state unchanged) when they cannot
  * continue a sentence of the grammar (invalid UTF-8 included). */
 bool hearth_grammar_matcher_accept_bytes(hearth_grammar_matcher *m, const char *s, size_t n);
+/* Whether accept_bytes would take these bytes; the state stays as it was. */
+bool hearth_grammar_matcher_allows_bytes(hearth_grammar_matcher *m, const char *s, size_t n);
 /* True when the input so far is a complete sentence (EOS allowed here). */
 bool hearth_grammar_matcher_can_end(const hearth_grammar_matcher *m);
 /* True when nothing more can follow (the only way on is to end). */
@@ -85,6 +87,10 @@ int32_t hearth_grammar_vocab_n_tokens(const hearth_grammar_vocab *v);
 int hearth_grammar_matcher_mask(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, uint32_t *allowed);
 /* Advance by a token's bytes (an end-of-generation token: true iff can_end). */
 bool hearth_grammar_matcher_accept_token(hearth_grammar_matcher *m, const hearth_grammar_vocab *v,
+                                         int32_t token);
+/* Whether accept_token would take token (its bit in a mask), without
+ * changing the state: a check of one token instead of a whole mask. */
+bool hearth_grammar_matcher_allows_token(hearth_grammar_matcher *m, const hearth_grammar_vocab *v,
                                          int32_t token);
 
 #endif

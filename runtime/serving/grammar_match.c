@@ -265,13 +265,16 @@ void hearth_grammar_matcher_free(hearth_grammar_matcher *m) {
     free(m);
 }
 
-bool hearth_grammar_matcher_accept_bytes(hearth_grammar_matcher *m, const char *s, size_t n) {
+/* Feed n bytes; on success keep the new state when `keep`, else put the
+ * old one back (m->save holds it either way until the next call). */
+static bool feed_bytes(hearth_grammar_matcher *m, const char *s, size_t n, bool keep) {
     if (!n) return true;
     if (!gstacks_copy(&m->save, &m->cur)) return false;
     gutf8 u0 = m->u;
-    for (size_t i = 0; i < n; i++) {
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
         int r = gutf8_step(&m->u, (uint8_t)s[i]);
-        bool ok = r >= 0;
+        ok = r >= 0;
         if (r > 0) {
             ok = gram_advance(m->g, &m->cur, m->u.cp, &m->tmp, &m->sc) && m->tmp.n_stacks > 0;
             gstacks t = m->cur;
@@ -282,15 +285,22 @@ bool hearth_grammar_matcher_accept_bytes(hearth_grammar_matcher *m, const char *
             gutf8_range(&m->u, &lo, &hi);
             ok = gram_range_possible(m->g, &m->cur, lo, hi);
         }
-        if (!ok) {
-            gstacks t = m->cur; /* put the saved state back */
-            m->cur = m->save;
-            m->save = t;
-            m->u = u0;
-            return false;
-        }
     }
-    return true;
+    if (!ok || !keep) {
+        gstacks t = m->cur; /* put the saved state back */
+        m->cur = m->save;
+        m->save = t;
+        m->u = u0;
+    }
+    return ok;
+}
+
+bool hearth_grammar_matcher_accept_bytes(hearth_grammar_matcher *m, const char *s, size_t n) {
+    return feed_bytes(m, s, n, true);
+}
+
+bool hearth_grammar_matcher_allows_bytes(hearth_grammar_matcher *m, const char *s, size_t n) {
+    return feed_bytes(m, s, n, false);
 }
 
 bool hearth_grammar_matcher_can_end(const hearth_grammar_matcher *m) {

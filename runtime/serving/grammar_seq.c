@@ -59,6 +59,14 @@ const float *hearth_grammar_seq_mask(hearth_grammar_seq *s, const hearth_grammar
     return out;
 }
 
+bool hearth_grammar_seq_active(const hearth_grammar_seq *s) {
+    return s->g && s->active;
+}
+
+bool hearth_grammar_seq_allows(hearth_grammar_seq *s, const hearth_grammar_vocab *v, int32_t token) {
+    return hearth_grammar_matcher_allows_token(s->m, v, token);
+}
+
 bool hearth_grammar_seq_accept(hearth_grammar_seq *s, const hearth_grammar_vocab *v,
                                const hearth_tokenizer *t, int32_t token) {
     if (!s->g) return true;

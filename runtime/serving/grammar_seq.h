@@ -34,6 +34,12 @@ void hearth_grammar_seq_free(hearth_grammar_seq *s);
  * (logits itself when inactive), or NULL (error set) when no token fits. */
 const float *hearth_grammar_seq_mask(hearth_grammar_seq *s, const hearth_grammar_vocab *v,
                                      const float *logits, float *out, uint32_t *bits);
+/* True when the constraint applies to the next token (a grammar, and for a
+ * lazy one, its trigger seen). */
+bool hearth_grammar_seq_active(const hearth_grammar_seq *s);
+/* Whether token may come next (its bit in the mask), without changing the
+ * state. Only for an active sequence. */
+bool hearth_grammar_seq_allows(hearth_grammar_seq *s, const hearth_grammar_vocab *v, int32_t token);
 /* Record the sampled token; false (error set) when it breaks the grammar. */
 bool hearth_grammar_seq_accept(hearth_grammar_seq *s, const hearth_grammar_vocab *v,
                                const hearth_tokenizer *t, int32_t token);

@@ -221,22 +221,13 @@ void hearth_sampler_logprobs(hearth_sampler *s, const float *logits, int32_t id,
     }
 }
 
-/* The candidates sample() draws from: c[0..n) with c[i].p the unnormalised
- * weight after penalties, top-k, top-p, min-p and temperature; *sum their
- * total. Shared by sample() and probs() so both see one distribution. */
-static int filtered(hearth_sampler *s, const float *lg, double *sum_out) {
+/* From candidates c[0..n) sorted best first (top-k already applied): the
+ * softmax, top-p and min-p, then the temperature weights. Returns how many
+ * candidates are kept, c[i].p their unnormalised weights, *sum_out their
+ * total. sample() draws from exactly this and probs() writes it out, so both
+ * see one distribution. */
+static int filter_sorted(hearth_sampler *s, cand *c, int n, double *sum_out) {
     const hearth_sampling_params *p = &s->p;
-    const int nv = s->n_vocab;
-    /* ---- candidates, sorted by logit (only as far as top_k needs) */
-    cand *c = s->c;
-    for (int i = 0; i < nv; i++)
-        c[i] = (cand){i, lg[i], 0};
-    int n = nv;
-    if (p->top_k > 0 && p->top_k < n) {
-        select_top(c, n, p->top_k); /* the k best to the front, then sort just those */
-        n = p->top_k;
-    }
-    qsort(c, (size_t)n, sizeof *c, cmp_cand_desc);
     /* ---- softmax over candidates */
     float mx = c[0].logit;
     double sum = 0;
@@ -278,16 +269,10 @@ static int filtered(hearth_sampler *s, const float *lg, double *sum_out) {
     return n;
 }
 
-int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
-    const float *lg = penalised(s, logits);
-    if (s->p.temperature <= 0.0f) {
-        int32_t best = hearth_argmax(lg, s->n_vocab);
-        s->last_prob = 1.0f;
-        return best;
-    }
+/* The filters (filter_sorted), then the draw. */
+static int32_t draw_sorted(hearth_sampler *s, cand *c, int n) {
     double sum;
-    int n = filtered(s, lg, &sum);
-    cand *c = s->c;
+    n = filter_sorted(s, c, n, &sum);
     double r = rng_uniform(s->rng) * sum, acc = 0;
     int pick = n - 1;
     for (int i = 0; i < n; i++) {
@@ -301,6 +286,33 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
     return c[pick].id;
 }
 
+/* Candidates from penalised logits lg, sorted by logit as far as top_k needs; returns how many. */
+static int sorted_candidates(hearth_sampler *s, const float *lg) {
+    const hearth_sampling_params *p = &s->p;
+    const int nv = s->n_vocab;
+    cand *c = s->c;
+    for (int i = 0; i < nv; i++)
+        c[i] = (cand){i, lg[i], 0};
+    int n = nv;
+    if (p->top_k > 0 && p->top_k < n) {
+        select_top(c, n, p->top_k); /* the k best to the front, then sort just those */
+        n = p->top_k;
+    }
+    qsort(c, (size_t)n, sizeof *c, cmp_cand_desc);
+    return n;
+}
+
+int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
+    const float *lg = penalised(s, logits);
+    if (s->p.temperature <= 0.0f) {
+        int32_t best = hearth_argmax(lg, s->n_vocab);
+        s->last_prob = 1.0f;
+        return best;
+    }
+    int n = sorted_candidates(s, lg);
+    return draw_sorted(s, s->c, n);
+}
+
 void hearth_sampler_probs(hearth_sampler *s, const float *logits, float *p_out) {
     const int nv = s->n_vocab;
     const float *lg = penalised(s, logits);
@@ -310,7 +322,7 @@ void hearth_sampler_probs(hearth_sampler *s, const float *logits, float *p_out) 
         return;
     }
     double sum;
-    int n = filtered(s, lg, &sum);
+    int n = filter_sorted(s, s->c, sorted_candidates(s, lg), &sum);
     for (int i = 0; i < n; i++)
         p_out[s->c[i].id] = (float)(s->c[i].p / sum);
 }
@@ -329,4 +341,34 @@ void hearth_sampler_copy_history(hearth_sampler *dst, const hearth_sampler *src)
 
 const hearth_sampling_params *hearth_sampler_params(const hearth_sampler *s) {
     return &s->p;
+}
+
+int32_t hearth_sampler_sample_allowed(hearth_sampler *s, const float *logits, hearth_token_check allowed,
+                                      void *ctx) {
+    const hearth_sampling_params *p = &s->p;
+    const int nv = s->n_vocab;
+    bool greedy = p->temperature <= 0.0f;
+    if (!greedy && (p->top_k <= 0 || p->top_k >= nv)) return -1; /* needs every allowed token */
+    int need = greedy ? 1 : p->top_k;
+    /* Both paths see the candidates in one total order (logit, then id):
+     * the masked row's top `need` are the first `need` allowed ones here. */
+    int span = greedy ? HEARTH_ALLOWED_WALK : 2 * need + HEARTH_ALLOWED_WALK;
+    if (span > nv) span = nv;
+    const float *lg = penalised(s, logits);
+    cand *c = s->c;
+    for (int i = 0; i < nv; i++)
+        c[i] = (cand){i, lg[i], 0};
+    select_top(c, nv, span);
+    qsort(c, (size_t)span, sizeof *c, cmp_cand_desc);
+    int got = 0;
+    for (int i = 0; i < span && got < need; i++) {
+        if (!(c[i].logit > -INFINITY)) break; /* the rest are masked out already */
+        if (allowed(ctx, c[i].id)) c[got++] = c[i];
+    }
+    if (got < need) return -1; /* too few in reach: the caller masks the row */
+    if (greedy) {
+        s->last_prob = 1.0f;
+        return c[0].id;
+    }
+    return draw_sorted(s, c, need);
 }

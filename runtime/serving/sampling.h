@@ -44,6 +44,20 @@ void hearth_sampler_accept(hearth_sampler *s, int32_t token);
 void hearth_sampler_reset(hearth_sampler *s);
 /* Pick the next token from logits[n_vocab] (logits are not modified). */
 int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits);
+
+/* Constrained sampling without a whole mask: returns exactly what
+ * hearth_sampler_sample would return on logits with every token that
+ * allowed() rejects set to -inf (the same token, the same random draw),
+ * checking only the best candidates one by one. Returns -1, having changed
+ * nothing (no random number drawn), when that cannot be decided from the
+ * first 2 * top_k + HEARTH_ALLOWED_WALK candidates (greedy: the first
+ * HEARTH_ALLOWED_WALK), or when the filters need every allowed token
+ * (sampling with top_k off): the caller then masks the row and calls
+ * hearth_sampler_sample. */
+#define HEARTH_ALLOWED_WALK 32
+typedef bool (*hearth_token_check)(void *ctx, int32_t token);
+int32_t hearth_sampler_sample_allowed(hearth_sampler *s, const float *logits, hearth_token_check allowed,
+                                      void *ctx);
 /* True when sample() is a plain argmax of the raw logits (greedy, no
  * penalties), so the caller may pick the token on the device instead. */
 bool hearth_sampler_is_greedy(const hearth_sampler *s);

@@ -4,7 +4,9 @@
  * penalties on) whose every output must parse as JSON and validate against
  * its schema (a small validator below, independent of the grammar code), the
  * greedy path with a grammar (the device argmax is bypassed), EOS only where
- * the grammar can end, and a lazy grammar that switches on at a trigger.
+ * the grammar can end, a lazy grammar that switches on at a trigger, and
+ * that choosing tokens by checking candidates gives token for token what a
+ * whole-vocabulary mask gives (an engine with grammar_full_mask beside).
  */
 #include <cjson/cJSON.h>
 #include <string.h>
@@ -78,6 +80,9 @@ static void run_model(const char *file, hearth_backend *be) {
     cfg.n_parallel = 4;
     hearth_engine *e = hearth_engine_create(m, &cfg, &err);
     REQUIRE(e);
+    cfg.grammar_full_mask = true;
+    hearth_engine *full = hearth_engine_create(m, &cfg, &err);
+    REQUIRE(full);
     hearth_grammar *g = hearth_grammar_from_json_schema(SCHEMA, strlen(SCHEMA), true, &err);
     REQUIRE(g);
     cJSON *schema = cJSON_Parse(SCHEMA);
@@ -97,9 +102,14 @@ static void run_model(const char *file, hearth_backend *be) {
         r.sampling.seed = 1000 + (uint64_t)i;
         r.max_tokens = 300;
         r.grammar = g;
-        hearth_completion c;
+        hearth_completion c, cf;
         hearth_status st = hearth_engine_generate(e, &r, &c, &err);
         CHECKF(st == HEARTH_OK, "%s", err.msg);
+        REQUIRE(hearth_engine_generate(full, &r, &cf, &err) == HEARTH_OK);
+        CHECKF(c.tokens.n == cf.tokens.n &&
+                   !memcmp(c.tokens.ids, cf.tokens.ids, c.tokens.n * sizeof *c.tokens.ids),
+               "%s seed %d: checked and masked outputs differ:\n  %s\n  %s", file, i, c.text, cf.text);
+        hearth_completion_free(&cf);
         total++;
         if (c.finish == HEARTH_FINISH_STOP) {
             ended++;
@@ -114,6 +124,20 @@ static void run_model(const char *file, hearth_backend *be) {
         }
         hearth_completion_free(&c);
     }
+    hearth_engine_stats es, fs;
+    hearth_engine_stats_get(e, &es);
+    hearth_engine_stats_get(full, &fs);
+    /* both ways were taken (this model knows no JSON, so its best candidates
+     * are mostly refused and the mask decides most steps); the other engine
+     * masks every one */
+    CHECKF(es.grammar_checked > 0 && es.grammar_masked > 0 && fs.grammar_checked == 0 &&
+               fs.grammar_masked == es.grammar_checked + es.grammar_masked,
+           "%s: checked %llu masked %llu; full-mask engine checked %llu masked %llu", file,
+           (unsigned long long)es.grammar_checked, (unsigned long long)es.grammar_masked,
+           (unsigned long long)fs.grammar_checked, (unsigned long long)fs.grammar_masked);
+    fprintf(stderr, "%s: %llu tokens by candidate check, %llu by mask\n", file,
+            (unsigned long long)es.grammar_checked, (unsigned long long)es.grammar_masked);
+    hearth_engine_free(full);
     /* every output that ended is valid; the model reaches the end in most runs */
     CHECKF(valid == ended && ended >= total / 2, "%s: %d valid of %d ended of %d", file, valid, ended, total);
 

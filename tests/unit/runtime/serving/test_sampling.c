@@ -1,9 +1,11 @@
 /*
  * test_sampling.c - the sampler: greedy ties, determinism by seed, that each
  * filter (top-k, top-p, min-p) really removes what it should, temperature
- * shape, and the penalties.
+ * shape, the penalties, and that sampling with an allowed-token check gives
+ * exactly what sampling a masked row gives.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "runtime/serving/sampling.h"
 #include "test.h"
@@ -22,7 +24,115 @@ static int draw_counts(hearth_sampling_params p, const float *logits, int draws,
     return 0;
 }
 
+/* ---- hearth_sampler_sample_allowed against mask-then-sample */
+
+typedef struct {
+    const uint8_t *ok;
+    int calls;
+} allow_set;
+
+static bool allow_cb(void *ctx, int32_t t) {
+    allow_set *a = ctx;
+    a->calls++;
+    return a->ok[t];
+}
+
+static uint64_t lcg(uint64_t *x) {
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x >> 33;
+}
+
+/* Two samplers with one seed draw STEPS tokens from random rows with random
+ * allowed sets: one through sample_allowed (falling back to the mask when it
+ * says -1, as the engine does), one always masking. Every token must be the
+ * same; returns how many steps the check alone decided. */
+static int allowed_matches_mask(hearth_sampling_params p, int nv, int density_pct, uint64_t seed) {
+    enum { STEPS = 300 };
+    hearth_error err = {0};
+    hearth_sampler *a = hearth_sampler_create(&p, nv, &err), *b = hearth_sampler_create(&p, nv, &err);
+    float *lg = malloc(sizeof *lg * (size_t)nv), *masked = malloc(sizeof *masked * (size_t)nv);
+    uint8_t *ok = malloc((size_t)nv);
+    if (!a || !b || !lg || !masked || !ok) return -1;
+    int decided = 0, differ = 0;
+    uint64_t x = seed;
+    for (int step = 0; step < STEPS; step++) {
+        int any = 0;
+        for (int i = 0; i < nv; i++) {
+            lg[i] = (float)(lcg(&x) % 4000) / 400.0f - 5.0f; /* ties happen: 4000 values */
+            ok[i] = (int)(lcg(&x) % 100) < density_pct;
+            any |= ok[i];
+        }
+        if (!any) ok[step % nv] = 1;
+        for (int i = 0; i < nv; i++)
+            masked[i] = ok[i] ? lg[i] : -INFINITY;
+        allow_set as = {ok, 0};
+        int32_t ta = hearth_sampler_sample_allowed(a, lg, allow_cb, &as);
+        if (ta >= 0) {
+            decided++;
+            if (!ok[ta]) differ++;
+        } else {
+            ta = hearth_sampler_sample(a, masked);
+        }
+        int32_t tb = hearth_sampler_sample(b, masked);
+        differ += ta != tb;
+        hearth_sampler_accept(a, ta); /* same history: penalties stay in step */
+        hearth_sampler_accept(b, tb);
+    }
+    CHECKF(differ == 0, "nv %d density %d%% T %.2f top_k %d: %d of %d tokens differ", nv, density_pct,
+           (double)p.temperature, p.top_k, differ, STEPS);
+    hearth_sampler_free(a);
+    hearth_sampler_free(b);
+    free(lg);
+    free(masked);
+    free(ok);
+    return decided;
+}
+
+static void test_sample_allowed(void) {
+    hearth_sampling_params p = hearth_sampling_defaults(); /* T 0.8, top-k 40, top-p 0.95, min-p 0.05 */
+    /* dense allowed sets: the check alone decides almost always */
+    CHECK(allowed_matches_mask(p, 5000, 90, 1) > 250);
+    CHECK(allowed_matches_mask(p, 5000, 50, 2) > 250);
+    /* sparse: mostly the mask; the tokens still agree */
+    CHECK(allowed_matches_mask(p, 5000, 2, 3) >= 0);
+    p.repeat_penalty = 1.3f;
+    p.frequency_penalty = 0.2f;
+    CHECK(allowed_matches_mask(p, 3001, 70, 4) > 200);
+    p.top_k = 3;
+    p.top_p = 1;
+    p.min_p = 0;
+    p.temperature = 1.5f;
+    CHECK(allowed_matches_mask(p, 777, 30, 5) > 200);
+    p.temperature = 0; /* greedy, penalties on */
+    CHECK(allowed_matches_mask(p, 5000, 20, 6) > 250);
+    CHECK(allowed_matches_mask(p, 64, 1, 7) >= 0);
+    /* top-k off with sampling: needs every allowed token, never decided alone */
+    p = hearth_sampling_defaults();
+    p.top_k = 0;
+    CHECK(allowed_matches_mask(p, 500, 90, 8) == 0);
+    /* the check looks at few candidates, not the vocabulary */
+    {
+        hearth_error err = {0};
+        p = hearth_sampling_defaults();
+        hearth_sampler *s = hearth_sampler_create(&p, 100000, &err);
+        float *lg = malloc(sizeof *lg * 100000);
+        uint8_t *ok = malloc(100000);
+        REQUIRE(s && lg && ok);
+        for (int i = 0; i < 100000; i++) {
+            lg[i] = (float)((i * 7919) % 100003) / 1000.0f;
+            ok[i] = 1;
+        }
+        allow_set as = {ok, 0};
+        CHECK(hearth_sampler_sample_allowed(s, lg, allow_cb, &as) >= 0);
+        CHECKF(as.calls == p.top_k, "%d checks for top-k %d", as.calls, p.top_k);
+        hearth_sampler_free(s);
+        free(lg);
+        free(ok);
+    }
+}
+
 int main(void) {
+    test_sample_allowed();
     const float logits[NV] = {1.0f, 3.0f, 3.0f, 2.5f, 0.0f, -1.0f, 2.9f, -5.0f};
     hearth_error err = {0};
 

@@ -193,7 +193,7 @@ static void test_rule_over_sampler_chain(void) {
 }
 
 /* ---- end to end */
-enum { REQS = 1500, WAVE = 64, GEN = 3, PAGE = 16 };
+enum { REQS = 1000, WAVE = 64, GEN = 3, PAGE = 16 };
 
 typedef struct col {
     pthread_mutex_t mu;
