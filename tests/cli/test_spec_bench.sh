@@ -11,7 +11,12 @@
 #    off for the steps (spec_off_load_steps > 0, nothing drafted) and with 2
 #    it drafts;
 #  - a sampled request (temperature 1) speculates: `run --spec ngram --temp 1
-#    --json` reports drafts.
+#    --json` reports drafts;
+#  - `--draft-gpu-layers N` / `speculative.draft_gpu_layers`: --print-config
+#    (default: as --gpu-layers), bad values refused; with a Vulkan device, the
+#    target on Vulkan and the draft's layers on the CPU (--draft-gpu-layers 0)
+#    give the same greedy tokens as without speculation, drafts accepted
+#    (skipped without a device).
 # Owner: speculative decoding.
 set -u
 BIN=${HEARTH_BIN:?}
@@ -79,6 +84,32 @@ Q="Repeat this passage exactly. In the beginning God created the heaven and the 
 "$BIN" run -m "$M8" -p "$Q" -n 64 --temp 1 --seed 7 --ignore-eos --json --spec ngram >"$TMP/s.json" 2>/dev/null
 check 'field "$TMP/s.json" "1 if d[\"timings\"][\"draft_n\"] > 0 and d[\"timings\"][\"gen_n\"] == 64 else exit(1)" >/dev/null' \
   "run --temp 1 --spec ngram drafts ($(head -c 300 "$TMP/s.json"))"
+
+# ---- --draft-gpu-layers / speculative.draft_gpu_layers
+"$BIN" run -ngl 3 --print-config >"$TMP/g1.json" 2>/dev/null
+check '[ "$(field "$TMP/g1.json" "d[\"draft_gpu_layers\"]")" = 3 ]' "draft_gpu_layers defaults to --gpu-layers ($(cat "$TMP/g1.json"))"
+"$BIN" run -ngl 3 --draft-gpu-layers 0 --print-config >"$TMP/g2.json" 2>/dev/null
+check '[ "$(field "$TMP/g2.json" "d[\"draft_gpu_layers\"]")" = 0 ] && [ "$(field "$TMP/g2.json" "d[\"source\"][\"speculative.draft_gpu_layers\"]")" = flag ]' \
+  "--draft-gpu-layers 0 in --print-config"
+printf 'speculative:\n  draft_gpu_layers: 1\n' >"$XDG_CONFIG_HOME/hearth/config.yaml"
+"$BIN" run --print-config >"$TMP/g3.json" 2>/dev/null
+check '[ "$(field "$TMP/g3.json" "d[\"draft_gpu_layers\"]")" = 1 ]' "config speculative.draft_gpu_layers ($(cat "$TMP/g3.json"))"
+rm -f "$XDG_CONFIG_HOME/hearth/config.yaml"
+"$BIN" run --draft-gpu-layers -5 --print-config >/dev/null 2>"$TMP/e4"
+rc=$?
+check '[ $rc -ne 0 ] && grep -q -- "--draft-gpu-layers" "$TMP/e4"' "--draft-gpu-layers -5 is refused by name ($(cat "$TMP/e4"))"
+P="In the beginning God created the heaven and the earth."
+if "$BIN" run -m "$M8" -p "In" -n 1 --temp 0 --backend vulkan >/dev/null 2>"$TMP/vk.err"; then
+  "$BIN" run --backend vulkan -m "$M8" -p "$P" -n 32 --temp 0 --ignore-eos --json --spec off >"$TMP/v0.json" 2>/dev/null
+  "$BIN" run --backend vulkan -m "$M8" -p "$P" -n 32 --temp 0 --ignore-eos --json --draft "$D8" \
+    --draft-gpu-layers 0 >"$TMP/v1.json" 2>/dev/null
+  check '[ -s "$TMP/v0.json" ] && [ "$(field "$TMP/v0.json" "d[\"tokens\"]")" = "$(field "$TMP/v1.json" "d[\"tokens\"]")" ]' \
+    "vulkan target, draft on the CPU: same tokens"
+  check 'field "$TMP/v1.json" "1 if d[\"timings\"][\"draft_accepted_n\"] > 0 else exit(1)" >/dev/null' \
+    "vulkan target, draft on the CPU: drafts accepted ($(head -c 300 "$TMP/v1.json"))"
+else
+  echo "test_spec_bench: no Vulkan device, the --draft-gpu-layers 0 run is skipped ($(tail -1 "$TMP/vk.err"))"
+fi
 
 echo "test_spec_bench: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
