@@ -87,6 +87,9 @@ static const field k_speculative_fields[] = {
     FIELD("mode", K_SPEC_MODE, CFG(speculative.mode)),
     RANGED("draft_max", K_INT, CFG(speculative.draft_max), 1, 32, true, "0 (the default, 8) or 1 to 32"),
     RANGED("draft_min", K_INT, CFG(speculative.draft_min), 1, 32, true, "0 (the default, 1) or 1 to 32"),
+    RANGED("max_batch", K_INT, CFG(speculative.max_batch), 1, 64, true, "0 (the default, 4) or 1 to 64"),
+    RANGED("draft_gpu_layers", K_INT, CFG(speculative.draft_gpu_layers), -1, 100000, false,
+           "-1 (all) or 0 to 100000"),
     END,
 };
 
@@ -181,6 +184,7 @@ void hearth_config_init(hearth_config *cfg) {
     cfg->kv_type = HEARTH_F16;
     cfg->prefix_cache.enabled = true;
     cfg->speculative.mode = HEARTH_SPEC_OFF;
+    cfg->speculative.draft_gpu_layers = -2; /* unset: as gpu_layers */
 }
 
 static void model_free(hearth_config_model *m) {

@@ -78,6 +78,8 @@ typedef struct hearth_config {
         int mode;      /* hearth_spec_mode: HEARTH_SPEC_OFF (default) or HEARTH_SPEC_NGRAM */
         int draft_max; /* 0: the engine's default (8) */
         int draft_min; /* 0: the engine's default (1) */
+        int max_batch; /* 0: the engine's default (4): speculate only in steps of at most this many */
+        int draft_gpu_layers; /* the draft model's GPU layers; -2 (unset): as gpu_layers */
     } speculative;
 
     struct {

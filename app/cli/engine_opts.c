@@ -47,6 +47,8 @@ enum {
     OPT_DRAFT_MAX,
     OPT_DRAFT_MIN,
     OPT_DRAFT,
+    OPT_SPEC_MAX_BATCH,
+    OPT_DRAFT_GPU_LAYERS,
 };
 
 typedef struct eo_def {
@@ -97,7 +99,8 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                             0, 0, false, "SIZE", "largest prefix-cache database, e.g. 512MiB (default 2GiB)",
                             "expected a size such as 512MiB or 2GB"},
     [OPT_SPEC] = {NULL, "--spec", "speculative.mode", EO_SPEC, EO(spec), 0, 0, false, "MODE",
-                  "speculative decoding of greedy requests: ngram (draft from earlier text), draft (a draft "
+                  "speculative decoding (greedy and sampled requests, not grammars): ngram (draft from "
+                  "earlier text), draft (a draft "
                   "model, the default with --draft), off (default)",
                   "is not a speculation mode (ngram, draft, off)"},
     [OPT_DRAFT_MAX] = {NULL, "--draft-max", "speculative.draft_max", EO_INT, EO(draft_max), 1, 32, false, "K",
@@ -110,6 +113,16 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                    "draft model for speculative decoding (a GGUF file, pulled name or config model name) "
                    "with the model's vocabulary; turns on --spec draft",
                    "expected a model file or name"},
+    [OPT_SPEC_MAX_BATCH] = {NULL, "--spec-max-batch", "speculative.max_batch", EO_INT, EO(spec_max_batch), 1,
+                            64, false, "N",
+                            "speculate only in steps running at most N sequences; larger steps decode "
+                            "plainly (default 4, measured: docs/BENCHMARKS.md)",
+                            "is not a whole number from 1 to 64"},
+    [OPT_DRAFT_GPU_LAYERS] = {NULL, "--draft-gpu-layers", "speculative.draft_gpu_layers", EO_INT,
+                              EO(draft_gpu_layers), -1, 100000, false, "N",
+                              "the draft model's layers on the GPU, the rest on the CPU (default: as "
+                              "--gpu-layers; 0 runs the draft on the CPU beside a GPU target)",
+                              "expected -1 (all) or 0 to 100000"},
 };
 
 #define BENCH_CACHE_DB_HELP                                                                                  \
@@ -131,6 +144,8 @@ void app_engine_opts_defaults(app_engine_opts *eo) {
     eo->kv_type = HEARTH_F16;
     eo->draft_max = 8;
     eo->draft_min = 1;
+    eo->spec_max_batch = hearth_engine_defaults().spec_max_batch;
+    eo->draft_gpu_layers = -2;
     eo->prefix_cache = true;
     for (int i = 0; i < APP_ENGINE_OPTS_N; i++)
         eo->source[i] = "default";
@@ -170,6 +185,8 @@ void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg)
         {OPT_MAX_WAITING, cfg->server.max_waiting, 0},
         {OPT_DRAFT_MAX, cfg->speculative.draft_max, d.speculative.draft_max},
         {OPT_DRAFT_MIN, cfg->speculative.draft_min, d.speculative.draft_min},
+        {OPT_SPEC_MAX_BATCH, cfg->speculative.max_batch, d.speculative.max_batch},
+        {OPT_DRAFT_GPU_LAYERS, cfg->speculative.draft_gpu_layers, d.speculative.draft_gpu_layers},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
         if (ints[k].value == ints[k].unset) continue;
@@ -336,10 +353,15 @@ void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parall
     ec->spec = eo->spec;
     ec->draft_max = eo->draft_max;
     ec->draft_min = eo->draft_min;
+    ec->spec_max_batch = eo->spec_max_batch;
     /* a measuring switch (docs/BENCHMARKS.md): the whole-vocabulary mask at every constrained step,
        the same tokens as the default candidate check */
     const char *fm = getenv("HEARTH_GRAMMAR_FULL_MASK");
     ec->grammar_full_mask = fm && *fm && strcmp(fm, "0") != 0;
+}
+
+int app_engine_opts_draft_gpu_layers(const app_engine_opts *eo) {
+    return eo->draft_gpu_layers >= -1 ? eo->draft_gpu_layers : eo->gpu_layers;
 }
 
 hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth_config_model *cm,
@@ -352,7 +374,7 @@ hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth
     if (!name || (!mode_default && eo->spec != HEARTH_SPEC_DRAFT)) return HEARTH_OK;
     const hearth_config_model *dm = eo->config ? hearth_config_find_model(eo->config, name) : NULL;
     const char *path = dm ? dm->path : app_resolve_model(name);
-    hearth_model_params mp = {.backend = m->backend, .gpu_layers = eo->gpu_layers};
+    hearth_model_params mp = {.backend = m->backend, .gpu_layers = app_engine_opts_draft_gpu_layers(eo)};
     hearth_error e = {0};
     hearth_model *d = hearth_model_load(path, &mp, &e);
     if (!d) return hearth_error_set(err, e.code, "draft model '%s': %s", name, e.msg);
@@ -396,6 +418,8 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
     cJSON_AddStringToObject(o, "speculative", hearth_spec_mode_name(ec.spec));
     cJSON_AddNumberToObject(o, "draft_max", ec.draft_max);
     cJSON_AddNumberToObject(o, "draft_min", ec.draft_min);
+    cJSON_AddNumberToObject(o, "spec_max_batch", ec.spec_max_batch);
+    cJSON_AddNumberToObject(o, "draft_gpu_layers", app_engine_opts_draft_gpu_layers(eo));
     if (eo->draft[0]) {
         cJSON_AddStringToObject(o, "draft", eo->draft);
         if (!strcmp(eo->source[OPT_SPEC], "default"))

@@ -33,7 +33,7 @@
 #include "runtime/serving/engine.h"
 
 /* Engine options in the table (not counting --print-config). */
-#define APP_ENGINE_OPTS_N 15
+#define APP_ENGINE_OPTS_N 17
 /* Room for a command's own options plus the engine's. */
 #define APP_ARGS_MAX 64
 
@@ -52,6 +52,8 @@ typedef struct app_engine_opts {
     uint64_t cache_max_bytes; /* 0: the store's default (2 GiB) */
     hearth_spec_mode spec;    /* --spec (default off) */
     int draft_max, draft_min; /* --draft-max (default 8), --draft-min (default 1) */
+    int spec_max_batch;       /* --spec-max-batch: speculate only in steps of at most this many sequences */
+    int draft_gpu_layers;     /* --draft-gpu-layers: the draft's layers on the GPU (-2: as --gpu-layers) */
     bool print_config;        /* --print-config: print the resolved options as JSON and exit */
     bool bench_defaults;      /* bench: the prefix cache defaults to memory only (see below) */
     /* --draft MODEL: a GGUF path, pulled name or config model name ("": none) */
@@ -115,7 +117,8 @@ bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char
 
 /* The draft model for target m: --draft, else the target's config entry's
  * draft (cm->draft; cm may be NULL), each a config model name, a pulled name
- * or a GGUF path. Loads it on m's backend (the same GPU layers) and sets
+ * or a GGUF path. Loads it on m's backend (with --draft-gpu-layers, by
+ * default the target's --gpu-layers) and sets
  * ec->draft and ec->spec to draft -- unless --spec or speculative.mode chose
  * another mode, when nothing is loaded. *draft_out: the model (the caller frees it after the
  * engine), NULL when none is asked for. On failure err says "draft model
@@ -123,6 +126,9 @@ bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char
 hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth_config_model *cm,
                                          hearth_model *m, hearth_engine_config *ec, hearth_model **draft_out,
                                          hearth_error *err);
+/* The GPU layers the draft model loads with: --draft-gpu-layers /
+ * speculative.draft_gpu_layers, else --gpu-layers. */
+int app_engine_opts_draft_gpu_layers(const app_engine_opts *eo);
 
 /* --print-config: the resolved options (and the engine config they give) as
  * one JSON object on stdout. model may be NULL. Returns 0, or 1 when out of

@@ -47,6 +47,7 @@
 #include "app/cli/common.h"
 #include "app/cli/config.h"
 #include "app/cli/engine_opts.h"
+#include "app/commands/bench_spec.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/forward.h"
 
@@ -279,6 +280,8 @@ typedef struct bench_result {
     uint64_t bw_buffer;
     double bytes_per_token, roofline;
     phase_profile prof_pp, prof_tg;
+    bool has_spec; /* --spec / --draft: tg through the engine with and without speculation */
+    bench_spec_result spec;
 } bench_result;
 
 static void profile_take(hearth_backend *be, phase_profile *p, double wall_ms) {
@@ -460,6 +463,19 @@ static void print_table_rows(const bench_result *r, const bench_opts *o) {
         printf("| %s | %s | %s | %s | %s | %d | tg%d%s | %.2f ± %.2f | %s |\n", r->model, r->type, size,
                params, r->backend, r->threads, o->n_gen, at, r->tg.mean, r->tg.stddev, roof);
     }
+    if (r->has_spec) {
+        const bench_spec_result *s = &r->spec;
+        printf("| %s | %s | %s | %s | %s | %d | tg%d engine, spec off | %.2f ± %.2f | |\n", r->model, r->type,
+               size, params, r->backend, r->threads, s->n_gen, s->off_mean, s->off_sd);
+        printf("| %s | %s | %s | %s | %s | %d | tg%d engine, %s | %.2f ± %.2f | %.2fx; %.0f%% of %llu drafts "
+               "accepted, %.2f tokens/pass, %s |\n",
+               r->model, r->type, size, params, r->backend, r->threads, s->n_gen,
+               hearth_spec_mode_name(s->mode), s->on_mean, s->on_sd,
+               s->off_mean > 0 ? s->on_mean / s->off_mean : 0,
+               s->drafted ? 100.0 * (double)s->accepted / (double)s->drafted : 0.0,
+               (unsigned long long)s->drafted, s->passes ? (double)s->pass_tokens / (double)s->passes : 0.0,
+               s->same_tokens ? "same tokens" : "TOKENS DIFFER");
+    }
     fflush(stdout);
 }
 
@@ -546,6 +562,23 @@ static void print_json(const bench_result *r, const bench_opts *o) {
         cJSON_AddNumberToObject(j, "tg_roofline_fraction", r->roofline);
     else
         cJSON_AddNullToObject(j, "tg_roofline_fraction");
+    if (r->has_spec) {
+        const bench_spec_result *s = &r->spec;
+        cJSON *sp = cJSON_AddObjectToObject(j, "speculative");
+        cJSON_AddStringToObject(sp, "mode", hearth_spec_mode_name(s->mode));
+        cJSON_AddNumberToObject(sp, "prompt_tokens", s->n_prompt);
+        cJSON_AddNumberToObject(sp, "tg", s->n_gen);
+        cJSON_AddItemToObject(sp, "tg_off_tok_s", stats_json((stats){s->off_mean, s->off_sd}));
+        cJSON_AddItemToObject(sp, "tg_spec_tok_s", stats_json((stats){s->on_mean, s->on_sd}));
+        cJSON_AddNumberToObject(sp, "speedup", s->off_mean > 0 ? s->on_mean / s->off_mean : 0);
+        cJSON_AddNumberToObject(sp, "draft_n", (double)s->drafted);
+        cJSON_AddNumberToObject(sp, "draft_accepted_n", (double)s->accepted);
+        cJSON_AddNumberToObject(sp, "acceptance", s->drafted ? (double)s->accepted / (double)s->drafted : 0);
+        cJSON_AddNumberToObject(sp, "spec_passes", (double)s->passes);
+        cJSON_AddNumberToObject(sp, "tokens_per_target_pass",
+                                s->passes ? (double)s->pass_tokens / (double)s->passes : 0);
+        cJSON_AddBoolToObject(sp, "same_tokens", s->same_tokens);
+    }
     if (o->profile) {
         cJSON *p = cJSON_AddObjectToObject(j, "profile");
         if (o->n_prompt > 0) cJSON_AddItemToObject(p, "pp", profile_json(&r->prof_pp, o->reps));
@@ -656,7 +689,10 @@ static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, 
         "figure is also given as a fraction of the memory-bandwidth roofline (bytes read per token x tok/s\n"
         "/ bandwidth measured by a STREAM-like read test with the same thread count).\n"
         "pp/tg use the engine options --backend, --gpu-layers and --kv-type; the others apply to\n"
-        "--concurrency N, which load-tests the engine instead (see hearth bench --concurrency 1 --help).",
+        "--concurrency N, which load-tests the engine instead (see hearth bench --concurrency 1 --help).\n"
+        "--spec ngram or --draft MODEL adds tgN through the engine with speculation off and on (same\n"
+        "greedy prompt: P/2 random tokens said twice; alternating repetitions): both speeds, the speedup,\n"
+        "the drafts accepted, tokens per target pass and whether the tokens were the same.",
         opts, sizeof opts / sizeof opts[0], argc, argv, pos, 0, &n_pos);
     if (r) return r > 0 ? 0 : 2;
     if (n_models == 0 && !o->eo.print_config)
@@ -665,10 +701,9 @@ static int bench_parse_args(int argc, char **argv, int n_models, bench_opts *o, 
     if (n_prompt == 0 && n_gen == 0) return bench_usage_error("-p 0 and -n 0 leave nothing to measure");
     if (reps < 1) return bench_usage_error("-r must be at least 1");
     if (depth < 0 || depth > (1 << 24)) return bench_usage_error("-d must be 0 to 16777216 tokens");
-    if (o->eo.spec != HEARTH_SPEC_OFF)
-        return bench_usage_error(
-            "--spec applies to the engine: use it with --concurrency N (pp/tg time the bare "
-            "forward pass, which does not speculate)");
+    if ((o->eo.spec != HEARTH_SPEC_OFF || o->eo.draft[0]) && n_gen < 2)
+        return bench_usage_error("--spec and --draft compare tg with and without speculation: they need -n 2 "
+                                 "or more");
     if (bw_mib < 0) return bench_usage_error("--bw-mib must not be negative");
     if (threads_s && !parse_int_list(threads_s, thread_list, MAX_THREAD_COUNTS, n_threads)) {
         fprintf(stderr,
@@ -741,6 +776,13 @@ static bool bench_one(const char *path, int t, const bench_opts *o, double bw, u
     double avg_ctx = o->n_prompt + (o->n_gen + 1) / 2.0;
     res->bytes_per_token = (double)mf.bytes_per_token_weights + avg_ctx * (double)mf.kv_bytes_per_key;
     bool ok = bench_model(m, be, t, o, res);
+    if (ok && (o->eo.spec != HEARTH_SPEC_OFF || o->eo.draft[0])) {
+        hearth_error err = {0};
+        if (isatty(2)) fprintf(stderr, "\r\033[Khearth bench: %s, tg with and without speculation", m->name);
+        ok = res->has_spec = bench_spec_tg(&eo, m, o->n_prompt, o->n_gen, o->reps, &res->spec, &err);
+        if (isatty(2)) fprintf(stderr, "\r\033[K");
+        if (!ok) fprintf(stderr, "hearth bench: %s: %s\n", m->name, err.msg);
+    }
     if (ok) {
         res->roofline = res->bw_gbs > 0 ? res->bytes_per_token * res->tg.mean / (res->bw_gbs * 1e9) : 0;
         if (o->json)

@@ -70,6 +70,10 @@ typedef struct req {
     int n_draft;                       /* tokens drafted this step (0: plain decode) */
     int32_t *draft;                    /* [cfg.draft_max] */
     int dslot;                         /* draft-model slot (spec_draft.h), -1 when none */
+    hearth_sampler *dsmp;              /* sampled drafts: the draft model's sampler (r's settings) */
+    float *q;                          /* [draft_max, n_vocab] the draft's q of each drafted token */
+    int n_vocab;                       /* the row size of q */
+    float pick_prob;                   /* >= 0: the probability of the token take_token is given */
     struct req *next;                  /* waiting queue */
     struct req *live_prev, *live_next; /* all live requests (under mu) */
 } req;
@@ -84,7 +88,8 @@ struct hearth_engine {
     hearth_drafter *drafter; /* HEARTH_SPEC_DRAFT: the draft model's KV and forward */
     hearth_draft_job *jobs;  /* [n_parallel] this step's draft requests */
     int *job_run;            /* [n_parallel] the running slot of each job */
-    float *logits;           /* [n_parallel, n_vocab] */
+    float *logits;           /* [n_parallel (speculating: HEARTH_FORWARD_MAX_LOGITS), n_vocab] */
+    float *pbuf;             /* [n_vocab] sampled verification: the target's p at one position */
     /* ubatch scratch */
     int32_t *ub_tok, *ub_pos, *ub_seq;
     bool *ub_logits;
@@ -152,6 +157,8 @@ static void req_free(req *r) {
     if (!r) return;
     hearth_tokens_free(&r->toks);
     hearth_sampler_free(r->smp);
+    hearth_sampler_free(r->dsmp);
+    free(r->q);
     hearth_stop_free(&r->stop);
     hearth_grammar_seq_free(&r->gs);
     free(r->draft);
@@ -400,13 +407,14 @@ static hearth_finish take_token(hearth_engine *e, req *r, const float *logits, i
     hearth_event ev = {.kind = HEARTH_EVENT_TOKEN,
                        .id = r->id,
                        .token = id,
-                       .prob = prob,
+                       .prob = r->pick_prob >= 0 ? r->pick_prob : prob,
                        .text = hearth_stop_text(&r->stop),
                        .text_len = out,
                        .stats = &r->st,
                        .itl_ms = itl,
                        .logprobs = r->want_lp ? &r->lp : NULL};
     emit(r, &ev);
+    r->pick_prob = -1;
     if (stopped) {
         hearth_stop_clear(&r->stop); /* the stop string and what follows are dropped */
         return HEARTH_FINISH_STOP;
@@ -446,23 +454,52 @@ static void run_draft_model(hearth_engine *e, int n_jobs) {
         commit_draft(e, e->job_run[j], e->jobs[j].n_out);
 }
 
+/* Draft model, sampled request: draft token `step` from the draft's own
+ * distribution q (r's sampler settings over the draft's logits, with r's
+ * history plus the draft so far), drawn with r's RNG; q is kept for the
+ * acceptance rule. */
+static int32_t draft_pick(void *user, int step, const float *logits) {
+    req *r = user;
+    if (step == 0) hearth_sampler_copy_history(r->dsmp, r->smp);
+    float *q = r->q + (size_t)step * (size_t)r->n_vocab;
+    hearth_sampler_probs(r->dsmp, logits, q);
+    int32_t t = hearth_spec_draw(q, r->n_vocab, hearth_sampler_uniform(r->smp));
+    if (t >= 0) hearth_sampler_accept(r->dsmp, t);
+    return t;
+}
+
+/* Whether r may speculate this step. A grammar masks the logits before the
+ * pick (drafts would be checked against the unmasked distribution) and
+ * logprobs want every position's own pass: those never speculate. */
+static bool spec_eligible(const req *r) {
+    return r->spec && !r->gs.g && !r->want_lp;
+}
+
+/* A sampled request drafting with the draft model needs a sampler for the
+ * draft (r's settings) and room for q; false when memory is short. */
+static bool sampled_draft_ready(hearth_engine *e, req *r) {
+    if (r->dsmp && r->q) return true;
+    r->n_vocab = e->m->hp.n_vocab;
+    if (!r->dsmp) r->dsmp = hearth_sampler_create(hearth_sampler_params(r->smp), r->n_vocab, NULL);
+    if (!r->q) r->q = malloc((size_t)e->cfg.draft_max * (size_t)r->n_vocab * sizeof *r->q);
+    return r->dsmp && r->q;
+}
+
 /* Speculation for this step: a draft (n-gram lookup, or the draft model for
  * all of them in one batch) for each speculating sequence that is decoding,
- * while the token budget and the logits rows last. Only when every running
- * sequence is greedy without a grammar (the argmax pass gives each position
- * its pick) and the step holds at most spec_max_batch sequences. Draft
- * positions are reserved here; a draft whose pages are not free is dropped. */
+ * while the token budget and the logits rows last, when the step holds at
+ * most spec_max_batch sequences. Greedy sequences draft greedily; sampled
+ * ones (temperature > 0 or penalties) draw their draft from the draft
+ * model's q (n-gram: a point mass) and are verified by the acceptance rule.
+ * Draft positions are reserved here; a draft whose pages are not free is
+ * dropped. */
 static void plan_drafts(hearth_engine *e) {
     for (int i = 0; i < e->n_running; i++)
         e->running[i]->n_draft = 0;
     if (e->cfg.spec == HEARTH_SPEC_OFF) return;
     bool any = false;
-    for (int i = 0; i < e->n_running; i++) {
-        any |= e->running[i]->spec;
-        /* a grammar masks the logits before the pick: drafts would be checked against the unmasked argmax */
-        if (!hearth_sampler_is_greedy(e->running[i]->smp) || e->running[i]->gs.g || e->running[i]->want_lp)
-            return;
-    }
+    for (int i = 0; i < e->n_running; i++)
+        any |= spec_eligible(e->running[i]);
     if (!any) return;
     if (e->n_running > e->cfg.spec_max_batch) {
         pthread_mutex_lock(&e->mu);
@@ -477,7 +514,7 @@ static void plan_drafts(hearth_engine *e) {
     }
     for (int i = 0; i < e->n_running; i++) {
         req *r = e->running[i];
-        if (!r->spec || e->chunk[i] != 1 || e->pending[i] != 1) continue;
+        if (!spec_eligible(r) || e->chunk[i] != 1 || e->pending[i] != 1) continue;
         int n = (int)r->toks.n, k = r->ctl.k;
         if (r->max_tokens > 0 && r->max_tokens - r->n_gen - 1 < k) k = r->max_tokens - r->n_gen - 1;
         if (e->cfg.n_ctx - n - 1 < k) k = e->cfg.n_ctx - n - 1;
@@ -486,10 +523,17 @@ static void plan_drafts(hearth_engine *e) {
         if (k <= 0) continue;
         int d = k; /* the draft model's jobs count at their most until they are drafted */
         if (e->drafter) {
+            bool sampled = !hearth_sampler_is_greedy(r->smp);
+            if (sampled && !sampled_draft_ready(e, r)) continue;
             if (r->dslot < 0) r->dslot = hearth_drafter_slot_take(e->drafter);
             if (r->dslot < 0) continue;
-            e->jobs[n_jobs] =
-                (hearth_draft_job){.slot = r->dslot, .toks = r->toks.ids, .n = n, .k = k, .out = r->draft};
+            e->jobs[n_jobs] = (hearth_draft_job){.slot = r->dslot,
+                                                 .toks = r->toks.ids,
+                                                 .n = n,
+                                                 .k = k,
+                                                 .out = r->draft,
+                                                 .pick = sampled ? draft_pick : NULL,
+                                                 .user = r};
             e->job_run[n_jobs++] = i;
         } else {
             d = hearth_spec_ngram_draft(r->toks.ids, n, 2, 4, k, r->draft);
@@ -505,6 +549,11 @@ static void plan_drafts(hearth_engine *e) {
  * agree with, plus the target's next pick; drop the rest from the KV cache.
  * Returns the finish reason (NONE: keep going). */
 static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids);
+/* The same from host logits rows[0..d] (a step that brought logits to the
+ * host): greedy sequences take the argmax of each row, sampled ones the
+ * acceptance rule against the target's p. */
+static hearth_finish take_verified_rows(hearth_engine *e, req *r, const float *rows);
+static void count_verified(hearth_engine *e, req *r, int d, int a, int taken);
 
 static void step(hearth_engine *e) {
     /* cancelled running requests leave first */
@@ -598,6 +647,9 @@ static void step(hearth_engine *e) {
         if (r->spec && greedy) {
             why = take_verified(e, r, e->ub_ids + k);
             k += r->n_draft;
+        } else if (r->n_draft) {
+            why = take_verified_rows(e, r, e->logits + (size_t)k * (size_t)e->m->hp.n_vocab);
+            k += r->n_draft;
         } else {
             why = greedy ? take_token(e, r, NULL, e->ub_ids[k])
                          : take_token(e, r, e->logits + (size_t)k * (size_t)e->m->hp.n_vocab, -1);
@@ -624,9 +676,6 @@ static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids)
     while (a < d && ids[a] == r->draft[a])
         a++;
     if (d > a) hearth_kv_seq_truncate(e->kv, r->seq, d - a);
-    r->st.spec_drafted += d;
-    r->st.spec_accepted += a;
-    hearth_spec_ctl_update(&r->ctl, d, a);
     hearth_finish why = HEARTH_FINISH_NONE;
     int taken = 0;
     for (int j = 0; j <= a && why == HEARTH_FINISH_NONE; j++) {
@@ -634,17 +683,72 @@ static hearth_finish take_verified(hearth_engine *e, req *r, const int32_t *ids)
         taken++;
         if (j < a) r->n_done++; /* an accepted draft: its K/V are in the cache */
     }
-    if (d > 0) { /* a step without a draft is a plain decode: no counter moves */
-        pthread_mutex_lock(&e->mu);
-        e->spec_passes++;
-        e->spec_drafted += (uint64_t)d;
-        e->spec_accepted += (uint64_t)a;
-        e->spec_tokens += (uint64_t)taken;
-        pthread_mutex_unlock(&e->mu);
-    }
+    count_verified(e, r, d, a, taken);
     if (why == HEARTH_FINISH_NONE) publish_pages(e, r);
     if (e->drafter) hearth_drafter_keep(e->drafter, r->dslot, r->toks.ids, (int)r->toks.n);
     return why;
+}
+
+/* Count a verification pass of d drafts, a accepted, taken tokens delivered. */
+static void count_verified(hearth_engine *e, req *r, int d, int a, int taken) {
+    r->st.spec_drafted += d;
+    r->st.spec_accepted += a;
+    hearth_spec_ctl_update(&r->ctl, d, a);
+    if (d <= 0) return; /* a step without a draft is a plain decode: no counter moves */
+    pthread_mutex_lock(&e->mu);
+    e->spec_passes++;
+    e->spec_drafted += (uint64_t)d;
+    e->spec_accepted += (uint64_t)a;
+    e->spec_tokens += (uint64_t)taken;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Sampled verification: at each drafted position the target's p (r's
+ * sampler over that row and the history so far, as a plain step would
+ * sample), accept the draft with min(1, p/q), else resample from
+ * norm(max(0, p - q)) and stop; after all d accepted, the bonus token is the
+ * sampler's own draw from the last row. */
+static hearth_finish take_verified_sampled(hearth_engine *e, req *r, const float *rows) {
+    const size_t nv = (size_t)e->m->hp.n_vocab;
+    int d = r->n_draft, a = 0, taken = 0;
+    bool rejected = false;
+    hearth_finish why = HEARTH_FINISH_NONE;
+    while (why == HEARTH_FINISH_NONE && a < d && !rejected) {
+        hearth_sampler_probs(r->smp, rows + (size_t)a * nv, e->pbuf);
+        const float *q = e->drafter ? r->q + (size_t)a * nv : NULL;
+        double ua = hearth_sampler_uniform(r->smp), ur = hearth_sampler_uniform(r->smp);
+        bool ok;
+        int32_t t = hearth_spec_accept(e->pbuf, q, (int)nv, r->draft[a], ua, ur, &ok);
+        /* p == q leaves nothing to resample: the draft stands, as accepted */
+        ok = ok || t == r->draft[a];
+        r->pick_prob = e->pbuf[t];
+        why = take_token(e, r, NULL, t);
+        taken++;
+        if (ok) {
+            a++;
+            r->n_done++; /* its K/V are in the cache */
+        } else {
+            rejected = true;
+        }
+    }
+    if (why == HEARTH_FINISH_NONE && !rejected) {
+        why = take_token(e, r, rows + (size_t)d * nv, -1);
+        taken++;
+    }
+    if (d > a) hearth_kv_seq_truncate(e->kv, r->seq, d - a);
+    count_verified(e, r, d, a, taken);
+    if (why == HEARTH_FINISH_NONE) publish_pages(e, r);
+    if (e->drafter) hearth_drafter_keep(e->drafter, r->dslot, r->toks.ids, (int)r->toks.n);
+    return why;
+}
+
+static hearth_finish take_verified_rows(hearth_engine *e, req *r, const float *rows) {
+    if (!hearth_sampler_is_greedy(r->smp)) return take_verified_sampled(e, r, rows);
+    int32_t ids[HEARTH_FORWARD_MAX_LOGITS];
+    const size_t nv = (size_t)e->m->hp.n_vocab;
+    for (int j = 0; j <= r->n_draft; j++)
+        ids[j] = hearth_argmax(rows + (size_t)j * nv, (int)nv);
+    return take_verified(e, r, ids);
 }
 
 /* Publish what stats readers on other threads see (called after each step,
@@ -698,6 +802,7 @@ static void engine_release(hearth_engine *e) {
     hearth_forward_free(e->fw);
     hearth_kv_free(e->kv);
     free(e->logits);
+    free(e->pbuf);
     free(e->ub_tok);
     free(e->ub_pos);
     free(e->ub_seq);
@@ -894,7 +999,10 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     }
     if (cfg.spec == HEARTH_SPEC_DRAFT && !engine_drafter(e, err)) goto fail;
     size_t nb = (size_t)cfg.n_batch;
-    e->logits = malloc((size_t)cfg.n_parallel * (size_t)m->hp.n_vocab * sizeof *e->logits);
+    /* a speculating step may bring a logits row per drafted position to the host */
+    size_t rows = cfg.spec != HEARTH_SPEC_OFF ? HEARTH_FORWARD_MAX_LOGITS : (size_t)cfg.n_parallel;
+    e->logits = malloc(rows * (size_t)m->hp.n_vocab * sizeof *e->logits);
+    e->pbuf = malloc((size_t)m->hp.n_vocab * sizeof *e->pbuf);
     e->ub_tok = malloc(nb * sizeof *e->ub_tok);
     e->ub_pos = malloc(nb * sizeof *e->ub_pos);
     e->ub_seq = malloc(nb * sizeof *e->ub_seq);
@@ -904,8 +1012,8 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     e->chunk = malloc((size_t)cfg.n_parallel * sizeof *e->chunk);
     e->pending = malloc((size_t)cfg.n_parallel * sizeof *e->pending);
     e->running = malloc((size_t)cfg.n_parallel * sizeof *e->running);
-    if (!e->logits || !e->ub_tok || !e->ub_pos || !e->ub_seq || !e->ub_logits || !e->ub_owner_of_logits ||
-        !e->ub_ids || !e->chunk || !e->pending || !e->running) {
+    if (!e->logits || !e->pbuf || !e->ub_tok || !e->ub_pos || !e->ub_seq || !e->ub_logits ||
+        !e->ub_owner_of_logits || !e->ub_ids || !e->chunk || !e->pending || !e->running) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -999,6 +1107,7 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
     if (!r) goto oom;
     r->seq = -1;
     r->dslot = -1;
+    r->pick_prob = -1;
     r->n_prompt = rq->n_prompt;
     r->max_tokens = rq->max_tokens;
     r->ignore_eog = rq->ignore_eog;

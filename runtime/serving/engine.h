@@ -48,7 +48,7 @@ typedef struct hearth_engine_config {
     int max_waiting;        /* submit fails with HEARTH_ERR_BUSY beyond this (default 256) */
     bool grammar_full_mask; /* constrained steps always mask the whole vocabulary instead of checking
                                the best candidates first (same tokens, slower: for tests and bench) */
-    /* speculative decoding (spec.h); applies to greedy sequences */
+    /* speculative decoding (spec.h); greedy and sampled sequences (not grammar or logprobs requests) */
     hearth_spec_mode spec;  /* default OFF */
     int draft_max;          /* most tokens drafted per step (default 8) */
     int draft_min;          /* adaptive K never goes below this (default 1) */

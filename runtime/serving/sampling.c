@@ -222,8 +222,11 @@ void hearth_sampler_logprobs(hearth_sampler *s, const float *logits, int32_t id,
 }
 
 /* From candidates c[0..n) sorted best first (top-k already applied): the
- * softmax, top-p, min-p and temperature, then the draw. */
-static int32_t draw_sorted(hearth_sampler *s, cand *c, int n) {
+ * softmax, top-p and min-p, then the temperature weights. Returns how many
+ * candidates are kept, c[i].p their unnormalised weights, *sum_out their
+ * total. sample() draws from exactly this and probs() writes it out, so both
+ * see one distribution. */
+static int filter_sorted(hearth_sampler *s, cand *c, int n, double *sum_out) {
     const hearth_sampling_params *p = &s->p;
     /* ---- softmax over candidates */
     float mx = c[0].logit;
@@ -255,13 +258,21 @@ static int32_t draw_sorted(hearth_sampler *s, cand *c, int n) {
             keep++;
         n = keep;
     }
-    /* ---- temperature, then draw */
+    /* ---- temperature */
     mx = c[0].logit / p->temperature;
     sum = 0;
     for (int i = 0; i < n; i++) {
         c[i].p = expf(c[i].logit / p->temperature - mx);
         sum += c[i].p;
     }
+    *sum_out = sum;
+    return n;
+}
+
+/* The filters (filter_sorted), then the draw. */
+static int32_t draw_sorted(hearth_sampler *s, cand *c, int n) {
+    double sum;
+    n = filter_sorted(s, c, n, &sum);
     double r = rng_uniform(s->rng) * sum, acc = 0;
     int pick = n - 1;
     for (int i = 0; i < n; i++) {
@@ -275,16 +286,10 @@ static int32_t draw_sorted(hearth_sampler *s, cand *c, int n) {
     return c[pick].id;
 }
 
-int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
+/* Candidates from penalised logits lg, sorted by logit as far as top_k needs; returns how many. */
+static int sorted_candidates(hearth_sampler *s, const float *lg) {
     const hearth_sampling_params *p = &s->p;
     const int nv = s->n_vocab;
-    const float *lg = penalised(s, logits);
-    if (p->temperature <= 0.0f) {
-        int32_t best = hearth_argmax(lg, nv);
-        s->last_prob = 1.0f;
-        return best;
-    }
-    /* ---- candidates, sorted by logit (only as far as top_k needs) */
     cand *c = s->c;
     for (int i = 0; i < nv; i++)
         c[i] = (cand){i, lg[i], 0};
@@ -294,7 +299,48 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
         n = p->top_k;
     }
     qsort(c, (size_t)n, sizeof *c, cmp_cand_desc);
-    return draw_sorted(s, c, n);
+    return n;
+}
+
+int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits) {
+    const float *lg = penalised(s, logits);
+    if (s->p.temperature <= 0.0f) {
+        int32_t best = hearth_argmax(lg, s->n_vocab);
+        s->last_prob = 1.0f;
+        return best;
+    }
+    int n = sorted_candidates(s, lg);
+    return draw_sorted(s, s->c, n);
+}
+
+void hearth_sampler_probs(hearth_sampler *s, const float *logits, float *p_out) {
+    const int nv = s->n_vocab;
+    const float *lg = penalised(s, logits);
+    memset(p_out, 0, (size_t)nv * sizeof *p_out);
+    if (s->p.temperature <= 0.0f) {
+        p_out[hearth_argmax(lg, nv)] = 1.0f;
+        return;
+    }
+    double sum;
+    int n = filter_sorted(s, s->c, sorted_candidates(s, lg), &sum);
+    for (int i = 0; i < n; i++)
+        p_out[s->c[i].id] = (float)(s->c[i].p / sum);
+}
+
+double hearth_sampler_uniform(hearth_sampler *s) {
+    return rng_uniform(s->rng);
+}
+
+void hearth_sampler_copy_history(hearth_sampler *dst, const hearth_sampler *src) {
+    if (dst->n_vocab != src->n_vocab || dst->hist_cap != src->hist_cap) return;
+    dst->hist_n = src->hist_n;
+    dst->hist_pos = src->hist_pos;
+    if (src->hist_cap) memcpy(dst->hist, src->hist, (size_t)src->hist_cap * sizeof *dst->hist);
+    memcpy(dst->counts, src->counts, (size_t)src->n_vocab * sizeof *dst->counts);
+}
+
+const hearth_sampling_params *hearth_sampler_params(const hearth_sampler *s) {
+    return &s->p;
 }
 
 int32_t hearth_sampler_sample_allowed(hearth_sampler *s, const float *logits, hearth_token_check allowed,

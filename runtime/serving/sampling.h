@@ -79,6 +79,22 @@ void hearth_sampler_logprobs(hearth_sampler *s, const float *logits, int32_t id,
 /* Probability the last sample() gave its token (after filters; 1 for greedy). */
 float hearth_sampler_last_prob(const hearth_sampler *s);
 
+/* Speculative decoding (spec.h) needs the distribution itself:
+ * hearth_sampler_probs writes into p_out[n_vocab] the probabilities sample()
+ * would draw from for these logits and the current history (penalties,
+ * top-k, top-p, min-p, temperature; a point mass on the argmax when greedy),
+ * zero for filtered tokens. It draws nothing and records nothing.
+ * hearth_sampler_uniform draws one uniform in [0, 1) from the sampler's
+ * seeded RNG (the sequence's stream). hearth_sampler_copy_history makes dst's
+ * penalty history equal to src's (samplers of the same settings and
+ * vocabulary; otherwise nothing happens): the draft model's sampler starts
+ * each draft from the sequence's history. hearth_sampler_params: the
+ * settings it was made with. */
+void hearth_sampler_probs(hearth_sampler *s, const float *logits, float *p_out);
+double hearth_sampler_uniform(hearth_sampler *s);
+void hearth_sampler_copy_history(hearth_sampler *dst, const hearth_sampler *src);
+const hearth_sampling_params *hearth_sampler_params(const hearth_sampler *s);
+
 /* hearth_argmax (greedy choice) lives in core/argmax.h, included above: the
  * forward pass uses it too. */
 

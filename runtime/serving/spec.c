@@ -69,6 +69,22 @@ int32_t hearth_spec_accept(const float *p, const float *q, int n_vocab, int32_t 
     return last;
 }
 
+int32_t hearth_spec_draw(const float *p, int n_vocab, double u) {
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += p[i] > 0 ? p[i] : 0;
+    if (sum <= 0) return -1;
+    double t = u * sum, acc = 0;
+    int32_t last = -1;
+    for (int i = 0; i < n_vocab; i++) {
+        if (p[i] <= 0) continue;
+        acc += p[i];
+        last = i;
+        if (t < acc) return i;
+    }
+    return last;
+}
+
 hearth_spec_ctl hearth_spec_ctl_init(int k_min, int k_max) {
     if (k_min < 1) k_min = 1;
     if (k_max < k_min) k_max = k_min;

@@ -53,6 +53,10 @@ int hearth_spec_ngram_draft(const int32_t *toks, int n, int ngram_min, int ngram
 int32_t hearth_spec_accept(const float *p, const float *q, int n_vocab, int32_t draft, double u_accept,
                            double u_resample, bool *accepted);
 
+/* A draw from p[n_vocab] (weights, normalised here) with the uniform u in
+ * [0, 1): the drafted token of a sampled draft. -1 when p is all zero. */
+int32_t hearth_spec_draw(const float *p, int n_vocab, double u);
+
 /* Adaptive K: after each verification with `drafted` tokens of which
  * `accepted` were kept, K grows by one when all were kept and shrinks by
  * one when under half were, within [k_min, k_max]. */

@@ -1,6 +1,8 @@
 /*
  * spec_draft.c - see spec_draft.h. Every draft pass goes through
- * hearth_forward_run_argmax, so only the chosen ids leave the device.
+ * hearth_forward_run_argmax, so only the chosen ids leave the device, unless
+ * a job of the pass samples its draft (pick): then the pass brings its logits
+ * rows to the host and greedy jobs take the host argmax of theirs.
  */
 #include "spec_draft.h"
 
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argmax.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/forward.h"
 
@@ -28,7 +31,8 @@ struct hearth_drafter {
     dslot *slots;
     int32_t *tok, *pos, *seq, *ids;
     bool *want;
-    int *row_job; /* [MAX_JOBS] which job each logits row belongs to */
+    int *row_job;  /* [MAX_JOBS] which job each logits row belongs to */
+    float *logits; /* [MAX_JOBS, n_vocab] host rows, allocated at the first sampled draft */
 };
 
 static void describe(const hearth_tokenizer *t, int32_t id, char *buf, size_t cap) {
@@ -138,6 +142,7 @@ void hearth_drafter_free(hearth_drafter *d) {
     free(d->want);
     free(d->ids);
     free(d->row_job);
+    free(d->logits);
     free(d);
 }
 
@@ -175,11 +180,29 @@ void hearth_drafter_keep(hearth_drafter *d, int slot, const int32_t *toks, int n
     sync_slot(d, &d->slots[slot], toks, n, n);
 }
 
-/* One draft pass over the ubatch built in d's scratch (n tokens, rows logits rows). */
-static hearth_status pass(hearth_drafter *d, int n, hearth_error *err) {
+/* One draft pass over the ubatch built in d's scratch (n tokens, rows logits
+ * rows, row r belonging to jobs[row_job[r]]); d->ids[r] receives each row's
+ * choice: the device argmax, or the job's pick from the host logits. */
+static hearth_status pass(hearth_drafter *d, hearth_draft_job *jobs, int n, int rows, hearth_error *err) {
     hearth_ubatch ub = {n, d->tok, d->pos, d->seq, d->want};
-    int got = hearth_forward_run_argmax(d->fw, &ub, NULL, d->ids, err);
-    return got < 0 ? (hearth_status)got : HEARTH_OK;
+    bool host = false;
+    for (int r = 0; r < rows && !host; r++)
+        host = jobs[d->row_job[r]].pick != NULL;
+    if (!host) {
+        int got = hearth_forward_run_argmax(d->fw, &ub, NULL, d->ids, err);
+        return got < 0 ? (hearth_status)got : HEARTH_OK;
+    }
+    const int nv = d->m->hp.n_vocab;
+    if (!d->logits && !(d->logits = malloc((size_t)MAX_JOBS * (size_t)nv * sizeof *d->logits)))
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "draft model: out of memory");
+    int got = hearth_forward_run(d->fw, &ub, d->logits, err);
+    if (got < 0) return (hearth_status)got;
+    for (int r = 0; r < rows; r++) {
+        hearth_draft_job *jb = &jobs[d->row_job[r]];
+        const float *row = d->logits + (size_t)r * (size_t)nv;
+        d->ids[r] = jb->pick ? jb->pick(jb->user, jb->n_out, row) : hearth_argmax(row, nv);
+    }
+    return HEARTH_OK;
 }
 
 /* Feed every job's unseen tokens toks[fed..n); the pass holding a job's last
@@ -215,10 +238,11 @@ static hearth_status catch_up(hearth_drafter *d, hearth_draft_job *jobs, int n_j
             if ((int)s->fed.n == jb->n) j++;
         }
         if (n == 0) break;
-        hearth_status st = pass(d, n, err);
+        hearth_status st = pass(d, jobs, n, rows, err);
         if (st) return st;
         for (int r = 0; r < rows; r++) {
             hearth_draft_job *jb = &jobs[d->row_job[r]];
+            if (d->ids[r] < 0) continue; /* the pick ended the draft */
             jb->out[0] = d->ids[r];
             jb->n_out = 1;
         }
@@ -252,11 +276,11 @@ hearth_status hearth_drafter_run(hearth_drafter *d, hearth_draft_job *jobs, int 
             n++;
         }
         if (n == 0) break;
-        st = pass(d, n, err);
+        st = pass(d, jobs, n, n, err);
         if (st) return st;
         for (int r = 0; r < n; r++) {
             hearth_draft_job *jb = &jobs[d->row_job[r]];
-            jb->out[jb->n_out++] = d->ids[r];
+            if (d->ids[r] >= 0) jb->out[jb->n_out++] = d->ids[r];
         }
     }
     return HEARTH_OK;

@@ -9,7 +9,10 @@
  * it holds. hearth_drafter_run brings every slot in step with its sequence's
  * tokens (keeps the longest common prefix, truncates the rest, catches up on
  * the tokens it has not seen, chunked to the forward's size), then runs K
- * greedy draft steps, batched across the sequences. After the target has
+ * draft steps, batched across the sequences: greedy (the argmax, chosen on
+ * the device) unless the job gives a pick function, which gets the draft's
+ * logits row on the host and chooses (a sampled draft: the engine samples
+ * from the draft's distribution q and keeps q for the acceptance rule). After the target has
  * verified a draft, hearth_drafter_keep cuts the slot back to the tokens
  * the sequence kept.
  *
@@ -47,10 +50,14 @@ int hearth_drafter_slot_take(hearth_drafter *d);
 /* Give a slot back (its KV pages are freed); -1 is ignored. */
 void hearth_drafter_slot_free(hearth_drafter *d, int slot);
 
+/* Choose draft token `step` (0-based) of a job from the draft model's logits
+ * row (n_vocab floats); a negative id ends the job's draft there. */
+typedef int32_t (*hearth_draft_pick_fn)(void *user, int step, const float *logits);
+
 /* One sequence's request for a draft: its tokens toks[0..n) (the last one
  * not yet decoded by the target), the most tokens to draft; out[k] receives
  * the draft, n_out how many were drafted (0 when the draft KV pool had no
- * room). */
+ * room). pick NULL: greedy; else it chooses each token (see above). */
 typedef struct hearth_draft_job {
     int slot;
     const int32_t *toks;
@@ -58,6 +65,8 @@ typedef struct hearth_draft_job {
     int k;
     int32_t *out;
     int n_out;
+    hearth_draft_pick_fn pick;
+    void *user;
 } hearth_draft_job;
 
 /* Draft for every job (at most 64). Returns HEARTH_OK or the forward's error. */
