@@ -53,8 +53,11 @@ endfunction()
 function(hearth_build_kernels_only)
   add_library(hearth_kernels STATIC
     ${CMAKE_SOURCE_DIR}/core/dtype.c
+    ${CMAKE_SOURCE_DIR}/core/dtype_iq.c
+    ${CMAKE_SOURCE_DIR}/core/dtype_iq_grids.c
     ${CMAKE_SOURCE_DIR}/core/os.c
     ${HEARTH_CPU_DIR}/cpu_quants_ref.c
+    ${HEARTH_CPU_DIR}/cpu_iq_ref.c
     ${HEARTH_CPU_DIR}/cpu_features.c)
   target_include_directories(hearth_kernels PUBLIC ${CMAKE_SOURCE_DIR})
   target_compile_definitions(hearth_kernels PUBLIC _GNU_SOURCE HEARTH_VERSION="${PROJECT_VERSION}")
@@ -70,7 +73,8 @@ function(hearth_build_kernels_only)
     ${CMAKE_SOURCE_DIR}/runtime/format/*.c ${CMAKE_SOURCE_DIR}/runtime/text/*.c
     ${CMAKE_SOURCE_DIR}/runtime/kv/*.c ${CMAKE_SOURCE_DIR}/runtime/model/*.c ${CMAKE_SOURCE_DIR}/runtime/serving/*.c)
   list(REMOVE_ITEM core_src
-    ${CMAKE_SOURCE_DIR}/core/dtype.c ${CMAKE_SOURCE_DIR}/core/os.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c
+    ${CMAKE_SOURCE_DIR}/core/dtype.c ${CMAKE_SOURCE_DIR}/core/dtype_iq.c ${CMAKE_SOURCE_DIR}/core/dtype_iq_grids.c
+    ${CMAKE_SOURCE_DIR}/core/os.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_iq_ref.c
     ${HEARTH_CPU_DIR}/cpu_features.c)
   add_library(hearth_core STATIC ${core_src})
   target_link_libraries(hearth_core PUBLIC hearth_kernels ${CMAKE_DL_LIBS})

@@ -335,7 +335,8 @@ void hearth_sampler_copy_history(hearth_sampler *dst, const hearth_sampler *src)
     if (dst->n_vocab != src->n_vocab || dst->hist_cap != src->hist_cap) return;
     dst->hist_n = src->hist_n;
     dst->hist_pos = src->hist_pos;
-    if (src->hist_cap) memcpy(dst->hist, src->hist, (size_t)src->hist_cap * sizeof *dst->hist);
+    /* the ring fills from slot 0, so its first hist_n slots are the ones in use */
+    if (src->hist_n) memcpy(dst->hist, src->hist, (size_t)src->hist_n * sizeof *dst->hist);
     memcpy(dst->counts, src->counts, (size_t)src->n_vocab * sizeof *dst->counts);
 }
 

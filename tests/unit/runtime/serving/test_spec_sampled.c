@@ -3,7 +3,8 @@
  * target's distribution.
  *  - hearth_sampler_probs is the distribution hearth_sampler_sample draws
  *    from (penalties, top-k, top-p, min-p, temperature): sampled frequencies
- *    match it (chi-square, fixed seed);
+ *    match it (chi-square, fixed seed); copy_history gives a sampler the same
+ *    penalty state (the draft model's sampler);
  *  - the acceptance rule over a real sampler chain (p and q from samplers
  *    with different settings over different logits, the draft drawn from q;
  *    and the n-gram point mass) returns tokens with p's frequencies, and
@@ -126,6 +127,39 @@ static void test_probs_are_what_sample_draws(void) {
         CHECKF(chi < chi_crit(df), "case %zu: sample() vs probs(): chi-square %.1f (df %d, limit %.1f)", c,
                chi, df, chi_crit(df));
         hearth_sampler_free(s);
+    }
+}
+
+/* The draft's sampler starts each draft from the sequence's penalty history:
+ * after copy_history its probs equal the source's, for a short history and
+ * for one that wrapped the ring (penalty_last_n 3 over 5 tokens). */
+static void test_copy_history(void) {
+    for (int wrap = 0; wrap < 2; wrap++) {
+        hearth_sampling_params sp = hearth_sampling_defaults();
+        sp.temperature = 1.0f;
+        sp.repeat_penalty = 1.5f;
+        sp.frequency_penalty = 0.3f;
+        sp.penalty_last_n = wrap ? 3 : 64;
+        hearth_error err = {0};
+        hearth_sampler *a = hearth_sampler_create(&sp, NV, &err), *b = hearth_sampler_create(&sp, NV, &err);
+        REQUIRE(a && b);
+        const int32_t hist[] = {0, 1, 1, 8, 2};
+        for (int i = 0; i < 5; i++)
+            hearth_sampler_accept(a, hist[i]);
+        hearth_sampler_accept(b, 5); /* something to overwrite */
+        hearth_sampler_copy_history(b, a);
+        float pa[NV], pb[NV];
+        hearth_sampler_probs(a, LOGITS_T, pa);
+        hearth_sampler_probs(b, LOGITS_T, pb);
+        CHECKF(!memcmp(pa, pb, sizeof pa), "copy_history (wrap %d): the copy gives other probabilities",
+               wrap);
+        hearth_sampler_accept(a, 3); /* and they stay in step after it */
+        hearth_sampler_accept(b, 3);
+        hearth_sampler_probs(a, LOGITS_T, pa);
+        hearth_sampler_probs(b, LOGITS_T, pb);
+        CHECKF(!memcmp(pa, pb, sizeof pa), "copy_history (wrap %d): out of step after one more token", wrap);
+        hearth_sampler_free(a);
+        hearth_sampler_free(b);
     }
 }
 
@@ -400,6 +434,7 @@ static hearth_model *load(hearth_backend *be, const char *file, hearth_error *er
 int main(void) {
     test_probs_are_what_sample_draws();
     test_rule_over_sampler_chain();
+    test_copy_history();
     hearth_error err = {0};
     hearth_backend *be = hearth_cpu_backend_create(2, &err);
     REQUIRE(be);
