@@ -141,3 +141,38 @@ cJSON *app_json_piece(const char *p, size_t n) {
     for (size_t k = 0; a && k < n; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber((unsigned char)p[k]));
     return a;
 }
+
+bool app_parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return false;
+    *out = (int)v;
+    return true;
+}
+
+char *app_read_file(const char *path, const char *what, size_t *len, hearth_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        hearth_error_set(err, HEARTH_ERR_IO, "cannot open %s%s%s", what ? what : "", what ? " " : "", path);
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory reading %s", path);
+    *len = n;
+    return buf;
+}

@@ -44,6 +44,14 @@ const char *app_sample_model(void);
  * "hearth CMD: --kv-type 'NAME' is not one of f16, f32, q8_0" and returns false. */
 bool app_parse_kv_type(const char *cmd, const char *name, hearth_dtype *out);
 
+/* A whole decimal number from lo to hi (nothing else in s) into *out. */
+bool app_parse_int(const char *s, int lo, int hi, int *out);
+
+/* The whole file at path, malloc'd (not NUL-terminated), its size in *len;
+ * NULL with err set: "cannot open WHAT PATH" (what may be NULL) or out of
+ * memory. */
+char *app_read_file(const char *path, const char *what, size_t *len, hearth_error *err);
+
 /* "1.50 GiB": bytes in binary units, into out. */
 void app_human_bytes(double bytes, char *out, size_t cap);
 

@@ -9,40 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/cli/common.h"
 #include "core/os.h"
 #include "runtime/kv/kv_cache.h"
-
-static char *slurp(const char *path, size_t *len, hearth_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hearth_error_set(err, HEARTH_ERR_IO, "cannot open calibration text %s", path);
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory reading %s", path);
-    *len = n;
-    return buf;
-}
 
 bool calib_tokens(const hearth_model *m, const char *path, int n_ctx, int max_chunks, hearth_tokens *out,
                   int *n_chunk, hearth_error *err) {
     size_t len = 0;
-    char *text = slurp(path, &len, err);
+    char *text = app_read_file(path, "calibration text", &len, err);
     if (!text) return false;
     bool ok = !hearth_tokenizer_encode(m->tokenizer, text, len, true, false, out, err);
     free(text);

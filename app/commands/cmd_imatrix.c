@@ -53,14 +53,6 @@ static int im_usage(const char *msg) {
     return 2;
 }
 
-static bool parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
 static int im_parse(int argc, char **argv, im_opts *o) {
     *o = (im_opts){.n_ctx = 512, .n_chunks = -1, .out = "imatrix.gguf", .backend = "cpu"};
     char msg[512];
@@ -87,13 +79,13 @@ static int im_parse(int argc, char **argv, im_opts *o) {
         else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
             o->out = argv[++i];
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            if (!parse_int(argv[++i], 16, 1 << 20, &o->n_ctx))
+            if (!app_parse_int(argv[++i], 16, 1 << 20, &o->n_ctx))
                 return im_usage("-c wants a context of at least 16");
         } else if (!strcmp(a, "--chunks")) {
-            if (!parse_int(argv[++i], 1, 1 << 30, &o->n_chunks))
+            if (!app_parse_int(argv[++i], 1, 1 << 30, &o->n_chunks))
                 return im_usage("--chunks wants a count >= 1");
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!parse_int(argv[++i], 1, 256, &o->threads)) return im_usage("-t wants 1 to 256 threads");
+            if (!app_parse_int(argv[++i], 1, 256, &o->threads)) return im_usage("-t wants 1 to 256 threads");
         } else if (!strcmp(a, "--backend"))
             o->backend = argv[++i];
         else {

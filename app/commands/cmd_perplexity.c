@@ -62,14 +62,6 @@ static int ppl_usage(const char *msg) {
     return 2;
 }
 
-static bool parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
 static int ppl_parse(int argc, char **argv, ppl_opts *o) {
     *o = (ppl_opts){.n_ctx = 512, .n_chunks = -1, .kv_type = HEARTH_F16, .backend = "cpu"};
     char msg[512];
@@ -97,13 +89,13 @@ static int ppl_parse(int argc, char **argv, ppl_opts *o) {
         else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
             o->text = argv[++i];
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            if (!parse_int(argv[++i], 8, 1 << 20, &o->n_ctx))
+            if (!app_parse_int(argv[++i], 8, 1 << 20, &o->n_ctx))
                 return ppl_usage("-c wants a context of at least 8");
         } else if (!strcmp(a, "--chunks")) {
-            if (!parse_int(argv[++i], 1, 1 << 30, &o->n_chunks))
+            if (!app_parse_int(argv[++i], 1, 1 << 30, &o->n_chunks))
                 return ppl_usage("--chunks wants a count >= 1");
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!parse_int(argv[++i], 1, 256, &o->threads)) return ppl_usage("-t wants 1 to 256 threads");
+            if (!app_parse_int(argv[++i], 1, 256, &o->threads)) return ppl_usage("-t wants 1 to 256 threads");
         } else if (!strcmp(a, "--kv-type")) {
             if (!app_parse_kv_type("perplexity", argv[++i], &o->kv_type)) return 2;
         } else if (!strcmp(a, "--backend"))
@@ -184,34 +176,6 @@ static bool ppl_chunk(hearth_forward *fw, hearth_kv_cache *kv, const hearth_mode
     }
     hearth_kv_seq_free(kv, seq);
     return ok;
-}
-
-static char *read_text(const char *path, size_t *len, hearth_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hearth_error_set(err, HEARTH_ERR_IO, "cannot open %s", path);
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory reading %s", path);
-    *len = n;
-    return buf;
 }
 
 static bool ppl_run(const ppl_opts *o, hearth_model *m, hearth_backend *be, const hearth_tokens *toks,
@@ -326,7 +290,7 @@ int cmd_perplexity(int argc, char **argv) {
     if (r >= 0) return r;
     hearth_error err = {0};
     size_t len = 0;
-    char *text = read_text(o.text, &len, &err);
+    char *text = app_read_file(o.text, NULL, &len, &err);
     if (!text) {
         fprintf(stderr, "hearth perplexity: %s\n", err.msg);
         return 1;
