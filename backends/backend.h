@@ -151,5 +151,12 @@ static inline hearth_tensor hearth_tensor_2d(hearth_dtype type, int64_t ne0, int
     hearth_tensor t = {type, ne0, ne1, hearth_dtype_row_size(type, ne0), data};
     return t;
 }
+/* Rows [r0, r0 + n) of t as a tensor of its own (a view: same data, same row stride). */
+static inline hearth_tensor hearth_tensor_rows(const hearth_tensor *t, int64_t r0, int64_t n) {
+    hearth_tensor v = *t;
+    v.data = (char *)t->data + (size_t)r0 * t->nb1;
+    v.ne1 = n;
+    return v;
+}
 
 #endif

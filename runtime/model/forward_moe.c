@@ -80,36 +80,14 @@ void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b) {
     memset(b, 0, sizeof *b);
 }
 
-static inline hearth_tensor first_rows(const hearth_tensor *t, int64_t n) {
-    hearth_tensor v = *t;
-    v.ne1 = n;
-    return v;
-}
-
-/* Expert e's [ne0 -> rows] matrix inside the stacked weight. */
-static hearth_tensor expert_view(const hearth_tensor *w, int64_t e, int64_t rows) {
-    hearth_tensor v = *w;
-    v.data = (char *)w->data + (size_t)(e * rows) * w->nb1;
-    v.ne1 = rows;
-    return v;
-}
-
-/* Rows [r0, r0 + c) of an activation buffer. */
-static hearth_tensor row_block(const hearth_tensor *t, int64_t r0, int64_t c) {
-    hearth_tensor v = *t;
-    v.data = (char *)t->data + (size_t)r0 * t->nb1;
-    v.ne1 = c;
-    return v;
-}
-
 /* qwen2moe's shared expert, enqueued: sh_out = SwiGLU(h) [n, n_embd], and
  * its gate logits h . g_sh [n, 1] on their way to B->h_sg (valid after the
  * caller's synchronize). */
 static void shared_expert(hearth_backend *be, const hearth_layer *L, const hearth_tensor *h, int n,
                           hearth_moe_bufs *B) {
     const hearth_backend_ops *op = be->ops;
-    hearth_tensor sl = first_rows(&B->sh_logit, n), sg = first_rows(&B->sh_gate, n),
-                  su = first_rows(&B->sh_up, n), so = first_rows(&B->sh_out, n);
+    hearth_tensor sl = hearth_tensor_rows(&B->sh_logit, 0, n), sg = hearth_tensor_rows(&B->sh_gate, 0, n),
+                  su = hearth_tensor_rows(&B->sh_up, 0, n), so = hearth_tensor_rows(&B->sh_out, 0, n);
     op->matmul(be, &L->ffn_gate_inp_shexp, h, NULL, &sl);
     const hearth_tensor *w2[2] = {&L->ffn_gate_shexp, &L->ffn_up_shexp}, *b2[2] = {NULL, NULL};
     hearth_tensor *o2[2] = {&sg, &su};
@@ -136,7 +114,7 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
     hearth_backend *host = be->host;
     const int k = hp->n_expert_used, ne = hp->n_expert, slots = n * k;
     const int64_t E = hp->n_embd, F = hp->n_ff_exp;
-    hearth_tensor logits = first_rows(&B->logits, n);
+    hearth_tensor logits = hearth_tensor_rows(&B->logits, 0, n);
     op->matmul(be, &L->ffn_gate_inp, h, NULL, &logits);
     op->download(be, B->h_logits, logits.data, (size_t)n * (size_t)ne * sizeof(float));
     hearth_status st = op->synchronize(be, err);
@@ -157,16 +135,17 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
         B->inv[s] = (int32_t)pos;
         B->xrows[pos] = s / k;
     }
-    hearth_tensor xs = first_rows(&B->xs, slots);
+    hearth_tensor xs = hearth_tensor_rows(&B->xs, 0, slots);
     op->get_rows_f32(be, h, B->xrows, slots, &xs);
-    hearth_tensor g = first_rows(&B->gate, slots), u = first_rows(&B->up, slots),
-                  d = first_rows(&B->down, slots);
+    hearth_tensor g = hearth_tensor_rows(&B->gate, 0, slots), u = hearth_tensor_rows(&B->up, 0, slots),
+                  d = hearth_tensor_rows(&B->down, 0, slots);
     for (int e = 0; e < ne; e++) {
         const int64_t c = start[e + 1] - start[e];
         if (c == 0) continue; /* nobody chose it: its weights are not read */
-        hearth_tensor xe = row_block(&xs, start[e], c), ge = row_block(&g, start[e], c),
-                      ue = row_block(&u, start[e], c);
-        hearth_tensor wg = expert_view(&L->ffn_gate_exps, e, F), wu = expert_view(&L->ffn_up_exps, e, F);
+        hearth_tensor xe = hearth_tensor_rows(&xs, start[e], c), ge = hearth_tensor_rows(&g, start[e], c),
+                      ue = hearth_tensor_rows(&u, start[e], c);
+        hearth_tensor wg = hearth_tensor_rows(&L->ffn_gate_exps, e * F, F),
+                      wu = hearth_tensor_rows(&L->ffn_up_exps, e * F, F);
         const hearth_tensor *w2[2] = {&wg, &wu}, *b2[2] = {NULL, NULL};
         hearth_tensor *o2[2] = {&ge, &ue};
         if (op->matmul_multi)
@@ -179,8 +158,8 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
     for (int e = 0; e < ne; e++) {
         const int64_t c = start[e + 1] - start[e];
         if (c == 0) continue;
-        hearth_tensor ge = row_block(&g, start[e], c), de = row_block(&d, start[e], c);
-        hearth_tensor wd = expert_view(&L->ffn_down_exps, e, E);
+        hearth_tensor ge = hearth_tensor_rows(&g, start[e], c), de = hearth_tensor_rows(&d, start[e], c);
+        hearth_tensor wd = hearth_tensor_rows(&L->ffn_down_exps, e * E, E);
         op->matmul(be, &wd, &ge, NULL, &de);
     }
     const bool shared = L->ffn_gate_inp_shexp.data != NULL;
@@ -213,9 +192,11 @@ hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const
     if (bufs->host_path) return moe_ffn_host(be, hp, L, h, n, bufs, out, x, err);
     const hearth_backend_ops *op = be->ops;
     const int k = hp->n_expert_used;
-    hearth_tensor logits = first_rows(&bufs->logits, n), w = first_rows(&bufs->weights, n),
-                  g = first_rows(&bufs->gate, (int64_t)n * k), u = first_rows(&bufs->up, (int64_t)n * k),
-                  d = first_rows(&bufs->down, (int64_t)n * k);
+    hearth_tensor logits = hearth_tensor_rows(&bufs->logits, 0, n),
+                  w = hearth_tensor_rows(&bufs->weights, 0, n),
+                  g = hearth_tensor_rows(&bufs->gate, 0, (int64_t)n * k),
+                  u = hearth_tensor_rows(&bufs->up, 0, (int64_t)n * k),
+                  d = hearth_tensor_rows(&bufs->down, 0, (int64_t)n * k);
     op->matmul(be, &L->ffn_gate_inp, h, NULL, &logits);
     op->moe_route(be, &logits, k, hp->expert_norm, bufs->ids, &w);
     const hearth_tensor *w2[2] = {&L->ffn_gate_exps, &L->ffn_up_exps};
@@ -231,7 +212,8 @@ hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const
         hearth_status st = op->synchronize(be, err);
         if (st) return st;
         sigmoid_rows(bufs->h_sg, n);
-        hearth_tensor sw = first_rows(&bufs->sh_w, n), so = first_rows(&bufs->sh_out, n);
+        hearth_tensor sw = hearth_tensor_rows(&bufs->sh_w, 0, n),
+                      so = hearth_tensor_rows(&bufs->sh_out, 0, n);
         op->upload(be, sw.data, bufs->h_sg, (size_t)n * sizeof(float));
         op->moe_combine(be, &so, &sw, 1, &so); /* one row per token: a per-row scale */
         op->add(be, out, &so, out);

@@ -306,14 +306,6 @@ static const char *backend_name(hearth_backend *b, char *buf, size_t cap) {
     return buf;
 }
 
-/* Rows [r0, r0 + n) of a weight matrix, as a matrix of its own (a view). */
-static hearth_tensor weight_rows(const hearth_tensor *w, int64_t r0, int64_t n) {
-    hearth_tensor v = *w;
-    v.data = (char *)w->data + (size_t)r0 * w->nb1;
-    v.ne1 = n;
-    return v;
-}
-
 /* Find `name`, check its shape [ne0, ne1] and type, and place it on `b`.
  * Optional tensors that are absent leave out->data NULL and succeed. */
 static hearth_status load_tensor(loader *L, hearth_backend *b, const char *name, int64_t ne0, int64_t ne1,
@@ -736,9 +728,9 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
             T(wqkv, "attn_qkv.weight", E, Q + 2 * KV, true, false);
         }
         if (ly->wqkv.data) { /* phi3: Q, K, V are row ranges of the fused matrix */
-            ly->wq = weight_rows(&ly->wqkv, 0, Q);
-            ly->wk = weight_rows(&ly->wqkv, Q, KV);
-            ly->wv = weight_rows(&ly->wqkv, Q + KV, KV);
+            ly->wq = hearth_tensor_rows(&ly->wqkv, 0, Q);
+            ly->wk = hearth_tensor_rows(&ly->wqkv, Q, KV);
+            ly->wv = hearth_tensor_rows(&ly->wqkv, Q + KV, KV);
         } else {
             T(wq, "attn_q.weight", E, Q, false, false);
             T(wk, "attn_k.weight", E, KV, false, false);
@@ -755,8 +747,8 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
             hearth_tensor gu;
             T(w_up, "ffn_up.weight", E, 2 * F, false, false);
             gu = ly->w_up;
-            ly->w_gate = weight_rows(&gu, 0, F);
-            ly->w_up = weight_rows(&gu, F, F);
+            ly->w_gate = hearth_tensor_rows(&gu, 0, F);
+            ly->w_up = hearth_tensor_rows(&gu, F, F);
         } else if (hp->n_expert > 0 && hearth_moe_layer(m->gguf, l)) { /* see model.h */
             const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
             T(ffn_gate_inp, "ffn_gate_inp.weight", E, NE, false, false);
