@@ -337,35 +337,25 @@ static int mask_walk(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, u
     return n_allowed;
 }
 
-/* The bytes of token, or NULL with *is_eog set for an end-of-generation
- * token (and for an id out of range or a token without text: *len 0). */
-static const char *token_bytes(const hearth_grammar_vocab *v, int32_t token, uint32_t *len, bool *is_eog) {
-    *len = 0;
-    *is_eog = false;
-    if (token < 0 || token >= v->n_vocab) return NULL;
+/* Feed token's bytes (keep: as accept_bytes, else as allows_bytes); an
+ * end-of-generation token is taken iff the sentence can end; an id out of
+ * range or a token without text never is. */
+static bool feed_token(hearth_grammar_matcher *m, const hearth_grammar_vocab *v, int32_t token, bool keep) {
+    if (token < 0 || token >= v->n_vocab) return false;
     for (uint32_t i = 0; i < v->n_eog; i++)
-        if (v->eog[i] == token) {
-            *is_eog = true;
-            return NULL;
-        }
-    *len = v->off[token + 1] - v->off[token];
-    return v->blob + v->off[token];
+        if (v->eog[i] == token) return hearth_grammar_matcher_can_end(m);
+    uint32_t len = v->off[token + 1] - v->off[token];
+    const char *b = v->blob + v->off[token];
+    return len && (keep ? hearth_grammar_matcher_accept_bytes(m, b, len)
+                        : hearth_grammar_matcher_allows_bytes(m, b, len));
 }
 
 bool hearth_grammar_matcher_accept_token(hearth_grammar_matcher *m, const hearth_grammar_vocab *v,
                                          int32_t token) {
-    uint32_t len;
-    bool eog;
-    const char *b = token_bytes(v, token, &len, &eog);
-    if (eog) return hearth_grammar_matcher_can_end(m);
-    return len && hearth_grammar_matcher_accept_bytes(m, b, len);
+    return feed_token(m, v, token, true);
 }
 
 bool hearth_grammar_matcher_allows_token(hearth_grammar_matcher *m, const hearth_grammar_vocab *v,
                                          int32_t token) {
-    uint32_t len;
-    bool eog;
-    const char *b = token_bytes(v, token, &len, &eog);
-    if (eog) return hearth_grammar_matcher_can_end(m);
-    return len && hearth_grammar_matcher_allows_bytes(m, b, len);
+    return feed_token(m, v, token, false);
 }
