@@ -310,6 +310,15 @@ static int ollama_embed(serve_req *rq, bool legacy) {
         rc = serve_reply_error(rq, 400, NULL, "'options' must be an object");
         goto done;
     }
+    const cJSON *it, *opts = opt && cJSON_IsObject(opt) ? opt : NULL;
+    cJSON_ArrayForEach(it, opts) { /* none applies to an embedding */
+        if (cJSON_IsNull(it)) continue;
+        rc = serve_reply_error(rq, 400, NULL,
+                               "options.%.60s is not supported on the embedding routes; remove it (the "
+                               "embedding uses the whole input: see 'truncate' and 'dimensions')",
+                               it->string);
+        goto done;
+    }
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(body, legacy ? "prompt" : "input");
     if (!input || (legacy && !cJSON_IsString(input))) {
         rc = serve_reply_error(rq, 400, NULL, legacy ? "'prompt' must be a string" : "'input' is required");

@@ -75,6 +75,10 @@ check '[ $st = 200 ] && cmpv openai bert-test-cls "$TMP/r" --from 0' "token-id i
 st=$(c "$TMP/r" http://x/api/embed -d '{"model":"nomic","input":'"$(inputs nomic-test-mean)"'}')
 check '[ $st = 200 ] && cmpv ollama nomic-test-mean "$TMP/r"' "/api/embed on nomic-bert = llama.cpp ($st; $(grep FAIL "$TMP/cmp" | head -1))"
 check '[ "$(jq_ "$TMP/r" "d[\"model\"] == \"nomic\" and d[\"prompt_eval_count\"] > 0 and d[\"total_duration\"] > 0")" = True ]' "/api/embed reply fields"
+st=$(c "$TMP/r" http://x/api/embed -d '{"model":"nomic","input":"hi","options":{"num_thread":4}}')
+check '[ $st = 400 ] && grep -q "options.num_thread is not supported on the embedding routes" "$TMP/r"' "/api/embed: an options key is a 400 naming it ($st $(head -c 200 "$TMP/r"))"
+st=$(c "$TMP/r" http://x/api/embed -d '{"model":"nomic","input":"hi","options":{"num_ctx":null}}')
+check '[ $st = 200 ]' "/api/embed: a null options key is absent ($st)"
 st=$(c "$TMP/r" http://x/api/embeddings -d '{"model":"bert","prompt":"hello world"}')
 check '[ $st = 200 ] && cmpv ollama-legacy bert-test-cls "$TMP/r" --unnormalized && [ "$(jq_ "$TMP/r" "sum(x*x for x in d[\"embedding\"]) > 1.01")" = True ]' "/api/embeddings: the unnormalised vector, same direction"
 st=$(c "$TMP/r" http://x/embedding -d '{"model":"bert","content":'"$BERT_IN"'}')
