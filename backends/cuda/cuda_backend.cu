@@ -93,15 +93,20 @@ struct p_lnorm { const float *x; size_t xs; int64_t ne0; const float *w, *b; flo
 struct p_mm { const uint8_t *w; size_t nb1; int64_t K, nrows; const float *x; size_t xs; const __half *xh; int64_t Kp;
               int ntok; int32_t pad_; const float *bias; float *out; size_t os; };
 struct p_ew { const float *a; size_t as; const float *b; size_t bs; float *o; size_t os; int64_t ne0, nrows; };
-struct p_rope { float *x; size_t xs; int n_heads, mode, n_rot, head_dim, has_ff; float theta_scale, freq_scale,
-                attn_factor; };
+struct p_rope {
+    float *x;
+    size_t xs;
+    int n_heads, mode, n_rot, head_dim, has_ff;
+    float theta_scale, freq_scale, attn_factor, ext_factor, yarn_lo, yarn_hi, temp_scale;
+    int temp_floor, pad_;
+};
 struct p_kv { uint8_t *pool; size_t pnb1; int ptype; int32_t pad_; const float *src; size_t ss; int64_t ne0; };
 struct p_attn { const float *q; size_t qs; const uint8_t *kp; size_t knb; const uint8_t *vp; size_t vnb; int kt, vt,
                 page_size, n_kv, G, hd, chunk_len, n_heads; size_t khb, vhb; float scale; int32_t pad_; float *part, *out;
                 size_t os; };
-static_assert(sizeof(p_rows) == 5 * 8 && sizeof(p_norm) == 7 * 8 && sizeof(p_mm) == 12 * 8 && sizeof(p_ew) == 8 * 8 &&
-                  sizeof(p_rope) == 6 * 8 && sizeof(p_kv) == 6 * 8 && sizeof(p_attn) == 16 * 8 &&
-                  sizeof(p_lnorm) == 8 * 8,
+static_assert(sizeof(p_rows) == 5 * 8 && sizeof(p_norm) == 7 * 8 && sizeof(p_mm) == 12 * 8 &&
+                  sizeof(p_ew) == 8 * 8 && sizeof(p_rope) == 9 * 8 && sizeof(p_kv) == 6 * 8 &&
+                  sizeof(p_attn) == 16 * 8 && sizeof(p_lnorm) == 8 * 8,
               "kernel argument structs must have no implicit padding");
 
 /* One kernel launch, fully described. Zero-filled before use, so two records
@@ -483,7 +488,8 @@ void launch(cuda_ctx *c, const rec &r) {
     case RK_ROPE: {
         const p_rope &p = r.p.rope;
         k_rope<<<grid, block, 0, s>>>(p.x, p.xs, p.n_heads, st0, p.mode, p.n_rot, p.head_dim, p.theta_scale,
-                                      p.freq_scale, p.has_ff ? (const float *)st1 : NULL, p.attn_factor);
+                                      p.freq_scale, p.has_ff ? (const float *)st1 : NULL, p.attn_factor,
+                                      p.ext_factor, p.yarn_lo, p.yarn_hi, p.temp_scale, p.temp_floor);
         break;
     }
     case RK_KV_STORE: {
@@ -871,8 +877,22 @@ void cu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *po
     if (ntok * n_heads > 0x7fffffff) return record_msg(c, "rope: too many rows");
     const int threads = p->n_rot / 2 < 128 ? ((p->n_rot / 2 + 31) / 32) * 32 : 128;
     rec r = rec_new(RK_ROPE, (int)ntok, dim3((unsigned)(ntok * n_heads)), threads);
-    r.p.rope = {(float *)x->data, fstride(x), n_heads, (int)p->mode, p->n_rot, p->head_dim, p->freq_factors != NULL,
-                powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, p->attn_factor};
+    r.p.rope = {(float *)x->data,
+                fstride(x),
+                n_heads,
+                (int)p->mode,
+                p->n_rot,
+                p->head_dim,
+                p->freq_factors != NULL,
+                powf(p->freq_base, -2.0f / (float)p->n_rot),
+                p->freq_scale,
+                p->attn_factor,
+                p->ext_factor,
+                p->yarn_lo,
+                p->yarn_hi,
+                p->temp_scale,
+                p->temp_floor,
+                0};
     r.st[0] = stage_put(c, pos, (size_t)ntok * sizeof(int32_t), 0);
     if (p->freq_factors) r.st[1] = stage_put(c, p->freq_factors, (size_t)(p->n_rot / 2) * sizeof(float), 0);
     push(b, c, r);

@@ -212,18 +212,31 @@ __global__ void k_gelu(const float *a, size_t a_s, float *o, size_t o_s, int64_t
 
 /* ------------------------------------------------------------ rope */
 
-/* Block = one (token, head); thread i rotates pair i. */
-__global__ void k_rope(float *x, size_t x_stride, int n_heads, const int32_t *pos, int mode, int n_rot, int head_dim,
-                       float theta_scale, float freq_scale, const float *freq_factors, float attn_factor) {
+/* Block = one (token, head); thread i rotates pair i. The angles as
+ * backends/rope.c computes them: YaRN's blend when ext_factor is set, the
+ * attention temperature (queries) when temp_scale is. */
+__global__ void k_rope(float *x, size_t x_stride, int n_heads, const int32_t *pos, int mode, int n_rot,
+                       int head_dim, float theta_scale, float freq_scale, const float *freq_factors,
+                       float attn_factor, float ext_factor, float yarn_lo, float yarn_hi, float temp_scale,
+                       int temp_floor) {
     const int t = blockIdx.x / n_heads, h = blockIdx.x % n_heads, half = n_rot / 2;
     float *v = x + (size_t)t * x_stride + (size_t)h * head_dim;
+    float mag = attn_factor;
+    if (temp_scale != 0.0f && temp_floor > 0)
+        mag *= 1.0f + temp_scale * logf(1.0f + floorf((float)pos[t] / (float)temp_floor));
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         const float ff = freq_factors ? freq_factors[i] : 1.0f;
-        const float th = (float)pos[t] * powf(theta_scale, (float)i) * freq_scale / ff;
+        const float extrap = (float)pos[t] * powf(theta_scale, (float)i) / ff;
+        float th = freq_scale * extrap;
+        if (ext_factor != 0.0f) {
+            const float y = ((float)i - yarn_lo) / fmaxf(0.001f, yarn_hi - yarn_lo);
+            const float ramp = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * ext_factor;
+            th = th * (1.0f - ramp) + extrap * ramp;
+        }
         float sn, cs;
         sincosf(th, &sn, &cs);
-        cs *= attn_factor;
-        sn *= attn_factor;
+        cs *= mag;
+        sn *= mag;
         const int i0 = mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = mode == HEARTH_ROPE_NEOX ? i + half : 2 * i + 1;
         const float a = v[i0], c = v[i1];
         v[i0] = a * cs - c * sn;

@@ -389,9 +389,19 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
 
     const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
     const bool gemma = m->arch_info->gemma;
-    const hearth_rope_params rope = {m->arch_info->rope,  hp->n_rot,           D,
-                                     hp->rope_freq_base,  hp->rope_freq_scale, rope_factors(f),
-                                     hp->rope_attn_factor};
+    const hearth_rope_params rope = {.mode = m->arch_info->rope,
+                                     .n_rot = hp->n_rot,
+                                     .head_dim = D,
+                                     .freq_base = hp->rope_freq_base,
+                                     .freq_scale = hp->rope_freq_scale,
+                                     .freq_factors = rope_factors(f),
+                                     .attn_factor = hp->rope_attn_factor,
+                                     .ext_factor = hp->rope_ext_factor,
+                                     .yarn_lo = hp->rope_yarn_lo,
+                                     .yarn_hi = hp->rope_yarn_hi};
+    hearth_rope_params rope_q = rope; /* the queries also carry mistral3's attention temperature */
+    rope_q.temp_scale = hp->attn_temp_scale;
+    rope_q.temp_floor = hp->n_ctx_orig;
     hearth_rope_params rope_swa = rope; /* gemma's sliding-window layers */
     rope_swa.freq_base = hp->rope_freq_base_swa;
     rope_swa.freq_scale = hp->rope_freq_scale_swa;
@@ -431,7 +441,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             op->rms_norm(be, &q, &L->q_norm, hp->rms_eps, &q);
             op->rms_norm(be, &k, &L->k_norm, hp->rms_eps, &k);
         }
-        op->rope(be, &q, H, ub->pos, L->swa ? &rope_swa : &rope);
+        op->rope(be, &q, H, ub->pos, L->swa ? &rope_swa : &rope_q);
         op->rope(be, &k, HKV, ub->pos, L->swa ? &rope_swa : &rope);
 
         /* ---- write this ubatch's K/V into the pages, then attend over the cache */

@@ -332,16 +332,24 @@ static void test_rope(void) {
         ff[i] = 1.0f + (float)(rnd() % 8);
     int32_t pos[7] = {0, 1, 17, 300, 301, 4095, 8000};
     for (int mode = 0; mode < 2; mode++)
-        for (int variant = 0; variant < 3; variant++) {
+        for (int variant = 0; variant < 4; variant++) {
             pair x = pair_new(HEARTH_F32, (int64_t)H * D, T);
             pair_random(&x, 1.0f);
-            hearth_rope_params p = {mode ? HEARTH_ROPE_NEOX : HEARTH_ROPE_NORM,
-                                    variant == 2 ? 64 : D,
-                                    D,
-                                    500000.0f,
-                                    variant == 1 ? 0.25f : 1.0f,
-                                    variant == 1 ? ff : NULL,
-                                    1.0f};
+            /* variant 3: YaRN x16 over an original context of 64, with the
+             * attention temperature */
+            hearth_rope_params p = {.mode = mode ? HEARTH_ROPE_NEOX : HEARTH_ROPE_NORM,
+                                    .n_rot = variant == 2 ? 64 : D,
+                                    .head_dim = D,
+                                    .freq_base = 500000.0f,
+                                    .freq_scale = variant == 1   ? 0.25f
+                                                  : variant == 3 ? 1.0f / 16
+                                                                 : 1.0f,
+                                    .freq_factors = variant == 1 ? ff : NULL,
+                                    .attn_factor = variant == 3 ? 1.2f : 1.0f,
+                                    .ext_factor = variant == 3 ? 1.0f : 0.0f,
+                                    .temp_scale = variant == 3 ? 0.1f : 0.0f,
+                                    .temp_floor = 64};
+            if (variant == 3) hearth_rope_yarn_dims(D, 64, 500000.0f, 32.0f, 1.0f, &p.yarn_lo, &p.yarn_hi);
             cpu->ops->rope(cpu, &x.c, H, pos, &p);
             gpu->ops->rope(gpu, &x.g, H, pos, &p);
             char what[64];
@@ -736,7 +744,12 @@ static void decode_bufs_free(decode_bufs *d) {
 static void decode_step(hearth_backend *b, decode_bufs *d, const pair *wn, const pair *wq, const pair *wk,
                         const pair *wv, const pair *wo, const int32_t *pos, const int32_t *slots,
                         const hearth_attn_meta *m) {
-    const hearth_rope_params rope = {HEARTH_ROPE_NORM, GR_D, GR_D, 10000.0f, 1.0f, NULL, 1.0f};
+    const hearth_rope_params rope = {.mode = HEARTH_ROPE_NORM,
+                                     .n_rot = GR_D,
+                                     .head_dim = GR_D,
+                                     .freq_base = 10000.0f,
+                                     .freq_scale = 1.0f,
+                                     .attn_factor = 1.0f};
     b->ops->rms_norm(b, &d->x, &wn->g, 1e-5f, &d->h);
     b->ops->matmul(b, &wq->g, &d->h, NULL, &d->q);
     b->ops->matmul(b, &wk->g, &d->h, NULL, &d->k);
