@@ -210,6 +210,30 @@ __global__ void k_gelu(const float *a, size_t a_s, float *o, size_t o_s, int64_t
         }
 }
 
+/* out = gelu(gate) * up (GeGLU), GELU in the tanh form of k_gelu. */
+__global__ void k_gelu_mul(const float *g, size_t g_s, const float *u, size_t u_s, float *o, size_t o_s,
+                           int64_t ne0, int64_t nrows) {
+    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y)
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0;
+             i += (int64_t)gridDim.x * blockDim.x) {
+            const float x = g[r * g_s + i];
+            o[r * o_s + i] = 0.5f * x *
+                             (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x))) *
+                             u[r * u_s + i];
+        }
+}
+
+/* out = s * x, or cap * tanh(s * x / cap) when cap > 0 (soft-capping). */
+__global__ void k_scale_cap(const float *a, size_t a_s, float *o, size_t o_s, int64_t ne0, int64_t nrows,
+                            float sc, float cap) {
+    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y)
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0;
+             i += (int64_t)gridDim.x * blockDim.x) {
+            const float y = sc * a[r * a_s + i];
+            o[r * o_s + i] = cap > 0.0f ? cap * tanhf(y / cap) : y;
+        }
+}
+
 /* ------------------------------------------------------------ rope */
 
 /* Block = one (token, head); thread i rotates pair i. The angles as
@@ -286,8 +310,8 @@ enum { ATT_WARPS = 4, ATT_MAX_HD = 256 };
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attention(const float *q, size_t q_stride, const uint8_t *kp, size_t k_nb1, int kt, const uint8_t *vp,
                 size_t v_nb1, int vt, int page_size, const int32_t *kv_len, const int32_t *pt_offset,
-                const int32_t *page_table, int n_kv_heads, int G, int hd, size_t k_head_bytes, size_t v_head_bytes,
-                float scale, float *out, size_t o_stride) {
+                const int32_t *page_table, int n_kv_heads, int G, int hd, size_t k_head_bytes,
+                size_t v_head_bytes, float scale, int window, float softcap, float *out, size_t o_stride) {
     extern __shared__ float sm[];
     const int t = blockIdx.x / n_kv_heads, g = blockIdx.x % n_kv_heads;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -305,8 +329,10 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     __syncthreads();
 
     const int n = kv_len[t];
+    /* sliding window: the query (position n - 1) sees the last `window` keys */
+    const int first = window > 0 && n > window ? n - window : 0;
     const int32_t *pt = page_table + pt_offset[t];
-    for (int p = warp; p < n; p += ATT_WARPS) {
+    for (int p = first + warp; p < n; p += ATT_WARPS) {
         const int64_t slot = (int64_t)pt[p / page_size] * page_size + p % page_size;
         const uint8_t *krow = kp + slot * k_nb1 + (size_t)g * k_head_bytes;
         const uint8_t *vrow = vp + slot * v_nb1 + (size_t)g * v_head_bytes;
@@ -324,7 +350,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
                 const int d = lane + 32 * i;
                 if (d < hd) part = fmaf(qs[h * hd + d], kr[i], part);
             }
-            const float s = warp_sum(part) * scale;
+            float s = warp_sum(part) * scale;
+            if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
             const float m_old = mx[h], m_new = fmaxf(m_old, s);
             const float c = expf(m_old - m_new), e = expf(s - m_new);
             const float l_new = l[h] * c + e;
@@ -362,7 +389,6 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
         o[i] = A / L;
     }
 }
-
 
 } // namespace
 
