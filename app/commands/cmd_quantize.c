@@ -65,7 +65,7 @@ static const char k_help[] =
     "  %s\n"
     "  (Q3_K, Q4_K, Q5_K mean the _M mixtures). IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M,\n"
     "  IQ3_XXS and IQ3_XS need --imatrix for their IQ3_XXS/IQ2/IQ1 tensors (as llama-quantize);\n"
-    "  Hearth has no IQ2/IQ1 quantizer yet and says so.\n"
+    "  a mixture that picks a tensor type this build cannot write says so before writing.\n"
     "\n"
     "options:\n"
     "  --pure                     every matrix gets TYPE's base type (no mixture rules)\n"
