@@ -8,6 +8,7 @@
 #include "quant_rules.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -69,6 +70,15 @@ bool hearth_ftype_from_name(const char *name, hearth_ftype *out) {
             *out = k_aliases[i].ftype;
             return true;
         }
+    /* llama-quantize also takes the LLAMA_FTYPE number ("15" = Q4_K_M) */
+    char *end;
+    long v = name[0] >= '0' && name[0] <= '9' ? strtol(name, &end, 10) : -1;
+    if (v >= 0 && !*end)
+        for (size_t i = 0; i < N_FTYPES; i++)
+            if ((long)k_ftypes[i].ftype == v) {
+                *out = k_ftypes[i].ftype;
+                return true;
+            }
     return false;
 }
 

@@ -50,7 +50,8 @@ typedef enum hearth_ftype {
 } hearth_ftype;
 
 /* Parse a file-type name, case-insensitive ("q4_k_m", "Q8_0", "q4_k" = Q4_K_M
- * as in llama-quantize). Returns false when unknown. A known file type may
+ * as in llama-quantize), or its number ("15" = Q4_K_M, "26" = IQ3_S, as
+ * llama-quantize also takes). Returns false when unknown. A known file type may
  * still pick a tensor type Hearth has no quantizer for (IQ2/IQ1 types):
  * check hearth_dtype_info(t)->from_float. */
 bool hearth_ftype_from_name(const char *name, hearth_ftype *out);

@@ -35,6 +35,10 @@ static void test_names(void) {
     CHECK(!hearth_ftype_from_name("q4_k_x", &f));
     CHECK(!hearth_ftype_from_name("", &f));
     CHECK(!hearth_ftype_from_name(NULL, &f));
+    CHECK(hearth_ftype_from_name("15", &f) && f == HEARTH_FTYPE_Q4_K_M);
+    CHECK(hearth_ftype_from_name("26", &f) && f == HEARTH_FTYPE_IQ3_S);
+    CHECK(!hearth_ftype_from_name("21", &f)); /* no such LLAMA_FTYPE here (Q2_K_S is not offered) */
+    CHECK(!hearth_ftype_from_name("2x", &f) && !hearth_ftype_from_name("-1", &f));
     CHECK(strcmp(hearth_ftype_name(HEARTH_FTYPE_Q5_K_M), "Q5_K_M") == 0);
     CHECK_CONTAINS(hearth_ftype_list(), "Q4_K_M");
 }
