@@ -1,8 +1,9 @@
 /*
  * quant_rules.c - llama.cpp's file types and per-tensor type rules for
  * `hearth quantize` (see quant_rules.h). The rules follow llama.cpp's
- * llama_tensor_get_type for the dense (non-expert, non-Falcon) models Hearth
- * loads; facts taken from its source, code written here.
+ * llama_tensor_get_type (dc02e1f) for every file type Hearth names, IQ types
+ * and the 8-expert bumps included; not its Falcon and 70B-only rules. Facts
+ * taken from its source, code written here.
  * Stateless apart from the caller's counters.
  */
 #include "quant_rules.h"
