@@ -55,6 +55,7 @@ function(hearth_build_kernels_only)
     ${CMAKE_SOURCE_DIR}/core/dtype.c
     ${CMAKE_SOURCE_DIR}/core/dtype_iq.c
     ${CMAKE_SOURCE_DIR}/core/dtype_iq_grids.c
+    ${CMAKE_SOURCE_DIR}/core/quant_iq3.c
     ${CMAKE_SOURCE_DIR}/core/os.c
     ${HEARTH_CPU_DIR}/cpu_quants_ref.c
     ${HEARTH_CPU_DIR}/cpu_iq_ref.c
@@ -75,7 +76,8 @@ function(hearth_build_kernels_only)
   list(REMOVE_ITEM core_src
     ${CMAKE_SOURCE_DIR}/core/dtype.c ${CMAKE_SOURCE_DIR}/core/dtype_iq.c ${CMAKE_SOURCE_DIR}/core/dtype_iq_grids.c
     ${CMAKE_SOURCE_DIR}/core/os.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_iq_ref.c
-    ${HEARTH_CPU_DIR}/cpu_features.c)
+    ${HEARTH_CPU_DIR}/cpu_features.c
+    ${CMAKE_SOURCE_DIR}/core/quant_iq3.c)
   add_library(hearth_core STATIC ${core_src})
   target_link_libraries(hearth_core PUBLIC hearth_kernels ${CMAKE_DL_LIBS})
   get_target_property(kernel_defs hearth_kernels COMPILE_DEFINITIONS) # HEARTH_HAVE_*, for cpu_backend.c

@@ -17,6 +17,7 @@
  */
 #include "dtype.h"
 #include "dtype_iq.h"
+#include "quant_iq3.h"
 
 #include <assert.h>
 #include <float.h>
@@ -1036,8 +1037,8 @@ static const hearth_dtype_traits k_traits[HEARTH_DTYPE_COUNT] = {
     [HEARTH_IQ2_XXS] = {"iq2_xxs", true, QK_K, sizeof(block_iq2_xxs), hearth_iq2_xxs_to_float, NULL, HEARTH_Q8_K},
     [HEARTH_IQ2_XS] = {"iq2_xs", true, QK_K, sizeof(block_iq2_xs), hearth_iq2_xs_to_float, NULL, HEARTH_Q8_K},
     [HEARTH_IQ2_S] = {"iq2_s", true, QK_K, sizeof(block_iq2_s), hearth_iq2_s_to_float, NULL, HEARTH_Q8_K},
-    [HEARTH_IQ3_XXS] = {"iq3_xxs", true, QK_K, sizeof(block_iq3_xxs), hearth_iq3_xxs_to_float, NULL, HEARTH_Q8_K},
-    [HEARTH_IQ3_S] = {"iq3_s", true, QK_K, sizeof(block_iq3_s), hearth_iq3_s_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ3_XXS] = {"iq3_xxs", true, QK_K, sizeof(block_iq3_xxs), hearth_iq3_xxs_to_float, hearth_iq3_xxs_from_float, HEARTH_Q8_K},
+    [HEARTH_IQ3_S] = {"iq3_s", true, QK_K, sizeof(block_iq3_s), hearth_iq3_s_to_float, hearth_iq3_s_from_float, HEARTH_Q8_K},
     [HEARTH_IQ1_S] = {"iq1_s", true, QK_K, sizeof(block_iq1_s), hearth_iq1_s_to_float, NULL, HEARTH_Q8_K},
     [HEARTH_IQ1_M] = {"iq1_m", true, QK_K, sizeof(block_iq1_m), hearth_iq1_m_to_float, NULL, HEARTH_Q8_K},
     /* ggml types this build cannot load, named so a refusal can say which one. */

@@ -62,7 +62,10 @@ static const char k_help[] =
     "\n"
     "Rewrite a model with its weight matrices in TYPE, as llama.cpp's llama-quantize does\n"
     "(same mixtures, per-tensor rules and bytes). TYPE is case-insensitive, one of:\n"
-    "  %s (Q3_K, Q4_K, Q5_K mean the _M mixtures)\n"
+    "  %s\n"
+    "  (Q3_K, Q4_K, Q5_K mean the _M mixtures). IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M,\n"
+    "  IQ3_XXS and IQ3_XS need --imatrix for their IQ3_XXS/IQ2/IQ1 tensors (as llama-quantize);\n"
+    "  a mixture that picks a tensor type this build cannot write says so before writing.\n"
     "\n"
     "options:\n"
     "  --pure                     every matrix gets TYPE's base type (no mixture rules)\n"
@@ -171,16 +174,6 @@ static int q_parse(int argc, char **argv, q_opts *o) {
     if (o->awq_o.calib && o->imatrix_path)
         return q_usage("--awq and --imatrix do not combine (the imatrix describes the unscaled inputs)");
     o->in = pos[0], o->out = pos[1];
-    hearth_dtype rd;
-    if (!hearth_ftype_from_name(pos[2], &o->ftype) && hearth_dtype_from_name(pos[2], &rd) &&
-        !hearth_dtype_info(rd)->from_float) {
-        /* IQ2/IQ3/IQ1: Hearth reads and runs them but has no quantizer */
-        snprintf(msg, sizeof msg,
-                 "Hearth runs %s files but cannot write them (they need an importance matrix): make them "
-                 "with llama.cpp's llama-imatrix and llama-quantize --imatrix; Hearth writes: %s",
-                 hearth_dtype_name(rd), hearth_ftype_list());
-        return q_usage(msg);
-    }
     if (!hearth_ftype_from_name(pos[2], &o->ftype)) {
         snprintf(msg, sizeof msg, "unknown type '%s'; known types: %s", pos[2], hearth_ftype_list());
         return q_usage(msg);
@@ -218,7 +211,32 @@ static void model_info(const hearth_gguf *g, hearth_quant_model *m) {
     snprintf(key, sizeof key, "%s.attention.head_count_kv", a);
     if (!hearth_gguf_get_u32(g, key, &kv)) kv = heads;
     m->n_gqa = heads && kv ? (int)(heads / kv) : 1;
+    snprintf(key, sizeof key, "%s.expert_count", a);
+    m->n_expert = hearth_gguf_get_u32(g, key, &v) ? (int)v : 0;
     m->has_output = hearth_gguf_find_tensor(g, "output.weight") != NULL;
+}
+
+/* llama.cpp's "this quantization requires an importance matrix" check, and
+ * a type the mixture picks that Hearth has no quantizer for (IQ2/IQ1). */
+static bool q_type_writable(const q_opts *o, const char *name, hearth_dtype ty, hearth_error *err) {
+    const char *ft = hearth_ftype_name(o->ftype), *tn = hearth_dtype_name(ty);
+    if (!o->imatrix && hearth_quant_requires_imatrix(o->ftype, name, ty)) {
+        hearth_error_set(err, HEARTH_ERR_INVALID,
+                         "%s requires an importance matrix (%s would be %s, which llama.cpp only writes with "
+                         "one): make one with `hearth imatrix -m %s -f CALIB.txt -o imatrix.gguf` and pass "
+                         "--imatrix imatrix.gguf",
+                         ft, name, tn, o->in);
+        return false;
+    }
+    if (!hearth_dtype_info(ty)->from_float) {
+        hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "no quantizer for %s yet (%s picks it for %s): Hearth runs %s files but cannot write "
+            "them; make them with llama.cpp's llama-quantize, or choose another type",
+            tn, ft, name, tn);
+        return false;
+    }
+    return true;
 }
 
 /* Plan every tensor's type; fails on an already-quantized input without
@@ -252,6 +270,7 @@ static bool q_plan(const hearth_gguf *g, const q_opts *o, q_tensor *ts, uint64_t
         if (o->has_out_type && !strcmp(t->name, "output.weight"))
             ty = hearth_quant_fallback(o->out_type, ne0);
         t->type = ty;
+        if (!q_type_writable(o, t->name, ty, err)) return false;
         if (o->imatrix && !q_imatrix_type_ok(o->imatrix, t->name, ty, err)) return false;
     }
     return true;

@@ -9,9 +9,11 @@
 # (b) hearth quantize --imatrix with llama.cpp-made imatrix files is byte-identical to
 #     llama-quantize --imatrix (sha256 of its outputs, see the data README): kjv-llama
 #     Q4_0, Q4_K_M, Q2_K, Q3_K_M, Q5_K_M, Q6_K; stories260K Q4_K_M from the GGUF and the
-#     legacy .dat form. The weighted file differs from the plain one.
+#     legacy .dat form; IQ4_NL, IQ4_XS, IQ3_S, IQ3_M, IQ3_XS and IQ3_XXS (--pure) too, and the
+#     IQ2/IQ1 mixtures give llama-quantize's bytes or "no quantizer for TYPE yet" with no
+#     file left. The weighted file differs from the plain one.
 # (c) Bad input: an imatrix of another model, a model given as imatrix, a cut file,
-#     an IQ type with --imatrix, a missing file, calibration text shorter than one
+#     a missing file, calibration text shorter than one
 #     context (imatrix and --awq), --awq with --imatrix, --awq on a quantized input,
 #     --awq-alpha out of range: clear message, non-zero exit, no OUT and no OUT.part.
 # (d) --awq: the folded F32 model (fixed alpha 0.5) gives the original's distributions
@@ -73,6 +75,43 @@ same_sha "$LL" $KI q5_k_m b3960a281748b161dafc90ce4d2d307842d0a5983f9b2295ff716f
 same_sha "$LL" $KI q6_k 55559bb94865695b70fa84eb4905b0163c616819a729ccc2dc55755c75a60204
 same_sha "$ST" imatrix-stories260K.gguf q4_k_m 9601d2d1a144044e6b9593cbcb4d1e68dd3b6b8b4163f40c12d2ca1442186cc6
 same_sha "$ST" imatrix-stories260K.dat q4_k_m 315f0fa98eb559d7a48543739d93f970b2efc3bf1c5d2e55ede65d0ad5c0a4e1
+# the IQ types with an imatrix (llama-quantize --imatrix, bare file name as above)
+same_sha_f() { # same_sha_f TYPE SHA256 FLAGS...: kjv-llama with the Esther imatrix
+    local ty=$1 want=$2 got
+    shift 2
+    if ! "$H" quantize --quiet --imatrix $KI "$@" "$LL" "q-$ty.gguf" "$ty" >q.out 2>q.err; then
+        bad "quantize --imatrix $* $ty failed: $(cat q.err)"
+        return
+    fi
+    got=$(sha256sum "q-$ty.gguf" | cut -d' ' -f1)
+    [ "$got" = "$want" ] && ok || bad "quantize --imatrix $* $ty: sha256 $got, llama-quantize's is $want"
+    rm -f "q-$ty.gguf"
+}
+same_sha_f iq4_nl aa899042f83caae2d1aa31b97ca9a1a4576ea3403460eb918193b65e38269013
+same_sha_f IQ4_XS 58c08a6c59083bc4445938586f9dc58cdddd09dd22d9849a71ae6b6da06e6011
+same_sha_f iq4_xs 147199b7e3b746e1d41abee5d0b7c29b331d22e08261384c7e92dd0b89b8698f --pure
+same_sha_f iq3_s ef54d5b268b0f2bd29be035c6f850e8f49eedb1a467cf359a09ccdf3f0ccc728
+same_sha_f iq3_m 130ed5be3ea7159344710a1c75c72843b54975fe812646063366c07a9af23916
+same_sha_f iq3_xs e6375292f7c5203e91fe63d8e6fd90a4f01766b21efde0fd6e844145619ded18
+same_sha_f iq3_xxs bde0e51e514d45a5b4bb3e264dbcb79df73d72f69f8257acaafb071d9e09077f --pure
+# mixtures with IQ2/IQ1 tensors: llama-quantize's bytes once Hearth has those quantizers,
+# until then "no quantizer for TYPE yet" and no output (IQ3_XXS's attn_q/attn_k are IQ2_S)
+sha_or_noquant() { # sha_or_noquant TYPE SHA256
+    if "$H" quantize --quiet --imatrix $KI "$LL" "n-$1.gguf" "$1" >q.out 2>q.err; then
+        [ "$(sha256sum "n-$1.gguf" | cut -d' ' -f1)" = "$2" ] && ok || bad "quantize --imatrix $1: not llama-quantize's bytes"
+    else
+        grep -q "no quantizer for iq[12]_[a-z]* yet" q.err && ok || bad "quantize --imatrix $1: $(cat q.err)"
+        [ ! -e "n-$1.gguf" ] && [ ! -e "n-$1.gguf.part" ] && ok || bad "quantize --imatrix $1 left a file"
+    fi
+    rm -f "n-$1.gguf"
+}
+sha_or_noquant iq3_xxs 7fd615976f1d9af058d72b1d1680f24759dbb5e60ab07199cf1b9e93c18def78
+sha_or_noquant iq2_xxs 54e898f0aa71b3f0a0b00655d5ba4416fb2e9b9877366c517af9882118e7b669
+sha_or_noquant iq2_xs 68e504c8947d2edc49eb8d03294e19fbd86fb7f2cbba7ef25150ab16ba73745c
+sha_or_noquant iq2_s bf20684881c087496a7700200ee0691c61eb57161ed76de7de193925536d1b76
+sha_or_noquant iq2_m 7ea6b735284c2fcf74905fd895c39eff244932facfb8975c798f50c291998195
+sha_or_noquant iq1_s ad91eed235fc9f7b88a475a9db1c98a7cec991941ba01eb46fe2d072d5e8d9d6
+sha_or_noquant iq1_m 4ef319a1393006059b8ea38c70fb4addfcc96541992f21d06b649c050af5119a
 # the imatrix changes the search: not the bytes of the plain Q4_0 file
 "$H" quantize --quiet "$LL" plain.gguf q4_0 >/dev/null && "$H" quantize --quiet --imatrix $KI "$LL" w.gguf q4_0 >/dev/null &&
     ! cmp -s plain.gguf w.gguf && ok || bad "Q4_0 with an imatrix is the same as without"
@@ -95,7 +134,6 @@ refuse "imatrix of another model" "not an importance matrix of" o.gguf "$H" quan
 refuse "a model as imatrix" "no imatrix entries" o.gguf "$H" quantize --imatrix "$ST" "$ST" o.gguf q4_0
 head -c 20000 $KI >cut.gguf
 refuse "cut imatrix" "cut.gguf" o.gguf "$H" quantize --imatrix cut.gguf "$LL" o.gguf q4_0
-refuse "IQ4_NL with imatrix" "no importance-weighted quantizer" o.gguf "$H" quantize --imatrix $KI "$LL" o.gguf iq4_nl
 refuse "missing imatrix" "cannot open imatrix" o.gguf "$H" quantize --imatrix nope.gguf "$LL" o.gguf q4_0
 head -c 300 "$TXT" >short.txt
 refuse "short calibration" "shorter than one context" x.gguf "$H" imatrix -m "$ST" -f short.txt -o x.gguf -c 128

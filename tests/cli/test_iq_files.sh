@@ -5,9 +5,9 @@
 # `hearth info` names the type (--json too), `hearth run --temp 0` on the CPU
 # generates, and on a Vulkan device (lavapipe in CI) the same command gives the
 # same text with every layer on the CPU and the plan line saying that the device
-# has no kernel for the type (never a wrong answer). `hearth quantize` and
-# `hearth mkmodel` refuse to write these types with an error that says how to
-# make them. The Vulkan part is skipped (said so) without a device.
+# has no kernel for the type (never a wrong answer). `hearth quantize` refuses
+# IQ2_XS without --imatrix and `hearth mkmodel` refuses IQ1_M, with errors that
+# say how to make them. The Vulkan part is skipped (said so) without a device.
 # Env (ctest): HEARTH_BIN, HEARTH_SOURCE.
 set -uo pipefail
 H=${HEARTH_BIN:-hearth}
@@ -58,12 +58,13 @@ for ft in iq2_xxs:iq2_xxs iq2_xs:iq2_xs iq2_m:iq2_s iq3_xxs:iq3_xxs iq3_s:iq3_s 
     esac
 done
 
-# Hearth cannot write these types: a clear refusal that says how to make them
-"$H" quantize "$D/tiny-iq2_xs.gguf" "$T/out.gguf" iq2_xs >"$T/q.out" 2>"$T/q.err"
+# IQ2_XS needs an importance matrix (as in llama-quantize): without --imatrix a clear
+# refusal that says how to make one, and no output file
+"$H" quantize --allow-requantize "$D/tiny-iq2_xs.gguf" "$T/out.gguf" iq2_xs >"$T/q.out" 2>"$T/q.err"
 rc=$?
-[ $rc = 2 ] || bad "quantize to iq2_xs: exit $rc, want 2"
-grep -q "cannot write them.*llama-quantize --imatrix" "$T/q.err" || bad "quantize to iq2_xs: message '$(cat "$T/q.err")'"
-[ -e "$T/out.gguf" ] && bad "quantize to iq2_xs left an output file"
+[ $rc = 1 ] || bad "quantize to iq2_xs: exit $rc, want 1"
+grep -q "requires an importance matrix.*hearth imatrix" "$T/q.err" || bad "quantize to iq2_xs: message '$(cat "$T/q.err")'"
+[ -e "$T/out.gguf" ] || [ -e "$T/out.gguf.part" ] && bad "quantize to iq2_xs left an output file"
 "$H" mkmodel --shape tiny --type IQ1_M -o "$T/mk.gguf" >"$T/mk.out" 2>"$T/mk.err"
 rc=$?
 [ $rc = 2 ] || bad "mkmodel --type IQ1_M: exit $rc, want 2"
