@@ -288,6 +288,30 @@ static const float *rope_factors(const hearth_forward *f) {
     return cap > m->hp.n_ctx_orig ? m->rope_factors_long : m->rope_factors_short;
 }
 
+/* The RoPE of the keys, of the queries (which also carry mistral3's
+ * attention temperature) and of gemma's sliding-window layers. */
+static void rope_params(const hearth_forward *f, hearth_rope_params *k, hearth_rope_params *q,
+                        hearth_rope_params *swa) {
+    const hearth_model *m = f->m;
+    const hearth_hparams *hp = &m->hp;
+    *k = (hearth_rope_params){.mode = m->arch_info->rope,
+                              .n_rot = hp->n_rot,
+                              .head_dim = hp->head_dim,
+                              .freq_base = hp->rope_freq_base,
+                              .freq_scale = hp->rope_freq_scale,
+                              .freq_factors = rope_factors(f),
+                              .attn_factor = hp->rope_attn_factor,
+                              .ext_factor = hp->rope_ext_factor,
+                              .yarn_lo = hp->rope_yarn_lo,
+                              .yarn_hi = hp->rope_yarn_hi};
+    *q = *k;
+    q->temp_scale = hp->attn_temp_scale;
+    q->temp_floor = hp->n_ctx_orig;
+    *swa = *k;
+    swa->freq_base = hp->rope_freq_base_swa;
+    swa->freq_scale = hp->rope_freq_scale_swa;
+}
+
 void hearth_forward_set_tap(hearth_forward *f, hearth_forward_tap_fn fn, void *user) {
     f->tap_fn = fn;
     f->tap_user = user;
@@ -389,22 +413,8 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
 
     const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
     const bool gemma = m->arch_info->gemma;
-    const hearth_rope_params rope = {.mode = m->arch_info->rope,
-                                     .n_rot = hp->n_rot,
-                                     .head_dim = D,
-                                     .freq_base = hp->rope_freq_base,
-                                     .freq_scale = hp->rope_freq_scale,
-                                     .freq_factors = rope_factors(f),
-                                     .attn_factor = hp->rope_attn_factor,
-                                     .ext_factor = hp->rope_ext_factor,
-                                     .yarn_lo = hp->rope_yarn_lo,
-                                     .yarn_hi = hp->rope_yarn_hi};
-    hearth_rope_params rope_q = rope; /* the queries also carry mistral3's attention temperature */
-    rope_q.temp_scale = hp->attn_temp_scale;
-    rope_q.temp_floor = hp->n_ctx_orig;
-    hearth_rope_params rope_swa = rope; /* gemma's sliding-window layers */
-    rope_swa.freq_base = hp->rope_freq_base_swa;
-    rope_swa.freq_scale = hp->rope_freq_scale_swa;
+    hearth_rope_params rope, rope_q, rope_swa;
+    rope_params(f, &rope, &rope_q, &rope_swa);
     const float att_scale = hp->attn_scale;
 
     /* ---- token embeddings */
