@@ -1,0 +1,181 @@
+/*
+ * awq_search.c - the kernels of awq_search.h: block moments, clipping
+ * search, sample output error, parallel-for.
+ * Ownership: scratch is allocated and freed per call.
+ */
+#include "awq_search.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+float awq_dot(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += a[j + k] * b[j + k];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < n; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+void awq_hblock_add(double *h, const float *x, int n_rows, int64_t ne) {
+    for (int r = 0; r < n_rows; r++) {
+        const float *row = x + (size_t)r * (size_t)ne;
+        for (int64_t b = 0; b < ne / AWQ_HB; b++) {
+            const float *xb = row + b * AWQ_HB;
+            double *hb = h + (size_t)b * AWQ_HB * AWQ_HB;
+            for (int i = 0; i < AWQ_HB; i++) {
+                const double xi = xb[i];
+                if (xi == 0) continue;
+                for (int j = 0; j < AWQ_HB; j++)
+                    hb[i * AWQ_HB + j] += xi * xb[j];
+            }
+        }
+    }
+}
+
+void awq_hblock_scale(const double *h, const float *s, int64_t ne, float *hs) {
+    for (int64_t b = 0; b < ne / AWQ_HB; b++) {
+        const double *hb = h + (size_t)b * AWQ_HB * AWQ_HB;
+        float *ob = hs + (size_t)b * AWQ_HB * AWQ_HB;
+        for (int i = 0; i < AWQ_HB; i++)
+            for (int j = 0; j < AWQ_HB; j++)
+                ob[i * AWQ_HB + j] =
+                    (float)(s ? hb[i * AWQ_HB + j] / ((double)s[b * AWQ_HB + i] * s[b * AWQ_HB + j])
+                              : hb[i * AWQ_HB + j]);
+    }
+}
+
+double awq_hblock_err(const float *h, const float *e, int64_t ne) {
+    double tot = 0;
+    for (int64_t b = 0; b < ne / AWQ_HB; b++) {
+        const float *hb = h + (size_t)b * AWQ_HB * AWQ_HB;
+        const float *eb = e + b * AWQ_HB;
+        float acc[AWQ_HB] = {0};
+        for (int i = 0; i < AWQ_HB; i++) {
+            const float ei = eb[i];
+            for (int j = 0; j < AWQ_HB; j++)
+                acc[j] += ei * hb[i * AWQ_HB + j];
+        }
+        double t = 0;
+        for (int j = 0; j < AWQ_HB; j++)
+            t += (double)acc[j] * eb[j];
+        tot += t;
+    }
+    return tot;
+}
+
+int64_t awq_clip_group(hearth_dtype t) {
+    const hearth_dtype_traits *tr = hearth_dtype_info(t);
+    if (!tr->known || !tr->from_float || tr->block_size < 2) return 0;
+    return tr->block_size;
+}
+
+static double block_err(const float *h, const float *e, int64_t n) {
+    if (h) return awq_hblock_err(h, e, n);
+    double s = 0;
+    for (int64_t j = 0; j < n; j++)
+        s += (double)e[j] * e[j];
+    return s;
+}
+
+bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, float *out, double *e_plain,
+                  double *e_clip) {
+    const int64_t G = awq_clip_group(t);
+    if (!G || n % G || (h && G % AWQ_HB)) return false;
+    float cand[256], deq[256], err[256];
+    uint8_t q[512];
+    *e_plain = *e_clip = 0;
+    for (int64_t b0 = 0; b0 < n; b0 += G) {
+        const float *wb = w + b0;
+        const float *hb = h ? h + (size_t)(b0 / AWQ_HB) * AWQ_HB * AWQ_HB : NULL;
+        float amax = 0;
+        for (int64_t j = 0; j < G; j++)
+            amax = fabsf(wb[j]) > amax ? fabsf(wb[j]) : amax;
+        double best = INFINITY;
+        float best_r = 1.0f;
+        for (int i = 0; i < AWQ_CLIP_GRID; i++) {
+            const float r = 1.0f - 0.025f * (float)i, lim = r * amax;
+            for (int64_t j = 0; j < G; j++)
+                cand[j] = wb[j] > lim ? lim : wb[j] < -lim ? -lim : wb[j];
+            if (!hearth_quantize_row(t, cand, q, G)) return false;
+            hearth_dequantize_row(t, q, deq, G);
+            for (int64_t j = 0; j < G; j++)
+                err[j] = deq[j] - wb[j];
+            const double e = block_err(hb, err, G);
+            if (i == 0) *e_plain += e;
+            if (e < best) {
+                best = e;
+                best_r = r;
+            }
+            if (amax == 0) break;
+        }
+        const float lim = best_r * amax;
+        for (int64_t j = 0; j < G; j++)
+            out[b0 + j] = best_r == 1.0f ? wb[j] : wb[j] > lim ? lim : wb[j] < -lim ? -lim : wb[j];
+        *e_clip += best;
+    }
+    return true;
+}
+
+bool awq_rows_err(hearth_dtype t, const float *w, const float *s, int64_t n, int64_t n_out, const float *xs,
+                  int n_rows, const float *yref, int64_t o0, int64_t o1, double *err_row) {
+    float *row = malloc((size_t)n * sizeof *row), *deq = malloc((size_t)n * sizeof *deq);
+    uint8_t *q = malloc(hearth_dtype_row_size(HEARTH_F32, n));
+    bool ok = row && deq && q;
+    for (int64_t o = o0; ok && o < o1; o++) {
+        const float *wo = w + o * n;
+        for (int64_t j = 0; j < n; j++)
+            row[j] = s ? wo[j] * s[j] : wo[j];
+        ok = hearth_quantize_row(t, row, q, n);
+        if (!ok) break;
+        hearth_dequantize_row(t, q, deq, n);
+        double e = 0;
+        for (int r = 0; r < n_rows; r++) {
+            const double d =
+                (double)awq_dot(xs + (size_t)r * (size_t)n, deq, n) - yref[(size_t)r * n_out + o];
+            e += d * d;
+        }
+        err_row[o] = e;
+    }
+    free(row);
+    free(deq);
+    free(q);
+    return ok;
+}
+
+typedef struct awq_job {
+    awq_task_fn f;
+    void *ctx;
+    int64_t i0, i1;
+} awq_job;
+
+static void *awq_job_run(void *arg) {
+    awq_job *j = arg;
+    if (j->i1 > j->i0) j->f(j->ctx, j->i0, j->i1);
+    return NULL;
+}
+
+void awq_parallel(int nth, int64_t n, awq_task_fn f, void *ctx) {
+    if (nth > 64) nth = 64;
+    if (nth > n) nth = n > 0 ? (int)n : 1;
+    if (nth < 1) nth = 1;
+    awq_job jobs[64];
+    pthread_t th[64];
+    bool started[64] = {false};
+    for (int i = 0; i < nth; i++)
+        jobs[i] = (awq_job){f, ctx, n * i / nth, n * (i + 1) / nth};
+    for (int i = 1; i < nth; i++)
+        started[i] = pthread_create(&th[i], NULL, awq_job_run, &jobs[i]) == 0;
+    awq_job_run(&jobs[0]);
+    for (int i = 1; i < nth; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            awq_job_run(&jobs[i]);
+    }
+}
