@@ -83,10 +83,66 @@ static double block_err(const float *h, const float *e, int64_t n) {
     return s;
 }
 
-bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, float *out, double *e_plain,
-                  double *e_clip) {
+/* Rounding refinement for the symmetric types (Q4_0: levels d * (q - 8),
+ * q in 0..15; Q5_0: d * (q - 16), q in 0..31), d from the clipped block's
+ * signed max. Starting from round-to-nearest codes, single-code steps of
+ * +-1 that lower e^T H e are taken (greedy, at most 8 sweeps). The element that sets the scale
+ * stays at code 0, so the plain quantizer, fed v = d16 * (q - nmax), finds
+ * the same d (max / -nmax, exact) and the same codes (v / d + nmax + 0.5
+ * truncates to q). Writes v into out; returns the error, or INFINITY when
+ * the type or block has no such form. */
+static double refine_block(hearth_dtype t, const float *wb, const float *cand, const float *hb, float *out) {
+    const int nmax = t == HEARTH_Q4_0 ? 8 : t == HEARTH_Q5_0 ? 16 : 0;
+    if (!nmax || !hb) return INFINITY;
+    int imax = 0;
+    for (int j = 1; j < AWQ_HB; j++)
+        if (fabsf(cand[j]) > fabsf(cand[imax])) imax = j;
+    const float d = hearth_f16_to_f32(hearth_f32_to_f16(cand[imax] / (float)-nmax));
+    if (d == 0 || !isfinite(d)) return INFINITY;
+    int q[AWQ_HB];
+    float e[AWQ_HB], g[AWQ_HB];
+    for (int j = 0; j < AWQ_HB; j++) {
+        int v = (int)lrintf(wb[j] / d) + nmax;
+        q[j] = j == imax ? 0 : v < 0 ? 0 : v > 2 * nmax - 1 ? 2 * nmax - 1 : v;
+        e[j] = d * (float)(q[j] - nmax) - wb[j];
+    }
+    for (int i = 0; i < AWQ_HB; i++) {
+        float acc = 0;
+        for (int j = 0; j < AWQ_HB; j++)
+            acc += hb[i * AWQ_HB + j] * e[j];
+        g[i] = acc;
+    }
+    for (int sweep = 0; sweep < 8; sweep++) {
+        bool moved = false;
+        for (int i = 0; i < AWQ_HB; i++) {
+            if (i == imax) continue;
+            for (int dir = -1; dir <= 1; dir += 2) {
+                const int nq = q[i] + dir;
+                if (nq < 0 || nq > 2 * nmax - 1) continue;
+                const float de = d * (float)dir, gain = 2 * de * g[i] + de * de * hb[i * AWQ_HB + i];
+                if (gain >= -1e-12f * fabsf(g[i] * de)) continue;
+                q[i] = nq;
+                e[i] += de;
+                for (int j = 0; j < AWQ_HB; j++)
+                    g[j] += de * hb[j * AWQ_HB + i];
+                moved = true;
+                break;
+            }
+        }
+        if (!moved) break;
+    }
+    for (int j = 0; j < AWQ_HB; j++) {
+        out[j] = d * (float)(q[j] - nmax);
+        e[j] = out[j] - wb[j];
+    }
+    return awq_hblock_err(hb, e, AWQ_HB);
+}
+
+bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, bool refine, float *out,
+                  double *e_plain, double *e_clip) {
     const int64_t G = awq_clip_group(t);
     if (!G || n % G || (h && G % AWQ_HB)) return false;
+    refine = refine && h && G == AWQ_HB && (t == HEARTH_Q4_0 || t == HEARTH_Q5_0);
     float cand[256], deq[256], err[256];
     uint8_t q[512];
     *e_plain = *e_clip = 0;
@@ -96,8 +152,8 @@ bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, flo
         float amax = 0;
         for (int64_t j = 0; j < G; j++)
             amax = fabsf(wb[j]) > amax ? fabsf(wb[j]) : amax;
-        double best = INFINITY;
-        float best_r = 1.0f;
+        double best = INFINITY, best_ref = INFINITY;
+        float best_r = 1.0f, ref[AWQ_HB];
         for (int i = 0; i < AWQ_CLIP_GRID; i++) {
             const float r = 1.0f - 0.025f * (float)i, lim = r * amax;
             for (int64_t j = 0; j < G; j++)
@@ -112,11 +168,22 @@ bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, flo
                 best = e;
                 best_r = r;
             }
+            if (refine && amax > 0) {
+                const double er = refine_block(t, wb, cand, hb, deq);
+                if (er < best_ref) {
+                    best_ref = er;
+                    memcpy(ref, deq, sizeof ref);
+                }
+            }
             if (amax == 0) break;
         }
         const float lim = best_r * amax;
         for (int64_t j = 0; j < G; j++)
             out[b0 + j] = best_r == 1.0f ? wb[j] : wb[j] > lim ? lim : wb[j] < -lim ? -lim : wb[j];
+        if (best_ref < best) {
+            memcpy(out + b0, ref, sizeof ref);
+            best = best_ref;
+        }
         *e_clip += best;
     }
     return true;

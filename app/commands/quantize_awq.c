@@ -172,6 +172,7 @@ typedef struct awq_task {
     const float *h;  /* block moments for the clip search (scaled) */
     int R;
     double *err_row, *err_row2; /* [n_out] */
+    bool refine;                /* the clip search also refines the rounding (Q4_0, Q5_0) */
 } awq_task;
 
 static void task_yref(void *ctx, int64_t o0, int64_t o1) {
@@ -194,8 +195,8 @@ static void task_clip(void *ctx, int64_t o0, int64_t o1) {
     awq_task *t = ctx;
     const awq_mat *m = t->mt;
     for (int64_t o = o0; o < o1; o++)
-        if (!awq_clip_row(m->type, m->w + o * m->n_in, m->n_in, t->h, m->w + o * m->n_in, &t->err_row[o],
-                          &t->err_row2[o]))
+        if (!awq_clip_row(m->type, m->w + o * m->n_in, m->n_in, t->h, t->refine, m->w + o * m->n_in,
+                          &t->err_row[o], &t->err_row2[o]))
             t->err_row[o] = INFINITY;
 }
 
@@ -209,7 +210,7 @@ static void task_clip_err(void *ctx, int64_t o0, int64_t o1) {
         for (int64_t j = 0; row && j < m->n_in; j++)
             row[j] = m->w[o * m->n_in + j] * t->s[j];
         double e0 = 0;
-        if (!row || !awq_clip_row(m->type, row, m->n_in, t->h, row, &e0, &t->err_row[o]))
+        if (!row || !awq_clip_row(m->type, row, m->n_in, t->h, false, row, &e0, &t->err_row[o]))
             t->err_row[o] = INFINITY;
     }
     free(row);
@@ -258,7 +259,7 @@ static double group_clip_err(awq_layer *L, const awq_site *st, const float *s, a
     double e = 0;
     for (int k = 0; k < nm; k++) {
         if (!clippable(st, &mats[k])) continue;
-        awq_task t = {&mats[k], s, NULL, L->hs, 0, L->err_row, NULL};
+        awq_task t = {&mats[k], s, NULL, L->hs, 0, L->err_row, NULL, false};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_clip_err, &t);
         e += sum_rows(L->err_row, mats[k].n_out, NULL);
     }
@@ -273,7 +274,7 @@ static double group_err(awq_layer *L, const awq_site *st, const float *s, awq_ma
             L->xs[(size_t)r * n + j] = s ? st->samp[(size_t)r * n + j] / s[j] : st->samp[(size_t)r * n + j];
     double e = 0;
     for (int k = 0; k < nm; k++) {
-        awq_task t = {&mats[k], final ? NULL : s, L->xs, NULL, st->n_samp, L->err_row, NULL};
+        awq_task t = {&mats[k], final ? NULL : s, L->xs, NULL, st->n_samp, L->err_row, NULL, false};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_err, &t);
         e += sum_rows(L->err_row, mats[k].n_out, final ? mats[k].rdiv : NULL);
     }
@@ -285,7 +286,7 @@ static bool yrefs(awq_layer *L, const awq_site *st, awq_mat *mats, int nm) {
         free(mats[k].yref);
         mats[k].yref = malloc((size_t)st->n_samp * (size_t)mats[k].n_out * sizeof *mats[k].yref);
         if (!mats[k].yref) return false;
-        awq_task t = {&mats[k], NULL, st->samp, NULL, st->n_samp, NULL, NULL};
+        awq_task t = {&mats[k], NULL, st->samp, NULL, st->n_samp, NULL, NULL, false};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_yref, &t);
     }
     return true;
@@ -335,7 +336,7 @@ static bool awq_clip(awq_layer *L, const awq_site *st, const float *s, awq_mat *
     if (st->h) awq_hblock_scale(st->h, s, n, hs);
     for (int k = 0; ok && k < nm && !L->p->o.no_clip; k++) {
         if (!clippable(st, &mats[k])) continue;
-        awq_task t = {&mats[k], NULL, NULL, hs, 0, L->err_row, L->err_row2};
+        awq_task t = {&mats[k], NULL, NULL, hs, 0, L->err_row, L->err_row2, !L->p->o.no_round};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_clip, &t);
         ok = isfinite(sum_rows(L->err_row, mats[k].n_out, NULL));
     }
@@ -526,7 +527,7 @@ typedef struct embd_task {
 static void task_embd(void *ctx, int64_t r0, int64_t r1) {
     embd_task *t = ctx;
     for (int64_t r = r0; r < r1; r++)
-        if (!awq_clip_row(t->type, t->w + r * t->n, t->n, NULL, t->w + r * t->n, &t->e0[r], &t->e1[r]))
+        if (!awq_clip_row(t->type, t->w + r * t->n, t->n, NULL, false, t->w + r * t->n, &t->e0[r], &t->e1[r]))
             t->e0[r] = INFINITY;
 }
 

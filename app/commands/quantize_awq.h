@@ -43,6 +43,7 @@ typedef struct q_awq_opts {
     double fixed_alpha; /* >= 0: no search, this alpha everywhere (tests); < 0: search */
     int sample_rows;    /* calibration rows kept per matmul input for the search */
     bool no_clip;       /* skip the clipping search */
+    bool no_round;      /* skip the rounding refinement of the clipping search */
     bool progress;
 } q_awq_opts;
 

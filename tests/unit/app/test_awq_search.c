@@ -4,7 +4,8 @@
  * error, the clipping search lowers the activation-weighted error where
  * clipping must help (an outlier weight on a channel with almost no
  * activation), never raises it, writes values the plain quantizer turns
- * into a block with exactly the reported error, works on the 256-wide K
+ * into a block with exactly the reported error, the rounding refinement
+ * is never worse and its values requantize to its codes, works on the 256-wide K
  * blocks and leaves an all-zero block alone; the parallel-for covers every
  * index exactly once for any thread count.
  * Owns: nothing outside the process.
@@ -89,7 +90,7 @@ static void test_clip_helps(void) {
         w[j] = 0.1f * frand();
     w[5] = 1.0f; /* an outlier weight where the input is ~0: it sets the block's scale for nothing */
     double e0 = 0, e1 = 0;
-    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, N, hs, out, &e0, &e1));
+    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, N, hs, false, out, &e0, &e1));
     CHECKF(e1 < 0.5 * e0, "clipping should at least halve the error here: %g -> %g", e0, e1);
     CHECK(out[5] < w[5]);
     /* the plain quantizer fed the clipped values gives exactly the reported error; unclipped gives e0 */
@@ -100,9 +101,36 @@ static void test_clip_helps(void) {
     for (int it = 0; it < 50; it++) {
         for (int j = 0; j < N; j++)
             w[j] = frand() * (it % 3 == 0 ? 1.0f : 0.2f);
-        REQUIRE(awq_clip_row(it % 2 ? HEARTH_Q4_0 : HEARTH_Q5_0, w, N, it % 4 ? hs : NULL, out, &e0, &e1));
+        REQUIRE(
+            awq_clip_row(it % 2 ? HEARTH_Q4_0 : HEARTH_Q5_0, w, N, it % 4 ? hs : NULL, false, out, &e0, &e1));
         CHECK(e1 <= e0);
     }
+}
+
+/* The rounding refinement: never worse than clipping alone, and the plain
+ * quantizer fed its values reproduces its codes (same error, to rounding). */
+static void test_refine(void) {
+    static float x[R * N], hs[N * AWQ_HB], w[N], out[N], out2[N];
+    static double h[N * AWQ_HB];
+    for (int r = 0; r < R; r++) /* correlated channels, so rounding choices interact */
+        for (int j = 0; j < N; j++)
+            x[r * N + j] = frand() + (j % 2 ? 0.8f * x[r * N + j - 1] : 0.0f);
+    awq_hblock_add(h, x, R, N);
+    awq_hblock_scale(h, NULL, N, hs);
+    int better = 0;
+    for (int it = 0; it < 40; it++) {
+        const hearth_dtype t = it % 2 ? HEARTH_Q4_0 : HEARTH_Q5_0;
+        for (int j = 0; j < N; j++)
+            w[j] = frand() * (j == it % N ? 3.0f : 1.0f);
+        double p0, c1, p1, r1;
+        REQUIRE(awq_clip_row(t, w, N, hs, false, out, &p0, &c1));
+        REQUIRE(awq_clip_row(t, w, N, hs, true, out2, &p1, &r1));
+        CHECKF(r1 <= c1 * (1 + 1e-9), "refined %g > clipped %g", r1, c1);
+        better += r1 < 0.999 * c1;
+        const double q = quant_err(t, out2, w, N, hs);
+        CHECKF(fabs(q - r1) <= 1e-5 * p0, "%s: reported %g, requantized %g", hearth_dtype_name(t), r1, q);
+    }
+    CHECKF(better > 20, "the refinement helped on only %d of 40 rows", better);
 }
 
 static void test_clip_k_and_zero(void) {
@@ -112,12 +140,12 @@ static void test_clip_k_and_zero(void) {
     double e0 = 0, e1 = 0;
     CHECK(awq_clip_group(HEARTH_Q4_K) == 256 && awq_clip_group(HEARTH_Q4_0) == 32);
     CHECK(awq_clip_group(HEARTH_F32) == 0 && awq_clip_group(HEARTH_F16) == 0);
-    REQUIRE(awq_clip_row(HEARTH_Q4_K, w, 512, NULL, out, &e0, &e1));
+    REQUIRE(awq_clip_row(HEARTH_Q4_K, w, 512, NULL, false, out, &e0, &e1));
     CHECK(e1 <= e0 && e0 > 0);
-    CHECK(!awq_clip_row(HEARTH_Q4_K, w, 96, NULL, out, &e0, &e1)); /* not a block multiple */
+    CHECK(!awq_clip_row(HEARTH_Q4_K, w, 96, NULL, false, out, &e0, &e1)); /* not a block multiple */
     for (int j = 0; j < 32; j++)
         w[j] = 0;
-    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, 32, NULL, out, &e0, &e1));
+    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, 32, NULL, true, out, &e0, &e1));
     int same = 1;
     for (int j = 0; j < 32; j++)
         same &= out[j] == 0;
@@ -149,6 +177,7 @@ static void test_parallel(void) {
 int main(void) {
     test_hblock();
     test_clip_helps();
+    test_refine();
     test_clip_k_and_zero();
     test_parallel();
     return test_summary("test_awq_search");
