@@ -138,8 +138,8 @@ static double refine_block(hearth_dtype t, const float *wb, const float *cand, c
     return awq_hblock_err(hb, e, AWQ_HB);
 }
 
-bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, bool refine, float *out,
-                  double *e_plain, double *e_clip) {
+bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, int step, bool refine,
+                  float *out, double *e_plain, double *e_clip) {
     const int64_t G = awq_clip_group(t);
     if (!G || n % G || (h && G % AWQ_HB)) return false;
     refine = refine && h && G == AWQ_HB && (t == HEARTH_Q4_0 || t == HEARTH_Q5_0);
@@ -154,7 +154,7 @@ bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, boo
             amax = fabsf(wb[j]) > amax ? fabsf(wb[j]) : amax;
         double best = INFINITY, best_ref = INFINITY;
         float best_r = 1.0f, ref[AWQ_HB];
-        for (int i = 0; i < AWQ_CLIP_GRID; i++) {
+        for (int i = 0; i<AWQ_CLIP_GRID; i += step> 0 ? step : 1) {
             const float r = 1.0f - 0.025f * (float)i, lim = r * amax;
             for (int64_t j = 0; j < G; j++)
                 cand[j] = wb[j] > lim ? lim : wb[j] < -lim ? -lim : wb[j];

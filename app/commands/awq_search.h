@@ -49,15 +49,16 @@ int64_t awq_clip_group(hearth_dtype t);
 /* Clipping search for one row w [n] of type t: out [n] gets the values to
  * quantize (w itself where r = 1 won). h: the block moments of the row's
  * inputs, NULL for the plain squared error (a lookup table such as
- * token_embd). refine (Q4_0 / Q5_0 with h only): for every clip ratio the
+ * token_embd). step: every step-th ratio of the grid (1: all 21; 4: 1, 0.9,
+ * ..., 0.5, the scale search's cheaper measure). refine (Q4_0 / Q5_0 with h only): for every clip ratio the
  * block's rounding is also refined on h (greedy +-1 code steps, the
  * scale-setting element kept, starting from round-to-nearest), and out
  * gets the refined levels when they
  * beat plain clipping; the plain quantizer fed them gives exactly those
  * codes. *e_plain / *e_clip get the row's error unclipped and as chosen.
  * Returns false when t cannot quantize n values. */
-bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, bool refine, float *out,
-                  double *e_plain, double *e_clip);
+bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, int step, bool refine,
+                  float *out, double *e_plain, double *e_clip);
 
 /* Sample output error of rows [o0, o1) of the matrix w [n_out x n] (weights
  * times s when s != NULL, as given otherwise), quantized with t, on xs

@@ -195,7 +195,7 @@ static void task_clip(void *ctx, int64_t o0, int64_t o1) {
     awq_task *t = ctx;
     const awq_mat *m = t->mt;
     for (int64_t o = o0; o < o1; o++)
-        if (!awq_clip_row(m->type, m->w + o * m->n_in, m->n_in, t->h, t->refine, m->w + o * m->n_in,
+        if (!awq_clip_row(m->type, m->w + o * m->n_in, m->n_in, t->h, 1, t->refine, m->w + o * m->n_in,
                           &t->err_row[o], &t->err_row2[o]))
             t->err_row[o] = INFINITY;
 }
@@ -210,7 +210,7 @@ static void task_clip_err(void *ctx, int64_t o0, int64_t o1) {
         for (int64_t j = 0; row && j < m->n_in; j++)
             row[j] = m->w[o * m->n_in + j] * t->s[j];
         double e0 = 0;
-        if (!row || !awq_clip_row(m->type, row, m->n_in, t->h, false, row, &e0, &t->err_row[o]))
+        if (!row || !awq_clip_row(m->type, row, m->n_in, t->h, 4, false, row, &e0, &t->err_row[o]))
             t->err_row[o] = INFINITY;
     }
     free(row);
@@ -527,7 +527,8 @@ typedef struct embd_task {
 static void task_embd(void *ctx, int64_t r0, int64_t r1) {
     embd_task *t = ctx;
     for (int64_t r = r0; r < r1; r++)
-        if (!awq_clip_row(t->type, t->w + r * t->n, t->n, NULL, false, t->w + r * t->n, &t->e0[r], &t->e1[r]))
+        if (!awq_clip_row(t->type, t->w + r * t->n, t->n, NULL, 1, false, t->w + r * t->n, &t->e0[r],
+                          &t->e1[r]))
             t->e0[r] = INFINITY;
 }
 
@@ -614,7 +615,8 @@ static bool awq_calibrate(q_awq_priv *p, q_awq *a, hearth_error *err) {
     int n_chunk = 0;
     ok = ok && calib_tokens(m, o->calib, o->n_ctx, o->max_chunks, &toks, &n_chunk, err) &&
          col_init(&p->col, m, o->sample_rows, (int64_t)n_chunk * o->n_ctx, err) &&
-         calib_run(m, be, &toks, o->n_ctx, n_chunk, awq_tap, &p->col, o->progress, "awq calibration", err);
+         calib_run(m, be, &toks, o->n_ctx, n_chunk, awq_tap, &p->col, 0, NULL, o->progress, "awq calibration",
+                   err);
     if (ok && p->col.failed)
         ok = !hearth_error_set(err, HEARTH_ERR_INTERNAL, "--awq: a tap input of unexpected width");
     a->n_chunk = n_chunk;

@@ -17,6 +17,12 @@
 # (d) --awq: the folded F32 model (fixed alpha 0.5) gives the original's distributions
 #     (KLD < 1e-5, same top token everywhere); the searched Q4_0 file loads and scores,
 #     and --json reports alpha and the error ratio (<= 1) per layer and group.
+# (e) the PPL hearth imatrix prints alongside equals hearth perplexity's; --no-ppl;
+#     --from-chunk; two halves (--chunks 2, --from-chunk 2) merged with --in-file equal
+#     the file over the whole text (sums and counts to 1e-5) and quantize with it;
+#     merge of a non-imatrix or of another model's file, --from-chunk past the end: errors.
+# (f) --awq: -t 1 and -t 2 give the same bytes; the clipping lowers the sample error
+#     (--json), token_embd's error ratio <= 1; --awq-no-clip gives another file.
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED, HEARTH_SOURCE. Owner: the quantize engineer.
 set -uo pipefail
 
@@ -133,6 +139,57 @@ else
     bad "quantize --awq q4_0 failed: $(cat q.err)"
 fi
 
+# ---------------------------------------------------------------- (e) PPL alongside, --from-chunk, --in-file
+# the perplexity printed alongside is hearth perplexity's on the same text and context
+"$H" perplexity -m "$ST" -f "$TXT" -c 128 -t 2 --json >p.json 2>/dev/null || bad "perplexity for the imatrix PPL"
+if "$H" imatrix -m "$ST" -f "$TXT" -c 128 -t 2 -o all.gguf --json --quiet >i.json 2>q.err; then
+    python3 -c "
+import json; i=json.load(open('i.json')); p=json.load(open('p.json'))
+assert abs(i['ppl'] - p['ppl']) <= 1e-6 * p['ppl'] and i['ppl_tokens'] == p['scored'], (i, p)
+assert abs(i['ppl_err'] - p['ppl_err']) <= 1e-6 * p['ppl_err'] and len(i['ppl_chunks']) == 4, i
+assert abs(i['ppl_chunks'][-1] - i['ppl']) <= 1e-12 * i['ppl'], i
+" && ok || bad "imatrix PPL differs from hearth perplexity: $(cat i.json p.json)"
+else
+    bad "imatrix with PPL failed: $(cat q.err)"
+fi
+"$H" imatrix -m "$ST" -f "$TXT" -c 128 -t 2 -o a.gguf --chunks 2 --no-ppl --json --quiet >a.json 2>/dev/null &&
+    python3 -c "import json; a=json.load(open('a.json')); assert 'ppl' not in a and a['chunks'] == 2, a" &&
+    ok || bad "--no-ppl: $(cat a.json)"
+"$H" imatrix -m "$ST" -f "$TXT" -c 128 -t 2 -o b.gguf --from-chunk 2 --no-ppl --quiet >/dev/null 2>&1 || bad "--from-chunk 2"
+# two halves merged equal one file over both (sums and counts; chunk metadata 4 x 128)
+if "$H" imatrix --in-file a.gguf --in-file b.gguf -o ab.gguf --json >m.json 2>q.err; then
+    python3 "$SRC/tests/cli/imatrix_compare.py" ab.gguf all.gguf --max-rel 1e-5 >cmp.txt && ok ||
+        bad "merged halves differ from the whole: $(cat cmp.txt)"
+    python3 -c "import json; m=json.load(open('m.json')); assert m['chunks'] == 4 and m['merged_chunks'] == 4, m" &&
+        ok || bad "merge --json: $(cat m.json)"
+else
+    bad "imatrix --in-file merge failed: $(cat q.err)"
+fi
+# the merged file is accepted by the quantizer
+"$H" quantize --quiet --imatrix ab.gguf "$ST" abq.gguf q4_k_m >/dev/null 2>q.err && ok || bad "quantize with merged: $(cat q.err)"
+refuse "merge a model file" "no imatrix entries" mm.gguf "$H" imatrix --in-file "$ST" -o mm.gguf
+refuse "merge two models' files" "imatrix entry" mm.gguf "$H" imatrix --in-file all.gguf --in-file $KI -o mm.gguf
+refuse "from-chunk past the end" "leaves no chunk" mm.gguf "$H" imatrix -m "$ST" -f "$TXT" -c 128 --from-chunk 4 -o mm.gguf
+
+# ---------------------------------------------------------------- (f) AWQ search: threads, clipping, --json
+if "$H" quantize --quiet --json -t 1 --awq "$TXT" --awq-ctx 128 "$ST" t1.gguf q4_0 >t1.json 2>q.err &&
+    "$H" quantize --quiet --json -t 2 --awq "$TXT" --awq-ctx 128 "$ST" t2.gguf q4_0 >t2.json 2>>q.err; then
+    cmp -s t1.gguf t2.gguf && ok || bad "--awq -t 1 and -t 2 give different bytes"
+    python3 -c "
+import json; a=json.load(open('t2.json'))['awq']
+assert a['clip'] and a['round'] and 0 < a['token_embd_err_ratio'] <= 1.0, a
+r=[l[g]['err_ratio'] for l in a['layers'] for g in ('qkv', 'attn_output', 'gate_up', 'down')]
+c=[l[g]['clip_err_ratio'] for l in a['layers'] for g in ('qkv', 'attn_output', 'gate_up', 'down')]
+assert sum(r) / len(r) < 0.95 and min(c) < 1, (r, c)
+" && ok || bad "awq clip --json: $(cat t2.json)"
+else
+    bad "quantize --awq -t 1 / -t 2 failed: $(cat q.err)"
+fi
+"$H" quantize --quiet --awq "$TXT" --awq-ctx 128 --awq-no-clip "$ST" nc.gguf q4_0 >/dev/null 2>&1 &&
+    ! cmp -s nc.gguf t2.gguf && ok || bad "--awq-no-clip gives the clipped file"
+
+"$H" imatrix --help | grep -q -- "--in-file" && ok || bad "imatrix --help lacks --in-file"
+"$H" quantize --help | grep -q -- "--awq-no-clip" && ok || bad "quantize --help lacks --awq-no-clip"
 "$H" imatrix --help | grep -q -- "--chunks" && ok || bad "imatrix --help"
 "$H" quantize --help | grep -q -- "--imatrix" && ok || bad "quantize --help lacks --imatrix"
 

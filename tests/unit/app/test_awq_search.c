@@ -90,7 +90,7 @@ static void test_clip_helps(void) {
         w[j] = 0.1f * frand();
     w[5] = 1.0f; /* an outlier weight where the input is ~0: it sets the block's scale for nothing */
     double e0 = 0, e1 = 0;
-    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, N, hs, false, out, &e0, &e1));
+    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, N, hs, 1, false, out, &e0, &e1));
     CHECKF(e1 < 0.5 * e0, "clipping should at least halve the error here: %g -> %g", e0, e1);
     CHECK(out[5] < w[5]);
     /* the plain quantizer fed the clipped values gives exactly the reported error; unclipped gives e0 */
@@ -101,8 +101,8 @@ static void test_clip_helps(void) {
     for (int it = 0; it < 50; it++) {
         for (int j = 0; j < N; j++)
             w[j] = frand() * (it % 3 == 0 ? 1.0f : 0.2f);
-        REQUIRE(
-            awq_clip_row(it % 2 ? HEARTH_Q4_0 : HEARTH_Q5_0, w, N, it % 4 ? hs : NULL, false, out, &e0, &e1));
+        REQUIRE(awq_clip_row(it % 2 ? HEARTH_Q4_0 : HEARTH_Q5_0, w, N, it % 4 ? hs : NULL, 1, false, out, &e0,
+                             &e1));
         CHECK(e1 <= e0);
     }
 }
@@ -123,8 +123,8 @@ static void test_refine(void) {
         for (int j = 0; j < N; j++)
             w[j] = frand() * (j == it % N ? 3.0f : 1.0f);
         double p0, c1, p1, r1;
-        REQUIRE(awq_clip_row(t, w, N, hs, false, out, &p0, &c1));
-        REQUIRE(awq_clip_row(t, w, N, hs, true, out2, &p1, &r1));
+        REQUIRE(awq_clip_row(t, w, N, hs, 1, false, out, &p0, &c1));
+        REQUIRE(awq_clip_row(t, w, N, hs, 1, true, out2, &p1, &r1));
         CHECKF(r1 <= c1 * (1 + 1e-9), "refined %g > clipped %g", r1, c1);
         better += r1 < 0.999 * c1;
         const double q = quant_err(t, out2, w, N, hs);
@@ -140,12 +140,12 @@ static void test_clip_k_and_zero(void) {
     double e0 = 0, e1 = 0;
     CHECK(awq_clip_group(HEARTH_Q4_K) == 256 && awq_clip_group(HEARTH_Q4_0) == 32);
     CHECK(awq_clip_group(HEARTH_F32) == 0 && awq_clip_group(HEARTH_F16) == 0);
-    REQUIRE(awq_clip_row(HEARTH_Q4_K, w, 512, NULL, false, out, &e0, &e1));
+    REQUIRE(awq_clip_row(HEARTH_Q4_K, w, 512, NULL, 1, false, out, &e0, &e1));
     CHECK(e1 <= e0 && e0 > 0);
-    CHECK(!awq_clip_row(HEARTH_Q4_K, w, 96, NULL, false, out, &e0, &e1)); /* not a block multiple */
+    CHECK(!awq_clip_row(HEARTH_Q4_K, w, 96, NULL, 1, false, out, &e0, &e1)); /* not a block multiple */
     for (int j = 0; j < 32; j++)
         w[j] = 0;
-    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, 32, NULL, true, out, &e0, &e1));
+    REQUIRE(awq_clip_row(HEARTH_Q4_0, w, 32, NULL, 1, true, out, &e0, &e1));
     int same = 1;
     for (int j = 0; j < 32; j++)
         same &= out[j] == 0;
