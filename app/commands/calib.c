@@ -100,8 +100,8 @@ static bool calib_chunk(hearth_forward *fw, hearth_kv_cache *kv, const hearth_mo
 }
 
 bool calib_run(hearth_model *m, hearth_backend *be, const hearth_tokens *toks, int n_ctx, int n_chunk,
-               hearth_forward_tap_fn fn, void *user, int min_rows, calib_ppl *ppl, bool progress,
-               const char *label, hearth_error *err) {
+               hearth_forward_tap_fn fn, hearth_moe_tap_fn moe_fn, void *user, int min_rows, calib_ppl *ppl,
+               bool progress, const char *label, hearth_error *err) {
     const int page = 16;
     hearth_kv_config kc = {m->hp.n_layer, m->hp.n_head_kv,  m->hp.head_dim, HEARTH_F16,
                            page,          n_ctx / page + 2, m->layer_be};
@@ -116,6 +116,7 @@ bool calib_run(hearth_model *m, hearth_backend *be, const hearth_tokens *toks, i
     if (!ok && !err->msg[0]) hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     calib_gate g = {fn, user, true};
     if (ok) hearth_forward_set_tap(fw, gate_tap, &g);
+    if (ok && moe_fn) hearth_forward_set_moe_tap(fw, moe_fn, user);
     const int32_t bos = hearth_tokenizer_bos(m->tokenizer);
     const double t0 = hearth_now_ms();
     for (int c = 0; c < n_chunk && ok; c++) {

@@ -40,10 +40,12 @@ double calib_nll(const float *logits, int n_vocab, int32_t tok);
  * ubatches of at most 512 tokens the chunk is cut into, except those of a
  * ubatch under min_rows tokens (llama-imatrix skips those: 16); with ppl,
  * an ubatch is run in smaller pieces where logits are needed, and the tap
- * still decides by the whole ubatch's size. progress: a "\r" status line
+ * still decides by the whole ubatch's size. moe_fn (may be NULL) gets the
+ * expert matmuls' inputs of every ubatch (llama-imatrix collects those at
+ * any size), with the same user. progress: a "\r" status line
  * on stderr with `label`. Returns false with err on a forward failure. */
 bool calib_run(hearth_model *m, hearth_backend *be, const hearth_tokens *toks, int n_ctx, int n_chunk,
-               hearth_forward_tap_fn fn, void *user, int min_rows, calib_ppl *ppl, bool progress,
-               const char *label, hearth_error *err);
+               hearth_forward_tap_fn fn, hearth_moe_tap_fn moe_fn, void *user, int min_rows, calib_ppl *ppl,
+               bool progress, const char *label, hearth_error *err);
 
 #endif

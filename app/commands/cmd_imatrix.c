@@ -135,8 +135,9 @@ typedef struct im_state {
     hearth_imatrix *im;
     const hearth_model *m;
     int n_layer;
-    int *idx;   /* [n_layer][SITES][PER_SITE] entry index + 1, 0 = none */
-    double *sq; /* scratch [ne0] */
+    int *idx;     /* [n_layer][SITES][PER_SITE] entry index + 1, 0 = none */
+    int *moe_idx; /* [n_layer][3] the same for ffn_gate/up/down_exps */
+    double *sq;   /* scratch [ne0] */
     size_t sq_cap;
     hearth_error err;
     bool failed;
@@ -144,7 +145,8 @@ typedef struct im_state {
 
 static bool im_prepare(im_state *s, hearth_error *err) {
     s->idx = calloc((size_t)s->n_layer * SITES * PER_SITE, sizeof *s->idx);
-    if (!s->idx) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory"), false;
+    s->moe_idx = calloc((size_t)s->n_layer * 3 + 1, sizeof *s->moe_idx);
+    if (!s->idx || !s->moe_idx) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory"), false;
     char name[160];
     for (int l = 0; l < s->n_layer; l++)
         for (int site = 0; site < SITES; site++)
@@ -155,6 +157,16 @@ static bool im_prepare(im_state *s, hearth_error *err) {
                 if (!hearth_imatrix_entry_for(s->im, name, (int64_t)t->ne[0], 1, err)) return false;
                 s->idx[(l * SITES + site) * PER_SITE + k] = (int)s->im->n;
             }
+    static const char *const k_exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    for (int l = 0; l < s->n_layer; l++)
+        for (int k = 0; k < 3; k++) { /* experts: one matrix per expert, each with its own count */
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, k_exps[k]);
+            const gguf_tensor *t = hearth_gguf_find_tensor(s->m->gguf, name);
+            if (!t || t->n_dims != 3) continue;
+            if (!hearth_imatrix_entry_for(s->im, name, (int64_t)t->ne[0], (int64_t)t->ne[2], err))
+                return false;
+            s->moe_idx[l * 3 + k] = (int)s->im->n;
+        }
     if (!s->im->n)
         return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
                                 "%s has no blk.N.attn_q/ffn_down/... weights to collect statistics for",
@@ -199,6 +211,28 @@ typedef struct im_result {
     calib_ppl ppl;  /* count == 0: no perplexity */
     double secs;
 } im_result;
+
+/* Expert inputs: row r adds to its expert's sums and count (llama-imatrix's
+ * mul_mat_id collection). */
+static void im_moe_tap(void *user, int layer, bool down, const float *x, const int32_t *expert, int n_rows,
+                       int64_t ne0) {
+    im_state *s = user;
+    if (s->failed || layer < 0 || layer >= s->n_layer) return;
+    for (int k = down ? 2 : 0; k < (down ? 3 : 2); k++) {
+        const int i = s->moe_idx[layer * 3 + k];
+        if (!i) continue;
+        hearth_imatrix_entry *e = &s->im->e[i - 1];
+        if (e->ne0 != ne0) continue;
+        for (int r = 0; r < n_rows; r++) {
+            if (expert[r] < 0 || expert[r] >= e->n_mat) continue;
+            double *sum = e->sums + (size_t)expert[r] * (size_t)ne0;
+            const float *row = x + (size_t)r * (size_t)ne0;
+            for (int64_t j = 0; j < ne0; j++)
+                sum[j] += (double)row[j] * row[j];
+            e->counts[expert[r]]++;
+        }
+    }
+}
 
 static void im_summary(const im_opts *o, const hearth_imatrix *im, const im_result *r) {
     const calib_ppl *p = &r->ppl;
@@ -292,7 +326,7 @@ static bool im_collect(const im_opts *o, hearth_model *m, hearth_backend *be, im
         ok = r->ppl.chunk_ppl || !hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     }
     ok = ok && im_prepare(s, err) && !hearth_imatrix_add_dataset(s->im, o->text, err) &&
-         calib_run(m, be, &toks, o->n_ctx, n_chunk, im_tap, s, 16, o->no_ppl ? NULL : &r->ppl,
+         calib_run(m, be, &toks, o->n_ctx, n_chunk, im_tap, im_moe_tap, s, 16, o->no_ppl ? NULL : &r->ppl,
                    !o->quiet && isatty(2) == 1, "imatrix", err);
     if (ok && s->failed) {
         *err = s->err;
@@ -337,6 +371,7 @@ int cmd_imatrix(int argc, char **argv) {
     }
     free(r.ppl.chunk_ppl);
     free(s.idx);
+    free(s.moe_idx);
     free(s.sq);
     hearth_imatrix_free(s.im);
     hearth_model_free(m);

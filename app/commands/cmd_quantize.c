@@ -286,10 +286,10 @@ static bool q_awq_step(q_opts *o, const hearth_gguf *g, const q_tensor *ts, uint
 }
 
 typedef struct q_job {
-    const float *x, *qw; /* qw: importance per column, or NULL */
+    const float *x, *qw; /* qw: importance per column (per matrix of rows_per_mat rows), or NULL */
     uint8_t *out;
     hearth_dtype type;
-    int64_t ne0, rows;
+    int64_t ne0, rows, rows_per_mat;
     int ith, nth;
     bool ok;
 } q_job;
@@ -299,13 +299,13 @@ static void *q_rows(void *arg) {
     size_t rb = hearth_dtype_row_size(j->type, j->ne0);
     j->ok = true;
     for (int64_t r = j->rows * j->ith / j->nth; r < j->rows * (j->ith + 1) / j->nth && j->ok; r++)
-        j->ok =
-            hearth_quantize_row_weighted(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0, j->qw);
+        j->ok = hearth_quantize_row_weighted(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0,
+                                             j->qw ? j->qw + (r / j->rows_per_mat) * j->ne0 : NULL);
     return NULL;
 }
 
 static bool quantize_parallel(const float *x, const float *qw, uint8_t *out, hearth_dtype type, int64_t ne0,
-                              int64_t rows, int nth) {
+                              int64_t rows, int64_t rows_per_mat, int nth) {
     if (nth > rows) nth = (int)rows;
     if (nth > 64) nth = 64;
     if (nth < 1) nth = 1;
@@ -313,7 +313,7 @@ static bool quantize_parallel(const float *x, const float *qw, uint8_t *out, hea
     pthread_t th[64];
     bool started[64] = {false};
     for (int i = 0; i < nth; i++)
-        jobs[i] = (q_job){x, qw, out, type, ne0, rows, i, nth, false};
+        jobs[i] = (q_job){x, qw, out, type, ne0, rows, rows_per_mat > 0 ? rows_per_mat : rows, i, nth, false};
     for (int i = 1; i < nth; i++)
         started[i] = pthread_create(&th[i], NULL, q_rows, &jobs[i]) == 0;
     q_rows(&jobs[0]);
@@ -366,8 +366,10 @@ static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, const q_opt
         hearth_dequantize_row(s->type, (const uint8_t *)s->data + (size_t)r * srb, b->f + r * ne0, ne0);
     if (folded) memcpy(b->f, folded, fneed);
     const float *qw = NULL;
-    if (o->imatrix && !q_imatrix_weights(o->imatrix, t->name, ne0, &b->w, &b->wcap, &qw, err)) return false;
-    if (!quantize_parallel(b->f, qw, b->q, t->type, ne0, rows, o->threads)) {
+    const int64_t n_mat = s->n_dims > 2 ? (int64_t)s->ne[2] : 1; /* experts: one importance vector each */
+    if (o->imatrix && !q_imatrix_weights(o->imatrix, t->name, ne0, n_mat, &b->w, &b->wcap, &qw, err))
+        return false;
+    if (!quantize_parallel(b->f, qw, b->q, t->type, ne0, rows, rows / n_mat, o->threads)) {
         hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "cannot quantize %s to %s", t->name,
                          hearth_dtype_name(t->type));
         return false;

@@ -615,8 +615,8 @@ static bool awq_calibrate(q_awq_priv *p, q_awq *a, hearth_error *err) {
     int n_chunk = 0;
     ok = ok && calib_tokens(m, o->calib, o->n_ctx, o->max_chunks, &toks, &n_chunk, err) &&
          col_init(&p->col, m, o->sample_rows, (int64_t)n_chunk * o->n_ctx, err) &&
-         calib_run(m, be, &toks, o->n_ctx, n_chunk, awq_tap, &p->col, 0, NULL, o->progress, "awq calibration",
-                   err);
+         calib_run(m, be, &toks, o->n_ctx, n_chunk, awq_tap, NULL, &p->col, 0, NULL, o->progress,
+                   "awq calibration", err);
     if (ok && p->col.failed)
         ok = !hearth_error_set(err, HEARTH_ERR_INTERNAL, "--awq: a tap input of unexpected width");
     a->n_chunk = n_chunk;

@@ -23,6 +23,8 @@
 #     merge of a non-imatrix or of another model's file, --from-chunk past the end: errors.
 # (f) --awq: -t 1 and -t 2 give the same bytes; the clipping lowers the sample error
 #     (--json), token_embd's error ratio <= 1; --awq-no-clip gives another file.
+# (g) MoE: per-expert entries from hearth imatrix (qwen3moe-tiny from mkmodel); per-expert
+#     importance in the quantizer: --pure Q4_K_M equals llama-quantize's bytes.
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED, HEARTH_SOURCE. Owner: the quantize engineer.
 set -uo pipefail
 
@@ -187,6 +189,36 @@ else
 fi
 "$H" quantize --quiet --awq "$TXT" --awq-ctx 128 --awq-no-clip "$ST" nc.gguf q4_0 >/dev/null 2>&1 &&
     ! cmp -s nc.gguf t2.gguf && ok || bad "--awq-no-clip gives the clipped file"
+
+# ---------------------------------------------------------------- (g) MoE entries
+# hearth imatrix on a MoE model: per-expert sums and counts for ffn_{gate,up,down}_exps in
+# llama.cpp's layout ([ne0, n_expert] sums, [1, n_expert] counts; each token counted once
+# per chosen expert); the quantizer weights each expert's rows by its own vector: with
+# llama-imatrix's file, --pure Q4_K_M is llama-quantize's bytes
+"$H" mkmodel --shape qwen3moe-tiny --type f32 -o moe.gguf >/dev/null 2>&1 || bad "mkmodel qwen3moe-tiny"
+if "$H" imatrix -m moe.gguf -f "$TXT" -c 128 -t 2 --no-ppl --quiet -o moe-im.gguf >/dev/null 2>q.err; then
+    python3 -c "
+import sys; sys.path.insert(0, '$SRC/tests/cli'); import imatrix_compare as ic
+_, t, _ = ic.read_gguf('moe-im.gguf'); e = ic.entries(t)
+exps = [n for n in e if '_exps' in n]
+assert len(exps) == 12, sorted(e)
+for n in exps:
+    shape, v, c = e[n]
+    assert list(shape) == [256 if 'down' in n else 512, 8], (n, shape)
+    assert len(c) == 8 and sum(c) == 6 * 128 * 2 and len(v) == shape[0] * 8, (n, shape, list(c))
+" && ok || bad "MoE imatrix entries"
+else
+    bad "hearth imatrix on a MoE model failed: $(cat q.err)"
+fi
+if "$H" quantize --quiet --pure --imatrix imatrix-qwen3moe-tiny.gguf moe.gguf moe-q.gguf q4_k_m >/dev/null 2>q.err; then
+    got=$(sha256sum moe-q.gguf | cut -d' ' -f1)
+    [ "$got" = 2864269cad9a95ebc5c590db0c31117640e7af7a26f8dce702b8c11250467ea7 ] && ok ||
+        bad "MoE --pure q4_k_m with per-expert importance: sha256 $got differs from llama-quantize's"
+else
+    bad "quantize --imatrix on a MoE model failed: $(cat q.err)"
+fi
+"$H" quantize --quiet --imatrix moe-im.gguf moe.gguf moe-q2.gguf q4_0 >/dev/null 2>q.err && ok ||
+    bad "quantize with hearth's MoE imatrix: $(cat q.err)"
 
 "$H" imatrix --help | grep -q -- "--in-file" && ok || bad "imatrix --help lacks --in-file"
 "$H" quantize --help | grep -q -- "--awq-no-clip" && ok || bad "quantize --help lacks --awq-no-clip"
