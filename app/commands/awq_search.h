@@ -50,7 +50,7 @@ int64_t awq_clip_group(hearth_dtype t);
  * quantize (w itself where r = 1 won). h: the block moments of the row's
  * inputs, NULL for the plain squared error (a lookup table such as
  * token_embd). step: every step-th ratio of the grid (1: all 21; 4: 1, 0.9,
- * ..., 0.5, the scale search's cheaper measure). refine (Q4_0 / Q5_0 with h only): for every clip ratio the
+ * ..., 0.5, the scale search's measure for the K types). refine (Q4_0 / Q5_0 with h only): for every clip ratio the
  * block's rounding is also refined on h (greedy +-1 code steps, the
  * scale-setting element kept, starting from round-to-nearest), and out
  * gets the refined levels when they

@@ -206,11 +206,14 @@ static void task_clip_err(void *ctx, int64_t o0, int64_t o1) {
     awq_task *t = ctx;
     const awq_mat *m = t->mt;
     float *row = malloc((size_t)m->n_in * sizeof *row);
+    /* the whole grid for the 32-wide blocks; every 4th ratio for the K types' 256-wide
+     * blocks, whose quantizer costs ~20x more (the final clip keeps the whole grid) */
+    const int step = awq_clip_group(m->type) > AWQ_HB ? 4 : 1;
     for (int64_t o = o0; o < o1; o++) {
         for (int64_t j = 0; row && j < m->n_in; j++)
             row[j] = m->w[o * m->n_in + j] * t->s[j];
         double e0 = 0;
-        if (!row || !awq_clip_row(m->type, row, m->n_in, t->h, 4, false, row, &e0, &t->err_row[o]))
+        if (!row || !awq_clip_row(m->type, row, m->n_in, t->h, step, false, row, &e0, &t->err_row[o]))
             t->err_row[o] = INFINITY;
     }
     free(row);
