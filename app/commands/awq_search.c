@@ -69,6 +69,91 @@ double awq_hblock_err(const float *h, const float *e, int64_t ne) {
     return tot;
 }
 
+void awq_hfull_add(float *h, const float *x, int n_rows, int64_t n) {
+    for (int r = 0; r < n_rows; r++) {
+        const float *row = x + (size_t)r * (size_t)n;
+        for (int64_t i = 0; i < n; i++) {
+            const float xi = row[i];
+            if (xi == 0) continue;
+            float *hi = h + (size_t)i * (size_t)n;
+            for (int64_t j = i; j < n; j++)
+                hi[j] += xi * row[j];
+        }
+    }
+}
+
+void awq_hfull_scale(const float *h, const float *s, int64_t n, float *hs) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++) {
+            const float v = s ? (float)(h[i * n + j] / ((double)s[i] * s[j])) : h[i * n + j];
+            hs[i * n + j] = hs[j * n + i] = v;
+        }
+}
+
+static double full_err(const float *hs, const float *e, int64_t n, float *g) {
+    double tot = 0;
+    for (int64_t i = 0; i < n; i++) {
+        g[i] = awq_dot(hs + i * n, e, n);
+        tot += (double)e[i] * g[i];
+    }
+    return tot;
+}
+
+bool awq_refine_row_full(hearth_dtype t, const float *w, float *v, int64_t n, const float *hs, double *e0,
+                         double *e1) {
+    const int nmax = t == HEARTH_Q4_0 ? 8 : t == HEARTH_Q5_0 ? 16 : 0;
+    if (!nmax || n % AWQ_HB) return false;
+    float *e = malloc((size_t)n * sizeof *e), *g = malloc((size_t)n * sizeof *g),
+          *d = malloc((size_t)n * sizeof *d);
+    int *q = malloc((size_t)n * sizeof *q);
+    uint8_t blk[64];
+    bool ok = e && g && d && q;
+    for (int64_t b0 = 0; ok && b0 < n; b0 += AWQ_HB) { /* the codes the quantizer gives v */
+        float deq[AWQ_HB];
+        ok = hearth_quantize_row(t, v + b0, blk, AWQ_HB);
+        hearth_dequantize_row(t, blk, deq, AWQ_HB);
+        int imax = 0;
+        for (int j = 1; j < AWQ_HB; j++)
+            if (fabsf(v[b0 + j]) > fabsf(v[b0 + imax])) imax = j;
+        const float db = deq[imax] / (float)-nmax; /* the block's level step, sign included */
+        for (int j = 0; j < AWQ_HB; j++) {
+            d[b0 + j] = db;
+            q[b0 + j] = db != 0 ? (int)lrintf(deq[j] / db) + nmax : -1; /* -1: a zero block, left alone */
+            v[b0 + j] = deq[j];
+            e[b0 + j] = deq[j] - w[b0 + j];
+        }
+        if (db != 0) q[b0 + imax] = -2; /* pinned at code 0 */
+    }
+    if (ok) *e0 = *e1 = full_err(hs, e, n, g);
+    for (int sweep = 0; ok && sweep < 4; sweep++) {
+        bool moved = false;
+        for (int64_t i = 0; i < n; i++) {
+            if (q[i] < 0) continue;
+            for (int dir = -1; dir <= 1; dir += 2) {
+                const int nq = q[i] + dir;
+                if (nq < 0 || nq > 2 * nmax - 1) continue;
+                const float de = d[i] * (float)dir, gain = 2 * de * g[i] + de * de * hs[i * n + i];
+                if (gain >= -1e-9f * fabsf(g[i] * de)) continue;
+                q[i] = nq;
+                e[i] += de;
+                v[i] = d[i] * (float)(nq - nmax);
+                const float *hi = hs + i * n;
+                for (int64_t j = 0; j < n; j++)
+                    g[j] += de * hi[j];
+                moved = true;
+                break;
+            }
+        }
+        if (!moved) break;
+    }
+    if (ok) *e1 = full_err(hs, e, n, g);
+    free(e);
+    free(g);
+    free(d);
+    free(q);
+    return ok;
+}
+
 int64_t awq_clip_group(hearth_dtype t) {
     const hearth_dtype_traits *tr = hearth_dtype_info(t);
     if (!tr->known || !tr->from_float || tr->block_size < 2) return 0;

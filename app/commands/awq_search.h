@@ -42,6 +42,22 @@ void awq_hblock_scale(const double *h, const float *s, int64_t ne, float *hs);
 /* The block error sum_b e_b^T H_b e_b of e [ne] (ne % AWQ_HB == 0). */
 double awq_hblock_err(const float *h, const float *e, int64_t ne);
 
+/* Full second moments, for inputs of width n <= AWQ_FULL_MAX: h [n][n]
+ * gets the upper triangle (j >= i) of X^T X, in float. */
+enum { AWQ_FULL_MAX = 4096 };
+void awq_hfull_add(float *h, const float *x, int n_rows, int64_t n);
+/* hs [n][n] = diag(1/s) H diag(1/s), both triangles (s == NULL: no scale). */
+void awq_hfull_scale(const float *h, const float *s, int64_t n, float *hs);
+
+/* Whole-row rounding refinement (Q4_0 / Q5_0): v [n] holds values the plain
+ * quantizer takes (awq_clip_row's out), w [n] the unquantized row. From
+ * v's codes, greedy +-1 code steps lower the full e^T H e (cross-block
+ * terms included; each block's scale-setting element stays), at most 4
+ * sweeps; v gets the new levels, which the quantizer reproduces exactly.
+ * *e0 / *e1: the full error before and after. False for another type. */
+bool awq_refine_row_full(hearth_dtype t, const float *w, float *v, int64_t n, const float *hs, double *e0,
+                         double *e1);
+
 /* The quantizer block of `t` the clipping search works on (32 or 256; 0
  * when t has no quantizer). */
 int64_t awq_clip_group(hearth_dtype t);
@@ -50,13 +66,11 @@ int64_t awq_clip_group(hearth_dtype t);
  * quantize (w itself where r = 1 won). h: the block moments of the row's
  * inputs, NULL for the plain squared error (a lookup table such as
  * token_embd). step: every step-th ratio of the grid (1: all 21; 4: 1, 0.9,
- * ..., 0.5, the scale search's measure for the K types). refine (Q4_0 / Q5_0 with h only): for every clip ratio the
- * block's rounding is also refined on h (greedy +-1 code steps, the
- * scale-setting element kept, starting from round-to-nearest), and out
- * gets the refined levels when they
- * beat plain clipping; the plain quantizer fed them gives exactly those
- * codes. *e_plain / *e_clip get the row's error unclipped and as chosen.
- * Returns false when t cannot quantize n values. */
+ * ..., 0.5, the scale search's measure for the K types). refine (Q4_0 / Q5_0 with h only): for every clip
+ * ratio the block's rounding is also refined on h (greedy +-1 code steps, the scale-setting element kept,
+ * starting from round-to-nearest), and out gets the refined levels when they beat plain clipping; the plain
+ * quantizer fed them gives exactly those codes. *e_plain / *e_clip get the row's error unclipped and as
+ * chosen. Returns false when t cannot quantize n values. */
 bool awq_clip_row(hearth_dtype t, const float *w, int64_t n, const float *h, int step, bool refine,
                   float *out, double *e_plain, double *e_clip);
 

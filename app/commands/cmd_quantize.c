@@ -82,7 +82,8 @@ static const char k_help[] =
     "  --awq-alpha A              no search: this alpha (0..1) for every scale\n"
     "  --awq-rows N               calibration rows per matmul input the search uses (default 128)\n"
     "  --awq-no-clip              --awq without its clipping search (scales only)\n"
-    "  --awq-no-round             --awq without the rounding refinement of Q4_0/Q5_0 blocks\n"
+    "  --awq-no-round             --awq without the rounding refinement of Q4_0/Q5_0 blocks (within\n"
+    "                             blocks, then over whole rows on the full input moments)\n"
     "  -t, --threads N            quantizer threads (default: all cores)\n"
     "  --quiet                    no progress bar\n"
     "  --json                     print the summary as one JSON object on stdout\n"
@@ -418,6 +419,7 @@ static void q_awq_json(cJSON *j, const q_opts *o) {
     cJSON_AddNumberToObject(aj, "chunk_size", o->awq_o.n_ctx);
     cJSON_AddBoolToObject(aj, "clip", !o->awq_o.no_clip);
     cJSON_AddBoolToObject(aj, "round", !o->awq_o.no_clip && !o->awq_o.no_round);
+    cJSON_AddBoolToObject(aj, "full_moments", a->full_moments);
     cJSON_AddNumberToObject(aj, "sample_rows", o->awq_o.sample_rows);
     cJSON_AddNumberToObject(aj, "search_seconds", a->search_seconds);
     if (a->embd_clipped)

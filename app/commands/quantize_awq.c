@@ -31,6 +31,7 @@ typedef struct awq_site {
     int64_t ne;      /* channels */
     double *sum_abs; /* [ne] */
     double *h;       /* [ne / AWQ_HB][AWQ_HB][AWQ_HB] block moments of X^T X */
+    float *hf;       /* [ne][ne] upper triangle of X^T X (the whole-row refinement), or NULL */
     int64_t count;   /* rows seen */
     float *samp;     /* [R * ne] sampled rows */
     int n_samp;
@@ -61,6 +62,7 @@ static void awq_tap(void *user, hearth_tap_site site, int layer, const float *x,
         return;
     }
     if (s->h) awq_hblock_add(s->h, x, n_rows, ne0);
+    if (s->hf) awq_hfull_add(s->hf, x, n_rows, ne0);
     for (int r = 0; r < n_rows; r++) {
         const float *row = x + (size_t)r * (size_t)ne0;
         for (int64_t j = 0; j < ne0; j++)
@@ -71,7 +73,12 @@ static void awq_tap(void *user, hearth_tap_site site, int layer, const float *x,
     }
 }
 
-static bool col_init(awq_col *c, const hearth_model *m, int R, int64_t total_rows, hearth_error *err) {
+/* The full moments cost ne^2 floats per input: kept when all of them fit in
+ * this budget (else the refinement stays within blocks). */
+#define AWQ_FULL_BUDGET ((size_t)512 << 20)
+
+static bool col_init(awq_col *c, const hearth_model *m, int R, int64_t total_rows, bool full,
+                     hearth_error *err) {
     const hearth_hparams *hp = &m->hp;
     c->n_layer = hp->n_layer;
     c->R = R;
@@ -93,7 +100,8 @@ static bool col_init(awq_col *c, const hearth_model *m, int R, int64_t total_row
         /* no block moments for a width no quantizer block divides (nothing to clip there) */
         s->h = s->ne % AWQ_HB ? NULL : calloc((size_t)s->ne * AWQ_HB, sizeof *s->h);
         s->samp = malloc((size_t)R * (size_t)s->ne * sizeof *s->samp);
-        if (!s->sum_abs || (!s->h && s->ne % AWQ_HB == 0) || !s->samp)
+        if (full && s->h) s->hf = calloc((size_t)(s->ne * s->ne), sizeof *s->hf);
+        if (!s->sum_abs || (!s->h && s->ne % AWQ_HB == 0) || !s->samp || (full && s->h && !s->hf))
             return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory"), false;
     }
     return true;
@@ -103,6 +111,7 @@ static void col_free(awq_col *c) {
     for (int i = 0; c->s && i < c->n_layer * Q_AWQ_GROUPS; i++) {
         free(c->s[i].sum_abs);
         free(c->s[i].h);
+        free(c->s[i].hf);
         free(c->s[i].samp);
     }
     free(c->s);
@@ -170,6 +179,7 @@ typedef struct awq_task {
     const float *s;  /* column scales applied on the fly, or NULL */
     const float *xs; /* [R * n_in] */
     const float *h;  /* block moments for the clip search (scaled) */
+    const float *hf; /* full moments (scaled) for the whole-row refinement, or NULL */
     int R;
     double *err_row, *err_row2; /* [n_out] */
     bool refine;                /* the clip search also refines the rounding (Q4_0, Q5_0) */
@@ -194,10 +204,16 @@ static void task_err(void *ctx, int64_t o0, int64_t o1) {
 static void task_clip(void *ctx, int64_t o0, int64_t o1) {
     awq_task *t = ctx;
     const awq_mat *m = t->mt;
-    for (int64_t o = o0; o < o1; o++)
-        if (!awq_clip_row(m->type, m->w + o * m->n_in, m->n_in, t->h, 1, t->refine, m->w + o * m->n_in,
-                          &t->err_row[o], &t->err_row2[o]))
+    float *orig = t->hf ? malloc((size_t)m->n_in * sizeof *orig) : NULL;
+    for (int64_t o = o0; o < o1; o++) {
+        float *row = m->w + o * m->n_in;
+        double f0, f1;
+        if (orig) memcpy(orig, row, (size_t)m->n_in * sizeof *orig);
+        if (!awq_clip_row(m->type, row, m->n_in, t->h, 1, t->refine, row, &t->err_row[o], &t->err_row2[o]) ||
+            (t->hf && (!orig || !awq_refine_row_full(m->type, orig, row, m->n_in, t->hf, &f0, &f1))))
             t->err_row[o] = INFINITY;
+    }
+    free(orig);
 }
 
 /* Clipped block error of rows [o0, o1) scaled by t->s, on t->h (already
@@ -262,7 +278,7 @@ static double group_clip_err(awq_layer *L, const awq_site *st, const float *s, a
     double e = 0;
     for (int k = 0; k < nm; k++) {
         if (!clippable(st, &mats[k])) continue;
-        awq_task t = {&mats[k], s, NULL, L->hs, 0, L->err_row, NULL, false};
+        awq_task t = {&mats[k], s, NULL, L->hs, NULL, 0, L->err_row, NULL, false};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_clip_err, &t);
         e += sum_rows(L->err_row, mats[k].n_out, NULL);
     }
@@ -277,7 +293,7 @@ static double group_err(awq_layer *L, const awq_site *st, const float *s, awq_ma
             L->xs[(size_t)r * n + j] = s ? st->samp[(size_t)r * n + j] / s[j] : st->samp[(size_t)r * n + j];
     double e = 0;
     for (int k = 0; k < nm; k++) {
-        awq_task t = {&mats[k], final ? NULL : s, L->xs, NULL, st->n_samp, L->err_row, NULL, false};
+        awq_task t = {&mats[k], final ? NULL : s, L->xs, NULL, NULL, st->n_samp, L->err_row, NULL, false};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_err, &t);
         e += sum_rows(L->err_row, mats[k].n_out, final ? mats[k].rdiv : NULL);
     }
@@ -289,7 +305,7 @@ static bool yrefs(awq_layer *L, const awq_site *st, awq_mat *mats, int nm) {
         free(mats[k].yref);
         mats[k].yref = malloc((size_t)st->n_samp * (size_t)mats[k].n_out * sizeof *mats[k].yref);
         if (!mats[k].yref) return false;
-        awq_task t = {&mats[k], NULL, st->samp, NULL, st->n_samp, NULL, NULL, false};
+        awq_task t = {&mats[k], NULL, st->samp, NULL, NULL, st->n_samp, NULL, NULL, false};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_yref, &t);
     }
     return true;
@@ -337,12 +353,19 @@ static bool awq_clip(awq_layer *L, const awq_site *st, const float *s, awq_mat *
     float *hs = L->hs;
     bool ok = true;
     if (st->h) awq_hblock_scale(st->h, s, n, hs);
+    float *hf = NULL; /* the whole-row refinement's scaled full moments */
+    if (st->hf && !L->p->o.no_clip && !L->p->o.no_round && (hf = malloc((size_t)(n * n) * sizeof *hf)))
+        awq_hfull_scale(st->hf, s, n, hf);
+    if (st->hf && !L->p->o.no_clip && !L->p->o.no_round && !hf) ok = false;
     for (int k = 0; ok && k < nm && !L->p->o.no_clip; k++) {
         if (!clippable(st, &mats[k])) continue;
-        awq_task t = {&mats[k], NULL, NULL, hs, 0, L->err_row, L->err_row2, !L->p->o.no_round};
+        const bool sym = mats[k].type == HEARTH_Q4_0 || mats[k].type == HEARTH_Q5_0;
+        awq_task t = {&mats[k],         NULL, NULL, hs, sym ? hf : NULL, 0, L->err_row, L->err_row2,
+                      !L->p->o.no_round};
         awq_parallel(L->p->o.threads, mats[k].n_out, task_clip, &t);
         ok = isfinite(sum_rows(L->err_row, mats[k].n_out, NULL));
     }
+    free(hf);
     /* the reference is the folded float model's output: the original outputs / rdiv */
     for (int k = 0; ok && k < nm; k++)
         for (int r = 0; mats[k].rdiv && r < st->n_samp; r++)
@@ -599,6 +622,16 @@ static bool awq_layer_run(q_awq *a, int l, hearth_error *err) {
 
 /* ---------------------------------------------------------------- driver */
 
+static bool awq_full_fits(const q_awq_opts *o, const hearth_hparams *hp) {
+    const int64_t ne[3] = {hp->n_embd, (int64_t)hp->n_head * hp->head_dim, hp->n_ff};
+    size_t bytes = 0;
+    for (int k = 0; k < 3; k++) {
+        if (ne[k] > AWQ_FULL_MAX) return false;
+        bytes += (size_t)(ne[k] * ne[k]) * sizeof(float) * (k == 0 ? 2 : 1);
+    }
+    return !o->no_round && bytes * (size_t)hp->n_layer <= AWQ_FULL_BUDGET;
+}
+
 static bool awq_calibrate(q_awq_priv *p, q_awq *a, hearth_error *err) {
     const q_awq_opts *o = &p->o;
     hearth_backend *be = NULL;
@@ -614,10 +647,11 @@ static bool awq_calibrate(q_awq_priv *p, q_awq *a, hearth_error *err) {
         ok = false;
     }
     p->hp = m->hp;
+    a->full_moments = awq_full_fits(o, &m->hp);
     hearth_tokens toks = {0};
     int n_chunk = 0;
     ok = ok && calib_tokens(m, o->calib, o->n_ctx, o->max_chunks, &toks, &n_chunk, err) &&
-         col_init(&p->col, m, o->sample_rows, (int64_t)n_chunk * o->n_ctx, err) &&
+         col_init(&p->col, m, o->sample_rows, (int64_t)n_chunk * o->n_ctx, a->full_moments, err) &&
          calib_run(m, be, &toks, o->n_ctx, n_chunk, awq_tap, NULL, &p->col, 0, NULL, o->progress,
                    "awq calibration", err);
     if (ok && p->col.failed)

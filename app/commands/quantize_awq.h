@@ -19,7 +19,10 @@
  *   ffn_down columns * s, ffn_up rows / s           (silu(g) * u is linear in u)
  * Clipping search (unless no_clip): every folded matrix, and token_embd
  * (plain squared error: a lookup has no input), gets per quantizer block
- * the clip ratio with the least output error (awq_search.h).
+ * the clip ratio with the least output error (awq_search.h). Q4_0/Q5_0
+ * blocks also get their rounding refined (unless no_round): within the
+ * block on its moments, then over the whole row on the full X^T X when
+ * every layer's full moments fit 512 MiB.
  * Memory: the calibration statistics for all layers, and the folded F32
  * weights of ONE layer: a layer is searched when the writer first asks for
  * one of its tensors (q_awq_get) and the previous layer's are freed then.
@@ -75,6 +78,7 @@ typedef struct q_awq {
     q_awq_stat *stat;                     /* [n_layer][Q_AWQ_GROUPS] */
     double embd_err_plain, embd_err_clip; /* token_embd squared error, unclipped / clipped */
     bool embd_clipped;
+    bool full_moments; /* the whole-row refinement had the full X^T X (it fit the budget) */
     double search_seconds;
     q_awq_priv *priv;
 } q_awq;

@@ -5,7 +5,8 @@
  * clipping must help (an outlier weight on a channel with almost no
  * activation), never raises it, writes values the plain quantizer turns
  * into a block with exactly the reported error, the rounding refinement
- * is never worse and its values requantize to its codes, works on the 256-wide K
+ * is never worse and its values requantize to its codes, so does the
+ * whole-row refinement on the full moments, works on the 256-wide K
  * blocks and leaves an all-zero block alone; the parallel-for covers every
  * index exactly once for any thread count.
  * Owns: nothing outside the process.
@@ -133,6 +134,42 @@ static void test_refine(void) {
     CHECKF(better > 20, "the refinement helped on only %d of 40 rows", better);
 }
 
+/* The whole-row refinement on the full moments: never worse than its start
+ * on the full measure, lowers it on correlated inputs, and the quantizer
+ * reproduces its levels (the full error of requantized values is the same). */
+static void test_refine_full(void) {
+    enum { NF = 64 };
+    static float x[R * NF], hf[NF * NF], hs[NF * NF], hb[NF * AWQ_HB], w[NF], v[NF], deq[NF];
+    static double h[NF * AWQ_HB];
+    for (int r = 0; r < R; r++) /* channel j + 32 follows channel j: cross-block correlation */
+        for (int j = 0; j < NF; j++)
+            x[r * NF + j] = j >= 32 ? 0.9f * x[r * NF + j - 32] + 0.3f * frand() : frand();
+    awq_hfull_add(hf, x, R, NF);
+    awq_hfull_scale(hf, NULL, NF, hs);
+    awq_hblock_add(h, x, R, NF);
+    awq_hblock_scale(h, NULL, NF, hb);
+    int better = 0;
+    for (int it = 0; it < 20; it++) {
+        const hearth_dtype t = it % 2 ? HEARTH_Q4_0 : HEARTH_Q5_0;
+        for (int j = 0; j < NF; j++)
+            w[j] = frand();
+        double p0, c1, f0, f1;
+        REQUIRE(awq_clip_row(t, w, NF, hb, 1, true, v, &p0, &c1));
+        REQUIRE(awq_refine_row_full(t, w, v, NF, hs, &f0, &f1));
+        CHECKF(f1 <= f0 * (1 + 1e-6), "full refinement raised the error %g -> %g", f0, f1);
+        better += f1 < 0.99 * f0;
+        uint8_t q[64];
+        REQUIRE(hearth_quantize_row(t, v, q, NF));
+        hearth_dequantize_row(t, q, deq, NF);
+        int same = 1;
+        for (int j = 0; j < NF; j++)
+            same &= deq[j] == v[j];
+        CHECKF(same, "%s: the quantizer does not reproduce the refined levels", hearth_dtype_name(t));
+    }
+    CHECKF(better >= 10, "the full refinement helped on only %d of 20 rows", better);
+    CHECK(!awq_refine_row_full(HEARTH_Q4_K, w, v, NF, hs, &(double){0}, &(double){0}));
+}
+
 static void test_clip_k_and_zero(void) {
     static float w[512], out[512];
     for (int j = 0; j < 512; j++)
@@ -178,6 +215,7 @@ int main(void) {
     test_hblock();
     test_clip_helps();
     test_refine();
+    test_refine_full();
     test_clip_k_and_zero();
     test_parallel();
     return test_summary("test_awq_search");
