@@ -69,6 +69,35 @@ double awq_hblock_err(const float *h, const float *e, int64_t ne) {
     return tot;
 }
 
+typedef struct hfull_job {
+    float *h;
+    const float *x;
+    int n_rows;
+    int64_t n;
+} hfull_job;
+
+/* Rows [i0, i1) of the upper triangle; every element sums the rows in order. */
+static void hfull_rows(void *ctx, int64_t i0, int64_t i1) {
+    const hfull_job *j = ctx;
+    const int64_t n = j->n;
+    for (int r = 0; r < j->n_rows; r++) {
+        const float *row = j->x + (size_t)r * (size_t)n;
+        for (int64_t i = i0; i < i1; i++) {
+            const float xi = row[i];
+            if (xi == 0) continue;
+            float *hi = j->h + (size_t)i * (size_t)n;
+            for (int64_t c = i; c < n; c++)
+                hi[c] += xi * row[c];
+        }
+    }
+}
+
+void awq_hfull_add_mt(float *h, const float *x, int n_rows, int64_t n, int nth) {
+    hfull_job j = {h, x, n_rows, n};
+    /* contiguous ranges: the first threads get the longer triangle rows (uneven, but simple) */
+    awq_parallel(nth, n, hfull_rows, &j);
+}
+
 void awq_hfull_add(float *h, const float *x, int n_rows, int64_t n) {
     for (int r = 0; r < n_rows; r++) {
         const float *row = x + (size_t)r * (size_t)n;

@@ -46,6 +46,8 @@ double awq_hblock_err(const float *h, const float *e, int64_t ne);
  * gets the upper triangle (j >= i) of X^T X, in float. */
 enum { AWQ_FULL_MAX = 4096 };
 void awq_hfull_add(float *h, const float *x, int n_rows, int64_t n);
+/* The same on nth threads (row ranges of h; the same sums for any nth). */
+void awq_hfull_add_mt(float *h, const float *x, int n_rows, int64_t n, int nth);
 /* hs [n][n] = diag(1/s) H diag(1/s), both triangles (s == NULL: no scale). */
 void awq_hfull_scale(const float *h, const float *s, int64_t n, float *hs);
 

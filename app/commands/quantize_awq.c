@@ -39,7 +39,7 @@ typedef struct awq_site {
 
 typedef struct awq_col {
     awq_site *s; /* [n_layer * Q_AWQ_GROUPS], indexed by hearth_tap_site */
-    int n_layer, R;
+    int n_layer, R, threads;
     int64_t stride;
     bool failed;
 } awq_col;
@@ -62,7 +62,7 @@ static void awq_tap(void *user, hearth_tap_site site, int layer, const float *x,
         return;
     }
     if (s->h) awq_hblock_add(s->h, x, n_rows, ne0);
-    if (s->hf) awq_hfull_add(s->hf, x, n_rows, ne0);
+    if (s->hf) awq_hfull_add_mt(s->hf, x, n_rows, ne0, c->threads);
     for (int r = 0; r < n_rows; r++) {
         const float *row = x + (size_t)r * (size_t)ne0;
         for (int64_t j = 0; j < ne0; j++)
@@ -77,11 +77,12 @@ static void awq_tap(void *user, hearth_tap_site site, int layer, const float *x,
  * this budget (else the refinement stays within blocks). */
 #define AWQ_FULL_BUDGET ((size_t)512 << 20)
 
-static bool col_init(awq_col *c, const hearth_model *m, int R, int64_t total_rows, bool full,
+static bool col_init(awq_col *c, const hearth_model *m, int R, int64_t total_rows, bool full, int threads,
                      hearth_error *err) {
     const hearth_hparams *hp = &m->hp;
     c->n_layer = hp->n_layer;
     c->R = R;
+    c->threads = threads;
     c->stride = total_rows / R > 1 ? total_rows / R : 1;
     c->s = calloc((size_t)hp->n_layer * Q_AWQ_GROUPS, sizeof *c->s);
     if (!c->s) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory"), false;
@@ -650,10 +651,11 @@ static bool awq_calibrate(q_awq_priv *p, q_awq *a, hearth_error *err) {
     a->full_moments = awq_full_fits(o, &m->hp);
     hearth_tokens toks = {0};
     int n_chunk = 0;
-    ok = ok && calib_tokens(m, o->calib, o->n_ctx, o->max_chunks, &toks, &n_chunk, err) &&
-         col_init(&p->col, m, o->sample_rows, (int64_t)n_chunk * o->n_ctx, a->full_moments, err) &&
-         calib_run(m, be, &toks, o->n_ctx, n_chunk, awq_tap, NULL, &p->col, 0, NULL, o->progress,
-                   "awq calibration", err);
+    ok =
+        ok && calib_tokens(m, o->calib, o->n_ctx, o->max_chunks, &toks, &n_chunk, err) &&
+        col_init(&p->col, m, o->sample_rows, (int64_t)n_chunk * o->n_ctx, a->full_moments, o->threads, err) &&
+        calib_run(m, be, &toks, o->n_ctx, n_chunk, awq_tap, NULL, &p->col, 0, NULL, o->progress,
+                  "awq calibration", err);
     if (ok && p->col.failed)
         ok = !hearth_error_set(err, HEARTH_ERR_INTERNAL, "--awq: a tap input of unexpected width");
     a->n_chunk = n_chunk;
