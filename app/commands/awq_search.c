@@ -1,6 +1,7 @@
 /*
- * awq_search.c - the kernels of awq_search.h: block moments, clipping
- * search, sample output error, parallel-for.
+ * awq_search.c - the kernels of awq_search.h: block and full moments,
+ * clipping search, the block and whole-row rounding refinements, sample
+ * output error, parallel-for.
  * Ownership: scratch is allocated and freed per call.
  */
 #include "awq_search.h"

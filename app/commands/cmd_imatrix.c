@@ -6,8 +6,12 @@
  *
  * The model runs over the text in chunks (app/commands/calib.h) with a tap
  * on the matmul inputs; like llama-imatrix, ubatches under 16 tokens and
- * output.weight are left out. Output: llama.cpp's imatrix GGUF
- * (runtime/format/imatrix_file.h), written to FILE.part and renamed.
+ * output.weight are left out. MoE layers: a second tap gives the expert
+ * inputs, summed per expert (any ubatch size, as llama-imatrix). By default
+ * the second half of each chunk is also scored (PPL alongside; --no-ppl).
+ * --in-file files are added (sums and counts), without -f only merged.
+ * Output: llama.cpp's imatrix GGUF (runtime/format/imatrix_file.h),
+ * written to FILE.part and renamed.
  * Ownership: everything allocated here is freed before returning.
  */
 #include <math.h>
