@@ -84,6 +84,7 @@ struct hearth_forward {
     void *tap_user;
     float *tap_buf;
     size_t tap_cap;
+    hearth_moe_tap moe_tap; /* hearth_forward_set_moe_tap (fn NULL: none) */
 };
 
 static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0,
@@ -312,6 +313,16 @@ static void rope_params(const hearth_forward *f, hearth_rope_params *k, hearth_r
     swa->freq_scale = hp->rope_freq_scale_swa;
 }
 
+void hearth_forward_set_moe_tap(hearth_forward *f, hearth_moe_tap_fn fn, void *user) {
+    f->moe_tap = (hearth_moe_tap){fn, user, -1};
+}
+
+/* The MoE tap for layer l, or NULL without one. */
+static const hearth_moe_tap *moe_tap_at(hearth_forward *f, int l) {
+    f->moe_tap.layer = l;
+    return f->moe_tap.fn ? &f->moe_tap : NULL;
+}
+
 void hearth_forward_set_tap(hearth_forward *f, hearth_forward_tap_fn fn, void *user) {
     f->tap_fn = fn;
     f->tap_user = user;
@@ -475,7 +486,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
         if (L->ffn_norm.data) op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
         if (L->ffn_gate_inp.data) { /* mixture of experts (forward_moe.c): x += moe(h) */
-            if ((st = hearth_moe_ffn(be, hp, L, &h, n, &a->moe, &proj, &x, err))) return st;
+            if ((st = hearth_moe_ffn(be, hp, L, &h, n, &a->moe, &proj, &x, moe_tap_at(f, l), err))) return st;
             continue;
         }
         {

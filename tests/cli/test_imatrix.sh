@@ -19,6 +19,14 @@
 # (d) --awq: the folded F32 model (fixed alpha 0.5) gives the original's distributions
 #     (KLD < 1e-5, same top token everywhere); the searched Q4_0 file loads and scores,
 #     and --json reports alpha and the error ratio (<= 1) per layer and group.
+# (e) the PPL hearth imatrix prints alongside equals hearth perplexity's; --no-ppl;
+#     --from-chunk; two halves (--chunks 2, --from-chunk 2) merged with --in-file equal
+#     the file over the whole text (sums and counts to 1e-5) and quantize with it;
+#     merge of a non-imatrix or of another model's file, --from-chunk past the end: errors.
+# (f) --awq: -t 1 and -t 2 give the same bytes; the clipping lowers the sample error
+#     (--json), token_embd's error ratio <= 1; --awq-no-clip gives another file.
+# (g) MoE: per-expert entries from hearth imatrix (qwen3moe-tiny from mkmodel); per-expert
+#     importance in the quantizer: --pure Q4_K_M equals llama-quantize's bytes.
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED, HEARTH_SOURCE. Owner: the quantize engineer.
 set -uo pipefail
 
@@ -171,6 +179,87 @@ else
     bad "quantize --awq q4_0 failed: $(cat q.err)"
 fi
 
+# ---------------------------------------------------------------- (e) PPL alongside, --from-chunk, --in-file
+# the perplexity printed alongside is hearth perplexity's on the same text and context
+"$H" perplexity -m "$ST" -f "$TXT" -c 128 -t 2 --json >p.json 2>/dev/null || bad "perplexity for the imatrix PPL"
+if "$H" imatrix -m "$ST" -f "$TXT" -c 128 -t 2 -o all.gguf --json --quiet >i.json 2>q.err; then
+    python3 -c "
+import json; i=json.load(open('i.json')); p=json.load(open('p.json'))
+assert abs(i['ppl'] - p['ppl']) <= 1e-6 * p['ppl'] and i['ppl_tokens'] == p['scored'], (i, p)
+assert abs(i['ppl_err'] - p['ppl_err']) <= 1e-6 * p['ppl_err'] and len(i['ppl_chunks']) == 4, i
+assert abs(i['ppl_chunks'][-1] - i['ppl']) <= 1e-12 * i['ppl'], i
+" && ok || bad "imatrix PPL differs from hearth perplexity: $(cat i.json p.json)"
+else
+    bad "imatrix with PPL failed: $(cat q.err)"
+fi
+"$H" imatrix -m "$ST" -f "$TXT" -c 128 -t 2 -o a.gguf --chunks 2 --no-ppl --json --quiet >a.json 2>/dev/null &&
+    python3 -c "import json; a=json.load(open('a.json')); assert 'ppl' not in a and a['chunks'] == 2, a" &&
+    ok || bad "--no-ppl: $(cat a.json)"
+"$H" imatrix -m "$ST" -f "$TXT" -c 128 -t 2 -o b.gguf --from-chunk 2 --no-ppl --quiet >/dev/null 2>&1 || bad "--from-chunk 2"
+# two halves merged equal one file over both (sums and counts; chunk metadata 4 x 128)
+if "$H" imatrix --in-file a.gguf --in-file b.gguf -o ab.gguf --json >m.json 2>q.err; then
+    python3 "$SRC/tests/cli/imatrix_compare.py" ab.gguf all.gguf --max-rel 1e-5 >cmp.txt && ok ||
+        bad "merged halves differ from the whole: $(cat cmp.txt)"
+    python3 -c "import json; m=json.load(open('m.json')); assert m['chunks'] == 4 and m['merged_chunks'] == 4, m" &&
+        ok || bad "merge --json: $(cat m.json)"
+else
+    bad "imatrix --in-file merge failed: $(cat q.err)"
+fi
+# the merged file is accepted by the quantizer
+"$H" quantize --quiet --imatrix ab.gguf "$ST" abq.gguf q4_k_m >/dev/null 2>q.err && ok || bad "quantize with merged: $(cat q.err)"
+refuse "merge a model file" "no imatrix entries" mm.gguf "$H" imatrix --in-file "$ST" -o mm.gguf
+refuse "merge two models' files" "imatrix entry" mm.gguf "$H" imatrix --in-file all.gguf --in-file $KI -o mm.gguf
+refuse "from-chunk past the end" "leaves no chunk" mm.gguf "$H" imatrix -m "$ST" -f "$TXT" -c 128 --from-chunk 4 -o mm.gguf
+
+# ---------------------------------------------------------------- (f) AWQ search: threads, clipping, --json
+if "$H" quantize --quiet --json -t 1 --awq "$TXT" --awq-ctx 128 "$ST" t1.gguf q4_0 >t1.json 2>q.err &&
+    "$H" quantize --quiet --json -t 2 --awq "$TXT" --awq-ctx 128 "$ST" t2.gguf q4_0 >t2.json 2>>q.err; then
+    cmp -s t1.gguf t2.gguf && ok || bad "--awq -t 1 and -t 2 give different bytes"
+    python3 -c "
+import json; a=json.load(open('t2.json'))['awq']
+assert a['clip'] and a['round'] and 0 < a['token_embd_err_ratio'] <= 1.0, a
+r=[l[g]['err_ratio'] for l in a['layers'] for g in ('qkv', 'attn_output', 'gate_up', 'down')]
+c=[l[g]['clip_err_ratio'] for l in a['layers'] for g in ('qkv', 'attn_output', 'gate_up', 'down')]
+assert sum(r) / len(r) < 0.95 and min(c) < 1, (r, c)
+" && ok || bad "awq clip --json: $(cat t2.json)"
+else
+    bad "quantize --awq -t 1 / -t 2 failed: $(cat q.err)"
+fi
+"$H" quantize --quiet --awq "$TXT" --awq-ctx 128 --awq-no-clip "$ST" nc.gguf q4_0 >/dev/null 2>&1 &&
+    ! cmp -s nc.gguf t2.gguf && ok || bad "--awq-no-clip gives the clipped file"
+
+# ---------------------------------------------------------------- (g) MoE entries
+# hearth imatrix on a MoE model: per-expert sums and counts for ffn_{gate,up,down}_exps in
+# llama.cpp's layout ([ne0, n_expert] sums, [1, n_expert] counts; each token counted once
+# per chosen expert); the quantizer weights each expert's rows by its own vector: with
+# llama-imatrix's file, --pure Q4_K_M is llama-quantize's bytes
+"$H" mkmodel --shape qwen3moe-tiny --type f32 -o moe.gguf >/dev/null 2>&1 || bad "mkmodel qwen3moe-tiny"
+if "$H" imatrix -m moe.gguf -f "$TXT" -c 128 -t 2 --no-ppl --quiet -o moe-im.gguf >/dev/null 2>q.err; then
+    python3 -c "
+import sys; sys.path.insert(0, '$SRC/tests/cli'); import imatrix_compare as ic
+_, t, _ = ic.read_gguf('moe-im.gguf'); e = ic.entries(t)
+exps = [n for n in e if '_exps' in n]
+assert len(exps) == 12, sorted(e)
+for n in exps:
+    shape, v, c = e[n]
+    assert list(shape) == [256 if 'down' in n else 512, 8], (n, shape)
+    assert len(c) == 8 and sum(c) == 6 * 128 * 2 and len(v) == shape[0] * 8, (n, shape, list(c))
+" && ok || bad "MoE imatrix entries"
+else
+    bad "hearth imatrix on a MoE model failed: $(cat q.err)"
+fi
+if "$H" quantize --quiet --pure --imatrix imatrix-qwen3moe-tiny.gguf moe.gguf moe-q.gguf q4_k_m >/dev/null 2>q.err; then
+    got=$(sha256sum moe-q.gguf | cut -d' ' -f1)
+    [ "$got" = 2864269cad9a95ebc5c590db0c31117640e7af7a26f8dce702b8c11250467ea7 ] && ok ||
+        bad "MoE --pure q4_k_m with per-expert importance: sha256 $got differs from llama-quantize's"
+else
+    bad "quantize --imatrix on a MoE model failed: $(cat q.err)"
+fi
+"$H" quantize --quiet --imatrix moe-im.gguf moe.gguf moe-q2.gguf q4_0 >/dev/null 2>q.err && ok ||
+    bad "quantize with hearth's MoE imatrix: $(cat q.err)"
+
+"$H" imatrix --help | grep -q -- "--in-file" && ok || bad "imatrix --help lacks --in-file"
+"$H" quantize --help | grep -q -- "--awq-no-clip" && ok || bad "quantize --help lacks --awq-no-clip"
 "$H" imatrix --help | grep -q -- "--chunks" && ok || bad "imatrix --help"
 "$H" quantize --help | grep -q -- "--imatrix" && ok || bad "quantize --help lacks --imatrix"
 
