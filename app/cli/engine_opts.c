@@ -204,6 +204,10 @@ void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg)
         eo->spec = (hearth_spec_mode)cfg->speculative.mode;
         eo->source[OPT_SPEC] = src;
     }
+    if (cfg->speculative.k != d.speculative.k) {
+        eo->spec_k = (hearth_spec_k_policy)cfg->speculative.k;
+        eo->source[OPT_SPEC_K] = src;
+    }
     if (cfg->kv_type != d.kv_type) {
         eo->kv_type = cfg->kv_type;
         eo->source[OPT_KV_TYPE] = src;

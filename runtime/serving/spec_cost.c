@@ -7,30 +7,27 @@
 
 #include <string.h>
 
-enum { WEIGHT_MAX = 16 };
+/* A pass time on a shared machine is the pass's own cost plus, often, a
+ * stall of a scheduler slice (another process ran: 20 ms where the pass
+ * takes 1). A stall says nothing about the size of the pass, so each size
+ * keeps a low quantile (0.3) of its times, not a mean or a median: the
+ * first samples give their minimum, then each sample moves the estimate by
+ * a fixed fraction, up by 0.3 of it or down by 0.7 (the fraction 1/16 while
+ * young, 1/32 from 16 samples on), which settles where 30 % of the samples
+ * fall below and follows a lasting change of speed within some dozens of
+ * passes. */
+enum { YOUNG = 16 };
+#define QUANTILE 0.3
 
-/* A pass time on a shared machine is a typical value plus, now and then, a
- * long stall (another process ran): the estimate is a running median, not a
- * mean, so that a stall does not move it. The first three samples give
- * their median; then each sample moves it by a fixed fraction up or down
- * (1/16 while young, 1/64 from 16 samples on), which settles on the median
- * and follows a lasting change of speed within some dozens of passes. */
 static void add_sample(double *est, double *first, int *count, double x) {
     if (*count < 3) {
         first[(*count)++] = x;
-        if (*count == 1) {
-            *est = x;
-        } else if (*count == 2) {
-            *est = (first[0] + first[1]) / 2;
-        } else {
-            const double a = first[0], b = first[1], c = first[2];
-            *est = a > b ? (b > c ? b : a > c ? c : a) : (a > c ? a : b > c ? c : b);
-        }
+        if (*count == 1 || x < *est) *est = x;
         return;
     }
     if (*count < 1000000) (*count)++;
-    const double step = *est / (*count < WEIGHT_MAX ? 16 : 64);
-    *est += x > *est ? step : x < *est ? -step : 0;
+    const double step = *est / (*count < YOUNG ? 16 : 32);
+    *est += x > *est ? step * QUANTILE : x < *est ? -step * (1 - QUANTILE) : 0;
 }
 
 const char *hearth_spec_k_name(hearth_spec_k_policy k) {
@@ -65,8 +62,8 @@ bool hearth_spec_cost_fit(const hearth_spec_cost *c, double *a, double *b) {
     double s0 = 0, s1 = 0, s2 = 0, sy = 0, sny = 0;
     int sizes = 0;
     for (int n = 1; n <= HEARTH_SPEC_COST_MAX_N; n++) {
-        if (!c->count[n]) continue;
-        const double w = c->count[n] < WEIGHT_MAX ? c->count[n] : WEIGHT_MAX, y = c->mean_ms[n];
+        if (c->count[n] < HEARTH_SPEC_COST_MIN_SAMPLES) continue;
+        const double w = c->count[n] < YOUNG ? c->count[n] : YOUNG, y = c->mean_ms[n];
         s0 += w;
         s1 += w * n;
         s2 += w * n * n;
@@ -104,7 +101,8 @@ double hearth_spec_expected_tokens(double alpha, int k) {
 static int choose(const hearth_spec_cost *c, double alpha, int k_min, int k_max, int n_seqs,
                   bool draft_passes, double min_gain, double *gain) {
     double a, b;
-    if (!hearth_spec_cost_fit(c, &a, &b) || (draft_passes && !c->draft_count)) return -1;
+    if (!hearth_spec_cost_fit(c, &a, &b) || (draft_passes && c->draft_count < HEARTH_SPEC_COST_MIN_SAMPLES))
+        return -1;
     if (n_seqs < 1) n_seqs = 1;
     if (k_min < 1) k_min = 1;
     const double fixed = a / n_seqs, draft = draft_passes ? c->draft_ms / n_seqs : 0;

@@ -10,12 +10,12 @@
  * (no draft: speculation would not pay for this sequence now).
  *
  * The costs are measured while the engine runs, not assumed:
- *  - target pass time t(n) = a + b n, fitted by least squares over the
- *    typical (median) time of passes of each size n (1..HEARTH_SPEC_COST_MAX_N positions), so
- *    the fit stays determined once two sizes were seen, even when K then stays
- *    constant (on a CPU with a cache-resident model b is large: a pass of 9
- *    positions costs 4-7 decode steps; on a GPU b is near 0);
- *  - a draft-model pass's typical time (a running median);
+ *  - target pass time t(n) = a + b n, fitted by least squares over a low
+ *    quantile of the times of passes of each size n (1..HEARTH_SPEC_COST_MAX_N
+ *    positions, a size counting from its third pass), so the fit stays
+ *    determined once two sizes were seen, even when K then stays constant (on a CPU with a cache-resident
+ * model b is large: a pass of 9 positions costs 4-7 decode steps; on a GPU b is near 0);
+ *  - a draft-model pass's time (the same low quantile);
  *  - alpha per sequence from its own verifications (hearth_spec_acc).
  * With several sequences in a step the fixed part a and the draft passes are
  * shared: each sequence is charged a / n_seqs and draft / n_seqs.
@@ -44,10 +44,10 @@ const char *hearth_spec_k_name(hearth_spec_k_policy k);
 bool hearth_spec_k_parse(const char *s, hearth_spec_k_policy *out);
 
 typedef struct hearth_spec_cost {
-    double mean_ms[HEARTH_SPEC_COST_MAX_N + 1];  /* [n] typical (median) time of a pass of n positions */
+    double mean_ms[HEARTH_SPEC_COST_MAX_N + 1];  /* [n] time of a pass of n positions (a low quantile) */
     double first[HEARTH_SPEC_COST_MAX_N + 1][3]; /* [n] its first three samples */
     int count[HEARTH_SPEC_COST_MAX_N + 1];       /* passes seen of each size */
-    double draft_ms;                             /* typical time of one draft-model pass */
+    double draft_ms;                             /* time of one draft-model pass (likewise) */
     double draft_first[3];
     int draft_count;
 } hearth_spec_cost;
@@ -55,16 +55,23 @@ typedef struct hearth_spec_cost {
 void hearth_spec_cost_init(hearth_spec_cost *c);
 
 /* A target pass of n positions took ms. Sizes past HEARTH_SPEC_COST_MAX_N
- * are ignored. Each size keeps a running median (spec_cost.c): a stall
- * caused by another process does not move it, a lasting change of speed
- * does, within some dozens of passes. */
+ * are ignored. Each size keeps a running low quantile (spec_cost.c): the
+ * stalls another process causes (a scheduler slice, often more than the
+ * pass itself) do not move it, a lasting change of speed does, within some
+ * dozens of passes. */
 void hearth_spec_cost_pass(hearth_spec_cost *c, int n, double ms);
 
 /* passes draft-model passes took ms in all (passes > 0). */
 void hearth_spec_cost_draft(hearth_spec_cost *c, int passes, double ms);
 
-/* The fit t(n) = a + b n; false until passes of two sizes were seen (then
- * *a and *b are untouched). b is clamped at >= 0 and a at >= 0. */
+/* A size (or the draft pass) counts once this many passes of it were timed:
+ * the first pass of a size is often cold (pages, caches), and the minimum
+ * of three keeps one stall out. */
+#define HEARTH_SPEC_COST_MIN_SAMPLES 3
+
+/* The fit t(n) = a + b n; false until two sizes were timed
+ * HEARTH_SPEC_COST_MIN_SAMPLES times each (then *a and *b are untouched).
+ * b is clamped at >= 0 and a at >= 0. */
 bool hearth_spec_cost_fit(const hearth_spec_cost *c, double *a, double *b);
 
 /* E(K) = sum of alpha^i for i = 0..k: the expected tokens of a verification
@@ -75,7 +82,8 @@ double hearth_spec_expected_tokens(double alpha, int k);
  * cost for one of n_seqs speculating sequences (draft_passes: whether each
  * draft token costs a draft-model pass); K > 0 only when it beats plain
  * decoding by HEARTH_SPEC_COST_MIN_GAIN. -1 when the fit is not ready (the
- * caller keeps its own K). *gain (optional) receives the chosen K's tokens
+ * caller keeps its own K; also while a draft model's pass has been timed
+ * fewer than HEARTH_SPEC_COST_MIN_SAMPLES times). *gain (optional) receives the chosen K's tokens
  * per time over plain decoding's (1.0 for K = 0). */
 int hearth_spec_cost_choose(const hearth_spec_cost *c, double alpha, int k_min, int k_max, int n_seqs,
                             bool draft_passes, double *gain);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_spec_cost.sh - how speculation chooses K, from the command line:
-#  - `--spec-k cost|step` (engine option of run, chat, serve, bench): shown by
-#    --print-config with its source (default cost), listed by --help, a bad
-#    value refused by name with the accepted ones;
+#  - `--spec-k cost|step` / config `speculative.k` (engine option of run,
+#    chat, serve, bench): shown by --print-config with its source (default
+#    cost), listed by --help, a bad value (flag or config) refused by name
+#    with the accepted ones;
 #  - with the default (cost: K from measured pass times and acceptance, 0 when
 #    a draft would not pay) `hearth run --spec ngram` and `--draft` give the
 #    same greedy tokens as without speculation (quoting prompt, Q8_0 and F16);
@@ -37,6 +38,17 @@ check '[ "$(field "$TMP/p1.json" "d[\"spec_k\"], d[\"source\"][\"speculative.k\"
 rc=$?
 check '[ $rc -ne 0 ] && grep -q -- "--spec-k fixed: is not a way to choose K (cost, step)" "$TMP/o"' \
   "a bad --spec-k is refused by name ($(cat "$TMP/o"))"
+mkdir -p "$XDG_CONFIG_HOME/hearth"
+printf 'speculative:\n  k: step\n' >"$XDG_CONFIG_HOME/hearth/config.yaml"
+"$BIN" run --print-config >"$TMP/p2.json" 2>/dev/null
+check '[ "$(field "$TMP/p2.json" "d[\"spec_k\"], d[\"source\"][\"speculative.k\"]")" = "step config" ]' \
+  "config speculative.k: step ($(head -c 300 "$TMP/p2.json"))"
+printf 'speculative:\n  k: sometimes\n' >"$XDG_CONFIG_HOME/hearth/config.yaml"
+"$BIN" run --print-config >/dev/null 2>"$TMP/e2"
+rc=$?
+check '[ $rc -ne 0 ] && grep -q "speculative.k: unknown way to choose K" "$TMP/e2"' \
+  "a bad speculative.k is refused by name ($(cat "$TMP/e2"))"
+rm -f "$XDG_CONFIG_HOME/hearth/config.yaml"
 check '"$BIN" run --help 2>&1 | grep -q -- "--spec-k HOW"' "run --help lists --spec-k"
 check '"$BIN" serve --help 2>&1 | grep -q -- "--spec-k HOW"' "serve --help lists --spec-k"
 

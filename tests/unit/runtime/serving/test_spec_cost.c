@@ -2,8 +2,9 @@
  * test_spec_cost.c - choosing K by the cost model (runtime/serving/spec_cost.h).
  *  - E(K) = 1 + alpha + ... + alpha^K;
  *  - the pass-time fit t(n) = a + b n recovers a and b from per-size
- *    running medians (stalls now and then do not move it, a lasting change
- *    of speed does), needs two sizes, clamps a negative slope;
+ *    running low quantiles (stalls, even in half the passes, do not move
+ *    it, a lasting change of speed does), needs two sizes of three passes
+ *    each, clamps a negative slope;
  *  - the choice is the argmax of E(K) / cost(K) over {0} U [k_min, k_max]
  *    (checked against a brute force here over a grid of costs, acceptance
  *    rates, draft costs and sequence counts), K = 0 when nothing beats
@@ -60,6 +61,7 @@ static void test_fit(void) {
     CHECK(hearth_spec_cost_choose(&c, 0.9, 1, 8, 1, false, NULL) == -1);
     const int one[] = {5};
     c = model(0.2, 0.1, one, 1, 0);
+    CHECK(c.count[5] == 40);
     CHECK(!hearth_spec_cost_fit(&c, &a, &b)); /* one size: the line is not determined */
     const int ns[] = {1, 3, 9};
     c = model(0.2, 0.1, ns, 3, 0);
@@ -68,18 +70,26 @@ static void test_fit(void) {
     c = model(0.2, 0.1, ns, 3, 0.01); /* noise averages out in the means */
     CHECK(hearth_spec_cost_fit(&c, &a, &b));
     CHECKF(fabs(a - 0.2) < 0.02 && fabs(b - 0.1) < 0.004, "noisy fit %g + %g n", a, b);
-    /* a stall now and then (another process ran) does not move the estimate */
+    /* stalls (another process ran), even in half the passes, do not move the
+     * estimate; two stalls in a size's first three samples neither */
     hearth_spec_cost_init(&c);
     for (int i = 0; i < 300; i++) {
         hearth_spec_cost_pass(&c, 1, i % 10 == 3 ? 30.0 : 0.3);
-        hearth_spec_cost_pass(&c, 9, i % 7 == 5 ? 50.0 : 1.1);
+        hearth_spec_cost_pass(&c, 9, i % 2 ? 20.0 + i % 5 : 1.1);
     }
+    hearth_spec_cost_pass(&c, 4, 21.0);
+    hearth_spec_cost_pass(&c, 4, 0.6);
+    hearth_spec_cost_pass(&c, 4, 19.5);
     CHECK(hearth_spec_cost_fit(&c, &a, &b));
-    CHECKF(fabs(a + b - 0.3) < 0.02 && fabs(a + 9 * b - 1.1) < 0.05, "stalls ignored: %g + %g n", a, b);
+    CHECKF(fabs(a + b - 0.3) < 0.03 && fabs(a + 9 * b - 1.1) < 0.08, "stalls ignored: %g + %g n", a, b);
+    CHECK(fabs(c.mean_ms[4] - 0.6) < 1e-12);
     /* a slope below 0 is noise: flat at the mean */
     hearth_spec_cost_init(&c);
-    hearth_spec_cost_pass(&c, 1, 0.5);
-    hearth_spec_cost_pass(&c, 9, 0.3);
+    for (int i = 0; i < HEARTH_SPEC_COST_MIN_SAMPLES; i++) {
+        CHECK(!hearth_spec_cost_fit(&c, &a, &b)); /* a size counts from its third pass */
+        hearth_spec_cost_pass(&c, 1, 0.5);
+        hearth_spec_cost_pass(&c, 9, 0.3);
+    }
     CHECK(hearth_spec_cost_fit(&c, &a, &b) && b == 0 && fabs(a - 0.4) < 1e-9);
     /* sizes out of range and negative times are ignored */
     hearth_spec_cost_init(&c);
@@ -89,12 +99,13 @@ static void test_fit(void) {
     CHECK(!hearth_spec_cost_fit(&c, &a, &b));
     /* the estimate follows a machine whose speed changes for good */
     hearth_spec_cost_init(&c);
-    for (int i = 0; i < 200; i++) {
-        hearth_spec_cost_pass(&c, 1, i < 100 ? 1.0 : 2.0);
-        hearth_spec_cost_pass(&c, 2, i < 100 ? 1.5 : 3.0);
+    for (int i = 0; i < 400; i++) {
+        hearth_spec_cost_pass(&c, 1, i < 200 ? 1.0 : 2.0);
+        hearth_spec_cost_pass(&c, 2, i < 200 ? 1.5 : 3.0);
     }
     CHECK(hearth_spec_cost_fit(&c, &a, &b));
-    CHECKF(fabs(a + b - 2.0) < 0.05, "the estimate moved to the new speed: t(1) = %g", a + b);
+    CHECKF(fabs(a + b - 2.0) < 0.1 && fabs(a + 2 * b - 3.0) < 0.15,
+           "the estimate moved to the new speed: %g + %g n", a, b);
 }
 
 /* The brute force: the best K of {0} U [k_min, k_max], K = 0 unless it gains over 1 %. */
@@ -134,14 +145,15 @@ static void test_choose(void) {
     c = model(1.0, 0.01, ns, 4, 0);
     CHECK(hearth_spec_cost_choose(&c, 0.01, 3, 8, 1, false, NULL) == 0);
     CHECK(hearth_spec_cost_choose(&c, 0.6, 3, 8, 1, false, NULL) >= 3);
-    /* a draft model: not ready until one of its passes was timed */
+    /* a draft model: not ready until its passes were timed three times */
     CHECK(hearth_spec_cost_choose(&c, 0.9, 1, 8, 1, true, NULL) == -1);
     hearth_spec_cost_draft(&c, 4, 2.0); /* 0.5 ms a pass */
     CHECK(c.draft_count == 1 && fabs(c.draft_ms - 0.5) < 1e-12);
-    CHECK(hearth_spec_cost_choose(&c, 0.9, 1, 8, 1, true, NULL) >= 1);
+    hearth_spec_cost_draft(&c, 1, 40.0); /* a stall: the first samples' minimum keeps it out */
+    CHECK(hearth_spec_cost_choose(&c, 0.9, 1, 8, 1, true, NULL) == -1);
     hearth_spec_cost_draft(&c, 1, 0.6);
-    hearth_spec_cost_draft(&c, 1, 40.0); /* a stall: the median of three keeps it out */
-    CHECK(c.draft_count == 3 && fabs(c.draft_ms - 0.6) < 1e-12);
+    CHECK(c.draft_count == 3 && fabs(c.draft_ms - 0.5) < 1e-12);
+    CHECK(hearth_spec_cost_choose(&c, 0.9, 1, 8, 1, true, NULL) >= 1);
     hearth_spec_cost_draft(&c, 0, 5.0); /* ignored */
     CHECK(c.draft_count == 3);
     /* the brute force over a grid */
@@ -154,7 +166,7 @@ static void test_choose(void) {
             if (as[ia] + bs[ib] == 0) continue;
             hearth_spec_cost m = model(as[ia], bs[ib], ns, 4, 0);
             for (size_t id = 0; id < 3; id++) {
-                m.draft_count = 1;
+                m.draft_count = HEARTH_SPEC_COST_MIN_SAMPLES;
                 m.draft_ms = drs[id];
                 for (size_t il = 0; il < 6; il++)
                     for (size_t is = 0; is < 3; is++)
