@@ -69,6 +69,7 @@ typedef struct req {
     hearth_spec_ctl ctl;               /* adaptive K (the STEP policy, and COST until it has measured) */
     hearth_spec_acc acc;               /* COST: this sequence's acceptance rate */
     int spec_idle;                     /* COST: steps in a row it drafted nothing */
+    int probe_gap;                     /* COST: idle steps before the next probe (0: the first) */
     int32_t *shadow;                   /* COST, n-gram: a draft not sent (K = 0), checked against */
     int shadow_n, shadow_at;           /* the tokens that follow toks[shadow_at] to measure alpha */
     int n_draft;                       /* tokens drafted this step (0: plain decode) */
@@ -500,8 +501,10 @@ static bool sampled_draft_ready(hearth_engine *e, req *r) {
 /* A COST sequence that drafted nothing this many steps in a row drafts once
  * with the best K all the same (a probe), so that the passes that K needs
  * stay timed and, with a draft model, its acceptance stays measured
- * (n-gram measures it without drafting: shadow_check). */
-enum { SPEC_PROBE_DRAFT = 16, SPEC_PROBE_NGRAM = 64 };
+ * (n-gram measures it without drafting: shadow_check). Each probe that
+ * does not bring drafting back doubles the gap, up to SPEC_PROBE_MAX: a
+ * draft model's probe also catches its KV up on the tokens it skipped. */
+enum { SPEC_PROBE_DRAFT = 16, SPEC_PROBE_NGRAM = 64, SPEC_PROBE_MAX = 512 };
 
 /* n-gram lookup costs nothing to draft, so a sequence that sends no draft
  * still measures its acceptance: the draft it would have sent (the shadow)
@@ -528,13 +531,17 @@ static int spec_k(hearth_engine *e, req *r, int n_spec, int *skips) {
     int k = hearth_spec_cost_choose(&e->cost, hearth_spec_acc_alpha(&r->acc), e->cfg.draft_min,
                                     e->cfg.draft_max, n_spec, e->drafter != NULL, NULL);
     if (k < 0) return r->ctl.k;
+    const int gap0 = e->drafter ? SPEC_PROBE_DRAFT : SPEC_PROBE_NGRAM;
     if (k > 0) {
         r->spec_idle = 0;
+        r->probe_gap = gap0;
         r->shadow_n = 0; /* a real draft measures now */
         return k;
     }
-    if (++r->spec_idle >= (e->drafter ? SPEC_PROBE_DRAFT : SPEC_PROBE_NGRAM)) {
+    if (++r->spec_idle >= (r->probe_gap ? r->probe_gap : gap0)) {
         r->spec_idle = 0;
+        r->probe_gap = 2 * (r->probe_gap ? r->probe_gap : gap0);
+        if (r->probe_gap > SPEC_PROBE_MAX) r->probe_gap = SPEC_PROBE_MAX;
         r->shadow_n = 0;
         return hearth_spec_cost_best(&e->cost, hearth_spec_acc_alpha(&r->acc), e->cfg.draft_min,
                                      e->cfg.draft_max, n_spec, e->drafter != NULL);
