@@ -5,6 +5,7 @@
  */
 #include "spec_cost.h"
 
+#include <math.h>
 #include <string.h>
 
 /* A pass time on a shared machine is the pass's own cost plus, often, a
@@ -61,9 +62,15 @@ void hearth_spec_cost_draft(hearth_spec_cost *c, int passes, double ms) {
 bool hearth_spec_cost_fit(const hearth_spec_cost *c, double *a, double *b) {
     double s0 = 0, s1 = 0, s2 = 0, sy = 0, sny = 0;
     int sizes = 0;
-    for (int n = 1; n <= HEARTH_SPEC_COST_MAX_N; n++) {
+    /* a pass never costs more than a larger one: a size whose estimate is
+     * above a larger size's was hit by stalls more than its few samples
+     * could shake off, and is taken at the larger size's (largest first) */
+    double cap = INFINITY;
+    for (int n = HEARTH_SPEC_COST_MAX_N; n >= 1; n--) {
         if (c->count[n] < HEARTH_SPEC_COST_MIN_SAMPLES) continue;
-        const double w = c->count[n] < YOUNG ? c->count[n] : YOUNG, y = c->mean_ms[n];
+        const double w = c->count[n] < YOUNG ? c->count[n] : YOUNG;
+        const double y = c->mean_ms[n] < cap ? c->mean_ms[n] : cap;
+        cap = y;
         s0 += w;
         s1 += w * n;
         s2 += w * n * n;

@@ -71,7 +71,8 @@ void hearth_spec_cost_draft(hearth_spec_cost *c, int passes, double ms);
 
 /* The fit t(n) = a + b n; false until two sizes were timed
  * HEARTH_SPEC_COST_MIN_SAMPLES times each (then *a and *b are untouched).
- * b is clamped at >= 0 and a at >= 0. */
+ * A size's estimate counts at most a larger size's (stalls inflate sizes
+ * seen rarely); b is clamped at >= 0 and a at >= 0. */
 bool hearth_spec_cost_fit(const hearth_spec_cost *c, double *a, double *b);
 
 /* E(K) = sum of alpha^i for i = 0..k: the expected tokens of a verification

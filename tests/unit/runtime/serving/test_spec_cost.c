@@ -4,7 +4,8 @@
  *  - the pass-time fit t(n) = a + b n recovers a and b from per-size
  *    running low quantiles (stalls, even in half the passes, do not move
  *    it, a lasting change of speed does), needs two sizes of three passes
- *    each, clamps a negative slope;
+ *    each, caps a size at a larger size's estimate, clamps a negative
+ *    slope;
  *  - the choice is the argmax of E(K) / cost(K) over {0} U [k_min, k_max]
  *    (checked against a brute force here over a grid of costs, acceptance
  *    rates, draft costs and sequence counts), K = 0 when nothing beats
@@ -83,14 +84,22 @@ static void test_fit(void) {
     CHECK(hearth_spec_cost_fit(&c, &a, &b));
     CHECKF(fabs(a + b - 0.3) < 0.03 && fabs(a + 9 * b - 1.1) < 0.08, "stalls ignored: %g + %g n", a, b);
     CHECK(fabs(c.mean_ms[4] - 0.6) < 1e-12);
-    /* a slope below 0 is noise: flat at the mean */
+    /* a pass costlier than a larger one is noise: flat at the larger's time */
     hearth_spec_cost_init(&c);
     for (int i = 0; i < HEARTH_SPEC_COST_MIN_SAMPLES; i++) {
         CHECK(!hearth_spec_cost_fit(&c, &a, &b)); /* a size counts from its third pass */
         hearth_spec_cost_pass(&c, 1, 0.5);
         hearth_spec_cost_pass(&c, 9, 0.3);
     }
-    CHECK(hearth_spec_cost_fit(&c, &a, &b) && b == 0 && fabs(a - 0.4) < 1e-9);
+    CHECK(hearth_spec_cost_fit(&c, &a, &b) && fabs(b) < 1e-12 && fabs(a - 0.3) < 1e-9); /* capped by size 9 */
+    /* a size whose estimate is above a larger size's is taken at the larger's */
+    const int six[] = {1, 2, 3, 4, 8, 9};
+    c = model(0.2, 0.1, six, 6, 0);
+    for (int i = 0; i < 40; i++)
+        hearth_spec_cost_pass(&c, 8, 10.0); /* stalled, all of them */
+    c.mean_ms[8] = 10.0;
+    CHECK(hearth_spec_cost_fit(&c, &a, &b));
+    CHECKF(fabs(a - 0.2) < 0.05 && fabs(b - 0.1) < 0.02, "size 8 capped by size 9: %g + %g n", a, b);
     /* sizes out of range and negative times are ignored */
     hearth_spec_cost_init(&c);
     hearth_spec_cost_pass(&c, 0, 1);
