@@ -106,7 +106,8 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                   "model, the default with --draft), off (default)",
                   "is not a speculation mode (ngram, draft, off)"},
     [OPT_DRAFT_MAX] = {NULL, "--draft-max", "speculative.draft_max", EO_INT, EO(draft_max), 1, 32, false, "K",
-                       "most tokens drafted per step; adaptive K starts here (default 8)",
+                       "most tokens drafted per step: the cost rule's cap, where the step rule starts "
+                       "(default 8)",
                        "is not a whole number from 1 to 32"},
     [OPT_DRAFT_MIN] = {NULL, "--draft-min", "speculative.draft_min", EO_INT, EO(draft_min), 1, 32, false, "K",
                        "adaptive K never drafts fewer than this (default 1)",
