@@ -53,6 +53,7 @@ typedef enum field_kind {
     K_KV_TYPE,
     K_LISTEN,    /* HOST:PORT */
     K_SPEC_MODE, /* speculative decoding mode (runtime/serving/spec.h), stored as int */
+    K_SPEC_K,    /* how speculation chooses K (runtime/serving/spec_cost.h), stored as int */
 } field_kind;
 
 typedef struct field {
@@ -85,6 +86,7 @@ static const field k_prefix_cache_fields[] = {
 
 static const field k_speculative_fields[] = {
     FIELD("mode", K_SPEC_MODE, CFG(speculative.mode)),
+    FIELD("k", K_SPEC_K, CFG(speculative.k)),
     RANGED("draft_max", K_INT, CFG(speculative.draft_max), 1, 32, true, "0 (the default, 8) or 1 to 32"),
     RANGED("draft_min", K_INT, CFG(speculative.draft_min), 1, 32, true, "0 (the default, 1) or 1 to 32"),
     RANGED("max_batch", K_INT, CFG(speculative.max_batch), 1, 64, true, "0 (the default, 4) or 1 to 64"),
@@ -165,6 +167,7 @@ static const char *kind_expects(field_kind k) {
     case K_BACKEND: return "a backend name";
     case K_KV_TYPE: return "a KV cache type";
     case K_SPEC_MODE: return "a speculative decoding mode";
+    case K_SPEC_K: return "cost or step";
     case K_LISTEN: return "HOST:PORT";
     }
     return "a value";
@@ -632,7 +635,7 @@ static hearth_status reset_field(const field *f, void *base) {
     hearth_config_init(&dc);
     model_init(&dm);
     const char *defaults = is_model_field(f) ? (const char *)&dm : (const char *)&dc;
-    size_t size = f->kind == K_INT || f->kind == K_SPEC_MODE ? sizeof(int)
+    size_t size = f->kind == K_INT || f->kind == K_SPEC_MODE || f->kind == K_SPEC_K ? sizeof(int)
                   : f->kind == K_FLOAT                       ? sizeof(float)
                   : f->kind == K_BOOL                        ? sizeof(bool)
                   : f->kind == K_BACKEND                     ? sizeof dc.backend
@@ -772,6 +775,15 @@ static hearth_status set_field(cfg_parse *p, const field *f, void *base, const c
                         "%s: unknown speculative decoding mode %s (expected ngram or off)", p->key,
                         describe(d, sizeof d, v));
         *(int *)slot = (int)m;
+        return HEARTH_OK;
+    }
+
+    case K_SPEC_K: {
+        hearth_spec_k_policy k;
+        if (!hearth_spec_k_parse(t, &k))
+            return fail(p, v->at, HEARTH_ERR_FORMAT, "%s: unknown way to choose K %s (expected cost or step)",
+                        p->key, describe(d, sizeof d, v));
+        *(int *)slot = (int)k;
         return HEARTH_OK;
     }
 

@@ -80,6 +80,7 @@ typedef struct hearth_config {
         int draft_min; /* 0: the engine's default (1) */
         int max_batch; /* 0: the engine's default (4): speculate only in steps of at most this many */
         int draft_gpu_layers; /* the draft model's GPU layers; -2 (unset): as gpu_layers */
+        int k;                /* hearth_spec_k_policy: HEARTH_SPEC_K_COST (default) or HEARTH_SPEC_K_STEP */
     } speculative;
 
     struct {

@@ -26,9 +26,10 @@ typedef enum eo_type {
     EO_KV_TYPE, /* f16, f32, q8_0 */
     EO_OFF,     /* a flag that turns a bool off (--no-prefix-cache) */
     EO_CACHE_DB,
-    EO_SIZE, /* uint64_t bytes with an optional unit */
-    EO_SPEC, /* speculative decoding mode: ngram, draft, off */
-    EO_PATH, /* char[1024]: a model path or name */
+    EO_SIZE,   /* uint64_t bytes with an optional unit */
+    EO_SPEC,   /* speculative decoding mode: ngram, draft, off */
+    EO_PATH,   /* char[1024]: a model path or name */
+    EO_SPEC_K, /* how speculation chooses K: cost, step */
 } eo_type;
 
 enum {
@@ -49,6 +50,7 @@ enum {
     OPT_DRAFT,
     OPT_SPEC_MAX_BATCH,
     OPT_DRAFT_GPU_LAYERS,
+    OPT_SPEC_K,
 };
 
 typedef struct eo_def {
@@ -104,7 +106,8 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                   "model, the default with --draft), off (default)",
                   "is not a speculation mode (ngram, draft, off)"},
     [OPT_DRAFT_MAX] = {NULL, "--draft-max", "speculative.draft_max", EO_INT, EO(draft_max), 1, 32, false, "K",
-                       "most tokens drafted per step; adaptive K starts here (default 8)",
+                       "most tokens drafted per step: the cost rule's cap, where the step rule starts "
+                       "(default 8)",
                        "is not a whole number from 1 to 32"},
     [OPT_DRAFT_MIN] = {NULL, "--draft-min", "speculative.draft_min", EO_INT, EO(draft_min), 1, 32, false, "K",
                        "adaptive K never drafts fewer than this (default 1)",
@@ -123,6 +126,11 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                               "the draft model's layers on the GPU, the rest on the CPU (default: as "
                               "--gpu-layers; 0 runs the draft on the CPU beside a GPU target)",
                               "expected -1 (all) or 0 to 100000"},
+    [OPT_SPEC_K] = {NULL, "--spec-k", "speculative.k", EO_SPEC_K, EO(spec_k), 0, 0, false, "HOW",
+                    "how many tokens to draft: cost (default: the K with the most tokens per unit of "
+                    "measured time, 0 when a draft would not pay) or step (+1 when all drafts were kept, "
+                    "-1 when under half were); within --draft-min..--draft-max",
+                    "is not a way to choose K (cost, step)"},
 };
 
 #define BENCH_CACHE_DB_HELP                                                                                  \
@@ -196,6 +204,10 @@ void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg)
     if (cfg->speculative.mode != d.speculative.mode) {
         eo->spec = (hearth_spec_mode)cfg->speculative.mode;
         eo->source[OPT_SPEC] = src;
+    }
+    if (cfg->speculative.k != d.speculative.k) {
+        eo->spec_k = (hearth_spec_k_policy)cfg->speculative.k;
+        eo->source[OPT_SPEC_K] = src;
     }
     if (cfg->kv_type != d.kv_type) {
         eo->kv_type = cfg->kv_type;
@@ -288,6 +300,7 @@ static bool apply_flag(app_engine_opts *eo, int i, const char *v) {
         break;
     case EO_SIZE: ok = hearth_config_parse_size(v, &eo->cache_max_bytes); break;
     case EO_SPEC: ok = hearth_spec_mode_parse(v, &eo->spec); break;
+    case EO_SPEC_K: ok = hearth_spec_k_parse(v, &eo->spec_k); break;
     case EO_PATH:
         ok = *v != 0 && strlen(v) < sizeof eo->draft;
         if (ok) snprintf((char *)field_of(eo, i), sizeof eo->draft, "%s", v);
@@ -354,6 +367,7 @@ void app_engine_opts_engine_config(const app_engine_opts *eo, int default_parall
     ec->draft_max = eo->draft_max;
     ec->draft_min = eo->draft_min;
     ec->spec_max_batch = eo->spec_max_batch;
+    ec->spec_k = eo->spec_k;
     /* a measuring switch (docs/BENCHMARKS.md): the whole-vocabulary mask at every constrained step,
        the same tokens as the default candidate check */
     const char *fm = getenv("HEARTH_GRAMMAR_FULL_MASK");
@@ -419,6 +433,7 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
     cJSON_AddNumberToObject(o, "draft_max", ec.draft_max);
     cJSON_AddNumberToObject(o, "draft_min", ec.draft_min);
     cJSON_AddNumberToObject(o, "spec_max_batch", ec.spec_max_batch);
+    cJSON_AddStringToObject(o, "spec_k", hearth_spec_k_name(ec.spec_k));
     cJSON_AddNumberToObject(o, "draft_gpu_layers", app_engine_opts_draft_gpu_layers(eo));
     if (eo->draft[0]) {
         cJSON_AddStringToObject(o, "draft", eo->draft);

@@ -33,7 +33,7 @@
 #include "runtime/serving/engine.h"
 
 /* Engine options in the table (not counting --print-config). */
-#define APP_ENGINE_OPTS_N 17
+#define APP_ENGINE_OPTS_N 18
 /* Room for a command's own options plus the engine's. */
 #define APP_ARGS_MAX 64
 
@@ -54,8 +54,9 @@ typedef struct app_engine_opts {
     int draft_max, draft_min; /* --draft-max (default 8), --draft-min (default 1) */
     int spec_max_batch;       /* --spec-max-batch: speculate only in steps of at most this many sequences */
     int draft_gpu_layers;     /* --draft-gpu-layers: the draft's layers on the GPU (-2: as --gpu-layers) */
-    bool print_config;        /* --print-config: print the resolved options as JSON and exit */
-    bool bench_defaults;      /* bench: the prefix cache defaults to memory only (see below) */
+    hearth_spec_k_policy spec_k; /* --spec-k: how K is chosen (default cost) */
+    bool print_config;           /* --print-config: print the resolved options as JSON and exit */
+    bool bench_defaults;         /* bench: the prefix cache defaults to memory only (see below) */
     /* --draft MODEL: a GGUF path, pulled name or config model name ("": none) */
     char draft[1024];
     /* the config file app_engine_opts_apply_config read (borrowed; NULL: none, or freed) */

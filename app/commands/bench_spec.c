@@ -161,6 +161,11 @@ bool bench_spec_tg(const app_engine_opts *eo, hearth_model *m, int n_prompt, int
     hearth_engine_stats_get(e[1], &es);
     out->passes = es.spec_passes - es0.spec_passes;
     out->pass_tokens = es.spec_tokens - es0.spec_tokens;
+    out->spec_k = ec[1].spec_k;
+    out->cost_skips = es.spec_cost_skips - es0.spec_cost_skips;
+    out->pass_ms_fixed = es.spec_pass_ms_fixed;
+    out->pass_ms_per_pos = es.spec_pass_ms_per_pos;
+    out->draft_pass_ms = es.spec_draft_pass_ms;
     mean_sd(ts[0], reps, &out->off_mean, &out->off_sd);
     mean_sd(ts[1], reps, &out->on_mean, &out->on_sd);
     ok = true;

@@ -29,6 +29,10 @@ typedef struct bench_spec_result {
     uint64_t drafted, accepted;              /* over the timed repetitions */
     uint64_t passes, pass_tokens;            /* verification passes, tokens they gave */
     bool same_tokens;                        /* every repetition's output equal to the off side's */
+    /* the K policy of the "on" side and, for cost, what its model measured (engine.h) */
+    hearth_spec_k_policy spec_k;
+    uint64_t cost_skips;
+    double pass_ms_fixed, pass_ms_per_pos, draft_pass_ms;
 } bench_spec_result;
 
 /* Run the comparison for model m (loaded by the caller with eo's backend);

@@ -475,6 +475,12 @@ static void print_table_rows(const bench_result *r, const bench_opts *o) {
                s->drafted ? 100.0 * (double)s->accepted / (double)s->drafted : 0.0,
                (unsigned long long)s->drafted, s->passes ? (double)s->pass_tokens / (double)s->passes : 0.0,
                s->same_tokens ? "same tokens" : "TOKENS DIFFER");
+        if (s->spec_k == HEARTH_SPEC_K_COST)
+            fprintf(stderr,
+                    "speculation, K by cost: target pass %.3f + %.3f ms a position, draft pass %.3f ms; %llu "
+                    "sequence-steps without a draft (it would not pay)\n",
+                    s->pass_ms_fixed, s->pass_ms_per_pos, s->draft_pass_ms,
+                    (unsigned long long)s->cost_skips);
     }
     fflush(stdout);
 }
@@ -578,6 +584,11 @@ static void print_json(const bench_result *r, const bench_opts *o) {
         cJSON_AddNumberToObject(sp, "tokens_per_target_pass",
                                 s->passes ? (double)s->pass_tokens / (double)s->passes : 0);
         cJSON_AddBoolToObject(sp, "same_tokens", s->same_tokens);
+        cJSON_AddStringToObject(sp, "spec_k", hearth_spec_k_name(s->spec_k));
+        cJSON_AddNumberToObject(sp, "cost_skips", (double)s->cost_skips);
+        cJSON_AddNumberToObject(sp, "pass_ms_fixed", s->pass_ms_fixed);
+        cJSON_AddNumberToObject(sp, "pass_ms_per_position", s->pass_ms_per_pos);
+        cJSON_AddNumberToObject(sp, "draft_pass_ms", s->draft_pass_ms);
     }
     if (o->profile) {
         cJSON *p = cJSON_AddObjectToObject(j, "profile");

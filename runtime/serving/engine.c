@@ -66,7 +66,12 @@ typedef struct req {
     bool want_lp;                      /* logprobs asked: host logits every step, no speculation */
     int n_top_lp;                      /* top alternatives with each token's logprob */
     hearth_logprobs lp;                /* the last token's (delivered with its event) */
-    hearth_spec_ctl ctl;               /* adaptive K */
+    hearth_spec_ctl ctl;               /* adaptive K (the STEP policy, and COST until it has measured) */
+    hearth_spec_acc acc;               /* COST: this sequence's acceptance rate */
+    int spec_idle;                     /* COST: steps in a row it drafted nothing */
+    int probe_gap;                     /* COST: idle steps before the next probe (0: the first) */
+    int32_t *shadow;                   /* COST, n-gram: a draft not sent (K = 0), checked against */
+    int shadow_n, shadow_at;           /* the tokens that follow toks[shadow_at] to measure alpha */
     int n_draft;                       /* tokens drafted this step (0: plain decode) */
     int32_t *draft;                    /* [cfg.draft_max] */
     int dslot;                         /* draft-model slot (spec_draft.h), -1 when none */
@@ -114,14 +119,17 @@ struct hearth_engine {
     /* counters (under mu) */
     uint64_t requests_done, tokens_generated, prompt_tokens, cached_tokens, preemptions, steps;
     uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted, spec_off_load;
+    uint64_t spec_cost_skips;
+    double cost_a, cost_b, cost_draft; /* the cost model's fit as of the last step */
     uint64_t grammar_checked, grammar_masked;
     hearth_kv_stats kv_stats;
     hearth_prefix_stats prefix_stats;
     /* constrained decoding: the token trie, built at the first grammar request
      * (under mu), and the worker's masking scratch */
     hearth_grammar_vocab *gvocab;
-    float *gmasked;  /* [n_vocab] */
-    uint32_t *gbits; /* [(n_vocab + 31) / 32] */
+    float *gmasked;        /* [n_vocab] */
+    uint32_t *gbits;       /* [(n_vocab + 31) / 32] */
+    hearth_spec_cost cost; /* the K cost model's measurements (worker only) */
 };
 
 hearth_engine_config hearth_engine_defaults(void) {
@@ -162,6 +170,7 @@ static void req_free(req *r) {
     hearth_stop_free(&r->stop);
     hearth_grammar_seq_free(&r->gs);
     free(r->draft);
+    free(r->shadow);
     free(r);
 }
 
@@ -450,6 +459,10 @@ static void run_draft_model(hearth_engine *e, int n_jobs) {
         }
         return;
     }
+    int passes;
+    double ms;
+    hearth_drafter_take_cost(e->drafter, &passes, &ms);
+    hearth_spec_cost_draft(&e->cost, passes, ms);
     for (int j = 0; j < n_jobs; j++)
         commit_draft(e, e->job_run[j], e->jobs[j].n_out);
 }
@@ -485,6 +498,62 @@ static bool sampled_draft_ready(hearth_engine *e, req *r) {
     return r->dsmp && r->q;
 }
 
+/* A COST sequence that drafted nothing this many steps in a row drafts once
+ * with the best K all the same (a probe), so that the passes that K needs
+ * stay timed and, with a draft model, its acceptance stays measured
+ * (n-gram measures it without drafting: shadow_check). Each probe that
+ * does not bring drafting back doubles the gap, up to SPEC_PROBE_MAX: a
+ * draft model's probe also catches its KV up on the tokens it skipped. */
+enum { SPEC_PROBE_DRAFT = 16, SPEC_PROBE_NGRAM = 64, SPEC_PROBE_MAX = 512 };
+
+/* n-gram lookup costs nothing to draft, so a sequence that sends no draft
+ * still measures its acceptance: the draft it would have sent (the shadow)
+ * is compared with the tokens the target then chose, one step at a time.
+ * Greedy: exactly what verification would have accepted; sampled: the same
+ * chance, p(draft) per token. */
+static void shadow_check(req *r) {
+    if (!r->shadow_n) return;
+    int have = (int)r->toks.n - r->shadow_at, j = 0;
+    while (j < have && j < r->shadow_n && r->toks.ids[r->shadow_at + j] == r->shadow[j])
+        j++;
+    if (j == r->shadow_n || j < have) { /* settled: all kept, or rejected at j */
+        hearth_spec_acc_update(&r->acc, r->shadow_n, j);
+        r->shadow_n = 0;
+    }
+}
+
+/* The most tokens r drafts this step, one of n_spec speculating sequences:
+ * the cost model's choice (0: a draft would not pay), or the step
+ * controller's K (the STEP policy, or while the model has not measured). */
+static int spec_k(hearth_engine *e, req *r, int n_spec, int *skips) {
+    if (e->cfg.spec_k == HEARTH_SPEC_K_STEP) return r->ctl.k;
+    shadow_check(r);
+    int k = hearth_spec_cost_choose(&e->cost, hearth_spec_acc_alpha(&r->acc), e->cfg.draft_min,
+                                    e->cfg.draft_max, n_spec, e->drafter != NULL, NULL);
+    if (k < 0) return r->ctl.k;
+    const int gap0 = e->drafter ? SPEC_PROBE_DRAFT : SPEC_PROBE_NGRAM;
+    if (k > 0) {
+        r->spec_idle = 0;
+        r->probe_gap = gap0;
+        r->shadow_n = 0; /* a real draft measures now */
+        return k;
+    }
+    if (++r->spec_idle >= (r->probe_gap ? r->probe_gap : gap0)) {
+        r->spec_idle = 0;
+        r->probe_gap = 2 * (r->probe_gap ? r->probe_gap : gap0);
+        if (r->probe_gap > SPEC_PROBE_MAX) r->probe_gap = SPEC_PROBE_MAX;
+        r->shadow_n = 0;
+        return hearth_spec_cost_best(&e->cost, hearth_spec_acc_alpha(&r->acc), e->cfg.draft_min,
+                                     e->cfg.draft_max, n_spec, e->drafter != NULL);
+    }
+    if (!e->drafter && !r->shadow_n) {
+        r->shadow_at = (int)r->toks.n;
+        r->shadow_n = hearth_spec_ngram_draft(r->toks.ids, r->shadow_at, 2, 4, e->cfg.draft_max, r->shadow);
+    }
+    (*skips)++;
+    return 0;
+}
+
 /* Speculation for this step: a draft (n-gram lookup, or the draft model for
  * all of them in one batch) for each speculating sequence that is decoding,
  * while the token budget and the logits rows last, when the step holds at
@@ -507,15 +576,16 @@ static void plan_drafts(hearth_engine *e) {
         pthread_mutex_unlock(&e->mu);
         return;
     }
-    int used = 0, rows = 0, n_jobs = 0;
+    int used = 0, rows = 0, n_jobs = 0, n_spec = 0, skips = 0;
     for (int i = 0; i < e->n_running; i++) {
         used += e->chunk[i];
         rows += e->chunk[i] && e->running[i]->n_done + e->chunk[i] == (int)e->running[i]->toks.n;
+        n_spec += spec_eligible(e->running[i]) && e->chunk[i] == 1 && e->pending[i] == 1;
     }
     for (int i = 0; i < e->n_running; i++) {
         req *r = e->running[i];
         if (!spec_eligible(r) || e->chunk[i] != 1 || e->pending[i] != 1) continue;
-        int n = (int)r->toks.n, k = r->ctl.k;
+        int n = (int)r->toks.n, k = spec_k(e, r, n_spec, &skips);
         if (r->max_tokens > 0 && r->max_tokens - r->n_gen - 1 < k) k = r->max_tokens - r->n_gen - 1;
         if (e->cfg.n_ctx - n - 1 < k) k = e->cfg.n_ctx - n - 1;
         if (e->cfg.n_batch - used < k) k = e->cfg.n_batch - used;
@@ -543,6 +613,11 @@ static void plan_drafts(hearth_engine *e) {
         rows += d;
     }
     if (n_jobs) run_draft_model(e, n_jobs);
+    if (skips) {
+        pthread_mutex_lock(&e->mu);
+        e->spec_cost_skips += (uint64_t)skips;
+        pthread_mutex_unlock(&e->mu);
+    }
 }
 
 /* Keep the longest prefix of r's draft that the target's picks ids[0..d]
@@ -598,8 +673,10 @@ static void step(hearth_engine *e) {
 
     /* ---- build the ubatch */
     int n = 0, n_logits = 0;
+    bool decode_only = true; /* only decode and draft positions: a pass the K cost model learns from */
     for (int i = 0; i < e->n_running; i++) {
         req *r = e->running[i];
+        decode_only &= !e->chunk[i] || (e->pending[i] == 1 && e->chunk[i] == 1 + r->n_draft);
         for (int j = 0; j < e->chunk[i]; j++) {
             int p = r->n_done + j;
             e->ub_tok[n] = p < (int)r->toks.n ? r->toks.ids[p] : r->draft[p - (int)r->toks.n];
@@ -618,8 +695,11 @@ static void step(hearth_engine *e) {
     for (int k = 0; k < n_logits && greedy; k++)
         greedy = hearth_sampler_is_greedy(e->ub_owner_of_logits[k]->smp) && !e->ub_owner_of_logits[k]->gs.g &&
                  !e->ub_owner_of_logits[k]->want_lp;
+    const double t_pass = hearth_now_ms();
     int got = greedy ? hearth_forward_run_argmax(e->fw, &ub, NULL, e->ub_ids, &err)
                      : hearth_forward_run(e->fw, &ub, e->logits, &err);
+    if (got >= 0 && decode_only && e->cfg.spec != HEARTH_SPEC_OFF)
+        hearth_spec_cost_pass(&e->cost, n, hearth_now_ms() - t_pass);
     if (got < 0) {
         /* a device or input failure: fail the requests of this step */
         while (e->n_running) {
@@ -630,6 +710,9 @@ static void step(hearth_engine *e) {
     }
     pthread_mutex_lock(&e->mu);
     e->steps++;
+    if (e->cfg.spec != HEARTH_SPEC_OFF && !hearth_spec_cost_fit(&e->cost, &e->cost_a, &e->cost_b))
+        e->cost_a = e->cost_b = 0;
+    e->cost_draft = e->cost.draft_ms;
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < e->n_running; i++) {
         req *r = e->running[i];
@@ -694,6 +777,7 @@ static void count_verified(hearth_engine *e, req *r, int d, int a, int taken) {
     r->st.spec_drafted += d;
     r->st.spec_accepted += a;
     hearth_spec_ctl_update(&r->ctl, d, a);
+    hearth_spec_acc_update(&r->acc, d, a);
     if (d <= 0) return; /* a step without a draft is a plain decode: no counter moves */
     pthread_mutex_lock(&e->mu);
     e->spec_passes++;
@@ -1120,7 +1204,9 @@ uint64_t hearth_engine_submit(hearth_engine *e, const hearth_request *rq, hearth
                   : rq->top_logprobs > HEARTH_MAX_TOP_LOGPROBS ? HEARTH_MAX_TOP_LOGPROBS
                                                                : rq->top_logprobs;
     r->ctl = hearth_spec_ctl_init(e->cfg.draft_min, e->cfg.draft_max);
+    r->acc = hearth_spec_acc_init();
     if (r->spec && !(r->draft = malloc((size_t)e->cfg.draft_max * sizeof *r->draft))) goto oom;
+    if (r->spec && !(r->shadow = malloc((size_t)e->cfg.draft_max * sizeof *r->shadow))) goto oom;
     atomic_init(&r->cancel, false);
     r->toks.cap = (size_t)rq->n_prompt + 16;
     r->toks.ids = malloc(r->toks.cap * sizeof *r->toks.ids);
@@ -1203,6 +1289,10 @@ void hearth_engine_stats_get(hearth_engine *e, hearth_engine_stats *out) {
     out->spec_drafted = e->spec_drafted;
     out->spec_accepted = e->spec_accepted;
     out->spec_off_load = e->spec_off_load;
+    out->spec_cost_skips = e->spec_cost_skips;
+    out->spec_pass_ms_fixed = e->cost_a;
+    out->spec_pass_ms_per_pos = e->cost_b;
+    out->spec_draft_pass_ms = e->cost_draft;
     out->grammar_checked = e->grammar_checked;
     out->grammar_masked = e->grammar_masked;
     pthread_mutex_unlock(&e->mu);

@@ -30,6 +30,7 @@
 #include "grammar.h"
 #include "sampling.h"
 #include "spec.h"
+#include "spec_cost.h"
 
 typedef struct hearth_engine_config {
     int n_ctx;              /* max tokens per sequence (0: the model's trained context, cut to what one
@@ -53,6 +54,8 @@ typedef struct hearth_engine_config {
     int draft_max;          /* most tokens drafted per step (default 8) */
     int draft_min;          /* adaptive K never goes below this (default 1) */
     int spec_max_batch;     /* off for a step running more sequences than this (default 4) */
+    hearth_spec_k_policy spec_k; /* how K is chosen: COST (default; spec_cost.h, may draft nothing
+                                    when speculation would not pay) or STEP (the +1/-1 controller) */
     hearth_model *draft;    /* HEARTH_SPEC_DRAFT: the draft model (borrowed, loaded by the caller on any
                                backend, must outlive the engine); checked at create to share the target's
                                vocabulary. Unused in the other modes. */
@@ -144,6 +147,11 @@ typedef struct hearth_engine_stats {
      * tokens drafted and accepted, steps run without it because of load */
     hearth_spec_mode spec;
     uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted, spec_off_load;
+    /* the K cost model (spec_cost.h): sequence-steps it drafted nothing because a draft would not
+     * pay, and what it measured: target pass time = pass_ms_fixed + pass_ms_per_pos * positions
+     * (both 0 until fitted), one draft-model pass (0: none seen) */
+    uint64_t spec_cost_skips;
+    double spec_pass_ms_fixed, spec_pass_ms_per_pos, spec_draft_pass_ms;
 } hearth_engine_stats;
 
 typedef struct hearth_engine hearth_engine;

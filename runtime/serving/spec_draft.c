@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/argmax.h"
+#include "core/os.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/forward.h"
 
@@ -31,8 +32,10 @@ struct hearth_drafter {
     dslot *slots;
     int32_t *tok, *pos, *seq, *ids;
     bool *want;
-    int *row_job;  /* [MAX_JOBS] which job each logits row belongs to */
-    float *logits; /* [MAX_JOBS, n_vocab] host rows, allocated at the first sampled draft */
+    int *row_job;    /* [MAX_JOBS] which job each logits row belongs to */
+    float *logits;   /* [MAX_JOBS, n_vocab] host rows, allocated at the first sampled draft */
+    int cost_passes; /* hearth_drafter_take_cost */
+    double cost_ms;
 };
 
 static void describe(const hearth_tokenizer *t, int32_t id, char *buf, size_t cap) {
@@ -183,7 +186,26 @@ void hearth_drafter_keep(hearth_drafter *d, int slot, const int32_t *toks, int n
 /* One draft pass over the ubatch built in d's scratch (n tokens, rows logits
  * rows, row r belonging to jobs[row_job[r]]); d->ids[r] receives each row's
  * choice: the device argmax, or the job's pick from the host logits. */
+static hearth_status pass_run(hearth_drafter *d, hearth_draft_job *jobs, int n, int rows, hearth_error *err);
+
 static hearth_status pass(hearth_drafter *d, hearth_draft_job *jobs, int n, int rows, hearth_error *err) {
+    const double t0 = hearth_now_ms();
+    hearth_status st = pass_run(d, jobs, n, rows, err);
+    if (!st && n <= 2 * rows) { /* about one token per job: the cost of drafting a token */
+        d->cost_passes++;
+        d->cost_ms += hearth_now_ms() - t0;
+    }
+    return st;
+}
+
+void hearth_drafter_take_cost(hearth_drafter *d, int *passes, double *ms) {
+    *passes = d->cost_passes;
+    *ms = d->cost_ms;
+    d->cost_passes = 0;
+    d->cost_ms = 0;
+}
+
+static hearth_status pass_run(hearth_drafter *d, hearth_draft_job *jobs, int n, int rows, hearth_error *err) {
     hearth_ubatch ub = {n, d->tok, d->pos, d->seq, d->want};
     bool host = false;
     for (int r = 0; r < rows && !host; r++)

@@ -72,6 +72,12 @@ typedef struct hearth_draft_job {
 /* Draft for every job (at most 64). Returns HEARTH_OK or the forward's error. */
 hearth_status hearth_drafter_run(hearth_drafter *d, hearth_draft_job *jobs, int n_jobs, hearth_error *err);
 
+/* The draft passes of one token per job (the K - 1 draft steps, and catch-up
+ * passes of at most two tokens per job) since the last call, and their time
+ * in ms; both reset. Longer catch-up passes (a prompt) are not counted: they
+ * say nothing about the cost of drafting one token (spec_cost.h). */
+void hearth_drafter_take_cost(hearth_drafter *d, int *passes, double *ms);
+
 /* The sequence of `slot` now holds toks[0..n): drop the slot's K/V of tokens
  * past their common prefix (the rejected draft). */
 void hearth_drafter_keep(hearth_drafter *d, int slot, const int32_t *toks, int n);

@@ -57,7 +57,7 @@ for q in q8_0 f16; do
   for pf in $(ls "$TMP/p" | sort -n); do
     prompt=$(cat "$TMP/p/$pf")
     "$BIN" run -m "$M" -t 1 --temp 0 -n 48 --ignore-eos --no-prefix-cache --json -p "$prompt" >"$TMP/off.json" 2>"$TMP/off.err"
-    "$BIN" run -m "$M" -t 1 --temp 0 -n 48 --ignore-eos --no-prefix-cache --spec ngram --json -p "$prompt" >"$TMP/on.json" 2>"$TMP/on.err"
+    "$BIN" run -m "$M" -t 1 --temp 0 -n 48 --ignore-eos --no-prefix-cache --spec ngram --spec-k step --json -p "$prompt" >"$TMP/on.json" 2>"$TMP/on.err"
     a=$(field "$TMP/off.json" "d['tokens']") b=$(field "$TMP/on.json" "d['tokens']")
     check '[ -n "$a" ] && [ "$a" = "$b" ]' "$q prompt $pf: tokens differ with --spec ngram ($(head -c 200 "$TMP/on.err"))"
     if [ "$pf" = 0 ]; then
@@ -79,7 +79,7 @@ check '[ "$(field "$TMP/o" "d[\"speculative\"], d[\"draft_max\"]")" = "ngram 5" 
 
 # ---- serve: per-request opt-out and metrics
 S=$TMP/s.sock
-"$BIN" serve -m "$M" --cache-db none --socket "$S" --spec ngram -t 1 2>"$TMP/serve.err" &
+"$BIN" serve -m "$M" --cache-db none --socket "$S" --spec ngram --spec-k step -t 1 2>"$TMP/serve.err" &
 spid=$!
 for i in $(seq 1 100); do
   curl -s -o /dev/null --max-time 2 --unix-socket "$S" http://x/health && break

@@ -33,15 +33,15 @@ M8=$SHARED/models/hearth-kjv-llama-q8_0.gguf
 D8=$SHARED/models/hearth-kjv-draft-q8_0.gguf
 
 # ---- bench pp/tg with speculation: table and JSON
-"$BIN" bench -m "$M8" -p 64 -n 48 -r 2 -t 1 --bw-mib 0 --spec ngram >"$TMP/t.md" 2>"$TMP/t.err"
+"$BIN" bench -m "$M8" -p 64 -n 48 -r 2 -t 1 --bw-mib 0 --spec ngram --spec-k step >"$TMP/t.md" 2>"$TMP/t.err"
 check 'grep -q "tg48 engine, spec off" "$TMP/t.md" && grep -q "tg48 engine, ngram .*tokens/pass, same tokens" "$TMP/t.md"' \
   "bench --spec ngram: table rows ($(cat "$TMP/t.md" "$TMP/t.err" | tail -3))"
-"$BIN" bench -m "$M8" -p 64 -n 48 -r 2 -t 1 --bw-mib 0 --spec ngram --json >"$TMP/n.json" 2>/dev/null
+"$BIN" bench -m "$M8" -p 64 -n 48 -r 2 -t 1 --bw-mib 0 --spec ngram --spec-k step --json >"$TMP/n.json" 2>/dev/null
 check '[ "$(field "$TMP/n.json" "d[\"speculative\"][\"mode\"]")" = ngram ]' "bench --spec ngram --json: mode"
 check '[ "$(field "$TMP/n.json" "d[\"speculative\"][\"same_tokens\"]")" = True ]' "bench --spec ngram: same tokens"
 check 'field "$TMP/n.json" "1 if d[\"speculative\"][\"draft_accepted_n\"] > 0 and d[\"speculative\"][\"tokens_per_target_pass\"] > 1 and d[\"speculative\"][\"tg_spec_tok_s\"][\"mean\"] > 0 and d[\"speculative\"][\"tg_off_tok_s\"][\"mean\"] > 0 and d[\"speculative\"][\"speedup\"] > 0 else exit(1)" >/dev/null' \
   "bench --spec ngram --json: drafts accepted, figures ($(cat "$TMP/n.json"))"
-"$BIN" bench -m "$M8" -p 32 -n 48 -r 2 -t 1 --bw-mib 0 --draft "$D8" --json >"$TMP/d.json" 2>/dev/null
+"$BIN" bench -m "$M8" -p 32 -n 48 -r 2 -t 1 --bw-mib 0 --draft "$D8" --spec-k step --json >"$TMP/d.json" 2>/dev/null
 check '[ "$(field "$TMP/d.json" "d[\"speculative\"][\"mode\"]")" = draft ] && [ "$(field "$TMP/d.json" "d[\"speculative\"][\"same_tokens\"]")" = True ]' \
   "bench --draft --json: mode draft, same tokens ($(cat "$TMP/d.json"))"
 check 'field "$TMP/d.json" "1 if d[\"speculative\"][\"draft_accepted_n\"] > 0 and 0 < d[\"speculative\"][\"acceptance\"] <= 1 else exit(1)" >/dev/null' \
@@ -72,7 +72,7 @@ check '[ $rc -ne 0 ] && grep -q -- "--spec-max-batch" "$TMP/e3"' "--spec-max-bat
 check '"$BIN" run --help 2>&1 | grep -q -- "--spec-max-batch N"' "run --help lists --spec-max-batch"
 for mb in 1 2; do
   "$BIN" bench --concurrency 2 --requests 2 --output-tokens 32 --prompt-tokens 16 -m "$M8" -t 1 --json \
-    --draft "$D8" --spec-max-batch $mb >"$TMP/c$mb.json" 2>/dev/null
+    --draft "$D8" --spec-k step --spec-max-batch $mb >"$TMP/c$mb.json" 2>/dev/null
 done
 check 'field "$TMP/c1.json" "1 if d[\"spec_off_load_steps\"] > 0 else exit(1)" >/dev/null' \
   "--spec-max-batch 1 with 2 streams: speculation off while both run ($(cat "$TMP/c1.json" | head -c 400))"
@@ -81,7 +81,7 @@ check 'field "$TMP/c2.json" "1 if d[\"spec_off_load_steps\"] == 0 and d[\"draft_
 
 # ---- a sampled request speculates
 Q="Repeat this passage exactly. In the beginning God created the heaven and the earth. Again: In the beginning God created the heaven and the earth."
-"$BIN" run -m "$M8" -p "$Q" -n 64 --temp 1 --seed 7 --ignore-eos --json --spec ngram >"$TMP/s.json" 2>/dev/null
+"$BIN" run -m "$M8" -p "$Q" -n 64 --temp 1 --seed 7 --ignore-eos --json --spec ngram --spec-k step >"$TMP/s.json" 2>/dev/null
 check 'field "$TMP/s.json" "1 if d[\"timings\"][\"draft_n\"] > 0 and d[\"timings\"][\"gen_n\"] == 64 else exit(1)" >/dev/null' \
   "run --temp 1 --spec ngram drafts ($(head -c 300 "$TMP/s.json"))"
 
@@ -101,7 +101,7 @@ check '[ $rc -ne 0 ] && grep -q -- "--draft-gpu-layers" "$TMP/e4"' "--draft-gpu-
 P="In the beginning God created the heaven and the earth."
 if "$BIN" run -m "$M8" -p "In" -n 1 --temp 0 --backend vulkan >/dev/null 2>"$TMP/vk.err"; then
   "$BIN" run --backend vulkan -m "$M8" -p "$P" -n 32 --temp 0 --ignore-eos --json --spec off >"$TMP/v0.json" 2>/dev/null
-  "$BIN" run --backend vulkan -m "$M8" -p "$P" -n 32 --temp 0 --ignore-eos --json --draft "$D8" \
+  "$BIN" run --backend vulkan -m "$M8" -p "$P" -n 32 --temp 0 --ignore-eos --json --draft "$D8" --spec-k step \
     --draft-gpu-layers 0 >"$TMP/v1.json" 2>/dev/null
   check '[ -s "$TMP/v0.json" ] && [ "$(field "$TMP/v0.json" "d[\"tokens\"]")" = "$(field "$TMP/v1.json" "d[\"tokens\"]")" ]' \
     "vulkan target, draft on the CPU: same tokens"

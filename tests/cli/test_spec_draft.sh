@@ -47,7 +47,7 @@ for q in q8_0 f16; do
   for pf in $(ls "$TMP/p" | sort -n); do
     prompt=$(cat "$TMP/p/$pf")
     "$BIN" run -m "$M" -t 1 --temp 0 -n 48 --ignore-eos --no-prefix-cache --json -p "$prompt" >"$TMP/off.json" 2>"$TMP/off.err"
-    "$BIN" run -m "$M" -t 1 --temp 0 -n 48 --ignore-eos --no-prefix-cache --draft "$D" --json -p "$prompt" >"$TMP/on.json" 2>"$TMP/on.err"
+    "$BIN" run -m "$M" -t 1 --temp 0 -n 48 --ignore-eos --no-prefix-cache --draft "$D" --spec-k step --json -p "$prompt" >"$TMP/on.json" 2>"$TMP/on.err"
     a=$(field "$TMP/off.json" "d['tokens']") b=$(field "$TMP/on.json" "d['tokens']")
     check '[ -n "$a" ] && [ "$a" = "$b" ]' "$q prompt $pf: tokens differ with --draft ($(head -c 300 "$TMP/on.err"))"
     acc=$(field "$TMP/on.json" "d['timings']['draft_accepted_n']")
@@ -74,14 +74,14 @@ check 'grep -q -- "--draft MODEL" "$TMP/o"' "run --help lists --draft"
 
 # ---- chat: the same answer with the draft model, and /stats reports it
 a=$("$BIN" chat -m "$M8" --temp 0 -t 1 --once "Who was Moses?" 2>/dev/null)
-b=$("$BIN" chat -m "$M8" --temp 0 -t 1 --draft "$D" --once "Who was Moses?" 2>"$TMP/chat.err")
+b=$("$BIN" chat -m "$M8" --temp 0 -t 1 --draft "$D" --spec-k step --once "Who was Moses?" 2>"$TMP/chat.err")
 check '[ -n "$a" ] && [ "$a" = "$b" ]' "chat --draft: another answer ($a / $b $(head -c 200 "$TMP/chat.err"))"
-printf 'Who was Moses?\n/stats\n' | "$BIN" chat -m "$M8" --temp 0 -t 1 --draft "$D" >"$TMP/chat.out" 2>&1
+printf 'Who was Moses?\n/stats\n' | "$BIN" chat -m "$M8" --temp 0 -t 1 --draft "$D" --spec-k step >"$TMP/chat.out" 2>&1
 check 'grep -qE "Speculation \(draft\): [0-9]+ drafted, [1-9][0-9]* accepted" "$TMP/chat.out"' \
   "chat /stats shows the draft figures ($(grep -i specul "$TMP/chat.out"))"
 
 # ---- bench --concurrency: the figures in --json
-"$BIN" bench --concurrency 2 --requests 2 --prompt-tokens 16 --output-tokens 32 -m "$M8" -t 1 --draft "$D" --json >"$TMP/b.json" 2>"$TMP/b.err"
+"$BIN" bench --concurrency 2 --requests 2 --prompt-tokens 16 --output-tokens 32 -m "$M8" -t 1 --draft "$D" --spec-k step --json >"$TMP/b.json" 2>"$TMP/b.err"
 check '[ "$(field "$TMP/b.json" "d[\"speculative\"], d[\"draft_n\"] > 0, d[\"tokens_per_target_pass\"] >= 1")" = "draft True True" ]' \
   "bench --draft: figures in --json ($(head -c 300 "$TMP/b.json") $(head -c 300 "$TMP/b.err"))"
 
@@ -95,7 +95,7 @@ models:
   kjv-draft: $D
 EOF
 S=$TMP/s.sock
-"$BIN" serve -m kjv --cache-db none --socket "$S" -t 1 2>"$TMP/serve.err" &
+"$BIN" serve -m kjv --cache-db none --socket "$S" -t 1 --spec-k step 2>"$TMP/serve.err" &
 spid=$!
 for i in $(seq 1 100); do
   curl -s -o /dev/null --max-time 2 --unix-socket "$S" http://x/health && break

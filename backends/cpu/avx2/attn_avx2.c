@@ -16,7 +16,7 @@
  * Numerics: each score is bit-identical to the AVX2 F16 dot kernel
  * (vec_dot_avx2.c dot_f16: 8-element chunk c into accumulator c % 4, then
  * (a0 + a1) + (a2 + a3) and hsum_f32x8's pairing of the lanes), so it equals
- * the per-key path's score. The softmax uses a vector exp (relative error
+ * the per-key path's score. Head sizes 32, 64 and 128. The softmax uses a vector exp (relative error
  * ~2e-7 against expf); the weighted V sum does one FMA per key and element in
  * key order. Tiles of HEARTH_ATTN_TILE keys start at absolute positions, so a
  * query's result does not depend on the batch around it.
@@ -135,7 +135,7 @@ void hearth_softcap_avx2(int n, float *out, const float *x, float s, float cap) 
 enum { TILE = HEARTH_ATTN_TILE, CHUNK = 8, PREFETCH_CHUNKS = 8 };
 
 bool hearth_attn_f16_avx2_supports(int head_dim) {
-    return head_dim == 64 || head_dim == 128;
+    return head_dim == 32 || head_dim == 64 || head_dim == 128;
 }
 
 size_t hearth_attn_f16_avx2_scratch(int group, int head_dim) {
@@ -330,15 +330,16 @@ static inline __attribute__((always_inline)) void attn_group(const int nc, const
                 if (nk <= 0) continue;
                 const float *wh = s + qh * TILE + c0;
                 for (int c8 = 0; c8 < nc; c8 += 8) {
+                    const int cw = nc - c8 < 8 ? nc - c8 : 8; /* head 32: one run of 4 vectors */
                     __m256 ac[8];
-                    for (int c = 0; c < 8; c++)
+                    for (int c = 0; c < cw; c++)
                         ac[c] = _mm256_load_ps(acc + qh * hd + 8 * (c8 + c));
                     for (int i = 0; i < nk; i++) {
                         const __m256 w = _mm256_set1_ps(wh[i]);
-                        for (int c = 0; c < 8; c++)
+                        for (int c = 0; c < cw; c++)
                             ac[c] = _mm256_fmadd_ps(w, _mm256_load_ps(vf + i * hd + 8 * (c8 + c)), ac[c]);
                     }
-                    for (int c = 0; c < 8; c++)
+                    for (int c = 0; c < cw; c++)
                         _mm256_store_ps(acc + qh * hd + 8 * (c8 + c), ac[c]);
                 }
             }
@@ -357,7 +358,9 @@ void hearth_attn_f16_avx2(const hearth_attn_f16_args *a, const uint16_t *const q
     int n_kv_max = 0;
     for (int i = 0; i < a->n_q; i++)
         n_kv_max = a->n_kv[i] > n_kv_max ? a->n_kv[i] : n_kv_max;
-    if (a->head_dim == 64)
+    if (a->head_dim == 32) /* small models (hearth-kjv): 4 vectors a row */
+        attn_group(4, a, q16, out, scratch, n_kv_max);
+    else if (a->head_dim == 64)
         attn_group(8, a, q16, out, scratch, n_kv_max);
     else
         attn_group(16, a, q16, out, scratch, n_kv_max);

@@ -225,6 +225,7 @@ static void test_engine(hearth_model *m) {
 
     hearth_engine_config sc = base;
     sc.spec = HEARTH_SPEC_NGRAM;
+    sc.spec_k = HEARTH_SPEC_K_STEP; /* always draft: these checks need verification passes */
     sc.spec_max_batch = N;
     /* alone */
     for (int i = 0; i < N; i++) {

@@ -157,6 +157,7 @@ static void test_identical(hearth_model *m, hearth_model *draft, const char *nam
 
     hearth_engine_config sc = base;
     sc.spec = HEARTH_SPEC_DRAFT;
+    sc.spec_k = HEARTH_SPEC_K_STEP; /* always draft: these checks need verification passes */
     sc.draft = draft;
     sc.spec_max_batch = N;
     uint64_t drafted = 0, accepted = 0;
@@ -232,6 +233,7 @@ static void test_other_backend(hearth_model *m) {
         cfg.prefix_cache = false;
         run(m, cfg, &p, 0, 1, false, &ref_out, &st);
         cfg.spec = HEARTH_SPEC_DRAFT;
+        cfg.spec_k = HEARTH_SPEC_K_STEP;
         cfg.draft = d;
         run(m, cfg, &p, 0, 1, false, &out, &st);
         CHECKF(same(&out, &ref_out), "draft on Vulkan: the output differs");

@@ -291,6 +291,7 @@ static void run_arm(hearth_model *m, hearth_spec_mode mode, hearth_model *draft,
     cfg.n_parallel = 4;
     cfg.page_size = PAGE;
     cfg.spec = mode;
+    cfg.spec_k = HEARTH_SPEC_K_STEP; /* always draft: the rule must be exercised */
     cfg.draft = draft;
     cfg.draft_max = GEN - 1;
     cfg.spec_max_batch = 4;
