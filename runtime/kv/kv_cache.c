@@ -10,6 +10,8 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backends/backend_impl.h"
 #include "core/grow.h"
@@ -24,6 +26,8 @@ typedef struct kv_seq {
 
 struct hearth_kv_cache {
     hearth_backend **be; /* [n_layer] */
+    void *slab;          /* the pools of every layer on slab_be (a CPU backend), or NULL */
+    hearth_backend *slab_be;
     hearth_kv_config cfg;
     size_t row_bytes; /* one slot of one layer */
     hearth_tensor *k, *v;
@@ -82,9 +86,36 @@ hearth_kv_cache *hearth_kv_create(hearth_backend *b, const hearth_kv_config *cfg
     kv->free_stack = malloc((size_t)cfg->n_pages * sizeof *kv->free_stack);
     if (!kv->k || !kv->v || !kv->refcount || !kv->retained || !kv->immutable || !kv->free_stack) goto oom;
     int64_t rows = (int64_t)cfg->n_pages * cfg->page_size;
+    size_t pool_bytes = (kv->row_bytes * (size_t)rows + 63) & ~(size_t)63;
+    /* The pools of every layer on the CPU backend share one allocation: large
+     * enough for the backend to back it with huge pages, so filling pages
+     * (a prompt's K/V, cached pages read from the store) takes few faults. */
+    int n_slab = 0;
+    for (int l = 0; l < cfg->n_layer; l++) {
+        if (!kv->be[l]->host && (!kv->slab_be || kv->be[l] == kv->slab_be)) {
+            kv->slab_be = kv->be[l];
+            n_slab++;
+        }
+    }
+    if (n_slab > 1) {
+        kv->slab = kv->slab_be->ops->alloc(kv->slab_be, pool_bytes * 2 * (size_t)n_slab, err);
+        if (!kv->slab) {
+            hearth_error_prefix(err, "kv cache (%d pages of %d tokens)", cfg->n_pages, cfg->page_size);
+            hearth_kv_free(kv);
+            return NULL;
+        }
+    } else {
+        kv->slab_be = NULL;
+    }
+    char *slab_at = kv->slab;
     for (int l = 0; l < cfg->n_layer; l++) {
         hearth_tensor *pools[2] = {&kv->k[l], &kv->v[l]};
         for (int i = 0; i < 2; i++) {
+            if (kv->slab && kv->be[l] == kv->slab_be) {
+                *pools[i] = hearth_tensor_2d(cfg->type, row, rows, slab_at);
+                slab_at += pool_bytes;
+                continue;
+            }
             void *mem = kv->be[l]->ops->alloc(kv->be[l], kv->row_bytes * (size_t)rows, err);
             if (!mem) {
                 hearth_error_prefix(err, "kv cache (%d pages of %d tokens)", cfg->n_pages, cfg->page_size);
@@ -107,9 +138,11 @@ oom:
 void hearth_kv_free(hearth_kv_cache *kv) {
     if (!kv) return;
     for (int l = 0; l < kv->cfg.n_layer && kv->k && kv->v && kv->be; l++) {
+        if (kv->slab && kv->be[l] == kv->slab_be) continue; /* in the slab */
         if (kv->k[l].data) kv->be[l]->ops->dealloc(kv->be[l], kv->k[l].data);
         if (kv->v[l].data) kv->be[l]->ops->dealloc(kv->be[l], kv->v[l].data);
     }
+    if (kv->slab) kv->slab_be->ops->dealloc(kv->slab_be, kv->slab);
     free(kv->be);
     for (int s = 0; s < kv->n_seqs; s++)
         free(kv->seqs[s].pages);
@@ -369,8 +402,8 @@ void hearth_kv_stats_get(const hearth_kv_cache *kv, hearth_kv_stats *out) {
 static hearth_status check_free_list(const hearth_kv_cache *kv, unsigned char *seen, hearth_error *err) {
     const int n = kv->cfg.n_pages;
     if (kv->n_free < 0 || kv->n_free > n)
-        return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: free list holds %d pages of a pool of %d",
-                                kv->n_free, n);
+        return hearth_error_set(err, HEARTH_ERR_INTERNAL,
+                                "kv check: free list holds %d pages of a pool of %d", kv->n_free, n);
     for (int i = 0; i < kv->n_free; i++) {
         int32_t p = kv->free_stack[i];
         if (p < 0 || p >= n)
@@ -393,8 +426,8 @@ static hearth_status check_free_list(const hearth_kv_cache *kv, unsigned char *s
             return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: page %d has refcount %d", p,
                                     kv->refcount[p]);
         if (kv->retained[p] && kv->refcount[p] != 0)
-            return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: page %d is retained with refcount %d",
-                                    p, kv->refcount[p]);
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL,
+                                    "kv check: page %d is retained with refcount %d", p, kv->refcount[p]);
         if (kv->refcount[p] == 0 && !kv->retained[p] && !seen[p])
             return hearth_error_set(
                 err, HEARTH_ERR_INTERNAL,
@@ -461,4 +494,31 @@ int *hearth_kv_test_refcounts(hearth_kv_cache *kv) {
 int32_t *hearth_kv_test_free_list(hearth_kv_cache *kv, int **n_free) {
     *n_free = &kv->n_free;
     return kv->free_stack;
+}
+
+/* Fault in [p, p + n) for writing: MADV_POPULATE_WRITE where the kernel has
+ * it (5.14+), else one write per page. The bytes' values do not matter (a
+ * pool page is always written before it is read). */
+static void populate(void *p, size_t n) {
+    if (!n) return;
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p & ~(ps - 1);
+    uintptr_t b = ((uintptr_t)p + n + ps - 1) & ~(ps - 1);
+#ifdef MADV_POPULATE_WRITE
+    if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) == 0) return;
+#endif
+    volatile unsigned char *c = p;
+    for (size_t off = 0; off < n; off += ps)
+        c[off] = 0;
+    c[n - 1] = 0;
+}
+
+void hearth_kv_prefault(hearth_kv_cache *kv, int n_pages) {
+    if (n_pages > kv->cfg.n_pages) n_pages = kv->cfg.n_pages;
+    if (n_pages <= 0) return;
+    size_t bytes = hearth_kv_page_bytes_per_layer(kv) * (size_t)n_pages;
+    for (int l = 0; l < kv->cfg.n_layer; l++) {
+        if (kv->be[l]->host) continue; /* a device backend's memory */
+        populate(kv->k[l].data, bytes);
+        populate(kv->v[l].data, bytes);
+    }
 }

@@ -233,6 +233,9 @@ static bool admit(hearth_engine *e, req *r) {
     const int ps = e->cfg.page_size;
     int attached = 0;
     uint64_t key = 0;
+    double t0 = hearth_now_ms();
+    hearth_prefix_stats ps0 = {0}, ps1 = {0};
+    if (e->pc) hearth_prefix_cache_stats_get(e->pc, &ps0);
     if (e->pc) {
         /* Only whole pages, and never the last token: its logits are needed. */
         int max_pages = hearth_prefix_pages_to_attach((int)r->toks.n, ps);
@@ -247,6 +250,8 @@ static bool admit(hearth_engine *e, req *r) {
             attached++;
         }
     }
+    double t_attach = hearth_now_ms() - t0;
+    if (e->pc) hearth_prefix_cache_stats_get(e->pc, &ps1);
     if (!hearth_sched_pages_fit(&e->lim, e->n_running, (int)r->toks.n, attached, pages_available(e))) {
         hearth_kv_seq_free(e->kv, seq); /* cached pages go back to the LRU */
         return false;
@@ -260,6 +265,9 @@ static bool admit(hearth_engine *e, req *r) {
         r->t_admit = hearth_now_ms();
         r->st.queue_ms = r->t_admit - r->t_submit;
         r->st.cached_tokens = r->n_done;
+        r->st.cache_ms = t_attach;
+        r->st.cache_read_ms = ps1.disk_read_ms - ps0.disk_read_ms;
+        r->st.cache_upload_ms = ps1.upload_ms - ps0.upload_ms;
         pthread_mutex_lock(&e->mu);
         e->prompt_tokens += (uint64_t)r->n_prompt;
         e->cached_tokens += (uint64_t)r->n_done;
@@ -913,6 +921,16 @@ static bool engine_drafter(hearth_engine *e, hearth_error *err) {
     return e->drafter && e->jobs && e->job_run;
 }
 
+/* Warm-up at create time rather than in the first prompt: fault in the KV
+ * pages one full-context sequence uses first (at most PREFAULT_MAX bytes). */
+#define PREFAULT_MAX (128ull << 20)
+static void engine_prefault(hearth_engine *e) {
+    uint64_t page = hearth_kv_page_bytes(hearth_kv_config_get(e->kv));
+    uint64_t n = (uint64_t)(e->cfg.n_ctx + e->cfg.page_size - 1) / (uint64_t)e->cfg.page_size;
+    if (page && n * page > PREFAULT_MAX) n = PREFAULT_MAX / page;
+    hearth_kv_prefault(e->kv, (int)n);
+}
+
 const char *hearth_engine_note(const hearth_engine *e) {
     return e->note;
 }
@@ -979,6 +997,7 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     e->kv = hearth_kv_create(m->backend, &kc, err);
     if (!e->kv) goto fail;
     hearth_kv_stats_get(e->kv, &e->kv_stats); /* stats read before the first step see the pool */
+    engine_prefault(e);
     e->fw = hearth_forward_create(m, e->kv, cfg.n_batch, err);
     if (!e->fw) goto fail;
     if (cfg.n_parallel > HEARTH_FORWARD_MAX_LOGITS) {

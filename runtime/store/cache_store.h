@@ -36,14 +36,14 @@
 typedef struct hearth_cache_store hearth_cache_store;
 
 typedef struct hearth_cache_store_stats {
-    uint64_t rows, bytes;        /* in the database now (committed rows, all processes) */
+    uint64_t rows, bytes; /* in the database now (committed rows, all processes) */
     uint64_t max_bytes;
     uint64_t hits, misses;       /* get() results since open */
     uint64_t puts, dropped_puts; /* queued / dropped because the queue was full */
     uint64_t bad_rows;           /* rows rejected (checksum, size, fingerprint) */
     uint64_t evicted;            /* rows evicted to stay under max_bytes */
-    uint64_t write_errors;       /* queued writes lost to a failed transaction (disk full, lock held too long) */
-    uint64_t recovered;          /* 1 when open found an unusable file and moved it aside */
+    uint64_t write_errors; /* queued writes lost to a failed transaction (disk full, lock held too long) */
+    uint64_t recovered;    /* 1 when open found an unusable file and moved it aside */
 } hearth_cache_store_stats;
 
 /* Default database path: $XDG_CACHE_HOME/hearth/prefix-cache.sqlite (or
@@ -71,8 +71,21 @@ void hearth_cache_store_put(hearth_cache_store *s, const char *fingerprint, uint
  * last-use time refreshed in the background). A row under this key with
  * another size or a bad checksum is never copied out: it is counted in
  * bad_rows and deleted (the fingerprint fixes the page size, so such a row
- * is damaged). buf is untouched on false. Puts still queued are not seen. */
-bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint64_t hash, void *buf, size_t n);
+ * is damaged). On false buf may hold partial or damaged bytes: use it only
+ * after true. Puts still queued are not seen. */
+bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint64_t hash, void *buf,
+                            size_t n);
+/* One piece of the destination of a get: the row's bytes fill the spans in
+ * order (a KV page read straight into each layer's K and V pool). */
+typedef struct hearth_store_span {
+    void *data;
+    size_t n;
+} hearth_store_span;
+/* hearth_cache_store_get into n_spans pieces whose sizes add up to the row's;
+ * the same checks, the same contract (on false the spans may hold partial
+ * bytes). */
+bool hearth_cache_store_get_spans(hearth_cache_store *s, const char *fingerprint, uint64_t hash,
+                                  const hearth_store_span *spans, int n_spans);
 /* Wait until everything queued before the call (puts, and the deletes and
  * last-use updates from get) is committed or has failed (tests, shutdown). */
 void hearth_cache_store_flush(hearth_cache_store *s);
