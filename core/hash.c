@@ -18,8 +18,7 @@ uint64_t hearth_hash64(const void *data, size_t n, uint64_t seed) {
         h = hearth_hash_mix(h, v);
     }
     uint64_t tail = 0;
-    for (size_t k = 0; i < n; i++, k++)
-        tail |= (uint64_t)p[i] << (8 * k);
+    for (size_t k = 0; i < n; i++, k++) tail |= (uint64_t)p[i] << (8 * k);
     h = hearth_hash_mix(h, tail);
     return hearth_hash_mix(h, (uint64_t)n);
 }

@@ -402,8 +402,8 @@ void hearth_kv_stats_get(const hearth_kv_cache *kv, hearth_kv_stats *out) {
 static hearth_status check_free_list(const hearth_kv_cache *kv, unsigned char *seen, hearth_error *err) {
     const int n = kv->cfg.n_pages;
     if (kv->n_free < 0 || kv->n_free > n)
-        return hearth_error_set(err, HEARTH_ERR_INTERNAL,
-                                "kv check: free list holds %d pages of a pool of %d", kv->n_free, n);
+        return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: free list holds %d pages of a pool of %d",
+                                kv->n_free, n);
     for (int i = 0; i < kv->n_free; i++) {
         int32_t p = kv->free_stack[i];
         if (p < 0 || p >= n)
@@ -426,8 +426,8 @@ static hearth_status check_free_list(const hearth_kv_cache *kv, unsigned char *s
             return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: page %d has refcount %d", p,
                                     kv->refcount[p]);
         if (kv->retained[p] && kv->refcount[p] != 0)
-            return hearth_error_set(err, HEARTH_ERR_INTERNAL,
-                                    "kv check: page %d is retained with refcount %d", p, kv->refcount[p]);
+            return hearth_error_set(err, HEARTH_ERR_INTERNAL, "kv check: page %d is retained with refcount %d",
+                                    p, kv->refcount[p]);
         if (kv->refcount[p] == 0 && !kv->retained[p] && !seen[p])
             return hearth_error_set(
                 err, HEARTH_ERR_INTERNAL,

@@ -11,10 +11,11 @@
  * from the prefix cache (memory, then SQLite).
  *
  * Ownership: the engine borrows the model (and its backend) and the draft
- * model when one is configured, which must outlive it; it owns the KV cache, the prefix cache, the store
- * connection, the worker thread and every request's state. Thread-safety: submit / cancel / stats may be
- * called from any thread. Callbacks run on the worker thread, without engine locks held; they must be quick
- * and must not call hearth_engine_free (they may call cancel/submit).
+ * model when one is configured, which must outlive it; it owns the KV cache, the prefix cache, the store connection,
+ * the worker thread and every request's state.
+ * Thread-safety: submit / cancel / stats may be called from any thread.
+ * Callbacks run on the worker thread, without engine locks held; they must be
+ * quick and must not call hearth_engine_free (they may call cancel/submit).
  */
 #ifndef HEARTH_ENGINE_H
 #define HEARTH_ENGINE_H
@@ -31,38 +32,38 @@
 #include "spec.h"
 
 typedef struct hearth_engine_config {
-    int n_ctx;            /* max tokens per sequence (0: the model's trained context, cut to what one
-                             sequence's KV cache fits in the free memory; see hearth_engine_note) */
-    int n_parallel;       /* max sequences running at once (default 8) */
-    int n_batch;          /* token budget per step (default 512) */
-    int page_size;        /* tokens per KV page (default 16) */
-    int n_pages;          /* KV pool size (0: n_parallel * n_ctx worth -- with n_ctx 0, one
-                             full-context sequence or n_parallel * 4096 tokens, whichever is
-                             more -- + prefix-cache room, cut to the free memory of the
-                             backends holding it; see hearth_engine_note) */
-    hearth_dtype kv_type; /* default F16 */
-    bool prefix_cache;    /* reuse prompt pages across requests */
-    const char *cache_db; /* SQLite file for the persistent prefix cache, NULL = memory only */
+    int n_ctx;              /* max tokens per sequence (0: the model's trained context, cut to what one
+                               sequence's KV cache fits in the free memory; see hearth_engine_note) */
+    int n_parallel;         /* max sequences running at once (default 8) */
+    int n_batch;            /* token budget per step (default 512) */
+    int page_size;          /* tokens per KV page (default 16) */
+    int n_pages;            /* KV pool size (0: n_parallel * n_ctx worth -- with n_ctx 0, one
+                               full-context sequence or n_parallel * 4096 tokens, whichever is
+                               more -- + prefix-cache room, cut to the free memory of the
+                               backends holding it; see hearth_engine_note) */
+    hearth_dtype kv_type;   /* default F16 */
+    bool prefix_cache;      /* reuse prompt pages across requests */
+    const char *cache_db;   /* SQLite file for the persistent prefix cache, NULL = memory only */
     uint64_t cache_db_max_bytes;
     int max_waiting;        /* submit fails with HEARTH_ERR_BUSY beyond this (default 256) */
     bool grammar_full_mask; /* constrained steps always mask the whole vocabulary instead of checking
                                the best candidates first (same tokens, slower: for tests and bench) */
     /* speculative decoding (spec.h); greedy and sampled sequences (not grammar or logprobs requests) */
-    hearth_spec_mode spec; /* default OFF */
-    int draft_max;         /* most tokens drafted per step (default 8) */
-    int draft_min;         /* adaptive K never goes below this (default 1) */
-    int spec_max_batch;    /* off for a step running more sequences than this (default 4) */
-    hearth_model *draft;   /* HEARTH_SPEC_DRAFT: the draft model (borrowed, loaded by the caller on any
-                              backend, must outlive the engine); checked at create to share the target's
-                              vocabulary. Unused in the other modes. */
+    hearth_spec_mode spec;  /* default OFF */
+    int draft_max;          /* most tokens drafted per step (default 8) */
+    int draft_min;          /* adaptive K never goes below this (default 1) */
+    int spec_max_batch;     /* off for a step running more sequences than this (default 4) */
+    hearth_model *draft;    /* HEARTH_SPEC_DRAFT: the draft model (borrowed, loaded by the caller on any
+                               backend, must outlive the engine); checked at create to share the target's
+                               vocabulary. Unused in the other modes. */
 } hearth_engine_config;
 
 hearth_engine_config hearth_engine_defaults(void);
 
 typedef enum hearth_finish {
     HEARTH_FINISH_NONE = 0,
-    HEARTH_FINISH_STOP,   /* end-of-generation token or a stop string */
-    HEARTH_FINISH_LENGTH, /* max_tokens or the context filled up */
+    HEARTH_FINISH_STOP,      /* end-of-generation token or a stop string */
+    HEARTH_FINISH_LENGTH,    /* max_tokens or the context filled up */
     HEARTH_FINISH_CANCELLED,
     HEARTH_FINISH_ERROR,
 } hearth_finish;
@@ -71,22 +72,23 @@ const char *hearth_finish_name(hearth_finish f); /* "stop", "length", ... */
 
 typedef struct hearth_request_stats {
     int prompt_tokens;
-    int cached_tokens; /* prompt tokens taken from the prefix cache */
+    int cached_tokens;      /* prompt tokens taken from the prefix cache */
     int generated_tokens;
     int preemptions;
-    double queue_ms;  /* submit -> admitted */
-    double ttft_ms;   /* submit -> first token */
-    double prompt_ms; /* admitted -> first token */
-    double gen_ms;    /* first token -> last token */
+    double queue_ms;        /* submit -> admitted */
+    double ttft_ms;         /* submit -> first token */
+    double prompt_ms;       /* admitted -> first token */
+    double gen_ms;          /* first token -> last token */
     double total_ms;
-    double itl_ms_mean; /* mean inter-token latency */
-    int spec_drafted;   /* speculative tokens proposed / kept by the target */
+    double itl_ms_mean;     /* mean inter-token latency */
+    int spec_drafted;       /* speculative tokens proposed / kept by the target */
     int spec_accepted;
-    double grammar_ms;  /* constrained decoding: time choosing and recording tokens under the grammar */
-    int grammar_masked; /* tokens that needed a whole-vocabulary mask (the others: a candidate check) */
+    double grammar_ms;      /* constrained decoding: time choosing and recording tokens under the grammar */
+    int grammar_masked;     /* tokens that needed a whole-vocabulary mask (the others: a candidate check) */
     /* the cached prefix at the first admission (part of queue_ms): time attaching
      * it in all (cache_ms), of which reading pages from the store (SQLite and
-     * the row check) and copying them into the KV pools */
+     * the row check, straight into the pools on the CPU) and copying staged
+     * pages into device pools */
     double cache_ms, cache_read_ms, cache_upload_ms;
 } hearth_request_stats;
 
@@ -95,33 +97,33 @@ typedef enum hearth_event_kind { HEARTH_EVENT_TOKEN, HEARTH_EVENT_DONE } hearth_
 typedef struct hearth_event {
     hearth_event_kind kind;
     uint64_t id;
-    int32_t token;    /* TOKEN: the sampled id */
-    float prob;       /* TOKEN: its probability under the sampler */
-    const char *text; /* new complete text (may be empty: held back for UTF-8 or a stop string) */
+    int32_t token;           /* TOKEN: the sampled id */
+    float prob;              /* TOKEN: its probability under the sampler */
+    const char *text;        /* new complete text (may be empty: held back for UTF-8 or a stop string) */
     size_t text_len;
-    hearth_finish finish;              /* DONE */
-    hearth_status status;              /* DONE with FINISH_ERROR */
-    const char *error;                 /* DONE with FINISH_ERROR: message */
+    hearth_finish finish;    /* DONE */
+    hearth_status status;    /* DONE with FINISH_ERROR */
+    const char *error;       /* DONE with FINISH_ERROR: message */
     const hearth_request_stats *stats; /* DONE: final; TOKEN: so far */
-    double itl_ms;                     /* TOKEN: time since the previous token (0 for the first) */
-    const hearth_logprobs *logprobs;   /* TOKEN, when the request asked: the token's log-probability
-                                        * and the top alternatives (sampling.h says on which distribution) */
+    double itl_ms;           /* TOKEN: time since the previous token (0 for the first) */
+    const hearth_logprobs *logprobs; /* TOKEN, when the request asked: the token's log-probability
+                                      * and the top alternatives (sampling.h says on which distribution) */
 } hearth_event;
 
 typedef void (*hearth_event_fn)(const hearth_event *ev, void *user);
 
 typedef struct hearth_request {
-    const int32_t *prompt; /* token ids (copied) */
+    const int32_t *prompt;   /* token ids (copied) */
     int n_prompt;
     hearth_sampling_params sampling;
     int max_tokens;          /* <= 0: until the context is full */
     const char *const *stop; /* stop strings (copied); the text stops before them */
     int n_stop;
     bool ignore_eog;
-    bool no_spec;     /* opt out of speculative decoding */
-    bool logprobs;    /* deliver each token's log-probability (turns off the device argmax
-                       * and speculation for this request) */
-    int top_logprobs; /* ... and this many best alternatives (0..HEARTH_MAX_TOP_LOGPROBS) */
+    bool no_spec;            /* opt out of speculative decoding */
+    bool logprobs;           /* deliver each token's log-probability (turns off the device argmax
+                              * and speculation for this request) */
+    int top_logprobs;        /* ... and this many best alternatives (0..HEARTH_MAX_TOP_LOGPROBS) */
     hearth_event_fn on_event;
     void *user;
     /* Constrained decoding (grammar.h, grammar_seq.h): NULL = none. The engine
@@ -173,7 +175,7 @@ int hearth_engine_n_ctx(const hearth_engine *e);
  * first (e.g. to stream text), on the worker thread. */
 typedef struct hearth_completion {
     hearth_tokens tokens;
-    char *text; /* malloc'd, NUL-terminated */
+    char *text;              /* malloc'd, NUL-terminated */
     size_t text_len;
     hearth_finish finish;
     hearth_request_stats stats;

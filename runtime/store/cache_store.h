@@ -36,14 +36,14 @@
 typedef struct hearth_cache_store hearth_cache_store;
 
 typedef struct hearth_cache_store_stats {
-    uint64_t rows, bytes; /* in the database now (committed rows, all processes) */
+    uint64_t rows, bytes;        /* in the database now (committed rows, all processes) */
     uint64_t max_bytes;
     uint64_t hits, misses;       /* get() results since open */
     uint64_t puts, dropped_puts; /* queued / dropped because the queue was full */
     uint64_t bad_rows;           /* rows rejected (checksum, size, fingerprint) */
     uint64_t evicted;            /* rows evicted to stay under max_bytes */
-    uint64_t write_errors; /* queued writes lost to a failed transaction (disk full, lock held too long) */
-    uint64_t recovered;    /* 1 when open found an unusable file and moved it aside */
+    uint64_t write_errors;       /* queued writes lost to a failed transaction (disk full, lock held too long) */
+    uint64_t recovered;          /* 1 when open found an unusable file and moved it aside */
 } hearth_cache_store_stats;
 
 /* Default database path: $XDG_CACHE_HOME/hearth/prefix-cache.sqlite (or
@@ -73,8 +73,7 @@ void hearth_cache_store_put(hearth_cache_store *s, const char *fingerprint, uint
  * bad_rows and deleted (the fingerprint fixes the page size, so such a row
  * is damaged). On false buf may hold partial or damaged bytes: use it only
  * after true. Puts still queued are not seen. */
-bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint64_t hash, void *buf,
-                            size_t n);
+bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint64_t hash, void *buf, size_t n);
 /* One piece of the destination of a get: the row's bytes fill the spans in
  * order (a KV page read straight into each layer's K and V pool). */
 typedef struct hearth_store_span {
