@@ -7,7 +7,9 @@
  *    queue and is applied by this thread, in batches, one transaction per
  *    batch. It alone tracks the bytes in the database (`w_bytes`), started
  *    from SUM(nbytes) and re-read from the database whenever it claims the
- *    cap is exceeded (another process may share the file).
+ *    cap is exceeded (another process may share the file). When only
+ *    last-use updates (touches) are queued it holds them up to
+ *    TOUCH_DELAY_MS, until something else is queued or flush/close asks.
  *  - the reader: `rdb`, query-only, guarded by `read_mu`; used by get(),
  *    stats and the per-model listing. WAL lets it read while the writer
  *    writes, so get() never waits for the disk writes of put().
@@ -43,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/hash.h"
@@ -56,6 +59,7 @@
 #define WRITER_BUSY_MS 2000 /* how long the writer waits for another process's write lock */
 #define READER_BUSY_MS 200  /* reads in WAL mode only wait during recovery */
 #define EVICT_CHUNK 64
+#define TOUCH_DELAY_MS 1000 /* how long last-use updates alone may wait (writer_hold_touches) */
 #define CHECKSUM_SEED 0x4865617274685047ull /* "HearthPG" */
 #define APPLICATION_ID 0x48525448           /* "HRTH" in the database header */
 
@@ -119,6 +123,8 @@ struct hearth_cache_store {
     pthread_cond_t work_cv, done_cv;
     msg *head, *tail;
     size_t q_puts, q_control;
+    size_t q_urgent; /* messages other than touches queued since the writer last took the queue */
+    int flushers;    /* flush() callers waiting */
     uint64_t q_bytes;
     uint64_t next_seq, done_seq;
     int64_t clock_us;
@@ -294,10 +300,11 @@ static open_result open_checked(const char *path, sqlite3 **out, char *why, size
     const char *step = "reading it";
     /* auto_vacuum only takes effect before the first table exists; it lets
      * clear() hand space back to the file system. */
-    rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
-    /* 64 KiB pages (also only before the first table): a 590 KB KV page is a
-     * chain of 9 overflow pages instead of 144, each one read(2) fewer */
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA page_size=65536", NULL, NULL, NULL);
+    /* 64 KiB pages (also only in a new file, and set first: after auto_vacuum
+     * it no longer applies): a 590 KB KV page is a chain of 9 overflow pages
+     * instead of 144, each one read(2) fewer */
+    rc = sqlite3_exec(db, "PRAGMA page_size=65536", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         step = "switching to WAL";
         rc = query_text(db, "PRAGMA journal_mode=WAL", txt, sizeof txt);
@@ -723,6 +730,21 @@ static void writer_batch(hearth_cache_store *s, msg *batch) {
     writer_commit(s, &tx);
 }
 
+/* With only last-use updates queued, wait (under mu) up to TOUCH_DELAY_MS
+ * for something that cannot wait: a put, delete or clear, a flush, close.
+ * A touch rewrites its row, which makes SQLite walk the row's whole
+ * overflow chain; a process that has just read a cached prefix is
+ * computing its first token meanwhile, and gets the CPU first. */
+static void writer_hold_touches(hearth_cache_store *s) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)TOUCH_DELAY_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    while (s->q_urgent == 0 && s->flushers == 0 && !s->stop)
+        if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT) break;
+}
+
 static void *writer_main(void *arg) {
     hearth_cache_store *s = arg;
     pthread_mutex_lock(&s->mu);
@@ -730,6 +752,8 @@ static void *writer_main(void *arg) {
         while (!s->head && !s->stop)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (!s->head) break; /* stop requested and nothing left */
+        writer_hold_touches(s);
+        s->q_urgent = 0;
         msg *batch = s->head;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
@@ -775,6 +799,7 @@ static bool enqueue(hearth_cache_store *s, msg *m, uint64_t *seq_out) {
         } else if (m->kind != MSG_CLEAR) {
             s->q_control++;
         }
+        if (m->kind != MSG_TOUCH) s->q_urgent++;
         int64_t t = (int64_t)(hearth_wall_seconds() * 1e6); /* wall-clock microseconds */
         s->clock_us = t > s->clock_us ? t : s->clock_us + 1;
         m->stamp = s->clock_us;
@@ -925,8 +950,11 @@ void hearth_cache_store_flush(hearth_cache_store *s) {
     if (!s) return;
     pthread_mutex_lock(&s->mu);
     uint64_t target = s->next_seq;
+    s->flushers++; /* held touches go now */
+    pthread_cond_signal(&s->work_cv);
     while (s->done_seq < target)
         pthread_cond_wait(&s->done_cv, &s->mu);
+    s->flushers--;
     pthread_mutex_unlock(&s->mu);
 }
 
