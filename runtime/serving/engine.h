@@ -86,9 +86,9 @@ typedef struct hearth_request_stats {
     double grammar_ms;      /* constrained decoding: time choosing and recording tokens under the grammar */
     int grammar_masked;     /* tokens that needed a whole-vocabulary mask (the others: a candidate check) */
     /* the cached prefix at the first admission (part of queue_ms): time attaching
-     * it in all (cache_ms), of which reading pages from the store (SQLite and
-     * the row check, straight into the pools on the CPU) and copying staged
-     * pages into device pools */
+     * it in all (cache_ms), of which looking pages up in the store (SQLite, the
+     * row check; hits are read straight into the pools on the CPU) and copying
+     * staged pages into device pools */
     double cache_ms, cache_read_ms, cache_upload_ms;
 } hearth_request_stats;
 
