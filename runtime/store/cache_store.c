@@ -111,6 +111,7 @@ struct hearth_cache_store {
     char *path;
     uint64_t max_bytes;
     bool recovered;
+    bool checked; /* open ran integrity_check */
     char note[1024];
 
     /* reader */
@@ -138,7 +139,8 @@ struct hearth_cache_store {
 
     /* counters (any thread) */
     _Atomic uint64_t hits, misses, puts, dropped, bad_rows, evicted, write_errors;
-    atomic_bool broken; /* the database failed with a corruption error at run time */
+    atomic_bool broken;  /* the database failed with a corruption error at run time */
+    atomic_bool damaged; /* a read met a damaged row or page: the next open runs the full check */
 };
 
 /* The row checksum: covers the bytes, the fingerprint and the key, so a row
@@ -275,14 +277,46 @@ static const char SCHEMA_SQL[] =
     " nbytes INTEGER NOT NULL, last_used INTEGER NOT NULL, PRIMARY KEY(fingerprint, hash));"
     "CREATE INDEX IF NOT EXISTS pages_lru ON pages(last_used);";
 
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The file as a clean close leaves it, judged without opening it: no WAL
+ * beside it (none is left once the last connection closes; one is there
+ * while another connection is open or after a crash), and a valid header
+ * whose page count times page size is the file's size (not cut short,
+ * nothing appended). Read before SQLite creates a WAL of its own. */
+static bool file_as_closed(const char *path) {
+    char wal[4096];
+    struct stat st;
+    if (snprintf(wal, sizeof wal, "%s-wal", path) >= (int)sizeof wal) return false;
+    if (stat(wal, &st) == 0) return false;
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    unsigned char h[100];
+    bool ok = fread(h, 1, sizeof h, f) == sizeof h && fstat(fileno(f), &st) == 0;
+    fclose(f);
+    if (!ok || memcmp(h, "SQLite format 3", 16) != 0) return false;
+    uint32_t page = (uint32_t)h[16] << 8 | h[17];
+    if (page == 1) page = 65536;
+    uint32_t pages = be32(h + 28);
+    if (page < 512 || (page & (page - 1)) || be32(h + 24) != be32(h + 92) || pages == 0) return false;
+    return (uint64_t)st.st_size == (uint64_t)pages * page;
+}
+
 /* Open path, check it, create or validate the schema. OPEN_UNUSABLE (with
  * `why`) means the file is not a healthy database and may be moved aside;
- * OPEN_FAILED (err set) means leave it alone and give up. */
-static open_result open_checked(const char *path, sqlite3 **out, char *why, size_t why_cap,
+ * OPEN_FAILED (err set) means leave it alone and give up. The whole-file
+ * integrity_check is skipped (*checked false) when the file is as a clean
+ * close left it and its meta row 'clean' says the last Hearth to close it
+ * saw no damage; every open sets 'clean' to 0 until its own clean close. */
+static open_result open_checked(const char *path, sqlite3 **out, char *why, size_t why_cap, bool *checked,
                                 hearth_error *err) {
     sqlite3 *db = NULL;
     char txt[256];
     *out = NULL;
+    *checked = false;
+    bool as_closed = file_as_closed(path);
     int rc =
         sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -315,7 +349,13 @@ static open_result open_checked(const char *path, sqlite3 **out, char *why, size
          * cut-off last page) that would make every later write fail. With
          * few rows of large blobs it costs little more (~0.15 s per 400 MiB
          * when cached). */
-        rc = query_text(db, "PRAGMA integrity_check", txt, sizeof txt);
+        if (!as_closed || query_text(db, "SELECT value FROM meta WHERE key='clean'", txt, sizeof txt) ||
+            strcmp(txt, "1") != 0) {
+            *checked = true;
+            rc = query_text(db, "PRAGMA integrity_check", txt, sizeof txt);
+        } else {
+            snprintf(txt, sizeof txt, "ok");
+        }
         if (rc == SQLITE_OK && strcmp(txt, "ok") != 0) {
             snprintf(why, why_cap, "integrity_check: %.200s", txt);
             sqlite3_close(db);
@@ -377,7 +417,8 @@ static open_result open_checked(const char *path, sqlite3 **out, char *why, size
         rc = sqlite3_exec(db, SCHEMA_SQL, NULL, NULL, NULL);
         if (rc != SQLITE_OK) goto sql_error;
     }
-    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    step = "marking it open";
+    rc = sqlite3_exec(db, "INSERT OR REPLACE INTO meta VALUES('clean','0'); COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) goto sql_error;
     *out = db;
     return OPEN_OK;
@@ -428,7 +469,8 @@ hearth_cache_store *hearth_cache_store_open(const char *path, uint64_t max_bytes
     sqlite3 *wdb = NULL;
     char why[512] = "", note[1024] = "";
     bool recovered = false;
-    open_result r = open_checked(path, &wdb, why, sizeof why, err);
+    bool checked = false;
+    open_result r = open_checked(path, &wdb, why, sizeof why, &checked, err);
     if (r == OPEN_UNUSABLE) {
         char dest[4096];
         if (move_aside(path, dest, sizeof dest, err) != HEARTH_OK) return NULL;
@@ -437,7 +479,7 @@ hearth_cache_store *hearth_cache_store_open(const char *path, uint64_t max_bytes
                      why, dest) < 0)
             note[0] = '\0';
         recovered = true;
-        r = open_checked(path, &wdb, why, sizeof why, err);
+        r = open_checked(path, &wdb, why, sizeof why, &checked, err);
         if (r == OPEN_UNUSABLE)
             hearth_error_set(err, HEARTH_ERR_IO, "%s: a freshly created cache database is unusable too (%s)",
                              path, why);
@@ -454,6 +496,7 @@ hearth_cache_store *hearth_cache_store_open(const char *path, uint64_t max_bytes
     s->wdb = wdb;
     s->max_bytes = max_bytes ? max_bytes : DEFAULT_MAX_BYTES;
     s->recovered = recovered;
+    s->checked = checked;
     snprintf(s->note, sizeof s->note, "%s", note);
     pthread_mutex_init(&s->read_mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
@@ -781,6 +824,10 @@ static void *writer_main(void *arg) {
         pthread_cond_broadcast(&s->done_cv);
     }
     pthread_mutex_unlock(&s->mu);
+    /* everything is applied: the next open may skip the whole-file check,
+     * unless this connection met damage */
+    if (!atomic_load(&s->broken) && !atomic_load(&s->damaged))
+        sqlite3_exec(s->wdb, "INSERT OR REPLACE INTO meta VALUES('clean','1')", NULL, NULL, NULL);
     return NULL;
 }
 
@@ -936,6 +983,7 @@ bool hearth_cache_store_get_spans(hearth_cache_store *s, const char *fingerprint
     atomic_fetch_add(&s->misses, 1);
     if (bad) {
         atomic_fetch_add(&s->bad_rows, 1);
+        atomic_store(&s->damaged, true);
         msg *m = msg_new(MSG_DELETE, fingerprint, hash, NULL, 0);
         if (m) {
             m->checksum = stored_sum;
@@ -986,6 +1034,7 @@ void hearth_cache_store_stats_get(hearth_cache_store *s, hearth_cache_store_stat
     out->evicted = atomic_load(&s->evicted);
     out->write_errors = atomic_load(&s->write_errors);
     out->recovered = s->recovered;
+    out->checked = s->checked;
     pthread_mutex_lock(&s->read_mu);
     if (sqlite3_step(s->r_count) == SQLITE_ROW) {
         out->rows = (uint64_t)sqlite3_column_int64(s->r_count, 0);

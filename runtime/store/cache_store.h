@@ -44,6 +44,7 @@ typedef struct hearth_cache_store_stats {
     uint64_t evicted;            /* rows evicted to stay under max_bytes */
     uint64_t write_errors;       /* queued writes lost to a failed transaction (disk full, lock held too long) */
     uint64_t recovered;          /* 1 when open found an unusable file and moved it aside */
+    uint64_t checked;            /* 1 when open ran PRAGMA integrity_check (the file was not known clean) */
 } hearth_cache_store_stats;
 
 /* Default database path: $XDG_CACHE_HOME/hearth/prefix-cache.sqlite (or
@@ -53,7 +54,11 @@ char *hearth_cache_store_default_path(char *buf, size_t cap);
 /* Open or create; parent directories are created (mode 0700). max_bytes 0 =
  * 2 GiB; the cap is enforced after writes (opening never deletes rows).
  * Runs PRAGMA integrity_check, which reads the whole file (~0.15 s per
- * 400 MiB when cached). A file that is not a database or fails the check is
+ * 400 MiB when cached), unless the file is as a clean close by Hearth left
+ * it: no WAL beside it, its header's size equal to the file's, and the last
+ * store to close it met no damage (stats.checked says which); damage inside
+ * a file that skipped the check still never returns wrong bytes (row
+ * checksums) and makes the next open check. A file that is not a database or fails the check is
  * renamed to PATH.corrupt-<unix time> (with its -wal/-shm) and a fresh one
  * created (see _note and stats.recovered). An SQLite database that is not a
  * Hearth cache, or one with a newer schema version, is refused and left

@@ -7,7 +7,10 @@
  *  - rows written with the old checksum (hearth_hash64, before the wide one)
  *    are still returned, and an old row with a wrong checksum is still
  *    rejected and deleted;
- *  - last-use updates held by the writer are applied by flush and by close.
+ *  - last-use updates held by the writer are applied by flush and by close;
+ *  - open skips the whole-file integrity_check only for a file a store closed
+ *    clean (not while another store has it open, not after a damaged read);
+ *    bytes damaged in such a file are still refused, and the next open checks.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -128,6 +131,42 @@ int main(void) {
     hearth_cache_store_close(s);
     int64_t t2 = sql_int(path, "SELECT last_used FROM pages WHERE hash = 8");
     CHECKF(t2 > t1, "close applied the touch: %lld -> %lld", (long long)t1, (long long)t2);
+
+    /* ---- the whole-file check runs only when the file was not closed clean */
+    hearth_cache_store_stats_get(s = open_ok(path), &st);
+    CHECK(st.checked == 1); /* the old-checksum row with a wrong sum made the last close leave it unclean */
+    hearth_cache_store *s2 = open_ok(path); /* a second store while the first is open */
+    hearth_cache_store_stats_get(s2, &st);
+    CHECK(st.checked == 1);
+    hearth_cache_store_close(s2);
+    hearth_cache_store_close(s);
+    hearth_cache_store_stats_get(s = open_ok(path), &st);
+    CHECK(st.checked == 0); /* closed clean: no integrity_check */
+    CHECK(hearth_cache_store_get(s, "fp", 8, b, N));
+    hearth_cache_store_close(s);
+    /* bytes of a row damaged while it was closed (the header still agrees):
+     * the check is skipped, the row is refused, the next open checks */
+    sqlite3 *db = NULL;
+    REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+    int64_t rowid = -1;
+    sqlite3_stmt *q = NULL;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT rowid FROM pages WHERE hash = 8", -1, &q, NULL) == SQLITE_OK);
+    if (sqlite3_step(q) == SQLITE_ROW) rowid = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_blob *bl = NULL;
+    REQUIRE(sqlite3_blob_open(db, "main", "pages", "data", rowid, 1, &bl) == SQLITE_OK);
+    unsigned char junk[64];
+    memset(junk, 0x5a, sizeof junk);
+    CHECK(sqlite3_blob_write(bl, junk, sizeof junk, N / 2) == SQLITE_OK);
+    sqlite3_blob_close(bl);
+    sqlite3_close(db);
+    hearth_cache_store_stats_get(s = open_ok(path), &st);
+    CHECK(st.checked == 0);
+    CHECK(!hearth_cache_store_get(s, "fp", 8, b, N));
+    hearth_cache_store_close(s);
+    hearth_cache_store_stats_get(s = open_ok(path), &st);
+    CHECK(st.checked == 1);
+    hearth_cache_store_close(s);
 
     free(a);
     free(b);
