@@ -923,7 +923,7 @@ static bool engine_drafter(hearth_engine *e, hearth_error *err) {
 
 /* Warm-up at create time rather than in the first prompt: fault in the KV
  * pages one full-context sequence uses first (at most PREFAULT_MAX bytes). */
-#define PREFAULT_MAX (128ull << 20)
+#define PREFAULT_MAX (64ull << 20)
 static void engine_prefault(hearth_engine *e) {
     uint64_t page = hearth_kv_page_bytes(hearth_kv_config_get(e->kv));
     uint64_t n = (uint64_t)(e->cfg.n_ctx + e->cfg.page_size - 1) / (uint64_t)e->cfg.page_size;
