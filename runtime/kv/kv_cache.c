@@ -10,8 +10,6 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "backends/backend_impl.h"
 #include "core/grow.h"
@@ -494,31 +492,4 @@ int *hearth_kv_test_refcounts(hearth_kv_cache *kv) {
 int32_t *hearth_kv_test_free_list(hearth_kv_cache *kv, int **n_free) {
     *n_free = &kv->n_free;
     return kv->free_stack;
-}
-
-/* Fault in [p, p + n) for writing: MADV_POPULATE_WRITE where the kernel has
- * it (5.14+), else one write per page. The bytes' values do not matter (a
- * pool page is always written before it is read). */
-static void populate(void *p, size_t n) {
-    if (!n) return;
-    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p & ~(ps - 1);
-    uintptr_t b = ((uintptr_t)p + n + ps - 1) & ~(ps - 1);
-#ifdef MADV_POPULATE_WRITE
-    if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) == 0) return;
-#endif
-    volatile unsigned char *c = p;
-    for (size_t off = 0; off < n; off += ps)
-        c[off] = 0;
-    c[n - 1] = 0;
-}
-
-void hearth_kv_prefault(hearth_kv_cache *kv, int n_pages) {
-    if (n_pages > kv->cfg.n_pages) n_pages = kv->cfg.n_pages;
-    if (n_pages <= 0) return;
-    size_t bytes = hearth_kv_page_bytes_per_layer(kv) * (size_t)n_pages;
-    for (int l = 0; l < kv->cfg.n_layer; l++) {
-        if (kv->be[l]->host) continue; /* a device backend's memory */
-        populate(kv->k[l].data, bytes);
-        populate(kv->v[l].data, bytes);
-    }
 }

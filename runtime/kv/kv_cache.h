@@ -113,11 +113,6 @@ hearth_backend *hearth_kv_layer_backend(const hearth_kv_cache *kv, int layer);
 
 /* Bytes of one page in one layer's pool (K or V). */
 size_t hearth_kv_page_bytes_per_layer(const hearth_kv_cache *kv);
-/* Fault in the host memory of pages [0, n_pages) of every layer held by the
- * CPU backend (the pages handed out first), so that filling them later -- a
- * first prompt, cached pages read back from the store -- takes no page
- * faults. Device layers are skipped. A one-off cost for load time. */
-void hearth_kv_prefault(hearth_kv_cache *kv, int n_pages);
 
 void hearth_kv_stats_get(const hearth_kv_cache *kv, hearth_kv_stats *out);
 

@@ -921,16 +921,6 @@ static bool engine_drafter(hearth_engine *e, hearth_error *err) {
     return e->drafter && e->jobs && e->job_run;
 }
 
-/* Warm-up at create time rather than in the first prompt: fault in the KV
- * pages one full-context sequence uses first (at most PREFAULT_MAX bytes). */
-#define PREFAULT_MAX (64ull << 20)
-static void engine_prefault(hearth_engine *e) {
-    uint64_t page = hearth_kv_page_bytes(hearth_kv_config_get(e->kv));
-    uint64_t n = (uint64_t)(e->cfg.n_ctx + e->cfg.page_size - 1) / (uint64_t)e->cfg.page_size;
-    if (page && n * page > PREFAULT_MAX) n = PREFAULT_MAX / page;
-    hearth_kv_prefault(e->kv, (int)n);
-}
-
 const char *hearth_engine_note(const hearth_engine *e) {
     return e->note;
 }
@@ -997,7 +987,6 @@ hearth_engine *hearth_engine_create(hearth_model *m, const hearth_engine_config 
     e->kv = hearth_kv_create(m->backend, &kc, err);
     if (!e->kv) goto fail;
     hearth_kv_stats_get(e->kv, &e->kv_stats); /* stats read before the first step see the pool */
-    engine_prefault(e);
     e->fw = hearth_forward_create(m, e->kv, cfg.n_batch, err);
     if (!e->fw) goto fail;
     if (cfg.n_parallel > HEARTH_FORWARD_MAX_LOGITS) {
