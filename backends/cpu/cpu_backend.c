@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,23 +101,12 @@ static void run_rows(cpu_ctx *c, int64_t n_rows, int64_t row_elems, rows_fn fn, 
 
 /* ------------------------------------------------------------ memory */
 
-/* Buffers of at least this size (KV pools, large scratch) are aligned to 2
- * MiB and marked for transparent huge pages, so filling them (a prompt's K/V,
- * cached pages read back from the store) takes one page fault per 2 MiB
- * instead of one per 4 KiB. Where THP is off the advice is a no-op. */
-#define HUGE_ALLOC_MIN (8u << 20)
-#define HUGE_ALIGN (2u << 20)
-
 static void *cpu_alloc(hearth_backend *b, size_t bytes, hearth_error *err) {
     void *p = NULL;
-    bool huge = bytes >= HUGE_ALLOC_MIN;
-    if (posix_memalign(&p, huge ? HUGE_ALIGN : 64, bytes ? bytes : 64)) {
+    if (posix_memalign(&p, 64, bytes ? bytes : 64)) {
         hearth_error_set(err, HEARTH_ERR_NOMEM, "cpu: cannot allocate %zu bytes", bytes);
         return NULL;
     }
-#ifdef MADV_HUGEPAGE
-    if (huge) (void)madvise(p, bytes - bytes % HUGE_ALIGN, MADV_HUGEPAGE);
-#endif
     return p;
 }
 static void cpu_dealloc(hearth_backend *b, void *p) {

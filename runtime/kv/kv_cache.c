@@ -24,8 +24,6 @@ typedef struct kv_seq {
 
 struct hearth_kv_cache {
     hearth_backend **be; /* [n_layer] */
-    void *slab;          /* the pools of every layer on slab_be (a CPU backend), or NULL */
-    hearth_backend *slab_be;
     hearth_kv_config cfg;
     size_t row_bytes; /* one slot of one layer */
     hearth_tensor *k, *v;
@@ -84,36 +82,9 @@ hearth_kv_cache *hearth_kv_create(hearth_backend *b, const hearth_kv_config *cfg
     kv->free_stack = malloc((size_t)cfg->n_pages * sizeof *kv->free_stack);
     if (!kv->k || !kv->v || !kv->refcount || !kv->retained || !kv->immutable || !kv->free_stack) goto oom;
     int64_t rows = (int64_t)cfg->n_pages * cfg->page_size;
-    size_t pool_bytes = (kv->row_bytes * (size_t)rows + 63) & ~(size_t)63;
-    /* The pools of every layer on the CPU backend share one allocation: large
-     * enough for the backend to back it with huge pages, so filling pages
-     * (a prompt's K/V, cached pages read from the store) takes few faults. */
-    int n_slab = 0;
-    for (int l = 0; l < cfg->n_layer; l++) {
-        if (!kv->be[l]->host && (!kv->slab_be || kv->be[l] == kv->slab_be)) {
-            kv->slab_be = kv->be[l];
-            n_slab++;
-        }
-    }
-    if (n_slab > 1) {
-        kv->slab = kv->slab_be->ops->alloc(kv->slab_be, pool_bytes * 2 * (size_t)n_slab, err);
-        if (!kv->slab) {
-            hearth_error_prefix(err, "kv cache (%d pages of %d tokens)", cfg->n_pages, cfg->page_size);
-            hearth_kv_free(kv);
-            return NULL;
-        }
-    } else {
-        kv->slab_be = NULL;
-    }
-    char *slab_at = kv->slab;
     for (int l = 0; l < cfg->n_layer; l++) {
         hearth_tensor *pools[2] = {&kv->k[l], &kv->v[l]};
         for (int i = 0; i < 2; i++) {
-            if (kv->slab && kv->be[l] == kv->slab_be) {
-                *pools[i] = hearth_tensor_2d(cfg->type, row, rows, slab_at);
-                slab_at += pool_bytes;
-                continue;
-            }
             void *mem = kv->be[l]->ops->alloc(kv->be[l], kv->row_bytes * (size_t)rows, err);
             if (!mem) {
                 hearth_error_prefix(err, "kv cache (%d pages of %d tokens)", cfg->n_pages, cfg->page_size);
@@ -136,11 +107,9 @@ oom:
 void hearth_kv_free(hearth_kv_cache *kv) {
     if (!kv) return;
     for (int l = 0; l < kv->cfg.n_layer && kv->k && kv->v && kv->be; l++) {
-        if (kv->slab && kv->be[l] == kv->slab_be) continue; /* in the slab */
         if (kv->k[l].data) kv->be[l]->ops->dealloc(kv->be[l], kv->k[l].data);
         if (kv->v[l].data) kv->be[l]->ops->dealloc(kv->be[l], kv->v[l].data);
     }
-    if (kv->slab) kv->slab_be->ops->dealloc(kv->slab_be, kv->slab);
     free(kv->be);
     for (int s = 0; s < kv->n_seqs; s++)
         free(kv->seqs[s].pages);
