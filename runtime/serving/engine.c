@@ -234,9 +234,9 @@ static bool admit(hearth_engine *e, req *r) {
     int attached = 0;
     uint64_t key = 0;
     double t0 = hearth_now_ms();
-    hearth_prefix_stats ps0 = {0}, ps1 = {0};
-    if (e->pc) hearth_prefix_cache_stats_get(e->pc, &ps0);
+    hearth_prefix_stats ps0 = {0}, ps1 = {0}; /* the store's read times before and after */
     if (e->pc) {
+        hearth_prefix_cache_stats_get(e->pc, &ps0);
         /* Only whole pages, and never the last token: its logits are needed. */
         int max_pages = hearth_prefix_pages_to_attach((int)r->toks.n, ps);
         for (int p = 0; p < max_pages; p++) {
