@@ -158,9 +158,16 @@ static hearth_sampling_params run_sampling(const run_opts *ro) {
     return sp;
 }
 
+/* Where a fresh process's time goes before the request is submitted. */
+typedef struct run_startup {
+    double load_ms;   /* model load, warm-up included */
+    double engine_ms; /* engine create: KV pool, prefix-cache database open and check */
+    double setup_ms;  /* tokenizing, grammar: everything else before the submit */
+} run_startup;
+
 /* The --json object: ids, text, finish reason and timings. */
 static void run_print_json(const hearth_model *m, const hearth_tokens *prompt_ids,
-                           const hearth_completion *out, double load_ms, double prompt_tok_s,
+                           const hearth_completion *out, const run_startup *su, double prompt_tok_s,
                            double gen_tok_s) {
     const hearth_request_stats *st = &out->stats;
     cJSON *root = cJSON_CreateObject();
@@ -174,9 +181,19 @@ static void run_print_json(const hearth_model *m, const hearth_tokens *prompt_id
     cJSON_AddStringToObject(root, "text", out->text ? out->text : "");
     cJSON_AddStringToObject(root, "finish_reason", hearth_finish_name(out->finish));
     cJSON *tm = cJSON_AddObjectToObject(root, "timings");
-    cJSON_AddNumberToObject(tm, "load_ms", load_ms);
+    cJSON_AddNumberToObject(tm, "load_ms", su->load_ms);
     cJSON_AddNumberToObject(tm, "ttft_ms", st->ttft_ms);
     cJSON_AddNumberToObject(tm, "prompt_ms", st->prompt_ms);
+    /* the fresh-process breakdown: start_ms (load to first token) = load_ms +
+     * engine_ms + setup_ms + ttft_ms; ttft_ms = queue_ms + prompt_ms; cache_ms
+     * (within queue_ms) = cache_read_ms + cache_upload_ms + index work */
+    cJSON_AddNumberToObject(tm, "engine_ms", su->engine_ms);
+    cJSON_AddNumberToObject(tm, "setup_ms", su->setup_ms);
+    cJSON_AddNumberToObject(tm, "start_ms", su->load_ms + su->engine_ms + su->setup_ms + st->ttft_ms);
+    cJSON_AddNumberToObject(tm, "queue_ms", st->queue_ms);
+    cJSON_AddNumberToObject(tm, "cache_ms", st->cache_ms);
+    cJSON_AddNumberToObject(tm, "cache_read_ms", st->cache_read_ms);
+    cJSON_AddNumberToObject(tm, "cache_upload_ms", st->cache_upload_ms);
     cJSON_AddNumberToObject(tm, "prompt_tok_s", prompt_tok_s);
     cJSON_AddNumberToObject(tm, "gen_tok_s", gen_tok_s);
     cJSON_AddNumberToObject(tm, "itl_ms", st->itl_ms_mean);
@@ -203,6 +220,8 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
     hearth_grammar *grammar = NULL;
     hearth_model *draft = NULL; /* --draft */
     const hearth_tokenizer *tok = m->tokenizer;
+    run_startup su = {.load_ms = load_ms};
+    double t_setup = hearth_now_ms();
 
     if (hearth_tokenizer_encode(tok, ro->prompt, strlen(ro->prompt),
                                 !ro->no_bos && hearth_tokenizer_add_bos_default(tok), !ro->no_special,
@@ -214,6 +233,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
         fprintf(stderr, "hearth run: the prompt is empty and the model adds no BOS token; give a prompt\n");
         goto done;
     }
+    double t_engine = hearth_now_ms();
     hearth_engine_config ec;
     char db_default[1024];
     app_engine_opts_engine_config(eo, 1, &ec, db_default, sizeof db_default);
@@ -226,6 +246,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
         fprintf(stderr, "hearth run: %s\n", err.msg);
         goto done;
     }
+    su.engine_ms = hearth_now_ms() - t_engine;
     if (*hearth_engine_note(e)) fprintf(stderr, "hearth: %s\n", hearth_engine_note(e));
     int n_ctx = hearth_engine_n_ctx(e);
     if ((int)prompt_ids.n >= n_ctx) {
@@ -245,6 +266,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
     rq.max_tokens = ro->n_predict;
     rq.ignore_eog = ro->ignore_eos;
     rq.on_event = ro->json ? NULL : stream_text;
+    su.setup_ms = hearth_now_ms() - t_setup - su.engine_ms;
     if (hearth_engine_generate(e, &rq, &out, &err)) {
         fprintf(stderr, "\nhearth run: %s\n", err.msg);
         goto done;
@@ -255,7 +277,7 @@ static int run_generate(const run_opts *ro, const app_engine_opts *eo, hearth_mo
     double gen_tok_s =
         st->generated_tokens > 1 && st->gen_ms > 0 ? (st->generated_tokens - 1) * 1000.0 / st->gen_ms : 0;
     if (ro->json) {
-        run_print_json(m, &prompt_ids, &out, load_ms, prompt_tok_s, gen_tok_s);
+        run_print_json(m, &prompt_ids, &out, &su, prompt_tok_s, gen_tok_s);
     } else {
         printf("\n");
         fprintf(stderr,

@@ -242,7 +242,10 @@ static bool admit(hearth_engine *e, req *r) {
     const int ps = e->cfg.page_size;
     int attached = 0;
     uint64_t key = 0;
+    double t0 = hearth_now_ms();
+    hearth_prefix_stats ps0 = {0}, ps1 = {0}; /* the store's read times before and after */
     if (e->pc) {
+        hearth_prefix_cache_stats_get(e->pc, &ps0);
         /* Only whole pages, and never the last token: its logits are needed. */
         int max_pages = hearth_prefix_pages_to_attach((int)r->toks.n, ps);
         for (int p = 0; p < max_pages; p++) {
@@ -256,6 +259,8 @@ static bool admit(hearth_engine *e, req *r) {
             attached++;
         }
     }
+    double t_attach = hearth_now_ms() - t0;
+    if (e->pc) hearth_prefix_cache_stats_get(e->pc, &ps1);
     if (!hearth_sched_pages_fit(&e->lim, e->n_running, (int)r->toks.n, attached, pages_available(e))) {
         hearth_kv_seq_free(e->kv, seq); /* cached pages go back to the LRU */
         return false;
@@ -269,6 +274,9 @@ static bool admit(hearth_engine *e, req *r) {
         r->t_admit = hearth_now_ms();
         r->st.queue_ms = r->t_admit - r->t_submit;
         r->st.cached_tokens = r->n_done;
+        r->st.cache_ms = t_attach;
+        r->st.cache_read_ms = ps1.disk_read_ms - ps0.disk_read_ms;
+        r->st.cache_upload_ms = ps1.upload_ms - ps0.upload_ms;
         pthread_mutex_lock(&e->mu);
         e->prompt_tokens += (uint64_t)r->n_prompt;
         e->cached_tokens += (uint64_t)r->n_done;

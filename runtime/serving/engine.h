@@ -88,6 +88,11 @@ typedef struct hearth_request_stats {
     int spec_accepted;
     double grammar_ms;      /* constrained decoding: time choosing and recording tokens under the grammar */
     int grammar_masked;     /* tokens that needed a whole-vocabulary mask (the others: a candidate check) */
+    /* the cached prefix at the first admission (part of queue_ms): time attaching
+     * it in all (cache_ms), of which looking pages up in the store (SQLite, the
+     * row check; hits are read straight into the pools on the CPU) and copying
+     * staged pages into device pools */
+    double cache_ms, cache_read_ms, cache_upload_ms;
 } hearth_request_stats;
 
 typedef enum hearth_event_kind { HEARTH_EVENT_TOKEN, HEARTH_EVENT_DONE } hearth_event_kind;

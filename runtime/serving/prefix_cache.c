@@ -15,6 +15,7 @@
 
 #include "backends/backend_impl.h"
 #include "core/hash.h"
+#include "core/os.h"
 
 struct hearth_prefix_cache {
     hearth_kv_cache *kv;
@@ -30,6 +31,8 @@ struct hearth_prefix_cache {
     bool *in_lru;
     int32_t lru_head, lru_tail;
     void *page_buf; /* host staging for store reads/writes */
+    int n_layer;
+    hearth_store_span *spans; /* [2 * n_layer] when every layer's pools are host memory, else NULL */
     size_t page_buf_size;
     hearth_prefix_stats st;
 };
@@ -140,6 +143,11 @@ hearth_prefix_cache *hearth_prefix_cache_create(hearth_kv_cache *kv, const char 
     if (!pc->bucket || !pc->chain || !pc->key || !pc->indexed || !pc->lru_prev || !pc->lru_next ||
         !pc->in_lru || (store && !pc->page_buf))
         goto oom;
+    pc->n_layer = cfg->n_layer;
+    bool host = store != NULL;
+    for (int l = 0; l < cfg->n_layer && host; l++)
+        host = hearth_kv_layer_backend(kv, l)->host == NULL; /* the CPU backend: pools are host memory */
+    if (host && !(pc->spans = malloc((size_t)cfg->n_layer * 2 * sizeof *pc->spans))) goto oom;
     for (int i = 0; i < pc->n_buckets; i++)
         pc->bucket[i] = -1;
     pc->lru_head = pc->lru_tail = -1;
@@ -168,6 +176,7 @@ void hearth_prefix_cache_free(hearth_prefix_cache *pc) {
     free(pc->lru_next);
     free(pc->in_lru);
     free(pc->page_buf);
+    free(pc->spans);
     free(pc);
 }
 
@@ -204,6 +213,18 @@ static void page_transfer(hearth_prefix_cache *pc, int32_t page, bool to_host) {
     }
 }
 
+/* The K and V rows of a page in every layer's pools, in the store's row
+ * order (layer by layer, K then V): the spans a host-memory read fills. */
+static void page_spans(hearth_prefix_cache *pc, int32_t page) {
+    size_t per = hearth_kv_page_bytes_per_layer(pc->kv);
+    for (int l = 0; l < pc->n_layer; l++) {
+        pc->spans[2 * l] =
+            (hearth_store_span){(char *)hearth_kv_k(pc->kv, l)->data + (size_t)page * per, per};
+        pc->spans[2 * l + 1] =
+            (hearth_store_span){(char *)hearth_kv_v(pc->kv, l)->data + (size_t)page * per, per};
+    }
+}
+
 int32_t hearth_prefix_cache_acquire(hearth_prefix_cache *pc, uint64_t key) {
     pc->st.lookups++;
     int32_t p = index_find(pc, key);
@@ -216,11 +237,24 @@ int32_t hearth_prefix_cache_acquire(hearth_prefix_cache *pc, uint64_t key) {
     if (!pc->store) return -1;
     p = hearth_kv_page_alloc(pc->kv);
     if (p < 0) return -1;
-    if (!hearth_cache_store_get(pc->store, pc->fingerprint, key, pc->page_buf, pc->page_buf_size)) {
-        hearth_kv_page_unref(pc->kv, p);
+    double t0 = hearth_now_ms();
+    bool got;
+    if (pc->spans) { /* host memory: the row goes straight into the pools */
+        page_spans(pc, p);
+        got = hearth_cache_store_get_spans(pc->store, pc->fingerprint, key, pc->spans, 2 * pc->n_layer);
+    } else {
+        got = hearth_cache_store_get(pc->store, pc->fingerprint, key, pc->page_buf, pc->page_buf_size);
+    }
+    double t1 = hearth_now_ms();
+    pc->st.disk_read_ms += t1 - t0;
+    if (!got) {
+        hearth_kv_page_unref(pc->kv, p); /* whatever landed in it is never read */
         return -1;
     }
-    page_transfer(pc, p, false);
+    if (!pc->spans) {
+        page_transfer(pc, p, false);
+        pc->st.upload_ms += hearth_now_ms() - t1;
+    }
     index_insert(pc, key, p);
     hearth_kv_page_set_immutable(pc->kv, p, true);
     pc->st.hits_disk++;

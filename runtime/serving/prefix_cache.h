@@ -32,6 +32,8 @@ typedef struct hearth_prefix_stats {
     uint64_t evicted;     /* cached pages evicted for space */
     int pages_cached;     /* unreferenced pages held now */
     int pages_indexed;    /* pages with a key now */
+    double disk_read_ms;  /* time in store reads (SQLite, checksum) for acquire */
+    double upload_ms;     /* time copying pages read from the store into the KV pools */
 } hearth_prefix_stats;
 
 hearth_prefix_cache *hearth_prefix_cache_create(hearth_kv_cache *kv, const char *fingerprint,

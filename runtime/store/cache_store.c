@@ -7,7 +7,9 @@
  *    queue and is applied by this thread, in batches, one transaction per
  *    batch. It alone tracks the bytes in the database (`w_bytes`), started
  *    from SUM(nbytes) and re-read from the database whenever it claims the
- *    cap is exceeded (another process may share the file).
+ *    cap is exceeded (another process may share the file). When only
+ *    last-use updates (touches) are queued it holds them up to
+ *    TOUCH_DELAY_MS, until something else is queued or flush/close asks.
  *  - the reader: `rdb`, query-only, guarded by `read_mu`; used by get(),
  *    stats and the per-model listing. WAL lets it read while the writer
  *    writes, so get() never waits for the disk writes of put().
@@ -24,15 +26,17 @@
  *  - last_used stamps come from one clock per store, strictly increasing and
  *    taken under `mu`, so queue order and LRU order agree.
  *  - a row is returned only when its blob length, its nbytes column and the
- *    caller's size agree and its checksum (hearth_hash64 over the bytes,
- *    seeded with the fingerprint and the key) matches; otherwise it is
- *    deleted through the writer and counted in bad_rows.
+ *    caller's size agree and its checksum (hearth_hash64_wide over the bytes,
+ *    or hearth_hash64 for rows written before it, seeded with the fingerprint
+ *    and the key) matches; otherwise it is deleted through the writer and
+ *    counted in bad_rows.
  *  - nothing here prints or exits; open-time repairs are reported through
  *    hearth_cache_store_note() and stats.recovered.
  */
 #include "cache_store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <sqlite3.h>
@@ -41,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/hash.h"
@@ -54,6 +59,7 @@
 #define WRITER_BUSY_MS 2000 /* how long the writer waits for another process's write lock */
 #define READER_BUSY_MS 200  /* reads in WAL mode only wait during recovery */
 #define EVICT_CHUNK 64
+#define TOUCH_DELAY_MS 1000 /* how long last-use updates alone may wait (writer_hold_touches) */
 #define CHECKSUM_SEED 0x4865617274685047ull /* "HearthPG" */
 #define APPLICATION_ID 0x48525448           /* "HRTH" in the database header */
 
@@ -105,6 +111,7 @@ struct hearth_cache_store {
     char *path;
     uint64_t max_bytes;
     bool recovered;
+    bool checked; /* open ran integrity_check */
     char note[1024];
 
     /* reader */
@@ -117,6 +124,8 @@ struct hearth_cache_store {
     pthread_cond_t work_cv, done_cv;
     msg *head, *tail;
     size_t q_puts, q_control;
+    size_t q_urgent; /* messages other than touches queued since the writer last took the queue */
+    int flushers;    /* flush() callers waiting */
     uint64_t q_bytes;
     uint64_t next_seq, done_seq;
     int64_t clock_us;
@@ -130,14 +139,23 @@ struct hearth_cache_store {
 
     /* counters (any thread) */
     _Atomic uint64_t hits, misses, puts, dropped, bad_rows, evicted, write_errors;
-    atomic_bool broken; /* the database failed with a corruption error at run time */
+    atomic_bool broken;  /* the database failed with a corruption error at run time */
+    atomic_bool damaged; /* a read met a damaged row or page: the next open runs the full check */
 };
 
 /* The row checksum: covers the bytes, the fingerprint and the key, so a row
- * copied under another key or model fails too. */
+ * copied under another key or model fails too. Rows are written with the
+ * wide (four-lane) hash; rows written before it (hearth_hash64 over the
+ * bytes) are still accepted, checked the old way when the new sum differs. */
+static uint64_t checksum_seed(const char *fingerprint, uint64_t hash) {
+    return hearth_hash_mix(hearth_hash64(fingerprint, strlen(fingerprint), CHECKSUM_SEED), hash);
+}
 static int64_t row_checksum(const char *fingerprint, uint64_t hash, const void *data, size_t n) {
-    uint64_t seed = hearth_hash_mix(hearth_hash64(fingerprint, strlen(fingerprint), CHECKSUM_SEED), hash);
-    return (int64_t)hearth_hash64(data, n, seed);
+    return (int64_t)hearth_hash64_wide(data, n, checksum_seed(fingerprint, hash));
+}
+static bool row_checksum_ok(const char *fingerprint, uint64_t hash, const void *data, size_t n, int64_t sum) {
+    return row_checksum(fingerprint, hash, data, n) == sum ||
+           (int64_t)hearth_hash64(data, n, checksum_seed(fingerprint, hash)) == sum;
 }
 
 static bool rc_is_corruption(int rc) {
@@ -259,14 +277,46 @@ static const char SCHEMA_SQL[] =
     " nbytes INTEGER NOT NULL, last_used INTEGER NOT NULL, PRIMARY KEY(fingerprint, hash));"
     "CREATE INDEX IF NOT EXISTS pages_lru ON pages(last_used);";
 
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The file as a clean close leaves it, judged without opening it: no WAL
+ * beside it (none is left once the last connection closes; one is there
+ * while another connection is open or after a crash), and a valid header
+ * whose page count times page size is the file's size (not cut short,
+ * nothing appended). Read before SQLite creates a WAL of its own. */
+static bool file_as_closed(const char *path) {
+    char wal[4096];
+    struct stat st;
+    if (snprintf(wal, sizeof wal, "%s-wal", path) >= (int)sizeof wal) return false;
+    if (stat(wal, &st) == 0) return false;
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    unsigned char h[100];
+    bool ok = fread(h, 1, sizeof h, f) == sizeof h && fstat(fileno(f), &st) == 0;
+    fclose(f);
+    if (!ok || memcmp(h, "SQLite format 3", 16) != 0) return false;
+    uint32_t page = (uint32_t)h[16] << 8 | h[17];
+    if (page == 1) page = 65536;
+    uint32_t pages = be32(h + 28);
+    if (page < 512 || (page & (page - 1)) || be32(h + 24) != be32(h + 92) || pages == 0) return false;
+    return (uint64_t)st.st_size == (uint64_t)pages * page;
+}
+
 /* Open path, check it, create or validate the schema. OPEN_UNUSABLE (with
  * `why`) means the file is not a healthy database and may be moved aside;
- * OPEN_FAILED (err set) means leave it alone and give up. */
-static open_result open_checked(const char *path, sqlite3 **out, char *why, size_t why_cap,
+ * OPEN_FAILED (err set) means leave it alone and give up. The whole-file
+ * integrity_check is skipped (*checked false) when the file is as a clean
+ * close left it and its meta row 'clean' says the last Hearth to close it
+ * saw no damage; every open sets 'clean' to 0 until its own clean close. */
+static open_result open_checked(const char *path, sqlite3 **out, char *why, size_t why_cap, bool *checked,
                                 hearth_error *err) {
     sqlite3 *db = NULL;
     char txt[256];
     *out = NULL;
+    *checked = false;
+    bool as_closed = file_as_closed(path);
     int rc =
         sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -284,7 +334,11 @@ static open_result open_checked(const char *path, sqlite3 **out, char *why, size
     const char *step = "reading it";
     /* auto_vacuum only takes effect before the first table exists; it lets
      * clear() hand space back to the file system. */
-    rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
+    /* 64 KiB pages (also only in a new file, and set first: after auto_vacuum
+     * it no longer applies): a 590 KB KV page is a chain of 9 overflow pages
+     * instead of 144, each one read(2) fewer */
+    rc = sqlite3_exec(db, "PRAGMA page_size=65536", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         step = "switching to WAL";
         rc = query_text(db, "PRAGMA journal_mode=WAL", txt, sizeof txt);
@@ -295,7 +349,13 @@ static open_result open_checked(const char *path, sqlite3 **out, char *why, size
          * cut-off last page) that would make every later write fail. With
          * few rows of large blobs it costs little more (~0.15 s per 400 MiB
          * when cached). */
-        rc = query_text(db, "PRAGMA integrity_check", txt, sizeof txt);
+        if (!as_closed || query_text(db, "SELECT value FROM meta WHERE key='clean'", txt, sizeof txt) ||
+            strcmp(txt, "1") != 0) {
+            *checked = true;
+            rc = query_text(db, "PRAGMA integrity_check", txt, sizeof txt);
+        } else {
+            snprintf(txt, sizeof txt, "ok");
+        }
         if (rc == SQLITE_OK && strcmp(txt, "ok") != 0) {
             snprintf(why, why_cap, "integrity_check: %.200s", txt);
             sqlite3_close(db);
@@ -357,7 +417,8 @@ static open_result open_checked(const char *path, sqlite3 **out, char *why, size
         rc = sqlite3_exec(db, SCHEMA_SQL, NULL, NULL, NULL);
         if (rc != SQLITE_OK) goto sql_error;
     }
-    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    step = "marking it open";
+    rc = sqlite3_exec(db, "INSERT OR REPLACE INTO meta VALUES('clean','0'); COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) goto sql_error;
     *out = db;
     return OPEN_OK;
@@ -408,7 +469,8 @@ hearth_cache_store *hearth_cache_store_open(const char *path, uint64_t max_bytes
     sqlite3 *wdb = NULL;
     char why[512] = "", note[1024] = "";
     bool recovered = false;
-    open_result r = open_checked(path, &wdb, why, sizeof why, err);
+    bool checked = false;
+    open_result r = open_checked(path, &wdb, why, sizeof why, &checked, err);
     if (r == OPEN_UNUSABLE) {
         char dest[4096];
         if (move_aside(path, dest, sizeof dest, err) != HEARTH_OK) return NULL;
@@ -417,7 +479,7 @@ hearth_cache_store *hearth_cache_store_open(const char *path, uint64_t max_bytes
                      why, dest) < 0)
             note[0] = '\0';
         recovered = true;
-        r = open_checked(path, &wdb, why, sizeof why, err);
+        r = open_checked(path, &wdb, why, sizeof why, &checked, err);
         if (r == OPEN_UNUSABLE)
             hearth_error_set(err, HEARTH_ERR_IO, "%s: a freshly created cache database is unusable too (%s)",
                              path, why);
@@ -434,6 +496,7 @@ hearth_cache_store *hearth_cache_store_open(const char *path, uint64_t max_bytes
     s->wdb = wdb;
     s->max_bytes = max_bytes ? max_bytes : DEFAULT_MAX_BYTES;
     s->recovered = recovered;
+    s->checked = checked;
     snprintf(s->note, sizeof s->note, "%s", note);
     pthread_mutex_init(&s->read_mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
@@ -450,7 +513,9 @@ hearth_cache_store *hearth_cache_store_open(const char *path, uint64_t max_bytes
     sqlite3 *bad = s->rdb;
     if (rc == SQLITE_OK) {
         what = "preparing statements";
-        rc = prepare(s->rdb, "SELECT data, checksum, nbytes FROM pages WHERE fingerprint=?1 AND hash=?2",
+        rc = prepare(s->rdb,
+                     "SELECT rowid, checksum, nbytes, length(data), typeof(data) FROM pages "
+                     "WHERE fingerprint=?1 AND hash=?2",
                      &s->r_get);
     }
     if (rc == SQLITE_OK)
@@ -708,6 +773,21 @@ static void writer_batch(hearth_cache_store *s, msg *batch) {
     writer_commit(s, &tx);
 }
 
+/* With only last-use updates queued, wait (under mu) up to TOUCH_DELAY_MS
+ * for something that cannot wait: a put, delete or clear, a flush, close.
+ * A touch rewrites its row, which makes SQLite walk the row's whole
+ * overflow chain; a process that has just read a cached prefix is
+ * computing its first token meanwhile, and gets the CPU first. */
+static void writer_hold_touches(hearth_cache_store *s) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)TOUCH_DELAY_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    while (s->q_urgent == 0 && s->flushers == 0 && !s->stop)
+        if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT) break;
+}
+
 static void *writer_main(void *arg) {
     hearth_cache_store *s = arg;
     pthread_mutex_lock(&s->mu);
@@ -715,6 +795,8 @@ static void *writer_main(void *arg) {
         while (!s->head && !s->stop)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (!s->head) break; /* stop requested and nothing left */
+        writer_hold_touches(s);
+        s->q_urgent = 0;
         msg *batch = s->head;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
@@ -742,6 +824,10 @@ static void *writer_main(void *arg) {
         pthread_cond_broadcast(&s->done_cv);
     }
     pthread_mutex_unlock(&s->mu);
+    /* everything is applied: the next open may skip the whole-file check,
+     * unless this connection met damage */
+    if (!atomic_load(&s->broken) && !atomic_load(&s->damaged))
+        sqlite3_exec(s->wdb, "INSERT OR REPLACE INTO meta VALUES('clean','1')", NULL, NULL, NULL);
     return NULL;
 }
 
@@ -760,6 +846,7 @@ static bool enqueue(hearth_cache_store *s, msg *m, uint64_t *seq_out) {
         } else if (m->kind != MSG_CLEAR) {
             s->q_control++;
         }
+        if (m->kind != MSG_TOUCH) s->q_urgent++;
         int64_t t = (int64_t)(hearth_wall_seconds() * 1e6); /* wall-clock microseconds */
         s->clock_us = t > s->clock_us ? t : s->clock_us + 1;
         m->stamp = s->clock_us;
@@ -803,9 +890,51 @@ void hearth_cache_store_put(hearth_cache_store *s, const char *fingerprint, uint
     atomic_fetch_add(&s->dropped, 1);
 }
 
+/* Read the blob of `rowid` into the spans, hashing each piece as it lands
+ * (while it is in cache), and check it against sum. SQLITE_OK with *ok. */
+static int read_spans(hearth_cache_store *s, int64_t rowid, const char *fingerprint, uint64_t hash,
+                      const hearth_store_span *spans, int n_spans, size_t n, int64_t sum, bool *ok) {
+    sqlite3_blob *b = NULL;
+    int rc = sqlite3_blob_open(s->rdb, "main", "pages", "data", rowid, 0, &b);
+    hearth_hash_wide h;
+    hearth_hash64_wide_begin(&h, checksum_seed(fingerprint, hash));
+    size_t off = 0;
+    for (int i = 0; i < n_spans && rc == SQLITE_OK; i++) {
+        rc = sqlite3_blob_read(b, spans[i].data, (int)spans[i].n, (int)off);
+        if (rc == SQLITE_OK) hearth_hash64_wide_update(&h, spans[i].data, spans[i].n);
+        off += spans[i].n;
+    }
+    *ok = rc == SQLITE_OK && (int64_t)hearth_hash64_wide_end(&h) == sum;
+    if (rc == SQLITE_OK && !*ok) {
+        /* a row written before the wide checksum: check it the old way */
+        unsigned char *all = malloc(n);
+        rc = all ? sqlite3_blob_read(b, all, (int)n, 0) : SQLITE_NOMEM;
+        if (rc == SQLITE_OK && row_checksum_ok(fingerprint, hash, all, n, sum)) {
+            *ok = true;
+            off = 0;
+            for (int i = 0; i < n_spans; off += spans[i].n, i++)
+                memcpy(spans[i].data, all + off, spans[i].n);
+        }
+        free(all);
+    }
+    sqlite3_blob_close(b);
+    return rc;
+}
+
 bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint64_t hash, void *buf,
                             size_t n) {
-    if (!s || !fingerprint || !buf || n == 0) return false;
+    hearth_store_span one = {buf, n};
+    return hearth_cache_store_get_spans(s, fingerprint, hash, &one, 1);
+}
+
+bool hearth_cache_store_get_spans(hearth_cache_store *s, const char *fingerprint, uint64_t hash,
+                                  const hearth_store_span *spans, int n_spans) {
+    size_t n = 0;
+    for (int i = 0; spans && i < n_spans; i++) {
+        if (!spans[i].data || !spans[i].n) return false;
+        n += spans[i].n;
+    }
+    if (!s || !fingerprint || !spans || n_spans <= 0 || n == 0) return false;
     if (atomic_load(&s->broken)) {
         atomic_fetch_add(&s->misses, 1);
         return false;
@@ -818,16 +947,25 @@ bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint
     sqlite3_bind_int64(st, 2, (int64_t)hash);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        const void *blob = sqlite3_column_blob(st, 0);
-        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        /* The bytes go straight from the database pages into the spans
+         * (incremental blob I/O), not through a malloc'd copy of the whole
+         * row; the step above keeps the read transaction open, so the row
+         * cannot change between the query and the read. */
+        int64_t rowid = sqlite3_column_int64(st, 0);
         stored_sum = sqlite3_column_int64(st, 1);
         int64_t nbytes = sqlite3_column_int64(st, 2);
-        if (blob && len == n && nbytes >= 0 && (uint64_t)nbytes == n &&
-            row_checksum(fingerprint, hash, blob, n) == stored_sum) {
-            memcpy(buf, blob, n);
-            hit = true;
-        } else {
-            bad = true;
+        int64_t len = sqlite3_column_int64(st, 3);
+        const unsigned char *type = sqlite3_column_text(st, 4);
+        bad = true;
+        if (type && !strcmp((const char *)type, "blob") && len >= 0 && (uint64_t)len == n && nbytes >= 0 &&
+            (uint64_t)nbytes == n && n <= INT_MAX) {
+            rc = read_spans(s, rowid, fingerprint, hash, spans, n_spans, n, stored_sum, &hit);
+            if (rc == SQLITE_OK)
+                bad = !hit;
+            else if (rc_is_corruption(rc))
+                any = true; /* the row cannot even be read */
+            else
+                bad = hit = false; /* busy, no memory: a miss, the row may be fine */
         }
     } else if (rc != SQLITE_DONE && rc_is_corruption(rc)) {
         bad = any = true; /* the row cannot even be read */
@@ -845,6 +983,7 @@ bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint
     atomic_fetch_add(&s->misses, 1);
     if (bad) {
         atomic_fetch_add(&s->bad_rows, 1);
+        atomic_store(&s->damaged, true);
         msg *m = msg_new(MSG_DELETE, fingerprint, hash, NULL, 0);
         if (m) {
             m->checksum = stored_sum;
@@ -859,8 +998,11 @@ void hearth_cache_store_flush(hearth_cache_store *s) {
     if (!s) return;
     pthread_mutex_lock(&s->mu);
     uint64_t target = s->next_seq;
+    s->flushers++; /* held touches go now */
+    pthread_cond_signal(&s->work_cv);
     while (s->done_seq < target)
         pthread_cond_wait(&s->done_cv, &s->mu);
+    s->flushers--;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -892,6 +1034,7 @@ void hearth_cache_store_stats_get(hearth_cache_store *s, hearth_cache_store_stat
     out->evicted = atomic_load(&s->evicted);
     out->write_errors = atomic_load(&s->write_errors);
     out->recovered = s->recovered;
+    out->checked = s->checked;
     pthread_mutex_lock(&s->read_mu);
     if (sqlite3_step(s->r_count) == SQLITE_ROW) {
         out->rows = (uint64_t)sqlite3_column_int64(s->r_count, 0);

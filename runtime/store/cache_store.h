@@ -44,6 +44,7 @@ typedef struct hearth_cache_store_stats {
     uint64_t evicted;            /* rows evicted to stay under max_bytes */
     uint64_t write_errors;       /* queued writes lost to a failed transaction (disk full, lock held too long) */
     uint64_t recovered;          /* 1 when open found an unusable file and moved it aside */
+    uint64_t checked;            /* 1 when open ran PRAGMA integrity_check (the file was not known clean) */
 } hearth_cache_store_stats;
 
 /* Default database path: $XDG_CACHE_HOME/hearth/prefix-cache.sqlite (or
@@ -53,7 +54,11 @@ char *hearth_cache_store_default_path(char *buf, size_t cap);
 /* Open or create; parent directories are created (mode 0700). max_bytes 0 =
  * 2 GiB; the cap is enforced after writes (opening never deletes rows).
  * Runs PRAGMA integrity_check, which reads the whole file (~0.15 s per
- * 400 MiB when cached). A file that is not a database or fails the check is
+ * 400 MiB when cached), unless the file is as a clean close by Hearth left
+ * it: no WAL beside it, its header's size equal to the file's, and the last
+ * store to close it met no damage (stats.checked says which); damage inside
+ * a file that skipped the check still never returns wrong bytes (row
+ * checksums) and makes the next open check. A file that is not a database or fails the check is
  * renamed to PATH.corrupt-<unix time> (with its -wal/-shm) and a fresh one
  * created (see _note and stats.recovered). An SQLite database that is not a
  * Hearth cache, or one with a newer schema version, is refused and left
@@ -71,8 +76,20 @@ void hearth_cache_store_put(hearth_cache_store *s, const char *fingerprint, uint
  * last-use time refreshed in the background). A row under this key with
  * another size or a bad checksum is never copied out: it is counted in
  * bad_rows and deleted (the fingerprint fixes the page size, so such a row
- * is damaged). buf is untouched on false. Puts still queued are not seen. */
+ * is damaged). On false buf may hold partial or damaged bytes: use it only
+ * after true. Puts still queued are not seen. */
 bool hearth_cache_store_get(hearth_cache_store *s, const char *fingerprint, uint64_t hash, void *buf, size_t n);
+/* One piece of the destination of a get: the row's bytes fill the spans in
+ * order (a KV page read straight into each layer's K and V pool). */
+typedef struct hearth_store_span {
+    void *data;
+    size_t n;
+} hearth_store_span;
+/* hearth_cache_store_get into n_spans pieces whose sizes add up to the row's;
+ * the same checks, the same contract (on false the spans may hold partial
+ * bytes). */
+bool hearth_cache_store_get_spans(hearth_cache_store *s, const char *fingerprint, uint64_t hash,
+                                  const hearth_store_span *spans, int n_spans);
 /* Wait until everything queued before the call (puts, and the deletes and
  * last-use updates from get) is committed or has failed (tests, shutdown). */
 void hearth_cache_store_flush(hearth_cache_store *s);
