@@ -53,8 +53,26 @@ typedef struct hearth_rope_params {
     float freq_base;
     float freq_scale;          /* linear scaling: 1 / factor */
     const float *freq_factors; /* per-pair divisors (n_rot/2), e.g. Llama-3 rope_freqs; NULL = none */
-    float attn_factor;         /* YaRN magnitude scaling; 1 otherwise */
+    float attn_factor;         /* magnitude of cos/sin: YaRN's mscale, LongRoPE's factor; 1 otherwise */
+    /* YaRN (ext_factor > 0): pair i turns by the extrapolated angle below
+     * yarn_lo, the interpolated one (x freq_scale) above yarn_hi, a linear
+     * blend between (ggml's rope_yarn; attn_factor already holds mscale). */
+    float ext_factor;
+    float yarn_lo, yarn_hi;
+    /* Llama-4 / Ministral 3 attention temperature, queries only (0: off):
+     * every pair of position pos is scaled by
+     * 1 + temp_scale * log(1 + floor(pos / temp_floor)). */
+    float temp_scale;
+    int temp_floor;
 } hearth_rope_params;
+
+/* The cos/sin of every pair (n_rot / 2 of each) of position pos, as all
+ * backends rotate them (backends/rope.c). */
+void hearth_rope_cos_sin(const hearth_rope_params *p, int32_t pos, float *cs, float *sn);
+/* YaRN's correction range [lo, hi] in pairs for beta_fast / beta_slow
+ * (ggml_rope_yarn_corr_dims). */
+void hearth_rope_yarn_dims(int n_rot, int n_ctx_orig, float freq_base, float beta_fast, float beta_slow,
+                           float *lo, float *hi);
 
 /* Where the keys visible to each token of a ubatch live in the paged KV pool.
  * Token i sees kv_len[i] keys: positions 0..kv_len[i]-1 of its sequence,

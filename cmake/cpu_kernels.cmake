@@ -51,7 +51,7 @@ endfunction()
 # with tests/cli/neon_greedy.c, a greedy decoder. Used to cross-build for
 # arm64 and run under qemu (tests/cli/test_neon_qemu.sh).
 function(hearth_build_kernels_only)
-  # the row quantizers dtype.c's traits table points at (core/quant_iq2.c ...)
+  # the row quantizers dtype.c's traits table points at (core/quant_iq2.c, quant_iq3.c, ...)
   file(GLOB quant_src CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/core/quant_*.c)
   add_library(hearth_kernels STATIC
     ${quant_src}

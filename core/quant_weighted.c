@@ -11,6 +11,8 @@
  */
 #include "quant_weighted.h"
 
+#include "quant_iq3.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -541,6 +543,126 @@ static void q6_K_w(const float *x, block_q6_K *y, int64_t n, const float *qw) {
     }
 }
 
+/* IQ4: ggml's best_index_int8 over the ascending non-linear table (ties to
+ * the upper level). */
+static int iq4_index(float v) {
+    const int8_t *t = hearth_iq4nl_values;
+    if (v <= t[0]) return 0;
+    if (v >= t[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (v < t[mid])
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return v - t[hi - 1] < t[hi] - v ? hi - 1 : hi;
+}
+
+/* Weighted least squares of one group of 32 at inverse scale id. */
+static void iq4_fit_w(const float *xb, const float *w, float id, uint8_t *Lb, float *sumqx, float *sumq2) {
+    float sx = 0, s2 = 0;
+    for (int j = 0; j < 32; ++j) {
+        const int l = iq4_index(id * xb[j]);
+        if (Lb) Lb[j] = (uint8_t)l;
+        const float q = hearth_iq4nl_values[l];
+        sx += w[j] * q * xb[j];
+        s2 += w[j] * q * q;
+    }
+    *sumqx = sx;
+    *sumq2 = s2;
+}
+
+/* ggml quantize_row_iq4_nl_impl's group search (ntry 7) with weights
+ * qw * sqrt(sigma2 + x^2): the scale of least weighted error. */
+static float iq4_group_w(const float *xb, const float *qw, float sigma2, uint8_t *Lb) {
+    float weight[32], amax = 0, max = 0;
+    for (int j = 0; j < 32; ++j)
+        weight[j] = qw[j] * sqrtf(sigma2 + xb[j] * xb[j]);
+    for (int j = 0; j < 32; ++j) {
+        const float ax = fabsf(xb[j]);
+        if (ax > amax) {
+            amax = ax;
+            max = xb[j];
+        }
+    }
+    if (amax < EPS) return 0.f;
+    const float v0 = hearth_iq4nl_values[0];
+    float d = -max / v0, sumqx, sumq2;
+    iq4_fit_w(xb, weight, 1 / d, Lb, &sumqx, &sumq2);
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -7; itry <= 7; ++itry) {
+        iq4_fit_w(xb, weight, (itry + v0) / max, NULL, &sumqx, &sumq2);
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+static float sb_sigma2(const float *x, int n) {
+    float s = 0;
+    for (int j = 0; j < n; ++j)
+        s += x[j] * x[j];
+    return s * (2.f / n);
+}
+
+static void iq4_pack_w(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < 16; ++j)
+        qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+}
+
+/* IQ4_NL: each 32-block is its own super-block (sigma2 over the 32). */
+static void iq4_nl_w(const float *x, block_iq4_nl *y, int64_t n, const float *qw) {
+    uint8_t L[QK4_NL];
+    for (int64_t ib = 0; ib < n / QK4_NL; ++ib, x += QK4_NL) {
+        const float d = iq4_group_w(x, qw + QK4_NL * ib, sb_sigma2(x, QK4_NL), L);
+        y[ib].d = to16(d);
+        const float id = d ? 1 / d : 0;
+        for (int j = 0; j < QK4_NL; ++j)
+            L[j] = (uint8_t)iq4_index(id * x[j]);
+        iq4_pack_w(L, y[ib].qs);
+    }
+}
+
+/* IQ4_XS: eight group scales, a super-scale -max/32 and 6-bit multiples. */
+static void iq4_xs_w(const float *x, block_iq4_xs *y, int64_t n, const float *qw) {
+    uint8_t L[32];
+    float scales[QK_K / 32];
+    for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
+        const float sigma2 = sb_sigma2(x, QK_K);
+        float max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < QK_K / 32; ++ib) {
+            scales[ib] = iq4_group_w(x + 32 * ib, qw + QK_K * i + 32 * ib, sigma2, L);
+            const float a = fabsf(scales[ib]);
+            if (a > amax_scale) {
+                amax_scale = a;
+                max_scale = scales[ib];
+            }
+        }
+        const float d = -max_scale / 32;
+        y[i].d = to16(d);
+        y[i].scales_h = 0;
+        memset(y[i].scales_l, 0, sizeof y[i].scales_l);
+        const float id = d ? 1 / d : 0.f;
+        for (int ib = 0; ib < QK_K / 32; ++ib) {
+            int l = nint(id * scales[ib]);
+            l = WMAX(-32, WMIN(31, l));
+            const float dl = d * l;
+            const float idl = dl ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; ++j)
+                L[j] = (uint8_t)iq4_index(idl * x[32 * ib + j]);
+            iq4_pack_w(L, y[i].qs + 16 * ib);
+            l += 32;
+            y[i].scales_l[ib / 2] |= (uint8_t)((l & 0xF) << (4 * (ib % 2)));
+            y[i].scales_h |= (uint16_t)((l >> 4) << (2 * ib));
+        }
+    }
+}
+
 int hearth_quant_weighted_kind(hearth_dtype t) {
     switch (t) {
     case HEARTH_Q4_0:
@@ -552,6 +674,10 @@ int hearth_quant_weighted_kind(hearth_dtype t) {
     case HEARTH_Q4_K:
     case HEARTH_Q5_K:
     case HEARTH_Q6_K:
+    case HEARTH_IQ4_NL:
+    case HEARTH_IQ4_XS:
+    case HEARTH_IQ3_XXS:
+    case HEARTH_IQ3_S:
     case HEARTH_IQ2_XXS: /* core/quant_iq2.c */
     case HEARTH_IQ2_XS:
     case HEARTH_IQ2_S:
@@ -581,6 +707,10 @@ bool hearth_quantize_row_weighted(hearth_dtype t, const float *x, void *dst, int
     case HEARTH_Q4_K: q4_K_w(x, dst, n, qw); break;
     case HEARTH_Q5_K: q5_K_w(x, dst, n, qw); break;
     case HEARTH_Q6_K: q6_K_w(x, dst, n, qw); break;
+    case HEARTH_IQ4_NL: iq4_nl_w(x, dst, n, qw); break;
+    case HEARTH_IQ4_XS: iq4_xs_w(x, dst, n, qw); break;
+    case HEARTH_IQ3_XXS: return hearth_iq3_xxs_quantize(x, dst, n, qw);
+    case HEARTH_IQ3_S: return hearth_iq3_s_quantize(x, dst, n, qw);
     case HEARTH_IQ2_XXS:
     case HEARTH_IQ2_XS:
     case HEARTH_IQ2_S:

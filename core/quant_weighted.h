@@ -4,11 +4,13 @@
  * the activations that multiply that column, from `hearth imatrix`).
  *
  * These are llama.cpp's quant_weights searches (quantize_row_*_impl in
- * ggml-quants.c, dc02e1f) for Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K
- * and Q6_K: the same float expressions in the same order, so a row gives
+ * ggml-quants.c, dc02e1f) for Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
+ * Q6_K, IQ4_NL and IQ4_XS (IQ3_XXS and IQ3_S: quant_iq3.h, dispatched from
+ * here): the same float expressions in the same order, so a row gives
  * the same bytes as `llama-quantize --imatrix`. The block formats do not
  * change; only the choice of scales and levels does.
- * Pure functions: no state, no allocation, thread-safe.
+ * Pure functions: no state, no allocation, thread-safe (the IQ3 tables are
+ * built once, see quant_iq3.h).
  */
 #ifndef HEARTH_QUANT_WEIGHTED_H
 #define HEARTH_QUANT_WEIGHTED_H
@@ -18,10 +20,9 @@
 
 #include "core/dtype.h"
 
-/* How type t uses an importance vector: 1 = weighted search here (IQ2_XXS,
- * IQ2_XS, IQ2_S, IQ1_S, IQ1_M: in core/quant_iq2.c), 0 = the type ignores it
- * (F32, F16, BF16, Q8_0, as llama.cpp), -1 = not supported here (the other
- * IQ types: their weighted searches are not implemented). */
+/* How type t uses an importance vector: 1 = weighted search here (IQ2/IQ1 in
+ * core/quant_iq2.c, IQ3 in core/quant_iq3.c), 0 = the type ignores it (F32,
+ * F16, BF16, Q8_0, as llama.cpp), -1 = not supported. */
 int hearth_quant_weighted_kind(hearth_dtype t);
 
 /* Quantize one row of n floats (n a multiple of t's block) into dst with

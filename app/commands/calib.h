@@ -24,9 +24,28 @@
 bool calib_tokens(const hearth_model *m, const char *path, int n_ctx, int max_chunks, hearth_tokens *out,
                   int *n_chunk, hearth_error *err);
 
-/* Run the n_chunk chunks with the tap set. progress: a "\r" status line on
- * stderr with `label`. Returns false with err on a forward failure. */
+/* Perplexity alongside (llama-imatrix's): per chunk the tokens of its
+ * second half are scored, as `hearth perplexity` does. */
+typedef struct calib_ppl {
+    double nll, nll2;  /* sums of -log p and its square */
+    long count;        /* scored tokens */
+    double *chunk_ppl; /* [n_chunk] exp(mean nll) over chunks 1..k, caller-sized */
+    bool print;        /* "[k]ppl," per chunk on stdout */
+} calib_ppl;
+
+/* -log softmax(logits)[tok], as llama.cpp computes it (float max, double sum). */
+double calib_nll(const float *logits, int n_vocab, int32_t tok);
+
+/* Run the n_chunk chunks with the tap set. The tap sees the rows of the
+ * ubatches of at most 512 tokens the chunk is cut into, except those of a
+ * ubatch under min_rows tokens (llama-imatrix skips those: 16); with ppl,
+ * an ubatch is run in smaller pieces where logits are needed, and the tap
+ * still decides by the whole ubatch's size. moe_fn (may be NULL) gets the
+ * expert matmuls' inputs of every ubatch (llama-imatrix collects those at
+ * any size), with the same user. progress: a "\r" status line
+ * on stderr with `label`. Returns false with err on a forward failure. */
 bool calib_run(hearth_model *m, hearth_backend *be, const hearth_tokens *toks, int n_ctx, int n_chunk,
-               hearth_forward_tap_fn fn, void *user, bool progress, const char *label, hearth_error *err);
+               hearth_forward_tap_fn fn, hearth_moe_tap_fn moe_fn, void *user, int min_rows, calib_ppl *ppl,
+               bool progress, const char *label, hearth_error *err);
 
 #endif

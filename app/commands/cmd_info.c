@@ -198,6 +198,11 @@ static void info_print_json(const info_opts *o, const info_report *r) {
         cJSON_AddNumberToObject(h, "head_dim", hp->head_dim);
         cJSON_AddNumberToObject(h, "n_ff", hp->n_ff);
         cJSON_AddNumberToObject(h, "rope_freq_base", hp->rope_freq_base);
+        cJSON_AddStringToObject(h, "rope_scaling",
+                                hp->rope_ext_factor != 0.0f   ? "yarn"
+                                : hp->rope_freq_scale != 1.0f ? "linear"
+                                                              : "none");
+        cJSON_AddNumberToObject(h, "rope_scaling_factor", 1.0 / hp->rope_freq_scale);
         cJSON_AddNumberToObject(h, "rms_eps", hp->rms_eps);
         if (hp->n_expert > 0) { /* mixture of experts */
             cJSON_AddNumberToObject(h, "n_expert", hp->n_expert);
@@ -269,7 +274,11 @@ static void info_print_hparams(const info_report *r) {
                hp->n_expert_used, hp->n_expert_used, hp->expert_norm ? ", renormalised" : "", hp->n_ff_exp,
                hp->n_ff_shexp > 0 ? ", a gated shared expert" : "");
     const hearth_arch_info *ai = hearth_arch_get(r->arch);
-    if (!ai->encoder || ai->rotary)
+    if ((!ai->encoder || ai->rotary) && hp->rope_ext_factor != 0.0f)
+        printf("rope:          base %g, %d dims, YaRN x%g over %d tokens (pairs %g-%g blended)%s\n",
+               hp->rope_freq_base, hp->n_rot, 1.0 / hp->rope_freq_scale, hp->n_ctx_orig, hp->rope_yarn_lo,
+               hp->rope_yarn_hi, hp->attn_temp_scale != 0.0f ? ", attention temperature" : "");
+    else if (!ai->encoder || ai->rotary)
         printf("rope:          base %g, %d dims%s\n", hp->rope_freq_base, hp->n_rot,
                hp->rope_freq_scale != 1.0f ? ", linear scaling" : "");
     if (ai->encoder)

@@ -163,7 +163,20 @@ static const model_shape k_shapes[] = {
      false, 512},
     {"mistral3-test", "mistral3", 128, 2, 4, 2, 32, 256, 1000, 4096, 1000000.0f, 1e-5f, false, false, false,
      VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
+    {"ministral3-test", "mistral3", 128, 2, 4, 2, 32, 256, 1000, 256, 1000000.0f, 1e-5f, false, true, false,
+     VOCAB_BPE_TINY, "default", -1, ENC_NONE, 0, false, FAM_LLAMA, 0, 0, 0.0f, 0.0f, 0, 0.0f, 0.0f, 0, 0, 0, false, 0},
 };
+
+/* YaRN and the attention temperature of Ministral 3 files (factor 16 over
+ * an original 16384, temperature 0.1 in the real ones): the look-alike keeps
+ * the factor with an original context of 16 so short prompts cross it, and
+ * a temperature of 0.5 that random weights feel. */
+static const struct {
+    const char *shape;
+    float factor;
+    uint32_t orig;
+    float log_mul, temp_scale;
+} k_yarn_shapes[] = {{"ministral3-test", 16.0f, 16, 1.0f, 0.5f}};
 // clang-format on
 #define N_SHAPES (sizeof k_shapes / sizeof k_shapes[0])
 
@@ -1037,7 +1050,8 @@ static int mkmodel_parse_flags(int argc, char **argv, mk_opts *o) {
         "phi3-test (LongRoPE factors), granite-test, olmo2-test.\n"
         "Mixture of experts: qwen3-30b-a3b (128 experts, 8 active), qwen3moe-tiny (dim 512, 8 experts,\n"
         "2 active), mixtral-tiny (llama with 8 experts, 2 active), qwen2moe-tiny (a gated shared\n"
-        "expert); mistral3-test (Ministral 3 naming).");
+        "expert); mistral3-test (Ministral 3 naming), ministral3-test (with Ministral 3's YaRN and\n"
+        "attention temperature).");
     const arg_opt opts[] = {
         {NULL, "--shape", ARG_STR, &shape_name, "NAME", shape_help},
         {NULL, "--type", ARG_STR, &type_name, "TYPE", type_help},
@@ -1173,6 +1187,19 @@ static bool mkmodel_write_metadata(hearth_gguf_writer *w, const mk_opts *o, hear
             st = hearth_gguf_writer_set_str(w, key, "linear", err);
         }
         ARCH_F32("rope.scaling.factor", s->rope_linear);
+    }
+    for (size_t i = 0; i < sizeof k_yarn_shapes / sizeof k_yarn_shapes[0]; i++) {
+        if (strcmp(s->name, k_yarn_shapes[i].shape)) continue;
+        if (!st) {
+            snprintf(key, sizeof key, "%s.rope.scaling.type", s->arch);
+            st = hearth_gguf_writer_set_str(w, key, "yarn", err);
+        }
+        ARCH_F32("rope.scaling.factor", k_yarn_shapes[i].factor);
+        ARCH_U32("rope.scaling.original_context_length", k_yarn_shapes[i].orig);
+        ARCH_F32("rope.scaling.yarn_beta_fast", 32.0f);
+        ARCH_F32("rope.scaling.yarn_beta_slow", 1.0f);
+        ARCH_F32("rope.scaling.yarn_log_multiplier", k_yarn_shapes[i].log_mul);
+        ARCH_F32("attention.temperature_scale", k_yarn_shapes[i].temp_scale);
     }
     if (s->fam == FAM_GRANITE) {
         ARCH_F32("embedding_scale", 12.0f);

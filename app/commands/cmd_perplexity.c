@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "app/cli/common.h"
+#include "app/commands/calib.h"
 #include "app/commands/ppl_kld.h"
 #include "core/os.h"
 #include "runtime/kv/kv_cache.h"
@@ -117,17 +118,6 @@ static int ppl_parse(int argc, char **argv, ppl_opts *o) {
     return -1;
 }
 
-/* -log softmax(logits)[tok], as llama.cpp computes it (float max, double sum). */
-static double nll_of(const float *logits, int n_vocab, int32_t tok) {
-    float mx = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++)
-        sum += expf(logits[i] - mx);
-    return -(logits[tok] - mx - log(sum));
-}
-
 typedef struct ppl_state {
     double nll, nll2;
     long count;
@@ -161,7 +151,7 @@ static bool ppl_chunk(hearth_forward *fw, hearth_kv_cache *kv, const hearth_mode
             for (int i = 0; i < n; i++) {
                 int j = p + i;
                 if (j > n_ctx - 2) break;
-                double v = nll_of(logits + (size_t)i * n_vocab, n_vocab, tok[j + 1]);
+                double v = calib_nll(logits + (size_t)i * n_vocab, n_vocab, tok[j + 1]);
                 char e[1200];
                 if (kld && !ppl_kld_position(kld, logits + (size_t)i * n_vocab, tok[j + 1], e, sizeof e)) {
                     hearth_error_set(err, HEARTH_ERR_IO, "%s", e);

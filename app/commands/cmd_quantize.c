@@ -43,10 +43,12 @@ typedef struct q_opts {
     bool has_out_type, has_embd_type;
     hearth_dtype out_type, embd_type;
     int threads;
-    const char *imatrix_path; /* --imatrix FILE */
-    hearth_imatrix *imatrix;  /* loaded, checked against the model */
-    q_awq_opts awq_o;         /* --awq CALIB (awq_o.calib), --awq-* */
-    q_awq *awq;               /* folded tensors after the search */
+    const char *imatrix_path;    /* --imatrix FILE */
+    hearth_imatrix *imatrix;     /* loaded, checked against the model */
+    q_awq_opts awq_o;            /* --awq CALIB (awq_o.calib), --awq-* */
+    q_awq *awq;                  /* calibration statistics; searches layer by layer */
+    const struct q_tensor *plan; /* the planned types, for the AWQ search */
+    uint64_t n_plan;
 } q_opts;
 
 /* One tensor of the output, in llama.cpp's order. */
@@ -62,7 +64,10 @@ static const char k_help[] =
     "\n"
     "Rewrite a model with its weight matrices in TYPE, as llama.cpp's llama-quantize does\n"
     "(same mixtures, per-tensor rules and bytes). TYPE is case-insensitive, one of:\n"
-    "  %s (Q3_K, Q4_K, Q5_K mean the _M mixtures)\n"
+    "  %s\n"
+    "  (Q3_K, Q4_K, Q5_K mean the _M mixtures). IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M,\n"
+    "  IQ3_XXS and IQ3_XS need --imatrix for their IQ3_XXS/IQ2/IQ1 tensors (as llama-quantize);\n"
+    "  a mixture that picks a tensor type this build cannot write says so before writing.\n"
     "\n"
     "options:\n"
     "  --pure                     every matrix gets TYPE's base type (no mixture rules)\n"
@@ -79,6 +84,9 @@ static const char k_help[] =
     "  --awq-chunks N             use at most N calibration chunks (default: all)\n"
     "  --awq-alpha A              no search: this alpha (0..1) for every scale\n"
     "  --awq-rows N               calibration rows per matmul input the search uses (default 128)\n"
+    "  --awq-no-clip              --awq without its clipping search (scales only)\n"
+    "  --awq-no-round             --awq without the rounding refinement of Q4_0/Q5_0 blocks (within\n"
+    "                             blocks, then over whole rows on the full input moments)\n"
     "  -t, --threads N            quantizer threads (default: all cores)\n"
     "  --quiet                    no progress bar\n"
     "  --json                     print the summary as one JSON object on stdout\n"
@@ -117,6 +125,10 @@ static int q_parse(int argc, char **argv, q_opts *o) {
             o->quiet = true;
         else if (!strcmp(a, "--json"))
             o->json = true;
+        else if (!strcmp(a, "--awq-no-clip"))
+            o->awq_o.no_clip = true;
+        else if (!strcmp(a, "--awq-no-round"))
+            o->awq_o.no_round = true;
         else if (!strcmp(a, "--awq") || !strcmp(a, "--awq-ctx") || !strcmp(a, "--awq-chunks") ||
                  !strcmp(a, "--awq-alpha") || !strcmp(a, "--awq-rows")) {
             if (!has_val) return q_usage("missing value after an --awq flag");
@@ -171,16 +183,6 @@ static int q_parse(int argc, char **argv, q_opts *o) {
     if (o->awq_o.calib && o->imatrix_path)
         return q_usage("--awq and --imatrix do not combine (the imatrix describes the unscaled inputs)");
     o->in = pos[0], o->out = pos[1];
-    hearth_dtype rd;
-    if (!hearth_ftype_from_name(pos[2], &o->ftype) && hearth_dtype_from_name(pos[2], &rd) &&
-        !hearth_dtype_info(rd)->from_float) {
-        /* IQ2/IQ3/IQ1: Hearth reads and runs them but has no quantizer */
-        snprintf(msg, sizeof msg,
-                 "Hearth runs %s files but cannot write them (they need an importance matrix): make them "
-                 "with llama.cpp's llama-imatrix and llama-quantize --imatrix; Hearth writes: %s",
-                 hearth_dtype_name(rd), hearth_ftype_list());
-        return q_usage(msg);
-    }
     if (!hearth_ftype_from_name(pos[2], &o->ftype)) {
         snprintf(msg, sizeof msg, "unknown type '%s'; known types: %s", pos[2], hearth_ftype_list());
         return q_usage(msg);
@@ -218,7 +220,32 @@ static void model_info(const hearth_gguf *g, hearth_quant_model *m) {
     snprintf(key, sizeof key, "%s.attention.head_count_kv", a);
     if (!hearth_gguf_get_u32(g, key, &kv)) kv = heads;
     m->n_gqa = heads && kv ? (int)(heads / kv) : 1;
+    snprintf(key, sizeof key, "%s.expert_count", a);
+    m->n_expert = hearth_gguf_get_u32(g, key, &v) ? (int)v : 0;
     m->has_output = hearth_gguf_find_tensor(g, "output.weight") != NULL;
+}
+
+/* llama.cpp's "this quantization requires an importance matrix" check, and
+ * a type the mixture picks that Hearth has no quantizer for (IQ2/IQ1). */
+static bool q_type_writable(const q_opts *o, const char *name, hearth_dtype ty, hearth_error *err) {
+    const char *ft = hearth_ftype_name(o->ftype), *tn = hearth_dtype_name(ty);
+    if (!o->imatrix && hearth_quant_requires_imatrix(o->ftype, name, ty)) {
+        hearth_error_set(err, HEARTH_ERR_INVALID,
+                         "%s requires an importance matrix (%s would be %s, which llama.cpp only writes with "
+                         "one): make one with `hearth imatrix -m %s -f CALIB.txt -o imatrix.gguf` and pass "
+                         "--imatrix imatrix.gguf",
+                         ft, name, tn, o->in);
+        return false;
+    }
+    if (!hearth_dtype_info(ty)->from_float) {
+        hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "no quantizer for %s yet (%s picks it for %s): Hearth runs %s files but cannot write "
+            "them; make them with llama.cpp's llama-quantize, or choose another type",
+            tn, ft, name, tn);
+        return false;
+    }
+    return true;
 }
 
 /* Plan every tensor's type; fails on an already-quantized input without
@@ -252,39 +279,37 @@ static bool q_plan(const hearth_gguf *g, const q_opts *o, q_tensor *ts, uint64_t
         if (o->has_out_type && !strcmp(t->name, "output.weight"))
             ty = hearth_quant_fallback(o->out_type, ne0);
         t->type = ty;
+        if (!q_type_writable(o, t->name, ty, err)) return false;
         if (o->imatrix && !q_imatrix_type_ok(o->imatrix, t->name, ty, err)) return false;
     }
     return true;
 }
 
-typedef struct q_types {
-    const q_tensor *ts;
-    uint64_t n;
-} q_types;
-
 static hearth_dtype planned_type(void *user, const char *name) {
-    const q_types *qt = user;
-    for (uint64_t i = 0; i < qt->n; i++)
-        if (!strcmp(qt->ts[i].name, name)) return qt->ts[i].type;
+    const q_opts *o = user;
+    for (uint64_t i = 0; i < o->n_plan; i++)
+        if (!strcmp(o->plan[i].name, name)) return o->plan[i].type;
     return HEARTH_F32;
 }
 
-/* --awq: calibrate with the input model, search and fold (before any output). */
+/* --awq: calibrate with the input model (before any output); the layers are
+ * searched and folded as the writer reaches them (q_awq_get). */
 static bool q_awq_step(q_opts *o, const hearth_gguf *g, const q_tensor *ts, uint64_t n, hearth_error *err) {
     if (!o->awq_o.calib) return true;
-    q_types qt = {ts, n};
+    o->plan = ts;
+    o->n_plan = n;
     o->awq_o.model_path = o->in;
     o->awq_o.threads = o->threads;
     o->awq_o.progress = !o->quiet && isatty(2) == 1;
-    o->awq = q_awq_run(&o->awq_o, g, planned_type, &qt, err);
+    o->awq = q_awq_run(&o->awq_o, g, planned_type, o, err);
     return o->awq != NULL;
 }
 
 typedef struct q_job {
-    const float *x, *qw; /* qw: importance per column, or NULL */
+    const float *x, *qw; /* qw: importance per column (per matrix of rows_per_mat rows), or NULL */
     uint8_t *out;
     hearth_dtype type;
-    int64_t ne0, rows;
+    int64_t ne0, rows, rows_per_mat;
     int ith, nth;
     bool ok;
 } q_job;
@@ -294,13 +319,13 @@ static void *q_rows(void *arg) {
     size_t rb = hearth_dtype_row_size(j->type, j->ne0);
     j->ok = true;
     for (int64_t r = j->rows * j->ith / j->nth; r < j->rows * (j->ith + 1) / j->nth && j->ok; r++)
-        j->ok =
-            hearth_quantize_row_weighted(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0, j->qw);
+        j->ok = hearth_quantize_row_weighted(j->type, j->x + r * j->ne0, j->out + (size_t)r * rb, j->ne0,
+                                             j->qw ? j->qw + (r / j->rows_per_mat) * j->ne0 : NULL);
     return NULL;
 }
 
 static bool quantize_parallel(const float *x, const float *qw, uint8_t *out, hearth_dtype type, int64_t ne0,
-                              int64_t rows, int nth) {
+                              int64_t rows, int64_t rows_per_mat, int nth) {
     if (nth > rows) nth = (int)rows;
     if (nth > 64) nth = 64;
     if (nth < 1) nth = 1;
@@ -308,7 +333,7 @@ static bool quantize_parallel(const float *x, const float *qw, uint8_t *out, hea
     pthread_t th[64];
     bool started[64] = {false};
     for (int i = 0; i < nth; i++)
-        jobs[i] = (q_job){x, qw, out, type, ne0, rows, i, nth, false};
+        jobs[i] = (q_job){x, qw, out, type, ne0, rows, rows_per_mat > 0 ? rows_per_mat : rows, i, nth, false};
     for (int i = 1; i < nth; i++)
         started[i] = pthread_create(&th[i], NULL, q_rows, &jobs[i]) == 0;
     q_rows(&jobs[0]);
@@ -342,7 +367,8 @@ static bool grow(void **p, size_t *cap, size_t need) {
 static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, const q_opts *o, q_bufs *b,
                            hearth_error *err) {
     const gguf_tensor *s = t->src;
-    const float *folded = q_awq_data(o->awq, t->name); /* --awq: the scaled F32 values */
+    const float *folded = NULL; /* --awq: the scaled, clipped F32 values */
+    if (!q_awq_get(o->awq, t->name, &folded, err)) return false;
     if (t->type == s->type && !folded)
         return hearth_gguf_writer_write(w, s->data, (size_t)s->nbytes, err) == HEARTH_OK;
     int64_t ne0 = (int64_t)s->ne[0], rows = 1;
@@ -360,8 +386,10 @@ static bool q_write_tensor(hearth_gguf_writer *w, const q_tensor *t, const q_opt
         hearth_dequantize_row(s->type, (const uint8_t *)s->data + (size_t)r * srb, b->f + r * ne0, ne0);
     if (folded) memcpy(b->f, folded, fneed);
     const float *qw = NULL;
-    if (o->imatrix && !q_imatrix_weights(o->imatrix, t->name, ne0, &b->w, &b->wcap, &qw, err)) return false;
-    if (!quantize_parallel(b->f, qw, b->q, t->type, ne0, rows, o->threads)) {
+    const int64_t n_mat = s->n_dims > 2 ? (int64_t)s->ne[2] : 1; /* experts: one importance vector each */
+    if (o->imatrix && !q_imatrix_weights(o->imatrix, t->name, ne0, n_mat, &b->w, &b->wcap, &qw, err))
+        return false;
+    if (!quantize_parallel(b->f, qw, b->q, t->type, ne0, rows, rows / n_mat, o->threads)) {
         hearth_error_set(err, HEARTH_ERR_UNSUPPORTED, "cannot quantize %s to %s", t->name,
                          hearth_dtype_name(t->type));
         return false;
@@ -398,38 +426,55 @@ static bool q_metadata(hearth_gguf_writer *w, const hearth_gguf *g, const q_opts
            (!o->imatrix || q_imatrix_metadata(w, o->imatrix, o->imatrix_path, err));
 }
 
+static double ratio(double a, double b) {
+    return b > 0 ? a / b : 1.0;
+}
+
 static void q_awq_json(cJSON *j, const q_opts *o) {
     const q_awq *a = o->awq;
     cJSON *aj = cJSON_AddObjectToObject(j, "awq"), *layers = cJSON_AddArrayToObject(aj, "layers");
     cJSON_AddStringToObject(aj, "calibration", o->awq_o.calib);
     cJSON_AddNumberToObject(aj, "chunks", a->n_chunk);
     cJSON_AddNumberToObject(aj, "chunk_size", o->awq_o.n_ctx);
+    cJSON_AddBoolToObject(aj, "clip", !o->awq_o.no_clip);
+    cJSON_AddBoolToObject(aj, "round", !o->awq_o.no_clip && !o->awq_o.no_round);
+    cJSON_AddBoolToObject(aj, "full_moments", a->full_moments);
+    cJSON_AddNumberToObject(aj, "sample_rows", o->awq_o.sample_rows);
+    cJSON_AddNumberToObject(aj, "search_seconds", a->search_seconds);
+    if (a->embd_clipped)
+        cJSON_AddNumberToObject(aj, "token_embd_err_ratio", ratio(a->embd_err_clip, a->embd_err_plain));
     static const char *const groups[Q_AWQ_GROUPS] = {"qkv", "attn_output", "gate_up", "down"};
     for (int l = 0; l < a->n_layer; l++) {
         cJSON *lj = cJSON_CreateObject();
         for (int k = 0; k < Q_AWQ_GROUPS; k++) {
             cJSON *g = cJSON_AddObjectToObject(lj, groups[k]);
             const int i = l * Q_AWQ_GROUPS + k;
-            cJSON_AddNumberToObject(g, "alpha", a->alpha[i]);
-            cJSON_AddNumberToObject(g, "err_ratio", a->err_plain[i] > 0 ? a->err[i] / a->err_plain[i] : 1.0);
+            const q_awq_stat *st = &a->stat[i];
+            cJSON_AddNumberToObject(g, "alpha", st->alpha);
+            cJSON_AddNumberToObject(g, "err_plain", st->err_plain);
+            cJSON_AddNumberToObject(g, "err_ratio", ratio(st->err_final, st->err_plain));
+            cJSON_AddNumberToObject(g, "scale_err_ratio", ratio(st->err_scaled, st->err_plain));
+            cJSON_AddNumberToObject(g, "clip_err_ratio", ratio(st->err_final, st->err_scaled));
         }
         cJSON_AddItemToArray(layers, lj);
     }
 }
 
 static void q_awq_text(const q_awq *a) {
-    printf(
-        "awq: %d calibration chunks; per layer alpha (output error vs plain) for qkv, attn_output, gate/up, "
-        "down:\n",
-        a->n_chunk);
+    printf("awq: %d calibration chunks, search %.1f s; per layer alpha (sample output error: scaled and "
+           "clipped / plain) for qkv, attn_output, gate/up, down:\n",
+           a->n_chunk, a->search_seconds);
     for (int l = 0; l < a->n_layer; l++) {
         printf("  layer %d:", l);
         for (int k = 0; k < Q_AWQ_GROUPS; k++) {
             const int i = l * Q_AWQ_GROUPS + k;
-            printf(" %.1f (%.3f)", a->alpha[i], a->err_plain[i] > 0 ? a->err[i] / a->err_plain[i] : 1.0);
+            printf(" %.1f (%.3f)", a->stat[i].alpha, ratio(a->stat[i].err_final, a->stat[i].err_plain));
         }
         printf("\n");
     }
+    if (a->embd_clipped)
+        printf("  token_embd: clipped, squared error %.3f of plain\n",
+               ratio(a->embd_err_clip, a->embd_err_plain));
 }
 
 static void q_summary(const q_opts *o, const q_tensor *ts, uint64_t n, uint64_t in_size, uint64_t out_size,

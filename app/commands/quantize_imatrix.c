@@ -73,12 +73,13 @@ bool q_imatrix_type_ok(const hearth_imatrix *im, const char *name, hearth_dtype 
     return false;
 }
 
-bool q_imatrix_weights(const hearth_imatrix *im, const char *name, int64_t ne0, float **buf, size_t *cap,
-                       const float **qw, hearth_error *err) {
+bool q_imatrix_weights(const hearth_imatrix *im, const char *name, int64_t ne0, int64_t n_mat, float **buf,
+                       size_t *cap, const float **qw, hearth_error *err) {
     *qw = NULL;
     const hearth_imatrix_entry *e = hearth_imatrix_find(im, name);
-    if (!e || e->ne0 * e->n_mat != ne0) return true; /* none, or token_embd of another width (llama.cpp) */
-    if (!hearth_grow((void **)buf, cap, (size_t)ne0, sizeof **buf))
+    /* none, or token_embd of another width (llama.cpp skips it too) */
+    if (!e || e->ne0 * e->n_mat != ne0 * n_mat) return true;
+    if (!hearth_grow((void **)buf, cap, (size_t)(ne0 * n_mat), sizeof **buf))
         return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory"), false;
     hearth_imatrix_weights(im, e, *buf);
     *qw = *buf;

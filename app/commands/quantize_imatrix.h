@@ -24,10 +24,11 @@ hearth_imatrix *q_imatrix_open(const char *path, const hearth_gguf *g, hearth_er
  * weighted quantizer here (the IQ types). */
 bool q_imatrix_type_ok(const hearth_imatrix *im, const char *name, hearth_dtype t, hearth_error *err);
 
-/* *qw = the importance vector of `name` (ne0 floats, in *buf), or NULL
- * when the imatrix has none for it (quantized as without --imatrix). */
-bool q_imatrix_weights(const hearth_imatrix *im, const char *name, int64_t ne0, float **buf, size_t *cap,
-                       const float **qw, hearth_error *err);
+/* *qw = the importance vectors of `name` (n_mat x ne0 floats, in *buf: one
+ * per expert of a 3-D *_exps tensor, n_mat = its ne[2]; else n_mat = 1), or
+ * NULL when the imatrix has none for it (quantized as without --imatrix). */
+bool q_imatrix_weights(const hearth_imatrix *im, const char *name, int64_t ne0, int64_t n_mat, float **buf,
+                       size_t *cap, const float **qw, hearth_error *err);
 
 /* quantize.imatrix.file / .dataset / .entries_count / .chunks_count, in
  * llama-quantize's order and form (strings cut at 127 bytes). */

@@ -454,6 +454,10 @@ bool serve_client_gone(serve_req *rq);
 bool serve_wait_done(serve_req *rq, strbuf *out);
 /* Parse the body as a JSON object; on failure replies 400 and returns NULL. */
 cJSON *serve_body_json(serve_req *rq);
+
+/* serve_fields.c: false with a message naming the first top-level field of
+ * body that the POST route at path does not take (nulls count as absent). */
+bool serve_fields_check(const char *path, const cJSON *body, char *msg, size_t cap);
 /* The model a request names (NULL/"": the default), acquired (loaded when
  * needed) for the rest of the request as rq->sm; NULL after replying with
  * the error (404 unknown, 503 no room, ...). */

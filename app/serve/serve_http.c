@@ -216,6 +216,12 @@ cJSON *serve_body_json(serve_req *rq) {
         serve_reply_error(rq, 400, NULL, "the request body must be a JSON object");
         return NULL;
     }
+    char msg[320];
+    if (!serve_fields_check(rq->path, o, msg, sizeof msg)) {
+        cJSON_Delete(o);
+        serve_reply_error(rq, 400, NULL, "%s", msg);
+        return NULL;
+    }
     return o;
 }
 

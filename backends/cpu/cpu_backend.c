@@ -517,18 +517,10 @@ static void rope_rows(const void *job, int64_t lo, int64_t hi) {
     const rope_job *j = job;
     const hearth_rope_params *p = j->p;
     const int hd = p->head_dim, half = p->n_rot / 2;
-    const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
     float cs[512], sn[512]; /* per token: the rotation of each pair, shared by all heads */
     for (int64_t t = lo; t < hi; t++) {
         float *row = row_f32(j->x, t);
-        float theta = (float)j->pos[t];
-        for (int i = 0; i < half && i < 512; i++) {
-            float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
-            float th = theta * p->freq_scale / ff;
-            cs[i] = cosf(th) * p->attn_factor;
-            sn[i] = sinf(th) * p->attn_factor;
-            theta *= theta_scale;
-        }
+        hearth_rope_cos_sin(p, j->pos[t], cs, sn);
         for (int h = 0; h < j->n_heads; h++) {
             float *v = row + (size_t)h * hd;
             for (int i = 0; i < half; i++) {

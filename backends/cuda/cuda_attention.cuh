@@ -38,8 +38,9 @@ __device__ __forceinline__ void att_load_row(int type, const uint8_t *row, int h
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attn_split(const float *q, size_t q_stride, const uint8_t *kp, size_t k_nb1, int kt, const uint8_t *vp,
                  size_t v_nb1, int vt, int page_size, const int32_t *kv_len, const int32_t *pt_offset,
-                 const int32_t *page_table, int n_kv_heads, int G, int hd, size_t k_head_bytes, size_t v_head_bytes,
-                 float scale, int chunk_len, float *part, float *out, size_t o_stride) {
+                 const int32_t *page_table, int n_kv_heads, int G, int hd, size_t k_head_bytes,
+                 size_t v_head_bytes, float scale, int window, float softcap, int chunk_len, float *part,
+                 float *out, size_t o_stride) {
     extern __shared__ float sm[];
     const int t = blockIdx.x / n_kv_heads, g = blockIdx.x % n_kv_heads, chunk = blockIdx.y;
     const int n_chunks = gridDim.y;
@@ -50,7 +51,9 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     float *mx = acc + (size_t)G * hd, *l = mx + G;
 
     const int n = kv_len[t];
-    const int begin = chunk * chunk_len, end = min(n, begin + chunk_len);
+    /* sliding window: the query (position n - 1) sees the last `window` keys */
+    const int first = window > 0 && n > window ? n - window : 0;
+    const int begin = max(first, chunk * chunk_len), end = min(n, chunk * chunk_len + chunk_len);
     const int H = n_kv_heads * G;
     if (begin >= end) { /* nothing to see in this chunk */
         if (n_chunks > 1)
@@ -94,7 +97,10 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
                 s[j] = part_dot;
             }
 #pragma unroll
-            for (int j = 0; j < ATT_KPI; j++) s[j] = warp_sum(s[j]);
+            for (int j = 0; j < ATT_KPI; j++) {
+                s[j] = warp_sum(s[j]);
+                if (softcap > 0.0f) s[j] = softcap * tanhf(s[j] / softcap);
+            }
             float m_new = mx[h];
 #pragma unroll
             for (int j = 0; j < ATT_KPI; j++)

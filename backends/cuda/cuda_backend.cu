@@ -78,9 +78,26 @@ namespace {
 /* ------------------------------------------------------------ records */
 
 enum rec_kind : int32_t {
-    RK_GET_ROWS, RK_GET_ROWS_F32, RK_RMS_NORM, RK_MATMUL, RK_MV_F16, RK_MV_Q, RK_TO_F16, RK_GEMM,
-    RK_ADD, RK_SILU_MUL, RK_ROPE, RK_KV_STORE, RK_ATTN, RK_ATTN_SPLIT, RK_ATTN_COMBINE, RK_ARGMAX,
-    RK_LAYER_NORM, RK_GELU
+    RK_GET_ROWS,
+    RK_GET_ROWS_F32,
+    RK_RMS_NORM,
+    RK_MATMUL,
+    RK_MV_F16,
+    RK_MV_Q,
+    RK_TO_F16,
+    RK_GEMM,
+    RK_ADD,
+    RK_SILU_MUL,
+    RK_ROPE,
+    RK_KV_STORE,
+    RK_ATTN,
+    RK_ATTN_SPLIT,
+    RK_ATTN_COMBINE,
+    RK_ARGMAX,
+    RK_LAYER_NORM,
+    RK_GELU,
+    RK_GELU_MUL,
+    RK_SCALE_CAP
 };
 
 /* Kernel arguments. No implicit padding anywhere (explicit pad_ fields, checked
@@ -93,15 +110,35 @@ struct p_lnorm { const float *x; size_t xs; int64_t ne0; const float *w, *b; flo
 struct p_mm { const uint8_t *w; size_t nb1; int64_t K, nrows; const float *x; size_t xs; const __half *xh; int64_t Kp;
               int ntok; int32_t pad_; const float *bias; float *out; size_t os; };
 struct p_ew { const float *a; size_t as; const float *b; size_t bs; float *o; size_t os; int64_t ne0, nrows; };
-struct p_rope { float *x; size_t xs; int n_heads, mode, n_rot, head_dim, has_ff; float theta_scale, freq_scale,
-                attn_factor; };
+struct p_rope {
+    float *x;
+    size_t xs;
+    int n_heads, mode, n_rot, head_dim, has_ff;
+    float theta_scale, freq_scale, attn_factor, ext_factor, yarn_lo, yarn_hi, temp_scale;
+    int temp_floor, pad_;
+};
 struct p_kv { uint8_t *pool; size_t pnb1; int ptype; int32_t pad_; const float *src; size_t ss; int64_t ne0; };
-struct p_attn { const float *q; size_t qs; const uint8_t *kp; size_t knb; const uint8_t *vp; size_t vnb; int kt, vt,
-                page_size, n_kv, G, hd, chunk_len, n_heads; size_t khb, vhb; float scale; int32_t pad_; float *part, *out;
-                size_t os; };
-static_assert(sizeof(p_rows) == 5 * 8 && sizeof(p_norm) == 7 * 8 && sizeof(p_mm) == 12 * 8 && sizeof(p_ew) == 8 * 8 &&
-                  sizeof(p_rope) == 6 * 8 && sizeof(p_kv) == 6 * 8 && sizeof(p_attn) == 16 * 8 &&
-                  sizeof(p_lnorm) == 8 * 8,
+struct p_attn { const float *q; size_t qs; const uint8_t *kp; size_t knb; const uint8_t *vp; size_t vnb;
+    int kt, vt, page_size, n_kv, G, hd, chunk_len, n_heads;
+    size_t khb, vhb;
+    float scale;
+    int32_t window;
+    float softcap;
+    int32_t pad_;
+    float *part, *out;
+    size_t os;
+};
+struct p_sc {
+    const float *x;
+    size_t xs;
+    float *o;
+    size_t os;
+    int64_t ne0, nrows;
+    float s, cap;
+};
+static_assert(sizeof(p_rows) == 5 * 8 && sizeof(p_norm) == 7 * 8 && sizeof(p_mm) == 12 * 8 &&
+                  sizeof(p_ew) == 8 * 8 && sizeof(p_rope) == 9 * 8 && sizeof(p_kv) == 6 * 8 &&
+                  sizeof(p_attn) == 17 * 8 && sizeof(p_lnorm) == 8 * 8 && sizeof(p_sc) == 7 * 8,
               "kernel argument structs must have no implicit padding");
 
 /* One kernel launch, fully described. Zero-filled before use, so two records
@@ -117,6 +154,7 @@ struct rec {
         p_mm mm;
         p_ew ew;
         p_rope rope;
+        p_sc sc;
         p_kv kv;
         p_attn attn;
     } p;
@@ -379,10 +417,26 @@ void *scratch(cuda_ctx *c, int which, size_t bytes) {
     }
 
 const char *kind_name(int k) {
-    static const char *const names[] = {"get_rows", "get_rows_f32", "rms_norm", "matmul", "matvec_f16",
-                                        "matvec_q", "to_f16", "gemm", "add", "silu_mul", "rope", "kv_store",
-                                        "attention", "attention_split", "attention_combine", "argmax",
-                                        "layer_norm", "gelu"};
+    static const char *const names[] = {"get_rows",
+                                        "get_rows_f32",
+                                        "rms_norm",
+                                        "matmul",
+                                        "matvec_f16",
+                                        "matvec_q",
+                                        "to_f16",
+                                        "gemm",
+                                        "add",
+                                        "silu_mul",
+                                        "rope",
+                                        "kv_store",
+                                        "attention",
+                                        "attention_split",
+                                        "attention_combine",
+                                        "argmax",
+                                        "layer_norm",
+                                        "gelu",
+                                        "gelu_mul",
+                                        "scale_cap"};
     return k >= 0 && k < (int)(sizeof names / sizeof *names) ? names[k] : "?";
 }
 
@@ -422,6 +476,16 @@ void launch(cuda_ctx *c, const rec &r) {
     case RK_GELU: {
         const p_ew &p = r.p.ew;
         k_gelu<<<grid, block, 0, s>>>(p.a, p.as, p.o, p.os, p.ne0, p.nrows);
+        break;
+    }
+    case RK_GELU_MUL: {
+        const p_ew &p = r.p.ew;
+        k_gelu_mul<<<grid, block, 0, s>>>(p.a, p.as, p.b, p.bs, p.o, p.os, p.ne0, p.nrows);
+        break;
+    }
+    case RK_SCALE_CAP: {
+        const p_sc &p = r.p.sc;
+        k_scale_cap<<<grid, block, 0, s>>>(p.x, p.xs, p.o, p.os, p.ne0, p.nrows, p.s, p.cap);
         break;
     }
     case RK_MATMUL: {
@@ -483,7 +547,8 @@ void launch(cuda_ctx *c, const rec &r) {
     case RK_ROPE: {
         const p_rope &p = r.p.rope;
         k_rope<<<grid, block, 0, s>>>(p.x, p.xs, p.n_heads, st0, p.mode, p.n_rot, p.head_dim, p.theta_scale,
-                                      p.freq_scale, p.has_ff ? (const float *)st1 : NULL, p.attn_factor);
+                                      p.freq_scale, p.has_ff ? (const float *)st1 : NULL, p.attn_factor,
+                                      p.ext_factor, p.yarn_lo, p.yarn_hi, p.temp_scale, p.temp_floor);
         break;
     }
     case RK_KV_STORE: {
@@ -493,15 +558,16 @@ void launch(cuda_ctx *c, const rec &r) {
     }
     case RK_ATTN: {
         const p_attn &p = r.p.attn;
-        k_attention<<<grid, block, r.smem, s>>>(p.q, p.qs, p.kp, p.knb, p.kt, p.vp, p.vnb, p.vt, p.page_size, st0,
-                                                st1, st2, p.n_kv, p.G, p.hd, p.khb, p.vhb, p.scale, p.out, p.os);
+        k_attention<<<grid, block, r.smem, s>>>(p.q, p.qs, p.kp, p.knb, p.kt, p.vp, p.vnb, p.vt, p.page_size,
+                                                st0, st1, st2, p.n_kv, p.G, p.hd, p.khb, p.vhb, p.scale,
+                                                p.window, p.softcap, p.out, p.os);
         break;
     }
     case RK_ATTN_SPLIT: {
         const p_attn &p = r.p.attn;
-        k_attn_split<<<grid, block, r.smem, s>>>(p.q, p.qs, p.kp, p.knb, p.kt, p.vp, p.vnb, p.vt, p.page_size, st0,
-                                                 st1, st2, p.n_kv, p.G, p.hd, p.khb, p.vhb, p.scale, p.chunk_len,
-                                                 p.part, p.out, p.os);
+        k_attn_split<<<grid, block, r.smem, s>>>(p.q, p.qs, p.kp, p.knb, p.kt, p.vp, p.vnb, p.vt, p.page_size,
+                                                 st0, st1, st2, p.n_kv, p.G, p.hd, p.khb, p.vhb, p.scale,
+                                                 p.window, p.softcap, p.chunk_len, p.part, p.out, p.os);
         break;
     }
     case RK_ATTN_COMBINE: {
@@ -863,6 +929,23 @@ void cu_gelu(hearth_backend *b, const hearth_tensor *x, hearth_tensor *out) {
     elementwise(b, RK_GELU, x, x, out);
 }
 
+/* GeGLU: gelu(gate) * up (Gemma's FFN; profiled as SILU_MUL). */
+void cu_gelu_mul(hearth_backend *b, const hearth_tensor *gate, const hearth_tensor *up, hearth_tensor *out) {
+    op_timer tm(b, HEARTH_OP_SILU_MUL);
+    elementwise(b, RK_GELU_MUL, gate, up, out);
+}
+
+/* s * x, soft-capped when cap > 0 (Gemma's logits, Granite's multipliers;
+ * profiled as ADD). */
+void cu_scale_cap(hearth_backend *b, const hearth_tensor *x, float sc, float cap, hearth_tensor *out) {
+    cuda_ctx *c = enter(b);
+    op_timer tm(b, HEARTH_OP_ADD);
+    if (x->ne1 <= 0 || x->ne0 <= 0 || c->failed) return;
+    rec r = rec_new(RK_SCALE_CAP, (int)(x->ne1 < 1 << 30 ? x->ne1 : 1 << 30), ew_grid(x->ne0, x->ne1), 256);
+    r.p.sc = {(const float *)x->data, fstride(x), (float *)out->data, fstride(out), x->ne0, x->ne1, sc, cap};
+    push(b, c, r);
+}
+
 void cu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *pos, const hearth_rope_params *p) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_ROPE);
@@ -871,8 +954,22 @@ void cu_rope(hearth_backend *b, hearth_tensor *x, int n_heads, const int32_t *po
     if (ntok * n_heads > 0x7fffffff) return record_msg(c, "rope: too many rows");
     const int threads = p->n_rot / 2 < 128 ? ((p->n_rot / 2 + 31) / 32) * 32 : 128;
     rec r = rec_new(RK_ROPE, (int)ntok, dim3((unsigned)(ntok * n_heads)), threads);
-    r.p.rope = {(float *)x->data, fstride(x), n_heads, (int)p->mode, p->n_rot, p->head_dim, p->freq_factors != NULL,
-                powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, p->attn_factor};
+    r.p.rope = {(float *)x->data,
+                fstride(x),
+                n_heads,
+                (int)p->mode,
+                p->n_rot,
+                p->head_dim,
+                p->freq_factors != NULL,
+                powf(p->freq_base, -2.0f / (float)p->n_rot),
+                p->freq_scale,
+                p->attn_factor,
+                p->ext_factor,
+                p->yarn_lo,
+                p->yarn_hi,
+                p->temp_scale,
+                p->temp_floor,
+                0};
     r.st[0] = stage_put(c, pos, (size_t)ntok * sizeof(int32_t), 0);
     if (p->freq_factors) r.st[1] = stage_put(c, p->freq_factors, (size_t)(p->n_rot / 2) * sizeof(float), 0);
     push(b, c, r);
@@ -904,9 +1001,12 @@ enum { ATT_SPLIT_MAX_TOKENS = 8, ATT_MIN_CHUNK = 64 };
  * (cuda_attention.cuh), sized from the longest context rounded up to a power of
  * two so the launch stays the same while contexts grow. Otherwise one block
  * per (token, KV head). The page table is staged padded to a power of two. */
-void cu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
-                  const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads, int head_dim,
-                  float scale, hearth_tensor *out) {
+/* attention and attention_ext: o NULL, or window <= 0 and softcap <= 0,
+ * is plain attention. */
+static void attention_impl(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                           const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads,
+                           int n_kv_heads, int head_dim, float scale, const hearth_attn_opts *o,
+                           hearth_tensor *out) {
     cuda_ctx *c = enter(b);
     op_timer tm(b, HEARTH_OP_ATTENTION);
     const int T = m->n_tokens;
@@ -949,6 +1049,8 @@ void cu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor
     p.khb = hearth_dtype_row_size((hearth_dtype)k_pool->type, head_dim);
     p.vhb = hearth_dtype_row_size((hearth_dtype)v_pool->type, head_dim);
     p.scale = scale;
+    p.window = o && o->window > 0 ? o->window : 0;
+    p.softcap = o && o->softcap > 0 ? o->softcap : 0.0f;
     p.out = (float *)out->data;
     p.os = fstride(out);
 
@@ -983,6 +1085,20 @@ void cu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor
         cb.p.attn.chunk_len = n_chunks; /* the combine kernel's chunk count */
         push(b, c, cb);
     }
+}
+
+void cu_attention(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                  const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
+                  int head_dim, float scale, hearth_tensor *out) {
+    attention_impl(b, q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, NULL, out);
+}
+
+/* With a sliding window (the query at position kv_len - 1 sees the last
+ * `window` keys) and score soft-capping, as the CPU's attention_ext. */
+void cu_attention_ext(hearth_backend *b, const hearth_tensor *q, const hearth_tensor *k_pool,
+                      const hearth_tensor *v_pool, const hearth_attn_meta *m, int n_heads, int n_kv_heads,
+                      int head_dim, float scale, const hearth_attn_opts *o, hearth_tensor *out) {
+    attention_impl(b, q, k_pool, v_pool, m, n_heads, n_kv_heads, head_dim, scale, o, out);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1056,6 +1172,9 @@ hearth_backend_ops make_ops() {
     o.silu_mul = cu_silu_mul;
     o.layer_norm = cu_layer_norm;
     o.gelu = cu_gelu;
+    o.gelu_mul = cu_gelu_mul;
+    o.scale_cap = cu_scale_cap;
+    o.attention_ext = cu_attention_ext;
     o.get_rows_f32 = cu_get_rows_f32;
     o.argmax = cu_argmax;
     o.synchronize = cu_synchronize;

@@ -210,20 +210,57 @@ __global__ void k_gelu(const float *a, size_t a_s, float *o, size_t o_s, int64_t
         }
 }
 
+/* out = gelu(gate) * up (GeGLU), GELU in the tanh form of k_gelu. */
+__global__ void k_gelu_mul(const float *g, size_t g_s, const float *u, size_t u_s, float *o, size_t o_s,
+                           int64_t ne0, int64_t nrows) {
+    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y)
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0;
+             i += (int64_t)gridDim.x * blockDim.x) {
+            const float x = g[r * g_s + i];
+            o[r * o_s + i] = 0.5f * x *
+                             (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x))) *
+                             u[r * u_s + i];
+        }
+}
+
+/* out = s * x, or cap * tanh(s * x / cap) when cap > 0 (soft-capping). */
+__global__ void k_scale_cap(const float *a, size_t a_s, float *o, size_t o_s, int64_t ne0, int64_t nrows,
+                            float sc, float cap) {
+    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y)
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < ne0;
+             i += (int64_t)gridDim.x * blockDim.x) {
+            const float y = sc * a[r * a_s + i];
+            o[r * o_s + i] = cap > 0.0f ? cap * tanhf(y / cap) : y;
+        }
+}
+
 /* ------------------------------------------------------------ rope */
 
-/* Block = one (token, head); thread i rotates pair i. */
-__global__ void k_rope(float *x, size_t x_stride, int n_heads, const int32_t *pos, int mode, int n_rot, int head_dim,
-                       float theta_scale, float freq_scale, const float *freq_factors, float attn_factor) {
+/* Block = one (token, head); thread i rotates pair i. The angles as
+ * backends/rope.c computes them: YaRN's blend when ext_factor is set, the
+ * attention temperature (queries) when temp_scale is. */
+__global__ void k_rope(float *x, size_t x_stride, int n_heads, const int32_t *pos, int mode, int n_rot,
+                       int head_dim, float theta_scale, float freq_scale, const float *freq_factors,
+                       float attn_factor, float ext_factor, float yarn_lo, float yarn_hi, float temp_scale,
+                       int temp_floor) {
     const int t = blockIdx.x / n_heads, h = blockIdx.x % n_heads, half = n_rot / 2;
     float *v = x + (size_t)t * x_stride + (size_t)h * head_dim;
+    float mag = attn_factor;
+    if (temp_scale != 0.0f && temp_floor > 0)
+        mag *= 1.0f + temp_scale * logf(1.0f + floorf((float)pos[t] / (float)temp_floor));
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         const float ff = freq_factors ? freq_factors[i] : 1.0f;
-        const float th = (float)pos[t] * powf(theta_scale, (float)i) * freq_scale / ff;
+        const float extrap = (float)pos[t] * powf(theta_scale, (float)i) / ff;
+        float th = freq_scale * extrap;
+        if (ext_factor != 0.0f) {
+            const float y = ((float)i - yarn_lo) / fmaxf(0.001f, yarn_hi - yarn_lo);
+            const float ramp = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * ext_factor;
+            th = th * (1.0f - ramp) + extrap * ramp;
+        }
         float sn, cs;
         sincosf(th, &sn, &cs);
-        cs *= attn_factor;
-        sn *= attn_factor;
+        cs *= mag;
+        sn *= mag;
         const int i0 = mode == HEARTH_ROPE_NEOX ? i : 2 * i, i1 = mode == HEARTH_ROPE_NEOX ? i + half : 2 * i + 1;
         const float a = v[i0], c = v[i1];
         v[i0] = a * cs - c * sn;
@@ -273,8 +310,8 @@ enum { ATT_WARPS = 4, ATT_MAX_HD = 256 };
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attention(const float *q, size_t q_stride, const uint8_t *kp, size_t k_nb1, int kt, const uint8_t *vp,
                 size_t v_nb1, int vt, int page_size, const int32_t *kv_len, const int32_t *pt_offset,
-                const int32_t *page_table, int n_kv_heads, int G, int hd, size_t k_head_bytes, size_t v_head_bytes,
-                float scale, float *out, size_t o_stride) {
+                const int32_t *page_table, int n_kv_heads, int G, int hd, size_t k_head_bytes,
+                size_t v_head_bytes, float scale, int window, float softcap, float *out, size_t o_stride) {
     extern __shared__ float sm[];
     const int t = blockIdx.x / n_kv_heads, g = blockIdx.x % n_kv_heads;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -292,8 +329,10 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     __syncthreads();
 
     const int n = kv_len[t];
+    /* sliding window: the query (position n - 1) sees the last `window` keys */
+    const int first = window > 0 && n > window ? n - window : 0;
     const int32_t *pt = page_table + pt_offset[t];
-    for (int p = warp; p < n; p += ATT_WARPS) {
+    for (int p = first + warp; p < n; p += ATT_WARPS) {
         const int64_t slot = (int64_t)pt[p / page_size] * page_size + p % page_size;
         const uint8_t *krow = kp + slot * k_nb1 + (size_t)g * k_head_bytes;
         const uint8_t *vrow = vp + slot * v_nb1 + (size_t)g * v_head_bytes;
@@ -311,7 +350,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
                 const int d = lane + 32 * i;
                 if (d < hd) part = fmaf(qs[h * hd + d], kr[i], part);
             }
-            const float s = warp_sum(part) * scale;
+            float s = warp_sum(part) * scale;
+            if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
             const float m_old = mx[h], m_new = fmaxf(m_old, s);
             const float c = expf(m_old - m_new), e = expf(s - m_new);
             const float l_new = l[h] * c + e;
@@ -349,7 +389,6 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
         o[i] = A / L;
     }
 }
-
 
 } // namespace
 

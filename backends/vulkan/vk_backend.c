@@ -813,22 +813,21 @@ static vk_buf *rope_table(vk_ctx *c, const int32_t *pos, int n, const hearth_rop
     if (c->rope_valid && c->rope_n == n && !memcmp(c->rope_pos, pos, (size_t)n * sizeof *pos) &&
         c->rope_p.n_rot == p->n_rot && c->rope_p.freq_base == p->freq_base &&
         c->rope_p.freq_scale == p->freq_scale && c->rope_p.freq_factors == p->freq_factors &&
-        c->rope_p.attn_factor == p->attn_factor) {
+        c->rope_p.attn_factor == p->attn_factor && c->rope_p.ext_factor == p->ext_factor &&
+        c->rope_p.yarn_lo == p->yarn_lo && c->rope_p.yarn_hi == p->yarn_hi &&
+        c->rope_p.temp_scale == p->temp_scale && c->rope_p.temp_floor == p->temp_floor) {
         *off = c->rope_off;
         return c->rope_buf;
     }
     vk_buf *s = stage_alloc(c, (size_t)n * (size_t)half * 2 * sizeof(float), off);
     if (!s) return NULL;
     float *cs = (float *)((char *)s->map + *off);
-    const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
+    float c1[512], s1[512];
     for (int t = 0; t < n; t++) {
-        float theta = (float)pos[t];
+        hearth_rope_cos_sin(p, pos[t], c1, s1);
         for (int i = 0; i < half; i++) {
-            float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
-            float th = theta * p->freq_scale / ff;
-            cs[2 * ((size_t)t * half + i)] = cosf(th) * p->attn_factor;
-            cs[2 * ((size_t)t * half + i) + 1] = sinf(th) * p->attn_factor;
-            theta *= theta_scale;
+            cs[2 * ((size_t)t * half + i)] = c1[i];
+            cs[2 * ((size_t)t * half + i) + 1] = s1[i];
         }
     }
     if (!hearth_grow((void **)&c->rope_pos, &c->rope_cap, (size_t)n, sizeof *c->rope_pos))

@@ -89,6 +89,30 @@ hearth_status hearth_imatrix_add_dataset(hearth_imatrix *im, const char *name, h
     return HEARTH_OK;
 }
 
+hearth_status hearth_imatrix_merge(hearth_imatrix *dst, const hearth_imatrix *src, int64_t chunk_size,
+                                   int64_t *chunks, hearth_error *err) {
+    const double mul = src->legacy ? (double)chunk_size : 1.0;
+    int64_t max_count = 0;
+    for (size_t i = 0; i < src->n; i++) {
+        const hearth_imatrix_entry *se = &src->e[i];
+        hearth_imatrix_entry *de = hearth_imatrix_entry_for(dst, se->name, se->ne0, se->n_mat, err);
+        if (!de) return err && err->code ? err->code : HEARTH_ERR_FORMAT;
+        for (int64_t j = 0; j < se->n_mat * se->ne0; j++)
+            de->sums[j] += se->sums[j] * mul;
+        for (int64_t k = 0; k < se->n_mat; k++) {
+            const int64_t c = (int64_t)((double)se->counts[k] * mul);
+            de->counts[k] += c;
+            max_count = c > max_count ? c : max_count;
+        }
+    }
+    for (size_t i = 0; i < src->n_datasets; i++) {
+        hearth_status st = hearth_imatrix_add_dataset(dst, src->datasets[i], err);
+        if (st) return st;
+    }
+    *chunks = chunk_size > 0 ? max_count / chunk_size : 0;
+    return HEARTH_OK;
+}
+
 static int by_name(const void *a, const void *b) {
     return strcmp((*(const hearth_imatrix_entry *const *)a)->name,
                   (*(const hearth_imatrix_entry *const *)b)->name);

@@ -49,6 +49,14 @@ hearth_imatrix_entry *hearth_imatrix_entry_for(hearth_imatrix *im, const char *n
 const hearth_imatrix_entry *hearth_imatrix_find(const hearth_imatrix *im, const char *name);
 hearth_status hearth_imatrix_add_dataset(hearth_imatrix *im, const char *name, hearth_error *err);
 
+/* Add src into dst as llama-imatrix --in-file merges: per entry the sums
+ * and counts are added (an entry dst lacks is created; one of another shape
+ * is an error); legacy src values (mean x^2 * calls) are first multiplied by
+ * chunk_size, as llama.cpp does, to make them sums over rows; the datasets
+ * are appended. Returns src's chunks: its largest count / chunk_size. */
+hearth_status hearth_imatrix_merge(hearth_imatrix *dst, const hearth_imatrix *src, int64_t chunk_size,
+                                   int64_t *chunks, hearth_error *err);
+
 /* Write the GGUF form to path (the caller handles temporary names). */
 hearth_status hearth_imatrix_save(const hearth_imatrix *im, const char *path, hearth_error *err);
 

@@ -84,6 +84,7 @@ struct hearth_forward {
     void *tap_user;
     float *tap_buf;
     size_t tap_cap;
+    hearth_moe_tap moe_tap; /* hearth_forward_set_moe_tap (fn NULL: none) */
 };
 
 static hearth_status alloc_act(hearth_forward *f, act_set *a, hearth_tensor *t, int64_t ne0,
@@ -288,6 +289,40 @@ static const float *rope_factors(const hearth_forward *f) {
     return cap > m->hp.n_ctx_orig ? m->rope_factors_long : m->rope_factors_short;
 }
 
+/* The RoPE of the keys, of the queries (which also carry mistral3's
+ * attention temperature) and of gemma's sliding-window layers. */
+static void rope_params(const hearth_forward *f, hearth_rope_params *k, hearth_rope_params *q,
+                        hearth_rope_params *swa) {
+    const hearth_model *m = f->m;
+    const hearth_hparams *hp = &m->hp;
+    *k = (hearth_rope_params){.mode = m->arch_info->rope,
+                              .n_rot = hp->n_rot,
+                              .head_dim = hp->head_dim,
+                              .freq_base = hp->rope_freq_base,
+                              .freq_scale = hp->rope_freq_scale,
+                              .freq_factors = rope_factors(f),
+                              .attn_factor = hp->rope_attn_factor,
+                              .ext_factor = hp->rope_ext_factor,
+                              .yarn_lo = hp->rope_yarn_lo,
+                              .yarn_hi = hp->rope_yarn_hi};
+    *q = *k;
+    q->temp_scale = hp->attn_temp_scale;
+    q->temp_floor = hp->n_ctx_orig;
+    *swa = *k;
+    swa->freq_base = hp->rope_freq_base_swa;
+    swa->freq_scale = hp->rope_freq_scale_swa;
+}
+
+void hearth_forward_set_moe_tap(hearth_forward *f, hearth_moe_tap_fn fn, void *user) {
+    f->moe_tap = (hearth_moe_tap){fn, user, -1};
+}
+
+/* The MoE tap for layer l, or NULL without one. */
+static const hearth_moe_tap *moe_tap_at(hearth_forward *f, int l) {
+    f->moe_tap.layer = l;
+    return f->moe_tap.fn ? &f->moe_tap : NULL;
+}
+
 void hearth_forward_set_tap(hearth_forward *f, hearth_forward_tap_fn fn, void *user) {
     f->tap_fn = fn;
     f->tap_user = user;
@@ -389,12 +424,8 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
 
     const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
     const bool gemma = m->arch_info->gemma;
-    const hearth_rope_params rope = {m->arch_info->rope,  hp->n_rot,           D,
-                                     hp->rope_freq_base,  hp->rope_freq_scale, rope_factors(f),
-                                     hp->rope_attn_factor};
-    hearth_rope_params rope_swa = rope; /* gemma's sliding-window layers */
-    rope_swa.freq_base = hp->rope_freq_base_swa;
-    rope_swa.freq_scale = hp->rope_freq_scale_swa;
+    hearth_rope_params rope, rope_q, rope_swa;
+    rope_params(f, &rope, &rope_q, &rope_swa);
     const float att_scale = hp->attn_scale;
 
     /* ---- token embeddings */
@@ -431,7 +462,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
             op->rms_norm(be, &q, &L->q_norm, hp->rms_eps, &q);
             op->rms_norm(be, &k, &L->k_norm, hp->rms_eps, &k);
         }
-        op->rope(be, &q, H, ub->pos, L->swa ? &rope_swa : &rope);
+        op->rope(be, &q, H, ub->pos, L->swa ? &rope_swa : &rope_q);
         op->rope(be, &k, HKV, ub->pos, L->swa ? &rope_swa : &rope);
 
         /* ---- write this ubatch's K/V into the pages, then attend over the cache */
@@ -455,7 +486,7 @@ static int forward_pass(hearth_forward *f, const hearth_ubatch *ub, float *logit
         /* ---- feed-forward: x = x + (silu(h Wgate) * h Wup) Wdown */
         if (L->ffn_norm.data) op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &h);
         if (L->ffn_gate_inp.data) { /* mixture of experts (forward_moe.c): x += moe(h) */
-            if ((st = hearth_moe_ffn(be, hp, L, &h, n, &a->moe, &proj, &x, err))) return st;
+            if ((st = hearth_moe_ffn(be, hp, L, &h, n, &a->moe, &proj, &x, moe_tap_at(f, l), err))) return st;
             continue;
         }
         {

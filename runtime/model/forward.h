@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "forward_moe.h"
 #include "model.h"
 #include "runtime/kv/kv_cache.h"
 
@@ -78,5 +79,7 @@ typedef enum hearth_tap_site {
 typedef void (*hearth_forward_tap_fn)(void *user, hearth_tap_site site, int layer, const float *x, int n_rows,
                                       int64_t ne0);
 void hearth_forward_set_tap(hearth_forward *f, hearth_forward_tap_fn fn, void *user);
+/* The same for the expert matmuls of MoE layers (forward_moe.h's tap). */
+void hearth_forward_set_moe_tap(hearth_forward *f, hearth_moe_tap_fn fn, void *user);
 
 #endif

@@ -297,8 +297,12 @@ static void encoder_pass(hearth_embedder *e, int n) {
     const hearth_backend_ops *op = be->ops;
     const int H = hp->n_head, HKV = hp->n_head_kv, D = hp->head_dim;
     const int64_t Q = (int64_t)H * D, KV = (int64_t)HKV * D;
-    const hearth_rope_params rope = {m->arch_info->rope,  hp->n_rot, D,   hp->rope_freq_base,
-                                     hp->rope_freq_scale, NULL,      1.0f};
+    const hearth_rope_params rope = {.mode = m->arch_info->rope,
+                                     .n_rot = hp->n_rot,
+                                     .head_dim = D,
+                                     .freq_base = hp->rope_freq_base,
+                                     .freq_scale = hp->rope_freq_scale,
+                                     .attn_factor = 1.0f};
     const hearth_attn_meta meta = {n, 1, e->kv_len, e->pt_offset, e->page_table, n};
     hearth_tensor x = rows(&e->x, n), h = rows(&e->h, n), att = rows(&e->att, n), up = rows(&e->up, n),
                   proj = rows(&e->proj, n), gate = e->gate.data ? rows(&e->gate, n) : up;

@@ -106,10 +106,53 @@ static void sigmoid_rows(float *x, int n) {
         x[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
+/* Hand the expert inputs to the tap: xin [rows, E] and g [rows, F] on the
+ * backend in expert order (expert e's rows start[e] .. start[e + 1]), or
+ * (start == NULL) the token rows of h [n, E] once per choice, in choice
+ * order, with the expert ids in `ids` on the backend. */
+static hearth_status moe_tap(hearth_backend *be, const hearth_hparams *hp, const hearth_moe_tap *tap,
+                             const hearth_tensor *xin, int n, const void *ids, const int64_t *start,
+                             const hearth_tensor *g, hearth_error *err) {
+    const bool expert = start != NULL;
+    const hearth_backend_ops *op = be->ops;
+    const int64_t k = hp->n_expert_used, rows = (int64_t)n * k, E = hp->n_embd, F = hp->n_ff_exp;
+    const int64_t in_rows = expert ? rows : n;
+    float *hx = malloc((size_t)(in_rows * E) * sizeof *hx),
+          *hxr = expert ? NULL : malloc((size_t)(rows * E) * sizeof *hxr),
+          *hg = malloc((size_t)(rows * F) * sizeof *hg);
+    int32_t *ex = malloc((size_t)rows * sizeof *ex);
+    hearth_status st = HEARTH_OK;
+    if (!hx || !hg || !ex || (!expert && !hxr))
+        st = hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory (the MoE tap)");
+    if (!st) {
+        op->download(be, hx, xin->data, (size_t)(in_rows * E) * sizeof *hx);
+        op->download(be, hg, g->data, (size_t)(rows * F) * sizeof *hg);
+        if (expert)
+            for (int e = 0; e < hp->n_expert; e++)
+                for (int64_t pos = start[e]; pos < start[e + 1]; pos++)
+                    ex[pos] = e;
+        else
+            op->download(be, ex, ids, (size_t)rows * sizeof *ex);
+        st = op->synchronize(be, err);
+    }
+    if (!st) {
+        if (!expert)
+            for (int64_t s = 0; s < rows; s++)
+                memcpy(hxr + s * E, hx + (s / k) * E, (size_t)E * sizeof *hxr);
+        tap->fn(tap->user, tap->layer, false, expert ? hx : hxr, ex, (int)rows, E);
+        tap->fn(tap->user, tap->layer, true, hg, ex, (int)rows, F);
+    }
+    free(hx);
+    free(hxr);
+    free(hg);
+    free(ex);
+    return st;
+}
+
 /* The host-assisted path (see forward_moe.h). */
 static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
                                   const hearth_tensor *h, int n, hearth_moe_bufs *B, hearth_tensor *out,
-                                  hearth_tensor *x, hearth_error *err) {
+                                  hearth_tensor *x, const hearth_moe_tap *tap, hearth_error *err) {
     const hearth_backend_ops *op = be->ops;
     hearth_backend *host = be->host;
     const int k = hp->n_expert_used, ne = hp->n_expert, slots = n * k;
@@ -155,6 +198,7 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
                 op->matmul(be, w2[i], &xe, NULL, o2[i]);
     }
     op->silu_mul(be, &g, &u, &g); /* elementwise: the expert order does not matter */
+    if (tap && tap->fn && (st = moe_tap(be, hp, tap, &xs, n, NULL, start, &g, err))) return st;
     for (int e = 0; e < ne; e++) {
         const int64_t c = start[e + 1] - start[e];
         if (c == 0) continue;
@@ -188,8 +232,8 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
 
 hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
                              const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
-                             hearth_tensor *x, hearth_error *err) {
-    if (bufs->host_path) return moe_ffn_host(be, hp, L, h, n, bufs, out, x, err);
+                             hearth_tensor *x, const hearth_moe_tap *tap, hearth_error *err) {
+    if (bufs->host_path) return moe_ffn_host(be, hp, L, h, n, bufs, out, x, tap, err);
     const hearth_backend_ops *op = be->ops;
     const int k = hp->n_expert_used;
     hearth_tensor logits = hearth_tensor_rows(&bufs->logits, 0, n),
@@ -203,6 +247,10 @@ hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const
     hearth_tensor *o2[2] = {&g, &u};
     op->moe_matmul(be, 2, w2, h, bufs->ids, k, o2);
     op->silu_mul(be, &g, &u, &g);
+    if (tap && tap->fn) {
+        hearth_status st = moe_tap(be, hp, tap, h, n, bufs->ids, NULL, &g, err);
+        if (st) return st;
+    }
     const hearth_tensor *w1[1] = {&L->ffn_down_exps};
     hearth_tensor *o1[1] = {&d};
     op->moe_matmul(be, 1, w1, &g, bufs->ids, k, o1);

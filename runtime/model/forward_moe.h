@@ -55,12 +55,26 @@ hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp
                                     hearth_moe_bufs *out, hearth_error *err);
 void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b);
 
+/* A tap on the expert matmuls' inputs (`hearth imatrix`): down = false, the
+ * input of ffn_gate_exps/ffn_up_exps (a token's row once per expert it
+ * chose); down = true, the input of ffn_down_exps. x [n_rows, ne0] in host
+ * memory and expert [n_rows] are valid only during the call. */
+typedef void (*hearth_moe_tap_fn)(void *user, int layer, bool down, const float *x, const int32_t *expert,
+                                  int n_rows, int64_t ne0);
+typedef struct hearth_moe_tap {
+    hearth_moe_tap_fn fn;
+    void *user;
+    int layer;
+} hearth_moe_tap;
+
 /* out [n, n_embd] = the MoE FFN of layer L on h [n, n_embd], then the
  * residual add x += out (all rows views of the forward pass's buffers).
- * Fails only on the host-assisted path, with the backend's error. */
+ * tap: NULL, or called twice per layer (copies to the host: slower).
+ * Fails only on the host-assisted path or a tap's copy, with the backend's
+ * error. */
 hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
                              const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
-                             hearth_tensor *x, hearth_error *err);
+                             hearth_tensor *x, const hearth_moe_tap *tap, hearth_error *err);
 
 /* What one token does not read: the (n_expert - n_used) / n_expert share
  * of every stacked expert tensor (blk.N.ffn_{gate,up,down}_exps.weight) of

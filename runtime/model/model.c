@@ -70,6 +70,29 @@ static bool get_arch_f32(const hearth_gguf *g, const char *arch, const char *suf
     return hearth_gguf_get_f32(g, key, out);
 }
 
+/* YaRN as llama.cpp sets it up (llama_context's yarn_* and the mistral3
+ * loader): ext_factor 1, the blend range from beta_fast / beta_slow over
+ * the original context, and the magnitude: mscale 1 + 0.1 ln(factor), or
+ * with rope.scaling.yarn_log_multiplier m the ratio mscale(1) / mscale(m).
+ * ggml multiplies its own 1 + 0.1 ln(factor) back in and llama.cpp divides
+ * it out beforehand, so what is left is kept here in rope_attn_factor. */
+static void read_yarn(const hearth_gguf *g, const char *arch, hearth_hparams *hp) {
+    uint32_t v;
+    if (get_arch_u32(g, arch, "rope.scaling.original_context_length", &v) && v > 0) hp->n_ctx_orig = (int)v;
+    float beta_fast = 32.0f, beta_slow = 1.0f, log_mul = 0.0f, attn = 1.0f;
+    get_arch_f32(g, arch, "rope.scaling.yarn_beta_fast", &beta_fast);
+    get_arch_f32(g, arch, "rope.scaling.yarn_beta_slow", &beta_slow);
+    get_arch_f32(g, arch, "rope.scaling.yarn_log_multiplier", &log_mul);
+    get_arch_f32(g, arch, "rope.scaling.attn_factor", &attn);
+    const float factor = 1.0f / hp->rope_freq_scale;
+#define MSCALE(m) (factor <= 1.0f ? 1.0f : 0.1f * (m)*logf(factor) + 1.0f)
+    hp->rope_attn_factor = attn * (log_mul != 0.0f ? MSCALE(1.0f) / MSCALE(log_mul) : MSCALE(1.0f));
+#undef MSCALE
+    hp->rope_ext_factor = 1.0f;
+    hearth_rope_yarn_dims(hp->n_rot, hp->n_ctx_orig, hp->rope_freq_base, beta_fast, beta_slow,
+                          &hp->rope_yarn_lo, &hp->rope_yarn_hi);
+}
+
 /* The family keys, with llama.cpp's defaults (llama_model_<arch>
  * load_arch_hparams): Granite's multipliers; Phi-3's LongRoPE original
  * context and attention factor (its sliding_window is ignored, as llama.cpp
@@ -127,17 +150,19 @@ static void read_family_hparams(const hearth_gguf *g, const char *arch, hearth_a
  * route by softmax then top-k, renormalised, as llama.cpp hard-codes for
  * them; expert_weights_scale / _norm / gating_func are not read (llama.cpp
  * does not read them for these architectures either). mistral3's attention
- * temperature scaling (Llama 4 style) is refused. */
+ * temperature (Llama 4 style) is read here too: it scales the queries by
+ * position, floor n_ctx_orig (what llama.cpp's mistral3 loader uses). */
 static hearth_status read_moe_hparams(const hearth_gguf *g, const char *arch, hearth_arch a,
                                       hearth_hparams *hp, const char *file, hearth_error *err) {
     uint32_t v;
     float f;
-    if (a == HEARTH_ARCH_MISTRAL3 && get_arch_f32(g, arch, "attention.temperature_scale", &f) && f != 0)
-        return hearth_error_set(
-            err, HEARTH_ERR_UNSUPPORTED,
-            "%s: mistral3 with attention temperature scaling (%s.attention.temperature_scale) "
-            "is not supported yet",
-            file, arch);
+    if (a == HEARTH_ARCH_MISTRAL3 && get_arch_f32(g, arch, "attention.temperature_scale", &f) && f != 0) {
+        if (hp->n_ctx_orig <= 0)
+            return hearth_error_set(err, HEARTH_ERR_FORMAT,
+                                    "%s: %s.attention.temperature_scale needs an original context length",
+                                    file, arch);
+        hp->attn_temp_scale = f;
+    }
     if (get_arch_u32(g, arch, "expert_count", &v)) hp->n_expert = (int)v;
     if (get_arch_u32(g, arch, "expert_used_count", &v)) hp->n_expert_used = (int)v;
     const bool moe_arch = a == HEARTH_ARCH_QWEN3MOE || a == HEARTH_ARCH_LLAMA || a == HEARTH_ARCH_MISTRAL3 ||
@@ -248,15 +273,20 @@ hearth_status hearth_hparams_read(const hearth_gguf *g, hearth_arch *arch_out, h
         hp->rope_freq_scale = 1.0f / factor;
     const bool longrope = a == HEARTH_ARCH_PHI3 && hearth_gguf_get_str(g, key, &st) &&
                           (hearth_str_eq(st, "longrope") || hearth_str_eq(st, "su"));
+    const bool yarn = hearth_gguf_get_str(g, key, &st) && hearth_str_eq(st, "yarn");
     if (longrope) hp->rope_freq_scale = 1.0f; /* the factors tensors carry the scaling */
-    if (!longrope && hearth_gguf_get_str(g, key, &st) && !hearth_str_eq(st, "linear") &&
+    if (yarn && get_arch_f32(g, arch, "rope.scaling.factor", &factor) && factor > 0)
+        hp->rope_freq_scale = 1.0f / factor;
+    if (!longrope && !yarn && hearth_gguf_get_str(g, key, &st) && !hearth_str_eq(st, "linear") &&
         !hearth_str_eq(st, "none")) {
         char t[32];
-        return hearth_error_set(err, HEARTH_ERR_UNSUPPORTED,
-                                "%s: rope scaling type '%s' is not supported (linear, none)", file,
-                                hearth_str_copy(st, t, sizeof t));
+        return hearth_error_set(
+            err, HEARTH_ERR_UNSUPPORTED,
+            "%s: rope scaling type '%s' is not supported (linear, yarn, none; longrope on phi3)", file,
+            hearth_str_copy(st, t, sizeof t));
     }
     read_family_hparams(g, arch, (hearth_arch)a, hp);
+    if (yarn) read_yarn(g, arch, hp);
     if (read_moe_hparams(g, arch, (hearth_arch)a, hp, file, err)) return err ? err->code : HEARTH_ERR_FORMAT;
     if (a == HEARTH_ARCH_OLMO2 && hp->n_swa > 0)
         return hearth_error_set(

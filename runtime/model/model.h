@@ -116,7 +116,13 @@ typedef struct hearth_hparams {
     float rope_freq_base_swa, rope_freq_scale_swa; /* RoPE of the sliding-window layers */
     /* phi3 LongRoPE: rope_factors_long / _short chosen by the context size */
     int n_ctx_orig;         /* rope.scaling.original_context_length, else n_ctx_train */
-    float rope_attn_factor; /* rope.scaling.attn_factor, else 1 */
+    float rope_attn_factor; /* rope.scaling.attn_factor, else 1; with YaRN times its mscale */
+    /* YaRN (rope.scaling.type yarn): ext_factor 1 and the pair range of the
+     * blend (backend.h hearth_rope_params); 0 = plain RoPE */
+    float rope_ext_factor, rope_yarn_lo, rope_yarn_hi;
+    /* Ministral 3 attention temperature (attention.temperature_scale): the
+     * queries of position p scaled by 1 + s * log(1 + floor(p / n_ctx_orig)) */
+    float attn_temp_scale;
     /* mixture of experts (qwen3moe; llama / mistral3 with expert_count, e.g.
      * Mixtral): 0 experts = a dense FFN. Routing is softmax over the router's
      * logits, the top n_expert_used kept and renormalised to sum 1 (what

@@ -4,9 +4,9 @@
 # On Vulkan (lavapipe) the layers of every one of these run on the device
 # (olmo2 and phi3 with the common ops, gemma2/gemma3/granite with gelu_mul,
 # scale_cap and attention_ext) and greedy `hearth run` prints the same text as
-# on the CPU. A device backend without those ops (CUDA for now) places the
-# Gemma and Granite layers on its host CPU: that is checked by
-# test_arch_parity's placement case, not here. The models are the small
+# on the CPU. A device backend without those ops places the Gemma and
+# Granite layers on its host CPU: that is checked by test_arch_parity's
+# placement case, not here (CUDA has them: tests/gpu/test_cuda_ops). The models are the small
 # -test shapes of `hearth mkmodel` (F32, seed 42).
 # Skips (exit 77) when the build has no Vulkan backend or there is no device.
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED.

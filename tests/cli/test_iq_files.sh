@@ -6,10 +6,8 @@
 # generates, and on a Vulkan device (lavapipe in CI) the same command gives the
 # same text with every layer on the CPU and the plan line saying that the device
 # has no kernel for the type (never a wrong answer). `hearth quantize` refuses
-# the IQ2 type names it has no file type for (the IQ file types are in
-# runtime/format/quant_rules.c once merged); `hearth mkmodel --type IQ1_M` writes
-# a model (core/quant_iq2.c's unweighted search) that runs. The Vulkan part is
-# skipped (said so) without a device.
+# IQ2_XS without --imatrix (a refusal that says how to make one); `hearth mkmodel
+# --type IQ1_M` writes a model that runs. The Vulkan part is skipped (said so) without a device.
 # Env (ctest): HEARTH_BIN, HEARTH_SOURCE.
 set -uo pipefail
 H=${HEARTH_BIN:-hearth}
@@ -60,12 +58,13 @@ for ft in iq2_xxs:iq2_xxs iq2_xs:iq2_xs iq2_m:iq2_s iq3_xxs:iq3_xxs iq3_s:iq3_s 
     esac
 done
 
-# no IQ2 file type in this build's quantize: a clear refusal listing the types it has
-"$H" quantize "$D/tiny-iq2_xs.gguf" "$T/out.gguf" iq2_xs >"$T/q.out" 2>"$T/q.err"
+# IQ2_XS needs an importance matrix (as in llama-quantize): without --imatrix a clear
+# refusal that says how to make one, and no output file
+"$H" quantize --allow-requantize "$D/tiny-iq2_xs.gguf" "$T/out.gguf" iq2_xs >"$T/q.out" 2>"$T/q.err"
 rc=$?
-[ $rc = 2 ] || bad "quantize to iq2_xs: exit $rc, want 2"
-grep -q "unknown type 'iq2_xs'; known types: .*Q4_K_M" "$T/q.err" || bad "quantize to iq2_xs: message '$(cat "$T/q.err")'"
-[ -e "$T/out.gguf" ] && bad "quantize to iq2_xs left an output file"
+[ $rc = 1 ] || bad "quantize to iq2_xs: exit $rc, want 1"
+grep -q "requires an importance matrix.*hearth imatrix" "$T/q.err" || bad "quantize to iq2_xs: message '$(cat "$T/q.err")'"
+[ -e "$T/out.gguf" ] || [ -e "$T/out.gguf.part" ] && bad "quantize to iq2_xs left an output file"
 # mkmodel writes IQ1_M (llama.cpp's unweighted IQ1_M search) and the model runs
 if "$H" mkmodel --shape tiny --type IQ1_M -o "$T/mk.gguf" >"$T/mk.out" 2>"$T/mk.err"; then
     "$H" info "$T/mk.gguf" 2>&1 | grep -q "iq1_m" || bad "mkmodel --type IQ1_M: hearth info names no iq1_m tensor"

@@ -8,7 +8,8 @@
 # (b) Other mixtures (Q2_K, Q3_K_M, Q5_K_M, Q3_K_L) load and generate in Hearth;
 #     case-insensitive type names give the same bytes; --output-type and
 #     --token-embedding-type change exactly those tensors; --json parses.
-# (c) Bad input: unknown type, already-quantized input without
+#     IQ4_NL/IQ4_XS/IQ3_S/IQ3_M and unweighted IQ3_XXS tensors: sha256 of llama-quantize's files.
+# (c) Bad input: unknown type, an IQ type that needs --imatrix without one, already-quantized input without
 #     --allow-requantize (and with it, works), missing input, SIGINT mid-way:
 #     clear message, non-zero exit, no OUT and no OUT.part left.
 # Env (ctest): HEARTH_BIN, HEARTH_SHARED. Owner: the quantize engineer.
@@ -69,6 +70,14 @@ same_sha iq4_nl a4513cf20a47c8eb6a4b373292a8ed24a472f507660b025efa7d263d14e39683
 same_sha iq4_nl 384209c52c7005aadb12a98f8ab46b1ee1b4cc05ec58d37f95dcbd346e66b26c
 same_sha IQ4_XS 4b0c16b9394b7685e9ad7b46b53425e7030c35bb5a3b92fea80df694eb7e481b --pure
 same_sha iq4_xs b15be199ed3a9582ff08ff58067df127654e7aa002e91928429be7135f0d2d31
+# IQ3_S (no imatrix needed): --pure, the default mixture (attn_v Q4_K at GQA 4), IQ3_M
+# (attn_v/attn_output/first ffn_down Q4_K); IQ3_XXS's unweighted search through the two
+# tensors llama.cpp writes without an imatrix (`--output-tensor-type iq3_xxs
+# --token-embedding-type iq3_xxs ... Q8_0`)
+same_sha iq3_s dbe0771e6826556fd2cbeedd05f960944ee2f9d6de97acbea1ca05aeb972edaf --pure
+same_sha IQ3_S 4b6dd5dbbff8dc251c6f705f2940f8bf83a2b799f5a69dfa2b2422598983796f
+same_sha iq3_m 89c8e42cc516a66674eedc9a587bf1466902b7d5c20b2f53e797c498c2e6cb89
+same_sha q8_0 81578763a41d9623a8ebff1e54f5d3668f0b66d1b9d02438b4f71d5503a60878 --output-type iq3_xxs --token-embedding-type iq3_xxs
 
 # ---------------------------------------------------------------- (b) other mixtures load
 for ty in q2_k q3_k_m q3_k_l q5_k_m q4_k_s; do
@@ -105,6 +114,10 @@ expect_fail() { # expect_fail WHAT PATTERN OUT -- ARGS...
     [ ! -e "$out" ] && [ ! -e "$out.part" ] && ok || bad "$what: left $out or $out.part"
 }
 expect_fail "unknown type" "unknown type 'q9_9'" "$T/x.gguf" "$LL" "$T/x.gguf" q9_9
+# the types llama-quantize only writes with an importance matrix (their IQ3_XXS/IQ2/IQ1 tensors)
+for ty in iq3_xxs IQ3_XS iq2_xxs iq2_xs iq2_s iq2_m iq1_s iq1_m; do
+    expect_fail "$ty without --imatrix" "requires an importance matrix.*--imatrix" "$T/x.gguf" "$LL" "$T/x.gguf" "$ty"
+done
 expect_fail "requantize" "allow-requantize" "$T/x.gguf" "$M/hearth-kjv-llama-q8_0.gguf" "$T/x.gguf" q4_0
 expect_fail "missing input" "nope.gguf" "$T/x.gguf" "$T/nope.gguf" "$T/x.gguf" q4_0
 expect_fail "too few args" "IN OUT TYPE" "$T/x.gguf" "$LL" "$T/x.gguf"
@@ -128,6 +141,9 @@ grep -q "interrupted" "$T/int.err" && ok || bad "SIGINT: no 'interrupted' messag
 [ ! -e "$T/int.gguf" ] && [ ! -e "$T/int.gguf.part" ] && ok || bad "SIGINT left a partial file"
 
 "$H" quantize --help | grep -q -- "--allow-requantize" && ok || bad "--help lacks --allow-requantize"
+for ty in IQ3_XXS IQ3_XS IQ3_S IQ3_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ1_S IQ1_M IQ4_NL IQ4_XS; do
+    "$H" quantize --help | grep -q -- "$ty" && ok || bad "--help does not list $ty"
+done
 
 echo "test_quantize: $pass passed, $fails failed"
 [ $fails -eq 0 ]

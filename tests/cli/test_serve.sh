@@ -161,6 +161,23 @@ st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"messages":[{"role":"user","co
 check '[ $st = 400 ] && grep -q "temperature" "$TMP/r"' "400 wrong type names the field"
 st=$(c "$TMP/r" http://x/api/chat -d '{"model":"'$ID'","messages":"x"}')
 check '[ $st = 400 ] && [ "$(jq_ "$TMP/r" "type(d[\"error\"]).__name__")" = str ] && grep -q messages "$TMP/r"' "400 Ollama shape: error is a string"
+# a top-level field the route does not act on: a 400 naming it, in each API family's shape
+st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"logit_bias":{"5":10}}')
+check '[ $st = 400 ] && grep -q "logit_bias" "$TMP/r" && [ "$(jq_ "$TMP/r" "d[\"error\"][\"type\"]")" = invalid_request_error ]' "unknown field on /v1/chat/completions: 400 naming it ($st)"
+st=$(c "$TMP/r" http://x/v1/completions -d '{"prompt":"In the","echo":true}')
+check '[ $st = 400 ] && grep -q "echo" "$TMP/r"' "unknown field on /v1/completions: 400 naming it ($st)"
+st=$(c "$TMP/r" http://x/v1/completions -d '{"prompt":"In the","messages":[]}')
+check '[ $st = 400 ] && grep -q "messages" "$TMP/r"' "another route's field on /v1/completions: 400 ($st)"
+st=$(c "$TMP/r" http://x/api/generate -d '{"model":"'$ID'","prompt":"In the","template":"{{ .Prompt }}","stream":false}')
+check '[ $st = 400 ] && grep -q "template" "$TMP/r" && [ "$(jq_ "$TMP/r" "type(d[\"error\"]).__name__")" = str ]' "unknown field on /api/generate: 400 naming it, Ollama shape ($st)"
+st=$(c "$TMP/r" http://x/completion -d '{"prompt":"In the","n_predict":2,"typical_p":0.5}')
+check '[ $st = 400 ] && grep -q "typical_p" "$TMP/r" && grep -q "send 1" "$TMP/r"' "a sampler knob Hearth lacks, not at its off value: 400 ($st)"
+st=$(c "$TMP/r" http://x/completion -d '{"prompt":"In the","n_predict":2,"typical_p":1,"dry_multiplier":0,"cache_prompt":true,"suffix":null}')
+check '[ $st = 200 ]' "neutral knobs, no-op fields and nulls are accepted on /completion ($st $(head -c 200 "$TMP/r"))"
+st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":2,"user":"u1","store":false,"metadata":{"k":"v"}}')
+check '[ $st = 200 ]' "user / store false / metadata accepted on /v1/chat/completions ($st)"
+st=$(c "$TMP/r" http://x/v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"store":true}')
+check '[ $st = 400 ] && grep -q "store" "$TMP/r"' "store true: 400 ($st)"
 python3 -c "print('{\"prompt\":\"' + 'In the beginning God created the heaven. ' * 100 + '\"}')" >"$TMP/long.json"
 st=$(c "$TMP/r" http://x/v1/completions -d @"$TMP/long.json")
 check '[ $st = 400 ] && grep -q "context holds 512" "$TMP/r"' "400 prompt longer than the context, with the numbers"

@@ -95,6 +95,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_err(&e);
     }
 
+    /* the per-route field check (serve_fields.c) on every POST route it knows:
+     * a refusal names a field and stays within its buffer */
+    static const char *const routes[] = {
+        "/v1/chat/completions", "/v1/completions", "/api/chat",  "/api/generate", "/completion", "/infill",
+        "/v1/embeddings",       "/api/embed",      "/v1/rerank", "/api/pull"};
+    if (cJSON_IsObject(o))
+        for (size_t r = 0; r < sizeof routes / sizeof routes[0]; r++) {
+            char msg[96];
+            msg[0] = 0;
+            if (!serve_fields_check(routes[r], o, msg, sizeof msg))
+                check(msg[0] == '\'' && strlen(msg) < sizeof msg);
+        }
+
     /* what the server prints it must be able to read back */
     strbuf b = {0};
     serve_add_json(&b, o);

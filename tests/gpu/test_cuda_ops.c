@@ -332,16 +332,24 @@ static void test_rope(void) {
         ff[i] = 1.0f + (float)(rnd() % 8);
     int32_t pos[7] = {0, 1, 17, 300, 301, 4095, 8000};
     for (int mode = 0; mode < 2; mode++)
-        for (int variant = 0; variant < 3; variant++) {
+        for (int variant = 0; variant < 4; variant++) {
             pair x = pair_new(HEARTH_F32, (int64_t)H * D, T);
             pair_random(&x, 1.0f);
-            hearth_rope_params p = {mode ? HEARTH_ROPE_NEOX : HEARTH_ROPE_NORM,
-                                    variant == 2 ? 64 : D,
-                                    D,
-                                    500000.0f,
-                                    variant == 1 ? 0.25f : 1.0f,
-                                    variant == 1 ? ff : NULL,
-                                    1.0f};
+            /* variant 3: YaRN x16 over an original context of 64, with the
+             * attention temperature */
+            hearth_rope_params p = {.mode = mode ? HEARTH_ROPE_NEOX : HEARTH_ROPE_NORM,
+                                    .n_rot = variant == 2 ? 64 : D,
+                                    .head_dim = D,
+                                    .freq_base = 500000.0f,
+                                    .freq_scale = variant == 1   ? 0.25f
+                                                  : variant == 3 ? 1.0f / 16
+                                                                 : 1.0f,
+                                    .freq_factors = variant == 1 ? ff : NULL,
+                                    .attn_factor = variant == 3 ? 1.2f : 1.0f,
+                                    .ext_factor = variant == 3 ? 1.0f : 0.0f,
+                                    .temp_scale = variant == 3 ? 0.1f : 0.0f,
+                                    .temp_floor = 64};
+            if (variant == 3) hearth_rope_yarn_dims(D, 64, 500000.0f, 32.0f, 1.0f, &p.yarn_lo, &p.yarn_hi);
             cpu->ops->rope(cpu, &x.c, H, pos, &p);
             gpu->ops->rope(gpu, &x.g, H, pos, &p);
             char what[64];
@@ -714,6 +722,85 @@ static void test_attention_split(hearth_dtype kvt, int H, int HKV, int D) {
            (unsigned long long)(k1.attn_split - k0.attn_split));
 }
 
+/* Gemma's ops: gelu_mul, scale_cap (plain and soft-capped, in place too)
+ * and attention_ext (a sliding window shorter and longer than the context,
+ * score soft-capping), on the split-K kernel (gpu, few tokens) and the
+ * one-block kernel (ref, "simple"), against the CPU's. */
+static void test_gemma_ops(void) {
+    printf("gelu_mul, scale_cap, attention_ext (window, soft-cap)\n");
+    pair g = pair_new(HEARTH_F32, 2304, 5), u = pair_new(HEARTH_F32, 2304, 5),
+         o = pair_new(HEARTH_F32, 2304, 5);
+    pair_random(&g, 4.0f);
+    pair_random(&u, 1.0f);
+    poison(&o);
+    cpu->ops->gelu_mul(cpu, &g.c, &u.c, &o.c);
+    gpu->ops->gelu_mul(gpu, &g.g, &u.g, &o.g);
+    compare("gelu_mul", &o, 1e-5);
+    cpu->ops->gelu_mul(cpu, &g.c, &u.c, &g.c);
+    gpu->ops->gelu_mul(gpu, &g.g, &u.g, &g.g);
+    compare("gelu_mul in place", &g, 1e-5);
+    pair_random(&g, 50.0f);
+    poison(&o);
+    cpu->ops->scale_cap(cpu, &g.c, 0.7f, 0.0f, &o.c);
+    gpu->ops->scale_cap(gpu, &g.g, 0.7f, 0.0f, &o.g);
+    compare("scale_cap, no cap", &o, 1e-6);
+    cpu->ops->scale_cap(cpu, &g.c, 1.0f, 30.0f, &g.c);
+    gpu->ops->scale_cap(gpu, &g.g, 1.0f, 30.0f, &g.g);
+    compare("scale_cap, cap 30, in place", &g, 1e-5);
+    pair_free(&g);
+    pair_free(&u);
+    pair_free(&o);
+
+    const int H = 8, HKV = 4, D = 256, page = 16, T = 3; /* gemma2-2b's heads */
+    const struct {
+        int ctx, window;
+        float cap;
+    } cases[] = {{100, 8, 0.0f}, {100, 0, 50.0f}, {1000, 64, 0.5f}, {40, 4096, 50.0f}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        const int ctx = cases[ci].ctx;
+        const int lens[3] = {ctx, ctx / 2 + 1, ctx};
+        int32_t kv_len[3], pt_off[3];
+        int total = 0;
+        for (int i = 0; i < T; i++) {
+            kv_len[i] = lens[i];
+            pt_off[i] = total;
+            total += (lens[i] + page - 1) / page;
+        }
+        int32_t *pt = malloc((size_t)total * sizeof *pt);
+        for (int i = 0; i < total; i++)
+            pt[i] = total - 1 - i;
+        const int rowlen = HKV * D, rows = total * page;
+        pair k = pair_new(HEARTH_F16, rowlen, rows), v = pair_new(HEARTH_F16, rowlen, rows);
+        pair q = pair_new(HEARTH_F32, (int64_t)H * D, T), oa = pair_new(HEARTH_F32, (int64_t)H * D, T);
+        pair_random(&k, 1.0f);
+        pair_random(&v, 1.0f);
+        pair_random(&q, 4.0f);
+        poison(&oa);
+        void *ro = dev_nan(oa.bytes);
+        sync_or_die(gpu, "uploads");
+        hearth_attn_meta m = {T, page, kv_len, pt_off, pt, total};
+        const hearth_attn_opts ao = {cases[ci].window, cases[ci].cap};
+        const float scale = 1.0f / sqrtf((float)D);
+        hearth_tensor rt = oa.g;
+        rt.data = ro;
+        ref->ops->attention_ext(ref, &q.g, &k.g, &v.g, &m, H, HKV, D, scale, &ao, &rt);
+        sync_or_die(ref, "one-block attention_ext");
+        cpu->ops->attention_ext(cpu, &q.c, &k.c, &v.c, &m, H, HKV, D, scale, &ao, &oa.c);
+        gpu->ops->attention_ext(gpu, &q.g, &k.g, &v.g, &m, H, HKV, D, scale, &ao, &oa.g);
+        char what[96];
+        snprintf(what, sizeof what, "attention_ext ctx %d window %d cap %g", ctx, cases[ci].window,
+                 (double)cases[ci].cap);
+        compare(what, &oa, 1e-2);
+        compare_dev(what, "one-block kernel", oa.g.data, ro, oa.bytes, 1e-4);
+        gpu->ops->dealloc(gpu, ro);
+        pair_free(&k);
+        pair_free(&v);
+        pair_free(&q);
+        pair_free(&oa);
+        free(pt);
+    }
+}
+
 /* ---- graph replay */
 
 enum { GR_H = 4, GR_D = 64, GR_E = GR_H * GR_D, GR_T = 2, GR_PAGE = 16, GR_PAGES = 16 };
@@ -736,7 +823,12 @@ static void decode_bufs_free(decode_bufs *d) {
 static void decode_step(hearth_backend *b, decode_bufs *d, const pair *wn, const pair *wq, const pair *wk,
                         const pair *wv, const pair *wo, const int32_t *pos, const int32_t *slots,
                         const hearth_attn_meta *m) {
-    const hearth_rope_params rope = {HEARTH_ROPE_NORM, GR_D, GR_D, 10000.0f, 1.0f, NULL, 1.0f};
+    const hearth_rope_params rope = {.mode = HEARTH_ROPE_NORM,
+                                     .n_rot = GR_D,
+                                     .head_dim = GR_D,
+                                     .freq_base = 10000.0f,
+                                     .freq_scale = 1.0f,
+                                     .attn_factor = 1.0f};
     b->ops->rms_norm(b, &d->x, &wn->g, 1e-5f, &d->h);
     b->ops->matmul(b, &wq->g, &d->h, NULL, &d->q);
     b->ops->matmul(b, &wk->g, &d->h, NULL, &d->k);
@@ -918,6 +1010,7 @@ int main(void) {
     test_attention_split(HEARTH_F16, 32, 8, 128);  /* llama3-8b */
     test_attention_split(HEARTH_Q8_0, 14, 2, 64);  /* qwen2-0.5b, Q8_0 cache */
     test_attention_split(HEARTH_F32, 16, 1, 256);  /* G = 16, head_dim 256: > 48 KB shared */
+    test_gemma_ops();
     test_graph_replay();
     test_graph_per_head_norm();
     test_error_path();

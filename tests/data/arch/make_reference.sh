@@ -37,3 +37,5 @@ ref qwen3moe-tiny qwen3moe-tiny 256
 ref mixtral-tiny mixtral-tiny 256
 ref mistral3-test mistral3-test 256
 ref qwen2moe-tiny qwen2moe-tiny 256
+# YaRN and the attention temperature (Ministral 3)
+ref ministral3-test ministral3-test 256

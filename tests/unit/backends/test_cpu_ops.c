@@ -26,15 +26,29 @@ static double urand(uint64_t *s) {
 }
 
 /* Reference RoPE of one head vector, in double. */
+/* YaRN in double precision, from its definition: pair i's angle is the
+ * scaled one (x scale) for the high pairs, the unscaled one below the
+ * correction range [lo, hi], a linear ramp between; mag scales cos and sin;
+ * ext 0 is plain RoPE. */
+typedef struct rope_yarn_ref {
+    double ext, lo, hi, mag;
+} rope_yarn_ref;
+
 static void rope_ref(double *v, int hd, int n_rot, int pos, hearth_rope_mode mode, double base, double scale,
-                     const float *ff) {
+                     const float *ff, const rope_yarn_ref *y) {
     for (int i = 0; i < n_rot / 2; i++) {
-        double theta = pos * pow(base, -2.0 * i / n_rot) * scale / (ff ? ff[i] : 1.0);
+        double extrap = pos * pow(base, -2.0 * i / n_rot) / (ff ? ff[i] : 1.0), theta = extrap * scale;
+        double mag = y ? y->mag : 1.0;
+        if (y && y->ext != 0) {
+            double r = (i - y->lo) / fmax(0.001, y->hi - y->lo);
+            double ramp = (1 - fmin(1, fmax(0, r))) * y->ext;
+            theta = theta * (1 - ramp) + extrap * ramp;
+        }
         int i0 = mode == HEARTH_ROPE_NEOX ? i : 2 * i,
             i1 = mode == HEARTH_ROPE_NEOX ? i + n_rot / 2 : 2 * i + 1;
         double a = v[i0], b = v[i1];
-        v[i0] = a * cos(theta) - b * sin(theta);
-        v[i1] = a * sin(theta) + b * cos(theta);
+        v[i0] = mag * (a * cos(theta) - b * sin(theta));
+        v[i1] = mag * (a * sin(theta) + b * cos(theta));
     }
     (void)hd;
 }
@@ -220,12 +234,15 @@ int main(void) {
         float base, scale;
         const float *ff;
         const char *name;
+        float ext, temp; /* YaRN (orig context 64), attention temperature (floor 64) */
     } cases[] = {
-        {HEARTH_ROPE_NORM, HD, 10000.f, 1.f, NULL, "llama"},
-        {HEARTH_ROPE_NEOX, HD, 1000000.f, 1.f, NULL, "neox, base 1e6"},
-        {HEARTH_ROPE_NORM, HD, 500000.f, 1.f, ff, "llama3 rope_freqs"},
-        {HEARTH_ROPE_NEOX, HD, 10000.f, 0.25f, NULL, "linear scaling x4"},
-        {HEARTH_ROPE_NEOX, HD / 2, 10000.f, 1.f, NULL, "partial rotation"},
+        {HEARTH_ROPE_NORM, HD, 10000.f, 1.f, NULL, "llama", 0, 0},
+        {HEARTH_ROPE_NEOX, HD, 1000000.f, 1.f, NULL, "neox, base 1e6", 0, 0},
+        {HEARTH_ROPE_NORM, HD, 500000.f, 1.f, ff, "llama3 rope_freqs", 0, 0},
+        {HEARTH_ROPE_NEOX, HD, 10000.f, 0.25f, NULL, "linear scaling x4", 0, 0},
+        {HEARTH_ROPE_NEOX, HD / 2, 10000.f, 1.f, NULL, "partial rotation", 0, 0},
+        {HEARTH_ROPE_NORM, HD, 10000.f, 1.f / 16, NULL, "yarn x16", 1, 0},
+        {HEARTH_ROPE_NEOX, HD, 1000000.f, 1.f / 16, ff, "yarn x16 + factors + temperature", 1, 0.1f},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         float x[T * H * HD];
@@ -234,15 +251,33 @@ int main(void) {
         for (int i = 0; i < T * H * HD; i++)
             ref[i] = x[i] = (float)urand(&seed);
         hearth_tensor t = hearth_tensor_2d(HEARTH_F32, H * HD, T, x);
-        hearth_rope_params p = {cases[c].mode,  cases[c].n_rot, HD,  cases[c].base,
-                                cases[c].scale, cases[c].ff,    1.0f};
+        hearth_rope_params p = {.mode = cases[c].mode,
+                                .n_rot = cases[c].n_rot,
+                                .head_dim = HD,
+                                .freq_base = cases[c].base,
+                                .freq_scale = cases[c].scale,
+                                .freq_factors = cases[c].ff,
+                                .attn_factor = cases[c].ext ? 1.2f : 1.0f,
+                                .ext_factor = cases[c].ext,
+                                .temp_scale = cases[c].temp,
+                                .temp_floor = 64};
+        if (cases[c].ext)
+            hearth_rope_yarn_dims(cases[c].n_rot, 64, cases[c].base, 32.0f, 1.0f, &p.yarn_lo, &p.yarn_hi);
         op->rope(be, &t, H, pos, &p);
         double max_err = 0;
         for (int tk = 0; tk < T; tk++)
             for (int h = 0; h < H; h++) {
                 double *v = ref + (tk * H + h) * HD;
+                /* the correction range from its definition: the pairs whose
+                 * wavelength 2 pi / freq covers the original context between
+                 * beta_slow = 1 and beta_fast = 32 times */
+                const double nr = cases[c].n_rot, lb = log(cases[c].base);
+                const double lo = fmax(0, floor(nr * log(64 / (32 * 2 * M_PI)) / (2 * lb)));
+                const double hi = fmin(nr - 1, ceil(nr * log(64 / (1 * 2 * M_PI)) / (2 * lb)));
+                const double temp = 1 + cases[c].temp * log(1 + floor(pos[tk] / 64.0));
+                rope_yarn_ref y = {cases[c].ext, lo, hi, (cases[c].ext ? 1.2 : 1.0) * temp};
                 rope_ref(v, HD, cases[c].n_rot, pos[tk], cases[c].mode, cases[c].base, cases[c].scale,
-                         cases[c].ff);
+                         cases[c].ff, &y);
                 for (int d = 0; d < HD; d++) {
                     double e = fabs(v[d] - x[(tk * H + h) * HD + d]);
                     if (e > max_err) max_err = e;

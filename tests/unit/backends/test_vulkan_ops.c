@@ -354,14 +354,25 @@ static void test_rope(void) {
     float ff[16];
     for (int i = 0; i < 16; i++)
         ff[i] = 1.0f + (float)i * 0.5f;
-    for (int mode = 0; mode < 2; mode++) {
+    static const char *const names[] = {"rope norm (partial n_rot)", "rope neox + freq_factors",
+                                        "rope yarn x16 + attention temperature"};
+    for (int mode = 0; mode < 3; mode++) {
         float *x = rand_f32((size_t)n * H * D, 2.0f);
         pair xs = make_pair(HEARTH_F32, H * D, n, x);
-        hearth_rope_params p = {
-            mode ? HEARTH_ROPE_NEOX : HEARTH_ROPE_NORM, 32, D, 10000.0f, 0.5f, mode ? ff : NULL, 1.0f};
+        hearth_rope_params p = {.mode = mode ? HEARTH_ROPE_NEOX : HEARTH_ROPE_NORM,
+                                .n_rot = 32,
+                                .head_dim = D,
+                                .freq_base = 10000.0f,
+                                .freq_scale = mode == 2 ? 1.0f / 16 : 0.5f,
+                                .freq_factors = mode == 1 ? ff : NULL,
+                                .attn_factor = mode == 2 ? 1.2f : 1.0f,
+                                .ext_factor = mode == 2 ? 1.0f : 0.0f,
+                                .temp_scale = mode == 2 ? 0.1f : 0.0f,
+                                .temp_floor = 16};
+        if (mode == 2) hearth_rope_yarn_dims(32, 16, 10000.0f, 32.0f, 1.0f, &p.yarn_lo, &p.yarn_hi);
         cpu->ops->rope(cpu, &xs.c, H, pos, &p);
         vk->ops->rope(vk, &xs.v, H, pos, &p);
-        compare(mode ? "rope neox + freq_factors" : "rope norm (partial n_rot)", &xs, 1e-5);
+        compare(names[mode], &xs, 1e-5);
         free_pair(&xs);
         free(x);
     }

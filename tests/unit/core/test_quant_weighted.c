@@ -124,8 +124,9 @@ int main(void) {
     quantize_rows(HEARTH_Q8_0, x, out, w);
     quantize_rows(HEARTH_Q8_0, x, plain, NULL);
     CHECK(memcmp(out, plain, hearth_dtype_row_size(HEARTH_Q8_0, N) * ROWS) == 0);
-    CHECK(hearth_quant_weighted_kind(HEARTH_IQ4_NL) == -1);
-    CHECK(!hearth_quantize_row_weighted(HEARTH_IQ4_NL, x, out, N, w));
+    CHECK(hearth_quant_weighted_kind(HEARTH_IQ4_NL) == 1); /* IQ4/IQ3: tests/unit/core/test_quant_iq3.c */
+    CHECK(hearth_quant_weighted_kind(HEARTH_Q8_K) == -1);   /* an activation type: no weighted search */
+    CHECK(!hearth_quantize_row_weighted(HEARTH_Q8_K, x, out, N, w));
     CHECK(!hearth_quantize_row_weighted(HEARTH_Q4_K, x, out, 100, w)); /* not a multiple of 256 */
     return test_summary("test_quant_weighted");
 }

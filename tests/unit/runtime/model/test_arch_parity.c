@@ -1,7 +1,8 @@
 /*
  * test_arch_parity.c - Gemma 2, Gemma 3, Phi-3, Granite, OLMo 2, Qwen3-MoE,
  * Mixtral-style llama MoE, Qwen2-MoE (a gated shared expert, weights not
- * renormalised) and mistral3 against native llama.cpp.
+ * renormalised), mistral3 and Ministral 3's YaRN + attention temperature
+ * (ministral3-test) against native llama.cpp.
  *
  * Each case regenerates a small look-alike with `hearth mkmodel` (F32, seed
  * 42: gemma2-test, gemma3-test, phi3-test, granite-test, olmo2-test) and
@@ -51,6 +52,8 @@ static const arch_case k_cases[] = {
     {"mixtral-tiny.json", "mixtral-tiny", 256, "<|endoftext|>"},
     {"qwen2moe-tiny.json", "qwen2moe-tiny", 256, "<|endoftext|>"},
     {"mistral3-test.json", "mistral3-test", 256, "<|endoftext|>"},
+    /* YaRN x16 over an original context of 16, and the attention temperature */
+    {"ministral3-test.json", "ministral3-test", 256, "<|endoftext|>"},
 };
 
 enum { MAX_PROMPT = 128, MAX_GEN = 16, TOP = 10 };
