@@ -51,11 +51,13 @@ endfunction()
 # with tests/cli/neon_greedy.c, a greedy decoder. Used to cross-build for
 # arm64 and run under qemu (tests/cli/test_neon_qemu.sh).
 function(hearth_build_kernels_only)
+  # the row quantizers dtype.c's traits table points at (core/quant_iq2.c, quant_iq3.c, ...)
+  file(GLOB quant_src CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/core/quant_*.c)
   add_library(hearth_kernels STATIC
+    ${quant_src}
     ${CMAKE_SOURCE_DIR}/core/dtype.c
     ${CMAKE_SOURCE_DIR}/core/dtype_iq.c
     ${CMAKE_SOURCE_DIR}/core/dtype_iq_grids.c
-    ${CMAKE_SOURCE_DIR}/core/quant_iq3.c
     ${CMAKE_SOURCE_DIR}/core/os.c
     ${HEARTH_CPU_DIR}/cpu_quants_ref.c
     ${HEARTH_CPU_DIR}/cpu_iq_ref.c
@@ -73,11 +75,10 @@ function(hearth_build_kernels_only)
     ${CMAKE_SOURCE_DIR}/core/*.c ${CMAKE_SOURCE_DIR}/backends/*.c ${HEARTH_CPU_DIR}/*.c
     ${CMAKE_SOURCE_DIR}/runtime/format/*.c ${CMAKE_SOURCE_DIR}/runtime/text/*.c
     ${CMAKE_SOURCE_DIR}/runtime/kv/*.c ${CMAKE_SOURCE_DIR}/runtime/model/*.c ${CMAKE_SOURCE_DIR}/runtime/serving/*.c)
-  list(REMOVE_ITEM core_src
+  list(REMOVE_ITEM core_src ${quant_src}
     ${CMAKE_SOURCE_DIR}/core/dtype.c ${CMAKE_SOURCE_DIR}/core/dtype_iq.c ${CMAKE_SOURCE_DIR}/core/dtype_iq_grids.c
     ${CMAKE_SOURCE_DIR}/core/os.c ${HEARTH_CPU_DIR}/cpu_quants_ref.c ${HEARTH_CPU_DIR}/cpu_iq_ref.c
-    ${HEARTH_CPU_DIR}/cpu_features.c
-    ${CMAKE_SOURCE_DIR}/core/quant_iq3.c)
+    ${HEARTH_CPU_DIR}/cpu_features.c)
   add_library(hearth_core STATIC ${core_src})
   target_link_libraries(hearth_core PUBLIC hearth_kernels ${CMAKE_DL_LIBS})
   get_target_property(kernel_defs hearth_kernels COMPILE_DEFINITIONS) # HEARTH_HAVE_*, for cpu_backend.c

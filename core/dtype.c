@@ -17,6 +17,7 @@
  */
 #include "dtype.h"
 #include "dtype_iq.h"
+#include "quant_iq2.h"
 #include "quant_iq3.h"
 
 #include <assert.h>
@@ -1032,15 +1033,15 @@ static const hearth_dtype_traits k_traits[HEARTH_DTYPE_COUNT] = {
     [HEARTH_Q8_K] = {"q8_K", false, QK_K, sizeof(block_q8_K), q8_K_to_float, q8_K_from_float, HEARTH_Q8_K},
     [HEARTH_IQ4_NL] = {"iq4_nl", true, QK4_NL, sizeof(block_iq4_nl), iq4_nl_to_float, iq4_nl_from_float, HEARTH_Q8_0},
     [HEARTH_IQ4_XS] = {"iq4_xs", true, QK_K, sizeof(block_iq4_xs), iq4_xs_to_float, iq4_xs_from_float, HEARTH_Q8_K},
-    /* Grid types (dtype_iq.c): read and multiplied, no quantizer (they need an
-     * importance matrix; llama-quantize makes them). */
-    [HEARTH_IQ2_XXS] = {"iq2_xxs", true, QK_K, sizeof(block_iq2_xxs), hearth_iq2_xxs_to_float, NULL, HEARTH_Q8_K},
-    [HEARTH_IQ2_XS] = {"iq2_xs", true, QK_K, sizeof(block_iq2_xs), hearth_iq2_xs_to_float, NULL, HEARTH_Q8_K},
-    [HEARTH_IQ2_S] = {"iq2_s", true, QK_K, sizeof(block_iq2_s), hearth_iq2_s_to_float, NULL, HEARTH_Q8_K},
+    /* Grid types (dtype_iq.c): read and multiplied; quantized by core/quant_iq2.c
+     * (IQ2/IQ1) and core/quant_iq3.c (IQ3). */
+    [HEARTH_IQ2_XXS] = {"iq2_xxs", true, QK_K, sizeof(block_iq2_xxs), hearth_iq2_xxs_to_float, hearth_iq2_xxs_from_float, HEARTH_Q8_K},
+    [HEARTH_IQ2_XS] = {"iq2_xs", true, QK_K, sizeof(block_iq2_xs), hearth_iq2_xs_to_float, hearth_iq2_xs_from_float, HEARTH_Q8_K},
+    [HEARTH_IQ2_S] = {"iq2_s", true, QK_K, sizeof(block_iq2_s), hearth_iq2_s_to_float, hearth_iq2_s_from_float, HEARTH_Q8_K},
     [HEARTH_IQ3_XXS] = {"iq3_xxs", true, QK_K, sizeof(block_iq3_xxs), hearth_iq3_xxs_to_float, hearth_iq3_xxs_from_float, HEARTH_Q8_K},
     [HEARTH_IQ3_S] = {"iq3_s", true, QK_K, sizeof(block_iq3_s), hearth_iq3_s_to_float, hearth_iq3_s_from_float, HEARTH_Q8_K},
-    [HEARTH_IQ1_S] = {"iq1_s", true, QK_K, sizeof(block_iq1_s), hearth_iq1_s_to_float, NULL, HEARTH_Q8_K},
-    [HEARTH_IQ1_M] = {"iq1_m", true, QK_K, sizeof(block_iq1_m), hearth_iq1_m_to_float, NULL, HEARTH_Q8_K},
+    [HEARTH_IQ1_S] = {"iq1_s", true, QK_K, sizeof(block_iq1_s), hearth_iq1_s_to_float, hearth_iq1_s_from_float, HEARTH_Q8_K},
+    [HEARTH_IQ1_M] = {"iq1_m", true, QK_K, sizeof(block_iq1_m), hearth_iq1_m_to_float, hearth_iq1_m_from_float, HEARTH_Q8_K},
     /* ggml types this build cannot load, named so a refusal can say which one. */
     [34] = {"tq1_0", false, 0, 0, NULL, NULL, HEARTH_F32},
     [35] = {"tq2_0", false, 0, 0, NULL, NULL, HEARTH_F32},

@@ -16,6 +16,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/quant_iq2.h"
+
 #define WMIN(a, b) ((a) < (b) ? (a) : (b))
 #define WMAX(a, b) ((a) > (b) ? (a) : (b))
 #define EPS 1e-15f /* ggml's GROUP_MAX_EPS */
@@ -216,6 +218,10 @@ static float qp_quants(int n, int nmax, const float *x, uint8_t *L, const float 
         if (!n_changed) break;
     }
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+float hearth_quant_qp_levels(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+    return qp_quants(n, nmax, x, L, qw);
 }
 
 /* mean x^2 over the row: the sigma2 the 32-blocks add to x^2 */
@@ -671,7 +677,12 @@ int hearth_quant_weighted_kind(hearth_dtype t) {
     case HEARTH_IQ4_NL:
     case HEARTH_IQ4_XS:
     case HEARTH_IQ3_XXS:
-    case HEARTH_IQ3_S: return 1;
+    case HEARTH_IQ3_S:
+    case HEARTH_IQ2_XXS: /* core/quant_iq2.c */
+    case HEARTH_IQ2_XS:
+    case HEARTH_IQ2_S:
+    case HEARTH_IQ1_S:
+    case HEARTH_IQ1_M: return 1;
     case HEARTH_F32:
     case HEARTH_F16:
     case HEARTH_BF16:
@@ -700,6 +711,11 @@ bool hearth_quantize_row_weighted(hearth_dtype t, const float *x, void *dst, int
     case HEARTH_IQ4_XS: iq4_xs_w(x, dst, n, qw); break;
     case HEARTH_IQ3_XXS: return hearth_iq3_xxs_quantize(x, dst, n, qw);
     case HEARTH_IQ3_S: return hearth_iq3_s_quantize(x, dst, n, qw);
+    case HEARTH_IQ2_XXS:
+    case HEARTH_IQ2_XS:
+    case HEARTH_IQ2_S:
+    case HEARTH_IQ1_S:
+    case HEARTH_IQ1_M: return hearth_iq2_quantize_row(t, x, dst, n, qw);
     default: return false;
     }
     return true;

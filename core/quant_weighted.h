@@ -20,9 +20,9 @@
 
 #include "core/dtype.h"
 
-/* How type t uses an importance vector: 1 = weighted search here, 0 = the
- * type ignores it (F32, F16, BF16, Q8_0, as llama.cpp), -1 = not supported
- * here (the IQ2/IQ1 types: no quantizer in this file). */
+/* How type t uses an importance vector: 1 = weighted search here (IQ2/IQ1 in
+ * core/quant_iq2.c, IQ3 in core/quant_iq3.c), 0 = the type ignores it (F32,
+ * F16, BF16, Q8_0, as llama.cpp), -1 = not supported. */
 int hearth_quant_weighted_kind(hearth_dtype t);
 
 /* Quantize one row of n floats (n a multiple of t's block) into dst with
@@ -30,5 +30,10 @@ int hearth_quant_weighted_kind(hearth_dtype t);
  * gives exactly hearth_quantize_row's bytes (llama.cpp does the same).
  * Returns false for a type with kind -1 or a row length that does not fit. */
 bool hearth_quantize_row_weighted(hearth_dtype t, const float *x, void *dst, int64_t n, const float *qw);
+
+/* ggml's make_qp_quants: non-negative levels 0..nmax of n values x (into L)
+ * and the scale that fits them best with weights qw (the K-quants' sub-block
+ * scales; IQ2_XXS's first guess). */
+float hearth_quant_qp_levels(int n, int nmax, const float *x, uint8_t *L, const float *qw);
 
 #endif
