@@ -13,6 +13,7 @@
 #include "app/cli/args.h"
 #include "app/cli/common.h"
 #include "runtime/format/gguf.h"
+#include "runtime/format/quant_rules.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/model/forward_moe.h"
 #include "runtime/model/model.h"
@@ -186,6 +187,10 @@ static void info_print_json(const info_opts *o, const info_report *r) {
     cJSON_AddNumberToObject(obj, "parts", hearth_gguf_n_parts(r->g));
     cJSON_AddNumberToObject(obj, "gguf_version", hearth_gguf_version(r->g));
     cJSON_AddStringToObject(obj, "name", r->name);
+    uint32_t ft;
+    if (hearth_gguf_get_u32(r->g, "general.file_type",
+                            &ft)) /* what llama-quantize wrote: Q4_K_M, IQ2_M, ... */
+        cJSON_AddStringToObject(obj, "file_type", hearth_ftype_name((hearth_ftype)ft));
     if (r->have_hp) {
         cJSON_AddStringToObject(obj, "architecture", hearth_arch_get(r->arch)->name);
         cJSON *h = cJSON_AddObjectToObject(obj, "hparams");
@@ -263,6 +268,9 @@ static void info_print_hparams(const info_report *r) {
         return;
     }
     printf("architecture:  %s\n", hearth_arch_get(r->arch)->name);
+    uint32_t ft;
+    if (hearth_gguf_get_u32(r->g, "general.file_type", &ft))
+        printf("file type:     %s\n", hearth_ftype_name((hearth_ftype)ft));
     printf("layers:        %d\n", hp->n_layer);
     printf("dim:           %d (ffn %d)\n", hp->n_embd, hp->n_ff);
     printf("heads:         %d query, %d key/value%s, head size %d\n", hp->n_head, hp->n_head_kv,

@@ -225,6 +225,15 @@ static uint32_t ftype_of(hearth_dtype t) {
     case HEARTH_Q4_K: return 14;
     case HEARTH_Q5_K: return 16;
     case HEARTH_Q6_K: return 18;
+    case HEARTH_IQ2_XXS: return 19;
+    case HEARTH_IQ2_XS: return 20;
+    case HEARTH_IQ3_XXS: return 23;
+    case HEARTH_IQ1_S: return 24;
+    case HEARTH_IQ4_NL: return 25;
+    case HEARTH_IQ3_S: return 26;
+    case HEARTH_IQ2_S: return 28;
+    case HEARTH_IQ4_XS: return 30;
+    case HEARTH_IQ1_M: return 31;
     case HEARTH_BF16: return 32;
     default: return 0;
     }

@@ -32,6 +32,7 @@
 #include "app/cli/common.h"
 #include "app/cli/config.h"
 #include "app/cli/engine_opts.h"
+#include "runtime/format/quant_rules.h"
 #include "runtime/model/embed.h"
 #include "runtime/store/model_store.h"
 #include "runtime/template/chat_template.h"
@@ -41,29 +42,11 @@
  * load by another request, before a 503. */
 #define SM_WAIT_MS 120000.0
 
+/* llama.cpp's file type name (general.file_type), "unknown" for a number
+ * it does not have. */
 static const char *ftype_name(uint32_t t) {
-    switch (t) {
-    case 0: return "F32";
-    case 1: return "F16";
-    case 2: return "Q4_0";
-    case 3: return "Q4_1";
-    case 7: return "Q8_0";
-    case 8: return "Q5_0";
-    case 9: return "Q5_1";
-    case 10: return "Q2_K";
-    case 11: return "Q3_K_S";
-    case 12: return "Q3_K_M";
-    case 13: return "Q3_K_L";
-    case 14: return "Q4_K_S";
-    case 15: return "Q4_K_M";
-    case 16: return "Q5_K_S";
-    case 17: return "Q5_K_M";
-    case 18: return "Q6_K";
-    case 25: return "IQ4_NL";
-    case 30: return "IQ4_XS";
-    case 32: return "BF16";
-    default: return "unknown";
-    }
+    const char *n = hearth_ftype_name((hearth_ftype)t);
+    return strcmp(n, "?") ? n : "unknown";
 }
 
 static const char *base_name(const char *p) {

@@ -68,6 +68,8 @@ grep -q "requires an importance matrix.*hearth imatrix" "$T/q.err" || bad "quant
 # mkmodel writes IQ1_M (llama.cpp's unweighted IQ1_M search) and the model runs
 if "$H" mkmodel --shape tiny --type IQ1_M -o "$T/mk.gguf" >"$T/mk.out" 2>"$T/mk.err"; then
     "$H" info "$T/mk.gguf" 2>&1 | grep -q "iq1_m" || bad "mkmodel --type IQ1_M: hearth info names no iq1_m tensor"
+    ft=$("$H" info --json "$T/mk.gguf" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin).get('file_type'))")
+    [ "$ft" = IQ1_M ] || bad "mkmodel --type IQ1_M: general.file_type reads '$ft', want IQ1_M"
     "$H" run -m "$T/mk.gguf" -p "In" -n 2 --temp 0 --cache-db none >"$T/mk.run" 2>"$T/mk.rerr" ||
         bad "run on mkmodel's IQ1_M model: $(cat "$T/mk.rerr")"
 else
