@@ -12,6 +12,7 @@
  *                   by the connection thread; metrics
  *   serve_prompt.c  chat messages -> prompt text -> token ids; model names
  *   serve_json.c    JSON values into a strbuf, typed JSON field readers
+ *   serve_fields.c  the top-level fields each POST route takes (others: 400)
  *   serve_models.c  the registry: which models exist, loading on demand,
  *                   keep_alive, least-recently-used unloading, the reaper thread
  *   serve_model_routes.c /api/tags, /api/ps, /api/show, /api/pull, /api/delete,
