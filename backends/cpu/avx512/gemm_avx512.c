@@ -26,6 +26,7 @@
 
 #include "backends/cpu/avx2/gemm_kernels.h"
 #include "backends/cpu/avx2/simd_kernels.h"
+#include "backends/cpu/avx512/kquant_avx512.h"
 
 enum { LANES = 16, GROUPS = 4, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
 
@@ -628,6 +629,12 @@ hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, i
         f = gemm_f16;
         rows = 2 * F16_ROWS;
         toks = F16_MAX_TOKS;
+        break;
+    case HEARTH_Q4_K: /* gemm_kquant_avx512.c */
+    case HEARTH_Q6_K:
+        f = hearth_cpu_gemm_kquant_avx512(weight_type);
+        rows = KQ512_MAX_ROWS;
+        toks = KQ512_MAX_TOKS;
         break;
     default: return NULL;
     }
