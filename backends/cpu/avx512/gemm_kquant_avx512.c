@@ -33,6 +33,7 @@
 
 enum {
     KQ_CHUNK = 16,       /* tokens per chunk: one vector lane each in the min term */
+    KQ6_CHUNK = 8,       /* Q6_K: 16 tokens' accumulators spill (measured slower) */
     KQ_MAX_BLOCKS = 128, /* super-blocks per row the chunk terms hold (n <= 32768) */
 };
 
@@ -134,8 +135,10 @@ static void gemm_q4_K(int64_t n, const void *w, size_t w_stride, int nr, const v
                 q4k_row(16, nb, x, y, &tm, ntc, o + r, out_stride);
             else if (ntc > 4)
                 q4k_row(8, nb, x, y, &tm, ntc, o + r, out_stride);
-            else
+            else if (ntc > 2)
                 q4k_row(4, nb, x, y, &tm, ntc, o + r, out_stride);
+            else
+                q4k_row(2, nb, x, y, &tm, ntc, o + r, out_stride);
         }
     }
 }
@@ -171,20 +174,20 @@ static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, int nr, const v
         kq_per_pair(HEARTH_Q6_K, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
         return;
     }
-    for (int t0 = 0; t0 < nt; t0 += KQ_CHUNK) {
-        const int ntc = nt - t0 < KQ_CHUNK ? nt - t0 : KQ_CHUNK;
+    for (int t0 = 0; t0 < nt; t0 += KQ6_CHUNK) {
+        const int ntc = nt - t0 < KQ6_CHUNK ? nt - t0 : KQ6_CHUNK;
         const block_q8_K *y[KQ_CHUNK];
         for (int t = 0; t < KQ_CHUNK; t++)
             y[t] = (const block_q8_K *)ROW_AT(a, a_stride, t0 + (t < ntc ? t : ntc - 1));
         float *o = out + (size_t)t0 * out_stride;
         for (int r = 0; r < nr; r++) {
             const block_q6_K *x = (const block_q6_K *)ROW_AT(w, w_stride, r);
-            if (ntc > 8)
-                q6k_row(16, nb, x, y, ntc, o + r, out_stride);
-            else if (ntc > 4)
+            if (ntc > 4)
                 q6k_row(8, nb, x, y, ntc, o + r, out_stride);
-            else
+            else if (ntc > 2)
                 q6k_row(4, nb, x, y, ntc, o + r, out_stride);
+            else
+                q6k_row(2, nb, x, y, ntc, o + r, out_stride);
         }
     }
 }
