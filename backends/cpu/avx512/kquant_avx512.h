@@ -121,4 +121,32 @@ static inline __m512i kq512_q6_K_sumi(const __m512i q[4], const __m512i sc[4], c
     return sumi;
 }
 
+/* The same 16 lane sums in the form the GEMM tiles use, with the weights
+ * signed and the activation unsigned: (q - 32) * a = (q - 32) * (a + 128) -
+ * 128 * (q - 32). kq512_q6_K_signed turns an unpacked block into q - 32 and
+ * the row-only term corr = sum_k madd(128 * (q - 32) pair sums, sc[k]);
+ * kq512_q6_K_sumi_signed then needs per token only a byte flip (a ^ 0x80 =
+ * a + 128), maddubs and dpwssd per step. Exact: maddubs pairs stay within
+ * 255 * 32 * 2 = 16320, and the int32 lane values equal kq512_q6_K_sumi's. */
+static inline __m512i kq512_q6_K_signed(__m512i q[4], const __m512i sc[4]) {
+    const __m512i m32 = _mm512_set1_epi8(32), m128 = _mm512_set1_epi8((char)0x80);
+    __m512i corr = _mm512_setzero_si512();
+    for (int k = 0; k < 4; k++) {
+        q[k] = _mm512_sub_epi8(q[k], m32);
+        corr = _mm512_dpwssd_epi32(corr, _mm512_maddubs_epi16(m128, q[k]), sc[k]);
+    }
+    return corr;
+}
+
+static inline __m512i kq512_q6_K_sumi_signed(const __m512i qs[4], const __m512i sc[4], __m512i corr,
+                                             const int8_t *a) {
+    const __m512i m128 = _mm512_set1_epi8((char)0x80);
+    __m512i sumi = _mm512_setzero_si512();
+    for (int k = 0; k < 4; k++) {
+        const __m512i au = _mm512_xor_si512(_mm512_loadu_si512(a + 64 * k), m128);
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(au, qs[k]), sc[k]);
+    }
+    return _mm512_sub_epi32(sumi, corr);
+}
+
 #endif
