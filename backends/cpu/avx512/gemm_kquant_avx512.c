@@ -19,10 +19,11 @@
  *
  * Invariant (checked by tests/unit/backends/test_gemm.c): every output is
  * BIT-IDENTICAL to the per-pair dot of its type: the same exact int32 lane
- * sums (the header's helpers; Q6_K in its signed form, same lane values), per lane the dot's float operations
- * in its order (d = d_a * d_w; acc = fma(d, sumi, acc); Q4_K: accm += (d_a * dmin_w) * isum), and the dot's
- * final reduction (reduce_add(acc) [- accm]). One token (decode), and rows too long for the prepared terms,
- * go through the dot.
+ * sums (the header's helpers; Q6_K in its signed form, same lane values),
+ * per lane the dot's float operations in its order (d = d_a * d_w;
+ * acc = fma(d, sumi, acc); Q4_K: accm += (d_a * dmin_w) * isum), and the
+ * dot's final reduction (reduce_add(acc) [- accm]). One token (decode), and
+ * rows too long for the prepared terms, go through the dot.
  */
 #include <immintrin.h>
 #include <stdint.h>
