@@ -2,6 +2,7 @@
  * gemm_avx512.c - register-tiled GEMM kernels (AVX-512 F/BW/VL + VNNI) of the
  * CPU backend: up to 64 weight rows x 64 activation rows per call, Q8_0 and
  * Q4_0 weights against Q8_0 activations; F16 against F16 (see gemm_f16).
+ * The getter also returns the Q4_K/Q6_K tiles of gemm_kquant_avx512.c.
  *
  * Owned by the GEMM kernels; compiled with the AVX-512 flags and reached only
  * through hearth_cpu_gemm (cpu_quants_ref.c) on CPUs with avx512f+bw+vl+vnni.
@@ -26,6 +27,7 @@
 
 #include "backends/cpu/avx2/gemm_kernels.h"
 #include "backends/cpu/avx2/simd_kernels.h"
+#include "backends/cpu/avx512/kquant_avx512.h"
 
 enum { LANES = 16, GROUPS = 4, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
 
@@ -635,6 +637,12 @@ hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, i
         f = gemm_f16;
         rows = 2 * F16_ROWS;
         toks = F16_MAX_TOKS;
+        break;
+    case HEARTH_Q4_K: /* gemm_kquant_avx512.c */
+    case HEARTH_Q6_K:
+        f = hearth_cpu_gemm_kquant_avx512(weight_type);
+        rows = KQ512_MAX_ROWS;
+        toks = KQ512_MAX_TOKS;
         break;
     default: return NULL;
     }

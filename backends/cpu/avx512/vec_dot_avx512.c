@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "backends/cpu/avx2/simd_kernels.h"
+#include "backends/cpu/avx512/kquant_avx512.h"
 
 // ---------------------------------------------------------------- helpers
 
@@ -229,92 +230,40 @@ static void dot_q4_0_q8_0(int64_t n, float *out, const void *w, const void *a) {
 
 // ---------------------------------------------------------------- K-quants against Q8_K
 
-/* Q4_K/Q5_K's 8 six-bit scales and 8 six-bit mins, as 16 uint8: sc0..7, m0..7. */
-static inline __m128i kquant_scales_mins(const uint8_t scales[K_SCALE_SIZE]) {
-    uint32_t a[3];
-    memcpy(a, scales, sizeof a);
-    const uint32_t six = 0x3F3F3F3Fu, lo = 0x0F0F0F0Fu, two = 0x03030303u;
-    const uint32_t sc47 = (a[2] & lo) | (((a[0] >> 6) & two) << 4);
-    const uint32_t mn47 = ((a[2] >> 4) & lo) | (((a[1] >> 6) & two) << 4);
-    return _mm_setr_epi32((int)(a[0] & six), (int)sc47, (int)(a[1] & six), (int)mn47);
-}
-
-/* Q4_K: one 512-bit step covers 64 elements (groups 2j and 2j+1): the low
- * nibbles of 32 packed bytes, then their high nibbles, against 64
- * consecutive activations. */
+/* Q4_K: per super-block, the weights are unpacked once (kquant_avx512.h)
+ * and their 16 int32 lane sums with the activation scaled by d into 16 float
+ * lanes (one FMA per block); the min term is a scalar running sum. The GEMM
+ * tiles (gemm_kquant_avx512.c) repeat exactly these float operations. */
 static void dot_q4_K_q8_K(int64_t n, float *out, const void *w, const void *act) {
     const block_q4_K *x = w;
     const block_q8_K *y = act;
     const int64_t nb = n / QK_K;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    /* int16 lane l of step j takes scale 2j + (l >= 16). */
-    const __m512i pick = _mm512_set_epi16(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* lanes 31..16 */
-                                          0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc = _mm512_setzero_ps();
     float accm = 0;
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * f16_scalar(x[i].d);
         const float dmin = y[i].d * f16_scalar(x[i].dmin);
-        const __m256i sm16 = _mm256_cvtepu8_epi16(kquant_scales_mins(x[i].scales)); /* sc0..7 | m0..7 */
+        __m512i q[4], sc[4];
+        const __m256i sm16 = kq512_q4_K_unpack(&x[i], q, sc);
         /* min term: sum over groups of m_g * (activation sum of group g) */
-        const __m256i bs = loadu256(y[i].bsums);
-        const __m128i g = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-        const __m128i pm = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), g);
-        accm += dmin * (float)(_mm_cvtsi128_si32(pm) + _mm_extract_epi32(pm, 1) + _mm_extract_epi32(pm, 2) +
-                               _mm_extract_epi32(pm, 3));
-        const __m512i sc = _mm512_castsi256_si512(sm16);
-        __m512i sumi = _mm512_setzero_si512();
-        for (int j = 0; j < QK_K / 64; j++) {
-            const __m256i q = loadu256(x[i].qs + 32 * j);
-            const __m512i qq = _mm512_and_si512(
-                _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
-            const __m512i p16 = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(y[i].qs + 64 * j));
-            const __m512i scale = _mm512_permutexvar_epi16(_mm512_add_epi16(pick, _mm512_set1_epi16((short)(2 * j))), sc);
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p16, scale));
-        }
+        accm += dmin * (float)kq512_q4_K_min_isum(sm16, y[i].bsums);
+        const __m512i sumi = kq512_q4_K_sumi(q, sc, y[i].qs);
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
     *out = _mm512_reduce_add_ps(acc) - accm;
 }
 
-/* Q6_K: per 128-element half, 64 bytes of low nibbles and 32 bytes of high
- * bit pairs make levels 0..63 for elements 0..63 ([ql & 15 | qh bits 0-1,
- * ql+32 & 15 | qh bits 2-3]) and 64..127 ([ql >> 4 | bits 4-5, ql+32 >> 4 |
- * bits 6-7]); level - 32 is applied as maddubs(q, a) - maddubs(32, a). */
+/* Q6_K: the same scheme without a min term (levels are centred by -32). */
 static void dot_q6_K_q8_K(int64_t n, float *out, const void *w, const void *act) {
     const block_q6_K *x = w;
     const block_q8_K *y = act;
     const int64_t nb = n / QK_K;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m32 = _mm512_set1_epi8(32);
-    /* high bit pairs: first 256 bits take qh bits 0-1 (<< 4) / 4-5 (as is),
-     * second 256 bits take bits 2-3 (<< 2) / 6-7 (>> 2) */
-    const __m512i mask_a = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
-    const __m512i mask_b = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
-    const __m512i shl_a = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-    const __m512i shr_b = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-    /* int16 lane l of step k (64 elements) takes scale 4k + l / 8. */
-    const __m512i pick = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, /* lanes 31..16 */
-                                          1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * f16_scalar(x[i].d);
-        const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
-        __m512i sumi = _mm512_setzero_si512();
-        for (int half = 0; half < 2; half++) {
-            const __m512i l = _mm512_loadu_si512(x[i].ql + 64 * half);
-            const __m512i h = _mm512_broadcast_i64x4(loadu256(x[i].qh + 32 * half));
-            __m512i q[2];
-            q[0] = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_sllv_epi16(_mm512_and_si512(h, mask_a), shl_a));
-            q[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                   _mm512_srlv_epi16(_mm512_and_si512(h, mask_b), shr_b));
-            for (int k = 0; k < 2; k++) {
-                const __m512i a8 = _mm512_loadu_si512(y[i].qs + 128 * half + 64 * k);
-                const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], a8), _mm512_maddubs_epi16(m32, a8));
-                const int step = 2 * half + k;
-                const __m512i scale = _mm512_permutexvar_epi16(_mm512_add_epi16(pick, _mm512_set1_epi16((short)(4 * step))), sc);
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p16, scale));
-            }
-        }
+        __m512i q[4], sc[4];
+        kq512_q6_K_unpack(&x[i], q, sc);
+        const __m512i sumi = kq512_q6_K_sumi(q, sc, y[i].qs);
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
     *out = _mm512_reduce_add_ps(acc);

@@ -98,6 +98,14 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                     const hearth_f16 h = hearth_f32_to_f16(0.001f + 0.05f * (rng_unit() + 1.0f));
                     memcpy(row + b + 2 * (size_t)j, &h, 2);
                 }
+        } else if (t == HEARTH_Q4_K || t == HEARTH_Q6_K) { /* d (and dmin) of each super-block */
+            const size_t d_at = t == HEARTH_Q4_K ? offsetof(block_q4_K, d) : offsetof(block_q6_K, d);
+            const int nd = t == HEARTH_Q4_K ? 2 : 1; /* Q4_K: d, dmin */
+            for (size_t b = 0; b + info->type_size <= row_bytes; b += info->type_size)
+                for (int j = 0; j < nd; j++) {
+                    const hearth_f16 h = hearth_f32_to_f16(0.001f + 0.02f * (rng_unit() + 1.0f));
+                    memcpy(row + b + d_at + 2 * (size_t)j, &h, 2);
+                }
         }
     }
 }
@@ -295,7 +303,7 @@ int main(int argc, char **argv) {
     fams[n_fams++] = (family){"dispatch", 1, hearth_cpu_gemm, NULL}; /* what the backend pairs */
 
     /* (a) bit-identity, every family this CPU runs */
-    static const int k_blocks[] = {1, 2, 3, 5, 8, 24, 33};
+    static const int k_blocks[] = {1, 2, 3, 5, 8, 11, 24, 33}; /* 11 x 256 = 2816 */
     for (int f = 0; f < n_fams; f++) {
         if (!fams[f].usable) {
             printf("  %s: not usable here, skipped\n", fams[f].name);
