@@ -51,7 +51,7 @@
 #endif
 
 static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0, HEARTH_Q5_1,
-                                       HEARTH_Q4_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
+                                       HEARTH_Q4_K, HEARTH_Q5_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
 // ---------------------------------------------------------------- helpers
@@ -91,6 +91,14 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                 const hearth_f16 h = hearth_f32_to_f16(f);
                 memcpy(row + i, es == 2 ? (const void *)&h : (const void *)&f, es);
             }
+        } else if (t == HEARTH_Q4_K || t == HEARTH_Q5_K || t == HEARTH_Q6_K) {
+            /* f16 d (and dmin) of each super-block: Q4_K/Q5_K lead with d, dmin; Q6_K ends with d */
+            for (size_t b = 0; b + info->type_size <= row_bytes; b += info->type_size)
+                for (int j = 0; j < (t == HEARTH_Q6_K ? 1 : 2); j++) {
+                    const hearth_f16 h = hearth_f32_to_f16(0.001f + 0.05f * (rng_unit() + 1.0f));
+                    const size_t at = t == HEARTH_Q6_K ? info->type_size - 2 : 2 * (size_t)j;
+                    memcpy(row + b + at, &h, 2);
+                }
         } else if (info->block_size == 32) {
             const int two = t == HEARTH_Q4_1 || t == HEARTH_Q5_1;
             for (size_t b = 0; b + info->type_size <= row_bytes; b += info->type_size)
@@ -100,6 +108,14 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                 }
         }
     }
+}
+
+/* Types whose per-pair dots are the same function of the input on every
+ * family (the 32-element block types and IQ4_NL/IQ4_XS, as simd_kernels.h
+ * documents): any family's gemm may pair with the dispatcher's dot. */
+static int dots_isa_independent(hearth_dtype t) {
+    return t == HEARTH_Q8_0 || t == HEARTH_Q4_0 || t == HEARTH_Q4_1 || t == HEARTH_Q5_0 || t == HEARTH_Q5_1 ||
+           t == HEARTH_IQ4_NL || t == HEARTH_IQ4_XS;
 }
 
 // ---------------------------------------------------------------- (a) bit-identity
@@ -283,19 +299,23 @@ int main(int argc, char **argv) {
             if (fams[f].get(t, &mr, &mt)) {
                 CHECKF(mr >= 1 && mt >= 1, "%s gemm %s tile %dx%d", fams[f].name, hearth_dtype_name(t), mr,
                        mt);
-                any |= fams[f].usable;
+                /* a family's gemm matches only its own dot, unless every family's dot is the same */
+                const int same_dot =
+                    dots_isa_independent(t) || !fams[f].dot || fams[f].dot(t) == hearth_cpu_vec_dot(t);
+                any |= fams[f].usable && same_dot;
             }
         }
         int mr = 0, mt = 0;
         const hearth_gemm_fn g = hearth_cpu_gemm(t, &mr, &mt);
-        CHECKF((g != NULL) == any, "dispatcher has a gemm for %s exactly when a usable family does",
+        CHECKF((g != NULL) == any,
+               "dispatcher has a gemm for %s exactly when a usable family has one whose dot it dispatches",
                hearth_dtype_name(t));
     }
 
     fams[n_fams++] = (family){"dispatch", 1, hearth_cpu_gemm, NULL}; /* what the backend pairs */
 
     /* (a) bit-identity, every family this CPU runs */
-    static const int k_blocks[] = {1, 2, 3, 5, 8, 24, 33};
+    static const int k_blocks[] = {1, 2, 3, 5, 8, 11, 24, 33}; /* K-quants: n = 256 .. 8448, 2816 */
     for (int f = 0; f < n_fams; f++) {
         if (!fams[f].usable) {
             printf("  %s: not usable here, skipped\n", fams[f].name);

@@ -1,0 +1,280 @@
+/*
+ * gemm_kquant_avx2.c - register-tiled GEMM kernels (AVX2 + FMA + F16C) of the
+ * CPU backend for the K-quants Q4_K, Q5_K and Q6_K against Q8_K activations:
+ * up to KQ_MAX_ROWS weight rows x KQ_MAX_TOKS activation rows per call.
+ *
+ * Owned by the GEMM kernels; compiled with -mavx2 -mfma -mf16c and reached
+ * only through hearth_cpu_gemm_avx2 (gemm_avx2.c), hence hearth_cpu_gemm. No
+ * state; thread-safe.
+ *
+ * How: per 256-element super-block, each of the call's weight rows is
+ * unpacked ONCE (kq_row: the 256 levels as eight 32-byte chunks, the int16
+ * scale vector of each chunk, the mins, d and dmin) and then serves every
+ * token of the call; each token's block is read once per row pair. A micro
+ * tile of KQ_MR rows x KQ_MT tokens keeps its KQ_MR * KQ_MT integer sums in
+ * registers over the super-block's 8 chunks (per chunk and pair: one
+ * maddubs, one madd with the chunk's scales, one add). The float part of
+ * each pair lives in memory (acc, accm), touched once per super-block.
+ *
+ * Invariant (checked by tests/unit/backends/test_gemm.c): every output is
+ * BIT-IDENTICAL to this family's per-pair dot (dot_q4_K_q8_K etc. in
+ * vec_dot_avx2.c), because per pair and super-block
+ *   - int32 lane L holds the same exact integer as the dot's lane L: the sum
+ *     of scale * level * activation over elements 32c + 4L .. 32c + 4L + 3 of
+ *     every chunk c (integer order inside a lane is free: it is exact). Q6_K
+ *     levels are signed, so the tile multiplies (activation + 128) as the
+ *     unsigned maddubs operand with the signed level and takes off the row's
+ *     128 * sum(scale * level) per lane, which is exact as well;
+ *   - the float operations are the dot's, in its order: d = y.d * f16(x.d),
+ *     acc = fmadd(set1(d), cvt(sumi), acc); Q4_K/Q5_K also
+ *     accm += (y.d * f16(x.dmin)) * (float)min_term; at the end
+ *     hsum_f32x8(acc) - accm (Q6_K: hsum_f32x8(acc)), with the dot's own
+ *     hsum (kquant_avx2.h).
+ * The AVX-512 family has its own Q4_K/Q6_K dots with another float order, so
+ * the dispatcher pairs these tiles only with this family's dots.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gemm_kernels.h"
+#include "kquant_avx2.h"
+#include "simd_kernels.h"
+
+enum { KQ_MAX_ROWS = 8, KQ_MAX_TOKS = 32, KQ_MR = 2, KQ_MT = 4, KQ_CHUNKS = QK_K / 32 };
+
+/* One weight row's super-block, unpacked for the whole call. */
+typedef struct {
+    __m256i q[KQ_CHUNKS];  /* chunk c: levels of elements 32c..32c+31 (Q4_K/Q5_K u8, Q6_K s8) */
+    __m256i sc[KQ_CHUNKS]; /* int16 multipliers of chunk c's 16 maddubs pairs */
+    __m256i corr;          /* Q6_K: per lane 128 * sum(scale * level), taken off the sums */
+    __m128i mins;          /* Q4_K/Q5_K: the 8 mins as int16 */
+    float d, dmin;
+} kq_row;
+
+typedef enum { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K } kq_kind;
+
+/* Scales, mins, d and dmin of a Q4_K/Q5_K super-block (as the dot reads them). */
+static inline void unpack_scales_q45(const uint8_t scales[K_SCALE_SIZE], hearth_f16 d, hearth_f16 dmin,
+                                     kq_row *row) {
+    _Alignas(16) uint8_t sm[16];
+    _mm_store_si128((__m128i *)sm, kquant_scales_mins(scales));
+    for (int c = 0; c < KQ_CHUNKS; c++)
+        row->sc[c] = _mm256_set1_epi16((short)sm[c]);
+    row->mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+    row->d = _cvtsh_ss(d);
+    row->dmin = _cvtsh_ss(dmin);
+}
+
+static inline void unpack_q4_K(const block_q4_K *x, kq_row *row) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < QK_K / 64; j++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+        row->q[2 * j] = _mm256_and_si256(q, m4);
+        row->q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    }
+    unpack_scales_q45(x->scales, x->d, x->dmin, row);
+}
+
+/* Bits 2j and 2j+1 of qh[l] are the fifth bits of chunks 2j and 2j+1. */
+static inline void unpack_q5_K(const block_q5_K *x, kq_row *row) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+    __m256i hb = _mm256_loadu_si256((const __m256i *)x->qh);
+    for (int j = 0; j < QK_K / 64; j++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, one), 4);
+        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(hb, two), 3);
+        hb = _mm256_srli_epi16(hb, 2);
+        row->q[2 * j] = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+        row->q[2 * j + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+    }
+    unpack_scales_q45(x->scales, x->d, x->dmin, row);
+}
+
+/* Q6_K: level = (4 low bits | 2 high bits << 4) - 32, as signed bytes. */
+static inline void unpack_q6_K(const block_q6_K *x, kq_row *row) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m32 = _mm256_set1_epi8(32);
+    const __m256i h01 = _mm256_set1_epi8(0x03), h23 = _mm256_set1_epi8(0x0C), h45 = _mm256_set1_epi8(0x30),
+                  h67 = _mm256_set1_epi8((char)0xC0), u128 = _mm256_set1_epi8((char)0x80);
+    const __m128i sc = _mm_loadu_si128((const __m128i *)x->scales);
+    __m256i corr = _mm256_setzero_si256();
+    for (int half = 0; half < 2; half++) {
+        const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
+        const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
+                      l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, h01), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, h23), 2));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, h45));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_srli_epi16(_mm256_and_si256(h, h67), 2));
+        for (int k = 0; k < 4; k++) {
+            const int c = 4 * half + k;
+            row->q[c] = _mm256_sub_epi8(q[k], m32);
+            row->sc[c] = scale_pair_i16(sc, c);
+            /* 128 * (level pair sums) <= 8192 in int16; times scale in int32 */
+            corr =
+                _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_maddubs_epi16(u128, row->q[c]), row->sc[c]));
+        }
+    }
+    row->corr = corr;
+    row->d = _cvtsh_ss(x->d);
+    row->dmin = 0;
+}
+
+/* The KQ_MR x mt integer sums of one super-block. w_unsigned: the levels are
+ * maddubs' unsigned operand (Q4_K/Q5_K: 0..31 against activations in
+ * -127..127, pairs <= 7874); otherwise the activations + 128 are (Q6_K:
+ * 0..255 against -32..31, pairs within -16320..15810). No int16 saturation. */
+static inline __attribute__((always_inline)) void micro_tile(const int w_unsigned, const int mt,
+                                                             const kq_row *const rows[KQ_MR],
+                                                             const uint8_t *const y[KQ_MT],
+                                                             __m256i s[KQ_MR][KQ_MT]) {
+    for (int r = 0; r < KQ_MR; r++)
+        for (int t = 0; t < mt; t++)
+            s[r][t] = _mm256_setzero_si256();
+    for (int c = 0; c < KQ_CHUNKS; c++) {
+        __m256i yv[KQ_MT];
+        for (int t = 0; t < mt; t++)
+            yv[t] = _mm256_loadu_si256((const __m256i *)(y[t] + 32 * c));
+        for (int r = 0; r < KQ_MR; r++) {
+            const __m256i wv = rows[r]->q[c], sc = rows[r]->sc[c];
+            for (int t = 0; t < mt; t++) {
+                const __m256i p =
+                    w_unsigned ? _mm256_maddubs_epi16(wv, yv[t]) : _mm256_maddubs_epi16(yv[t], wv);
+                s[r][t] = _mm256_add_epi32(s[r][t], _mm256_madd_epi16(p, sc));
+            }
+        }
+    }
+}
+
+/* Per-call state: the float part of every pair, and the current super-block's
+ * unpacked rows and token terms. */
+typedef struct {
+    __m256 acc[KQ_MAX_ROWS][KQ_MAX_TOKS];
+    float accm[KQ_MAX_ROWS][KQ_MAX_TOKS];
+    kq_row rows[KQ_MAX_ROWS];
+    _Alignas(32) uint8_t yu[KQ_MAX_TOKS][QK_K]; /* Q6_K: activations + 128 */
+    const uint8_t *yq[KQ_MAX_TOKS];             /* the bytes micro_tile reads per token */
+    __m128i gsum[KQ_MAX_TOKS];                  /* Q4_K/Q5_K: the 8 group sums */
+    float yd[KQ_MAX_TOKS];
+} kq_state;
+
+/* Rows r0.. (KQ_MR, the last repeated past nr) x tokens t0..t0+mt-1 of the
+ * current super-block: integer sums, then the dot's float operations. */
+static inline __attribute__((always_inline)) void run_micro(const kq_kind kind, const int mt, kq_state *st,
+                                                            int r0, int nr, int t0) {
+    const kq_row *rows[KQ_MR];
+    for (int r = 0; r < KQ_MR; r++)
+        rows[r] = &st->rows[r0 + r < nr ? r0 + r : nr - 1];
+    const uint8_t *y[KQ_MT];
+    for (int t = 0; t < KQ_MT; t++)
+        y[t] = st->yq[t0 + (t < mt ? t : 0)];
+    __m256i s[KQ_MR][KQ_MT];
+    micro_tile(kind != KQ_Q6_K, mt, rows, y, s);
+    for (int r = 0; r < KQ_MR && r0 + r < nr; r++)
+        for (int t = 0; t < mt; t++) {
+            const int rr = r0 + r, tt = t0 + t;
+            const __m256i sumi = kind == KQ_Q6_K ? _mm256_sub_epi32(s[r][t], rows[r]->corr) : s[r][t];
+            const float d = st->yd[tt] * rows[r]->d;
+            st->acc[rr][tt] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), st->acc[rr][tt]);
+            if (kind != KQ_Q6_K) {
+                const float dmin = st->yd[tt] * rows[r]->dmin;
+                st->accm[rr][tt] += dmin * (float)kquant_min_dot(rows[r]->mins, st->gsum[tt]);
+            }
+        }
+}
+
+#define KQ_ROW(base, stride, i) ((const char *)(base) + (size_t)(i) * (stride))
+
+static inline __attribute__((always_inline)) void gemm_kquant(const kq_kind kind, int64_t n, const void *w,
+                                                              size_t w_stride, int nr, const void *a,
+                                                              size_t a_stride, int nt, float *out,
+                                                              size_t out_stride) {
+    const hearth_dtype type = kind == KQ_Q4_K ? HEARTH_Q4_K : kind == KQ_Q5_K ? HEARTH_Q5_K : HEARTH_Q6_K;
+    if (nt == 1) { /* decode: each unpacked row would serve one dot; the dot streams best */
+        const hearth_vec_dot_fn dot = hearth_cpu_vec_dot_avx2(type);
+        for (int r = 0; r < nr; r++)
+            dot(n, &out[r], KQ_ROW(w, w_stride, r), a);
+        return;
+    }
+    kq_state st;
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) {
+            st.acc[r][t] = _mm256_setzero_ps();
+            st.accm[r][t] = 0;
+        }
+    const int64_t nb = n / QK_K;
+    const __m256i u128 = _mm256_set1_epi8((char)0x80);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        for (int r = 0; r < nr; r++) {
+            const char *row = KQ_ROW(w, w_stride, r);
+            if (kind == KQ_Q4_K)
+                unpack_q4_K((const block_q4_K *)row + ib, &st.rows[r]);
+            else if (kind == KQ_Q5_K)
+                unpack_q5_K((const block_q5_K *)row + ib, &st.rows[r]);
+            else
+                unpack_q6_K((const block_q6_K *)row + ib, &st.rows[r]);
+        }
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *y = (const block_q8_K *)KQ_ROW(a, a_stride, t) + ib;
+            st.yd[t] = y->d;
+            if (kind == KQ_Q6_K) {
+                for (int c = 0; c < KQ_CHUNKS; c++)
+                    _mm256_store_si256(
+                        (__m256i *)(st.yu[t] + 32 * c),
+                        _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(y->qs + 32 * c)), u128));
+                st.yq[t] = st.yu[t];
+            } else {
+                st.yq[t] = (const uint8_t *)y->qs;
+                st.gsum[t] = kquant_group_sums(y);
+            }
+        }
+        for (int r0 = 0; r0 < nr; r0 += KQ_MR)
+            for (int t0 = 0; t0 < nt; t0 += KQ_MT) {
+                const int mt = nt - t0 < KQ_MT ? nt - t0 : KQ_MT;
+                if (mt == 4)
+                    run_micro(kind, 4, &st, r0, nr, t0);
+                else if (mt == 3)
+                    run_micro(kind, 3, &st, r0, nr, t0);
+                else if (mt == 2)
+                    run_micro(kind, 2, &st, r0, nr, t0);
+                else
+                    run_micro(kind, 1, &st, r0, nr, t0);
+            }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) {
+            const float sum = hsum_f32x8(st.acc[r][t]);
+            out[(size_t)t * out_stride + r] = kind == KQ_Q6_K ? sum : sum - st.accm[r][t];
+        }
+}
+
+static void gemm_q4_K(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                      int nt, float *out, size_t out_stride) {
+    gemm_kquant(KQ_Q4_K, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+}
+
+static void gemm_q5_K(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                      int nt, float *out, size_t out_stride) {
+    gemm_kquant(KQ_Q5_K, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+}
+
+static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                      int nt, float *out, size_t out_stride) {
+    gemm_kquant(KQ_Q6_K, n, w, w_stride, nr, a, a_stride, nt, out, out_stride);
+}
+
+hearth_gemm_fn hearth_cpu_gemm_kquant_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks) {
+    hearth_gemm_fn f = NULL;
+    switch (weight_type) {
+    case HEARTH_Q4_K: f = gemm_q4_K; break;
+    case HEARTH_Q5_K: f = gemm_q5_K; break;
+    case HEARTH_Q6_K: f = gemm_q6_K; break;
+    default: return NULL;
+    }
+    if (max_rows) *max_rows = KQ_MAX_ROWS;
+    if (max_toks) *max_toks = KQ_MAX_TOKS;
+    return f;
+}
