@@ -41,7 +41,7 @@
 #include "kquant_avx2.h"
 #include "simd_kernels.h"
 
-enum { KQ_MAX_ROWS = 8, KQ_MAX_TOKS = 32, KQ_MR = 2, KQ_MT = 4, KQ_CHUNKS = QK_K / 32 };
+enum { KQ_MAX_ROWS = 8, KQ_MAX_TOKS = 32, KQ_MR = 2, KQ_MT = 4, KQ_CHUNKS = QK_K / 32, KQ_FEW_TOKS = 2 };
 
 /* One weight row's super-block, unpacked for the whole call. */
 typedef struct {
@@ -153,13 +153,40 @@ static inline __attribute__((always_inline)) void micro_tile(const int w_unsigne
  * unpacked rows and token terms. */
 typedef struct {
     __m256 acc[KQ_MAX_ROWS][KQ_MAX_TOKS];
-    float accm[KQ_MAX_ROWS][KQ_MAX_TOKS];
+    _Alignas(32) float accm[KQ_MAX_ROWS][KQ_MAX_TOKS];
     kq_row rows[KQ_MAX_ROWS];
     _Alignas(32) uint8_t yu[KQ_MAX_TOKS][QK_K]; /* Q6_K: activations + 128 */
     const uint8_t *yq[KQ_MAX_TOKS];             /* the bytes micro_tile reads per token */
-    __m128i gsum[KQ_MAX_TOKS];                  /* Q4_K/Q5_K: the 8 group sums */
-    float yd[KQ_MAX_TOKS];
+    __m128i gsum[KQ_MAX_TOKS];                  /* Q4_K/Q5_K: the 8 group sums (0 past nt) */
+    _Alignas(32) float yd[KQ_MAX_TOKS];         /* activation scales (0 past nt) */
+    _Alignas(32) float dd[KQ_MAX_ROWS][KQ_MAX_TOKS]; /* per pair y.d * f16(x.d) */
 } kq_state;
+
+/* The per-pair float terms of the current super-block that need no integer
+ * sums, 8 tokens per vector (lanes past nt are computed and never used):
+ * d = y.d * f16(x.d) for every pair and, for Q4_K/Q5_K, the dot's
+ * accm += (y.d * f16(x.dmin)) * (float)min_term, lane for lane the same IEEE
+ * operations (separate mul and add, no FMA) as the dot's scalar code. */
+static inline void pair_terms(const int has_mins, kq_state *st, int nr, int nt) {
+    for (int r = 0; r < nr; r++) {
+        const kq_row *row = &st->rows[r];
+        for (int t0 = 0; t0 < nt; t0 += 8) {
+            const __m256 yd = _mm256_load_ps(&st->yd[t0]);
+            _mm256_store_ps(&st->dd[r][t0], _mm256_mul_ps(yd, _mm256_set1_ps(row->d)));
+            if (!has_mins) continue;
+            __m128i p[8];
+            for (int t = 0; t < 8; t++)
+                p[t] = _mm_madd_epi16(row->mins, st->gsum[t0 + t]);
+            /* lane t = the 4 int32 of p[t] added (exact) */
+            const __m128i lo = _mm_hadd_epi32(_mm_hadd_epi32(p[0], p[1]), _mm_hadd_epi32(p[2], p[3]));
+            const __m128i hi = _mm_hadd_epi32(_mm_hadd_epi32(p[4], p[5]), _mm_hadd_epi32(p[6], p[7]));
+            const __m256 mt = _mm256_cvtepi32_ps(_mm256_set_m128i(hi, lo));
+            const __m256 dmin = _mm256_mul_ps(yd, _mm256_set1_ps(row->dmin));
+            _mm256_storeu_ps(&st->accm[r][t0],
+                             _mm256_add_ps(_mm256_loadu_ps(&st->accm[r][t0]), _mm256_mul_ps(dmin, mt)));
+        }
+    }
+}
 
 /* Rows r0.. (KQ_MR, the last repeated past nr) x tokens t0..t0+mt-1 of the
  * current super-block: integer sums, then the dot's float operations. */
@@ -177,12 +204,8 @@ static inline __attribute__((always_inline)) void run_micro(const kq_kind kind, 
         for (int t = 0; t < mt; t++) {
             const int rr = r0 + r, tt = t0 + t;
             const __m256i sumi = kind == KQ_Q6_K ? _mm256_sub_epi32(s[r][t], rows[r]->corr) : s[r][t];
-            const float d = st->yd[tt] * rows[r]->d;
-            st->acc[rr][tt] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), st->acc[rr][tt]);
-            if (kind != KQ_Q6_K) {
-                const float dmin = st->yd[tt] * rows[r]->dmin;
-                st->accm[rr][tt] += dmin * (float)kquant_min_dot(rows[r]->mins, st->gsum[tt]);
-            }
+            st->acc[rr][tt] = _mm256_fmadd_ps(_mm256_broadcast_ss(&st->dd[rr][tt]), _mm256_cvtepi32_ps(sumi),
+                                              st->acc[rr][tt]);
         }
 }
 
@@ -193,18 +216,22 @@ static inline __attribute__((always_inline)) void gemm_kquant(const kq_kind kind
                                                               size_t a_stride, int nt, float *out,
                                                               size_t out_stride) {
     const hearth_dtype type = kind == KQ_Q4_K ? HEARTH_Q4_K : kind == KQ_Q5_K ? HEARTH_Q5_K : HEARTH_Q6_K;
-    if (nt == 1) { /* decode: each unpacked row would serve one dot; the dot streams best */
+    if (nt <= KQ_FEW_TOKS) { /* decode: an unpacked row would serve too few dots (measured: per pair wins at 1
+                                and 2 tokens) */
         const hearth_vec_dot_fn dot = hearth_cpu_vec_dot_avx2(type);
         for (int r = 0; r < nr; r++)
-            dot(n, &out[r], KQ_ROW(w, w_stride, r), a);
+            for (int t = 0; t < nt; t++)
+                dot(n, &out[(size_t)t * out_stride + r], KQ_ROW(w, w_stride, r), KQ_ROW(a, a_stride, t));
         return;
     }
     kq_state st;
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) {
+        for (int t = 0; t < nt; t++)
             st.acc[r][t] = _mm256_setzero_ps();
-            st.accm[r][t] = 0;
-        }
+    memset(st.accm, 0, sizeof st.accm); /* pair_terms also adds into lanes past nt */
+    memset(st.yd, 0, sizeof st.yd);
+    for (int t = 0; t < KQ_MAX_TOKS; t++)
+        st.gsum[t] = _mm_setzero_si128();
     const int64_t nb = n / QK_K;
     const __m256i u128 = _mm256_set1_epi8((char)0x80);
     for (int64_t ib = 0; ib < nb; ib++) {
@@ -231,6 +258,7 @@ static inline __attribute__((always_inline)) void gemm_kquant(const kq_kind kind
                 st.gsum[t] = kquant_group_sums(y);
             }
         }
+        pair_terms(kind != KQ_Q6_K, &st, nr, nt);
         for (int r0 = 0; r0 < nr; r0 += KQ_MR)
             for (int t0 = 0; t0 < nt; t0 += KQ_MT) {
                 const int mt = nt - t0 < KQ_MT ? nt - t0 : KQ_MT;
