@@ -624,6 +624,8 @@ hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, i
     switch (weight_type) {
     case HEARTH_Q8_0: f = gemm_q8_0; break;
     case HEARTH_Q4_0: f = gemm_q4_0; break;
+    case HEARTH_Q4_K:
+    case HEARTH_Q6_K: return hearth_cpu_gemm_kquant_avx512(weight_type, max_rows, max_toks);
     case HEARTH_F16:
         f = gemm_f16;
         rows = 2 * F16_ROWS;
