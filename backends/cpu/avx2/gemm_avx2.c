@@ -1,7 +1,9 @@
 /*
  * gemm_avx2.c - register-tiled GEMM kernels (AVX2 + FMA + F16C) of the CPU
  * backend: up to 16 weight rows x 64 activation rows per call, Q8_0 and Q4_0
- * weights against Q8_0 activations, F16 weights against F16 activations.
+ * weights against Q8_0 activations, F16 weights against F16 activations
+ * (the K-quant tiles, which the getter at the end also hands out, are in
+ * gemm_kquant_avx2.c).
  *
  * Owned by the GEMM kernels; compiled with -mavx2 -mfma -mf16c and reached
  * only through hearth_cpu_gemm (cpu_quants_ref.c). No state; thread-safe.

@@ -1,7 +1,9 @@
 /*
  * gemm_avx512.c - register-tiled GEMM kernels (AVX-512 F/BW/VL + VNNI) of the
  * CPU backend: up to 64 weight rows x 64 activation rows per call, Q8_0 and
- * Q4_0 weights against Q8_0 activations; F16 against F16 (see gemm_f16).
+ * Q4_0 weights against Q8_0 activations; F16 against F16 (see gemm_f16);
+ * the getter at the end also hands out the Q4_K/Q6_K tiles of
+ * gemm_kquant_avx512.c.
  *
  * Owned by the GEMM kernels; compiled with the AVX-512 flags and reached only
  * through hearth_cpu_gemm (cpu_quants_ref.c) on CPUs with avx512f+bw+vl+vnni.
