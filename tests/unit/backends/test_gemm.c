@@ -13,9 +13,14 @@
  *       kernel of the same pair (F16 differs between families), and nothing
  *       outside the nr x nt tile is written; the dispatcher's pair
  *       (hearth_cpu_gemm, hearth_cpu_vec_dot) is checked the same way, so the
- *       backend never mixes a gemm of one family with a dot of another;
+ *       backend never mixes a gemm of one family with a dot of another. The
+ *       K-quant tiles (Q4_K, Q5_K, Q6_K) run on n = 256 .. 8448 (2816
+ *       included), every nr of the tile and tails of the token count;
  *   (b) the getter reports a tile of at least 1 x 1, and the dispatcher
- *       returns a kernel exactly when a family here has one;
+ *       returns a kernel exactly when a usable family has one whose dot is
+ *       the one hearth_cpu_vec_dot returns, or the type's dots are the same
+ *       on every family (on an AVX-512 machine without AVX-512 tiles for a
+ *       K-quant that has an AVX-512 dot, the AVX2 tile must not be used);
  *   (c) with HEARTH_CPU_ISA=scalar (a re-run of this binary) hearth_cpu_gemm
  *       returns NULL for every type (the backend then uses vec_dot per pair).
  * It also prints the GEMM kernel's speed against per-pair vec_dot over one
