@@ -487,6 +487,8 @@ hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int
     switch (weight_type) {
     case HEARTH_Q8_0: f = gemm_q8_0; break;
     case HEARTH_Q4_0: f = gemm_q4_0; break;
+    case HEARTH_Q2_K:
+    case HEARTH_Q3_K:
     case HEARTH_Q4_K:
     case HEARTH_Q5_K:
     case HEARTH_Q6_K: return hearth_cpu_gemm_kquant_avx2(weight_type, max_rows, max_toks);

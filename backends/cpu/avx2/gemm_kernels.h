@@ -28,7 +28,7 @@
 #include "backends/cpu/cpu_quants.h"
 
 hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
-/* The AVX2 K-quant tiles (Q4_K, Q5_K, Q6_K; avx2/gemm_kquant_avx2.c), which
+/* The AVX2 K-quant tiles (Q2_K .. Q6_K; avx2/gemm_kquant_avx2.c), which
  * hearth_cpu_gemm_avx2 hands out; bit-identical to the AVX2 family's own
  * per-pair K-quant dots only (not to the AVX-512 ones). */
 hearth_gemm_fn hearth_cpu_gemm_kquant_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);

@@ -7,7 +7,8 @@
  *
  * Invariant: the tiles are bit-identical to the dots only because both use
  * these very functions for the parts whose float order matters (the final
- * horizontal sum) and for the scale unpacking; change them here, for both.
+ * horizontal sum) and for the scale unpacking (Q3_K, Q4_K/Q5_K, Q6_K/Q2_K
+ * scale pairs); change them here, for both.
  */
 #ifndef HEARTH_CPU_AVX2_KQUANT_AVX2_H
 #define HEARTH_CPU_AVX2_KQUANT_AVX2_H
@@ -66,6 +67,18 @@ static inline __m256i scale_pair_i16(__m128i scales_i8, int k) {
     const __m128i pick = _mm_set_epi64x((long long)(0x0101010101010101ull * (uint64_t)(2 * k + 1)),
                                         (long long)(0x0101010101010101ull * (uint64_t)(2 * k)));
     return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales_i8, pick));
+}
+
+/* Q3_K's 16 signed 6-bit scales (-32..31) as 16 int8, in group order. */
+static inline __m128i q3_K_scales(const uint8_t scales[12]) {
+    const uint32_t a0 = kquant_load_u32(scales), a1 = kquant_load_u32(scales + 4),
+                   a2 = kquant_load_u32(scales + 8);
+    const uint32_t lo = 0x0F0F0F0Fu, two = 0x03030303u;
+    const uint32_t w0 = (a0 & lo) | ((a2 & two) << 4);
+    const uint32_t w1 = (a1 & lo) | (((a2 >> 2) & two) << 4);
+    const uint32_t w2 = ((a0 >> 4) & lo) | (((a2 >> 4) & two) << 4);
+    const uint32_t w3 = ((a1 >> 4) & lo) | (((a2 >> 6) & two) << 4);
+    return _mm_sub_epi8(_mm_setr_epi32((int)w0, (int)w1, (int)w2, (int)w3), _mm_set1_epi8(32));
 }
 
 #endif

@@ -311,16 +311,7 @@ static void dot_q2_K_q8_K(int64_t n, float *out, const void *w, const void *act)
     *out = hsum_f32x8(acc) - accm;
 }
 
-/* Q3_K's 16 signed 6-bit scales (-32..31) as 16 int8, in group order. */
-static inline __m128i q3_K_scales(const uint8_t scales[12]) {
-    const uint32_t a0 = load_u32(scales), a1 = load_u32(scales + 4), a2 = load_u32(scales + 8);
-    const uint32_t lo = 0x0F0F0F0Fu, two = 0x03030303u;
-    const uint32_t w0 = (a0 & lo) | ((a2 & two) << 4);
-    const uint32_t w1 = (a1 & lo) | (((a2 >> 2) & two) << 4);
-    const uint32_t w2 = ((a0 >> 4) & lo) | (((a2 >> 4) & two) << 4);
-    const uint32_t w3 = ((a1 >> 4) & lo) | (((a2 >> 6) & two) << 4);
-    return _mm_sub_epi8(_mm_setr_epi32((int)w0, (int)w1, (int)w2, (int)w3), _mm_set1_epi8(32));
-}
+/* q3_K_scales: kquant_avx2.h */
 
 /* Q3_K: level = 2 low bits - (high bit clear ? 4 : 0), i.e. -4..3. */
 static void dot_q3_K_q8_K(int64_t n, float *out, const void *w, const void *act) {

@@ -14,7 +14,7 @@
  *       outside the nr x nt tile is written; the dispatcher's pair
  *       (hearth_cpu_gemm, hearth_cpu_vec_dot) is checked the same way, so the
  *       backend never mixes a gemm of one family with a dot of another. The
- *       K-quant tiles (Q4_K, Q5_K, Q6_K) run on n = 256 .. 8448 (2816
+ *       K-quant tiles (Q2_K .. Q6_K) run on n = 256 .. 8448 (2816
  *       included), every nr of the tile and tails of the token count;
  *   (b) the getter reports a tile of at least 1 x 1, and the dispatcher
  *       returns a kernel exactly when a usable family has one whose dot is
@@ -55,8 +55,9 @@
 #define HAVE_NEON_FAMILIES 0
 #endif
 
-static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0, HEARTH_Q5_1,
-                                       HEARTH_Q4_K, HEARTH_Q5_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
+static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0,
+                                       HEARTH_Q5_1, HEARTH_Q2_K, HEARTH_Q3_K, HEARTH_Q4_K,
+                                       HEARTH_Q5_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
 // ---------------------------------------------------------------- helpers
@@ -96,12 +97,16 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                 const hearth_f16 h = hearth_f32_to_f16(f);
                 memcpy(row + i, es == 2 ? (const void *)&h : (const void *)&f, es);
             }
-        } else if (t == HEARTH_Q4_K || t == HEARTH_Q5_K || t == HEARTH_Q6_K) {
-            /* f16 d (and dmin) of each super-block: Q4_K/Q5_K lead with d, dmin; Q6_K ends with d */
+        } else if (info->block_size == QK_K) {
+            /* f16 d (and dmin) of each super-block: Q4_K/Q5_K lead with d, dmin; Q2_K ends with d, dmin;
+             * Q3_K/Q6_K end with d */
+            const int two = t != HEARTH_Q3_K && t != HEARTH_Q6_K;
             for (size_t b = 0; b + info->type_size <= row_bytes; b += info->type_size)
-                for (int j = 0; j < (t == HEARTH_Q6_K ? 1 : 2); j++) {
+                for (int j = 0; j <= two; j++) {
                     const hearth_f16 h = hearth_f32_to_f16(0.001f + 0.05f * (rng_unit() + 1.0f));
-                    const size_t at = t == HEARTH_Q6_K ? info->type_size - 2 : 2 * (size_t)j;
+                    const size_t at = t == HEARTH_Q4_K || t == HEARTH_Q5_K ? 2 * (size_t)j
+                                      : t == HEARTH_Q2_K ? info->type_size - 4 + 2 * (size_t)j
+                                                         : info->type_size - 2;
                     memcpy(row + b + at, &h, 2);
                 }
         } else if (info->block_size == 32) {
