@@ -63,6 +63,21 @@ static inline int test_summary(const char *name) {
     return test_failed_ ? 1 : 0;
 }
 
+/* True in the sanitizer builds (ASan/UBSan, TSan), which run several times
+ * slower. A statistical test may take a smaller sample there: the sanitizers
+ * look for memory and thread errors, which a smaller run of the same code
+ * paths finds as well, and the Release run keeps the full sample. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_SANITIZED 1
+#endif
+#endif
+#ifndef TEST_SANITIZED
+#define TEST_SANITIZED 0
+#endif
+
 /* Path under ../shared (HEARTH_SHARED), in a static buffer per call site. */
 static inline const char *test_shared_path(char *buf, size_t cap, const char *rel) {
     const char *root = getenv("HEARTH_SHARED");

@@ -150,11 +150,11 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
     s->draft = draft;
     s->tmpl = tmpl;
     s->engine = e;
-    if (*hearth_engine_note(e)) /* shown like the template note: one line in the conversation */
-        snprintf(s->template_note, sizeof s->template_note, "%s%s%s", note, *note ? "; " : "",
-                 hearth_engine_note(e));
-    else
-        snprintf(s->template_note, sizeof s->template_note, "%s", note);
+    /* shown like the template note: one line in the conversation, cut to its buffer */
+    const char *engine_note = hearth_engine_note(e);
+    if (snprintf(s->template_note, sizeof s->template_note, "%s%s%s", note, *note && *engine_note ? "; " : "",
+                 engine_note) >= (int)sizeof s->template_note)
+        s->template_note[sizeof s->template_note - 1] = '\0';
     snprintf(s->model_path, sizeof s->model_path, "%s", path);
     /* settings: the model's configured ones, then the flags */
     s->sampling = hearth_config_sampling(cm);
