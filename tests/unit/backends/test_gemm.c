@@ -269,11 +269,8 @@ static void bench_case(const family *fam, hearth_dtype t) {
 
 // ---------------------------------------------------------------- main
 
-#if defined(__SANITIZE_ADDRESS__)
-static const int k_run_bench = 0; /* timings under a sanitizer mean nothing and cost much of its run */
-#else
-static const int k_run_bench = 1;
-#endif
+/* timings under a sanitizer mean nothing and cost much of its run */
+static const int k_run_bench = !TEST_SANITIZED;
 
 static int scalar_child(void) {
     CHECK(hearth_cpu_level_get() == HEARTH_CPU_SCALAR);
