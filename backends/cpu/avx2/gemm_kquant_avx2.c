@@ -1,8 +1,8 @@
 /*
  * gemm_kquant_avx2.c - register-tiled GEMM kernels (AVX2 + FMA + F16C) of the
  * CPU backend for the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K against Q8_K
- * activations:
- * up to KQ_MAX_ROWS weight rows x KQ_MAX_TOKS activation rows per call.
+ * activations: up to KQ_MAX_ROWS weight rows x KQ_MAX_TOKS activation rows
+ * per call; 1-2 tokens (decode) go per pair through the family's dot.
  *
  * Owned by the GEMM kernels; compiled with -mavx2 -mfma -mf16c and reached
  * only through hearth_cpu_gemm_avx2 (gemm_avx2.c), hence hearth_cpu_gemm. No
@@ -22,10 +22,11 @@
  * vec_dot_avx2.c), because per pair and super-block
  *   - int32 lane L holds the same exact integer as the dot's lane L: the sum
  *     of scale * level * activation over elements 32c + 4L .. 32c + 4L + 3 of
- *     every chunk c (integer order inside a lane is free: it is exact). Q3_K
- *     and Q6_K levels are signed, so the tile multiplies (activation + 128) as the
- *     unsigned maddubs operand with the signed level and takes off the row's
- *     128 * sum(scale * level) per lane, which is exact as well;
+ *     every chunk c (integer order inside a lane is free: it is exact).
+ *     Q3_K and Q6_K levels are signed, so the tile multiplies
+ *     (activation + 128) as the unsigned maddubs operand with the signed
+ *     level and takes off the row's 128 * sum(scale * level) per lane, which
+ *     is exact as well;
  *   - the float operations are the dot's, in its order: d = y.d * f16(x.d),
  *     acc = fmadd(set1(d), cvt(sumi), acc); Q2_K/Q4_K/Q5_K also
  *     accm += (y.d * f16(x.dmin)) * (float)min_term; at the end
@@ -274,8 +275,9 @@ static inline __attribute__((always_inline)) void gemm_kquant(const kq_kind kind
                                                               size_t out_stride) {
     static const hearth_dtype k_type[] = {HEARTH_Q2_K, HEARTH_Q3_K, HEARTH_Q4_K, HEARTH_Q5_K, HEARTH_Q6_K};
     const hearth_dtype type = k_type[kind];
-    if (nt <= KQ_FEW_TOKS) { /* decode: an unpacked row would serve too few dots (measured: per pair wins at 1
-                                and 2 tokens) */
+    /* decode: an unpacked row would serve too few dots (measured: per pair
+     * wins at 1 and 2 tokens) */
+    if (nt <= KQ_FEW_TOKS) {
         const hearth_vec_dot_fn dot = hearth_cpu_vec_dot_avx2(type);
         for (int r = 0; r < nr; r++)
             for (int t = 0; t < nt; t++)
