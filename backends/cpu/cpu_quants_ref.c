@@ -455,23 +455,46 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
     return f ? f : hearth_cpu_vec_dot_ref(weight_type);
 }
 
-/* Q8_0/Q4_0 GEMM kernels match the scalar kernel, which every family's
- * per-pair kernel equals, so a gemm of one family matches hearth_cpu_vec_dot
- * whichever family that picked. A kernel for a type whose families differ
- * (F16) must come from the same family as hearth_cpu_vec_dot's pick: both
- * try AVX-512 first under the same condition, then AVX2, and each family's
- * F16 dot exists wherever its gemm does (tests/unit/backends/test_gemm.c checks the
- * dispatcher's pair). */
+/* A family's GEMM kernel is bit-identical to that family's own per-pair dot
+ * only. For the 32-element block types and IQ4_NL/IQ4_XS every family's dot
+ * equals the scalar kernel, so any family's gemm matches hearth_cpu_vec_dot;
+ * for the others (F16, the K-quants) the float order differs between
+ * families, so a gemm is taken only from the family whose dot
+ * hearth_cpu_vec_dot returns (on an AVX-512 machine, where Q4_K/Q6_K have
+ * AVX-512 dots but no AVX-512 gemm, the AVX2 K-quant tiles are not used for
+ * them). tests/unit/backends/test_gemm.c checks the dispatcher's pair. */
+#if HEARTH_HAVE_AVX512_KERNELS || HEARTH_HAVE_AVX2_KERNELS
+static int dots_isa_independent(hearth_dtype t) {
+    switch (t) {
+    case HEARTH_Q8_0:
+    case HEARTH_Q4_0:
+    case HEARTH_Q4_1:
+    case HEARTH_Q5_0:
+    case HEARTH_Q5_1:
+    case HEARTH_IQ4_NL:
+    case HEARTH_IQ4_XS: return 1;
+    default: return 0;
+    }
+}
+#endif
+
 hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks) {
     hearth_gemm_fn f = NULL;
 #if HEARTH_HAVE_NEON_KERNELS
     f = hearth_cpu_gemm_neon_best(weight_type, max_rows, max_toks);
 #endif
+#if HEARTH_HAVE_AVX512_KERNELS || HEARTH_HAVE_AVX2_KERNELS
+    const int any_dot = dots_isa_independent(weight_type);
+    const hearth_vec_dot_fn dot = hearth_cpu_vec_dot(weight_type);
+#endif
 #if HEARTH_HAVE_AVX512_KERNELS
-    if (!f && avx512_family_usable()) f = hearth_cpu_gemm_avx512(weight_type, max_rows, max_toks);
+    if (!f && avx512_family_usable() && (any_dot || dot == hearth_cpu_vec_dot_avx512(weight_type)))
+        f = hearth_cpu_gemm_avx512(weight_type, max_rows, max_toks);
 #endif
 #if HEARTH_HAVE_AVX2_KERNELS
-    if (!f && hearth_cpu_level_get() >= HEARTH_CPU_AVX2) f = hearth_cpu_gemm_avx2(weight_type, max_rows, max_toks);
+    if (!f && hearth_cpu_level_get() >= HEARTH_CPU_AVX2 &&
+        (any_dot || dot == hearth_cpu_vec_dot_avx2(weight_type)))
+        f = hearth_cpu_gemm_avx2(weight_type, max_rows, max_toks);
 #endif
     (void)weight_type, (void)max_rows, (void)max_toks;
     return f;

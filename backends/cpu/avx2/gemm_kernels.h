@@ -3,7 +3,8 @@
  * (many weight rows x many activation rows per call), as the dispatcher
  * (hearth_cpu_gemm in cpu_quants_ref.c) and tests/unit/backends/test_gemm.c see them.
  *
- * Owned by the GEMM kernels (avx2/gemm_avx2.c, avx512/gemm_avx512.c).
+ * Owned by the GEMM kernels (avx2/gemm_avx2.c, avx2/gemm_kquant_avx2.c,
+ * avx512/gemm_avx512.c, avx512/gemm_kquant_avx512.c).
  *
  * Contract of every kernel (see hearth_gemm_fn in cpu_quants.h):
  *   - out[t * out_stride + r] is BIT-IDENTICAL to hearth_cpu_vec_dot(type)
@@ -27,6 +28,12 @@
 #include "backends/cpu/cpu_quants.h"
 
 hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
+/* The AVX2 K-quant tiles (Q2_K .. Q6_K; avx2/gemm_kquant_avx2.c), which
+ * hearth_cpu_gemm_avx2 hands out; bit-identical to the AVX2 family's own
+ * per-pair K-quant dots only (not to the AVX-512 ones). */
+hearth_gemm_fn hearth_cpu_gemm_kquant_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
 hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, int *max_toks);
+/* (The AVX-512 K-quant tiles, Q4_K and Q6_K, are declared in
+ * avx512/kquant_avx512.h beside the helpers they share with the dots.) */
 
 #endif

@@ -31,18 +31,14 @@
 #include <string.h>
 
 #include "backends/cpu/cpu_iq.h"
+#include "kquant_avx2.h"
 #include "simd_kernels.h"
 
 // ---------------------------------------------------------------- helpers
 
 static inline float f16_scalar(hearth_f16 h) { return _cvtsh_ss(h); }
 
-static inline float hsum_f32x8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+/* hsum_f32x8 and the Q4_K/Q5_K scale helpers: kquant_avx2.h (shared with the GEMM tiles) */
 
 static inline int32_t hsum_i32x8(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -86,14 +82,7 @@ static inline uint32_t load_u32(const uint8_t *p) {
     return v; /* x86 is little-endian: same as the reference's load_u32_le */
 }
 
-/* 16 per-16-element scales (int8) -> int16 vector holding scale 2k in lanes
- * 0..7 and scale 2k+1 in lanes 8..15, matching a 32-element chunk after
- * maddubs (chunk k covers elements 32k..32k+31). */
-static inline __m256i scale_pair_i16(__m128i scales_i8, int k) {
-    const __m128i pick = _mm_set_epi64x((long long)(0x0101010101010101ull * (uint64_t)(2 * k + 1)),
-                                        (long long)(0x0101010101010101ull * (uint64_t)(2 * k)));
-    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales_i8, pick));
-}
+/* scale_pair_i16: kquant_avx2.h */
 
 // ---------------------------------------------------------------- plain floats
 
@@ -322,16 +311,7 @@ static void dot_q2_K_q8_K(int64_t n, float *out, const void *w, const void *act)
     *out = hsum_f32x8(acc) - accm;
 }
 
-/* Q3_K's 16 signed 6-bit scales (-32..31) as 16 int8, in group order. */
-static inline __m128i q3_K_scales(const uint8_t scales[12]) {
-    const uint32_t a0 = load_u32(scales), a1 = load_u32(scales + 4), a2 = load_u32(scales + 8);
-    const uint32_t lo = 0x0F0F0F0Fu, two = 0x03030303u;
-    const uint32_t w0 = (a0 & lo) | ((a2 & two) << 4);
-    const uint32_t w1 = (a1 & lo) | (((a2 >> 2) & two) << 4);
-    const uint32_t w2 = ((a0 >> 4) & lo) | (((a2 >> 4) & two) << 4);
-    const uint32_t w3 = ((a1 >> 4) & lo) | (((a2 >> 6) & two) << 4);
-    return _mm_sub_epi8(_mm_setr_epi32((int)w0, (int)w1, (int)w2, (int)w3), _mm_set1_epi8(32));
-}
+/* q3_K_scales: kquant_avx2.h */
 
 /* Q3_K: level = 2 low bits - (high bit clear ? 4 : 0), i.e. -4..3. */
 static void dot_q3_K_q8_K(int64_t n, float *out, const void *w, const void *act) {
@@ -363,28 +343,12 @@ static void dot_q3_K_q8_K(int64_t n, float *out, const void *w, const void *act)
     *out = hsum_f32x8(acc);
 }
 
-/* Q4_K/Q5_K's 8 six-bit scales and 8 six-bit mins, as 16 uint8 in the order
- * sc0..sc7, m0..m7 (hearth_kquant_scale_min, done on 32-bit words). */
-static inline __m128i kquant_scales_mins(const uint8_t scales[K_SCALE_SIZE]) {
-    const uint32_t a0 = load_u32(scales), a1 = load_u32(scales + 4), a2 = load_u32(scales + 8);
-    const uint32_t six = 0x3F3F3F3Fu, lo = 0x0F0F0F0Fu, two = 0x03030303u;
-    const uint32_t sc03 = a0 & six, mn03 = a1 & six;
-    const uint32_t sc47 = (a2 & lo) | (((a0 >> 6) & two) << 4);
-    const uint32_t mn47 = ((a2 >> 4) & lo) | (((a1 >> 6) & two) << 4);
-    return _mm_setr_epi32((int)sc03, (int)sc47, (int)mn03, (int)mn47);
-}
-
 /* Shared tail of a Q4_K/Q5_K super-block: the min term, and the int16
  * vector of the 8 scales repeated in both 128-bit lanes. */
 static inline float kquant_min_term(const block_q8_K *y, __m128i sc_mn, __m256i *scales16) {
     const __m256i sm16 = _mm256_cvtepu8_epi16(sc_mn); /* sc0..7 | m0..7 */
-    const __m256i bs = loadu256(y->bsums);
-    /* Pairwise sums of bsums: the activation sum of each 32-element group. */
-    const __m128i g = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i pm = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), g);
     *scales16 = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));
-    return (float)(_mm_cvtsi128_si32(pm) + _mm_extract_epi32(pm, 1) + _mm_extract_epi32(pm, 2) +
-                   _mm_extract_epi32(pm, 3));
+    return (float)kquant_min_dot(_mm256_extracti128_si256(sm16, 1), kquant_group_sums(y));
 }
 
 /* Broadcast int16 lane j (0..7, same in both 128-bit lanes) to every lane. */

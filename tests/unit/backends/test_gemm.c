@@ -13,9 +13,14 @@
  *       kernel of the same pair (F16 differs between families), and nothing
  *       outside the nr x nt tile is written; the dispatcher's pair
  *       (hearth_cpu_gemm, hearth_cpu_vec_dot) is checked the same way, so the
- *       backend never mixes a gemm of one family with a dot of another;
+ *       backend never mixes a gemm of one family with a dot of another. The
+ *       K-quant tiles (Q2_K .. Q6_K) run on n = 256, 512, 768 and 2816,
+ *       every nr of the tile and tails of the token count;
  *   (b) the getter reports a tile of at least 1 x 1, and the dispatcher
- *       returns a kernel exactly when a family here has one;
+ *       returns a kernel exactly when a usable family has one whose dot is
+ *       the one hearth_cpu_vec_dot returns, or the type's dots are the same
+ *       on every family (on an AVX-512 machine without AVX-512 tiles for a
+ *       K-quant that has an AVX-512 dot, the AVX2 tile must not be used);
  *   (c) with HEARTH_CPU_ISA=scalar (a re-run of this binary) hearth_cpu_gemm
  *       returns NULL for every type (the backend then uses vec_dot per pair).
  * It also prints the GEMM kernel's speed against per-pair vec_dot over one
@@ -50,8 +55,9 @@
 #define HAVE_NEON_FAMILIES 0
 #endif
 
-static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0, HEARTH_Q5_1,
-                                       HEARTH_Q4_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
+static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0,
+                                       HEARTH_Q5_1, HEARTH_Q2_K, HEARTH_Q3_K, HEARTH_Q4_K,
+                                       HEARTH_Q5_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
 // ---------------------------------------------------------------- helpers
@@ -91,6 +97,18 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                 const hearth_f16 h = hearth_f32_to_f16(f);
                 memcpy(row + i, es == 2 ? (const void *)&h : (const void *)&f, es);
             }
+        } else if (info->block_size == QK_K) {
+            /* f16 d (and dmin) of each super-block: Q4_K/Q5_K lead with d, dmin; Q2_K ends with d, dmin;
+             * Q3_K/Q6_K end with d */
+            const int two = t != HEARTH_Q3_K && t != HEARTH_Q6_K;
+            for (size_t b = 0; b + info->type_size <= row_bytes; b += info->type_size)
+                for (int j = 0; j <= two; j++) {
+                    const hearth_f16 h = hearth_f32_to_f16(0.001f + 0.05f * (rng_unit() + 1.0f));
+                    const size_t at = t == HEARTH_Q4_K || t == HEARTH_Q5_K ? 2 * (size_t)j
+                                      : t == HEARTH_Q2_K ? info->type_size - 4 + 2 * (size_t)j
+                                                         : info->type_size - 2;
+                    memcpy(row + b + at, &h, 2);
+                }
         } else if (info->block_size == 32) {
             const int two = t == HEARTH_Q4_1 || t == HEARTH_Q5_1;
             for (size_t b = 0; b + info->type_size <= row_bytes; b += info->type_size)
@@ -108,6 +126,14 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                 }
         }
     }
+}
+
+/* Types whose per-pair dots are the same function of the input on every
+ * family (the 32-element block types and IQ4_NL/IQ4_XS, as simd_kernels.h
+ * documents): any family's gemm may pair with the dispatcher's dot. */
+static int dots_isa_independent(hearth_dtype t) {
+    return t == HEARTH_Q8_0 || t == HEARTH_Q4_0 || t == HEARTH_Q4_1 || t == HEARTH_Q5_0 || t == HEARTH_Q5_1 ||
+           t == HEARTH_IQ4_NL || t == HEARTH_IQ4_XS;
 }
 
 // ---------------------------------------------------------------- (a) bit-identity
@@ -251,6 +277,9 @@ static void bench_case(const family *fam, hearth_dtype t) {
 
 // ---------------------------------------------------------------- main
 
+/* timings under a sanitizer mean nothing and cost much of its run */
+static const int k_run_bench = !TEST_SANITIZED;
+
 static int scalar_child(void) {
     CHECK(hearth_cpu_level_get() == HEARTH_CPU_SCALAR);
     for (size_t ti = 0; ti < N_TYPES; ti++) {
@@ -291,29 +320,39 @@ int main(int argc, char **argv) {
             if (fams[f].get(t, &mr, &mt)) {
                 CHECKF(mr >= 1 && mt >= 1, "%s gemm %s tile %dx%d", fams[f].name, hearth_dtype_name(t), mr,
                        mt);
-                any |= fams[f].usable;
+                /* a family's gemm matches only its own dot, unless every family's dot is the same */
+                const int same_dot =
+                    dots_isa_independent(t) || !fams[f].dot || fams[f].dot(t) == hearth_cpu_vec_dot(t);
+                any |= fams[f].usable && same_dot;
             }
         }
         int mr = 0, mt = 0;
         const hearth_gemm_fn g = hearth_cpu_gemm(t, &mr, &mt);
-        CHECKF((g != NULL) == any, "dispatcher has a gemm for %s exactly when a usable family does",
+        CHECKF((g != NULL) == any,
+               "dispatcher has a gemm for %s exactly when a usable family has one whose dot it dispatches",
                hearth_dtype_name(t));
     }
 
     fams[n_fams++] = (family){"dispatch", 1, hearth_cpu_gemm, NULL}; /* what the backend pairs */
 
     /* (a) bit-identity, every family this CPU runs */
-    static const int k_blocks[] = {1, 2, 3, 5, 8, 11, 24, 33}; /* 11 x 256 = 2816 */
+    static const int k_blocks[] = {1, 2, 3, 5, 8, 24, 33};
+    /* K-quants: n = 256 .. 8448 (11 x 256 = 2816: a qwen2.5 FFN row) */
+    static const int k_blocks_K[] = {1, 2, 3, 5, 11, 24, 33};
     for (int f = 0; f < n_fams; f++) {
         if (!fams[f].usable) {
             printf("  %s: not usable here, skipped\n", fams[f].name);
             continue;
         }
-        for (size_t ti = 0; ti < N_TYPES; ti++)
-            for (size_t bi = 0; bi < sizeof k_blocks / sizeof k_blocks[0]; bi++) {
-                const int64_t bs = hearth_dtype_info(k_types[ti])->block_size;
-                check_case(&fams[f], k_types[ti], k_blocks[bi] * (bs < 32 ? 32 : bs));
-            }
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            const int64_t bs = hearth_dtype_info(k_types[ti])->block_size;
+            if (bs == QK_K)
+                for (size_t bi = 0; bi < sizeof k_blocks_K / sizeof k_blocks_K[0]; bi++)
+                    check_case(&fams[f], k_types[ti], k_blocks_K[bi] * bs);
+            else
+                for (size_t bi = 0; bi < sizeof k_blocks / sizeof k_blocks[0]; bi++)
+                    check_case(&fams[f], k_types[ti], k_blocks[bi] * (bs < 32 ? 32 : bs));
+        }
         /* 32-element blocks past the decode kernels' 512-block stack cap
          * (those rows take the per-pair path) */
         for (size_t ti = 0; ti < N_TYPES; ti++)
@@ -324,7 +363,7 @@ int main(int argc, char **argv) {
             if (hearth_dtype_info(k_types[ti])->block_size == 1)
                 for (size_t ni = 0; ni < sizeof k_float_n / sizeof k_float_n[0]; ni++)
                     check_case(&fams[f], k_types[ti], k_float_n[ni]);
-        for (size_t ti = 0; ti < N_TYPES; ti++)
+        for (size_t ti = 0; ti < N_TYPES && k_run_bench; ti++)
             bench_case(&fams[f], k_types[ti]);
     }
 
