@@ -1,7 +1,9 @@
 /*
  * gemm_avx2.c - register-tiled GEMM kernels (AVX2 + FMA + F16C) of the CPU
  * backend: up to 16 weight rows x 64 activation rows per call, Q8_0 and Q4_0
- * weights against Q8_0 activations, F16 weights against F16 activations.
+ * weights against Q8_0 activations, F16 weights against F16 activations
+ * (the Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS tiles, which the getter at the
+ * end also hands out, are in gemm_iq4_avx2.c).
  *
  * Owned by the GEMM kernels; compiled with -mavx2 -mfma -mf16c and reached
  * only through hearth_cpu_gemm (cpu_quants_ref.c). No state; thread-safe.
@@ -485,6 +487,11 @@ hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int
     switch (weight_type) {
     case HEARTH_Q8_0: f = gemm_q8_0; break;
     case HEARTH_Q4_0: f = gemm_q4_0; break;
+    case HEARTH_Q4_1:
+    case HEARTH_Q5_0:
+    case HEARTH_Q5_1:
+    case HEARTH_IQ4_NL:
+    case HEARTH_IQ4_XS: return hearth_cpu_gemm_iq4_avx2(weight_type, max_rows, max_toks);
     case HEARTH_F16:
         f = gemm_f16;
         rows = F16_MAX_ROWS;

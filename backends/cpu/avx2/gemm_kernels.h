@@ -3,7 +3,8 @@
  * (many weight rows x many activation rows per call), as the dispatcher
  * (hearth_cpu_gemm in cpu_quants_ref.c) and tests/unit/backends/test_gemm.c see them.
  *
- * Owned by the GEMM kernels (avx2/gemm_avx2.c, avx512/gemm_avx512.c).
+ * Owned by the GEMM kernels (avx2/gemm_avx2.c, avx2/gemm_iq4_avx2.c,
+ * avx512/gemm_avx512.c).
  *
  * Contract of every kernel (see hearth_gemm_fn in cpu_quants.h):
  *   - out[t * out_stride + r] is BIT-IDENTICAL to hearth_cpu_vec_dot(type)
@@ -27,6 +28,10 @@
 #include "backends/cpu/cpu_quants.h"
 
 hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
+/* The AVX2 tiles of Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS (avx2/gemm_iq4_avx2.c),
+ * which hearth_cpu_gemm_avx2 hands out; bit-identical to the scalar kernels
+ * (which every family's per-pair kernel of these types equals). */
+hearth_gemm_fn hearth_cpu_gemm_iq4_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
 hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, int *max_toks);
 
 #endif

@@ -50,8 +50,9 @@
 #define HAVE_NEON_FAMILIES 0
 #endif
 
-static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0, HEARTH_Q4_1, HEARTH_Q5_0, HEARTH_Q5_1,
-                                       HEARTH_Q4_K, HEARTH_Q6_K, HEARTH_F16,  HEARTH_F32};
+static const hearth_dtype k_types[] = {HEARTH_Q8_0, HEARTH_Q4_0,   HEARTH_Q4_1,   HEARTH_Q5_0,
+                                       HEARTH_Q5_1, HEARTH_IQ4_NL, HEARTH_IQ4_XS, HEARTH_Q4_K,
+                                       HEARTH_Q6_K, HEARTH_F16,    HEARTH_F32};
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
 // ---------------------------------------------------------------- helpers
@@ -98,6 +99,11 @@ static void fill_weights(hearth_dtype t, uint8_t *w, int rows, size_t row_bytes,
                     const hearth_f16 h = hearth_f32_to_f16(0.001f + 0.05f * (rng_unit() + 1.0f));
                     memcpy(row + b + 2 * (size_t)j, &h, 2);
                 }
+        } else if (t == HEARTH_IQ4_XS) { /* d leads each super-block; scales stay random */
+            for (size_t b = 0; b + info->type_size <= row_bytes; b += info->type_size) {
+                const hearth_f16 h = hearth_f32_to_f16(0.001f + 0.05f * (rng_unit() + 1.0f));
+                memcpy(row + b, &h, 2);
+            }
         }
     }
 }
