@@ -455,7 +455,8 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type) {
     return f ? f : hearth_cpu_vec_dot_ref(weight_type);
 }
 
-/* Q8_0/Q4_0 GEMM kernels match the scalar kernel, which every family's
+/* Q8_0/Q4_0 GEMM kernels (and AVX2's Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS ones)
+ * match the scalar kernel, which every family's
  * per-pair kernel equals, so a gemm of one family matches hearth_cpu_vec_dot
  * whichever family that picked. A kernel for a type whose families differ
  * (F16) must come from the same family as hearth_cpu_vec_dot's pick: both

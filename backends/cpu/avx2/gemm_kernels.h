@@ -8,7 +8,8 @@
  *
  * Contract of every kernel (see hearth_gemm_fn in cpu_quants.h):
  *   - out[t * out_stride + r] is BIT-IDENTICAL to hearth_cpu_vec_dot(type)
- *     of weight row r and activation row t. For Q8_0 and Q4_0, whose per-pair
+ *     of weight row r and activation row t. For Q8_0 and Q4_0 (and Q4_1,
+ *     Q5_0, Q5_1, IQ4_NL, IQ4_XS, AVX2 only), whose per-pair
  *     kernels equal the scalar one on every ISA, they form the same exact
  *     integer block sums and apply the scalar kernel's float operations per
  *     block, adding the block values to one running sum in block order; speed
