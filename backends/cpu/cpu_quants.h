@@ -68,9 +68,10 @@ hearth_vec_dot_fn hearth_cpu_vec_dot(hearth_dtype weight_type);
 /* Register-tiled kernel for `weight_type` (see hearth_gemm_fn) and the tile
  * it accepts in *max_rows x *max_toks; NULL (and the outputs untouched) when
  * this CPU has none for the type: use hearth_cpu_vec_dot per pair then.
- * Today: Q8_0, Q4_0 and F16 on AVX2 and AVX-512 VNNI, Q2_K..Q6_K on AVX2
- * and Q4_K/Q6_K on AVX-512 (a family's gemm is handed out only with
- * that family's dot, unless the type's dots are ISA-independent); none with
+ * Today: Q8_0, Q4_0 and F16 on AVX2 and AVX-512 VNNI; Q2_K..Q6_K, Q4_1,
+ * Q5_0, Q5_1, IQ4_NL and IQ4_XS on AVX2; Q4_K/Q6_K on AVX-512 (a family's
+ * gemm is handed out only with that family's dot, unless the type's dots are
+ * ISA-independent); none with
  * HEARTH_CPU_ISA=scalar. */
 hearth_gemm_fn hearth_cpu_gemm(hearth_dtype weight_type, int *max_rows, int *max_toks);
 

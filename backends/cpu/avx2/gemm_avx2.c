@@ -3,7 +3,8 @@
  * backend: up to 16 weight rows x 64 activation rows per call, Q8_0 and Q4_0
  * weights against Q8_0 activations, F16 weights against F16 activations
  * (the K-quant tiles, which the getter at the end also hands out, are in
- * gemm_kquant_avx2.c).
+ * gemm_kquant_avx2.c; the Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS ones in
+ * gemm_iq4_avx2.c).
  *
  * Owned by the GEMM kernels; compiled with -mavx2 -mfma -mf16c and reached
  * only through hearth_cpu_gemm (cpu_quants_ref.c). No state; thread-safe.
@@ -492,6 +493,11 @@ hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int
     case HEARTH_Q4_K:
     case HEARTH_Q5_K:
     case HEARTH_Q6_K: return hearth_cpu_gemm_kquant_avx2(weight_type, max_rows, max_toks);
+    case HEARTH_Q4_1:
+    case HEARTH_Q5_0:
+    case HEARTH_Q5_1:
+    case HEARTH_IQ4_NL:
+    case HEARTH_IQ4_XS: return hearth_cpu_gemm_iq4_avx2(weight_type, max_rows, max_toks);
     case HEARTH_F16:
         f = gemm_f16;
         rows = F16_MAX_ROWS;

@@ -4,11 +4,12 @@
  * (hearth_cpu_gemm in cpu_quants_ref.c) and tests/unit/backends/test_gemm.c see them.
  *
  * Owned by the GEMM kernels (avx2/gemm_avx2.c, avx2/gemm_kquant_avx2.c,
- * avx512/gemm_avx512.c, avx512/gemm_kquant_avx512.c).
+ * avx2/gemm_iq4_avx2.c, avx512/gemm_avx512.c, avx512/gemm_kquant_avx512.c).
  *
  * Contract of every kernel (see hearth_gemm_fn in cpu_quants.h):
  *   - out[t * out_stride + r] is BIT-IDENTICAL to hearth_cpu_vec_dot(type)
- *     of weight row r and activation row t. For Q8_0 and Q4_0, whose per-pair
+ *     of weight row r and activation row t. For Q8_0 and Q4_0 (and Q4_1,
+ *     Q5_0, Q5_1, IQ4_NL, IQ4_XS, AVX2 only), whose per-pair
  *     kernels equal the scalar one on every ISA, they form the same exact
  *     integer block sums and apply the scalar kernel's float operations per
  *     block, adding the block values to one running sum in block order; speed
@@ -32,6 +33,10 @@ hearth_gemm_fn hearth_cpu_gemm_avx2(hearth_dtype weight_type, int *max_rows, int
  * hearth_cpu_gemm_avx2 hands out; bit-identical to the AVX2 family's own
  * per-pair K-quant dots only (not to the AVX-512 ones). */
 hearth_gemm_fn hearth_cpu_gemm_kquant_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
+/* The AVX2 tiles of Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS (avx2/gemm_iq4_avx2.c),
+ * which hearth_cpu_gemm_avx2 hands out; bit-identical to the scalar kernels
+ * (which every family's per-pair kernel of these types equals). */
+hearth_gemm_fn hearth_cpu_gemm_iq4_avx2(hearth_dtype weight_type, int *max_rows, int *max_toks);
 hearth_gemm_fn hearth_cpu_gemm_avx512(hearth_dtype weight_type, int *max_rows, int *max_toks);
 /* (The AVX-512 K-quant tiles, Q4_K and Q6_K, are declared in
  * avx512/kquant_avx512.h beside the helpers they share with the dots.) */
