@@ -718,6 +718,14 @@ static void compute_fingerprint(hearth_model *m) {
              (unsigned long long)h2);
 }
 
+static bool bad_n_cpu_moe(int n, hearth_error *err) {
+    hearth_error_set(err, HEARTH_ERR_INVALID,
+                     "n_cpu_moe = %d: give how many leading layers keep their experts on the CPU (0 = none, "
+                     "a number at or above the layer count = all)",
+                     n);
+    return true;
+}
+
 hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, hearth_error *err) {
     hearth_model *m = calloc(1, sizeof *m);
     if (!m) {
@@ -726,13 +734,7 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
     }
     m->backend = p->backend;
     snprintf(m->path, sizeof m->path, "%s", path);
-    if (p->n_cpu_moe < 0) {
-        hearth_error_set(err, HEARTH_ERR_INVALID,
-                         "n_cpu_moe = %d: give how many leading layers keep their experts on the CPU "
-                         "(0 = none, a number at or above the layer count = all)",
-                         p->n_cpu_moe);
-        goto fail;
-    }
+    if (p->n_cpu_moe < 0 && bad_n_cpu_moe(p->n_cpu_moe, err)) goto fail;
     m->gguf = hearth_gguf_open(path, err);
     if (!m->gguf) goto fail;
     const char *file = base_name(path);
