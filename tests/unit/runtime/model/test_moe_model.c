@@ -417,8 +417,7 @@ static void test_cpu_moe(hearth_backend *cpu_be) {
     REQUIRE(host);
     hearth_backend dev = *cpu_be; /* shares the CPU context; used by this test alone */
     dev.host = host;
-    check_cpu_moe(&dev, cpu_be, "qwen3moe-tiny", 1e-5, false);
-    check_cpu_moe(&dev, cpu_be, "qwen2moe-tiny", 1e-5, false);
+    check_cpu_moe(&dev, cpu_be, "qwen2moe-tiny", 1e-5, false); /* with a shared expert */
     hearth_backend_config bc = {"vulkan", 2};
     hearth_backend *vb = hearth_backend_create(&bc, &err);
     if (vb) {
