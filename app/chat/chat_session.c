@@ -123,7 +123,8 @@ static hearth_status load_model(chat_session *s, const char *path, const hearth_
     const app_engine_opts *eo = s->opt.engine;
     hearth_backend *be;
     hearth_model *m;
-    hearth_status st = app_open_model(path, eo->backend, eo->threads, eo->gpu_layers, &be, &m, err);
+    hearth_status st =
+        app_open_model(path, eo->backend, eo->threads, eo->gpu_layers, eo->n_cpu_moe, &be, &m, err);
     if (st) return st;
     char note[256] = "";
     hearth_chat_template *tmpl =

@@ -25,15 +25,19 @@ const char *app_resolve_model(const char *spec) {
 }
 
 hearth_status app_open_model(const char *model_path, const char *backend_name, int threads, int gpu_layers,
-                             hearth_backend **be_out, hearth_model **model_out, hearth_error *err) {
+                             int n_cpu_moe, hearth_backend **be_out, hearth_model **model_out,
+                             hearth_error *err) {
     if (gpu_layers < HEARTH_GPU_LAYERS_ALL)
         return hearth_error_set(err, HEARTH_ERR_INVALID,
                                 "--gpu-layers %d: give a layer count (0 = none on the GPU) or -1 for all",
                                 gpu_layers);
+    if (n_cpu_moe < 0)
+        return hearth_error_set(err, HEARTH_ERR_INVALID, "--n-cpu-moe %d: %s", n_cpu_moe,
+                                APP_N_CPU_MOE_ACCEPTED);
     hearth_backend_config bc = {backend_name ? backend_name : "auto", threads};
     hearth_backend *be = hearth_backend_create(&bc, err);
     if (!be) return err ? err->code : HEARTH_ERR_BACKEND;
-    hearth_model_params mp = {.backend = be, .gpu_layers = gpu_layers};
+    hearth_model_params mp = {.backend = be, .gpu_layers = gpu_layers, .n_cpu_moe = n_cpu_moe};
     model_path = app_resolve_model(model_path);
     hearth_model *m = hearth_model_load(model_path, &mp, err);
     if (!m) {
@@ -46,13 +50,13 @@ hearth_status app_open_model(const char *model_path, const char *backend_name, i
 }
 
 bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, int gpu_layers,
-              bool quiet, hearth_backend **be_out, hearth_model **model_out) {
+              int n_cpu_moe, bool quiet, hearth_backend **be_out, hearth_model **model_out) {
     hearth_error err = {0};
     if (!model_path) {
         fprintf(stderr, "hearth %s: no model given: pass -m MODEL.gguf (see hearth %s --help)\n", cmd, cmd);
         return false;
     }
-    if (app_open_model(model_path, backend_name, threads, gpu_layers, be_out, model_out, &err)) {
+    if (app_open_model(model_path, backend_name, threads, gpu_layers, n_cpu_moe, be_out, model_out, &err)) {
         fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);
         return false;
     }

@@ -13,15 +13,18 @@
 
 /* Create the backend `backend_name` with `threads` CPU threads and load the
  * model with the first `gpu_layers` layers on it (HEARTH_GPU_LAYERS_ALL: all;
- * see model.h). On failure nothing is left allocated and err says why. */
+ * see model.h) and the experts of the first `n_cpu_moe` of those in host
+ * memory (--n-cpu-moe; 0: none). On failure nothing is left allocated and
+ * err says why. */
 hearth_status app_open_model(const char *model_path, const char *backend_name, int threads, int gpu_layers,
-                             hearth_backend **be_out, hearth_model **model_out, hearth_error *err);
+                             int n_cpu_moe, hearth_backend **be_out, hearth_model **model_out,
+                             hearth_error *err);
 
 /* app_open_model with user-facing messages: on failure print
  * "hearth CMD: <message>" to stderr and return false. Unless `quiet`, note
  * the backend on stderr (and the layer plan when a device is used). */
 bool app_load(const char *cmd, const char *model_path, const char *backend_name, int threads, int gpu_layers,
-              bool quiet, hearth_backend **be_out, hearth_model **model_out);
+              int n_cpu_moe, bool quiet, hearth_backend **be_out, hearth_model **model_out);
 
 /* -m NAME: the file of a model pulled with `hearth pull` when spec is not an
  * existing path and the store knows the name, else spec itself. The returned
@@ -30,6 +33,11 @@ const char *app_resolve_model(const char *spec);
 
 /* The --gpu-layers help line every model-loading command shows. */
 #define APP_GPU_LAYERS_HELP "layers on the GPU, the rest on the CPU (default -1 = all; 0 = none)"
+#define APP_N_CPU_MOE_HELP                                                                                   \
+    "keep the mixture-of-experts expert tensors of the first N layers in RAM and run their matmuls on the "  \
+    "CPU, attention, router and shared experts on the GPU (default 0; N at or above the layer count = all; " \
+    "no effect on --backend cpu or dense models)"
+#define APP_N_CPU_MOE_ACCEPTED "give a layer count, 0 (none) or more (at or above the layer count = all)"
 
 /* shared/REL beside an ancestor of the executable (<root>/main/build/bin/hearth
  * -> <root>/shared/REL), else ../shared/REL from the working directory; into

@@ -62,6 +62,8 @@ typedef struct hearth_config {
 
     char backend[16];     /* "auto" (default), "cpu", "cuda", "cuda:N", "vulkan", "vulkan:N" */
     int gpu_layers;       /* layers offloaded to the GPU; -1: all (default) */
+    int n_cpu_moe;        /* leading layers whose MoE experts stay on the CPU; 0 (default): none */
+    bool cpu_moe;         /* every layer's experts on the CPU (n_cpu_moe = all) */
     int threads;          /* CPU threads; 0: physical cores (default) */
     int context;          /* tokens per sequence; 0: the model's trained context (default) */
     int parallel;         /* sequences at once; 0: the command's default */

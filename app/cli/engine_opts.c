@@ -26,10 +26,11 @@ typedef enum eo_type {
     EO_KV_TYPE, /* f16, f32, q8_0 */
     EO_OFF,     /* a flag that turns a bool off (--no-prefix-cache) */
     EO_CACHE_DB,
-    EO_SIZE,   /* uint64_t bytes with an optional unit */
-    EO_SPEC,   /* speculative decoding mode: ngram, draft, off */
-    EO_PATH,   /* char[1024]: a model path or name */
-    EO_SPEC_K, /* how speculation chooses K: cost, step */
+    EO_SIZE,    /* uint64_t bytes with an optional unit */
+    EO_SPEC,    /* speculative decoding mode: ngram, draft, off */
+    EO_PATH,    /* char[1024]: a model path or name */
+    EO_SPEC_K,  /* how speculation chooses K: cost, step */
+    EO_ALL_MOE, /* a flag that sets n_cpu_moe to every layer (--cpu-moe) */
 } eo_type;
 
 enum {
@@ -51,6 +52,8 @@ enum {
     OPT_SPEC_MAX_BATCH,
     OPT_DRAFT_GPU_LAYERS,
     OPT_SPEC_K,
+    OPT_N_CPU_MOE,
+    OPT_CPU_MOE,
 };
 
 typedef struct eo_def {
@@ -131,6 +134,10 @@ static const eo_def k_opts[APP_ENGINE_OPTS_N] = {
                     "measured time, 0 when a draft would not pay) or step (+1 when all drafts were kept, "
                     "-1 when under half were); within --draft-min..--draft-max",
                     "is not a way to choose K (cost, step)"},
+    [OPT_N_CPU_MOE] = {NULL, "--n-cpu-moe", "n_cpu_moe", EO_INT, EO(n_cpu_moe), 0, HEARTH_CPU_MOE_ALL, true,
+                       "N", APP_N_CPU_MOE_HELP, APP_N_CPU_MOE_ACCEPTED},
+    [OPT_CPU_MOE] = {NULL, "--cpu-moe", "cpu_moe", EO_ALL_MOE, EO(n_cpu_moe), 0, 0, false, NULL,
+                     "every layer's experts on the CPU: --n-cpu-moe with all layers", NULL},
 };
 
 #define BENCH_CACHE_DB_HELP                                                                                  \
@@ -195,11 +202,16 @@ void app_engine_opts_apply_config(app_engine_opts *eo, const hearth_config *cfg)
         {OPT_DRAFT_MIN, cfg->speculative.draft_min, d.speculative.draft_min},
         {OPT_SPEC_MAX_BATCH, cfg->speculative.max_batch, d.speculative.max_batch},
         {OPT_DRAFT_GPU_LAYERS, cfg->speculative.draft_gpu_layers, d.speculative.draft_gpu_layers},
+        {OPT_N_CPU_MOE, cfg->n_cpu_moe, d.n_cpu_moe},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
         if (ints[k].value == ints[k].unset) continue;
         *(int *)field_of(eo, ints[k].opt) = ints[k].value;
         eo->source[ints[k].opt] = src;
+    }
+    if (cfg->cpu_moe) { /* cpu_moe: true wins over n_cpu_moe, as --cpu-moe over --n-cpu-moe */
+        eo->n_cpu_moe = HEARTH_CPU_MOE_ALL;
+        eo->source[OPT_CPU_MOE] = eo->source[OPT_N_CPU_MOE] = src;
     }
     if (cfg->speculative.mode != d.speculative.mode) {
         eo->spec = (hearth_spec_mode)cfg->speculative.mode;
@@ -247,7 +259,7 @@ int app_engine_opts_args(app_engine_opts *eo, const arg_opt *own, int n_own, arg
         for (int j = 0; j < n_own; j++)
             if (own[j].long_name && !strcmp(own[j].long_name, d->long_name)) eo->shadowed[i] = true;
         if (eo->shadowed[i]) continue; /* the command's own flag of that name wins (bench's -t list) */
-        if (d->type == EO_OFF)
+        if (d->type == EO_OFF || d->type == EO_ALL_MOE)
             out[n++] = (arg_opt){d->short_name, d->long_name, ARG_FLAG, &eo->raw_flag[i], NULL, NULL};
         else
             out[n++] = (arg_opt){d->short_name, d->long_name, ARG_STR, &eo->raw[i], d->metavar, NULL};
@@ -294,6 +306,7 @@ static bool apply_flag(app_engine_opts *eo, int i, const char *v) {
         break;
     }
     case EO_OFF: eo->prefix_cache = false; break;
+    case EO_ALL_MOE: eo->n_cpu_moe = HEARTH_CPU_MOE_ALL; break;
     case EO_CACHE_DB:
         ok = *v != 0;
         if (ok) set_cache_db(eo, v);
@@ -312,7 +325,8 @@ static bool apply_flag(app_engine_opts *eo, int i, const char *v) {
 
 bool app_engine_opts_apply_flags(app_engine_opts *eo, const char *cmd) {
     for (int i = 0; i < APP_ENGINE_OPTS_N; i++) {
-        const char *v = k_opts[i].type == EO_OFF ? (eo->raw_flag[i] ? "" : NULL) : eo->raw[i];
+        const bool flag = k_opts[i].type == EO_OFF || k_opts[i].type == EO_ALL_MOE;
+        const char *v = flag ? (eo->raw_flag[i] ? "" : NULL) : eo->raw[i];
         if (!v) continue;
         if (!apply_flag(eo, i, v)) return flag_error(cmd, &k_opts[i], v);
         eo->source[i] = "flag";
@@ -400,7 +414,8 @@ hearth_status app_engine_opts_open_draft(const app_engine_opts *eo, const hearth
 
 bool app_engine_opts_load(const app_engine_opts *eo, const char *cmd, const char *model_path, bool quiet,
                           hearth_backend **be_out, hearth_model **model_out) {
-    return app_load(cmd, model_path, eo->backend, eo->threads, eo->gpu_layers, quiet, be_out, model_out);
+    return app_load(cmd, model_path, eo->backend, eo->threads, eo->gpu_layers, eo->n_cpu_moe, quiet, be_out,
+                    model_out);
 }
 
 int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const char *model,
@@ -418,6 +433,7 @@ int app_engine_opts_print_json(const app_engine_opts *eo, const char *cmd, const
     cJSON_AddStringToObject(o, "backend", eo->backend);
     cJSON_AddNumberToObject(o, "threads", eo->threads);
     cJSON_AddNumberToObject(o, "gpu_layers", eo->gpu_layers);
+    cJSON_AddNumberToObject(o, "n_cpu_moe", eo->n_cpu_moe);
     cJSON_AddNumberToObject(o, "context", ec.n_ctx);
     cJSON_AddNumberToObject(o, "batch", ec.n_batch);
     cJSON_AddNumberToObject(o, "parallel", ec.n_parallel);

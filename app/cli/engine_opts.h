@@ -33,7 +33,7 @@
 #include "runtime/serving/engine.h"
 
 /* Engine options in the table (not counting --print-config). */
-#define APP_ENGINE_OPTS_N 18
+#define APP_ENGINE_OPTS_N 20
 /* Room for a command's own options plus the engine's. */
 #define APP_ARGS_MAX 64
 
@@ -41,6 +41,7 @@ typedef struct app_engine_opts {
     char backend[16];         /* "auto" (default), "cpu", "cuda[:N]", "vulkan[:N]" */
     int threads;              /* 0: physical cores */
     int gpu_layers;           /* HEARTH_GPU_LAYERS_ALL (-1, default) or a layer count */
+    int n_cpu_moe;            /* --n-cpu-moe: leading layers whose experts stay on the CPU (--cpu-moe: all) */
     int ctx;                  /* 0: the model's trained context, cut to what fits in memory */
     int batch;                /* token budget per engine step (default 512) */
     int parallel;             /* 0: the command's default (run, chat 1; serve 8; bench --concurrency) */

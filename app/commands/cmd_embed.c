@@ -225,8 +225,8 @@ int cmd_embed(int argc, char **argv) {
     }
     hearth_backend *be = NULL;
     hearth_model *m = NULL;
-    if (!app_load("embed", app_resolve_model(o.model), o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, true, &be,
-                  &m))
+    if (!app_load("embed", app_resolve_model(o.model), o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, 0, true,
+                  &be, &m))
         return 1;
     hearth_error err = {0};
     int rc = 1;

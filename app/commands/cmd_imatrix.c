@@ -346,7 +346,8 @@ int cmd_imatrix(int argc, char **argv) {
     if (rc >= 0) return rc;
     hearth_backend *be = NULL;
     hearth_model *m = NULL;
-    if (o.text && !app_load("imatrix", o.model, o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, true, &be, &m))
+    if (o.text &&
+        !app_load("imatrix", o.model, o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, 0, true, &be, &m))
         return 1;
     hearth_error err = {0};
     im_state s = {.m = m, .n_layer = m ? m->hp.n_layer : 0};

@@ -2,8 +2,9 @@
  * cmd_info.c - `hearth info`: what is in a GGUF model and what it needs to
  * run (capacity planning: weights + KV cache at a context and parallelism).
  * Reads metadata only; no weights are touched -- unless --backend is given:
- * then the model is loaded there (with --gpu-layers) and the offload plan
- * says which layers went to the device and what they take of its memory.
+ * then the model is loaded there (with --gpu-layers, --n-cpu-moe) and the
+ * offload plan says which layers went to the device, what they take of its
+ * memory, and how many layers' experts stay on the CPU (and their bytes).
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -65,8 +66,8 @@ static int list_devices(bool json) {
 /* What `hearth info` was asked. */
 typedef struct info_opts {
     const char *model_path, *kv_type_name, *backend;
-    int ctx, parallel, gpu_layers, threads;
-    bool json, devices;
+    int ctx, parallel, gpu_layers, threads, n_cpu_moe;
+    bool json, devices, cpu_moe;
     hearth_dtype kv_type;
 } info_opts;
 
@@ -103,6 +104,9 @@ static int info_parse_flags(int argc, char **argv, info_opts *o) {
         {NULL, "--backend", ARG_STR, &o->backend, "NAME",
          "load the model on auto, cpu, cuda[:N] or vulkan[:N] and show the offload plan"},
         {"-ngl", "--gpu-layers", ARG_INT, &o->gpu_layers, "N", APP_GPU_LAYERS_HELP},
+        {NULL, "--n-cpu-moe", ARG_INT, &o->n_cpu_moe, "N", APP_N_CPU_MOE_HELP},
+        {NULL, "--cpu-moe", ARG_FLAG, &o->cpu_moe, NULL,
+         "every layer's experts on the CPU (--n-cpu-moe all)"},
         {"-t", "--threads", ARG_INT, &o->threads, "N", "CPU threads for the host side (with --backend)"},
         {NULL, "--json", ARG_FLAG, &o->json, NULL, "print one JSON object"},
     };
@@ -116,6 +120,11 @@ static int info_parse_flags(int argc, char **argv, info_opts *o) {
     if (r) return r > 0 ? 0 : 2;
     if (o->devices) return list_devices(o->json);
     if (n_pos) o->model_path = pos[0];
+    if (o->n_cpu_moe < 0) {
+        fprintf(stderr, "hearth info: --n-cpu-moe %d: %s\n", o->n_cpu_moe, APP_N_CPU_MOE_ACCEPTED);
+        return 2;
+    }
+    if (o->cpu_moe) o->n_cpu_moe = HEARTH_CPU_MOE_ALL;
     o->model_path = app_resolve_model(o->model_path);
     if (!o->model_path) {
         fprintf(stderr, "hearth info: no model given (see hearth info --help)\n");
@@ -170,7 +179,8 @@ static void info_compute(const info_opts *o, info_report *r) {
 static bool info_load_offload(const info_opts *o, info_report *r) {
     if (!o->backend || !r->have_hp) return true;
     hearth_error err = {0};
-    if (app_open_model(o->model_path, o->backend, o->threads, o->gpu_layers, &r->be, &r->m, &err)) {
+    if (app_open_model(o->model_path, o->backend, o->threads, o->gpu_layers, o->n_cpu_moe, &r->be, &r->m,
+                       &err)) {
         fprintf(stderr, "hearth info: %s\n", err.msg);
         return false;
     }
@@ -251,6 +261,8 @@ static void info_print_json(const info_opts *o, const info_report *r) {
         cJSON_AddNumberToObject(off, "device_weight_bytes",
                                 (double)(hearth_backend_host(r->be) ? r->m->device_bytes : r->m->weight_bytes));
         cJSON_AddNumberToObject(off, "device_kv_bytes", (double)r->dev_kv);
+        cJSON_AddNumberToObject(off, "cpu_moe_layers", r->m->n_cpu_moe_layers);
+        cJSON_AddNumberToObject(off, "cpu_moe_bytes", (double)r->m->cpu_moe_bytes);
         cJSON_AddNumberToObject(off, "device_mem_total", (double)r->bi.mem_total);
         cJSON_AddNumberToObject(off, "device_mem_free", (double)r->bi.mem_free);
     }
@@ -322,6 +334,11 @@ static void info_print_memory(const info_opts *o, const info_report *r) {
         app_human_bytes((double)r->dev_kv, b3, sizeof b3);
         printf("  on %s: %d of %d layers, weights %s, kv cache %s\n", bi->name, r->m->n_device_layers,
                r->hp.n_layer, b2, b3);
+        if (r->m->n_cpu_moe_layers) {
+            app_human_bytes((double)r->m->cpu_moe_bytes, b2, sizeof b2);
+            printf("  experts on the cpu: %d layer%s, %s kept off %s\n", r->m->n_cpu_moe_layers,
+                   r->m->n_cpu_moe_layers == 1 ? "" : "s", b2, bi->name);
+        }
     }
 }
 

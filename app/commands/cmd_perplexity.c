@@ -287,7 +287,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     hearth_backend *be = NULL;
     hearth_model *m = NULL;
-    if (!app_load("perplexity", o.model, o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, true, &be, &m)) {
+    if (!app_load("perplexity", o.model, o.backend, o.threads, HEARTH_GPU_LAYERS_ALL, 0, true, &be, &m)) {
         free(text);
         return 1;
     }

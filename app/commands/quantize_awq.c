@@ -637,7 +637,8 @@ static bool awq_calibrate(q_awq_priv *p, q_awq *a, hearth_error *err) {
     const q_awq_opts *o = &p->o;
     hearth_backend *be = NULL;
     hearth_model *m = NULL;
-    if (app_open_model(o->model_path, "cpu", o->threads, HEARTH_GPU_LAYERS_ALL, &be, &m, err)) return false;
+    if (app_open_model(o->model_path, "cpu", o->threads, HEARTH_GPU_LAYERS_ALL, 0, &be, &m, err))
+        return false;
     bool ok = true;
     if (m->arch != HEARTH_ARCH_LLAMA && m->arch != HEARTH_ARCH_QWEN2 && m->arch != HEARTH_ARCH_QWEN3) {
         hearth_error_set(

@@ -306,7 +306,7 @@ static bool load_now(serve_model *sm, int *status, char *err, size_t cap) {
     hearth_model *m = NULL;
     /* encoders run on the CPU backend only (embed.h): "auto" means the CPU for them */
     const char *backend = sm->encoder && !strcmp(eo->backend, "auto") ? "cpu" : eo->backend;
-    if (app_open_model(sm->path, backend, eo->threads, eo->gpu_layers, &be, &m, &e)) {
+    if (app_open_model(sm->path, backend, eo->threads, eo->gpu_layers, eo->n_cpu_moe, &be, &m, &e)) {
         *status = e.code == HEARTH_ERR_NOMEM ? 503 : 500;
         snprintf(err, cap, "cannot load model '%.200s': %s", sm->name, e.msg);
         return false;

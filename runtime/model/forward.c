@@ -113,7 +113,8 @@ static act_set *set_for(hearth_forward *f, hearth_backend *be, hearth_error *err
         alloc_act(f, a, &a->v, KV, err) || alloc_act(f, a, &a->att, Q, err) ||
         alloc_act(f, a, &a->gate, hp->n_ff, err) || alloc_act(f, a, &a->up, hp->n_ff, err) ||
         alloc_act(f, a, &a->proj, hp->n_embd, err) ||
-        hearth_moe_bufs_alloc(be, hp, f->max_tokens, &a->moe, err))
+        hearth_moe_bufs_alloc(be, hp, f->max_tokens, f->m->n_cpu_moe_layers > 0 && be == f->m->backend,
+                              &a->moe, err))
         return NULL;
     return a;
 }

@@ -18,10 +18,13 @@ static hearth_status alloc_f32(hearth_backend *be, int64_t ne0, int64_t ne1, hea
     return HEARTH_OK;
 }
 
+/* The host-assisted path's buffers; with cpu_experts also the host copies
+ * the experts kept in host memory (--n-cpu-moe) run on. */
 static hearth_status alloc_host_path(hearth_backend *be, const hearth_hparams *hp, int64_t n,
-                                     hearth_moe_bufs *out, hearth_error *err) {
-    const size_t k = (size_t)hp->n_expert_used, E = (size_t)hp->n_embd, nn = (size_t)n;
-    out->host_path = true;
+                                     bool cpu_experts, hearth_moe_bufs *out, hearth_error *err) {
+    const size_t k = (size_t)hp->n_expert_used, E = (size_t)hp->n_embd, nn = (size_t)n,
+                 F = (size_t)hp->n_ff_exp;
+    out->host_path = !be->ops->moe_route;
     if (!be->host)
         return hearth_error_set(
             err, HEARTH_ERR_UNSUPPORTED,
@@ -39,11 +42,18 @@ static hearth_status alloc_host_path(hearth_backend *be, const hearth_hparams *h
     if (!out->h_logits || !out->h_weights || !out->h_down || !out->h_out || !out->h_ids || !out->order ||
         !out->inv || !out->xrows || !out->start)
         return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory (mixture-of-experts buffers)");
+    if (!cpu_experts) return HEARTH_OK;
+    out->h_x = malloc(nn * E * sizeof(float));
+    out->h_xs = malloc(nn * k * E * sizeof(float));
+    out->h_g = malloc(nn * k * F * sizeof(float));
+    out->h_u = malloc(nn * k * F * sizeof(float));
+    if (!out->h_x || !out->h_xs || !out->h_g || !out->h_u)
+        return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory (buffers of the experts on the cpu)");
     return HEARTH_OK;
 }
 
 hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp, int max_tokens,
-                                    hearth_moe_bufs *out, hearth_error *err) {
+                                    bool cpu_experts, hearth_moe_bufs *out, hearth_error *err) {
     memset(out, 0, sizeof *out);
     if (hp->n_expert <= 0) return HEARTH_OK;
     const int64_t n = max_tokens, k = hp->n_expert_used;
@@ -62,7 +72,10 @@ hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp
         out->h_shout = malloc((size_t)n * (size_t)hp->n_embd * sizeof(float));
         if (!out->h_sg || !out->h_shout) return hearth_error_set(err, HEARTH_ERR_NOMEM, "out of memory");
     }
-    if (!be->ops->moe_route) return alloc_host_path(be, hp, n, out, err);
+    if (!be->ops->moe_route || cpu_experts) {
+        hearth_status st = alloc_host_path(be, hp, n, cpu_experts, out, err);
+        if (st || !be->ops->moe_route) return st;
+    }
     out->ids = be->ops->alloc(be, (size_t)(n * k) * sizeof(int32_t), err);
     return out->ids ? HEARTH_OK : (err ? err->code : HEARTH_ERR_NOMEM);
 }
@@ -73,8 +86,8 @@ void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b) {
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         if (ts[i]->data) be->ops->dealloc(be, ts[i]->data);
     if (b->ids) be->ops->dealloc(be, b->ids);
-    void *host[] = {b->h_logits, b->h_weights, b->h_down, b->h_out, b->h_ids,  b->order,
-                    b->inv,      b->xrows,     b->start,  b->h_sg,  b->h_shout};
+    void *host[] = {b->h_logits, b->h_weights, b->h_down,  b->h_out, b->h_ids, b->order, b->inv, b->xrows,
+                    b->start,    b->h_sg,      b->h_shout, b->h_x,   b->h_xs,  b->h_g,   b->h_u};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
         free(host[i]);
     memset(b, 0, sizeof *b);
@@ -149,6 +162,83 @@ static hearth_status moe_tap(hearth_backend *be, const hearth_hparams *hp, const
     return st;
 }
 
+/* Run the experts of one layer over their rows of xs (in expert order:
+ * expert e's rows start[e] .. start[e + 1]) on `be`, where xs, g, u, d and
+ * the layer's expert tensors live: g = silu(xs Wgate_e) * (xs Wup_e), then
+ * the tap, then d = g Wdown_e. Only the chosen experts' weights are read. */
+static hearth_status run_experts(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
+                                 const int64_t *start, const hearth_tensor *xs, hearth_tensor *g,
+                                 hearth_tensor *u, hearth_tensor *d, int n, const hearth_moe_tap *tap,
+                                 hearth_error *err) {
+    const hearth_backend_ops *op = be->ops;
+    const int ne = hp->n_expert;
+    const int64_t E = hp->n_embd, F = hp->n_ff_exp;
+    for (int e = 0; e < ne; e++) {
+        const int64_t c = start[e + 1] - start[e];
+        if (c == 0) continue; /* nobody chose it: its weights are not read */
+        hearth_tensor xe = hearth_tensor_rows(xs, start[e], c), ge = hearth_tensor_rows(g, start[e], c),
+                      ue = hearth_tensor_rows(u, start[e], c);
+        hearth_tensor wg = hearth_tensor_rows(&L->ffn_gate_exps, e * F, F),
+                      wu = hearth_tensor_rows(&L->ffn_up_exps, e * F, F);
+        const hearth_tensor *w2[2] = {&wg, &wu}, *b2[2] = {NULL, NULL};
+        hearth_tensor *o2[2] = {&ge, &ue};
+        if (op->matmul_multi)
+            op->matmul_multi(be, 2, w2, &xe, b2, o2);
+        else
+            for (int i = 0; i < 2; i++)
+                op->matmul(be, w2[i], &xe, NULL, o2[i]);
+    }
+    op->silu_mul(be, g, u, g); /* elementwise: the expert order does not matter */
+    hearth_status st;
+    if (tap && tap->fn && (st = moe_tap(be, hp, tap, xs, n, NULL, start, g, err))) return st;
+    for (int e = 0; e < ne; e++) {
+        const int64_t c = start[e + 1] - start[e];
+        if (c == 0) continue;
+        hearth_tensor ge = hearth_tensor_rows(g, start[e], c), de = hearth_tensor_rows(d, start[e], c);
+        hearth_tensor wd = hearth_tensor_rows(&L->ffn_down_exps, e * E, E);
+        op->matmul(be, &wd, &ge, NULL, &de);
+    }
+    return HEARTH_OK;
+}
+
+/* The experts of a layer whose expert tensors stay in host memory
+ * (--n-cpu-moe): h comes down (one sync), the rows are gathered and the
+ * experts run on the host CPU backend, straight into B->h_down. */
+static hearth_status experts_on_host(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
+                                     const hearth_tensor *h, int n, hearth_moe_bufs *B,
+                                     const hearth_moe_tap *tap, hearth_error *err) {
+    hearth_backend *host = be->host;
+    const int64_t slots = (int64_t)n * hp->n_expert_used, E = hp->n_embd, F = hp->n_ff_exp;
+    be->ops->download(be, B->h_x, h->data, (size_t)n * (size_t)E * sizeof(float));
+    hearth_status st = be->ops->synchronize(be, err);
+    if (st) return st;
+    hearth_tensor hx = hearth_tensor_2d(HEARTH_F32, E, n, B->h_x),
+                  xs = hearth_tensor_2d(HEARTH_F32, E, slots, B->h_xs),
+                  g = hearth_tensor_2d(HEARTH_F32, F, slots, B->h_g),
+                  u = hearth_tensor_2d(HEARTH_F32, F, slots, B->h_u),
+                  d = hearth_tensor_2d(HEARTH_F32, E, slots, B->h_down);
+    host->ops->get_rows_f32(host, &hx, B->xrows, (int)slots, &xs);
+    if ((st = run_experts(host, hp, L, B->start, &xs, &g, &u, &d, n, tap, err))) return st;
+    return host->ops->synchronize(host, err);
+}
+
+/* The experts on the device (see forward_moe.h): the rows gathered there in
+ * expert order, the down outputs on their way to B->h_down (valid after the
+ * caller's synchronize). */
+static hearth_status experts_on_device(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
+                                       const hearth_tensor *h, int n, hearth_moe_bufs *B,
+                                       const hearth_moe_tap *tap, hearth_error *err) {
+    const int slots = n * hp->n_expert_used;
+    hearth_tensor xs = hearth_tensor_rows(&B->xs, 0, slots);
+    be->ops->get_rows_f32(be, h, B->xrows, slots, &xs);
+    hearth_tensor g = hearth_tensor_rows(&B->gate, 0, slots), u = hearth_tensor_rows(&B->up, 0, slots),
+                  d = hearth_tensor_rows(&B->down, 0, slots);
+    hearth_status st = run_experts(be, hp, L, B->start, &xs, &g, &u, &d, n, tap, err);
+    if (st) return st;
+    be->ops->download(be, B->h_down, d.data, (size_t)slots * (size_t)hp->n_embd * sizeof(float));
+    return HEARTH_OK;
+}
+
 /* The host-assisted path (see forward_moe.h). */
 static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
                                   const hearth_tensor *h, int n, hearth_moe_bufs *B, hearth_tensor *out,
@@ -156,7 +246,7 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
     const hearth_backend_ops *op = be->ops;
     hearth_backend *host = be->host;
     const int k = hp->n_expert_used, ne = hp->n_expert, slots = n * k;
-    const int64_t E = hp->n_embd, F = hp->n_ff_exp;
+    const int64_t E = hp->n_embd;
     hearth_tensor logits = hearth_tensor_rows(&B->logits, 0, n);
     op->matmul(be, &L->ffn_gate_inp, h, NULL, &logits);
     op->download(be, B->h_logits, logits.data, (size_t)n * (size_t)ne * sizeof(float));
@@ -178,40 +268,14 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
         B->inv[s] = (int32_t)pos;
         B->xrows[pos] = s / k;
     }
-    hearth_tensor xs = hearth_tensor_rows(&B->xs, 0, slots);
-    op->get_rows_f32(be, h, B->xrows, slots, &xs);
-    hearth_tensor g = hearth_tensor_rows(&B->gate, 0, slots), u = hearth_tensor_rows(&B->up, 0, slots),
-                  d = hearth_tensor_rows(&B->down, 0, slots);
-    for (int e = 0; e < ne; e++) {
-        const int64_t c = start[e + 1] - start[e];
-        if (c == 0) continue; /* nobody chose it: its weights are not read */
-        hearth_tensor xe = hearth_tensor_rows(&xs, start[e], c), ge = hearth_tensor_rows(&g, start[e], c),
-                      ue = hearth_tensor_rows(&u, start[e], c);
-        hearth_tensor wg = hearth_tensor_rows(&L->ffn_gate_exps, e * F, F),
-                      wu = hearth_tensor_rows(&L->ffn_up_exps, e * F, F);
-        const hearth_tensor *w2[2] = {&wg, &wu}, *b2[2] = {NULL, NULL};
-        hearth_tensor *o2[2] = {&ge, &ue};
-        if (op->matmul_multi)
-            op->matmul_multi(be, 2, w2, &xe, b2, o2);
-        else
-            for (int i = 0; i < 2; i++)
-                op->matmul(be, w2[i], &xe, NULL, o2[i]);
-    }
-    op->silu_mul(be, &g, &u, &g); /* elementwise: the expert order does not matter */
-    if (tap && tap->fn && (st = moe_tap(be, hp, tap, &xs, n, NULL, start, &g, err))) return st;
-    for (int e = 0; e < ne; e++) {
-        const int64_t c = start[e + 1] - start[e];
-        if (c == 0) continue;
-        hearth_tensor ge = hearth_tensor_rows(&g, start[e], c), de = hearth_tensor_rows(&d, start[e], c);
-        hearth_tensor wd = hearth_tensor_rows(&L->ffn_down_exps, e * E, E);
-        op->matmul(be, &wd, &ge, NULL, &de);
-    }
+    st = L->experts_on_host ? experts_on_host(be, hp, L, h, n, B, tap, err)
+                            : experts_on_device(be, hp, L, h, n, B, tap, err);
+    if (st) return st;
     const bool shared = L->ffn_gate_inp_shexp.data != NULL;
     if (shared) {
         shared_expert(be, L, h, n, B);
         op->download(be, B->h_shout, B->sh_out.data, (size_t)n * (size_t)E * sizeof(float));
     }
-    op->download(be, B->h_down, d.data, (size_t)slots * (size_t)E * sizeof(float));
     if ((st = op->synchronize(be, err))) return st;
     if (shared) sigmoid_rows(B->h_sg, n);
     for (int t = 0; t < n; t++) { /* the weighted sum, choices in order as moe_combine */
@@ -233,7 +297,7 @@ static hearth_status moe_ffn_host(hearth_backend *be, const hearth_hparams *hp, 
 hearth_status hearth_moe_ffn(hearth_backend *be, const hearth_hparams *hp, const hearth_layer *L,
                              const hearth_tensor *h, int n, hearth_moe_bufs *bufs, hearth_tensor *out,
                              hearth_tensor *x, const hearth_moe_tap *tap, hearth_error *err) {
-    if (bufs->host_path) return moe_ffn_host(be, hp, L, h, n, bufs, out, x, tap, err);
+    if (bufs->host_path || L->experts_on_host) return moe_ffn_host(be, hp, L, h, n, bufs, out, x, tap, err);
     const hearth_backend_ops *op = be->ops;
     const int k = hp->n_expert_used;
     hearth_tensor logits = hearth_tensor_rows(&bufs->logits, 0, n),

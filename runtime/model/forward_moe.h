@@ -20,6 +20,11 @@
  * expert's gate/up/down run there as plain matmuls on its contiguous block
  * of rows (weights read once per ubatch), and the down outputs come back for
  * the weighted sum on the host (a second sync), which goes up again.
+ * A layer whose experts stay in host memory (--n-cpu-moe,
+ * hearth_layer.experts_on_host) takes the same path on any device, but h
+ * comes down with the router logits' sync and the gather and the experts'
+ * matmuls run on the host CPU backend; the router, the shared expert and the
+ * rest of the layer stay on the device.
  *
  * Ownership: hearth_moe_bufs are activation buffers on one backend, sized
  * for max_tokens, owned by the forward context that allocates them.
@@ -44,15 +49,22 @@ typedef struct hearth_moe_bufs {
     float *h_out;                         /* [n, n_embd] */
     int32_t *h_ids, *order, *inv, *xrows; /* [n * k] each */
     int64_t *start;                       /* [n_expert + 2] */
+    /* layers whose experts stay in host memory (--n-cpu-moe): the input,
+     * gathered rows and gate/up on the host ([n, E], [n * k, E], [n * k,
+     * n_ff_exp] x2); NULL when the model has none */
+    float *h_x, *h_xs, *h_g, *h_u;
     /* qwen2moe's shared expert (n_ff_shexp > 0): its gate logit and weight
      * [n, 1], SwiGLU buffers [n, n_ff_shexp], output [n, n_embd]; host copies */
     hearth_tensor sh_logit, sh_w, sh_gate, sh_up, sh_out;
     float *h_sg, *h_shout; /* [n], [n, n_embd] */
 } hearth_moe_bufs;
 
-/* Allocate on `be` when the model has experts (else leaves *out zeroed). */
+/* Allocate on `be` when the model has experts (else leaves *out zeroed);
+ * cpu_experts: some layer run on `be` keeps its experts on be->host
+ * (hearth_layer.experts_on_host), which then runs the host-assisted path
+ * even where `be` has the moe ops. */
 hearth_status hearth_moe_bufs_alloc(hearth_backend *be, const hearth_hparams *hp, int max_tokens,
-                                    hearth_moe_bufs *out, hearth_error *err);
+                                    bool cpu_experts, hearth_moe_bufs *out, hearth_error *err);
 void hearth_moe_bufs_free(hearth_backend *be, hearth_moe_bufs *b);
 
 /* A tap on the expert matmuls' inputs (`hearth imatrix`): down = false, the

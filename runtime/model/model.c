@@ -441,7 +441,11 @@ static void describe_plan(hearth_model *m, int missing_type) {
 /* With gpu_layers = all: how many leading layers fit in the device's memory,
  * leaving room for the KV cache and activations (a tenth of it, at least
  * 512 MiB). n when the device does not say how much memory it has. */
-static int layers_that_fit(const hearth_model *m, hearth_backend *dev, uint64_t *avail_out) {
+static bool is_expert_tensor(const char *name, size_t len) {
+    return len > 12 && !memcmp(name + len - 12, "_exps.weight", 12);
+}
+
+static int layers_that_fit(const hearth_model *m, hearth_backend *dev, int n_cpu_moe, uint64_t *avail_out) {
     const int n = m->hp.n_layer;
     hearth_backend_info bi;
     dev->ops->info(dev, &bi);
@@ -459,7 +463,9 @@ static int layers_that_fit(const hearth_model *m, hearth_backend *dev, uint64_t 
         uint64_t bytes = 0;
         for (uint64_t i = 0; i < hearth_gguf_n_tensors(m->gguf); i++) {
             const gguf_tensor *t = hearth_gguf_tensor_at(m->gguf, i);
-            if (t->name.len > (size_t)plen && !memcmp(t->name.ptr, prefix, (size_t)plen)) bytes += t->nbytes;
+            if (t->name.len > (size_t)plen && !memcmp(t->name.ptr, prefix, (size_t)plen) &&
+                !(l < n_cpu_moe && is_expert_tensor(t->name.ptr, t->name.len)))
+                bytes += t->nbytes; /* experts kept on the host (--n-cpu-moe) take no device memory */
         }
         if (used + bytes > budget) return l;
         used += bytes;
@@ -468,7 +474,7 @@ static int layers_that_fit(const hearth_model *m, hearth_backend *dev, uint64_t 
 }
 
 /* Decide where every layer runs (see model.h). */
-static void place_layers(hearth_model *m, int gpu_layers) {
+static void place_layers(hearth_model *m, int gpu_layers, int n_cpu_moe) {
     hearth_backend *dev = m->backend, *host = dev->host;
     const int n = m->hp.n_layer;
     int want = !host || gpu_layers < 0 || gpu_layers > n ? n : gpu_layers;
@@ -480,7 +486,7 @@ static void place_layers(hearth_model *m, int gpu_layers) {
     int fit = n;
     uint64_t avail = 0;
     if (host && (gpu_layers < 0 || gpu_layers > n)) {
-        fit = layers_that_fit(m, dev, &avail);
+        fit = layers_that_fit(m, dev, n_cpu_moe, &avail);
         if (fit < want) want = fit;
     }
     int missing = -1, moe_host = 0;
@@ -493,7 +499,7 @@ static void place_layers(hearth_model *m, int gpu_layers) {
                 b = host;
                 missing = t;
             }
-            if (!dop->moe_route && m->hp.n_expert > 0 && hearth_moe_layer(m->gguf, l))
+            if (!dop->moe_route && m->hp.n_expert > 0 && hearth_moe_layer(m->gguf, l) && l >= n_cpu_moe)
                 moe_host++; /* see model.h */
         }
         m->layer_be[l] = b;
@@ -613,6 +619,49 @@ static hearth_status load_encoder(loader *L, int gpu_layers) {
     return HEARTH_OK;
 }
 
+/* Layer l's stacked expert tensors: on the layer's backend, or (--n-cpu-moe:
+ * l < n_cpu_moe on the device) left in the host mapping for the host CPU
+ * backend, their bytes counted as kept off the device. */
+static hearth_status load_experts(loader *L, int l, int n_cpu_moe) {
+    hearth_model *m = L->m;
+    hearth_layer *ly = &m->layers[l];
+    const int64_t E = m->hp.n_embd, NE = m->hp.n_expert, FE = m->hp.n_ff_exp;
+    hearth_backend *b = m->layer_be[l];
+    ly->experts_on_host = l < n_cpu_moe && b == m->backend && b->host;
+    if (ly->experts_on_host) b = b->host;
+    static const char *const names[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    hearth_tensor *dst[3] = {&ly->ffn_gate_exps, &ly->ffn_up_exps, &ly->ffn_down_exps};
+    for (int i = 0; i < 3; i++) {
+        char n[96];
+        snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[i]);
+        if (load_tensor(L, b, n, i < 2 ? E : FE, i < 2 ? FE * NE : E * NE, false, false, dst[i]))
+            return L->err ? L->err->code : HEARTH_ERR_FORMAT;
+        if (ly->experts_on_host) m->cpu_moe_bytes += hearth_gguf_find_tensor(m->gguf, n)->nbytes;
+    }
+    m->n_cpu_moe_layers += ly->experts_on_host;
+    return HEARTH_OK;
+}
+
+/* The plan's note on --n-cpu-moe: which layers' experts stay on the host. */
+static void describe_cpu_moe(hearth_model *m) {
+    if (!m->n_cpu_moe_layers) return;
+    int first = -1, last = -1;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (m->layers[l].experts_on_host) {
+            if (first < 0) first = l;
+            last = l;
+        }
+    size_t len = strlen(m->plan);
+    char range[32];
+    if (last > first)
+        snprintf(range, sizeof range, "%d-%d", first, last);
+    else
+        snprintf(range, sizeof range, "%d", first);
+    snprintf(m->plan + len, sizeof m->plan - len,
+             " (experts of %d layer%s (%s) on the cpu: %.1f MiB kept off the device)", m->n_cpu_moe_layers,
+             m->n_cpu_moe_layers == 1 ? "" : "s", range, (double)m->cpu_moe_bytes / (1024.0 * 1024.0));
+}
+
 /* A MoE model: at least one layer has experts (qwen3moe: all), no layer has
  * the shared-expert or bias tensors Hearth would not read, and mistral3's
  * attention output bias is refused as well. Then the active counts: all but
@@ -669,6 +718,14 @@ static void compute_fingerprint(hearth_model *m) {
              (unsigned long long)h2);
 }
 
+static bool bad_n_cpu_moe(int n, hearth_error *err) {
+    hearth_error_set(err, HEARTH_ERR_INVALID,
+                     "n_cpu_moe = %d: give how many leading layers keep their experts on the CPU (0 = none, "
+                     "a number at or above the layer count = all)",
+                     n);
+    return true;
+}
+
 hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, hearth_error *err) {
     hearth_model *m = calloc(1, sizeof *m);
     if (!m) {
@@ -677,6 +734,7 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
     }
     m->backend = p->backend;
     snprintf(m->path, sizeof m->path, "%s", path);
+    if (p->n_cpu_moe < 0 && bad_n_cpu_moe(p->n_cpu_moe, err)) goto fail;
     m->gguf = hearth_gguf_open(path, err);
     if (!m->gguf) goto fail;
     const char *file = base_name(path);
@@ -717,7 +775,7 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
         hearth_gguf_prefetch(m->gguf);
         return m;
     }
-    place_layers(m, p->gpu_layers);
+    place_layers(m, p->gpu_layers, p->n_cpu_moe);
     if (load_tensor(&L, m->embd_be, "token_embd.weight", E, V, false, false, &m->token_embd)) goto fail;
     if (load_tensor(&L, m->out_be, "output_norm.weight", E, 1, false, true, &m->output_norm)) goto fail;
     if (load_tensor(&L, m->out_be, "output.weight", E, V, true, false, &m->output)) goto fail;
@@ -780,11 +838,9 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
             ly->w_gate = hearth_tensor_rows(&gu, 0, F);
             ly->w_up = hearth_tensor_rows(&gu, F, F);
         } else if (hp->n_expert > 0 && hearth_moe_layer(m->gguf, l)) { /* see model.h */
-            const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
+            const int64_t NE = hp->n_expert;
             T(ffn_gate_inp, "ffn_gate_inp.weight", E, NE, false, false);
-            T(ffn_gate_exps, "ffn_gate_exps.weight", E, FE * NE, false, false);
-            T(ffn_up_exps, "ffn_up_exps.weight", E, FE * NE, false, false);
-            T(ffn_down_exps, "ffn_down_exps.weight", FE, E * NE, false, false);
+            if (load_experts(&L, l, p->n_cpu_moe)) goto fail;
             if (hp->n_ff_shexp > 0) { /* qwen2moe's shared expert */
                 const int64_t FS = hp->n_ff_shexp;
                 T(ffn_gate_inp_shexp, "ffn_gate_inp_shexp.weight", E, 1, false, false);
@@ -807,9 +863,11 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *p, 
 #undef T
     }
     if (check_moe_layers(&L)) goto fail;
+    describe_cpu_moe(m);
     compute_fingerprint(m);
     /* weights read straight from the mapping: fault them in now, not during the first prompt */
-    if (m->n_device_layers < hp->n_layer || !m->backend->host) hearth_gguf_prefetch(m->gguf);
+    if (m->n_device_layers < hp->n_layer || m->n_cpu_moe_layers || !m->backend->host)
+        hearth_gguf_prefetch(m->gguf);
     return m;
 fail:
     hearth_model_free(m);

@@ -13,19 +13,22 @@
  * forward pass serves them all. The Gemma layers
  * and granite need optional ops (gelu_mul, scale_cap, attention_ext: the CPU
  * and Vulkan backends have them, CUDA not yet): on a device backend without
- * them these models are placed on its host CPU backend, and `plan` says so. phi3's views are pointer offsets into the fused weight, which
- * every backend resolves (device pointers allow arithmetic), so it offloads. Encoders (bert, nomic-bert:
- * embedding models, bidirectional attention, post-norm layers) are rows too, flagged `encoder`; they have no
- * decoder forward pass and run through runtime/model/embed.h on the CPU backend only. Weights keep their GGUF
- * types; on a host-visible backend they point straight into the memory-mapped file, elsewhere they are
- * uploaded once.
+ * them these models are placed on its host CPU backend, and `plan` says so. phi3's views are pointer offsets
+ * into the fused weight, which every backend resolves (device pointers allow arithmetic), so it offloads.
+ * Encoders (bert, nomic-bert: embedding models, bidirectional attention, post-norm layers) are rows too,
+ * flagged `encoder`; they have no decoder forward pass and run through runtime/model/embed.h on the CPU
+ * backend only. Weights keep their GGUF types; on a host-visible backend they point straight into the
+ * memory-mapped file, elsewhere they are uploaded once.
  *
  * Placement (partial offload): each layer runs on one backend. With a device
  * backend (CUDA, Vulkan) the first `gpu_layers` layers go to the device and
  * the rest to its host CPU backend (backend->host); a layer whose weight types
  * the device has no kernel for also stays on the host. The embeddings follow
  * layer 0 and the output head the last layer (each falls back to the host the
- * same way). `plan` says in words where everything went.
+ * same way). With n_cpu_moe (--n-cpu-moe) the expert tensors of the first
+ * n_cpu_moe device layers stay in host memory and their matmuls run on the
+ * host (forward_moe.c), the rest of those layers on the device. `plan` says
+ * in words where everything went.
  *
  * Ownership: the model owns the GGUF mapping, the tokenizer and any uploaded
  * weight memory; it borrows the backend (and its host), which must outlive it.
@@ -157,6 +160,10 @@ typedef struct hearth_layer {
      * matrices stacked, expert e's rows at [e * rows, (e + 1) * rows) (the
      * GGUF's 3-D tensors seen as 2-D) */
     hearth_tensor ffn_gate_inp, ffn_gate_exps, ffn_up_exps, ffn_down_exps;
+    /* --n-cpu-moe: the three stacked expert tensors stay in host memory (the
+     * mapping) and their matmuls run on the device's host CPU backend, while
+     * the rest of the layer (router and shared expert too) runs on the device */
+    bool experts_on_host;
     /* qwen2moe's shared expert (data NULL when absent): its gate [n_embd -> 1]
      * (sigmoid(h . g) scales its output), and its SwiGLU matrices */
     hearth_tensor ffn_gate_inp_shexp, ffn_gate_shexp, ffn_up_shexp, ffn_down_shexp;
@@ -175,6 +182,8 @@ typedef struct hearth_model {
     hearth_backend *out_be;    /* where output_norm / output live */
     int n_device_layers;       /* layers on `backend` (all when it is the CPU) */
     uint64_t device_bytes;     /* weight bytes placed on `backend` when it is a device */
+    int n_cpu_moe_layers;      /* device layers whose experts stay on the host (--n-cpu-moe) */
+    uint64_t cpu_moe_bytes;    /* their expert tensors' bytes, kept off the device */
     char plan[512];            /* "layers 0-21 on vulkan:0, 22-31 on cpu; ..." */
     hearth_arch arch;
     const hearth_arch_info *arch_info;
@@ -214,7 +223,15 @@ typedef struct hearth_model_params {
      * HEARTH_GPU_LAYERS_ALL (or anything >= n_layer): all. Ignored when the
      * backend has no host (it is the CPU backend): everything runs there. */
     int gpu_layers;
+    /* The expert tensors (ffn_{gate,up,down}_exps) of layers [0, n_cpu_moe)
+     * that run on the device stay in host memory, their matmuls on the host
+     * CPU backend (llama.cpp's --n-cpu-moe); >= n_layer: every layer's
+     * (HEARTH_CPU_MOE_ALL); 0: none. Negative is refused. No effect on the
+     * CPU backend, on dense layers, or on layers placed on the host. */
+    int n_cpu_moe;
 } hearth_model_params;
+
+#define HEARTH_CPU_MOE_ALL (1 << 30)
 
 /* Load `path`. Errors name the file and the problem: unsupported
  * architecture, missing tensor, wrong shape, type the backend cannot run. */

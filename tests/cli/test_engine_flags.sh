@@ -52,6 +52,7 @@ CASES=(
   "--kv-type|q8_0|kv_type|\"q8_0\"|q4_0|kv_type: f32|\"f32\""
   "--cache-db|$TMP/flag.sqlite|cache_db|\"$TMP/flag.sqlite\"||prefix_cache: {path: $TMP/cfg.sqlite}|\"$TMP/cfg.sqlite\""
   "--cache-max-size|1MiB|cache_max_size|1048576|lots|prefix_cache: {max_size: 2MiB}|2097152"
+  "--n-cpu-moe|2|n_cpu_moe|2|-1|n_cpu_moe: 3|3"
 )
 
 for cmd in run chat serve bench; do
@@ -72,6 +73,10 @@ for cmd in run chat serve bench; do
     if pc "$cmd" --config "$TMP/c.yaml" "$flag" "$good" >"$TMP/o" 2>"$TMP/e" && [ "$(field "$TMP/o" "['$key']")" = "$want" ]; then ok; else
       bad "$cmd --config ($yaml) $flag $good: $(cat "$TMP/o" "$TMP/e")"; fi
   done
+  # --cpu-moe / cpu_moe: true: every layer's experts on the CPU (n_cpu_moe = 2^30, "all")
+  if pc "$cmd" --cpu-moe >"$TMP/o" 2>"$TMP/e" && [ "$(field "$TMP/o" "['n_cpu_moe']")" = 1073741824 ]; then ok; else bad "$cmd --cpu-moe: $(cat "$TMP/o" "$TMP/e")"; fi
+  printf 'cpu_moe: true\n' >"$TMP/c.yaml"
+  if pc "$cmd" --config "$TMP/c.yaml" >"$TMP/o" 2>"$TMP/e" && [ "$(field "$TMP/o" "['n_cpu_moe']")" = 1073741824 ]; then ok; else bad "$cmd cpu_moe: true: $(cat "$TMP/o" "$TMP/e")"; fi
   # --no-prefix-cache: a flag without a value
   if pc "$cmd" --no-prefix-cache >"$TMP/o" 2>"$TMP/e" && [ "$(field "$TMP/o" "['prefix_cache']")" = false ] &&
     [ "$(field "$TMP/o" "['cache_db']")" = null ]; then ok; else bad "$cmd --no-prefix-cache: $(cat "$TMP/o" "$TMP/e")"; fi

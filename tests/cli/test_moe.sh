@@ -11,7 +11,11 @@
 #     moe ops yet, the MoE layers run on the device with routing and the
 #     weighted sum on the host (forward_moe.c's host-assisted path), the plan
 #     says so, and the text is the same as on the CPU (skipped without a
-#     device).
+#     device); there --n-cpu-moe 1 and --cpu-moe give the same text, the plan
+#     and `hearth info` count the layers whose experts stay on the CPU and the
+#     device weights drop by exactly their bytes;
+#   - a negative --n-cpu-moe is refused naming the flag; on the CPU backend
+#     --cpu-moe changes nothing.
 # Env (ctest): HEARTH_BIN.
 set -uo pipefail
 BIN=${HEARTH_BIN:-hearth}
@@ -58,11 +62,34 @@ for spec in "qwen3moe-tiny q8_0 4 8 2 512 256" "mixtral-tiny f32 2 8 2 256 384";
         grep -qE "layers 0-[0-9]+ on vulkan" "$TMP/vk.err" && ok || bad "$s: layers not on the device"
         grep -q "mixture-of-experts layers: routing and the weighted sum on the host" "$TMP/vk.err" && ok || bad "$s: plan: $(grep layers "$TMP/vk.err")"
         echo "$s on vulkan: $(grep -o 'layers .*' "$TMP/vk.err" | head -1)"
+        # --n-cpu-moe 1 and --cpu-moe: the same text; the plan and info say how many layers'
+        # experts stay on the CPU and the device weights drop by exactly those bytes
+        for n in "--n-cpu-moe 1" "--cpu-moe"; do
+            t=$("$BIN" run -m "$f" -p "hello world" -n 12 --temp 0 --backend vulkan --cache-db none $n 2>"$TMP/vk.err") || bad "$s vulkan $n: $(tail -1 "$TMP/vk.err")"
+            check "[ \"$t\" = \"$cpu\" ]" "$s: vulkan $n text '$t' differs from cpu '$cpu'"
+            want=$([ "$n" = --cpu-moe ] && echo "$L" || echo 1)
+            grep -q "experts of $want layer" "$TMP/vk.err" && ok || bad "$s $n: plan: $(grep layers "$TMP/vk.err")"
+        done
+        "$BIN" info "$f" --backend vulkan --json >"$TMP/i0.json" && "$BIN" info "$f" --backend vulkan --n-cpu-moe 1 --json >"$TMP/i1.json" || bad "$s: info --n-cpu-moe"
+        per_layer=$((NE * 3 * E * F * 4)) # F32 experts of one layer
+        check "[ \"$(jq_ "$TMP/i1.json" "(d['offload']['cpu_moe_layers'], d['offload']['cpu_moe_bytes'])")\" = \"(1, $per_layer)\" ]" \
+            "$s: info cpu_moe $(jq_ "$TMP/i1.json" "d['offload']")"
+        check "[ \"$(( $(jq_ "$TMP/i0.json" "d['offload']['device_weight_bytes']") - $(jq_ "$TMP/i1.json" "d['offload']['device_weight_bytes']") ))\" = $per_layer ]" \
+            "$s: device weights did not drop by one layer's experts"
+        "$BIN" info "$f" --backend vulkan --n-cpu-moe 1 | grep -q "experts on the cpu: 1 layer" && ok || bad "$s: info text has no experts-on-the-cpu line"
     elif grep -qiE "no Vulkan|no usable Vulkan|no such device|Vulkan driver|not built" "$TMP/vk.err"; then
         echo "$s: vulkan part skipped ($(tail -1 "$TMP/vk.err"))"
     else
         bad "$s vulkan: $(tail -1 "$TMP/vk.err")"
     fi
 done
+# a negative --n-cpu-moe is refused with a message naming the flag (any backend)
+"$BIN" run -m "$f" -p hi -n 1 --n-cpu-moe -2 --cache-db none >/dev/null 2>"$TMP/neg.err" && bad "--n-cpu-moe -2 accepted" ||
+    { grep -q -- "--n-cpu-moe -2: give a layer count" "$TMP/neg.err" && ok || bad "--n-cpu-moe -2: $(cat "$TMP/neg.err")"; }
+"$BIN" info "$f" --n-cpu-moe -2 >/dev/null 2>"$TMP/neg.err" && bad "info --n-cpu-moe -2 accepted" ||
+    { grep -q -- "--n-cpu-moe -2" "$TMP/neg.err" && ok || bad "info --n-cpu-moe -2: $(cat "$TMP/neg.err")"; }
+# the CPU backend alone: the flag changes nothing
+t=$("$BIN" run -m "$f" -p "hello world" -n 12 --temp 0 --backend cpu --cache-db none --cpu-moe 2>/dev/null)
+check "[ \"$t\" = \"$cpu\" ]" "cpu --cpu-moe text '$t' differs from '$cpu'"
 echo "test_moe: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

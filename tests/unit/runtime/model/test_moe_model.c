@@ -12,6 +12,10 @@
  *     layers on the device (F32 within 1e-3 of the largest logit, Q8_0 2e-2);
  *   - a batch of tokens from several sequences gives each token the logits
  *     it gets alone (grouping tokens by expert mixes no rows), Q8_0 experts;
+ *   - --n-cpu-moe 0, 1, all (a fake device with the moe ops; Vulkan when
+ *     present): the first N layers' experts stay in the mapping, the device
+ *     memory drops by their bytes, logits and greedy tokens match the CPU;
+ *     a negative count is refused;
  *   - bad metadata: expert_used_count above expert_count, and qwen3moe
  *     without expert_count, are refused with errors naming the key.
  * Needs HEARTH_BIN (ctest sets it); skips without it.
@@ -316,6 +320,123 @@ static void test_bad_metadata(hearth_backend *be) {
     }
 }
 
+/* Largest |a - b| over 5 positions relative to the largest |b| of each,
+ * and whether every position's argmax (the greedy token) agrees. */
+static double rel_diff(const float *a, const float *b, int V, bool *same_argmax) {
+    double worst = 0;
+    *same_argmax = true;
+    for (int r = 0; r < 5; r++) {
+        double mx = 0, w = 0;
+        int ia = 0, ib = 0;
+        for (int v = 0; v < V; v++) {
+            const size_t i = (size_t)r * V + v;
+            if (fabs(b[i]) > mx) mx = fabs(b[i]);
+            if (fabs((double)a[i] - b[i]) > w) w = fabs((double)a[i] - b[i]);
+            if (a[i] > a[(size_t)r * V + ia]) ia = v;
+            if (b[i] > b[(size_t)r * V + ib]) ib = v;
+        }
+        if (mx > 0 && w / mx > worst) worst = w / mx;
+        *same_argmax = *same_argmax && ia == ib;
+    }
+    return worst;
+}
+
+/* --n-cpu-moe on one device backend: for 0, 1 and all layers, the experts of
+ * exactly the first min(N, n_layer) layers stay in the file's mapping (no
+ * copy), the device memory drops by their bytes (counted from the file's
+ * tensors here), and the logits at 5 positions match the CPU-only model's
+ * within tol x the largest logit, the greedy tokens equal. */
+static void check_cpu_moe(hearth_backend *dev, hearth_backend *cpu_be, const char *shape, double tol,
+                          bool count_device) {
+    char path[1024];
+    model_path(shape, "f32", path, sizeof path);
+    hearth_error err = {0};
+    hearth_model_params cp = {.backend = cpu_be, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
+    hearth_model *mc = hearth_model_load(path, &cp, &err);
+    CHECKF(mc, "%s: %s", path, err.msg);
+    if (!mc) return;
+    float *ref = prompt_logits(mc, cpu_be);
+    const int NL = mc->hp.n_layer, ns[3] = {0, 1, HEARTH_CPU_MOE_ALL};
+    uint64_t dev0 = 0;
+    for (int k = 0; k < 3 && ref; k++) {
+        hearth_model_params mp = {.backend = dev, .gpu_layers = HEARTH_GPU_LAYERS_ALL, .n_cpu_moe = ns[k]};
+        hearth_model *m = hearth_model_load(path, &mp, &err);
+        CHECKF(m, "%s n_cpu_moe %d: %s", shape, ns[k], err.msg);
+        if (!m) continue;
+        const int want = ns[k] < NL ? ns[k] : NL;
+        uint64_t bytes = 0;
+        int on_host = 0, mapped = 0;
+        for (int l = 0; l < NL; l++) {
+            on_host += m->layers[l].experts_on_host && l < want;
+            static const char *const names[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+            const hearth_tensor *ts[3] = {&m->layers[l].ffn_gate_exps, &m->layers[l].ffn_up_exps,
+                                          &m->layers[l].ffn_down_exps};
+            for (int i = 0; i < 3 && l < want; i++) {
+                char n[96];
+                snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[i]);
+                const gguf_tensor *t = hearth_gguf_find_tensor(m->gguf, n);
+                bytes += t->nbytes;
+                mapped += ts[i]->data == t->data;
+            }
+        }
+        CHECKF(on_host == want && m->n_cpu_moe_layers == want,
+               "%s n_cpu_moe %d: %d layers' experts on the host", shape, ns[k], m->n_cpu_moe_layers);
+        CHECKF(mapped == 3 * want, "%s: %d of %d expert tensors left in the mapping", shape, mapped,
+               3 * want);
+        CHECKF(m->cpu_moe_bytes == bytes, "%s: cpu_moe_bytes %llu, want %llu", shape,
+               (unsigned long long)m->cpu_moe_bytes, (unsigned long long)bytes);
+        if (k == 0) dev0 = m->device_bytes;
+        if (count_device)
+            CHECKF(dev0 - m->device_bytes == bytes, "%s n_cpu_moe %d: device bytes %llu, %llu with none",
+                   shape, ns[k], (unsigned long long)m->device_bytes, (unsigned long long)dev0);
+        CHECKF(m->n_device_layers == NL, "%s: %s", shape, m->plan);
+        CHECKF(!want || strstr(m->plan, "on the cpu"), "%s: plan '%s'", shape, m->plan);
+        float *a = prompt_logits(m, dev);
+        bool same = false;
+        const double w = a ? rel_diff(a, ref, mc->hp.n_vocab, &same) : 1e9;
+        CHECKF(w <= tol && same, "%s n_cpu_moe %d: logits vs cpu %.3g x max (tol %.3g), greedy %s", shape,
+               ns[k], w, tol, same ? "equal" : "differs");
+        printf(
+            "  n_cpu_moe %d on %s: %s: %d layers' experts on the host (%.1f MiB), device weights %.1f MiB; "
+            "max |logit diff| vs cpu %.2e x max (tol %.0e), greedy %s\n",
+            want, dev->ops == cpu_be->ops ? "a fake device" : "the device", shape, m->n_cpu_moe_layers,
+            m->cpu_moe_bytes / 1048576.0, m->device_bytes / 1048576.0, w, tol, same ? "equal" : "differs");
+        free(a);
+        hearth_model_free(m);
+    }
+    free(ref);
+    hearth_model_free(mc);
+}
+
+/* --n-cpu-moe: a fake device (the CPU ops, with the moe ops, so the layers
+ * with host experts take the host-assisted path where the others do not),
+ * Vulkan when there is one (lavapipe in CI), and a negative count refused. */
+static void test_cpu_moe(hearth_backend *cpu_be) {
+    hearth_error err = {0};
+    hearth_backend *host = hearth_cpu_backend_create(1, &err);
+    REQUIRE(host);
+    hearth_backend dev = *cpu_be; /* shares the CPU context; used by this test alone */
+    dev.host = host;
+    check_cpu_moe(&dev, cpu_be, "qwen2moe-tiny", 1e-5, false); /* with a shared expert */
+    hearth_backend_config bc = {"vulkan", 2};
+    hearth_backend *vb = hearth_backend_create(&bc, &err);
+    if (vb) {
+        check_cpu_moe(vb, cpu_be, "qwen3moe-tiny", 1e-3, true);
+        check_cpu_moe(vb, cpu_be, "mixtral-tiny", 1e-3, true);
+        hearth_backend_free(vb);
+    } else {
+        printf("  n_cpu_moe on vulkan: skipped (%s)\n", err.msg);
+    }
+    char path[1024];
+    hearth_model_params mp = {.backend = &dev, .gpu_layers = HEARTH_GPU_LAYERS_ALL, .n_cpu_moe = -1};
+    hearth_model *m = hearth_model_load(model_path("qwen3moe-tiny", "f32", path, sizeof path), &mp, &err);
+    CHECK(!m && err.code == HEARTH_ERR_INVALID);
+    CHECK_CONTAINS(err.msg, "n_cpu_moe = -1");
+    printf("  refused: %s\n", err.msg);
+    hearth_model_free(m);
+    hearth_backend_free(host);
+}
+
 int main(void) {
     if (!getenv("HEARTH_BIN")) {
         printf("SKIP: HEARTH_BIN is needed (run through ctest)\n");
@@ -328,6 +449,7 @@ int main(void) {
     test_counts(be);
     test_host_path(be);
     test_vulkan(be);
+    test_cpu_moe(be);
     test_batch_independence(be);
     test_bad_metadata(be);
     hearth_backend_free(be);
