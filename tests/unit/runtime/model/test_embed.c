@@ -279,7 +279,7 @@ static void test_encoder(hearth_model *m) {
 static void test_decoder(hearth_backend *be) {
     char path[1024];
     hearth_error err = {0};
-    hearth_model_params mp = {be, HEARTH_GPU_LAYERS_ALL};
+    hearth_model_params mp = {.backend = be, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
     hearth_model *m =
         hearth_model_load(test_shared_path(path, sizeof path, "models/hearth-kjv-llama-f32.gguf"), &mp, &err);
     if (!m) {
@@ -330,7 +330,7 @@ static void test_backends(const char *path, hearth_backend *cpu, const float *re
     hearth_backend fake = *cpu;
     fake.ops = &ops;
     ops.gelu = NULL;
-    hearth_model_params mp = {&fake, HEARTH_GPU_LAYERS_ALL};
+    hearth_model_params mp = {.backend = &fake, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
     hearth_model *m = hearth_model_load(path, &mp, &err);
     CHECK(m == NULL && err.code == HEARTH_ERR_UNSUPPORTED);
     CHECK_CONTAINS(err.msg, "has no gelu op");
@@ -381,7 +381,7 @@ int main(void) {
     hearth_error err = {0};
     hearth_backend *be = hearth_cpu_backend_create(2, &err);
     REQUIRE(be);
-    hearth_model_params mp = {be, HEARTH_GPU_LAYERS_ALL};
+    hearth_model_params mp = {.backend = be, .gpu_layers = HEARTH_GPU_LAYERS_ALL};
     hearth_model *m = hearth_model_load(path, &mp, &err);
     if (!m) unlink(path);
     if (!m) fprintf(stderr, "load: %s\n", err.msg);
