@@ -100,22 +100,12 @@ static inline void unpack_q5_K(const block_q5_K *x, kq_row *row) {
 
 /* Q6_K: level = (4 low bits | 2 high bits << 4) - 32, as signed bytes. */
 static inline void unpack_q6_K(const block_q6_K *x, kq_row *row) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m32 = _mm256_set1_epi8(32);
-    const __m256i h01 = _mm256_set1_epi8(0x03), h23 = _mm256_set1_epi8(0x0C), h45 = _mm256_set1_epi8(0x30),
-                  h67 = _mm256_set1_epi8((char)0xC0), u128 = _mm256_set1_epi8((char)0x80);
+    const __m256i m32 = _mm256_set1_epi8(32), u128 = _mm256_set1_epi8((char)0x80);
     const __m128i sc = _mm_loadu_si128((const __m128i *)x->scales);
     __m256i corr = _mm256_setzero_si256();
     for (int half = 0; half < 2; half++) {
-        const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
-        const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
-                      l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
         __m256i q[4];
-        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, h01), 4));
-        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, h23), 2));
-        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, h45));
-        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                               _mm256_srli_epi16(_mm256_and_si256(h, h67), 2));
+        q6_K_levels(x->ql + 64 * half, x->qh + 32 * half, q);
         for (int k = 0; k < 4; k++) {
             const int c = 4 * half + k;
             row->q[c] = _mm256_sub_epi8(q[k], m32);

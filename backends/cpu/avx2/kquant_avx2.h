@@ -81,4 +81,22 @@ static inline __m128i q3_K_scales(const uint8_t scales[12]) {
     return _mm_sub_epi8(_mm_setr_epi32((int)w0, (int)w1, (int)w2, (int)w3), _mm_set1_epi8(32));
 }
 
+/* Q6_K: the 128 levels (0..63, before the -32) of one half of a super-block,
+ * from its 64 low-nibble bytes ql and 32 high-bit bytes qh, as 4 vectors of
+ * 32 bytes in group order (the dot and the tile read them alike). */
+static inline void q6_K_levels(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
+                  l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_and_si256(h, _mm256_set1_epi8(0x30)));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2));
+}
+
 #endif

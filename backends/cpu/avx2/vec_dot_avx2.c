@@ -427,9 +427,7 @@ static void dot_q6_K_q8_K(int64_t n, float *out, const void *w, const void *act)
     const block_q6_K *x = w;
     const block_q8_K *y = act;
     const int64_t nb = n / QK_K;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m32 = _mm256_set1_epi8(32);
-    const __m256i h01 = _mm256_set1_epi8(0x03), h23 = _mm256_set1_epi8(0x0C), h45 = _mm256_set1_epi8(0x30),
-                  h67 = _mm256_set1_epi8((char)0xC0);
+    const __m256i m32 = _mm256_set1_epi8(32);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * f16_scalar(x[i].d);
@@ -438,14 +436,8 @@ static void dot_q6_K_q8_K(int64_t n, float *out, const void *w, const void *act)
         const int8_t *q8 = y[i].qs;
         __m256i sumi0 = _mm256_setzero_si256(), sumi1 = sumi0;
         for (int half = 0; half < 2; half++, ql += 64, qh += 32) {
-            const __m256i h = loadu256(qh);
-            const __m256i l0 = loadu256(ql), l1 = loadu256(ql + 32);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, h01), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, h23), 2));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, h45));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_srli_epi16(_mm256_and_si256(h, h67), 2));
+            q6_K_levels(ql, qh, q);
             for (int k = 0; k < 4; k++, q8 += 32) {
                 const __m256i a8 = loadu256(q8);
                 const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], a8), _mm256_maddubs_epi16(m32, a8));
