@@ -16,9 +16,10 @@
  * 4k..4k+3 are broadcast to all lanes, and 8 multiply-adds give every lane
  * its row's exact group sum, with no horizontal reduction. The unpacked group
  * then serves every token of the tile, so a weight block is decoded once per
- * 64 tokens instead of once per (row, token) pair. One token goes
- * per pair (measured in test_gemm on a cache-resident tile: from 2 tokens the
- * tile wins, x1.3 to x1.9 over per-pair at 2 tokens; at 1 it cannot).
+ * 64 tokens instead of once per (row, token) pair. One token of IQ4_NL /
+ * IQ4_XS goes per pair (measured in test_gemm on a cache-resident tile: from
+ * 2 tokens the tile wins, x1.3 to x1.9 over per-pair at 2 tokens; at 1 it
+ * does not); Q4_1/Q5_0/Q5_1 take the tile at one token too (gemm_groups).
  *
  * Invariant (checked by tests/unit/backends/test_gemm.c): every output is
  * bit-identical to hearth_cpu_vec_dot of the pair, i.e. to the scalar kernel
@@ -229,7 +230,13 @@ static inline __attribute__((always_inline)) void gemm_groups(const kind k, hear
                                                               const void *w, size_t w_stride, int nr,
                                                               const void *a, size_t a_stride, int nt,
                                                               float *out, size_t out_stride) {
-    if (nt <= FEW_TOKS) { /* per pair, row by row: one sequential stream per row */
+    /* One token goes per pair, row by row (one sequential stream per row),
+     * except Q4_1/Q5_0/Q5_1, where the tile's 8 rows in lanes beat the
+     * per-pair dot's serial block chain at one token too (test_gemm in cache
+     * 1.09-1.24x; qwen2.5-0.5b q4_K, mostly Q5_0, tg64 at 1 thread 32.4 ->
+     * 36.1 tok/s); for IQ4_XS the tile was 0.8x there. */
+    const int few = k == K_Q4_1 || k == K_Q5_0 || k == K_Q5_1 ? 0 : FEW_TOKS;
+    if (nt <= few) {
         const hearth_vec_dot_fn dot = hearth_cpu_vec_dot_avx2(type);
         for (int r = 0; r < nr; r++)
             for (int t = 0; t < nt; t++)
