@@ -29,43 +29,23 @@
 #include "core/quant_iq2.h"
 #include "core/quant_weighted.h"
 #include "test.h"
-
-static uint64_t iq_state;
-static uint32_t iq_next(void) {
-    iq_state ^= iq_state << 13;
-    iq_state ^= iq_state >> 7;
-    iq_state ^= iq_state << 17;
-    return (uint32_t)(iq_state >> 32);
-}
-static float iq_unif(void) {
-    return (float)((iq_next() >> 8) * (1.0 / 16777216.0));
-}
+#include "quant_test_data.h"
 
 /* must stay identical to the generator the reference hashes were made with */
 static void iq_make(float *x, float *w, int rows, int n, uint64_t seed) {
-    iq_state = seed;
+    test_rng_seed(seed);
     for (int j = 0; j < n; j++) {
-        w[j] = 0.01f + 4.0f * iq_unif() * iq_unif() * (j % 7 == 0 ? 20.0f : 1.0f);
+        w[j] = 0.01f + 4.0f * test_rng_unif() * test_rng_unif() * (j % 7 == 0 ? 20.0f : 1.0f);
         if (j % 29 == 3) w[j] = 0.0f;
     }
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < n; j++) {
-            float v = (iq_unif() - 0.5f) * 2.0f * (1.0f + (float)(j % 5));
-            if (iq_next() % 53 == 0) v *= 9.0f;
+            float v = (test_rng_unif() - 0.5f) * 2.0f * (1.0f + (float)(j % 5));
+            if (test_rng_next() % 53 == 0) v *= 9.0f;
             if (r == 4 && j >= 64 && j < 96) v = 0.0f;
             if (r == 5 && j % 3 == 0) v = (float)(j % 4) * 0.5f;
             x[(size_t)r * n + j] = v * (r == 2 ? 0.001f : 1.0f);
         }
-}
-
-static uint64_t fnv(const void *data, size_t n) {
-    const uint8_t *p = data;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
 }
 
 /* ---------------------------------------------------------------- (a) tables */
@@ -143,8 +123,9 @@ static void check_tables(const table_ref *ref) {
     CHECKF(on_grid == t->grid_size, "%s: %d patterns on the grid", hearth_dtype_name(ref->t), on_grid);
     CHECKF(!bad_order && !bad_set, "%s: %d lists out of order, %d with the wrong set",
            hearth_dtype_name(ref->t), bad_order, bad_set);
-    const uint64_t hn = fnv(t->neighbours, (size_t)(t->n_neighbours + t->n_off_grid) * sizeof(uint16_t));
-    const uint64_t hm = fnv(t->map, (size_t)HEARTH_IQ2_KMAP_SIZE * sizeof(int32_t));
+    const uint64_t hn = test_fnv1a(
+        t->neighbours, (size_t)(t->n_neighbours + t->n_off_grid) * sizeof(uint16_t), TEST_FNV_OFFSET);
+    const uint64_t hm = test_fnv1a(t->map, (size_t)HEARTH_IQ2_KMAP_SIZE * sizeof(int32_t), TEST_FNV_OFFSET);
     CHECKF(hn == ref->fnv_neighbours && hm == ref->fnv_map, "%s: neighbours %016llx map %016llx",
            hearth_dtype_name(ref->t), (unsigned long long)hn, (unsigned long long)hm);
 }
@@ -219,15 +200,15 @@ static void *run_job(void *arg) {
 static void check_sanity(void) {
     static float x[ROWS * N], w[N];
     static uint8_t a[ROWS * N], b[ROWS * N], c[ROWS * N];
-    iq_state = 77;
+    test_rng_seed(77);
     for (int i = 0; i < ROWS * N; i++) { /* normal-ish rows: sum of uniforms */
         float v = 0;
         for (int k = 0; k < 4; k++)
-            v += iq_unif() - 0.5f;
+            v += test_rng_unif() - 0.5f;
         x[i] = v * (1.0f + (float)(i % 3));
     }
     for (int j = 0; j < N; j++)
-        w[j] = 0.05f + 3.0f * iq_unif() * iq_unif();
+        w[j] = 0.05f + 3.0f * test_rng_unif() * test_rng_unif();
     for (size_t i = 0; i < sizeof k_types / sizeof *k_types; i++) {
         const hearth_dtype t = k_types[i];
         const char *name = hearth_dtype_name(t);
@@ -292,7 +273,7 @@ int main(void) {
             const bytes_ref *r = &k_bytes[i];
             const size_t n = quantize_rows(r->t, x, ROWS, N, out, r->weighted ? w : NULL);
             CHECK(n == hearth_dtype_row_size(r->t, N) * ROWS);
-            const uint64_t h = fnv(out, n);
+            const uint64_t h = test_fnv1a(out, n, TEST_FNV_OFFSET);
             CHECKF(h == r->fnv[s], "%s %s seed %d: fnv %016llx, llama.cpp's %016llx", hearth_dtype_name(r->t),
                    r->weighted ? "weighted" : "plain", s, (unsigned long long)h,
                    (unsigned long long)r->fnv[s]);

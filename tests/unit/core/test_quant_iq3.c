@@ -24,43 +24,17 @@
 #include "core/quant_iq3.h"
 #include "core/quant_weighted.h"
 #include "test.h"
+#include "quant_test_data.h"
 
-static uint64_t wq_state;
-static uint32_t wq_next(void) {
-    wq_state ^= wq_state << 13;
-    wq_state ^= wq_state >> 7;
-    wq_state ^= wq_state << 17;
-    return (uint32_t)(wq_state >> 32);
-}
-static float wq_unif(void) {
-    return (float)((wq_next() >> 8) * (1.0 / 16777216.0));
-}
-
-/* must stay identical to the generator the reference hashes were made with */
+/* the weighted quantizers' input (quant_test_data.h), which the reference
+ * hashes were made with, plus */
 static void wq_make(float *x, float *w, int rows, int n, uint64_t seed) {
-    wq_state = seed;
-    for (int j = 0; j < n; j++)
-        w[j] = 0.01f + 4.0f * wq_unif() * wq_unif() * (j % 7 == 0 ? 20.0f : 1.0f);
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < n; j++) {
-            float v = (wq_unif() - 0.5f) * 2.0f * (1.0f + (float)(j % 5));
-            if (wq_next() % 53 == 0) v *= 9.0f;
-            x[(size_t)r * n + j] = v * (r == 2 ? 0.001f : 1.0f);
-        }
+    test_weighted_make(x, w, rows, n, seed);
     /* row 4: an all-zero group of 32 (IQ3_S's skip), row 5: one all-zero block of 256 */
     for (int j = 32; j < 64; j++)
         x[(size_t)4 * n + j] = 0;
     for (int j = 256; j < 512 && rows > 5; j++)
         x[(size_t)5 * n + j] = 0;
-}
-
-static uint64_t wq_fnv(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
 }
 
 enum { ROWS = 7, N = 512 };
@@ -154,12 +128,12 @@ int main(void) {
             CHECK(hearth_quant_weighted_kind(r->t) == 1);
             size_t n = quantize_rows(r->t, x, out, w);
             CHECKF(n == r->bytes, "%s: %zu bytes", hearth_dtype_name(r->t), n);
-            uint64_t h = wq_fnv(out, n);
+            uint64_t h = test_fnv1a(out, n, TEST_FNV_OFFSET);
             CHECKF(h == r->fnv[2 * (s - 1)], "%s seed %d weighted: fnv 0x%016llx, ggml's 0x%016llx",
                    hearth_dtype_name(r->t), s, (unsigned long long)h,
                    (unsigned long long)r->fnv[2 * (s - 1)]);
             n = quantize_rows(r->t, x, plain, NULL);
-            h = wq_fnv(plain, n);
+            h = test_fnv1a(plain, n, TEST_FNV_OFFSET);
             CHECKF(h == r->fnv[2 * (s - 1) + 1], "%s seed %d plain: fnv 0x%016llx, ggml's 0x%016llx",
                    hearth_dtype_name(r->t), s, (unsigned long long)h,
                    (unsigned long long)r->fnv[2 * (s - 1) + 1]);

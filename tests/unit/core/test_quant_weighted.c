@@ -18,39 +18,7 @@
 #include "core/dtype.h"
 #include "core/quant_weighted.h"
 #include "test.h"
-
-static uint64_t wq_state;
-static uint32_t wq_next(void) {
-    wq_state ^= wq_state << 13;
-    wq_state ^= wq_state >> 7;
-    wq_state ^= wq_state << 17;
-    return (uint32_t)(wq_state >> 32);
-}
-static float wq_unif(void) {
-    return (float)((wq_next() >> 8) * (1.0 / 16777216.0));
-}
-
-/* must stay identical to the generator the reference hashes were made with */
-static void wq_make(float *x, float *w, int rows, int n, uint64_t seed) {
-    wq_state = seed;
-    for (int j = 0; j < n; j++)
-        w[j] = 0.01f + 4.0f * wq_unif() * wq_unif() * (j % 7 == 0 ? 20.0f : 1.0f);
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < n; j++) {
-            float v = (wq_unif() - 0.5f) * 2.0f * (1.0f + (float)(j % 5));
-            if (wq_next() % 53 == 0) v *= 9.0f;
-            x[(size_t)r * n + j] = v * (r == 2 ? 0.001f : 1.0f);
-        }
-}
-
-static uint64_t wq_fnv(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+#include "quant_test_data.h"
 
 enum { ROWS = 6, N = 512 };
 
@@ -98,19 +66,19 @@ int main(void) {
     static float x[ROWS * N], w[N];
     static uint8_t out[ROWS * N * 2], plain[ROWS * N * 2];
     for (int s = 1; s <= 2; s++) {
-        wq_make(x, w, ROWS, N, 0x9E3779B97F4A7C15ull * (uint64_t)s);
+        test_weighted_make(x, w, ROWS, N, 0x9E3779B97F4A7C15ull * (uint64_t)s);
         for (size_t i = 0; i < sizeof k_ref / sizeof *k_ref; i++) {
             const ref_t *r = &k_ref[i];
             CHECK(hearth_quant_weighted_kind(r->t) == 1);
             size_t n = quantize_rows(r->t, x, out, w);
             CHECKF(n == r->bytes, "%s: %zu bytes, want %zu", hearth_dtype_name(r->t), n, r->bytes);
-            uint64_t h = wq_fnv(out, n);
+            uint64_t h = test_fnv1a(out, n, TEST_FNV_OFFSET);
             CHECKF(h == r->fnv[s - 1], "%s seed %d: fnv %016llx, llama.cpp's %016llx",
                    hearth_dtype_name(r->t), s, (unsigned long long)h, (unsigned long long)r->fnv[s - 1]);
         }
     }
     /* (b) the weights change the search toward the important columns */
-    wq_make(x, w, ROWS, N, 12345);
+    test_weighted_make(x, w, ROWS, N, 12345);
     size_t n = quantize_rows(HEARTH_Q4_0, x, out, w), np = quantize_rows(HEARTH_Q4_0, x, plain, NULL);
     REQUIRE(n && n == np);
     double ew = weighted_err(HEARTH_Q4_0, x, w, out), ep = weighted_err(HEARTH_Q4_0, x, w, plain);

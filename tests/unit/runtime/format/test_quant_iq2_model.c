@@ -21,16 +21,7 @@
 #include "runtime/format/gguf.h"
 #include "runtime/format/imatrix_file.h"
 #include "test.h"
-
-static uint64_t fnv(const void *data, size_t n) {
-    const uint8_t *p = data;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+#include "quant_test_data.h"
 
 typedef struct {
     hearth_dtype t;
@@ -71,7 +62,7 @@ static bool quantize_tensor(const hearth_gguf *g, const hearth_imatrix *im, hear
     }
     for (int k = 0; k < 2; k++)
         pthread_join(th[k], NULL);
-    *hash = fnv(out, bytes);
+    *hash = test_fnv1a(out, bytes, TEST_FNV_OFFSET);
     free(out);
     free(qw);
     return jobs[0].ok && jobs[1].ok;

@@ -30,6 +30,7 @@
 #include "runtime/model/forward.h"
 #include "runtime/model/model.h"
 #include "test.h"
+#include "quant_test_data.h"
 
 /* llama-quantize's file types (mixtures: IQ2_M is mostly IQ2_S tensors, IQ3_XXS
  * also holds IQ3_S and IQ2_S ones ...); together they hold all seven types. */
@@ -49,15 +50,6 @@ static int g_seen[HEARTH_DTYPE_COUNT]; /* IQ tensors checked, per type */
 #define NEAR_TIE_FLOOR 1e-2
 
 enum { MAX_PROMPT = 64, MAX_GEN = 16, TOP = 10, N_DOTS = 16 };
-
-static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 /* Numbers of the JSON array after `key` (nested arrays flattened), up to cap. */
 static const char *read_numbers(const char *p, const char *key, double *out, int cap, int *pn) {
@@ -109,10 +101,10 @@ static void check_tensor(const hearth_gguf *g, const char *rec, int *n_checked) 
     const int64_t ne0 = (int64_t)t->ne[0], rows = (int64_t)(t->nbytes / hearth_dtype_row_size(t->type, ne0));
     const size_t rb = hearth_dtype_row_size(t->type, ne0);
     float *y = malloc(sizeof(float) * (size_t)ne0), *x = malloc(sizeof(float) * (size_t)ne0);
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = TEST_FNV_OFFSET;
     for (int64_t r = 0; r < rows; r++) {
         hearth_dequantize_row(t->type, (const char *)t->data + r * rb, y, ne0);
-        h = fnv1a(y, sizeof(float) * (size_t)ne0, h);
+        h = test_fnv1a(y, sizeof(float) * (size_t)ne0, h);
     }
     CHECKF(h == want_hash, "%s (%s): dequantization differs from ggml's (hash %016llx, ggml %016llx)", name,
            hearth_dtype_name(t->type), (unsigned long long)h, want_hash);
