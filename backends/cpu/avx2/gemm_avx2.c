@@ -30,15 +30,11 @@
 #include <string.h>
 
 #include "gemm_kernels.h"
+#include "kquant_avx2.h" /* hsum_f32x8: the F16 dot's own reduction */
+#include "tile_avx2.h"
 #include "simd_kernels.h"
 
 enum { LANES = 8, GROUPS = 2, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64 };
-
-static inline uint32_t load_u32(const void *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 /* Two 16-byte loads as one vector: lo in lanes 0..3, hi in lanes 4..7. */
 static inline __m256i load_2x128(const void *lo, const void *hi) {
@@ -63,11 +59,6 @@ static inline void transpose_8x16(const uint8_t *const p[LANES], __m256i out[4])
                out);
 }
 
-static inline __m256 f16x8(const hearth_f16 d[LANES]) {
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4],
-                                          (short)d[5], (short)d[6], (short)d[7]));
-}
-
 /* Per token of the tile, for the current block: sum of the 32 activation
  * bytes (Q4_0's offset correction) and the activation scale. */
 static inline void token_terms(const block_q8_0 *y, int32_t *bsum, float *d) {
@@ -86,21 +77,6 @@ static void store_tile(const float (*acc)[MAX_TOKS][LANES], int nr, int nt, floa
     for (int t = 0; t < nt; t++)
         for (int r = 0; r < nr; r++)
             out[(size_t)t * out_stride + r] = acc[r / LANES][t][r % LANES];
-}
-
-/* The kernel reads its nr weight rows as nr interleaved streams, which the
- * hardware prefetchers do not follow, so without help every block would wait
- * on memory (decode, with one token, ran 4x slower). The rows of the caller's
- * next tile usually follow this tile's in memory: while working on block ib
- * of nb, request slice ib of the next tile (nr rows from `end`) into L1
- * (measured: better than L2), so that memory streams in the background like
- * the per-pair kernels' reads. Past the matrix's end this is harmless: x86
- * prefetches never fault. */
-static inline void prefetch_next_tile(const char *end, size_t tile_bytes, int64_t ib, int64_t nb) {
-    const size_t from = (size_t)ib * tile_bytes / (size_t)nb, to = (size_t)(ib + 1) * tile_bytes / (size_t)nb;
-    /* inline asm: GCC 12 deletes a loop of nothing but _mm_prefetch here */
-    for (size_t off = from & ~(size_t)63; off < to; off += 64)
-        __asm__ volatile("prefetcht0 %0" : : "m"(end[off]));
 }
 
 #define BLOCK_AT(base, stride, i, type, ib)                                                                  \
@@ -437,13 +413,6 @@ static inline __attribute__((always_inline)) void f16_tile(const int nt, int64_t
             for (int t = 0; t < nt; t++)
                 part[r][t][k] = acc[r][t];
     }
-}
-
-static inline float hsum_f32x8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 static void gemm_f16(int64_t n, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,

@@ -36,31 +36,12 @@
 #include <string.h>
 
 #include "gemm_kernels.h"
+#include "tile_avx2.h"
 #include "simd_kernels.h"
 
 enum { LANES = 8, GROUPS = 2, MAX_ROWS = LANES * GROUPS, MAX_TOKS = 64, FEW_TOKS = 1 };
 
 typedef enum { K_Q4_1, K_Q5_0, K_Q5_1, K_IQ4_NL, K_IQ4_XS } kind;
-
-static inline uint32_t load_u32(const void *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline __m256 f16x8(const hearth_f16 d[LANES]) {
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4],
-                                          (short)d[5], (short)d[6], (short)d[7]));
-}
-
-/* Request slice ib of nb of the caller's next tile (the tile_bytes after
- * `end`) into L1, as gemm_avx2.c does: the interleaved row streams of a tile
- * defeat the hardware prefetchers. x86 prefetches never fault. */
-static inline void prefetch_next_tile(const char *end, size_t tile_bytes, int64_t ib, int64_t nb) {
-    const size_t from = (size_t)ib * tile_bytes / (size_t)nb, to = (size_t)(ib + 1) * tile_bytes / (size_t)nb;
-    for (size_t off = from & ~(size_t)63; off < to; off += 64)
-        __asm__ volatile("prefetcht0 %0" : : "m"(end[off]));
-}
 
 /* 16 packed bytes -> 32 nibbles (low nibbles elements 0..15, high 16..31). */
 static inline __m256i nibbles32(const uint8_t *qs) {
